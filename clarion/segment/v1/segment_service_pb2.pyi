@@ -1,0 +1,83 @@
+from clarion.common.v1 import common_pb2 as _common_pb2
+from clarion.segment.v1 import subscriber_pb2 as _subscriber_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterSubscriberRequest(_message.Message):
+    __slots__ = ("push_subscription", "browser", "timezone", "profile_id")
+    PUSH_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    BROWSER_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    push_subscription: _common_pb2.PushSubscription
+    browser: _common_pb2.Browser
+    timezone: str
+    profile_id: str
+    def __init__(self, push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ...) -> None: ...
+
+class RegisterSubscriberResponse(_message.Message):
+    __slots__ = ("subscriber", "created")
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    subscriber: _subscriber_pb2.Subscriber
+    created: bool
+    def __init__(self, subscriber: _Optional[_Union[_subscriber_pb2.Subscriber, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class UnsubscribeSubscriberRequest(_message.Message):
+    __slots__ = ("subscriber_id", "reason")
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    reason: str
+    def __init__(self, subscriber_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UnsubscribeSubscriberResponse(_message.Message):
+    __slots__ = ("subscriber",)
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    subscriber: _subscriber_pb2.Subscriber
+    def __init__(self, subscriber: _Optional[_Union[_subscriber_pb2.Subscriber, _Mapping]] = ...) -> None: ...
+
+class GetSubscriberRequest(_message.Message):
+    __slots__ = ("subscriber_id",)
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    def __init__(self, subscriber_id: _Optional[str] = ...) -> None: ...
+
+class GetSubscriberResponse(_message.Message):
+    __slots__ = ("subscriber",)
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    subscriber: _subscriber_pb2.Subscriber
+    def __init__(self, subscriber: _Optional[_Union[_subscriber_pb2.Subscriber, _Mapping]] = ...) -> None: ...
+
+class ListSubscribersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSubscribersResponse(_message.Message):
+    __slots__ = ("subscribers", "next_page_token")
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    subscribers: _containers.RepeatedCompositeFieldContainer[_subscriber_pb2.Subscriber]
+    next_page_token: str
+    def __init__(self, subscribers: _Optional[_Iterable[_Union[_subscriber_pb2.Subscriber, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class StreamReachableSubscribersRequest(_message.Message):
+    __slots__ = ("page_size",)
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    def __init__(self, page_size: _Optional[int] = ...) -> None: ...
+
+class StreamReachableSubscribersResponse(_message.Message):
+    __slots__ = ("subscribers",)
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    subscribers: _containers.RepeatedCompositeFieldContainer[_subscriber_pb2.Subscriber]
+    def __init__(self, subscribers: _Optional[_Iterable[_Union[_subscriber_pb2.Subscriber, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+native/encrypt_rs/encrypt_rs.pyi

@@ -1,0 +1,1 @@
+"""Clarion's services: one package each, sharing only the kit and the protos."""

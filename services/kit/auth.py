@@ -1,0 +1,218 @@
+"""Who is calling, for which site: the auth interceptor and the site context.
+
+Every call carries `authorization: Bearer <token>`. The token is either a site API
+key (the site is the key's) or the internal token that services share to call each
+other on behalf of a site named in `x-clarion-site-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+import structlog
+
+from services.kit.errors import ClarionError, Unauthenticated, PermissionDenied, to_status
+from services.kit.logging import get_logger
+
+SITE_HEADER = "x-clarion-site-id"
+REQUEST_ID_HEADER = "x-request-id"
+
+_site_id: ContextVar[str | None] = ContextVar("clarion_site_id", default=None)
+_request_id: ContextVar[str | None] = ContextVar("clarion_request_id", default=None)
+
+log = get_logger("clarion.auth")
+
+# Calls that need no site: health checks and reflection.
+_OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def current_site_id() -> str:
+    site_id = _site_id.get()
+    if site_id is None:
+        raise RuntimeError("no site bound: called outside an authenticated request")
+    return site_id
+
+
+def current_request_id() -> str:
+    return _request_id.get() or uuid.uuid4().hex
+
+
+def hash_api_key(api_key: str) -> str:
+    # API keys are 256-bit random strings, so one unsalted SHA-256 is enough to store them.
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class SiteResolver(Protocol):
+    async def resolve(self, api_key: str) -> str | None:
+        """The site id an API key belongs to, or None."""
+
+
+class CachingSiteResolver:
+    """Caches a slower resolver (a call to the campaign service) for a short time."""
+
+    def __init__(
+        self,
+        resolve: Callable[[str], Awaitable[str | None]],
+        ttl_seconds: float = 30.0,
+        negative_ttl_seconds: float = 2.0,
+    ) -> None:
+        self._resolve = resolve
+        self._ttl = ttl_seconds
+        self._negative_ttl = negative_ttl_seconds
+        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._lock = asyncio.Lock()
+
+    async def resolve(self, api_key: str) -> str | None:
+        digest = hash_api_key(api_key)
+        hit = self._cache.get(digest)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        site_id = await self._resolve(api_key)
+        ttl = self._ttl if site_id else self._negative_ttl
+        self._cache[digest] = (time.monotonic() + ttl, site_id)
+        return site_id
+
+
+@dataclass(frozen=True)
+class Caller:
+    site_id: str
+    internal: bool
+
+
+class SiteAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates, binds site and request id to the call, maps ClarionError to a status."""
+
+    def __init__(
+        self,
+        resolver: SiteResolver,
+        internal_token: str,
+        internal_only_methods: Iterable[str] = (),
+    ) -> None:
+        self._resolver = resolver
+        self._internal_token = internal_token
+        self._internal_only = frozenset(internal_only_methods)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_OPEN_PREFIXES):
+            return handler
+        return _wrap_handler(handler, method, self._authenticate)
+
+    async def _authenticate(self, method: str, metadata: dict[str, str]) -> Caller:
+        header = metadata.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated(
+                "MISSING_API_KEY", "missing 'authorization: Bearer <api key>' metadata"
+            )
+        if self._internal_token and hmac.compare_digest(token, self._internal_token):
+            site_id = metadata.get(SITE_HEADER, "")
+            if not site_id and method not in self._internal_only:
+                raise Unauthenticated(
+                    "MISSING_SITE", f"internal calls must name the site in '{SITE_HEADER}'"
+                )
+            return Caller(site_id=site_id, internal=True)
+        if method in self._internal_only:
+            raise PermissionDenied("INTERNAL_ONLY", f"{method} is for Clarion's own services")
+        site_id = await self._resolver.resolve(token)
+        if site_id is None:
+            raise Unauthenticated("INVALID_API_KEY", "the API key is not valid for any site")
+        return Caller(site_id=site_id, internal=False)
+
+
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler,
+    method: str,
+    authenticate: Callable[[str, dict[str, str]], Awaitable[Caller]],
+) -> grpc.RpcMethodHandler:
+    async def bind(context: grpc.aio.ServicerContext) -> None:
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        _request_id.set(request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
+        caller = await authenticate(method, metadata)
+        _site_id.set(caller.site_id)
+        structlog.contextvars.bind_contextvars(site_id=caller.site_id)
+
+    async def fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
+        if isinstance(error, ClarionError):
+            if error.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                log.info("call refused", reason=error.reason)
+            await context.abort_with_status(to_status(error))
+        log.exception("unhandled error")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+
+    if handler.unary_unary:
+        inner_unary = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            structlog.contextvars.clear_contextvars()
+            try:
+                await bind(context)
+                return await inner_unary(request, context)
+            except (ClarionError, Exception) as error:  # noqa: B014 - order matters in fail()
+                if isinstance(error, asyncio.CancelledError) or _is_abort(error):
+                    raise
+                await fail(context, error)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        inner_stream = handler.unary_stream
+
+        async def unary_stream(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            structlog.contextvars.clear_contextvars()
+            try:
+                await bind(context)
+                async for item in inner_stream(request, context):
+                    yield item
+            except (ClarionError, Exception) as error:  # noqa: B014
+                if isinstance(error, asyncio.CancelledError) or _is_abort(error):
+                    raise
+                await fail(context, error)
+
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    raise NotImplementedError(f"{method}: only unary and server-streaming calls are wrapped")
+
+
+def _is_abort(error: BaseException) -> bool:
+    # context.abort raises this to end the call; it must pass through untouched.
+    return type(error).__name__ == "AbortError"
+
+
+def internal_metadata(internal_token: str, site_id: str) -> tuple[tuple[str, str], ...]:
+    """Metadata for a service-to-service call on behalf of a site."""
+    return (
+        ("authorization", f"Bearer {internal_token}"),
+        (SITE_HEADER, site_id),
+        (REQUEST_ID_HEADER, current_request_id()),
+    )
+
+
+def bind_site(site_id: str) -> None:
+    """Binds a site outside a request (background workers), for logs and scoping."""
+    _site_id.set(site_id)
+    structlog.contextvars.bind_contextvars(site_id=site_id)

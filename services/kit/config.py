@@ -1,0 +1,82 @@
+"""Typed settings from the environment (prefix CLARION_)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["campaign", "segment", "delivery", "reporting"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("campaign", "segment", "delivery", "reporting")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore")
+
+    # Where the embedded default keeps its SQLite files.
+    data_dir: Path = Path(".clarion")
+    # One URL for every service (e.g. postgresql+psycopg://...); empty means SQLite
+    # files under data_dir, one per service. Per-service URLs override it.
+    database_url: str = ""
+    campaign_database_url: str = ""
+    segment_database_url: str = ""
+    delivery_database_url: str = ""
+    reporting_database_url: str = ""
+
+    # Shared by the services to call each other on behalf of a site.
+    internal_token: SecretStr = SecretStr("")
+
+    # Where each service listens (its own server) and where others reach it.
+    campaign_listen: str = "127.0.0.1:50051"
+    segment_listen: str = "127.0.0.1:50052"
+    delivery_listen: str = "127.0.0.1:50053"
+    reporting_listen: str = "127.0.0.1:50054"
+    campaign_address: str = "127.0.0.1:50051"
+    segment_address: str = "127.0.0.1:50052"
+    delivery_address: str = "127.0.0.1:50053"
+    reporting_address: str = "127.0.0.1:50054"
+    gateway_listen: str = "127.0.0.1:8080"
+
+    # Deadline for service-to-service calls.
+    rpc_timeout_seconds: float = 10.0
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    # Delivery.
+    encryptor: Literal["native", "python"] = "native"
+    delivery_workers: int = Field(default=4, ge=1)
+    delivery_chunk_size: int = Field(default=500, ge=1, le=5000)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    delivery_concurrency: int = Field(default=128, ge=1)
+    push_timeout_seconds: float = Field(default=10.0, gt=0)
+    push_max_attempts: int = Field(default=5, ge=1)
+    # Only for the simulator and tests: allow plain http:// push endpoints.
+    allow_insecure_endpoints: bool = False
+
+    def database_url_for(self, service: str) -> str:
+        own = getattr(self, f"{service}_database_url", "")
+        if own:
+            return own
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def listen_for(self, service: str) -> str:
+        return str(getattr(self, f"{service}_listen"))
+
+    def address_for(self, service: str) -> str:
+        return str(getattr(self, f"{service}_address"))
+
+    @cached_property
+    def internal_token_value(self) -> str:
+        token = self.internal_token.get_secret_value()
+        if not token:
+            raise RuntimeError(
+                "CLARION_INTERNAL_TOKEN is not set: services need it to call each other"
+            )
+        return token

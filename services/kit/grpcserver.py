@@ -1,0 +1,130 @@
+"""gRPC server bootstrap: health (tied to a real dependency probe), reflection, interceptors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.kit.logging import get_logger
+
+log = get_logger("clarion.grpc")
+
+Register = Callable[[grpc.aio.Server], None]
+Probe = Callable[[], Awaitable[bool]]
+Hook = Callable[[], Awaitable[None]]
+
+
+class ManagedServer:
+    """A started grpc.aio server plus its health-probe task; `stop()` shuts both down."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        health_servicer: health.aio.HealthServicer,
+        service_names: Sequence[str],
+        probe: Probe | None,
+        probe_interval: float,
+        on_start: Sequence[Hook] = (),
+        on_stop: Sequence[Hook] = (),
+    ) -> None:
+        self.server = server
+        self._on_start = list(on_start)
+        self._on_stop = list(on_stop)
+        self.port = port
+        self._health = health_servicer
+        self._service_names = service_names
+        self._probe = probe
+        self._probe_interval = probe_interval
+        self._probe_task: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        for hook in self._on_start:
+            await hook()
+        await self.server.start()
+        await self._check_health()
+        if self._probe is not None:
+            self._probe_task = asyncio.create_task(self._probe_loop())
+
+    async def _check_health(self) -> None:
+        healthy = True
+        if self._probe is not None:
+            try:
+                healthy = await self._probe()
+            except Exception:  # a failing probe means NOT_SERVING, not a crash
+                log.warning("health probe failed", exc_info=True)
+                healthy = False
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self._service_names):
+            await self._health.set(name, status)
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            await self._check_health()
+
+    async def stop(self, grace: float = 2.0) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+        await self._health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        # Hooks stop background work and close resources, in reverse order of need.
+        for hook in self._on_stop:
+            await hook()
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()
+
+
+def build_server(
+    address: str,
+    register: Sequence[Register],
+    service_names: Sequence[str],
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    probe: Probe | None = None,
+    probe_interval: float = 10.0,
+    on_start: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+) -> ManagedServer:
+    """Binds a server to `address` ('[::]:0' picks a free port); call `start()` next."""
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        options=[
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for add in register:
+        add(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind gRPC server to {address}")
+    return ManagedServer(
+        server, port, health_servicer, service_names, probe, probe_interval, on_start, on_stop
+    )
+
+
+def client_channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        address, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+    )

@@ -1,0 +1,33 @@
+"""Resolving API keys through the campaign service's SiteService (for the other services)."""
+
+from __future__ import annotations
+
+import grpc
+
+from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
+from services.kit.auth import REQUEST_ID_HEADER, CachingSiteResolver, current_request_id
+from services.kit.errors import Unavailable
+from services.kit.peers import Peers
+
+
+def remote_site_resolver(peers: Peers) -> CachingSiteResolver:
+    async def resolve(api_key: str) -> str | None:
+        stub = site_service_pb2_grpc.SiteServiceStub(peers.channel("campaign"))
+        try:
+            response = await stub.ResolveApiKey(
+                site_service_pb2.ResolveApiKeyRequest(api_key=api_key),
+                metadata=(
+                    ("authorization", f"Bearer {peers.settings.internal_token_value}"),
+                    (REQUEST_ID_HEADER, current_request_id()),
+                ),
+                timeout=peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise Unavailable(
+                "AUTH_UNAVAILABLE", "cannot check the API key: the campaign service is unreachable"
+            ) from error
+        return response.site_id or None
+
+    return CachingSiteResolver(resolve)
