@@ -1,0 +1,5 @@
+import sys
+
+from clarion.cli import main
+
+sys.exit(main())

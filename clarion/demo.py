@@ -1,0 +1,239 @@
+"""`clarion demo`: the walking skeleton end to end, measured.
+
+Starts the embedded stack and the push-service simulator, creates a site, registers
+N simulated browsers through the gateway (as the SDK would), creates a campaign,
+sends it, waits until every recipient has an outcome in reporting, and prints one
+JSON line with what the platform and the simulator each counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+
+from clarion.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
+from clarion.common.v1 import common_pb2
+from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
+from clarion.embedded import EmbeddedStack
+from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
+from services.kit.config import Settings
+from services.kit.grpcserver import client_channel
+
+REGISTER_CONCURRENCY = 32
+
+
+@dataclass
+class DemoResult:
+    audience: int
+    sent: int
+    failed: int
+    received: int
+    decrypted: int
+    seconds: float
+    register_seconds: float
+    viewed: int
+    clicked: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "audience": self.audience,
+            "sent": self.sent,
+            "failed": self.failed,
+            "received": self.received,
+            "decrypted": self.decrypted,
+            "seconds": round(self.seconds, 3),
+            "register_seconds": round(self.register_seconds, 3),
+            "viewed": self.viewed,
+            "clicked": self.clicked,
+        }
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.audience == self.sent == self.received == self.decrypted and self.failed == 0
+        )
+
+
+async def register_browsers(
+    session: aiohttp.ClientSession, gateway_url: str, site_id: str, subscriptions: list[Any]
+) -> list[str]:
+    """POSTs each PushSubscription.toJSON() to the gateway, as the browser SDK does."""
+    semaphore = asyncio.Semaphore(REGISTER_CONCURRENCY)
+
+    async def register(subscription: Any) -> str:
+        async with semaphore:
+            async with session.post(
+                f"{gateway_url}/v1/sites/{site_id}/subscriptions",
+                json={"subscription": subscription.to_json(), "browser": "chrome", "timezone": "UTC"},
+            ) as response:
+                body = await response.json()
+                if response.status not in (200, 201):
+                    raise RuntimeError(f"gateway refused a subscription: {response.status} {body}")
+                return str(body["subscriber_id"])
+
+    return await asyncio.gather(*(register(s) for s in subscriptions))
+
+
+async def run_demo(
+    subscribers: int,
+    data_dir: Path,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+    settings: Settings | None = None,
+    timeout_seconds: float = 300.0,
+) -> DemoResult:
+    from clarion.simulator import PushServiceSimulator
+    from services.campaign.admin import create_site
+
+    settings = settings or Settings(data_dir=data_dir)
+    # The simulator listens on plain http on loopback.
+    settings.allow_insecure_endpoints = True
+    simulator = PushServiceSimulator()
+    await simulator.start("127.0.0.1", 0)
+    stack = await EmbeddedStack.start(settings, ephemeral_ports=True)
+    try:
+        site = await create_site(settings, "Clarion demo", "mailto:demo@clarion.invalid")
+        metadata = (("authorization", f"Bearer {site.api_key}"),)
+        progress(f"site {site.site_id}; registering {subscribers} simulated browsers")
+
+        started = time.perf_counter()
+        async with aiohttp.ClientSession() as session:
+            subscriptions = [simulator.mint_subscription() for _ in range(subscribers)]
+            await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)
+        register_seconds = time.perf_counter() - started
+
+        channel = client_channel(stack.address("campaign"))
+        campaigns = campaign_service_pb2_grpc.CampaignServiceStub(channel)
+        created = await campaigns.CreateCampaign(
+            campaign_service_pb2.CreateCampaignRequest(
+                name="Demo",
+                notification=common_pb2.Notification(
+                    title="Hello from Clarion",
+                    body="An end-to-end encrypted web push",
+                    target_url="https://example.com/welcome?utm_source=clarion",
+                ),
+                ttl_seconds=3600,
+                urgency=common_pb2.URGENCY_NORMAL,
+            ),
+            metadata=metadata,
+            timeout=30,
+        )
+        campaign_id = created.campaign.campaign_id
+        progress(f"campaign {campaign_id}; sending")
+
+        send_started = time.perf_counter()
+        sent_run = await campaigns.SendCampaignNow(
+            campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
+            metadata=metadata,
+            timeout=120,
+        )
+        run_id = sent_run.run.run_id
+        await _wait_for_delivery(stack, run_id, metadata, progress, timeout_seconds)
+        report = await _wait_for_report(stack, campaign_id, metadata, timeout_seconds)
+        seconds = time.perf_counter() - send_started
+        await channel.close()
+
+        return DemoResult(
+            audience=report.audience,
+            sent=report.sent,
+            failed=report.failed,
+            received=simulator.stats.received,
+            decrypted=simulator.stats.decrypted,
+            seconds=seconds,
+            register_seconds=register_seconds,
+            viewed=report.viewed,
+            clicked=report.clicked,
+        )
+    finally:
+        await stack.stop()
+        await simulator.stop()
+
+
+async def _wait_for_delivery(
+    stack: EmbeddedStack,
+    run_id: str,
+    metadata: tuple[tuple[str, str], ...],
+    progress: Callable[[str], None],
+    timeout_seconds: float,
+) -> None:
+    channel = client_channel(stack.address("delivery"))
+    stub = delivery_service_pb2_grpc.DeliveryServiceStub(channel)
+    deadline = time.monotonic() + timeout_seconds
+    last = ""
+    try:
+        while True:
+            response = await stub.GetDeliveryRun(
+                delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id), metadata=metadata, timeout=10
+            )
+            run = response.delivery_run
+            line = f"run {run_id}: {run.total - run.pending}/{run.total} done (sent {run.sent}, failed {run.failed})"
+            if line != last:
+                progress(line)
+                last = line
+            if run.state == delivery_pb2.DELIVERY_RUN_STATE_DONE:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} not done after {timeout_seconds}s: {line}")
+            await asyncio.sleep(0.1)
+    finally:
+        await channel.close()
+
+
+async def _wait_for_report(
+    stack: EmbeddedStack,
+    campaign_id: str,
+    metadata: tuple[tuple[str, str], ...],
+    timeout_seconds: float,
+) -> Any:
+    """Outcomes reach reporting asynchronously; wait until it has one per recipient."""
+    channel = client_channel(stack.address("reporting"))
+    stub = reporting_service_pb2_grpc.ReportingServiceStub(channel)
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while True:
+            try:
+                response = await stub.GetCampaignReport(
+                    reporting_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
+                    metadata=metadata,
+                    timeout=10,
+                )
+                report = response.report
+                settled = report.sent + report.failed + report.suppressed + report.expired
+                if settled >= report.audience:
+                    return report
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"report for {campaign_id} incomplete after {timeout_seconds}s")
+            await asyncio.sleep(0.1)
+    finally:
+        await channel.close()
+
+
+def main(subscribers: int, data_dir: Path | None, as_json: bool) -> int:
+    import json
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="clarion-demo-") as tmp:
+        result = asyncio.run(run_demo(subscribers, data_dir or Path(tmp), progress=progress))
+    if as_json:
+        print(json.dumps(result.as_json()), flush=True)
+    else:
+        for key, value in result.as_json().items():
+            print(f"{key:>16}: {value}")
+    if not result.ok:
+        print("demo FAILED: the counts above disagree", file=sys.stderr)
+        return 1
+    return 0

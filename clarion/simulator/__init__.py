@@ -1,0 +1,17 @@
+"""A push-service simulator (RFC 8030/8291/8292) that tests, the demo and benchmarks deliver to."""
+
+from clarion.simulator.app import PushServiceSimulator
+from clarion.simulator.model import (
+    Behaviour,
+    ReceivedMessage,
+    SimulatedSubscription,
+    SimulatorStats,
+)
+
+__all__ = [
+    "Behaviour",
+    "PushServiceSimulator",
+    "ReceivedMessage",
+    "SimulatedSubscription",
+    "SimulatorStats",
+]

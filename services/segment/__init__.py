@@ -1,0 +1,1 @@
+"""The segment service: a site's browser subscribers (registration, state, reachability)."""

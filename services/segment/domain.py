@@ -1,0 +1,322 @@
+"""The rules of subscribers: what a valid subscription is, state changes, paging.
+
+Everything a request carries is validated before anything is written, so a refused
+request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zoneinfo
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from services.kit.clock import Clock
+from services.kit.errors import InvalidArgument, NotFound
+from services.kit.ids import new_id
+from services.kit.logging import get_logger
+from services.segment.models import (
+    MAX_ENDPOINT_LENGTH,
+    MAX_PROFILE_ID_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_TIMEZONE_LENGTH,
+    Browser,
+    SubscriberState,
+)
+from services.segment.store import NewSubscription, Subscriber, SubscriberStore
+
+log = get_logger(__name__)
+
+SUBSCRIBER_ID_PREFIX = "sub"
+DEFAULT_UNSUBSCRIBE_REASON = "user_unsubscribed"
+DEFAULT_TIMEZONE = "UTC"
+P256DH_LENGTH = 65
+AUTH_LENGTH = 16
+DEFAULT_LIST_PAGE_SIZE = 50
+MAX_LIST_PAGE_SIZE = 1000
+DEFAULT_STREAM_PAGE_SIZE = 500
+MAX_STREAM_PAGE_SIZE = 5000
+
+_SUBSCRIBER_ID = re.compile(r"sub_[0-9a-f]{32}")
+# RFC 3986 characters only: no spaces, controls or non-ASCII in an endpoint.
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A RegisterSubscriber request as the adapter hands it over, not yet validated.
+
+    `browser` None means the caller did not say (stored as OTHER).
+    """
+
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+    browser: Browser | None
+    timezone: str
+    profile_id: str
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    subscribers: list[Subscriber]
+    # Empty only on the last page (AIP-158).
+    next_page_token: str
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    # Scans the tz database once; ZoneInfo() alone would also accept file paths.
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_endpoint(endpoint: str, *, allow_insecure: bool) -> str:
+    field = "push_subscription.endpoint"
+    if not endpoint:
+        raise InvalidArgument(
+            "INVALID_ENDPOINT", f"{field} is required: the push service URL", field=field
+        )
+    if len(endpoint) > MAX_ENDPOINT_LENGTH:
+        raise InvalidArgument(
+            "INVALID_ENDPOINT",
+            f"{field} must be at most {MAX_ENDPOINT_LENGTH} characters, got {len(endpoint)}",
+            field=field,
+        )
+    if not _URL_CHARACTERS.fullmatch(endpoint):
+        raise InvalidArgument(
+            "INVALID_ENDPOINT",
+            f"{field} must be a URL of printable ASCII characters (percent-encode the rest)",
+            field=field,
+        )
+    schemes = ("https", "http") if allow_insecure else ("https",)
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as error:
+        raise InvalidArgument(
+            "INVALID_ENDPOINT", f"{field} is not a valid URL: {error}", field=field
+        ) from None
+    if parts.scheme not in schemes:
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise InvalidArgument(
+            "INVALID_ENDPOINT",
+            f"{field} must be an absolute {allowed} URL, got scheme {parts.scheme or 'none'!r}",
+            field=field,
+        )
+    if not parts.hostname:
+        raise InvalidArgument(
+            "INVALID_ENDPOINT", f"{field} must name a host, e.g. https://push.example/…", field=field
+        )
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgument(
+            "INVALID_ENDPOINT", f"{field} must not carry user credentials", field=field
+        )
+    return endpoint
+
+
+def validate_p256dh(p256dh: bytes) -> bytes:
+    field = "push_subscription.p256dh"
+    expected = f"{field} must be a {P256DH_LENGTH}-byte uncompressed P-256 point"
+    if len(p256dh) != P256DH_LENGTH:
+        raise InvalidArgument(
+            "INVALID_P256DH", f"{expected}, got {len(p256dh)} bytes", field=field
+        )
+    if p256dh[0] != 0x04:
+        raise InvalidArgument(
+            "INVALID_P256DH",
+            f"{expected}, starting with 0x04; got 0x{p256dh[0]:02x}",
+            field=field,
+        )
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), p256dh)
+    except ValueError:
+        raise InvalidArgument(
+            "INVALID_P256DH", f"{expected}; this point is not on the curve", field=field
+        ) from None
+    return p256dh
+
+
+def validate_auth(auth: bytes) -> bytes:
+    field = "push_subscription.auth"
+    if len(auth) != AUTH_LENGTH:
+        raise InvalidArgument(
+            "INVALID_AUTH",
+            f"{field} must be the {AUTH_LENGTH}-byte authentication secret, got {len(auth)} bytes",
+            field=field,
+        )
+    return auth
+
+
+def validate_timezone(timezone: str) -> str:
+    if not timezone:
+        return DEFAULT_TIMEZONE
+    if len(timezone) > MAX_TIMEZONE_LENGTH or timezone not in _known_timezones():
+        raise InvalidArgument(
+            "INVALID_TIMEZONE",
+            f"timezone must be an IANA time zone name such as 'Europe/Berlin', got {timezone[:80]!r}",
+            field="timezone",
+        )
+    return timezone
+
+
+def validate_profile_id(profile_id: str) -> str | None:
+    if not profile_id:
+        return None
+    if len(profile_id) > MAX_PROFILE_ID_LENGTH:
+        raise InvalidArgument(
+            "INVALID_PROFILE_ID",
+            f"profile_id must be at most {MAX_PROFILE_ID_LENGTH} characters, got {len(profile_id)}",
+            field="profile_id",
+        )
+    if not profile_id.isprintable():
+        raise InvalidArgument(
+            "INVALID_PROFILE_ID",
+            "profile_id must not contain control characters",
+            field="profile_id",
+        )
+    return profile_id
+
+
+def validate_page_size(page_size: int, *, default: int, maximum: int) -> int:
+    if page_size < 0:
+        raise InvalidArgument(
+            "INVALID_PAGE_SIZE",
+            f"page_size must be 0 (default {default}) or positive, got {page_size}",
+            field="page_size",
+        )
+    # AIP-158: sizes above the maximum are coerced, not refused.
+    return min(page_size or default, maximum)
+
+
+def encode_page_token(last_subscriber_id: str) -> str:
+    payload = json.dumps({"after": last_subscriber_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_page_token(page_token: str) -> str | None:
+    if not page_token:
+        return None
+    invalid = InvalidArgument(
+        "INVALID_PAGE_TOKEN",
+        "page_token is not one this service returned; pass a next_page_token unchanged, "
+        "or empty for the first page",
+        field="page_token",
+    )
+    try:
+        padded = page_token + "=" * (-len(page_token) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        raise invalid from None
+    after = payload.get("after") if isinstance(payload, dict) else None
+    if not isinstance(after, str) or not _SUBSCRIBER_ID.fullmatch(after):
+        raise invalid
+    return after
+
+
+def _require_subscriber_id(subscriber_id: str) -> None:
+    if not subscriber_id:
+        raise InvalidArgument(
+            "MISSING_SUBSCRIBER_ID", "subscriber_id is required", field="subscriber_id"
+        )
+
+
+def _not_found(subscriber_id: str) -> NotFound:
+    return NotFound(
+        "SUBSCRIBER_NOT_FOUND",
+        f"no subscriber {subscriber_id[:80]!r} in this site",
+        field="subscriber_id",
+    )
+
+
+class Subscribers:
+    """Use cases of the SegmentService over one store, one clock."""
+
+    def __init__(self, store: SubscriberStore, clock: Clock, *, allow_insecure_endpoints: bool):
+        self._store = store
+        self._clock = clock
+        self._allow_insecure = allow_insecure_endpoints
+
+    async def register(self, site_id: str, registration: Registration) -> tuple[Subscriber, bool]:
+        subscription = NewSubscription(
+            endpoint=validate_endpoint(registration.endpoint, allow_insecure=self._allow_insecure),
+            p256dh=validate_p256dh(registration.p256dh),
+            auth=validate_auth(registration.auth),
+            browser=registration.browser or Browser.OTHER,
+            timezone=validate_timezone(registration.timezone),
+            profile_id=validate_profile_id(registration.profile_id),
+        )
+        subscriber, created = await self._store.upsert(
+            site_id, new_id(SUBSCRIBER_ID_PREFIX), subscription, self._clock.now()
+        )
+        log.info(
+            "subscriber registered" if created else "subscriber re-registered",
+            subscriber_id=subscriber.subscriber_id,
+        )
+        return subscriber, created
+
+    async def unsubscribe(self, site_id: str, subscriber_id: str, reason: str) -> Subscriber:
+        _require_subscriber_id(subscriber_id)
+        reason = reason or DEFAULT_UNSUBSCRIBE_REASON
+        if len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
+            raise InvalidArgument(
+                "INVALID_REASON",
+                f"reason must be at most {MAX_REASON_LENGTH} printable characters, "
+                "e.g. 'push_service_410'",
+                field="reason",
+            )
+        subscriber = await self._store.unsubscribe(
+            site_id, subscriber_id, reason, self._clock.now()
+        )
+        if subscriber is None:
+            raise _not_found(subscriber_id)
+        log.info(
+            "subscriber unsubscribed",
+            subscriber_id=subscriber_id,
+            unsubscribe_reason=subscriber.unsubscribe_reason,
+        )
+        return subscriber
+
+    async def get(self, site_id: str, subscriber_id: str) -> Subscriber:
+        _require_subscriber_id(subscriber_id)
+        subscriber = await self._store.get(site_id, subscriber_id)
+        if subscriber is None:
+            raise _not_found(subscriber_id)
+        return subscriber
+
+    async def list_page(self, site_id: str, page_size: int, page_token: str) -> SubscriberPage:
+        size = validate_page_size(
+            page_size, default=DEFAULT_LIST_PAGE_SIZE, maximum=MAX_LIST_PAGE_SIZE
+        )
+        after = decode_page_token(page_token)
+        # One row more than asked tells whether another page follows, so the last
+        # page already carries an empty token.
+        rows = await self._store.page(site_id, after=after, limit=size + 1)
+        page, more = rows[:size], len(rows) > size
+        return SubscriberPage(
+            subscribers=page,
+            next_page_token=encode_page_token(page[-1].subscriber_id) if more else "",
+        )
+
+    async def reachable_pages(self, site_id: str, page_size: int) -> AsyncIterator[list[Subscriber]]:
+        """The site's active subscribers, `page_size` at a time; each page is its own
+        short query, so neither memory nor a transaction grows with the audience."""
+        size = validate_page_size(
+            page_size, default=DEFAULT_STREAM_PAGE_SIZE, maximum=MAX_STREAM_PAGE_SIZE
+        )
+        after: str | None = None
+        while True:
+            page = await self._store.page(
+                site_id, after=after, limit=size, state=SubscriberState.ACTIVE
+            )
+            if page:
+                yield page
+            if len(page) < size:
+                return
+            after = page[-1].subscriber_id

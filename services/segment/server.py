@@ -1,0 +1,165 @@
+"""The SegmentService gRPC adapter: proto <-> domain translation and the server factory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clarion.common.v1 import common_pb2
+from clarion.segment.v1 import segment_service_pb2 as pb
+from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
+from clarion.segment.v1 import subscriber_pb2
+from services.kit.auth import SiteAuthInterceptor, SiteResolver, current_site_id
+from services.kit.clock import Clock, SystemClock
+from services.kit.config import Settings
+from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
+from services.kit.errors import InvalidArgument
+from services.kit.grpcserver import ManagedServer, build_server
+from services.kit.peers import Peers
+from services.kit.sites import remote_site_resolver
+from services.segment.domain import Registration, Subscribers
+from services.segment.models import Browser, SubscriberState
+from services.segment.store import Subscriber, SubscriberStore
+
+SERVICE_FULL_NAME = pb.DESCRIPTOR.services_by_name["SegmentService"].full_name
+
+_BROWSER_FROM_PROTO: dict[common_pb2.Browser, Browser] = {
+    common_pb2.BROWSER_CHROME: Browser.CHROME,
+    common_pb2.BROWSER_FIREFOX: Browser.FIREFOX,
+    common_pb2.BROWSER_EDGE: Browser.EDGE,
+    common_pb2.BROWSER_OPERA: Browser.OPERA,
+    common_pb2.BROWSER_SAFARI: Browser.SAFARI,
+    common_pb2.BROWSER_OTHER: Browser.OTHER,
+}
+_BROWSER_TO_PROTO = {browser: value for value, browser in _BROWSER_FROM_PROTO.items()}
+_STATE_TO_PROTO = {
+    SubscriberState.ACTIVE: subscriber_pb2.SUBSCRIBER_STATE_ACTIVE,
+    SubscriberState.UNSUBSCRIBED: subscriber_pb2.SUBSCRIBER_STATE_UNSUBSCRIBED,
+}
+
+
+def _browser_from_proto(value: common_pb2.Browser) -> Browser | None:
+    if value == common_pb2.BROWSER_UNSPECIFIED:
+        return None  # the caller could not tell; the domain stores OTHER
+    browser = _BROWSER_FROM_PROTO.get(value)
+    if browser is None:
+        # Proto3 enums are open: a newer client may send a value this server lacks.
+        raise InvalidArgument(
+            "INVALID_BROWSER",
+            f"browser must be one of {', '.join(common_pb2.Browser.keys()[1:])}, got {value}",
+            field="browser",
+        )
+    return browser
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def subscriber_to_proto(subscriber: Subscriber) -> subscriber_pb2.Subscriber:
+    return subscriber_pb2.Subscriber(
+        subscriber_id=subscriber.subscriber_id,
+        push_subscription=common_pb2.PushSubscription(
+            endpoint=subscriber.endpoint, p256dh=subscriber.p256dh, auth=subscriber.auth
+        ),
+        browser=_BROWSER_TO_PROTO[subscriber.browser],
+        timezone=subscriber.timezone,
+        profile_id=subscriber.profile_id or "",
+        state=_STATE_TO_PROTO[subscriber.state],
+        unsubscribe_reason=subscriber.unsubscribe_reason or "",
+        create_time=_timestamp(subscriber.create_time),
+        update_time=_timestamp(subscriber.update_time),
+    )
+
+
+class SegmentServicer(pb_grpc.SegmentServiceServicer):
+    def __init__(self, subscribers: Subscribers) -> None:
+        self._subscribers = subscribers
+
+    async def RegisterSubscriber(
+        self, request: pb.RegisterSubscriberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterSubscriberResponse:
+        subscription = request.push_subscription
+        subscriber, created = await self._subscribers.register(
+            current_site_id(),
+            Registration(
+                endpoint=subscription.endpoint,
+                p256dh=subscription.p256dh,
+                auth=subscription.auth,
+                browser=_browser_from_proto(request.browser),
+                timezone=request.timezone,
+                profile_id=request.profile_id,
+            ),
+        )
+        return pb.RegisterSubscriberResponse(
+            subscriber=subscriber_to_proto(subscriber), created=created
+        )
+
+    async def UnsubscribeSubscriber(
+        self, request: pb.UnsubscribeSubscriberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnsubscribeSubscriberResponse:
+        subscriber = await self._subscribers.unsubscribe(
+            current_site_id(), request.subscriber_id, request.reason
+        )
+        return pb.UnsubscribeSubscriberResponse(subscriber=subscriber_to_proto(subscriber))
+
+    async def GetSubscriber(
+        self, request: pb.GetSubscriberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSubscriberResponse:
+        subscriber = await self._subscribers.get(current_site_id(), request.subscriber_id)
+        return pb.GetSubscriberResponse(subscriber=subscriber_to_proto(subscriber))
+
+    async def ListSubscribers(
+        self, request: pb.ListSubscribersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSubscribersResponse:
+        page = await self._subscribers.list_page(
+            current_site_id(), request.page_size, request.page_token
+        )
+        return pb.ListSubscribersResponse(
+            subscribers=[subscriber_to_proto(s) for s in page.subscribers],
+            next_page_token=page.next_page_token,
+        )
+
+    async def StreamReachableSubscribers(
+        self, request: pb.StreamReachableSubscribersRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamReachableSubscribersResponse]:
+        async for page in self._subscribers.reachable_pages(current_site_id(), request.page_size):
+            yield pb.StreamReachableSubscribersResponse(
+                subscribers=[subscriber_to_proto(s) for s in page]
+            )
+
+
+async def create_server(
+    address: str,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    site_resolver: SiteResolver | None = None,
+    peers: Peers | None = None,
+) -> ManagedServer:
+    """Migrates the database and binds a (not yet started) segment server to `address`."""
+    url = settings.database_url_for("segment")
+    await asyncio.to_thread(upgrade_to_head, "segment", url)
+    engine = create_engine_for(url)
+    peers = peers or Peers(settings)
+    resolver = site_resolver or remote_site_resolver(peers)
+    subscribers = Subscribers(
+        SubscriberStore(engine),
+        clock or SystemClock(),
+        allow_insecure_endpoints=settings.allow_insecure_endpoints,
+    )
+    servicer = SegmentServicer(subscribers)
+    return build_server(
+        address,
+        [lambda server: pb_grpc.add_SegmentServiceServicer_to_server(servicer, server)],
+        [SERVICE_FULL_NAME],
+        interceptors=[SiteAuthInterceptor(resolver, settings.internal_token_value)],
+        probe=lambda: database_reachable(engine),
+        on_stop=[engine.dispose, peers.close],
+    )

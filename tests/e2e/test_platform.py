@@ -1,0 +1,279 @@
+"""End to end: sites and auth, health, and a campaign delivered to the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from clarion.campaign.v1 import (
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
+    site_service_pb2,
+    site_service_pb2_grpc,
+)
+from clarion.common.v1 import common_pb2
+from clarion.demo import register_browsers, run_demo
+from clarion.embedded import EmbeddedStack
+from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
+from clarion.segment.v1 import (
+    segment_service_pb2,
+    segment_service_pb2_grpc,
+    subscriber_pb2,
+)
+from clarion.simulator import Behaviour, PushServiceSimulator
+from services.campaign.admin import create_site
+from services.kit.errors import error_info
+from services.kit.grpcserver import client_channel
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_FULL_NAMES = {
+    "campaign": "clarion.campaign.v1.CampaignService",
+    "segment": "clarion.segment.v1.SegmentService",
+    "delivery": "clarion.delivery.v1.DeliveryService",
+    "reporting": "clarion.reporting.v1.ReportingService",
+}
+
+
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+async def _create_campaign(stack: EmbeddedStack, api_key: str, title: str = "Hi") -> str:
+    async with client_channel(stack.address("campaign")) as channel:
+        response = await campaign_service_pb2_grpc.CampaignServiceStub(channel).CreateCampaign(
+            campaign_service_pb2.CreateCampaignRequest(
+                notification=common_pb2.Notification(title=title, body="body")
+            ),
+            metadata=bearer(api_key),
+            timeout=10,
+        )
+    return response.campaign.campaign_id
+
+
+class TestHealth:
+    async def test_every_service_answers_serving(self, stack: EmbeddedStack) -> None:
+        for name, full_name in SERVICE_FULL_NAMES.items():
+            async with client_channel(stack.address(name)) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                for service in ("", full_name):
+                    response = await health.Check(
+                        health_pb2.HealthCheckRequest(service=service), timeout=5
+                    )
+                    assert response.status == health_pb2.HealthCheckResponse.SERVING, (name, service)
+
+    async def test_gateway_answers_healthz(self, stack: EmbeddedStack) -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{stack.gateway_url}/healthz") as response:
+                assert response.status == 200
+
+
+class TestAuth:
+    async def test_wrong_or_missing_key_is_unauthenticated_on_every_service(
+        self, stack: EmbeddedStack
+    ) -> None:
+        calls = {
+            "campaign": lambda ch, md: campaign_service_pb2_grpc.CampaignServiceStub(ch).ListCampaigns(
+                campaign_service_pb2.ListCampaignsRequest(), metadata=md, timeout=5
+            ),
+            "segment": lambda ch, md: segment_service_pb2_grpc.SegmentServiceStub(ch).ListSubscribers(
+                segment_service_pb2.ListSubscribersRequest(), metadata=md, timeout=5
+            ),
+            "reporting": lambda ch, md: reporting_service_pb2_grpc.ReportingServiceStub(
+                ch
+            ).GetCampaignReport(
+                reporting_service_pb2.GetCampaignReportRequest(campaign_id="cmp_x"), metadata=md, timeout=5
+            ),
+        }
+        for name, call in calls.items():
+            async with client_channel(stack.address(name)) as channel:
+                for metadata in (bearer("ck_not-a-real-key"), ()):
+                    with pytest.raises(grpc.aio.AioRpcError) as raised:
+                        await call(channel, metadata)
+                    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, name
+
+    async def test_site_b_cannot_read_site_a_campaign(self, stack: EmbeddedStack) -> None:
+        site_a = await create_site(stack.settings, "A")
+        site_b = await create_site(stack.settings, "B")
+        campaign_id = await _create_campaign(stack, site_a.api_key)
+        async with client_channel(stack.address("campaign")) as channel:
+            stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
+            own = await stub.GetCampaign(
+                campaign_service_pb2.GetCampaignRequest(campaign_id=campaign_id),
+                metadata=bearer(site_a.api_key),
+                timeout=5,
+            )
+            assert own.campaign.campaign_id == campaign_id
+            for call in (stub.GetCampaign, stub.SendCampaignNow):
+                request_type = (
+                    campaign_service_pb2.GetCampaignRequest
+                    if call is stub.GetCampaign
+                    else campaign_service_pb2.SendCampaignNowRequest
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await call(request_type(campaign_id=campaign_id), metadata=bearer(site_b.api_key), timeout=5)
+                assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+            listed = await stub.ListCampaigns(
+                campaign_service_pb2.ListCampaignsRequest(), metadata=bearer(site_b.api_key), timeout=5
+            )
+            assert campaign_id not in [c.campaign_id for c in listed.campaigns]
+
+    async def test_unknown_campaign_is_not_found_with_a_reason(self, stack: EmbeddedStack) -> None:
+        site = await create_site(stack.settings, "C")
+        async with client_channel(stack.address("campaign")) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
+                    campaign_service_pb2.SendCampaignNowRequest(campaign_id="cmp_missing"),
+                    metadata=bearer(site.api_key),
+                    timeout=5,
+                )
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+        info = error_info(raised.value)
+        assert info is not None and info.reason
+
+
+class TestCampaignDelivery:
+    async def test_demo_path_delivers_every_message_decryptably(
+        self, stack: EmbeddedStack, settings_factory  # type: ignore[no-untyped-def]
+    ) -> None:
+        settings = settings_factory(push_timeout_seconds=2.0, delivery_poll_seconds=0.05)
+        result = await run_demo(60, settings.data_dir, settings=settings, timeout_seconds=120)
+        assert result.ok, result.as_json()
+        assert result.audience == 60
+
+    async def test_gone_subscription_fails_and_is_unsubscribed(
+        self, stack: EmbeddedStack, simulator: PushServiceSimulator
+    ) -> None:
+        site = await create_site(stack.settings, "Pruning")
+        subscriptions = [simulator.mint_subscription() for _ in range(3)]
+        simulator.set_behaviour(subscriptions[0].endpoint, Behaviour(status=410))
+        async with aiohttp.ClientSession() as session:
+            ids = await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)
+        campaign_id = await _create_campaign(stack, site.api_key)
+        async with client_channel(stack.address("campaign")) as channel:
+            await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
+                campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
+                metadata=bearer(site.api_key),
+                timeout=30,
+            )
+        report = await _settled_report(stack, site.api_key, campaign_id)
+        assert (report.audience, report.sent, report.failed) == (3, 2, 1)
+        async with client_channel(stack.address("segment")) as channel:
+            gone = await segment_service_pb2_grpc.SegmentServiceStub(channel).GetSubscriber(
+                segment_service_pb2.GetSubscriberRequest(subscriber_id=ids[0]),
+                metadata=bearer(site.api_key),
+                timeout=5,
+            )
+        assert gone.subscriber.state == subscriber_pb2.SUBSCRIBER_STATE_UNSUBSCRIBED
+
+    async def test_report_counts_views_and_clicks_from_the_gateway(
+        self, stack: EmbeddedStack, simulator: PushServiceSimulator
+    ) -> None:
+        site = await create_site(stack.settings, "Engagement")
+        subscriptions = [simulator.mint_subscription() for _ in range(4)]
+        async with aiohttp.ClientSession() as session:
+            ids = await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)
+            campaign_id = await _create_campaign(stack, site.api_key)
+            async with client_channel(stack.address("campaign")) as channel:
+                sent = await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
+                    campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
+                    metadata=bearer(site.api_key),
+                    timeout=30,
+                )
+            await _settled_report(stack, site.api_key, campaign_id)
+            # What the service worker would do: read the pushed payload, report back.
+            payload = json.loads(simulator.messages(subscriptions[0].endpoint)[-1].plaintext)
+            assert payload["run_id"] == sent.run.run_id and payload["title"] == "Hi"
+            for subscriber_id, kind in [(ids[0], "viewed"), (ids[1], "viewed"), (ids[0], "clicked"), (ids[0], "clicked")]:
+                async with session.post(
+                    f"{stack.gateway_url}/v1/sites/{site.site_id}/events",
+                    json={"kind": kind, "run_id": payload["run_id"], "campaign_id": campaign_id, "subscriber_id": subscriber_id},
+                ) as response:
+                    assert response.status == 202, await response.text()
+        report = await _settled_report(stack, site.api_key, campaign_id)
+        assert (report.sent, report.viewed, report.clicked) == (4, 2, 1)
+        assert report.click_through_rate == pytest.approx(0.25)
+
+
+async def _settled_report(stack: EmbeddedStack, api_key: str, campaign_id: str, timeout: float = 60):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    async with client_channel(stack.address("reporting")) as channel:
+        stub = reporting_service_pb2_grpc.ReportingServiceStub(channel)
+        while True:
+            try:
+                response = await stub.GetCampaignReport(
+                    reporting_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
+                    metadata=bearer(api_key),
+                    timeout=5,
+                )
+                report = response.report
+                if report.sent + report.failed + report.suppressed + report.expired >= report.audience:
+                    return report
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            assert time.monotonic() < deadline, f"report for {campaign_id} never settled"
+            await asyncio.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TestCommandLine:
+    def test_site_create_then_up_serves_every_service_with_that_key(self, tmp_path: Path) -> None:
+        env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+        created = subprocess.run(
+            [sys.executable, "-m", "clarion", "site", "create", "Acme", "--json"],
+            env=env, capture_output=True, text=True, check=True, cwd=ROOT,
+        )
+        site = json.loads(created.stdout)
+        assert site["api_key"] not in created.stderr
+        ports = {name: _free_port() for name in (*SERVICE_FULL_NAMES, "gateway")}
+        for name, port in ports.items():
+            env[f"CLARION_{name.upper()}_LISTEN"] = f"127.0.0.1:{port}"
+        up = subprocess.Popen(
+            [sys.executable, "-m", "clarion", "up"], env=env, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            asyncio.run(self._check_running(ports, site))
+        finally:
+            up.send_signal(signal.SIGTERM)
+            _, err = up.communicate(timeout=30)
+        assert up.returncode == 0, err
+        assert site["api_key"] not in err  # secrets never reach a log
+
+    async def _check_running(self, ports: dict[str, int], site: dict[str, str]) -> None:
+        deadline = time.monotonic() + 60
+        for name, full_name in SERVICE_FULL_NAMES.items():
+            async with client_channel(f"127.0.0.1:{ports[name]}") as channel:
+                while True:
+                    try:
+                        response = await health_pb2_grpc.HealthStub(channel).Check(
+                            health_pb2.HealthCheckRequest(service=full_name), timeout=2
+                        )
+                        if response.status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except grpc.aio.AioRpcError:
+                        pass
+                    assert time.monotonic() < deadline, f"{name} never became SERVING"
+                    await asyncio.sleep(0.2)
+        async with client_channel(f"127.0.0.1:{ports['campaign']}") as channel:
+            got = await site_service_pb2_grpc.SiteServiceStub(channel).GetSite(
+                site_service_pb2.GetSiteRequest(), metadata=bearer(site["api_key"]), timeout=5
+            )
+        assert got.site.site_id == site["site_id"]
