@@ -1,0 +1,174 @@
+"""The campaign service's gRPC adapter: SiteService and CampaignService in one server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from clarion.campaign.v1 import (
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
+    site_service_pb2,
+    site_service_pb2_grpc,
+)
+from services.campaign.domain import CampaignDraft, Campaigns, LocalSiteResolver, Sites
+from services.campaign.peer_clients import (
+    GrpcAudienceSource,
+    GrpcDeliveryQueue,
+    GrpcRunAudienceRecorder,
+)
+from services.campaign.store import CampaignStore
+from services.campaign.wire import (
+    campaign_to_proto,
+    notification_from_proto,
+    run_to_proto,
+    site_to_proto,
+    urgency_from_proto,
+)
+from services.kit.auth import SiteAuthInterceptor, SiteResolver, current_site_id
+from services.kit.clock import Clock, SystemClock
+from services.kit.config import Settings
+from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
+from services.kit.errors import NotFound
+from services.kit.grpcserver import ManagedServer, build_server
+from services.kit.peers import Peers
+
+SITE_SERVICE = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name
+CAMPAIGN_SERVICE = campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name
+INTERNAL_ONLY_METHODS = (
+    f"/{SITE_SERVICE}/ResolveApiKey",
+    f"/{SITE_SERVICE}/GetSiteCredentials",
+)
+
+
+class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
+    def __init__(self, sites: Sites) -> None:
+        self._sites = sites
+
+    async def GetSite(
+        self, request: site_service_pb2.GetSiteRequest, context: grpc.aio.ServicerContext
+    ) -> site_service_pb2.GetSiteResponse:
+        site = await self._sites.get(current_site_id())
+        return site_service_pb2.GetSiteResponse(site=site_to_proto(site))
+
+    async def ResolveApiKey(
+        self, request: site_service_pb2.ResolveApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> site_service_pb2.ResolveApiKeyResponse:
+        site_id = await self._sites.site_for_api_key(request.api_key)
+        if site_id is None:
+            raise NotFound("API_KEY_NOT_FOUND", "the API key belongs to no site")
+        return site_service_pb2.ResolveApiKeyResponse(site_id=site_id)
+
+    async def GetSiteCredentials(
+        self,
+        request: site_service_pb2.GetSiteCredentialsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> site_service_pb2.GetSiteCredentialsResponse:
+        credentials = await self._sites.credentials(current_site_id())
+        return site_service_pb2.GetSiteCredentialsResponse(
+            site_id=credentials.site_id,
+            vapid_private_key=credentials.vapid_private_key,
+            vapid_public_key=credentials.vapid_public_key,
+            vapid_subject=credentials.vapid_subject,
+        )
+
+
+class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
+    def __init__(self, campaigns: Campaigns) -> None:
+        self._campaigns = campaigns
+
+    async def CreateCampaign(
+        self,
+        request: campaign_service_pb2.CreateCampaignRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.CreateCampaignResponse:
+        draft = CampaignDraft(
+            name=request.name,
+            notification=notification_from_proto(request.notification),
+            ttl_seconds=request.ttl_seconds,
+            urgency=urgency_from_proto(request.urgency),
+        )
+        campaign = await self._campaigns.create(current_site_id(), draft)
+        return campaign_service_pb2.CreateCampaignResponse(campaign=campaign_to_proto(campaign))
+
+    async def GetCampaign(
+        self, request: campaign_service_pb2.GetCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> campaign_service_pb2.GetCampaignResponse:
+        campaign = await self._campaigns.get(current_site_id(), request.campaign_id)
+        return campaign_service_pb2.GetCampaignResponse(campaign=campaign_to_proto(campaign))
+
+    async def ListCampaigns(
+        self,
+        request: campaign_service_pb2.ListCampaignsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.ListCampaignsResponse:
+        page = await self._campaigns.list(current_site_id(), request.page_size, request.page_token)
+        return campaign_service_pb2.ListCampaignsResponse(
+            campaigns=[campaign_to_proto(c) for c in page.campaigns],
+            next_page_token=page.next_page_token,
+        )
+
+    async def SendCampaignNow(
+        self,
+        request: campaign_service_pb2.SendCampaignNowRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.SendCampaignNowResponse:
+        run = await self._campaigns.send_now(current_site_id(), request.campaign_id)
+        return campaign_service_pb2.SendCampaignNowResponse(run=run_to_proto(run))
+
+    async def GetRun(
+        self, request: campaign_service_pb2.GetRunRequest, context: grpc.aio.ServicerContext
+    ) -> campaign_service_pb2.GetRunResponse:
+        run = await self._campaigns.get_run(current_site_id(), request.run_id)
+        return campaign_service_pb2.GetRunResponse(run=run_to_proto(run))
+
+
+async def create_server(
+    address: str,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    site_resolver: SiteResolver | None = None,
+    peers: Peers | None = None,
+) -> ManagedServer:
+    """Binds SiteService + CampaignService to `address`; `await server.start()` next."""
+    url = settings.database_url_for("campaign")
+    await asyncio.to_thread(upgrade_to_head, "campaign", url)
+    engine = create_engine_for(url)
+    clock = clock or SystemClock()
+    peers = peers or Peers(settings)
+    store = CampaignStore(engine)
+    sites = Sites(store, clock)
+    campaigns = Campaigns(
+        store,
+        clock,
+        audience=GrpcAudienceSource(peers),
+        delivery=GrpcDeliveryQueue(peers),
+        recorder=GrpcRunAudienceRecorder(peers),
+        audience_page_size=settings.delivery_chunk_size,
+    )
+    resolver = site_resolver or LocalSiteResolver(sites)
+    site_servicer = SiteServicer(sites)
+    campaign_servicer = CampaignServicer(campaigns)
+    return build_server(
+        address,
+        [
+            lambda server: site_service_pb2_grpc.add_SiteServiceServicer_to_server(
+                site_servicer, server
+            ),
+            lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(
+                campaign_servicer, server
+            ),
+        ],
+        [SITE_SERVICE, CAMPAIGN_SERVICE],
+        interceptors=[
+            SiteAuthInterceptor(
+                resolver,
+                settings.internal_token_value,
+                internal_only_methods=INTERNAL_ONLY_METHODS,
+            )
+        ],
+        probe=lambda: database_reachable(engine),
+        on_stop=[engine.dispose, peers.close],
+    )

@@ -1,0 +1,183 @@
+"""The reporting gRPC adapter: proto <-> domain translation and the server factory."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clarion.common.v1 import common_pb2
+from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
+from services.kit.auth import SITE_HEADER, SiteAuthInterceptor, SiteResolver, current_site_id
+from services.kit.clock import Clock, SystemClock
+from services.kit.config import Settings
+from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
+from services.kit.errors import Unauthenticated
+from services.kit.grpcserver import ManagedServer, build_server
+from services.kit.peers import Peers
+from services.kit.sites import remote_site_resolver
+from services.reporting.domain import CampaignReport, EngagementInput, OutcomeInput, Reporting
+from services.reporting.store import DeliveryStatus, EngagementKind, ReportingStore
+
+SERVICE_FULL_NAME = reporting_service_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name
+_METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"
+# Only Clarion's delivery service reports what it sent; a site's API key cannot forge it.
+INTERNAL_ONLY_METHODS = (
+    f"{_METHOD_PREFIX}RecordRunAudience",
+    f"{_METHOD_PREFIX}RecordDeliveryOutcomes",
+)
+
+_STATUSES = {
+    common_pb2.DELIVERY_STATUS_SENT: DeliveryStatus.SENT,
+    common_pb2.DELIVERY_STATUS_FAILED: DeliveryStatus.FAILED,
+    common_pb2.DELIVERY_STATUS_SUPPRESSED: DeliveryStatus.SUPPRESSED,
+    common_pb2.DELIVERY_STATUS_EXPIRED: DeliveryStatus.EXPIRED,
+}
+_KINDS = {
+    common_pb2.ENGAGEMENT_KIND_VIEWED: EngagementKind.VIEWED,
+    common_pb2.ENGAGEMENT_KIND_CLICKED: EngagementKind.CLICKED,
+    common_pb2.ENGAGEMENT_KIND_CLOSED: EngagementKind.CLOSED,
+}
+_BROWSERS = {
+    value: name.removeprefix("BROWSER_").lower()
+    for name, value in common_pb2.Browser.items()
+    if value != common_pb2.BROWSER_UNSPECIFIED
+}
+
+
+def _site_id() -> str:
+    # Internal-only methods let the internal token through without a site; data still
+    # belongs to one, so it must be named.
+    site_id = current_site_id()
+    if not site_id:
+        raise Unauthenticated(
+            "MISSING_SITE", f"internal calls must name the site in '{SITE_HEADER}'"
+        )
+    return site_id
+
+
+def _time_or_none(message: Any, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    return getattr(message, field).ToDatetime(tzinfo=UTC)
+
+
+def _report_to_proto(report: CampaignReport) -> reporting_pb2.CampaignReport:
+    proto = reporting_pb2.CampaignReport(
+        campaign_id=report.campaign_id,
+        audience=report.audience,
+        sent=report.sent,
+        failed=report.failed,
+        suppressed=report.suppressed,
+        expired=report.expired,
+        viewed=report.viewed,
+        clicked=report.clicked,
+        closed=report.closed,
+        click_through_rate=report.click_through_rate,
+        runs=report.runs,
+    )
+    if report.last_sent_time is not None:
+        timestamp = Timestamp()
+        timestamp.FromDatetime(report.last_sent_time)
+        proto.last_sent_time.CopyFrom(timestamp)
+    return proto
+
+
+class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
+    def __init__(self, reporting: Reporting) -> None:
+        self._reporting = reporting
+
+    async def RecordRunAudience(
+        self,
+        request: reporting_service_pb2.RecordRunAudienceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.RecordRunAudienceResponse:
+        await self._reporting.record_run_audience(
+            _site_id(), request.run_id, request.campaign_id, request.audience
+        )
+        return reporting_service_pb2.RecordRunAudienceResponse()
+
+    async def RecordDeliveryOutcomes(
+        self,
+        request: reporting_service_pb2.RecordDeliveryOutcomesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.RecordDeliveryOutcomesResponse:
+        outcomes = [
+            OutcomeInput(
+                run_id=outcome.run_id,
+                campaign_id=outcome.campaign_id,
+                subscriber_id=outcome.subscriber_id,
+                status=_STATUSES.get(outcome.status),
+                reason=outcome.reason,
+                browser=_BROWSERS.get(outcome.browser, ""),
+                occur_time=_time_or_none(outcome, "occur_time"),
+            )
+            for outcome in request.outcomes
+        ]
+        recorded = await self._reporting.record_delivery_outcomes(_site_id(), outcomes)
+        return reporting_service_pb2.RecordDeliveryOutcomesResponse(recorded=recorded)
+
+    async def RecordEngagementEvents(
+        self,
+        request: reporting_service_pb2.RecordEngagementEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.RecordEngagementEventsResponse:
+        events = [
+            EngagementInput(
+                run_id=event.run_id,
+                campaign_id=event.campaign_id,
+                subscriber_id=event.subscriber_id,
+                kind=_KINDS.get(event.kind),
+                button=event.button,
+                occur_time=_time_or_none(event, "occur_time"),
+            )
+            for event in request.events
+        ]
+        recorded = await self._reporting.record_engagement_events(_site_id(), events)
+        return reporting_service_pb2.RecordEngagementEventsResponse(recorded=recorded)
+
+    async def GetCampaignReport(
+        self,
+        request: reporting_service_pb2.GetCampaignReportRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.GetCampaignReportResponse:
+        report = await self._reporting.campaign_report(_site_id(), request.campaign_id)
+        return reporting_service_pb2.GetCampaignReportResponse(report=_report_to_proto(report))
+
+
+async def create_server(
+    address: str,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    site_resolver: SiteResolver | None = None,
+    peers: Peers | None = None,
+) -> ManagedServer:
+    """Migrates reporting's database and binds (does not start) its gRPC server."""
+    url = settings.database_url_for("reporting")
+    await asyncio.to_thread(upgrade_to_head, "reporting", url)
+    engine = create_engine_for(url)
+    peers = peers or Peers(settings)
+    resolver = site_resolver or remote_site_resolver(peers)
+    servicer = ReportingServicer(Reporting(ReportingStore(engine), clock or SystemClock()))
+    return build_server(
+        address,
+        [
+            lambda server: reporting_service_pb2_grpc.add_ReportingServiceServicer_to_server(
+                servicer, server
+            )
+        ],
+        [SERVICE_FULL_NAME],
+        interceptors=[
+            SiteAuthInterceptor(
+                resolver,
+                settings.internal_token_value,
+                internal_only_methods=INTERNAL_ONLY_METHODS,
+            )
+        ],
+        probe=lambda: database_reachable(engine),
+        on_stop=[engine.dispose, peers.close],
+    )

@@ -1,0 +1,77 @@
+"""A real campaign server on an ephemeral port, on every test database backend.
+
+Its peers (segment, delivery, reporting) point at a closed port unless a test starts
+real ones, so SendCampaignNow against this server exercises the failure path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+import pytest
+
+from clarion.campaign.v1 import campaign_service_pb2_grpc, site_service_pb2_grpc
+from services.campaign.admin import CreatedSite, create_site
+from services.campaign.server import create_server
+from services.kit.config import Settings
+from services.kit.grpcserver import ManagedServer, client_channel
+from tests.campaign.helpers import closed_port_address
+from tests.support.sites import bearer
+
+
+@pytest.fixture(scope="session")
+def campaign_settings(settings_factory: Callable[..., Settings]) -> Settings:
+    dead = closed_port_address()
+    return settings_factory(
+        segment_address=dead,
+        delivery_address=dead,
+        reporting_address=dead,
+        rpc_timeout_seconds=5.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def campaign_server(campaign_settings: Settings) -> AsyncIterator[ManagedServer]:
+    server = await create_server("127.0.0.1:0", campaign_settings)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def channel(campaign_server: ManagedServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with client_channel(campaign_server.address) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def sites_stub(channel: grpc.aio.Channel) -> site_service_pb2_grpc.SiteServiceStub:
+    return site_service_pb2_grpc.SiteServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def campaigns_stub(channel: grpc.aio.Channel) -> campaign_service_pb2_grpc.CampaignServiceStub:
+    return campaign_service_pb2_grpc.CampaignServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def new_site(
+    campaign_settings: Settings, campaign_server: ManagedServer
+) -> Callable[..., Awaitable[CreatedSite]]:
+    """Creates a real site (through the admin path) in the server's database."""
+
+    async def make(name: str = "Test site") -> CreatedSite:
+        return await create_site(campaign_settings, name)
+
+    return make
+
+
+@pytest.fixture
+async def site(new_site: Callable[..., Awaitable[CreatedSite]]) -> CreatedSite:
+    return await new_site()
+
+
+@pytest.fixture
+def auth(site: CreatedSite) -> tuple[tuple[str, str], ...]:
+    return bearer(site.api_key)
