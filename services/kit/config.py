@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(default=128, ge=1)
     push_timeout_seconds: float = Field(default=10.0, gt=0)
     push_max_attempts: int = Field(default=5, ge=1)
+    # Exponential backoff between push retries (5xx, timeouts, 429 without Retry-After).
+    push_retry_base_seconds: float = Field(default=2.0, gt=0)
+    push_retry_max_seconds: float = Field(default=600.0, gt=0)
     # Only for the simulator and tests: allow plain http:// push endpoints.
     allow_insecure_endpoints: bool = False
 

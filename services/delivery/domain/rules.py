@@ -1,0 +1,102 @@
+"""What a push service's answer means for one recipient: sent, failed for good, or retry.
+
+RFC 8030 §5 / RFC 8292: 201 accepted; 404/410 the subscription is gone; 413 the
+payload is too large; 429 slow down (Retry-After); 5xx and timeouts are transient;
+401/403 say our VAPID signature was refused.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+SENT_STATUSES = frozenset({200, 201, 202})
+GONE_STATUSES = frozenset({404, 410})
+
+
+@dataclass(frozen=True)
+class PushAnswer:
+    """One attempt's result: an HTTP status, or `error` ("timeout" / "connection_error")."""
+
+    status: int | None = None
+    error: str | None = None
+    retry_after: str | None = None
+    body_excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class Sent:
+    pass
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+    # The push service says the subscription no longer exists: stop sending to it.
+    unsubscribe: bool = False
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    reason: str
+    delay_seconds: float
+
+
+Verdict = Sent | Failed | RetryLater
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Exponential in the attempt number, capped, with up to 25% jitter so a burst of
+        failures does not come back as a burst."""
+        delay = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
+        return delay * (1 + 0.25 * (rng or random).random())
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def decide(answer: PushAnswer, attempt: int, policy: RetryPolicy, now: datetime) -> Verdict:
+    """The verdict on attempt number `attempt` (1-based) for one recipient."""
+    status = answer.status
+    if status in SENT_STATUSES:
+        return Sent()
+    if status in GONE_STATUSES:
+        return Failed(f"push_service_{status}", unsubscribe=True)
+    if status == 413:
+        return Failed("payload_too_large")
+    if status == 429:
+        reason = "push_service_429"
+        waited = parse_retry_after(answer.retry_after, now)
+        delay = min(policy.max_seconds, waited) if waited is not None else policy.backoff(attempt)
+    elif status is None:
+        reason = answer.error or "connection_error"
+        delay = policy.backoff(attempt)
+    elif status >= 500:
+        reason = "push_service_5xx"
+        delay = policy.backoff(attempt)
+    else:
+        return Failed(f"push_service_{status}")
+    if attempt >= policy.max_attempts:
+        return Failed(reason)
+    return RetryLater(reason, delay)
