@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
@@ -54,23 +53,8 @@ FAST_DELIVERY = {
 
 
 @pytest.fixture(scope="session")
-def private_database_url(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path_factory.mktemp('delivery-queue') / 'queue.db'}"
-        return
-    base = make_url(database_url)
-    name = f"clarion_delivery_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def private_database_url(database_factory: Callable[[], str]) -> str:
+    return database_factory()
 
 
 @pytest.fixture(scope="session")
