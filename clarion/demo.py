@@ -9,6 +9,7 @@ JSON line with what the platform and the simulator each counted.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ class DemoResult:
     register_seconds: float
     viewed: int
     clicked: int
+    click_through_rate: float
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class DemoResult:
             "register_seconds": round(self.register_seconds, 3),
             "viewed": self.viewed,
             "clicked": self.clicked,
+            "ctr": round(self.click_through_rate, 4),
         }
 
     @property
@@ -83,6 +86,34 @@ async def register_browsers(
     return await asyncio.gather(*(register(s) for s in subscriptions))
 
 
+async def report_engagement(
+    session: aiohttp.ClientSession,
+    gateway_url: str,
+    site_id: str,
+    simulator: Any,
+    subscriptions: list[Any],
+    subscriber_ids: list[str],
+) -> None:
+    """What each service worker does: read the decrypted push, report it shown (and clicked)."""
+    semaphore = asyncio.Semaphore(REGISTER_CONCURRENCY)
+
+    async def post(event: dict[str, str]) -> None:
+        async with semaphore:
+            async with session.post(f"{gateway_url}/v1/sites/{site_id}/events", json=event) as response:
+                if response.status != 202:
+                    raise RuntimeError(f"gateway refused an event: {response.status} {await response.text()}")
+
+    events = []
+    for index, (subscription, subscriber_id) in enumerate(zip(subscriptions, subscriber_ids)):
+        for message in simulator.messages(subscription.endpoint):
+            payload = json.loads(message.plaintext)
+            base = {"run_id": payload["run_id"], "campaign_id": payload["campaign_id"], "subscriber_id": subscriber_id}
+            events.append({**base, "kind": "viewed"})
+            if index % 10 == 0:
+                events.append({**base, "kind": "clicked"})
+    await asyncio.gather(*(post(event) for event in events))
+
+
 async def run_demo(
     subscribers: int,
     data_dir: Path,
@@ -105,10 +136,12 @@ async def run_demo(
         metadata = (("authorization", f"Bearer {site.api_key}"),)
         progress(f"site {site.site_id}; registering {subscribers} simulated browsers")
 
+        subscriptions = [simulator.mint_subscription() for _ in range(subscribers)]
         started = time.perf_counter()
         async with aiohttp.ClientSession() as session:
-            subscriptions = [simulator.mint_subscription() for _ in range(subscribers)]
-            await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)
+            subscriber_ids = await register_browsers(
+                session, stack.gateway_url, site.site_id, subscriptions
+            )
         register_seconds = time.perf_counter() - started
 
         channel = client_channel(stack.address("campaign"))
@@ -142,6 +175,15 @@ async def run_demo(
         seconds = time.perf_counter() - send_started
         await channel.close()
 
+        progress("browsers report views (all) and clicks (every 10th) through the gateway")
+        async with aiohttp.ClientSession() as session:
+            await report_engagement(
+                session, stack.gateway_url, site.site_id, simulator, subscriptions, subscriber_ids
+            )
+        engaged = await _wait_for_report(
+            stack, campaign_id, metadata, timeout_seconds, until=lambda r: r.viewed >= r.sent
+        )
+
         return DemoResult(
             audience=report.audience,
             sent=report.sent,
@@ -150,8 +192,9 @@ async def run_demo(
             decrypted=simulator.stats.decrypted,
             seconds=seconds,
             register_seconds=register_seconds,
-            viewed=report.viewed,
-            clicked=report.clicked,
+            viewed=engaged.viewed,
+            clicked=engaged.clicked,
+            click_through_rate=engaged.click_through_rate,
         )
     finally:
         await stack.stop()
@@ -193,6 +236,7 @@ async def _wait_for_report(
     campaign_id: str,
     metadata: tuple[tuple[str, str], ...],
     timeout_seconds: float,
+    until: Callable[[Any], bool] | None = None,
 ) -> Any:
     """Outcomes reach reporting asynchronously; wait until it has one per recipient."""
     channel = client_channel(stack.address("reporting"))
@@ -208,7 +252,7 @@ async def _wait_for_report(
                 )
                 report = response.report
                 settled = report.sent + report.failed + report.suppressed + report.expired
-                if settled >= report.audience:
+                if settled >= report.audience and (until is None or until(report)):
                     return report
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.NOT_FOUND:
@@ -221,8 +265,6 @@ async def _wait_for_report(
 
 
 def main(subscribers: int, data_dir: Path | None, as_json: bool) -> int:
-    import json
-
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 

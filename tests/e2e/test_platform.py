@@ -145,12 +145,15 @@ class TestAuth:
 
 class TestCampaignDelivery:
     async def test_demo_path_delivers_every_message_decryptably(
-        self, stack: EmbeddedStack, settings_factory  # type: ignore[no-untyped-def]
+        self, settings_factory  # type: ignore[no-untyped-def]
     ) -> None:
         settings = settings_factory(push_timeout_seconds=2.0, delivery_poll_seconds=0.05)
         result = await run_demo(60, settings.data_dir, settings=settings, timeout_seconds=120)
         assert result.ok, result.as_json()
         assert result.audience == 60
+        # Every browser reported its notification shown; every 10th clicked it.
+        assert (result.viewed, result.clicked) == (60, 6)
+        assert result.click_through_rate == pytest.approx(0.1)
 
     async def test_gone_subscription_fails_and_is_unsubscribed(
         self, stack: EmbeddedStack, simulator: PushServiceSimulator
