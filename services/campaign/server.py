@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
 from clarion.campaign.v1 import (
@@ -26,12 +24,11 @@ from services.campaign.wire import (
     site_to_proto,
     urgency_from_proto,
 )
-from services.kit.auth import SiteAuthInterceptor, SiteResolver, current_site_id
+from services.kit.auth import SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
-from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
 from services.kit.errors import NotFound
-from services.kit.grpcserver import ManagedServer, build_server
+from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
 
 SITE_SERVICE = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name
@@ -133,9 +130,7 @@ async def create_server(
     peers: Peers | None = None,
 ) -> ManagedServer:
     """Binds SiteService + CampaignService to `address`; `await server.start()` next."""
-    url = settings.database_url_for("campaign")
-    await asyncio.to_thread(upgrade_to_head, "campaign", url)
-    engine = create_engine_for(url)
+    engine = await open_service_database("campaign", settings)
     clock = clock or SystemClock()
     peers = peers or Peers(settings)
     store = CampaignStore(engine)
@@ -151,9 +146,10 @@ async def create_server(
     resolver = site_resolver or LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)
     campaign_servicer = CampaignServicer(campaigns)
-    return build_server(
+    return build_service_server(
         address,
-        [
+        settings,
+        register=[
             lambda server: site_service_pb2_grpc.add_SiteServiceServicer_to_server(
                 site_servicer, server
             ),
@@ -161,14 +157,9 @@ async def create_server(
                 campaign_servicer, server
             ),
         ],
-        [SITE_SERVICE, CAMPAIGN_SERVICE],
-        interceptors=[
-            SiteAuthInterceptor(
-                resolver,
-                settings.internal_token_value,
-                internal_only_methods=INTERNAL_ONLY_METHODS,
-            )
-        ],
-        probe=lambda: database_reachable(engine),
-        on_stop=[engine.dispose, peers.close],
+        service_names=[SITE_SERVICE, CAMPAIGN_SERVICE],
+        engine=engine,
+        peers=peers,
+        site_resolver=resolver,
+        internal_only_methods=INTERNAL_ONLY_METHODS,
     )

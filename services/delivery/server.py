@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -20,11 +18,10 @@ from services.delivery.grpc_peers import (
 )
 from services.delivery.models import RecipientState, RunState
 from services.delivery.store import DeliveryStore, RecipientView
-from services.kit.auth import SiteAuthInterceptor, SiteResolver, current_site_id
+from services.kit.auth import SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
-from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
-from services.kit.grpcserver import ManagedServer, build_server
+from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
 from services.kit.sites import remote_site_resolver
 
@@ -167,9 +164,7 @@ async def create_server(
     clock = clock or SystemClock()
     peers = peers or Peers(settings)
     encryptor = create_encryptor(settings.encryptor)  # fail fast on a missing native build
-    url = settings.database_url_for("delivery")
-    await asyncio.to_thread(upgrade_to_head, "delivery", url)
-    engine = create_engine_for(url)
+    engine = await open_service_database("delivery", settings)
     store = DeliveryStore(engine)
     workers = DeliveryWorkers(
         settings,
@@ -181,20 +176,18 @@ async def create_server(
         clock=clock,
     )
     servicer = DeliveryServicer(DeliveryRuns(settings, store, clock))
-    return build_server(
+    return build_service_server(
         address,
-        [
+        settings,
+        register=[
             lambda server: delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
                 servicer, server
             )
         ],
-        [SERVICE_FULL_NAME],
-        interceptors=[
-            SiteAuthInterceptor(
-                site_resolver or remote_site_resolver(peers), settings.internal_token_value
-            )
-        ],
-        probe=lambda: database_reachable(engine),
+        service_names=[SERVICE_FULL_NAME],
+        engine=engine,
+        peers=peers,
+        site_resolver=site_resolver or remote_site_resolver(peers),
         on_start=[workers.start],
-        on_stop=[workers.stop, engine.dispose, peers.close],
+        on_stop=[workers.stop],
     )

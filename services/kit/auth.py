@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import grpc
 import structlog
 
-from services.kit.errors import ClarionError, Unauthenticated, PermissionDenied, to_status
+from services.kit.errors import ClarionError, PermissionDenied, Unauthenticated, to_status
 from services.kit.logging import get_logger
 
 SITE_HEADER = "x-clarion-site-id"
@@ -164,8 +164,8 @@ def _wrap_handler(
             try:
                 await bind(context)
                 return await inner_unary(request, context)
-            except (ClarionError, Exception) as error:  # noqa: B014 - order matters in fail()
-                if isinstance(error, asyncio.CancelledError) or _is_abort(error):
+            except Exception as error:
+                if _is_abort(error):
                     raise
                 await fail(context, error)
 
@@ -185,8 +185,8 @@ def _wrap_handler(
                 await bind(context)
                 async for item in inner_stream(request, context):
                     yield item
-            except (ClarionError, Exception) as error:  # noqa: B014
-                if isinstance(error, asyncio.CancelledError) or _is_abort(error):
+            except Exception as error:
+                if _is_abort(error):
                     raise
                 await fail(context, error)
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.kit.auth import SiteAuthInterceptor, SiteResolver
+from services.kit.config import Settings
+from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
 from services.kit.logging import get_logger
+
+if TYPE_CHECKING:  # peers builds on client_channel below
+    from services.kit.peers import Peers
 
 log = get_logger("clarion.grpc")
 
@@ -127,4 +135,44 @@ def build_server(
 def client_channel(address: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         address, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+    )
+
+
+async def open_service_database(service: str, settings: Settings) -> AsyncEngine:
+    """Migrates the service's own schema to head, then opens its engine."""
+    url = settings.database_url_for(service)
+    await asyncio.to_thread(upgrade_to_head, service, url)
+    return create_engine_for(url)
+
+
+def build_service_server(
+    address: str,
+    settings: Settings,
+    *,
+    register: Sequence[Register],
+    service_names: Sequence[str],
+    engine: AsyncEngine,
+    peers: Peers,
+    site_resolver: SiteResolver,
+    internal_only_methods: Sequence[str] = (),
+    on_start: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+) -> ManagedServer:
+    """A Clarion service's server: site auth, health tied to its database, and cleanup.
+
+    `on_stop` hooks run first (they stop background work), then the engine and peer
+    channels close.
+    """
+    return build_server(
+        address,
+        register,
+        service_names,
+        interceptors=[
+            SiteAuthInterceptor(
+                site_resolver, settings.internal_token_value, internal_only_methods
+            )
+        ],
+        probe=lambda: database_reachable(engine),
+        on_start=on_start,
+        on_stop=[*on_stop, engine.dispose, peers.close],
     )

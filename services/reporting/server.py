@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,12 +10,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
-from services.kit.auth import SITE_HEADER, SiteAuthInterceptor, SiteResolver, current_site_id
+from services.kit.auth import SITE_HEADER, SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
-from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
 from services.kit.errors import Unauthenticated
-from services.kit.grpcserver import ManagedServer, build_server
+from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
 from services.kit.sites import remote_site_resolver
 from services.reporting.domain import CampaignReport, EngagementInput, OutcomeInput, Reporting
@@ -157,27 +155,21 @@ async def create_server(
     peers: Peers | None = None,
 ) -> ManagedServer:
     """Migrates reporting's database and binds (does not start) its gRPC server."""
-    url = settings.database_url_for("reporting")
-    await asyncio.to_thread(upgrade_to_head, "reporting", url)
-    engine = create_engine_for(url)
+    engine = await open_service_database("reporting", settings)
     peers = peers or Peers(settings)
     resolver = site_resolver or remote_site_resolver(peers)
     servicer = ReportingServicer(Reporting(ReportingStore(engine), clock or SystemClock()))
-    return build_server(
+    return build_service_server(
         address,
-        [
+        settings,
+        register=[
             lambda server: reporting_service_pb2_grpc.add_ReportingServiceServicer_to_server(
                 servicer, server
             )
         ],
-        [SERVICE_FULL_NAME],
-        interceptors=[
-            SiteAuthInterceptor(
-                resolver,
-                settings.internal_token_value,
-                internal_only_methods=INTERNAL_ONLY_METHODS,
-            )
-        ],
-        probe=lambda: database_reachable(engine),
-        on_stop=[engine.dispose, peers.close],
+        service_names=[SERVICE_FULL_NAME],
+        engine=engine,
+        peers=peers,
+        site_resolver=resolver,
+        internal_only_methods=INTERNAL_ONLY_METHODS,
     )

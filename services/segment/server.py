@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -13,12 +12,11 @@ from clarion.common.v1 import common_pb2
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from clarion.segment.v1 import subscriber_pb2
-from services.kit.auth import SiteAuthInterceptor, SiteResolver, current_site_id
+from services.kit.auth import SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
-from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
 from services.kit.errors import InvalidArgument
-from services.kit.grpcserver import ManagedServer, build_server
+from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
 from services.kit.sites import remote_site_resolver
 from services.segment.domain import Registration, Subscribers
@@ -144,9 +142,7 @@ async def create_server(
     peers: Peers | None = None,
 ) -> ManagedServer:
     """Migrates the database and binds a (not yet started) segment server to `address`."""
-    url = settings.database_url_for("segment")
-    await asyncio.to_thread(upgrade_to_head, "segment", url)
-    engine = create_engine_for(url)
+    engine = await open_service_database("segment", settings)
     peers = peers or Peers(settings)
     resolver = site_resolver or remote_site_resolver(peers)
     subscribers = Subscribers(
@@ -155,11 +151,12 @@ async def create_server(
         allow_insecure_endpoints=settings.allow_insecure_endpoints,
     )
     servicer = SegmentServicer(subscribers)
-    return build_server(
+    return build_service_server(
         address,
-        [lambda server: pb_grpc.add_SegmentServiceServicer_to_server(servicer, server)],
-        [SERVICE_FULL_NAME],
-        interceptors=[SiteAuthInterceptor(resolver, settings.internal_token_value)],
-        probe=lambda: database_reachable(engine),
-        on_stop=[engine.dispose, peers.close],
+        settings,
+        register=[lambda server: pb_grpc.add_SegmentServiceServicer_to_server(servicer, server)],
+        service_names=[SERVICE_FULL_NAME],
+        engine=engine,
+        peers=peers,
+        site_resolver=resolver,
     )

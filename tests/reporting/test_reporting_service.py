@@ -10,7 +10,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
-from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2 as rs
+from clarion.reporting.v1 import reporting_pb2
+from clarion.reporting.v1 import reporting_service_pb2 as rs
 from services.kit.errors import error_info
 from tests.reporting.conftest import ReportingUnderTest, Site
 
