@@ -280,3 +280,103 @@ class TestCommandLine:
                 site_service_pb2.GetSiteRequest(), metadata=bearer(site["api_key"]), timeout=5
             )
         assert got.site.site_id == site["site_id"]
+
+
+class TestServicesAsSeparateProcesses:
+    """The deployed shape: each service its own process, configured only by environment."""
+
+    def test_segment_process_authenticates_through_the_campaign_process(
+        self, tmp_path: Path, database_url: str
+    ) -> None:
+        ports = {name: _free_port() for name in ("campaign", "segment")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "CLARION_DATA_DIR": str(tmp_path),
+            "CLARION_DATABASE_URL": database_url,
+            "CLARION_INTERNAL_TOKEN": "separate-processes-token",
+            "CLARION_ALLOW_INSECURE_ENDPOINTS": "true",
+        }
+        for name, port in ports.items():
+            env[f"CLARION_{name.upper()}_LISTEN"] = f"127.0.0.1:{port}"
+            env[f"CLARION_{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
+        created = subprocess.run(
+            [sys.executable, "-m", "clarion", "site", "create", "Separate", "--json"],
+            env=env, capture_output=True, text=True, check=True, cwd=ROOT,
+        )
+        site = json.loads(created.stdout)
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "clarion", "serve", name], env=env, cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )
+            for name in ports
+        ]
+        try:
+            asyncio.run(self._register_through_segment(ports, site))
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            logs = [process.communicate(timeout=30)[1] for process in processes]
+        assert [p.returncode for p in processes] == [0, 0], logs
+        assert all(site["api_key"] not in log for log in logs)
+
+    async def _register_through_segment(self, ports: dict[str, int], site: dict[str, str]) -> None:
+        simulator = PushServiceSimulator()
+        await simulator.start()
+        subscription = simulator.mint_subscription()
+        request = segment_service_pb2.RegisterSubscriberRequest(
+            push_subscription=common_pb2.PushSubscription(
+                endpoint=subscription.endpoint, p256dh=subscription.p256dh, auth=subscription.auth
+            ),
+            browser=common_pb2.BROWSER_FIREFOX,
+        )
+        deadline = time.monotonic() + 60
+        try:
+            async with client_channel(f"127.0.0.1:{ports['segment']}") as channel:
+                stub = segment_service_pb2_grpc.SegmentServiceStub(channel)
+                while True:
+                    try:
+                        registered = await stub.RegisterSubscriber(
+                            request, metadata=bearer(site["api_key"]), timeout=5
+                        )
+                        break
+                    except grpc.aio.AioRpcError as error:
+                        # Until both processes listen: UNAVAILABLE from segment or from its call to campaign.
+                        assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                        assert time.monotonic() < deadline, "the services never came up"
+                        await asyncio.sleep(0.3)
+                assert registered.created
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await stub.RegisterSubscriber(request, metadata=bearer("ck_wrong"), timeout=5)
+                assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            await simulator.stop()
+
+    def test_simulator_process_mints_subscriptions_over_its_control_api(self) -> None:
+        port = _free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clarion", "simulator", "--port", str(port)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            minted = asyncio.run(self._mint(f"http://127.0.0.1:{port}"))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+        assert len(minted) == 2
+        assert all(m["endpoint"].startswith(f"http://127.0.0.1:{port}/push/") for m in minted)
+        assert process.returncode == 0
+
+    async def _mint(self, base: str) -> list[dict[str, object]]:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    async with session.post(f"{base}/control/subscriptions?count=2") as response:
+                        assert response.status == 201
+                        return list(await response.json())
+                except aiohttp.ClientConnectionError:
+                    assert time.monotonic() < deadline, "simulator never came up"
+                    await asyncio.sleep(0.2)
