@@ -73,6 +73,17 @@ class TestHealth:
                     )
                     assert response.status == health_pb2.HealthCheckResponse.SERVING, (name, service)
 
+    async def test_every_service_lists_itself_through_reflection(self, stack: EmbeddedStack) -> None:
+        from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+        for name, full_name in SERVICE_FULL_NAMES.items():
+            async with client_channel(stack.address(name)) as channel:
+                stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+                request = reflection_pb2.ServerReflectionRequest(list_services="")
+                responses = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
+            listed = {s.name for s in responses[0].list_services_response.service}
+            assert {full_name, "grpc.health.v1.Health"} <= listed, (name, listed)
+
     async def test_gateway_answers_healthz(self, stack: EmbeddedStack) -> None:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{stack.gateway_url}/healthz") as response:
