@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -118,6 +119,8 @@ class DeliveryRecipientRow(Model):
         Index("ix_delivery_recipients_site_id_run_id_state", "site_id", "run_id", "state"),
         # The reporter scans terminal outcomes not yet accepted by reporting.
         Index("ix_delivery_recipients_reported_state", "reported", "state"),
+        # The pruner scans gone subscribers segment has not unsubscribed yet.
+        Index("ix_delivery_recipients_unsubscribe_pending", "unsubscribe_pending"),
     )
 
     recipient_id: Mapped[int] = mapped_column(
@@ -141,3 +144,6 @@ class DeliveryRecipientRow(Model):
     not_before: Mapped[datetime | None]
     finish_time: Mapped[datetime | None]
     reported: Mapped[bool] = mapped_column(default=False)
+    # Set with a 404/410 outcome in the same transaction, cleared once segment has
+    # unsubscribed the subscriber: a segment outage delays pruning, never loses it.
+    unsubscribe_pending: Mapped[bool] = mapped_column(default=False, server_default=false())

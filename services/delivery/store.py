@@ -115,6 +115,16 @@ class PendingRecipient:
 
 
 @dataclass(frozen=True)
+class PendingUnsubscribe:
+    """A subscriber a push service called gone, not yet unsubscribed in segment."""
+
+    recipient_id: int
+    site_id: str
+    subscriber_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Terminal:
     """A recipient's final state; `attempted` counts the send that led to it."""
 
@@ -122,6 +132,8 @@ class Terminal:
     state: RecipientState
     reason: str
     attempted: bool = True
+    # The push service said the subscription is gone: unsubscribe it in segment.
+    unsubscribe: bool = False
 
 
 @dataclass(frozen=True)
@@ -464,12 +476,13 @@ class DeliveryStore:
             DeliveryRecipientRow.chunk_id == chunk.chunk_id,
             DeliveryRecipientRow.state == RecipientState.PENDING,
         )
-        groups: dict[tuple[RecipientState, str, bool], list[int]] = defaultdict(list)
+        groups: dict[tuple[RecipientState, str, bool, bool], list[int]] = defaultdict(list)
         for result in terminal:
-            groups[(result.state, result.reason, result.attempted)].append(result.recipient_id)
+            key = (result.state, result.reason, result.attempted, result.unsubscribe)
+            groups[key].append(result.recipient_id)
         finished: list[int] = []
         async with self._sessions.begin() as session:
-            for (state, reason, attempted), ids in groups.items():
+            for (state, reason, attempted, unsubscribe), ids in groups.items():
                 finished += (
                     await session.scalars(
                         update(DeliveryRecipientRow)
@@ -480,6 +493,7 @@ class DeliveryStore:
                             finish_time=now,
                             not_before=None,
                             attempts=DeliveryRecipientRow.attempts + (1 if attempted else 0),
+                            unsubscribe_pending=unsubscribe,
                         )
                         .returning(DeliveryRecipientRow.recipient_id)
                         .execution_options(synchronize_session=False)
@@ -560,6 +574,33 @@ class DeliveryStore:
                 update(DeliveryRecipientRow)
                 .where(DeliveryRecipientRow.recipient_id.in_(list(recipient_ids)))
                 .values(reported=True)
+            )
+
+    # Pruning gone subscribers.
+
+    async def pending_unsubscribes(self, limit: int) -> list[PendingUnsubscribe]:
+        statement = (
+            select(
+                DeliveryRecipientRow.recipient_id,
+                DeliveryRecipientRow.site_id,
+                DeliveryRecipientRow.subscriber_id,
+                DeliveryRecipientRow.reason,
+            )
+            .where(DeliveryRecipientRow.unsubscribe_pending.is_(True))
+            .order_by(DeliveryRecipientRow.recipient_id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [PendingUnsubscribe(*row) for row in (await session.execute(statement)).all()]
+
+    async def mark_unsubscribed(self, recipient_ids: Sequence[int]) -> None:
+        if not recipient_ids:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(DeliveryRecipientRow)
+                .where(DeliveryRecipientRow.recipient_id.in_(list(recipient_ids)))
+                .values(unsubscribe_pending=False)
             )
 
     async def recipient(

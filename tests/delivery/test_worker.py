@@ -38,9 +38,12 @@ class FakeCredentials:
 
 class FakePruner:
     def __init__(self) -> None:
+        self.down = False
         self.calls: list[tuple[str, str, str]] = []
 
     async def unsubscribe(self, site_id: str, subscriber_id: str, reason: str) -> None:
+        if self.down:
+            raise ConnectionError("segment is down")
         self.calls.append((site_id, subscriber_id, reason))
 
 
@@ -131,6 +134,20 @@ class TestRound:
         assert await harness.workers.report_unreported() >= 1
         assert [o.subscriber_id for o in harness.sink.recorded if o.run_id == run_id] == ["sub_0"]
         assert await harness.workers.report_unreported() == 0
+
+    async def test_gone_subscribers_wait_for_segment_to_come_back(self, harness: Harness) -> None:
+        site_id, run_id, subs = await harness.started_run(2)
+        harness.simulator.set_behaviour(subs[0].endpoint, Behaviour(status=404))
+        harness.pruner.down = True
+
+        assert await harness.workers.run_once("w")
+        assert harness.pruner.calls == []
+        assert (await harness.state_of(site_id, run_id, "sub_0")).reason == "push_service_404"
+
+        harness.pruner.down = False
+        assert await harness.workers.unsubscribe_gone() >= 1
+        assert (site_id, "sub_0", "push_service_404") in harness.pruner.calls
+        assert await harness.workers.unsubscribe_gone() == 0
 
     async def test_a_site_without_credentials_fails_its_recipients(self, harness: Harness) -> None:
         site_id, run_id, _ = await harness.started_run(1)

@@ -56,6 +56,7 @@ log = get_logger(__name__)
 # A site's signer is refetched after this long, so a rotated VAPID key is picked up.
 SIGNER_TTL_SECONDS = 300.0
 REPORT_BATCH = 500
+PRUNE_BATCH = 100
 PAYLOAD_CACHE_SIZE = 256
 
 
@@ -150,6 +151,7 @@ class DeliveryWorkers:
                 await self.report_unreported()
             except Exception:
                 log.exception("reporting delivery outcomes failed; will retry")
+            await self._unsubscribe_gone_safely()
 
     # One round.
 
@@ -258,7 +260,6 @@ class DeliveryWorkers:
 
         now = self._clock.now()
         retries: list[Retry] = []
-        gone: list[tuple[str, str]] = []
         refused_logged: set[int] = set()
         for (recipient, _), answer in zip(sends, answers, strict=True):
             verdict = decide(answer, recipient.attempts + 1, self._policy, now)
@@ -274,15 +275,21 @@ class DeliveryWorkers:
                 case Sent():
                     terminal.append(Terminal(recipient.recipient_id, RecipientState.SENT, ""))
                 case Failed(reason=reason, unsubscribe=unsubscribe):
-                    terminal.append(Terminal(recipient.recipient_id, RecipientState.FAILED, reason))
-                    if unsubscribe:
-                        gone.append((recipient.subscriber_id, reason))
+                    terminal.append(
+                        Terminal(
+                            recipient.recipient_id,
+                            RecipientState.FAILED,
+                            reason,
+                            unsubscribe=unsubscribe,
+                        )
+                    )
                 case RetryLater(reason=reason, delay_seconds=delay):
                     retries.append(
                         Retry(recipient.recipient_id, reason, now + timedelta(seconds=delay))
                     )
         await self._finish(chunk, terminal, retries)
-        await asyncio.gather(*(self._prune(chunk.site_id, sid, why) for sid, why in gone))
+        if any(t.unsubscribe for t in terminal):
+            await self._unsubscribe_gone_safely()
 
     async def _finish(
         self,
@@ -331,15 +338,27 @@ class DeliveryWorkers:
         )
         return signer, credentials.vapid_subject
 
-    async def _prune(self, site_id: str, subscriber_id: str, reason: str) -> None:
+    # Pruning gone subscribers.
+
+    async def unsubscribe_gone(self) -> int:
+        """Unsubscribes, in segment, every subscriber a push service called gone that
+        segment has not accepted yet; returns how many. Raises if segment fails, leaving
+        the rest pending for the next round."""
+        done = 0
+        while True:
+            batch = await self._store.pending_unsubscribes(PRUNE_BATCH)
+            for pending in batch:
+                await self._pruner.unsubscribe(pending.site_id, pending.subscriber_id, pending.reason)
+                await self._store.mark_unsubscribed([pending.recipient_id])
+                done += 1
+            if len(batch) < PRUNE_BATCH:
+                return done
+
+    async def _unsubscribe_gone_safely(self) -> None:
         try:
-            await self._pruner.unsubscribe(site_id, subscriber_id, reason)
-        except Exception as error:
-            log.warning(
-                "could not unsubscribe a gone subscriber",
-                subscriber_id=subscriber_id,
-                error=str(error),
-            )
+            await self.unsubscribe_gone()
+        except Exception as error:  # the background loop tries again
+            log.warning("segment is unavailable; gone subscribers kept for later", error=str(error))
 
     # Reporting.
 
