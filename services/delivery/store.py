@@ -567,13 +567,16 @@ class DeliveryStore:
             ]
 
     async def mark_reported(self, recipient_ids: Sequence[int]) -> None:
+        await self._set_recipient_flags(recipient_ids, reported=True)
+
+    async def _set_recipient_flags(self, recipient_ids: Sequence[int], **flags: bool) -> None:
         if not recipient_ids:
             return
         async with self._sessions.begin() as session:
             await session.execute(
                 update(DeliveryRecipientRow)
                 .where(DeliveryRecipientRow.recipient_id.in_(list(recipient_ids)))
-                .values(reported=True)
+                .values(**flags)
             )
 
     # Pruning gone subscribers.
@@ -594,14 +597,7 @@ class DeliveryStore:
             return [PendingUnsubscribe(*row) for row in (await session.execute(statement)).all()]
 
     async def mark_unsubscribed(self, recipient_ids: Sequence[int]) -> None:
-        if not recipient_ids:
-            return
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(DeliveryRecipientRow)
-                .where(DeliveryRecipientRow.recipient_id.in_(list(recipient_ids)))
-                .values(unsubscribe_pending=False)
-            )
+        await self._set_recipient_flags(recipient_ids, unsubscribe_pending=False)
 
     async def recipient(
         self, site_id: str, run_id: str, subscriber_id: str
