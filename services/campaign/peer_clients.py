@@ -114,6 +114,22 @@ class GrpcDeliveryQueue:
         except grpc.aio.AioRpcError as error:
             raise _failed("delivery.StartDeliveryRun", error) from error
 
+    async def started(self, site_id: str, run_id: str) -> bool:
+        try:
+            response = await self._stub().GetDeliveryRun(
+                delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise _failed("delivery.GetDeliveryRun", error) from error
+        return response.delivery_run.state in (
+            delivery_pb2.DELIVERY_RUN_STATE_SENDING,
+            delivery_pb2.DELIVERY_RUN_STATE_DONE,
+        )
+
 
 class GrpcRunAudienceRecorder:
     def __init__(self, peers: Peers) -> None:

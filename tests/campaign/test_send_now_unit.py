@@ -65,6 +65,8 @@ class FakeDeliveryRun:
 @dataclass
 class FakeDelivery:
     fail_on: str = ""
+    # The start lands in delivery but its reply is lost (a timeout on the way back).
+    start_reply_lost: bool = False
     block_enqueue: asyncio.Event | None = None
     runs: dict[str, FakeDeliveryRun] = field(default_factory=dict)
 
@@ -85,6 +87,13 @@ class FakeDelivery:
     async def start(self, site_id: str, run_id: str) -> None:
         self._maybe_fail("StartDeliveryRun")
         self.runs[run_id].started = True
+        if self.start_reply_lost:
+            raise PeerCallFailed("delivery.StartDeliveryRun", "DEADLINE_EXCEEDED: no reply")
+
+    async def started(self, site_id: str, run_id: str) -> bool:
+        self._maybe_fail("GetDeliveryRun")
+        run = self.runs.get(run_id)
+        return run is not None and run.started
 
 
 @dataclass
@@ -178,6 +187,29 @@ class TestSendCampaignNow:
         assert run.state == RunState.FAILED
         assert f"delivery.{step}" in run.failure_reason
         assert not any(r.started for r in world.delivery.runs.values())
+
+    async def test_a_start_whose_reply_was_lost_is_a_queued_run(self, world: World) -> None:
+        world.segment.pages = [recipients(3)]
+        world.delivery.start_reply_lost = True
+
+        run = await world.campaigns.send_now(world.site_id, world.campaign.campaign_id)
+
+        assert (run.state, run.audience) == (RunState.QUEUED, 3)
+        assert world.delivery.runs[run.run_id].started
+
+    async def test_an_unconfirmable_start_says_it_could_not_be_checked(self, world: World) -> None:
+        world.segment.pages = [recipients(1)]
+        world.delivery.start_reply_lost = True
+        world.delivery.fail_on = "GetDeliveryRun"
+
+        with pytest.raises(Unavailable) as raised:
+            await world.campaigns.send_now(world.site_id, world.campaign.campaign_id)
+
+        run = await world.campaigns.get_run(world.site_id, raised.value.metadata["run_id"])
+        assert run.state == RunState.FAILED
+        assert "could not be checked" in run.failure_reason
+        assert "nothing was sent" not in raised.value.message
+        assert "check GetDeliveryRun" in raised.value.message
 
     async def test_a_segment_failure_mid_stream_fails_the_run(self, world: World) -> None:
         world.segment.pages = [recipients(2), recipients(2, start=2)]

@@ -180,7 +180,8 @@ class Campaigns:
         """Queues the campaign's reachable audience in delivery as a new run.
 
         Delivery sends nothing before StartDeliveryRun, the last step, so a run that
-        fails on the way is FAILED with nothing sent.
+        fails on the way is FAILED with nothing sent; a start whose reply was lost is
+        checked with delivery before the run is called failed.
         """
         campaign = await self.get(site_id, campaign_id)
         run = RunRecord(
@@ -204,15 +205,19 @@ class Campaigns:
                         queued += len(page)
             # Reporting learns the audience before any outcome can arrive.
             await self._recorder.record_audience(site_id, run.run_id, campaign.campaign_id, queued)
-            await self._delivery.start(site_id, run.run_id)
+            await self._start_delivery(site_id, run.run_id)
         except PeerCallFailed as failure:
             reason = f"{failure} (after queueing {queued} recipients)"
             await self._fail(run, reason)
+            consequence = (
+                "delivery may be sending it anyway: check GetDeliveryRun before sending again"
+                if failure.may_have_started
+                else "nothing was sent, send the campaign again once that service is back"
+            )
             raise Unavailable(
                 "RUN_QUEUEING_FAILED",
                 f"run {run.run_id} of campaign {campaign.campaign_id} could not be queued: "
-                f"{failure.step} failed ({failure.detail}); nothing was sent, "
-                "send the campaign again once that service is back",
+                f"{failure.step} failed ({failure.detail}); {consequence}",
                 run_id=run.run_id,
                 step=failure.step,
             ) from failure
@@ -226,6 +231,25 @@ class Campaigns:
         assert finished is not None  # the run was inserted above and is never deleted alone
         log.info("run queued", run_id=run.run_id, audience=queued)
         return finished
+
+    async def _start_delivery(self, site_id: str, run_id: str) -> None:
+        try:
+            await self._delivery.start(site_id, run_id)
+        except PeerCallFailed as failure:
+            # The start may have landed with only its reply lost: then the run is sending,
+            # and calling it FAILED ("nothing was sent") would be untrue.
+            try:
+                if await self._delivery.started(site_id, run_id):
+                    log.warning("start reply lost, but delivery has the run", run_id=run_id)
+                    return
+            except PeerCallFailed:
+                raise PeerCallFailed(
+                    failure.step,
+                    f"{failure.detail}; whether delivery started the run could not be "
+                    "checked, see GetDeliveryRun",
+                    may_have_started=True,
+                ) from failure
+            raise
 
     async def _fail(self, run: RunRecord, reason: str) -> None:
         await self._store.finish_run(

@@ -31,10 +31,12 @@ class Recipient:
 class PeerCallFailed(Exception):
     """A call to another service failed; `step` names it, e.g. 'delivery.StartDeliveryRun'."""
 
-    def __init__(self, step: str, detail: str) -> None:
+    def __init__(self, step: str, detail: str, *, may_have_started: bool = False) -> None:
         super().__init__(f"{step} failed: {detail}")
         self.step = step
         self.detail = detail
+        # True when delivery may be sending the run anyway (its start could not be checked).
+        self.may_have_started = may_have_started
 
 
 class AudienceSource(Protocol):
@@ -53,6 +55,10 @@ class DeliveryQueue(Protocol):
 
     async def start(self, site_id: str, run_id: str) -> None:
         """Lets delivery send the run. Raises PeerCallFailed."""
+
+    async def started(self, site_id: str, run_id: str) -> bool:
+        """Whether delivery has started the run (a start whose reply was lost may have
+        landed). Raises PeerCallFailed."""
 
 
 class RunAudienceRecorder(Protocol):
