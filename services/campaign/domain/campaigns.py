@@ -28,6 +28,8 @@ from services.kit.clock import Clock
 from services.kit.errors import InvalidArgument, NotFound, Unavailable
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
+from services.kit.push_payload import MAX_PUSH_PAYLOAD_BYTES
+from services.kit.push_payload import push_payload as kit_push_payload
 
 log = get_logger(__name__)
 
@@ -39,7 +41,7 @@ MAX_URL_LENGTH = 2048
 MAX_TTL_SECONDS = 4 * 7 * 24 * 3600
 DEFAULT_TTL_SECONDS = MAX_TTL_SECONDS
 # RFC 8291 with one 4096-byte aes128gcm record: 4096 - 86 header - 16 tag - 1 delimiter.
-MAX_PAYLOAD_BYTES = 3993
+MAX_PAYLOAD_BYTES = MAX_PUSH_PAYLOAD_BYTES
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 # Run ids are only known when a run starts; this one has the same length (new_id: 32 hex).
@@ -61,18 +63,16 @@ class CampaignPage:
 
 
 def push_payload(notification: Notification, campaign_id: str, run_id: str) -> bytes:
-    """The JSON the service worker receives: compact UTF-8, empty values left out."""
-    fields = {
-        "title": notification.title,
-        "body": notification.body,
-        "icon": notification.icon_url,
-        "image": notification.image_url,
-        "url": notification.target_url,
-        "campaign_id": campaign_id,
-        "run_id": run_id,
-    }
-    present = {key: value for key, value in fields.items() if value}
-    return json.dumps(present, ensure_ascii=False, separators=(",", ":")).encode()
+    """The body delivery will send for this notification (services.kit.push_payload)."""
+    return kit_push_payload(
+        title=notification.title,
+        body=notification.body,
+        icon_url=notification.icon_url,
+        image_url=notification.image_url,
+        target_url=notification.target_url,
+        campaign_id=campaign_id,
+        run_id=run_id,
+    )
 
 
 class Campaigns:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from typing import Protocol
 
-# RFC 8291 §4: one 4096-byte record holds the 86-byte header, the 16-byte tag and the
-# padding delimiter, which leaves this much for the plaintext.
-MAX_PAYLOAD_BYTES = 4096 - 86 - 16 - 1
+from services.kit.push_payload import MAX_PUSH_PAYLOAD_BYTES, push_payload
+
+MAX_PAYLOAD_BYTES = MAX_PUSH_PAYLOAD_BYTES
 
 URGENCIES = ("very-low", "low", "normal", "high")
 
@@ -34,18 +33,16 @@ class NotificationFields(Protocol):
 
 
 def build_payload(run: NotificationFields) -> bytes:
-    """The JSON the service worker shows: compact UTF-8, empty values left out."""
-    fields = {
-        "title": run.title,
-        "body": run.body,
-        "icon": run.icon_url,
-        "image": run.image_url,
-        "url": run.target_url,
-        "campaign_id": run.campaign_id,
-        "run_id": run.run_id,
-    }
-    document = {key: value for key, value in fields.items() if value}
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    """The JSON the service worker shows (services.kit.push_payload)."""
+    return push_payload(
+        title=run.title,
+        body=run.body,
+        icon_url=run.icon_url,
+        image_url=run.image_url,
+        target_url=run.target_url,
+        campaign_id=run.campaign_id,
+        run_id=run.run_id,
+    )
 
 
 def topic_for(run_id: str) -> str:
