@@ -42,6 +42,19 @@ def current_site_id() -> str:
     return site_id
 
 
+def required_site_id() -> str:
+    """The call's site, for handlers of internal-only methods that act on a site's data:
+    those methods let the internal token through without one, so it is refused here."""
+    site_id = current_site_id()
+    if not site_id:
+        raise _missing_site()
+    return site_id
+
+
+def _missing_site() -> Unauthenticated:
+    return Unauthenticated("MISSING_SITE", f"internal calls must name the site in '{SITE_HEADER}'")
+
+
 def current_request_id() -> str:
     return _request_id.get() or uuid.uuid4().hex
 
@@ -122,9 +135,7 @@ class SiteAuthInterceptor(grpc.aio.ServerInterceptor):
         if self._internal_token and hmac.compare_digest(token, self._internal_token):
             site_id = metadata.get(SITE_HEADER, "")
             if not site_id and method not in self._internal_only:
-                raise Unauthenticated(
-                    "MISSING_SITE", f"internal calls must name the site in '{SITE_HEADER}'"
-                )
+                raise _missing_site()
             return Caller(site_id=site_id, internal=True)
         if method in self._internal_only:
             raise PermissionDenied("INTERNAL_ONLY", f"{method} is for Clarion's own services")

@@ -10,10 +10,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
-from services.kit.auth import SITE_HEADER, SiteResolver, current_site_id
+from services.kit.auth import SiteResolver, required_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
-from services.kit.errors import Unauthenticated
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
 from services.kit.sites import remote_site_resolver
@@ -44,17 +43,6 @@ _BROWSERS = {
     for name, value in common_pb2.Browser.items()
     if value != common_pb2.BROWSER_UNSPECIFIED
 }
-
-
-def _site_id() -> str:
-    # Internal-only methods let the internal token through without a site; data still
-    # belongs to one, so it must be named.
-    site_id = current_site_id()
-    if not site_id:
-        raise Unauthenticated(
-            "MISSING_SITE", f"internal calls must name the site in '{SITE_HEADER}'"
-        )
-    return site_id
 
 
 def _time_or_none(message: Any, field: str) -> datetime | None:
@@ -94,7 +82,7 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> reporting_service_pb2.RecordRunAudienceResponse:
         await self._reporting.record_run_audience(
-            _site_id(), request.run_id, request.campaign_id, request.audience
+            required_site_id(), request.run_id, request.campaign_id, request.audience
         )
         return reporting_service_pb2.RecordRunAudienceResponse()
 
@@ -115,7 +103,7 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
             )
             for outcome in request.outcomes
         ]
-        recorded = await self._reporting.record_delivery_outcomes(_site_id(), outcomes)
+        recorded = await self._reporting.record_delivery_outcomes(required_site_id(), outcomes)
         return reporting_service_pb2.RecordDeliveryOutcomesResponse(recorded=recorded)
 
     async def RecordEngagementEvents(
@@ -134,7 +122,7 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
             )
             for event in request.events
         ]
-        recorded = await self._reporting.record_engagement_events(_site_id(), events)
+        recorded = await self._reporting.record_engagement_events(required_site_id(), events)
         return reporting_service_pb2.RecordEngagementEventsResponse(recorded=recorded)
 
     async def GetCampaignReport(
@@ -142,7 +130,7 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
         request: reporting_service_pb2.GetCampaignReportRequest,
         context: grpc.aio.ServicerContext,
     ) -> reporting_service_pb2.GetCampaignReportResponse:
-        report = await self._reporting.campaign_report(_site_id(), request.campaign_id)
+        report = await self._reporting.campaign_report(required_site_id(), request.campaign_id)
         return reporting_service_pb2.GetCampaignReportResponse(report=_report_to_proto(report))
 
 
