@@ -1,9 +1,12 @@
 """`clarion demo`: the walking skeleton end to end, measured.
 
 Starts the embedded stack and the push-service simulator, creates a site, registers
-N simulated browsers through the gateway (as the SDK would), creates a campaign,
-sends it, waits until every recipient has an outcome in reporting, and prints one
-JSON line with what the platform and the simulator each counted.
+N simulated browsers (the first thousand through the gateway, as the SDK would; the
+rest through segment's batch import, as a migration from another provider would),
+creates a campaign, sends it, waits until every recipient has an outcome in reporting,
+and prints one JSON line with what the platform and the simulator each counted.
+Browsers then report views and clicks through the gateway, with the engagement token
+each push carried (at most the first thousand, to keep the demo short).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +26,20 @@ import grpc
 
 from clarion.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from clarion.common.v1 import common_pb2
-from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
+from clarion.campaign.v1 import campaign_pb2
 from clarion.embedded import EmbeddedStack
 from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
+from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
 from services.kit.config import Settings
 from services.kit.grpcserver import client_channel
 
 REGISTER_CONCURRENCY = 32
+# Browsers that subscribe (and later report engagement) through the gateway.
+GATEWAY_BROWSERS = 1000
+IMPORT_BATCH = 1000
+# What a service worker takes from the push to report on it; the token proves to the
+# gateway that this subscriber was sent this run.
+_ENGAGEMENT_FIELDS = ("run_id", "campaign_id", "subscriber_id", "engagement_token")
 
 
 @dataclass
@@ -40,6 +50,7 @@ class DemoResult:
     received: int
     decrypted: int
     seconds: float
+    send_call_seconds: float
     register_seconds: float
     viewed: int
     clicked: int
@@ -53,6 +64,8 @@ class DemoResult:
             "received": self.received,
             "decrypted": self.decrypted,
             "seconds": round(self.seconds, 3),
+            "send_call_seconds": round(self.send_call_seconds, 4),
+            "msgs_per_s": round(self.sent / self.seconds, 1) if self.seconds else 0.0,
             "register_seconds": round(self.register_seconds, 3),
             "viewed": self.viewed,
             "clicked": self.clicked,
@@ -86,13 +99,37 @@ async def register_browsers(
     return await asyncio.gather(*(register(s) for s in subscriptions))
 
 
+class MissingEngagementProof(RuntimeError):
+    """A push reached the simulator without what a service worker needs to report it."""
+
+
+def engagement_events(
+    payloads: Iterable[dict[str, Any]], *, click_every: int = 10
+) -> list[dict[str, str]]:
+    """What the service workers post for these pushes: a view for each, and a click for
+    every `click_every`-th. Each event names the run, subscriber and engagement token from
+    the push itself, as a real service worker can only do."""
+    events = []
+    for index, payload in enumerate(payloads):
+        missing = [key for key in _ENGAGEMENT_FIELDS if not payload.get(key)]
+        if missing:
+            raise MissingEngagementProof(
+                f"a pushed payload has no {', '.join(missing)}; delivery must put them in "
+                "each recipient's copy (see PushPayload in common.proto)"
+            )
+        base = {key: str(payload[key]) for key in _ENGAGEMENT_FIELDS}
+        events.append({**base, "kind": "viewed"})
+        if index % click_every == 0:
+            events.append({**base, "kind": "clicked"})
+    return events
+
+
 async def report_engagement(
     session: aiohttp.ClientSession,
     gateway_url: str,
     site_id: str,
     simulator: Any,
     subscriptions: list[Any],
-    subscriber_ids: list[str],
 ) -> None:
     """What each service worker does: read the decrypted push, report it shown (and clicked)."""
     semaphore = asyncio.Semaphore(REGISTER_CONCURRENCY)
@@ -103,15 +140,14 @@ async def report_engagement(
                 if response.status != 202:
                     raise RuntimeError(f"gateway refused an event: {response.status} {await response.text()}")
 
-    events = []
-    for index, (subscription, subscriber_id) in enumerate(zip(subscriptions, subscriber_ids)):
+    payloads = []
+    for subscription in subscriptions:
         for message in simulator.messages(subscription.endpoint):
-            payload = json.loads(message.plaintext)
-            base = {"run_id": payload["run_id"], "campaign_id": payload["campaign_id"], "subscriber_id": subscriber_id}
-            events.append({**base, "kind": "viewed"})
-            if index % 10 == 0:
-                events.append({**base, "kind": "clicked"})
-    await asyncio.gather(*(post(event) for event in events))
+            payload = message.payload()
+            if payload is None:
+                raise MissingEngagementProof("a push reached the simulator without a JSON payload")
+            payloads.append(payload)
+    await asyncio.gather(*(post(event) for event in engagement_events(payloads)))
 
 
 async def run_demo(
@@ -139,9 +175,10 @@ async def run_demo(
         subscriptions = [simulator.mint_subscription() for _ in range(subscribers)]
         started = time.perf_counter()
         async with aiohttp.ClientSession() as session:
-            subscriber_ids = await register_browsers(
-                session, stack.gateway_url, site.site_id, subscriptions
+            await register_browsers(
+                session, stack.gateway_url, site.site_id, subscriptions[:GATEWAY_BROWSERS]
             )
+        await import_browsers(stack, metadata, subscriptions[GATEWAY_BROWSERS:])
         register_seconds = time.perf_counter() - started
 
         channel = client_channel(stack.address("campaign"))
@@ -167,21 +204,28 @@ async def run_demo(
         sent_run = await campaigns.SendCampaignNow(
             campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
             metadata=metadata,
-            timeout=120,
+            timeout=30,
         )
+        send_call_seconds = time.perf_counter() - send_started
         run_id = sent_run.run.run_id
-        await _wait_for_delivery(stack, run_id, metadata, progress, timeout_seconds)
+        await _wait_for_run(campaigns, run_id, metadata, progress, timeout_seconds)
         report = await _wait_for_report(stack, campaign_id, metadata, timeout_seconds)
         seconds = time.perf_counter() - send_started
         await channel.close()
 
-        progress("browsers report views (all) and clicks (every 10th) through the gateway")
+        engaging = subscriptions[:GATEWAY_BROWSERS]
+        progress(
+            f"{len(engaging)} browsers report views (all) and clicks (every 10th) "
+            "through the gateway"
+        )
         async with aiohttp.ClientSession() as session:
-            await report_engagement(
-                session, stack.gateway_url, site.site_id, simulator, subscriptions, subscriber_ids
-            )
+            await report_engagement(session, stack.gateway_url, site.site_id, simulator, engaging)
         engaged = await _wait_for_report(
-            stack, campaign_id, metadata, timeout_seconds, until=lambda r: r.viewed >= r.sent
+            stack,
+            campaign_id,
+            metadata,
+            timeout_seconds,
+            until=lambda r: r.viewed >= len(engaging),
         )
 
         return DemoResult(
@@ -191,6 +235,7 @@ async def run_demo(
             received=simulator.stats.received,
             decrypted=simulator.stats.decrypted,
             seconds=seconds,
+            send_call_seconds=send_call_seconds,
             register_seconds=register_seconds,
             viewed=engaged.viewed,
             clicked=engaged.clicked,
@@ -201,34 +246,69 @@ async def run_demo(
         await simulator.stop()
 
 
-async def _wait_for_delivery(
-    stack: EmbeddedStack,
+async def import_browsers(
+    stack: EmbeddedStack, metadata: tuple[tuple[str, str], ...], subscriptions: list[Any]
+) -> None:
+    """Registers subscriptions in batches through segment (an import, not the SDK)."""
+    if not subscriptions:
+        return
+    channel = client_channel(stack.address("segment"))
+    stub = segment_service_pb2_grpc.SegmentServiceStub(channel)
+    try:
+        for start in range(0, len(subscriptions), IMPORT_BATCH):
+            batch = subscriptions[start : start + IMPORT_BATCH]
+            await stub.BatchRegisterSubscribers(
+                segment_service_pb2.BatchRegisterSubscribersRequest(
+                    requests=[
+                        segment_service_pb2.RegisterSubscriberRequest(
+                            push_subscription=common_pb2.PushSubscription(
+                                endpoint=s.endpoint, p256dh=s.p256dh, auth=s.auth
+                            ),
+                            browser=common_pb2.BROWSER_CHROME,
+                            timezone="UTC",
+                        )
+                        for s in batch
+                    ]
+                ),
+                metadata=metadata,
+                timeout=60,
+            )
+    finally:
+        await channel.close()
+
+
+async def _wait_for_run(
+    campaigns: campaign_service_pb2_grpc.CampaignServiceStub,
     run_id: str,
     metadata: tuple[tuple[str, str], ...],
     progress: Callable[[str], None],
     timeout_seconds: float,
 ) -> None:
-    channel = client_channel(stack.address("delivery"))
-    stub = delivery_service_pb2_grpc.DeliveryServiceStub(channel)
+    """Polls GetRun, printing its progress, until every recipient has an outcome."""
     deadline = time.monotonic() + timeout_seconds
     last = ""
-    try:
-        while True:
-            response = await stub.GetDeliveryRun(
-                delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id), metadata=metadata, timeout=10
+    while True:
+        run = (
+            await campaigns.GetRun(
+                campaign_service_pb2.GetRunRequest(run_id=run_id), metadata=metadata, timeout=10
             )
-            run = response.delivery_run
-            line = f"run {run_id}: {run.total - run.pending}/{run.total} done (sent {run.sent}, failed {run.failed})"
-            if line != last:
-                progress(line)
-                last = line
-            if run.state == delivery_pb2.DELIVERY_RUN_STATE_DONE:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} not done after {timeout_seconds}s: {line}")
-            await asyncio.sleep(0.1)
-    finally:
-        await channel.close()
+        ).run
+        p = run.progress
+        done = p.sent + p.failed + p.suppressed + p.expired
+        line = (
+            f"run {run_id}: {campaign_pb2.RunState.Name(run.state)}, resolved {p.resolved}, "
+            f"{done} done (sent {p.sent}, failed {p.failed})"
+        )
+        if line != last:
+            progress(line)
+            last = line
+        if run.state == campaign_pb2.RUN_STATE_DONE:
+            return
+        if run.state == campaign_pb2.RUN_STATE_FAILED and run.finish_time.seconds:
+            raise RuntimeError(f"run {run_id} failed: {run.failure_reason}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} not done after {timeout_seconds}s: {line}")
+        await asyncio.sleep(0.2)
 
 
 async def _wait_for_report(
@@ -242,6 +322,7 @@ async def _wait_for_report(
     channel = client_channel(stack.address("reporting"))
     stub = reporting_service_pb2_grpc.ReportingServiceStub(channel)
     deadline = time.monotonic() + timeout_seconds
+    report = None
     try:
         while True:
             try:
@@ -258,7 +339,10 @@ async def _wait_for_report(
                 if error.code() != grpc.StatusCode.NOT_FOUND:
                     raise
             if time.monotonic() > deadline:
-                raise TimeoutError(f"report for {campaign_id} incomplete after {timeout_seconds}s")
+                raise TimeoutError(
+                    f"report for {campaign_id} incomplete after {timeout_seconds}s: "
+                    f"{str(report).replace(chr(10), ' ') if report else 'none'}"
+                )
             await asyncio.sleep(0.1)
     finally:
         await channel.close()

@@ -12,7 +12,8 @@ Control, for a simulator in another process:
   POST   /control/subscriptions?count=N[&application_server_key=<b64url>]
          -> 201 [subscription JSON]
   PUT    /control/behaviours/{token}  JSON Behaviour  -> 204     DELETE -> 204
-  GET    /control/messages/{token}  -> [message JSON, plaintext base64url]
+  GET    /control/messages/{token}  -> [message JSON, plaintext base64url, payload: the
+         decrypted body as a JSON object (subscriber_id, engagement_token...) or null]
   GET    /control/stats  -> stats JSON                           DELETE -> 204 (reset)
   GET    /healthz
 Endpoints minted over HTTP use the origin the control request came to, so they are

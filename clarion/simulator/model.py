@@ -4,6 +4,7 @@ messages it accepted, and counters."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -119,6 +120,17 @@ class ReceivedMessage:
     body_size: int
     received_at: float
 
+    def payload(self) -> dict[str, Any] | None:
+        """The decrypted body as a JSON object (what a Clarion service worker reads:
+        title, run_id, subscriber_id, engagement_token...); None when it is not one."""
+        if not self.plaintext:
+            return None
+        try:
+            value = json.loads(self.plaintext)
+        except ValueError:  # UnicodeDecodeError included
+            return None
+        return value if isinstance(value, dict) else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -128,6 +140,7 @@ class ReceivedMessage:
             "vapid_claims": self.vapid_claims,
             "vapid_public_key": b64url_encode(self.vapid_public_key),
             "plaintext": None if self.plaintext is None else b64url_encode(self.plaintext),
+            "payload": self.payload(),
             "body_size": self.body_size,
             "received_at": self.received_at,
         }

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import UTCDateTime, new_metadata
@@ -50,20 +59,26 @@ class Campaign(Model):
         String(ID_LENGTH), ForeignKey("sites.site_id", ondelete="CASCADE")
     )
     name: Mapped[str] = mapped_column(String(200))
-    title: Mapped[str] = mapped_column(String(256))
-    body: Mapped[str] = mapped_column(Text)
-    icon_url: Mapped[str] = mapped_column(String(2048))
-    image_url: Mapped[str] = mapped_column(String(2048))
-    target_url: Mapped[str] = mapped_column(String(2048))
+    # The clarion.common.v1.Notification message, serialized: the contract is the one
+    # definition of a notification's fields, so a new field needs no column.
+    notification: Mapped[bytes] = mapped_column(LargeBinary)
     ttl_seconds: Mapped[int] = mapped_column(Integer)
     urgency: Mapped[str] = mapped_column(String(16))
+    # The caller's idempotency key: a repeated create returns the first campaign.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
 
-    # Listing pages through a site's campaigns by id (keyset).
-    __table_args__ = (Index("ix_campaigns_site_id_campaign_id", "site_id", "campaign_id"),)
+    __table_args__ = (
+        # Listing pages through a site's campaigns by id (keyset).
+        Index("ix_campaigns_site_id_campaign_id", "site_id", "campaign_id"),
+        UniqueConstraint("site_id", "request_id"),
+    )
 
 
 class Run(Model):
+    """A run as campaign started it, and the last state delivery reported for it."""
+
     __tablename__ = "campaign_runs"
 
     run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -71,12 +86,33 @@ class Run(Model):
         String(ID_LENGTH), ForeignKey("sites.site_id", ondelete="CASCADE")
     )
     campaign_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("campaigns.campaign_id", ondelete="CASCADE"), index=True
+        String(ID_LENGTH), ForeignKey("campaigns.campaign_id", ondelete="CASCADE")
     )
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    # What the run sends, fixed when it starts: the rendered PushPayload (without the
+    # per-recipient fields) and the send headers.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    ttl_seconds: Mapped[int] = mapped_column(Integer)
+    urgency: Mapped[str] = mapped_column(String(16))
+    # Delivery has not confirmed it took the run over yet; the hand-off loop retries.
+    handoff_pending: Mapped[bool] = mapped_column(default=True)
     state: Mapped[str] = mapped_column(String(16))
-    audience: Mapped[int] = mapped_column(BigInteger, default=0)
     failure_reason: Mapped[str] = mapped_column(Text, default="")
+    # Progress as delivery last reported it.
+    resolved: Mapped[int] = mapped_column(BigInteger, default=0)
+    queued: Mapped[int] = mapped_column(BigInteger, default=0)
+    sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    suppressed: Mapped[int] = mapped_column(BigInteger, default=0)
+    expired: Mapped[int] = mapped_column(BigInteger, default=0)
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
+    finish_time: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_campaign_runs_site_id_run_id", "site_id", "run_id"),)
+    __table_args__ = (
+        Index("ix_campaign_runs_site_id_run_id", "site_id", "run_id"),
+        # ListRuns: a campaign's runs, newest (highest time-ordered id) first.
+        Index("ix_campaign_runs_site_id_campaign_id_run_id", "site_id", "campaign_id", "run_id"),
+        Index("ix_campaign_runs_handoff_pending", "handoff_pending"),
+        UniqueConstraint("site_id", "campaign_id", "request_id"),
+    )

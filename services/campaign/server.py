@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import grpc
 
 from clarion.campaign.v1 import (
@@ -11,15 +14,11 @@ from clarion.campaign.v1 import (
     site_service_pb2_grpc,
 )
 from services.campaign.domain import CampaignDraft, Campaigns, LocalSiteResolver, Sites
-from services.campaign.peer_clients import (
-    GrpcAudienceSource,
-    GrpcDeliveryQueue,
-    GrpcRunAudienceRecorder,
-)
+from services.campaign.domain.sites import engagement_secret
+from services.campaign.peer_clients import GrpcDelivery
 from services.campaign.store import CampaignStore
 from services.campaign.wire import (
     campaign_to_proto,
-    notification_from_proto,
     run_to_proto,
     site_to_proto,
     urgency_from_proto,
@@ -29,7 +28,10 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.errors import NotFound
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
+from services.kit.logging import get_logger
 from services.kit.peers import Peers
+
+log = get_logger(__name__)
 
 SITE_SERVICE = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name
 CAMPAIGN_SERVICE = campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name
@@ -68,6 +70,7 @@ class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
             vapid_private_key=credentials.vapid_private_key,
             vapid_public_key=credentials.vapid_public_key,
             vapid_subject=credentials.vapid_subject,
+            engagement_secret=engagement_secret(credentials.vapid_private_key),
         )
 
 
@@ -82,12 +85,30 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     ) -> campaign_service_pb2.CreateCampaignResponse:
         draft = CampaignDraft(
             name=request.name,
-            notification=notification_from_proto(request.notification),
+            notification=request.notification,
             ttl_seconds=request.ttl_seconds,
             urgency=urgency_from_proto(request.urgency),
+            request_id=request.request_id,
         )
         campaign = await self._campaigns.create(current_site_id(), draft)
         return campaign_service_pb2.CreateCampaignResponse(campaign=campaign_to_proto(campaign))
+
+    async def UpdateCampaign(
+        self,
+        request: campaign_service_pb2.UpdateCampaignRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.UpdateCampaignResponse:
+        given = request.campaign
+        changes = CampaignDraft(
+            name=given.name,
+            notification=given.notification,
+            ttl_seconds=given.ttl_seconds,
+            urgency=urgency_from_proto(given.urgency),
+        )
+        campaign = await self._campaigns.update(
+            current_site_id(), given.campaign_id, changes, list(request.update_mask.paths)
+        )
+        return campaign_service_pb2.UpdateCampaignResponse(campaign=campaign_to_proto(campaign))
 
     async def GetCampaign(
         self, request: campaign_service_pb2.GetCampaignRequest, context: grpc.aio.ServicerContext
@@ -111,7 +132,9 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         request: campaign_service_pb2.SendCampaignNowRequest,
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.SendCampaignNowResponse:
-        run = await self._campaigns.send_now(current_site_id(), request.campaign_id)
+        run = await self._campaigns.send_now(
+            current_site_id(), request.campaign_id, request.request_id
+        )
         return campaign_service_pb2.SendCampaignNowResponse(run=run_to_proto(run))
 
     async def GetRun(
@@ -119,6 +142,16 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     ) -> campaign_service_pb2.GetRunResponse:
         run = await self._campaigns.get_run(current_site_id(), request.run_id)
         return campaign_service_pb2.GetRunResponse(run=run_to_proto(run))
+
+    async def ListRuns(
+        self, request: campaign_service_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
+    ) -> campaign_service_pb2.ListRunsResponse:
+        page = await self._campaigns.list_runs(
+            current_site_id(), request.campaign_id, request.page_size, request.page_token
+        )
+        return campaign_service_pb2.ListRunsResponse(
+            runs=[run_to_proto(r) for r in page.runs], next_page_token=page.next_page_token
+        )
 
 
 async def create_server(
@@ -135,14 +168,8 @@ async def create_server(
     peers = peers or Peers(settings)
     store = CampaignStore(engine)
     sites = Sites(store, clock)
-    campaigns = Campaigns(
-        store,
-        clock,
-        audience=GrpcAudienceSource(peers),
-        delivery=GrpcDeliveryQueue(peers),
-        recorder=GrpcRunAudienceRecorder(peers),
-        audience_page_size=settings.delivery_chunk_size,
-    )
+    campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers))
+    handoff = HandoffLoop(campaigns, settings.delivery_poll_seconds * 5)
     resolver = site_resolver or LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)
     campaign_servicer = CampaignServicer(campaigns)
@@ -162,4 +189,37 @@ async def create_server(
         peers=peers,
         site_resolver=resolver,
         internal_only_methods=INTERNAL_ONLY_METHODS,
+        on_start=[handoff.start],
+        on_stop=[handoff.stop],
     )
+
+
+class HandoffLoop:
+    """Hands runs to delivery in the background until delivery confirms each, so a
+    campaign process killed after SendCampaignNow answered still gets its run sent."""
+
+    def __init__(self, campaigns: Campaigns, interval_seconds: float) -> None:
+        self._campaigns = campaigns
+        self._interval = max(interval_seconds, 0.5)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="campaign-handoff")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        wanted = self._campaigns.handoff_wanted
+        while True:
+            try:
+                await self._campaigns.hand_off_pending()
+            except Exception:
+                log.exception("handing runs to delivery failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wanted.wait(), self._interval)
+            wanted.clear()

@@ -10,8 +10,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clarion.common.v1 import common_pb2
 from services.campaign import models
 from services.kit.db import session_factory
 
@@ -26,8 +28,10 @@ class Urgency(StrEnum):
 
 
 class RunState(StrEnum):
+    # Handed (or being handed) to delivery, which resolves and queues the audience.
     PREPARING = "preparing"
-    QUEUED = "queued"
+    SENDING = "sending"
+    DONE = "done"
     FAILED = "failed"
 
 
@@ -54,23 +58,26 @@ class SiteCredentials:
 
 
 @dataclass(frozen=True)
-class Notification:
-    title: str
-    body: str = ""
-    icon_url: str = ""
-    image_url: str = ""
-    target_url: str = ""
-
-
-@dataclass(frozen=True)
 class CampaignRecord:
     campaign_id: str
     site_id: str
     name: str
-    notification: Notification
+    notification: common_pb2.Notification
     ttl_seconds: int
     urgency: Urgency
     create_time: datetime
+    update_time: datetime
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    resolved: int = 0
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    expired: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,16 @@ class RunRecord:
     site_id: str
     campaign_id: str
     state: RunState
-    audience: int
     failure_reason: str
+    progress: RunProgress
+    # What the run sends (fixed at its start) and whether delivery has it yet.
+    payload: bytes
+    ttl_seconds: int
+    urgency: Urgency
+    handoff_pending: bool
     create_time: datetime
+    finish_time: datetime | None = None
+    request_id: str | None = None
 
 
 class CampaignStore:
@@ -144,28 +158,47 @@ class CampaignStore:
 
     # Campaigns -----------------------------------------------------------------------
 
-    async def insert_campaign(self, campaign: CampaignRecord) -> bool:
-        """Stores the campaign; False (nothing stored) when its site does not exist."""
-        async with self._sessions.begin() as session:
-            if await session.get(models.Site, campaign.site_id) is None:
-                return False
-            note = campaign.notification
-            session.add(
-                models.Campaign(
-                    campaign_id=campaign.campaign_id,
-                    site_id=campaign.site_id,
-                    name=campaign.name,
-                    title=note.title,
-                    body=note.body,
-                    icon_url=note.icon_url,
-                    image_url=note.image_url,
-                    target_url=note.target_url,
-                    ttl_seconds=campaign.ttl_seconds,
-                    urgency=campaign.urgency.value,
-                    create_time=campaign.create_time,
+    async def insert_campaign(self, campaign: CampaignRecord) -> CampaignRecord | None:
+        """Stores the campaign and returns it; with a request_id already used in the site,
+        returns that first campaign instead. None (nothing stored) when the site is gone."""
+        if campaign.request_id:
+            existing = await self._campaign_by_request(campaign.site_id, campaign.request_id)
+            if existing is not None:
+                return existing
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(models.Site, campaign.site_id) is None:
+                    return None
+                session.add(
+                    models.Campaign(
+                        campaign_id=campaign.campaign_id,
+                        site_id=campaign.site_id,
+                        name=campaign.name,
+                        notification=campaign.notification.SerializeToString(),
+                        ttl_seconds=campaign.ttl_seconds,
+                        urgency=campaign.urgency.value,
+                        request_id=campaign.request_id,
+                        create_time=campaign.create_time,
+                        update_time=campaign.update_time,
+                    )
+                )
+        except IntegrityError:
+            # A concurrent create with the same request_id won.
+            if campaign.request_id:
+                existing = await self._campaign_by_request(campaign.site_id, campaign.request_id)
+                if existing is not None:
+                    return existing
+            raise
+        return campaign
+
+    async def _campaign_by_request(self, site_id: str, request_id: str) -> CampaignRecord | None:
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(models.Campaign).where(
+                    models.Campaign.site_id == site_id, models.Campaign.request_id == request_id
                 )
             )
-            return True
+            return _campaign(row) if row is not None else None
 
     async def get_campaign(self, site_id: str, campaign_id: str) -> CampaignRecord | None:
         async with self._sessions() as session:
@@ -176,6 +209,23 @@ class CampaignStore:
                 )
             )
             return _campaign(row) if row is not None else None
+
+    async def update_campaign(self, campaign: CampaignRecord) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(models.Campaign)
+                .where(
+                    models.Campaign.site_id == campaign.site_id,
+                    models.Campaign.campaign_id == campaign.campaign_id,
+                )
+                .values(
+                    name=campaign.name,
+                    notification=campaign.notification.SerializeToString(),
+                    ttl_seconds=campaign.ttl_seconds,
+                    urgency=campaign.urgency.value,
+                    update_time=campaign.update_time,
+                )
+            )
 
     async def list_campaigns(
         self, site_id: str, after_campaign_id: str, limit: int
@@ -190,74 +240,145 @@ class CampaignStore:
 
     # Runs ----------------------------------------------------------------------------
 
-    async def insert_run(self, run: RunRecord) -> None:
-        async with self._sessions.begin() as session:
-            session.add(
-                models.Run(
-                    run_id=run.run_id,
-                    site_id=run.site_id,
-                    campaign_id=run.campaign_id,
-                    state=run.state.value,
-                    audience=run.audience,
-                    failure_reason=run.failure_reason,
-                    create_time=run.create_time,
-                    update_time=run.create_time,
+    async def insert_run(self, run: RunRecord) -> RunRecord:
+        """Stores the run; with a request_id the campaign already used, returns that run."""
+        if run.request_id:
+            existing = await self._run_by_request(run)
+            if existing is not None:
+                return existing
+        try:
+            async with self._sessions.begin() as session:
+                session.add(
+                    models.Run(
+                        run_id=run.run_id,
+                        site_id=run.site_id,
+                        campaign_id=run.campaign_id,
+                        request_id=run.request_id,
+                        payload=run.payload,
+                        ttl_seconds=run.ttl_seconds,
+                        urgency=run.urgency.value,
+                        handoff_pending=run.handoff_pending,
+                        state=run.state.value,
+                        failure_reason=run.failure_reason,
+                        create_time=run.create_time,
+                        update_time=run.create_time,
+                    )
                 )
-            )
+        except IntegrityError:
+            existing = await self._run_by_request(run) if run.request_id else None
+            if existing is None:
+                raise
+            return existing
+        return run
 
-    async def finish_run(
-        self,
-        site_id: str,
-        run_id: str,
-        state: RunState,
-        audience: int,
-        failure_reason: str,
-        now: datetime,
-    ) -> RunRecord | None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(models.Run)
-                .where(models.Run.site_id == site_id, models.Run.run_id == run_id)
-                .values(
-                    state=state.value,
-                    audience=audience,
-                    failure_reason=failure_reason,
-                    update_time=now,
+    async def _run_by_request(self, run: RunRecord) -> RunRecord | None:
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(models.Run).where(
+                    models.Run.site_id == run.site_id,
+                    models.Run.campaign_id == run.campaign_id,
+                    models.Run.request_id == run.request_id,
                 )
             )
-        return await self.get_run(site_id, run_id)
+            return _run(row) if row is not None else None
 
     async def get_run(self, site_id: str, run_id: str) -> RunRecord | None:
         async with self._sessions() as session:
             row = await session.scalar(
                 select(models.Run).where(models.Run.site_id == site_id, models.Run.run_id == run_id)
             )
-            if row is None:
-                return None
-            return RunRecord(
-                run_id=row.run_id,
-                site_id=row.site_id,
-                campaign_id=row.campaign_id,
-                state=RunState(row.state),
-                audience=row.audience,
-                failure_reason=row.failure_reason,
-                create_time=row.create_time,
+            return _run(row) if row is not None else None
+
+    async def list_runs(
+        self, site_id: str, campaign_id: str, before_run_id: str, limit: int
+    ) -> list[RunRecord]:
+        """Up to `limit` of the campaign's runs with ids below `before_run_id`, newest first."""
+        query = select(models.Run).where(
+            models.Run.site_id == site_id, models.Run.campaign_id == campaign_id
+        )
+        if before_run_id:
+            query = query.where(models.Run.run_id < before_run_id)
+        query = query.order_by(models.Run.run_id.desc()).limit(limit)
+        async with self._sessions() as session:
+            return [_run(row) for row in await session.scalars(query)]
+
+    async def runs_awaiting_handoff(self, limit: int) -> list[RunRecord]:
+        query = (
+            select(models.Run)
+            .where(models.Run.handoff_pending.is_(True))
+            .order_by(models.Run.create_time)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [_run(row) for row in await session.scalars(query)]
+
+    async def update_run(
+        self,
+        site_id: str,
+        run_id: str,
+        now: datetime,
+        *,
+        state: RunState | None = None,
+        progress: RunProgress | None = None,
+        failure_reason: str | None = None,
+        finish_time: datetime | None = None,
+        handed_off: bool = False,
+    ) -> None:
+        changes: dict[str, object] = {"update_time": now}
+        if state is not None:
+            changes["state"] = state.value
+        if progress is not None:
+            changes.update(progress.__dict__)
+        if failure_reason is not None:
+            changes["failure_reason"] = failure_reason
+        if finish_time is not None:
+            changes["finish_time"] = finish_time
+        if handed_off:
+            changes["handoff_pending"] = False
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(models.Run)
+                .where(models.Run.site_id == site_id, models.Run.run_id == run_id)
+                .values(**changes)
             )
 
 
 def _campaign(row: models.Campaign) -> CampaignRecord:
+    notification = common_pb2.Notification()
+    notification.ParseFromString(row.notification)
     return CampaignRecord(
         campaign_id=row.campaign_id,
         site_id=row.site_id,
         name=row.name,
-        notification=Notification(
-            title=row.title,
-            body=row.body,
-            icon_url=row.icon_url,
-            image_url=row.image_url,
-            target_url=row.target_url,
-        ),
+        notification=notification,
         ttl_seconds=row.ttl_seconds,
         urgency=Urgency(row.urgency),
         create_time=row.create_time,
+        update_time=row.update_time,
+        request_id=row.request_id,
+    )
+
+
+def _run(row: models.Run) -> RunRecord:
+    return RunRecord(
+        run_id=row.run_id,
+        site_id=row.site_id,
+        campaign_id=row.campaign_id,
+        state=RunState(row.state),
+        failure_reason=row.failure_reason,
+        progress=RunProgress(
+            resolved=row.resolved,
+            queued=row.queued,
+            sent=row.sent,
+            failed=row.failed,
+            suppressed=row.suppressed,
+            expired=row.expired,
+        ),
+        payload=row.payload,
+        ttl_seconds=row.ttl_seconds,
+        urgency=Urgency(row.urgency),
+        handoff_pending=row.handoff_pending,
+        create_time=row.create_time,
+        finish_time=row.finish_time,
+        request_id=row.request_id,
     )

@@ -8,14 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.campaign.v1 import campaign_pb2, site_pb2
 from clarion.common.v1 import common_pb2
-from services.campaign.store import (
-    CampaignRecord,
-    Notification,
-    RunRecord,
-    RunState,
-    SiteRecord,
-    Urgency,
-)
+from services.campaign.store import CampaignRecord, RunRecord, RunState, SiteRecord, Urgency
 from services.kit.errors import InvalidArgument
 
 URGENCY_TO_PROTO = {
@@ -29,7 +22,8 @@ URGENCY_FROM_PROTO: dict[int, Urgency] = {
 }
 RUN_STATE_TO_PROTO = {
     RunState.PREPARING: campaign_pb2.RUN_STATE_PREPARING,
-    RunState.QUEUED: campaign_pb2.RUN_STATE_QUEUED,
+    RunState.SENDING: campaign_pb2.RUN_STATE_SENDING,
+    RunState.DONE: campaign_pb2.RUN_STATE_DONE,
     RunState.FAILED: campaign_pb2.RUN_STATE_FAILED,
 }
 
@@ -54,26 +48,6 @@ def urgency_from_proto(number: int) -> Urgency | None:
     return urgency
 
 
-def notification_from_proto(message: common_pb2.Notification) -> Notification:
-    return Notification(
-        title=message.title,
-        body=message.body,
-        icon_url=message.icon_url,
-        image_url=message.image_url,
-        target_url=message.target_url,
-    )
-
-
-def notification_to_proto(notification: Notification) -> common_pb2.Notification:
-    return common_pb2.Notification(
-        title=notification.title,
-        body=notification.body,
-        icon_url=notification.icon_url,
-        image_url=notification.image_url,
-        target_url=notification.target_url,
-    )
-
-
 def site_to_proto(site: SiteRecord) -> site_pb2.Site:
     return site_pb2.Site(
         site_id=site.site_id,
@@ -88,10 +62,11 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
     return campaign_pb2.Campaign(
         campaign_id=campaign.campaign_id,
         name=campaign.name,
-        notification=notification_to_proto(campaign.notification),
+        notification=campaign.notification,
         ttl_seconds=campaign.ttl_seconds,
         urgency=URGENCY_TO_PROTO[campaign.urgency],
         create_time=timestamp(campaign.create_time),
+        update_time=timestamp(campaign.update_time),
     )
 
 
@@ -100,7 +75,9 @@ def run_to_proto(run: RunRecord) -> campaign_pb2.Run:
         run_id=run.run_id,
         campaign_id=run.campaign_id,
         state=RUN_STATE_TO_PROTO[run.state],
-        audience=run.audience,
+        audience=run.progress.resolved,
         failure_reason=run.failure_reason,
         create_time=timestamp(run.create_time),
+        progress=campaign_pb2.RunProgress(**run.progress.__dict__),
+        finish_time=timestamp(run.finish_time) if run.finish_time else None,
     )

@@ -1,4 +1,5 @@
-"""The delivery service's tables: runs, the chunks workers claim, and one row per recipient.
+"""The delivery service's tables: runs, the chunks workers claim, one row per recipient,
+and the outbox of what peers (reporting, segment) still have to hear.
 
 Every row carries its site; runs are keyed by (site_id, run_id), so another site's run
 with the same id is simply a different row.
@@ -11,7 +12,6 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
-    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -20,7 +20,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -28,13 +27,21 @@ from services.kit.db import UTCDateTime, new_metadata
 
 MAX_ID_LENGTH = 128
 MAX_ENDPOINT_LENGTH = 2048
-MAX_REASON_LENGTH = 256
+MAX_REASON_LENGTH = 64
 
 
 class RunState(StrEnum):
-    QUEUEING = "queueing"
+    # Pulling the audience snapshot from segment; queued chunks already send.
+    PREPARING = "preparing"
     SENDING = "sending"
     DONE = "done"
+    # The audience could not be resolved; what was queued is still sent.
+    FAILED = "failed"
+
+
+class RunFailure(StrEnum):
+    AUDIENCE_REFUSED = "audience_refused"
+    AUDIENCE_UNAVAILABLE = "audience_unavailable"
 
 
 class ChunkState(StrEnum):
@@ -50,35 +57,67 @@ class RecipientState(StrEnum):
     EXPIRED = "expired"
 
 
+class TargetKind(StrEnum):
+    WEB_PUSH = "web_push"
+    APNS = "apns"
+
+
+class OutboxKind(StrEnum):
+    # A recipient's terminal outcome, for reporting.
+    OUTCOME = "outcome"
+    # A subscriber a push service called gone, for segment to unsubscribe.
+    UNSUBSCRIBE = "unsubscribe"
+    # A run's final audience size, for reporting.
+    AUDIENCE = "audience"
+
+
 class Model(DeclarativeBase):
     metadata = new_metadata()
     type_annotation_map = {datetime: UTCDateTime}
 
 
 class DeliveryRunRow(Model):
-    """One execution of a campaign: what to send, and how far sending has got."""
+    """One execution of a campaign: what to send, to whom, and how far it has got."""
 
     __tablename__ = "delivery_runs"
+    __table_args__ = (
+        # Preparers look for runs still pulling their audience.
+        Index("ix_delivery_runs_state", "state"),
+    )
 
     site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
-    title: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
-    icon_url: Mapped[str] = mapped_column(Text)
-    image_url: Mapped[str] = mapped_column(Text)
-    target_url: Mapped[str] = mapped_column(Text)
+    # The PushPayload JSON without its per-recipient fields (campaign renders it).
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     ttl_seconds: Mapped[int] = mapped_column(Integer)
     # RFC 8030 Urgency header value: very-low | low | normal | high.
     urgency: Mapped[str] = mapped_column(String(16))
+    # A test send's subscriber ids, newline-separated; empty: the whole audience.
+    audience_filter: Mapped[str] = mapped_column(Text, default="")
+    snapshot_time: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(16))
+    failure: Mapped[str] = mapped_column(String(32), default="")
+    failure_message: Mapped[str] = mapped_column(Text, default="")
+    # The next audience page to pull from segment ("" before the first).
+    audience_page_token: Mapped[str] = mapped_column(Text, default="")
+    resolved: Mapped[int] = mapped_column(BigInteger, default=0)
+    queued: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Chunks made so far; a chunk's seq orders claims fairly across runs.
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    # Preparation runs under a fenced lease like a chunk's.
+    prepare_owner: Mapped[str | None] = mapped_column(String(128))
+    prepare_lease_expires_at: Mapped[datetime | None]
+    prepare_fence: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Since when the audience could not be read (segment unavailable).
+    audience_unavailable_since: Mapped[datetime | None]
     create_time: Mapped[datetime]
-    start_time: Mapped[datetime | None]
+    prepare_time: Mapped[datetime | None]
     finish_time: Mapped[datetime | None]
 
 
 class DeliveryChunkRow(Model):
-    """A batch of one run's recipients; the unit a worker claims under a lease."""
+    """A batch of one run's recipients; the unit a worker claims under a fenced lease."""
 
     __tablename__ = "delivery_chunks"
     __table_args__ = (
@@ -87,28 +126,35 @@ class DeliveryChunkRow(Model):
             ["delivery_runs.site_id", "delivery_runs.run_id"],
             ondelete="CASCADE",
         ),
-        # Claiming scans pending chunks whose retry time has come.
-        Index("ix_delivery_chunks_state_not_before", "state", "not_before"),
+        # Claiming: pending chunks, lowest seq first (round robin across runs).
+        Index("ix_delivery_chunks_state_seq", "state", "seq"),
         Index("ix_delivery_chunks_site_id_run_id", "site_id", "run_id"),
     )
 
-    chunk_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
     run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
+    # Position within its run: claims take the lowest seq first, so a small run queued
+    # behind a big one waits at most one chunk.
+    seq: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
-    # Earliest time any of its pending recipients may be tried (None: at once).
-    not_before: Mapped[datetime | None]
+    # Not claimable before this (a retry's backoff, a time-shifted send).
+    due_time: Mapped[datetime]
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]
-    create_time: Mapped[datetime]
+    # Bumped by every claim; every write of the chunk's results must name the current
+    # value, so a worker that lost its lease can no longer write.
+    fence: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class DeliveryRecipientRow(Model):
-    """One (run, subscriber): its subscription, and its outcome once it has one."""
+    """One (run, subscriber): where to send it, and its outcome once it has one."""
 
     __tablename__ = "delivery_recipients"
     __table_args__ = (
-        # At most one send per (run, subscriber): a second enqueue is ignored.
+        # At most one send per (run, subscriber): queueing it again is ignored.
         UniqueConstraint("site_id", "run_id", "subscriber_id"),
         ForeignKeyConstraint(
             ["site_id", "run_id"],
@@ -117,10 +163,6 @@ class DeliveryRecipientRow(Model):
         ),
         Index("ix_delivery_recipients_chunk_id_state", "chunk_id", "state"),
         Index("ix_delivery_recipients_site_id_run_id_state", "site_id", "run_id", "state"),
-        # The reporter scans terminal outcomes not yet accepted by reporting.
-        Index("ix_delivery_recipients_reported_state", "reported", "state"),
-        # The pruner scans gone subscribers segment has not unsubscribed yet.
-        Index("ix_delivery_recipients_unsubscribe_pending", "unsubscribe_pending"),
     )
 
     recipient_id: Mapped[int] = mapped_column(
@@ -128,22 +170,51 @@ class DeliveryRecipientRow(Model):
     )
     site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
     run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
-    chunk_id: Mapped[str] = mapped_column(
-        ForeignKey("delivery_chunks.chunk_id", ondelete="CASCADE")
-    )
+    chunk_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     subscriber_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
+    profile_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="")
+    variant: Mapped[str] = mapped_column(String(32), default="")
+    due_time: Mapped[datetime | None]
+    # clarion.common.v1.Browser value, passed through to reporting.
+    browser: Mapped[int] = mapped_column(SmallInteger)
+    target_kind: Mapped[str] = mapped_column(String(16))
+    # Web Push endpoint, or the APNs device token.
     endpoint: Mapped[str] = mapped_column(String(MAX_ENDPOINT_LENGTH))
     p256dh: Mapped[bytes] = mapped_column(LargeBinary)
     auth: Mapped[bytes] = mapped_column(LargeBinary)
-    # clarion.common.v1.Browser value, passed through to reporting.
-    browser: Mapped[int] = mapped_column(SmallInteger)
     state: Mapped[str] = mapped_column(String(16))
-    # Why it failed/expired; while pending, why the last attempt is being retried.
+    # A closed-set word (DeliveryReason); while pending, why the last attempt is retried.
     reason: Mapped[str] = mapped_column(String(MAX_REASON_LENGTH), default="")
+    # HTTP requests started for it, written before they are made.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None]
     finish_time: Mapped[datetime | None]
-    reported: Mapped[bool] = mapped_column(default=False)
-    # Set with a 404/410 outcome in the same transaction, cleared once segment has
-    # unsubscribed the subscriber: a segment outage delays pruning, never loses it.
-    unsubscribe_pending: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class DeliveryOutboxRow(Model):
+    """What a peer still has to hear, written in the transaction that made it true.
+
+    Rows are claimed in batches under a lease (SKIP LOCKED on PostgreSQL), sent, then
+    deleted, so N delivery processes send each one once (or again only after a crash).
+    """
+
+    __tablename__ = "delivery_outbox"
+    __table_args__ = (Index("ix_delivery_outbox_kind_claim_expires_at", "kind", "claim_expires_at"),)
+
+    outbox_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
+    run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
+    campaign_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
+    subscriber_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), default="")
+    state: Mapped[str] = mapped_column(String(16), default="")
+    reason: Mapped[str] = mapped_column(String(MAX_REASON_LENGTH), default="")
+    browser: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # The audience size for an AUDIENCE row.
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    occur_time: Mapped[datetime]
+    claim_owner: Mapped[str | None] = mapped_column(String(128))
+    claim_expires_at: Mapped[datetime | None]

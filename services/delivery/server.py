@@ -2,46 +2,63 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
-from services.delivery.domain.encryptor import create_encryptor
-from services.delivery.domain.runs import DeliveryRuns, Notification, RecipientInput, RunWithCounts
-from services.delivery.domain.worker import DeliveryWorkers
-from services.delivery.grpc_peers import (
+from services.delivery.adapters.encryptors import create_encryptor
+from services.delivery.adapters.grpc_peers import (
     DELIVERY_STATUS,
+    GrpcAudience,
     GrpcOutcomeSink,
     GrpcSiteCredentials,
     GrpcSubscriberPruner,
+    reason_enum,
 )
-from services.delivery.models import RecipientState, RunState
+from services.delivery.adapters.http_sender import PushSender
+from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCounts
+from services.delivery.domain.worker import DeliveryWorkers
+from services.delivery.models import RecipientState, RunFailure, RunState
 from services.delivery.store import DeliveryStore, RecipientView
 from services.kit.auth import SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
+from services.kit.egress import EgressPolicy
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
 from services.kit.sites import remote_site_resolver
 
 SERVICE_FULL_NAME = delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name
+_METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"
+# Only campaign starts runs: a site key must not make delivery send anywhere.
+INTERNAL_ONLY_METHODS = (
+    f"{_METHOD_PREFIX}StartDeliveryRun",
+    f"{_METHOD_PREFIX}BatchGetDeliveryRuns",
+)
 
 _URGENCY = {
-    common_pb2.URGENCY_UNSPECIFIED: None,
+    common_pb2.URGENCY_UNSPECIFIED: "normal",
     common_pb2.URGENCY_VERY_LOW: "very-low",
     common_pb2.URGENCY_LOW: "low",
     common_pb2.URGENCY_NORMAL: "normal",
     common_pb2.URGENCY_HIGH: "high",
 }
 _RUN_STATE = {
-    RunState.QUEUEING: delivery_pb2.DELIVERY_RUN_STATE_QUEUEING,
+    RunState.PREPARING: delivery_pb2.DELIVERY_RUN_STATE_PREPARING,
     RunState.SENDING: delivery_pb2.DELIVERY_RUN_STATE_SENDING,
     RunState.DONE: delivery_pb2.DELIVERY_RUN_STATE_DONE,
+    RunState.FAILED: delivery_pb2.DELIVERY_RUN_STATE_FAILED,
+}
+_RUN_FAILURE = {
+    RunFailure.AUDIENCE_REFUSED: delivery_pb2.RUN_FAILURE_AUDIENCE_REFUSED,
+    RunFailure.AUDIENCE_UNAVAILABLE: delivery_pb2.RUN_FAILURE_AUDIENCE_UNAVAILABLE,
 }
 
 
-def _timestamp(value) -> Timestamp | None:  # type: ignore[no-untyped-def]
+def _timestamp(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
     stamp = Timestamp()
@@ -55,84 +72,64 @@ def _run_message(found: RunWithCounts) -> delivery_pb2.DeliveryRun:
         run_id=run.run_id,
         campaign_id=run.campaign_id,
         state=_RUN_STATE[run.state],
-        total=counts.total,
-        pending=counts.pending,
-        sent=counts.sent,
-        failed=counts.failed,
-        suppressed=counts.suppressed,
-        expired=counts.expired,
+        progress=delivery_pb2.RunProgress(
+            resolved=run.resolved,
+            queued=run.queued,
+            pending=counts.pending,
+            sent=counts.sent,
+            failed=counts.failed,
+            suppressed=counts.suppressed,
+            expired=counts.expired,
+        ),
+        failure=_RUN_FAILURE[run.failure] if run.failure else delivery_pb2.RUN_FAILURE_UNSPECIFIED,
+        failure_message=run.failure_message,
         create_time=_timestamp(run.create_time),
+        prepare_time=_timestamp(run.prepare_time),
         finish_time=_timestamp(run.finish_time),
     )
 
 
 def _outcome_message(view: RecipientView) -> delivery_pb2.RecipientOutcome:
-    if view.state is RecipientState.PENDING:
-        # Not terminal yet: say whether it waits for a first try or for a retry, and why.
-        status = common_pb2.DELIVERY_STATUS_UNSPECIFIED
-        reason = f"pending_retry:{view.reason}" if view.reason else "pending"
-    else:
-        status, reason = DELIVERY_STATUS[view.state], view.reason
+    status = (
+        common_pb2.DELIVERY_STATUS_UNSPECIFIED
+        if view.state is RecipientState.PENDING
+        else DELIVERY_STATUS[view.state]
+    )
     return delivery_pb2.RecipientOutcome(
         subscriber_id=view.subscriber_id,
         status=status,
-        reason=reason,
+        reason=reason_enum(view.reason),  # type: ignore[arg-type]
         attempts=view.attempts,
         finish_time=_timestamp(view.finish_time),
+        variant=view.variant,
+        due_time=_timestamp(view.due_time),
     )
 
 
 class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
-    def __init__(self, runs: DeliveryRuns) -> None:
+    def __init__(self, runs: DeliveryRuns, workers: DeliveryWorkers) -> None:
         self._runs = runs
-
-    async def CreateDeliveryRun(
-        self,
-        request: delivery_service_pb2.CreateDeliveryRunRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> delivery_service_pb2.CreateDeliveryRunResponse:
-        n = request.notification
-        found = await self._runs.create(
-            current_site_id(),
-            request.run_id,
-            request.campaign_id,
-            Notification(
-                title=n.title,
-                body=n.body,
-                icon_url=n.icon_url,
-                image_url=n.image_url,
-                target_url=n.target_url,
-            ),
-            request.ttl_seconds,
-            # An enum value this build does not know fails validation.
-            _URGENCY.get(request.urgency, f"unknown({request.urgency})"),
-        )
-        return delivery_service_pb2.CreateDeliveryRunResponse(delivery_run=_run_message(found))
-
-    async def EnqueueRecipients(
-        self,
-        request: delivery_service_pb2.EnqueueRecipientsRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> delivery_service_pb2.EnqueueRecipientsResponse:
-        recipients = [
-            RecipientInput(
-                subscriber_id=r.subscriber_id,
-                endpoint=r.push_subscription.endpoint,
-                p256dh=r.push_subscription.p256dh,
-                auth=r.push_subscription.auth,
-                browser=r.browser,
-            )
-            for r in request.recipients
-        ]
-        queued = await self._runs.enqueue(current_site_id(), request.run_id, recipients)
-        return delivery_service_pb2.EnqueueRecipientsResponse(queued=queued)
+        self._workers = workers
 
     async def StartDeliveryRun(
         self,
         request: delivery_service_pb2.StartDeliveryRunRequest,
         context: grpc.aio.ServicerContext,
     ) -> delivery_service_pb2.StartDeliveryRunResponse:
-        found = await self._runs.start(current_site_id(), request.run_id)
+        content = request.content
+        found, created = await self._runs.start(
+            current_site_id(),
+            RunRequest(
+                run_id=request.run_id,
+                campaign_id=request.campaign_id,
+                payload=content.payload,
+                ttl_seconds=content.ttl_seconds,
+                urgency=_URGENCY.get(content.urgency),
+                subscriber_ids=list(request.audience.subscriber_ids),
+            ),
+        )
+        if created:
+            self._workers.run_started()
         return delivery_service_pb2.StartDeliveryRunResponse(delivery_run=_run_message(found))
 
     async def GetDeliveryRun(
@@ -140,6 +137,16 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     ) -> delivery_service_pb2.GetDeliveryRunResponse:
         found = await self._runs.get(current_site_id(), request.run_id)
         return delivery_service_pb2.GetDeliveryRunResponse(delivery_run=_run_message(found))
+
+    async def BatchGetDeliveryRuns(
+        self,
+        request: delivery_service_pb2.BatchGetDeliveryRunsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> delivery_service_pb2.BatchGetDeliveryRunsResponse:
+        found = await self._runs.get_many(current_site_id(), list(request.run_ids))
+        return delivery_service_pb2.BatchGetDeliveryRunsResponse(
+            delivery_runs=[_run_message(f) for f in found]
+        )
 
     async def GetRecipientOutcome(
         self,
@@ -152,6 +159,33 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
         return delivery_service_pb2.GetRecipientOutcomeResponse(outcome=_outcome_message(view))
 
 
+async def create_delivery(
+    settings: Settings, *, clock: Clock | None = None, peers: Peers | None = None
+) -> tuple[DeliveryStore, DeliveryWorkers, Peers, object]:
+    """The service's parts without the gRPC server (tests drive the workers directly)."""
+    clock = clock or SystemClock()
+    peers = peers or Peers(settings)
+    encryptor = create_encryptor(settings.encryptor)  # fail fast on a missing native build
+    engine = await open_service_database("delivery", settings)
+    store = DeliveryStore(engine)
+    workers = DeliveryWorkers(
+        settings,
+        store,
+        encryptor,
+        PushSender(
+            settings.delivery_concurrency,
+            settings.push_timeout_seconds,
+            EgressPolicy.from_settings(settings),
+        ),
+        credentials=GrpcSiteCredentials(peers),
+        audience=GrpcAudience(peers),
+        pruner=GrpcSubscriberPruner(peers),
+        outcomes=GrpcOutcomeSink(peers),
+        clock=clock,
+    )
+    return store, workers, peers, engine
+
+
 async def create_server(
     address: str,
     settings: Settings,
@@ -162,20 +196,8 @@ async def create_server(
 ) -> ManagedServer:
     """The delivery server (not yet started); its workers run between start() and stop()."""
     clock = clock or SystemClock()
-    peers = peers or Peers(settings)
-    encryptor = create_encryptor(settings.encryptor)  # fail fast on a missing native build
-    engine = await open_service_database("delivery", settings)
-    store = DeliveryStore(engine)
-    workers = DeliveryWorkers(
-        settings,
-        store,
-        encryptor,
-        credentials=GrpcSiteCredentials(peers),
-        pruner=GrpcSubscriberPruner(peers),
-        outcomes=GrpcOutcomeSink(peers),
-        clock=clock,
-    )
-    servicer = DeliveryServicer(DeliveryRuns(settings, store, clock))
+    store, workers, peers, engine = await create_delivery(settings, clock=clock, peers=peers)
+    servicer = DeliveryServicer(DeliveryRuns(store, clock), workers)
     return build_service_server(
         address,
         settings,
@@ -185,9 +207,10 @@ async def create_server(
             )
         ],
         service_names=[SERVICE_FULL_NAME],
-        engine=engine,
+        engine=engine,  # type: ignore[arg-type]
         peers=peers,
         site_resolver=site_resolver or remote_site_resolver(peers),
+        internal_only_methods=INTERNAL_ONLY_METHODS,
         on_start=[workers.start],
         on_stop=[workers.stop],
     )

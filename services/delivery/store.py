@@ -1,40 +1,45 @@
 """Persistence for delivery: the only module that speaks SQL.
 
-Claiming is the heart of it. PostgreSQL picks a chunk with `FOR UPDATE SKIP LOCKED`, so
-concurrent workers pass over each other's rows; SQLite has one writer, so a worker
-proposes a candidate and an atomic conditional UPDATE (lease free or expired) decides
-who won. Either way a chunk has one lease holder until the lease expires.
+Three kinds of work are claimed under leases: a run's preparation (pulling its audience),
+a chunk of recipients (sending), and outbox rows (telling peers). Claims bump a fence
+number; every later write of that work names the fence it holds and is refused once
+another process has taken the work over. PostgreSQL claims with `FOR UPDATE SKIP
+LOCKED`; SQLite has one writer, so the same single UPDATE .. RETURNING is atomic there.
+
+The hot path (recording outcomes) uses Core statements executed with many parameter
+sets (executemany), compiled once by SQLAlchemy's statement cache, and plain rows.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.delivery.models import (
     ChunkState,
     DeliveryChunkRow,
+    DeliveryOutboxRow,
     DeliveryRecipientRow,
     DeliveryRunRow,
+    OutboxKind,
     RecipientState,
+    RunFailure,
     RunState,
+    TargetKind,
 )
-from services.kit.db import session_factory
 
-TERMINAL_STATES = (
-    RecipientState.SENT,
-    RecipientState.FAILED,
-    RecipientState.SUPPRESSED,
-    RecipientState.EXPIRED,
-)
+RUNS = DeliveryRunRow.__table__
+CHUNKS = DeliveryChunkRow.__table__
+RECIPIENTS = DeliveryRecipientRow.__table__
+OUTBOX = DeliveryOutboxRow.__table__
+
+# Runs whose queued chunks are sent (preparation overlaps sending).
+SENDABLE_RUN_STATES = (RunState.PREPARING, RunState.SENDING, RunState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,10 @@ class NewRun:
     site_id: str
     run_id: str
     campaign_id: str
-    title: str
-    body: str
-    icon_url: str
-    image_url: str
-    target_url: str
+    payload: bytes = field(repr=False)
     ttl_seconds: int
     urgency: str
+    audience_filter: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -56,22 +58,23 @@ class Run:
     site_id: str
     run_id: str
     campaign_id: str
-    title: str
-    body: str
-    icon_url: str
-    image_url: str
-    target_url: str
+    payload: bytes = field(repr=False)
     ttl_seconds: int
     urgency: str
+    audience_filter: tuple[str, ...]
+    snapshot_time: datetime
     state: RunState
+    failure: RunFailure | None
+    failure_message: str
+    resolved: int
+    queued: int
     create_time: datetime
-    start_time: datetime | None
+    prepare_time: datetime | None
     finish_time: datetime | None
 
 
 @dataclass(frozen=True)
 class RunCounts:
-    total: int = 0
     pending: int = 0
     sent: int = 0
     failed: int = 0
@@ -80,58 +83,64 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
-class NewRecipient:
+class Member:
+    """One audience member as segment gave it, ready to queue."""
+
     subscriber_id: str
+    profile_id: str
+    timezone: str
+    browser: int
+    target_kind: TargetKind
     endpoint: str
     p256dh: bytes
     auth: bytes
-    browser: int
+    # Unsubscribed after the snapshot: recorded as suppressed, never sent.
+    unsubscribed: bool = False
 
 
 @dataclass(frozen=True)
-class EnqueueResult:
-    # The run's state before the call; None when the site has no such run.
-    run_state: RunState | None
-    queued: int
+class PreparationLease:
+    site_id: str
+    run_id: str
+    campaign_id: str
+    owner: str
+    fence: int
+    snapshot_time: datetime
+    audience_filter: tuple[str, ...]
+    page_token: str
+    unavailable_since: datetime | None
 
 
 @dataclass(frozen=True)
 class ClaimedChunk:
-    chunk_id: str
+    chunk_id: int
     site_id: str
     run_id: str
-    lease_owner: str
+    owner: str
+    fence: int
 
 
 @dataclass(frozen=True)
 class PendingRecipient:
     recipient_id: int
     subscriber_id: str
+    browser: int
+    target_kind: str
     endpoint: str
     p256dh: bytes
     auth: bytes
-    browser: int
     attempts: int
 
 
 @dataclass(frozen=True)
-class PendingUnsubscribe:
-    """A subscriber a push service called gone, not yet unsubscribed in segment."""
-
-    recipient_id: int
-    site_id: str
-    subscriber_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class Terminal:
-    """A recipient's final state; `attempted` counts the send that led to it."""
+    """A recipient's final state, with what reporting needs to hear of it."""
 
     recipient_id: int
+    subscriber_id: str
+    browser: int
     state: RecipientState
     reason: str
-    attempted: bool = True
     # The push service said the subscription is gone: unsubscribe it in segment.
     unsubscribe: bool = False
 
@@ -144,16 +153,18 @@ class Retry:
 
 
 @dataclass(frozen=True)
-class ReportableOutcome:
-    recipient_id: int
+class OutboxItem:
+    outbox_id: int
+    kind: OutboxKind
     site_id: str
     run_id: str
     campaign_id: str
     subscriber_id: str
-    state: RecipientState
+    state: str
     reason: str
     browser: int
-    finish_time: datetime
+    count: int
+    occur_time: datetime
 
 
 @dataclass(frozen=True)
@@ -162,475 +173,749 @@ class RecipientView:
     state: RecipientState
     reason: str
     attempts: int
+    variant: str
+    due_time: datetime | None
     not_before: datetime | None
     finish_time: datetime | None
 
 
-def _run(row: DeliveryRunRow) -> Run:
+def _run(row: Any) -> Run:
     return Run(
         site_id=row.site_id,
         run_id=row.run_id,
         campaign_id=row.campaign_id,
-        title=row.title,
-        body=row.body,
-        icon_url=row.icon_url,
-        image_url=row.image_url,
-        target_url=row.target_url,
+        payload=bytes(row.payload),
         ttl_seconds=row.ttl_seconds,
         urgency=row.urgency,
+        audience_filter=tuple(row.audience_filter.split("\n")) if row.audience_filter else (),
+        snapshot_time=row.snapshot_time,
         state=RunState(row.state),
+        failure=RunFailure(row.failure) if row.failure else None,
+        failure_message=row.failure_message,
+        resolved=row.resolved,
+        queued=row.queued,
         create_time=row.create_time,
-        start_time=row.start_time,
+        prepare_time=row.prepare_time,
         finish_time=row.finish_time,
     )
 
 
-def _lease_free(now: datetime) -> Any:
-    return or_(DeliveryChunkRow.lease_expires_at.is_(None), DeliveryChunkRow.lease_expires_at < now)
+def _lease_free(column: Any, now: datetime) -> Any:
+    return or_(column.is_(None), column < now)
 
 
-def _due(now: datetime) -> Any:
-    return or_(DeliveryChunkRow.not_before.is_(None), DeliveryChunkRow.not_before <= now)
+# Statements executed with many parameter sets; built once, compiled once.
+_MARK_ATTEMPTED = (
+    update(RECIPIENTS)
+    .where(RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)))
+    .values(attempts=RECIPIENTS.c.attempts + 1)
+)
+_RECORD_TERMINAL = (
+    update(RECIPIENTS)
+    .where(
+        RECIPIENTS.c.recipient_id == bindparam("rid"),
+        RECIPIENTS.c.state == RecipientState.PENDING.value,
+    )
+    .values(
+        state=bindparam("new_state"),
+        reason=bindparam("new_reason"),
+        finish_time=bindparam("now"),
+        not_before=None,
+    )
+)
+_RECORD_RETRY = (
+    update(RECIPIENTS)
+    .where(
+        RECIPIENTS.c.recipient_id == bindparam("rid"),
+        RECIPIENTS.c.state == RecipientState.PENDING.value,
+    )
+    .values(reason=bindparam("new_reason"), not_before=bindparam("retry_at"))
+)
+_INSERT_OUTBOX = insert(OUTBOX)
+_INSERT_RECIPIENTS = insert(RECIPIENTS)
 
 
 class DeliveryStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sessions = session_factory(engine)
         self._postgres = engine.dialect.name == "postgresql"
 
-    def _insert(self, table: Any) -> Any:
-        return (postgresql.insert if self._postgres else sqlite.insert)(table)
+    def _skip_locked(self, statement: Any) -> Any:
+        return statement.with_for_update(skip_locked=True) if self._postgres else statement
 
     # Runs.
 
     async def create_run(self, run: NewRun, now: datetime) -> tuple[Run, bool]:
-        """Inserts the run unless (site, run_id) exists; returns the stored run and
-        whether this call created it."""
-        statement = (
-            self._insert(DeliveryRunRow)
-            .values(
-                **run.__dict__,
-                state=RunState.QUEUEING,
-                create_time=now,
+        """Inserts the run (PREPARING, snapshot taken now) unless (site, run_id) exists;
+        returns the stored run and whether this call created it."""
+        async with self._engine.begin() as conn:
+            existing = (
+                await conn.execute(
+                    select(RUNS).where(
+                        RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id
+                    )
+                )
+            ).first()
+            if existing is not None:
+                return _run(existing), False
+            await conn.execute(
+                insert(RUNS).values(
+                    site_id=run.site_id,
+                    run_id=run.run_id,
+                    campaign_id=run.campaign_id,
+                    payload=run.payload,
+                    ttl_seconds=run.ttl_seconds,
+                    urgency=run.urgency,
+                    audience_filter="\n".join(run.audience_filter),
+                    snapshot_time=now,
+                    state=RunState.PREPARING.value,
+                    failure="",
+                    failure_message="",
+                    audience_page_token="",
+                    resolved=0,
+                    queued=0,
+                    chunks=0,
+                    prepare_fence=0,
+                    create_time=now,
+                )
             )
-            .on_conflict_do_nothing(index_elements=["site_id", "run_id"])
-        )
-        async with self._sessions.begin() as session:
-            created = (await session.execute(statement)).rowcount == 1
-            row = await session.get_one(DeliveryRunRow, (run.site_id, run.run_id))
-            return _run(row), created
+            row = (
+                await conn.execute(
+                    select(RUNS).where(
+                        RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id
+                    )
+                )
+            ).one()
+            return _run(row), True
 
     async def get_run(self, site_id: str, run_id: str) -> Run | None:
-        async with self._sessions() as session:
-            row = await session.get(DeliveryRunRow, (site_id, run_id))
-            return _run(row) if row else None
+        runs = await self.get_runs(site_id, [run_id])
+        return runs[0] if runs else None
 
-    async def run_counts(self, site_id: str, run_id: str) -> RunCounts:
+    async def get_runs(self, site_id: str, run_ids: Sequence[str]) -> list[Run]:
+        if not run_ids:
+            return []
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(RUNS).where(RUNS.c.site_id == site_id, RUNS.c.run_id.in_(list(run_ids)))
+            )
+            return [_run(row) for row in rows]
+
+    async def run_counts(self, site_id: str, run_ids: Sequence[str]) -> dict[str, RunCounts]:
+        if not run_ids:
+            return {}
         statement = (
-            select(DeliveryRecipientRow.state, func.count())
-            .where(DeliveryRecipientRow.site_id == site_id, DeliveryRecipientRow.run_id == run_id)
-            .group_by(DeliveryRecipientRow.state)
+            select(RECIPIENTS.c.run_id, RECIPIENTS.c.state, func.count())
+            .where(RECIPIENTS.c.site_id == site_id, RECIPIENTS.c.run_id.in_(list(run_ids)))
+            .group_by(RECIPIENTS.c.run_id, RECIPIENTS.c.state)
         )
-        async with self._sessions() as session:
-            by_state = {state: count for state, count in (await session.execute(statement)).all()}
-        return RunCounts(
-            total=sum(by_state.values()),
-            **{state.value: by_state.get(state.value, 0) for state in RecipientState},
-        )
+        by_run: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
+        async with self._engine.connect() as conn:
+            for run_id, state, count in await conn.execute(statement):
+                by_run[run_id][state] = count
+        return {
+            run_id: RunCounts(**{state.value: counts.get(state.value, 0) for state in RecipientState})
+            for run_id, counts in by_run.items()
+        }
 
-    async def enqueue(
-        self,
-        site_id: str,
-        run_id: str,
-        recipients: Sequence[NewRecipient],
-        chunk_size: int,
-        now: datetime,
-    ) -> EnqueueResult:
-        """Queues the recipients not yet queued for the run, in chunks, in one transaction,
-        and only while the run is QUEUEING."""
-        async with self._sessions.begin() as session:
-            # Writing first takes the run's row lock (PostgreSQL) or the write lock
-            # (SQLite), so StartDeliveryRun cannot slip in between check and insert.
-            locked = await session.execute(
-                update(DeliveryRunRow)
-                .where(
-                    DeliveryRunRow.site_id == site_id,
-                    DeliveryRunRow.run_id == run_id,
-                    DeliveryRunRow.state == RunState.QUEUEING,
-                )
-                .values(state=RunState.QUEUEING)
-            )
-            if locked.rowcount != 1:
-                row = await session.get(DeliveryRunRow, (site_id, run_id))
-                return EnqueueResult(RunState(row.state) if row else None, 0)
-            wanted = {r.subscriber_id: r for r in recipients}  # first wins within a call
-            existing = set(
-                (
-                    await session.scalars(
-                        select(DeliveryRecipientRow.subscriber_id).where(
-                            DeliveryRecipientRow.site_id == site_id,
-                            DeliveryRecipientRow.run_id == run_id,
-                            DeliveryRecipientRow.subscriber_id.in_(list(wanted)),
-                        )
-                    )
-                ).all()
-            )
-            fresh = [r for sid, r in wanted.items() if sid not in existing]
-            for start in range(0, len(fresh), chunk_size):
-                chunk_id = uuid.uuid4().hex
-                await session.execute(
-                    self._insert(DeliveryChunkRow).values(
-                        chunk_id=chunk_id,
-                        site_id=site_id,
-                        run_id=run_id,
-                        state=ChunkState.PENDING,
-                        create_time=now,
-                    )
-                )
-                await session.execute(
-                    self._insert(DeliveryRecipientRow).on_conflict_do_nothing(
-                        index_elements=["site_id", "run_id", "subscriber_id"]
-                    ),
-                    [
-                        {
-                            "site_id": site_id,
-                            "run_id": run_id,
-                            "chunk_id": chunk_id,
-                            "subscriber_id": r.subscriber_id,
-                            "endpoint": r.endpoint,
-                            "p256dh": r.p256dh,
-                            "auth": r.auth,
-                            "browser": r.browser,
-                            "state": RecipientState.PENDING,
-                            "reason": "",
-                            "attempts": 0,
-                            "reported": False,
-                        }
-                        for r in fresh[start : start + chunk_size]
-                    ],
-                )
-            return EnqueueResult(RunState.QUEUEING, len(fresh))
-
-    async def start_run(self, site_id: str, run_id: str, now: datetime) -> Run | None:
-        """QUEUEING -> SENDING (a no-op for a started run); a run with nothing pending
-        is DONE at once."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(DeliveryRunRow)
-                .where(
-                    DeliveryRunRow.site_id == site_id,
-                    DeliveryRunRow.run_id == run_id,
-                    DeliveryRunRow.state == RunState.QUEUEING,
-                )
-                .values(state=RunState.SENDING, start_time=now)
-            )
-        await self.finish_run_if_complete(site_id, run_id, now)
-        return await self.get_run(site_id, run_id)
-
-    async def finish_run_if_complete(self, site_id: str, run_id: str, now: datetime) -> bool:
+    async def _finish_run_if_complete(self, conn: AsyncConnection, site_id: str, run_id: str, now: datetime) -> None:
         pending = (
-            select(DeliveryRecipientRow.recipient_id)
+            select(RECIPIENTS.c.recipient_id)
             .where(
-                DeliveryRecipientRow.site_id == site_id,
-                DeliveryRecipientRow.run_id == run_id,
-                DeliveryRecipientRow.state == RecipientState.PENDING,
+                RECIPIENTS.c.site_id == site_id,
+                RECIPIENTS.c.run_id == run_id,
+                RECIPIENTS.c.state == RecipientState.PENDING.value,
             )
             .exists()
         )
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(DeliveryRunRow)
-                .where(
-                    DeliveryRunRow.site_id == site_id,
-                    DeliveryRunRow.run_id == run_id,
-                    DeliveryRunRow.state == RunState.SENDING,
-                    ~pending,
-                )
-                .values(state=RunState.DONE, finish_time=now)
-            )
-            return result.rowcount == 1
-
-    # Chunks and leases.
-
-    async def claim_chunk(
-        self, owner: str, now: datetime, lease_seconds: float
-    ) -> ClaimedChunk | None:
-        """Leases one due chunk of a SENDING run to `owner`, or returns None."""
-        expires = now + timedelta(seconds=lease_seconds)
-        candidates = (
-            select(DeliveryChunkRow.chunk_id, DeliveryChunkRow.site_id, DeliveryChunkRow.run_id)
-            .join(
-                DeliveryRunRow,
-                and_(
-                    DeliveryRunRow.site_id == DeliveryChunkRow.site_id,
-                    DeliveryRunRow.run_id == DeliveryChunkRow.run_id,
-                ),
-            )
+        await conn.execute(
+            update(RUNS)
             .where(
-                DeliveryChunkRow.state == ChunkState.PENDING,
-                DeliveryRunRow.state == RunState.SENDING,
-                _due(now),
-                _lease_free(now),
+                RUNS.c.site_id == site_id,
+                RUNS.c.run_id == run_id,
+                RUNS.c.state.in_([RunState.SENDING.value, RunState.FAILED.value]),
+                RUNS.c.finish_time.is_(None),
+                ~pending,
             )
-            .order_by(DeliveryChunkRow.not_before.is_not(None), DeliveryChunkRow.create_time)
+            .values(
+                # A failed run stays FAILED; it only gains its finish time.
+                state=func.coalesce(
+                    func.nullif(RUNS.c.state, RunState.SENDING.value), RunState.DONE.value
+                ),
+                finish_time=now,
+            )
         )
-        if self._postgres:
-            async with self._sessions.begin() as session:
-                row = (
-                    await session.execute(
-                        candidates.limit(1).with_for_update(skip_locked=True, of=DeliveryChunkRow)
-                    )
-                ).first()
-                if row is None:
-                    return None
-                await session.execute(
-                    update(DeliveryChunkRow)
-                    .where(DeliveryChunkRow.chunk_id == row.chunk_id)
-                    .values(lease_owner=owner, lease_expires_at=expires)
-                )
-                return ClaimedChunk(row.chunk_id, row.site_id, row.run_id, owner)
-        async with self._sessions() as session:
-            rows = (await session.execute(candidates.limit(8))).all()
-        for row in rows:
-            async with self._sessions.begin() as session:
-                won = await session.execute(
-                    update(DeliveryChunkRow)
-                    .where(
-                        DeliveryChunkRow.chunk_id == row.chunk_id,
-                        DeliveryChunkRow.state == ChunkState.PENDING,
-                        _lease_free(now),
-                    )
-                    .values(lease_owner=owner, lease_expires_at=expires)
-                )
-            if won.rowcount == 1:
-                return ClaimedChunk(row.chunk_id, row.site_id, row.run_id, owner)
-        return None
 
-    async def renew_lease(self, chunk: ClaimedChunk, now: datetime, lease_seconds: float) -> bool:
-        """Extends a held lease; False means it was lost (expired and taken over)."""
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(DeliveryChunkRow)
-                .where(
-                    DeliveryChunkRow.chunk_id == chunk.chunk_id,
-                    DeliveryChunkRow.lease_owner == chunk.lease_owner,
-                    DeliveryChunkRow.state == ChunkState.PENDING,
+    # Preparation: pulling a run's audience snapshot.
+
+    async def claim_preparation(
+        self, owner: str, now: datetime, lease_seconds: float
+    ) -> PreparationLease | None:
+        """Leases the oldest PREPARING run no live process is preparing."""
+        candidate = self._skip_locked(
+            select(RUNS.c.site_id, RUNS.c.run_id)
+            .where(
+                RUNS.c.state == RunState.PREPARING.value,
+                _lease_free(RUNS.c.prepare_lease_expires_at, now),
+            )
+            .order_by(RUNS.c.create_time)
+            .limit(1)
+        )
+        async with self._engine.begin() as conn:
+            found = (await conn.execute(candidate)).first()
+            if found is None:
+                return None
+            row = (
+                await conn.execute(
+                    update(RUNS)
+                    .where(
+                        RUNS.c.site_id == found.site_id,
+                        RUNS.c.run_id == found.run_id,
+                        RUNS.c.state == RunState.PREPARING.value,
+                        _lease_free(RUNS.c.prepare_lease_expires_at, now),
+                    )
+                    .values(
+                        prepare_owner=owner,
+                        prepare_lease_expires_at=now + timedelta(seconds=lease_seconds),
+                        prepare_fence=RUNS.c.prepare_fence + 1,
+                    )
+                    .returning(RUNS)
                 )
-                .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            ).first()
+        if row is None:
+            return None
+        return PreparationLease(
+            site_id=row.site_id,
+            run_id=row.run_id,
+            campaign_id=row.campaign_id,
+            owner=owner,
+            fence=row.prepare_fence,
+            snapshot_time=row.snapshot_time,
+            audience_filter=tuple(row.audience_filter.split("\n")) if row.audience_filter else (),
+            page_token=row.audience_page_token,
+            unavailable_since=row.audience_unavailable_since,
+        )
+
+    async def _hold_preparation(
+        self, conn: AsyncConnection, lease: PreparationLease, now: datetime, lease_seconds: float
+    ) -> bool:
+        held = await conn.execute(
+            update(RUNS)
+            .where(
+                RUNS.c.site_id == lease.site_id,
+                RUNS.c.run_id == lease.run_id,
+                RUNS.c.state == RunState.PREPARING.value,
+                RUNS.c.prepare_fence == lease.fence,
+            )
+            .values(prepare_lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+        return held.rowcount == 1
+
+    async def queue_page(
+        self,
+        lease: PreparationLease,
+        members: Sequence[Member],
+        next_page_token: str,
+        *,
+        chunk_size: int,
+        now: datetime,
+        lease_seconds: float,
+    ) -> bool:
+        """Queues one audience page and moves the run's page token past it, atomically,
+        so a page is queued exactly once whoever resumes the run. The last page (empty
+        next token) ends preparation. False: the lease was lost, nothing written."""
+        async with self._engine.begin() as conn:
+            if not await self._hold_preparation(conn, lease, now, lease_seconds):
+                return False
+            run = (
+                await conn.execute(
+                    select(RUNS.c.chunks, RUNS.c.resolved).where(
+                        RUNS.c.site_id == lease.site_id, RUNS.c.run_id == lease.run_id
+                    )
+                )
+            ).one()
+            seq, queued = run.chunks, 0
+            recipients: list[dict[str, Any]] = []
+            outbox: list[dict[str, Any]] = []
+            for start in range(0, len(members), chunk_size):
+                part = members[start : start + chunk_size]
+                chunk_id = (
+                    await conn.execute(
+                        insert(CHUNKS)
+                        .values(
+                            site_id=lease.site_id,
+                            run_id=lease.run_id,
+                            seq=seq,
+                            state=ChunkState.PENDING.value,
+                            due_time=now,
+                            fence=0,
+                        )
+                        .returning(CHUNKS.c.chunk_id)
+                    )
+                ).scalar_one()
+                seq += 1
+                for member in part:
+                    suppressed = member.unsubscribed
+                    queued += not suppressed
+                    recipients.append(
+                        {
+                            "site_id": lease.site_id,
+                            "run_id": lease.run_id,
+                            "chunk_id": chunk_id,
+                            "subscriber_id": member.subscriber_id,
+                            "profile_id": member.profile_id,
+                            "timezone": member.timezone,
+                            "variant": "",
+                            "due_time": None,
+                            "browser": member.browser,
+                            "target_kind": member.target_kind.value,
+                            "endpoint": member.endpoint,
+                            "p256dh": member.p256dh,
+                            "auth": member.auth,
+                            "state": (
+                                RecipientState.SUPPRESSED if suppressed else RecipientState.PENDING
+                            ).value,
+                            "reason": "unsubscribed" if suppressed else "",
+                            "attempts": 0,
+                            "not_before": None,
+                            "finish_time": now if suppressed else None,
+                        }
+                    )
+                    if suppressed:
+                        outbox.append(
+                            _outcome_row(
+                                lease.site_id,
+                                lease.run_id,
+                                lease.campaign_id,
+                                member.subscriber_id,
+                                member.browser,
+                                RecipientState.SUPPRESSED,
+                                "unsubscribed",
+                                now,
+                            )
+                        )
+            if recipients:
+                await conn.execute(_INSERT_RECIPIENTS, recipients)
+            if outbox:
+                await conn.execute(_INSERT_OUTBOX, outbox)
+            done = not next_page_token
+            changes: dict[str, Any] = {
+                "audience_page_token": next_page_token,
+                "resolved": RUNS.c.resolved + len(members),
+                "queued": RUNS.c.queued + queued,
+                "chunks": seq,
+                "audience_unavailable_since": None,
+            }
+            if done:
+                changes.update(
+                    state=RunState.SENDING.value,
+                    prepare_time=now,
+                    prepare_owner=None,
+                    prepare_lease_expires_at=None,
+                )
+            await conn.execute(
+                update(RUNS)
+                .where(RUNS.c.site_id == lease.site_id, RUNS.c.run_id == lease.run_id)
+                .values(**changes)
+            )
+            if done:
+                await conn.execute(
+                    insert(OUTBOX).values(
+                        kind=OutboxKind.AUDIENCE.value,
+                        site_id=lease.site_id,
+                        run_id=lease.run_id,
+                        campaign_id=lease.campaign_id,
+                        count=run.resolved + len(members),
+                        occur_time=now,
+                    )
+                )
+                await self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
+            return True
+
+    async def postpone_preparation(
+        self, lease: PreparationLease, retry_at: datetime, unavailable_since: datetime
+    ) -> bool:
+        """Segment could not be read: give the run back, claimable again at retry_at."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(RUNS)
+                .where(
+                    RUNS.c.site_id == lease.site_id,
+                    RUNS.c.run_id == lease.run_id,
+                    RUNS.c.prepare_fence == lease.fence,
+                    RUNS.c.state == RunState.PREPARING.value,
+                )
+                .values(
+                    prepare_owner=None,
+                    # Not claimable before retry_at: the lease "expires" then.
+                    prepare_lease_expires_at=retry_at,
+                    audience_unavailable_since=unavailable_since,
+                )
             )
             return result.rowcount == 1
 
-    async def release_chunk(self, chunk: ClaimedChunk, not_before: datetime | None) -> None:
-        """Gives the chunk back untouched, claimable again from `not_before`."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(DeliveryChunkRow)
+    async def fail_preparation(
+        self, lease: PreparationLease, failure: RunFailure, message: str, now: datetime
+    ) -> bool:
+        """Ends preparation for good; recipients already queued are still sent."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(RUNS)
                 .where(
-                    DeliveryChunkRow.chunk_id == chunk.chunk_id,
-                    DeliveryChunkRow.lease_owner == chunk.lease_owner,
+                    RUNS.c.site_id == lease.site_id,
+                    RUNS.c.run_id == lease.run_id,
+                    RUNS.c.prepare_fence == lease.fence,
+                    RUNS.c.state == RunState.PREPARING.value,
                 )
-                .values(lease_owner=None, lease_expires_at=None, not_before=not_before)
+                .values(
+                    state=RunState.FAILED.value,
+                    failure=failure.value,
+                    failure_message=message[:1000],
+                    prepare_time=now,
+                    prepare_owner=None,
+                    prepare_lease_expires_at=None,
+                )
             )
+            if result.rowcount != 1:
+                return False
+            resolved = (
+                await conn.execute(
+                    select(RUNS.c.resolved).where(
+                        RUNS.c.site_id == lease.site_id, RUNS.c.run_id == lease.run_id
+                    )
+                )
+            ).scalar_one()
+            await conn.execute(
+                insert(OUTBOX).values(
+                    kind=OutboxKind.AUDIENCE.value,
+                    site_id=lease.site_id,
+                    run_id=lease.run_id,
+                    campaign_id=lease.campaign_id,
+                    count=resolved,
+                    occur_time=now,
+                )
+            )
+            await self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
+            return True
+
+    # Chunks: sending.
+
+    async def claim_chunk(self, owner: str, now: datetime, lease_seconds: float) -> ClaimedChunk | None:
+        """Leases the due chunk with the lowest seq (round robin across runs), bumping
+        its fence."""
+        candidate = self._skip_locked(
+            select(CHUNKS.c.chunk_id)
+            .where(
+                CHUNKS.c.state == ChunkState.PENDING.value,
+                CHUNKS.c.due_time <= now,
+                _lease_free(CHUNKS.c.lease_expires_at, now),
+            )
+            .order_by(CHUNKS.c.seq, CHUNKS.c.chunk_id)
+            .limit(1)
+        )
+        async with self._engine.begin() as conn:
+            chunk_id = (await conn.execute(candidate)).scalar()
+            if chunk_id is None:
+                return None
+            row = (
+                await conn.execute(
+                    update(CHUNKS)
+                    .where(
+                        CHUNKS.c.chunk_id == chunk_id,
+                        CHUNKS.c.state == ChunkState.PENDING.value,
+                        _lease_free(CHUNKS.c.lease_expires_at, now),
+                    )
+                    .values(
+                        lease_owner=owner,
+                        lease_expires_at=now + timedelta(seconds=lease_seconds),
+                        fence=CHUNKS.c.fence + 1,
+                    )
+                    .returning(CHUNKS.c.chunk_id, CHUNKS.c.site_id, CHUNKS.c.run_id, CHUNKS.c.fence)
+                )
+            ).first()
+        if row is None:
+            return None
+        return ClaimedChunk(row.chunk_id, row.site_id, row.run_id, owner, row.fence)
 
     async def due_recipients(self, chunk: ClaimedChunk, now: datetime) -> list[PendingRecipient]:
         statement = (
-            select(DeliveryRecipientRow)
-            .where(
-                DeliveryRecipientRow.chunk_id == chunk.chunk_id,
-                DeliveryRecipientRow.site_id == chunk.site_id,
-                DeliveryRecipientRow.state == RecipientState.PENDING,
-                or_(
-                    DeliveryRecipientRow.not_before.is_(None),
-                    DeliveryRecipientRow.not_before <= now,
-                ),
+            select(
+                RECIPIENTS.c.recipient_id,
+                RECIPIENTS.c.subscriber_id,
+                RECIPIENTS.c.browser,
+                RECIPIENTS.c.target_kind,
+                RECIPIENTS.c.endpoint,
+                RECIPIENTS.c.p256dh,
+                RECIPIENTS.c.auth,
+                RECIPIENTS.c.attempts,
             )
-            .order_by(DeliveryRecipientRow.recipient_id)
+            .where(
+                RECIPIENTS.c.chunk_id == chunk.chunk_id,
+                RECIPIENTS.c.state == RecipientState.PENDING.value,
+                or_(RECIPIENTS.c.not_before.is_(None), RECIPIENTS.c.not_before <= now),
+            )
+            .order_by(RECIPIENTS.c.recipient_id)
         )
-        async with self._sessions() as session:
+        async with self._engine.connect() as conn:
             return [
                 PendingRecipient(
-                    recipient_id=row.recipient_id,
-                    subscriber_id=row.subscriber_id,
-                    endpoint=row.endpoint,
-                    p256dh=row.p256dh,
-                    auth=row.auth,
-                    browser=row.browser,
-                    attempts=row.attempts,
+                    row.recipient_id,
+                    row.subscriber_id,
+                    row.browser,
+                    row.target_kind,
+                    row.endpoint,
+                    bytes(row.p256dh),
+                    bytes(row.auth),
+                    row.attempts,
                 )
-                for row in await session.scalars(statement)
+                for row in await conn.execute(statement)
             ]
 
-    async def record_results(
+    async def _hold_chunk(
+        self, conn: AsyncConnection, chunk: ClaimedChunk, now: datetime, lease_seconds: float
+    ) -> bool:
+        held = await conn.execute(
+            update(CHUNKS)
+            .where(
+                CHUNKS.c.chunk_id == chunk.chunk_id,
+                CHUNKS.c.fence == chunk.fence,
+                CHUNKS.c.state == ChunkState.PENDING.value,
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+        return held.rowcount == 1
+
+    async def record_progress(
         self,
         chunk: ClaimedChunk,
-        terminal: Sequence[Terminal],
-        retries: Sequence[Retry],
+        campaign_id: str,
+        *,
+        attempting: Sequence[int] = (),
+        terminal: Sequence[Terminal] = (),
+        retries: Sequence[Retry] = (),
         now: datetime,
-    ) -> list[ReportableOutcome]:
-        """Stores a round's results and releases the chunk (done, or claimable again at
-        its earliest retry time). An outcome already recorded is never overwritten.
-        Returns the outcomes this call made terminal."""
-        scope = (
-            DeliveryRecipientRow.site_id == chunk.site_id,
-            DeliveryRecipientRow.chunk_id == chunk.chunk_id,
-            DeliveryRecipientRow.state == RecipientState.PENDING,
-        )
-        groups: dict[tuple[RecipientState, str, bool, bool], list[int]] = defaultdict(list)
-        for result in terminal:
-            key = (result.state, result.reason, result.attempted, result.unsubscribe)
-            groups[key].append(result.recipient_id)
-        finished: list[int] = []
-        async with self._sessions.begin() as session:
-            for (state, reason, attempted, unsubscribe), ids in groups.items():
-                finished += (
-                    await session.scalars(
-                        update(DeliveryRecipientRow)
-                        .where(DeliveryRecipientRow.recipient_id.in_(ids), *scope)
-                        .values(
-                            state=state,
-                            reason=reason,
-                            finish_time=now,
-                            not_before=None,
-                            attempts=DeliveryRecipientRow.attempts + (1 if attempted else 0),
-                            unsubscribe_pending=unsubscribe,
-                        )
-                        .returning(DeliveryRecipientRow.recipient_id)
-                        .execution_options(synchronize_session=False)
-                    )
-                ).all()
-            for retry in retries:
-                await session.execute(
-                    update(DeliveryRecipientRow)
-                    .where(DeliveryRecipientRow.recipient_id == retry.recipient_id, *scope)
-                    .values(
-                        reason=retry.reason,
-                        not_before=retry.not_before,
-                        attempts=DeliveryRecipientRow.attempts + 1,
-                    )
+        lease_seconds: float,
+    ) -> bool:
+        """One fenced transaction: renews the lease, counts the attempts about to be
+        made, records finished sends (and their outbox rows). False: the lease was lost
+        to another worker and nothing was written; stop working on the chunk."""
+        async with self._engine.begin() as conn:
+            if not await self._hold_chunk(conn, chunk, now, lease_seconds):
+                return False
+            if attempting:
+                await conn.execute(_MARK_ATTEMPTED, {"ids": list(attempting)})
+            if terminal:
+                await conn.execute(
+                    _RECORD_TERMINAL,
+                    [
+                        {
+                            "rid": t.recipient_id,
+                            "new_state": t.state.value,
+                            "new_reason": t.reason,
+                            "now": now,
+                        }
+                        for t in terminal
+                    ],
                 )
-            still_pending, next_due = (
-                await session.execute(
-                    select(func.count(), func.min(DeliveryRecipientRow.not_before)).where(*scope)
+                rows = [
+                    _outcome_row(
+                        chunk.site_id,
+                        chunk.run_id,
+                        campaign_id,
+                        t.subscriber_id,
+                        t.browser,
+                        t.state,
+                        t.reason,
+                        now,
+                    )
+                    for t in terminal
+                ]
+                rows += [
+                    {**_outcome_row(chunk.site_id, chunk.run_id, campaign_id, t.subscriber_id,
+                                    t.browser, t.state, t.reason, now),
+                     "kind": OutboxKind.UNSUBSCRIBE.value}
+                    for t in terminal
+                    if t.unsubscribe
+                ]
+                await conn.execute(_INSERT_OUTBOX, rows)
+            if retries:
+                await conn.execute(
+                    _RECORD_RETRY,
+                    [
+                        {"rid": r.recipient_id, "new_reason": r.reason, "retry_at": r.not_before}
+                        for r in retries
+                    ],
+                )
+            return True
+
+    async def release_chunk(
+        self, chunk: ClaimedChunk, now: datetime, *, not_before: datetime | None = None
+    ) -> bool:
+        """Gives the chunk up: DONE when nothing in it is pending, else claimable again
+        at its earliest retry time (or `not_before`). Finishes the run when it was the
+        last. False: the lease had been lost."""
+        async with self._engine.begin() as conn:
+            pending, next_due = (
+                await conn.execute(
+                    select(func.count(), func.min(RECIPIENTS.c.not_before)).where(
+                        RECIPIENTS.c.chunk_id == chunk.chunk_id,
+                        RECIPIENTS.c.state == RecipientState.PENDING.value,
+                    )
                 )
             ).one()
-            await session.execute(
-                update(DeliveryChunkRow)
-                .where(DeliveryChunkRow.chunk_id == chunk.chunk_id)
+            due = not_before or next_due or now
+            result = await conn.execute(
+                update(CHUNKS)
+                .where(CHUNKS.c.chunk_id == chunk.chunk_id, CHUNKS.c.fence == chunk.fence)
                 .values(
-                    state=ChunkState.PENDING if still_pending else ChunkState.DONE,
-                    not_before=next_due if still_pending else None,
+                    state=(ChunkState.PENDING if pending else ChunkState.DONE).value,
+                    due_time=due,
                     lease_owner=None,
                     lease_expires_at=None,
                 )
             )
-            run = await session.get_one(DeliveryRunRow, (chunk.site_id, chunk.run_id))
-            campaign_id = run.campaign_id
-            rows = (
-                (
-                    await session.scalars(
-                        select(DeliveryRecipientRow).where(
-                            DeliveryRecipientRow.recipient_id.in_(finished)
-                        )
-                    )
-                ).all()
-                if finished
-                else []
-            )
-            outcomes = [_outcome(row, campaign_id) for row in rows]
-        await self.finish_run_if_complete(chunk.site_id, chunk.run_id, now)
-        return outcomes
+            if result.rowcount != 1:
+                return False
+            if not pending:
+                await self._finish_run_if_complete(conn, chunk.site_id, chunk.run_id, now)
+            return True
 
-    # Reporting.
+    # The outbox.
 
-    async def unreported_outcomes(self, limit: int) -> list[ReportableOutcome]:
-        statement = (
-            select(DeliveryRecipientRow, DeliveryRunRow.campaign_id)
-            .join(
-                DeliveryRunRow,
-                and_(
-                    DeliveryRunRow.site_id == DeliveryRecipientRow.site_id,
-                    DeliveryRunRow.run_id == DeliveryRecipientRow.run_id,
-                ),
-            )
+    async def claim_outbox(
+        self, kinds: Sequence[OutboxKind], owner: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[OutboxItem]:
+        """Leases up to `limit` rows no live process holds, oldest first."""
+        candidates = self._skip_locked(
+            select(OUTBOX.c.outbox_id)
             .where(
-                DeliveryRecipientRow.reported.is_(False),
-                DeliveryRecipientRow.state.in_(TERMINAL_STATES),
+                OUTBOX.c.kind.in_([kind.value for kind in kinds]),
+                _lease_free(OUTBOX.c.claim_expires_at, now),
             )
-            .order_by(DeliveryRecipientRow.recipient_id)
+            .order_by(OUTBOX.c.outbox_id)
             .limit(limit)
         )
-        async with self._sessions() as session:
-            return [
-                _outcome(row, campaign_id)
-                for row, campaign_id in (await session.execute(statement)).all()
-            ]
+        async with self._engine.begin() as conn:
+            ids = list((await conn.execute(candidates)).scalars())
+            if not ids:
+                return []
+            rows = await conn.execute(
+                update(OUTBOX)
+                .where(
+                    OUTBOX.c.outbox_id.in_(ids),
+                    _lease_free(OUTBOX.c.claim_expires_at, now),
+                )
+                .values(claim_owner=owner, claim_expires_at=now + timedelta(seconds=lease_seconds))
+                .returning(OUTBOX)
+            )
+            return sorted(
+                (
+                    OutboxItem(
+                        outbox_id=row.outbox_id,
+                        kind=OutboxKind(row.kind),
+                        site_id=row.site_id,
+                        run_id=row.run_id,
+                        campaign_id=row.campaign_id,
+                        subscriber_id=row.subscriber_id,
+                        state=row.state,
+                        reason=row.reason,
+                        browser=row.browser,
+                        count=row.count,
+                        occur_time=row.occur_time,
+                    )
+                    for row in rows
+                ),
+                key=lambda item: item.outbox_id,
+            )
 
-    async def mark_reported(self, recipient_ids: Sequence[int]) -> None:
-        await self._set_recipient_flags(recipient_ids, reported=True)
-
-    async def _set_recipient_flags(self, recipient_ids: Sequence[int], **flags: bool) -> None:
-        if not recipient_ids:
+    async def settle_outbox(self, owner: str, outbox_ids: Sequence[int]) -> None:
+        """Deletes rows a peer has accepted (only while this owner still holds them)."""
+        if not outbox_ids:
             return
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(DeliveryRecipientRow)
-                .where(DeliveryRecipientRow.recipient_id.in_(list(recipient_ids)))
-                .values(**flags)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(OUTBOX).where(
+                    OUTBOX.c.outbox_id.in_(list(outbox_ids)), OUTBOX.c.claim_owner == owner
+                )
             )
 
-    # Pruning gone subscribers.
-
-    async def pending_unsubscribes(self, limit: int) -> list[PendingUnsubscribe]:
-        statement = (
-            select(
-                DeliveryRecipientRow.recipient_id,
-                DeliveryRecipientRow.site_id,
-                DeliveryRecipientRow.subscriber_id,
-                DeliveryRecipientRow.reason,
+    async def release_outbox(self, owner: str, outbox_ids: Sequence[int], retry_at: datetime) -> None:
+        """A peer failed: the rows are claimable again from retry_at."""
+        if not outbox_ids:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.outbox_id.in_(list(outbox_ids)), OUTBOX.c.claim_owner == owner)
+                .values(claim_owner=None, claim_expires_at=retry_at)
             )
-            .where(DeliveryRecipientRow.unsubscribe_pending.is_(True))
-            .order_by(DeliveryRecipientRow.recipient_id)
-            .limit(limit)
+
+    async def outbox_size(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(OUTBOX))).scalar_one())
+
+    # One recipient.
+
+    async def recipient(self, site_id: str, run_id: str, subscriber_id: str) -> RecipientView | None:
+        statement = select(RECIPIENTS).where(
+            RECIPIENTS.c.site_id == site_id,
+            RECIPIENTS.c.run_id == run_id,
+            RECIPIENTS.c.subscriber_id == subscriber_id,
         )
-        async with self._sessions() as session:
-            return [PendingUnsubscribe(*row) for row in (await session.execute(statement)).all()]
-
-    async def mark_unsubscribed(self, recipient_ids: Sequence[int]) -> None:
-        await self._set_recipient_flags(recipient_ids, unsubscribe_pending=False)
-
-    async def recipient(
-        self, site_id: str, run_id: str, subscriber_id: str
-    ) -> RecipientView | None:
-        statement = select(DeliveryRecipientRow).where(
-            DeliveryRecipientRow.site_id == site_id,
-            DeliveryRecipientRow.run_id == run_id,
-            DeliveryRecipientRow.subscriber_id == subscriber_id,
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        if row is None:
+            return None
+        return RecipientView(
+            subscriber_id=row.subscriber_id,
+            state=RecipientState(row.state),
+            reason=row.reason,
+            attempts=row.attempts,
+            variant=row.variant,
+            due_time=row.due_time,
+            not_before=row.not_before,
+            finish_time=row.finish_time,
         )
-        async with self._sessions() as session:
-            row = (await session.scalars(statement)).first()
-            if row is None:
-                return None
-            return RecipientView(
-                subscriber_id=row.subscriber_id,
-                state=RecipientState(row.state),
-                reason=row.reason,
-                attempts=row.attempts,
-                not_before=row.not_before,
-                finish_time=row.finish_time,
-            )
 
 
-def _outcome(row: DeliveryRecipientRow, campaign_id: str) -> ReportableOutcome:
-    assert row.finish_time is not None
-    return ReportableOutcome(
-        recipient_id=row.recipient_id,
-        site_id=row.site_id,
-        run_id=row.run_id,
-        campaign_id=campaign_id,
-        subscriber_id=row.subscriber_id,
-        state=RecipientState(row.state),
-        reason=row.reason,
-        browser=row.browser,
-        finish_time=row.finish_time,
-    )
+def _outcome_row(
+    site_id: str,
+    run_id: str,
+    campaign_id: str,
+    subscriber_id: str,
+    browser: int,
+    state: RecipientState,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "kind": OutboxKind.OUTCOME.value,
+        "site_id": site_id,
+        "run_id": run_id,
+        "campaign_id": campaign_id,
+        "subscriber_id": subscriber_id,
+        "state": state.value,
+        "reason": reason,
+        "browser": browser,
+        "count": 0,
+        "occur_time": now,
+        "claim_owner": None,
+        "claim_expires_at": None,
+    }
+
+
+__all__ = [
+    "ClaimedChunk",
+    "DeliveryStore",
+    "Member",
+    "NewRun",
+    "OutboxItem",
+    "PendingRecipient",
+    "PreparationLease",
+    "RecipientView",
+    "Retry",
+    "Run",
+    "RunCounts",
+    "SENDABLE_RUN_STATES",
+    "Terminal",
+]

@@ -4,6 +4,12 @@ Browsers (the SDK and its service worker, on customer origins) reach Clarion onl
 Each call is forwarded to a gRPC service with the internal token on behalf of the site
 named in the URL, after checking that the site exists, so a made-up site id cannot
 create data.
+
+What a browser may do to data it did not create takes proof signed with the site's
+engagement secret (`services.kit.tokens`): an engagement event carries the
+`engagement_token` delivery put in that recipient's push, and an unsubscribe carries the
+`unsubscribe_token` the subscribe call answered, in the `X-Clarion-Unsubscribe-Token`
+header. Without it, knowing a site id and a subscriber id is not enough.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +29,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 from aiohttp import web
+from cachetools import TTLCache
 
 from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
 from clarion.common.v1 import common_pb2
@@ -31,6 +39,12 @@ from services.kit.auth import REQUEST_ID_HEADER
 from services.kit.errors import error_info
 from services.kit.logging import get_logger
 from services.kit.peers import Peers
+from services.kit.tokens import (
+    MIN_SECRET_BYTES,
+    unsubscribe_token,
+    verify_engagement_token,
+    verify_unsubscribe_token,
+)
 
 log = get_logger("clarion.gateway")
 
@@ -39,6 +53,10 @@ T = TypeVar("T")
 # A PushSubscription plus a few fields is well under 1 KiB; 16 KiB leaves room and no more.
 MAX_BODY_BYTES = 16 * 1024
 SITE_CACHE_SECONDS = 60.0
+# Bounds each cache of site answers, so a flood of made-up site ids cannot grow memory
+# (unknown sites are never cached; known ones past this many are evicted oldest first).
+SITE_CACHE_SIZE = 10_000
+UNSUBSCRIBE_TOKEN_HEADER = "X-Clarion-Unsubscribe-Token"
 UNSUBSCRIBE_REASON = "user_unsubscribed"
 
 _SITE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -59,7 +77,7 @@ _KINDS = {
 _CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Allow-Headers": f"Content-Type, {UNSUBSCRIBE_TOKEN_HEADER}",
 }
 _PREFLIGHT_MAX_AGE = "86400"
 
@@ -169,34 +187,77 @@ class KnownSite:
 
 
 class SiteDirectory:
-    """Looks sites up in the campaign service; positive answers are cached briefly."""
+    """Looks sites up in the campaign service; positive answers are cached briefly.
 
-    def __init__(self, peers: Peers, ttl_seconds: float = SITE_CACHE_SECONDS) -> None:
+    Both caches are bounded TTL caches: only sites that exist are cached, and at most
+    `max_sites` of them, so neither made-up ids nor many real sites can grow memory.
+    """
+
+    def __init__(
+        self,
+        peers: Peers,
+        ttl_seconds: float = SITE_CACHE_SECONDS,
+        max_sites: int = SITE_CACHE_SIZE,
+    ) -> None:
         self._peers = peers
-        self._ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, KnownSite]] = {}
+        self._sites: TTLCache[str, KnownSite] = TTLCache(maxsize=max_sites, ttl=ttl_seconds)
+        # Only the derived engagement secret is kept; the rest of the credentials
+        # (the VAPID private key) is dropped as soon as the answer is read.
+        self._secrets: TTLCache[str, bytes] = TTLCache(maxsize=max_sites, ttl=ttl_seconds)
 
     async def get(self, site_id: str) -> KnownSite:
-        # A malformed id cannot name a site (and must not reach gRPC metadata).
-        if not _SITE_ID.fullmatch(site_id):
-            raise ApiError(404, "SITE_NOT_FOUND", "there is no such site")
-        hit = self._cache.get(site_id)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        stub = site_service_pb2_grpc.SiteServiceStub(self._peers.channel("campaign"))
-        try:
-            response = await stub.GetSite(
-                site_service_pb2.GetSiteRequest(),
-                metadata=call_metadata(self._peers, site_id),
-                timeout=self._peers.timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                raise ApiError(404, "SITE_NOT_FOUND", f"there is no site {site_id!r}") from None
-            raise
-        site = KnownSite(response.site.site_id, response.site.vapid_public_key)
-        self._cache[site_id] = (time.monotonic() + self._ttl, site)
+        _require_site_id(site_id)
+        site = self._sites.get(site_id)
+        if site is None:
+            with _site_not_found_as_404(site_id):
+                response = await self._stub().GetSite(
+                    site_service_pb2.GetSiteRequest(),
+                    metadata=call_metadata(self._peers, site_id),
+                    timeout=self._peers.timeout,
+                )
+            site = KnownSite(response.site.site_id, response.site.vapid_public_key)
+            self._sites[site_id] = site
         return site
+
+    async def engagement_secret(self, site_id: str) -> bytes:
+        """The key of the site's engagement and unsubscribe tokens; 404 for no such site."""
+        _require_site_id(site_id)
+        secret = self._secrets.get(site_id)
+        if secret is None:
+            with _site_not_found_as_404(site_id):
+                response = await self._stub().GetSiteCredentials(
+                    site_service_pb2.GetSiteCredentialsRequest(),
+                    metadata=call_metadata(self._peers, site_id),
+                    timeout=self._peers.timeout,
+                )
+            secret = bytes(response.engagement_secret)
+            if len(secret) < MIN_SECRET_BYTES:
+                # A campaign service too old to derive it: no token could ever verify.
+                log.error("campaign answered no engagement secret", secret_bytes=len(secret))
+                raise ApiError(
+                    502, "UPSTREAM_ERROR", "a Clarion service failed; see the gateway log"
+                )
+            self._secrets[site_id] = secret
+        return secret
+
+    def _stub(self) -> site_service_pb2_grpc.SiteServiceStub:
+        return site_service_pb2_grpc.SiteServiceStub(self._peers.channel("campaign"))
+
+
+def _require_site_id(site_id: str) -> None:
+    # A malformed id cannot name a site (and must not reach gRPC metadata).
+    if not _SITE_ID.fullmatch(site_id):
+        raise ApiError(404, "SITE_NOT_FOUND", "there is no such site")
+
+
+@contextmanager
+def _site_not_found_as_404(site_id: str) -> Iterator[None]:
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            raise ApiError(404, "SITE_NOT_FOUND", f"there is no site {site_id!r}") from None
+        raise
 
 
 # --- handlers --------------------------------------------------------------------------
@@ -235,26 +296,48 @@ async def subscribe(request: web.Request) -> web.Response:
         profile_id=_string(body, "profile_id", "profile_id", required=False),
     )
     site_id = request.match_info["site_id"]
-    await request.app[SITES].get(site_id)
+    secret = await request.app[SITES].engagement_secret(site_id)
     peers = request.app[PEERS]
     stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
     response = await stub.RegisterSubscriber(
         message, metadata=call_metadata(peers, site_id), timeout=peers.timeout
     )
+    subscriber_id = response.subscriber.subscriber_id
     return web.json_response(
-        {"subscriber_id": response.subscriber.subscriber_id, "created": response.created},
+        {
+            "subscriber_id": subscriber_id,
+            "created": response.created,
+            # The browser keeps it to unsubscribe later: it proves it holds the subscription.
+            "unsubscribe_token": unsubscribe_token(secret, site_id, subscriber_id),
+        },
         status=201 if response.created else 200,
     )
 
 
 async def unsubscribe(request: web.Request) -> web.Response:
     site_id = request.match_info["site_id"]
-    await request.app[SITES].get(site_id)
+    subscriber_id = request.match_info["subscriber_id"]
+    secret = await request.app[SITES].engagement_secret(site_id)
+    token = request.headers.get(UNSUBSCRIBE_TOKEN_HEADER, "")
+    if not token:
+        raise ApiError(
+            403,
+            "UNSUBSCRIBE_TOKEN_REQUIRED",
+            f"send the unsubscribe_token the subscribe call answered in the "
+            f"{UNSUBSCRIBE_TOKEN_HEADER} header",
+        )
+    if not verify_unsubscribe_token(secret, token, site_id, subscriber_id):
+        raise ApiError(
+            403,
+            "INVALID_UNSUBSCRIBE_TOKEN",
+            f"the {UNSUBSCRIBE_TOKEN_HEADER} header is not this subscriber's unsubscribe_token "
+            "on this site; send the one the subscribe call answered for it",
+        )
     peers = request.app[PEERS]
     stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
     response = await stub.UnsubscribeSubscriber(
         segment_service_pb2.UnsubscribeSubscriberRequest(
-            subscriber_id=request.match_info["subscriber_id"], reason=UNSUBSCRIBE_REASON
+            subscriber_id=subscriber_id, reason=UNSUBSCRIBE_REASON
         ),
         metadata=call_metadata(peers, site_id),
         timeout=peers.timeout,
@@ -273,8 +356,22 @@ async def record_event(request: web.Request) -> web.Response:
         subscriber_id=_string(body, "subscriber_id", "subscriber_id"),
         button=_string(body, "button", "button", required=False),
     )
+    token = _string(body, "engagement_token", "engagement_token", required=False)
     site_id = request.match_info["site_id"]
-    await request.app[SITES].get(site_id)
+    secret = await request.app[SITES].engagement_secret(site_id)
+    if not token:
+        raise ApiError(
+            403,
+            "ENGAGEMENT_TOKEN_REQUIRED",
+            "engagement_token is required: send the one in the push message this event is about",
+        )
+    if not verify_engagement_token(secret, token, site_id, event.run_id, event.subscriber_id):
+        raise ApiError(
+            403,
+            "INVALID_ENGAGEMENT_TOKEN",
+            "engagement_token does not prove that this subscriber was sent this run on this "
+            "site; send run_id, subscriber_id and engagement_token unchanged from the push message",
+        )
     peers = request.app[PEERS]
     stub = reporting_service_pb2_grpc.ReportingServiceStub(peers.channel("reporting"))
     response = await stub.RecordEngagementEvents(
@@ -376,12 +473,17 @@ def _rpc_error_response(error: grpc.aio.AioRpcError) -> web.Response:
     return error_response(502, "UPSTREAM_ERROR", "a Clarion service failed; see the gateway log")
 
 
-def create_app(peers: Peers, *, site_cache_seconds: float = SITE_CACHE_SECONDS) -> web.Application:
+def create_app(
+    peers: Peers,
+    *,
+    site_cache_seconds: float = SITE_CACHE_SECONDS,
+    site_cache_size: int = SITE_CACHE_SIZE,
+) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES, middlewares=[access_log, cors, json_errors]
     )
     app[PEERS] = peers
-    app[SITES] = SiteDirectory(peers, site_cache_seconds)
+    app[SITES] = SiteDirectory(peers, site_cache_seconds, site_cache_size)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/sites/{site_id}/config", site_config)
     app.router.add_post("/v1/sites/{site_id}/subscriptions", subscribe)

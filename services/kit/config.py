@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["campaign", "segment", "delivery", "reporting"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("campaign", "segment", "delivery", "reporting")
 
+# The push services of Chrome/Opera/Samsung (FCM), Firefox (autopush), Safari and Edge (WNS).
+DEFAULT_PUSH_SERVICE_HOSTS: tuple[str, ...] = (
+    "fcm.googleapis.com",
+    "updates.push.services.mozilla.com",
+    "*.push.services.mozilla.com",
+    "*.push.apple.com",
+    "*.notify.windows.com",
+)
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore", populate_by_name=True)
 
     # Where the embedded default keeps its SQLite files.
     data_dir: Path = Path(".clarion")
@@ -53,13 +62,50 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_poll_seconds: float = Field(default=0.2, gt=0)
     delivery_concurrency: int = Field(default=128, ge=1)
+    # Audience members pulled from segment per page while preparing a run.
+    delivery_prepare_page_size: int = Field(default=1000, ge=1, le=5000)
+    # How long segment may stay unreachable before a preparing run is failed.
+    delivery_prepare_deadline_seconds: float = Field(default=3600.0, gt=0)
     push_timeout_seconds: float = Field(default=10.0, gt=0)
     push_max_attempts: int = Field(default=5, ge=1)
     # Exponential backoff between push retries (5xx, timeouts, 429 without Retry-After).
     push_retry_base_seconds: float = Field(default=2.0, gt=0)
     push_retry_max_seconds: float = Field(default=600.0, gt=0)
-    # Only for the simulator and tests: allow plain http:// push endpoints.
-    allow_insecure_endpoints: bool = False
+    # The push services subscriptions may point at and delivery may POST to: exact
+    # hosts and "*.suffix" wildcards, comma separated (CLARION_PUSH_SERVICE_HOSTS).
+    # Anything else (other hosts, IP addresses, http://, ports other than 443) is
+    # refused at registration and at send time (services.kit.egress).
+    push_service_hosts: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PUSH_SERVICE_HOSTS
+    # FOR THE SIMULATOR AND TESTS ONLY: accept and send to any http:// or https:// push
+    # endpoint on any host, loopback and private addresses included, i.e. no SSRF
+    # protection. CLARION_PUSH_TEST_ENDPOINTS=true (the old name
+    # CLARION_ALLOW_INSECURE_ENDPOINTS still works); a warning is logged at start-up.
+    allow_insecure_endpoints: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "CLARION_PUSH_TEST_ENDPOINTS", "CLARION_ALLOW_INSECURE_ENDPOINTS"
+        ),
+    )
+
+    @field_validator("push_service_hosts", mode="before")
+    @classmethod
+    def _split_push_service_hosts(cls, value: object) -> object:
+        from services.kit.egress import parse_host_patterns
+
+        if isinstance(value, str):
+            # Empty means the defaults, as for the other settings.
+            value = tuple(value.split(",")) if value.strip() else DEFAULT_PUSH_SERVICE_HOSTS
+        if isinstance(value, list | tuple):
+            try:
+                return tuple(p.text for p in parse_host_patterns(str(v) for v in value))
+            except ValueError as error:
+                raise ValueError(f"CLARION_PUSH_SERVICE_HOSTS: {error}") from None
+        return value
+
+    @property
+    def push_test_endpoints(self) -> bool:
+        """CLARION_PUSH_TEST_ENDPOINTS: http and any host allowed (simulator, tests)."""
+        return self.allow_insecure_endpoints
 
     def database_url_for(self, service: str) -> str:
         own = getattr(self, f"{service}_database_url", "")

@@ -132,9 +132,10 @@ def build_server(
     )
 
 
-def client_channel(address: str) -> grpc.aio.Channel:
+def client_channel(address: str, options: Sequence[tuple[str, str]] = ()) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
-        address, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        address,
+        options=[("grpc.max_receive_message_length", 16 * 1024 * 1024), *options],
     )
 
 

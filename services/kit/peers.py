@@ -6,6 +6,8 @@ addresses before the first call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from services.kit.auth import internal_metadata
@@ -18,10 +20,14 @@ class Peers:
         self.settings = settings
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def channel(self, service: str) -> grpc.aio.Channel:
+    def channel(
+        self, service: str, options: Sequence[tuple[str, str]] = ()
+    ) -> grpc.aio.Channel:
+        """The channel to `service`; `options` (e.g. a retry service config) apply when
+        the first call opens it."""
         channel = self._channels.get(service)
         if channel is None:
-            channel = client_channel(self.settings.address_for(service))
+            channel = client_channel(self.settings.address_for(service), options)
             self._channels[service] = channel
         return channel
 

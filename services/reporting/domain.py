@@ -31,7 +31,9 @@ class OutcomeInput:
     campaign_id: str
     subscriber_id: str
     status: DeliveryStatus | None
-    reason: str
+    # The stored word of a DeliveryReason ("push_service_410", "" for a sent one);
+    # None when the caller sent a value this service does not know.
+    reason: str | None
     browser: str
     occur_time: datetime | None
 
@@ -119,6 +121,13 @@ class Reporting:
                     "MISSING_STATUS",
                     f"{prefix}.status is unspecified; use SENT, FAILED, SUPPRESSED or EXPIRED",
                     field=f"{prefix}.status",
+                )
+            if outcome.reason is None:
+                raise InvalidArgument(
+                    "INVALID_REASON",
+                    f"{prefix}.reason is not a DeliveryReason this service knows; "
+                    "use one of the DELIVERY_REASON_* values",
+                    field=f"{prefix}.reason",
                 )
             records.append(
                 OutcomeRecord(

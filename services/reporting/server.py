@@ -38,6 +38,13 @@ _KINDS = {
     common_pb2.ENGAGEMENT_KIND_CLICKED: EngagementKind.CLICKED,
     common_pb2.ENGAGEMENT_KIND_CLOSED: EngagementKind.CLOSED,
 }
+# In storage and reports a reason is its name after the prefix, in lower case
+# (DELIVERY_REASON_PUSH_SERVICE_410 is "push_service_410"); UNSPECIFIED is "".
+_REASONS: dict[int, str] = {
+    value: "" if value == common_pb2.DELIVERY_REASON_UNSPECIFIED
+    else name.removeprefix("DELIVERY_REASON_").lower()
+    for name, value in common_pb2.DeliveryReason.items()
+}
 _BROWSERS = {
     value: name.removeprefix("BROWSER_").lower()
     for name, value in common_pb2.Browser.items()
@@ -97,7 +104,7 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
                 campaign_id=outcome.campaign_id,
                 subscriber_id=outcome.subscriber_id,
                 status=_STATUSES.get(outcome.status),
-                reason=outcome.reason,
+                reason=_REASONS.get(outcome.reason),
                 browser=_BROWSERS.get(outcome.browser, ""),
                 occur_time=_time_or_none(outcome, "occur_time"),
             )

@@ -7,14 +7,14 @@ aggregated by the database (GROUP BY / COUNT), never by looping over rows here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, union
+from sqlalchemy import ARRAY, DateTime, String, Table, Text, bindparam, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.kit.db import session_factory
 from services.reporting.models import (
@@ -34,11 +34,6 @@ __all__ = [
     "ReportingStore",
     "RunAudienceRecord",
 ]
-
-# Rows per INSERT statement: keeps bound parameters well under SQLite's and
-# PostgreSQL's limits (32,766 / 65,535) for the widest table.
-_ROWS_PER_STATEMENT = 1000
-
 
 @dataclass(frozen=True)
 class RunAudienceRecord:
@@ -80,16 +75,94 @@ class CampaignTotals:
     last_sent_time: datetime | None
 
 
-def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        yield rows[start : start + _ROWS_PER_STATEMENT]
+class _InsertIgnoringRepeats:
+    """One statement per table, built and compiled once, that inserts a whole batch of
+    one site's rows and skips rows whose natural key is already stored (or repeated in
+    the batch); `run` returns how many rows were new.
+
+    PostgreSQL: INSERT .. SELECT FROM unnest(<one array per column>) ON CONFLICT DO
+    NOTHING, one execution with a fixed set of parameters per batch, and the command's
+    row count is the number inserted. SQLite: INSERT .. ON CONFLICT DO NOTHING
+    RETURNING executed with the list of rows; SQLAlchemy sends it as multi-row VALUES
+    pages of the one compiled statement, and RETURNING yields only inserted rows.
+    """
+
+    def __init__(
+        self, table: Table, key: Sequence[str], array_types: Mapping[str, Any], postgres: bool
+    ) -> None:
+        self._postgres = postgres
+        # Per-row columns; site_id is one parameter for the whole batch.
+        self._columns = [name for name in array_types]
+        if postgres:
+            rows = func.unnest(
+                *(bindparam(name, type_=ARRAY(array_types[name])) for name in self._columns)
+            ).table_valued(*self._columns).render_derived()
+            source = select(
+                bindparam("site_id", type_=String()), *(rows.c[name] for name in self._columns)
+            )
+            self._statement: Any = (
+                postgresql.insert(table)
+                .from_select(["site_id", *self._columns], source)
+                .on_conflict_do_nothing(index_elements=list(key))
+                # The INSERT's own row count: rows inserted, conflicts not counted.
+                .execution_options(preserve_rowcount=True)
+            )
+        else:
+            self._statement = (
+                sqlite.insert(table)
+                .on_conflict_do_nothing(index_elements=list(key))
+                .returning(table.c[key[0]])
+            )
+
+    async def run(
+        self, session: AsyncSession, site_id: str, rows: Sequence[Mapping[str, Any]]
+    ) -> int:
+        if not rows:
+            return 0
+        if self._postgres:
+            parameters: dict[str, Any] = {
+                name: [row[name] for row in rows] for name in self._columns
+            }
+            parameters["site_id"] = site_id
+            result = await session.execute(self._statement, parameters)
+            return int(result.rowcount)  # type: ignore[attr-defined]
+        result = await session.execute(
+            self._statement, [{"site_id": site_id, **row} for row in rows]
+        )
+        return len(result.all())
 
 
 class ReportingStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)
-        self._insert = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        postgres = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if postgres else sqlite.insert
+        self._outcomes = _InsertIgnoringRepeats(
+            cast(Table, DeliveryOutcome.__table__),
+            ["site_id", "run_id", "subscriber_id"],
+            {
+                "run_id": String(),
+                "subscriber_id": String(),
+                "campaign_id": String(),
+                "status": String(),
+                "reason": Text(),
+                "browser": String(),
+                "occur_time": DateTime(timezone=True),
+            },
+            postgres,
+        )
+        self._events = _InsertIgnoringRepeats(
+            cast(Table, EngagementEvent.__table__),
+            ["site_id", "run_id", "subscriber_id", "kind", "button"],
+            {
+                "run_id": String(),
+                "subscriber_id": String(),
+                "kind": String(),
+                "button": String(),
+                "campaign_id": String(),
+                "occur_time": DateTime(timezone=True),
+            },
+            postgres,
         )
 
     async def upsert_run_audience(self, site_id: str, record: RunAudienceRecord) -> None:
@@ -107,45 +180,38 @@ class ReportingStore:
 
     async def insert_outcomes(self, site_id: str, records: Sequence[OutcomeRecord]) -> int:
         """Stores new outcomes in one transaction; returns how many were new."""
-        return await self._insert_ignoring_repeats(
-            DeliveryOutcome,
-            [DeliveryOutcome.site_id, DeliveryOutcome.run_id, DeliveryOutcome.subscriber_id],
-            [{"site_id": site_id, **asdict(record)} for record in records],
-        )
+        rows = [
+            {
+                "run_id": record.run_id,
+                "subscriber_id": record.subscriber_id,
+                "campaign_id": record.campaign_id,
+                "status": record.status.value,
+                "reason": record.reason,
+                "browser": record.browser,
+                "occur_time": record.occur_time,
+            }
+            for record in records
+        ]
+        async with self._sessions.begin() as session:
+            return await self._outcomes.run(session, site_id, rows)
 
     async def insert_engagement_events(
         self, site_id: str, records: Sequence[EngagementRecord]
     ) -> int:
         """Stores new engagement events in one transaction; returns how many were new."""
-        return await self._insert_ignoring_repeats(
-            EngagementEvent,
-            [
-                EngagementEvent.site_id,
-                EngagementEvent.run_id,
-                EngagementEvent.subscriber_id,
-                EngagementEvent.kind,
-                EngagementEvent.button,
-            ],
-            [{"site_id": site_id, **asdict(record)} for record in records],
-        )
-
-    async def _insert_ignoring_repeats(
-        self, model: type[Any], key: list[Any], rows: Sequence[dict[str, Any]]
-    ) -> int:
-        inserted = 0
+        rows = [
+            {
+                "run_id": record.run_id,
+                "subscriber_id": record.subscriber_id,
+                "kind": record.kind.value,
+                "button": record.button,
+                "campaign_id": record.campaign_id,
+                "occur_time": record.occur_time,
+            }
+            for record in records
+        ]
         async with self._sessions.begin() as session:
-            for chunk in _chunks(rows):
-                # RETURNING yields only the rows actually inserted; rowcount is not
-                # reliable for multi-row inserts on every driver (psycopg async gives -1).
-                statement = (
-                    self._insert(model)
-                    .values(list(chunk))
-                    .on_conflict_do_nothing(index_elements=key)
-                    .returning(key[0])
-                )
-                result = await session.execute(statement)
-                inserted += len(result.all())
-        return inserted
+            return await self._events.run(session, site_id, rows)
 
     async def campaign_totals(self, site_id: str, campaign_id: str) -> CampaignTotals:
         audiences = (RunAudience.site_id == site_id) & (RunAudience.campaign_id == campaign_id)

@@ -11,14 +11,15 @@ import binascii
 import json
 import re
 import zoneinfo
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.kit.clock import Clock
+from services.kit.egress import EgressPolicy, EgressRefused
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
@@ -28,9 +29,8 @@ from services.segment.models import (
     MAX_REASON_LENGTH,
     MAX_TIMEZONE_LENGTH,
     Browser,
-    SubscriberState,
 )
-from services.segment.store import NewSubscription, Subscriber, SubscriberStore
+from services.segment.store import AudienceEntry, NewSubscription, Subscriber, SubscriberStore
 
 log = get_logger(__name__)
 
@@ -41,8 +41,12 @@ P256DH_LENGTH = 65
 AUTH_LENGTH = 16
 DEFAULT_LIST_PAGE_SIZE = 50
 MAX_LIST_PAGE_SIZE = 1000
-DEFAULT_STREAM_PAGE_SIZE = 500
-MAX_STREAM_PAGE_SIZE = 5000
+DEFAULT_AUDIENCE_PAGE_SIZE = 1000
+MAX_AUDIENCE_PAGE_SIZE = 5000
+MAX_BATCH_REGISTRATIONS = 1000
+MAX_BATCH_UNSUBSCRIPTIONS = 1000
+# CheckSubscribers, and the subscriber_ids of a test send's ListAudienceMembers.
+MAX_SUBSCRIBER_IDS = 5000
 
 _SUBSCRIBER_ID = re.compile(r"sub_[0-9a-f]{32}")
 # RFC 3986 characters only: no spaces, controls or non-ASCII in an endpoint.
@@ -71,13 +75,29 @@ class SubscriberPage:
     next_page_token: str
 
 
+@dataclass(frozen=True)
+class Unsubscription:
+    """A BatchUnsubscribeSubscribers entry as the adapter hands it over: `reason` is the
+    stored word ("push_service_410"), "" when unspecified, None when not a known value."""
+
+    subscriber_id: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class AudiencePage:
+    members: list[AudienceEntry]
+    # Empty only on the last page (AIP-158).
+    next_page_token: str
+
+
 @cache
 def _known_timezones() -> frozenset[str]:
     # Scans the tz database once; ZoneInfo() alone would also accept file paths.
     return frozenset(zoneinfo.available_timezones())
 
 
-def validate_endpoint(endpoint: str, *, allow_insecure: bool) -> str:
+def validate_endpoint(endpoint: str, *, policy: EgressPolicy) -> str:
     field = "push_subscription.endpoint"
     if not endpoint:
         raise InvalidArgument(
@@ -95,29 +115,15 @@ def validate_endpoint(endpoint: str, *, allow_insecure: bool) -> str:
             f"{field} must be a URL of printable ASCII characters (percent-encode the rest)",
             field=field,
         )
-    schemes = ("https", "http") if allow_insecure else ("https",)
+    # The outbound URL policy: https, a known push service host, port 443, no IP
+    # address that is not public (in any spelling), no user info. Delivery checks the
+    # same policy again when it connects.
     try:
-        parts = urlsplit(endpoint)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as error:
+        policy.check_url(endpoint)
+    except EgressRefused as refused:
         raise InvalidArgument(
-            "INVALID_ENDPOINT", f"{field} is not a valid URL: {error}", field=field
+            "INVALID_ENDPOINT", f"{field} {refused.detail}", field=field, refusal=refused.reason
         ) from None
-    if parts.scheme not in schemes:
-        allowed = " or ".join(f"{s}://" for s in schemes)
-        raise InvalidArgument(
-            "INVALID_ENDPOINT",
-            f"{field} must be an absolute {allowed} URL, got scheme {parts.scheme or 'none'!r}",
-            field=field,
-        )
-    if not parts.hostname:
-        raise InvalidArgument(
-            "INVALID_ENDPOINT", f"{field} must name a host, e.g. https://push.example/…", field=field
-        )
-    if parts.username is not None or parts.password is not None:
-        raise InvalidArgument(
-            "INVALID_ENDPOINT", f"{field} must not carry user credentials", field=field
-        )
     return endpoint
 
 
@@ -220,11 +226,31 @@ def decode_page_token(page_token: str) -> str | None:
     return after
 
 
-def _require_subscriber_id(subscriber_id: str) -> None:
+def _require_subscriber_id(subscriber_id: str, field: str = "subscriber_id") -> None:
     if not subscriber_id:
+        raise InvalidArgument("MISSING_SUBSCRIBER_ID", f"{field} is required", field=field)
+
+
+def _require_batch_size(size: int, maximum: int, field: str) -> None:
+    if size > maximum:
         raise InvalidArgument(
-            "MISSING_SUBSCRIBER_ID", "subscriber_id is required", field="subscriber_id"
+            "BATCH_TOO_LARGE",
+            f"{field} has {size} entries; send at most {maximum} per call",
+            field=field,
         )
+
+
+def error_within(prefix: str, error: InvalidArgument) -> InvalidArgument:
+    """The same error about one entry of a batch: its field and message name the entry
+    ("requests[3].push_subscription.p256dh")."""
+    field = error.metadata.get("field", "")
+    qualified = f"{prefix}.{field}" if field else prefix
+    message = error.message
+    if field and message.startswith(field):
+        message = f"{prefix}.{message}"
+    else:
+        message = f"{prefix}: {message}"
+    return InvalidArgument(error.reason, message, **{**error.metadata, "field": qualified})
 
 
 def _not_found(subscriber_id: str) -> NotFound:
@@ -238,20 +264,25 @@ def _not_found(subscriber_id: str) -> NotFound:
 class Subscribers:
     """Use cases of the SegmentService over one store, one clock."""
 
-    def __init__(self, store: SubscriberStore, clock: Clock, *, allow_insecure_endpoints: bool):
+    def __init__(self, store: SubscriberStore, clock: Clock, *, egress: EgressPolicy):
         self._store = store
         self._clock = clock
-        self._allow_insecure = allow_insecure_endpoints
+        self._egress = egress
 
-    async def register(self, site_id: str, registration: Registration) -> tuple[Subscriber, bool]:
-        subscription = NewSubscription(
-            endpoint=validate_endpoint(registration.endpoint, allow_insecure=self._allow_insecure),
+    def _validated(self, registration: Registration) -> NewSubscription:
+        """The one validation of a registration, for RegisterSubscriber and each entry of
+        BatchRegisterSubscribers."""
+        return NewSubscription(
+            endpoint=validate_endpoint(registration.endpoint, policy=self._egress),
             p256dh=validate_p256dh(registration.p256dh),
             auth=validate_auth(registration.auth),
             browser=registration.browser or Browser.OTHER,
             timezone=validate_timezone(registration.timezone),
             profile_id=validate_profile_id(registration.profile_id),
         )
+
+    async def register(self, site_id: str, registration: Registration) -> tuple[Subscriber, bool]:
+        subscription = self._validated(registration)
         subscriber, created = await self._store.upsert(
             site_id, new_id(SUBSCRIBER_ID_PREFIX), subscription, self._clock.now()
         )
@@ -304,19 +335,115 @@ class Subscribers:
             next_page_token=encode_page_token(page[-1].subscriber_id) if more else "",
         )
 
-    async def reachable_pages(self, site_id: str, page_size: int) -> AsyncIterator[list[Subscriber]]:
-        """The site's active subscribers, `page_size` at a time; each page is its own
-        short query, so neither memory nor a transaction grows with the audience."""
-        size = validate_page_size(
-            page_size, default=DEFAULT_STREAM_PAGE_SIZE, maximum=MAX_STREAM_PAGE_SIZE
+    async def register_many(
+        self, site_id: str, registrations: Sequence[Registration]
+    ) -> list[tuple[Subscriber, bool]]:
+        """Registers every entry as `register` would, in one transaction, or none of them:
+        the first invalid entry refuses the batch. Results are in the entries' order.
+
+        An endpoint given twice ends as if registered twice in a row: the later entry's
+        details are stored, and only the first can have created the subscriber.
+        """
+        _require_batch_size(len(registrations), MAX_BATCH_REGISTRATIONS, "requests")
+        subscriptions: list[NewSubscription] = []
+        for index, registration in enumerate(registrations):
+            try:
+                subscriptions.append(self._validated(registration))
+            except InvalidArgument as error:
+                raise error_within(f"requests[{index}]", error) from None
+        latest = {subscription.endpoint: subscription for subscription in subscriptions}
+        offered = {endpoint: new_id(SUBSCRIBER_ID_PREFIX) for endpoint in latest}
+        stored = await self._store.upsert_many(
+            site_id,
+            [(offered[endpoint], subscription) for endpoint, subscription in latest.items()],
+            self._clock.now(),
         )
-        after: str | None = None
-        while True:
-            page = await self._store.page(
-                site_id, after=after, limit=size, state=SubscriberState.ACTIVE
+        results: list[tuple[Subscriber, bool]] = []
+        seen: set[str] = set()
+        for subscription in subscriptions:
+            subscriber = stored[subscription.endpoint]
+            created = (
+                subscription.endpoint not in seen
+                and subscriber.subscriber_id == offered[subscription.endpoint]
             )
-            if page:
-                yield page
-            if len(page) < size:
-                return
-            after = page[-1].subscriber_id
+            seen.add(subscription.endpoint)
+            results.append((subscriber, created))
+        log.info(
+            "subscribers registered in a batch",
+            entries=len(results),
+            created=sum(created for _, created in results),
+        )
+        return results
+
+    async def audience_page(
+        self,
+        site_id: str,
+        snapshot_time: datetime | None,
+        subscriber_ids: Sequence[str],
+        page_size: int,
+        page_token: str,
+    ) -> AudiencePage:
+        """One page of the site's audience as it stood at `snapshot_time`: subscribers
+        created by then and not unsubscribed by then. Ones unsubscribed since are still
+        members, marked unsubscribed. `subscriber_ids` narrows it (a test send)."""
+        if snapshot_time is None:
+            raise InvalidArgument(
+                "MISSING_SNAPSHOT_TIME",
+                "snapshot_time is required: the moment the run's audience is taken at",
+                field="snapshot_time",
+            )
+        _require_batch_size(len(subscriber_ids), MAX_SUBSCRIBER_IDS, "subscriber_ids")
+        size = validate_page_size(
+            page_size, default=DEFAULT_AUDIENCE_PAGE_SIZE, maximum=MAX_AUDIENCE_PAGE_SIZE
+        )
+        after = decode_page_token(page_token)
+        rows = await self._store.audience_page(
+            site_id,
+            snapshot_time,
+            only=set(subscriber_ids) if subscriber_ids else None,
+            after=after,
+            limit=size + 1,
+        )
+        page, more = rows[:size], len(rows) > size
+        return AudiencePage(
+            members=page,
+            next_page_token=encode_page_token(page[-1].subscriber_id) if more else "",
+        )
+
+    async def inactive_among(self, site_id: str, subscriber_ids: Sequence[str]) -> list[str]:
+        """The given ids (in their order, each once) that are not active subscribers of
+        the site: unsubscribed, or unknown here."""
+        _require_batch_size(len(subscriber_ids), MAX_SUBSCRIBER_IDS, "subscriber_ids")
+        unique = list(dict.fromkeys(subscriber_ids))
+        active = await self._store.active_among(site_id, unique)
+        return [subscriber_id for subscriber_id in unique if subscriber_id not in active]
+
+    async def unsubscribe_many(
+        self, site_id: str, unsubscriptions: Sequence[Unsubscription]
+    ) -> int:
+        """Unsubscribes the listed subscribers, all in one transaction; returns how many
+        were newly unsubscribed. Unknown ids are skipped; a subscriber already
+        unsubscribed keeps its first reason, and so does one listed twice."""
+        _require_batch_size(len(unsubscriptions), MAX_BATCH_UNSUBSCRIPTIONS, "unsubscriptions")
+        reasons: dict[str, str] = {}
+        for index, unsubscription in enumerate(unsubscriptions):
+            prefix = f"unsubscriptions[{index}]"
+            _require_subscriber_id(unsubscription.subscriber_id, f"{prefix}.subscriber_id")
+            if unsubscription.reason is None:
+                raise InvalidArgument(
+                    "INVALID_REASON",
+                    f"{prefix}.reason is not a DeliveryReason this service knows",
+                    field=f"{prefix}.reason",
+                )
+            if not unsubscription.reason:
+                raise InvalidArgument(
+                    "MISSING_REASON",
+                    f"{prefix}.reason is required, e.g. DELIVERY_REASON_PUSH_SERVICE_410",
+                    field=f"{prefix}.reason",
+                )
+            reasons.setdefault(unsubscription.subscriber_id, unsubscription.reason)
+        unsubscribed = await self._store.unsubscribe_many(site_id, reasons, self._clock.now())
+        log.info(
+            "subscribers unsubscribed in a batch", entries=len(reasons), unsubscribed=unsubscribed
+        )
+        return unsubscribed

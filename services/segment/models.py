@@ -44,15 +44,9 @@ class SubscriberRow(Model):
     __table_args__ = (
         # Registering is idempotent per (site, endpoint): the upsert targets this.
         UniqueConstraint("site_id", "endpoint"),
-        # ListSubscribers: keyset pages of one site in id order.
+        # ListSubscribers and ListAudienceMembers: keyset pages of one site in id order,
+        # an index range scan (the audience's time conditions filter the rows it reads).
         Index("ix_segment_subscribers_site_id_subscriber_id", "site_id", "subscriber_id"),
-        # StreamReachableSubscribers: an index range scan over one site's active ids.
-        Index(
-            "ix_segment_subscribers_site_id_state_subscriber_id",
-            "site_id",
-            "state",
-            "subscriber_id",
-        ),
     )
 
     # `sub_` + 32 hex digits, time-ordered (services.kit.ids.new_id), so keyset pages
@@ -67,5 +61,8 @@ class SubscriberRow(Model):
     profile_id: Mapped[str | None] = mapped_column(String(MAX_PROFILE_ID_LENGTH))
     state: Mapped[str] = mapped_column(String(16))
     unsubscribe_reason: Mapped[str | None] = mapped_column(String(MAX_REASON_LENGTH))
+    # Set exactly while the state is UNSUBSCRIBED: a run's audience is the subscribers
+    # created by its snapshot time and not unsubscribed by then.
+    unsubscribe_time: Mapped[datetime | None]
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,18 +12,27 @@ from clarion.common.v1 import common_pb2
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from clarion.segment.v1 import subscriber_pb2
-from services.kit.auth import SiteResolver, current_site_id
+from services.kit.auth import SiteResolver, current_site_id, required_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
+from services.kit.egress import EgressPolicy
 from services.kit.errors import InvalidArgument
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
 from services.kit.sites import remote_site_resolver
-from services.segment.domain import Registration, Subscribers
+from services.segment.domain import Registration, Subscribers, Unsubscription, error_within
 from services.segment.models import Browser, SubscriberState
-from services.segment.store import Subscriber, SubscriberStore
+from services.segment.store import AudienceEntry, Subscriber, SubscriberStore
 
 SERVICE_FULL_NAME = pb.DESCRIPTOR.services_by_name["SegmentService"].full_name
+_METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"
+# Only Clarion's own services (delivery) read a run's audience or unsubscribe in bulk
+# for what push services answered; a site's API key gets PERMISSION_DENIED.
+INTERNAL_ONLY_METHODS = (
+    f"{_METHOD_PREFIX}ListAudienceMembers",
+    f"{_METHOD_PREFIX}CheckSubscribers",
+    f"{_METHOD_PREFIX}BatchUnsubscribeSubscribers",
+)
 
 _BROWSER_FROM_PROTO: dict[common_pb2.Browser, Browser] = {
     common_pb2.BROWSER_CHROME: Browser.CHROME,
@@ -34,6 +43,13 @@ _BROWSER_FROM_PROTO: dict[common_pb2.Browser, Browser] = {
     common_pb2.BROWSER_OTHER: Browser.OTHER,
 }
 _BROWSER_TO_PROTO = {browser: value for value, browser in _BROWSER_FROM_PROTO.items()}
+# Stored as the value's name after the prefix, in lower case (DELIVERY_REASON_PUSH_SERVICE_410
+# is "push_service_410"); UNSPECIFIED is "".
+_REASON_WORDS: dict[int, str] = {
+    value: "" if value == common_pb2.DELIVERY_REASON_UNSPECIFIED
+    else name.removeprefix("DELIVERY_REASON_").lower()
+    for name, value in common_pb2.DeliveryReason.items()
+}
 _STATE_TO_PROTO = {
     SubscriberState.ACTIVE: subscriber_pb2.SUBSCRIBER_STATE_ACTIVE,
     SubscriberState.UNSUBSCRIBED: subscriber_pb2.SUBSCRIBER_STATE_UNSUBSCRIBED,
@@ -54,7 +70,22 @@ def _browser_from_proto(value: common_pb2.Browser) -> Browser | None:
     return browser
 
 
+def _registration(request: pb.RegisterSubscriberRequest) -> Registration:
+    subscription = request.push_subscription
+    return Registration(
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+        browser=_browser_from_proto(request.browser),
+        timezone=request.timezone,
+        profile_id=request.profile_id,
+    )
+
+
+@lru_cache(maxsize=1024)
 def _timestamp(moment: datetime) -> Timestamp:
+    # Cached: a batch's subscribers share their times. Callers only copy the result
+    # into messages (a message field set from it is a copy), never change it.
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
@@ -76,6 +107,21 @@ def subscriber_to_proto(subscriber: Subscriber) -> subscriber_pb2.Subscriber:
     )
 
 
+def audience_member_to_proto(entry: AudienceEntry) -> subscriber_pb2.AudienceMember:
+    return subscriber_pb2.AudienceMember(
+        subscriber_id=entry.subscriber_id,
+        profile_id=entry.profile_id or "",
+        timezone=entry.timezone,
+        browser=_BROWSER_TO_PROTO[entry.browser],
+        target=common_pb2.PushTarget(
+            web_push=common_pb2.PushSubscription(
+                endpoint=entry.endpoint, p256dh=entry.p256dh, auth=entry.auth
+            )
+        ),
+        unsubscribed=entry.unsubscribed,
+    )
+
+
 class SegmentServicer(pb_grpc.SegmentServiceServicer):
     def __init__(self, subscribers: Subscribers) -> None:
         self._subscribers = subscribers
@@ -83,17 +129,8 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
     async def RegisterSubscriber(
         self, request: pb.RegisterSubscriberRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterSubscriberResponse:
-        subscription = request.push_subscription
         subscriber, created = await self._subscribers.register(
-            current_site_id(),
-            Registration(
-                endpoint=subscription.endpoint,
-                p256dh=subscription.p256dh,
-                auth=subscription.auth,
-                browser=_browser_from_proto(request.browser),
-                timezone=request.timezone,
-                profile_id=request.profile_id,
-            ),
+            current_site_id(), _registration(request)
         )
         return pb.RegisterSubscriberResponse(
             subscriber=subscriber_to_proto(subscriber), created=created
@@ -124,13 +161,66 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def StreamReachableSubscribers(
-        self, request: pb.StreamReachableSubscribersRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.StreamReachableSubscribersResponse]:
-        async for page in self._subscribers.reachable_pages(current_site_id(), request.page_size):
-            yield pb.StreamReachableSubscribersResponse(
-                subscribers=[subscriber_to_proto(s) for s in page]
-            )
+    async def BatchRegisterSubscribers(
+        self, request: pb.BatchRegisterSubscribersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchRegisterSubscribersResponse:
+        registrations = []
+        for index, entry in enumerate(request.requests):
+            try:
+                registrations.append(_registration(entry))
+            except InvalidArgument as error:
+                raise error_within(f"requests[{index}]", error) from None
+        results = await self._subscribers.register_many(current_site_id(), registrations)
+        return pb.BatchRegisterSubscribersResponse(
+            responses=[
+                pb.RegisterSubscriberResponse(
+                    subscriber=subscriber_to_proto(subscriber), created=created
+                )
+                for subscriber, created in results
+            ]
+        )
+
+    async def ListAudienceMembers(
+        self, request: pb.ListAudienceMembersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAudienceMembersResponse:
+        snapshot_time = (
+            request.snapshot_time.ToDatetime(tzinfo=UTC)
+            if request.HasField("snapshot_time")
+            else None
+        )
+        page = await self._subscribers.audience_page(
+            required_site_id(),
+            snapshot_time,
+            list(request.subscriber_ids),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListAudienceMembersResponse(
+            members=[audience_member_to_proto(entry) for entry in page.members],
+            next_page_token=page.next_page_token,
+        )
+
+    async def CheckSubscribers(
+        self, request: pb.CheckSubscribersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckSubscribersResponse:
+        inactive = await self._subscribers.inactive_among(
+            required_site_id(), list(request.subscriber_ids)
+        )
+        return pb.CheckSubscribersResponse(inactive_subscriber_ids=inactive)
+
+    async def BatchUnsubscribeSubscribers(
+        self, request: pb.BatchUnsubscribeSubscribersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchUnsubscribeSubscribersResponse:
+        unsubscribed = await self._subscribers.unsubscribe_many(
+            required_site_id(),
+            [
+                Unsubscription(
+                    subscriber_id=entry.subscriber_id, reason=_REASON_WORDS.get(entry.reason)
+                )
+                for entry in request.unsubscriptions
+            ],
+        )
+        return pb.BatchUnsubscribeSubscribersResponse(unsubscribed=unsubscribed)
 
 
 async def create_server(
@@ -148,7 +238,7 @@ async def create_server(
     subscribers = Subscribers(
         SubscriberStore(engine),
         clock or SystemClock(),
-        allow_insecure_endpoints=settings.allow_insecure_endpoints,
+        egress=EgressPolicy.from_settings(settings),
     )
     servicer = SegmentServicer(subscribers)
     return build_service_server(
@@ -159,4 +249,5 @@ async def create_server(
         engine=engine,
         peers=peers,
         site_resolver=resolver,
+        internal_only_methods=INTERNAL_ONLY_METHODS,
     )

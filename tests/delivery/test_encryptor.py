@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from services.delivery.domain.encryptor import create_encryptor
+from services.delivery.adapters.encryptors import create_encryptor
 from tests.delivery.conftest import ENCRYPTORS
 
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from clarion.simulator import Behaviour, PushServiceSimulator
-from services.delivery.domain.encryptor import create_encryptor
+from services.delivery.adapters.encryptors import create_encryptor
 from services.delivery.domain.ports import CredentialsUnavailable, SiteCredentials
 from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import RecipientState, RunState

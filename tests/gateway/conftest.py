@@ -12,6 +12,7 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
 from clarion.reporting.v1 import reporting_service_pb2_grpc
 from clarion.segment.v1 import segment_service_pb2_grpc
 from services.campaign.admin import create_site
@@ -31,6 +32,7 @@ class Stack:
     http: aiohttp.ClientSession
     segment: segment_service_pb2_grpc.SegmentServiceStub
     reporting: reporting_service_pb2_grpc.ReportingServiceStub
+    sites: site_service_pb2_grpc.SiteServiceStub
 
     def url(self, path: str) -> str:
         return f"{self.gateway.url}{path}"
@@ -38,12 +40,20 @@ class Stack:
     def internal(self, site_id: str) -> tuple[tuple[str, str], ...]:
         return internal_metadata(self.settings.internal_token_value, site_id)
 
+    async def engagement_secret(self, site_id: str) -> bytes:
+        """The secret delivery signs with: from GetSiteCredentials, as delivery gets it."""
+        response = await self.sites.GetSiteCredentials(
+            site_service_pb2.GetSiteCredentialsRequest(), metadata=self.internal(site_id)
+        )
+        return response.engagement_secret
+
 
 @dataclass(frozen=True)
 class GatewaySite:
     site_id: str
     api_key: str
     vapid_public_key: bytes
+    engagement_secret: bytes
 
 
 def b64url(data: bytes) -> str:
@@ -77,6 +87,7 @@ async def stack(settings_factory) -> AsyncIterator[Stack]:
     await gateway.start()
     segment_channel = client_channel(settings.segment_address)
     reporting_channel = client_channel(settings.reporting_address)
+    campaign_channel = client_channel(settings.campaign_address)
     http = aiohttp.ClientSession()
     try:
         yield Stack(
@@ -85,11 +96,13 @@ async def stack(settings_factory) -> AsyncIterator[Stack]:
             http,
             segment_service_pb2_grpc.SegmentServiceStub(segment_channel),
             reporting_service_pb2_grpc.ReportingServiceStub(reporting_channel),
+            site_service_pb2_grpc.SiteServiceStub(campaign_channel),
         )
     finally:
         await http.close()
         await segment_channel.close()
         await reporting_channel.close()
+        await campaign_channel.close()
         await gateway.stop()
         for server in servers.values():
             await server.stop()
@@ -98,4 +111,20 @@ async def stack(settings_factory) -> AsyncIterator[Stack]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def site(stack: Stack) -> GatewaySite:
     created = await create_site(stack.settings, "Gateway test shop", "mailto:ops@shop.test")
-    return GatewaySite(created.site_id, created.api_key, created.vapid_public_key)
+    return GatewaySite(
+        created.site_id,
+        created.api_key,
+        created.vapid_public_key,
+        await stack.engagement_secret(created.site_id),
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def other_site(stack: Stack) -> GatewaySite:
+    created = await create_site(stack.settings, "Another shop", "mailto:ops@other.test")
+    return GatewaySite(
+        created.site_id,
+        created.api_key,
+        created.vapid_public_key,
+        await stack.engagement_secret(created.site_id),
+    )

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import aiohttp
+import grpc
 import pytest
 
+from clarion.campaign.v1 import site_service_pb2
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2
 from clarion.segment.v1 import segment_service_pb2, subscriber_pb2
+from services.campaign.domain.sites import engagement_secret as derive_engagement_secret
+from services.campaign.domain.sites import new_vapid_key_pair
+from services.gateway.app import ApiError, SiteDirectory
 from services.gateway.server import create_gateway
+from services.kit.peers import Peers
+from services.kit.tokens import (
+    engagement_token,
+    unsubscribe_token,
+    verify_unsubscribe_token,
+)
 from tests.gateway.conftest import GatewaySite, Stack, b64url, browser_subscription
 from tests.support.sites import bearer
 
@@ -69,6 +81,9 @@ class TestSubscribe:
 
         assert status == 201
         assert body["created"] is True
+        assert verify_unsubscribe_token(
+            site.engagement_secret, body["unsubscribe_token"], site.site_id, body["subscriber_id"]
+        )
         stored = await stack.segment.GetSubscriber(
             segment_service_pb2.GetSubscriberRequest(subscriber_id=body["subscriber_id"]),
             metadata=bearer(site.api_key),
@@ -86,7 +101,11 @@ class TestSubscribe:
         )
 
         assert (first_status, again_status) == (201, 200)
-        assert again == {"subscriber_id": first["subscriber_id"], "created": False}
+        assert again == {
+            "subscriber_id": first["subscriber_id"],
+            "created": False,
+            "unsubscribe_token": first["unsubscribe_token"],
+        }
 
     async def test_an_unknown_site_is_404_and_stores_nothing(self, stack):
         status, body, _ = await post(
@@ -162,20 +181,39 @@ class TestSubscribe:
         assert headers["Access-Control-Allow-Origin"] == "*"
 
 
+async def delete(stack: Stack, path: str, token: str | None = None) -> tuple[int, dict]:
+    headers = {} if token is None else {"X-Clarion-Unsubscribe-Token": token}
+    async with stack.http.delete(stack.url(path), headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def subscriber_state(stack: Stack, site: GatewaySite, subscriber_id: str) -> int:
+    stored = await stack.segment.GetSubscriber(
+        segment_service_pb2.GetSubscriberRequest(subscriber_id=subscriber_id),
+        metadata=bearer(site.api_key),
+    )
+    return stored.subscriber.state
+
+
 class TestUnsubscribe:
-    async def test_a_subscriber_is_unsubscribed(self, stack, site):
-        _, created, _ = await post(
+    async def subscribe(self, stack: Stack, site: GatewaySite) -> dict:
+        status, created, _ = await post(
             stack, f"/v1/sites/{site.site_id}/subscriptions", json=subscribe_body()
         )
+        assert status == 201, created
+        return created
+
+    async def test_the_subscribe_answers_token_unsubscribes(self, stack, site):
+        created = await self.subscribe(stack, site)
         subscriber_id = created["subscriber_id"]
 
-        path = f"/v1/sites/{site.site_id}/subscriptions/{subscriber_id}"
-        async with stack.http.delete(stack.url(path)) as response:
-            body = await response.json()
-
-        assert (response.status, body) == (
-            200, {"subscriber_id": subscriber_id, "state": "unsubscribed"}
+        status, body = await delete(
+            stack,
+            f"/v1/sites/{site.site_id}/subscriptions/{subscriber_id}",
+            created["unsubscribe_token"],
         )
+
+        assert (status, body) == (200, {"subscriber_id": subscriber_id, "state": "unsubscribed"})
         stored = await stack.segment.GetSubscriber(
             segment_service_pb2.GetSubscriberRequest(subscriber_id=subscriber_id),
             metadata=bearer(site.api_key),
@@ -183,39 +221,166 @@ class TestUnsubscribe:
         assert stored.subscriber.state == subscriber_pb2.SUBSCRIBER_STATE_UNSUBSCRIBED
         assert stored.subscriber.unsubscribe_reason == "user_unsubscribed"
 
-    async def test_an_unknown_subscriber_is_404(self, stack, site):
-        path = f"/v1/sites/{site.site_id}/subscriptions/sub_missing"
-        async with stack.http.delete(stack.url(path)) as response:
-            assert_error(response.status, await response.json(), 404)
+    async def test_without_a_token_it_is_403_and_the_subscriber_stays(self, stack, site):
+        created = await self.subscribe(stack, site)
+        subscriber_id = created["subscriber_id"]
+
+        status, body = await delete(
+            stack, f"/v1/sites/{site.site_id}/subscriptions/{subscriber_id}"
+        )
+
+        assert_error(status, body, 403, "UNSUBSCRIBE_TOKEN_REQUIRED")
+        assert "X-Clarion-Unsubscribe-Token" in body["error"]["message"]
+        assert await subscriber_state(stack, site, subscriber_id) == (
+            subscriber_pb2.SUBSCRIBER_STATE_ACTIVE
+        )
+
+    @pytest.mark.parametrize(
+        "forge",
+        [
+            pytest.param(lambda site, sub, other: "not-a-token", id="junk"),
+            pytest.param(
+                lambda site, sub, other: unsubscribe_token(os.urandom(32), site.site_id, sub),
+                id="wrong-secret",
+            ),
+            pytest.param(
+                lambda site, sub, other: unsubscribe_token(
+                    site.engagement_secret, site.site_id, other
+                ),
+                id="another-subscribers",
+            ),
+            pytest.param(
+                lambda site, sub, other: unsubscribe_token(
+                    site.engagement_secret, "site_other", sub
+                ),
+                id="another-sites",
+            ),
+            pytest.param(
+                lambda site, sub, other: engagement_token(
+                    site.engagement_secret, site.site_id, "", sub
+                ),
+                id="an-engagement-token",
+            ),
+        ],
+    )
+    async def test_a_wrong_token_is_403_and_the_subscriber_stays(self, stack, site, forge):
+        created = await self.subscribe(stack, site)
+        other = await self.subscribe(stack, site)
+        subscriber_id = created["subscriber_id"]
+
+        status, body = await delete(
+            stack,
+            f"/v1/sites/{site.site_id}/subscriptions/{subscriber_id}",
+            forge(site, subscriber_id, other["subscriber_id"]),
+        )
+
+        assert_error(status, body, 403, "INVALID_UNSUBSCRIBE_TOKEN")
+        assert await subscriber_state(stack, site, subscriber_id) == (
+            subscriber_pb2.SUBSCRIBER_STATE_ACTIVE
+        )
+
+    async def test_another_subscribers_answered_token_does_not_unsubscribe(self, stack, site):
+        mine, theirs = await self.subscribe(stack, site), await self.subscribe(stack, site)
+
+        status, body = await delete(
+            stack,
+            f"/v1/sites/{site.site_id}/subscriptions/{theirs['subscriber_id']}",
+            mine["unsubscribe_token"],
+        )
+
+        assert_error(status, body, 403, "INVALID_UNSUBSCRIBE_TOKEN")
+        assert await subscriber_state(stack, site, theirs["subscriber_id"]) == (
+            subscriber_pb2.SUBSCRIBER_STATE_ACTIVE
+        )
+
+    async def test_a_token_from_another_site_does_not_unsubscribe(self, stack, site, other_site):
+        created = await self.subscribe(stack, site)
+        subscriber_id = created["subscriber_id"]
+        # The same subscriber id, signed by the other site: a token anyone with a site has.
+        token = unsubscribe_token(other_site.engagement_secret, site.site_id, subscriber_id)
+
+        status, body = await delete(
+            stack, f"/v1/sites/{site.site_id}/subscriptions/{subscriber_id}", token
+        )
+
+        assert_error(status, body, 403, "INVALID_UNSUBSCRIBE_TOKEN")
+        assert await subscriber_state(stack, site, subscriber_id) == (
+            subscriber_pb2.SUBSCRIBER_STATE_ACTIVE
+        )
+
+    async def test_an_unknown_subscriber_with_a_valid_token_is_404(self, stack, site):
+        token = unsubscribe_token(site.engagement_secret, site.site_id, "sub_missing")
+
+        status, body = await delete(
+            stack, f"/v1/sites/{site.site_id}/subscriptions/sub_missing", token
+        )
+
+        assert_error(status, body, 404)
+
+    async def test_an_unknown_site_is_404(self, stack):
+        status, body = await delete(stack, "/v1/sites/site_made_up/subscriptions/sub_1", "x")
+
+        assert_error(status, body, 404, "SITE_NOT_FOUND")
+
+
+def event(
+    site: GatewaySite, kind: str, run_id: str, campaign_id: str, subscriber_id: str, **extra: str
+) -> dict[str, str]:
+    """An event as a service worker sends it: ids and token taken from its push."""
+    token = engagement_token(site.engagement_secret, site.site_id, run_id, subscriber_id)
+    return {
+        "kind": kind,
+        "run_id": run_id,
+        "campaign_id": campaign_id,
+        "subscriber_id": subscriber_id,
+        "engagement_token": token,
+        **extra,
+    }
+
+
+async def sent_run(stack: Stack, site: GatewaySite, recipients: int = 4) -> tuple[str, str]:
+    """A run reporting knows of, with `recipients` sent to sub_0, sub_1, ..."""
+    campaign_id, run_id = f"cmp_{uuid.uuid4().hex}", f"run_{uuid.uuid4().hex}"
+    await stack.reporting.RecordDeliveryOutcomes(
+        reporting_service_pb2.RecordDeliveryOutcomesRequest(
+            outcomes=[
+                reporting_pb2.DeliveryOutcome(
+                    run_id=run_id, campaign_id=campaign_id, subscriber_id=f"sub_{n}",
+                    status=common_pb2.DELIVERY_STATUS_SENT,
+                )
+                for n in range(recipients)
+            ]
+        ),
+        metadata=stack.internal(site.site_id),
+    )
+    return campaign_id, run_id
+
+
+async def campaign_report(
+    stack: Stack, site: GatewaySite, campaign_id: str
+) -> reporting_pb2.CampaignReport:
+    response = await stack.reporting.GetCampaignReport(
+        reporting_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
+        metadata=bearer(site.api_key),
+    )
+    return response.report
 
 
 class TestEvents:
     async def test_events_are_recorded_once_and_show_in_the_report(self, stack, site):
-        campaign_id, run_id = f"cmp_{uuid.uuid4().hex}", f"run_{uuid.uuid4().hex}"
-        await stack.reporting.RecordDeliveryOutcomes(
-            reporting_service_pb2.RecordDeliveryOutcomesRequest(
-                outcomes=[
-                    reporting_pb2.DeliveryOutcome(
-                        run_id=run_id, campaign_id=campaign_id, subscriber_id=f"sub_{n}",
-                        status=common_pb2.DELIVERY_STATUS_SENT,
-                    )
-                    for n in range(4)
-                ]
-            ),
-            metadata=stack.internal(site.site_id),
-        )
+        campaign_id, run_id = await sent_run(stack, site)
         path = f"/v1/sites/{site.site_id}/events"
         ids = {"run_id": run_id, "campaign_id": campaign_id}
 
         results = [
-            await post(stack, path, json={"kind": "viewed", "subscriber_id": "sub_0", **ids}),
-            await post(stack, path, json={"kind": "viewed", "subscriber_id": "sub_1", **ids}),
-            await post(stack, path, json={"kind": "clicked", "subscriber_id": "sub_0", **ids}),
+            await post(stack, path, json=event(site, "viewed", subscriber_id="sub_0", **ids)),
+            await post(stack, path, json=event(site, "viewed", subscriber_id="sub_1", **ids)),
+            await post(stack, path, json=event(site, "clicked", subscriber_id="sub_0", **ids)),
             await post(
                 stack, path,
-                json={"kind": "clicked", "subscriber_id": "sub_0", "button": "buy", **ids},
+                json=event(site, "clicked", subscriber_id="sub_0", button="buy", **ids),
             ),
-            await post(stack, path, json={"kind": "viewed", "subscriber_id": "sub_0", **ids}),
+            await post(stack, path, json=event(site, "viewed", subscriber_id="sub_0", **ids)),
         ]
 
         assert [(status, body) for status, body, _ in results] == [
@@ -225,45 +390,191 @@ class TestEvents:
             (202, {"recorded": True}),
             (202, {"recorded": False}),  # a repeat
         ]
-        report = (
-            await stack.reporting.GetCampaignReport(
-                reporting_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
-                metadata=bearer(site.api_key),
-            )
-        ).report
+        report = await campaign_report(stack, site, campaign_id)
         assert (report.sent, report.viewed, report.clicked) == (4, 2, 1)
         assert report.click_through_rate == pytest.approx(0.25)
 
     @pytest.mark.parametrize(
-        ("event", "code"),
+        ("forge", "code"),
+        [
+            pytest.param(lambda site, other, run_id: None, "ENGAGEMENT_TOKEN_REQUIRED", id="none"),
+            pytest.param(lambda site, other, run_id: "", "ENGAGEMENT_TOKEN_REQUIRED", id="empty"),
+            pytest.param(
+                lambda site, other, run_id: "A" * 43, "INVALID_ENGAGEMENT_TOKEN", id="junk"
+            ),
+            pytest.param(
+                lambda site, other, run_id: engagement_token(
+                    os.urandom(32), site.site_id, run_id, "sub_0"
+                ),
+                "INVALID_ENGAGEMENT_TOKEN",
+                id="wrong-secret",
+            ),
+            pytest.param(
+                lambda site, other, run_id: engagement_token(
+                    site.engagement_secret, site.site_id, "run_another", "sub_0"
+                ),
+                "INVALID_ENGAGEMENT_TOKEN",
+                id="another-runs",
+            ),
+            pytest.param(
+                lambda site, other, run_id: engagement_token(
+                    site.engagement_secret, site.site_id, run_id, "sub_1"
+                ),
+                "INVALID_ENGAGEMENT_TOKEN",
+                id="another-subscribers",
+            ),
+            pytest.param(
+                lambda site, other, run_id: engagement_token(
+                    site.engagement_secret, other.site_id, run_id, "sub_0"
+                ),
+                "INVALID_ENGAGEMENT_TOKEN",
+                id="made-for-another-site",
+            ),
+            pytest.param(
+                lambda site, other, run_id: engagement_token(
+                    other.engagement_secret, site.site_id, run_id, "sub_0"
+                ),
+                "INVALID_ENGAGEMENT_TOKEN",
+                id="signed-by-another-site",
+            ),
+            pytest.param(
+                lambda site, other, run_id: unsubscribe_token(
+                    site.engagement_secret, site.site_id, "sub_0"
+                ),
+                "INVALID_ENGAGEMENT_TOKEN",
+                id="an-unsubscribe-token",
+            ),
+        ],
+    )
+    async def test_a_forged_event_is_403_and_counted_nowhere(
+        self, stack, site, other_site, forge, code
+    ):
+        campaign_id, run_id = await sent_run(stack, site)
+        path = f"/v1/sites/{site.site_id}/events"
+        forged = {"run_id": run_id, "campaign_id": campaign_id, "subscriber_id": "sub_0"}
+        token = forge(site, other_site, run_id)
+        if token is not None:
+            forged["engagement_token"] = token
+
+        results = [
+            await post(stack, path, json={**forged, "kind": kind})
+            for kind in ("viewed", "clicked", "closed")
+        ]
+
+        for status, body, _ in results:
+            assert_error(status, body, 403, code)
+        report = await campaign_report(stack, site, campaign_id)
+        assert (report.viewed, report.clicked, report.closed) == (0, 0, 0)
+        assert report.click_through_rate == 0
+        # Nothing was stored either: the genuine event is new, not a repeat.
+        status, body, _ = await post(
+            stack, path, json=event(site, "viewed", run_id, campaign_id, "sub_0")
+        )
+        assert (status, body) == (202, {"recorded": True})
+
+    async def test_a_genuine_event_posted_to_another_site_is_403(self, stack, site, other_site):
+        campaign_id, run_id = await sent_run(stack, site)
+        await sent_run(stack, other_site)
+
+        status, body, _ = await post(
+            stack, f"/v1/sites/{other_site.site_id}/events",
+            json=event(site, "viewed", run_id, campaign_id, "sub_0"),
+        )
+
+        assert_error(status, body, 403, "INVALID_ENGAGEMENT_TOKEN")
+        report = await campaign_report(stack, site, campaign_id)
+        assert report.viewed == 0
+
+    async def test_the_403_says_what_to_send(self, stack, site):
+        status, body, _ = await post(
+            stack, f"/v1/sites/{site.site_id}/events",
+            json={"kind": "viewed", "run_id": "r", "campaign_id": "c", "subscriber_id": "s",
+                  "engagement_token": "forged"},
+        )
+
+        assert_error(status, body, 403, "INVALID_ENGAGEMENT_TOKEN")
+        assert "engagement_token" in body["error"]["message"]
+
+    @pytest.mark.parametrize(
+        ("body", "code"),
         [
             ({"kind": "hovered", "run_id": "r", "campaign_id": "c", "subscriber_id": "s"},
              "INVALID_KIND"),
             ({"kind": "viewed", "campaign_id": "c", "subscriber_id": "s"}, "MISSING_FIELD"),
             ({"kind": "viewed", "run_id": 7, "campaign_id": "c", "subscriber_id": "s"},
              "INVALID_FIELD_TYPE"),
+            ({"kind": "viewed", "run_id": "r", "campaign_id": "c", "subscriber_id": "s",
+              "engagement_token": 7}, "INVALID_FIELD_TYPE"),
         ],
     )
-    async def test_a_bad_event_is_400(self, stack, site, event, code):
-        status, body, _ = await post(stack, f"/v1/sites/{site.site_id}/events", json=event)
+    async def test_a_bad_event_is_400(self, stack, site, body, code):
+        status, answer, _ = await post(stack, f"/v1/sites/{site.site_id}/events", json=body)
 
-        assert_error(status, body, 400, code)
+        assert_error(status, answer, 400, code)
 
     async def test_reportings_own_validation_comes_back_as_400(self, stack, site):
         status, body, _ = await post(
             stack, f"/v1/sites/{site.site_id}/events",
-            json={"kind": "viewed", "run_id": "r" * 200, "campaign_id": "c", "subscriber_id": "s"},
+            json=event(site, "viewed", "r" * 200, "c", "s"),
         )
 
         assert_error(status, body, 400, "FIELD_TOO_LONG")
 
-    async def test_an_unknown_site_is_404(self, stack):
+    async def test_an_unknown_site_is_404(self, stack, site):
         status, body, _ = await post(
-            stack, "/v1/sites/site_made_up/events",
-            json={"kind": "viewed", "run_id": "r", "campaign_id": "c", "subscriber_id": "s"},
+            stack, "/v1/sites/site_made_up/events", json=event(site, "viewed", "r", "c", "s")
         )
 
         assert_error(status, body, 404, "SITE_NOT_FOUND")
+
+
+class TestEngagementSecret:
+    async def test_is_32_bytes_stable_and_differs_between_sites(self, stack, site, other_site):
+        again = await stack.engagement_secret(site.site_id)
+
+        assert len(site.engagement_secret) == 32
+        assert again == site.engagement_secret
+        assert other_site.engagement_secret != site.engagement_secret
+
+    async def test_is_not_the_vapid_private_key(self, stack, site):
+        credentials = await stack.sites.GetSiteCredentials(
+            site_service_pb2.GetSiteCredentialsRequest(), metadata=stack.internal(site.site_id)
+        )
+
+        assert credentials.engagement_secret not in credentials.vapid_private_key
+
+    def test_rotating_the_vapid_key_rotates_it(self):
+        first, _ = new_vapid_key_pair()
+        second, _ = new_vapid_key_pair()
+
+        assert derive_engagement_secret(first) == derive_engagement_secret(first)
+        assert derive_engagement_secret(first) != derive_engagement_secret(second)
+
+    async def test_only_the_internal_token_gets_it(self, stack, site):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stack.sites.GetSiteCredentials(
+                site_service_pb2.GetSiteCredentialsRequest(), metadata=bearer(site.api_key)
+            )
+
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+class TestSiteCache:
+    async def test_caches_stay_bounded_under_a_flood_of_site_ids(self, stack, site, other_site):
+        peers = Peers(stack.settings)
+        directory = SiteDirectory(peers, ttl_seconds=60, max_sites=1)
+        try:
+            for site_id in [f"site_flood_{n}" for n in range(20)]:
+                with pytest.raises(ApiError):
+                    await directory.engagement_secret(site_id)
+            for known in (site, other_site, site, other_site):
+                assert await directory.engagement_secret(known.site_id) == known.engagement_secret
+                assert (await directory.get(known.site_id)).site_id == known.site_id
+
+            assert len(directory._secrets) <= 1
+            assert len(directory._sites) <= 1
+        finally:
+            await peers.close()
 
 
 class TestCors:
@@ -281,6 +592,9 @@ class TestCors:
             assert "POST" in response.headers["Access-Control-Allow-Methods"]
             assert "DELETE" in response.headers["Access-Control-Allow-Methods"]
             assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
+            assert "X-Clarion-Unsubscribe-Token" in response.headers[
+                "Access-Control-Allow-Headers"
+            ]
 
     async def test_errors_carry_the_cors_header_too(self, stack, site):
         status, body, headers = await post(

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import text
 
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_pb2
 from clarion.reporting.v1 import reporting_service_pb2 as rs
+from services.kit.db import create_sync_engine_for
 from services.kit.errors import error_info
 from tests.reporting.conftest import ReportingUnderTest, Site
 
@@ -36,7 +38,7 @@ def timestamp(moment: datetime) -> Timestamp:
 
 def outcome(
     run_id: str, campaign_id: str, subscriber_id: str, status: int = SENT,
-    occur_time: datetime | None = None, reason: str = "",
+    occur_time: datetime | None = None, reason: int = common_pb2.DELIVERY_REASON_UNSPECIFIED,
 ) -> reporting_pb2.DeliveryOutcome:
     message = reporting_pb2.DeliveryOutcome(
         run_id=run_id, campaign_id=campaign_id, subscriber_id=subscriber_id, status=status,
@@ -253,6 +255,74 @@ class TestRecordDeliveryOutcomes:
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def stored_reasons(reporting: ReportingUnderTest, site: Site, run_id: str) -> dict[str, str]:
+    """What reporting stored as each outcome's reason: subscriber id -> reason word."""
+    engine = create_sync_engine_for(reporting.settings.database_url_for("reporting"))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT subscriber_id, reason FROM reporting_outcomes "
+                    "WHERE site_id = :site_id AND run_id = :run_id"
+                ),
+                {"site_id": site.site_id, "run_id": run_id},
+            )
+            return {subscriber_id: reason for subscriber_id, reason in rows}
+    finally:
+        engine.dispose()
+
+
+class TestDeliveryReasons:
+    async def test_reasons_are_stored_as_their_lower_case_names(self, reporting, site):
+        campaign_id, run_id = new_id("cmp"), new_id("run")
+        await record_outcomes(
+            reporting, site,
+            outcome(run_id, campaign_id, "sub_sent"),
+            outcome(
+                run_id, campaign_id, "sub_gone", FAILED,
+                reason=common_pb2.DELIVERY_REASON_PUSH_SERVICE_410,
+            ),
+            outcome(
+                run_id, campaign_id, "sub_5xx", FAILED,
+                reason=common_pb2.DELIVERY_REASON_PUSH_SERVICE_5XX,
+            ),
+            outcome(
+                run_id, campaign_id, "sub_left", SUPPRESSED,
+                reason=common_pb2.DELIVERY_REASON_UNSUBSCRIBED,
+            ),
+            outcome(
+                run_id, campaign_id, "sub_apns", FAILED,
+                reason=common_pb2.DELIVERY_REASON_APNS_UNREGISTERED,
+            ),
+        )
+
+        assert stored_reasons(reporting, site, run_id) == {
+            "sub_sent": "",
+            "sub_gone": "push_service_410",
+            "sub_5xx": "push_service_5xx",
+            "sub_left": "unsubscribed",
+            "sub_apns": "apns_unregistered",
+        }
+
+    async def test_an_unknown_reason_refuses_the_whole_batch(self, reporting, site):
+        campaign_id, run_id = new_id("cmp"), new_id("run")
+        batch = [
+            outcome(run_id, campaign_id, "sub_1"),
+            outcome(run_id, campaign_id, "sub_2", FAILED, reason=999),
+        ]
+
+        error = await refused(
+            reporting.stub.RecordDeliveryOutcomes(
+                rs.RecordDeliveryOutcomesRequest(outcomes=batch), metadata=site.internal
+            )
+        )
+
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(error).reason == "INVALID_REASON"
+        assert error_info(error).metadata["field"] == "outcomes[1].reason"
+        assert stored_reasons(reporting, site, run_id) == {}
+
+
 class TestRecordEngagementEvents:
     async def test_the_same_event_twice_counts_once(self, reporting, site):
         campaign_id, run_id = new_id("cmp"), new_id("run")
@@ -319,8 +389,14 @@ class TestGetCampaignReport:
             outcome(run_a, campaign_id, "sub_1", SENT, start + timedelta(minutes=1)),
             outcome(run_a, campaign_id, "sub_2", SENT, start + timedelta(minutes=2)),
             outcome(run_a, campaign_id, "sub_3", SENT, start + timedelta(minutes=3)),
-            outcome(run_a, campaign_id, "sub_4", FAILED, start + timedelta(minutes=9), "413"),
-            outcome(run_a, campaign_id, "sub_5", SUPPRESSED, reason="frequency_cap"),
+            outcome(
+                run_a, campaign_id, "sub_4", FAILED, start + timedelta(minutes=9),
+                common_pb2.DELIVERY_REASON_PAYLOAD_TOO_LARGE,
+            ),
+            outcome(
+                run_a, campaign_id, "sub_5", SUPPRESSED,
+                reason=common_pb2.DELIVERY_REASON_FREQUENCY_CAP,
+            ),
             outcome(run_a, campaign_id, "sub_6", EXPIRED),
             outcome(run_b, campaign_id, "sub_1", SENT, start + timedelta(hours=1)),
             outcome(run_b, campaign_id, "sub_2", FAILED, start + timedelta(hours=2)),

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
+from clarion.segment.v1 import subscriber_pb2
+from services.kit.auth import internal_metadata
+from services.kit.config import Settings
 from services.kit.errors import error_info
 from tests.support.sites import StaticSiteResolver, bearer
 
@@ -79,13 +84,44 @@ async def list_all(stub: pb_grpc.SegmentServiceStub, site: Site, page_size: int 
             return subscribers
 
 
-async def stream_pages(
-    stub: pb_grpc.SegmentServiceStub, site: Site, page_size: int = 0
-) -> list[list[Any]]:
-    call = stub.StreamReachableSubscribers(
-        pb.StreamReachableSubscribersRequest(page_size=page_size), metadata=site.metadata
-    )
-    return [list(message.subscribers) async for message in call]
+def internal(settings: Settings, site: Site) -> tuple[tuple[str, str], ...]:
+    """The metadata Clarion's own services (delivery) call with on behalf of a site."""
+    return internal_metadata(settings.internal_token_value, site.site_id)
+
+
+async def audience(
+    stub: pb_grpc.SegmentServiceStub,
+    settings: Settings,
+    site: Site,
+    snapshot_time: datetime,
+    page_size: int = 0,
+    subscriber_ids: Sequence[str] = (),
+) -> list[subscriber_pb2.AudienceMember]:
+    """Every member of the site's audience at snapshot_time, walking all pages."""
+    snapshot = Timestamp()
+    snapshot.FromDatetime(snapshot_time)
+    members: list[subscriber_pb2.AudienceMember] = []
+    token = ""
+    while True:
+        response = await stub.ListAudienceMembers(
+            pb.ListAudienceMembersRequest(
+                snapshot_time=snapshot,
+                subscriber_ids=subscriber_ids,
+                page_size=page_size,
+                page_token=token,
+            ),
+            metadata=internal(settings, site),
+        )
+        members.extend(response.members)
+        token = response.next_page_token
+        if not token:
+            return members
+
+
+async def audience_ids(
+    stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, snapshot_time: datetime
+) -> list[str]:
+    return [m.subscriber_id for m in await audience(stub, settings, site, snapshot_time)]
 
 
 async def expect_error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Any
@@ -255,4 +256,11 @@ class TestRegisterInProduction:
     async def test_accepts_https_endpoints(
         self, strict_stub: pb_grpc.SegmentServiceStub, site: Site
     ) -> None:
-        assert (await register(strict_stub, site)).subscriber_id.startswith("sub_")
+        # Production accepts only the known push services' hosts (services.kit.egress).
+        endpoint = "https://fcm.googleapis.com/fcm/send/" + uuid.uuid4().hex
+        stored = await register(
+            strict_stub, site, push_subscription=push_subscription(endpoint=endpoint)
+        )
+
+        assert stored.subscriber_id.startswith("sub_")
+        assert stored.push_subscription.endpoint == endpoint

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 import grpc
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import text
@@ -12,10 +18,10 @@ from sqlalchemy import text
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from services.kit.config import Settings
-from services.kit.db import create_sync_engine_for
-from services.segment.models import Model, SubscriberState
+from services.kit.db import UTCDateTime, create_sync_engine_for
+from services.segment.models import Model
 from services.segment.server import SERVICE_FULL_NAME
-from services.segment.store import page_query
+from services.segment.store import audience_query, page_query
 from tests.segment.helpers import Site, expect_error, list_all, register_request
 from tests.support.sites import bearer
 
@@ -72,15 +78,18 @@ class TestSchema:
         finally:
             engine.dispose()
 
-    def test_the_reachable_stream_query_is_an_index_range_scan(
-        self, segment_server: object, settings: Settings
+    @pytest.mark.parametrize("query", ["audience", "list"])
+    def test_keyset_pages_are_an_index_range_scan_without_a_sort(
+        self, segment_server: object, settings: Settings, query: str
     ) -> None:
         engine = create_sync_engine_for(settings.database_url_for("segment"))
-        query = page_query(
-            "site_x", after="sub_00000000000000000000000000000000", limit=500,
-            state=SubscriberState.ACTIVE,
+        after = "sub_00000000000000000000000000000000"
+        statement = (
+            audience_query("site_x", datetime.now(UTC), after=after, limit=1001)
+            if query == "audience"
+            else page_query("site_x", after=after, limit=51)
         )
-        sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        sql = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
         try:
             with engine.connect() as connection:
                 if engine.dialect.name == "postgresql":
@@ -94,5 +103,46 @@ class TestSchema:
         finally:
             engine.dispose()
 
-        assert "ix_segment_subscribers_site_id_state_subscriber_id" in plan, plan
+        assert "ix_segment_subscribers_site_id_subscriber_id" in plan, plan
         assert "SORT" not in plan.upper() and "TEMP B-TREE" not in plan.upper(), plan
+
+    def test_the_migration_dates_earlier_unsubscribes(
+        self, database_factory: Callable[[], str]
+    ) -> None:
+        url = database_factory()
+        config = Config()
+        config.set_main_option("script_location", "services.segment:migrations")
+        config.set_main_option("version_table", "alembic_version_segment")
+        config.attributes["database_url"] = url
+        command.upgrade(config, "5abb28cf6f5a")  # before unsubscribe_time existed
+        old = sa.table(
+            "segment_subscribers",
+            *(sa.column(name) for name in (
+                "subscriber_id", "site_id", "endpoint", "p256dh", "auth", "browser",
+                "timezone", "state",
+            )),
+            sa.column("create_time", UTCDateTime()),
+            sa.column("update_time", UTCDateTime()),
+        )
+        created = datetime(2026, 1, 1, tzinfo=UTC)
+        left = datetime(2026, 2, 1, tzinfo=UTC)
+        engine = create_sync_engine_for(url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(old.insert(), [
+                    {"subscriber_id": f"sub_{state}", "site_id": "site_m",
+                     "endpoint": f"https://push.example.test/{state}", "p256dh": b"k",
+                     "auth": b"a", "browser": "chrome", "timezone": "UTC", "state": state,
+                     "create_time": created, "update_time": left}
+                    for state in ("active", "unsubscribed")
+                ])
+            command.upgrade(config, "head")
+            with engine.connect() as connection:
+                table = Model.metadata.tables["segment_subscribers"]
+                stored = dict(connection.execute(
+                    sa.select(table.c.subscriber_id, table.c.unsubscribe_time)
+                ).all())
+        finally:
+            engine.dispose()
+
+        assert stored == {"sub_active": None, "sub_unsubscribed": left}

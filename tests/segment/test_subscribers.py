@@ -1,4 +1,4 @@
-"""Unsubscribe, Get, List and the reachable-subscriber stream, each scoped to the caller's site."""
+"""Unsubscribe, Get and List, each scoped to the caller's site."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from tests.segment.helpers import (
     error_field,
     expect_error,
     list_all,
+    audience_ids,
     register,
-    stream_pages,
 )
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -222,53 +222,14 @@ class TestListSubscribers:
         assert error_field(error) == "page_token"
 
 
-class TestStreamReachableSubscribers:
-    async def test_streams_only_active_subscribers_in_pages_of_the_asked_size(
-        self, stub: pb_grpc.SegmentServiceStub, site: Site, other_site: Site
-    ) -> None:
-        active = {(await register(stub, site)).subscriber_id for _ in range(7)}
-        for _ in range(2):
-            await unsubscribe(stub, site, (await register(stub, site)).subscriber_id)
-        await register(stub, other_site)
-
-        pages = await stream_pages(stub, site, page_size=3)
-
-        assert [len(page) for page in pages] == [3, 3, 1]
-        streamed = [s.subscriber_id for page in pages for s in page]
-        assert streamed == sorted(streamed)
-        assert set(streamed) == active and len(streamed) == len(active)
-        assert {s.state for page in pages for s in page} == {ACTIVE}
-
-    async def test_no_empty_message_after_an_exactly_full_page(
-        self, stub: pb_grpc.SegmentServiceStub, site: Site
-    ) -> None:
-        for _ in range(4):
-            await register(stub, site)
-
-        assert [len(page) for page in await stream_pages(stub, site, page_size=2)] == [2, 2]
-
-    async def test_default_page_size_fits_a_small_site_in_one_message(
-        self, stub: pb_grpc.SegmentServiceStub, site: Site
-    ) -> None:
-        for _ in range(3):
-            await register(stub, site)
-
-        assert [len(page) for page in await stream_pages(stub, site)] == [3]
-
-    async def test_a_site_without_subscribers_streams_nothing(
-        self, stub: pb_grpc.SegmentServiceStub, site: Site
-    ) -> None:
-        assert await stream_pages(stub, site) == []
-
-    async def test_negative_page_size_is_invalid(
-        self, stub: pb_grpc.SegmentServiceStub, site: Site
-    ) -> None:
-        await expect_error(stream_pages(stub, site, page_size=-5), INVALID, "INVALID_PAGE_SIZE")
-
-
 class TestSiteIsolation:
     async def test_another_site_cannot_see_or_change_a_subscriber(
-        self, stub: pb_grpc.SegmentServiceStub, site: Site, other_site: Site
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        site: Site,
+        other_site: Site,
+        settings: Settings,
+        clock: FrozenClock,
     ) -> None:
         mine = await register(stub, site)
 
@@ -277,7 +238,7 @@ class TestSiteIsolation:
             unsubscribe(stub, other_site, mine.subscriber_id), NOT_FOUND, "SUBSCRIBER_NOT_FOUND"
         )
         assert await list_all(stub, other_site) == []
-        assert await stream_pages(stub, other_site) == []
+        assert await audience_ids(stub, settings, other_site, clock.now()) == []
         assert (await get(stub, site, mine.subscriber_id)).state == ACTIVE
 
     async def test_a_page_token_from_another_site_reveals_nothing(

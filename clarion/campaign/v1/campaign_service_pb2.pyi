@@ -1,5 +1,6 @@
 from clarion.campaign.v1 import campaign_pb2 as _campaign_pb2
 from clarion.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -9,16 +10,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCampaignRequest(_message.Message):
-    __slots__ = ("name", "notification", "ttl_seconds", "urgency")
+    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     URGENCY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     notification: _common_pb2.Notification
     ttl_seconds: int
     urgency: _common_pb2.Urgency
-    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateCampaignResponse(_message.Message):
     __slots__ = ("campaign",)
@@ -54,11 +57,27 @@ class ListCampaignsResponse(_message.Message):
     next_page_token: str
     def __init__(self, campaigns: _Optional[_Iterable[_Union[_campaign_pb2.Campaign, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class UpdateCampaignRequest(_message.Message):
+    __slots__ = ("campaign", "update_mask")
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    campaign: _campaign_pb2.Campaign
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: _campaign_pb2.Campaign
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
+
 class SendCampaignNowRequest(_message.Message):
-    __slots__ = ("campaign_id",)
+    __slots__ = ("campaign_id", "request_id")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
-    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, campaign_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SendCampaignNowResponse(_message.Message):
     __slots__ = ("run",)
@@ -77,3 +96,21 @@ class GetRunResponse(_message.Message):
     RUN_FIELD_NUMBER: _ClassVar[int]
     run: _campaign_pb2.Run
     def __init__(self, run: _Optional[_Union[_campaign_pb2.Run, _Mapping]] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("campaign_id", "page_size", "page_token")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, campaign_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[_campaign_pb2.Run]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[_campaign_pb2.Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

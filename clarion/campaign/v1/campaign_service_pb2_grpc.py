@@ -49,6 +49,11 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsResponse.FromString,
                 _registered_method=True)
+        self.UpdateCampaign = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/UpdateCampaign',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateCampaignRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateCampaignResponse.FromString,
+                _registered_method=True)
         self.SendCampaignNow = channel.unary_unary(
                 '/clarion.campaign.v1.CampaignService/SendCampaignNow',
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowRequest.SerializeToString,
@@ -59,13 +64,19 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunResponse.FromString,
                 _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/ListRuns',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateCampaign(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creating again with the same request_id returns the first campaign.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -82,8 +93,16 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCampaign(self, request, context):
+        """Changes the fields named in update_mask; runs already started keep what they had.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SendCampaignNow(self, request, context):
-        """Creates a run, streams the audience from segment and queues it in delivery.
+        """Starts a run and returns at once, with the run PREPARING: delivery resolves the
+        audience and sends it in the background; GetRun shows how far it has got.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,6 +110,13 @@ class CampaignServiceServicer:
 
     def GetRun(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """A campaign's runs, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -113,6 +139,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListCampaignsResponse.SerializeToString,
             ),
+            'UpdateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCampaign,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateCampaignRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateCampaignResponse.SerializeToString,
+            ),
             'SendCampaignNow': grpc.unary_unary_rpc_method_handler(
                     servicer.SendCampaignNow,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowRequest.FromString,
@@ -122,6 +153,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.GetRun,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunResponse.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -216,6 +252,33 @@ class CampaignService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/UpdateCampaign',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateCampaignRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.UpdateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def SendCampaignNow(request,
             target,
             options=(),
@@ -259,6 +322,33 @@ class CampaignService:
             '/clarion.campaign.v1.CampaignService/GetRun',
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/ListRuns',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from clarion.campaign.v1 import site_pb2 as clarion_dot_campaign_dot_v1_dot_site__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\'\n\x14ResolveApiKeyRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"y\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t2\xc2\x02\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\'\n\x14ResolveApiKeyRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\x94\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\x32\xc2\x02\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,8 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOLVEAPIKEYRESPONSE']._serialized_end=254
   _globals['_GETSITECREDENTIALSREQUEST']._serialized_start=256
   _globals['_GETSITECREDENTIALSREQUEST']._serialized_end=283
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=285
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=406
-  _globals['_SITESERVICE']._serialized_start=409
-  _globals['_SITESERVICE']._serialized_end=731
+  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=286
+  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=434
+  _globals['_SITESERVICE']._serialized_start=437
+  _globals['_SITESERVICE']._serialized_end=759
 # @@protoc_insertion_point(module_scope)

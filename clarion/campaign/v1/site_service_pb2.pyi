@@ -33,13 +33,15 @@ class GetSiteCredentialsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetSiteCredentialsResponse(_message.Message):
-    __slots__ = ("site_id", "vapid_private_key", "vapid_public_key", "vapid_subject")
+    __slots__ = ("site_id", "vapid_private_key", "vapid_public_key", "vapid_subject", "engagement_secret")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     VAPID_PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
     VAPID_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     VAPID_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ENGAGEMENT_SECRET_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     vapid_private_key: bytes
     vapid_public_key: bytes
     vapid_subject: str
-    def __init__(self, site_id: _Optional[str] = ..., vapid_private_key: _Optional[bytes] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ...) -> None: ...
+    engagement_secret: bytes
+    def __init__(self, site_id: _Optional[str] = ..., vapid_private_key: _Optional[bytes] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., engagement_secret: _Optional[bytes] = ...) -> None: ...

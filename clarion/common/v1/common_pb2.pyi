@@ -1,7 +1,8 @@
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -37,6 +38,30 @@ class EngagementKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENGAGEMENT_KIND_VIEWED: _ClassVar[EngagementKind]
     ENGAGEMENT_KIND_CLICKED: _ClassVar[EngagementKind]
     ENGAGEMENT_KIND_CLOSED: _ClassVar[EngagementKind]
+
+class DeliveryReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_REASON_UNSPECIFIED: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PUSH_SERVICE_404: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PUSH_SERVICE_410: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PAYLOAD_TOO_LARGE: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PUSH_SERVICE_429: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PUSH_SERVICE_5XX: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PUSH_SERVICE_AUTH: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PUSH_SERVICE_4XX: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_TIMEOUT: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_CONNECTION_ERROR: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_ENDPOINT_REFUSED: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_ENCRYPTION_ERROR: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_NO_VAPID_CREDENTIALS: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_UNSUBSCRIBED: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_FREQUENCY_CAP: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_DND: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_CUT_OFF: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_CONTROL_GROUP: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_CANCELLED: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_EXPIRED_TTL: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_APNS_UNREGISTERED: _ClassVar[DeliveryReason]
 BROWSER_UNSPECIFIED: Browser
 BROWSER_CHROME: Browser
 BROWSER_FIREFOX: Browser
@@ -58,6 +83,27 @@ ENGAGEMENT_KIND_UNSPECIFIED: EngagementKind
 ENGAGEMENT_KIND_VIEWED: EngagementKind
 ENGAGEMENT_KIND_CLICKED: EngagementKind
 ENGAGEMENT_KIND_CLOSED: EngagementKind
+DELIVERY_REASON_UNSPECIFIED: DeliveryReason
+DELIVERY_REASON_PUSH_SERVICE_404: DeliveryReason
+DELIVERY_REASON_PUSH_SERVICE_410: DeliveryReason
+DELIVERY_REASON_PAYLOAD_TOO_LARGE: DeliveryReason
+DELIVERY_REASON_PUSH_SERVICE_429: DeliveryReason
+DELIVERY_REASON_PUSH_SERVICE_5XX: DeliveryReason
+DELIVERY_REASON_PUSH_SERVICE_AUTH: DeliveryReason
+DELIVERY_REASON_PUSH_SERVICE_4XX: DeliveryReason
+DELIVERY_REASON_TIMEOUT: DeliveryReason
+DELIVERY_REASON_CONNECTION_ERROR: DeliveryReason
+DELIVERY_REASON_ENDPOINT_REFUSED: DeliveryReason
+DELIVERY_REASON_ENCRYPTION_ERROR: DeliveryReason
+DELIVERY_REASON_NO_VAPID_CREDENTIALS: DeliveryReason
+DELIVERY_REASON_UNSUBSCRIBED: DeliveryReason
+DELIVERY_REASON_FREQUENCY_CAP: DeliveryReason
+DELIVERY_REASON_DND: DeliveryReason
+DELIVERY_REASON_CUT_OFF: DeliveryReason
+DELIVERY_REASON_CONTROL_GROUP: DeliveryReason
+DELIVERY_REASON_CANCELLED: DeliveryReason
+DELIVERY_REASON_EXPIRED_TTL: DeliveryReason
+DELIVERY_REASON_APNS_UNREGISTERED: DeliveryReason
 
 class PushSubscription(_message.Message):
     __slots__ = ("endpoint", "p256dh", "auth")
@@ -68,6 +114,20 @@ class PushSubscription(_message.Message):
     p256dh: bytes
     auth: bytes
     def __init__(self, endpoint: _Optional[str] = ..., p256dh: _Optional[bytes] = ..., auth: _Optional[bytes] = ...) -> None: ...
+
+class ApnsDevice(_message.Message):
+    __slots__ = ("device_token",)
+    DEVICE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    device_token: str
+    def __init__(self, device_token: _Optional[str] = ...) -> None: ...
+
+class PushTarget(_message.Message):
+    __slots__ = ("web_push", "apns")
+    WEB_PUSH_FIELD_NUMBER: _ClassVar[int]
+    APNS_FIELD_NUMBER: _ClassVar[int]
+    web_push: PushSubscription
+    apns: ApnsDevice
+    def __init__(self, web_push: _Optional[_Union[PushSubscription, _Mapping]] = ..., apns: _Optional[_Union[ApnsDevice, _Mapping]] = ...) -> None: ...
 
 class Notification(_message.Message):
     __slots__ = ("title", "body", "icon_url", "image_url", "target_url")
@@ -82,3 +142,25 @@ class Notification(_message.Message):
     image_url: str
     target_url: str
     def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon_url: _Optional[str] = ..., image_url: _Optional[str] = ..., target_url: _Optional[str] = ...) -> None: ...
+
+class PushPayload(_message.Message):
+    __slots__ = ("title", "body", "icon", "image", "url", "campaign_id", "run_id", "subscriber_id", "engagement_token")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    ICON_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    ENGAGEMENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    body: str
+    icon: str
+    image: str
+    url: str
+    campaign_id: str
+    run_id: str
+    subscriber_id: str
+    engagement_token: str
+    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon: _Optional[str] = ..., image: _Optional[str] = ..., url: _Optional[str] = ..., campaign_id: _Optional[str] = ..., run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., engagement_token: _Optional[str] = ...) -> None: ...

@@ -2,10 +2,11 @@ import datetime
 
 from clarion.common.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -13,60 +14,113 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class DeliveryRunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DELIVERY_RUN_STATE_UNSPECIFIED: _ClassVar[DeliveryRunState]
-    DELIVERY_RUN_STATE_QUEUEING: _ClassVar[DeliveryRunState]
+    DELIVERY_RUN_STATE_PREPARING: _ClassVar[DeliveryRunState]
     DELIVERY_RUN_STATE_SENDING: _ClassVar[DeliveryRunState]
     DELIVERY_RUN_STATE_DONE: _ClassVar[DeliveryRunState]
+    DELIVERY_RUN_STATE_FAILED: _ClassVar[DeliveryRunState]
+
+class RunFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_FAILURE_UNSPECIFIED: _ClassVar[RunFailure]
+    RUN_FAILURE_AUDIENCE_REFUSED: _ClassVar[RunFailure]
+    RUN_FAILURE_AUDIENCE_UNAVAILABLE: _ClassVar[RunFailure]
 DELIVERY_RUN_STATE_UNSPECIFIED: DeliveryRunState
-DELIVERY_RUN_STATE_QUEUEING: DeliveryRunState
+DELIVERY_RUN_STATE_PREPARING: DeliveryRunState
 DELIVERY_RUN_STATE_SENDING: DeliveryRunState
 DELIVERY_RUN_STATE_DONE: DeliveryRunState
+DELIVERY_RUN_STATE_FAILED: DeliveryRunState
+RUN_FAILURE_UNSPECIFIED: RunFailure
+RUN_FAILURE_AUDIENCE_REFUSED: RunFailure
+RUN_FAILURE_AUDIENCE_UNAVAILABLE: RunFailure
 
-class Recipient(_message.Message):
-    __slots__ = ("subscriber_id", "push_subscription", "browser")
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
-    PUSH_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
-    BROWSER_FIELD_NUMBER: _ClassVar[int]
-    subscriber_id: str
-    push_subscription: _common_pb2.PushSubscription
-    browser: _common_pb2.Browser
-    def __init__(self, subscriber_id: _Optional[str] = ..., push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ...) -> None: ...
+class RunContent(_message.Message):
+    __slots__ = ("payload", "ttl_seconds", "urgency")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    ttl_seconds: int
+    urgency: _common_pb2.Urgency
+    def __init__(self, payload: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ...) -> None: ...
 
-class DeliveryRun(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "state", "total", "pending", "sent", "failed", "suppressed", "expired", "create_time", "finish_time")
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
-    STATE_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_FIELD_NUMBER: _ClassVar[int]
+class RunAudience(_message.Message):
+    __slots__ = ("subscriber_ids",)
+    SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
+    subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RunProgress(_message.Message):
+    __slots__ = ("resolved", "queued", "pending", "sent", "failed", "suppressed", "expired")
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     SENT_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
     EXPIRED_FIELD_NUMBER: _ClassVar[int]
-    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
-    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
-    run_id: str
-    campaign_id: str
-    state: DeliveryRunState
-    total: int
+    resolved: int
+    queued: int
     pending: int
     sent: int
     failed: int
     suppressed: int
     expired: int
+    def __init__(self, resolved: _Optional[int] = ..., queued: _Optional[int] = ..., pending: _Optional[int] = ..., sent: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
+
+class DeliveryRun(_message.Message):
+    __slots__ = ("run_id", "campaign_id", "state", "progress", "failure", "failure_message", "create_time", "prepare_time", "finish_time")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PREPARE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    campaign_id: str
+    state: DeliveryRunState
+    progress: RunProgress
+    failure: RunFailure
+    failure_message: str
     create_time: _timestamp_pb2.Timestamp
+    prepare_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryRunState, str]] = ..., total: _Optional[int] = ..., pending: _Optional[int] = ..., sent: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., expired: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryRunState, str]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., failure: _Optional[_Union[RunFailure, str]] = ..., failure_message: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prepare_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Recipient(_message.Message):
+    __slots__ = ("subscriber_id", "profile_id", "timezone", "variant", "due_time", "browser", "target")
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    BROWSER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    profile_id: str
+    timezone: str
+    variant: str
+    due_time: _timestamp_pb2.Timestamp
+    browser: _common_pb2.Browser
+    target: _common_pb2.PushTarget
+    def __init__(self, subscriber_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., timezone: _Optional[str] = ..., variant: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., target: _Optional[_Union[_common_pb2.PushTarget, _Mapping]] = ...) -> None: ...
 
 class RecipientOutcome(_message.Message):
-    __slots__ = ("subscriber_id", "status", "reason", "attempts", "finish_time")
+    __slots__ = ("subscriber_id", "status", "reason", "attempts", "finish_time", "variant", "due_time")
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_FIELD_NUMBER: _ClassVar[int]
     subscriber_id: str
     status: _common_pb2.DeliveryStatus
-    reason: str
+    reason: _common_pb2.DeliveryReason
     attempts: int
     finish_time: _timestamp_pb2.Timestamp
-    def __init__(self, subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    variant: str
+    due_time: _timestamp_pb2.Timestamp
+    def __init__(self, subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., attempts: _Optional[int] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variant: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -22,37 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.delivery.v1 import delivery_pb2 as clarion_dot_delivery_dot_v1_dot_delivery__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a\"clarion/delivery/v1/delivery.proto\"\xb8\x01\n\x18\x43reateDeliveryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x35\n\x0cnotification\x18\x03 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x12+\n\x07urgency\x18\x05 \x01(\x0e\x32\x1a.clarion.common.v1.Urgency\"S\n\x19\x43reateDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"^\n\x18\x45nqueueRecipientsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x32\n\nrecipients\x18\x02 \x03(\x0b\x32\x1e.clarion.delivery.v1.Recipient\"+\n\x19\x45nqueueRecipientsResponse\x12\x0e\n\x06queued\x18\x01 \x01(\x03\")\n\x17StartDeliveryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"\'\n\x15GetDeliveryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"C\n\x1aGetRecipientOutcomeRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome2\xcf\x04\n\x0f\x44\x65liveryService\x12r\n\x11\x43reateDeliveryRun\x12-.clarion.delivery.v1.CreateDeliveryRunRequest\x1a..clarion.delivery.v1.CreateDeliveryRunResponse\x12r\n\x11\x45nqueueRecipients\x12-.clarion.delivery.v1.EnqueueRecipientsRequest\x1a..clarion.delivery.v1.EnqueueRecipientsResponse\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a\"clarion/delivery/v1/delivery.proto\"\xa4\x01\n\x17StartDeliveryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x30\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x1f.clarion.delivery.v1.RunContent\x12\x32\n\x08\x61udience\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"\'\n\x15GetDeliveryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\".\n\x1b\x42\x61tchGetDeliveryRunsRequest\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\"W\n\x1c\x42\x61tchGetDeliveryRunsResponse\x12\x37\n\rdelivery_runs\x18\x01 \x03(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"C\n\x1aGetRecipientOutcomeRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome2\xe4\x03\n\x0f\x44\x65liveryService\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12{\n\x14\x42\x61tchGetDeliveryRuns\x12\x30.clarion.delivery.v1.BatchGetDeliveryRunsRequest\x1a\x31.clarion.delivery.v1.BatchGetDeliveryRunsResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.delivery.v1.delivery_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEDELIVERYRUNREQUEST']._serialized_start=136
-  _globals['_CREATEDELIVERYRUNREQUEST']._serialized_end=320
-  _globals['_CREATEDELIVERYRUNRESPONSE']._serialized_start=322
-  _globals['_CREATEDELIVERYRUNRESPONSE']._serialized_end=405
-  _globals['_ENQUEUERECIPIENTSREQUEST']._serialized_start=407
-  _globals['_ENQUEUERECIPIENTSREQUEST']._serialized_end=501
-  _globals['_ENQUEUERECIPIENTSRESPONSE']._serialized_start=503
-  _globals['_ENQUEUERECIPIENTSRESPONSE']._serialized_end=546
-  _globals['_STARTDELIVERYRUNREQUEST']._serialized_start=548
-  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=589
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=591
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=673
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=675
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=714
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=716
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=796
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=798
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=865
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=867
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=952
-  _globals['_DELIVERYSERVICE']._serialized_start=955
-  _globals['_DELIVERYSERVICE']._serialized_end=1546
+  _globals['_STARTDELIVERYRUNREQUEST']._serialized_start=104
+  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=268
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=270
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=352
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=354
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=393
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=395
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=475
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_start=477
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_end=523
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_start=525
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_end=612
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=614
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=681
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=683
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=768
+  _globals['_DELIVERYSERVICE']._serialized_start=771
+  _globals['_DELIVERYSERVICE']._serialized_end=1255
 # @@protoc_insertion_point(module_scope)

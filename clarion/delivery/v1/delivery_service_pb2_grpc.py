@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class DeliveryServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Runs are started by campaign with the internal token; an API key may only read.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -34,16 +35,6 @@ class DeliveryServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.CreateDeliveryRun = channel.unary_unary(
-                '/clarion.delivery.v1.DeliveryService/CreateDeliveryRun',
-                request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CreateDeliveryRunRequest.SerializeToString,
-                response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CreateDeliveryRunResponse.FromString,
-                _registered_method=True)
-        self.EnqueueRecipients = channel.unary_unary(
-                '/clarion.delivery.v1.DeliveryService/EnqueueRecipients',
-                request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.EnqueueRecipientsRequest.SerializeToString,
-                response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.EnqueueRecipientsResponse.FromString,
-                _registered_method=True)
         self.StartDeliveryRun = channel.unary_unary(
                 '/clarion.delivery.v1.DeliveryService/StartDeliveryRun',
                 request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryRunRequest.SerializeToString,
@@ -54,6 +45,11 @@ class DeliveryServiceStub:
                 request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetDeliveryRunRequest.SerializeToString,
                 response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetDeliveryRunResponse.FromString,
                 _registered_method=True)
+        self.BatchGetDeliveryRuns = channel.unary_unary(
+                '/clarion.delivery.v1.DeliveryService/BatchGetDeliveryRuns',
+                request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.BatchGetDeliveryRunsRequest.SerializeToString,
+                response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.BatchGetDeliveryRunsResponse.FromString,
+                _registered_method=True)
         self.GetRecipientOutcome = channel.unary_unary(
                 '/clarion.delivery.v1.DeliveryService/GetRecipientOutcome',
                 request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetRecipientOutcomeRequest.SerializeToString,
@@ -62,24 +58,13 @@ class DeliveryServiceStub:
 
 
 class DeliveryServiceServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def CreateDeliveryRun(self, request, context):
-        """Opens a run in QUEUEING state; idempotent per run_id.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def EnqueueRecipients(self, request, context):
-        """Durably queues a chunk of recipients; a recipient already queued for the run is ignored.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
+    """Runs are started by campaign with the internal token; an API key may only read.
+    """
 
     def StartDeliveryRun(self, request, context):
-        """Marks the run fully queued; only then do workers claim its chunks.
+        """Internal. Takes a run over: pulls its audience from segment in the background and
+        sends it. Idempotent per run_id (a retry returns the same run), so it is safe to
+        call again whenever the answer was lost.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,6 +72,13 @@ class DeliveryServiceServicer:
 
     def GetDeliveryRun(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetDeliveryRuns(self, request, context):
+        """Several runs at once (for a campaign's run listing); unknown ids are left out.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -101,16 +93,6 @@ class DeliveryServiceServicer:
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'CreateDeliveryRun': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateDeliveryRun,
-                    request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CreateDeliveryRunRequest.FromString,
-                    response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CreateDeliveryRunResponse.SerializeToString,
-            ),
-            'EnqueueRecipients': grpc.unary_unary_rpc_method_handler(
-                    servicer.EnqueueRecipients,
-                    request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.EnqueueRecipientsRequest.FromString,
-                    response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.EnqueueRecipientsResponse.SerializeToString,
-            ),
             'StartDeliveryRun': grpc.unary_unary_rpc_method_handler(
                     servicer.StartDeliveryRun,
                     request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryRunRequest.FromString,
@@ -120,6 +102,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.GetDeliveryRun,
                     request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetDeliveryRunRequest.FromString,
                     response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetDeliveryRunResponse.SerializeToString,
+            ),
+            'BatchGetDeliveryRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetDeliveryRuns,
+                    request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.BatchGetDeliveryRunsRequest.FromString,
+                    response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.BatchGetDeliveryRunsResponse.SerializeToString,
             ),
             'GetRecipientOutcome': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecipientOutcome,
@@ -135,61 +122,8 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DeliveryService:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def CreateDeliveryRun(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.delivery.v1.DeliveryService/CreateDeliveryRun',
-            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CreateDeliveryRunRequest.SerializeToString,
-            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CreateDeliveryRunResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def EnqueueRecipients(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.delivery.v1.DeliveryService/EnqueueRecipients',
-            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.EnqueueRecipientsRequest.SerializeToString,
-            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.EnqueueRecipientsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+    """Runs are started by campaign with the internal token; an API key may only read.
+    """
 
     @staticmethod
     def StartDeliveryRun(request,
@@ -235,6 +169,33 @@ class DeliveryService:
             '/clarion.delivery.v1.DeliveryService/GetDeliveryRun',
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetDeliveryRunRequest.SerializeToString,
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetDeliveryRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetDeliveryRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.delivery.v1.DeliveryService/BatchGetDeliveryRuns',
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.BatchGetDeliveryRunsRequest.SerializeToString,
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.BatchGetDeliveryRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$clarion/reporting/v1/reporting.proto\x12\x14\x63larion.reporting.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x0f\x44\x65liveryOutcome\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x15\n\rsubscriber_id\x18\x03 \x01(\t\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatus\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12.\n\noccur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\x0f\x45ngagementEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x15\n\rsubscriber_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.clarion.common.v1.EngagementKind\x12\x0e\n\x06\x62utton\x18\x05 \x01(\t\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x02\n\x0e\x43\x61mpaignReport\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x0e\n\x06viewed\x18\x05 \x01(\x03\x12\x0f\n\x07\x63licked\x18\x06 \x01(\x03\x12\x1a\n\x12\x63lick_through_rate\x18\x07 \x01(\x01\x12\x32\n\x0elast_sent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04runs\x18\t \x01(\x03\x12\x0e\n\x06\x63losed\x18\n \x01(\x03\x12\x12\n\nsuppressed\x18\x0b \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x0c \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$clarion/reporting/v1/reporting.proto\x12\x14\x63larion.reporting.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x0f\x44\x65liveryOutcome\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x15\n\rsubscriber_id\x18\x03 \x01(\t\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatus\x12\x31\n\x06reason\x18\x05 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12.\n\noccur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\x0f\x45ngagementEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x15\n\rsubscriber_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.clarion.common.v1.EngagementKind\x12\x0e\n\x06\x62utton\x18\x05 \x01(\t\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x02\n\x0e\x43\x61mpaignReport\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x0e\n\x06viewed\x18\x05 \x01(\x03\x12\x0f\n\x07\x63licked\x18\x06 \x01(\x03\x12\x1a\n\x12\x63lick_through_rate\x18\x07 \x01(\x01\x12\x32\n\x0elast_sent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04runs\x18\t \x01(\x03\x12\x0e\n\x06\x63losed\x18\n \x01(\x03\x12\x12\n\nsuppressed\x18\x0b \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x0c \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.reporting.v1.report
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DELIVERYOUTCOME']._serialized_start=128
-  _globals['_DELIVERYOUTCOME']._serialized_end=365
-  _globals['_ENGAGEMENTEVENT']._serialized_start=368
-  _globals['_ENGAGEMENTEVENT']._serialized_end=558
-  _globals['_CAMPAIGNREPORT']._serialized_start=561
-  _globals['_CAMPAIGNREPORT']._serialized_end=826
+  _globals['_DELIVERYOUTCOME']._serialized_end=400
+  _globals['_ENGAGEMENTEVENT']._serialized_start=403
+  _globals['_ENGAGEMENTEVENT']._serialized_end=593
+  _globals['_CAMPAIGNREPORT']._serialized_start=596
+  _globals['_CAMPAIGNREPORT']._serialized_end=861
 # @@protoc_insertion_point(module_scope)

@@ -22,10 +22,10 @@ class DeliveryOutcome(_message.Message):
     campaign_id: str
     subscriber_id: str
     status: _common_pb2.DeliveryStatus
-    reason: str
+    reason: _common_pb2.DeliveryReason
     browser: _common_pb2.Browser
     occur_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[str] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EngagementEvent(_message.Message):
     __slots__ = ("run_id", "campaign_id", "subscriber_id", "kind", "button", "occur_time")

@@ -24,35 +24,48 @@ _sym_db = _symbol_database.Default()
 
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.segment.v1 import subscriber_pb2 as clarion_dot_segment_dot_v1_dot_subscriber__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(clarion/segment/v1/segment_service.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/segment/v1/subscriber.proto\"\xae\x01\n\x19RegisterSubscriberRequest\x12>\n\x11push_subscription\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12+\n\x07\x62rowser\x18\x02 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\x12\n\nprofile_id\x18\x04 \x01(\t\"a\n\x1aRegisterSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"E\n\x1cUnsubscribeSubscriberRequest\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"S\n\x1dUnsubscribeSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"-\n\x14GetSubscriberRequest\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\"K\n\x15GetSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"?\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"g\n\x17ListSubscribersResponse\x12\x33\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n!StreamReachableSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\"Y\n\"StreamReachableSubscribersResponse\x12\x33\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.Subscriber2\xe5\x04\n\x0eSegmentService\x12s\n\x12RegisterSubscriber\x12-.clarion.segment.v1.RegisterSubscriberRequest\x1a..clarion.segment.v1.RegisterSubscriberResponse\x12|\n\x15UnsubscribeSubscriber\x12\x30.clarion.segment.v1.UnsubscribeSubscriberRequest\x1a\x31.clarion.segment.v1.UnsubscribeSubscriberResponse\x12\x64\n\rGetSubscriber\x12(.clarion.segment.v1.GetSubscriberRequest\x1a).clarion.segment.v1.GetSubscriberResponse\x12j\n\x0fListSubscribers\x12*.clarion.segment.v1.ListSubscribersRequest\x1a+.clarion.segment.v1.ListSubscribersResponse\x12\x8d\x01\n\x1aStreamReachableSubscribers\x12\x35.clarion.segment.v1.StreamReachableSubscribersRequest\x1a\x36.clarion.segment.v1.StreamReachableSubscribersResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(clarion/segment/v1/segment_service.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n\x19RegisterSubscriberRequest\x12>\n\x11push_subscription\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12+\n\x07\x62rowser\x18\x02 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\x12\n\nprofile_id\x18\x04 \x01(\t\"a\n\x1aRegisterSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"E\n\x1cUnsubscribeSubscriberRequest\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"S\n\x1dUnsubscribeSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"-\n\x14GetSubscriberRequest\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\"K\n\x15GetSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"?\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"g\n\x17ListSubscribersResponse\x12\x33\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"b\n\x1f\x42\x61tchRegisterSubscribersRequest\x12?\n\x08requests\x18\x01 \x03(\x0b\x32-.clarion.segment.v1.RegisterSubscriberRequest\"e\n BatchRegisterSubscribersResponse\x12\x41\n\tresponses\x18\x01 \x03(\x0b\x32..clarion.segment.v1.RegisterSubscriberResponse\"\x8e\x01\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esubscriber_ids\x18\x02 \x03(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x17\x43heckSubscribersRequest\x12\x16\n\x0esubscriber_ids\x18\x01 \x03(\t\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"a\n\"BatchUnsubscribeSubscribersRequest\x12;\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.Unsubscription\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\x32\xd5\x07\n\x0eSegmentService\x12s\n\x12RegisterSubscriber\x12-.clarion.segment.v1.RegisterSubscriberRequest\x1a..clarion.segment.v1.RegisterSubscriberResponse\x12|\n\x15UnsubscribeSubscriber\x12\x30.clarion.segment.v1.UnsubscribeSubscriberRequest\x1a\x31.clarion.segment.v1.UnsubscribeSubscriberResponse\x12\x64\n\rGetSubscriber\x12(.clarion.segment.v1.GetSubscriberRequest\x1a).clarion.segment.v1.GetSubscriberResponse\x12j\n\x0fListSubscribers\x12*.clarion.segment.v1.ListSubscribersRequest\x1a+.clarion.segment.v1.ListSubscribersResponse\x12\x85\x01\n\x18\x42\x61tchRegisterSubscribers\x12\x33.clarion.segment.v1.BatchRegisterSubscribersRequest\x1a\x34.clarion.segment.v1.BatchRegisterSubscribersResponse\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.segment.v1.segment_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_start=134
-  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_end=308
-  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_start=310
-  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_end=407
-  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_start=409
-  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_end=478
-  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_start=480
-  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_end=563
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=565
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=610
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=612
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=687
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=689
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=752
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=754
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=857
-  _globals['_STREAMREACHABLESUBSCRIBERSREQUEST']._serialized_start=859
-  _globals['_STREAMREACHABLESUBSCRIBERSREQUEST']._serialized_end=913
-  _globals['_STREAMREACHABLESUBSCRIBERSRESPONSE']._serialized_start=915
-  _globals['_STREAMREACHABLESUBSCRIBERSRESPONSE']._serialized_end=1004
-  _globals['_SEGMENTSERVICE']._serialized_start=1007
-  _globals['_SEGMENTSERVICE']._serialized_end=1620
+  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_start=167
+  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_end=341
+  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_start=343
+  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_end=440
+  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_start=442
+  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_end=511
+  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_start=513
+  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_end=596
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=598
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=643
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=645
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=720
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=722
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=785
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=787
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=890
+  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_start=892
+  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_end=990
+  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_start=992
+  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_end=1093
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=1096
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=1238
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=1240
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=1347
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=1349
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=1398
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=1400
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=1459
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=1461
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=1558
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=1560
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=1619
+  _globals['_SEGMENTSERVICE']._serialized_start=1622
+  _globals['_SEGMENTSERVICE']._serialized_end=2603
 # @@protoc_insertion_point(module_scope)

@@ -54,10 +54,25 @@ class SegmentServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSubscribersRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSubscribersResponse.FromString,
                 _registered_method=True)
-        self.StreamReachableSubscribers = channel.unary_stream(
-                '/clarion.segment.v1.SegmentService/StreamReachableSubscribers',
-                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.StreamReachableSubscribersRequest.SerializeToString,
-                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.StreamReachableSubscribersResponse.FromString,
+        self.BatchRegisterSubscribers = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/BatchRegisterSubscribers',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.FromString,
+                _registered_method=True)
+        self.ListAudienceMembers = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/ListAudienceMembers',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersResponse.FromString,
+                _registered_method=True)
+        self.CheckSubscribers = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/CheckSubscribers',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersResponse.FromString,
+                _registered_method=True)
+        self.BatchUnsubscribeSubscribers = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/BatchUnsubscribeSubscribers',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersResponse.FromString,
                 _registered_method=True)
 
 
@@ -89,8 +104,31 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def StreamReachableSubscribers(self, request, context):
-        """Streams the site's reachable (active) subscribers, a page per message.
+    def BatchRegisterSubscribers(self, request, context):
+        """Registers many subscriptions at once (an import from another provider); each is
+        validated as RegisterSubscriber would, and one bad entry refuses the whole batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudienceMembers(self, request, context):
+        """Internal. One page of a run's audience as it stood at snapshot_time: subscribers
+        created by then and not unsubscribed by then. The page token survives restarts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckSubscribers(self, request, context):
+        """Internal. Which of these subscribers are no longer active (checked just before a send).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchUnsubscribeSubscribers(self, request, context):
+        """Internal. Unsubscribes many subscribers (push service said gone); unknown ids are skipped.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,10 +157,25 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSubscribersRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSubscribersResponse.SerializeToString,
             ),
-            'StreamReachableSubscribers': grpc.unary_stream_rpc_method_handler(
-                    servicer.StreamReachableSubscribers,
-                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.StreamReachableSubscribersRequest.FromString,
-                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.StreamReachableSubscribersResponse.SerializeToString,
+            'BatchRegisterSubscribers': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchRegisterSubscribers,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.SerializeToString,
+            ),
+            'ListAudienceMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudienceMembers,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersResponse.SerializeToString,
+            ),
+            'CheckSubscribers': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckSubscribers,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersResponse.SerializeToString,
+            ),
+            'BatchUnsubscribeSubscribers': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchUnsubscribeSubscribers,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -244,7 +297,7 @@ class SegmentService:
             _registered_method=True)
 
     @staticmethod
-    def StreamReachableSubscribers(request,
+    def BatchRegisterSubscribers(request,
             target,
             options=(),
             channel_credentials=None,
@@ -254,12 +307,93 @@ class SegmentService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_stream(
+        return grpc.experimental.unary_unary(
             request,
             target,
-            '/clarion.segment.v1.SegmentService/StreamReachableSubscribers',
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.StreamReachableSubscribersRequest.SerializeToString,
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.StreamReachableSubscribersResponse.FromString,
+            '/clarion.segment.v1.SegmentService/BatchRegisterSubscribers',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudienceMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/ListAudienceMembers',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckSubscribers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/CheckSubscribers',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchUnsubscribeSubscribers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/BatchUnsubscribeSubscribers',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,3 +40,27 @@ class Subscriber(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     def __init__(self, subscriber_id: _Optional[str] = ..., push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., unsubscribe_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AudienceMember(_message.Message):
+    __slots__ = ("subscriber_id", "profile_id", "timezone", "browser", "target", "unsubscribed")
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    BROWSER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    profile_id: str
+    timezone: str
+    browser: _common_pb2.Browser
+    target: _common_pb2.PushTarget
+    unsubscribed: bool
+    def __init__(self, subscriber_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., timezone: _Optional[str] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., target: _Optional[_Union[_common_pb2.PushTarget, _Mapping]] = ..., unsubscribed: _Optional[bool] = ...) -> None: ...
+
+class Unsubscription(_message.Message):
+    __slots__ = ("subscriber_id", "reason")
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    reason: _common_pb2.DeliveryReason
+    def __init__(self, subscriber_id: _Optional[str] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ...) -> None: ...

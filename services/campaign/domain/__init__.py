@@ -1,33 +1,18 @@
-"""The campaign service's rules: sites, campaigns, and queueing a run."""
+"""The campaign service's rules: sites, campaigns and their content, starting runs."""
 
-from services.campaign.domain.campaigns import (
-    MAX_PAYLOAD_BYTES,
-    CampaignDraft,
-    CampaignPage,
-    Campaigns,
-    push_payload,
-)
-from services.campaign.domain.ports import (
-    AudienceSource,
-    DeliveryQueue,
-    PeerCallFailed,
-    Recipient,
-    RunAudienceRecorder,
-)
+from services.campaign.domain.campaigns import CampaignDraft, CampaignPage, Campaigns, RunPage
+from services.campaign.domain.ports import DeliveryPort, DeliveryRunView, PeerCallFailed
 from services.campaign.domain.sites import CreatedSite, LocalSiteResolver, Sites
 
 __all__ = [
-    "MAX_PAYLOAD_BYTES",
-    "AudienceSource",
     "CampaignDraft",
     "CampaignPage",
     "Campaigns",
     "CreatedSite",
-    "DeliveryQueue",
+    "DeliveryPort",
+    "DeliveryRunView",
     "LocalSiteResolver",
     "PeerCallFailed",
-    "Recipient",
-    "RunAudienceRecorder",
+    "RunPage",
     "Sites",
-    "push_payload",
 ]

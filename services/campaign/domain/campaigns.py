@@ -1,4 +1,5 @@
-"""Campaigns and their runs: validation, the push payload limit, queueing a run."""
+"""Campaigns and their runs: creating and changing campaigns, starting runs and
+handing them to delivery, and reading how far they have got."""
 
 from __future__ import annotations
 
@@ -6,54 +7,47 @@ import asyncio
 import base64
 import binascii
 import json
-from contextlib import aclosing
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from services.campaign.domain.ports import (
-    AudienceSource,
-    DeliveryQueue,
-    PeerCallFailed,
-    RunAudienceRecorder,
-)
+from services.campaign.domain import content
+from services.campaign.domain.ports import DeliveryPort, DeliveryRunView, PeerCallFailed
 from services.campaign.store import (
     CampaignRecord,
     CampaignStore,
-    Notification,
+    RunProgress,
     RunRecord,
     RunState,
     Urgency,
 )
 from services.kit.clock import Clock
-from services.kit.errors import InvalidArgument, NotFound, Unavailable
+from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
-from services.kit.push_payload import MAX_PUSH_PAYLOAD_BYTES
-from services.kit.push_payload import push_payload as kit_push_payload
 
 log = get_logger(__name__)
 
 MAX_NAME_LENGTH = 200
-MAX_TITLE_LENGTH = 256
-MAX_BODY_LENGTH = 1024
-MAX_URL_LENGTH = 2048
+MAX_REQUEST_ID_LENGTH = 128
 # RFC 8030 TTL; four weeks is what push services keep at most.
 MAX_TTL_SECONDS = 4 * 7 * 24 * 3600
 DEFAULT_TTL_SECONDS = MAX_TTL_SECONDS
-# RFC 8291 with one 4096-byte aes128gcm record: 4096 - 86 header - 16 tag - 1 delimiter.
-MAX_PAYLOAD_BYTES = MAX_PUSH_PAYLOAD_BYTES
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-# Run ids are only known when a run starts; this one has the same length (new_id: 32 hex).
-PLACEHOLDER_RUN_ID = "run_" + "f" * 32
+HANDOFF_BATCH = 100
+# How long SendCampaignNow waits for delivery's first answer before leaving the hand-off
+# to the background loop: the call returns at once either way.
+HANDOFF_WAIT_SECONDS = 2.0
+UPDATABLE_PATHS = ("name", "notification", "ttl_seconds", "urgency")
 
 
 @dataclass(frozen=True)
 class CampaignDraft:
     name: str
-    notification: Notification
+    notification: content.Notification
     ttl_seconds: int = 0
     urgency: Urgency | None = None
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,80 +56,45 @@ class CampaignPage:
     next_page_token: str
 
 
-def push_payload(notification: Notification, campaign_id: str, run_id: str) -> bytes:
-    """The body delivery will send for this notification (services.kit.push_payload)."""
-    return kit_push_payload(
-        title=notification.title,
-        body=notification.body,
-        icon_url=notification.icon_url,
-        image_url=notification.image_url,
-        target_url=notification.target_url,
-        campaign_id=campaign_id,
-        run_id=run_id,
-    )
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[RunRecord]
+    next_page_token: str
 
 
 class Campaigns:
-    def __init__(
-        self,
-        store: CampaignStore,
-        clock: Clock,
-        audience: AudienceSource,
-        delivery: DeliveryQueue,
-        recorder: RunAudienceRecorder,
-        audience_page_size: int,
-    ) -> None:
+    def __init__(self, store: CampaignStore, clock: Clock, delivery: DeliveryPort) -> None:
         self._store = store
         self._clock = clock
-        self._audience = audience
         self._delivery = delivery
-        self._recorder = recorder
-        self._page_size = audience_page_size
+        self.handoff_wanted = asyncio.Event()
+
+    # Campaigns.
 
     async def create(self, site_id: str, draft: CampaignDraft) -> CampaignRecord:
-        notification = _validated_notification(draft.notification)
-        # A title may be longer than a name; a defaulted name is cut, never refused.
-        name = draft.name.strip() or notification.title.strip()[:MAX_NAME_LENGTH]
-        if len(name) > MAX_NAME_LENGTH:
-            raise InvalidArgument(
-                "INVALID_NAME",
-                f"the campaign name is {len(name)} characters; "
-                f"at most {MAX_NAME_LENGTH} are allowed",
-                field="name",
-            )
-        ttl_seconds = draft.ttl_seconds or DEFAULT_TTL_SECONDS
-        if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
-            raise InvalidArgument(
-                "INVALID_TTL",
-                f"ttl_seconds is {draft.ttl_seconds}; give 1 to {MAX_TTL_SECONDS} (4 weeks), "
-                "or 0 for the default of 4 weeks",
-                field="ttl_seconds",
-            )
+        _check_request_id(draft.request_id)
         campaign_id = new_id("cmp")
-        size = len(push_payload(notification, campaign_id, PLACEHOLDER_RUN_ID))
-        if size > MAX_PAYLOAD_BYTES:
-            raise InvalidArgument(
-                "PAYLOAD_TOO_LARGE",
-                f"the push message would carry {size} bytes of JSON, more than the "
-                f"{MAX_PAYLOAD_BYTES} bytes a Web Push message can hold; shorten the title, "
-                "body or URLs",
-                field="notification",
-                payload_bytes=str(size),
-                limit_bytes=str(MAX_PAYLOAD_BYTES),
+        now = self._clock.now()
+        campaign = _checked(
+            CampaignRecord(
+                campaign_id=campaign_id,
+                site_id=site_id,
+                # A title may be longer than a name; a defaulted name is cut, never refused.
+                name=draft.name.strip() or draft.notification.title.strip()[:MAX_NAME_LENGTH],
+                notification=draft.notification,
+                ttl_seconds=draft.ttl_seconds,
+                urgency=draft.urgency or Urgency.NORMAL,
+                create_time=now,
+                update_time=now,
+                request_id=draft.request_id or None,
             )
-        campaign = CampaignRecord(
-            campaign_id=campaign_id,
-            site_id=site_id,
-            name=name,
-            notification=notification,
-            ttl_seconds=ttl_seconds,
-            urgency=draft.urgency or Urgency.NORMAL,
-            create_time=self._clock.now(),
         )
-        if not await self._store.insert_campaign(campaign):
+        stored = await self._store.insert_campaign(campaign)
+        if stored is None:
             raise NotFound("SITE_NOT_FOUND", f"there is no site {site_id!r}", site_id=site_id)
-        log.info("campaign created", campaign_id=campaign_id)
-        return campaign
+        if stored.campaign_id == campaign_id:
+            log.info("campaign created", campaign_id=campaign_id)
+        return stored
 
     async def get(self, site_id: str, campaign_id: str) -> CampaignRecord:
         if not campaign_id:
@@ -151,20 +110,92 @@ class Campaigns:
             )
         return campaign
 
-    async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
-        if page_size < 0:
+    async def update(
+        self, site_id: str, campaign_id: str, changes: CampaignDraft, paths: Sequence[str]
+    ) -> CampaignRecord:
+        """Replaces the fields named in `paths` (update_mask); runs already started keep
+        the content they had."""
+        if not paths:
             raise InvalidArgument(
-                "INVALID_PAGE_SIZE",
-                f"page_size is {page_size}; "
-                f"give 1 to {MAX_PAGE_SIZE}, or 0 for {DEFAULT_PAGE_SIZE}",
-                field="page_size",
+                "MISSING_UPDATE_MASK",
+                f"update_mask must name the fields to change: {', '.join(UPDATABLE_PATHS)}",
+                field="update_mask",
             )
-        limit = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        campaign = await self.get(site_id, campaign_id)
+        notification = type(campaign.notification)()
+        notification.CopyFrom(campaign.notification)
+        updated = campaign
+        for path in paths:
+            if path == "name":
+                updated = replace(updated, name=changes.name.strip())
+            elif path == "notification":
+                notification.CopyFrom(changes.notification)
+            elif path.startswith("notification.") and path[13:] in _notification_fields():
+                setattr(notification, path[13:], getattr(changes.notification, path[13:]))
+            elif path == "ttl_seconds":
+                updated = replace(updated, ttl_seconds=changes.ttl_seconds)
+            elif path == "urgency":
+                updated = replace(updated, urgency=changes.urgency or Urgency.NORMAL)
+            else:
+                raise InvalidArgument(
+                    "INVALID_UPDATE_MASK",
+                    f"update_mask path {path!r} is not a field that can change; use "
+                    f"{', '.join(UPDATABLE_PATHS)} or notification.<field>",
+                    field="update_mask",
+                )
+        if not updated.name:
+            updated = replace(updated, name=notification.title.strip()[:MAX_NAME_LENGTH])
+        updated = _checked(
+            replace(updated, notification=notification, update_time=self._clock.now())
+        )
+        await self._store.update_campaign(updated)
+        log.info("campaign updated", campaign_id=campaign_id, paths=",".join(paths))
+        return updated
+
+    async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
+        limit = _page_limit(page_size)
         after = _decode_page_token(page_token)
         rows = await self._store.list_campaigns(site_id, after, limit + 1)
         page = rows[:limit]
         next_token = _encode_page_token(page[-1].campaign_id) if len(rows) > limit else ""
         return CampaignPage(campaigns=page, next_page_token=next_token)
+
+    # Runs.
+
+    async def send_now(self, site_id: str, campaign_id: str, request_id: str = "") -> RunRecord:
+        """Starts a run of the campaign and returns it PREPARING, at once.
+
+        The run (with its rendered content) is stored before delivery hears of it; the
+        hand-off to delivery is idempotent and retried in the background until it lands,
+        so no step depends on this call staying open.
+        """
+        _check_request_id(request_id)
+        campaign = await self.get(site_id, campaign_id)
+        run_id = new_id("run")
+        run = await self._store.insert_run(
+            RunRecord(
+                run_id=run_id,
+                site_id=site_id,
+                campaign_id=campaign.campaign_id,
+                state=RunState.PREPARING,
+                failure_reason="",
+                progress=RunProgress(),
+                payload=content.render_payload(campaign.notification, campaign.campaign_id, run_id),
+                ttl_seconds=campaign.ttl_seconds,
+                urgency=campaign.urgency,
+                handoff_pending=True,
+                create_time=self._clock.now(),
+                request_id=request_id or None,
+            )
+        )
+        if run.run_id != run_id:
+            return await self._refreshed(run)  # a repeat: the first call's run
+        log.info("run started", run_id=run_id, campaign_id=campaign.campaign_id)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._hand_off(run)), HANDOFF_WAIT_SECONDS)
+        except TimeoutError:
+            self.handoff_wanted.set()
+        return await self.get_run(site_id, run_id)
 
     async def get_run(self, site_id: str, run_id: str) -> RunRecord:
         if not run_id:
@@ -174,138 +205,133 @@ class Campaigns:
             raise NotFound(
                 "RUN_NOT_FOUND", f"there is no run {run_id!r} in this site", run_id=run_id
             )
-        return run
+        return await self._refreshed(run)
 
-    async def send_now(self, site_id: str, campaign_id: str) -> RunRecord:
-        """Queues the campaign's reachable audience in delivery as a new run.
+    async def list_runs(
+        self, site_id: str, campaign_id: str, page_size: int, page_token: str
+    ) -> RunPage:
+        await self.get(site_id, campaign_id)
+        limit = _page_limit(page_size)
+        before = _decode_page_token(page_token)
+        rows = await self._store.list_runs(site_id, campaign_id, before, limit + 1)
+        page = rows[:limit]
+        next_token = _encode_page_token(page[-1].run_id) if len(rows) > limit else ""
+        return RunPage(runs=await self._refreshed_many(site_id, page), next_page_token=next_token)
 
-        Delivery sends nothing before StartDeliveryRun, the last step, so a run that
-        fails on the way is FAILED with nothing sent; a start whose reply was lost is
-        checked with delivery before the run is called failed.
-        """
-        campaign = await self.get(site_id, campaign_id)
-        run = RunRecord(
-            run_id=new_id("run"),
-            site_id=site_id,
-            campaign_id=campaign.campaign_id,
-            state=RunState.PREPARING,
-            audience=0,
-            failure_reason="",
-            create_time=self._clock.now(),
-        )
-        await self._store.insert_run(run)
-        log.info("run preparing", run_id=run.run_id, campaign_id=campaign.campaign_id)
-        queued = 0
+    async def hand_off_pending(self) -> int:
+        """Hands every run delivery has not confirmed to it; returns how many landed."""
+        landed = 0
+        for run in await self._store.runs_awaiting_handoff(HANDOFF_BATCH):
+            if await self._hand_off(run):
+                landed += 1
+        return landed
+
+    async def _hand_off(self, run: RunRecord) -> bool:
         try:
-            await self._delivery.open_run(site_id, run.run_id, campaign)
-            async with aclosing(self._audience.reachable_pages(site_id, self._page_size)) as pages:
-                async for page in pages:
-                    if page:
-                        await self._delivery.enqueue(site_id, run.run_id, page)
-                        queued += len(page)
-            # Reporting learns the audience before any outcome can arrive.
-            await self._recorder.record_audience(site_id, run.run_id, campaign.campaign_id, queued)
-            await self._start_delivery(site_id, run.run_id)
+            view = await self._delivery.start_run(run)
         except PeerCallFailed as failure:
-            reason = f"{failure} (after queueing {queued} recipients)"
-            await self._fail(run, reason)
-            consequence = (
-                "delivery may be sending it anyway: check GetDeliveryRun before sending again"
-                if failure.may_have_started
-                else "nothing was sent, send the campaign again once that service is back"
+            if not failure.permanent:
+                log.warning("delivery did not take the run yet; will retry", run_id=run.run_id,
+                            error=str(failure))
+                return False
+            # Delivery refused the run itself: it will never send it.
+            await self._store.update_run(
+                run.site_id,
+                run.run_id,
+                self._clock.now(),
+                state=RunState.FAILED,
+                failure_reason=f"delivery refused the run: {failure.detail}"[:1000],
+                finish_time=self._clock.now(),
+                handed_off=True,
             )
-            raise Unavailable(
-                "RUN_QUEUEING_FAILED",
-                f"run {run.run_id} of campaign {campaign.campaign_id} could not be queued: "
-                f"{failure.step} failed ({failure.detail}); {consequence}",
-                run_id=run.run_id,
-                step=failure.step,
-            ) from failure
-        except BaseException:
-            # Cancelled (the caller went away) or a bug: the run must not stay PREPARING.
-            await asyncio.shield(self._fail(run, "internal error while queueing; nothing was sent"))
-            raise
-        finished = await self._store.finish_run(
-            site_id, run.run_id, RunState.QUEUED, queued, "", self._clock.now()
+            log.warning("run failed", run_id=run.run_id, error=str(failure))
+            return False
+        await self._store.update_run(
+            run.site_id, run.run_id, self._clock.now(), handed_off=True, **_view_changes(view)
         )
-        assert finished is not None  # the run was inserted above and is never deleted alone
-        log.info("run queued", run_id=run.run_id, audience=queued)
-        return finished
+        return True
 
-    async def _start_delivery(self, site_id: str, run_id: str) -> None:
+    async def _refreshed(self, run: RunRecord) -> RunRecord:
+        return (await self._refreshed_many(run.site_id, [run]))[0]
+
+    async def _refreshed_many(self, site_id: str, runs: list[RunRecord]) -> list[RunRecord]:
+        """Runs with delivery's current progress; as last stored when delivery cannot say."""
+        # A run changes until delivery gives it a finish time (a FAILED preparation still
+        # sends what it queued).
+        live = [r.run_id for r in runs if not r.handoff_pending and r.finish_time is None]
+        if not live:
+            return runs
         try:
-            await self._delivery.start(site_id, run_id)
+            views = await self._delivery.get_runs(site_id, live)
         except PeerCallFailed as failure:
-            # The start may have landed with only its reply lost: then the run is sending,
-            # and calling it FAILED ("nothing was sent") would be untrue.
-            try:
-                if await self._delivery.started(site_id, run_id):
-                    log.warning("start reply lost, but delivery has the run", run_id=run_id)
-                    return
-            except PeerCallFailed:
-                raise PeerCallFailed(
-                    failure.step,
-                    f"{failure.detail}; whether delivery started the run could not be "
-                    "checked, see GetDeliveryRun",
-                    may_have_started=True,
-                ) from failure
-            raise
-
-    async def _fail(self, run: RunRecord, reason: str) -> None:
-        await self._store.finish_run(
-            run.site_id, run.run_id, RunState.FAILED, 0, reason, self._clock.now()
-        )
-        log.warning("run failed", run_id=run.run_id, failure_reason=reason)
+            log.warning("delivery unavailable; showing the last known progress", error=str(failure))
+            return runs
+        refreshed = []
+        for run in runs:
+            view = views.get(run.run_id)
+            if view is not None:
+                changes = _view_changes(view)
+                await self._store.update_run(site_id, run.run_id, self._clock.now(), **changes)
+                run = replace(run, **changes)
+            refreshed.append(run)
+        return refreshed
 
 
-def _validated_notification(notification: Notification) -> Notification:
-    if not notification.title.strip():
+def _view_changes(view: DeliveryRunView) -> dict[str, object]:
+    return {
+        "state": view.state,
+        "progress": view.progress,
+        "failure_reason": view.failure_reason,
+        "finish_time": view.finish_time,
+    }
+
+
+def _notification_fields() -> set[str]:
+    return {f.name for f in content.Notification.DESCRIPTOR.fields}
+
+
+def _checked(campaign: CampaignRecord) -> CampaignRecord:
+    """The campaign with defaults applied, or InvalidArgument naming what is wrong."""
+    content.validate(campaign.notification, campaign.campaign_id)
+    if len(campaign.name) > MAX_NAME_LENGTH:
         raise InvalidArgument(
-            "MISSING_TITLE", "the notification needs a title", field="notification.title"
+            "INVALID_NAME",
+            f"the campaign name is {len(campaign.name)} characters; "
+            f"at most {MAX_NAME_LENGTH} are allowed",
+            field="name",
         )
-    _check_length("notification.title", notification.title, MAX_TITLE_LENGTH, "INVALID_TITLE")
-    _check_length("notification.body", notification.body, MAX_BODY_LENGTH, "INVALID_BODY")
-    for field, url in (
-        ("icon_url", notification.icon_url),
-        ("image_url", notification.image_url),
-        ("target_url", notification.target_url),
-    ):
-        _check_url(f"notification.{field}", url)
-    return notification
-
-
-def _check_length(field: str, value: str, limit: int, reason: str) -> None:
-    if len(value) > limit:
+    ttl_seconds = campaign.ttl_seconds or DEFAULT_TTL_SECONDS
+    if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise InvalidArgument(
-            reason, f"{field} is {len(value)} characters; at most {limit} are allowed", field=field
+            "INVALID_TTL",
+            f"ttl_seconds is {campaign.ttl_seconds}; give 1 to {MAX_TTL_SECONDS} (4 weeks), "
+            "or 0 for the default of 4 weeks",
+            field="ttl_seconds",
         )
+    return replace(campaign, ttl_seconds=ttl_seconds)
 
 
-def _check_url(field: str, url: str) -> None:
-    if not url:
-        return
-    _check_length(field, url, MAX_URL_LENGTH, "INVALID_URL")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        parts, host = None, None
-    if (
-        parts is None
-        or parts.scheme not in ("https", "http")
-        or not host
-        or any(c.isspace() or ord(c) < 0x20 for c in url)
-    ):
-        shown = url if len(url) <= 80 else url[:77] + "..."
+def _check_request_id(request_id: str) -> None:
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
         raise InvalidArgument(
-            "INVALID_URL",
-            f"{field} must be an absolute https:// (or http://) URL, got {shown!r}",
-            field=field,
+            "INVALID_REQUEST_ID",
+            f"request_id is {len(request_id)} characters; at most {MAX_REQUEST_ID_LENGTH}",
+            field="request_id",
         )
 
 
-def _encode_page_token(after_campaign_id: str) -> str:
-    raw = json.dumps({"after": after_campaign_id}, separators=(",", ":")).encode()
+def _page_limit(page_size: int) -> int:
+    if page_size < 0:
+        raise InvalidArgument(
+            "INVALID_PAGE_SIZE",
+            f"page_size is {page_size}; give 1 to {MAX_PAGE_SIZE}, or 0 for {DEFAULT_PAGE_SIZE}",
+            field="page_size",
+        )
+    return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _encode_page_token(after_id: str) -> str:
+    raw = json.dumps({"after": after_id}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

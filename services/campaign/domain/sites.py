@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,6 +24,7 @@ log = get_logger(__name__)
 MAX_SITE_NAME_LENGTH = 200
 MAX_SUBJECT_LENGTH = 2048
 API_KEY_PREFIX = "ck_"
+_ENGAGEMENT_SECRET_LABEL = b"clarion engagement secret v1"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,17 @@ def new_vapid_key_pair() -> tuple[bytes, bytes]:
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return private_der, public_point
+
+
+def engagement_secret(vapid_private_key: bytes) -> bytes:
+    """The site's 32-byte key for engagement and unsubscribe tokens.
+
+    Derived from the VAPID private key, so it needs no column of its own and rotating the
+    VAPID key rotates it (outstanding tokens then stop verifying). A secret: never log it.
+    """
+    if not vapid_private_key:
+        raise ValueError("the site has no VAPID private key to derive its engagement secret from")
+    return hmac.new(vapid_private_key, _ENGAGEMENT_SECRET_LABEL, hashlib.sha256).digest()
 
 
 def validate_site_name(name: str) -> str:

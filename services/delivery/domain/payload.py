@@ -1,48 +1,59 @@
-"""What a run sends: the notification JSON, its RFC 8030 headers and the Topic."""
+"""What each recipient is sent: the run's PushPayload with its per-recipient fields, the
+RFC 8030 headers and the Topic.
+
+Campaign owns the notification and renders the shared part of the PushPayload JSON
+(clarion.common.v1.PushPayload); delivery only adds `subscriber_id` and
+`engagement_token` to each copy, so a new notification field never touches delivery.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Protocol
+import json
 
-from services.kit.push_payload import MAX_PUSH_PAYLOAD_BYTES, push_payload
+from yarl import URL
 
-MAX_PAYLOAD_BYTES = MAX_PUSH_PAYLOAD_BYTES
+# RFC 8291 with one 4096-byte record: the 86-byte header, the 16-byte tag and the
+# padding delimiter leave this much for the plaintext.
+MAX_PAYLOAD_BYTES = 4096 - 86 - 16 - 1
+# What the per-recipient fields may add: ids of up to 128 characters and a 43-character
+# token, with their keys and quotes. Campaign keeps its part under the rest.
+PER_RECIPIENT_ROOM = 256
 
 URGENCIES = ("very-low", "low", "normal", "high")
 
 
-class NotificationFields(Protocol):
-    """A stored Run or a NewRun about to be stored."""
-
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def campaign_id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def body(self) -> str: ...
-    @property
-    def icon_url(self) -> str: ...
-    @property
-    def image_url(self) -> str: ...
-    @property
-    def target_url(self) -> str: ...
+class PayloadError(ValueError):
+    """The shared payload is not a JSON object delivery can add fields to."""
 
 
-def build_payload(run: NotificationFields) -> bytes:
-    """The JSON the service worker shows (services.kit.push_payload)."""
-    return push_payload(
-        title=run.title,
-        body=run.body,
-        icon_url=run.icon_url,
-        image_url=run.image_url,
-        target_url=run.target_url,
-        campaign_id=run.campaign_id,
-        run_id=run.run_id,
+def check_shared_payload(payload: bytes) -> None:
+    """Refuses what `for_recipient` could not extend, or what would not fit."""
+    if len(payload) > MAX_PAYLOAD_BYTES - PER_RECIPIENT_ROOM:
+        raise PayloadError(
+            f"content.payload is {len(payload)} bytes; at most "
+            f"{MAX_PAYLOAD_BYTES - PER_RECIPIENT_ROOM} leave room for the per-recipient fields"
+        )
+    try:
+        parsed = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        raise PayloadError("content.payload is not UTF-8 JSON") from None
+    if not isinstance(parsed, dict) or not parsed:
+        raise PayloadError("content.payload must be a non-empty JSON object")
+    if not payload.rstrip().endswith(b"}"):
+        raise PayloadError("content.payload must end with the object's closing brace")
+    if "subscriber_id" in parsed or "engagement_token" in parsed:
+        raise PayloadError("content.payload must not carry the per-recipient fields")
+
+
+def for_recipient(shared: bytes, subscriber_id: str, engagement_token: str) -> bytes:
+    """The shared payload with this recipient's fields appended to the JSON object."""
+    extra = (
+        f',"subscriber_id":{json.dumps(subscriber_id)},'
+        f'"engagement_token":{json.dumps(engagement_token)}}}'
     )
+    return shared.rstrip()[:-1] + extra.encode()
 
 
 def topic_for(run_id: str) -> str:
@@ -50,3 +61,8 @@ def topic_for(run_id: str) -> str:
     still-pending duplicate; 32 characters of the URL-safe base64 alphabet."""
     digest = hashlib.sha256(b"clarion-run:" + run_id.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode()[:32]
+
+
+def endpoint_origin(endpoint: str) -> str:
+    """The VAPID `aud` claim: scheme, host and (non-default) port of the push service."""
+    return str(URL(endpoint).origin())

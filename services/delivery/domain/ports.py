@@ -1,13 +1,15 @@
-"""What delivery needs from its peers, as small ports; grpc_peers.py implements them over
-gRPC, unit tests with in-memory fakes."""
+"""What delivery needs from its peers, as small ports; adapters/grpc_peers.py implements
+them over gRPC, unit tests with in-memory fakes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
-from services.delivery.store import ReportableOutcome
+from services.delivery.domain.rules import PushAnswer
+from services.delivery.store import Member, OutboxItem
 
 
 @dataclass(frozen=True)
@@ -16,10 +18,12 @@ class SiteCredentials:
     vapid_private_key: bytes = field(repr=False)
     vapid_public_key: bytes
     vapid_subject: str
+    # Signs the engagement token each recipient's payload carries.
+    engagement_secret: bytes = field(repr=False)
 
 
 class CredentialsUnavailable(Exception):
-    """The site's VAPID credentials could not be had. `permanent` when the site has none
+    """The site's credentials could not be had. `permanent` when the site has none
     (its recipients fail); otherwise the chunk is tried again later."""
 
     def __init__(self, message: str, *, permanent: bool) -> None:
@@ -27,15 +31,85 @@ class CredentialsUnavailable(Exception):
         self.permanent = permanent
 
 
+class PeerUnavailable(Exception):
+    """A peer could not answer now; `permanent` when asking again cannot help (the
+    peer refused the request itself)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class AudiencePage:
+    members: list[Member]
+    # Empty on the last page.
+    next_page_token: str
+
+
+class VapidSigning(Protocol):
+    @property
+    def public_key(self) -> bytes: ...
+
+    def authorization(self, audience: str, subject: str, expires_in: int = 43200) -> str:
+        """The `Authorization: vapid t=<jwt>, k=<key>` header value for one push service."""
+        ...
+
+
+class Encryptor(Protocol):
+    name: str
+
+    def encrypt_batch(
+        self, payloads: Sequence[bytes], recipients: Sequence[tuple[bytes, bytes]]
+    ) -> list[bytes | Exception]:
+        """aes128gcm bodies, one per (p256dh, auth) with the payload of the same index;
+        a failed slot holds its exception. Blocking: call it from a thread."""
+        ...
+
+    def signer(self, private_key: bytes) -> VapidSigning: ...
+
+
+class PushTransport(Protocol):
+    """HTTP to push services."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> PushAnswer: ...
+
+
 class SiteCredentialsSource(Protocol):
     async def site_credentials(self, site_id: str) -> SiteCredentials: ...
 
 
+class AudienceSource(Protocol):
+    async def audience_page(
+        self,
+        site_id: str,
+        snapshot_time: datetime,
+        subscriber_ids: Sequence[str],
+        page_token: str,
+        page_size: int,
+    ) -> AudiencePage:
+        """One page of the run's audience snapshot; raises PeerUnavailable."""
+        ...
+
+    async def inactive_subscribers(self, site_id: str, subscriber_ids: Sequence[str]) -> set[str]:
+        """Which of these are no longer active; raises PeerUnavailable."""
+        ...
+
+
 class SubscriberPruner(Protocol):
-    async def unsubscribe(self, site_id: str, subscriber_id: str, reason: str) -> None: ...
+    async def unsubscribe(self, site_id: str, gone: Sequence[tuple[str, str]]) -> None:
+        """Unsubscribes (subscriber_id, reason) pairs; raises when it did not happen."""
+        ...
 
 
 class OutcomeSink(Protocol):
-    async def record_outcomes(self, site_id: str, outcomes: Sequence[ReportableOutcome]) -> None:
+    async def record_outcomes(self, site_id: str, outcomes: Sequence[OutboxItem]) -> None:
         """Raises when the outcomes were not recorded; repeats are ignored by the sink."""
+        ...
+
+    async def record_audience(self, site_id: str, run_id: str, campaign_id: str, audience: int) -> None:
         ...

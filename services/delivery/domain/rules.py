@@ -11,6 +11,33 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+class Reason(StrEnum):
+    """Why a recipient ended as it did: the closed set of clarion.common.v1.DeliveryReason,
+    each the enum value's name without its prefix, in lower case. Never free text."""
+
+    PUSH_SERVICE_404 = "push_service_404"
+    PUSH_SERVICE_410 = "push_service_410"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    PUSH_SERVICE_429 = "push_service_429"
+    PUSH_SERVICE_5XX = "push_service_5xx"
+    PUSH_SERVICE_AUTH = "push_service_auth"
+    PUSH_SERVICE_4XX = "push_service_4xx"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    ENDPOINT_REFUSED = "endpoint_refused"
+    ENCRYPTION_ERROR = "encryption_error"
+    NO_VAPID_CREDENTIALS = "no_vapid_credentials"
+    UNSUBSCRIBED = "unsubscribed"
+    FREQUENCY_CAP = "frequency_cap"
+    DND = "dnd"
+    CUT_OFF = "cut_off"
+    CONTROL_GROUP = "control_group"
+    CANCELLED = "cancelled"
+    EXPIRED_TTL = "expired_ttl"
+    APNS_UNREGISTERED = "apns_unregistered"
+
 
 SENT_STATUSES = frozenset({200, 201, 202})
 GONE_STATUSES = frozenset({404, 410})
@@ -18,10 +45,11 @@ GONE_STATUSES = frozenset({404, 410})
 
 @dataclass(frozen=True)
 class PushAnswer:
-    """One attempt's result: an HTTP status, or `error` ("timeout" / "connection_error")."""
+    """One attempt's result: an HTTP status, or an `error` (timeout, connection_error,
+    endpoint_refused) when there was no answer."""
 
     status: int | None = None
-    error: str | None = None
+    error: Reason | None = None
     retry_after: str | None = None
     body_excerpt: str = ""
 
@@ -33,14 +61,14 @@ class Sent:
 
 @dataclass(frozen=True)
 class Failed:
-    reason: str
+    reason: Reason
     # The push service says the subscription no longer exists: stop sending to it.
     unsubscribe: bool = False
 
 
 @dataclass(frozen=True)
 class RetryLater:
-    reason: str
+    reason: Reason
     delay_seconds: float
 
 
@@ -82,21 +110,26 @@ def decide(answer: PushAnswer, attempt: int, policy: RetryPolicy, now: datetime)
     if status in SENT_STATUSES:
         return Sent()
     if status in GONE_STATUSES:
-        return Failed(f"push_service_{status}", unsubscribe=True)
+        gone = Reason.PUSH_SERVICE_404 if status == 404 else Reason.PUSH_SERVICE_410
+        return Failed(gone, unsubscribe=True)
     if status == 413:
-        return Failed("payload_too_large")
+        return Failed(Reason.PAYLOAD_TOO_LARGE)
     if status == 429:
-        reason = "push_service_429"
+        reason = Reason.PUSH_SERVICE_429
         waited = parse_retry_after(answer.retry_after, now)
         delay = min(policy.max_seconds, waited) if waited is not None else policy.backoff(attempt)
     elif status is None:
-        reason = answer.error or "connection_error"
+        reason = Reason(answer.error) if answer.error else Reason.CONNECTION_ERROR
+        if reason == Reason.ENDPOINT_REFUSED:
+            return Failed(reason)
         delay = policy.backoff(attempt)
     elif status >= 500:
-        reason = "push_service_5xx"
+        reason = Reason.PUSH_SERVICE_5XX
         delay = policy.backoff(attempt)
+    elif status in (401, 403):
+        return Failed(Reason.PUSH_SERVICE_AUTH)
     else:
-        return Failed(f"push_service_{status}")
+        return Failed(Reason.PUSH_SERVICE_4XX)
     if attempt >= policy.max_attempts:
         return Failed(reason)
     return RetryLater(reason, delay)

@@ -1,9 +1,15 @@
-"""Delivery workers: claim a chunk, encrypt it in one batch, post it, record outcomes.
+"""Delivery's background work: preparing runs, sending chunks, and emptying the outbox.
 
-Each process runs `settings.delivery_workers` worker tasks plus one reporter task. A
-worker holds its chunk under a lease it renews while sending; if the process dies the
-lease expires and another worker takes the chunk over. Outcomes go to reporting after
-each chunk; the reporter task re-sends whatever reporting has not yet accepted.
+Each process runs one preparer (pulls audience pages from segment and queues them),
+`settings.delivery_workers` senders (claim a chunk, encrypt it in one batch, post it),
+and one outbox relay (outcomes and audiences to reporting, gone subscribers to segment).
+All three claim their work under fenced leases in the store, so any number of
+processes share it and a killed process's work is taken over when its lease expires.
+
+A sender keeps at most `window` requests of its chunk in flight and records each
+outcome (in small group-committed batches) before it starts another request, so a
+crash re-sends at most the requests in flight, never a whole chunk. Every commit names
+the chunk's fence: a sender that lost its lease stops at its next commit.
 """
 
 from __future__ import annotations
@@ -12,36 +18,42 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 
-from services.delivery.domain.encryptor import Encryptor, VapidSigning
-from services.delivery.domain.payload import build_payload, topic_for
+from cachetools import TTLCache
+
+from services.delivery.domain.payload import endpoint_origin, for_recipient, topic_for
 from services.delivery.domain.ports import (
+    AudienceSource,
     CredentialsUnavailable,
+    Encryptor,
     OutcomeSink,
+    PeerUnavailable,
+    PushTransport,
+    SiteCredentials,
     SiteCredentialsSource,
     SubscriberPruner,
+    VapidSigning,
 )
 from services.delivery.domain.rules import (
     Failed,
     PushAnswer,
+    Reason,
     RetryLater,
     RetryPolicy,
     Sent,
     decide,
 )
-from services.delivery.domain.sender import PushSender, endpoint_origin
-from services.delivery.models import RecipientState
+from services.delivery.models import OutboxKind, RecipientState, RunFailure, TargetKind
 from services.delivery.store import (
     ClaimedChunk,
     DeliveryStore,
+    OutboxItem,
     PendingRecipient,
-    ReportableOutcome,
+    PreparationLease,
     Retry,
     Run,
     Terminal,
@@ -50,21 +62,15 @@ from services.kit.auth import bind_site
 from services.kit.clock import Clock
 from services.kit.config import Settings
 from services.kit.logging import get_logger
+from services.kit.tokens import engagement_token
 
 log = get_logger(__name__)
 
-# A site's signer is refetched after this long, so a rotated VAPID key is picked up.
-SIGNER_TTL_SECONDS = 300.0
-REPORT_BATCH = 500
-PRUNE_BATCH = 100
-PAYLOAD_CACHE_SIZE = 256
-
-
-@dataclass
-class _CachedSigner:
-    signer: VapidSigning
-    subject: str
-    expires: float
+# A site's credentials are refetched after this long, so a rotated key is picked up.
+CREDENTIALS_TTL_SECONDS = 300.0
+MAX_CACHED_SITES = 4096
+OUTBOX_BATCH = 500
+OUTBOX_LEASE_SECONDS = 60.0
 
 
 class DeliveryWorkers:
@@ -73,7 +79,10 @@ class DeliveryWorkers:
         settings: Settings,
         store: DeliveryStore,
         encryptor: Encryptor,
+        sender: PushTransport,
+        *,
         credentials: SiteCredentialsSource,
+        audience: AudienceSource,
         pruner: SubscriberPruner,
         outcomes: OutcomeSink,
         clock: Clock,
@@ -81,7 +90,9 @@ class DeliveryWorkers:
         self._settings = settings
         self._store = store
         self._encryptor = encryptor
+        self._sender = sender
         self._credentials = credentials
+        self._audience = audience
         self._pruner = pruner
         self._outcomes = outcomes
         self._clock = clock
@@ -90,17 +101,23 @@ class DeliveryWorkers:
             base_seconds=settings.push_retry_base_seconds,
             max_seconds=settings.push_retry_max_seconds,
         )
-        self._sender = PushSender(settings.delivery_concurrency, settings.push_timeout_seconds)
-        self._signers: dict[str, _CachedSigner] = {}
-        self._payloads: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        # In flight per sender: all senders together stay within the sender's concurrency,
+        # which is also the most a crash can send twice.
+        self.window = max(1, settings.delivery_concurrency // settings.delivery_workers)
+        self._sites: TTLCache[str, tuple[SiteCredentials, VapidSigning]] = TTLCache(
+            MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
+        )
         self._stopping = asyncio.Event()
+        self._work_ready = asyncio.Event()
+        self._preparation_ready = asyncio.Event()
+        self._outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # Lifecycle.
 
     async def open(self) -> None:
-        """Opens the HTTP pool; enough to drive `run_once` by hand (tests, tools)."""
+        """Opens the HTTP pool; enough to drive the `*_once` methods by hand (tests)."""
         await self._sender.start()
 
     async def close(self) -> None:
@@ -110,222 +127,302 @@ class DeliveryWorkers:
         await self.open()
         self._stopping.clear()
         self._tasks = [
-            asyncio.create_task(self._work(f"{self._process_id}:{n}"), name=f"delivery-worker-{n}")
+            asyncio.create_task(self._send_loop(f"{self._process_id}:{n}"), name=f"delivery-sender-{n}")
             for n in range(self._settings.delivery_workers)
         ]
-        self._tasks.append(asyncio.create_task(self._report_loop(), name="delivery-reporter"))
+        self._tasks.append(asyncio.create_task(self._prepare_loop(), name="delivery-preparer"))
+        self._tasks.append(asyncio.create_task(self._outbox_loop(), name="delivery-outbox"))
 
     async def stop(self) -> None:
-        """Lets each worker finish its chunk (bounded), then closes the HTTP pool."""
+        """Lets each task finish its step (bounded), then closes the HTTP pool."""
         self._stopping.set()
+        for event in (self._work_ready, self._preparation_ready, self._outbox_ready):
+            event.set()
         if self._tasks:
             grace = self._settings.push_timeout_seconds + 5.0
             _, late = await asyncio.wait(self._tasks, timeout=grace)
             for task in late:
-                task.cancel()  # its lease expires and another worker resumes the chunk
+                task.cancel()  # its lease expires and another process resumes the work
             for task in late:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._tasks = []
         await self.close()
 
-    async def _pause(self, seconds: float) -> None:
+    def run_started(self) -> None:
+        """A run was handed to this process: start preparing it now, not at the next poll."""
+        self._preparation_ready.set()
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+        event.clear()
 
-    async def _work(self, owner: str) -> None:
+    async def _loop(self, name: str, step, event: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
         while not self._stopping.is_set():
             try:
-                worked = await self.run_once(owner)
+                busy = await step()
             except Exception:
-                log.exception("delivery worker round failed", worker=owner)
-                worked = False
-            if not worked:
-                await self._pause(self._settings.delivery_poll_seconds)
+                log.exception("delivery background step failed; will retry", task=name)
+                busy = False
+            if not busy:
+                await self._wait(event, self._settings.delivery_poll_seconds)
 
-    async def _report_loop(self) -> None:
-        interval = max(self._settings.delivery_poll_seconds * 5, 1.0)
+    async def _send_loop(self, owner: str) -> None:
+        await self._loop("sender", lambda: self.send_once(owner), self._work_ready)
+
+    async def _prepare_loop(self) -> None:
+        await self._loop("preparer", self.prepare_once, self._preparation_ready)
+
+    async def _outbox_loop(self) -> None:
+        await self._loop("outbox", self.relay_outbox_once, self._outbox_ready)
+
+    # Preparation: the audience snapshot, page by page.
+
+    async def prepare_once(self) -> bool:
+        """Claims one preparing run and queues its audience until done, the lease is lost
+        or segment fails; False when no run was waiting."""
+        lease = await self._store.claim_preparation(
+            f"{self._process_id}:prep", self._clock.now(), self._settings.delivery_lease_seconds
+        )
+        if lease is None:
+            return False
+        bind_site(lease.site_id)
+        token = lease.page_token
         while not self._stopping.is_set():
-            await self._pause(interval)
             try:
-                await self.report_unreported()
-            except Exception:
-                log.exception("reporting delivery outcomes failed; will retry")
-            await self._unsubscribe_gone_safely()
+                page = await self._audience.audience_page(
+                    lease.site_id,
+                    lease.snapshot_time,
+                    lease.audience_filter,
+                    token,
+                    self._settings.delivery_prepare_page_size,
+                )
+            except PeerUnavailable as error:
+                await self._audience_failed(lease, error)
+                return True
+            held = await self._store.queue_page(
+                lease,
+                page.members,
+                page.next_page_token,
+                chunk_size=self._settings.delivery_chunk_size,
+                now=self._clock.now(),
+                lease_seconds=self._settings.delivery_lease_seconds,
+            )
+            if not held:
+                log.warning("lost the preparation lease; another process goes on", run_id=lease.run_id)
+                return True
+            self._work_ready.set()
+            if not page.next_page_token:
+                self._outbox_ready.set()
+                log.info("run prepared", run_id=lease.run_id)
+                return True
+            token = page.next_page_token
+        return True
 
-    # One round.
+    async def _audience_failed(self, lease: PreparationLease, error: PeerUnavailable) -> None:
+        now = self._clock.now()
+        since = lease.unavailable_since or now
+        deadline = timedelta(seconds=self._settings.delivery_prepare_deadline_seconds)
+        if error.permanent or now - since >= deadline:
+            failure = (
+                RunFailure.AUDIENCE_REFUSED if error.permanent else RunFailure.AUDIENCE_UNAVAILABLE
+            )
+            await self._store.fail_preparation(lease, failure, str(error), now)
+            self._outbox_ready.set()
+            log.warning("run preparation failed", run_id=lease.run_id, failure=failure.value)
+            return
+        retry_at = now + timedelta(seconds=self._policy.backoff(1))
+        await self._store.postpone_preparation(lease, retry_at, since)
+        log.warning("segment unavailable; run preparation postponed", run_id=lease.run_id)
 
-    async def run_once(self, owner: str) -> bool:
-        """Claims and processes one chunk; False when none was due."""
+    # Sending one chunk.
+
+    async def send_once(self, owner: str) -> bool:
+        """Claims and sends one due chunk; False when none was due."""
         chunk = await self._store.claim_chunk(
             owner, self._clock.now(), self._settings.delivery_lease_seconds
         )
         if chunk is None:
             return False
         bind_site(chunk.site_id)
-        renewer = asyncio.create_task(self._renew_lease(chunk))
         try:
-            await self._process(chunk)
+            await self._send_chunk(chunk)
         except Exception:
+            # Give it back for later; the fence keeps this a no-op if it was lost.
             retry_at = self._clock.now() + timedelta(seconds=self._policy.backoff(1))
-            await self._store.release_chunk(chunk, retry_at)
+            await self._store.release_chunk(chunk, self._clock.now(), not_before=retry_at)
             raise
-        finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
         return True
 
-    async def _renew_lease(self, chunk: ClaimedChunk) -> None:
-        lease = self._settings.delivery_lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
-            if not await self._store.renew_lease(chunk, self._clock.now(), lease):
-                log.warning("lost the lease on a chunk", chunk_id=chunk.chunk_id)
-                return
-
-    async def _process(self, chunk: ClaimedChunk) -> None:
+    async def _send_chunk(self, chunk: ClaimedChunk) -> None:
         now = self._clock.now()
         run = await self._store.get_run(chunk.site_id, chunk.run_id)
         assert run is not None, "a chunk's run is deleted with it"
         recipients = await self._store.due_recipients(chunk, now)
         if not recipients:
-            await self._store.record_results(chunk, [], [], now)
+            await self._store.release_chunk(chunk, now)
             return
-        if (
-            run.ttl_seconds
-            and run.start_time
-            and now >= run.start_time + timedelta(seconds=run.ttl_seconds)
-        ):
+        if now >= run.snapshot_time + timedelta(seconds=run.ttl_seconds):
             # The push services would drop it anyway: the TTL the campaign set has passed.
-            expired = [
-                Terminal(r.recipient_id, RecipientState.EXPIRED, "ttl_elapsed", attempted=False)
-                for r in recipients
-            ]
-            await self._finish(chunk, expired, [])
+            await self._close_chunk(
+                chunk, run, [_terminal(r, RecipientState.EXPIRED, Reason.EXPIRED_TTL) for r in recipients]
+            )
             return
         try:
-            signer, subject = await self._signer(chunk.site_id)
+            inactive = await self._audience.inactive_subscribers(
+                chunk.site_id, [r.subscriber_id for r in recipients]
+            )
+        except PeerUnavailable as error:
+            await self._postpone(chunk, f"segment: {error}")
+            return
+        try:
+            credentials, signer = await self._site(chunk.site_id)
         except CredentialsUnavailable as error:
             if not error.permanent:
-                log.warning("site credentials unavailable; chunk postponed", error=str(error))
-                await self._store.release_chunk(
-                    chunk, now + timedelta(seconds=self._policy.backoff(1))
-                )
+                await self._postpone(chunk, str(error))
                 return
-            failed = [
-                Terminal(
-                    r.recipient_id, RecipientState.FAILED, "no_vapid_credentials", attempted=False
-                )
-                for r in recipients
-            ]
-            await self._finish(chunk, failed, [])
+            await self._close_chunk(
+                chunk,
+                run,
+                [_terminal(r, RecipientState.FAILED, Reason.NO_VAPID_CREDENTIALS) for r in recipients],
+            )
             return
 
-        bodies = await asyncio.to_thread(
-            self._encryptor.encrypt_batch,
-            self._payload(run),
-            [(r.p256dh, r.auth) for r in recipients],
-        )
-        headers = self._common_headers(run)
-        authorizations: dict[str, str] = {}
-        terminal: list[Terminal] = []
-        sends: list[tuple[PendingRecipient, asyncio.Future[PushAnswer]]] = []
-        for recipient, body in zip(recipients, bodies, strict=True):
-            if isinstance(body, Exception):
-                terminal.append(
-                    Terminal(
-                        recipient.recipient_id,
-                        RecipientState.FAILED,
-                        f"encryption_error: {body}"[:200],
-                    )
-                )
-                continue
-            origin = endpoint_origin(recipient.endpoint)
-            if origin not in authorizations:
-                authorizations[origin] = signer.authorization(audience=origin, subject=subject)
-            sends.append(
-                (
-                    recipient,
-                    asyncio.ensure_future(
-                        self._sender.post(
-                            recipient.endpoint,
-                            body,
-                            {**headers, "Authorization": authorizations[origin]},
-                        )
-                    ),
-                )
+        ended: list[Terminal] = []
+        live: list[PendingRecipient] = []
+        for recipient in recipients:
+            if recipient.subscriber_id in inactive:
+                ended.append(_terminal(recipient, RecipientState.SUPPRESSED, Reason.UNSUBSCRIBED))
+            elif recipient.target_kind != TargetKind.WEB_PUSH.value:
+                # Legacy Safari (APNs) has no sender yet.
+                ended.append(_terminal(recipient, RecipientState.FAILED, Reason.ENDPOINT_REFUSED))
+            else:
+                live.append(recipient)
+        payloads = [
+            for_recipient(
+                run.payload,
+                r.subscriber_id,
+                engagement_token(
+                    credentials.engagement_secret, chunk.site_id, chunk.run_id, r.subscriber_id
+                ),
             )
-        answers = await asyncio.gather(*(future for _, future in sends))
+            for r in live
+        ]
+        bodies = await asyncio.to_thread(
+            self._encryptor.encrypt_batch, payloads, [(r.p256dh, r.auth) for r in live]
+        )
+        sendable: deque[tuple[PendingRecipient, bytes]] = deque()
+        for recipient, body in zip(live, bodies, strict=True):
+            if isinstance(body, Exception):
+                ended.append(_terminal(recipient, RecipientState.FAILED, Reason.ENCRYPTION_ERROR))
+            else:
+                sendable.append((recipient, body))
+        await self._send_window(chunk, run, signer, credentials.vapid_subject, sendable, ended)
 
-        now = self._clock.now()
-        retries: list[Retry] = []
-        refused_logged: set[int] = set()
-        for (recipient, _), answer in zip(sends, answers, strict=True):
-            verdict = decide(answer, recipient.attempts + 1, self._policy, now)
-            if answer.status in (401, 403) and answer.status not in refused_logged:
-                refused_logged.add(answer.status)
-                log.warning(
-                    "push service refused our VAPID signature",
-                    status=answer.status,
-                    push_service=endpoint_origin(recipient.endpoint),
-                    response_body=answer.body_excerpt,
-                )
-            match verdict:
-                case Sent():
-                    terminal.append(Terminal(recipient.recipient_id, RecipientState.SENT, ""))
-                case Failed(reason=reason, unsubscribe=unsubscribe):
-                    terminal.append(
-                        Terminal(
-                            recipient.recipient_id,
-                            RecipientState.FAILED,
-                            reason,
-                            unsubscribe=unsubscribe,
-                        )
-                    )
-                case RetryLater(reason=reason, delay_seconds=delay):
-                    retries.append(
-                        Retry(recipient.recipient_id, reason, now + timedelta(seconds=delay))
-                    )
-        await self._finish(chunk, terminal, retries)
-        if any(t.unsubscribe for t in terminal):
-            await self._unsubscribe_gone_safely()
-
-    async def _finish(
+    async def _send_window(
         self,
         chunk: ClaimedChunk,
-        terminal: Sequence[Terminal],
-        retries: Sequence[Retry],
+        run: Run,
+        signer: VapidSigning,
+        subject: str,
+        sendable: deque[tuple[PendingRecipient, bytes]],
+        ended: list[Terminal],
     ) -> None:
-        outcomes = await self._store.record_results(chunk, terminal, retries, self._clock.now())
-        try:
-            await self._report(outcomes)
-        except Exception as error:  # the reporter loop tries again
-            log.warning("reporting is unavailable; outcomes kept for later", error=str(error))
-
-    def _common_headers(self, run: Run) -> dict[str, str]:
-        return {
+        headers = {
             "TTL": str(run.ttl_seconds),
             "Urgency": run.urgency,
             "Topic": topic_for(run.run_id),
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
         }
+        authorizations: dict[str, str] = {}
+        in_flight: dict[asyncio.Future[PushAnswer], PendingRecipient] = {}
+        retries: list[Retry] = []
+        refused_logged = False
+        lease = self._settings.delivery_lease_seconds
+        while sendable or in_flight or ended or retries:
+            launch = [sendable.popleft() for _ in range(min(len(sendable), self.window - len(in_flight)))]
+            if launch or ended or retries:
+                # Results so far and the attempts about to start, in one fenced commit:
+                # nothing is sent that is not counted, nothing finished stays unrecorded.
+                held = await self._store.record_progress(
+                    chunk,
+                    run.campaign_id,
+                    attempting=[r.recipient_id for r, _ in launch],
+                    terminal=ended,
+                    retries=retries,
+                    now=self._clock.now(),
+                    lease_seconds=lease,
+                )
+                if not held:
+                    for future in in_flight:
+                        future.cancel()
+                    log.warning("lost the lease on a chunk; stopped sending it", chunk_id=chunk.chunk_id)
+                    return
+                if ended:
+                    self._outbox_ready.set()
+                ended, retries = [], []
+            for recipient, body in launch:
+                origin = endpoint_origin(recipient.endpoint)
+                authorization = authorizations.get(origin)
+                if authorization is None:
+                    authorization = signer.authorization(audience=origin, subject=subject)
+                    authorizations[origin] = authorization
+                future = asyncio.ensure_future(
+                    self._sender.post(
+                        recipient.endpoint, body, {**headers, "Authorization": authorization}
+                    )
+                )
+                in_flight[future] = recipient
+            if not in_flight:
+                continue
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            now = self._clock.now()
+            for future in done:
+                recipient = in_flight.pop(future)
+                answer = future.result()
+                if answer.status in (401, 403) and not refused_logged:
+                    refused_logged = True
+                    log.warning(
+                        "push service refused our VAPID signature",
+                        status=answer.status,
+                        push_service=endpoint_origin(recipient.endpoint),
+                        response_excerpt=answer.body_excerpt,
+                    )
+                match decide(answer, recipient.attempts + 1, self._policy, now):
+                    case Sent():
+                        ended.append(_terminal(recipient, RecipientState.SENT, None))
+                    case Failed(reason=reason, unsubscribe=unsubscribe):
+                        ended.append(
+                            _terminal(recipient, RecipientState.FAILED, reason, unsubscribe=unsubscribe)
+                        )
+                    case RetryLater(reason=reason, delay_seconds=delay):
+                        retries.append(
+                            Retry(recipient.recipient_id, reason.value, now + timedelta(seconds=delay))
+                        )
+        await self._store.release_chunk(chunk, self._clock.now())
 
-    def _payload(self, run: Run) -> bytes:
-        key = (run.site_id, run.run_id)
-        payload = self._payloads.get(key)
-        if payload is None:
-            payload = build_payload(run)
-            self._payloads[key] = payload
-            if len(self._payloads) > PAYLOAD_CACHE_SIZE:
-                self._payloads.popitem(last=False)
-        return payload
+    async def _close_chunk(self, chunk: ClaimedChunk, run: Run, ended: Sequence[Terminal]) -> None:
+        if await self._store.record_progress(
+            chunk,
+            run.campaign_id,
+            terminal=ended,
+            now=self._clock.now(),
+            lease_seconds=self._settings.delivery_lease_seconds,
+        ):
+            await self._store.release_chunk(chunk, self._clock.now())
+            self._outbox_ready.set()
 
-    async def _signer(self, site_id: str) -> tuple[VapidSigning, str]:
-        cached = self._signers.get(site_id)
-        if cached and cached.expires > time.monotonic():
-            return cached.signer, cached.subject
+    async def _postpone(self, chunk: ClaimedChunk, why: str) -> None:
+        log.warning("chunk postponed", chunk_id=chunk.chunk_id, why=why)
+        retry_at = self._clock.now() + timedelta(seconds=self._policy.backoff(1))
+        await self._store.release_chunk(chunk, self._clock.now(), not_before=retry_at)
+
+    async def _site(self, site_id: str) -> tuple[SiteCredentials, VapidSigning]:
+        cached = self._sites.get(site_id)
+        if cached is not None:
+            return cached
         credentials = await self._credentials.site_credentials(site_id)
         try:
             signer = self._encryptor.signer(credentials.vapid_private_key)
@@ -333,51 +430,78 @@ class DeliveryWorkers:
             raise CredentialsUnavailable(
                 f"the site's VAPID private key is unusable: {type(error).__name__}", permanent=True
             ) from None
-        self._signers[site_id] = _CachedSigner(
-            signer, credentials.vapid_subject, time.monotonic() + SIGNER_TTL_SECONDS
+        self._sites[site_id] = (credentials, signer)
+        return credentials, signer
+
+    # The outbox: outcomes and audiences to reporting, gone subscribers to segment.
+
+    async def relay_outbox_once(self) -> bool:
+        """Claims one batch of outbox rows and hands it to its peer; False when empty."""
+        owner = f"{self._process_id}:outbox"
+        now = self._clock.now()
+        items = await self._store.claim_outbox(
+            (OutboxKind.OUTCOME, OutboxKind.AUDIENCE, OutboxKind.UNSUBSCRIBE),
+            owner,
+            now,
+            OUTBOX_LEASE_SECONDS,
+            OUTBOX_BATCH,
         )
-        return signer, credentials.vapid_subject
+        if not items:
+            return False
+        groups: dict[tuple[OutboxKind, str], list[OutboxItem]] = defaultdict(list)
+        for item in items:
+            groups[(item.kind, item.site_id)].append(item)
+        settled: list[int] = []
+        failed: list[int] = []
+        for (kind, site_id), batch in groups.items():
+            try:
+                if kind is OutboxKind.OUTCOME:
+                    await self._outcomes.record_outcomes(site_id, batch)
+                elif kind is OutboxKind.AUDIENCE:
+                    for item in batch:
+                        await self._outcomes.record_audience(
+                            site_id, item.run_id, item.campaign_id, item.count
+                        )
+                else:
+                    await self._pruner.unsubscribe(
+                        site_id, [(item.subscriber_id, item.reason) for item in batch]
+                    )
+            except Exception as error:  # kept for the next round
+                log.warning(
+                    "a peer did not accept the outbox; kept for later",
+                    kind=kind.value,
+                    error=f"{type(error).__name__}: {error}"[:300],
+                )
+                failed += [item.outbox_id for item in batch]
+            else:
+                settled += [item.outbox_id for item in batch]
+        await self._store.settle_outbox(owner, settled)
+        if failed:
+            retry_at = self._clock.now() + timedelta(seconds=self._policy.backoff(1))
+            await self._store.release_outbox(owner, failed, retry_at)
+        return not failed
 
-    # Pruning gone subscribers.
+    async def drain_outbox(self) -> None:
+        """Relays until the outbox is empty or a peer fails (tests, shutdown)."""
+        while await self.relay_outbox_once():
+            pass
 
-    async def unsubscribe_gone(self) -> int:
-        """Unsubscribes, in segment, every subscriber a push service called gone that
-        segment has not accepted yet; returns how many. Raises if segment fails, leaving
-        the rest pending for the next round."""
-        done = 0
-        while True:
-            batch = await self._store.pending_unsubscribes(PRUNE_BATCH)
-            for pending in batch:
-                await self._pruner.unsubscribe(pending.site_id, pending.subscriber_id, pending.reason)
-                await self._store.mark_unsubscribed([pending.recipient_id])
-                done += 1
-            if len(batch) < PRUNE_BATCH:
-                return done
 
-    async def _unsubscribe_gone_safely(self) -> None:
-        try:
-            await self.unsubscribe_gone()
-        except Exception as error:  # the background loop tries again
-            log.warning("segment is unavailable; gone subscribers kept for later", error=str(error))
+def _terminal(
+    recipient: PendingRecipient,
+    state: RecipientState,
+    reason: Reason | None,
+    *,
+    unsubscribe: bool = False,
+) -> Terminal:
+    return Terminal(
+        recipient_id=recipient.recipient_id,
+        subscriber_id=recipient.subscriber_id,
+        browser=recipient.browser,
+        state=state,
+        reason=reason.value if reason else "",
+        unsubscribe=unsubscribe,
+    )
 
-    # Reporting.
 
-    async def _report(self, outcomes: Sequence[ReportableOutcome]) -> None:
-        by_site: dict[str, list[ReportableOutcome]] = defaultdict(list)
-        for outcome in outcomes:
-            by_site[outcome.site_id].append(outcome)
-        for site_id, batch in by_site.items():
-            await self._outcomes.record_outcomes(site_id, batch)
-            await self._store.mark_reported([o.recipient_id for o in batch])
-
-    async def report_unreported(self) -> int:
-        """Sends every terminal outcome reporting has not accepted yet; returns how many."""
-        reported = 0
-        while True:
-            batch = await self._store.unreported_outcomes(REPORT_BATCH)
-            if not batch:
-                return reported
-            await self._report(batch)
-            reported += len(batch)
-            if len(batch) < REPORT_BATCH:
-                return reported
+__all__ = ["DeliveryWorkers"]

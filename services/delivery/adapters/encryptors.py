@@ -9,32 +9,12 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-
-class VapidSigning(Protocol):
-    @property
-    def public_key(self) -> bytes: ...
-
-    def authorization(self, audience: str, subject: str, expires_in: int = 43200) -> str:
-        """The `Authorization: vapid t=<jwt>, k=<key>` header value for one push service."""
-        ...
-
-
-class Encryptor(Protocol):
-    name: str
-
-    def encrypt_batch(
-        self, payload: bytes, recipients: Sequence[tuple[bytes, bytes]]
-    ) -> list[bytes | Exception]:
-        """aes128gcm bodies, one per (p256dh, auth); a failed slot holds its exception.
-        Blocking: call it from a thread."""
-        ...
-
-    def signer(self, private_key: bytes) -> VapidSigning: ...
+from services.delivery.domain.ports import Encryptor, VapidSigning
 
 
 class NativeEncryptor:
@@ -46,9 +26,9 @@ class NativeEncryptor:
         self._native = encrypt_rs
 
     def encrypt_batch(
-        self, payload: bytes, recipients: Sequence[tuple[bytes, bytes]]
+        self, payloads: Sequence[bytes], recipients: Sequence[tuple[bytes, bytes]]
     ) -> list[bytes | Exception]:
-        return list(self._native.encrypt_batch(payload, list(recipients)))
+        return list(self._native.encrypt_batch(list(payloads), list(recipients)))
 
     def signer(self, private_key: bytes) -> VapidSigning:
         return self._native.VapidSigner(private_key)  # type: ignore[no-any-return]
@@ -95,12 +75,12 @@ class PythonEncryptor:
     name = "python"
 
     def encrypt_batch(
-        self, payload: bytes, recipients: Sequence[tuple[bytes, bytes]]
+        self, payloads: Sequence[bytes], recipients: Sequence[tuple[bytes, bytes]]
     ) -> list[bytes | Exception]:
         from pywebpush import WebPusher
 
         bodies: list[bytes | Exception] = []
-        for p256dh, auth in recipients:
+        for payload, (p256dh, auth) in zip(payloads, recipients, strict=True):
             try:
                 pusher = WebPusher(
                     {

@@ -1,0 +1,210 @@
+"""The domain's ports over gRPC: campaign (site credentials), segment (audience snapshot,
+subscriber checks, unsubscribes) and reporting (outcomes, audiences), each called with
+the internal token on behalf of the site."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
+from clarion.common.v1 import common_pb2
+from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
+from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc, subscriber_pb2
+from services.delivery.domain.ports import (
+    AudiencePage,
+    CredentialsUnavailable,
+    PeerUnavailable,
+    SiteCredentials,
+)
+from services.delivery.models import RecipientState, TargetKind
+from services.delivery.store import Member, OutboxItem
+from services.kit.peers import Peers
+
+DELIVERY_STATUS = {
+    RecipientState.SENT: common_pb2.DELIVERY_STATUS_SENT,
+    RecipientState.FAILED: common_pb2.DELIVERY_STATUS_FAILED,
+    RecipientState.SUPPRESSED: common_pb2.DELIVERY_STATUS_SUPPRESSED,
+    RecipientState.EXPIRED: common_pb2.DELIVERY_STATUS_EXPIRED,
+}
+_REASON_PREFIX = "DELIVERY_REASON_"
+
+# The peer refused the request itself: asking again will not help.
+_PERMANENT = (
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.PERMISSION_DENIED,
+)
+
+
+def reason_enum(reason: str) -> int:
+    """A stored reason word as clarion.common.v1.DeliveryReason ("" is UNSPECIFIED)."""
+    if not reason:
+        return common_pb2.DELIVERY_REASON_UNSPECIFIED
+    return common_pb2.DeliveryReason.Value(_REASON_PREFIX + reason.upper())
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _unavailable(call: str, error: grpc.aio.AioRpcError) -> PeerUnavailable:
+    return PeerUnavailable(
+        f"{call}: {error.code().name}: {error.details()}", permanent=error.code() in _PERMANENT
+    )
+
+
+class GrpcSiteCredentials:
+    def __init__(self, peers: Peers) -> None:
+        self._peers = peers
+
+    async def site_credentials(self, site_id: str) -> SiteCredentials:
+        stub = site_service_pb2_grpc.SiteServiceStub(self._peers.channel("campaign"))
+        try:
+            response = await stub.GetSiteCredentials(
+                site_service_pb2.GetSiteCredentialsRequest(),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise CredentialsUnavailable(
+                f"campaign.GetSiteCredentials: {error.code().name}: {error.details()}",
+                permanent=error.code() in _PERMANENT,
+            ) from None
+        if not response.vapid_private_key or not response.engagement_secret:
+            raise CredentialsUnavailable("the site has no VAPID key", permanent=True)
+        return SiteCredentials(
+            site_id=site_id,
+            vapid_private_key=response.vapid_private_key,
+            vapid_public_key=response.vapid_public_key,
+            vapid_subject=response.vapid_subject,
+            engagement_secret=response.engagement_secret,
+        )
+
+
+class GrpcAudience:
+    def __init__(self, peers: Peers) -> None:
+        self._peers = peers
+
+    def _stub(self) -> segment_service_pb2_grpc.SegmentServiceStub:
+        return segment_service_pb2_grpc.SegmentServiceStub(self._peers.channel("segment"))
+
+    async def audience_page(
+        self,
+        site_id: str,
+        snapshot_time: datetime,
+        subscriber_ids: Sequence[str],
+        page_token: str,
+        page_size: int,
+    ) -> AudiencePage:
+        try:
+            response = await self._stub().ListAudienceMembers(
+                segment_service_pb2.ListAudienceMembersRequest(
+                    snapshot_time=_timestamp(snapshot_time),
+                    subscriber_ids=list(subscriber_ids),
+                    page_size=page_size,
+                    page_token=page_token,
+                ),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable("segment.ListAudienceMembers", error) from None
+        members = []
+        for m in response.members:
+            target = m.target
+            if target.WhichOneof("target") == "apns":
+                kind, endpoint, p256dh, auth = TargetKind.APNS, target.apns.device_token, b"", b""
+            else:
+                web = target.web_push
+                kind, endpoint, p256dh, auth = TargetKind.WEB_PUSH, web.endpoint, web.p256dh, web.auth
+            members.append(
+                Member(
+                    subscriber_id=m.subscriber_id,
+                    profile_id=m.profile_id,
+                    timezone=m.timezone,
+                    browser=m.browser,
+                    target_kind=kind,
+                    endpoint=endpoint,
+                    p256dh=p256dh,
+                    auth=auth,
+                    unsubscribed=m.unsubscribed,
+                )
+            )
+        return AudiencePage(members, response.next_page_token)
+
+    async def inactive_subscribers(self, site_id: str, subscriber_ids: Sequence[str]) -> set[str]:
+        try:
+            response = await self._stub().CheckSubscribers(
+                segment_service_pb2.CheckSubscribersRequest(subscriber_ids=list(subscriber_ids)),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable("segment.CheckSubscribers", error) from None
+        return set(response.inactive_subscriber_ids)
+
+
+class GrpcSubscriberPruner:
+    def __init__(self, peers: Peers) -> None:
+        self._peers = peers
+
+    async def unsubscribe(self, site_id: str, gone: Sequence[tuple[str, str]]) -> None:
+        stub = segment_service_pb2_grpc.SegmentServiceStub(self._peers.channel("segment"))
+        await stub.BatchUnsubscribeSubscribers(
+            segment_service_pb2.BatchUnsubscribeSubscribersRequest(
+                unsubscriptions=[
+                    subscriber_pb2.Unsubscription(
+                        subscriber_id=subscriber_id,
+                        reason=reason_enum(reason),  # type: ignore[arg-type]
+                    )
+                    for subscriber_id, reason in gone
+                ]
+            ),
+            metadata=self._peers.metadata(site_id),
+            timeout=self._peers.timeout,
+        )
+
+
+class GrpcOutcomeSink:
+    def __init__(self, peers: Peers) -> None:
+        self._peers = peers
+
+    def _stub(self) -> reporting_service_pb2_grpc.ReportingServiceStub:
+        return reporting_service_pb2_grpc.ReportingServiceStub(self._peers.channel("reporting"))
+
+    async def record_outcomes(self, site_id: str, outcomes: Sequence[OutboxItem]) -> None:
+        await self._stub().RecordDeliveryOutcomes(
+            reporting_service_pb2.RecordDeliveryOutcomesRequest(
+                outcomes=[_outcome(o) for o in outcomes]
+            ),
+            metadata=self._peers.metadata(site_id),
+            timeout=self._peers.timeout,
+        )
+
+    async def record_audience(self, site_id: str, run_id: str, campaign_id: str, audience: int) -> None:
+        await self._stub().RecordRunAudience(
+            reporting_service_pb2.RecordRunAudienceRequest(
+                run_id=run_id, campaign_id=campaign_id, audience=audience
+            ),
+            metadata=self._peers.metadata(site_id),
+            timeout=self._peers.timeout,
+        )
+
+
+def _outcome(outcome: OutboxItem) -> reporting_pb2.DeliveryOutcome:
+    return reporting_pb2.DeliveryOutcome(
+        run_id=outcome.run_id,
+        campaign_id=outcome.campaign_id,
+        subscriber_id=outcome.subscriber_id,
+        status=DELIVERY_STATUS[RecipientState(outcome.state)],
+        reason=reason_enum(outcome.reason),  # type: ignore[arg-type]
+        browser=outcome.browser,  # type: ignore[arg-type]
+        occur_time=_timestamp(outcome.occur_time),
+    )
