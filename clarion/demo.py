@@ -333,7 +333,9 @@ async def _wait_for_report(
                 )
                 report = response.report
                 settled = report.sent + report.failed + report.suppressed + report.expired
-                if settled >= report.audience and (until is None or until(report)):
+                # The audience arrives once delivery has resolved it; until then it is 0.
+                complete = report.audience and settled >= report.audience
+                if complete and (until is None or until(report)):
                     return report
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.NOT_FOUND:

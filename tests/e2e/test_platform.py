@@ -206,13 +206,28 @@ class TestCampaignDelivery:
                     timeout=30,
                 )
             await _settled_report(stack, site.api_key, campaign_id)
-            # What the service worker would do: read the pushed payload, report back.
-            payload = json.loads(simulator.messages(subscriptions[0].endpoint)[-1].plaintext)
-            assert payload["run_id"] == sent.run.run_id and payload["title"] == "Hi"
-            for subscriber_id, kind in [(ids[0], "viewed"), (ids[1], "viewed"), (ids[0], "clicked"), (ids[0], "clicked")]:
+            # What the service worker would do: read the pushed payload, report back with
+            # the subscriber id and engagement token that payload carried.
+            payloads = [
+                json.loads(simulator.messages(s.endpoint)[-1].plaintext) for s in subscriptions[:2]
+            ]
+            assert [p["subscriber_id"] for p in payloads] == ids[:2]
+            assert payloads[0]["run_id"] == sent.run.run_id and payloads[0]["title"] == "Hi"
+            for payload, kind in [
+                (payloads[0], "viewed"),
+                (payloads[1], "viewed"),
+                (payloads[0], "clicked"),
+                (payloads[0], "clicked"),
+            ]:
                 async with session.post(
                     f"{stack.gateway_url}/v1/sites/{site.site_id}/events",
-                    json={"kind": kind, "run_id": payload["run_id"], "campaign_id": campaign_id, "subscriber_id": subscriber_id},
+                    json={
+                        "kind": kind,
+                        "run_id": payload["run_id"],
+                        "campaign_id": campaign_id,
+                        "subscriber_id": payload["subscriber_id"],
+                        "engagement_token": payload["engagement_token"],
+                    },
                 ) as response:
                     assert response.status == 202, await response.text()
         report = await _settled_report(stack, site.api_key, campaign_id)
@@ -232,7 +247,9 @@ async def _settled_report(stack: EmbeddedStack, api_key: str, campaign_id: str, 
                     timeout=5,
                 )
                 report = response.report
-                if report.sent + report.failed + report.suppressed + report.expired >= report.audience:
+                settled = report.sent + report.failed + report.suppressed + report.expired
+                # The audience arrives once delivery has resolved it; until then it is 0.
+                if report.audience and settled >= report.audience:
                     return report
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.NOT_FOUND:
