@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from clarion.embedded import tune_gc, until_signalled
 from services.kit.config import SERVICE_NAMES, Settings
 from services.kit.logging import configure_logging, get_logger
 
@@ -20,15 +19,6 @@ log = get_logger("clarion.cli")
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -70,7 +60,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             **{name: stack.address(name) for name in SERVICE_NAMES},
         )
         try:
-            await _until_signalled()
+            await until_signalled()
         finally:
             await stack.stop()
 
@@ -91,9 +81,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             factory = _service_factory(args.service)
             server = await factory(settings.listen_for(args.service), settings)
         await server.start()  # type: ignore[attr-defined]
+        tune_gc()
         log.info("serving", service=args.service, port=server.port)  # type: ignore[attr-defined]
         try:
-            await _until_signalled()
+            await until_signalled()
         finally:
             await server.stop()  # type: ignore[attr-defined]
 
@@ -118,7 +109,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
         url = await simulator.start(args.host, args.port)
         log.info("push-service simulator listening", url=url)
         try:
-            await _until_signalled()
+            await until_signalled()
         finally:
             await simulator.stop()
 

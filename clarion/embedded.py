@@ -1,4 +1,6 @@
-"""The embedded default: every service and the gateway in one process, over gRPC on loopback.
+"""The embedded default: every service and the gateway on one machine, over gRPC on
+loopback; delivery in a process of its own so that sending and the other services use
+both cores.
 
 This module is the composition root, the one place that knows all services; the
 services themselves never import each other.
@@ -6,9 +8,15 @@ services themselves never import each other.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+import multiprocessing
 import secrets
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 from pydantic import SecretStr
@@ -16,6 +24,10 @@ from pydantic import SecretStr
 from services.kit.clock import Clock
 from services.kit.config import SERVICE_NAMES, Settings
 from services.kit.grpcserver import ManagedServer
+from services.kit.logging import configure_logging
+
+# How long a stopping delivery process may take to finish its in-flight sends.
+DELIVERY_STOP_SECONDS = 30.0
 
 
 def _factories() -> dict[str, Callable[..., Awaitable[ManagedServer]]]:
@@ -34,10 +46,86 @@ def ensure_internal_token(settings: Settings) -> None:
         settings.__dict__.pop("internal_token_value", None)
 
 
+def tune_gc() -> None:
+    """Long-lived servers: objects made at start-up are never garbage, and the default
+    thresholds make the collector run every few hundred allocations on the send path."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+async def until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _serve_delivery(values: dict[str, Any], port_out: Connection) -> None:
+    """The delivery process: binds an ephemeral port, reports it, serves until SIGTERM."""
+    settings = Settings(**values)
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def serve() -> None:
+        from services.delivery.server import create_server
+
+        server = await create_server(settings.listen_for("delivery"), settings)
+        await server.start()
+        port_out.send(server.port)
+        port_out.close()
+        tune_gc()
+        try:
+            await until_signalled()
+        finally:
+            await server.stop()
+
+    asyncio.run(serve())
+
+
+@dataclass
+class DeliveryProcess:
+    process: multiprocessing.process.BaseProcess
+    port: int
+
+    @classmethod
+    async def start(cls, settings: Settings, address: str) -> DeliveryProcess:
+        context = multiprocessing.get_context("spawn")
+        receive, send = context.Pipe(duplex=False)
+        values = {**settings.model_dump(), "delivery_listen": address}
+        process = context.Process(
+            target=_serve_delivery, args=(values, send), name="clarion-delivery", daemon=True
+        )
+        process.start()
+        send.close()
+        ready = await asyncio.to_thread(receive.poll, 120)
+        if not ready:
+            process.kill()
+            raise RuntimeError("the delivery process did not start within 120 s")
+        try:
+            port = int(receive.recv())
+        except EOFError:
+            process.join(5)
+            raise RuntimeError(
+                f"the delivery process exited on start (code {process.exitcode}); see its log"
+            ) from None
+        return cls(process, port)
+
+    async def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()  # SIGTERM: finish in-flight sends, then exit
+            await asyncio.to_thread(self.process.join, DELIVERY_STOP_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            await asyncio.to_thread(self.process.join, 5)
+
+
 @dataclass
 class EmbeddedStack:
     settings: Settings
     servers: dict[str, ManagedServer] = field(default_factory=dict)
+    delivery_process: DeliveryProcess | None = None
     gateway: Any = None
 
     @property
@@ -45,6 +133,8 @@ class EmbeddedStack:
         return str(self.gateway.url)
 
     def address(self, service: str) -> str:
+        if service == "delivery" and self.delivery_process is not None:
+            return f"127.0.0.1:{self.delivery_process.port}"
         return self.servers[service].address
 
     @classmethod
@@ -55,23 +145,33 @@ class EmbeddedStack:
         ephemeral_ports: bool = False,
         clock: Clock | None = None,
         with_gateway: bool = True,
+        delivery_in_process: bool | None = None,
     ) -> EmbeddedStack:
         """Binds every service (port 0 when `ephemeral_ports`), then starts them.
 
         Binding all before starting any lets each learn the others' real addresses:
-        peers open their channels lazily from the shared settings.
+        peers open their channels lazily from the shared settings. Delivery runs in a
+        process of its own unless `delivery_in_process` (or an injected clock, which
+        another process cannot share) keeps it here.
         """
         from services.gateway.server import create_gateway
 
+        if delivery_in_process is None:
+            delivery_in_process = clock is not None
         ensure_internal_token(settings)
         stack = cls(settings)
         factories = _factories()
         try:
-            for name in SERVICE_NAMES:
+            here = [n for n in SERVICE_NAMES if delivery_in_process or n != "delivery"]
+            for name in here:
                 address = "127.0.0.1:0" if ephemeral_ports else settings.listen_for(name)
                 stack.servers[name] = await factories[name](address, settings, clock=clock)
             for name, server in stack.servers.items():
                 setattr(settings, f"{name}_address", f"127.0.0.1:{server.port}")
+            if not delivery_in_process:
+                address = "127.0.0.1:0" if ephemeral_ports else settings.listen_for("delivery")
+                stack.delivery_process = await DeliveryProcess.start(settings, address)
+                settings.delivery_address = stack.address("delivery")
             for server in stack.servers.values():
                 await server.start()
             if with_gateway:
@@ -81,6 +181,7 @@ class EmbeddedStack:
         except BaseException:
             await stack.stop()
             raise
+        tune_gc()
         return stack
 
     async def stop(self) -> None:
@@ -88,6 +189,9 @@ class EmbeddedStack:
             await self.gateway.stop()
             self.gateway = None
         # Delivery first, so in-flight sends finish while their peers are still up.
+        if self.delivery_process is not None:
+            await self.delivery_process.stop()
+            self.delivery_process = None
         for name in ("delivery", "campaign", "segment", "reporting"):
             server = self.servers.pop(name, None)
             if server is not None:

@@ -147,6 +147,13 @@ class DeliveryChunkRow(Model):
     # Bumped by every claim; every write of the chunk's results must name the current
     # value, so a worker that lost its lease can no longer write.
     fence: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Its recipients by state, kept in step by the same fenced UPDATE that renews the
+    # lease, so a run's progress is a sum over its chunks, not a count over recipients.
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DeliveryRecipientRow(Model):

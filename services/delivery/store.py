@@ -12,12 +12,15 @@ sets (executemany), compiled once by SQLAlchemy's statement cache, and plain row
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.delivery.models import (
@@ -232,6 +235,10 @@ _RECORD_RETRY = (
     .values(reason=bindparam("new_reason"), not_before=bindparam("retry_at"))
 )
 _INSERT_OUTBOX = insert(OUTBOX)
+_STILL_PENDING = select(RECIPIENTS.c.recipient_id).where(
+    RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)),
+    RECIPIENTS.c.state == RecipientState.PENDING.value,
+)
 _INSERT_RECIPIENTS = insert(RECIPIENTS)
 
 
@@ -248,18 +255,13 @@ class DeliveryStore:
     async def create_run(self, run: NewRun, now: datetime) -> tuple[Run, bool]:
         """Inserts the run (PREPARING, snapshot taken now) unless (site, run_id) exists;
         returns the stored run and whether this call created it."""
+        # One statement decides, so concurrent starts of the same run make one row
+        # (a select-then-insert lets both see nothing and one fail on the key).
+        dialect_insert = postgresql_insert if self._postgres else sqlite_insert
         async with self._engine.begin() as conn:
-            existing = (
-                await conn.execute(
-                    select(RUNS).where(
-                        RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id
-                    )
-                )
-            ).first()
-            if existing is not None:
-                return _run(existing), False
-            await conn.execute(
-                insert(RUNS).values(
+            inserted = await conn.execute(
+                dialect_insert(RUNS)
+                .values(
                     site_id=run.site_id,
                     run_id=run.run_id,
                     campaign_id=run.campaign_id,
@@ -278,7 +280,10 @@ class DeliveryStore:
                     prepare_fence=0,
                     create_time=now,
                 )
+                .on_conflict_do_nothing(index_elements=[RUNS.c.site_id, RUNS.c.run_id])
+                .returning(RUNS.c.run_id)
             )
+            created = inserted.first() is not None
             row = (
                 await conn.execute(
                     select(RUNS).where(
@@ -286,7 +291,7 @@ class DeliveryStore:
                     )
                 )
             ).one()
-            return _run(row), True
+            return _run(row), created
 
     async def get_run(self, site_id: str, run_id: str) -> Run | None:
         runs = await self.get_runs(site_id, [run_id])
@@ -304,19 +309,17 @@ class DeliveryStore:
     async def run_counts(self, site_id: str, run_ids: Sequence[str]) -> dict[str, RunCounts]:
         if not run_ids:
             return {}
+        states = [state for state in RecipientState]
         statement = (
-            select(RECIPIENTS.c.run_id, RECIPIENTS.c.state, func.count())
-            .where(RECIPIENTS.c.site_id == site_id, RECIPIENTS.c.run_id.in_(list(run_ids)))
-            .group_by(RECIPIENTS.c.run_id, RECIPIENTS.c.state)
+            select(CHUNKS.c.run_id, *(func.coalesce(func.sum(CHUNKS.c[s.value]), 0) for s in states))
+            .where(CHUNKS.c.site_id == site_id, CHUNKS.c.run_id.in_(list(run_ids)))
+            .group_by(CHUNKS.c.run_id)
         )
-        by_run: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
+        counts = {run_id: RunCounts() for run_id in run_ids}
         async with self._engine.connect() as conn:
-            for run_id, state, count in await conn.execute(statement):
-                by_run[run_id][state] = count
-        return {
-            run_id: RunCounts(**{state.value: counts.get(state.value, 0) for state in RecipientState})
-            for run_id, counts in by_run.items()
-        }
+            for run_id, *sums in await conn.execute(statement):
+                counts[run_id] = RunCounts(**{s.value: int(n) for s, n in zip(states, sums, strict=True)})
+        return counts
 
     async def _finish_run_if_complete(self, conn: AsyncConnection, site_id: str, run_id: str, now: datetime) -> None:
         pending = (
@@ -434,11 +437,29 @@ class DeliveryStore:
                     )
                 )
             ).one()
+            # Queueing a member again is ignored (a retried page, or an id twice in it).
+            already = set(
+                (
+                    await conn.execute(
+                        select(RECIPIENTS.c.subscriber_id).where(
+                            RECIPIENTS.c.site_id == lease.site_id,
+                            RECIPIENTS.c.run_id == lease.run_id,
+                            RECIPIENTS.c.subscriber_id.in_([m.subscriber_id for m in members]),
+                        )
+                    )
+                ).scalars()
+            )
+            fresh: dict[str, Member] = {}
+            for member in members:
+                if member.subscriber_id not in already:
+                    fresh.setdefault(member.subscriber_id, member)
+            members = list(fresh.values())
             seq, queued = run.chunks, 0
             recipients: list[dict[str, Any]] = []
             outbox: list[dict[str, Any]] = []
             for start in range(0, len(members), chunk_size):
                 part = members[start : start + chunk_size]
+                suppressed_here = sum(member.unsubscribed for member in part)
                 chunk_id = (
                     await conn.execute(
                         insert(CHUNKS)
@@ -449,6 +470,11 @@ class DeliveryStore:
                             state=ChunkState.PENDING.value,
                             due_time=now,
                             fence=0,
+                            pending=len(part) - suppressed_here,
+                            sent=0,
+                            failed=0,
+                            suppressed=suppressed_here,
+                            expired=0,
                         )
                         .returning(CHUNKS.c.chunk_id)
                     )
@@ -672,8 +698,21 @@ class DeliveryStore:
             ]
 
     async def _hold_chunk(
-        self, conn: AsyncConnection, chunk: ClaimedChunk, now: datetime, lease_seconds: float
+        self,
+        conn: AsyncConnection,
+        chunk: ClaimedChunk,
+        now: datetime,
+        lease_seconds: float,
+        terminal: Sequence[Terminal] = (),
     ) -> bool:
+        """Renews the lease if the fence still holds, counting `terminal` into the
+        chunk's per-state totals in the same statement."""
+        by_state = Counter(t.state.value for t in terminal)
+        counts = {
+            state: CHUNKS.c[state] + by_state[state] for state in by_state
+        }
+        if by_state:
+            counts["pending"] = CHUNKS.c.pending - len(terminal)
         held = await conn.execute(
             update(CHUNKS)
             .where(
@@ -681,7 +720,7 @@ class DeliveryStore:
                 CHUNKS.c.fence == chunk.fence,
                 CHUNKS.c.state == ChunkState.PENDING.value,
             )
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds), **counts)
         )
         return held.rowcount == 1
 
@@ -700,7 +739,18 @@ class DeliveryStore:
         made, records finished sends (and their outbox rows). False: the lease was lost
         to another worker and nothing was written; stop working on the chunk."""
         async with self._engine.begin() as conn:
-            if not await self._hold_chunk(conn, chunk, now, lease_seconds):
+            if terminal:
+                # Only a recipient still pending gets an outcome (never overwritten), and
+                # only those count into the chunk's totals.
+                pending = set(
+                    (
+                        await conn.execute(
+                            _STILL_PENDING, {"ids": [t.recipient_id for t in terminal]}
+                        )
+                    ).scalars()
+                )
+                terminal = [t for t in terminal if t.recipient_id in pending]
+            if not await self._hold_chunk(conn, chunk, now, lease_seconds, terminal):
                 return False
             if attempting:
                 await conn.execute(_MARK_ATTEMPTED, {"ids": list(attempting)})
@@ -905,6 +955,7 @@ def _outcome_row(
 
 
 __all__ = [
+    "SENDABLE_RUN_STATES",
     "ClaimedChunk",
     "DeliveryStore",
     "Member",
@@ -916,6 +967,5 @@ __all__ = [
     "Retry",
     "Run",
     "RunCounts",
-    "SENDABLE_RUN_STATES",
     "Terminal",
 ]

@@ -1,7 +1,10 @@
 """Fixtures for the delivery tests.
 
-- `private_database_url`: a database of its own (per backend) for the queue tests, so
-  their claims see only their own chunks (workers claim across all sites).
+- `engine` / `store`: a database of delivery's own per backend (SQLite, and PostgreSQL
+  when CLARION_TEST_POSTGRES_URL is set); `store` empties it first, because workers
+  claim runs and chunks across all sites and must see only the test's own.
+- In-memory fakes of the domain's ports (services/delivery/domain/ports.py) and a
+  `Harness` that drives `DeliveryWorkers` one step at a time on a FrozenClock.
 - `stack`: real campaign, segment, reporting and delivery servers on ephemeral ports,
   plus the push-service simulator; once per encryptor (python, and native when built).
 """
@@ -10,11 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
@@ -23,9 +36,26 @@ from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
 from clarion.simulator import PushServiceSimulator, SimulatedSubscription
 from services.campaign.admin import create_site
 from services.campaign.server import create_server as create_campaign_server
-from services.delivery.models import RecipientState
+from services.delivery.adapters.encryptors import create_encryptor
+from services.delivery.domain.ports import (
+    AudiencePage,
+    CredentialsUnavailable,
+    PeerUnavailable,
+    SiteCredentials,
+)
+from services.delivery.domain.rules import PushAnswer
+from services.delivery.domain.runs import DeliveryRuns, RunRequest
+from services.delivery.domain.worker import DeliveryWorkers
+from services.delivery.models import (
+    DeliveryChunkRow,
+    DeliveryOutboxRow,
+    DeliveryRecipientRow,
+    DeliveryRunRow,
+    TargetKind,
+)
 from services.delivery.server import create_server as create_delivery_server
-from services.delivery.store import DeliveryStore, Terminal
+from services.delivery.store import DeliveryStore, Member, OutboxItem
+from services.kit.auth import internal_metadata
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
 from services.kit.db import create_engine_for, upgrade_to_head
@@ -35,11 +65,13 @@ from services.segment.server import create_server as create_segment_server
 from tests.support.sites import bearer
 
 ENCRYPTORS = ["python"] + (["native"] if importlib.util.find_spec("encrypt_rs") else [])
+# The fastest encryptor built, for tests about the queue rather than the cryptography.
+FAST_ENCRYPTOR = ENCRYPTORS[-1]
 
 LEASE = 30.0
 
 # Short timings so retries, timeouts and polling finish within a test.
-FAST_DELIVERY = {
+FAST_DELIVERY: dict[str, Any] = {
     "delivery_workers": 2,
     "delivery_poll_seconds": 0.05,
     "delivery_chunk_size": 20,
@@ -52,35 +84,377 @@ FAST_DELIVERY = {
 }
 
 
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 20.0, what: str = ""
+) -> None:
+    """Polls `check` until it is true; fails after `timeout` seconds (never a fixed sleep)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                result = check()
+                if not isinstance(result, bool):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"not within {timeout}s: {what or check}")
+
+
+def shared_payload(**fields: str) -> bytes:
+    """A PushPayload JSON as campaign renders it (without the per-recipient fields)."""
+    values = {"title": "Sale", "body": "50% off today", **fields}
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# The database.
+
+
 @pytest.fixture(scope="session")
 def private_database_url(database_factory: Callable[[], str]) -> str:
     return database_factory()
 
 
 @pytest.fixture(scope="session")
-async def store(private_database_url: str) -> AsyncIterator[DeliveryStore]:
+async def engine(private_database_url: str) -> AsyncIterator[AsyncEngine]:
     await asyncio.to_thread(upgrade_to_head, "delivery", private_database_url)
-    engine = create_engine_for(private_database_url)
-    yield DeliveryStore(engine)
-    await engine.dispose()
+    made = create_engine_for(private_database_url)
+    yield made
+    await made.dispose()
 
 
 @pytest.fixture
-async def drained(store: DeliveryStore) -> DeliveryStore:
-    """The store with no claimable chunk left over from an earlier test."""
-    far_future = FrozenClock().now().replace(year=2100)
-    while (chunk := await store.claim_chunk("drain", far_future, LEASE)) is not None:
-        pending = await store.due_recipients(chunk, far_future)
-        await store.record_results(
-            chunk,
-            [
-                Terminal(r.recipient_id, RecipientState.EXPIRED, "test_cleanup", False)
-                for r in pending
-            ],
-            [],
-            far_future,
+async def store(engine: AsyncEngine) -> DeliveryStore:
+    """The delivery store on an empty private database."""
+    async with engine.begin() as conn:
+        for table in (DeliveryOutboxRow, DeliveryRecipientRow, DeliveryChunkRow, DeliveryRunRow):
+            await conn.execute(delete(table.__table__))
+    return DeliveryStore(engine)
+
+
+@pytest.fixture
+def database_backend_name(engine: AsyncEngine) -> str:
+    return engine.dialect.name
+
+
+async def recipient_rows(engine: AsyncEngine, run_id: str) -> Counter[str]:
+    """How many recipient rows each subscriber of the run has."""
+    table = DeliveryRecipientRow.__table__
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(table.c.subscriber_id, func.count())
+            .where(table.c.run_id == run_id)
+            .group_by(table.c.subscriber_id)
         )
-    return store
+        return Counter({subscriber_id: count for subscriber_id, count in rows})
+
+
+async def outbox_outcomes(engine: AsyncEngine, run_id: str) -> Counter[str]:
+    """Outcome rows waiting in the outbox, per subscriber."""
+    table = DeliveryOutboxRow.__table__
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(table.c.subscriber_id, func.count())
+            .where(table.c.run_id == run_id, table.c.kind == "outcome")
+            .group_by(table.c.subscriber_id)
+        )
+        return Counter({subscriber_id: count for subscriber_id, count in rows})
+
+
+# Fakes of the ports.
+
+
+def public_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+
+
+_KEY, _P256DH = public_key()
+_AUTH = os.urandom(16)
+
+
+def members(n: int, *, prefix: str | None = None, unsubscribed: Sequence[int] = ()) -> list[Member]:
+    """`n` audience members on made-up push endpoints (one shared key pair, which the
+    fake transport never decrypts)."""
+    prefix = prefix or f"m{uuid.uuid4().hex[:8]}"
+    return [
+        Member(
+            subscriber_id=f"{prefix}_{i:06d}",
+            profile_id="",
+            timezone="UTC",
+            browser=common_pb2.BROWSER_FIREFOX,
+            target_kind=TargetKind.WEB_PUSH,
+            endpoint=f"https://push.test/{prefix}/{i:06d}",
+            p256dh=_P256DH,
+            auth=_AUTH,
+            unsubscribed=i in unsubscribed,
+        )
+        for i in range(n)
+    ]
+
+
+def subscription_member(sub: SimulatedSubscription, subscriber_id: str) -> Member:
+    """A member whose keys decrypt: a simulator subscription."""
+    return Member(
+        subscriber_id=subscriber_id,
+        profile_id="",
+        timezone="UTC",
+        browser=common_pb2.BROWSER_CHROME,
+        target_kind=TargetKind.WEB_PUSH,
+        endpoint=sub.endpoint,
+        p256dh=sub.p256dh,
+        auth=sub.auth,
+    )
+
+
+class FakeAudience:
+    """Segment's audience snapshot and checks. Page tokens are offsets into the site's
+    members sorted by id, so any worker can resume from a stored token."""
+
+    def __init__(self) -> None:
+        self.sites: dict[str, list[Member]] = {}
+        self.inactive: set[str] = set()
+        self.failure: PeerUnavailable | None = None
+        self.check_failure: PeerUnavailable | None = None
+        # After this many pages served, raise `failure_after` (or hang when None).
+        self.pages_before_trouble: int | None = None
+        self.failure_after: PeerUnavailable | None = None
+        self.hanging = asyncio.Event()
+        self.pages_served = 0
+        self.tokens_asked: list[str] = []
+        self.checked: list[str] = []
+
+    async def audience_page(
+        self,
+        site_id: str,
+        snapshot_time: datetime,
+        subscriber_ids: Sequence[str],
+        page_token: str,
+        page_size: int,
+    ) -> AudiencePage:
+        self.tokens_asked.append(page_token)
+        if self.failure is not None:
+            raise self.failure
+        if self.pages_before_trouble is not None and self.pages_served >= self.pages_before_trouble:
+            if self.failure_after is not None:
+                raise self.failure_after
+            self.hanging.set()
+            await asyncio.Event().wait()  # until the "process" is killed
+        everyone = sorted(self.sites.get(site_id, []), key=lambda m: m.subscriber_id)
+        if subscriber_ids:
+            wanted = set(subscriber_ids)
+            everyone = [m for m in everyone if m.subscriber_id in wanted]
+        start = int(page_token or 0)
+        page = everyone[start : start + page_size]
+        self.pages_served += 1
+        after = start + page_size
+        return AudiencePage(page, str(after) if after < len(everyone) else "")
+
+    async def inactive_subscribers(self, site_id: str, subscriber_ids: Sequence[str]) -> set[str]:
+        if self.check_failure is not None:
+            raise self.check_failure
+        self.checked += subscriber_ids
+        return self.inactive & set(subscriber_ids)
+
+
+class FakeTransport:
+    """Counts every POST per endpoint; answers 201 unless scripted. With `gate` set,
+    posts block until it is opened (a worker stalled mid-chunk)."""
+
+    def __init__(self) -> None:
+        self.posts: Counter[str] = Counter()
+        self.order: list[str] = []
+        self.sent: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
+        self.scripts: dict[str, list[PushAnswer]] = {}
+        self.gate: asyncio.Event | None = None
+        self.blocked = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def script(self, endpoint: str, *answers: PushAnswer) -> None:
+        """The next answers for `endpoint`; 201 once they are used up."""
+        self.scripts[endpoint] = list(answers)
+
+    async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> PushAnswer:
+        self.posts[endpoint] += 1
+        self.order.append(endpoint)
+        self.sent.setdefault(endpoint, []).append((body, headers))
+        if self.gate is not None:
+            self.blocked += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.blocked -= 1
+        script = self.scripts.get(endpoint)
+        if script:
+            return script.pop(0)
+        return PushAnswer(status=201)
+
+
+class FakeCredentials:
+    def __init__(self) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        self.private_key = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self.public_key = key.public_key().public_bytes(
+            Encoding.X962, PublicFormat.UncompressedPoint
+        )
+        self.engagement_secret = os.urandom(32)
+        self.failure: CredentialsUnavailable | None = None
+
+    async def site_credentials(self, site_id: str) -> SiteCredentials:
+        if self.failure is not None:
+            raise self.failure
+        return SiteCredentials(
+            site_id,
+            self.private_key,
+            self.public_key,
+            "mailto:ops@test.example",
+            self.engagement_secret,
+        )
+
+
+class FakePruner:
+    def __init__(self) -> None:
+        self.down = False
+        self.gone: list[tuple[str, str, str]] = []
+
+    async def unsubscribe(self, site_id: str, gone: Sequence[tuple[str, str]]) -> None:
+        if self.down:
+            raise ConnectionError("segment is down")
+        self.gone += [(site_id, subscriber_id, reason) for subscriber_id, reason in gone]
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.down = False
+        self.outcomes: list[OutboxItem] = []
+        self.audiences: list[tuple[str, str, int]] = []
+
+    async def record_outcomes(self, site_id: str, outcomes: Sequence[OutboxItem]) -> None:
+        if self.down:
+            raise ConnectionError("reporting is down")
+        self.outcomes += outcomes
+
+    async def record_audience(
+        self, site_id: str, run_id: str, campaign_id: str, audience: int
+    ) -> None:
+        if self.down:
+            raise ConnectionError("reporting is down")
+        self.audiences.append((site_id, run_id, audience))
+
+    def per_subscriber(self, run_id: str) -> Counter[str]:
+        return Counter(o.subscriber_id for o in self.outcomes if o.run_id == run_id)
+
+
+@dataclass
+class Harness:
+    """One delivery "process": DeliveryWorkers over the store with fakes of its ports."""
+
+    store: DeliveryStore
+    settings: Settings
+    clock: FrozenClock
+    audience: FakeAudience = field(default_factory=FakeAudience)
+    transport: FakeTransport = field(default_factory=FakeTransport)
+    credentials: FakeCredentials = field(default_factory=FakeCredentials)
+    pruner: FakePruner = field(default_factory=FakePruner)
+    sink: FakeSink = field(default_factory=FakeSink)
+    encryptor: str = FAST_ENCRYPTOR
+    workers: DeliveryWorkers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workers = DeliveryWorkers(
+            self.settings,
+            self.store,
+            create_encryptor(self.encryptor),  # type: ignore[arg-type]
+            self.transport,
+            credentials=self.credentials,
+            audience=self.audience,
+            pruner=self.pruner,
+            outcomes=self.sink,
+            clock=self.clock,
+        )
+
+    def sibling(self, **overrides: Any) -> Harness:
+        """Another process on the same database, site credentials and clock."""
+        values: dict[str, Any] = {
+            "store": self.store,
+            "settings": self.settings,
+            "clock": self.clock,
+            "credentials": self.credentials,
+        }
+        values.update(overrides)
+        return Harness(**values)
+
+    async def start_run(
+        self,
+        audience: Sequence[Member],
+        *,
+        site_id: str | None = None,
+        ttl_seconds: int = 3600,
+        urgency: str = "normal",
+        subscriber_ids: Sequence[str] = (),
+        payload: bytes | None = None,
+    ) -> tuple[str, str]:
+        """Registers the audience with the fake segment and starts a run through the
+        domain (as StartDeliveryRun does); returns (site_id, run_id)."""
+        site_id = site_id or f"site_{uuid.uuid4().hex}"
+        run_id = f"run_{uuid.uuid4().hex}"
+        self.audience.sites.setdefault(site_id, []).extend(audience)
+        await DeliveryRuns(self.store, self.clock).start(
+            site_id,
+            RunRequest(
+                run_id=run_id,
+                campaign_id=f"cmp_{run_id[4:12]}",
+                payload=payload or shared_payload(run_id=run_id),
+                ttl_seconds=ttl_seconds,
+                urgency=urgency,
+                subscriber_ids=list(subscriber_ids),
+            ),
+        )
+        self.workers.run_started()
+        return site_id, run_id
+
+    async def prepare_all(self) -> None:
+        while await self.workers.prepare_once():
+            pass
+
+    async def send_all(self, owner: str = "w") -> int:
+        """Sends chunks until none is due; returns how many were claimed."""
+        claimed = 0
+        while await self.workers.send_once(owner):
+            claimed += 1
+        return claimed
+
+    async def deliver(self) -> None:
+        """Prepare, send and relay until nothing is due now."""
+        await self.prepare_all()
+        await self.send_all()
+        await self.workers.drain_outbox()
+
+
+def harness_settings(settings_factory: Callable[..., Settings], **overrides: Any) -> Settings:
+    values = {**FAST_DELIVERY, "delivery_chunk_size": 10, "delivery_prepare_page_size": 25}
+    values.update(overrides)
+    return settings_factory(**values)
+
+
+@pytest.fixture
+async def harness(store: DeliveryStore, settings_factory) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    made = Harness(store, harness_settings(settings_factory), FrozenClock())
+    await made.workers.open()
+    yield made
+    await made.workers.close()
+
+
+# The real services.
 
 
 @pytest.fixture(scope="session")
@@ -114,64 +488,67 @@ class Stack:
         created = await create_site(self.settings, f"delivery test {uuid.uuid4().hex[:6]}", subject)
         return Site(created.site_id, created.api_key, created.vapid_public_key)
 
-    async def subscriber(self, site: Site) -> tuple[delivery_pb2.Recipient, SimulatedSubscription]:
-        """A simulator subscription registered with segment, as a delivery recipient."""
+    def internal(self, site: Site) -> tuple[tuple[str, str], ...]:
+        """What campaign sends: the internal token on behalf of the site."""
+        return internal_metadata(self.settings.internal_token_value, site.site_id)
+
+    async def subscriber(self, site: Site) -> tuple[str, SimulatedSubscription]:
+        """A simulator subscription registered with segment; returns (subscriber_id, sub)."""
         sub = self.simulator.mint_subscription(application_server_key=site.vapid_public_key)
-        subscription = common_pb2.PushSubscription(
-            endpoint=sub.endpoint, p256dh=sub.p256dh, auth=sub.auth
-        )
+        return await self.register(site, sub), sub
+
+    async def register(self, site: Site, sub: SimulatedSubscription) -> str:
         registered = await self.segment.RegisterSubscriber(
             segment_service_pb2.RegisterSubscriberRequest(
-                push_subscription=subscription, browser=common_pb2.BROWSER_FIREFOX, timezone="UTC"
+                push_subscription=common_pb2.PushSubscription(
+                    endpoint=sub.endpoint, p256dh=sub.p256dh, auth=sub.auth
+                ),
+                browser=common_pb2.BROWSER_FIREFOX,
+                timezone="UTC",
             ),
             metadata=site.metadata,
         )
-        recipient = delivery_pb2.Recipient(
-            subscriber_id=registered.subscriber.subscriber_id,
-            push_subscription=subscription,
-            browser=common_pb2.BROWSER_FIREFOX,
-        )
-        return recipient, sub
+        return registered.subscriber.subscriber_id
 
-    async def create_run(self, site: Site, **overrides: object) -> str:
-        values: dict[str, object] = {
-            "run_id": f"run_{uuid.uuid4().hex}",
+    def start_request(self, **overrides: Any) -> delivery_service_pb2.StartDeliveryRunRequest:
+        run_id = str(overrides.pop("run_id", f"run_{uuid.uuid4().hex}"))
+        values: dict[str, Any] = {
+            "run_id": run_id,
             "campaign_id": f"cmp_{uuid.uuid4().hex}",
-            "notification": common_pb2.Notification(title="Sale", body="50% off today"),
-            "ttl_seconds": 3600,
-            "urgency": common_pb2.URGENCY_HIGH,
+            "content": delivery_pb2.RunContent(
+                payload=shared_payload(run_id=run_id),
+                ttl_seconds=3600,
+                urgency=common_pb2.URGENCY_HIGH,
+            ),
         }
         values.update(overrides)
-        request = delivery_service_pb2.CreateDeliveryRunRequest(**values)  # type: ignore[arg-type]
-        await self.delivery.CreateDeliveryRun(request, metadata=site.metadata)
-        return request.run_id
+        return delivery_service_pb2.StartDeliveryRunRequest(**values)
 
-    async def send(
-        self, site: Site, run_id: str, recipients: list[delivery_pb2.Recipient]
-    ) -> delivery_pb2.DeliveryRun:
-        await self.delivery.EnqueueRecipients(
-            delivery_service_pb2.EnqueueRecipientsRequest(run_id=run_id, recipients=recipients),
-            metadata=site.metadata,
+    async def start_run(self, site: Site, **overrides: Any) -> delivery_pb2.DeliveryRun:
+        response = await self.delivery.StartDeliveryRun(
+            self.start_request(**overrides), metadata=self.internal(site)
         )
-        await self.delivery.StartDeliveryRun(
-            delivery_service_pb2.StartDeliveryRunRequest(run_id=run_id), metadata=site.metadata
-        )
-        return await self.wait_done(site, run_id)
+        return response.delivery_run
 
-    async def wait_done(
+    async def get_run(self, site: Site, run_id: str) -> delivery_pb2.DeliveryRun:
+        response = await self.delivery.GetDeliveryRun(
+            delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id), metadata=site.metadata
+        )
+        return response.delivery_run
+
+    async def wait_finished(
         self, site: Site, run_id: str, timeout: float = 20.0
     ) -> delivery_pb2.DeliveryRun:
-        async with asyncio.timeout(timeout):
-            while True:
-                run = (
-                    await self.delivery.GetDeliveryRun(
-                        delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id),
-                        metadata=site.metadata,
-                    )
-                ).delivery_run
-                if run.state == delivery_pb2.DELIVERY_RUN_STATE_DONE:
-                    return run
-                await asyncio.sleep(0.05)
+        """The run once every recipient has an outcome (DONE, or FAILED with a finish time)."""
+        found: list[delivery_pb2.DeliveryRun] = []
+
+        async def finished() -> bool:
+            run = await self.get_run(site, run_id)
+            found[:] = [run]
+            return run.HasField("finish_time")
+
+        await eventually(finished, timeout=timeout, what=f"run {run_id} finished")
+        return found[0]
 
     async def outcome(
         self, site: Site, run_id: str, subscriber_id: str
@@ -213,5 +590,6 @@ async def stack(
     finally:
         for channel in channels.values():
             await channel.close()
-        for server in servers.values():
-            await server.stop()
+        # Delivery first, so in-flight sends finish while their peers are still up.
+        for name in ("delivery", "campaign", "segment", "reporting"):
+            await servers[name].stop()

@@ -1,11 +1,10 @@
 """DeliveryService over real gRPC, with real campaign/segment/reporting servers and the
-push-service simulator on loopback."""
+push-service simulator on loopback (which decrypts every message with http_ece), once
+per encryptor and database backend."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import uuid
 
 import grpc
@@ -18,10 +17,13 @@ from clarion.segment.v1 import segment_service_pb2, subscriber_pb2
 from clarion.simulator import Behaviour
 from services.delivery.domain.payload import topic_for
 from services.kit.errors import error_info
-from tests.delivery.conftest import Site, Stack
+from services.kit.tokens import verify_engagement_token
+from tests.delivery.conftest import Site, Stack, eventually, shared_payload
 
 SENT = common_pb2.DELIVERY_STATUS_SENT
 FAILED = common_pb2.DELIVERY_STATUS_FAILED
+SUPPRESSED = common_pb2.DELIVERY_STATUS_SUPPRESSED
+DONE = delivery_pb2.DELIVERY_RUN_STATE_DONE
 
 
 async def rpc_error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
@@ -30,345 +32,416 @@ async def rpc_error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-de
     return caught.value
 
 
-def enqueue(stack: Stack, site: Site, run_id: str, recipients: list[delivery_pb2.Recipient]):  # type: ignore[no-untyped-def]
-    return stack.delivery.EnqueueRecipients(
-        delivery_service_pb2.EnqueueRecipientsRequest(run_id=run_id, recipients=recipients),
-        metadata=site.metadata,
-    )
-
-
-def get_run(stack: Stack, site: Site, run_id: str):  # type: ignore[no-untyped-def]
-    return stack.delivery.GetDeliveryRun(
-        delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id), metadata=site.metadata
-    )
-
-
-def fake_recipient(**subscription: object) -> delivery_pb2.Recipient:
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    values: dict[str, object] = {
-        "endpoint": f"https://push.example.test/{uuid.uuid4().hex}",
-        "p256dh": ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint),
-        "auth": os.urandom(16),
-    }
-    values.update(subscription)
-    return delivery_pb2.Recipient(
-        subscriber_id=f"sub_{uuid.uuid4().hex}",
-        push_subscription=common_pb2.PushSubscription(**values),  # type: ignore[arg-type]
-    )
-
-
-class TestCreateDeliveryRun:
-    async def test_is_idempotent_per_run_id(self, stack: Stack) -> None:
+class TestStartDeliveryRun:
+    async def test_a_site_api_key_may_not_start_a_run(self, stack: Stack) -> None:
         site = await stack.new_site()
-        run_id = await stack.create_run(site, campaign_id="cmp_1")
-        again = await stack.delivery.CreateDeliveryRun(
-            delivery_service_pb2.CreateDeliveryRunRequest(
-                run_id=run_id, campaign_id="cmp_1", notification=common_pb2.Notification(title="x")
-            ),
-            metadata=site.metadata,
+        await stack.subscriber(site)
+        request = stack.start_request()
+
+        error = await rpc_error(stack.delivery.StartDeliveryRun(request, metadata=site.metadata))
+
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(error).reason == "INTERNAL_ONLY"
+        error = await rpc_error(stack.get_run(site, request.run_id))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+
+    async def test_starts_preparing_and_is_idempotent(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        subscriber_id, sub = await stack.subscriber(site)
+        request = stack.start_request()
+
+        first = (
+            await stack.delivery.StartDeliveryRun(request, metadata=stack.internal(site))
+        ).delivery_run
+        again = (
+            await stack.delivery.StartDeliveryRun(request, metadata=stack.internal(site))
+        ).delivery_run
+
+        assert first.state == delivery_pb2.DELIVERY_RUN_STATE_PREPARING
+        assert (first.run_id, first.campaign_id) == (request.run_id, request.campaign_id)
+        assert again.run_id == first.run_id and again.create_time == first.create_time
+        await stack.wait_finished(site, request.run_id)
+        # Started twice, sent once.
+        assert len(stack.simulator.messages(sub.endpoint)) == 1
+        outcome = await stack.outcome(site, request.run_id, subscriber_id)
+        assert (outcome.status, outcome.attempts) == (SENT, 1)
+
+    async def test_concurrent_starts_make_one_run(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        request = stack.start_request()
+
+        answers = await asyncio.gather(
+            *[
+                stack.delivery.StartDeliveryRun(request, metadata=stack.internal(site))
+                for _ in range(4)
+            ]
         )
-        assert again.delivery_run.run_id == run_id
-        assert again.delivery_run.state == delivery_pb2.DELIVERY_RUN_STATE_QUEUEING
+
+        assert {a.delivery_run.run_id for a in answers} == {request.run_id}
+        assert len({a.delivery_run.create_time.ToNanoseconds() for a in answers}) == 1
 
     async def test_another_campaign_cannot_take_a_run_id(self, stack: Stack) -> None:
         site = await stack.new_site()
-        run_id = await stack.create_run(site, campaign_id="cmp_1")
-        error = await rpc_error(
-            stack.delivery.CreateDeliveryRun(
-                delivery_service_pb2.CreateDeliveryRunRequest(
-                    run_id=run_id,
-                    campaign_id="cmp_2",
-                    notification=common_pb2.Notification(title="x"),
-                ),
-                metadata=site.metadata,
-            )
-        )
+        run = await stack.start_run(site, campaign_id="cmp_1")
+
+        error = await rpc_error(stack.start_run(site, run_id=run.run_id, campaign_id="cmp_2"))
+
         assert error.code() == grpc.StatusCode.ALREADY_EXISTS
         assert error_info(error).reason == "RUN_ID_TAKEN"
 
+    async def test_the_same_run_id_in_another_site_is_another_run(self, stack: Stack) -> None:
+        one, two = await stack.new_site(), await stack.new_site()
+        run = await stack.start_run(one, campaign_id="cmp_1")
+        other = await stack.start_run(two, run_id=run.run_id, campaign_id="cmp_2")
+        assert other.campaign_id == "cmp_2"
+
     @pytest.mark.parametrize(
-        ("overrides", "reason"),
+        ("content", "reason", "field"),
         [
-            ({"run_id": ""}, "MISSING_FIELD"),
-            ({"notification": common_pb2.Notification(title="")}, "MISSING_FIELD"),
+            ({"payload": b""}, "INVALID_PAYLOAD", "content.payload"),
+            ({"payload": b"not json"}, "INVALID_PAYLOAD", "content.payload"),
+            ({"payload": b"[1]"}, "INVALID_PAYLOAD", "content.payload"),
             (
-                {"notification": common_pb2.Notification(title="t", target_url="javascript:x")},
-                "INVALID_URL",
+                {"payload": b'{"title":"t","subscriber_id":"x"}'},
+                "INVALID_PAYLOAD",
+                "content.payload",
             ),
-            ({"ttl_seconds": -1}, "INVALID_TTL"),
-            (
-                {"notification": common_pb2.Notification(title="t", body="x" * 5000)},
-                "PAYLOAD_TOO_LARGE",
-            ),
+            ({"payload": shared_payload(body="x" * 5000)}, "INVALID_PAYLOAD", "content.payload"),
+            ({"ttl_seconds": 0}, "INVALID_TTL", "content.ttl_seconds"),
+            ({"ttl_seconds": -1}, "INVALID_TTL", "content.ttl_seconds"),
+            ({"ttl_seconds": 28 * 24 * 3600 + 1}, "INVALID_TTL", "content.ttl_seconds"),
+            ({"urgency": 99}, "INVALID_URGENCY", "content.urgency"),
         ],
     )
-    async def test_rejects_bad_input(self, stack: Stack, overrides: dict, reason: str) -> None:
-        site = await stack.new_site()
-        error = await rpc_error(stack.create_run(site, **overrides))
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert error_info(error).reason == reason
-
-
-class TestEnqueueRecipients:
-    @pytest.mark.parametrize(
-        ("bad", "field"),
-        [
-            ({"subscriber_id": ""}, "recipients[1].subscriber_id"),
-            ({"endpoint": "ftp://push.example.test/x"}, "recipients[1].push_subscription.endpoint"),
-            ({"p256dh": b"\x04" + b"\x01" * 64}, "recipients[1].push_subscription.p256dh"),
-            ({"p256dh": b"short"}, "recipients[1].push_subscription.p256dh"),
-            ({"auth": b"x" * 15}, "recipients[1].push_subscription.auth"),
-        ],
-    )
-    async def test_one_bad_recipient_stores_nothing(
-        self, stack: Stack, bad: dict, field: str
+    async def test_rejects_bad_content(
+        self, stack: Stack, content: dict, reason: str, field: str
     ) -> None:
         site = await stack.new_site()
-        run_id = await stack.create_run(site)
-        broken = fake_recipient()
-        if "subscriber_id" in bad:
-            broken.subscriber_id = bad["subscriber_id"]
-        else:
-            for key, value in bad.items():
-                setattr(broken.push_subscription, key, value)
+        values = {"payload": shared_payload(), "ttl_seconds": 60, "urgency": common_pb2.URGENCY_LOW}
+        values.update(content)
+        request = stack.start_request(content=delivery_pb2.RunContent(**values))
 
         error = await rpc_error(
-            enqueue(stack, site, run_id, [fake_recipient(), broken, fake_recipient()])
+            stack.delivery.StartDeliveryRun(request, metadata=stack.internal(site))
         )
 
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert error_info(error).metadata["field"] == field
-        assert (await get_run(stack, site, run_id)).delivery_run.total == 0
+        info = error_info(error)
+        assert (info.reason, info.metadata["field"]) == (reason, field)
+        error = await rpc_error(stack.get_run(site, request.run_id))
+        assert error.code() == grpc.StatusCode.NOT_FOUND  # nothing stored
 
-    async def test_plain_http_needs_allow_insecure_endpoints(self, stack: Stack) -> None:
-        # The stack allows it (the simulator is plain HTTP); the default does not.
-        assert stack.settings.allow_insecure_endpoints
+    @pytest.mark.parametrize(
+        ("overrides", "reason", "field"),
+        [
+            ({"run_id": ""}, "MISSING_FIELD", "run_id"),
+            ({"run_id": "run with spaces"}, "INVALID_ID", "run_id"),
+            ({"campaign_id": ""}, "MISSING_FIELD", "campaign_id"),
+            (
+                {"audience": delivery_pb2.RunAudience(subscriber_ids=["ok", ""])},
+                "MISSING_FIELD",
+                "audience.subscriber_ids[1]",
+            ),
+            (
+                {
+                    "audience": delivery_pb2.RunAudience(
+                        subscriber_ids=[f"s{i}" for i in range(1001)]
+                    )
+                },
+                "TOO_MANY_SUBSCRIBERS",
+                "audience.subscriber_ids",
+            ),
+        ],
+    )
+    async def test_rejects_bad_ids(
+        self, stack: Stack, overrides: dict, reason: str, field: str
+    ) -> None:
         site = await stack.new_site()
-        run_id = await stack.create_run(site)
-        queued = await enqueue(
-            stack, site, run_id, [fake_recipient(endpoint="http://127.0.0.1:1/x")]
+        error = await rpc_error(stack.start_run(site, **overrides))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        info = error_info(error)
+        assert (info.reason, info.metadata["field"]) == (reason, field)
+
+
+class TestGetDeliveryRun:
+    async def test_shows_progress_until_done(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        pairs = [await stack.subscriber(site) for _ in range(3)]
+        _, gone_sub = pairs[0]
+        stack.simulator.set_behaviour(gone_sub.endpoint, Behaviour(status=410))
+        started = await stack.start_run(site)
+
+        run = await stack.wait_finished(site, started.run_id)
+
+        assert run.state == DONE
+        progress = run.progress
+        assert (progress.resolved, progress.queued, progress.pending) == (3, 3, 0)
+        assert (progress.sent, progress.failed, progress.suppressed, progress.expired) == (
+            2,
+            1,
+            0,
+            0,
         )
-        assert queued.queued == 1
-
-    async def test_duplicates_are_ignored(self, stack: Stack) -> None:
-        site = await stack.new_site()
-        run_id = await stack.create_run(site)
-        first, second = fake_recipient(), fake_recipient()
-
-        assert (await enqueue(stack, site, run_id, [first, first])).queued == 1
-        assert (await enqueue(stack, site, run_id, [first, second])).queued == 1
-        assert (await get_run(stack, site, run_id)).delivery_run.total == 2
-
-    async def test_a_started_run_takes_no_more_recipients(self, stack: Stack) -> None:
-        site = await stack.new_site()
-        run_id = await stack.create_run(site)
-        await stack.delivery.StartDeliveryRun(
-            delivery_service_pb2.StartDeliveryRunRequest(run_id=run_id), metadata=site.metadata
-        )
-        error = await rpc_error(enqueue(stack, site, run_id, [fake_recipient()]))
-        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert error_info(error).reason == "RUN_ALREADY_STARTED"
+        assert run.HasField("prepare_time") and run.HasField("finish_time")
+        assert run.failure == delivery_pb2.RUN_FAILURE_UNSPECIFIED and run.failure_message == ""
 
     async def test_another_sites_run_is_not_found(self, stack: Stack) -> None:
         owner, other = await stack.new_site(), await stack.new_site()
-        run_id = await stack.create_run(owner)
+        run = await stack.start_run(owner)
         for call in (
-            enqueue(stack, other, run_id, [fake_recipient()]),
-            get_run(stack, other, run_id),
-            stack.delivery.StartDeliveryRun(
-                delivery_service_pb2.StartDeliveryRunRequest(run_id=run_id), metadata=other.metadata
+            stack.get_run(other, run.run_id),
+            stack.outcome(other, run.run_id, "sub_x"),
+            stack.delivery.GetDeliveryRun(
+                delivery_service_pb2.GetDeliveryRunRequest(run_id=run.run_id),
+                metadata=stack.internal(other),
             ),
-            stack.outcome(other, run_id, "sub_x"),
         ):
             error = await rpc_error(call)
             assert error.code() == grpc.StatusCode.NOT_FOUND
             assert error_info(error).reason == "RUN_NOT_FOUND"
+        assert (await stack.get_run(owner, run.run_id)).run_id == run.run_id
 
-
-class TestStartDeliveryRun:
-    async def test_with_no_recipients_is_done_at_once(self, stack: Stack) -> None:
-        site = await stack.new_site()
-        run_id = await stack.create_run(site)
-        started = await stack.delivery.StartDeliveryRun(
-            delivery_service_pb2.StartDeliveryRunRequest(run_id=run_id), metadata=site.metadata
+    async def test_batch_get_is_internal_and_leaves_unknown_ids_out(self, stack: Stack) -> None:
+        site, other = await stack.new_site(), await stack.new_site()
+        one, two = await stack.start_run(site), await stack.start_run(site)
+        theirs = await stack.start_run(other)
+        request = delivery_service_pb2.BatchGetDeliveryRunsRequest(
+            run_ids=[two.run_id, "run_unknown", theirs.run_id, one.run_id]
         )
-        assert started.delivery_run.state == delivery_pb2.DELIVERY_RUN_STATE_DONE
-        assert started.delivery_run.HasField("finish_time")
+
+        found = await stack.delivery.BatchGetDeliveryRuns(request, metadata=stack.internal(site))
+
+        assert [r.run_id for r in found.delivery_runs] == [two.run_id, one.run_id]
+        error = await rpc_error(
+            stack.delivery.BatchGetDeliveryRuns(request, metadata=site.metadata)
+        )
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+class TestGetRecipientOutcome:
+    async def test_a_subscriber_not_in_the_run_is_not_found(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        run = await stack.start_run(site)
+        await stack.wait_finished(site, run.run_id)
+        error = await rpc_error(stack.outcome(site, run.run_id, "sub_never_queued"))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert error_info(error).reason == "RECIPIENT_NOT_QUEUED"
 
 
 class TestSending:
     async def test_every_recipient_gets_the_exact_payload(self, stack: Stack) -> None:
         site = await stack.new_site(subject="mailto:ops@shop.test")
         pairs = [await stack.subscriber(site) for _ in range(25)]  # two chunks
-        run_id = await stack.create_run(
-            site,
+        run_id = f"run_{uuid.uuid4().hex}"
+        payload = shared_payload(
+            title="Soldes – été",
+            url="https://shop.test/sale",
             campaign_id="cmp_sale",
-            notification=common_pb2.Notification(
-                title="Soldes – été",
-                body="",
-                icon_url="https://shop.test/i.png",
-                target_url="https://shop.test/sale",
-            ),
-            ttl_seconds=600,
-            urgency=common_pb2.URGENCY_HIGH,
+            run_id=run_id,
         )
 
-        run = await stack.send(site, run_id, [recipient for recipient, _ in pairs])
+        await stack.start_run(
+            site,
+            run_id=run_id,
+            campaign_id="cmp_sale",
+            content=delivery_pb2.RunContent(
+                payload=payload, ttl_seconds=600, urgency=common_pb2.URGENCY_HIGH
+            ),
+        )
+        run = await stack.wait_finished(site, run_id)
 
-        assert (run.total, run.sent, run.failed, run.pending) == (25, 25, 0, 0)
-        expected = (
-            '{"title":"Soldes – été","icon":"https://shop.test/i.png",'
-            f'"url":"https://shop.test/sale","campaign_id":"cmp_sale","run_id":"{run_id}"}}'
-        ).encode()
-        for recipient, sub in pairs:
+        assert (run.progress.resolved, run.progress.sent, run.progress.failed) == (25, 25, 0)
+        secret = await engagement_secret(stack, site)
+        for subscriber_id, sub in pairs:
             [message] = stack.simulator.messages(sub.endpoint)
-            assert message.plaintext == expected
-            assert json.loads(message.plaintext)["run_id"] == run_id
+            assert message.plaintext is not None
+            assert message.plaintext.startswith(payload[:-1] + b',"subscriber_id":')
+            body = message.payload()
+            assert body is not None and body["title"] == "Soldes – été"
+            assert body["subscriber_id"] == subscriber_id
+            assert verify_engagement_token(
+                secret, body["engagement_token"], site.site_id, run_id, subscriber_id
+            )
             assert (message.ttl, message.urgency, message.topic) == (600, "high", topic_for(run_id))
             assert message.vapid_public_key == site.vapid_public_key
             assert message.vapid_claims["sub"] == "mailto:ops@shop.test"
-            outcome = await stack.outcome(site, run_id, recipient.subscriber_id)
+            outcome = await stack.outcome(site, run_id, subscriber_id)
             assert (outcome.status, outcome.attempts) == (SENT, 1)
+            assert outcome.HasField("finish_time")
+
+    async def test_a_test_send_goes_only_to_the_named_subscribers(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        (named, named_sub), (_, other_sub) = (
+            await stack.subscriber(site),
+            await stack.subscriber(site),
+        )
+
+        run = await stack.start_run(site, audience=delivery_pb2.RunAudience(subscriber_ids=[named]))
+        finished = await stack.wait_finished(site, run.run_id)
+
+        assert finished.progress.resolved == finished.progress.sent == 1
+        assert len(stack.simulator.messages(named_sub.endpoint)) == 1
+        assert stack.simulator.messages(other_sub.endpoint) == []
+
+    async def test_subscribers_after_the_snapshot_are_not_in_the_run(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        run = await stack.start_run(site)  # nobody subscribed yet
+        _, late = await stack.subscriber(site)
+
+        finished = await stack.wait_finished(site, run.run_id)
+
+        assert (finished.state, finished.progress.resolved) == (DONE, 0)
+        assert stack.simulator.messages(late.endpoint) == []
+
+    async def test_an_unsubscribed_subscriber_is_not_sent(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        (gone, gone_sub), _ = await stack.subscriber(site), await stack.subscriber(site)
+        await stack.segment.UnsubscribeSubscriber(
+            segment_service_pb2.UnsubscribeSubscriberRequest(subscriber_id=gone),
+            metadata=site.metadata,
+        )
+
+        run = await stack.start_run(site)
+        finished = await stack.wait_finished(site, run.run_id)
+
+        assert (finished.progress.resolved, finished.progress.sent) == (1, 1)
+        assert stack.simulator.messages(gone_sub.endpoint) == []
 
     async def test_gone_subscription_fails_and_is_unsubscribed(self, stack: Stack) -> None:
         site = await stack.new_site()
-        (gone, gone_sub), (alive, _) = await stack.subscriber(site), await stack.subscriber(site)
+        (gone, gone_sub), _ = await stack.subscriber(site), await stack.subscriber(site)
         stack.simulator.set_behaviour(gone_sub.endpoint, Behaviour(status=410))
-        run_id = await stack.create_run(site)
 
-        run = await stack.send(site, run_id, [gone, alive])
+        run = await stack.start_run(site)
+        finished = await stack.wait_finished(site, run.run_id)
 
-        assert (run.sent, run.failed) == (1, 1)
-        outcome = await stack.outcome(site, run_id, gone.subscriber_id)
-        assert (outcome.status, outcome.reason, outcome.attempts) == (FAILED, "push_service_410", 1)
-        subscriber = (
-            await stack.segment.GetSubscriber(
-                segment_service_pb2.GetSubscriberRequest(subscriber_id=gone.subscriber_id),
-                metadata=site.metadata,
-            )
-        ).subscriber
-        assert subscriber.state == subscriber_pb2.SUBSCRIBER_STATE_UNSUBSCRIBED
-        assert subscriber.unsubscribe_reason == "push_service_410"
+        assert (finished.progress.sent, finished.progress.failed) == (1, 1)
+        outcome = await stack.outcome(site, run.run_id, gone)
+        assert (outcome.status, outcome.reason, outcome.attempts) == (
+            FAILED,
+            common_pb2.DELIVERY_REASON_PUSH_SERVICE_410,
+            1,
+        )
+
+        async def unsubscribed() -> bool:
+            subscriber = (
+                await stack.segment.GetSubscriber(
+                    segment_service_pb2.GetSubscriberRequest(subscriber_id=gone),
+                    metadata=site.metadata,
+                )
+            ).subscriber
+            return subscriber.state == subscriber_pb2.SUBSCRIBER_STATE_UNSUBSCRIBED
+
+        await eventually(unsubscribed, what="segment unsubscribed the gone subscriber")
 
     async def test_rate_limited_send_is_retried_after_retry_after(self, stack: Stack) -> None:
         site = await stack.new_site()
-        recipient, sub = await stack.subscriber(site)
+        subscriber_id, sub = await stack.subscriber(site)
         stack.simulator.set_behaviour(sub.endpoint, Behaviour(status=429, retry_after=1, times=1))
-        run_id = await stack.create_run(site)
 
-        run = await stack.send(site, run_id, [recipient])
+        run = await stack.start_run(site)
+        finished = await stack.wait_finished(site, run.run_id)
 
-        assert run.sent == 1
-        outcome = await stack.outcome(site, run_id, recipient.subscriber_id)
+        assert finished.progress.sent == 1
+        outcome = await stack.outcome(site, run.run_id, subscriber_id)
         assert (outcome.status, outcome.attempts) == (SENT, 2)
         [message] = stack.simulator.messages(sub.endpoint)
-        # The Topic depends on the run alone, so the 429'd first attempt carried it too.
-        assert message.topic == topic_for(run_id)
-        assert stack.simulator.stats.rejected[429] >= 1
+        assert message.topic == topic_for(run.run_id)
 
     async def test_server_errors_fail_after_max_attempts(self, stack: Stack) -> None:
         site = await stack.new_site()
-        recipient, sub = await stack.subscriber(site)
+        subscriber_id, sub = await stack.subscriber(site)
         stack.simulator.set_behaviour(sub.endpoint, Behaviour(status=500))
-        run_id = await stack.create_run(site)
 
-        run = await stack.send(site, run_id, [recipient])
+        run = await stack.start_run(site)
+        finished = await stack.wait_finished(site, run.run_id)
 
-        assert run.failed == 1
-        outcome = await stack.outcome(site, run_id, recipient.subscriber_id)
-        assert (outcome.status, outcome.reason) == (FAILED, "push_service_5xx")
+        assert finished.progress.failed == 1
+        outcome = await stack.outcome(site, run.run_id, subscriber_id)
+        assert (outcome.status, outcome.reason) == (
+            FAILED,
+            common_pb2.DELIVERY_REASON_PUSH_SERVICE_5XX,
+        )
         assert outcome.attempts == stack.settings.push_max_attempts
         assert stack.simulator.messages(sub.endpoint) == []
 
     async def test_payload_too_large_fails_without_retry(self, stack: Stack) -> None:
         site = await stack.new_site()
-        recipient, sub = await stack.subscriber(site)
+        subscriber_id, sub = await stack.subscriber(site)
         stack.simulator.set_behaviour(sub.endpoint, Behaviour(status=413))
-        run_id = await stack.create_run(site)
 
-        await stack.send(site, run_id, [recipient])
+        run = await stack.start_run(site)
+        await stack.wait_finished(site, run.run_id)
 
-        outcome = await stack.outcome(site, run_id, recipient.subscriber_id)
+        outcome = await stack.outcome(site, run.run_id, subscriber_id)
         assert (outcome.status, outcome.reason, outcome.attempts) == (
             FAILED,
-            "payload_too_large",
+            common_pb2.DELIVERY_REASON_PAYLOAD_TOO_LARGE,
             1,
         )
 
-    async def test_unauthorized_vapid_fails_with_the_status(self, stack: Stack) -> None:
+    async def test_a_refused_vapid_signature_fails_with_auth(self, stack: Stack) -> None:
         site, other = await stack.new_site(), await stack.new_site()
         # Subscribed with another site's applicationServerKey: the simulator answers 403.
         sub = stack.simulator.mint_subscription(application_server_key=other.vapid_public_key)
-        recipient = delivery_pb2.Recipient(
-            subscriber_id="sub_wrong_key",
-            push_subscription=common_pb2.PushSubscription(
-                endpoint=sub.endpoint, p256dh=sub.p256dh, auth=sub.auth
-            ),
+        subscriber_id = await stack.register(site, sub)
+
+        run = await stack.start_run(site)
+        await stack.wait_finished(site, run.run_id)
+
+        outcome = await stack.outcome(site, run.run_id, subscriber_id)
+        assert (outcome.status, outcome.reason) == (
+            FAILED,
+            common_pb2.DELIVERY_REASON_PUSH_SERVICE_AUTH,
         )
-        run_id = await stack.create_run(site)
-
-        await stack.send(site, run_id, [recipient])
-
-        outcome = await stack.outcome(site, run_id, "sub_wrong_key")
-        assert (outcome.status, outcome.reason) == (FAILED, "push_service_403")
 
     async def test_a_hung_push_service_times_out_and_is_retried(self, stack: Stack) -> None:
         site = await stack.new_site()
-        recipient, sub = await stack.subscriber(site)
+        subscriber_id, sub = await stack.subscriber(site)
         stack.simulator.set_behaviour(sub.endpoint, Behaviour(hang=True, times=1))
-        run_id = await stack.create_run(site)
 
-        await stack.send(site, run_id, [recipient])
+        run = await stack.start_run(site)
+        await stack.wait_finished(site, run.run_id)
 
-        outcome = await stack.outcome(site, run_id, recipient.subscriber_id)
+        outcome = await stack.outcome(site, run.run_id, subscriber_id)
         assert (outcome.status, outcome.attempts) == (SENT, 2)
         assert len(stack.simulator.messages(sub.endpoint)) == 1
 
-    async def test_outcomes_reach_reporting(self, stack: Stack) -> None:
+    async def test_outcomes_and_the_audience_reach_reporting(self, stack: Stack) -> None:
         site = await stack.new_site()
-        (ok, _), (gone, gone_sub) = await stack.subscriber(site), await stack.subscriber(site)
+        _, (_, gone_sub) = await stack.subscriber(site), await stack.subscriber(site)
         stack.simulator.set_behaviour(gone_sub.endpoint, Behaviour(status=404))
         campaign_id = f"cmp_{uuid.uuid4().hex}"
-        run_id = await stack.create_run(site, campaign_id=campaign_id)
 
-        run = await stack.send(site, run_id, [ok, gone])
+        run = await stack.start_run(site, campaign_id=campaign_id)
+        await stack.wait_finished(site, run.run_id)
 
-        assert (run.total, run.sent, run.failed, run.suppressed, run.expired) == (2, 1, 1, 0, 0)
-        # Outcomes are reported right after the chunk, just after the run turned DONE.
-        async with asyncio.timeout(10):
-            while True:
-                report = (
-                    await stack.reporting.GetCampaignReport(
-                        reporting_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
-                        metadata=site.metadata,
-                    )
-                ).report
-                if report.sent + report.failed == 2:
-                    break
-                await asyncio.sleep(0.05)
-        assert (report.sent, report.failed) == (1, 1)
+        reports: list = []
+
+        async def reported() -> bool:
+            report = (
+                await stack.reporting.GetCampaignReport(
+                    reporting_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
+                    metadata=site.metadata,
+                )
+            ).report
+            reports[:] = [report]
+            return report.sent + report.failed == 2 and report.audience == 2
+
+        await eventually(reported, what="reporting heard the outcomes and the audience")
+        assert (reports[0].sent, reports[0].failed, reports[0].runs) == (1, 1, 1)
 
 
-class TestGetRecipientOutcome:
-    async def test_a_subscriber_not_in_the_run_is_not_found(self, stack: Stack) -> None:
-        site = await stack.new_site()
-        run_id = await stack.create_run(site)
-        error = await rpc_error(stack.outcome(site, run_id, "sub_never_queued"))
-        assert error.code() == grpc.StatusCode.NOT_FOUND
-        assert error_info(error).reason == "RECIPIENT_NOT_QUEUED"
+async def engagement_secret(stack: Stack, site: Site) -> bytes:
+    """The site's engagement secret, as delivery reads it from campaign."""
+    from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
+    from services.kit.grpcserver import client_channel
 
-    async def test_a_queued_recipient_is_pending_before_start(self, stack: Stack) -> None:
-        site = await stack.new_site()
-        run_id = await stack.create_run(site)
-        recipient = fake_recipient()
-        await enqueue(stack, site, run_id, [recipient])
-        outcome = await stack.outcome(site, run_id, recipient.subscriber_id)
-        assert (outcome.status, outcome.reason, outcome.attempts) == (
-            common_pb2.DELIVERY_STATUS_UNSPECIFIED,
-            "pending",
-            0,
+    channel = client_channel(stack.settings.campaign_address)
+    try:
+        response = await site_service_pb2_grpc.SiteServiceStub(channel).GetSiteCredentials(
+            site_service_pb2.GetSiteCredentialsRequest(), metadata=stack.internal(site)
         )
+    finally:
+        await channel.close()
+    return response.engagement_secret

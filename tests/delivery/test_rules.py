@@ -1,4 +1,5 @@
-"""Pure rules: what a push answer means, backoff, Retry-After, the payload and the Topic."""
+"""Pure rules: what a push answer means, backoff, Retry-After, the per-recipient payload,
+the Topic, and the closed set of reasons."""
 
 from __future__ import annotations
 
@@ -8,17 +9,26 @@ from datetime import timedelta
 
 import pytest
 
-from services.delivery.domain.payload import build_payload, topic_for
+from clarion.common.v1 import common_pb2
+from services.delivery.adapters.grpc_peers import reason_enum
+from services.delivery.domain.payload import (
+    MAX_PAYLOAD_BYTES,
+    PER_RECIPIENT_ROOM,
+    PayloadError,
+    check_shared_payload,
+    for_recipient,
+    topic_for,
+)
 from services.delivery.domain.rules import (
     Failed,
     PushAnswer,
+    Reason,
     RetryLater,
     RetryPolicy,
     Sent,
     decide,
     parse_retry_after,
 )
-from services.delivery.store import NewRun
 from services.kit.clock import FrozenClock
 
 POLICY = RetryPolicy(max_attempts=3, base_seconds=2.0, max_seconds=60.0)
@@ -33,40 +43,62 @@ class TestDecide:
     @pytest.mark.parametrize(
         ("status", "verdict"),
         [
-            (404, Failed("push_service_404", unsubscribe=True)),
-            (410, Failed("push_service_410", unsubscribe=True)),
-            (413, Failed("payload_too_large")),
-            (400, Failed("push_service_400")),
-            (401, Failed("push_service_401")),
-            (403, Failed("push_service_403")),
+            (404, Failed(Reason.PUSH_SERVICE_404, unsubscribe=True)),
+            (410, Failed(Reason.PUSH_SERVICE_410, unsubscribe=True)),
+            (413, Failed(Reason.PAYLOAD_TOO_LARGE)),
+            (400, Failed(Reason.PUSH_SERVICE_4XX)),
+            (401, Failed(Reason.PUSH_SERVICE_AUTH)),
+            (403, Failed(Reason.PUSH_SERVICE_AUTH)),
         ],
     )
-    def test_permanent_failures(self, status: int, verdict: Failed) -> None:
+    def test_permanent_failures_are_not_retried(self, status: int, verdict: Failed) -> None:
         assert decide(PushAnswer(status=status), 1, POLICY, NOW) == verdict
+
+    def test_only_a_gone_subscription_is_unsubscribed(self) -> None:
+        for status in (400, 401, 403, 413):
+            verdict = decide(PushAnswer(status=status), 1, POLICY, NOW)
+            assert isinstance(verdict, Failed) and not verdict.unsubscribe
 
     def test_429_waits_as_long_as_retry_after_says(self) -> None:
         verdict = decide(PushAnswer(status=429, retry_after="7"), 1, POLICY, NOW)
-        assert verdict == RetryLater("push_service_429", 7.0)
+        assert verdict == RetryLater(Reason.PUSH_SERVICE_429, 7.0)
+
+    def test_429_waits_at_most_the_policy_maximum(self) -> None:
+        verdict = decide(PushAnswer(status=429, retry_after="86400"), 1, POLICY, NOW)
+        assert verdict == RetryLater(Reason.PUSH_SERVICE_429, POLICY.max_seconds)
+
+    def test_429_without_retry_after_backs_off(self) -> None:
+        verdict = decide(PushAnswer(status=429), 2, POLICY, NOW)
+        assert isinstance(verdict, RetryLater)
+        assert 4.0 <= verdict.delay_seconds <= 5.0
 
     @pytest.mark.parametrize(
         ("answer", "reason"),
         [
-            (PushAnswer(status=503), "push_service_5xx"),
-            (PushAnswer(error="timeout"), "timeout"),
-            (PushAnswer(error="connection_error"), "connection_error"),
+            (PushAnswer(status=503), Reason.PUSH_SERVICE_5XX),
+            (PushAnswer(status=500), Reason.PUSH_SERVICE_5XX),
+            (PushAnswer(status=429), Reason.PUSH_SERVICE_429),
+            (PushAnswer(error=Reason.TIMEOUT), Reason.TIMEOUT),
+            (PushAnswer(error=Reason.CONNECTION_ERROR), Reason.CONNECTION_ERROR),
         ],
     )
-    def test_transient_failures_retry_then_fail(self, answer: PushAnswer, reason: str) -> None:
-        first = decide(answer, 1, POLICY, NOW)
-        assert isinstance(first, RetryLater) and first.reason == reason
+    def test_transient_failures_retry_then_fail(self, answer: PushAnswer, reason: Reason) -> None:
+        for attempt in range(1, POLICY.max_attempts):
+            verdict = decide(answer, attempt, POLICY, NOW)
+            assert isinstance(verdict, RetryLater) and verdict.reason is reason
         assert decide(answer, POLICY.max_attempts, POLICY, NOW) == Failed(reason)
+
+    def test_a_refused_endpoint_fails_at_once(self) -> None:
+        verdict = decide(PushAnswer(error=Reason.ENDPOINT_REFUSED), 1, POLICY, NOW)
+        assert verdict == Failed(Reason.ENDPOINT_REFUSED)
 
 
 class TestBackoff:
     def test_grows_exponentially_with_bounded_jitter_and_a_cap(self) -> None:
         for attempt, base in [(1, 2.0), (2, 4.0), (3, 8.0), (10, 60.0)]:
-            delay = POLICY.backoff(attempt)
-            assert base <= delay <= base * 1.25
+            for _ in range(20):
+                delay = POLICY.backoff(attempt)
+                assert base <= delay <= base * 1.25
 
 
 class TestRetryAfter:
@@ -78,29 +110,80 @@ class TestRetryAfter:
         header = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
         assert parse_retry_after(header, NOW) == 90.0
 
+    def test_a_date_in_the_past_means_now(self) -> None:
+        earlier = NOW - timedelta(seconds=90)
+        assert parse_retry_after(earlier.strftime("%a, %d %b %Y %H:%M:%S GMT"), NOW) == 0.0
+
     @pytest.mark.parametrize("value", [None, "", "soon", "-5"])
     def test_unusable_values_mean_default_backoff(self, value: str | None) -> None:
         assert parse_retry_after(value, NOW) is None
 
 
-class TestPayload:
-    def test_compact_utf8_with_empty_values_left_out(self) -> None:
-        run = NewRun(
-            "site", "run_1", "cmp_1", "Été", "", "", "https://i/x.png", "https://t/", 60, "low"
-        )
-        payload = build_payload(run)
-        assert (
-            payload
-            == (
-                '{"title":"Été","image":"https://i/x.png","url":"https://t/",'
-                '"campaign_id":"cmp_1","run_id":"run_1"}'
-            ).encode()
-        )
-        assert json.loads(payload)["title"] == "Été"
+class TestReasons:
+    def test_are_exactly_the_contracts_delivery_reasons(self) -> None:
+        contract = {
+            name.removeprefix("DELIVERY_REASON_").lower()
+            for name in common_pb2.DeliveryReason.DESCRIPTOR.values_by_name
+            if name != "DELIVERY_REASON_UNSPECIFIED"
+        }
+        assert {reason.value for reason in Reason} == contract
+
+    def test_each_maps_to_its_enum_value(self) -> None:
+        for reason in Reason:
+            value = reason_enum(reason.value)
+            assert common_pb2.DeliveryReason.Name(value) == f"DELIVERY_REASON_{reason.name}"
+        assert reason_enum("") == common_pb2.DELIVERY_REASON_UNSPECIFIED
+
+
+class TestSharedPayload:
+    def test_a_json_object_is_accepted(self) -> None:
+        check_shared_payload(b'{"title":"Hi","run_id":"run_1"}')
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            b"",
+            b"not json",
+            b"\xff\xfe",
+            b"[1,2]",
+            b"{}",
+            b'"title"',
+            b'{"title":"x","subscriber_id":"s"}',
+            b'{"title":"x","engagement_token":"t"}',
+            b'{"title":"' + b"x" * MAX_PAYLOAD_BYTES + b'"}',
+        ],
+    )
+    def test_what_cannot_carry_the_per_recipient_fields_is_refused(self, payload: bytes) -> None:
+        with pytest.raises(PayloadError):
+            check_shared_payload(payload)
+
+    def test_the_largest_accepted_payload_still_fits_with_its_fields(self) -> None:
+        shared = b'{"title":"' + b"x" * (MAX_PAYLOAD_BYTES - PER_RECIPIENT_ROOM - 12) + b'"}'
+        check_shared_payload(shared)
+        full = for_recipient(shared, "s" * 128, "t" * 43)
+        assert len(full) <= MAX_PAYLOAD_BYTES
+
+
+class TestForRecipient:
+    def test_appends_the_recipient_fields_to_the_object(self) -> None:
+        shared = '{"title":"Été","url":"https://t/","run_id":"run_1"}\n'.encode()
+        payload = for_recipient(shared, "sub_1", "tok_1")
+        assert json.loads(payload) == {
+            "title": "Été",
+            "url": "https://t/",
+            "run_id": "run_1",
+            "subscriber_id": "sub_1",
+            "engagement_token": "tok_1",
+        }
+        assert payload.startswith(shared.rstrip()[:-1])
+
+    def test_ids_are_json_escaped(self) -> None:
+        payload = for_recipient(b'{"t":1}', 'a"b\\c', "tok")
+        assert json.loads(payload)["subscriber_id"] == 'a"b\\c'
 
 
 class TestTopic:
     def test_is_stable_short_and_url_safe(self) -> None:
         topic = topic_for("run_abc")
         assert topic == topic_for("run_abc") != topic_for("run_abd")
-        assert re.fullmatch(r"[A-Za-z0-9_-]{1,32}", topic)
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32}", topic)

@@ -13,6 +13,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+
 class Reason(StrEnum):
     """Why a recipient ended as it did: the closed set of clarion.common.v1.DeliveryReason,
     each the enum value's name without its prefix, in lower case. Never free text."""

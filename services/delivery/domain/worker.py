@@ -71,6 +71,8 @@ CREDENTIALS_TTL_SECONDS = 300.0
 MAX_CACHED_SITES = 4096
 OUTBOX_BATCH = 500
 OUTBOX_LEASE_SECONDS = 60.0
+# How long a sender waits for more answers before committing the ones it has.
+GROUP_COMMIT_SECONDS = 0.003
 
 
 class DeliveryWorkers:
@@ -274,7 +276,14 @@ class DeliveryWorkers:
                 chunk.site_id, [r.subscriber_id for r in recipients]
             )
         except PeerUnavailable as error:
-            await self._postpone(chunk, f"segment: {error}")
+            if not error.permanent:
+                await self._postpone(chunk, f"segment: {error}")
+                return
+            # Segment refuses for good (the site's subscribers are gone): none may be sent.
+            log.warning("segment refused the subscriber check; chunk suppressed", error=str(error))
+            await self._close_chunk(
+                chunk, run, [_terminal(r, RecipientState.SUPPRESSED, Reason.UNSUBSCRIBED) for r in recipients]
+            )
             return
         try:
             credentials, signer = await self._site(chunk.site_id)
@@ -337,12 +346,18 @@ class DeliveryWorkers:
             "Content-Type": "application/octet-stream",
         }
         authorizations: dict[str, str] = {}
-        in_flight: dict[asyncio.Future[PushAnswer], PendingRecipient] = {}
+        # Sends in flight, and the answers of finished ones as they arrive (O(1) per
+        # answer, where waiting on all futures would cost O(window) each time).
+        in_flight: set[asyncio.Task[None]] = set()
+        answers: asyncio.Queue[tuple[PendingRecipient, PushAnswer]] = asyncio.Queue()
         retries: list[Retry] = []
         refused_logged = False
         lease = self._settings.delivery_lease_seconds
-        while sendable or in_flight or ended or retries:
-            launch = [sendable.popleft() for _ in range(min(len(sendable), self.window - len(in_flight)))]
+        while sendable or in_flight or ended or retries or not answers.empty():
+            launch = [
+                sendable.popleft()
+                for _ in range(min(len(sendable), self.window - len(in_flight) - answers.qsize()))
+            ]
             if launch or ended or retries:
                 # Results so far and the attempts about to start, in one fenced commit:
                 # nothing is sent that is not counted, nothing finished stays unrecorded.
@@ -356,8 +371,8 @@ class DeliveryWorkers:
                     lease_seconds=lease,
                 )
                 if not held:
-                    for future in in_flight:
-                        future.cancel()
+                    for task in in_flight:
+                        task.cancel()
                     log.warning("lost the lease on a chunk; stopped sending it", chunk_id=chunk.chunk_id)
                     return
                 if ended:
@@ -369,19 +384,23 @@ class DeliveryWorkers:
                 if authorization is None:
                     authorization = signer.authorization(audience=origin, subject=subject)
                     authorizations[origin] = authorization
-                future = asyncio.ensure_future(
-                    self._sender.post(
-                        recipient.endpoint, body, {**headers, "Authorization": authorization}
+                task = asyncio.create_task(
+                    self._post(
+                        answers, recipient, body, {**headers, "Authorization": authorization}
                     )
                 )
-                in_flight[future] = recipient
-            if not in_flight:
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if not in_flight and answers.empty():
                 continue
-            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            done = [await answers.get()]
+            if answers.qsize() < self.window // 4 and in_flight:
+                # Group commit: a moment more gathers more answers into one transaction.
+                await asyncio.sleep(GROUP_COMMIT_SECONDS)
+            while not answers.empty():
+                done.append(answers.get_nowait())
             now = self._clock.now()
-            for future in done:
-                recipient = in_flight.pop(future)
-                answer = future.result()
+            for recipient, answer in done:
                 if answer.status in (401, 403) and not refused_logged:
                     refused_logged = True
                     log.warning(
@@ -402,6 +421,20 @@ class DeliveryWorkers:
                             Retry(recipient.recipient_id, reason.value, now + timedelta(seconds=delay))
                         )
         await self._store.release_chunk(chunk, self._clock.now())
+
+    async def _post(
+        self,
+        answers: asyncio.Queue[tuple[PendingRecipient, PushAnswer]],
+        recipient: PendingRecipient,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        try:
+            answer = await self._sender.post(recipient.endpoint, body, headers)
+        except Exception:  # the transport answers errors itself; this is a bug, not an answer
+            log.exception("push transport failed unexpectedly")
+            answer = PushAnswer(error=Reason.CONNECTION_ERROR)
+        answers.put_nowait((recipient, answer))
 
     async def _close_chunk(self, chunk: ClaimedChunk, run: Run, ended: Sequence[Terminal]) -> None:
         if await self._store.record_progress(

@@ -1,8 +1,8 @@
 """create delivery tables
 
-Revision ID: 84524606faf9
+Revision ID: 014348433ac3
 Revises: 
-Create Date: 2026-11-30 07:13:17.952090
+Create Date: 2026-11-30 07:43:36.735005
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import services.kit.db
 
 
-revision = '84524606faf9'
+revision = '014348433ac3'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -78,6 +78,11 @@ def upgrade() -> None:
     sa.Column('lease_owner', sa.String(length=128), nullable=True),
     sa.Column('lease_expires_at', services.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('fence', sa.BigInteger(), nullable=False),
+    sa.Column('pending', sa.Integer(), nullable=False),
+    sa.Column('sent', sa.Integer(), nullable=False),
+    sa.Column('failed', sa.Integer(), nullable=False),
+    sa.Column('suppressed', sa.Integer(), nullable=False),
+    sa.Column('expired', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['site_id', 'run_id'], ['delivery_runs.site_id', 'delivery_runs.run_id'], name=op.f('fk_delivery_chunks_site_id_delivery_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('chunk_id', name=op.f('pk_delivery_chunks'))
     )
