@@ -68,6 +68,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from services.kit.db import upgrade_to_head
+
+    unknown = sorted(set(args.services) - set(SERVICE_NAMES))
+    if unknown:
+        print(f"clarion migrate: unknown service {', '.join(unknown)}; "
+              f"choose from {', '.join(SERVICE_NAMES)}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    for service in args.services or SERVICE_NAMES:
+        upgrade_to_head(service, settings.database_url_for(service))
+        log.info("schema at head", service=service)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
@@ -161,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run every service and the gateway in one process")
     up.add_argument("--data-dir")
     up.set_defaults(func=cmd_up)
+
+    migrate = sub.add_parser(
+        "migrate", help="bring the services' schemas to this version (run before serving)"
+    )
+    migrate.add_argument(
+        "services", nargs="*", metavar="SERVICE",
+        help=f"any of {', '.join(SERVICE_NAMES)} (default: all four)",
+    )
+    migrate.add_argument("--data-dir")
+    migrate.set_defaults(func=cmd_migrate)
 
     serve = sub.add_parser("serve", help="run one service, configured by CLARION_* environment variables")
     serve.add_argument("service", choices=[*SERVICE_NAMES, "gateway"])

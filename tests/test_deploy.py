@@ -31,3 +31,40 @@ class TestCompose:
     def test_each_service_owns_its_database(self) -> None:
         urls = [self.services[name]["environment"]["CLARION_DATABASE_URL"] for name in SERVICE_NAMES]
         assert len(set(urls)) == len(SERVICE_NAMES)
+
+    def test_schemas_are_migrated_once_before_any_service_starts(self) -> None:
+        migrate = self.services["migrate"]
+        assert migrate["command"] == ["migrate"]
+        for name in SERVICE_NAMES:
+            # The one-shot migrates exactly the database each service uses.
+            own = self.services[name]["environment"]["CLARION_DATABASE_URL"]
+            assert migrate["environment"][f"CLARION_{name.upper()}_DATABASE_URL"] == own
+        for name in (*SERVICE_NAMES, "gateway"):
+            service = self.services[name]
+            assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+            assert service["environment"]["CLARION_MIGRATE_ON_START"] == "false"
+
+
+class TestMigrateStep:
+    def test_a_service_refuses_an_unmigrated_database_until_clarion_migrate_ran(
+        self, tmp_path: Path
+    ) -> None:
+        import asyncio
+        import os
+        import subprocess
+        import sys
+
+        import pytest
+
+        from services.kit.grpcserver import open_service_database
+
+        settings = Settings(data_dir=tmp_path, migrate_on_start=False)
+        with pytest.raises(RuntimeError, match="clarion migrate delivery"):
+            asyncio.run(open_service_database("delivery", settings))
+        subprocess.run(
+            [sys.executable, "-m", "clarion", "migrate", "delivery", "--data-dir", str(tmp_path)],
+            check=True, cwd=ROOT, capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        engine = asyncio.run(open_service_database("delivery", settings))
+        asyncio.run(engine.dispose())

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     reporting_address: str = "127.0.0.1:50054"
     gateway_listen: str = "127.0.0.1:8080"
 
+    # Bring the service's schema to head when it starts (the embedded default). A
+    # deployment runs `clarion migrate` once instead and sets this false, so replicas do
+    # not race to migrate; a service then refuses to start on an older schema.
+    migrate_on_start: bool = True
+
     # Deadline for service-to-service calls.
     rpc_timeout_seconds: float = 10.0
 

@@ -112,16 +112,38 @@ async def database_reachable(engine: AsyncEngine) -> bool:
     return True
 
 
-def upgrade_to_head(service: str, url: str) -> None:
-    """Runs the service's Alembic history (services/<service>/migrations) up to head.
-
-    Each service keeps its own version table, so several can share one database.
-    """
-    from alembic import command
+def _alembic_config(service: str, url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", f"services.{service}:migrations")
     config.set_main_option("version_table", f"alembic_version_{service}")
     config.attributes["database_url"] = url
-    command.upgrade(config, "head")
+    return config
+
+
+def schema_is_current(service: str, url: str) -> bool:
+    """Whether the service's schema in this database is at this code's head revision."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(_alembic_config(service, url)).get_heads())
+    engine = create_sync_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"version_table": f"alembic_version_{service}"}
+            )
+            return set(context.get_current_heads()) == heads
+    finally:
+        engine.dispose()
+
+
+def upgrade_to_head(service: str, url: str) -> None:
+    """Runs the service's Alembic history (services/<service>/migrations) up to head.
+
+    Each service keeps its own version table, so several can share one database.
+    """
+    from alembic import command
+
+    command.upgrade(_alembic_config(service, url), "head")

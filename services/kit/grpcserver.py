@@ -14,7 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.auth import SiteAuthInterceptor, SiteResolver
 from services.kit.config import Settings
-from services.kit.db import create_engine_for, database_reachable, upgrade_to_head
+from services.kit.db import (
+    create_engine_for,
+    database_reachable,
+    schema_is_current,
+    upgrade_to_head,
+)
 from services.kit.logging import get_logger
 
 if TYPE_CHECKING:  # peers builds on client_channel below
@@ -140,9 +145,16 @@ def client_channel(address: str, options: Sequence[tuple[str, str]] = ()) -> grp
 
 
 async def open_service_database(service: str, settings: Settings) -> AsyncEngine:
-    """Migrates the service's own schema to head, then opens its engine."""
+    """Migrates the service's own schema to head (or, when migrations are a separate step,
+    checks that they ran), then opens its engine."""
     url = settings.database_url_for(service)
-    await asyncio.to_thread(upgrade_to_head, service, url)
+    if settings.migrate_on_start:
+        await asyncio.to_thread(upgrade_to_head, service, url)
+    elif not await asyncio.to_thread(schema_is_current, service, url):
+        raise RuntimeError(
+            f"the {service} database schema is not at this version: run "
+            f"`clarion migrate {service}` first (CLARION_MIGRATE_ON_START is false)"
+        )
     return create_engine_for(url)
 
 
