@@ -7,10 +7,8 @@ other on behalf of a site named in `x-clarion-site-id`.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from cachetools import TTLCache
 import structlog
 
 from services.kit.errors import ClarionError, PermissionDenied, Unauthenticated, to_status
@@ -70,28 +69,38 @@ class SiteResolver(Protocol):
 
 
 class CachingSiteResolver:
-    """Caches a slower resolver (a call to the campaign service) for a short time."""
+    """Caches a slower resolver (a call to the campaign service) for a short time.
+
+    Both caches are bounded (least recently used goes first), so a flood of random keys
+    costs lookups, never memory; unknown keys are remembered only briefly.
+    """
 
     def __init__(
         self,
         resolve: Callable[[str], Awaitable[str | None]],
         ttl_seconds: float = 30.0,
         negative_ttl_seconds: float = 2.0,
+        max_keys: int = 10_000,
     ) -> None:
         self._resolve = resolve
-        self._ttl = ttl_seconds
-        self._negative_ttl = negative_ttl_seconds
-        self._cache: dict[str, tuple[float, str | None]] = {}
-        self._lock = asyncio.Lock()
+        self._known: TTLCache[str, str] = TTLCache(max_keys, ttl_seconds)
+        self._unknown: TTLCache[str, bool] = TTLCache(max_keys, negative_ttl_seconds)
+
+    def __len__(self) -> int:
+        return len(self._known) + len(self._unknown)
 
     async def resolve(self, api_key: str) -> str | None:
         digest = hash_api_key(api_key)
-        hit = self._cache.get(digest)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
+        site_id = self._known.get(digest)
+        if site_id is not None:
+            return site_id
+        if digest in self._unknown:
+            return None
         site_id = await self._resolve(api_key)
-        ttl = self._ttl if site_id else self._negative_ttl
-        self._cache[digest] = (time.monotonic() + ttl, site_id)
+        if site_id:
+            self._known[digest] = site_id
+        else:
+            self._unknown[digest] = True
         return site_id
 
 
