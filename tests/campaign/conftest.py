@@ -1,17 +1,20 @@
 """A real campaign server on an ephemeral port, on every test database backend.
 
-Its peers (segment, delivery, reporting) point at a closed port unless a test starts
-real ones, so SendCampaignNow against this server exercises the failure path.
+Its peers (segment, delivery, reporting) point at a closed port, so runs it starts stay
+PREPARING with their hand-off pending. Tests that need real peers start their own
+servers with `start_service`, on a database of their own.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import pytest
 
 from clarion.campaign.v1 import campaign_service_pb2_grpc, site_service_pb2_grpc
+from clarion.simulator import PushServiceSimulator
 from services.campaign.admin import CreatedSite, create_site
 from services.campaign.server import create_server
 from services.kit.config import Settings
@@ -75,3 +78,41 @@ async def site(new_site: Callable[..., Awaitable[CreatedSite]]) -> CreatedSite:
 @pytest.fixture
 def auth(site: CreatedSite) -> tuple[tuple[str, str], ...]:
     return bearer(site.api_key)
+
+
+@pytest.fixture(scope="session")
+async def simulator() -> AsyncIterator[PushServiceSimulator]:
+    """A push service the real delivery sends to (plain http on loopback)."""
+    sim = PushServiceSimulator()
+    await sim.start("127.0.0.1", 0)
+    yield sim
+    await sim.stop()
+
+
+StartService = Callable[..., Awaitable[ManagedServer]]
+_STOP_ORDER = ("delivery", "campaign", "segment", "reporting")
+
+
+@pytest.fixture
+async def start_service() -> AsyncIterator[StartService]:
+    """Starts real Clarion servers for one test; those still running are stopped after.
+
+    `await start_service("delivery", settings)` binds port 0 (or `address=`), publishes
+    the address in `settings` (peers open their channels lazily from it) and starts it.
+    """
+    running: dict[ManagedServer, str] = {}
+
+    async def start(
+        name: str, settings: Settings, *, address: str = "127.0.0.1:0"
+    ) -> ManagedServer:
+        factory = importlib.import_module(f"services.{name}.server").create_server
+        server: ManagedServer = await factory(address, settings)
+        setattr(settings, f"{name}_address", server.address)
+        running[server] = name
+        await server.start()
+        return server
+
+    yield start
+    # Delivery first, so in-flight sends finish while their peers are still up.
+    for server, _ in sorted(running.items(), key=lambda item: _STOP_ORDER.index(item[1])):
+        await server.stop()

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 
+from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc
+from clarion.campaign.v1 import campaign_service_pb2 as pb
+from clarion.common.v1 import common_pb2
 from services.kit.config import Settings
 from services.kit.errors import error_info
+
+T = TypeVar("T")
+Stub = campaign_service_pb2_grpc.CampaignServiceStub
+Metadata = tuple[tuple[str, str], ...]
 
 
 def closed_port_address() -> str:
@@ -35,3 +46,58 @@ def field(error: grpc.aio.AioRpcError) -> str:
     """The request field an INVALID_ARGUMENT names in its ErrorInfo."""
     info = error_info(error)
     return info.metadata.get("field", "") if info is not None else ""
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "the condition",
+) -> T:
+    """Calls `probe` until `done(result)`, at most `timeout` seconds; returns the result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s; last seen: {value!r}")
+        await asyncio.sleep(interval)
+
+
+async def new_campaign(
+    stub: Stub, auth: Metadata, title: str = "Hello", **fields: object
+) -> campaign_pb2.Campaign:
+    response = await stub.CreateCampaign(
+        pb.CreateCampaignRequest(
+            notification=common_pb2.Notification(title=title, target_url="https://a.example/"),
+            **fields,  # type: ignore[arg-type]
+        ),
+        metadata=auth,
+        timeout=30,
+    )
+    return response.campaign
+
+
+async def send_now(
+    stub: Stub, auth: Metadata, campaign_id: str, request_id: str = ""
+) -> campaign_pb2.Run:
+    response = await stub.SendCampaignNow(
+        pb.SendCampaignNowRequest(campaign_id=campaign_id, request_id=request_id),
+        metadata=auth,
+        timeout=30,
+    )
+    return response.run
+
+
+async def get_run(stub: Stub, auth: Metadata, run_id: str) -> campaign_pb2.Run:
+    return (await stub.GetRun(pb.GetRunRequest(run_id=run_id), metadata=auth, timeout=30)).run
+
+
+def finished(run: campaign_pb2.Run) -> bool:
+    """Every recipient has an outcome (DONE), or the run failed for good."""
+    return run.state == campaign_pb2.RUN_STATE_DONE or (
+        run.state == campaign_pb2.RUN_STATE_FAILED and run.HasField("finish_time")
+    )

@@ -12,7 +12,6 @@ from alembic import op
 
 import services.kit.db
 
-
 revision = 'b7f176edf632'
 down_revision = None
 branch_labels = None
