@@ -212,5 +212,5 @@ async def create_server(
         site_resolver=site_resolver or remote_site_resolver(peers),
         internal_only_methods=INTERNAL_ONLY_METHODS,
         on_start=[workers.start],
-        on_stop=[workers.stop],
+        on_stop=[workers.stop, store.close],
     )

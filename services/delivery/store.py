@@ -12,16 +12,20 @@ sets (executemany), compiled once by SQLAlchemy's statement cache, and plain row
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.delivery.models import (
     ChunkState,
@@ -35,6 +39,11 @@ from services.delivery.models import (
     RunState,
     TargetKind,
 )
+from services.kit.db import create_sync_engine_for
+
+T = TypeVar("T")
+# Threads running delivery's transactions: the senders, the preparer and the outbox.
+DB_THREADS = 6
 
 RUNS = DeliveryRunRow.__table__
 CHUNKS = DeliveryChunkRow.__table__
@@ -242,24 +251,44 @@ _STILL_PENDING = select(RECIPIENTS.c.recipient_id).where(
 _INSERT_RECIPIENTS = insert(RECIPIENTS)
 
 
+def _in_db_thread(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    @functools.wraps(method)
+    async def run(self: DeliveryStore, *args: Any, **kwargs: Any) -> T:
+        call = functools.partial(method, self, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    return run
+
+
 class DeliveryStore:
+    """Runs its SQL on a synchronous engine in a small thread pool of its own: a whole
+    transaction is one hop off the event loop (the database driver releases the GIL
+    while it works), where an async driver pays a hop per statement."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._sync = create_sync_engine_for(engine.url.render_as_string(hide_password=False))
+        self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="delivery-db")
         self._postgres = engine.dialect.name == "postgresql"
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        self._sync.dispose()
 
     def _skip_locked(self, statement: Any) -> Any:
         return statement.with_for_update(skip_locked=True) if self._postgres else statement
 
     # Runs.
 
-    async def create_run(self, run: NewRun, now: datetime) -> tuple[Run, bool]:
+    @_in_db_thread
+    def create_run(self, run: NewRun, now: datetime) -> tuple[Run, bool]:
         """Inserts the run (PREPARING, snapshot taken now) unless (site, run_id) exists;
         returns the stored run and whether this call created it."""
         # One statement decides, so concurrent starts of the same run make one row
         # (a select-then-insert lets both see nothing and one fail on the key).
         dialect_insert = postgresql_insert if self._postgres else sqlite_insert
-        async with self._engine.begin() as conn:
-            inserted = await conn.execute(
+        with self._sync.begin() as conn:
+            inserted = conn.execute(
                 dialect_insert(RUNS)
                 .values(
                     site_id=run.site_id,
@@ -285,7 +314,7 @@ class DeliveryStore:
             )
             created = inserted.first() is not None
             row = (
-                await conn.execute(
+                conn.execute(
                     select(RUNS).where(
                         RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id
                     )
@@ -297,16 +326,18 @@ class DeliveryStore:
         runs = await self.get_runs(site_id, [run_id])
         return runs[0] if runs else None
 
-    async def get_runs(self, site_id: str, run_ids: Sequence[str]) -> list[Run]:
+    @_in_db_thread
+    def get_runs(self, site_id: str, run_ids: Sequence[str]) -> list[Run]:
         if not run_ids:
             return []
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
+        with self._sync.connect() as conn:
+            rows = conn.execute(
                 select(RUNS).where(RUNS.c.site_id == site_id, RUNS.c.run_id.in_(list(run_ids)))
             )
             return [_run(row) for row in rows]
 
-    async def run_counts(self, site_id: str, run_ids: Sequence[str]) -> dict[str, RunCounts]:
+    @_in_db_thread
+    def run_counts(self, site_id: str, run_ids: Sequence[str]) -> dict[str, RunCounts]:
         if not run_ids:
             return {}
         states = [state for state in RecipientState]
@@ -316,12 +347,12 @@ class DeliveryStore:
             .group_by(CHUNKS.c.run_id)
         )
         counts = {run_id: RunCounts() for run_id in run_ids}
-        async with self._engine.connect() as conn:
-            for run_id, *sums in await conn.execute(statement):
+        with self._sync.connect() as conn:
+            for run_id, *sums in conn.execute(statement):
                 counts[run_id] = RunCounts(**{s.value: int(n) for s, n in zip(states, sums, strict=True)})
         return counts
 
-    async def _finish_run_if_complete(self, conn: AsyncConnection, site_id: str, run_id: str, now: datetime) -> None:
+    def _finish_run_if_complete(self, conn: Connection, site_id: str, run_id: str, now: datetime) -> None:
         pending = (
             select(RECIPIENTS.c.recipient_id)
             .where(
@@ -331,7 +362,7 @@ class DeliveryStore:
             )
             .exists()
         )
-        await conn.execute(
+        conn.execute(
             update(RUNS)
             .where(
                 RUNS.c.site_id == site_id,
@@ -351,7 +382,8 @@ class DeliveryStore:
 
     # Preparation: pulling a run's audience snapshot.
 
-    async def claim_preparation(
+    @_in_db_thread
+    def claim_preparation(
         self, owner: str, now: datetime, lease_seconds: float
     ) -> PreparationLease | None:
         """Leases the oldest PREPARING run no live process is preparing."""
@@ -364,12 +396,12 @@ class DeliveryStore:
             .order_by(RUNS.c.create_time)
             .limit(1)
         )
-        async with self._engine.begin() as conn:
-            found = (await conn.execute(candidate)).first()
+        with self._sync.begin() as conn:
+            found = (conn.execute(candidate)).first()
             if found is None:
                 return None
             row = (
-                await conn.execute(
+                conn.execute(
                     update(RUNS)
                     .where(
                         RUNS.c.site_id == found.site_id,
@@ -399,10 +431,10 @@ class DeliveryStore:
             unavailable_since=row.audience_unavailable_since,
         )
 
-    async def _hold_preparation(
-        self, conn: AsyncConnection, lease: PreparationLease, now: datetime, lease_seconds: float
+    def _hold_preparation(
+        self, conn: Connection, lease: PreparationLease, now: datetime, lease_seconds: float
     ) -> bool:
-        held = await conn.execute(
+        held = conn.execute(
             update(RUNS)
             .where(
                 RUNS.c.site_id == lease.site_id,
@@ -414,7 +446,8 @@ class DeliveryStore:
         )
         return held.rowcount == 1
 
-    async def queue_page(
+    @_in_db_thread
+    def queue_page(
         self,
         lease: PreparationLease,
         members: Sequence[Member],
@@ -427,11 +460,11 @@ class DeliveryStore:
         """Queues one audience page and moves the run's page token past it, atomically,
         so a page is queued exactly once whoever resumes the run. The last page (empty
         next token) ends preparation. False: the lease was lost, nothing written."""
-        async with self._engine.begin() as conn:
-            if not await self._hold_preparation(conn, lease, now, lease_seconds):
+        with self._sync.begin() as conn:
+            if not self._hold_preparation(conn, lease, now, lease_seconds):
                 return False
             run = (
-                await conn.execute(
+                conn.execute(
                     select(RUNS.c.chunks, RUNS.c.resolved).where(
                         RUNS.c.site_id == lease.site_id, RUNS.c.run_id == lease.run_id
                     )
@@ -440,7 +473,7 @@ class DeliveryStore:
             # Queueing a member again is ignored (a retried page, or an id twice in it).
             already = set(
                 (
-                    await conn.execute(
+                    conn.execute(
                         select(RECIPIENTS.c.subscriber_id).where(
                             RECIPIENTS.c.site_id == lease.site_id,
                             RECIPIENTS.c.run_id == lease.run_id,
@@ -461,7 +494,7 @@ class DeliveryStore:
                 part = members[start : start + chunk_size]
                 suppressed_here = sum(member.unsubscribed for member in part)
                 chunk_id = (
-                    await conn.execute(
+                    conn.execute(
                         insert(CHUNKS)
                         .values(
                             site_id=lease.site_id,
@@ -521,9 +554,9 @@ class DeliveryStore:
                             )
                         )
             if recipients:
-                await conn.execute(_INSERT_RECIPIENTS, recipients)
+                conn.execute(_INSERT_RECIPIENTS, recipients)
             if outbox:
-                await conn.execute(_INSERT_OUTBOX, outbox)
+                conn.execute(_INSERT_OUTBOX, outbox)
             done = not next_page_token
             changes: dict[str, Any] = {
                 "audience_page_token": next_page_token,
@@ -539,13 +572,13 @@ class DeliveryStore:
                     prepare_owner=None,
                     prepare_lease_expires_at=None,
                 )
-            await conn.execute(
+            conn.execute(
                 update(RUNS)
                 .where(RUNS.c.site_id == lease.site_id, RUNS.c.run_id == lease.run_id)
                 .values(**changes)
             )
             if done:
-                await conn.execute(
+                conn.execute(
                     insert(OUTBOX).values(
                         kind=OutboxKind.AUDIENCE.value,
                         site_id=lease.site_id,
@@ -555,15 +588,16 @@ class DeliveryStore:
                         occur_time=now,
                     )
                 )
-                await self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
+                self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
             return True
 
-    async def postpone_preparation(
+    @_in_db_thread
+    def postpone_preparation(
         self, lease: PreparationLease, retry_at: datetime, unavailable_since: datetime
     ) -> bool:
         """Segment could not be read: give the run back, claimable again at retry_at."""
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
+        with self._sync.begin() as conn:
+            result = conn.execute(
                 update(RUNS)
                 .where(
                     RUNS.c.site_id == lease.site_id,
@@ -580,12 +614,13 @@ class DeliveryStore:
             )
             return result.rowcount == 1
 
-    async def fail_preparation(
+    @_in_db_thread
+    def fail_preparation(
         self, lease: PreparationLease, failure: RunFailure, message: str, now: datetime
     ) -> bool:
         """Ends preparation for good; recipients already queued are still sent."""
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
+        with self._sync.begin() as conn:
+            result = conn.execute(
                 update(RUNS)
                 .where(
                     RUNS.c.site_id == lease.site_id,
@@ -605,13 +640,13 @@ class DeliveryStore:
             if result.rowcount != 1:
                 return False
             resolved = (
-                await conn.execute(
+                conn.execute(
                     select(RUNS.c.resolved).where(
                         RUNS.c.site_id == lease.site_id, RUNS.c.run_id == lease.run_id
                     )
                 )
             ).scalar_one()
-            await conn.execute(
+            conn.execute(
                 insert(OUTBOX).values(
                     kind=OutboxKind.AUDIENCE.value,
                     site_id=lease.site_id,
@@ -621,12 +656,13 @@ class DeliveryStore:
                     occur_time=now,
                 )
             )
-            await self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
+            self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
             return True
 
     # Chunks: sending.
 
-    async def claim_chunk(self, owner: str, now: datetime, lease_seconds: float) -> ClaimedChunk | None:
+    @_in_db_thread
+    def claim_chunk(self, owner: str, now: datetime, lease_seconds: float) -> ClaimedChunk | None:
         """Leases the due chunk with the lowest seq (round robin across runs), bumping
         its fence."""
         candidate = self._skip_locked(
@@ -639,12 +675,12 @@ class DeliveryStore:
             .order_by(CHUNKS.c.seq, CHUNKS.c.chunk_id)
             .limit(1)
         )
-        async with self._engine.begin() as conn:
-            chunk_id = (await conn.execute(candidate)).scalar()
+        with self._sync.begin() as conn:
+            chunk_id = (conn.execute(candidate)).scalar()
             if chunk_id is None:
                 return None
             row = (
-                await conn.execute(
+                conn.execute(
                     update(CHUNKS)
                     .where(
                         CHUNKS.c.chunk_id == chunk_id,
@@ -663,7 +699,8 @@ class DeliveryStore:
             return None
         return ClaimedChunk(row.chunk_id, row.site_id, row.run_id, owner, row.fence)
 
-    async def due_recipients(self, chunk: ClaimedChunk, now: datetime) -> list[PendingRecipient]:
+    @_in_db_thread
+    def due_recipients(self, chunk: ClaimedChunk, now: datetime) -> list[PendingRecipient]:
         statement = (
             select(
                 RECIPIENTS.c.recipient_id,
@@ -682,7 +719,7 @@ class DeliveryStore:
             )
             .order_by(RECIPIENTS.c.recipient_id)
         )
-        async with self._engine.connect() as conn:
+        with self._sync.connect() as conn:
             return [
                 PendingRecipient(
                     row.recipient_id,
@@ -694,12 +731,12 @@ class DeliveryStore:
                     bytes(row.auth),
                     row.attempts,
                 )
-                for row in await conn.execute(statement)
+                for row in conn.execute(statement)
             ]
 
-    async def _hold_chunk(
+    def _hold_chunk(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         chunk: ClaimedChunk,
         now: datetime,
         lease_seconds: float,
@@ -713,7 +750,7 @@ class DeliveryStore:
         }
         if by_state:
             counts["pending"] = CHUNKS.c.pending - len(terminal)
-        held = await conn.execute(
+        held = conn.execute(
             update(CHUNKS)
             .where(
                 CHUNKS.c.chunk_id == chunk.chunk_id,
@@ -724,7 +761,8 @@ class DeliveryStore:
         )
         return held.rowcount == 1
 
-    async def record_progress(
+    @_in_db_thread
+    def record_progress(
         self,
         chunk: ClaimedChunk,
         campaign_id: str,
@@ -738,24 +776,24 @@ class DeliveryStore:
         """One fenced transaction: renews the lease, counts the attempts about to be
         made, records finished sends (and their outbox rows). False: the lease was lost
         to another worker and nothing was written; stop working on the chunk."""
-        async with self._engine.begin() as conn:
+        with self._sync.begin() as conn:
             if terminal:
                 # Only a recipient still pending gets an outcome (never overwritten), and
                 # only those count into the chunk's totals.
                 pending = set(
                     (
-                        await conn.execute(
+                        conn.execute(
                             _STILL_PENDING, {"ids": [t.recipient_id for t in terminal]}
                         )
                     ).scalars()
                 )
                 terminal = [t for t in terminal if t.recipient_id in pending]
-            if not await self._hold_chunk(conn, chunk, now, lease_seconds, terminal):
+            if not self._hold_chunk(conn, chunk, now, lease_seconds, terminal):
                 return False
             if attempting:
-                await conn.execute(_MARK_ATTEMPTED, {"ids": list(attempting)})
+                conn.execute(_MARK_ATTEMPTED, {"ids": list(attempting)})
             if terminal:
-                await conn.execute(
+                conn.execute(
                     _RECORD_TERMINAL,
                     [
                         {
@@ -787,9 +825,9 @@ class DeliveryStore:
                     for t in terminal
                     if t.unsubscribe
                 ]
-                await conn.execute(_INSERT_OUTBOX, rows)
+                conn.execute(_INSERT_OUTBOX, rows)
             if retries:
-                await conn.execute(
+                conn.execute(
                     _RECORD_RETRY,
                     [
                         {"rid": r.recipient_id, "new_reason": r.reason, "retry_at": r.not_before}
@@ -798,15 +836,16 @@ class DeliveryStore:
                 )
             return True
 
-    async def release_chunk(
+    @_in_db_thread
+    def release_chunk(
         self, chunk: ClaimedChunk, now: datetime, *, not_before: datetime | None = None
     ) -> bool:
         """Gives the chunk up: DONE when nothing in it is pending, else claimable again
         at its earliest retry time (or `not_before`). Finishes the run when it was the
         last. False: the lease had been lost."""
-        async with self._engine.begin() as conn:
+        with self._sync.begin() as conn:
             pending, next_due = (
-                await conn.execute(
+                conn.execute(
                     select(func.count(), func.min(RECIPIENTS.c.not_before)).where(
                         RECIPIENTS.c.chunk_id == chunk.chunk_id,
                         RECIPIENTS.c.state == RecipientState.PENDING.value,
@@ -814,7 +853,7 @@ class DeliveryStore:
                 )
             ).one()
             due = not_before or next_due or now
-            result = await conn.execute(
+            result = conn.execute(
                 update(CHUNKS)
                 .where(CHUNKS.c.chunk_id == chunk.chunk_id, CHUNKS.c.fence == chunk.fence)
                 .values(
@@ -827,12 +866,13 @@ class DeliveryStore:
             if result.rowcount != 1:
                 return False
             if not pending:
-                await self._finish_run_if_complete(conn, chunk.site_id, chunk.run_id, now)
+                self._finish_run_if_complete(conn, chunk.site_id, chunk.run_id, now)
             return True
 
     # The outbox.
 
-    async def claim_outbox(
+    @_in_db_thread
+    def claim_outbox(
         self, kinds: Sequence[OutboxKind], owner: str, now: datetime, lease_seconds: float, limit: int
     ) -> list[OutboxItem]:
         """Leases up to `limit` rows no live process holds, oldest first."""
@@ -845,11 +885,11 @@ class DeliveryStore:
             .order_by(OUTBOX.c.outbox_id)
             .limit(limit)
         )
-        async with self._engine.begin() as conn:
-            ids = list((await conn.execute(candidates)).scalars())
+        with self._sync.begin() as conn:
+            ids = list((conn.execute(candidates)).scalars())
             if not ids:
                 return []
-            rows = await conn.execute(
+            rows = conn.execute(
                 update(OUTBOX)
                 .where(
                     OUTBOX.c.outbox_id.in_(ids),
@@ -878,42 +918,46 @@ class DeliveryStore:
                 key=lambda item: item.outbox_id,
             )
 
-    async def settle_outbox(self, owner: str, outbox_ids: Sequence[int]) -> None:
+    @_in_db_thread
+    def settle_outbox(self, owner: str, outbox_ids: Sequence[int]) -> None:
         """Deletes rows a peer has accepted (only while this owner still holds them)."""
         if not outbox_ids:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(
+        with self._sync.begin() as conn:
+            conn.execute(
                 delete(OUTBOX).where(
                     OUTBOX.c.outbox_id.in_(list(outbox_ids)), OUTBOX.c.claim_owner == owner
                 )
             )
 
-    async def release_outbox(self, owner: str, outbox_ids: Sequence[int], retry_at: datetime) -> None:
+    @_in_db_thread
+    def release_outbox(self, owner: str, outbox_ids: Sequence[int], retry_at: datetime) -> None:
         """A peer failed: the rows are claimable again from retry_at."""
         if not outbox_ids:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(
+        with self._sync.begin() as conn:
+            conn.execute(
                 update(OUTBOX)
                 .where(OUTBOX.c.outbox_id.in_(list(outbox_ids)), OUTBOX.c.claim_owner == owner)
                 .values(claim_owner=None, claim_expires_at=retry_at)
             )
 
-    async def outbox_size(self) -> int:
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(OUTBOX))).scalar_one())
+    @_in_db_thread
+    def outbox_size(self) -> int:
+        with self._sync.connect() as conn:
+            return int((conn.execute(select(func.count()).select_from(OUTBOX))).scalar_one())
 
     # One recipient.
 
-    async def recipient(self, site_id: str, run_id: str, subscriber_id: str) -> RecipientView | None:
+    @_in_db_thread
+    def recipient(self, site_id: str, run_id: str, subscriber_id: str) -> RecipientView | None:
         statement = select(RECIPIENTS).where(
             RECIPIENTS.c.site_id == site_id,
             RECIPIENTS.c.run_id == run_id,
             RECIPIENTS.c.subscriber_id == subscriber_id,
         )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(statement)).first()
+        with self._sync.connect() as conn:
+            row = (conn.execute(statement)).first()
         if row is None:
             return None
         return RecipientView(
