@@ -29,7 +29,7 @@ from services.kit.config import Settings
 from services.kit.egress import EgressPolicy
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
-from services.kit.sites import remote_site_resolver
+from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name
 _METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"

@@ -15,7 +15,7 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
-from services.kit.sites import remote_site_resolver
+from services.siteclient import remote_site_resolver
 from services.reporting.domain import CampaignReport, EngagementInput, OutcomeInput, Reporting
 from services.reporting.store import DeliveryStatus, EngagementKind, ReportingStore
 

@@ -19,7 +19,7 @@ from services.kit.egress import EgressPolicy
 from services.kit.errors import InvalidArgument
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
-from services.kit.sites import remote_site_resolver
+from services.siteclient import remote_site_resolver
 from services.segment.domain import Registration, Subscribers, Unsubscription, error_within
 from services.segment.models import Browser, SubscriberState
 from services.segment.store import AudienceEntry, Subscriber, SubscriberStore

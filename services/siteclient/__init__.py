@@ -1,4 +1,8 @@
-"""Resolving API keys through the campaign service's SiteService (for the other services)."""
+"""Resolving API keys through the campaign service's SiteService, for the other services.
+
+A client of one contract (clarion.campaign.v1.SiteService), kept out of the kit so the
+kit knows no service's contract; segment, delivery and reporting use it.
+"""
 
 from __future__ import annotations
 
