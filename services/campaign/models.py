@@ -66,6 +66,8 @@ class Campaign(Model):
     urgency: Mapped[str] = mapped_column(String(16))
     # The caller's idempotency key: a repeated create returns the first campaign.
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # Bumped by every update; an update applies only to the version it read.
+    version: Mapped[int] = mapped_column(Integer, default=1)
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
 
@@ -94,8 +96,11 @@ class Run(Model):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     ttl_seconds: Mapped[int] = mapped_column(Integer)
     urgency: Mapped[str] = mapped_column(String(16))
-    # Delivery has not confirmed it took the run over yet; the hand-off loop retries.
+    # Delivery has not confirmed it took the run over yet; the hand-off loop retries,
+    # not before handoff_next_attempt (backing off per run).
     handoff_pending: Mapped[bool] = mapped_column(default=True)
+    handoff_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    handoff_next_attempt: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16))
     failure_reason: Mapped[str] = mapped_column(Text, default="")
     # Progress as delivery last reported it.
@@ -113,6 +118,6 @@ class Run(Model):
         Index("ix_campaign_runs_site_id_run_id", "site_id", "run_id"),
         # ListRuns: a campaign's runs, newest (highest time-ordered id) first.
         Index("ix_campaign_runs_site_id_campaign_id_run_id", "site_id", "campaign_id", "run_id"),
-        Index("ix_campaign_runs_handoff_pending", "handoff_pending"),
+        Index("ix_campaign_runs_handoff_pending_next_attempt", "handoff_pending", "handoff_next_attempt"),
         UniqueConstraint("site_id", "campaign_id", "request_id"),
     )

@@ -99,15 +99,15 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.UpdateCampaignResponse:
         given = request.campaign
+        paths = list(request.update_mask.paths)
         changes = CampaignDraft(
             name=given.name,
             notification=given.notification,
             ttl_seconds=given.ttl_seconds,
-            urgency=urgency_from_proto(given.urgency),
+            # Only a field the mask names is read: a stray value elsewhere is ignored.
+            urgency=urgency_from_proto(given.urgency) if "urgency" in paths else None,
         )
-        campaign = await self._campaigns.update(
-            current_site_id(), given.campaign_id, changes, list(request.update_mask.paths)
-        )
+        campaign = await self._campaigns.update(current_site_id(), given.campaign_id, changes, paths)
         return campaign_service_pb2.UpdateCampaignResponse(campaign=campaign_to_proto(campaign))
 
     async def GetCampaign(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -68,6 +68,7 @@ class CampaignRecord:
     create_time: datetime
     update_time: datetime
     request_id: str | None = None
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class RunRecord:
     create_time: datetime
     finish_time: datetime | None = None
     request_id: str | None = None
+    handoff_attempts: int = 0
 
 
 class CampaignStore:
@@ -178,6 +180,7 @@ class CampaignStore:
                         ttl_seconds=campaign.ttl_seconds,
                         urgency=campaign.urgency.value,
                         request_id=campaign.request_id,
+                        version=campaign.version,
                         create_time=campaign.create_time,
                         update_time=campaign.update_time,
                     )
@@ -210,13 +213,16 @@ class CampaignStore:
             )
             return _campaign(row) if row is not None else None
 
-    async def update_campaign(self, campaign: CampaignRecord) -> None:
+    async def update_campaign(self, campaign: CampaignRecord) -> bool:
+        """Stores the changed campaign if nobody changed it since it was read (it is
+        still at `campaign.version`), as the next version; False when somebody did."""
         async with self._sessions.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(models.Campaign)
                 .where(
                     models.Campaign.site_id == campaign.site_id,
                     models.Campaign.campaign_id == campaign.campaign_id,
+                    models.Campaign.version == campaign.version,
                 )
                 .values(
                     name=campaign.name,
@@ -224,8 +230,11 @@ class CampaignStore:
                     ttl_seconds=campaign.ttl_seconds,
                     urgency=campaign.urgency.value,
                     update_time=campaign.update_time,
+                    version=campaign.version + 1,
                 )
+                .execution_options(synchronize_session=False)
             )
+            return result.rowcount == 1
 
     async def list_campaigns(
         self, site_id: str, after_campaign_id: str, limit: int
@@ -302,11 +311,14 @@ class CampaignStore:
         async with self._sessions() as session:
             return [_run(row) for row in await session.scalars(query)]
 
-    async def runs_awaiting_handoff(self, limit: int) -> list[RunRecord]:
+    async def runs_awaiting_handoff(self, now: datetime, limit: int) -> list[RunRecord]:
+        """Runs delivery has not confirmed whose next attempt is due, the most overdue
+        first (a run that keeps failing backs off and does not hold up the others)."""
+        due = or_(models.Run.handoff_next_attempt.is_(None), models.Run.handoff_next_attempt <= now)
         query = (
             select(models.Run)
-            .where(models.Run.handoff_pending.is_(True))
-            .order_by(models.Run.create_time)
+            .where(models.Run.handoff_pending.is_(True), due)
+            .order_by(models.Run.handoff_next_attempt.is_not(None), models.Run.handoff_next_attempt)
             .limit(limit)
         )
         async with self._sessions() as session:
@@ -323,6 +335,7 @@ class CampaignStore:
         failure_reason: str | None = None,
         finish_time: datetime | None = None,
         handed_off: bool = False,
+        handoff_retry_at: datetime | None = None,
     ) -> None:
         changes: dict[str, object] = {"update_time": now}
         if state is not None:
@@ -335,6 +348,9 @@ class CampaignStore:
             changes["finish_time"] = finish_time
         if handed_off:
             changes["handoff_pending"] = False
+        if handoff_retry_at is not None:
+            changes["handoff_next_attempt"] = handoff_retry_at
+            changes["handoff_attempts"] = models.Run.handoff_attempts + 1
         async with self._sessions.begin() as session:
             await session.execute(
                 update(models.Run)
@@ -356,6 +372,7 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         create_time=row.create_time,
         update_time=row.update_time,
         request_id=row.request_id,
+        version=row.version,
     )
 
 
@@ -378,6 +395,7 @@ def _run(row: models.Run) -> RunRecord:
         ttl_seconds=row.ttl_seconds,
         urgency=Urgency(row.urgency),
         handoff_pending=row.handoff_pending,
+        handoff_attempts=row.handoff_attempts,
         create_time=row.create_time,
         finish_time=row.finish_time,
         request_id=row.request_id,

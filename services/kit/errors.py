@@ -35,6 +35,12 @@ class FailedPrecondition(ClarionError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Aborted(ClarionError):
+    """A concurrent change won; the caller may try again."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 class Unauthenticated(ClarionError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

@@ -184,7 +184,11 @@ class TestSendNow:
             RunProgress(),
         )
         assert world.delivery.runs == {}
-        # Delivery is back: the next pass of the hand-off hands the run over.
+        # Backing off: not offered again before its next attempt is due.
+        assert await world.campaigns.hand_off_pending() == 0
+        assert world.delivery.start_calls == [run.run_id]
+        # Delivery is back: the pass after the backoff hands the run over.
+        world.clock.advance(seconds=1)
         assert await world.campaigns.hand_off_pending() >= 1
         assert world.delivery.runs[run.run_id].payload == run.payload
         world.delivery.report(run.run_id, RunState.SENDING, RunProgress(resolved=3, queued=3))
@@ -371,7 +375,7 @@ class TestHandoffLoop:
         try:
             run = await world.campaigns.send_now(world.site_id, world.campaign.campaign_id)
             handed = await eventually(
-                lambda: world.campaigns.get_run(world.site_id, run.run_id),
+                lambda: _run_after_backoff(world, run.run_id),
                 lambda r: not r.handoff_pending,
                 timeout=15,
                 what="the loop handed the run to delivery",
@@ -411,7 +415,7 @@ class TestHandoffLoop:
         await loop.start()
         try:
             await eventually(
-                lambda: world.campaigns.get_run(world.site_id, run.run_id),
+                lambda: _run_after_backoff(world, run.run_id),
                 lambda r: not r.handoff_pending,
                 timeout=15,
                 what="the hand-off after a failed pass",
@@ -420,3 +424,24 @@ class TestHandoffLoop:
             await loop.stop()
 
         assert passes >= 2
+
+
+async def _run_after_backoff(world: World, run_id: str) -> RunRecord:
+    """The run, after moving the clock past any hand-off backoff (a minute at a time)."""
+    world.clock.advance(seconds=60)
+    return await world.campaigns.get_run(world.site_id, run_id)
+
+
+class TestConcurrentUpdates:
+    async def test_two_updates_of_different_fields_at_once_both_land(self, world: World) -> None:
+        renamed = CampaignDraft(name="Renamed", notification=Notification())
+        retitled = CampaignDraft(name="", notification=Notification(title="New title"))
+        await asyncio.gather(
+            *(
+                world.campaigns.update(world.site_id, world.campaign.campaign_id, draft, [path])
+                for draft, path in [(renamed, "name"), (retitled, "notification.title")] * 3
+            )
+        )
+        stored = await world.campaigns.get(world.site_id, world.campaign.campaign_id)
+        assert (stored.name, stored.notification.title) == ("Renamed", "New title")
+        assert stored.version == 1 + 6  # every update applied to the version it read

@@ -9,6 +9,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from services.campaign.domain import content
 from services.campaign.domain.ports import DeliveryPort, DeliveryRunView, PeerCallFailed
@@ -21,7 +22,7 @@ from services.campaign.store import (
     Urgency,
 )
 from services.kit.clock import Clock
-from services.kit.errors import InvalidArgument, NotFound
+from services.kit.errors import Aborted, InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
 
@@ -35,6 +36,10 @@ DEFAULT_TTL_SECONDS = MAX_TTL_SECONDS
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 HANDOFF_BATCH = 100
+# Hand-offs tried at once, and the backoff between one run's attempts.
+HANDOFF_CONCURRENCY = 8
+HANDOFF_BACKOFF_SECONDS = (1.0, 300.0)
+UPDATE_ATTEMPTS = 5
 # How long SendCampaignNow waits for delivery's first answer before leaving the hand-off
 # to the background loop: the call returns at once either way.
 HANDOFF_WAIT_SECONDS = 2.0
@@ -121,7 +126,23 @@ class Campaigns:
                 f"update_mask must name the fields to change: {', '.join(UPDATABLE_PATHS)}",
                 field="update_mask",
             )
-        campaign = await self.get(site_id, campaign_id)
+        # Optimistic: apply the mask to the version read, store it only if that is still
+        # the current one, else read again (so two updates of different fields both land).
+        for _ in range(UPDATE_ATTEMPTS):
+            campaign = await self.get(site_id, campaign_id)
+            updated = self._applied(campaign, changes, paths)
+            if await self._store.update_campaign(updated):
+                log.info("campaign updated", campaign_id=campaign_id, paths=",".join(paths))
+                return replace(updated, version=updated.version + 1)
+        raise Aborted(
+            "CONCURRENT_UPDATE",
+            f"campaign {campaign_id!r} kept changing while this update was applied; try again",
+            campaign_id=campaign_id,
+        )
+
+    def _applied(
+        self, campaign: CampaignRecord, changes: CampaignDraft, paths: Sequence[str]
+    ) -> CampaignRecord:
         notification = type(campaign.notification)()
         notification.CopyFrom(campaign.notification)
         updated = campaign
@@ -145,12 +166,7 @@ class Campaigns:
                 )
         if not updated.name:
             updated = replace(updated, name=notification.title.strip()[:MAX_NAME_LENGTH])
-        updated = _checked(
-            replace(updated, notification=notification, update_time=self._clock.now())
-        )
-        await self._store.update_campaign(updated)
-        log.info("campaign updated", campaign_id=campaign_id, paths=",".join(paths))
-        return updated
+        return _checked(replace(updated, notification=notification, update_time=self._clock.now()))
 
     async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
         limit = _page_limit(page_size)
@@ -220,19 +236,34 @@ class Campaigns:
 
     async def hand_off_pending(self) -> int:
         """Hands every run delivery has not confirmed to it; returns how many landed."""
-        landed = 0
-        for run in await self._store.runs_awaiting_handoff(HANDOFF_BATCH):
-            if await self._hand_off(run):
-                landed += 1
-        return landed
+        runs = await self._store.runs_awaiting_handoff(self._clock.now(), HANDOFF_BATCH)
+        slots = asyncio.Semaphore(HANDOFF_CONCURRENCY)
+
+        async def hand_off(run: RunRecord) -> bool:
+            async with slots:
+                return await self._hand_off(run)
+
+        return sum(await asyncio.gather(*(hand_off(run) for run in runs)))
 
     async def _hand_off(self, run: RunRecord) -> bool:
         try:
             view = await self._delivery.start_run(run)
         except PeerCallFailed as failure:
             if not failure.permanent:
-                log.warning("delivery did not take the run yet; will retry", run_id=run.run_id,
-                            error=str(failure))
+                first, most = HANDOFF_BACKOFF_SECONDS
+                delay = min(most, first * 2 ** min(run.handoff_attempts, 20))
+                await self._store.update_run(
+                    run.site_id,
+                    run.run_id,
+                    self._clock.now(),
+                    handoff_retry_at=self._clock.now() + timedelta(seconds=delay),
+                )
+                log.warning(
+                    "delivery did not take the run yet; will retry",
+                    run_id=run.run_id,
+                    retry_in_seconds=delay,
+                    error=str(failure),
+                )
                 return False
             # Delivery refused the run itself: it will never send it.
             await self._store.update_run(

@@ -1,8 +1,8 @@
 """create sites campaigns runs
 
-Revision ID: b7f176edf632
+Revision ID: 9f15a4046c31
 Revises: 
-Create Date: 2026-11-30 07:16:22.609078
+Create Date: 2026-11-30 07:57:31.092809
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from alembic import op
 
 import services.kit.db
 
-revision = 'b7f176edf632'
+
+revision = '9f15a4046c31'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -37,6 +38,7 @@ def upgrade() -> None:
     sa.Column('ttl_seconds', sa.Integer(), nullable=False),
     sa.Column('urgency', sa.String(length=16), nullable=False),
     sa.Column('request_id', sa.String(length=128), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('create_time', services.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('update_time', services.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.site_id'], name=op.f('fk_campaigns_site_id_sites'), ondelete='CASCADE'),
@@ -65,6 +67,8 @@ def upgrade() -> None:
     sa.Column('ttl_seconds', sa.Integer(), nullable=False),
     sa.Column('urgency', sa.String(length=16), nullable=False),
     sa.Column('handoff_pending', sa.Boolean(), nullable=False),
+    sa.Column('handoff_attempts', sa.Integer(), nullable=False),
+    sa.Column('handoff_next_attempt', services.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('failure_reason', sa.Text(), nullable=False),
     sa.Column('resolved', sa.BigInteger(), nullable=False),
@@ -82,7 +86,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('site_id', 'campaign_id', 'request_id', name=op.f('uq_campaign_runs_site_id_campaign_id_request_id'))
     )
     with op.batch_alter_table('campaign_runs', schema=None) as batch_op:
-        batch_op.create_index('ix_campaign_runs_handoff_pending', ['handoff_pending'], unique=False)
+        batch_op.create_index('ix_campaign_runs_handoff_pending_next_attempt', ['handoff_pending', 'handoff_next_attempt'], unique=False)
         batch_op.create_index('ix_campaign_runs_site_id_campaign_id_run_id', ['site_id', 'campaign_id', 'run_id'], unique=False)
         batch_op.create_index('ix_campaign_runs_site_id_run_id', ['site_id', 'run_id'], unique=False)
 
@@ -94,7 +98,7 @@ def downgrade() -> None:
     with op.batch_alter_table('campaign_runs', schema=None) as batch_op:
         batch_op.drop_index('ix_campaign_runs_site_id_run_id')
         batch_op.drop_index('ix_campaign_runs_site_id_campaign_id_run_id')
-        batch_op.drop_index('ix_campaign_runs_handoff_pending')
+        batch_op.drop_index('ix_campaign_runs_handoff_pending_next_attempt')
 
     op.drop_table('campaign_runs')
     with op.batch_alter_table('site_api_keys', schema=None) as batch_op:
