@@ -200,7 +200,8 @@ class DeliveryRecipientRow(Model):
 
 
 class DeliveryOutboxRow(Model):
-    """What a peer still has to hear, written in the transaction that made it true.
+    """What a peer still has to hear, written in the transaction that made it true, one
+    row per commit (not per recipient), so the outbox costs a row per batch.
 
     Rows are claimed in batches under a lease (SKIP LOCKED on PostgreSQL), sent, then
     deleted, so N delivery processes send each one once (or again only after a crash).
@@ -216,10 +217,9 @@ class DeliveryOutboxRow(Model):
     site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
     run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
     campaign_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
-    subscriber_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), default="")
-    state: Mapped[str] = mapped_column(String(16), default="")
-    reason: Mapped[str] = mapped_column(String(MAX_REASON_LENGTH), default="")
-    browser: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # The recipients this row reports, one commit's worth: a compact JSON list of
+    # [subscriber_id, state, reason, browser] (OUTCOME, UNSUBSCRIBE); empty for AUDIENCE.
+    entries: Mapped[str] = mapped_column(Text, default="")
     # The audience size for an AUDIENCE row.
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     occur_time: Mapped[datetime]

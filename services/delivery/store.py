@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -164,19 +165,31 @@ class Retry:
     not_before: datetime
 
 
+class Entry(NamedTuple):
+    """One recipient in an outbox row."""
+
+    subscriber_id: str
+    state: str
+    reason: str
+    browser: int
+
+
 @dataclass(frozen=True)
 class OutboxItem:
+    """One thing a peer has to hear: a recipient's outcome or unsubscribe, or a run's
+    audience; the items of one outbox row share its outbox_id."""
+
     outbox_id: int
     kind: OutboxKind
     site_id: str
     run_id: str
     campaign_id: str
-    subscriber_id: str
-    state: str
-    reason: str
-    browser: int
-    count: int
     occur_time: datetime
+    count: int = 0
+    subscriber_id: str = ""
+    state: str = ""
+    reason: str = ""
+    browser: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,10 +235,11 @@ _MARK_ATTEMPTED = (
     .where(RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)))
     .values(attempts=RECIPIENTS.c.attempts + 1)
 )
+# One statement per (state, reason) of a commit: most commits have a single group.
 _RECORD_TERMINAL = (
     update(RECIPIENTS)
     .where(
-        RECIPIENTS.c.recipient_id == bindparam("rid"),
+        RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)),
         RECIPIENTS.c.state == RecipientState.PENDING.value,
     )
     .values(
@@ -489,7 +503,7 @@ class DeliveryStore:
             members = list(fresh.values())
             seq, queued = run.chunks, 0
             recipients: list[dict[str, Any]] = []
-            outbox: list[dict[str, Any]] = []
+            outbox: list[Entry] = []
             for start in range(0, len(members), chunk_size):
                 part = members[start : start + chunk_size]
                 suppressed_here = sum(member.unsubscribed for member in part)
@@ -542,21 +556,21 @@ class DeliveryStore:
                     )
                     if suppressed:
                         outbox.append(
-                            _outcome_row(
-                                lease.site_id,
-                                lease.run_id,
-                                lease.campaign_id,
+                            Entry(
                                 member.subscriber_id,
-                                member.browser,
-                                RecipientState.SUPPRESSED,
+                                RecipientState.SUPPRESSED.value,
                                 "unsubscribed",
-                                now,
+                                member.browser,
                             )
                         )
             if recipients:
                 conn.execute(_INSERT_RECIPIENTS, recipients)
             if outbox:
-                conn.execute(_INSERT_OUTBOX, outbox)
+                conn.execute(
+                    _INSERT_OUTBOX,
+                    _outbox_row(OutboxKind.OUTCOME, lease.site_id, lease.run_id,
+                                lease.campaign_id, outbox, now),
+                )
             done = not next_page_token
             changes: dict[str, Any] = {
                 "audience_page_token": next_page_token,
@@ -793,38 +807,27 @@ class DeliveryStore:
             if attempting:
                 conn.execute(_MARK_ATTEMPTED, {"ids": list(attempting)})
             if terminal:
-                conn.execute(
-                    _RECORD_TERMINAL,
-                    [
-                        {
-                            "rid": t.recipient_id,
-                            "new_state": t.state.value,
-                            "new_reason": t.reason,
-                            "now": now,
-                        }
-                        for t in terminal
-                    ],
-                )
-                rows = [
-                    _outcome_row(
-                        chunk.site_id,
-                        chunk.run_id,
-                        campaign_id,
-                        t.subscriber_id,
-                        t.browser,
-                        t.state,
-                        t.reason,
-                        now,
+                groups: dict[tuple[str, str], list[int]] = {}
+                for t in terminal:
+                    groups.setdefault((t.state.value, t.reason), []).append(t.recipient_id)
+                for (new_state, new_reason), ids in groups.items():
+                    conn.execute(
+                        _RECORD_TERMINAL,
+                        {"ids": ids, "new_state": new_state, "new_reason": new_reason, "now": now},
                     )
-                    for t in terminal
+                entries = [Entry(t.subscriber_id, t.state.value, t.reason, t.browser) for t in terminal]
+                rows = [
+                    _outbox_row(
+                        OutboxKind.OUTCOME, chunk.site_id, chunk.run_id, campaign_id, entries, now
+                    )
                 ]
-                rows += [
-                    {**_outcome_row(chunk.site_id, chunk.run_id, campaign_id, t.subscriber_id,
-                                    t.browser, t.state, t.reason, now),
-                     "kind": OutboxKind.UNSUBSCRIBE.value}
-                    for t in terminal
-                    if t.unsubscribe
-                ]
+                gone = [e for e, t in zip(entries, terminal, strict=True) if t.unsubscribe]
+                if gone:
+                    rows.append(
+                        _outbox_row(
+                            OutboxKind.UNSUBSCRIBE, chunk.site_id, chunk.run_id, campaign_id, gone, now
+                        )
+                    )
                 conn.execute(_INSERT_OUTBOX, rows)
             if retries:
                 conn.execute(
@@ -875,7 +878,8 @@ class DeliveryStore:
     def claim_outbox(
         self, kinds: Sequence[OutboxKind], owner: str, now: datetime, lease_seconds: float, limit: int
     ) -> list[OutboxItem]:
-        """Leases up to `limit` rows no live process holds, oldest first."""
+        """Leases up to `limit` rows (each one commit's recipients) no live process holds,
+        oldest first, and returns their items."""
         candidates = self._skip_locked(
             select(OUTBOX.c.outbox_id)
             .where(
@@ -898,25 +902,27 @@ class DeliveryStore:
                 .values(claim_owner=owner, claim_expires_at=now + timedelta(seconds=lease_seconds))
                 .returning(OUTBOX)
             )
-            return sorted(
-                (
+            items = []
+            for row in sorted(rows, key=lambda row: row.outbox_id):
+                common = {
+                    "outbox_id": row.outbox_id,
+                    "kind": OutboxKind(row.kind),
+                    "site_id": row.site_id,
+                    "run_id": row.run_id,
+                    "campaign_id": row.campaign_id,
+                    "count": row.count,
+                    "occur_time": row.occur_time,
+                }
+                if not row.entries:
+                    items.append(OutboxItem(**common))
+                    continue
+                items += [
                     OutboxItem(
-                        outbox_id=row.outbox_id,
-                        kind=OutboxKind(row.kind),
-                        site_id=row.site_id,
-                        run_id=row.run_id,
-                        campaign_id=row.campaign_id,
-                        subscriber_id=row.subscriber_id,
-                        state=row.state,
-                        reason=row.reason,
-                        browser=row.browser,
-                        count=row.count,
-                        occur_time=row.occur_time,
+                        **common, subscriber_id=sid, state=state, reason=reason, browser=browser
                     )
-                    for row in rows
-                ),
-                key=lambda item: item.outbox_id,
-            )
+                    for sid, state, reason, browser in json.loads(row.entries)
+                ]
+            return items
 
     @_in_db_thread
     def settle_outbox(self, owner: str, outbox_ids: Sequence[int]) -> None:
@@ -972,25 +978,20 @@ class DeliveryStore:
         )
 
 
-def _outcome_row(
+def _outbox_row(
+    kind: OutboxKind,
     site_id: str,
     run_id: str,
     campaign_id: str,
-    subscriber_id: str,
-    browser: int,
-    state: RecipientState,
-    reason: str,
+    entries: Sequence[Entry],
     now: datetime,
 ) -> dict[str, Any]:
     return {
-        "kind": OutboxKind.OUTCOME.value,
+        "kind": kind.value,
         "site_id": site_id,
         "run_id": run_id,
         "campaign_id": campaign_id,
-        "subscriber_id": subscriber_id,
-        "state": state.value,
-        "reason": reason,
-        "browser": browser,
+        "entries": json.dumps([list(e) for e in entries], separators=(",", ":")),
         "count": 0,
         "occur_time": now,
         "claim_owner": None,

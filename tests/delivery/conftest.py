@@ -150,15 +150,13 @@ async def recipient_rows(engine: AsyncEngine, run_id: str) -> Counter[str]:
 
 
 async def outbox_outcomes(engine: AsyncEngine, run_id: str) -> Counter[str]:
-    """Outcome rows waiting in the outbox, per subscriber."""
+    """Outcomes waiting in the outbox (rows hold a commit's worth each), per subscriber."""
     table = DeliveryOutboxRow.__table__
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(table.c.subscriber_id, func.count())
-            .where(table.c.run_id == run_id, table.c.kind == "outcome")
-            .group_by(table.c.subscriber_id)
+            select(table.c.entries).where(table.c.run_id == run_id, table.c.kind == "outcome")
         )
-        return Counter({subscriber_id: count for subscriber_id, count in rows})
+        return Counter(entry[0] for (entries,) in rows for entry in json.loads(entries))
 
 
 # Fakes of the ports.

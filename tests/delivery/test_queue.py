@@ -435,23 +435,28 @@ class TestOutcomes:
 class TestOutbox:
     async def test_two_relays_never_hold_the_same_rows(self, store: DeliveryStore) -> None:
         clock = FrozenClock()
-        await prepared(store, clock, members(30, unsubscribed=range(30)))  # 30 outcomes + audience
+        # 30 outcomes (in one row: one commit's worth) and the run's audience (another).
+        audience = members(30, unsubscribed=range(30))
+        await prepared(store, clock, audience)
         kinds = tuple(OutboxKind)
 
-        a = await store.claim_outbox(kinds, "a", clock.now(), LEASE, 20)
+        a = await store.claim_outbox(kinds, "a", clock.now(), LEASE, 1)
         b = await store.claim_outbox(kinds, "b", clock.now(), LEASE, 20)
 
-        assert (len(a), len(b)) == (20, 11)
+        assert (len({i.outbox_id for i in a}), len({i.outbox_id for i in b})) == (1, 1)
         assert not {i.outbox_id for i in a} & {i.outbox_id for i in b}
+        outcomes = [i.subscriber_id for i in a + b if i.kind is OutboxKind.OUTCOME]
+        assert sorted(outcomes) == sorted(m.subscriber_id for m in audience)
+        assert [i.count for i in a + b if i.kind is OutboxKind.AUDIENCE] == [30]
         assert await store.claim_outbox(kinds, "c", clock.now(), LEASE, 20) == []
 
         await store.settle_outbox("b", [i.outbox_id for i in a])  # not b's: kept
         await store.settle_outbox("a", [i.outbox_id for i in a])
-        assert await store.outbox_size() == 11
+        assert await store.outbox_size() == 1
         await store.release_outbox("b", [i.outbox_id for i in b], clock.now().replace(minute=5))
         assert await store.claim_outbox(kinds, "c", clock.now(), LEASE, 20) == []
         clock.advance(minutes=5, seconds=1)
-        assert len(await store.claim_outbox(kinds, "c", clock.now(), LEASE, 20)) == 11
+        assert await store.claim_outbox(kinds, "c", clock.now(), LEASE, 20) == b
 
     async def test_an_expired_claim_is_taken_over(self, store: DeliveryStore) -> None:
         clock = FrozenClock()

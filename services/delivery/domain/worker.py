@@ -69,7 +69,10 @@ log = get_logger(__name__)
 # A site's credentials are refetched after this long, so a rotated key is picked up.
 CREDENTIALS_TTL_SECONDS = 300.0
 MAX_CACHED_SITES = 4096
-OUTBOX_BATCH = 500
+# Outbox rows claimed at once (each holds one commit's recipients), and items per call
+# to each peer (reporting takes up to 10,000 outcomes, segment 1,000 unsubscribes).
+OUTBOX_BATCH = 100
+PEER_BATCH = {OutboxKind.OUTCOME: 5000, OutboxKind.AUDIENCE: 100, OutboxKind.UNSUBSCRIBE: 1000}
 OUTBOX_LEASE_SECONDS = 60.0
 # How long a sender waits for more answers before committing the ones it has.
 GROUP_COMMIT_SECONDS = 0.003
@@ -484,35 +487,36 @@ class DeliveryWorkers:
         groups: dict[tuple[OutboxKind, str], list[OutboxItem]] = defaultdict(list)
         for item in items:
             groups[(item.kind, item.site_id)].append(item)
-        settled: list[int] = []
-        failed: list[int] = []
-        for (kind, site_id), batch in groups.items():
-            try:
-                if kind is OutboxKind.OUTCOME:
-                    await self._outcomes.record_outcomes(site_id, batch)
-                elif kind is OutboxKind.AUDIENCE:
-                    for item in batch:
-                        await self._outcomes.record_audience(
-                            site_id, item.run_id, item.campaign_id, item.count
-                        )
-                else:
-                    await self._pruner.unsubscribe(
-                        site_id, [(item.subscriber_id, item.reason) for item in batch]
+        failed_rows: set[int] = set()
+        for (kind, site_id), group in groups.items():
+            size = PEER_BATCH[kind]
+            for start in range(0, len(group), size):
+                batch = group[start : start + size]
+                try:
+                    await self._relay(kind, site_id, batch)
+                except Exception as error:  # kept for the next round
+                    log.warning(
+                        "a peer did not accept the outbox; kept for later",
+                        kind=kind.value,
+                        error=f"{type(error).__name__}: {error}"[:300],
                     )
-            except Exception as error:  # kept for the next round
-                log.warning(
-                    "a peer did not accept the outbox; kept for later",
-                    kind=kind.value,
-                    error=f"{type(error).__name__}: {error}"[:300],
-                )
-                failed += [item.outbox_id for item in batch]
-            else:
-                settled += [item.outbox_id for item in batch]
+                    failed_rows.update(item.outbox_id for item in batch)
+        settled = sorted({item.outbox_id for item in items} - failed_rows)
+        failed = sorted(failed_rows)
         await self._store.settle_outbox(owner, settled)
         if failed:
             retry_at = self._clock.now() + timedelta(seconds=self._policy.backoff(1))
             await self._store.release_outbox(owner, failed, retry_at)
         return not failed
+
+    async def _relay(self, kind: OutboxKind, site_id: str, batch: Sequence[OutboxItem]) -> None:
+        if kind is OutboxKind.OUTCOME:
+            await self._outcomes.record_outcomes(site_id, batch)
+        elif kind is OutboxKind.AUDIENCE:
+            for item in batch:
+                await self._outcomes.record_audience(site_id, item.run_id, item.campaign_id, item.count)
+        else:
+            await self._pruner.unsubscribe(site_id, [(i.subscriber_id, i.reason) for i in batch])
 
     async def drain_outbox(self) -> None:
         """Relays until the outbox is empty or a peer fails (tests, shutdown)."""

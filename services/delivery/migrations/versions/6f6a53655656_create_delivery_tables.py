@@ -1,8 +1,8 @@
 """create delivery tables
 
-Revision ID: 014348433ac3
+Revision ID: 6f6a53655656
 Revises: 
-Create Date: 2026-11-30 07:43:36.735005
+Create Date: 2026-11-30 08:01:18.453054
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import services.kit.db
 
 
-revision = '014348433ac3'
+revision = '6f6a53655656'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -27,10 +27,7 @@ def upgrade() -> None:
     sa.Column('site_id', sa.String(length=128), nullable=False),
     sa.Column('run_id', sa.String(length=128), nullable=False),
     sa.Column('campaign_id', sa.String(length=128), nullable=False),
-    sa.Column('subscriber_id', sa.String(length=128), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('reason', sa.String(length=64), nullable=False),
-    sa.Column('browser', sa.SmallInteger(), nullable=False),
+    sa.Column('entries', sa.Text(), nullable=False),
     sa.Column('count', sa.BigInteger(), nullable=False),
     sa.Column('occur_time', services.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('claim_owner', sa.String(length=128), nullable=True),
