@@ -258,6 +258,20 @@ _RECORD_RETRY = (
     .values(reason=bindparam("new_reason"), not_before=bindparam("retry_at"))
 )
 _INSERT_OUTBOX = insert(OUTBOX)
+_TERMINAL_STATES = ("sent", "failed", "suppressed", "expired")
+_HOLD_CHUNK = (
+    update(CHUNKS)
+    .where(
+        CHUNKS.c.chunk_id == bindparam("chunk"),
+        CHUNKS.c.fence == bindparam("held_fence"),
+        CHUNKS.c.state == ChunkState.PENDING.value,
+    )
+    .values(
+        lease_expires_at=bindparam("until"),
+        pending=CHUNKS.c.pending - bindparam("ended"),
+        **{state: CHUNKS.c[state] + bindparam(f"more_{state}") for state in _TERMINAL_STATES},
+    )
+)
 _STILL_PENDING = select(RECIPIENTS.c.recipient_id).where(
     RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)),
     RECIPIENTS.c.state == RecipientState.PENDING.value,
@@ -282,8 +296,11 @@ class DeliveryStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sync = create_sync_engine_for(engine.url.render_as_string(hide_password=False))
-        self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="delivery-db")
         self._postgres = engine.dialect.name == "postgresql"
+        # SQLite has one writer: more threads would only wait on its lock (its busy
+        # handler sleeps), so there one thread runs every transaction, in turn.
+        threads = DB_THREADS if self._postgres else 1
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="delivery-db")
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)
@@ -759,19 +776,15 @@ class DeliveryStore:
         """Renews the lease if the fence still holds, counting `terminal` into the
         chunk's per-state totals in the same statement."""
         by_state = Counter(t.state.value for t in terminal)
-        counts = {
-            state: CHUNKS.c[state] + by_state[state] for state in by_state
-        }
-        if by_state:
-            counts["pending"] = CHUNKS.c.pending - len(terminal)
         held = conn.execute(
-            update(CHUNKS)
-            .where(
-                CHUNKS.c.chunk_id == chunk.chunk_id,
-                CHUNKS.c.fence == chunk.fence,
-                CHUNKS.c.state == ChunkState.PENDING.value,
-            )
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds), **counts)
+            _HOLD_CHUNK,
+            {
+                "chunk": chunk.chunk_id,
+                "held_fence": chunk.fence,
+                "until": now + timedelta(seconds=lease_seconds),
+                "ended": len(terminal),
+                **{f"more_{state}": by_state[state] for state in _TERMINAL_STATES},
+            },
         )
         return held.rowcount == 1
 

@@ -19,7 +19,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -112,6 +112,8 @@ class DeliveryWorkers:
         self._sites: TTLCache[str, tuple[SiteCredentials, VapidSigning]] = TTLCache(
             MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
         )
+        # What this process did (logged at stop): commits, answers, chunks.
+        self.stats: Counter[str] = Counter()
         self._stopping = asyncio.Event()
         self._work_ready = asyncio.Event()
         self._preparation_ready = asyncio.Event()
@@ -153,6 +155,8 @@ class DeliveryWorkers:
                     await task
             self._tasks = []
         await self.close()
+        if self.stats:
+            log.info("delivery workers stopped", **self.stats)
 
     def run_started(self) -> None:
         """A run was handed to this process: start preparing it now, not at the next poll."""
@@ -373,6 +377,8 @@ class DeliveryWorkers:
                     now=self._clock.now(),
                     lease_seconds=lease,
                 )
+                self.stats["commits"] += 1
+                self.stats["answers_committed"] += len(ended) + len(retries)
                 if not held:
                     for task in in_flight:
                         task.cancel()
