@@ -19,6 +19,7 @@ from services.delivery.adapters.grpc_peers import (
     reason_enum,
 )
 from services.delivery.adapters.http_sender import PushSender
+from services.delivery.adapters.rate_limits import OriginRateLimits
 from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCounts
 from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import RecipientState, RunFailure, RunState
@@ -182,6 +183,11 @@ async def create_delivery(
         pruner=GrpcSubscriberPruner(peers),
         outcomes=GrpcOutcomeSink(peers),
         clock=clock,
+        rates=(
+            OriginRateLimits(settings.delivery_origin_rate_per_second)
+            if settings.delivery_origin_rate_per_second
+            else None
+        ),
     )
     return store, workers, peers, engine
 

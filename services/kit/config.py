@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(default=128, ge=1)
     # Audience members pulled from segment per page while preparing a run.
     delivery_prepare_page_size: int = Field(default=1000, ge=1, le=5000)
+    # Requests per second to any one push service (origin) from one delivery process;
+    # 0 means no limit.
+    delivery_origin_rate_per_second: float = Field(default=0.0, ge=0)
     # How long segment may stay unreachable before a preparing run is failed.
     delivery_prepare_deadline_seconds: float = Field(default=3600.0, gt=0)
     push_timeout_seconds: float = Field(default=10.0, gt=0)

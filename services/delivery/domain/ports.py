@@ -79,6 +79,14 @@ class PushTransport(Protocol):
     async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> PushAnswer: ...
 
 
+class RateLimits(Protocol):
+    """How fast each push service (origin) may be sent to."""
+
+    async def acquire(self, origin: str) -> None:
+        """Waits until `origin` may take one more request."""
+        ...
+
+
 class SiteCredentialsSource(Protocol):
     async def site_credentials(self, site_id: str) -> SiteCredentials: ...
 

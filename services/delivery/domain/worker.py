@@ -33,6 +33,7 @@ from services.delivery.domain.ports import (
     OutcomeSink,
     PeerUnavailable,
     PushTransport,
+    RateLimits,
     SiteCredentials,
     SiteCredentialsSource,
     SubscriberPruner,
@@ -91,6 +92,7 @@ class DeliveryWorkers:
         pruner: SubscriberPruner,
         outcomes: OutcomeSink,
         clock: Clock,
+        rates: RateLimits | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -101,6 +103,7 @@ class DeliveryWorkers:
         self._pruner = pruner
         self._outcomes = outcomes
         self._clock = clock
+        self._rates = rates
         self._policy = RetryPolicy(
             max_attempts=settings.push_max_attempts,
             base_seconds=settings.push_retry_base_seconds,
@@ -365,6 +368,11 @@ class DeliveryWorkers:
                 sendable.popleft()
                 for _ in range(min(len(sendable), self.window - len(in_flight) - answers.qsize()))
             ]
+            if self._rates is not None:
+                # Each push service's rate: wait for its tokens before the attempts are
+                # counted, so what is counted is what is sent.
+                for recipient, _ in launch:
+                    await self._rates.acquire(endpoint_origin(recipient.endpoint))
             if launch or ended or retries:
                 # Results so far and the attempts about to start, in one fenced commit:
                 # nothing is sent that is not counted, nothing finished stays unrecorded.
