@@ -74,7 +74,6 @@ MAX_CACHED_SITES = 4096
 # to each peer (reporting takes up to 10,000 outcomes, segment 1,000 unsubscribes).
 OUTBOX_BATCH = 100
 PEER_BATCH = {OutboxKind.OUTCOME: 5000, OutboxKind.AUDIENCE: 100, OutboxKind.UNSUBSCRIBE: 1000}
-OUTBOX_LEASE_SECONDS = 60.0
 # How long a sender waits for more answers before committing the ones it has.
 GROUP_COMMIT_SECONDS = 0.003
 
@@ -493,7 +492,7 @@ class DeliveryWorkers:
             (OutboxKind.OUTCOME, OutboxKind.AUDIENCE, OutboxKind.UNSUBSCRIBE),
             owner,
             now,
-            OUTBOX_LEASE_SECONDS,
+            self._settings.delivery_lease_seconds,
             OUTBOX_BATCH,
         )
         if not items:
