@@ -51,8 +51,6 @@ CHUNKS = DeliveryChunkRow.__table__
 RECIPIENTS = DeliveryRecipientRow.__table__
 OUTBOX = DeliveryOutboxRow.__table__
 
-# Runs whose queued chunks are sent (preparation overlaps sending).
-SENDABLE_RUN_STATES = (RunState.PREPARING, RunState.SENDING, RunState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -1013,7 +1011,6 @@ def _outbox_row(
 
 
 __all__ = [
-    "SENDABLE_RUN_STATES",
     "ClaimedChunk",
     "DeliveryStore",
     "Member",
