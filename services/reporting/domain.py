@@ -176,6 +176,18 @@ class Reporting:
                     occur_time=event.occur_time or now,
                 )
             )
+        # The browser names the campaign; the run decides it. An event claiming another
+        # campaign than its run's is refused, so a genuine token cannot move engagement.
+        known = await self._store.campaigns_of_runs(site_id, [r.run_id for r in records])
+        for index, record in enumerate(records):
+            owner = known.get(record.run_id)
+            if owner is not None and owner != record.campaign_id:
+                raise InvalidArgument(
+                    "CAMPAIGN_MISMATCH",
+                    f"events[{index}]: run {record.run_id!r} belongs to campaign {owner!r}, "
+                    f"not {record.campaign_id!r}",
+                    field=f"events[{index}].campaign_id",
+                )
         return await self._store.insert_engagement_events(site_id, records)
 
     async def campaign_report(self, site_id: str, campaign_id: str) -> CampaignReport:

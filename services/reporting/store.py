@@ -213,6 +213,18 @@ class ReportingStore:
         async with self._sessions.begin() as session:
             return await self._events.run(session, site_id, rows)
 
+    async def campaigns_of_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, str]:
+        """The campaign of each of these runs that reporting knows (from its audience)."""
+        if not run_ids:
+            return {}
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(RunAudience.run_id, RunAudience.campaign_id).where(
+                    RunAudience.site_id == site_id, RunAudience.run_id.in_(list(set(run_ids)))
+                )
+            )
+            return {run_id: campaign_id for run_id, campaign_id in rows}
+
     async def campaign_totals(self, site_id: str, campaign_id: str) -> CampaignTotals:
         audiences = (RunAudience.site_id == site_id) & (RunAudience.campaign_id == campaign_id)
         outcomes = (DeliveryOutcome.site_id == site_id) & (

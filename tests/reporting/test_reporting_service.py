@@ -349,6 +349,25 @@ class TestRecordEngagementEvents:
         assert recorded == 2
         assert (await report(reporting, site, campaign_id)).clicked == 1
 
+    async def test_an_event_naming_another_campaign_than_its_runs_counts_nowhere(
+        self, reporting, site
+    ):
+        campaign_id, other_id, run_id = new_id("cmp"), new_id("cmp"), new_id("run")
+        await record_audience(reporting, site, run_id, campaign_id, 1)
+        await record_audience(reporting, site, new_id("run"), other_id, 1)
+
+        error = await refused(
+            reporting.stub.RecordEngagementEvents(
+                rs.RecordEngagementEventsRequest(events=[event(run_id, other_id, "sub_1", CLICKED)]),
+                metadata=site.internal,
+            )
+        )
+
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(error).reason == "CAMPAIGN_MISMATCH"
+        assert (await report(reporting, site, other_id)).clicked == 0
+        assert (await report(reporting, site, campaign_id)).clicked == 0
+
     async def test_a_site_api_key_may_record_events(self, reporting, site):
         response = await reporting.stub.RecordEngagementEvents(
             rs.RecordEngagementEventsRequest(events=[event("run_1", "cmp_1", "sub_1", VIEWED)]),
