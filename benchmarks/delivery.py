@@ -29,7 +29,8 @@ on a loopback port that answers `201 Created` to every POST. How each figure is 
   cluster, by the database server (from /proc), over the timed window, per message.
   The sink is not in it: nginx is still running, so it is in neither RUSAGE figure;
   its own CPU (from /proc/<pid>/stat) is reported apart as sink_cpu_ms_per_msg.
-- peak_rss_mb: the process's VmHWM over the timed window (reset through
+- peak_rss_mb: the VmHWM over the timed window of the process and its Python children
+  (for Clarion, the delivery process too) (reset through
   /proc/self/clear_refs before each run), which includes the N subscriptions the
   benchmark itself holds; rss_at_start_mb is the RSS when the window opened.
 
@@ -214,23 +215,45 @@ def process_tree_cpu_seconds(root: int) -> float:
     return ticks / CLOCK_TICKS
 
 
+def python_children() -> list[int]:
+    """This process's live Python children (the embedded stack's delivery process)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{entry}/comm", encoding="ascii", errors="replace") as comm:
+                name = comm.read().strip()
+            if int(_stat_fields(int(entry))[1]) == me and name.startswith("python"):
+                found.append(int(entry))
+    return found
+
+
 def reset_peak_rss() -> bool:
-    """Resets VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
+    """Resets VmHWM to the current RSS (Linux >= 4.0), of this process and its Python
+    children; False where that is not allowed."""
     try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
-            clear.write("5")
+        for pid in ["self", *python_children()]:
+            with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as clear:
+                clear.write("5")
         return True
     except OSError:
         return False
 
 
 def status_mb(field: str) -> float:
-    """A memory figure of /proc/self/status (VmRSS, VmHWM) in MiB."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024 / MIB
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    """A memory figure (VmRSS, VmHWM) in MiB: this process's plus its Python children's
+    (the sum of peaks bounds the peak of the sum)."""
+    total = 0.0
+    for pid in ["self", *python_children()]:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith(f"{field}:"):
+                        total += int(line.split()[1]) * 1024 / MIB
+    if not total:
+        raise RuntimeError(f"no {field} in /proc/self/status")
+    return total
 
 
 def loadavg() -> list[float]:
