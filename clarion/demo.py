@@ -24,9 +24,8 @@ from typing import Any
 import aiohttp
 import grpc
 
-from clarion.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
+from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from clarion.common.v1 import common_pb2
-from clarion.campaign.v1 import campaign_pb2
 from clarion.embedded import EmbeddedStack
 from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
 from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc

@@ -65,7 +65,9 @@ async def until_signalled() -> None:
 
 def _serve_delivery(values: dict[str, Any], port_out: Connection) -> None:
     """The delivery process: binds an ephemeral port, reports it, serves until SIGTERM."""
-    settings = Settings(**values)
+    from services.delivery.settings import DeliverySettings
+
+    settings = DeliverySettings(**values)
     configure_logging(settings.log_format, settings.log_level)
 
     async def serve() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from services.delivery.settings import DeliverySettings
 from services.kit.config import Settings
 
 POSTGRES_ENV = "CLARION_TEST_POSTGRES_URL"
@@ -89,6 +90,8 @@ def settings_factory(database_factory: Callable[[], str], tmp_path_factory: pyte
         values.update(overrides)
         if "database_url" not in values:
             values["database_url"] = database_factory()
-        return Settings(**values)  # type: ignore[arg-type]
+        # Delivery's settings are the shared ones plus its own knobs: one object serves
+        # every service of a test deployment.
+        return DeliverySettings(**values)  # type: ignore[arg-type]
 
     return make

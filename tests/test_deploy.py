@@ -22,7 +22,9 @@ class TestCompose:
             assert service["healthcheck"]["test"], name
 
     def test_every_clarion_variable_is_a_setting(self) -> None:
-        known = {f"CLARION_{field.upper()}" for field in Settings.model_fields}
+        from services.delivery.settings import DeliverySettings
+
+        known = {f"CLARION_{field.upper()}" for field in DeliverySettings.model_fields}
         for name, service in self.services.items():
             for variable in service.get("environment", {}):
                 if variable.startswith("CLARION_"):

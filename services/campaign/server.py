@@ -33,6 +33,9 @@ from services.kit.peers import Peers
 
 log = get_logger(__name__)
 
+# How often runs delivery has not confirmed are offered again (each backs off on its own).
+HANDOFF_INTERVAL_SECONDS = 1.0
+
 SITE_SERVICE = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name
 CAMPAIGN_SERVICE = campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name
 INTERNAL_ONLY_METHODS = (
@@ -169,7 +172,7 @@ async def create_server(
     store = CampaignStore(engine)
     sites = Sites(store, clock)
     campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers))
-    handoff = HandoffLoop(campaigns, settings.delivery_poll_seconds * 5)
+    handoff = HandoffLoop(campaigns, HANDOFF_INTERVAL_SECONDS)
     resolver = site_resolver or LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)
     campaign_servicer = CampaignServicer(campaigns)

@@ -23,6 +23,7 @@ from services.delivery.adapters.rate_limits import OriginRateLimits
 from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCounts
 from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import RecipientState, RunFailure, RunState
+from services.delivery.settings import delivery_settings
 from services.delivery.store import DeliveryStore, RecipientView
 from services.kit.auth import SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
@@ -164,6 +165,7 @@ async def create_delivery(
     settings: Settings, *, clock: Clock | None = None, peers: Peers | None = None
 ) -> tuple[DeliveryStore, DeliveryWorkers, Peers, object]:
     """The service's parts without the gRPC server (tests drive the workers directly)."""
+    settings = delivery_settings(settings)
     clock = clock or SystemClock()
     peers = peers or Peers(settings)
     encryptor = create_encryptor(settings.encryptor)  # fail fast on a missing native build

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
-from cachetools import TTLCache
 import structlog
+from cachetools import TTLCache
 
 from services.kit.errors import ClarionError, PermissionDenied, Unauthenticated, to_status
 from services.kit.logging import get_logger

@@ -23,6 +23,9 @@ DEFAULT_PUSH_SERVICE_HOSTS: tuple[str, ...] = (
 
 
 class Settings(BaseSettings):
+    """What every service reads. A service's own knobs live with it (delivery's in
+    services.delivery.settings), in a subclass of this."""
+
     model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore", populate_by_name=True)
 
     # Where the embedded default keeps its SQLite files.
@@ -60,25 +63,6 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 
-    # Delivery.
-    encryptor: Literal["native", "python"] = "native"
-    delivery_workers: int = Field(default=4, ge=1)
-    delivery_chunk_size: int = Field(default=500, ge=1, le=5000)
-    delivery_lease_seconds: float = Field(default=60.0, gt=0)
-    delivery_poll_seconds: float = Field(default=0.2, gt=0)
-    delivery_concurrency: int = Field(default=128, ge=1)
-    # Audience members pulled from segment per page while preparing a run.
-    delivery_prepare_page_size: int = Field(default=1000, ge=1, le=5000)
-    # Requests per second to any one push service (origin) from one delivery process;
-    # 0 means no limit.
-    delivery_origin_rate_per_second: float = Field(default=0.0, ge=0)
-    # How long segment may stay unreachable before a preparing run is failed.
-    delivery_prepare_deadline_seconds: float = Field(default=3600.0, gt=0)
-    push_timeout_seconds: float = Field(default=10.0, gt=0)
-    push_max_attempts: int = Field(default=5, ge=1)
-    # Exponential backoff between push retries (5xx, timeouts, 429 without Retry-After).
-    push_retry_base_seconds: float = Field(default=2.0, gt=0)
-    push_retry_max_seconds: float = Field(default=600.0, gt=0)
     # The push services subscriptions may point at and delivery may POST to: exact
     # hosts and "*.suffix" wildcards, comma separated (CLARION_PUSH_SERVICE_HOSTS).
     # Anything else (other hosts, IP addresses, http://, ports other than 443) is

@@ -15,9 +15,9 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
-from services.siteclient import remote_site_resolver
 from services.reporting.domain import CampaignReport, EngagementInput, OutcomeInput, Reporting
 from services.reporting.store import DeliveryStatus, EngagementKind, ReportingStore
+from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = reporting_service_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name
 _METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"

@@ -19,10 +19,10 @@ from services.kit.egress import EgressPolicy
 from services.kit.errors import InvalidArgument
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
-from services.siteclient import remote_site_resolver
 from services.segment.domain import Registration, Subscribers, Unsubscription, error_within
 from services.segment.models import Browser, SubscriberState
 from services.segment.store import AudienceEntry, Subscriber, SubscriberStore
+from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = pb.DESCRIPTOR.services_by_name["SegmentService"].full_name
 _METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"

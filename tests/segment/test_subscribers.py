@@ -15,10 +15,10 @@ from services.kit.clock import FrozenClock
 from services.kit.config import Settings
 from tests.segment.helpers import (
     Site,
+    audience_ids,
     error_field,
     expect_error,
     list_all,
-    audience_ids,
     register,
 )
 

@@ -49,6 +49,7 @@ from services.delivery.domain.rules import (
     decide,
 )
 from services.delivery.models import OutboxKind, RecipientState, RunFailure, TargetKind
+from services.delivery.settings import DeliverySettings
 from services.delivery.store import (
     ClaimedChunk,
     DeliveryStore,
@@ -61,7 +62,6 @@ from services.delivery.store import (
 )
 from services.kit.auth import bind_site
 from services.kit.clock import Clock
-from services.kit.config import Settings
 from services.kit.logging import get_logger
 from services.kit.tokens import engagement_token
 
@@ -81,7 +81,7 @@ GROUP_COMMIT_SECONDS = 0.003
 class DeliveryWorkers:
     def __init__(
         self,
-        settings: Settings,
+        settings: DeliverySettings,
         store: DeliveryStore,
         encryptor: Encryptor,
         sender: PushTransport,

@@ -1,0 +1,37 @@
+"""Delivery's own settings (prefix CLARION_): the kit's shared ones plus its knobs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.kit.config import Settings
+
+
+class DeliverySettings(Settings):
+    encryptor: Literal["native", "python"] = "native"
+    delivery_workers: int = Field(default=4, ge=1)
+    delivery_chunk_size: int = Field(default=500, ge=1, le=5000)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    delivery_concurrency: int = Field(default=128, ge=1)
+    # Audience members pulled from segment per page while preparing a run.
+    delivery_prepare_page_size: int = Field(default=1000, ge=1, le=5000)
+    # Requests per second to any one push service (origin) from one delivery process;
+    # 0 means no limit.
+    delivery_origin_rate_per_second: float = Field(default=0.0, ge=0)
+    # How long segment may stay unreachable before a preparing run is failed.
+    delivery_prepare_deadline_seconds: float = Field(default=3600.0, gt=0)
+    push_timeout_seconds: float = Field(default=10.0, gt=0)
+    push_max_attempts: int = Field(default=5, ge=1)
+    # Exponential backoff between push retries (5xx, timeouts, 429 without Retry-After).
+    push_retry_base_seconds: float = Field(default=2.0, gt=0)
+    push_retry_max_seconds: float = Field(default=600.0, gt=0)
+
+
+def delivery_settings(settings: Settings) -> DeliverySettings:
+    """`settings` with delivery's knobs: as given, or read from the environment."""
+    if isinstance(settings, DeliverySettings):
+        return settings
+    return DeliverySettings(**settings.model_dump())
