@@ -436,12 +436,14 @@ class TestConcurrentUpdates:
     async def test_two_updates_of_different_fields_at_once_both_land(self, world: World) -> None:
         renamed = CampaignDraft(name="Renamed", notification=Notification())
         retitled = CampaignDraft(name="", notification=Notification(title="New title"))
+        # Two at once: the loser of the first write reads again and applies its change on
+        # top (a single rival cannot make it lose twice).
         await asyncio.gather(
             *(
                 world.campaigns.update(world.site_id, world.campaign.campaign_id, draft, [path])
-                for draft, path in [(renamed, "name"), (retitled, "notification.title")] * 3
+                for draft, path in [(renamed, "name"), (retitled, "notification.title")]
             )
         )
         stored = await world.campaigns.get(world.site_id, world.campaign.campaign_id)
         assert (stored.name, stored.notification.title) == ("Renamed", "New title")
-        assert stored.version == 1 + 6  # every update applied to the version it read
+        assert stored.version == 1 + 2  # each update applied to the version it read
