@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
@@ -17,6 +14,7 @@ from services.delivery.adapters.grpc_peers import (
     GrpcSiteCredentials,
     GrpcSubscriberPruner,
     reason_enum,
+    timestamp,
 )
 from services.delivery.adapters.http_sender import PushSender
 from services.delivery.adapters.rate_limits import OriginRateLimits
@@ -60,14 +58,6 @@ _RUN_FAILURE = {
 }
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def _run_message(found: RunWithCounts) -> delivery_pb2.DeliveryRun:
     run, counts = found.run, found.counts
     return delivery_pb2.DeliveryRun(
@@ -85,9 +75,9 @@ def _run_message(found: RunWithCounts) -> delivery_pb2.DeliveryRun:
         ),
         failure=_RUN_FAILURE[run.failure] if run.failure else delivery_pb2.RUN_FAILURE_UNSPECIFIED,
         failure_message=run.failure_message,
-        create_time=_timestamp(run.create_time),
-        prepare_time=_timestamp(run.prepare_time),
-        finish_time=_timestamp(run.finish_time),
+        create_time=timestamp(run.create_time),
+        prepare_time=timestamp(run.prepare_time),
+        finish_time=timestamp(run.finish_time),
     )
 
 
@@ -102,9 +92,9 @@ def _outcome_message(view: RecipientView) -> delivery_pb2.RecipientOutcome:
         status=status,
         reason=reason_enum(view.reason),  # type: ignore[arg-type]
         attempts=view.attempts,
-        finish_time=_timestamp(view.finish_time),
+        finish_time=timestamp(view.finish_time),
         variant=view.variant,
-        due_time=_timestamp(view.due_time),
+        due_time=timestamp(view.due_time),
     )
 
 

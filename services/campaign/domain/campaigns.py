@@ -302,8 +302,10 @@ class Campaigns:
             view = views.get(run.run_id)
             if view is not None:
                 changes = _view_changes(view)
-                await self._store.update_run(site_id, run.run_id, self._clock.now(), **changes)
-                run = replace(run, **changes)
+                latest = replace(run, **changes)
+                if latest != run:  # a poll of an unchanged run writes nothing
+                    await self._store.update_run(site_id, run.run_id, self._clock.now(), **changes)
+                run = latest
             refreshed.append(run)
         return refreshed
 

@@ -48,7 +48,9 @@ def reason_enum(reason: str) -> int:
     return common_pb2.DeliveryReason.Value(_REASON_PREFIX + reason.upper())
 
 
-def _timestamp(value: datetime) -> Timestamp:
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
     stamp = Timestamp()
     stamp.FromDatetime(value)
     return stamp
@@ -106,7 +108,7 @@ class GrpcAudience:
         try:
             response = await self._stub().ListAudienceMembers(
                 segment_service_pb2.ListAudienceMembersRequest(
-                    snapshot_time=_timestamp(snapshot_time),
+                    snapshot_time=timestamp(snapshot_time),
                     subscriber_ids=list(subscriber_ids),
                     page_size=page_size,
                     page_token=page_token,
@@ -206,5 +208,5 @@ def _outcome(outcome: OutboxItem) -> reporting_pb2.DeliveryOutcome:
         status=DELIVERY_STATUS[RecipientState(outcome.state)],
         reason=reason_enum(outcome.reason),  # type: ignore[arg-type]
         browser=outcome.browser,  # type: ignore[arg-type]
-        occur_time=_timestamp(outcome.occur_time),
+        occur_time=timestamp(outcome.occur_time),
     )

@@ -11,8 +11,8 @@ import asyncio
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
-from yarl import URL
 
+from services.delivery.domain.payload import endpoint_origin
 from services.delivery.domain.rules import SENT_STATUSES, PushAnswer, Reason
 from services.kit.egress import EgressPolicy, EgressRefused, refusal_in
 from services.kit.logging import get_logger
@@ -23,11 +23,6 @@ BODY_EXCERPT_CHARS = 200
 # Refusals are logged once per push-service origin and reason, so a campaign to many
 # refused subscriptions does not flood the log.
 _MAX_LOGGED_REFUSALS = 1000
-
-
-def endpoint_origin(endpoint: str) -> str:
-    """The VAPID `aud` claim: scheme, host and (non-default) port of the push service."""
-    return str(URL(endpoint).origin())
 
 
 def _excerpt(raw: bytes) -> str:
