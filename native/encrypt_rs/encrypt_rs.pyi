@@ -6,12 +6,12 @@ or ``TypeError`` (bad type) with a message that starts with the argument's name.
 The heavy work runs with the GIL released.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import final
 
 from _typeshed import ReadableBuffer
 
-__all__ = ["VapidSigner", "__version__", "encrypt", "encrypt_batch"]
+__all__ = ["PushClient", "VapidSigner", "__version__", "encrypt", "encrypt_batch"]
 
 __version__: str
 
@@ -112,3 +112,58 @@ class VapidSigner:
         ``now`` is the Unix time to sign at; ``None`` (the default) reads the
         system clock. Pass it when the caller runs on an injected clock.
         """
+
+@final
+class PushClient:
+    """HTTP to push services, off the Python event loop.
+
+    One pooled client (HTTP/1.1 keep-alive, HTTP/2 where a push service offers it,
+    TLS by rustls on AWS-LC with Mozilla's roots) on a tokio runtime of
+    ``threads`` threads of its own. ``submit`` returns at once; answers are
+    collected with ``drain``, and ``fileno()`` becomes readable when some are
+    waiting (watch it with ``loop.add_reader``). Redirects are not followed and
+    no proxy is used.
+
+    ``address_check``, when given, is called (with the GIL, from the runtime's
+    thread) as ``address_check(host, [address, ...])`` for every name resolved
+    before a connection is opened; it returns ``None`` to allow the connection
+    or a message saying why it is refused, and the request then fails with
+    ``"refused"`` and that message. IP-literal URLs are not resolved: check them
+    before submitting.
+    """
+
+    def __new__(
+        cls,
+        timeout_seconds: float,
+        *,
+        address_check: Callable[[str, list[str]], str | None] | None = None,
+        threads: int = 1,
+        user_agent: str = "clarion",
+    ) -> PushClient: ...
+    def fileno(self) -> int:
+        """The descriptor that becomes readable when answers are waiting."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests submitted whose answers have not been drained yet."""
+
+    def submit(
+        self,
+        requests: Iterable[tuple[int, str, ReadableBuffer, str]],
+        headers: Sequence[tuple[str, str]],
+    ) -> None:
+        """POSTs each ``(tag, url, body, authorization)``, with ``headers`` on every
+        request; returns at once. ``tag`` (an unsigned 64-bit int) comes back with
+        the answer. Raises ``TypeError``/``ValueError`` naming the bad request or
+        header, and ``RuntimeError`` once closed."""
+
+    def drain(self) -> list[tuple[int, int, str | None, bytes, str, str]]:
+        """The answers finished since the last call, each ``(tag, status,
+        retry_after, excerpt, failure, detail)``. ``excerpt`` is at most 800 bytes
+        of the body. With an HTTP answer ``failure`` is ``""``; without one
+        ``status`` is 0 and ``failure`` is ``"timeout"``, ``"connection"``,
+        ``"refused"`` (the address check said no; ``detail`` says why) or
+        ``"invalid"`` (the URL or a header is unusable)."""
+
+    def close(self) -> None:
+        """Stops the runtime; requests in flight are abandoned without answers."""

@@ -17,11 +17,13 @@ from services.delivery.adapters.grpc_peers import (
     timestamp,
 )
 from services.delivery.adapters.http_sender import PushSender
+from services.delivery.adapters.native_sender import NativePushSender
 from services.delivery.adapters.rate_limits import OriginRateLimits
+from services.delivery.domain.ports import PushTransport
 from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCounts
 from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import RecipientState, RunFailure, RunState
-from services.delivery.settings import delivery_settings
+from services.delivery.settings import DeliverySettings, delivery_settings
 from services.delivery.store import DeliveryStore, RecipientView
 from services.kit.auth import SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
@@ -151,6 +153,21 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
         return delivery_service_pb2.GetRecipientOutcomeResponse(outcome=_outcome_message(view))
 
 
+def create_push_sender(settings: DeliverySettings) -> PushTransport:
+    policy = EgressPolicy.from_settings(settings)
+    if settings.push_transport == "aiohttp":
+        return PushSender(settings.delivery_concurrency, settings.push_timeout_seconds, policy)
+    try:
+        return NativePushSender(
+            settings.push_timeout_seconds, policy, threads=settings.push_transport_threads
+        )
+    except ImportError as error:
+        raise RuntimeError(
+            "the native push transport (encrypt_rs) is not installed: build it with "
+            "`make install`, or set CLARION_PUSH_TRANSPORT=aiohttp"
+        ) from error
+
+
 async def create_delivery(
     settings: Settings, *, clock: Clock | None = None, peers: Peers | None = None
 ) -> tuple[DeliveryStore, DeliveryWorkers, Peers, object]:
@@ -165,11 +182,7 @@ async def create_delivery(
         settings,
         store,
         encryptor,
-        PushSender(
-            settings.delivery_concurrency,
-            settings.push_timeout_seconds,
-            EgressPolicy.from_settings(settings),
-        ),
+        create_push_sender(settings),
         credentials=GrpcSiteCredentials(peers),
         audience=GrpcAudience(peers),
         pruner=GrpcSubscriberPruner(peers),

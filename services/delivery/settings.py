@@ -11,6 +11,11 @@ from services.kit.config import Settings
 
 class DeliverySettings(Settings):
     encryptor: Literal["native", "python"] = "native"
+    # Who posts to push services: the native crate on its own threads (default), or
+    # aiohttp on this process's event loop.
+    push_transport: Literal["native", "aiohttp"] = "native"
+    # Threads of the native transport's runtime.
+    push_transport_threads: int = Field(default=1, ge=1, le=16)
     delivery_workers: int = Field(default=4, ge=1)
     delivery_chunk_size: int = Field(default=500, ge=1, le=5000)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)

@@ -17,7 +17,7 @@ import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ from clarion.simulator import PushServiceSimulator, SimulatedSubscription
 from services.campaign.admin import create_site
 from services.campaign.server import create_server as create_campaign_server
 from services.delivery.adapters.encryptors import create_encryptor
+from services.delivery.adapters.http_sender import TaskStream
 from services.delivery.domain.ports import (
     AudiencePage,
     CredentialsUnavailable,
@@ -272,6 +273,9 @@ class FakeTransport:
 
     async def close(self) -> None:
         pass
+
+    def stream(self, headers: Mapping[str, str]) -> TaskStream:
+        return TaskStream(self, headers)
 
     def script(self, endpoint: str, *answers: PushAnswer) -> None:
         """The next answers for `endpoint`; 201 once they are used up."""

@@ -8,6 +8,7 @@
 pub mod ece;
 pub mod error;
 pub mod hmac_sha256;
+pub mod http;
 pub mod p256;
 pub mod vapid;
 
@@ -411,6 +412,7 @@ fn encrypt_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(encrypt_batch, m)?)?;
     m.add_class::<VapidSigner>()?;
+    m.add_class::<http::PushClient>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,4 +1,6 @@
-"""HTTP to push services: one pooled aiohttp session per process, bounded concurrency.
+"""HTTP to push services over aiohttp: one pooled session per process, bounded
+concurrency (CLARION_PUSH_TRANSPORT=aiohttp; the default is native_sender.py). Also
+the parts both transports share: the answer stream and the refusal log.
 
 Every endpoint passes the outbound URL policy (services.kit.egress) twice: its URL
 before any connection, and the addresses it resolves to when the connection is made
@@ -8,11 +10,14 @@ before any connection, and the addresses it resolves to when the connection is m
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from services.delivery.domain.payload import endpoint_origin
+from services.delivery.domain.ports import PushRequest
 from services.delivery.domain.rules import SENT_STATUSES, PushAnswer, Reason
 from services.kit.egress import EgressPolicy, EgressRefused, refusal_in
 from services.kit.logging import get_logger
@@ -25,10 +30,81 @@ BODY_EXCERPT_CHARS = 200
 _MAX_LOGGED_REFUSALS = 1000
 
 
-def _excerpt(raw: bytes) -> str:
+def excerpt(raw: bytes) -> str:
     """At most BODY_EXCERPT_CHARS printable characters of a push service's answer."""
     text = raw.decode("utf-8", "replace")[:BODY_EXCERPT_CHARS]
     return "".join(c if c.isprintable() else " " for c in text)
+
+
+class AnswerStream:
+    """A PushStream's bookkeeping; a transport subclasses it with `_start` (run the
+    requests, each ending in `deliver`) and `_stop` (drop what is still running)."""
+
+    def __init__(self) -> None:
+        self._arrived: list[tuple[int, PushAnswer]] = []
+        self._wakeup = asyncio.Event()
+        self._submitted = 0
+        self._taken = 0
+        self.closed = False
+
+    def _start(self, requests: Sequence[PushRequest]) -> None:
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        pass
+
+    @property
+    def in_flight(self) -> int:
+        return self._submitted - self._taken
+
+    def submit(self, requests: Sequence[PushRequest]) -> None:
+        if self.closed:
+            raise RuntimeError("the push stream is closed")
+        self._submitted += len(requests)
+        self._start(requests)
+
+    def deliver(self, tag: int, answer: PushAnswer) -> None:
+        if not self.closed:
+            self._arrived.append((tag, answer))
+            self._wakeup.set()
+
+    async def answers(self) -> list[tuple[int, PushAnswer]]:
+        while not self._arrived and self.in_flight and not self.closed:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self.ready()
+
+    def ready(self) -> list[tuple[int, PushAnswer]]:
+        taken, self._arrived = self._arrived, []
+        self._taken += len(taken)
+        return taken
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._wakeup.set()
+            self._stop()
+
+
+class RefusalLog:
+    """Logs each refused push-service origin and reason once (bounded), so a campaign
+    to many refused subscriptions does not flood the log."""
+
+    def __init__(self) -> None:
+        self._logged: set[tuple[str, str]] = set()
+
+    def refused(self, endpoint: str, refused: EgressRefused) -> PushAnswer:
+        # The origin only: the path of an endpoint identifies one browser.
+        key = (_safe_origin(endpoint), refused.reason)
+        if key not in self._logged and len(self._logged) < _MAX_LOGGED_REFUSALS:
+            self._logged.add(key)
+            log.warning(
+                "push endpoint refused by the outbound policy",
+                push_service=key[0],
+                refusal=refused.reason,
+                detail=refused.detail,
+            )
+        return PushAnswer(error=Reason.ENDPOINT_REFUSED)
 
 
 class PushSender:
@@ -47,7 +123,7 @@ class PushSender:
         self._slots = asyncio.Semaphore(concurrency)
         self._policy = policy
         self._inner_resolver = resolver
-        self._logged_refusals: set[tuple[str, str]] = set()
+        self._refusals = RefusalLog()
         self._resolver: AbstractResolver | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -92,13 +168,13 @@ class PushSender:
                 async with self._session.post(
                     endpoint, data=body, headers=headers, allow_redirects=False
                 ) as response:
-                    excerpt = ""
+                    body_excerpt = ""
                     if response.status not in SENT_STATUSES:
-                        excerpt = _excerpt(await response.content.read(BODY_EXCERPT_CHARS * 4))
+                        body_excerpt = excerpt(await response.content.read(BODY_EXCERPT_CHARS * 4))
                     return PushAnswer(
                         status=response.status,
                         retry_after=response.headers.get("Retry-After"),
-                        body_excerpt=excerpt,
+                        body_excerpt=body_excerpt,
                     )
             except TimeoutError:
                 return PushAnswer(error=Reason.TIMEOUT)
@@ -109,17 +185,46 @@ class PushSender:
                 return PushAnswer(error=Reason.CONNECTION_ERROR)
 
     def _refused(self, endpoint: str, refused: EgressRefused) -> PushAnswer:
-        # The origin only: the path of an endpoint identifies one browser.
-        key = (_safe_origin(endpoint), refused.reason)
-        if key not in self._logged_refusals and len(self._logged_refusals) < _MAX_LOGGED_REFUSALS:
-            self._logged_refusals.add(key)
-            log.warning(
-                "push endpoint refused by the outbound policy",
-                push_service=key[0],
-                refusal=refused.reason,
-                detail=refused.detail,
+        return self._refusals.refused(endpoint, refused)
+
+    def stream(self, headers: Mapping[str, str]) -> AnswerStream:
+        return TaskStream(self, headers)
+
+
+class _Posts(Protocol):
+    async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> PushAnswer: ...
+
+
+class TaskStream(AnswerStream):
+    """One asyncio task per request, each a `post` of `sender`."""
+
+    def __init__(self, sender: _Posts, headers: Mapping[str, str]) -> None:
+        super().__init__()
+        self._sender = sender
+        self._headers = dict(headers)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _start(self, requests: Sequence[PushRequest]) -> None:
+        for request in requests:
+            task = asyncio.create_task(self._one(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def _one(self, request: PushRequest) -> None:
+        try:
+            answer = await self._sender.post(
+                request.endpoint,
+                request.body,
+                {**self._headers, "Authorization": request.authorization},
             )
-        return PushAnswer(error=Reason.ENDPOINT_REFUSED)
+        except Exception:  # post answers errors itself; this is a bug, not an answer
+            log.exception("push transport failed unexpectedly")
+            answer = PushAnswer(error=Reason.CONNECTION_ERROR)
+        self.deliver(request.tag, answer)
 
 
 def _safe_origin(endpoint: str) -> str:

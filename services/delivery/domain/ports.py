@@ -3,7 +3,7 @@ them over gRPC, unit tests with in-memory fakes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -69,6 +69,42 @@ class Encryptor(Protocol):
     def signer(self, private_key: bytes) -> VapidSigning: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    """One POST to a push service; `tag` comes back with its answer."""
+
+    tag: int
+    endpoint: str
+    body: bytes
+    authorization: str
+
+
+class PushStream(Protocol):
+    """One chunk's requests in flight and their answers, in the order they finish."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests submitted whose answers have not been taken yet."""
+        ...
+
+    def submit(self, requests: Sequence[PushRequest]) -> None:
+        """Starts the requests; returns at once."""
+        ...
+
+    async def answers(self) -> list[tuple[int, PushAnswer]]:
+        """Waits for at least one answer (none in flight: returns []) and takes all
+        that have arrived."""
+        ...
+
+    def ready(self) -> list[tuple[int, PushAnswer]]:
+        """Takes the answers that have arrived, without waiting."""
+        ...
+
+    def close(self) -> None:
+        """Stops waiting: answers still to come are dropped (a lost lease)."""
+        ...
+
+
 class PushTransport(Protocol):
     """HTTP to push services."""
 
@@ -76,7 +112,9 @@ class PushTransport(Protocol):
 
     async def close(self) -> None: ...
 
-    async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> PushAnswer: ...
+    def stream(self, headers: Mapping[str, str]) -> PushStream:
+        """A stream of requests that all carry `headers` (TTL, Urgency, Topic...)."""
+        ...
 
 
 class RateLimits(Protocol):

@@ -6,8 +6,9 @@ and one outbox relay (outcomes and audiences to reporting, gone subscribers to s
 All three claim their work under fenced leases in the store, so any number of
 processes share it and a killed process's work is taken over when its lease expires.
 
-A sender keeps at most `window` requests of its chunk in flight and records each
-outcome (in small group-committed batches) before it starts another request, so a
+A sender keeps at most `window` requests of its chunk in flight (on the transport's
+stream; the default transport runs them in the native crate, off this loop) and
+records each outcome (in small group-committed batches) before it starts another request, so a
 crash re-sends at most the requests in flight, never a whole chunk. Every commit names
 the chunk's fence: a sender that lost its lease stops at its next commit.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import uuid
@@ -32,6 +34,7 @@ from services.delivery.domain.ports import (
     Encryptor,
     OutcomeSink,
     PeerUnavailable,
+    PushRequest,
     PushTransport,
     RateLimits,
     SiteCredentials,
@@ -41,7 +44,6 @@ from services.delivery.domain.ports import (
 )
 from services.delivery.domain.rules import (
     Failed,
-    PushAnswer,
     Reason,
     RetryLater,
     RetryPolicy,
@@ -136,7 +138,9 @@ class DeliveryWorkers:
         await self.open()
         self._stopping.clear()
         self._tasks = [
-            asyncio.create_task(self._send_loop(f"{self._process_id}:{n}"), name=f"delivery-sender-{n}")
+            asyncio.create_task(
+                self._send_loop(f"{self._process_id}:{n}"), name=f"delivery-sender-{n}"
+            )
             for n in range(self._settings.delivery_workers)
         ]
         self._tasks.append(asyncio.create_task(self._prepare_loop(), name="delivery-preparer"))
@@ -221,7 +225,9 @@ class DeliveryWorkers:
                 lease_seconds=self._settings.delivery_lease_seconds,
             )
             if not held:
-                log.warning("lost the preparation lease; another process goes on", run_id=lease.run_id)
+                log.warning(
+                    "lost the preparation lease; another process goes on", run_id=lease.run_id
+                )
                 return True
             self._work_ready.set()
             if not page.next_page_token:
@@ -277,7 +283,9 @@ class DeliveryWorkers:
         if now >= run.snapshot_time + timedelta(seconds=run.ttl_seconds):
             # The push services would drop it anyway: the TTL the campaign set has passed.
             await self._close_chunk(
-                chunk, run, [_terminal(r, RecipientState.EXPIRED, Reason.EXPIRED_TTL) for r in recipients]
+                chunk,
+                run,
+                [_terminal(r, RecipientState.EXPIRED, Reason.EXPIRED_TTL) for r in recipients],
             )
             return
         try:
@@ -291,7 +299,9 @@ class DeliveryWorkers:
             # Segment refuses for good (the site's subscribers are gone): none may be sent.
             log.warning("segment refused the subscriber check; chunk suppressed", error=str(error))
             await self._close_chunk(
-                chunk, run, [_terminal(r, RecipientState.SUPPRESSED, Reason.UNSUBSCRIBED) for r in recipients]
+                chunk,
+                run,
+                [_terminal(r, RecipientState.SUPPRESSED, Reason.UNSUBSCRIBED) for r in recipients],
             )
             return
         try:
@@ -303,7 +313,10 @@ class DeliveryWorkers:
             await self._close_chunk(
                 chunk,
                 run,
-                [_terminal(r, RecipientState.FAILED, Reason.NO_VAPID_CREDENTIALS) for r in recipients],
+                [
+                    _terminal(r, RecipientState.FAILED, Reason.NO_VAPID_CREDENTIALS)
+                    for r in recipients
+                ],
             )
             return
 
@@ -355,102 +368,100 @@ class DeliveryWorkers:
             "Content-Type": "application/octet-stream",
         }
         authorizations: dict[str, str] = {}
-        # Sends in flight, and the answers of finished ones as they arrive (O(1) per
-        # answer, where waiting on all futures would cost O(window) each time).
-        in_flight: set[asyncio.Task[None]] = set()
-        answers: asyncio.Queue[tuple[PendingRecipient, PushAnswer]] = asyncio.Queue()
+        stream = self._sender.stream(headers)
+        # Recipients in flight by their request's tag.
+        sending: dict[int, PendingRecipient] = {}
+        tags = itertools.count()
         retries: list[Retry] = []
         refused_logged = False
         lease = self._settings.delivery_lease_seconds
-        while sendable or in_flight or ended or retries or not answers.empty():
-            launch = [
-                sendable.popleft()
-                for _ in range(min(len(sendable), self.window - len(in_flight) - answers.qsize()))
-            ]
-            if self._rates is not None:
-                # Each push service's rate: wait for its tokens before the attempts are
-                # counted, so what is counted is what is sent.
-                for recipient, _ in launch:
-                    await self._rates.acquire(endpoint_origin(recipient.endpoint))
-            if launch or ended or retries:
-                # Results so far and the attempts about to start, in one fenced commit:
-                # nothing is sent that is not counted, nothing finished stays unrecorded.
-                held = await self._store.record_progress(
-                    chunk,
-                    run.campaign_id,
-                    attempting=[r.recipient_id for r, _ in launch],
-                    terminal=ended,
-                    retries=retries,
-                    now=self._clock.now(),
-                    lease_seconds=lease,
-                )
-                self.stats["commits"] += 1
-                self.stats["answers_committed"] += len(ended) + len(retries)
-                if not held:
-                    for task in in_flight:
-                        task.cancel()
-                    log.warning("lost the lease on a chunk; stopped sending it", chunk_id=chunk.chunk_id)
-                    return
-                if ended:
-                    self._outbox_ready.set()
-                ended, retries = [], []
-            for recipient, body in launch:
-                origin = endpoint_origin(recipient.endpoint)
-                authorization = authorizations.get(origin)
-                if authorization is None:
-                    authorization = signer.authorization(audience=origin, subject=subject)
-                    authorizations[origin] = authorization
-                task = asyncio.create_task(
-                    self._post(
-                        answers, recipient, body, {**headers, "Authorization": authorization}
-                    )
-                )
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            if not in_flight and answers.empty():
-                continue
-            done = [await answers.get()]
-            if answers.qsize() < self.window // 4 and in_flight:
-                # Group commit: a moment more gathers more answers into one transaction.
-                await asyncio.sleep(GROUP_COMMIT_SECONDS)
-            while not answers.empty():
-                done.append(answers.get_nowait())
-            now = self._clock.now()
-            for recipient, answer in done:
-                if answer.status in (401, 403) and not refused_logged:
-                    refused_logged = True
-                    log.warning(
-                        "push service refused our VAPID signature",
-                        status=answer.status,
-                        push_service=endpoint_origin(recipient.endpoint),
-                        response_excerpt=answer.body_excerpt,
-                    )
-                match decide(answer, recipient.attempts + 1, self._policy, now):
-                    case Sent():
-                        ended.append(_terminal(recipient, RecipientState.SENT, None))
-                    case Failed(reason=reason, unsubscribe=unsubscribe):
-                        ended.append(
-                            _terminal(recipient, RecipientState.FAILED, reason, unsubscribe=unsubscribe)
-                        )
-                    case RetryLater(reason=reason, delay_seconds=delay):
-                        retries.append(
-                            Retry(recipient.recipient_id, reason.value, now + timedelta(seconds=delay))
-                        )
-        await self._store.release_chunk(chunk, self._clock.now())
-
-    async def _post(
-        self,
-        answers: asyncio.Queue[tuple[PendingRecipient, PushAnswer]],
-        recipient: PendingRecipient,
-        body: bytes,
-        headers: dict[str, str],
-    ) -> None:
         try:
-            answer = await self._sender.post(recipient.endpoint, body, headers)
-        except Exception:  # the transport answers errors itself; this is a bug, not an answer
-            log.exception("push transport failed unexpectedly")
-            answer = PushAnswer(error=Reason.CONNECTION_ERROR)
-        answers.put_nowait((recipient, answer))
+            while sendable or stream.in_flight or ended or retries:
+                launch = [
+                    sendable.popleft()
+                    for _ in range(min(len(sendable), self.window - stream.in_flight))
+                ]
+                if self._rates is not None:
+                    # Each push service's rate: wait for its tokens before the attempts
+                    # are counted, so what is counted is what is sent.
+                    for recipient, _ in launch:
+                        await self._rates.acquire(endpoint_origin(recipient.endpoint))
+                if launch or ended or retries:
+                    # Results so far and the attempts about to start, in one fenced
+                    # commit: nothing is sent that is not counted, nothing finished
+                    # stays unrecorded.
+                    held = await self._store.record_progress(
+                        chunk,
+                        run.campaign_id,
+                        attempting=[r.recipient_id for r, _ in launch],
+                        terminal=ended,
+                        retries=retries,
+                        now=self._clock.now(),
+                        lease_seconds=lease,
+                    )
+                    self.stats["commits"] += 1
+                    self.stats["answers_committed"] += len(ended) + len(retries)
+                    if not held:
+                        log.warning(
+                            "lost the lease on a chunk; stopped sending it", chunk_id=chunk.chunk_id
+                        )
+                        return
+                    if ended:
+                        self._outbox_ready.set()
+                    ended, retries = [], []
+                if launch:
+                    requests = []
+                    for recipient, body in launch:
+                        origin = endpoint_origin(recipient.endpoint)
+                        authorization = authorizations.get(origin)
+                        if authorization is None:
+                            authorization = signer.authorization(audience=origin, subject=subject)
+                            authorizations[origin] = authorization
+                        tag = next(tags)
+                        sending[tag] = recipient
+                        requests.append(PushRequest(tag, recipient.endpoint, body, authorization))
+                    stream.submit(requests)
+                if not stream.in_flight:
+                    continue
+                done = await stream.answers()
+                if len(done) < self.window // 4 and stream.in_flight:
+                    # Group commit: a moment more gathers more answers into one transaction.
+                    await asyncio.sleep(GROUP_COMMIT_SECONDS)
+                    done.extend(stream.ready())
+                now = self._clock.now()
+                for tag, answer in done:
+                    recipient = sending.pop(tag)
+                    if answer.status in (401, 403) and not refused_logged:
+                        refused_logged = True
+                        log.warning(
+                            "push service refused our VAPID signature",
+                            status=answer.status,
+                            push_service=endpoint_origin(recipient.endpoint),
+                            response_excerpt=answer.body_excerpt,
+                        )
+                    match decide(answer, recipient.attempts + 1, self._policy, now):
+                        case Sent():
+                            ended.append(_terminal(recipient, RecipientState.SENT, None))
+                        case Failed(reason=reason, unsubscribe=unsubscribe):
+                            ended.append(
+                                _terminal(
+                                    recipient,
+                                    RecipientState.FAILED,
+                                    reason,
+                                    unsubscribe=unsubscribe,
+                                )
+                            )
+                        case RetryLater(reason=reason, delay_seconds=delay):
+                            retries.append(
+                                Retry(
+                                    recipient.recipient_id,
+                                    reason.value,
+                                    now + timedelta(seconds=delay),
+                                )
+                            )
+        finally:
+            stream.close()
+        await self._store.release_chunk(chunk, self._clock.now())
 
     async def _close_chunk(self, chunk: ClaimedChunk, run: Run, ended: Sequence[Terminal]) -> None:
         if await self._store.record_progress(
@@ -527,7 +538,9 @@ class DeliveryWorkers:
             await self._outcomes.record_outcomes(site_id, batch)
         elif kind is OutboxKind.AUDIENCE:
             for item in batch:
-                await self._outcomes.record_audience(site_id, item.run_id, item.campaign_id, item.count)
+                await self._outcomes.record_audience(
+                    site_id, item.run_id, item.campaign_id, item.count
+                )
         else:
             await self._pruner.unsubscribe(site_id, [(i.subscriber_id, i.reason) for i in batch])
 
