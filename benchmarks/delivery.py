@@ -788,6 +788,7 @@ async def run_clarion(
 
         await in_flight(batches, register, REGISTER_IN_FLIGHT)
         register_seconds = time.perf_counter() - started
+        progress(f"  registered {len(audience):,} in {register_seconds:.1f} s; sending")
 
         steps.append("CreateCampaign")
         request = campaign_service_pb2.CreateCampaignRequest(

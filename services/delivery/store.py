@@ -6,8 +6,12 @@ number; every later write of that work names the fence it holds and is refused o
 another process has taken the work over. PostgreSQL claims with `FOR UPDATE SKIP
 LOCKED`; SQLite has one writer, so the same single UPDATE .. RETURNING is atomic there.
 
-The hot path (recording outcomes) uses Core statements executed with many parameter
-sets (executemany), compiled once by SQLAlchemy's statement cache, and plain rows.
+The hot path (queueing recipients, reading a chunk, recording each commit's outcomes)
+runs as fixed SQL text straight on the DBAPI cursor (`_HotSql`): statements the
+driver prepares once (SQLite's statement cache, psycopg's prepared statements), id
+lists as one parameter, rows as plain tuples, recipients queued by COPY on
+PostgreSQL. SQLAlchemy's per-statement work (compiling, expanding IN lists, result
+wrapping) cost more than the database itself there. The rest uses Core statements.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -50,7 +54,6 @@ RUNS = DeliveryRunRow.__table__
 CHUNKS = DeliveryChunkRow.__table__
 RECIPIENTS = DeliveryRecipientRow.__table__
 OUTBOX = DeliveryOutboxRow.__table__
-
 
 
 @dataclass(frozen=True)
@@ -227,54 +230,111 @@ def _lease_free(column: Any, now: datetime) -> Any:
     return or_(column.is_(None), column < now)
 
 
-# Statements executed with many parameter sets; built once, compiled once.
-_MARK_ATTEMPTED = (
-    update(RECIPIENTS)
-    .where(RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)))
-    .values(attempts=RECIPIENTS.c.attempts + 1)
-)
-# One statement per (state, reason) of a commit: most commits have a single group.
-_RECORD_TERMINAL = (
-    update(RECIPIENTS)
-    .where(
-        RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)),
-        RECIPIENTS.c.state == RecipientState.PENDING.value,
-    )
-    .values(
-        state=bindparam("new_state"),
-        reason=bindparam("new_reason"),
-        finish_time=bindparam("now"),
-        not_before=None,
-    )
-)
-_RECORD_RETRY = (
-    update(RECIPIENTS)
-    .where(
-        RECIPIENTS.c.recipient_id == bindparam("rid"),
-        RECIPIENTS.c.state == RecipientState.PENDING.value,
-    )
-    .values(reason=bindparam("new_reason"), not_before=bindparam("retry_at"))
-)
-_INSERT_OUTBOX = insert(OUTBOX)
 _TERMINAL_STATES = ("sent", "failed", "suppressed", "expired")
-_HOLD_CHUNK = (
-    update(CHUNKS)
-    .where(
-        CHUNKS.c.chunk_id == bindparam("chunk"),
-        CHUNKS.c.fence == bindparam("held_fence"),
-        CHUNKS.c.state == ChunkState.PENDING.value,
-    )
-    .values(
-        lease_expires_at=bindparam("until"),
-        pending=CHUNKS.c.pending - bindparam("ended"),
-        **{state: CHUNKS.c[state] + bindparam(f"more_{state}") for state in _TERMINAL_STATES},
-    )
-)
-_STILL_PENDING = select(RECIPIENTS.c.recipient_id).where(
-    RECIPIENTS.c.recipient_id.in_(bindparam("ids", expanding=True)),
-    RECIPIENTS.c.state == RecipientState.PENDING.value,
-)
-_INSERT_RECIPIENTS = insert(RECIPIENTS)
+
+
+# Recipient columns in the order `_HotSql.insert_recipients` takes them.
+_RECIPIENT_COLUMNS = (
+    "site_id", "run_id", "chunk_id", "subscriber_id", "profile_id", "timezone", "variant",
+    "due_time", "browser", "target_kind", "endpoint", "p256dh", "auth", "state", "reason",
+    "attempts", "not_before", "finish_time",
+)  # fmt: skip
+_OUTBOX_COLUMNS = (
+    "kind", "site_id", "run_id", "campaign_id", "entries", "count", "occur_time",
+    "claim_owner", "claim_expires_at",
+)  # fmt: skip
+
+
+class _HotSql:
+    """The hot path's SQL as fixed text for one dialect, run on the DBAPI cursor.
+
+    `{p}` is a parameter, `{ids}` membership in a list of ids passed as one parameter
+    (a JSON array read by json_each on SQLite, an array on PostgreSQL), so each text is
+    the same on every call and the driver prepares it once.
+    """
+
+    def __init__(self, postgres: bool, dialect: Any) -> None:
+        self.postgres = postgres
+        p = "%s" if postgres else "?"
+        ids = "= ANY(%s)" if postgres else "IN (SELECT value FROM json_each(?))"
+        # Timestamps are written as SQLAlchemy writes them (SQLite keeps text).
+        self.time = RECIPIENTS.c.finish_time.type.bind_processor(dialect) or (lambda value: value)
+
+        def sql(text: str) -> str:
+            return text.format(p=p, ids=ids)
+
+        self.still_pending = sql(
+            "SELECT recipient_id FROM delivery_recipients WHERE recipient_id {ids} AND state = 'pending'"
+        )
+        self.hold_chunk = sql(
+            "UPDATE delivery_chunks SET lease_expires_at = {p}, pending = pending - {p}, "
+            "sent = sent + {p}, failed = failed + {p}, suppressed = suppressed + {p}, "
+            "expired = expired + {p} "
+            "WHERE chunk_id = {p} AND fence = {p} AND state = 'pending'"
+        )
+        self.already_queued = sql(
+            "SELECT subscriber_id FROM delivery_recipients "
+            "WHERE site_id = {p} AND run_id = {p} AND subscriber_id {ids}"
+        )
+        self.mark_attempted = sql(
+            "UPDATE delivery_recipients SET attempts = attempts + 1 WHERE recipient_id {ids}"
+        )
+        self.record_terminal = sql(
+            "UPDATE delivery_recipients SET state = {p}, reason = {p}, finish_time = {p}, "
+            "not_before = NULL WHERE recipient_id {ids} AND state = 'pending'"
+        )
+        self.record_retry = sql(
+            "UPDATE delivery_recipients SET reason = {p}, not_before = {p} "
+            "WHERE recipient_id = {p} AND state = 'pending'"
+        )
+        self.insert_outbox = sql(
+            f"INSERT INTO delivery_outbox ({', '.join(_OUTBOX_COLUMNS)}) "
+            f"VALUES ({', '.join(['{p}'] * len(_OUTBOX_COLUMNS))})"
+        )
+        self.due_recipients = sql(
+            "SELECT recipient_id, subscriber_id, browser, target_kind, endpoint, p256dh, auth, "
+            "attempts FROM delivery_recipients "
+            "WHERE chunk_id = {p} AND state = 'pending' AND (not_before IS NULL OR not_before <= {p}) "
+            "ORDER BY recipient_id"
+        )
+        columns = ", ".join(_RECIPIENT_COLUMNS)
+        self.copy_recipients = f"COPY delivery_recipients ({columns}) FROM STDIN"
+        self.insert_recipients = sql(
+            f"INSERT INTO delivery_recipients ({columns}) "
+            f"VALUES ({', '.join(['{p}'] * len(_RECIPIENT_COLUMNS))})"
+        )
+
+    def ids(self, ids: Sequence[int] | Sequence[str]) -> Any:
+        return list(ids) if self.postgres else json.dumps(list(ids))
+
+    @staticmethod
+    def cursor(conn: Connection) -> Any:
+        """The DBAPI cursor of `conn`, inside its transaction."""
+        return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def outbox_row(
+        self,
+        kind: OutboxKind,
+        site_id: str,
+        run_id: str,
+        campaign_id: str,
+        entries: Sequence[Entry],
+        now: datetime,
+    ) -> tuple[Any, ...]:
+        listed = json.dumps([list(e) for e in entries], separators=(",", ":"))
+        return (kind.value, site_id, run_id, campaign_id, listed, 0, self.time(now), None, None)
+
+    def add_outbox(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.cursor(conn).executemany(self.insert_outbox, rows)
+
+    def add_recipients(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        cursor = self.cursor(conn)
+        if self.postgres:
+            with cursor.copy(self.copy_recipients) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(self.insert_recipients, rows)
 
 
 def _in_db_thread(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
@@ -299,6 +359,7 @@ class DeliveryStore:
         # handler sleeps), so there one thread runs every transaction, in turn.
         threads = DB_THREADS if self._postgres else 1
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="delivery-db")
+        self._hot = _HotSql(self._postgres, self._sync.dialect)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)
@@ -344,9 +405,7 @@ class DeliveryStore:
             created = inserted.first() is not None
             row = (
                 conn.execute(
-                    select(RUNS).where(
-                        RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id
-                    )
+                    select(RUNS).where(RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id)
                 )
             ).one()
             return _run(row), created
@@ -371,17 +430,23 @@ class DeliveryStore:
             return {}
         states = [state for state in RecipientState]
         statement = (
-            select(CHUNKS.c.run_id, *(func.coalesce(func.sum(CHUNKS.c[s.value]), 0) for s in states))
+            select(
+                CHUNKS.c.run_id, *(func.coalesce(func.sum(CHUNKS.c[s.value]), 0) for s in states)
+            )
             .where(CHUNKS.c.site_id == site_id, CHUNKS.c.run_id.in_(list(run_ids)))
             .group_by(CHUNKS.c.run_id)
         )
         counts = {run_id: RunCounts() for run_id in run_ids}
         with self._sync.connect() as conn:
             for run_id, *sums in conn.execute(statement):
-                counts[run_id] = RunCounts(**{s.value: int(n) for s, n in zip(states, sums, strict=True)})
+                counts[run_id] = RunCounts(
+                    **{s.value: int(n) for s, n in zip(states, sums, strict=True)}
+                )
         return counts
 
-    def _finish_run_if_complete(self, conn: Connection, site_id: str, run_id: str, now: datetime) -> None:
+    def _finish_run_if_complete(
+        self, conn: Connection, site_id: str, run_id: str, now: datetime
+    ) -> None:
         pending = (
             select(RECIPIENTS.c.recipient_id)
             .where(
@@ -500,25 +565,22 @@ class DeliveryStore:
                 )
             ).one()
             # Queueing a member again is ignored (a retried page, or an id twice in it).
-            already = set(
-                (
-                    conn.execute(
-                        select(RECIPIENTS.c.subscriber_id).where(
-                            RECIPIENTS.c.site_id == lease.site_id,
-                            RECIPIENTS.c.run_id == lease.run_id,
-                            RECIPIENTS.c.subscriber_id.in_([m.subscriber_id for m in members]),
-                        )
-                    )
-                ).scalars()
+            hot = self._hot
+            cursor = hot.cursor(conn)
+            cursor.execute(
+                hot.already_queued,
+                (lease.site_id, lease.run_id, hot.ids([m.subscriber_id for m in members])),
             )
+            already = {row[0] for row in cursor.fetchall()}
             fresh: dict[str, Member] = {}
             for member in members:
                 if member.subscriber_id not in already:
                     fresh.setdefault(member.subscriber_id, member)
             members = list(fresh.values())
             seq, queued = run.chunks, 0
-            recipients: list[dict[str, Any]] = []
+            recipients: list[tuple[Any, ...]] = []
             outbox: list[Entry] = []
+            db_now = hot.time(now)
             for start in range(0, len(members), chunk_size):
                 part = members[start : start + chunk_size]
                 suppressed_here = sum(member.unsubscribed for member in part)
@@ -545,29 +607,28 @@ class DeliveryStore:
                 for member in part:
                     suppressed = member.unsubscribed
                     queued += not suppressed
+                    # In _RECIPIENT_COLUMNS order.
                     recipients.append(
-                        {
-                            "site_id": lease.site_id,
-                            "run_id": lease.run_id,
-                            "chunk_id": chunk_id,
-                            "subscriber_id": member.subscriber_id,
-                            "profile_id": member.profile_id,
-                            "timezone": member.timezone,
-                            "variant": "",
-                            "due_time": None,
-                            "browser": member.browser,
-                            "target_kind": member.target_kind.value,
-                            "endpoint": member.endpoint,
-                            "p256dh": member.p256dh,
-                            "auth": member.auth,
-                            "state": (
-                                RecipientState.SUPPRESSED if suppressed else RecipientState.PENDING
-                            ).value,
-                            "reason": "unsubscribed" if suppressed else "",
-                            "attempts": 0,
-                            "not_before": None,
-                            "finish_time": now if suppressed else None,
-                        }
+                        (
+                            lease.site_id,
+                            lease.run_id,
+                            chunk_id,
+                            member.subscriber_id,
+                            member.profile_id,
+                            member.timezone,
+                            "",
+                            None,
+                            member.browser,
+                            member.target_kind.value,
+                            member.endpoint,
+                            member.p256dh,
+                            member.auth,
+                            "suppressed" if suppressed else "pending",
+                            "unsubscribed" if suppressed else "",
+                            0,
+                            None,
+                            db_now if suppressed else None,
+                        )
                     )
                     if suppressed:
                         outbox.append(
@@ -579,12 +640,20 @@ class DeliveryStore:
                             )
                         )
             if recipients:
-                conn.execute(_INSERT_RECIPIENTS, recipients)
+                hot.add_recipients(conn, recipients)
             if outbox:
-                conn.execute(
-                    _INSERT_OUTBOX,
-                    _outbox_row(OutboxKind.OUTCOME, lease.site_id, lease.run_id,
-                                lease.campaign_id, outbox, now),
+                hot.add_outbox(
+                    conn,
+                    [
+                        hot.outbox_row(
+                            OutboxKind.OUTCOME,
+                            lease.site_id,
+                            lease.run_id,
+                            lease.campaign_id,
+                            outbox,
+                            now,
+                        )
+                    ],
                 )
             done = not next_page_token
             changes: dict[str, Any] = {
@@ -730,38 +799,16 @@ class DeliveryStore:
 
     @_in_db_thread
     def due_recipients(self, chunk: ClaimedChunk, now: datetime) -> list[PendingRecipient]:
-        statement = (
-            select(
-                RECIPIENTS.c.recipient_id,
-                RECIPIENTS.c.subscriber_id,
-                RECIPIENTS.c.browser,
-                RECIPIENTS.c.target_kind,
-                RECIPIENTS.c.endpoint,
-                RECIPIENTS.c.p256dh,
-                RECIPIENTS.c.auth,
-                RECIPIENTS.c.attempts,
-            )
-            .where(
-                RECIPIENTS.c.chunk_id == chunk.chunk_id,
-                RECIPIENTS.c.state == RecipientState.PENDING.value,
-                or_(RECIPIENTS.c.not_before.is_(None), RECIPIENTS.c.not_before <= now),
-            )
-            .order_by(RECIPIENTS.c.recipient_id)
-        )
         with self._sync.connect() as conn:
-            return [
-                PendingRecipient(
-                    row.recipient_id,
-                    row.subscriber_id,
-                    row.browser,
-                    row.target_kind,
-                    row.endpoint,
-                    bytes(row.p256dh),
-                    bytes(row.auth),
-                    row.attempts,
-                )
-                for row in conn.execute(statement)
-            ]
+            cursor = self._hot.cursor(conn)
+            cursor.execute(self._hot.due_recipients, (chunk.chunk_id, self._hot.time(now)))
+            rows = cursor.fetchall()
+        return [
+            PendingRecipient(
+                rid, sid, browser, kind, endpoint, bytes(p256dh), bytes(auth), attempts
+            )
+            for rid, sid, browser, kind, endpoint, p256dh, auth, attempts in rows
+        ]
 
     def _hold_chunk(
         self,
@@ -774,17 +821,18 @@ class DeliveryStore:
         """Renews the lease if the fence still holds, counting `terminal` into the
         chunk's per-state totals in the same statement."""
         by_state = Counter(t.state.value for t in terminal)
-        held = conn.execute(
-            _HOLD_CHUNK,
-            {
-                "chunk": chunk.chunk_id,
-                "held_fence": chunk.fence,
-                "until": now + timedelta(seconds=lease_seconds),
-                "ended": len(terminal),
-                **{f"more_{state}": by_state[state] for state in _TERMINAL_STATES},
-            },
+        cursor = self._hot.cursor(conn)
+        cursor.execute(
+            self._hot.hold_chunk,
+            (
+                self._hot.time(now + timedelta(seconds=lease_seconds)),
+                len(terminal),
+                *(by_state[state] for state in _TERMINAL_STATES),
+                chunk.chunk_id,
+                chunk.fence,
+            ),
         )
-        return held.rowcount == 1
+        return bool(cursor.rowcount == 1)
 
     @_in_db_thread
     def record_progress(
@@ -801,52 +849,53 @@ class DeliveryStore:
         """One fenced transaction: renews the lease, counts the attempts about to be
         made, records finished sends (and their outbox rows). False: the lease was lost
         to another worker and nothing was written; stop working on the chunk."""
+        hot = self._hot
         with self._sync.begin() as conn:
+            cursor = hot.cursor(conn)
             if terminal:
                 # Only a recipient still pending gets an outcome (never overwritten), and
                 # only those count into the chunk's totals.
-                pending = set(
-                    (
-                        conn.execute(
-                            _STILL_PENDING, {"ids": [t.recipient_id for t in terminal]}
-                        )
-                    ).scalars()
-                )
+                cursor.execute(hot.still_pending, (hot.ids([t.recipient_id for t in terminal]),))
+                pending = {row[0] for row in cursor.fetchall()}
                 terminal = [t for t in terminal if t.recipient_id in pending]
             if not self._hold_chunk(conn, chunk, now, lease_seconds, terminal):
                 return False
             if attempting:
-                conn.execute(_MARK_ATTEMPTED, {"ids": list(attempting)})
+                cursor.execute(hot.mark_attempted, (hot.ids(attempting),))
             if terminal:
+                db_now = hot.time(now)
                 groups: dict[tuple[str, str], list[int]] = {}
                 for t in terminal:
                     groups.setdefault((t.state.value, t.reason), []).append(t.recipient_id)
                 for (new_state, new_reason), ids in groups.items():
-                    conn.execute(
-                        _RECORD_TERMINAL,
-                        {"ids": ids, "new_state": new_state, "new_reason": new_reason, "now": now},
+                    cursor.execute(
+                        hot.record_terminal, (new_state, new_reason, db_now, hot.ids(ids))
                     )
-                entries = [Entry(t.subscriber_id, t.state.value, t.reason, t.browser) for t in terminal]
+                entries = [
+                    Entry(t.subscriber_id, t.state.value, t.reason, t.browser) for t in terminal
+                ]
                 rows = [
-                    _outbox_row(
+                    hot.outbox_row(
                         OutboxKind.OUTCOME, chunk.site_id, chunk.run_id, campaign_id, entries, now
                     )
                 ]
                 gone = [e for e, t in zip(entries, terminal, strict=True) if t.unsubscribe]
                 if gone:
                     rows.append(
-                        _outbox_row(
-                            OutboxKind.UNSUBSCRIBE, chunk.site_id, chunk.run_id, campaign_id, gone, now
+                        hot.outbox_row(
+                            OutboxKind.UNSUBSCRIBE,
+                            chunk.site_id,
+                            chunk.run_id,
+                            campaign_id,
+                            gone,
+                            now,
                         )
                     )
-                conn.execute(_INSERT_OUTBOX, rows)
+                hot.add_outbox(conn, rows)
             if retries:
-                conn.execute(
-                    _RECORD_RETRY,
-                    [
-                        {"rid": r.recipient_id, "new_reason": r.reason, "retry_at": r.not_before}
-                        for r in retries
-                    ],
+                cursor.executemany(
+                    hot.record_retry,
+                    [(r.reason, hot.time(r.not_before), r.recipient_id) for r in retries],
                 )
             return True
 
@@ -887,7 +936,12 @@ class DeliveryStore:
 
     @_in_db_thread
     def claim_outbox(
-        self, kinds: Sequence[OutboxKind], owner: str, now: datetime, lease_seconds: float, limit: int
+        self,
+        kinds: Sequence[OutboxKind],
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
     ) -> list[OutboxItem]:
         """Leases up to `limit` rows (each one commit's recipients) no live process holds,
         oldest first, and returns their items."""
@@ -987,27 +1041,6 @@ class DeliveryStore:
             not_before=row.not_before,
             finish_time=row.finish_time,
         )
-
-
-def _outbox_row(
-    kind: OutboxKind,
-    site_id: str,
-    run_id: str,
-    campaign_id: str,
-    entries: Sequence[Entry],
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "kind": kind.value,
-        "site_id": site_id,
-        "run_id": run_id,
-        "campaign_id": campaign_id,
-        "entries": json.dumps([list(e) for e in entries], separators=(",", ":")),
-        "count": 0,
-        "occur_time": now,
-        "claim_owner": None,
-        "claim_expires_at": None,
-    }
 
 
 __all__ = [

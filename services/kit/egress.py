@@ -26,6 +26,7 @@ user info: for the push-service simulator on http://127.0.0.1 and for tests only
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -261,6 +262,31 @@ def parse_host_patterns(entries: Iterable[str]) -> tuple[HostPattern, ...]:
     return tuple(patterns)
 
 
+def url_authority(url: str) -> str | None:
+    """`scheme://authority` of an absolute URL, as written (None without "://").
+
+    Everything a URL check or an origin depends on (scheme, user info, host, port) is
+    in it, and an RFC 3986 parser (yarl) never reads past the first "/", "?" or "#"
+    after it. So verdicts can be kept per authority rather than per URL, where each
+    push endpoint is unique. (A WHATWG parser also stops at a backslash; the key then
+    holds more than its authority, and the check reads that whole, stricter part.)
+    """
+    start = url.find("://")
+    if start < 0:
+        return None
+    start += 3
+    end = len(url)
+    for separator in ("/", "?", "#"):
+        found = url.find(separator, start, end)
+        if found >= 0:
+            end = found
+    return url[:end]
+
+
+# Distinct push-service authorities whose verdicts are kept (per policy).
+_VERDICTS_KEPT = 4096
+
+
 class EgressPolicy:
     """Where outbound requests may go. Build one with `from_settings` at start-up."""
 
@@ -275,6 +301,9 @@ class EgressPolicy:
         self.allowed_hosts = parse_host_patterns(allowed_hosts)
         self.test_endpoints = test_endpoints
         self.purpose = purpose
+        # functools' cache is thread-safe and bounded; it keeps (reason, detail) pairs,
+        # never exception objects (a re-raised one would keep growing its traceback).
+        self._verdict = functools.lru_cache(maxsize=_VERDICTS_KEPT)(self._refusal)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EgressPolicy:
@@ -304,6 +333,22 @@ class EgressPolicy:
 
     def check_url(self, url: str) -> None:
         """Refuses (EgressRefused) a URL this policy does not allow; no I/O."""
+        authority = url_authority(url)
+        if authority is None:
+            self._check_url(url)
+            return
+        refusal = self._verdict(authority)
+        if refusal is not None:
+            raise EgressRefused(*refusal)
+
+    def _refusal(self, authority: str) -> tuple[str, str] | None:
+        try:
+            self._check_url(authority)
+        except EgressRefused as refused:
+            return refused.reason, refused.detail
+        return None
+
+    def _check_url(self, url: str) -> None:
         try:
             parsed = URL(url)
             port = parsed.port

@@ -207,6 +207,51 @@ NON_PUBLIC_V4 = st.sampled_from(
 )
 
 
+def fresh_verdict(policy: EgressPolicy, url: str) -> str | None:
+    """The refusal reason a new policy (nothing cached) gives `url`, checked twice."""
+    reasons = []
+    for _ in range(2):
+        try:
+            policy.check_url(url)
+            reasons.append(None)
+        except EgressRefused as refused:
+            reasons.append(refused.reason)
+    assert reasons[0] == reasons[1]
+    return reasons[0]
+
+
+class TestVerdictsKeptPerAuthority:
+    """check_url keeps verdicts per scheme://authority; a URL must never be let through
+    because another URL with the same beginning was."""
+
+    @pytest.mark.parametrize(
+        ("allowed", "tricky"),
+        [
+            ("https://fcm.googleapis.com/a", "https://fcm.googleapis.com\\@127.0.0.1/a"),
+            ("https://fcm.googleapis.com/a", "https://fcm.googleapis.com@127.0.0.1/a"),
+            ("https://fcm.googleapis.com/a", "https://fcm.googleapis.com:8443/a"),
+            ("https://fcm.googleapis.com/a", "http://fcm.googleapis.com/a"),
+            ("https://fcm.googleapis.com/a", "https://fcm.googleapis.com.evil.example/a"),
+        ],
+    )
+    def test_an_allowed_url_does_not_open_the_door_for_a_tricky_one(
+        self, allowed: str, tricky: str
+    ) -> None:
+        policy = EgressPolicy(DEFAULT_PUSH_SERVICE_HOSTS, purpose="push service")
+        policy.check_url(allowed)
+
+        assert fresh_verdict(policy, tricky) is not None
+
+    @pytest.mark.parametrize(
+        "path", ["/x", "/x?y=@127.0.0.1", "?q", "#@10.0.0.1", "/%2F..%2F", "/a/b/c" * 50]
+    )
+    def test_the_path_does_not_change_the_verdict(self, path: str) -> None:
+        policy = EgressPolicy(DEFAULT_PUSH_SERVICE_HOSTS, purpose="push service")
+
+        assert fresh_verdict(policy, "https://fcm.googleapis.com" + path) is None
+        assert fresh_verdict(policy, "https://127.0.0.1" + path) == "non_public_address"
+
+
 class TestAddressSpellings:
     @given(NON_PUBLIC_V4, IPV4_SPELLINGS)
     def test_every_spelling_of_a_non_public_ipv4_address_is_refused(

@@ -9,10 +9,13 @@ Campaign owns the notification and renders the shared part of the PushPayload JS
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 
 from yarl import URL
+
+from services.kit.egress import url_authority
 
 # RFC 8291 with one 4096-byte record: the 86-byte header, the 16-byte tag and the
 # padding delimiter leave this much for the plaintext.
@@ -65,4 +68,13 @@ def topic_for(run_id: str) -> str:
 
 def endpoint_origin(endpoint: str) -> str:
     """The VAPID `aud` claim: scheme, host and (non-default) port of the push service."""
-    return str(URL(endpoint).origin())
+    authority = url_authority(endpoint)
+    if authority is None:
+        return str(URL(endpoint).origin())
+    return _origin(authority)
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin(authority: str) -> str:
+    # Endpoints are unique per browser, their push services few: parse each service once.
+    return str(URL(authority).origin())
