@@ -248,17 +248,19 @@ _OUTBOX_COLUMNS = (
 class _HotSql:
     """The hot path's SQL as fixed text for one dialect, run on the DBAPI cursor.
 
-    `{p}` is a parameter, `{ids}` membership in a list of ids passed as one parameter
-    (a JSON array read by json_each on SQLite, an array on PostgreSQL), so each text is
-    the same on every call and the driver prepares it once.
+    `{p}` is a parameter, `{ids}` membership in a list of recipient ids passed as one
+    text parameter (a JSON array on SQLite, an array literal on PostgreSQL), as are
+    lists of subscriber ids (JSON), so each text is the same on every call and the
+    driver prepares it once; no per-element work in the driver.
     """
 
     def __init__(self, postgres: bool, dialect: Any) -> None:
         self.postgres = postgres
         p = "%s" if postgres else "?"
-        ids = "= ANY(%s)" if postgres else "IN (SELECT value FROM json_each(?))"
+        ids = "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
         # Timestamps are written as SQLAlchemy writes them (SQLite keeps text).
-        self.time = RECIPIENTS.c.finish_time.type.bind_processor(dialect) or (lambda value: value)
+        time_type = RECIPIENTS.c.finish_time.type.dialect_impl(dialect)
+        self.time = time_type.bind_processor(dialect) or (lambda value: value)
 
         def sql(text: str) -> str:
             return text.format(p=p, ids=ids)
@@ -272,9 +274,16 @@ class _HotSql:
             "expired = expired + {p} "
             "WHERE chunk_id = {p} AND fence = {p} AND state = 'pending'"
         )
-        self.already_queued = sql(
-            "SELECT subscriber_id FROM delivery_recipients "
-            "WHERE site_id = {p} AND run_id = {p} AND subscriber_id {ids}"
+        # A join that looks each name up in the unique index: PostgreSQL's generic plan
+        # for "subscriber_id = ANY(...)" filtered the whole run instead (fresh tables
+        # have no statistics), which made queueing quadratic in the run's size.
+        self.already_queued = (
+            "SELECT r.subscriber_id FROM json_array_elements_text(%s::json) AS n(name) "
+            "JOIN delivery_recipients AS r ON r.subscriber_id = n.name "
+            "AND r.site_id = %s AND r.run_id = %s"
+            if postgres
+            else "SELECT subscriber_id FROM delivery_recipients WHERE subscriber_id IN "
+            "(SELECT value FROM json_each(?)) AND site_id = ? AND run_id = ?"
         )
         self.mark_attempted = sql(
             "UPDATE delivery_recipients SET attempts = attempts + 1 WHERE recipient_id {ids}"
@@ -304,8 +313,14 @@ class _HotSql:
             f"VALUES ({', '.join(['{p}'] * len(_RECIPIENT_COLUMNS))})"
         )
 
-    def ids(self, ids: Sequence[int] | Sequence[str]) -> Any:
-        return list(ids) if self.postgres else json.dumps(list(ids))
+    def ids(self, ids: Sequence[int]) -> str:
+        if self.postgres:
+            return "{" + ",".join(map(str, ids)) + "}"
+        return json.dumps(list(ids))
+
+    @staticmethod
+    def names(names: Sequence[str]) -> str:
+        return json.dumps(list(names))
 
     @staticmethod
     def cursor(conn: Connection) -> Any:
@@ -447,12 +462,13 @@ class DeliveryStore:
     def _finish_run_if_complete(
         self, conn: Connection, site_id: str, run_id: str, now: datetime
     ) -> None:
+        # A chunk is DONE only once none of its recipients is pending.
         pending = (
-            select(RECIPIENTS.c.recipient_id)
+            select(CHUNKS.c.chunk_id)
             .where(
-                RECIPIENTS.c.site_id == site_id,
-                RECIPIENTS.c.run_id == run_id,
-                RECIPIENTS.c.state == RecipientState.PENDING.value,
+                CHUNKS.c.site_id == site_id,
+                CHUNKS.c.run_id == run_id,
+                CHUNKS.c.state == ChunkState.PENDING.value,
             )
             .exists()
         )
@@ -569,7 +585,7 @@ class DeliveryStore:
             cursor = hot.cursor(conn)
             cursor.execute(
                 hot.already_queued,
-                (lease.site_id, lease.run_id, hot.ids([m.subscriber_id for m in members])),
+                (hot.names([m.subscriber_id for m in members]), lease.site_id, lease.run_id),
             )
             already = {row[0] for row in cursor.fetchall()}
             fresh: dict[str, Member] = {}

@@ -381,6 +381,36 @@ class TestClaimChunk:
         view = await store.recipient(again.site_id, again.run_id, second.subscriber_id)
         assert view is not None and view.reason == "push_service_429"
 
+    async def test_times_written_by_progress_compare_to_the_microsecond(
+        self, store: DeliveryStore
+    ) -> None:
+        # The hot path writes times as fixed SQL; they must read and compare exactly as
+        # times written anywhere else do.
+        clock = FrozenClock()
+        await prepared(store, clock, members(1))
+        chunk = await store.claim_chunk("w", clock.now(), LEASE)
+        assert chunk is not None
+        [due] = await store.due_recipients(chunk, clock.now())
+        retry_at = clock.now() + timedelta(seconds=7, microseconds=250)
+        clock.advance(seconds=1)
+        assert await store.record_progress(
+            chunk,
+            "cmp_1",
+            attempting=[due.recipient_id],
+            retries=[Retry(due.recipient_id, "push_service_5xx", retry_at)],
+            now=clock.now(),
+            lease_seconds=LEASE,
+        )
+
+        view = await store.recipient(chunk.site_id, chunk.run_id, due.subscriber_id)
+        assert view is not None and view.not_before == retry_at
+        assert await store.due_recipients(chunk, retry_at - timedelta(microseconds=1)) == []
+        assert len(await store.due_recipients(chunk, retry_at)) == 1
+        # The lease the same commit renewed holds up to its last instant, not after.
+        expires = clock.now() + timedelta(seconds=LEASE)
+        assert await store.claim_chunk("other", expires, LEASE) is None
+        assert await store.claim_chunk("other", expires + timedelta(microseconds=1), LEASE)
+
 
 class TestOutcomes:
     async def test_an_outcome_is_never_overwritten(self, store: DeliveryStore) -> None:
