@@ -274,13 +274,13 @@ class _HotSql:
             "expired = expired + {p} "
             "WHERE chunk_id = {p} AND fence = {p} AND state = 'pending'"
         )
-        # A join that looks each name up in the unique index: PostgreSQL's generic plan
-        # for "subscriber_id = ANY(...)" filtered the whole run instead (fresh tables
-        # have no statistics), which made queueing quadratic in the run's size.
+        # Each name looked up in the unique index on its own (LATERAL .. LIMIT 1): with
+        # fresh tables and no statistics, PostgreSQL's generic plan for "= ANY(...)" or
+        # a join read the whole run per page instead, making queueing quadratic.
         self.already_queued = (
-            "SELECT r.subscriber_id FROM json_array_elements_text(%s::json) AS n(name) "
-            "JOIN delivery_recipients AS r ON r.subscriber_id = n.name "
-            "AND r.site_id = %s AND r.run_id = %s"
+            "SELECT n.name FROM json_array_elements_text(%s::json) AS n(name) "
+            "CROSS JOIN LATERAL (SELECT 1 FROM delivery_recipients AS r "
+            "WHERE r.site_id = %s AND r.run_id = %s AND r.subscriber_id = n.name LIMIT 1) AS found"
             if postgres
             else "SELECT subscriber_id FROM delivery_recipients WHERE subscriber_id IN "
             "(SELECT value FROM json_each(?)) AND site_id = ? AND run_id = ?"

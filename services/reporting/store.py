@@ -84,7 +84,7 @@ class _InsertIgnoringRepeats:
 
     The batch travels as one JSON array of rows (json.dumps is C; a driver adapting
     thousands of values one by one was most of the cost), unpacked by the database
-    (json_array_elements on PostgreSQL, json_each on SQLite) into INSERT .. SELECT ..
+    (jsonb_array_elements on PostgreSQL, json_each on SQLite) into INSERT .. SELECT ..
     ON CONFLICT DO NOTHING, whose row count is the number inserted.
     """
 
@@ -105,7 +105,8 @@ class _InsertIgnoringRepeats:
                 f"(r ->> {n})::timestamptz" if name in times else f"r ->> {n}"
                 for n, name in enumerate(self._columns)
             ]
-            source = "FROM json_array_elements(CAST(:rows AS json)) AS r"
+            # jsonb: parsed once, where each ->> on json would parse the row again.
+            source = "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r"
         else:
             values = [f"json_extract(value, '$[{n}]')" for n in range(len(self._columns))]
             # WHERE true: SQLite's parser needs it before an upsert's ON CONFLICT.

@@ -8,6 +8,7 @@ statement per row or ORM objects per row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -167,6 +169,23 @@ def _sqlite_upsert() -> Any:
 class SubscriberStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Delivery asks before every chunk it sends: the ids travel as one JSON text
+        # (not one bound parameter each) and each is looked up in the index on its own
+        # (LATERAL .. LIMIT 1): with fresh tables and no statistics a generic plan
+        # otherwise reads every subscriber of the site (a hash join or a filter).
+        if engine.dialect.name == "postgresql":
+            self._active_among = text(
+                "SELECT n.id FROM json_array_elements_text(CAST(:ids AS json)) AS n(id) "
+                "CROSS JOIN LATERAL (SELECT 1 FROM segment_subscribers AS s "
+                "WHERE s.site_id = :site_id AND s.subscriber_id = n.id AND s.state = 'active' "
+                "LIMIT 1) AS found"
+            )
+        else:
+            self._active_among = text(
+                "SELECT subscriber_id FROM segment_subscribers "
+                "WHERE subscriber_id IN (SELECT value FROM json_each(:ids)) "
+                "AND site_id = :site_id AND state = 'active'"
+            )
         self._sessions = session_factory(engine)
         dialect = engine.dialect.name
         if dialect not in ("postgresql", "sqlite"):
@@ -314,11 +333,8 @@ class SubscriberStore:
             return set()
         async with self._engine.connect() as connection:
             result = await connection.execute(
-                select(_COLUMNS.subscriber_id).where(
-                    _COLUMNS.site_id == site_id,
-                    _COLUMNS.subscriber_id.in_(list(subscriber_ids)),
-                    _COLUMNS.state == SubscriberState.ACTIVE.value,
-                )
+                self._active_among,
+                {"site_id": site_id, "ids": json.dumps(list(subscriber_ids))},
             )
             return set(result.scalars())
 
