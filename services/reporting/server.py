@@ -41,7 +41,8 @@ _KINDS = {
 # In storage and reports a reason is its name after the prefix, in lower case
 # (DELIVERY_REASON_PUSH_SERVICE_410 is "push_service_410"); UNSPECIFIED is "".
 _REASONS: dict[int, str] = {
-    value: "" if value == common_pb2.DELIVERY_REASON_UNSPECIFIED
+    value: ""
+    if value == common_pb2.DELIVERY_REASON_UNSPECIFIED
     else name.removeprefix("DELIVERY_REASON_").lower()
     for name, value in common_pb2.DeliveryReason.items()
 }
@@ -98,18 +99,28 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
         request: reporting_service_pb2.RecordDeliveryOutcomesRequest,
         context: grpc.aio.ServicerContext,
     ) -> reporting_service_pb2.RecordDeliveryOutcomesResponse:
-        outcomes = [
-            OutcomeInput(
-                run_id=outcome.run_id,
-                campaign_id=outcome.campaign_id,
-                subscriber_id=outcome.subscriber_id,
-                status=_STATUSES.get(outcome.status),
-                reason=_REASONS.get(outcome.reason),
-                browser=_BROWSERS.get(outcome.browser, ""),
-                occur_time=_time_or_none(outcome, "occur_time"),
+        # Delivery sends thousands per call sharing a few times: each converted once.
+        times: dict[tuple[int, int], datetime] = {}
+        outcomes = []
+        for outcome in request.outcomes:
+            occur_time = None
+            if outcome.HasField("occur_time"):
+                stamp = outcome.occur_time
+                key = (stamp.seconds, stamp.nanos)
+                occur_time = times.get(key)
+                if occur_time is None:
+                    occur_time = times[key] = stamp.ToDatetime(tzinfo=UTC)
+            outcomes.append(
+                OutcomeInput(
+                    run_id=outcome.run_id,
+                    campaign_id=outcome.campaign_id,
+                    subscriber_id=outcome.subscriber_id,
+                    status=_STATUSES.get(outcome.status),
+                    reason=_REASONS.get(outcome.reason),
+                    browser=_BROWSERS.get(outcome.browser, ""),
+                    occur_time=occur_time,
+                )
             )
-            for outcome in request.outcomes
-        ]
         recorded = await self._reporting.record_delivery_outcomes(required_site_id(), outcomes)
         return reporting_service_pb2.RecordDeliveryOutcomesResponse(recorded=recorded)
 

@@ -8,7 +8,7 @@ aggregated by the database (GROUP BY / COUNT), never by looping over rows here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -125,23 +125,27 @@ class _InsertIgnoringRepeats:
         self._time_at = {n for n, name in enumerate(self._columns) if name in times}
         self._time = processor if processor is not None else (lambda value: value.isoformat())
 
-    async def run(
-        self, session: AsyncSession, site_id: str, rows: Sequence[Mapping[str, Any]]
-    ) -> int:
+    async def run(self, session: AsyncSession, site_id: str, rows: Sequence[Sequence[Any]]) -> int:
+        """`rows` hold the values of `columns`, in that order."""
         if not rows:
             return 0
-        columns, time_at, to_text = self._columns, self._time_at, self._time
-        packed = json.dumps(
-            [
-                [
-                    to_text(row[name]) if n in time_at else row[name]
-                    for n, name in enumerate(columns)
-                ]
-                for row in rows
-            ],
-            separators=(",", ":"),
+        time_at, to_text = self._time_at, self._time
+        # A batch shares a few times: each is converted once.
+        texts: dict[Any, Any] = {}
+        packed = []
+        for row in rows:
+            values = list(row)
+            for n in time_at:
+                value = values[n]
+                text_value = texts.get(value)
+                if text_value is None:
+                    text_value = texts[value] = to_text(value)
+                values[n] = text_value
+            packed.append(values)
+        result = await session.execute(
+            self._statement,
+            {"site_id": site_id, "rows": json.dumps(packed, separators=(",", ":"))},
         )
-        result = await session.execute(self._statement, {"site_id": site_id, "rows": packed})
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -181,15 +185,15 @@ class ReportingStore:
     async def insert_outcomes(self, site_id: str, records: Sequence[OutcomeRecord]) -> int:
         """Stores new outcomes in one transaction; returns how many were new."""
         rows = [
-            {
-                "run_id": record.run_id,
-                "subscriber_id": record.subscriber_id,
-                "campaign_id": record.campaign_id,
-                "status": record.status.value,
-                "reason": record.reason,
-                "browser": record.browser,
-                "occur_time": record.occur_time,
-            }
+            (
+                record.run_id,
+                record.subscriber_id,
+                record.campaign_id,
+                record.status.value,
+                record.reason,
+                record.browser,
+                record.occur_time,
+            )
             for record in records
         ]
         async with self._sessions.begin() as session:
@@ -200,14 +204,14 @@ class ReportingStore:
     ) -> int:
         """Stores new engagement events in one transaction; returns how many were new."""
         rows = [
-            {
-                "run_id": record.run_id,
-                "subscriber_id": record.subscriber_id,
-                "kind": record.kind.value,
-                "button": record.button,
-                "campaign_id": record.campaign_id,
-                "occur_time": record.occur_time,
-            }
+            (
+                record.run_id,
+                record.subscriber_id,
+                record.kind.value,
+                record.button,
+                record.campaign_id,
+                record.occur_time,
+            )
             for record in records
         ]
         async with self._sessions.begin() as session:

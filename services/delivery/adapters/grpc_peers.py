@@ -125,7 +125,12 @@ class GrpcAudience:
                 kind, endpoint, p256dh, auth = TargetKind.APNS, target.apns.device_token, b"", b""
             else:
                 web = target.web_push
-                kind, endpoint, p256dh, auth = TargetKind.WEB_PUSH, web.endpoint, web.p256dh, web.auth
+                kind, endpoint, p256dh, auth = (
+                    TargetKind.WEB_PUSH,
+                    web.endpoint,
+                    web.p256dh,
+                    web.auth,
+                )
             members.append(
                 Member(
                     subscriber_id=m.subscriber_id,
@@ -182,15 +187,42 @@ class GrpcOutcomeSink:
         return reporting_service_pb2_grpc.ReportingServiceStub(self._peers.channel("reporting"))
 
     async def record_outcomes(self, site_id: str, outcomes: Sequence[OutboxItem]) -> None:
+        # Thousands per call sharing a few times, states and reasons: each of those is
+        # converted once (a Timestamp is copied into each message by the C runtime).
+        stamps: dict[datetime, Timestamp | None] = {}
+        codes: dict[tuple[str, str], tuple[int, int]] = {}
+        messages = []
+        for outcome in outcomes:
+            stamp = stamps.get(outcome.occur_time)
+            if stamp is None:
+                stamp = stamps[outcome.occur_time] = timestamp(outcome.occur_time)
+            key = (outcome.state, outcome.reason)
+            code = codes.get(key)
+            if code is None:
+                code = codes[key] = (
+                    DELIVERY_STATUS[RecipientState(outcome.state)],
+                    reason_enum(outcome.reason),
+                )
+            messages.append(
+                reporting_pb2.DeliveryOutcome(
+                    run_id=outcome.run_id,
+                    campaign_id=outcome.campaign_id,
+                    subscriber_id=outcome.subscriber_id,
+                    status=code[0],  # type: ignore[arg-type]
+                    reason=code[1],  # type: ignore[arg-type]
+                    browser=outcome.browser,  # type: ignore[arg-type]
+                    occur_time=stamp,
+                )
+            )
         await self._stub().RecordDeliveryOutcomes(
-            reporting_service_pb2.RecordDeliveryOutcomesRequest(
-                outcomes=[_outcome(o) for o in outcomes]
-            ),
+            reporting_service_pb2.RecordDeliveryOutcomesRequest(outcomes=messages),
             metadata=self._peers.metadata(site_id),
             timeout=self._peers.timeout,
         )
 
-    async def record_audience(self, site_id: str, run_id: str, campaign_id: str, audience: int) -> None:
+    async def record_audience(
+        self, site_id: str, run_id: str, campaign_id: str, audience: int
+    ) -> None:
         await self._stub().RecordRunAudience(
             reporting_service_pb2.RecordRunAudienceRequest(
                 run_id=run_id, campaign_id=campaign_id, audience=audience
@@ -198,15 +230,3 @@ class GrpcOutcomeSink:
             metadata=self._peers.metadata(site_id),
             timeout=self._peers.timeout,
         )
-
-
-def _outcome(outcome: OutboxItem) -> reporting_pb2.DeliveryOutcome:
-    return reporting_pb2.DeliveryOutcome(
-        run_id=outcome.run_id,
-        campaign_id=outcome.campaign_id,
-        subscriber_id=outcome.subscriber_id,
-        status=DELIVERY_STATUS[RecipientState(outcome.state)],
-        reason=reason_enum(outcome.reason),  # type: ignore[arg-type]
-        browser=outcome.browser,  # type: ignore[arg-type]
-        occur_time=timestamp(outcome.occur_time),
-    )
