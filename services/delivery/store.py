@@ -17,6 +17,7 @@ wrapping) cost more than the database itself there. The rest uses Core statement
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 from collections import Counter
@@ -265,9 +266,6 @@ class _HotSql:
         def sql(text: str) -> str:
             return text.format(p=p, ids=ids)
 
-        self.still_pending = sql(
-            "SELECT recipient_id FROM delivery_recipients WHERE recipient_id {ids} AND state = 'pending'"
-        )
         self.hold_chunk = sql(
             "UPDATE delivery_chunks SET lease_expires_at = {p}, pending = pending - {p}, "
             "sent = sent + {p}, failed = failed + {p}, suppressed = suppressed + {p}, "
@@ -290,7 +288,8 @@ class _HotSql:
         )
         self.record_terminal = sql(
             "UPDATE delivery_recipients SET state = {p}, reason = {p}, finish_time = {p}, "
-            "not_before = NULL WHERE recipient_id {ids} AND state = 'pending'"
+            "not_before = NULL WHERE recipient_id {ids} AND state = 'pending' "
+            "RETURNING recipient_id"
         )
         self.record_retry = sql(
             "UPDATE delivery_recipients SET reason = {p}, not_before = {p} "
@@ -317,6 +316,10 @@ class _HotSql:
         if self.postgres:
             return "{" + ",".join(map(str, ids)) + "}"
         return json.dumps(list(ids))
+
+    def pipelined(self, raw: Any) -> Any:
+        """psycopg's pipeline mode on PostgreSQL (yields the pipeline); nothing on SQLite."""
+        return raw.pipeline() if self.postgres else contextlib.nullcontext()
 
     @staticmethod
     def names(names: Sequence[str]) -> str:
@@ -836,8 +839,19 @@ class DeliveryStore:
     ) -> bool:
         """Renews the lease if the fence still holds, counting `terminal` into the
         chunk's per-state totals in the same statement."""
-        by_state = Counter(t.state.value for t in terminal)
         cursor = self._hot.cursor(conn)
+        self._execute_hold(cursor, chunk, now, lease_seconds, terminal)
+        return bool(cursor.rowcount == 1)
+
+    def _execute_hold(
+        self,
+        cursor: Any,
+        chunk: ClaimedChunk,
+        now: datetime,
+        lease_seconds: float,
+        terminal: Sequence[Terminal],
+    ) -> None:
+        by_state = Counter(t.state.value for t in terminal)
         cursor.execute(
             self._hot.hold_chunk,
             (
@@ -848,7 +862,6 @@ class DeliveryStore:
                 chunk.fence,
             ),
         )
-        return bool(cursor.rowcount == 1)
 
     @_in_db_thread
     def record_progress(
@@ -866,53 +879,74 @@ class DeliveryStore:
         made, records finished sends (and their outbox rows). False: the lease was lost
         to another worker and nothing was written; stop working on the chunk."""
         hot = self._hot
-        with self._sync.begin() as conn:
-            cursor = hot.cursor(conn)
-            if terminal:
-                # Only a recipient still pending gets an outcome (never overwritten), and
-                # only those count into the chunk's totals.
-                cursor.execute(hot.still_pending, (hot.ids([t.recipient_id for t in terminal]),))
-                pending = {row[0] for row in cursor.fetchall()}
-                terminal = [t for t in terminal if t.recipient_id in pending]
-            if not self._hold_chunk(conn, chunk, now, lease_seconds, terminal):
-                return False
-            if attempting:
-                cursor.execute(hot.mark_attempted, (hot.ids(attempting),))
-            if terminal:
-                db_now = hot.time(now)
-                groups: dict[tuple[str, str], list[int]] = {}
-                for t in terminal:
-                    groups.setdefault((t.state.value, t.reason), []).append(t.recipient_id)
+        db_now = hot.time(now)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for t in terminal:
+            groups.setdefault((t.state.value, t.reason), []).append(t.recipient_id)
+        with self._sync.connect() as conn:
+            transaction = conn.begin()
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            # On PostgreSQL the statements go out pipelined: a commit waits for the
+            # database three times, not once per statement (each wait also means
+            # taking the GIL back from a busy event loop).
+            with hot.pipelined(raw) as pipeline:
+                # Only a recipient still pending gets an outcome (never overwritten);
+                # RETURNING says which did, and only those count into the chunk.
+                changed = []
                 for (new_state, new_reason), ids in groups.items():
+                    cursor = raw.cursor()
                     cursor.execute(
                         hot.record_terminal, (new_state, new_reason, db_now, hot.ids(ids))
                     )
-                entries = [
-                    Entry(t.subscriber_id, t.state.value, t.reason, t.browser) for t in terminal
-                ]
-                rows = [
-                    hot.outbox_row(
-                        OutboxKind.OUTCOME, chunk.site_id, chunk.run_id, campaign_id, entries, now
+                    changed.append(cursor)
+                if attempting:
+                    raw.cursor().execute(hot.mark_attempted, (hot.ids(attempting),))
+                if retries:
+                    raw.cursor().executemany(
+                        hot.record_retry,
+                        [(r.reason, hot.time(r.not_before), r.recipient_id) for r in retries],
                     )
-                ]
-                gone = [e for e, t in zip(entries, terminal, strict=True) if t.unsubscribe]
-                if gone:
-                    rows.append(
+                ended = {row[0] for cursor in changed for row in cursor.fetchall()}
+                terminal = [t for t in terminal if t.recipient_id in ended]
+                if terminal:
+                    entries = [
+                        Entry(t.subscriber_id, t.state.value, t.reason, t.browser) for t in terminal
+                    ]
+                    rows = [
                         hot.outbox_row(
-                            OutboxKind.UNSUBSCRIBE,
+                            OutboxKind.OUTCOME,
                             chunk.site_id,
                             chunk.run_id,
                             campaign_id,
-                            gone,
+                            entries,
                             now,
                         )
-                    )
-                hot.add_outbox(conn, rows)
-            if retries:
-                cursor.executemany(
-                    hot.record_retry,
-                    [(r.reason, hot.time(r.not_before), r.recipient_id) for r in retries],
-                )
+                    ]
+                    gone = [e for e, t in zip(entries, terminal, strict=True) if t.unsubscribe]
+                    if gone:
+                        rows.append(
+                            hot.outbox_row(
+                                OutboxKind.UNSUBSCRIBE,
+                                chunk.site_id,
+                                chunk.run_id,
+                                campaign_id,
+                                gone,
+                                now,
+                            )
+                        )
+                    hot.add_outbox(conn, rows)
+                # The fence last: if another worker holds the chunk now, all of the
+                # above is rolled back and nothing of this commit is written.
+                hold = raw.cursor()
+                self._execute_hold(hold, chunk, now, lease_seconds, terminal)
+                if pipeline is not None:
+                    pipeline.sync()
+                held = hold.rowcount == 1
+            if not held:
+                transaction.rollback()
+                return False
+            transaction.commit()
             return True
 
     @_in_db_thread

@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import os
 import socket
+import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
@@ -116,7 +117,8 @@ class DeliveryWorkers:
         self._sites: TTLCache[str, tuple[SiteCredentials, VapidSigning]] = TTLCache(
             MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
         )
-        # What this process did (logged at stop): commits, answers, chunks.
+        # What this process did (logged at stop): commits, answers, and how long the
+        # senders waited for their commits and for answers (microseconds, summed).
         self.stats: Counter[str] = Counter()
         self._stopping = asyncio.Event()
         self._work_ready = asyncio.Event()
@@ -390,6 +392,7 @@ class DeliveryWorkers:
                     # Results so far and the attempts about to start, in one fenced
                     # commit: nothing is sent that is not counted, nothing finished
                     # stays unrecorded.
+                    started = time.perf_counter()
                     held = await self._store.record_progress(
                         chunk,
                         run.campaign_id,
@@ -399,6 +402,7 @@ class DeliveryWorkers:
                         now=self._clock.now(),
                         lease_seconds=lease,
                     )
+                    self.stats["commit_wait_us"] += int((time.perf_counter() - started) * 1e6)
                     self.stats["commits"] += 1
                     self.stats["answers_committed"] += len(ended) + len(retries)
                     if not held:
@@ -423,7 +427,9 @@ class DeliveryWorkers:
                     stream.submit(requests)
                 if not stream.in_flight:
                     continue
+                started = time.perf_counter()
                 done = await stream.answers()
+                self.stats["answer_wait_us"] += int((time.perf_counter() - started) * 1e6)
                 if len(done) < self.window // 4 and stream.in_flight:
                     # Group commit: a moment more gathers more answers into one transaction.
                     await asyncio.sleep(GROUP_COMMIT_SECONDS)
