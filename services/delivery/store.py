@@ -465,7 +465,17 @@ class DeliveryStore:
     def _finish_run_if_complete(
         self, conn: Connection, site_id: str, run_id: str, now: datetime
     ) -> None:
-        # A chunk is DONE only once none of its recipients is pending.
+        # A chunk is DONE only once none of its recipients is pending. Two processes
+        # releasing a run's last two chunks at once would each see the other's chunk
+        # still pending (uncommitted) and neither would finish the run: so the run's
+        # row is locked first, and whoever gets it second reads the other's commit
+        # (READ COMMITTED takes a new snapshot per statement). SQLite has one writer.
+        if self._postgres:
+            conn.execute(
+                select(RUNS.c.run_id)
+                .where(RUNS.c.site_id == site_id, RUNS.c.run_id == run_id)
+                .with_for_update()
+            )
         pending = (
             select(CHUNKS.c.chunk_id)
             .where(

@@ -461,6 +461,35 @@ class TestOutcomes:
         counts = (await store.run_counts(site_id, [run_id]))[run_id]
         assert (counts.sent, counts.pending) == (2, 0)
 
+    async def test_the_run_finishes_when_its_last_chunks_are_released_at_once(
+        self, store: DeliveryStore
+    ) -> None:
+        # Two workers release the run's last two chunks in concurrent transactions:
+        # one of them must see the other's and finish the run (tried a few times,
+        # since it is a race).
+        for _ in range(8):
+            clock = FrozenClock()
+            site_id, run_id = await prepared(store, clock, members(2), chunk_size=1)
+            chunks = [await store.claim_chunk(f"w{n}", clock.now(), LEASE) for n in range(2)]
+            for chunk in chunks:
+                assert chunk is not None
+                [due] = await store.due_recipients(chunk, clock.now())
+                assert await store.record_progress(
+                    chunk,
+                    "cmp_1",
+                    terminal=[terminal(due, RecipientState.SENT)],
+                    now=clock.now(),
+                    lease_seconds=LEASE,
+                )
+
+            released = await asyncio.gather(
+                *(store.release_chunk(chunk, clock.now()) for chunk in chunks if chunk)
+            )
+
+            assert released == [True, True]
+            run = await store.get_run(site_id, run_id)
+            assert run is not None and run.state is RunState.DONE
+
 
 class TestOutbox:
     async def test_two_relays_never_hold_the_same_rows(self, store: DeliveryStore) -> None:
