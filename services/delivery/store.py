@@ -839,20 +839,6 @@ class DeliveryStore:
             for rid, sid, browser, kind, endpoint, p256dh, auth, attempts in rows
         ]
 
-    def _hold_chunk(
-        self,
-        conn: Connection,
-        chunk: ClaimedChunk,
-        now: datetime,
-        lease_seconds: float,
-        terminal: Sequence[Terminal] = (),
-    ) -> bool:
-        """Renews the lease if the fence still holds, counting `terminal` into the
-        chunk's per-state totals in the same statement."""
-        cursor = self._hot.cursor(conn)
-        self._execute_hold(cursor, chunk, now, lease_seconds, terminal)
-        return bool(cursor.rowcount == 1)
-
     def _execute_hold(
         self,
         cursor: Any,
@@ -861,6 +847,8 @@ class DeliveryStore:
         lease_seconds: float,
         terminal: Sequence[Terminal],
     ) -> None:
+        """Renews the chunk's lease if its fence still holds (the cursor's row count is 1),
+        counting `terminal` into its per-state totals in the same statement."""
         by_state = Counter(t.state.value for t in terminal)
         cursor.execute(
             self._hot.hold_chunk,

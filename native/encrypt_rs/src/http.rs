@@ -65,6 +65,19 @@ struct Answer {
     detail: String,
 }
 
+impl Answer {
+    fn failed(tag: u64, detail: &str) -> Self {
+        Answer {
+            tag,
+            status: 0,
+            retry_after: None,
+            excerpt: Vec::new(),
+            failure: Failure::Connection,
+            detail: detail.to_owned(),
+        }
+    }
+}
+
 /// The refusal an address check made; found again in reqwest's error chain.
 #[derive(Debug)]
 struct Refused(String);
@@ -354,8 +367,14 @@ impl PushClient {
                 let client = self.client.clone();
                 let headers = Arc::clone(&header_map);
                 let shared = Arc::clone(&self.shared);
+                let tag = request.tag;
                 runtime.spawn(async move {
-                    let answer = post(client, headers, request).await;
+                    // A request that panics still gets an answer: Python waits for one
+                    // per request, and every recipient must end in a terminal state.
+                    let answer = match tokio::spawn(post(client, headers, request)).await {
+                        Ok(answer) => answer,
+                        Err(_) => Answer::failed(tag, "the request task panicked (a bug)"),
+                    };
                     shared.finish(answer);
                 });
             }
