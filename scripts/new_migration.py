@@ -12,6 +12,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+# This checkout's models, not the copy `pip install .` put in site-packages.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from services.kit.db import upgrade_to_head
 
 
