@@ -138,9 +138,11 @@ def _postgresql_upsert() -> Any:
     A whole batch is one execution with a fixed set of parameters, so psycopg neither
     re-parses a long VALUES list nor round-trips per row.
     """
-    rows = func.unnest(
-        *(bindparam(name, type_=ARRAY(_ROW_TYPES[name])) for name in _ROW_VALUES)
-    ).table_valued(*_ROW_VALUES).render_derived()
+    rows = (
+        func.unnest(*(bindparam(name, type_=ARRAY(_ROW_TYPES[name])) for name in _ROW_VALUES))
+        .table_valued(*_ROW_VALUES)
+        .render_derived()
+    )
     now = bindparam("now", type_=UTCDateTime())
     source = select(
         *(rows.c[name] for name in _ROW_VALUES),
@@ -278,13 +280,7 @@ class SubscriberStore:
 
     async def get(self, site_id: str, subscriber_id: str) -> Subscriber | None:
         async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(_TABLE).where(
-                        _COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id
-                    )
-                )
-            ).first()
+            row = (await session.execute(_one_subscriber(site_id, subscriber_id))).first()
             return _to_subscriber(row) if row is not None else None
 
     async def unsubscribe(
@@ -294,13 +290,7 @@ class SubscriberStore:
         (first reason and time win). None when the site has no such subscriber."""
         async with self._sessions.begin() as session:
             await session.execute(_unsubscribe_statement(site_id, [subscriber_id], reason, now))
-            row = (
-                await session.execute(
-                    select(_TABLE).where(
-                        _COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id
-                    )
-                )
-            ).first()
+            row = (await session.execute(_one_subscriber(site_id, subscriber_id))).first()
             return _to_subscriber(row) if row is not None else None
 
     async def unsubscribe_many(
@@ -358,6 +348,12 @@ class SubscriberStore:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [_to_audience_entry(row) for row in rows]
+
+
+def _one_subscriber(site_id: str, subscriber_id: str) -> Select[Any]:
+    return select(_TABLE).where(
+        _COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id
+    )
 
 
 def _to_audience_entry(row: Any) -> AudienceEntry:

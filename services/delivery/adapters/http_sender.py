@@ -162,7 +162,7 @@ class PushSender:
         try:
             self._policy.check_url(endpoint)
         except EgressRefused as refused:
-            return self._refused(endpoint, refused)
+            return self._refusals.refused(endpoint, refused)
         async with self._slots:
             try:
                 async with self._session.post(
@@ -181,11 +181,8 @@ class PushSender:
             except aiohttp.ClientError as error:
                 behind = refusal_in(error)
                 if behind is not None:
-                    return self._refused(endpoint, behind)
+                    return self._refusals.refused(endpoint, behind)
                 return PushAnswer(error=Reason.CONNECTION_ERROR)
-
-    def _refused(self, endpoint: str, refused: EgressRefused) -> PushAnswer:
-        return self._refusals.refused(endpoint, refused)
 
     def stream(self, headers: Mapping[str, str]) -> AnswerStream:
         return TaskStream(self, headers)

@@ -77,6 +77,22 @@ class NativePushSender:
         self._streams[number] = stream
         return stream
 
+    def _submit(self, stream: _NativeStream, requests: Sequence[PushRequest]) -> None:
+        """Each URL through the policy (a refusal answers at once), the rest to the client."""
+        prefix = stream.number << _TAG_BITS
+        batch = []
+        for request in requests:
+            try:
+                self._policy.check_url(request.endpoint)
+            except EgressRefused as refused:
+                stream.deliver(request.tag, self._refusals.refused(request.endpoint, refused))
+                continue
+            batch.append(
+                (prefix | request.tag, request.endpoint, request.body, request.authorization)
+            )
+        if batch:
+            self._client.submit(batch, stream.headers)
+
     def _check_addresses(self, host: str, addresses: list[str]) -> str | None:
         """Called by the client (with the GIL, from its own thread) before connecting."""
         try:
@@ -106,28 +122,18 @@ class NativePushSender:
 
 
 class _NativeStream(AnswerStream):
+    """One chunk's requests on the sender's client; its number prefixes their tags."""
+
     def __init__(
         self, sender: NativePushSender, number: int, headers: list[tuple[str, str]]
     ) -> None:
         super().__init__()
         self._sender = sender
-        self._number = number
-        self._headers = headers
+        self.number = number
+        self.headers = headers
 
     def _start(self, requests: Sequence[PushRequest]) -> None:
-        prefix = self._number << _TAG_BITS
-        batch = []
-        for request in requests:
-            try:
-                self._sender._policy.check_url(request.endpoint)
-            except EgressRefused as refused:
-                self.deliver(request.tag, self._sender._refusals.refused(request.endpoint, refused))
-                continue
-            batch.append(
-                (prefix | request.tag, request.endpoint, request.body, request.authorization)
-            )
-        if batch:
-            self._sender._client.submit(batch, self._headers)
+        self._sender._submit(self, requests)
 
     def _stop(self) -> None:
-        self._sender._streams.pop(self._number, None)
+        self._sender._streams.pop(self.number, None)
