@@ -21,10 +21,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from services.kit import operator
 from services.kit.clock import Clock
 from services.kit.config import SERVICE_NAMES, Settings
 from services.kit.grpcserver import ManagedServer
 from services.kit.logging import configure_logging
+from services.kit.operator import OperatorError, listen_failed
 
 # How long a stopping delivery process may take to finish its in-flight sends.
 DELIVERY_STOP_SECONDS = 30.0
@@ -64,7 +66,8 @@ async def until_signalled() -> None:
 
 
 def _serve_delivery(values: dict[str, Any], port_out: Connection) -> None:
-    """The delivery process: binds an ephemeral port, reports it, serves until SIGTERM."""
+    """The delivery process: binds its port, reports it (or, for a problem the operator
+    fixes, the OperatorError's class and line), serves until SIGTERM."""
     from services.delivery.settings import DeliverySettings
 
     settings = DeliverySettings(**values)
@@ -83,7 +86,14 @@ def _serve_delivery(values: dict[str, Any], port_out: Connection) -> None:
         finally:
             await server.stop()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except OperatorError as error:
+        # Said once, by the parent, as its own; no traceback from this process.
+        if not port_out.closed:
+            port_out.send((type(error).__name__, str(error)))
+            port_out.close()
+        raise SystemExit(1) from None
 
 
 @dataclass
@@ -106,13 +116,17 @@ class DeliveryProcess:
             process.kill()
             raise RuntimeError("the delivery process did not start within 120 s")
         try:
-            port = int(receive.recv())
+            answer = receive.recv()
         except EOFError:
             process.join(5)
             raise RuntimeError(
                 f"the delivery process exited on start (code {process.exitcode}); see its log"
             ) from None
-        return cls(process, port)
+        if isinstance(answer, tuple):  # (OperatorError class name, its line)
+            process.join(5)
+            kind = getattr(operator, answer[0], OperatorError)
+            raise kind(answer[1]) if issubclass(kind, OperatorError) else OperatorError(answer[1])
+        return cls(process, int(answer))
 
     async def stop(self) -> None:
         if self.process.is_alive():
@@ -178,7 +192,10 @@ class EmbeddedStack:
                 await server.start()
             if with_gateway:
                 address = "127.0.0.1:0" if ephemeral_ports else settings.gateway_listen
-                stack.gateway = await create_gateway(address, settings)
+                try:
+                    stack.gateway = await create_gateway(address, settings)
+                except OSError as error:
+                    raise listen_failed(address, settings.listen_variable("gateway"), error) from None
                 await stack.gateway.start()
         except BaseException:
             await stack.stop()

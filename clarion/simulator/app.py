@@ -190,6 +190,7 @@ class PushServiceSimulator:
         subscription = self._subscriptions.get(token)
         if subscription is None:
             raise PushRejected(404, "subscription not found")
+        self.stats.requests_per_endpoint[subscription.endpoint] += 1
 
         behaviour = self._take_behaviour(token)
         if behaviour is not None:

@@ -154,11 +154,14 @@ class SimulatorStats:
     replaced: int = 0  # pending messages replaced by a newer one with the same Topic
     rejected: Counter[int] = field(default_factory=Counter)  # status -> count
     per_endpoint: Counter[str] = field(default_factory=Counter)  # endpoint -> messages received
+    # endpoint -> requests that reached the service (counted on arrival, whatever the answer)
+    requests_per_endpoint: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
         self.requests = self.received = self.decrypted = self.replaced = 0
         self.rejected.clear()
         self.per_endpoint.clear()
+        self.requests_per_endpoint.clear()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -168,4 +171,5 @@ class SimulatorStats:
             "replaced": self.replaced,
             "rejected": {str(status): n for status, n in sorted(self.rejected.items())},
             "per_endpoint": dict(self.per_endpoint),
+            "requests_per_endpoint": dict(self.requests_per_endpoint),
         }

@@ -8,7 +8,7 @@ from services.campaign.domain import CreatedSite, Sites
 from services.campaign.store import CampaignStore
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
-from services.kit.db import create_engine_for, upgrade_to_head
+from services.kit.db import check_database, create_engine_for, upgrade_to_head
 
 __all__ = ["CreatedSite", "create_site"]
 
@@ -22,9 +22,13 @@ async def create_site(
 ) -> CreatedSite:
     """Creates a site with a fresh VAPID key pair and API key; the key is returned only here.
 
-    Raises services.kit.errors.InvalidArgument for a bad name or subject (nothing stored).
+    Raises services.kit.errors.InvalidArgument for a bad name or subject (nothing stored),
+    services.kit.operator.DatabaseUnavailable for a database out of reach.
     """
     url = settings.database_url_for("campaign")
+    await asyncio.to_thread(
+        check_database, url, service="campaign", variable=settings.database_variable_for("campaign")
+    )
     await asyncio.to_thread(upgrade_to_head, "campaign", url)
     engine = create_engine_for(url)
     try:

@@ -12,15 +12,22 @@ import grpc
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
-from services.campaign.domain.ports import DeliveryRunView, PeerCallFailed
+from services.campaign.domain.ports import (
+    DeliveryRunView,
+    PeerCallFailed,
+    RecipientOutcomeView,
+    RecipientStatus,
+)
 from services.campaign.store import RunProgress, RunRecord, RunState
 from services.campaign.wire import URGENCY_TO_PROTO
-from services.kit.peers import Peers
+from services.kit.peers import Peers, token_rejected
 
+# Delivery refused the run itself. An internal token it does not share (UNAUTHENTICATED,
+# PERMISSION_DENIED) is not among these: that is configuration, and the hand-off goes
+# on being retried until the operator fixes it.
 _PERMANENT = (
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.FAILED_PRECONDITION,
 )
 _STATE = {
@@ -28,7 +35,16 @@ _STATE = {
     delivery_pb2.DELIVERY_RUN_STATE_SENDING: RunState.SENDING,
     delivery_pb2.DELIVERY_RUN_STATE_DONE: RunState.DONE,
     delivery_pb2.DELIVERY_RUN_STATE_FAILED: RunState.FAILED,
+    delivery_pb2.DELIVERY_RUN_STATE_CANCELLED: RunState.CANCELLED,
 }
+_RECIPIENT_STATUS = {
+    common_pb2.DELIVERY_STATUS_UNSPECIFIED: RecipientStatus.PENDING,
+    common_pb2.DELIVERY_STATUS_SENT: RecipientStatus.SENT,
+    common_pb2.DELIVERY_STATUS_FAILED: RecipientStatus.FAILED,
+    common_pb2.DELIVERY_STATUS_SUPPRESSED: RecipientStatus.SUPPRESSED,
+    common_pb2.DELIVERY_STATUS_EXPIRED: RecipientStatus.EXPIRED,
+}
+_REASON_PREFIX = "DELIVERY_REASON_"
 _FAILURE = {
     delivery_pb2.RUN_FAILURE_AUDIENCE_REFUSED: "the audience could not be resolved",
     delivery_pb2.RUN_FAILURE_AUDIENCE_UNAVAILABLE: "segment stayed unavailable",
@@ -52,11 +68,11 @@ DELIVERY_SERVICE_CONFIG = json.dumps(
 )
 
 
-def _failed(step: str, error: grpc.aio.AioRpcError) -> PeerCallFailed:
+def _failed(peers: Peers, step: str, error: grpc.aio.AioRpcError) -> PeerCallFailed:
     return PeerCallFailed(
         step,
-        f"{error.code().name}: {error.details() or 'no details'}",
-        permanent=error.code() in _PERMANENT,
+        peers.call_failed("delivery", error),
+        permanent=error.code() in _PERMANENT and not token_rejected(error),
     )
 
 
@@ -81,6 +97,18 @@ def _view(message: delivery_pb2.DeliveryRun) -> DeliveryRunView:
         if message.HasField("finish_time")
         else None,
     )
+
+
+def _reason_word(reason: int) -> str:
+    """A DeliveryReason as its stored word ("push_service_410"); "" for none, or for a
+    value newer than this build."""
+    if reason == common_pb2.DELIVERY_REASON_UNSPECIFIED:
+        return ""
+    try:
+        name = common_pb2.DeliveryReason.Name(reason)
+    except ValueError:
+        return ""
+    return name.removeprefix(_REASON_PREFIX).lower()
 
 
 class GrpcDelivery:
@@ -110,7 +138,7 @@ class GrpcDelivery:
                 timeout=self._peers.timeout,
             )
         except grpc.aio.AioRpcError as error:
-            raise _failed("delivery.StartDeliveryRun", error) from None
+            raise _failed(self._peers, "delivery.StartDeliveryRun", error) from None
         return _view(response.delivery_run)
 
     async def get_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, DeliveryRunView]:
@@ -121,5 +149,42 @@ class GrpcDelivery:
                 timeout=self._peers.timeout,
             )
         except grpc.aio.AioRpcError as error:
-            raise _failed("delivery.BatchGetDeliveryRuns", error) from None
+            raise _failed(self._peers, "delivery.BatchGetDeliveryRuns", error) from None
         return {run.run_id: _view(run) for run in response.delivery_runs}
+
+    async def cancel_run(self, site_id: str, run_id: str) -> DeliveryRunView:
+        try:
+            response = await self._stub().CancelDeliveryRun(
+                delivery_service_pb2.CancelDeliveryRunRequest(run_id=run_id),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _failed(self._peers, "delivery.CancelDeliveryRun", error) from None
+        return _view(response.delivery_run)
+
+    async def recipient_outcome(
+        self, site_id: str, run_id: str, subscriber_id: str
+    ) -> RecipientOutcomeView | None:
+        try:
+            response = await self._stub().GetRecipientOutcome(
+                delivery_service_pb2.GetRecipientOutcomeRequest(
+                    run_id=run_id, subscriber_id=subscriber_id
+                ),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise _failed(self._peers, "delivery.GetRecipientOutcome", error) from None
+        outcome = response.outcome
+        return RecipientOutcomeView(
+            subscriber_id=outcome.subscriber_id,
+            status=_RECIPIENT_STATUS.get(outcome.status, RecipientStatus.PENDING),
+            reason=_reason_word(outcome.reason),
+            attempts=outcome.attempts,
+            finish_time=outcome.finish_time.ToDatetime(tzinfo=UTC)
+            if outcome.HasField("finish_time")
+            else None,
+        )

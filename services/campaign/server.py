@@ -19,6 +19,7 @@ from services.campaign.peer_clients import GrpcDelivery
 from services.campaign.store import CampaignStore
 from services.campaign.wire import (
     campaign_to_proto,
+    run_recipient_to_proto,
     run_to_proto,
     site_to_proto,
     urgency_from_proto,
@@ -154,6 +155,24 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         )
         return campaign_service_pb2.ListRunsResponse(
             runs=[run_to_proto(r) for r in page.runs], next_page_token=page.next_page_token
+        )
+
+    async def CancelRun(
+        self, request: campaign_service_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
+    ) -> campaign_service_pb2.CancelRunResponse:
+        run = await self._campaigns.cancel_run(current_site_id(), request.run_id)
+        return campaign_service_pb2.CancelRunResponse(run=run_to_proto(run))
+
+    async def GetRunRecipient(
+        self,
+        request: campaign_service_pb2.GetRunRecipientRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.GetRunRecipientResponse:
+        recipient = await self._campaigns.run_recipient(
+            current_site_id(), request.run_id, request.subscriber_id
+        )
+        return campaign_service_pb2.GetRunRecipientResponse(
+            recipient=run_recipient_to_proto(recipient)
         )
 
 

@@ -33,6 +33,8 @@ class RunState(StrEnum):
     SENDING = "sending"
     DONE = "done"
     FAILED = "failed"
+    # Cancelled (CancelRun): has its finish time; nothing more is sent.
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,10 @@ class CampaignStore:
         finish_time: datetime | None = None,
         handed_off: bool = False,
         handoff_retry_at: datetime | None = None,
+        unfinished_only: bool = False,
     ) -> None:
+        """`unfinished_only`: only while the stored run has no finish time, so a view
+        read before the run finished (or was cancelled) never overwrites its end."""
         changes: dict[str, object] = {"update_time": now}
         if state is not None:
             changes["state"] = state.value
@@ -351,12 +356,13 @@ class CampaignStore:
         if handoff_retry_at is not None:
             changes["handoff_next_attempt"] = handoff_retry_at
             changes["handoff_attempts"] = models.Run.handoff_attempts + 1
+        statement = update(models.Run).where(
+            models.Run.site_id == site_id, models.Run.run_id == run_id
+        )
+        if unfinished_only:
+            statement = statement.where(models.Run.finish_time.is_(None))
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(models.Run)
-                .where(models.Run.site_id == site_id, models.Run.run_id == run_id)
-                .values(**changes)
-            )
+            await session.execute(statement.values(**changes))
 
 
 def _campaign(row: models.Campaign) -> CampaignRecord:

@@ -8,6 +8,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.campaign.v1 import campaign_pb2, site_pb2
 from clarion.common.v1 import common_pb2
+from services.campaign.domain.campaigns import RunRecipient
+from services.campaign.domain.ports import RecipientStatus
 from services.campaign.store import CampaignRecord, RunRecord, RunState, SiteRecord, Urgency
 from services.kit.errors import InvalidArgument
 
@@ -25,6 +27,14 @@ RUN_STATE_TO_PROTO = {
     RunState.SENDING: campaign_pb2.RUN_STATE_SENDING,
     RunState.DONE: campaign_pb2.RUN_STATE_DONE,
     RunState.FAILED: campaign_pb2.RUN_STATE_FAILED,
+    RunState.CANCELLED: campaign_pb2.RUN_STATE_CANCELLED,
+}
+RECIPIENT_STATUS_TO_PROTO = {
+    RecipientStatus.PENDING: campaign_pb2.RECIPIENT_STATUS_PENDING,
+    RecipientStatus.SENT: campaign_pb2.RECIPIENT_STATUS_SENT,
+    RecipientStatus.FAILED: campaign_pb2.RECIPIENT_STATUS_FAILED,
+    RecipientStatus.SUPPRESSED: campaign_pb2.RECIPIENT_STATUS_SUPPRESSED,
+    RecipientStatus.EXPIRED: campaign_pb2.RECIPIENT_STATUS_EXPIRED,
 }
 
 
@@ -80,4 +90,32 @@ def run_to_proto(run: RunRecord) -> campaign_pb2.Run:
         create_time=timestamp(run.create_time),
         progress=campaign_pb2.RunProgress(**run.progress.__dict__),
         finish_time=timestamp(run.finish_time) if run.finish_time else None,
+        warnings=_run_warnings(run),
     )
+
+
+def reason_to_proto(word: str) -> int:
+    """A DeliveryReason word ("push_service_410") as the enum value; "" is UNSPECIFIED."""
+    if not word:
+        return common_pb2.DELIVERY_REASON_UNSPECIFIED
+    return common_pb2.DeliveryReason.Value(f"DELIVERY_REASON_{word.upper()}")
+
+
+def run_recipient_to_proto(recipient: RunRecipient) -> campaign_pb2.RunRecipient:
+    outcome = recipient.outcome
+    return campaign_pb2.RunRecipient(
+        run_id=recipient.run_id,
+        subscriber_id=outcome.subscriber_id,
+        status=RECIPIENT_STATUS_TO_PROTO[outcome.status],
+        reason=reason_to_proto(outcome.reason),  # type: ignore[arg-type]
+        attempts=outcome.attempts,
+        finish_time=timestamp(outcome.finish_time) if outcome.finish_time else None,
+        explanation=recipient.explanation,
+    )
+
+
+def _run_warnings(run: RunRecord) -> list[int]:
+    # Only once the audience is final: while preparing, 0 resolved means not yet.
+    if run.state == RunState.DONE and run.progress.resolved == 0:
+        return [campaign_pb2.RUN_WARNING_EMPTY_AUDIENCE]
+    return []

@@ -37,6 +37,9 @@ class RunState(StrEnum):
     DONE = "done"
     # The audience could not be resolved; what was queued is still sent.
     FAILED = "failed"
+    # Cancelled: nothing more is queued or sent; recipients without an outcome ended
+    # suppressed (cancelled). Has its finish time from the moment it is cancelled.
+    CANCELLED = "cancelled"
 
 
 class RunFailure(StrEnum):

@@ -39,6 +39,7 @@ _METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"
 INTERNAL_ONLY_METHODS = (
     f"{_METHOD_PREFIX}StartDeliveryRun",
     f"{_METHOD_PREFIX}BatchGetDeliveryRuns",
+    f"{_METHOD_PREFIX}CancelDeliveryRun",
 )
 
 _URGENCY = {
@@ -53,6 +54,7 @@ _RUN_STATE = {
     RunState.SENDING: delivery_pb2.DELIVERY_RUN_STATE_SENDING,
     RunState.DONE: delivery_pb2.DELIVERY_RUN_STATE_DONE,
     RunState.FAILED: delivery_pb2.DELIVERY_RUN_STATE_FAILED,
+    RunState.CANCELLED: delivery_pb2.DELIVERY_RUN_STATE_CANCELLED,
 }
 _RUN_FAILURE = {
     RunFailure.AUDIENCE_REFUSED: delivery_pb2.RUN_FAILURE_AUDIENCE_REFUSED,
@@ -151,6 +153,18 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
             current_site_id(), request.run_id, request.subscriber_id
         )
         return delivery_service_pb2.GetRecipientOutcomeResponse(outcome=_outcome_message(view))
+
+    async def CancelDeliveryRun(
+        self,
+        request: delivery_service_pb2.CancelDeliveryRunRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> delivery_service_pb2.CancelDeliveryRunResponse:
+        found, cancelled = await self._runs.cancel(current_site_id(), request.run_id)
+        if cancelled:
+            self._workers.run_cancelled()
+        return delivery_service_pb2.CancelDeliveryRunResponse(
+            delivery_run=_run_message(found), cancelled=cancelled
+        )
 
 
 def create_push_sender(settings: DeliverySettings) -> PushTransport:

@@ -10,29 +10,41 @@ from services.kit.config import Settings
 
 
 class DeliverySettings(Settings):
+    """The docstring under each field is its description (`clarion serve --help`)."""
+
     encryptor: Literal["native", "python"] = "native"
-    # Who posts to push services: the native crate on its own threads (default), or
-    # aiohttp on this process's event loop.
+    """Who encrypts payloads: the native crate (default) or pywebpush's Python code."""
     push_transport: Literal["native", "aiohttp"] = "native"
-    # Threads of the native transport's runtime.
+    """Who posts to push services: the native crate on its own threads (default), or
+    aiohttp on this process's event loop."""
     push_transport_threads: int = Field(default=1, ge=1, le=16)
+    """Threads of the native transport's runtime."""
     delivery_workers: int = Field(default=4, ge=1)
+    """Sender tasks per delivery process."""
     delivery_chunk_size: int = Field(default=500, ge=1, le=5000)
+    """Recipients per chunk (the unit a sender claims)."""
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    """How long a claim on a chunk, a preparation or outbox rows lasts unrenewed."""
     delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    """How often idle workers look for due work, in seconds."""
     delivery_concurrency: int = Field(default=128, ge=1)
-    # Audience members pulled from segment per page while preparing a run.
+    """Push requests in flight at most per delivery process."""
     delivery_prepare_page_size: int = Field(default=1000, ge=1, le=5000)
-    # Requests per second to any one push service (origin) from one delivery process;
-    # 0 means no limit.
+    """Audience members pulled from segment per page while preparing a run."""
     delivery_origin_rate_per_second: float = Field(default=0.0, ge=0)
-    # How long segment may stay unreachable before a preparing run is failed.
+    """Requests per second to any one push service (origin) from one delivery process;
+    0 means no limit."""
     delivery_prepare_deadline_seconds: float = Field(default=3600.0, gt=0)
+    """How long segment may stay unreachable before a preparing run is failed."""
     push_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long one request to a push service may take."""
     push_max_attempts: int = Field(default=5, ge=1)
-    # Exponential backoff between push retries (5xx, timeouts, 429 without Retry-After).
+    """Attempts per recipient before a transient failure (429, 5xx, timeout) is final."""
     push_retry_base_seconds: float = Field(default=2.0, gt=0)
+    """First delay of the exponential backoff between push retries (5xx, timeouts,
+    429 without Retry-After)."""
     push_retry_max_seconds: float = Field(default=600.0, gt=0)
+    """Longest delay between push retries."""
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -46,6 +46,9 @@ from services.delivery.models import (
     TargetKind,
 )
 from services.kit.db import create_sync_engine_for
+from services.kit.logging import get_logger
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 # Threads running delivery's transactions: the senders, the preparer and the outbox.
@@ -95,6 +98,40 @@ class RunCounts:
     failed: int = 0
     suppressed: int = 0
     expired: int = 0
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run that just got its finish time: what the "run finished" line says."""
+
+    site_id: str
+    run_id: str
+    campaign_id: str
+    state: RunState
+    failure: str
+    audience: int
+    sent: int
+    failed: int
+    suppressed: int
+    expired: int
+    seconds: float
+
+    def log(self) -> None:
+        """One line per run, written by the transaction that finished it (after commit)."""
+        log.info(
+            "run finished",
+            site_id=self.site_id,
+            run_id=self.run_id,
+            campaign_id=self.campaign_id,
+            state=self.state.value,
+            failure=self.failure or None,
+            audience=self.audience,
+            sent=self.sent,
+            failed=self.failed,
+            suppressed=self.suppressed,
+            expired=self.expired,
+            seconds=round(self.seconds, 3),
+        )
 
 
 @dataclass(frozen=True)
@@ -232,6 +269,8 @@ def _lease_free(column: Any, now: datetime) -> Any:
 
 
 _TERMINAL_STATES = ("sent", "failed", "suppressed", "expired")
+# The DeliveryReason word of a recipient a cancel ended (services.delivery.domain.rules).
+CANCELLED_REASON = "cancelled"
 
 
 # Recipient columns in the order `_HotSql.insert_recipients` takes them.
@@ -266,6 +305,15 @@ class _HotSql:
         def sql(text: str) -> str:
             return text.format(p=p, ids=ids)
 
+        # PostgreSQL: a commit locks its chunk's row before its recipients' rows, the
+        # order a cancel takes them in (run, chunks, recipients), so neither ever waits
+        # on the other while holding what the other waits for. SQLite has one writer.
+        self.lock_chunk = (
+            "SELECT chunk_id FROM delivery_chunks WHERE chunk_id = %s AND fence = %s "
+            "AND state = 'pending' FOR UPDATE"
+            if postgres
+            else None
+        )
         self.hold_chunk = sql(
             "UPDATE delivery_chunks SET lease_expires_at = {p}, pending = pending - {p}, "
             "sent = sent + {p}, failed = failed + {p}, suppressed = suppressed + {p}, "
@@ -386,6 +434,10 @@ class DeliveryStore:
     def _skip_locked(self, statement: Any) -> Any:
         return statement.with_for_update(skip_locked=True) if self._postgres else statement
 
+    def _for_update(self, statement: Any) -> Any:
+        """`statement` locking the rows it reads, waiting for them (PostgreSQL)."""
+        return statement.with_for_update() if self._postgres else statement
+
     # Runs.
 
     @_in_db_thread
@@ -462,20 +514,175 @@ class DeliveryStore:
                 )
         return counts
 
+    @_in_db_thread
+    def cancel_run(self, site_id: str, run_id: str, now: datetime) -> tuple[Run, int] | None:
+        """Cancels the run in one transaction and returns it with the number of
+        recipients this call ended; None when the site has no such run. A run that
+        already has its finish time (done, failed and finished, cancelled) is returned
+        unchanged, with 0.
+
+        The run is CANCELLED with its finish time, so its preparation stops: the
+        queueing transaction holds the run's row and requires it PREPARING, so a page is
+        either queued before this commits (and cancelled below) or not at all. Every
+        pending chunk has its fence bumped and is released DONE, so a sender holding one
+        has its next write refused and stops. Every recipient still pending ends
+        suppressed with reason cancelled, counted into its chunk's counters (a run's
+        progress is their sum) and written to the outbox for reporting; recipients that
+        already had an outcome keep it.
+        """
+        finished: FinishedRun | None = None
+        cancelled_recipients = 0
+        end_run = {
+            "state": RunState.CANCELLED.value,
+            "finish_time": now,
+            "prepare_owner": None,
+            "prepare_lease_expires_at": None,
+            "prepare_fence": RUNS.c.prepare_fence + 1,
+        }
+        this_run = (RUNS.c.site_id == site_id, RUNS.c.run_id == run_id)
+        returned = (RUNS.c.campaign_id, RUNS.c.failure, RUNS.c.resolved)
+        with self._sync.begin() as conn:
+            # The run's row first (then chunks, then recipients: the order every
+            # transaction that writes them keeps). Still PREPARING: no audience row was
+            # written, so this one writes it with what was resolved so far.
+            ended = conn.execute(
+                update(RUNS)
+                .where(*this_run, RUNS.c.state == RunState.PREPARING.value)
+                .values(**end_run)
+                .returning(*returned)
+            ).first()
+            preparing = ended is not None
+            if ended is None:
+                ended = conn.execute(
+                    update(RUNS)
+                    .where(
+                        *this_run,
+                        RUNS.c.state.in_([RunState.SENDING.value, RunState.FAILED.value]),
+                        RUNS.c.finish_time.is_(None),
+                    )
+                    .values(**end_run)
+                    .returning(*returned)
+                ).first()
+            if ended is not None:
+                cancelled_recipients = self._cancel_recipients(
+                    conn, site_id, run_id, ended.campaign_id, now
+                )
+                if preparing:
+                    conn.execute(
+                        insert(OUTBOX).values(
+                            kind=OutboxKind.AUDIENCE.value,
+                            site_id=site_id,
+                            run_id=run_id,
+                            campaign_id=ended.campaign_id,
+                            count=ended.resolved,
+                            occur_time=now,
+                        )
+                    )
+                finished = self._finished_run(
+                    conn,
+                    site_id,
+                    run_id,
+                    RunState.CANCELLED,
+                    ended.campaign_id,
+                    ended.failure,
+                    ended.resolved,
+                    now,
+                )
+            row = conn.execute(select(RUNS).where(*this_run)).first()
+        if finished is not None:
+            finished.log()
+        if row is None:
+            return None
+        return _run(row), cancelled_recipients
+
+    def _cancel_recipients(
+        self, conn: Connection, site_id: str, run_id: str, campaign_id: str, now: datetime
+    ) -> int:
+        """Within cancel_run: takes every pending chunk of the run from its sender and
+        ends its pending recipients suppressed (cancelled); returns how many."""
+        chunk_ids = list(
+            conn.execute(
+                self._for_update(
+                    select(CHUNKS.c.chunk_id)
+                    .where(
+                        CHUNKS.c.site_id == site_id,
+                        CHUNKS.c.run_id == run_id,
+                        CHUNKS.c.state == ChunkState.PENDING.value,
+                    )
+                    .order_by(CHUNKS.c.chunk_id)
+                )
+            ).scalars()
+        )
+        if not chunk_ids:
+            return 0
+        ended = conn.execute(
+            update(RECIPIENTS)
+            .where(
+                RECIPIENTS.c.site_id == site_id,
+                RECIPIENTS.c.run_id == run_id,
+                RECIPIENTS.c.state == RecipientState.PENDING.value,
+            )
+            .values(
+                state=RecipientState.SUPPRESSED.value,
+                reason=CANCELLED_REASON,
+                finish_time=now,
+                not_before=None,
+            )
+            .returning(RECIPIENTS.c.chunk_id, RECIPIENTS.c.subscriber_id, RECIPIENTS.c.browser)
+        ).all()
+        per_chunk: dict[int, list[Entry]] = {}
+        for chunk_id, subscriber_id, browser in ended:
+            per_chunk.setdefault(chunk_id, []).append(
+                Entry(subscriber_id, RecipientState.SUPPRESSED.value, CANCELLED_REASON, browser)
+            )
+        if per_chunk:
+            conn.execute(
+                update(CHUNKS)
+                .where(CHUNKS.c.chunk_id == bindparam("b_chunk_id"))
+                .values(
+                    pending=CHUNKS.c.pending - bindparam("b_ended"),
+                    suppressed=CHUNKS.c.suppressed + bindparam("b_ended"),
+                ),
+                [
+                    {"b_chunk_id": chunk_id, "b_ended": len(entries)}
+                    for chunk_id, entries in per_chunk.items()
+                ],
+            )
+            # One outbox row per chunk, so no row holds more than a chunk's recipients.
+            hot = self._hot
+            hot.add_outbox(
+                conn,
+                [
+                    hot.outbox_row(OutboxKind.OUTCOME, site_id, run_id, campaign_id, entries, now)
+                    for entries in per_chunk.values()
+                ],
+            )
+        # Bumping the fence takes each chunk from whoever holds it: a sender's next
+        # commit matches no row, so it starts nothing more and stops.
+        conn.execute(
+            update(CHUNKS)
+            .where(CHUNKS.c.chunk_id.in_(chunk_ids))
+            .values(
+                state=ChunkState.DONE.value,
+                fence=CHUNKS.c.fence + 1,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        return len(ended)
+
     def _finish_run_if_complete(
         self, conn: Connection, site_id: str, run_id: str, now: datetime
-    ) -> None:
+    ) -> FinishedRun | None:
+        """Gives the run its finish time once no chunk of it is pending; returns what
+        finished (for one log line after commit), None when the run goes on or another
+        transaction finished it first."""
         # A chunk is DONE only once none of its recipients is pending. Two processes
         # releasing a run's last two chunks at once would each see the other's chunk
         # still pending (uncommitted) and neither would finish the run: so the run's
         # row is locked first, and whoever gets it second reads the other's commit
         # (READ COMMITTED takes a new snapshot per statement). SQLite has one writer.
-        if self._postgres:
-            conn.execute(
-                select(RUNS.c.run_id)
-                .where(RUNS.c.site_id == site_id, RUNS.c.run_id == run_id)
-                .with_for_update()
-            )
+        self._lock_run(conn, site_id, run_id)
         pending = (
             select(CHUNKS.c.chunk_id)
             .where(
@@ -485,7 +692,7 @@ class DeliveryStore:
             )
             .exists()
         )
-        conn.execute(
+        finished = conn.execute(
             update(RUNS)
             .where(
                 RUNS.c.site_id == site_id,
@@ -501,6 +708,72 @@ class DeliveryStore:
                 ),
                 finish_time=now,
             )
+            .returning(RUNS.c.state, RUNS.c.campaign_id, RUNS.c.failure, RUNS.c.resolved)
+        ).first()
+        if finished is None:
+            return None
+        return self._finished_run(
+            conn,
+            site_id,
+            run_id,
+            RunState(finished.state),
+            finished.campaign_id,
+            finished.failure,
+            finished.resolved,
+            now,
+        )
+
+    def _lock_run(self, conn: Connection, site_id: str, run_id: str) -> None:
+        """Locks the run's row (PostgreSQL; SQLite has one writer). A transaction that
+        writes a run's row and its chunks takes the run's first."""
+        if self._postgres:
+            conn.execute(
+                select(RUNS.c.run_id)
+                .where(RUNS.c.site_id == site_id, RUNS.c.run_id == run_id)
+                .with_for_update()
+            )
+
+    def _finished_run(
+        self,
+        conn: Connection,
+        site_id: str,
+        run_id: str,
+        state: RunState,
+        campaign_id: str,
+        failure: str,
+        resolved: int,
+        now: datetime,
+    ) -> FinishedRun:
+        """What the "run finished" line says of a run that just got its finish time."""
+        counted = (
+            RecipientState.SENT,
+            RecipientState.FAILED,
+            RecipientState.SUPPRESSED,
+            RecipientState.EXPIRED,
+        )
+        sums = conn.execute(
+            select(*(func.coalesce(func.sum(CHUNKS.c[s.value]), 0) for s in counted)).where(
+                CHUNKS.c.site_id == site_id, CHUNKS.c.run_id == run_id
+            )
+        ).one()
+        created = conn.execute(
+            select(RUNS.c.create_time).where(RUNS.c.site_id == site_id, RUNS.c.run_id == run_id)
+        ).scalar_one()
+        if created.tzinfo is None:  # SQLite gives the stored UTC time back naive
+            created = created.replace(tzinfo=now.tzinfo)
+        sent, failed, suppressed, expired = (int(n) for n in sums)
+        return FinishedRun(
+            site_id=site_id,
+            run_id=run_id,
+            campaign_id=campaign_id,
+            state=state,
+            failure=failure or "",
+            audience=int(resolved),
+            sent=sent,
+            failed=failed,
+            suppressed=suppressed,
+            expired=expired,
+            seconds=max(0.0, (now - created).total_seconds()),
         )
 
     # Preparation: pulling a run's audience snapshot.
@@ -583,6 +856,7 @@ class DeliveryStore:
         """Queues one audience page and moves the run's page token past it, atomically,
         so a page is queued exactly once whoever resumes the run. The last page (empty
         next token) ends preparation. False: the lease was lost, nothing written."""
+        finished: FinishedRun | None = None
         with self._sync.begin() as conn:
             if not self._hold_preparation(conn, lease, now, lease_seconds):
                 return False
@@ -715,8 +989,10 @@ class DeliveryStore:
                         occur_time=now,
                     )
                 )
-                self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
-            return True
+                finished = self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
+        if finished is not None:
+            finished.log()
+        return True
 
     @_in_db_thread
     def postpone_preparation(
@@ -783,8 +1059,10 @@ class DeliveryStore:
                     occur_time=now,
                 )
             )
-            self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
-            return True
+            finished = self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
+        if finished is not None:
+            finished.log()
+        return True
 
     # Chunks: sending.
 
@@ -889,6 +1167,8 @@ class DeliveryStore:
             # database three times, not once per statement (each wait also means
             # taking the GIL back from a busy event loop).
             with hot.pipelined(raw) as pipeline:
+                if hot.lock_chunk is not None:
+                    raw.cursor().execute(hot.lock_chunk, (chunk.chunk_id, chunk.fence))
                 # Only a recipient still pending gets an outcome (never overwritten);
                 # RETURNING says which did, and only those count into the chunk.
                 changed = []
@@ -954,6 +1234,7 @@ class DeliveryStore:
         """Gives the chunk up: DONE when nothing in it is pending, else claimable again
         at its earliest retry time (or `not_before`). Finishes the run when it was the
         last. False: the lease had been lost."""
+        finished: FinishedRun | None = None
         with self._sync.begin() as conn:
             pending, next_due = (
                 conn.execute(
@@ -964,6 +1245,10 @@ class DeliveryStore:
                 )
             ).one()
             due = not_before or next_due or now
+            if not pending:
+                # The run's row before the chunk's, as a cancel takes them (see
+                # _finish_run_if_complete for why it is locked at all).
+                self._lock_run(conn, chunk.site_id, chunk.run_id)
             result = conn.execute(
                 update(CHUNKS)
                 .where(CHUNKS.c.chunk_id == chunk.chunk_id, CHUNKS.c.fence == chunk.fence)
@@ -977,8 +1262,10 @@ class DeliveryStore:
             if result.rowcount != 1:
                 return False
             if not pending:
-                self._finish_run_if_complete(conn, chunk.site_id, chunk.run_id, now)
-            return True
+                finished = self._finish_run_if_complete(conn, chunk.site_id, chunk.run_id, now)
+        if finished is not None:
+            finished.log()
+        return True
 
     # The outbox.
 

@@ -10,21 +10,22 @@ engagement secret (`services.kit.tokens`): an engagement event carries the
 `engagement_token` delivery put in that recipient's push, and an unsubscribe carries the
 `unsubscribe_token` the subscribe call answered, in the `X-Clarion-Unsubscribe-Token`
 header. Without it, knowing a site id and a subscriber id is not enough.
+
+Whatever a browser sends is checked against the declared models of `inputs` before
+anything else is called, so no input reaches another service (or a database) that it
+could break: malformed, oversized or hostile input is a 4xx naming the field, never a 5xx.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -35,6 +36,8 @@ from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
 from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
+from services.gateway import inputs
+from services.gateway.errors import ApiError, bounded, quote
 from services.kit.auth import REQUEST_ID_HEADER
 from services.kit.errors import error_info
 from services.kit.logging import get_logger
@@ -48,8 +51,6 @@ from services.kit.tokens import (
 
 log = get_logger("clarion.gateway")
 
-T = TypeVar("T")
-
 # A PushSubscription plus a few fields is well under 1 KiB; 16 KiB leaves room and no more.
 MAX_BODY_BYTES = 16 * 1024
 SITE_CACHE_SECONDS = 60.0
@@ -59,21 +60,6 @@ SITE_CACHE_SIZE = 10_000
 UNSUBSCRIBE_TOKEN_HEADER = "X-Clarion-Unsubscribe-Token"
 UNSUBSCRIBE_REASON = "user_unsubscribed"
 
-_SITE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
-_BROWSERS = {
-    "chrome": common_pb2.BROWSER_CHROME,
-    "firefox": common_pb2.BROWSER_FIREFOX,
-    "edge": common_pb2.BROWSER_EDGE,
-    "opera": common_pb2.BROWSER_OPERA,
-    "safari": common_pb2.BROWSER_SAFARI,
-    "other": common_pb2.BROWSER_OTHER,
-}
-_KINDS = {
-    "viewed": common_pb2.ENGAGEMENT_KIND_VIEWED,
-    "clicked": common_pb2.ENGAGEMENT_KIND_CLICKED,
-    "closed": common_pb2.ENGAGEMENT_KIND_CLOSED,
-}
 _CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
@@ -94,87 +80,12 @@ def call_metadata(peers: Peers, site_id: str) -> tuple[tuple[str, str], ...]:
     return (*metadata, (REQUEST_ID_HEADER, request_id)) if request_id else peers.metadata(site_id)
 
 
-class ApiError(Exception):
-    """An error the browser sees as {"error": {"code", "message"}} with an HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
 def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def base64url_decode(value: str, field: str) -> bytes:
-    """Decodes base64url with or without padding (browsers send it without)."""
-    if not _BASE64URL.fullmatch(value):
-        raise ApiError(
-            400, "INVALID_BASE64URL", f"{field} must be base64url text (A-Z a-z 0-9 - _)"
-        )
-    unpadded = value.rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
-    except (binascii.Error, ValueError):
-        raise ApiError(400, "INVALID_BASE64URL", f"{field} is not valid base64url") from None
+    return web.json_response({"error": {"code": code, "message": bounded(message)}}, status=status)
 
 
 def base64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-# --- request body reading -----------------------------------------------------------
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()  # raises 413 past the application's client_max_size
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_BODY", "the request body must be a JSON object")
-    return body
-
-
-def _object(container: dict[str, Any], key: str, field: str) -> dict[str, Any]:
-    value = container.get(key)
-    if value is None:
-        raise ApiError(400, "MISSING_FIELD", f"{field} is required")
-    if not isinstance(value, dict):
-        raise ApiError(400, "INVALID_FIELD_TYPE", f"{field} must be a JSON object")
-    return value
-
-
-def _string(container: dict[str, Any], key: str, field: str, *, required: bool = True) -> str:
-    value = container.get(key)
-    if value is None:
-        if required:
-            raise ApiError(400, "MISSING_FIELD", f"{field} is required")
-        return ""
-    if not isinstance(value, str):
-        raise ApiError(400, "INVALID_FIELD_TYPE", f"{field} must be a string")
-    if required and not value:
-        raise ApiError(400, "MISSING_FIELD", f"{field} must not be empty")
-    return value
-
-
-def _choice(
-    container: dict[str, Any], key: str, choices: Mapping[str, T], *, default: T | None = None
-) -> T:
-    """One of `choices` by name; without a default the field is required."""
-    value = _string(container, key, key, required=default is None)
-    if not value and default is not None:
-        return default
-    if value not in choices:
-        raise ApiError(
-            400,
-            f"INVALID_{key.upper()}",
-            f"{key} must be one of {', '.join(choices)}, got {value[:40]!r}",
-        )
-    return choices[value]
 
 
 # --- sites -----------------------------------------------------------------------------
@@ -206,7 +117,7 @@ class SiteDirectory:
         self._secrets: TTLCache[str, bytes] = TTLCache(maxsize=max_sites, ttl=ttl_seconds)
 
     async def get(self, site_id: str) -> KnownSite:
-        _require_site_id(site_id)
+        inputs.require_site_id(site_id)
         site = self._sites.get(site_id)
         if site is None:
             with _site_not_found_as_404(site_id):
@@ -221,7 +132,7 @@ class SiteDirectory:
 
     async def engagement_secret(self, site_id: str) -> bytes:
         """The key of the site's engagement and unsubscribe tokens; 404 for no such site."""
-        _require_site_id(site_id)
+        inputs.require_site_id(site_id)
         secret = self._secrets.get(site_id)
         if secret is None:
             with _site_not_found_as_404(site_id):
@@ -244,19 +155,13 @@ class SiteDirectory:
         return site_service_pb2_grpc.SiteServiceStub(self._peers.channel("campaign"))
 
 
-def _require_site_id(site_id: str) -> None:
-    # A malformed id cannot name a site (and must not reach gRPC metadata).
-    if not _SITE_ID.fullmatch(site_id):
-        raise ApiError(404, "SITE_NOT_FOUND", "there is no such site")
-
-
 @contextmanager
 def _site_not_found_as_404(site_id: str) -> Iterator[None]:
     try:
         yield
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:
-            raise ApiError(404, "SITE_NOT_FOUND", f"there is no site {site_id!r}") from None
+            raise ApiError(404, "SITE_NOT_FOUND", f"there is no site {quote(site_id)}") from None
         raise
 
 
@@ -271,31 +176,28 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def site_config(request: web.Request) -> web.Response:
-    site = await request.app[SITES].get(request.match_info["site_id"])
+    where = inputs.path(request, inputs.SitePath)
+    site = await request.app[SITES].get(where.site_id)
     return web.json_response(
         {"site_id": site.site_id, "vapid_public_key": base64url_encode(site.vapid_public_key)}
     )
 
 
 async def subscribe(request: web.Request) -> web.Response:
-    body = await _json_object(request)
-    subscription = _object(body, "subscription", "subscription")
-    keys = _object(subscription, "keys", "subscription.keys")
+    where = inputs.path(request, inputs.SitePath)
+    body = await inputs.body(request, inputs.SubscribeBody)
+    subscription = body.subscription
     message = segment_service_pb2.RegisterSubscriberRequest(
         push_subscription=common_pb2.PushSubscription(
-            endpoint=_string(subscription, "endpoint", "subscription.endpoint"),
-            p256dh=base64url_decode(
-                _string(keys, "p256dh", "subscription.keys.p256dh"), "subscription.keys.p256dh"
-            ),
-            auth=base64url_decode(
-                _string(keys, "auth", "subscription.keys.auth"), "subscription.keys.auth"
-            ),
+            endpoint=subscription.endpoint,
+            p256dh=inputs.base64url_decode(subscription.keys.p256dh),
+            auth=inputs.base64url_decode(subscription.keys.auth),
         ),
-        browser=_choice(body, "browser", _BROWSERS, default=common_pb2.BROWSER_UNSPECIFIED),
-        timezone=_string(body, "timezone", "timezone", required=False),
-        profile_id=_string(body, "profile_id", "profile_id", required=False),
+        browser=inputs.BROWSERS[body.browser] if body.browser else common_pb2.BROWSER_UNSPECIFIED,
+        timezone=body.timezone or "",
+        profile_id=body.profile_id or "",
     )
-    site_id = request.match_info["site_id"]
+    site_id = where.site_id
     secret = await request.app[SITES].engagement_secret(site_id)
     peers = request.app[PEERS]
     stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
@@ -315,8 +217,8 @@ async def subscribe(request: web.Request) -> web.Response:
 
 
 async def unsubscribe(request: web.Request) -> web.Response:
-    site_id = request.match_info["site_id"]
-    subscriber_id = request.match_info["subscriber_id"]
+    where = inputs.path(request, inputs.SubscriberPath)
+    site_id, subscriber_id = where.site_id, where.subscriber_id
     secret = await request.app[SITES].engagement_secret(site_id)
     token = request.headers.get(UNSUBSCRIBE_TOKEN_HEADER, "")
     if not token:
@@ -348,24 +250,26 @@ async def unsubscribe(request: web.Request) -> web.Response:
 
 
 async def record_event(request: web.Request) -> web.Response:
-    body = await _json_object(request)
+    where = inputs.path(request, inputs.SitePath)
+    body = await inputs.body(request, inputs.EventBody)
     event = reporting_pb2.EngagementEvent(
-        kind=_choice(body, "kind", _KINDS),
-        run_id=_string(body, "run_id", "run_id"),
-        campaign_id=_string(body, "campaign_id", "campaign_id"),
-        subscriber_id=_string(body, "subscriber_id", "subscriber_id"),
-        button=_string(body, "button", "button", required=False),
+        kind=inputs.KINDS[body.kind],
+        run_id=body.run_id,
+        campaign_id=body.campaign_id,
+        subscriber_id=body.subscriber_id,
+        button=body.button or "",
     )
-    token = _string(body, "engagement_token", "engagement_token", required=False)
-    site_id = request.match_info["site_id"]
+    site_id = where.site_id
     secret = await request.app[SITES].engagement_secret(site_id)
-    if not token:
+    if not body.engagement_token:
         raise ApiError(
             403,
             "ENGAGEMENT_TOKEN_REQUIRED",
             "engagement_token is required: send the one in the push message this event is about",
         )
-    if not verify_engagement_token(secret, token, site_id, event.run_id, event.subscriber_id):
+    if not verify_engagement_token(
+        secret, body.engagement_token, site_id, event.run_id, event.subscriber_id
+    ):
         raise ApiError(
             403,
             "INVALID_ENGAGEMENT_TOKEN",

@@ -19,11 +19,20 @@ import grpc
 import structlog
 from cachetools import TTLCache
 
-from services.kit.errors import ClarionError, PermissionDenied, Unauthenticated, to_status
+from services.kit.errors import (
+    ClarionError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    to_status,
+)
 from services.kit.logging import get_logger
+from services.kit.validation import check_request
 
 SITE_HEADER = "x-clarion-site-id"
 REQUEST_ID_HEADER = "x-request-id"
+# A caller's request id is echoed into logs and peer calls: a long one is cut here.
+MAX_REQUEST_ID_LENGTH = 128
 
 _site_id: ContextVar[str | None] = ContextVar("clarion_site_id", default=None)
 _request_id: ContextVar[str | None] = ContextVar("clarion_request_id", default=None)
@@ -159,14 +168,24 @@ def _wrap_handler(
     method: str,
     authenticate: Callable[[str, dict[str, str]], Awaitable[Caller]],
 ) -> grpc.RpcMethodHandler:
-    async def bind(context: grpc.aio.ServicerContext) -> None:
+    async def bind(context: grpc.aio.ServicerContext, request: Any) -> None:
+        """Authenticates, then checks the request: nothing about a request is looked at
+        (or answered) before its caller is known."""
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        if len(request_id) > MAX_REQUEST_ID_LENGTH:
+            request_id = request_id[:MAX_REQUEST_ID_LENGTH]
         _request_id.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
         caller = await authenticate(method, metadata)
         _site_id.set(caller.site_id)
         structlog.contextvars.bind_contextvars(site_id=caller.site_id)
+        if isinstance(request, _Undecodable):
+            raise InvalidArgument(
+                "UNDECODABLE_REQUEST",
+                f"the request body is not a valid {request.type_name} message",
+            )
+        check_request(request)
 
     async def fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
         if isinstance(error, ClarionError):
@@ -182,7 +201,7 @@ def _wrap_handler(
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             structlog.contextvars.clear_contextvars()
             try:
-                await bind(context)
+                await bind(context, request)
                 return await inner_unary(request, context)
             except Exception as error:
                 if _is_abort(error):
@@ -191,7 +210,7 @@ def _wrap_handler(
 
         return grpc.unary_unary_rpc_method_handler(
             unary_unary,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream:
@@ -202,7 +221,7 @@ def _wrap_handler(
         ) -> AsyncIterator[Any]:
             structlog.contextvars.clear_contextvars()
             try:
-                await bind(context)
+                await bind(context, request)
                 async for item in inner_stream(request, context):
                     yield item
             except Exception as error:
@@ -212,10 +231,32 @@ def _wrap_handler(
 
         return grpc.unary_stream_rpc_method_handler(
             unary_stream,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     raise NotImplementedError(f"{method}: only unary and server-streaming calls are wrapped")
+
+
+@dataclass(frozen=True)
+class _Undecodable:
+    """Stands for a request body that did not parse: grpc would answer UNKNOWN before any
+    handler ran; the handler answers INVALID_ARGUMENT instead, after authentication."""
+
+    type_name: str
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+    type_name = getattr(getattr(deserialize, "__self__", None), "__name__", "request")
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # DecodeError, or a nested message past the recursion limit
+            return _Undecodable(type_name)
+
+    return parse
 
 
 def _is_abort(error: BaseException) -> bool:

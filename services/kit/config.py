@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.kit.operator import MissingSetting
+
 ServiceName = Literal["campaign", "segment", "delivery", "reporting"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("campaign", "segment", "delivery", "reporting")
 
@@ -26,58 +28,80 @@ class Settings(BaseSettings):
     """What every service reads. A service's own knobs live with it (delivery's in
     services.delivery.settings), in a subclass of this."""
 
-    model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CLARION_",
+        extra="ignore",
+        populate_by_name=True,
+        # The docstring under each field is its description (`clarion <command> --help`).
+        use_attribute_docstrings=True,
+    )
 
-    # Where the embedded default keeps its SQLite files.
     data_dir: Path = Path(".clarion")
-    # One URL for every service (e.g. postgresql+psycopg://...); empty means SQLite
-    # files under data_dir, one per service. Per-service URLs override it.
+    """Where the embedded default keeps its SQLite files, one per service."""
     database_url: str = ""
+    """One database URL for every service (e.g. postgresql+psycopg://user:pass@host/db);
+    empty: SQLite files under the data directory. Per-service URLs override it."""
     campaign_database_url: str = ""
+    """The campaign service's database URL (overrides CLARION_DATABASE_URL)."""
     segment_database_url: str = ""
+    """The segment service's database URL (overrides CLARION_DATABASE_URL)."""
     delivery_database_url: str = ""
+    """The delivery service's database URL (overrides CLARION_DATABASE_URL)."""
     reporting_database_url: str = ""
+    """The reporting service's database URL (overrides CLARION_DATABASE_URL)."""
 
-    # Shared by the services to call each other on behalf of a site.
     internal_token: SecretStr = SecretStr("")
+    """The secret the services share to call each other on behalf of a site: the same
+    random value for every service (`clarion up` makes one when unset)."""
 
-    # Where each service listens (its own server) and where others reach it.
     campaign_listen: str = "127.0.0.1:50051"
+    """Where the campaign service listens (host:port)."""
     segment_listen: str = "127.0.0.1:50052"
+    """Where the segment service listens (host:port)."""
     delivery_listen: str = "127.0.0.1:50053"
+    """Where the delivery service listens (host:port)."""
     reporting_listen: str = "127.0.0.1:50054"
+    """Where the reporting service listens (host:port)."""
     campaign_address: str = "127.0.0.1:50051"
+    """Where the other services reach campaign (host:port)."""
     segment_address: str = "127.0.0.1:50052"
+    """Where the other services reach segment (host:port)."""
     delivery_address: str = "127.0.0.1:50053"
+    """Where the other services reach delivery (host:port)."""
     reporting_address: str = "127.0.0.1:50054"
+    """Where the other services reach reporting (host:port)."""
     gateway_listen: str = "127.0.0.1:8080"
+    """Where the browser-facing HTTP gateway listens (host:port)."""
 
-    # Bring the service's schema to head when it starts (the embedded default). A
-    # deployment runs `clarion migrate` once instead and sets this false, so replicas do
-    # not race to migrate; a service then refuses to start on an older schema.
     migrate_on_start: bool = True
+    """Bring the service's schema to head when it starts (the embedded default). A
+    deployment runs `clarion migrate` once instead and sets this false, so replicas do
+    not race to migrate; a service then refuses to start on an older schema."""
 
-    # Deadline for service-to-service calls.
     rpc_timeout_seconds: float = 10.0
+    """Deadline for service-to-service calls, in seconds."""
 
     log_format: Literal["auto", "json", "console"] = "auto"
+    """json (one JSON object per line), console (readable), or auto: console at a
+    terminal, json otherwise."""
     log_level: str = "INFO"
+    """The least severe level logged: DEBUG, INFO, WARNING or ERROR."""
 
-    # The push services subscriptions may point at and delivery may POST to: exact
-    # hosts and "*.suffix" wildcards, comma separated (CLARION_PUSH_SERVICE_HOSTS).
-    # Anything else (other hosts, IP addresses, http://, ports other than 443) is
-    # refused at registration and at send time (services.kit.egress).
     push_service_hosts: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PUSH_SERVICE_HOSTS
-    # FOR THE SIMULATOR AND TESTS ONLY: accept and send to any http:// or https:// push
-    # endpoint on any host, loopback and private addresses included, i.e. no SSRF
-    # protection. CLARION_PUSH_TEST_ENDPOINTS=true (the old name
-    # CLARION_ALLOW_INSECURE_ENDPOINTS still works); a warning is logged at start-up.
+    """The push services subscriptions may point at and delivery may POST to: exact
+    hosts and "*.suffix" wildcards, comma separated (default: FCM, Mozilla, Apple,
+    Windows). Anything else (other hosts, IP addresses, http://, ports other than 443)
+    is refused at registration and at send time (services.kit.egress)."""
     allow_insecure_endpoints: bool = Field(
         default=False,
         validation_alias=AliasChoices(
             "CLARION_PUSH_TEST_ENDPOINTS", "CLARION_ALLOW_INSECURE_ENDPOINTS"
         ),
     )
+    """FOR THE SIMULATOR AND TESTS ONLY: accept and send to any http:// or https:// push
+    endpoint on any host, loopback and private addresses included, i.e. no SSRF
+    protection (the old name CLARION_ALLOW_INSECURE_ENDPOINTS still works); a warning
+    is logged at start-up."""
 
     @field_validator("push_service_hosts", mode="before")
     @classmethod
@@ -99,6 +123,17 @@ class Settings(BaseSettings):
         """CLARION_PUSH_TEST_ENDPOINTS: http and any host allowed (simulator, tests)."""
         return self.allow_insecure_endpoints
 
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable that sets `field` (its first name, for an alias)."""
+        info = cls.model_fields[field]
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            return str(alias.choices[0])
+        if isinstance(alias, str):
+            return alias
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
     def database_url_for(self, service: str) -> str:
         own = getattr(self, f"{service}_database_url", "")
         if own:
@@ -107,8 +142,31 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
 
+    def database_variable_for(self, service: str) -> str:
+        """The variable that chose the service's database (CLARION_DATA_DIR for the
+        embedded SQLite default)."""
+        if getattr(self, f"{service}_database_url", ""):
+            return self.variable(f"{service}_database_url")
+        if self.database_url:
+            return self.variable("database_url")
+        return self.variable("data_dir")
+
     def listen_for(self, service: str) -> str:
         return str(getattr(self, f"{service}_listen"))
+
+    def listen_variable(self, service: str) -> str:
+        """The variable that sets where `service` (or "gateway") listens."""
+        return self.variable(f"{service}_listen")
+
+    def listen_variable_for_address(self, address: str) -> str:
+        """The variable(s) whose listen address is `address` ("or" between several),
+        for messages about it; "the listen address" when none is (tests, ephemeral)."""
+        fields = [
+            name
+            for name in type(self).model_fields
+            if name.endswith("_listen") and getattr(self, name) == address
+        ]
+        return " or ".join(self.variable(f) for f in fields) or "the listen address"
 
     def address_for(self, service: str) -> str:
         return str(getattr(self, f"{service}_address"))
@@ -117,7 +175,9 @@ class Settings(BaseSettings):
     def internal_token_value(self) -> str:
         token = self.internal_token.get_secret_value()
         if not token:
-            raise RuntimeError(
-                "CLARION_INTERNAL_TOKEN is not set: services need it to call each other"
+            raise MissingSetting(
+                f"{self.variable('internal_token')} is not set: the services use it to call "
+                "each other; give every service the same random value "
+                "(e.g. `openssl rand -hex 32`)"
             )
         return token

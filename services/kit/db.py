@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+
+from services.kit.operator import DatabaseUnavailable
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -102,6 +105,47 @@ def create_sync_engine_for(url: str) -> Engine:
     return create_engine(sync_url(url))
 
 
+def _first_line(error: BaseException) -> str:
+    text_ = str(getattr(error, "orig", None) or error).strip()
+    return text_.splitlines()[0].strip() if text_ else type(error).__name__
+
+
+def check_database(url: str, *, service: str, variable: str) -> None:
+    """Connects once; a URL that does not parse, a driver that is not installed or a
+    database out of reach raises DatabaseUnavailable naming `variable` (the setting
+    that chose the URL), the password left out."""
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError):
+        raise DatabaseUnavailable(
+            f"{variable} is not a database URL (the {service} service's); give e.g. "
+            "postgresql+psycopg://user:password@host:5432/clarion or sqlite:///path/to/file.db"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        engine = create_sync_engine_for(url)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as error:
+        raise DatabaseUnavailable(
+            f"{variable}: cannot use {shown} for the {service} service "
+            f"({_first_line(error)}); use postgresql+psycopg://... or sqlite:///..."
+        ) from None
+    except OSError as error:  # SQLite's directory could not be made
+        raise DatabaseUnavailable(
+            f"the {service} database {shown} cannot be created: {error.strerror} "
+            f"(set by {variable})"
+        ) from None
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except sa_exc.DBAPIError as error:
+        raise DatabaseUnavailable(
+            f"the {service} database is unreachable ({shown}, set by {variable}): "
+            f"{_first_line(error)}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -118,6 +162,7 @@ def _alembic_config(service: str, url: str) -> Any:
     config = Config()
     config.set_main_option("script_location", f"services.{service}:migrations")
     config.set_main_option("version_table", f"alembic_version_{service}")
+    config.attributes["service"] = service
     config.attributes["database_url"] = url
     return config
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 import grpc
 
 ERROR_DOMAIN = "clarion.dev"
+# An error's text goes back in the call's trailers, which gRPC caps (16 KiB by default):
+# a message or metadata value that quotes a caller's huge input is cut, so the caller
+# gets the real error instead of RESOURCE_EXHAUSTED.
+MAX_MESSAGE_LENGTH = 1024
+MAX_METADATA_VALUE_LENGTH = 256
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ClarionError(Exception):
@@ -15,8 +24,8 @@ class ClarionError(Exception):
     def __init__(self, reason: str, message: str, **metadata: str) -> None:
         super().__init__(message)
         self.reason = reason
-        self.message = message
-        self.metadata = {k: str(v) for k, v in metadata.items()}
+        self.message = _bounded(message, MAX_MESSAGE_LENGTH)
+        self.metadata = {k: _bounded(str(v), MAX_METADATA_VALUE_LENGTH) for k, v in metadata.items()}
 
 
 class InvalidArgument(ClarionError):

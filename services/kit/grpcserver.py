@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.kit.auth import SiteAuthInterceptor, SiteResolver
 from services.kit.config import Settings
 from services.kit.db import (
+    check_database,
     create_engine_for,
     database_reachable,
     schema_is_current,
     upgrade_to_head,
 )
 from services.kit.logging import get_logger
+from services.kit.operator import CannotListen, SchemaOutOfDate, check_can_listen
 
 if TYPE_CHECKING:  # peers builds on client_channel below
     from services.kit.peers import Peers
@@ -113,8 +115,13 @@ def build_server(
     probe_interval: float = 10.0,
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
+    listen_variable: str = "the listen address",
 ) -> ManagedServer:
-    """Binds a server to `address` ('[::]:0' picks a free port); call `start()` next."""
+    """Binds a server to `address` ('[::]:0' picks a free port); call `start()` next.
+
+    A port already taken raises PortInUse naming `listen_variable` (the setting that
+    gave the address)."""
+    check_can_listen(address, listen_variable)
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
@@ -129,9 +136,15 @@ def build_server(
     reflection.enable_server_reflection(
         (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # taken between the check and here
+        port = 0
     if port == 0:
-        raise RuntimeError(f"could not bind gRPC server to {address}")
+        raise CannotListen(
+            f"could not listen on {address} (in use, or not an address of this machine); "
+            f"set {listen_variable} to a free address"
+        )
     return ManagedServer(
         server, port, health_servicer, service_names, probe, probe_interval, on_start, on_stop
     )
@@ -148,12 +161,16 @@ async def open_service_database(service: str, settings: Settings) -> AsyncEngine
     """Migrates the service's own schema to head (or, when migrations are a separate step,
     checks that they ran), then opens its engine."""
     url = settings.database_url_for(service)
+    await asyncio.to_thread(
+        check_database, url, service=service, variable=settings.database_variable_for(service)
+    )
     if settings.migrate_on_start:
         await asyncio.to_thread(upgrade_to_head, service, url)
     elif not await asyncio.to_thread(schema_is_current, service, url):
-        raise RuntimeError(
+        raise SchemaOutOfDate(
             f"the {service} database schema is not at this version: run "
-            f"`clarion migrate {service}` first (CLARION_MIGRATE_ON_START is false)"
+            f"`clarion migrate {service}` first "
+            f"({settings.variable('migrate_on_start')} is false)"
         )
     return create_engine_for(url)
 
@@ -172,6 +189,8 @@ def build_service_server(
     on_stop: Sequence[Hook] = (),
 ) -> ManagedServer:
     """A Clarion service's server: site auth, health tied to its database, and cleanup.
+    `address` is normally one of the settings' listen addresses; a port already taken
+    is reported with the variable that set it.
 
     `on_stop` hooks run first (they stop background work), then the engine and peer
     channels close.
@@ -188,4 +207,5 @@ def build_service_server(
         probe=lambda: database_reachable(engine),
         on_start=on_start,
         on_stop=[*on_stop, engine.dispose, peers.close],
+        listen_variable=settings.listen_variable_for_address(address),
     )

@@ -11,10 +11,18 @@ import grpc
 from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
 from services.kit.auth import REQUEST_ID_HEADER, CachingSiteResolver, current_request_id
 from services.kit.errors import Unavailable
-from services.kit.peers import Peers
+from services.kit.logging import OncePer, get_logger
+from services.kit.peers import Peers, token_rejected
+
+log = get_logger("clarion.siteclient")
+
+# A failing campaign is logged once a minute, not on every call it fails.
+FAILURE_LOG_SECONDS = 60.0
 
 
 def remote_site_resolver(peers: Peers) -> CachingSiteResolver:
+    failure_logged = OncePer(FAILURE_LOG_SECONDS, max_keys=8)
+
     async def resolve(api_key: str) -> str | None:
         stub = site_service_pb2_grpc.SiteServiceStub(peers.channel("campaign"))
         try:
@@ -29,9 +37,18 @@ def remote_site_resolver(peers: Peers) -> CachingSiteResolver:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
+            what = peers.call_failed("campaign", error)
+            if failure_logged(error.code()):
+                log.error(f"cannot check API keys: {what}", call="campaign.ResolveApiKey")
+            if token_rejected(error):
+                raise Unavailable(
+                    "AUTH_UNAVAILABLE",
+                    "cannot check the API key: campaign rejected this service's internal token "
+                    "(a configuration error; see the service log)",
+                ) from None
             raise Unavailable(
                 "AUTH_UNAVAILABLE", "cannot check the API key: the campaign service is unreachable"
-            ) from error
+            ) from None
         return response.site_id or None
 
     return CachingSiteResolver(resolve)

@@ -592,7 +592,8 @@ class TestUpdateCampaign:
             ("name", {"name": "n" * 201}, "INVALID_NAME", "name"),
             ("ttl_seconds", {"ttl_seconds": -1}, "INVALID_TTL", "ttl_seconds"),
             ("ttl_seconds", {"ttl_seconds": FOUR_WEEKS + 1}, "INVALID_TTL", "ttl_seconds"),
-            ("urgency", {"urgency": 42}, "INVALID_URGENCY", "urgency"),
+            # Refused at the edge, which names the field by its path in the request.
+            ("urgency", {"urgency": 42}, "INVALID_URGENCY", "campaign.urgency"),
         ],
     )
     async def test_an_invalid_new_value_is_refused_and_nothing_changes(

@@ -432,6 +432,79 @@ class TestSending:
         assert (reports[0].sent, reports[0].failed, reports[0].runs) == (1, 1, 1)
 
 
+class TestCancelDeliveryRun:
+    async def test_a_site_api_key_may_not_cancel_a_run(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        run = await stack.start_run(site)
+
+        error = await rpc_error(
+            stack.delivery.CancelDeliveryRun(
+                delivery_service_pb2.CancelDeliveryRunRequest(run_id=run.run_id),
+                metadata=site.metadata,
+            )
+        )
+
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(error).reason == "INTERNAL_ONLY"
+
+    async def test_cancels_once_and_reports_the_cancelled_recipients(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        sent_id, _ = await stack.subscriber(site)
+        stuck_id, stuck = await stack.subscriber(site)
+        stack.simulator.set_behaviour(stuck.endpoint, Behaviour(hang=True))
+        campaign_id = f"cmp_{uuid.uuid4().hex}"
+        run = await stack.start_run(site, campaign_id=campaign_id)
+
+        async def one_sent() -> bool:
+            return (await stack.get_run(site, run.run_id)).progress.sent == 1
+
+        await eventually(one_sent, what="the first subscriber sent")
+        request = delivery_service_pb2.CancelDeliveryRunRequest(run_id=run.run_id)
+        first = await stack.delivery.CancelDeliveryRun(request, metadata=stack.internal(site))
+        again = await stack.delivery.CancelDeliveryRun(request, metadata=stack.internal(site))
+
+        assert first.delivery_run.state == delivery_pb2.DELIVERY_RUN_STATE_CANCELLED
+        assert first.delivery_run.HasField("finish_time")
+        assert first.cancelled == 1 and again.cancelled == 0
+        assert again.delivery_run == first.delivery_run
+        progress = first.delivery_run.progress
+        assert (progress.pending, progress.sent, progress.suppressed) == (0, 1, 1)
+        assert (await stack.outcome(site, run.run_id, sent_id)).status == SENT
+        stuck_outcome = await stack.outcome(site, run.run_id, stuck_id)
+        assert (stuck_outcome.status, stuck_outcome.reason) == (
+            SUPPRESSED,
+            common_pb2.DELIVERY_REASON_CANCELLED,
+        )
+        reports: list = []
+
+        async def reported() -> bool:
+            report = (
+                await stack.reporting.GetCampaignReport(
+                    reporting_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
+                    metadata=site.metadata,
+                )
+            ).report
+            reports[:] = [report]
+            return report.sent + report.suppressed == 2
+
+        await eventually(reported, what="reporting heard both outcomes")
+        assert (reports[0].sent, reports[0].suppressed, reports[0].audience) == (1, 1, 2)
+
+    async def test_another_sites_run_is_not_found(self, stack: Stack) -> None:
+        site, other = await stack.new_site(), await stack.new_site()
+        run = await stack.start_run(site)
+
+        error = await rpc_error(
+            stack.delivery.CancelDeliveryRun(
+                delivery_service_pb2.CancelDeliveryRunRequest(run_id=run.run_id),
+                metadata=stack.internal(other),
+            )
+        )
+
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert error_info(error).reason == "RUN_NOT_FOUND"
+
+
 async def engagement_secret(stack: Stack, site: Site) -> bytes:
     """The site's engagement secret, as delivery reads it from campaign."""
     from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc

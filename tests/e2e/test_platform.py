@@ -268,7 +268,7 @@ class TestCommandLine:
     def test_site_create_then_up_serves_every_service_with_that_key(self, tmp_path: Path) -> None:
         env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
         created = subprocess.run(
-            [sys.executable, "-m", "clarion", "site", "create", "Acme", "--json"],
+            [sys.executable, "-m", "clarion", "site", "create", "Acme", "--json", "--subject", "mailto:ops@example.com"],
             env=env, capture_output=True, text=True, check=True, cwd=ROOT,
         )
         site = json.loads(created.stdout)
@@ -329,7 +329,7 @@ class TestServicesAsSeparateProcesses:
             env[f"CLARION_{name.upper()}_LISTEN"] = f"127.0.0.1:{port}"
             env[f"CLARION_{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
         created = subprocess.run(
-            [sys.executable, "-m", "clarion", "site", "create", "Separate", "--json"],
+            [sys.executable, "-m", "clarion", "site", "create", "Separate", "--json", "--subject", "mailto:ops@example.com"],
             env=env, capture_output=True, text=True, check=True, cwd=ROOT,
         )
         site = json.loads(created.stdout)

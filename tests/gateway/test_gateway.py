@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.parse
 import uuid
 
 import aiohttp
 import grpc
 import pytest
+from yarl import URL
 
 from clarion.campaign.v1 import site_service_pb2
 from clarion.common.v1 import common_pb2
@@ -622,3 +625,194 @@ class TestUnavailableServices:
                     assert_error(response.status, await response.json(), 503, "SERVICE_UNAVAILABLE")
         finally:
             await gateway.stop()
+
+
+async def stored_subscribers(stack: Stack, site: GatewaySite) -> int:
+    listed = await stack.segment.ListSubscribers(
+        segment_service_pb2.ListSubscribersRequest(page_size=1000),
+        metadata=bearer(site.api_key),
+    )
+    return len(listed.subscribers)
+
+
+class TestHostileInput:
+    """Each input that once broke the gateway (500 or 502) is a 400 naming the field."""
+
+    @pytest.mark.parametrize("depth", [33, 2_000, 5_000])
+    @pytest.mark.parametrize("route", ["subscriptions", "events"])
+    async def test_json_nested_too_deep_is_400(self, stack, site, route, depth):
+        nested = '{"subscription": ' + "[" * depth + "]" * depth + "}"
+
+        status, body, _ = await post(
+            stack, f"/v1/sites/{site.site_id}/{route}", data=nested.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert_error(status, body, 400, "JSON_TOO_DEEP")
+        assert "at most 32" in body["error"]["message"]
+
+    async def test_brackets_inside_strings_are_not_nesting(self, stack, site):
+        status, body, _ = await post(
+            stack, f"/v1/sites/{site.site_id}/subscriptions",
+            json=subscribe_body(profile_id="[{" * 60),
+        )
+
+        assert status == 201, body
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            ("subscription", "endpoint"),
+            ("subscription", "keys", "p256dh"),
+            ("subscription", "keys", "auth"),
+            ("browser",),
+            ("timezone",),
+            ("profile_id",),
+        ],
+        ids=".".join,
+    )
+    @pytest.mark.parametrize("hostile", ["\ud800", "x\x00", "\x1b[31m"], ids=["surrogate", "nul", "esc"])
+    async def test_surrogates_and_controls_in_a_subscription_are_400_storing_nothing(
+        self, stack, site, path, hostile
+    ):
+        request = subscribe_body()
+        container = request
+        for key in path[:-1]:
+            container = container[key]  # type: ignore[assignment]
+        container[path[-1]] = hostile  # json= sends "\ud800" as the JSON escape
+
+        status, body, _ = await post(stack, f"/v1/sites/{site.site_id}/subscriptions", json=request)
+
+        assert_error(status, body, 400, "INVALID_CHARACTERS")
+        assert body["error"]["message"].startswith(".".join(path) + " ")
+        assert await stored_subscribers(stack, site) == 0
+
+    @pytest.mark.parametrize(
+        "field", ["kind", "run_id", "campaign_id", "subscriber_id", "button", "engagement_token"]
+    )
+    @pytest.mark.parametrize("hostile", ["\ud800", "\x00"], ids=["surrogate", "nul"])
+    async def test_surrogates_and_nul_in_an_event_are_400_recording_nothing(
+        self, stack, site, field, hostile
+    ):
+        campaign_id, run_id = await sent_run(stack, site)
+        forged = event(site, "clicked", run_id, campaign_id, "sub_0", button="buy")
+        forged[field] = forged[field] + hostile
+        # A token that verifies for the changed ids: only validation may stop the event.
+        if field != "engagement_token":
+            forged["engagement_token"] = engagement_token(
+                site.engagement_secret, site.site_id, forged["run_id"], forged["subscriber_id"]
+            )
+
+        status, body, _ = await post(stack, f"/v1/sites/{site.site_id}/events", json=forged)
+
+        assert_error(status, body, 400, "INVALID_CHARACTERS")
+        assert body["error"]["message"].startswith(f"{field} must not contain NUL")
+        report = await campaign_report(stack, site, campaign_id)
+        assert (report.viewed, report.clicked) == (0, 0)
+
+    @pytest.mark.parametrize("suffix", ["%00x", "%00", "%0A", "%ED%A0%80", "%2Fx", "~"])
+    async def test_unsubscribing_a_hostile_subscriber_id_is_400_and_changes_nothing(
+        self, stack, site, suffix
+    ):
+        created = await TestUnsubscribe().subscribe(stack, site)
+        raw = created["subscriber_id"] + suffix
+        decoded = urllib.parse.unquote(raw, errors="surrogatepass")
+        token = unsubscribe_token(site.engagement_secret, site.site_id, decoded)
+
+        async with stack.http.delete(
+            URL(stack.url(f"/v1/sites/{site.site_id}/subscriptions/{raw}"), encoded=True),
+            headers={"X-Clarion-Unsubscribe-Token": token},
+        ) as response:
+            assert_error(response.status, await response.json(), 400)
+
+        assert await subscriber_state(stack, site, created["subscriber_id"]) == (
+            subscriber_pb2.SUBSCRIBER_STATE_ACTIVE
+        )
+
+    async def test_sub_nul_x_is_400_naming_the_subscriber_id(self, stack, site):
+        token = unsubscribe_token(site.engagement_secret, site.site_id, "sub\x00x")
+
+        status, body = await delete(
+            stack, f"/v1/sites/{site.site_id}/subscriptions/sub%00x", token
+        )
+
+        assert_error(status, body, 400, "INVALID_CHARACTERS")
+        assert body["error"]["message"].startswith("subscriber_id ")
+
+    @pytest.mark.parametrize(
+        ("data", "code"),
+        [
+            pytest.param(b"", "INVALID_JSON", id="empty"),
+            pytest.param(b'{"profile_id": "\xff"}', "INVALID_ENCODING", id="latin-1"),
+            pytest.param(b'{"a": "\xed\xa0\x80"}', "INVALID_ENCODING", id="utf-8-surrogate"),
+            pytest.param('{"a": 1}'.encode("utf-16"), "INVALID_ENCODING", id="utf-16"),
+            pytest.param(b'{"subscription": NaN}', "INVALID_JSON", id="nan"),
+            pytest.param(b'{"subscription": -Infinity}', "INVALID_JSON", id="infinity"),
+            pytest.param(b'{"subscription": ' + b"9" * 5000 + b"}", "INVALID_JSON", id="huge-int"),
+            pytest.param(b"[" * 16_000, "JSON_TOO_DEEP", id="16k-brackets"),
+        ],
+    )
+    async def test_bodies_that_are_not_json_text_are_400(self, stack, site, data, code):
+        status, body, _ = await post(
+            stack, f"/v1/sites/{site.site_id}/subscriptions", data=data,
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert_error(status, body, code=code, expected_status=400)
+
+    @pytest.mark.parametrize(
+        ("value", "code"),
+        [
+            (1e308, "INVALID_FIELD_TYPE"),
+            (2**80, "INVALID_FIELD_TYPE"),
+            (True, "INVALID_FIELD_TYPE"),
+            (["https://push.example.test/x"], "INVALID_FIELD_TYPE"),
+            ({"url": "https://push.example.test/x"}, "INVALID_FIELD_TYPE"),
+            (None, "MISSING_FIELD"),
+            ("", "MISSING_FIELD"),
+            ("https://push.example.test/" + "a" * 5000, "FIELD_TOO_LONG"),
+        ],
+        ids=["float", "huge-int", "bool", "array", "object", "null", "empty", "too-long"],
+    )
+    async def test_a_wrong_endpoint_is_400_naming_it(self, stack, site, value, code):
+        request = subscribe_body()
+        request["subscription"]["endpoint"] = value  # type: ignore[index]
+
+        status, body, _ = await post(stack, f"/v1/sites/{site.site_id}/subscriptions", json=request)
+
+        assert_error(status, body, 400, code)
+        assert body["error"]["message"].startswith("subscription.endpoint ")
+        assert "a" * 101 not in body["error"]["message"]
+        assert await stored_subscribers(stack, site) == 0
+
+    async def test_an_over_long_choice_is_quoted_short(self, stack, site):
+        status, body, _ = await post(
+            stack, f"/v1/sites/{site.site_id}/subscriptions",
+            json=subscribe_body(browser="n" * 100),
+        )
+
+        assert_error(status, body, 400, "INVALID_BROWSER")
+        assert "n" * 41 not in body["error"]["message"]
+
+    @pytest.mark.parametrize(
+        "content_type",
+        ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/html",
+         "application/json; charset=utf-16"],
+    )
+    async def test_a_body_that_is_not_sent_as_json_is_415(self, stack, site, content_type):
+        status, body, _ = await post(
+            stack, f"/v1/sites/{site.site_id}/subscriptions",
+            data=json.dumps(subscribe_body()).encode(), headers={"Content-Type": content_type},
+        )
+
+        assert_error(status, body, 415, "UNSUPPORTED_MEDIA_TYPE")
+        assert await stored_subscribers(stack, site) == 0
+
+    async def test_json_sent_as_text_plain_like_send_beacon_is_accepted(self, stack, site):
+        status, body, _ = await post(
+            stack, f"/v1/sites/{site.site_id}/subscriptions",
+            data=json.dumps(subscribe_body()).encode(),
+            headers={"Content-Type": "text/plain;charset=UTF-8"},
+        )
+
+        assert status == 201, body

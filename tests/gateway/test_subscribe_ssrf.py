@@ -128,3 +128,14 @@ class TestSubscribeRefusesSsrfEndpoints:
 
         assert status == 201, body
         assert body["created"] is True
+
+    async def test_a_long_host_is_not_repeated_in_full(
+        self, production: ProductionGateway
+    ) -> None:
+        host = ("a" * 60 + ".") * 4 + "example"  # 251 characters; DNS allows 253
+        status, body = await production.subscribe(f"https://{host}/push")
+
+        assert status == 400, body
+        assert body["error"]["code"] == "INVALID_ENDPOINT"
+        assert "got host aaaa" in body["error"]["message"]
+        assert host[:101] not in body["error"]["message"]

@@ -1,11 +1,13 @@
 import datetime
 
 from clarion.common.v1 import common_pb2 as _common_pb2
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -17,11 +19,35 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATE_SENDING: _ClassVar[RunState]
     RUN_STATE_DONE: _ClassVar[RunState]
     RUN_STATE_FAILED: _ClassVar[RunState]
+    RUN_STATE_CANCELLED: _ClassVar[RunState]
+
+class RunWarning(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_WARNING_UNSPECIFIED: _ClassVar[RunWarning]
+    RUN_WARNING_EMPTY_AUDIENCE: _ClassVar[RunWarning]
+
+class RecipientStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECIPIENT_STATUS_UNSPECIFIED: _ClassVar[RecipientStatus]
+    RECIPIENT_STATUS_PENDING: _ClassVar[RecipientStatus]
+    RECIPIENT_STATUS_SENT: _ClassVar[RecipientStatus]
+    RECIPIENT_STATUS_FAILED: _ClassVar[RecipientStatus]
+    RECIPIENT_STATUS_SUPPRESSED: _ClassVar[RecipientStatus]
+    RECIPIENT_STATUS_EXPIRED: _ClassVar[RecipientStatus]
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_PREPARING: RunState
 RUN_STATE_SENDING: RunState
 RUN_STATE_DONE: RunState
 RUN_STATE_FAILED: RunState
+RUN_STATE_CANCELLED: RunState
+RUN_WARNING_UNSPECIFIED: RunWarning
+RUN_WARNING_EMPTY_AUDIENCE: RunWarning
+RECIPIENT_STATUS_UNSPECIFIED: RecipientStatus
+RECIPIENT_STATUS_PENDING: RecipientStatus
+RECIPIENT_STATUS_SENT: RecipientStatus
+RECIPIENT_STATUS_FAILED: RecipientStatus
+RECIPIENT_STATUS_SUPPRESSED: RecipientStatus
+RECIPIENT_STATUS_EXPIRED: RecipientStatus
 
 class Campaign(_message.Message):
     __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time")
@@ -58,7 +84,7 @@ class RunProgress(_message.Message):
     def __init__(self, resolved: _Optional[int] = ..., queued: _Optional[int] = ..., sent: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time")
+    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time", "warnings")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +93,7 @@ class Run(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     state: RunState
@@ -75,4 +102,23 @@ class Run(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     progress: RunProgress
     finish_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[RunWarning]
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[RunWarning, str]]] = ...) -> None: ...
+
+class RunRecipient(_message.Message):
+    __slots__ = ("run_id", "subscriber_id", "status", "reason", "attempts", "finish_time", "explanation")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    subscriber_id: str
+    status: RecipientStatus
+    reason: _common_pb2.DeliveryReason
+    attempts: int
+    finish_time: _timestamp_pb2.Timestamp
+    explanation: str
+    def __init__(self, run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., status: _Optional[_Union[RecipientStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., attempts: _Optional[int] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., explanation: _Optional[str] = ...) -> None: ...

@@ -24,44 +24,73 @@ _sym_db = _symbol_database.Default()
 
 from clarion.campaign.v1 import campaign_pb2 as clarion_dot_campaign_dot_v1_dot_campaign__pb2
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
+from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/campaign/v1/campaign_service.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a\x1e\x63larion/common/v1/common.proto\x1a google/protobuf/field_mask.proto\"\xb2\x01\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x0cnotification\x18\x02 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12+\n\x07urgency\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.Urgency\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"I\n\x16\x43reateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\")\n\x12GetCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"F\n\x13GetCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"=\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x15ListCampaignsResponse\x12\x30\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x15UpdateCampaignRequest\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x16UpdateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"A\n\x16SendCampaignNowRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"@\n\x17SendCampaignNowResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"7\n\x0eGetRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"M\n\x0fListRunsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x10ListRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.clarion.campaign.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xcb\x05\n\x0f\x43\x61mpaignService\x12i\n\x0e\x43reateCampaign\x12*.clarion.campaign.v1.CreateCampaignRequest\x1a+.clarion.campaign.v1.CreateCampaignResponse\x12`\n\x0bGetCampaign\x12\'.clarion.campaign.v1.GetCampaignRequest\x1a(.clarion.campaign.v1.GetCampaignResponse\x12\x66\n\rListCampaigns\x12).clarion.campaign.v1.ListCampaignsRequest\x1a*.clarion.campaign.v1.ListCampaignsResponse\x12i\n\x0eUpdateCampaign\x12*.clarion.campaign.v1.UpdateCampaignRequest\x1a+.clarion.campaign.v1.UpdateCampaignResponse\x12l\n\x0fSendCampaignNow\x12+.clarion.campaign.v1.SendCampaignNowRequest\x1a,.clarion.campaign.v1.SendCampaignNowResponse\x12Q\n\x06GetRun\x12\".clarion.campaign.v1.GetRunRequest\x1a#.clarion.campaign.v1.GetRunResponse\x12W\n\x08ListRuns\x12$.clarion.campaign.v1.ListRunsRequest\x1a%.clarion.campaign.v1.ListRunsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/campaign/v1/campaign_service.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a google/protobuf/field_mask.proto\"\xc9\x01\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x0cnotification\x18\x02 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x42\n\x07urgency\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"I\n\x16\x43reateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"4\n\x12GetCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"F\n\x13GetCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"F\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"b\n\x15ListCampaignsResponse\x12\x30\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x15UpdateCampaignRequest\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x16UpdateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"L\n\x16SendCampaignNowRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"@\n\x17SendCampaignNowResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"*\n\rGetRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"7\n\x0eGetRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"a\n\x0fListRunsRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"S\n\x10ListRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.clarion.campaign.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x10\x43\x61ncelRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\":\n\x11\x43\x61ncelRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"U\n\x16GetRunRecipientRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"O\n\x17GetRunRecipientResponse\x12\x34\n\trecipient\x18\x01 \x01(\x0b\x32!.clarion.campaign.v1.RunRecipient2\x95\x07\n\x0f\x43\x61mpaignService\x12i\n\x0e\x43reateCampaign\x12*.clarion.campaign.v1.CreateCampaignRequest\x1a+.clarion.campaign.v1.CreateCampaignResponse\x12`\n\x0bGetCampaign\x12\'.clarion.campaign.v1.GetCampaignRequest\x1a(.clarion.campaign.v1.GetCampaignResponse\x12\x66\n\rListCampaigns\x12).clarion.campaign.v1.ListCampaignsRequest\x1a*.clarion.campaign.v1.ListCampaignsResponse\x12i\n\x0eUpdateCampaign\x12*.clarion.campaign.v1.UpdateCampaignRequest\x1a+.clarion.campaign.v1.UpdateCampaignResponse\x12l\n\x0fSendCampaignNow\x12+.clarion.campaign.v1.SendCampaignNowRequest\x1a,.clarion.campaign.v1.SendCampaignNowResponse\x12Q\n\x06GetRun\x12\".clarion.campaign.v1.GetRunRequest\x1a#.clarion.campaign.v1.GetRunResponse\x12W\n\x08ListRuns\x12$.clarion.campaign.v1.ListRunsRequest\x1a%.clarion.campaign.v1.ListRunsResponse\x12Z\n\tCancelRun\x12%.clarion.campaign.v1.CancelRunRequest\x1a&.clarion.campaign.v1.CancelRunResponse\x12l\n\x0fGetRunRecipient\x12+.clarion.campaign.v1.GetRunRecipientRequest\x1a,.clarion.campaign.v1.GetRunRecipientResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.campaign.v1.campaign_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=170
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=348
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=350
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=423
-  _globals['_GETCAMPAIGNREQUEST']._serialized_start=425
-  _globals['_GETCAMPAIGNREQUEST']._serialized_end=466
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=468
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=538
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=540
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=601
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=603
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=701
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=703
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=824
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=826
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=899
-  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_start=901
-  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_end=966
-  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_start=968
-  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_end=1032
-  _globals['_GETRUNREQUEST']._serialized_start=1034
-  _globals['_GETRUNREQUEST']._serialized_end=1065
-  _globals['_GETRUNRESPONSE']._serialized_start=1067
-  _globals['_GETRUNRESPONSE']._serialized_end=1122
-  _globals['_LISTRUNSREQUEST']._serialized_start=1124
-  _globals['_LISTRUNSREQUEST']._serialized_end=1201
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1203
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1286
-  _globals['_CAMPAIGNSERVICE']._serialized_start=1289
-  _globals['_CAMPAIGNSERVICE']._serialized_end=2004
+  _globals['_CREATECAMPAIGNREQUEST'].fields_by_name['urgency']._loaded_options = None
+  _globals['_CREATECAMPAIGNREQUEST'].fields_by_name['urgency']._serialized_options = b'\202\200\031\021:\017INVALID_URGENCY'
+  _globals['_GETCAMPAIGNREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_GETCAMPAIGNREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_LISTCAMPAIGNSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTCAMPAIGNSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
+  _globals['_SENDCAMPAIGNNOWREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_SENDCAMPAIGNNOWREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_GETRUNREQUEST'].fields_by_name['run_id']._loaded_options = None
+  _globals['_GETRUNREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_LISTRUNSREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_LISTRUNSREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_LISTRUNSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTRUNSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
+  _globals['_CANCELRUNREQUEST'].fields_by_name['run_id']._loaded_options = None
+  _globals['_CANCELRUNREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_GETRUNRECIPIENTREQUEST'].fields_by_name['run_id']._loaded_options = None
+  _globals['_GETRUNRECIPIENTREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_GETRUNRECIPIENTREQUEST'].fields_by_name['subscriber_id']._loaded_options = None
+  _globals['_GETRUNRECIPIENTREQUEST'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=207
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=408
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=410
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=483
+  _globals['_GETCAMPAIGNREQUEST']._serialized_start=485
+  _globals['_GETCAMPAIGNREQUEST']._serialized_end=537
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=539
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=609
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=611
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=681
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=683
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=781
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=783
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=904
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=906
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=979
+  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_start=981
+  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_end=1057
+  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_start=1059
+  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_end=1123
+  _globals['_GETRUNREQUEST']._serialized_start=1125
+  _globals['_GETRUNREQUEST']._serialized_end=1167
+  _globals['_GETRUNRESPONSE']._serialized_start=1169
+  _globals['_GETRUNRESPONSE']._serialized_end=1224
+  _globals['_LISTRUNSREQUEST']._serialized_start=1226
+  _globals['_LISTRUNSREQUEST']._serialized_end=1323
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1325
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1408
+  _globals['_CANCELRUNREQUEST']._serialized_start=1410
+  _globals['_CANCELRUNREQUEST']._serialized_end=1455
+  _globals['_CANCELRUNRESPONSE']._serialized_start=1457
+  _globals['_CANCELRUNRESPONSE']._serialized_end=1515
+  _globals['_GETRUNRECIPIENTREQUEST']._serialized_start=1517
+  _globals['_GETRUNRECIPIENTREQUEST']._serialized_end=1602
+  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_start=1604
+  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_end=1683
+  _globals['_CAMPAIGNSERVICE']._serialized_start=1686
+  _globals['_CAMPAIGNSERVICE']._serialized_end=2603
 # @@protoc_insertion_point(module_scope)

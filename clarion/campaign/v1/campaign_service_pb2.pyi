@@ -1,5 +1,6 @@
 from clarion.campaign.v1 import campaign_pb2 as _campaign_pb2
 from clarion.common.v1 import common_pb2 as _common_pb2
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -114,3 +115,29 @@ class ListRunsResponse(_message.Message):
     runs: _containers.RepeatedCompositeFieldContainer[_campaign_pb2.Run]
     next_page_token: str
     def __init__(self, runs: _Optional[_Iterable[_Union[_campaign_pb2.Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class CancelRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: _campaign_pb2.Run
+    def __init__(self, run: _Optional[_Union[_campaign_pb2.Run, _Mapping]] = ...) -> None: ...
+
+class GetRunRecipientRequest(_message.Message):
+    __slots__ = ("run_id", "subscriber_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    subscriber_id: str
+    def __init__(self, run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
+
+class GetRunRecipientResponse(_message.Message):
+    __slots__ = ("recipient",)
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    recipient: _campaign_pb2.RunRecipient
+    def __init__(self, recipient: _Optional[_Union[_campaign_pb2.RunRecipient, _Mapping]] = ...) -> None: ...

@@ -69,6 +69,16 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.CancelRun = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/CancelRun',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelRunRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelRunResponse.FromString,
+                _registered_method=True)
+        self.GetRunRecipient = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/GetRunRecipient',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -121,6 +131,22 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelRun(self, request, context):
+        """Cancels a run: nothing more is queued or sent, and every recipient without an
+        outcome ends suppressed with reason cancelled. Idempotent: a finished or already
+        cancelled run is returned unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunRecipient(self, request, context):
+        """What happened to one subscriber's message of a run, and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +184,16 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.ListRuns,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'CancelRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRun,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelRunRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelRunResponse.SerializeToString,
+            ),
+            'GetRunRecipient': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunRecipient,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +385,60 @@ class CampaignService:
             '/clarion.campaign.v1.CampaignService/ListRuns',
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/CancelRun',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelRunRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunRecipient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/GetRunRecipient',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientResponse.FromString,
             options,
             channel_credentials,
             insecure,

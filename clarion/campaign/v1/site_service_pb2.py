@@ -23,27 +23,30 @@ _sym_db = _symbol_database.Default()
 
 
 from clarion.campaign.v1 import site_pb2 as clarion_dot_campaign_dot_v1_dot_site__pb2
+from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\'\n\x14ResolveApiKeyRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\x94\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\x32\xc2\x02\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"0\n\x14ResolveApiKeyRequest\x12\x18\n\x07\x61pi_key\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x02\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\x94\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\x32\xc2\x02\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.campaign.v1.site_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSITEREQUEST']._serialized_start=95
-  _globals['_GETSITEREQUEST']._serialized_end=111
-  _globals['_GETSITERESPONSE']._serialized_start=113
-  _globals['_GETSITERESPONSE']._serialized_end=171
-  _globals['_RESOLVEAPIKEYREQUEST']._serialized_start=173
-  _globals['_RESOLVEAPIKEYREQUEST']._serialized_end=212
-  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_start=214
-  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_end=254
-  _globals['_GETSITECREDENTIALSREQUEST']._serialized_start=256
-  _globals['_GETSITECREDENTIALSREQUEST']._serialized_end=283
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=286
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=434
-  _globals['_SITESERVICE']._serialized_start=437
-  _globals['_SITESERVICE']._serialized_end=759
+  _globals['_RESOLVEAPIKEYREQUEST'].fields_by_name['api_key']._loaded_options = None
+  _globals['_RESOLVEAPIKEYREQUEST'].fields_by_name['api_key']._serialized_options = b'\202\200\031\003\010\200\002'
+  _globals['_GETSITEREQUEST']._serialized_start=132
+  _globals['_GETSITEREQUEST']._serialized_end=148
+  _globals['_GETSITERESPONSE']._serialized_start=150
+  _globals['_GETSITERESPONSE']._serialized_end=208
+  _globals['_RESOLVEAPIKEYREQUEST']._serialized_start=210
+  _globals['_RESOLVEAPIKEYREQUEST']._serialized_end=258
+  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_start=260
+  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_end=300
+  _globals['_GETSITECREDENTIALSREQUEST']._serialized_start=302
+  _globals['_GETSITECREDENTIALSREQUEST']._serialized_end=329
+  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=332
+  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=480
+  _globals['_SITESERVICE']._serialized_start=483
+  _globals['_SITESERVICE']._serialized_end=805
 # @@protoc_insertion_point(module_scope)

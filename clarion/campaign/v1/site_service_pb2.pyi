@@ -1,4 +1,5 @@
 from clarion.campaign.v1 import site_pb2 as _site_pb2
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping

@@ -1,6 +1,7 @@
 import datetime
 
 from clarion.common.v1 import common_pb2 as _common_pb2
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -18,6 +19,7 @@ class DeliveryRunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_RUN_STATE_SENDING: _ClassVar[DeliveryRunState]
     DELIVERY_RUN_STATE_DONE: _ClassVar[DeliveryRunState]
     DELIVERY_RUN_STATE_FAILED: _ClassVar[DeliveryRunState]
+    DELIVERY_RUN_STATE_CANCELLED: _ClassVar[DeliveryRunState]
 
 class RunFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,6 +31,7 @@ DELIVERY_RUN_STATE_PREPARING: DeliveryRunState
 DELIVERY_RUN_STATE_SENDING: DeliveryRunState
 DELIVERY_RUN_STATE_DONE: DeliveryRunState
 DELIVERY_RUN_STATE_FAILED: DeliveryRunState
+DELIVERY_RUN_STATE_CANCELLED: DeliveryRunState
 RUN_FAILURE_UNSPECIFIED: RunFailure
 RUN_FAILURE_AUDIENCE_REFUSED: RunFailure
 RUN_FAILURE_AUDIENCE_UNAVAILABLE: RunFailure

@@ -1,3 +1,4 @@
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.delivery.v1 import delivery_pb2 as _delivery_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -62,3 +63,17 @@ class GetRecipientOutcomeResponse(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     outcome: _delivery_pb2.RecipientOutcome
     def __init__(self, outcome: _Optional[_Union[_delivery_pb2.RecipientOutcome, _Mapping]] = ...) -> None: ...
+
+class CancelDeliveryRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class CancelDeliveryRunResponse(_message.Message):
+    __slots__ = ("delivery_run", "cancelled")
+    DELIVERY_RUN_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    delivery_run: _delivery_pb2.DeliveryRun
+    cancelled: int
+    def __init__(self, delivery_run: _Optional[_Union[_delivery_pb2.DeliveryRun, _Mapping]] = ..., cancelled: _Optional[int] = ...) -> None: ...

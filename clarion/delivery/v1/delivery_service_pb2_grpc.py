@@ -55,6 +55,11 @@ class DeliveryServiceStub:
                 request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetRecipientOutcomeRequest.SerializeToString,
                 response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetRecipientOutcomeResponse.FromString,
                 _registered_method=True)
+        self.CancelDeliveryRun = channel.unary_unary(
+                '/clarion.delivery.v1.DeliveryService/CancelDeliveryRun',
+                request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunRequest.SerializeToString,
+                response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -90,6 +95,16 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelDeliveryRun(self, request, context):
+        """Internal. Cancels a run in one transaction: no page is queued after it, every chunk
+        is taken from its sender (its next write is refused), and every recipient without an
+        outcome ends suppressed with reason cancelled (reported like any outcome).
+        Idempotent: a finished or already cancelled run is returned unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +127,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.GetRecipientOutcome,
                     request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetRecipientOutcomeRequest.FromString,
                     response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetRecipientOutcomeResponse.SerializeToString,
+            ),
+            'CancelDeliveryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelDeliveryRun,
+                    request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunRequest.FromString,
+                    response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +243,33 @@ class DeliveryService:
             '/clarion.delivery.v1.DeliveryService/GetRecipientOutcome',
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetRecipientOutcomeRequest.SerializeToString,
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.GetRecipientOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelDeliveryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.delivery.v1.DeliveryService/CancelDeliveryRun',
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunRequest.SerializeToString,
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

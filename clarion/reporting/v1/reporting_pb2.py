@@ -23,20 +23,41 @@ _sym_db = _symbol_database.Default()
 
 
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
+from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$clarion/reporting/v1/reporting.proto\x12\x14\x63larion.reporting.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x0f\x44\x65liveryOutcome\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x15\n\rsubscriber_id\x18\x03 \x01(\t\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatus\x12\x31\n\x06reason\x18\x05 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12.\n\noccur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\x0f\x45ngagementEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x15\n\rsubscriber_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.clarion.common.v1.EngagementKind\x12\x0e\n\x06\x62utton\x18\x05 \x01(\t\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x02\n\x0e\x43\x61mpaignReport\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x0e\n\x06viewed\x18\x05 \x01(\x03\x12\x0f\n\x07\x63licked\x18\x06 \x01(\x03\x12\x1a\n\x12\x63lick_through_rate\x18\x07 \x01(\x01\x12\x32\n\x0elast_sent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04runs\x18\t \x01(\x03\x12\x0e\n\x06\x63losed\x18\n \x01(\x03\x12\x12\n\nsuppressed\x18\x0b \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x0c \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$clarion/reporting/v1/reporting.proto\x12\x14\x63larion.reporting.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x02\n\x0f\x44\x65liveryOutcome\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x03 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12G\n\x06status\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatusB\x14\x82\x80\x19\x10:\x0eINVALID_STATUS\x12G\n\x06reason\x18\x05 \x01(\x0e\x32!.clarion.common.v1.DeliveryReasonB\x14\x82\x80\x19\x10:\x0eINVALID_REASON\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12.\n\noccur_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfd\x01\n\x0f\x45ngagementEvent\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x03 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x43\n\x04kind\x18\x04 \x01(\x0e\x32!.clarion.common.v1.EngagementKindB\x12\x82\x80\x19\x0e:\x0cINVALID_KIND\x12\x18\n\x06\x62utton\x18\x05 \x01(\tB\x08\x82\x80\x19\x04\x08@0\x01\x12.\n\noccur_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x02\n\x0e\x43\x61mpaignReport\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x0e\n\x06viewed\x18\x05 \x01(\x03\x12\x0f\n\x07\x63licked\x18\x06 \x01(\x03\x12\x1a\n\x12\x63lick_through_rate\x18\x07 \x01(\x01\x12\x32\n\x0elast_sent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04runs\x18\t \x01(\x03\x12\x0e\n\x06\x63losed\x18\n \x01(\x03\x12\x12\n\nsuppressed\x18\x0b \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x0c \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.reporting.v1.reporting_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYOUTCOME']._serialized_start=128
-  _globals['_DELIVERYOUTCOME']._serialized_end=400
-  _globals['_ENGAGEMENTEVENT']._serialized_start=403
-  _globals['_ENGAGEMENTEVENT']._serialized_end=593
-  _globals['_CAMPAIGNREPORT']._serialized_start=596
-  _globals['_CAMPAIGNREPORT']._serialized_end=861
+  _globals['_DELIVERYOUTCOME'].fields_by_name['run_id']._loaded_options = None
+  _globals['_DELIVERYOUTCOME'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_DELIVERYOUTCOME'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_DELIVERYOUTCOME'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_DELIVERYOUTCOME'].fields_by_name['subscriber_id']._loaded_options = None
+  _globals['_DELIVERYOUTCOME'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_DELIVERYOUTCOME'].fields_by_name['status']._loaded_options = None
+  _globals['_DELIVERYOUTCOME'].fields_by_name['status']._serialized_options = b'\202\200\031\020:\016INVALID_STATUS'
+  _globals['_DELIVERYOUTCOME'].fields_by_name['reason']._loaded_options = None
+  _globals['_DELIVERYOUTCOME'].fields_by_name['reason']._serialized_options = b'\202\200\031\020:\016INVALID_REASON'
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['run_id']._loaded_options = None
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['subscriber_id']._loaded_options = None
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['kind']._loaded_options = None
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['kind']._serialized_options = b'\202\200\031\016:\014INVALID_KIND'
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['button']._loaded_options = None
+  _globals['_ENGAGEMENTEVENT'].fields_by_name['button']._serialized_options = b'\202\200\031\004\010@0\001'
+  _globals['_DELIVERYOUTCOME']._serialized_start=165
+  _globals['_DELIVERYOUTCOME']._serialized_end=514
+  _globals['_ENGAGEMENTEVENT']._serialized_start=517
+  _globals['_ENGAGEMENTEVENT']._serialized_end=770
+  _globals['_CAMPAIGNREPORT']._serialized_start=773
+  _globals['_CAMPAIGNREPORT']._serialized_end=1038
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.reporting.v1 import reporting_pb2 as _reporting_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

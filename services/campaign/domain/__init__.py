@@ -1,7 +1,13 @@
 """The campaign service's rules: sites, campaigns and their content, starting runs."""
 
 from services.campaign.domain.campaigns import CampaignDraft, CampaignPage, Campaigns, RunPage
-from services.campaign.domain.ports import DeliveryPort, DeliveryRunView, PeerCallFailed
+from services.campaign.domain.ports import (
+    DeliveryPort,
+    DeliveryRunView,
+    PeerCallFailed,
+    RecipientOutcomeView,
+    RecipientStatus,
+)
 from services.campaign.domain.sites import CreatedSite, LocalSiteResolver, Sites
 
 __all__ = [
@@ -13,6 +19,8 @@ __all__ = [
     "DeliveryRunView",
     "LocalSiteResolver",
     "PeerCallFailed",
+    "RecipientOutcomeView",
+    "RecipientStatus",
     "RunPage",
     "Sites",
 ]

@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from services.campaign.domain import content
-from services.campaign.domain.ports import DeliveryPort, DeliveryRunView, PeerCallFailed
+from services.campaign.domain.outcomes import explain
+from services.campaign.domain.ports import (
+    DeliveryPort,
+    DeliveryRunView,
+    PeerCallFailed,
+    RecipientOutcomeView,
+)
 from services.campaign.store import (
     CampaignRecord,
     CampaignStore,
@@ -22,7 +28,7 @@ from services.campaign.store import (
     Urgency,
 )
 from services.kit.clock import Clock
-from services.kit.errors import Aborted, InvalidArgument, NotFound
+from services.kit.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
 
@@ -65,6 +71,14 @@ class CampaignPage:
 class RunPage:
     runs: list[RunRecord]
     next_page_token: str
+
+
+@dataclass(frozen=True)
+class RunRecipient:
+    run_id: str
+    outcome: RecipientOutcomeView
+    # What happened and why, in one sentence.
+    explanation: str
 
 
 class Campaigns:
@@ -214,14 +228,7 @@ class Campaigns:
         return await self.get_run(site_id, run_id)
 
     async def get_run(self, site_id: str, run_id: str) -> RunRecord:
-        if not run_id:
-            raise InvalidArgument("MISSING_RUN_ID", "run_id is required", field="run_id")
-        run = await self._store.get_run(site_id, run_id)
-        if run is None:
-            raise NotFound(
-                "RUN_NOT_FOUND", f"there is no run {run_id!r} in this site", run_id=run_id
-            )
-        return await self._refreshed(run)
+        return await self._refreshed(await self._stored_run(site_id, run_id))
 
     async def list_runs(
         self, site_id: str, campaign_id: str, page_size: int, page_token: str
@@ -233,6 +240,79 @@ class Campaigns:
         page = rows[:limit]
         next_token = _encode_page_token(page[-1].run_id) if len(rows) > limit else ""
         return RunPage(runs=await self._refreshed_many(site_id, page), next_page_token=next_token)
+
+    async def cancel_run(self, site_id: str, run_id: str) -> RunRecord:
+        """Cancels the run: delivery stops preparing and sending it and ends every
+        recipient without an outcome suppressed (cancelled). A finished or already
+        cancelled run is returned unchanged."""
+        run = await self._stored_run(site_id, run_id)
+        if run.finish_time is not None:
+            return run
+        # Delivery may already have a run whose hand-off is pending (an answer lost), or
+        # take it any moment: hand it over first (idempotent), so the cancel reaches the
+        # run that would send.
+        if run.handoff_pending and not await self._hand_off(run):
+            run = await self._stored_run(site_id, run_id)
+            if run.finish_time is not None:  # delivery refused it: it never sends
+                return run
+            raise Unavailable(
+                "DELIVERY_UNAVAILABLE",
+                f"delivery could not be reached to cancel run {run_id!r}; try again",
+                run_id=run_id,
+            )
+        try:
+            view = await self._delivery.cancel_run(site_id, run_id)
+        except PeerCallFailed as failure:
+            raise Unavailable(
+                "DELIVERY_UNAVAILABLE",
+                f"run {run_id!r} was not cancelled: {failure}; try again",
+                run_id=run_id,
+            ) from None
+        await self._store.update_run(
+            site_id, run_id, self._clock.now(), unfinished_only=True, **_view_changes(view)
+        )
+        log.info("run cancel asked", run_id=run_id, state=view.state.value)
+        return await self._stored_run(site_id, run_id)
+
+    async def run_recipient(self, site_id: str, run_id: str, subscriber_id: str) -> RunRecipient:
+        """What happened to one subscriber of the run, and why."""
+        if not subscriber_id:
+            raise InvalidArgument(
+                "MISSING_SUBSCRIBER_ID", "subscriber_id is required", field="subscriber_id"
+            )
+        run = await self._stored_run(site_id, run_id)
+        outcome = None
+        if not run.handoff_pending:
+            try:
+                outcome = await self._delivery.recipient_outcome(site_id, run_id, subscriber_id)
+            except PeerCallFailed as failure:
+                raise Unavailable(
+                    "DELIVERY_UNAVAILABLE",
+                    f"delivery could not say what happened to {subscriber_id!r}: {failure}",
+                    run_id=run_id,
+                ) from None
+        if outcome is None:
+            still = " (its audience is still being resolved)" if run.finish_time is None else ""
+            raise NotFound(
+                "RECIPIENT_NOT_FOUND",
+                f"subscriber {subscriber_id!r} is not in the audience of run {run_id!r}{still}: "
+                "it was not subscribed when the run started, or is another site's",
+                run_id=run_id,
+                subscriber_id=subscriber_id,
+            )
+        return RunRecipient(
+            run_id=run_id, outcome=outcome, explanation=explain(outcome.status, outcome.reason)
+        )
+
+    async def _stored_run(self, site_id: str, run_id: str) -> RunRecord:
+        if not run_id:
+            raise InvalidArgument("MISSING_RUN_ID", "run_id is required", field="run_id")
+        run = await self._store.get_run(site_id, run_id)
+        if run is None:
+            raise NotFound(
+                "RUN_NOT_FOUND", f"there is no run {run_id!r} in this site", run_id=run_id
+            )
+        return run
 
     async def hand_off_pending(self) -> int:
         """Hands every run delivery has not confirmed to it; returns how many landed."""
@@ -304,7 +384,10 @@ class Campaigns:
                 changes = _view_changes(view)
                 latest = replace(run, **changes)
                 if latest != run:  # a poll of an unchanged run writes nothing
-                    await self._store.update_run(site_id, run.run_id, self._clock.now(), **changes)
+                    # Never over a finish stored meanwhile (a cancel, another poll).
+                    await self._store.update_run(
+                        site_id, run.run_id, self._clock.now(), unfinished_only=True, **changes
+                    )
                 run = latest
             refreshed.append(run)
         return refreshed

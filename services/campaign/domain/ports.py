@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from services.campaign.store import RunProgress, RunRecord, RunState
@@ -36,9 +37,40 @@ class DeliveryRunView:
     finish_time: datetime | None
 
 
+class RecipientStatus(StrEnum):
+    """Where one recipient of a run stands, as delivery holds it."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class RecipientOutcomeView:
+    """One recipient of a run as delivery sees it."""
+
+    subscriber_id: str
+    status: RecipientStatus
+    # A DeliveryReason word ("push_service_410"); "" for none (a sent recipient).
+    reason: str
+    attempts: int
+    finish_time: datetime | None
+
+
 class DeliveryPort(Protocol):
     async def start_run(self, run: RunRecord) -> DeliveryRunView:
         """Hands the run to delivery (idempotent per run). Raises PeerCallFailed."""
 
     async def get_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, DeliveryRunView]:
         """Delivery's view of these runs (unknown ones left out). Raises PeerCallFailed."""
+
+    async def cancel_run(self, site_id: str, run_id: str) -> DeliveryRunView:
+        """Cancels the run in delivery (idempotent). Raises PeerCallFailed."""
+
+    async def recipient_outcome(
+        self, site_id: str, run_id: str, subscriber_id: str
+    ) -> RecipientOutcomeView | None:
+        """One recipient of the run; None when delivery did not queue it (not in the
+        run's audience, or the audience not resolved that far). Raises PeerCallFailed."""

@@ -1,6 +1,8 @@
 """The domain's ports over gRPC: campaign (site credentials), segment (audience snapshot,
 subscriber checks, unsubscribes) and reporting (outcomes, audiences), each called with
-the internal token on behalf of the site."""
+the internal token on behalf of the site. A failed call raises the port's exception
+with one line saying what it means (services.kit.peers.Peers.call_failed): an internal
+token the peer refuses reads "internal token rejected by <peer>", not "unreachable"."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from services.delivery.domain.ports import (
 )
 from services.delivery.models import RecipientState, TargetKind
 from services.delivery.store import Member, OutboxItem
-from services.kit.peers import Peers
+from services.kit.peers import Peers, token_rejected
 
 DELIVERY_STATUS = {
     RecipientState.SENT: common_pb2.DELIVERY_STATUS_SENT,
@@ -32,12 +34,14 @@ DELIVERY_STATUS = {
 }
 _REASON_PREFIX = "DELIVERY_REASON_"
 
-# The peer refused the request itself: asking again will not help.
+# The peer refused the request itself: asking again will not help. A refused internal
+# token (UNAUTHENTICATED, PERMISSION_DENIED) is not among these: it is configuration,
+# and the work waits (retried) until the operator makes the tokens agree, rather than
+# failing every recipient for good.
 _PERMANENT = (
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.PERMISSION_DENIED,
 )
 
 
@@ -56,10 +60,13 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     return stamp
 
 
-def _unavailable(call: str, error: grpc.aio.AioRpcError) -> PeerUnavailable:
-    return PeerUnavailable(
-        f"{call}: {error.code().name}: {error.details()}", permanent=error.code() in _PERMANENT
-    )
+def _permanent(error: grpc.aio.AioRpcError) -> bool:
+    return error.code() in _PERMANENT and not token_rejected(error)
+
+
+def _unavailable(peers: Peers, call: str, error: grpc.aio.AioRpcError) -> PeerUnavailable:
+    service = call.partition(".")[0]
+    return PeerUnavailable(f"{call}: {peers.call_failed(service, error)}", permanent=_permanent(error))
 
 
 class GrpcSiteCredentials:
@@ -76,8 +83,8 @@ class GrpcSiteCredentials:
             )
         except grpc.aio.AioRpcError as error:
             raise CredentialsUnavailable(
-                f"campaign.GetSiteCredentials: {error.code().name}: {error.details()}",
-                permanent=error.code() in _PERMANENT,
+                f"campaign.GetSiteCredentials: {self._peers.call_failed('campaign', error)}",
+                permanent=_permanent(error),
             ) from None
         if not response.vapid_private_key or not response.engagement_secret:
             raise CredentialsUnavailable("the site has no VAPID key", permanent=True)
@@ -117,7 +124,7 @@ class GrpcAudience:
                 timeout=self._peers.timeout,
             )
         except grpc.aio.AioRpcError as error:
-            raise _unavailable("segment.ListAudienceMembers", error) from None
+            raise _unavailable(self._peers, "segment.ListAudienceMembers", error) from None
         members = []
         for m in response.members:
             target = m.target
@@ -154,7 +161,7 @@ class GrpcAudience:
                 timeout=self._peers.timeout,
             )
         except grpc.aio.AioRpcError as error:
-            raise _unavailable("segment.CheckSubscribers", error) from None
+            raise _unavailable(self._peers, "segment.CheckSubscribers", error) from None
         return set(response.inactive_subscriber_ids)
 
 
@@ -164,19 +171,22 @@ class GrpcSubscriberPruner:
 
     async def unsubscribe(self, site_id: str, gone: Sequence[tuple[str, str]]) -> None:
         stub = segment_service_pb2_grpc.SegmentServiceStub(self._peers.channel("segment"))
-        await stub.BatchUnsubscribeSubscribers(
-            segment_service_pb2.BatchUnsubscribeSubscribersRequest(
-                unsubscriptions=[
-                    subscriber_pb2.Unsubscription(
-                        subscriber_id=subscriber_id,
-                        reason=reason_enum(reason),  # type: ignore[arg-type]
-                    )
-                    for subscriber_id, reason in gone
-                ]
-            ),
-            metadata=self._peers.metadata(site_id),
-            timeout=self._peers.timeout,
-        )
+        try:
+            await stub.BatchUnsubscribeSubscribers(
+                segment_service_pb2.BatchUnsubscribeSubscribersRequest(
+                    unsubscriptions=[
+                        subscriber_pb2.Unsubscription(
+                            subscriber_id=subscriber_id,
+                            reason=reason_enum(reason),  # type: ignore[arg-type]
+                        )
+                        for subscriber_id, reason in gone
+                    ]
+                ),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(self._peers, "segment.BatchUnsubscribeSubscribers", error) from None
 
 
 class GrpcOutcomeSink:
@@ -214,19 +224,25 @@ class GrpcOutcomeSink:
                     occur_time=stamp,
                 )
             )
-        await self._stub().RecordDeliveryOutcomes(
-            reporting_service_pb2.RecordDeliveryOutcomesRequest(outcomes=messages),
-            metadata=self._peers.metadata(site_id),
-            timeout=self._peers.timeout,
-        )
+        try:
+            await self._stub().RecordDeliveryOutcomes(
+                reporting_service_pb2.RecordDeliveryOutcomesRequest(outcomes=messages),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(self._peers, "reporting.RecordDeliveryOutcomes", error) from None
 
     async def record_audience(
         self, site_id: str, run_id: str, campaign_id: str, audience: int
     ) -> None:
-        await self._stub().RecordRunAudience(
-            reporting_service_pb2.RecordRunAudienceRequest(
-                run_id=run_id, campaign_id=campaign_id, audience=audience
-            ),
-            metadata=self._peers.metadata(site_id),
-            timeout=self._peers.timeout,
-        )
+        try:
+            await self._stub().RecordRunAudience(
+                reporting_service_pb2.RecordRunAudienceRequest(
+                    run_id=run_id, campaign_id=campaign_id, audience=audience
+                ),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(self._peers, "reporting.RecordRunAudience", error) from None

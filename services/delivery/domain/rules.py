@@ -42,6 +42,11 @@ class Reason(StrEnum):
 
 SENT_STATUSES = frozenset({200, 201, 202})
 GONE_STATUSES = frozenset({404, 410})
+# What `decide` retries (with backoff, up to the policy's attempts): a Failed verdict
+# with one of these reasons means the attempts ran out.
+RETRIED_REASONS = frozenset(
+    {Reason.PUSH_SERVICE_429, Reason.PUSH_SERVICE_5XX, Reason.TIMEOUT, Reason.CONNECTION_ERROR}
+)
 
 
 @dataclass(frozen=True)

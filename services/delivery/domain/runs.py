@@ -128,6 +128,16 @@ class DeliveryRuns:
             key=lambda found: order[found.run.run_id],
         )
 
+    async def cancel(self, site_id: str, run_id: str) -> tuple[RunWithCounts, int]:
+        """Cancels the run (see DeliveryStore.cancel_run); returns it and how many
+        recipients this call ended as cancelled. A finished run is returned unchanged."""
+        _check_id(run_id, "run_id")
+        cancelled = await self._store.cancel_run(site_id, run_id, self._clock.now())
+        if cancelled is None:
+            raise self._run_not_found(run_id)
+        run, recipients = cancelled
+        return await self._with_counts(run), recipients
+
     async def recipient_outcome(self, site_id: str, run_id: str, subscriber_id: str) -> RecipientView:
         _check_id(run_id, "run_id")
         if not subscriber_id:

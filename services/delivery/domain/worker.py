@@ -44,7 +44,9 @@ from services.delivery.domain.ports import (
     VapidSigning,
 )
 from services.delivery.domain.rules import (
+    RETRIED_REASONS,
     Failed,
+    PushAnswer,
     Reason,
     RetryLater,
     RetryPolicy,
@@ -65,7 +67,7 @@ from services.delivery.store import (
 )
 from services.kit.auth import bind_site
 from services.kit.clock import Clock
-from services.kit.logging import get_logger
+from services.kit.logging import OncePer, get_logger
 from services.kit.tokens import engagement_token
 
 log = get_logger(__name__)
@@ -79,6 +81,9 @@ OUTBOX_BATCH = 100
 PEER_BATCH = {OutboxKind.OUTCOME: 5000, OutboxKind.AUDIENCE: 100, OutboxKind.UNSUBSCRIBE: 1000}
 # How long a sender waits for more answers before committing the ones it has.
 GROUP_COMMIT_SECONDS = 0.003
+# A push service throttling us, or refusing a site's VAPID signature, is logged once per
+# push service (and site) in this long, however many recipients it answers so.
+PUSH_SERVICE_LOG_SECONDS = 60.0
 
 
 class DeliveryWorkers:
@@ -116,6 +121,10 @@ class DeliveryWorkers:
         self.window = max(1, settings.delivery_concurrency // settings.delivery_workers)
         self._sites: TTLCache[str, tuple[SiteCredentials, VapidSigning]] = TTLCache(
             MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
+        )
+        # On the injected clock, so that a test moves through the windows.
+        self._push_service_logged = OncePer(
+            PUSH_SERVICE_LOG_SECONDS, timer=lambda: self._clock.now().timestamp()
         )
         # What this process did (logged at stop): commits, answers, and how long the
         # senders waited for their commits and for answers (microseconds, summed).
@@ -169,6 +178,10 @@ class DeliveryWorkers:
     def run_started(self) -> None:
         """A run was handed to this process: start preparing it now, not at the next poll."""
         self._preparation_ready.set()
+
+    def run_cancelled(self) -> None:
+        """A run was cancelled: its outcomes are in the outbox; relay them now."""
+        self._outbox_ready.set()
 
     async def _wait(self, event: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -228,7 +241,9 @@ class DeliveryWorkers:
             )
             if not held:
                 log.warning(
-                    "lost the preparation lease; another process goes on", run_id=lease.run_id
+                    "preparation stopped: the run was cancelled, or another process took "
+                    "it over",
+                    run_id=lease.run_id,
                 )
                 return True
             self._work_ready.set()
@@ -375,7 +390,8 @@ class DeliveryWorkers:
         sending: dict[int, PendingRecipient] = {}
         tags = itertools.count()
         retries: list[Retry] = []
-        refused_logged = False
+        # Recipients whose attempts ran out in this pass, by reason (logged once after).
+        exhausted: Counter[str] = Counter()
         lease = self._settings.delivery_lease_seconds
         try:
             while sendable or stream.in_flight or ended or retries:
@@ -407,7 +423,9 @@ class DeliveryWorkers:
                     self.stats["answers_committed"] += len(ended) + len(retries)
                     if not held:
                         log.warning(
-                            "lost the lease on a chunk; stopped sending it", chunk_id=chunk.chunk_id
+                            "lost the lease on a chunk (its run was cancelled, or another "
+                            "process took it over); stopped sending it",
+                            chunk_id=chunk.chunk_id,
                         )
                         return
                     if ended:
@@ -437,18 +455,14 @@ class DeliveryWorkers:
                 now = self._clock.now()
                 for tag, answer in done:
                     recipient = sending.pop(tag)
-                    if answer.status in (401, 403) and not refused_logged:
-                        refused_logged = True
-                        log.warning(
-                            "push service refused our VAPID signature",
-                            status=answer.status,
-                            push_service=endpoint_origin(recipient.endpoint),
-                            response_excerpt=answer.body_excerpt,
-                        )
+                    if answer.status in (401, 403, 429):
+                        self._push_service_answered(chunk, recipient, answer)
                     match decide(answer, recipient.attempts + 1, self._policy, now):
                         case Sent():
                             ended.append(_terminal(recipient, RecipientState.SENT, None))
                         case Failed(reason=reason, unsubscribe=unsubscribe):
+                            if reason in RETRIED_REASONS:
+                                exhausted[reason.value] += 1
                             ended.append(
                                 _terminal(
                                     recipient,
@@ -467,7 +481,41 @@ class DeliveryWorkers:
                             )
         finally:
             stream.close()
+        if exhausted:
+            log.warning(
+                "push retries exhausted",
+                run_id=chunk.run_id,
+                chunk_id=chunk.chunk_id,
+                recipients=sum(exhausted.values()),
+                attempts=self._policy.max_attempts,
+                reasons=dict(exhausted),
+            )
         await self._store.release_chunk(chunk, self._clock.now())
+
+    def _push_service_answered(
+        self, chunk: ClaimedChunk, recipient: PendingRecipient, answer: PushAnswer
+    ) -> None:
+        """Logs a push service throttling us (per push service) or refusing the site's
+        VAPID signature (per push service and site), once per window."""
+        origin = endpoint_origin(recipient.endpoint)
+        if answer.status == 429:
+            if self._push_service_logged(("throttled", origin)):
+                log.warning(
+                    "push service is throttling us",
+                    push_service=origin,
+                    status=429,
+                    retry_after=answer.retry_after or "",
+                    window_seconds=PUSH_SERVICE_LOG_SECONDS,
+                )
+        elif self._push_service_logged(("vapid refused", origin, chunk.site_id)):
+            log.warning(
+                "push service refused our VAPID signature",
+                push_service=origin,
+                status=answer.status,
+                run_id=chunk.run_id,
+                response_excerpt=answer.body_excerpt,
+                window_seconds=PUSH_SERVICE_LOG_SECONDS,
+            )
 
     async def _close_chunk(self, chunk: ClaimedChunk, run: Run, ended: Sequence[Terminal]) -> None:
         if await self._store.record_progress(

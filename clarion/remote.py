@@ -1,0 +1,546 @@
+"""`clarion` commands that work on a running deployment over gRPC, with a site's API key.
+
+    clarion campaign list | show ID | create FILE | send ID [--watch] | cancel ID [--run RUN]
+    clarion run list CAMPAIGN | show RUN [--watch]
+    clarion why --run RUN --subscriber SUBSCRIBER
+    clarion report CAMPAIGN
+
+Addresses and the key come from flags or CLARION_* variables (each command's --help
+names them). Output is a readable table, or JSON with --json. A refused call prints one
+line saying what went wrong and what to do (an OperatorError), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import yaml
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from pydantic import SecretStr
+
+from clarion.campaign.v1 import (
+    campaign_pb2,
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
+)
+from clarion.common.v1 import common_pb2
+from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
+from services.kit.config import Settings
+from services.kit.errors import error_info
+from services.kit.operator import OperatorError
+
+T = TypeVar("T")
+
+WATCH_INTERVAL_SECONDS = 0.5
+_FINISHED = (
+    campaign_pb2.RUN_STATE_DONE,
+    campaign_pb2.RUN_STATE_FAILED,
+    campaign_pb2.RUN_STATE_CANCELLED,
+)
+
+
+class ClientSettings(Settings):
+    """What the remote commands read: the deployment's addresses and the site's key."""
+
+    api_key: SecretStr = SecretStr("")
+    """The site's API key (printed once by `clarion site create`)."""
+
+
+# Fields whose variables each remote command names in its --help.
+CAMPAIGN_FIELDS = ["api_key", "campaign_address"]
+REPORT_FIELDS = ["api_key", "reporting_address"]
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser, *, reporting: bool = False) -> None:
+    parser.add_argument("--api-key", help="the site's API key (default: $CLARION_API_KEY)")
+    if reporting:
+        parser.add_argument(
+            "--reporting-address", help="host:port (default: $CLARION_REPORTING_ADDRESS)"
+        )
+    else:
+        parser.add_argument(
+            "--campaign-address", help="host:port (default: $CLARION_CAMPAIGN_ADDRESS)"
+        )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+class Remote:
+    """One command's connection: the address, the key, and error translation."""
+
+    def __init__(self, args: argparse.Namespace, service: str) -> None:
+        settings = ClientSettings()
+        self.service = service
+        self.address = getattr(args, f"{service}_address", None) or settings.address_for(service)
+        key = args.api_key or settings.api_key.get_secret_value()
+        if not key:
+            raise OperatorError(
+                "no API key: set CLARION_API_KEY or pass --api-key "
+                "(`clarion site create` prints a site's key once)"
+            )
+        self.metadata = (("authorization", f"Bearer {key}"),)
+        self.timeout = args.timeout
+
+    @contextmanager
+    def channel(self) -> Iterator[grpc.Channel]:
+        with grpc.insecure_channel(self.address) as channel:
+            yield channel
+
+    def call(self, method: Callable[..., T], request: Message) -> T:
+        try:
+            return method(request, metadata=self.metadata, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise OperatorError(self._describe(error)) from None
+
+    def _describe(self, error: grpc.RpcError) -> str:
+        code = error.code()  # type: ignore[attr-defined]
+        details = error.details() or ""  # type: ignore[attr-defined]
+        variable = ClientSettings.variable(f"{self.service}_address")
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return (
+                f"the {self.service} service did not answer at {self.address} "
+                f"({code.name.lower()}): is it running? Set {variable} or "
+                f"--{self.service}-address"
+            )
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return f"the API key was refused ({details}): check CLARION_API_KEY or --api-key"
+        info = error_info(error)
+        reason = f" [{info.reason}]" if info is not None and info.reason else ""
+        return f"{code.name}: {details}{reason}"
+
+
+def campaign_stub(channel: grpc.Channel) -> campaign_service_pb2_grpc.CampaignServiceStub:
+    return campaign_service_pb2_grpc.CampaignServiceStub(channel)
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) for row in [header, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _state(run: campaign_pb2.Run) -> str:
+    return campaign_pb2.RunState.Name(run.state).removeprefix("RUN_STATE_").lower()
+
+
+def _when(message: Message, field: str) -> str:
+    if not message.HasField(field):
+        return "-"
+    return getattr(message, field).ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# campaign ...
+
+
+def cmd_campaign_list(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    campaigns: list[campaign_pb2.Campaign] = []
+    with remote.channel() as channel:
+        stub, token = campaign_stub(channel), ""
+        while True:
+            page = remote.call(
+                stub.ListCampaigns,
+                campaign_service_pb2.ListCampaignsRequest(page_size=200, page_token=token),
+            )
+            campaigns.extend(page.campaigns)
+            token = page.next_page_token
+            if not token:
+                break
+    if args.json:
+        print_json([as_dict(c) for c in campaigns])
+        return 0
+    if not campaigns:
+        print("no campaigns yet: create one with `clarion campaign create FILE`")
+        return 0
+    rows = [[c.campaign_id, c.name or "-", c.notification.title, _when(c, "create_time")] for c in campaigns]
+    print(table(rows, ["CAMPAIGN", "NAME", "TITLE", "CREATED"]))
+    return 0
+
+
+def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
+    if as_json:
+        print_json(as_dict(campaign))
+        return
+    notification = campaign.notification
+    rows = [
+        ["campaign_id", campaign.campaign_id],
+        ["name", campaign.name or "-"],
+        ["title", notification.title],
+        ["body", notification.body],
+        ["target_url", notification.target_url or "-"],
+        ["icon_url", notification.icon_url or "-"],
+        ["image_url", notification.image_url or "-"],
+        ["ttl_seconds", str(campaign.ttl_seconds)],
+        ["urgency", common_pb2.Urgency.Name(campaign.urgency).removeprefix("URGENCY_").lower()],
+        ["created", _when(campaign, "create_time")],
+    ]
+    print(table(rows, ["FIELD", "VALUE"]))
+
+
+def cmd_campaign_show(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        response = remote.call(
+            campaign_stub(channel).GetCampaign,
+            campaign_service_pb2.GetCampaignRequest(campaign_id=args.campaign_id),
+        )
+    _print_campaign(response.campaign, args.json)
+    return 0
+
+
+_URGENCY_WORDS = {"very_low", "low", "normal", "high"}
+
+
+def read_campaign_file(path: str) -> campaign_service_pb2.CreateCampaignRequest:
+    """A CreateCampaignRequest from a YAML or JSON file (`-` is standard input).
+
+    Field names as in the proto (name, notification.title, ttl_seconds, urgency,
+    request_id); urgency may be given as `high` as well as `URGENCY_HIGH`.
+    """
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise OperatorError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise OperatorError(f"{path} is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise OperatorError(f"{path} is not valid YAML or JSON: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise OperatorError(f"{path} must hold one mapping (name:, notification:, ...)")
+    urgency = data.get("urgency")
+    if isinstance(urgency, str) and urgency.lower() in _URGENCY_WORDS:
+        data["urgency"] = f"URGENCY_{urgency.upper()}"
+    try:
+        return json_format.ParseDict(data, campaign_service_pb2.CreateCampaignRequest())
+    except json_format.ParseError as error:
+        raise OperatorError(f"{path}: {error}") from None
+
+
+def cmd_campaign_create(args: argparse.Namespace) -> int:
+    request = read_campaign_file(args.file)
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        response = remote.call(campaign_stub(channel).CreateCampaign, request)
+    if args.json:
+        print_json(as_dict(response.campaign))
+    elif args.quiet:
+        print(response.campaign.campaign_id)
+    else:
+        print(f"created {response.campaign.campaign_id}")
+        print(f"send it with: clarion campaign send {response.campaign.campaign_id} --watch")
+    return 0
+
+
+def cmd_campaign_send(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        stub = campaign_stub(channel)
+        response = remote.call(
+            stub.SendCampaignNow,
+            campaign_service_pb2.SendCampaignNowRequest(
+                campaign_id=args.campaign_id, request_id=args.request_id or ""
+            ),
+        )
+        if args.watch:
+            return watch_run(remote, stub, response.run.run_id, args.json)
+    if args.json:
+        print_json(as_dict(response.run))
+    else:
+        print(f"run {response.run.run_id} started ({_state(response.run)})")
+        print(f"follow it with: clarion run show {response.run.run_id} --watch")
+    return 0
+
+
+def _campaign_runs(
+    remote: Remote, stub: campaign_service_pb2_grpc.CampaignServiceStub, campaign_id: str
+) -> list[campaign_pb2.Run]:
+    runs: list[campaign_pb2.Run] = []
+    token = ""
+    while True:
+        page = remote.call(
+            stub.ListRuns,
+            campaign_service_pb2.ListRunsRequest(
+                campaign_id=campaign_id, page_size=200, page_token=token
+            ),
+        )
+        runs.extend(page.runs)
+        token = page.next_page_token
+        if not token:
+            return runs
+
+
+def cmd_campaign_cancel(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        stub = campaign_stub(channel)
+        if args.run:
+            run = remote.call(stub.GetRun, campaign_service_pb2.GetRunRequest(run_id=args.run)).run
+            if run.campaign_id != args.campaign_id:
+                raise OperatorError(
+                    f"run {args.run} is a run of campaign {run.campaign_id}, not of "
+                    f"{args.campaign_id}: check the ids (`clarion run list {args.campaign_id}`)"
+                )
+            targets = [run]
+        else:
+            # Runs without a finish time: preparing, sending, or failed and still sending.
+            targets = [
+                r for r in _campaign_runs(remote, stub, args.campaign_id)
+                if not r.HasField("finish_time")
+            ]  # fmt: skip
+        cancelled = [
+            remote.call(stub.CancelRun, campaign_service_pb2.CancelRunRequest(run_id=r.run_id)).run
+            for r in targets
+        ]
+    if args.json:
+        print_json([as_dict(r) for r in cancelled])
+        return 0
+    if not cancelled:
+        print(f"no unfinished runs of {args.campaign_id}: nothing to cancel")
+        return 0
+    print(runs_table(cancelled, "finish_time"))
+    print("recipients not sent before the cancel are counted as suppressed (reason: cancelled)")
+    return 0
+
+
+# run ...
+
+
+def runs_table(runs: list[campaign_pb2.Run], time_field: str) -> str:
+    """Runs as a table: counts, and when each started (create_time) or ended."""
+    rows = [
+        [r.run_id, _state(r), str(r.audience), str(r.progress.sent), str(r.progress.failed),
+         str(r.progress.suppressed), str(r.progress.expired), _when(r, time_field)]
+        for r in runs
+    ]  # fmt: skip
+    when = "STARTED" if time_field == "create_time" else "FINISHED"
+    header = ["RUN", "STATE", "AUDIENCE", "SENT", "FAILED", "SUPPRESSED", "EXPIRED", when]
+    return table(rows, header)
+
+
+def cmd_run_list(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        runs = _campaign_runs(remote, campaign_stub(channel), args.campaign_id)
+    if args.json:
+        print_json([as_dict(r) for r in runs])
+        return 0
+    if not runs:
+        print(f"no runs of {args.campaign_id} yet: start one with `clarion campaign send`")
+        return 0
+    print(runs_table(runs, "create_time"))
+    return 0
+
+
+def run_line(run: campaign_pb2.Run) -> str:
+    """One line of a run's progress, with a bar over the recipients that have an outcome."""
+    p = run.progress
+    done = p.sent + p.failed + p.suppressed + p.expired
+    total = max(run.audience, p.resolved, done)
+    fraction = done / total if total else (1.0 if run.state in _FINISHED else 0.0)
+    width = 30
+    filled = int(round(fraction * width))
+    bar = "#" * filled + "." * (width - filled)
+    line = (
+        f"[{bar}] {fraction:4.0%} {_state(run):9} sent {p.sent}  failed {p.failed}  "
+        f"suppressed {p.suppressed}  expired {p.expired}  of {total}"
+    )
+    if run.failure_reason:
+        line += f"  ({run.failure_reason})"
+    for warning in run.warnings:
+        line += f"  warning: {campaign_pb2.RunWarning.Name(warning).removeprefix('RUN_WARNING_').lower()}"
+    return line
+
+
+def watch_run(
+    remote: Remote, stub: campaign_service_pb2_grpc.CampaignServiceStub, run_id: str, as_json: bool
+) -> int:
+    """Follows a run until it is finished: a live bar on a terminal, a line per change
+    otherwise. Exit status 0 when DONE, 1 when FAILED or CANCELLED."""
+    interactive = sys.stdout.isatty() and not as_json
+    last = ""
+    while True:
+        run = remote.call(stub.GetRun, campaign_service_pb2.GetRunRequest(run_id=run_id)).run
+        line = run_line(run)
+        if line != last and not as_json:
+            print(("\r" + line) if interactive else line, end="" if interactive else "\n", flush=True)
+            last = line
+        if run.state in _FINISHED:
+            break
+        time.sleep(WATCH_INTERVAL_SECONDS)
+    if interactive:
+        print()
+    if as_json:
+        print_json(as_dict(run))
+    return 0 if run.state == campaign_pb2.RUN_STATE_DONE else 1
+
+
+def cmd_run_show(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        stub = campaign_stub(channel)
+        if args.watch:
+            return watch_run(remote, stub, args.run_id, args.json)
+        run = remote.call(stub.GetRun, campaign_service_pb2.GetRunRequest(run_id=args.run_id)).run
+    if args.json:
+        print_json(as_dict(run))
+        return 0
+    print(f"run {run.run_id} of campaign {run.campaign_id}")
+    print(f"started {_when(run, 'create_time')}, finished {_when(run, 'finish_time')}")
+    print(run_line(run))
+    return 0
+
+
+# why
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        recipient = remote.call(
+            campaign_stub(channel).GetRunRecipient,
+            campaign_service_pb2.GetRunRecipientRequest(
+                run_id=args.run, subscriber_id=args.subscriber
+            ),
+        ).recipient
+    if args.json:
+        print_json(as_dict(recipient))
+        return 0
+    status = campaign_pb2.RecipientStatus.Name(recipient.status).removeprefix("RECIPIENT_STATUS_")
+    reason = common_pb2.DeliveryReason.Name(recipient.reason)
+    rows = [
+        ["run", recipient.run_id],
+        ["subscriber", recipient.subscriber_id],
+        ["status", status.lower()],
+        ["reason", reason.removeprefix("DELIVERY_REASON_").lower() if recipient.reason else "-"],
+        ["attempts", str(recipient.attempts)],
+        ["finished", _when(recipient, "finish_time")],
+    ]
+    print(table(rows, ["FIELD", "VALUE"]))
+    print(f"why: {recipient.explanation}")
+    return 0
+
+
+# report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    remote = Remote(args, "reporting")
+    with remote.channel() as channel:
+        report = remote.call(
+            reporting_service_pb2_grpc.ReportingServiceStub(channel).GetCampaignReport,
+            reporting_service_pb2.GetCampaignReportRequest(campaign_id=args.campaign_id),
+        ).report
+    if args.json:
+        print_json(as_dict(report))
+        return 0
+    rows = [
+        ["runs", str(report.runs)],
+        ["audience", str(report.audience)],
+        ["sent", str(report.sent)],
+        ["failed", str(report.failed)],
+        ["suppressed", str(report.suppressed)],
+        ["expired", str(report.expired)],
+        ["viewed", str(report.viewed)],
+        ["clicked", str(report.clicked)],
+        ["closed", str(report.closed)],
+        ["click-through rate", f"{report.click_through_rate:.2%}"],
+        ["last sent", _when(report, "last_sent_time")],
+    ]
+    print(f"campaign {report.campaign_id}")
+    print(table(rows, ["METRIC", "VALUE"]))
+    return 0
+
+
+def register(
+    sub: Any,
+    add: Callable[..., argparse.ArgumentParser],
+    variables_help: Callable[..., str],
+) -> None:
+    """Adds the remote commands to the `clarion` parser."""
+    campaign_vars = variables_help(CAMPAIGN_FIELDS, ClientSettings)
+    report_vars = variables_help(REPORT_FIELDS, ClientSettings)
+
+    campaign = sub.add_parser("campaign", help="list, show, create and send campaigns")
+    campaign_sub = campaign.add_subparsers(dest="campaign_command", required=True)
+    listing = add(campaign_sub, "list", "list the site's campaigns", campaign_vars)
+    listing.set_defaults(func=cmd_campaign_list)
+    show = add(campaign_sub, "show", "show one campaign", campaign_vars)
+    show.add_argument("campaign_id")
+    show.set_defaults(func=cmd_campaign_show)
+    create = add(
+        campaign_sub,
+        "create",
+        "create a campaign from a YAML or JSON file",
+        campaign_vars,
+        description="create a campaign from a YAML or JSON file (`-` reads standard input):\n\n"
+        "  name: Spring sale\n  notification:\n    title: 20% off today\n"
+        "    body: Everything in the spring collection\n    target_url: https://shop.example/sale\n"
+        "  ttl_seconds: 86400\n  urgency: high\n",
+    )
+    create.add_argument("file")
+    create.add_argument("-q", "--quiet", action="store_true", help="print only the campaign id")
+    create.set_defaults(func=cmd_campaign_create)
+    send = add(campaign_sub, "send", "start a run of a campaign now", campaign_vars)
+    send.add_argument("campaign_id")
+    send.add_argument("--request-id", help="idempotency key: a repeat returns the same run")
+    send.add_argument("--watch", action="store_true", help="follow the run until it is finished")
+    send.set_defaults(func=cmd_campaign_send)
+    cancel = add(
+        campaign_sub,
+        "cancel",
+        "cancel a run of a campaign, or every unfinished one",
+        campaign_vars,
+        description="cancel a run: nothing more is sent, and recipients not sent yet end "
+        "suppressed (reason: cancelled). Without --run, every unfinished run of the "
+        "campaign is cancelled. Cancelling a finished run changes nothing.",
+    )
+    cancel.add_argument("campaign_id")
+    cancel.add_argument("--run", help="cancel only this run of the campaign")
+    cancel.set_defaults(func=cmd_campaign_cancel)
+
+    run = sub.add_parser("run", help="list and follow a campaign's runs")
+    run_sub = run.add_subparsers(dest="run_command", required=True)
+    runs = add(run_sub, "list", "list a campaign's runs, newest first", campaign_vars)
+    runs.add_argument("campaign_id")
+    runs.set_defaults(func=cmd_run_list)
+    run_show = add(run_sub, "show", "show a run's progress", campaign_vars)
+    run_show.add_argument("run_id")
+    run_show.add_argument("--watch", action="store_true", help="a live progress bar until it is finished")
+    run_show.set_defaults(func=cmd_run_show)
+
+    why = add(
+        sub,
+        "why",
+        "what happened to one subscriber's message of a run, and why",
+        campaign_vars,
+    )
+    why.add_argument("--run", required=True, help="the run's id")
+    why.add_argument("--subscriber", required=True, help="the subscriber's id")
+    why.set_defaults(func=cmd_why)
+
+    report = add(sub, "report", "a campaign's report: sent, failed, viewed, clicked, CTR", report_vars)
+    report.add_argument("campaign_id")
+    report.set_defaults(func=cmd_report)
+
+    for parser in (listing, show, create, send, cancel, runs, run_show, why):
+        add_connection_arguments(parser)
+    add_connection_arguments(report, reporting=True)

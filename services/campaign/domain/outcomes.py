@@ -1,0 +1,56 @@
+"""What happened to one recipient of a run, in one sentence for a person.
+
+Keyed by the DeliveryReason words (clarion.common.v1.DeliveryReason without its prefix,
+in lower case): a closed set, so every reason has its sentence here.
+"""
+
+from __future__ import annotations
+
+from services.campaign.domain.ports import RecipientStatus
+
+EXPLANATIONS: dict[str, str] = {
+    "push_service_404": (
+        "the push service said the subscription does not exist; "
+        "the subscriber was unsubscribed"
+    ),
+    "push_service_410": (
+        "the push service said the subscription is gone; the subscriber was unsubscribed"
+    ),
+    "payload_too_large": "the push service refused the message as too large (413)",
+    "push_service_429": (
+        "the push service kept asking us to slow down (429) until the retries ran out"
+    ),
+    "push_service_5xx": "the push service kept failing (5xx) until the retries ran out",
+    "push_service_auth": (
+        "the push service refused the site's VAPID signature (401/403); "
+        "check the site's VAPID keys"
+    ),
+    "push_service_4xx": "the push service refused the request (4xx)",
+    "timeout": "the push service did not answer in time, on every attempt",
+    "connection_error": "the push service could not be reached, on every attempt",
+    "endpoint_refused": (
+        "the subscription's endpoint is not an allowed push service (or not a public "
+        "address), so nothing was sent to it"
+    ),
+    "encryption_error": "the subscription's keys could not be used to encrypt the message",
+    "no_vapid_credentials": "the site has no usable VAPID key, so the message could not be signed",
+    "unsubscribed": "the subscriber unsubscribed before the message was sent",
+    "frequency_cap": "held back by the frequency cap",
+    "dnd": "held back by the subscriber's do-not-disturb hours",
+    "cut_off": "held back: the run's send window had closed",
+    "control_group": "in the control group, which gets no message",
+    "cancelled": "the run was cancelled before this subscriber's message was sent",
+    "expired_ttl": "the message's time to live passed before it could be sent",
+    "apns_unregistered": "APNs said the device token is no longer valid",
+}
+
+
+def explain(status: RecipientStatus, reason: str) -> str:
+    """One sentence saying what happened to the recipient and why."""
+    if status is RecipientStatus.SENT:
+        return "the push service accepted the message for the subscriber's browser"
+    if status is RecipientStatus.PENDING:
+        if reason:
+            return f"not sent yet: its last attempt is being retried ({reason})"
+        return "queued and not sent yet"
+    return EXPLANATIONS.get(reason, f"{status.value} ({reason or 'no reason given'})")

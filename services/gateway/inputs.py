@@ -1,0 +1,371 @@
+"""What a browser may send the gateway, declared: each route's path parameters and JSON
+body as pydantic models, and a JSON reader that refuses what would hurt the parser.
+
+Everything is checked here, before any other service is called, and each refusal is a
+4xx ApiError naming the field, that quotes at most a few dozen characters of the
+caller's value. The constraints a string may have (no NUL, control characters or lone
+surrogates; a length; the id alphabet) are declared once below as Annotated types, the
+models combine them. Other services check their own rules again (an endpoint's host,
+a time zone's name, a P-256 point): the gateway relays their refusals as 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import hdrs, web
+from annotated_types import MaxLen, MinLen
+from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
+
+from clarion.common.v1 import common_pb2
+from services.gateway.errors import ApiError, quote
+
+M = TypeVar("M", bound=BaseModel)
+
+# Our bodies nest three levels (body, subscription, keys); JSON deeper than this is
+# refused before it is parsed, so no nesting can exhaust the parser's recursion.
+MAX_JSON_DEPTH = 32
+ID_LENGTH = 128
+BUTTON_LENGTH = 64
+ENDPOINT_LENGTH = 2048
+TIMEZONE_LENGTH = 64
+PROFILE_ID_LENGTH = 128
+# A P-256 point is 87 base64url characters, an auth secret 22; room for padding, no more.
+BASE64URL_LENGTH = 128
+TOKEN_LENGTH = 128
+
+ID_ALPHABET = "A-Z a-z 0-9 - _ . :"
+_ID = re.compile(r"[A-Za-z0-9_.:-]+")
+_SITE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+# NUL (PostgreSQL cannot store it), the other C0 and C1 controls and DEL, and lone
+# surrogates: "\ud800" is valid JSON, but no UTF-8 (protobuf, a database) can carry it.
+_HOSTILE_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# A JSON string (possessive, so an unterminated one runs to the end in linear time) or
+# a bracket: what the depth count looks at.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+
+# Content types a JSON body may come with: JSON itself, and text/plain, which is what
+# navigator.sendBeacon() sends a string as (a request a browser sends without a preflight).
+_JSON_MEDIA_TYPES = ("application/json", "text/plain")
+_UTF8 = ("utf-8", "utf8")
+
+
+# --- string constraints, declared once -------------------------------------------------
+
+
+def _no_hostile_characters(value: str) -> str:
+    found = _HOSTILE_CHARACTER.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "INVALID_CHARACTERS",
+            "must not contain NUL, control characters or unpaired surrogates; "
+            "found U+{code_point} at index {index}",
+            {"code_point": f"{ord(found.group()):04X}", "index": found.start()},
+        )
+    return value
+
+
+def _id_alphabet(value: str) -> str:
+    if value and not _ID.fullmatch(value):
+        raise PydanticCustomError(
+            "INVALID_ID", "must be characters of {alphabet} only", {"alphabet": ID_ALPHABET}
+        )
+    return value
+
+
+def _site_id(value: str) -> str:
+    # A malformed id names no site, and must not reach gRPC metadata.
+    if not _SITE_ID.fullmatch(value):
+        raise PydanticCustomError("SITE_NOT_FOUND", "names no site")
+    return value
+
+
+def _base64url(value: str) -> str:
+    try:
+        base64url_decode(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "INVALID_BASE64URL", "must be base64url text (A-Z a-z 0-9 - _)"
+        ) from None
+    return value
+
+
+def _one_of(code: str, choices: Mapping[str, object]) -> AfterValidator:
+    def check(value: str) -> str:
+        if value and value not in choices:
+            raise PydanticCustomError(
+                code,
+                "must be one of {choices}, got {value}",
+                {"choices": ", ".join(choices), "value": quote(value)},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+_Clean = AfterValidator(_no_hostile_characters)
+# Length first (pydantic checks it inside the str schema), then the characters.
+Id = Annotated[str, MinLen(1), MaxLen(ID_LENGTH), _Clean, AfterValidator(_id_alphabet)]
+SiteId = Annotated[str, AfterValidator(_site_id)]
+Button = Annotated[str, MaxLen(BUTTON_LENGTH), _Clean, AfterValidator(_id_alphabet)]
+Endpoint = Annotated[str, MinLen(1), MaxLen(ENDPOINT_LENGTH), _Clean]
+Base64Url = Annotated[str, MinLen(1), MaxLen(BASE64URL_LENGTH), _Clean, AfterValidator(_base64url)]
+Timezone = Annotated[str, MaxLen(TIMEZONE_LENGTH), _Clean]
+ProfileId = Annotated[str, MaxLen(PROFILE_ID_LENGTH), _Clean]
+Token = Annotated[str, MaxLen(TOKEN_LENGTH), _Clean]
+
+BROWSERS: Mapping[str, common_pb2.Browser] = {
+    "chrome": common_pb2.BROWSER_CHROME,
+    "firefox": common_pb2.BROWSER_FIREFOX,
+    "edge": common_pb2.BROWSER_EDGE,
+    "opera": common_pb2.BROWSER_OPERA,
+    "safari": common_pb2.BROWSER_SAFARI,
+    "other": common_pb2.BROWSER_OTHER,
+}
+KINDS: Mapping[str, common_pb2.EngagementKind] = {
+    "viewed": common_pb2.ENGAGEMENT_KIND_VIEWED,
+    "clicked": common_pb2.ENGAGEMENT_KIND_CLICKED,
+    "closed": common_pb2.ENGAGEMENT_KIND_CLOSED,
+}
+Browser = Annotated[str, MaxLen(ID_LENGTH), _Clean, _one_of("INVALID_BROWSER", BROWSERS)]
+Kind = Annotated[str, MinLen(1), MaxLen(ID_LENGTH), _Clean, _one_of("INVALID_KIND", KINDS)]
+
+
+# --- models ----------------------------------------------------------------------------
+
+
+class _Input(BaseModel):
+    # Strict: 42 is not the string "42"; fields we do not know (expirationTime) are ignored.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class SitePath(_Input):
+    site_id: SiteId
+
+
+class SubscriberPath(SitePath):
+    subscriber_id: Id
+
+
+class PushKeys(_Input):
+    p256dh: Base64Url
+    auth: Base64Url
+
+
+class PushSubscription(_Input):
+    """PushSubscription.toJSON(), as the browser gives it."""
+
+    endpoint: Endpoint
+    keys: PushKeys
+
+
+class SubscribeBody(_Input):
+    subscription: PushSubscription
+    browser: Browser | None = None
+    timezone: Timezone | None = None
+    profile_id: ProfileId | None = None
+
+
+class EventBody(_Input):
+    kind: Kind
+    run_id: Id
+    campaign_id: Id
+    subscriber_id: Id
+    button: Button | None = None
+    engagement_token: Token | None = None
+
+
+_SITE_ID_ADAPTER: TypeAdapter[str] = TypeAdapter(SiteId)
+
+
+# --- reading a request -----------------------------------------------------------------
+
+
+def path(request: web.Request, model: type[M]) -> M:
+    """The route's path parameters; a site id that cannot name a site is 404."""
+    return _validate(model, dict(request.match_info))
+
+
+def require_site_id(site_id: str) -> None:
+    """404 for a site id that cannot name a site (it must not reach gRPC metadata)."""
+    try:
+        _SITE_ID_ADAPTER.validate_python(site_id)
+    except ValidationError:
+        raise ApiError(404, "SITE_NOT_FOUND", "site_id names no site") from None
+
+
+async def body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as `model`: UTF-8, at most MAX_JSON_DEPTH deep, an object."""
+    _require_json_content_type(request)
+    raw = await request.read()  # raises 413 past the application's client_max_size
+    return _validate(model, parse_json(raw))
+
+
+def _require_json_content_type(request: web.Request) -> None:
+    if hdrs.CONTENT_TYPE not in request.headers:
+        return
+    media_type = request.content_type.lower()
+    if media_type not in _JSON_MEDIA_TYPES and not media_type.endswith("+json"):
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"Content-Type must be application/json, got {quote(media_type)}",
+        )
+    charset = request.charset
+    if charset is not None and charset.lower() not in _UTF8:
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"the Content-Type charset must be utf-8, got {quote(charset)}",
+        )
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON text (RFC 8259: UTF-8, no NaN or Infinity) nested at most MAX_JSON_DEPTH deep."""
+    if not raw.strip():
+        raise ApiError(400, "INVALID_JSON", "the request body is empty; send a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(
+            400,
+            "INVALID_ENCODING",
+            f"the request body must be UTF-8 JSON; byte {error.start} is not UTF-8",
+        ) from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(
+            400,
+            "JSON_TOO_DEEP",
+            f"the request body nests {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed",
+        )
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except _NotJson as error:
+        raise ApiError(
+            400, "INVALID_JSON", f"the request body is not valid JSON: {error}"
+        ) from None
+    except json.JSONDecodeError as error:
+        # error.msg is the parser's own words ("Expecting value"), never the caller's text.
+        raise ApiError(
+            400,
+            "INVALID_JSON",
+            f"the request body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}",
+        ) from None
+    except (ValueError, RecursionError):
+        # A number of more than 4,300 digits; or recursion the depth count did not foresee.
+        raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
+
+
+def json_depth(text: str) -> int:
+    """How deep arrays and objects nest in `text`, brackets inside strings not counted.
+
+    Linear in the text's length and without recursion, whatever the text is. Where the
+    text is not JSON it counts the part a parser would read before failing.
+    """
+    depth = deepest = 0
+    for token in _JSON_TOKEN.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def base64url_decode(value: str) -> bytes:
+    """Decodes base64url with or without padding (browsers send it without).
+
+    Raises ValueError for anything else.
+    """
+    if not _BASE64URL.fullmatch(value):
+        raise ValueError("not base64url text")
+    unpadded = value.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+    except binascii.Error:
+        raise ValueError("not valid base64url") from None
+
+
+# --- from pydantic's errors to the browser's -------------------------------------------
+
+_OBJECT_ERRORS = frozenset({"model_type", "dict_type", "model_attributes_type"})
+_STATUS = {"SITE_NOT_FOUND": 404}
+
+
+def _validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise _api_error(error) from None
+
+
+def _api_error(error: ValidationError) -> ApiError:
+    """The first problem pydantic found (in field order), as a 4xx naming the field.
+
+    Only this gateway's own words and the quoted (bounded) value of a choice are shown,
+    never pydantic's message, which would repeat a caller's value at any length.
+    """
+    first = error.errors(include_url=False)[0]
+    kind, value = first["type"], first.get("input")
+    field = ".".join(str(part) for part in first["loc"])
+    if not field:
+        return ApiError(400, "INVALID_BODY", "the request body must be a JSON object")
+    if kind == "missing" or value is None:
+        return ApiError(400, "MISSING_FIELD", f"{field} is required")
+    if kind in ("string_too_short", "too_short"):
+        return ApiError(400, "MISSING_FIELD", f"{field} must not be empty")
+    if kind in ("string_too_long", "too_long"):
+        limit = (first.get("ctx") or {}).get("max_length")
+        return ApiError(
+            400,
+            "FIELD_TOO_LONG",
+            f"{field} must be at most {limit} characters, got {len(value)}",
+        )
+    if kind == "string_type":
+        return ApiError(
+            400, "INVALID_FIELD_TYPE", f"{field} must be a string, got {_json_type(value)}"
+        )
+    if kind in _OBJECT_ERRORS:
+        return ApiError(
+            400, "INVALID_FIELD_TYPE", f"{field} must be a JSON object, got {_json_type(value)}"
+        )
+    if kind == "string_unicode" and isinstance(value, str):
+        # pydantic-core refuses a lone surrogate before our own check sees it.
+        try:
+            _no_hostile_characters(value)
+        except PydanticCustomError as hostile:
+            return ApiError(400, hostile.type, f"{field} {hostile.message()}")
+    if kind.isupper():  # our own PydanticCustomError: its type is the error code
+        return ApiError(_STATUS.get(kind, 400), kind, f"{field} {first['msg']}")
+    return ApiError(400, "INVALID_FIELD", f"{field} is not valid")
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"

@@ -1,0 +1,303 @@
+"""Every request checked against the limits its proto declares, before a handler runs.
+
+Limits live next to the fields they bound, as `(clarion.common.v1.constraints)` options
+(protos/clarion/common/v1/constraints.proto, which also lists the checks every field gets
+without declaring anything). The auth interceptor calls `check_request` on every call, so
+no handler repeats a length or range check, and malformed input ends as
+INVALID_ARGUMENT naming the field instead of reaching a database that would refuse it
+(PostgreSQL refuses NUL in text, timestamps past 9999, a varchar over its length).
+
+Plans are compiled once per message type; a check walks only the fields that are set.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from clarion.common.v1 import constraints_pb2
+from services.kit.errors import InvalidArgument
+
+DEFAULT_MAX_TEXT = 4096
+DEFAULT_MAX_BYTES = 65_536
+DEFAULT_MAX_ITEMS = 10_000
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+MAX_NANOS = 999_999_999
+# Durations: ±10,000 years, as the well-known type documents.
+MAX_DURATION_SECONDS = 315_576_000_000
+
+# NUL and the other C0 controls and DEL; tab, newline and carriage return are text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKING = re.compile(r"[\t\n\r]")
+_ID = re.compile(r"[A-Za-z0-9_.:-]+")
+
+_TEXT = FieldDescriptor.TYPE_STRING
+_BYTES = FieldDescriptor.TYPE_BYTES
+_MESSAGE = FieldDescriptor.TYPE_MESSAGE
+_ENUM = FieldDescriptor.TYPE_ENUM
+_INTEGERS = {
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED32,
+    FieldDescriptor.TYPE_SFIXED64,
+}  # fmt: skip
+_FLOATS = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+
+
+class InvalidField(InvalidArgument):
+    """A field broke a declared or default limit; the message names the field, never
+    echoes the value (which may be huge or hostile)."""
+
+    def __init__(self, path: str, problem: str, reason: str = "") -> None:
+        super().__init__(reason or "INVALID_FIELD", f"{path}: {problem}", field=path)
+
+
+# A check of one value at a path; raises InvalidField.
+_ValueCheck = Callable[[str, Any], None]
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    name: str
+    repeated: bool
+    max_items: int
+    too_many_reason: str
+    # Checks one value (an item, for a list); None: nothing to check.
+    check: _ValueCheck | None
+    # Map fields: checks of key and value.
+    map_checks: tuple[_ValueCheck | None, _ValueCheck | None] | None = None
+    # Singular messages are checked only when present.
+    presence: bool = False
+
+
+_plans: dict[str, tuple[_FieldPlan, ...]] = {}
+_plans_lock = threading.Lock()
+
+
+def check_request(message: Message) -> None:
+    """Raises InvalidField for the first field of `message` (recursively) that breaks a
+    limit; returns None when every field is within its limits."""
+    _check_message("", message)
+
+
+def _check_message(prefix: str, message: Message) -> None:
+    for plan in _plan(message.DESCRIPTOR):
+        path = f"{prefix}{plan.name}"
+        if plan.map_checks is not None:
+            entries = getattr(message, plan.name)
+            if len(entries) > plan.max_items:
+                raise InvalidField(path, f"at most {plan.max_items} entries", plan.too_many_reason)
+            key_check, value_check = plan.map_checks
+            for key in entries:
+                if key_check is not None:
+                    key_check(f"{path}[key]", key)
+                if value_check is not None:
+                    value_check(f"{path}[{_shown_key(key)}]", entries[key])
+        elif plan.repeated:
+            items = getattr(message, plan.name)
+            if len(items) > plan.max_items:
+                raise InvalidField(
+                    path, f"at most {plan.max_items} items (got {len(items)})", plan.too_many_reason
+                )
+            if plan.check is not None:
+                for index, item in enumerate(items):
+                    plan.check(f"{path}[{index}]", item)
+        elif plan.presence:
+            if message.HasField(plan.name):
+                assert plan.check is not None
+                plan.check(path, getattr(message, plan.name))
+        elif plan.check is not None:
+            plan.check(path, getattr(message, plan.name))
+
+
+def _shown_key(key: Any) -> str:
+    text = str(key)
+    return text if len(text) <= 32 and _ID.fullmatch(text) else "…"
+
+
+def _plan(descriptor: Descriptor) -> tuple[_FieldPlan, ...]:
+    plan = _plans.get(descriptor.full_name)
+    if plan is None:
+        with _plans_lock:
+            plan = _plans.get(descriptor.full_name)
+            if plan is None:
+                plan = tuple(_field_plan(field) for field in descriptor.fields)
+                _plans[descriptor.full_name] = plan
+    return plan
+
+
+def _constraints(field: FieldDescriptor) -> constraints_pb2.FieldConstraints:
+    options = field.GetOptions()
+    if options.HasExtension(constraints_pb2.constraints):
+        return options.Extensions[constraints_pb2.constraints]
+    return constraints_pb2.FieldConstraints()
+
+
+def _field_plan(field: FieldDescriptor) -> _FieldPlan:
+    rules = _constraints(field)
+    max_items = rules.max_items or DEFAULT_MAX_ITEMS
+    if field.type == _MESSAGE and field.message_type.GetOptions().map_entry:
+        entry = field.message_type
+        return _FieldPlan(
+            field.name,
+            repeated=True,
+            max_items=max_items,
+            too_many_reason=rules.too_many_reason,
+            check=None,
+            map_checks=(
+                _value_check(entry.fields_by_name["key"], constraints_pb2.FieldConstraints()),
+                _value_check(entry.fields_by_name["value"], rules),
+            ),
+        )
+    return _FieldPlan(
+        field.name,
+        repeated=field.is_repeated,
+        max_items=max_items,
+        too_many_reason=rules.too_many_reason,
+        check=_value_check(field, rules),
+        presence=field.type == _MESSAGE and not field.is_repeated,
+    )
+
+
+def _value_check(
+    field: FieldDescriptor, rules: constraints_pb2.FieldConstraints
+) -> _ValueCheck | None:
+    if field.type == _TEXT:
+        return _text_check(rules)
+    if field.type == _BYTES:
+        return _bytes_check(rules)
+    if field.type == _ENUM:
+        return _enum_check(field, rules.reason)
+    if field.type in _INTEGERS:
+        return _integer_check(rules)
+    if field.type in _FLOATS:
+        return _float_check(rules.reason)
+    if field.type == _MESSAGE:
+        return _message_check(field.message_type)
+    return None
+
+
+def _text_check(rules: constraints_pb2.FieldConstraints) -> _ValueCheck:
+    max_length = rules.max_length or DEFAULT_MAX_TEXT
+    min_length = rules.min_length
+    text_format = rules.format
+    reason = rules.reason
+
+    def check(path: str, value: str) -> None:
+        if not value:
+            return
+        if len(value) > max_length:
+            raise InvalidField(
+                path, f"at most {max_length} characters (got {len(value)})", reason
+            )
+        if len(value) < min_length:
+            raise InvalidField(
+                path, f"at least {min_length} characters (got {len(value)})", reason
+            )
+        if _CONTROL.search(value):
+            raise InvalidField(path, "must not contain NUL or other control characters", reason)
+        if text_format == constraints_pb2.TEXT_FORMAT_ID and not _ID.fullmatch(value):
+            raise InvalidField(path, "must be an id: letters, digits and - _ . : only", reason)
+        if text_format == constraints_pb2.TEXT_FORMAT_LINE and _LINE_BREAKING.search(value):
+            raise InvalidField(
+                path, "must be one line (no tab, newline or carriage return)", reason
+            )
+        if text_format == constraints_pb2.TEXT_FORMAT_URL and not _is_web_url(value):
+            raise InvalidField(path, "must be an absolute http or https URL with a host", reason)
+
+    return check
+
+
+def _is_web_url(value: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+
+
+def _bytes_check(rules: constraints_pb2.FieldConstraints) -> _ValueCheck:
+    max_length = rules.max_length or DEFAULT_MAX_BYTES
+    min_length = rules.min_length
+    reason = rules.reason
+
+    def check(path: str, value: bytes) -> None:
+        if len(value) > max_length:
+            raise InvalidField(path, f"at most {max_length} bytes (got {len(value)})", reason)
+        if value and len(value) < min_length:
+            raise InvalidField(path, f"at least {min_length} bytes (got {len(value)})", reason)
+
+    return check
+
+
+def _enum_check(field: FieldDescriptor, reason: str) -> _ValueCheck:
+    defined = frozenset(field.enum_type.values_by_number)
+    enum_name = field.enum_type.name
+
+    def check(path: str, value: int) -> None:
+        if value not in defined:
+            raise InvalidField(path, f"got {value}, which is not a {enum_name} value", reason)
+
+    return check
+
+
+def _integer_check(rules: constraints_pb2.FieldConstraints) -> _ValueCheck | None:
+    low = rules.min if rules.HasField("min") else None
+    high = rules.max if rules.HasField("max") else None
+    reason = rules.reason
+    if low is None and high is None:
+        return None
+
+    def check(path: str, value: int) -> None:
+        if low is not None and value < low:
+            raise InvalidField(path, f"must be at least {low} (got {value})", reason)
+        if high is not None and value > high:
+            raise InvalidField(path, f"must be at most {high} (got {value})", reason)
+
+    return check
+
+
+def _float_check(reason: str) -> _ValueCheck:
+    def check(path: str, value: float) -> None:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidField(path, "must be a finite number", reason)
+
+    return check
+
+
+def _message_check(descriptor: Descriptor) -> _ValueCheck:
+    if descriptor.full_name == "google.protobuf.Timestamp":
+        return _check_timestamp
+    if descriptor.full_name == "google.protobuf.Duration":
+        return _check_duration
+
+    def check(path: str, value: Message) -> None:
+        _check_message(f"{path}.", value)
+
+    return check
+
+
+def _check_timestamp(path: str, value: Any) -> None:
+    if not MIN_TIMESTAMP_SECONDS <= value.seconds <= MAX_TIMESTAMP_SECONDS:
+        raise InvalidField(path, "must lie between the years 1 and 9999")
+    if not 0 <= value.nanos <= MAX_NANOS:
+        raise InvalidField(path, "nanos must be in 0..999999999")
+
+
+def _check_duration(path: str, value: Any) -> None:
+    if not -MAX_DURATION_SECONDS <= value.seconds <= MAX_DURATION_SECONDS:
+        raise InvalidField(path, "must be within ±10,000 years")
+    if not -MAX_NANOS <= value.nanos <= MAX_NANOS or (
+        value.nanos and value.seconds and (value.nanos > 0) != (value.seconds > 0)
+    ):
+        raise InvalidField(path, "nanos must be in -999999999..999999999, with the sign of seconds")

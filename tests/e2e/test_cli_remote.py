@@ -1,0 +1,217 @@
+"""The operator's CLI against a running deployment: from a campaign file to a report,
+with one-line errors when something is wrong. Each command is a real `python -m
+clarion` process talking gRPC to the embedded stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from clarion.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
+from clarion.demo import register_browsers
+from clarion.embedded import EmbeddedStack
+from clarion.simulator import Behaviour, PushServiceSimulator
+from services.campaign.admin import create_site
+from services.kit.grpcserver import client_channel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+async def clarion(stack: EmbeddedStack, api_key: str, *argv: str, env: dict[str, str] | None = None) -> Result:
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CLARION_API_KEY": api_key,
+        "CLARION_CAMPAIGN_ADDRESS": stack.address("campaign"),
+        "CLARION_REPORTING_ADDRESS": stack.address("reporting"),
+        **(env or {}),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "clarion", *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environment, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    return Result(process.returncode or 0, out.decode(), err.decode())
+
+
+def one_line_error(result: Result) -> str:
+    assert result.code != 0
+    assert "Traceback" not in result.err, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+CAMPAIGN_FILE = """\
+name: Spring sale
+notification:
+  title: 20% off today
+  body: Everything in the spring collection
+  target_url: https://shop.example/sale
+ttl_seconds: 86400
+urgency: high
+"""
+
+
+class TestFromCampaignFileToReport:
+    async def test_create_send_watch_and_report(
+        self, stack: EmbeddedStack, simulator: PushServiceSimulator, tmp_path: Path
+    ) -> None:
+        site = await create_site(stack.settings, "CLI", "mailto:ops@example.com")
+        subscriptions = [simulator.mint_subscription() for _ in range(5)]
+        async with aiohttp.ClientSession() as session:
+            await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)
+        (tmp_path / "sale.yaml").write_text(CAMPAIGN_FILE)
+
+        created = await clarion(stack, site.api_key, "campaign", "create", str(tmp_path / "sale.yaml"), "--json")
+        assert created.code == 0, created.err
+        campaign = json.loads(created.out)
+        assert campaign["notification"]["title"] == "20% off today"
+        assert campaign["urgency"] == "URGENCY_HIGH"
+
+        listed = await clarion(stack, site.api_key, "campaign", "list")
+        assert listed.code == 0 and campaign["campaign_id"] in listed.out and "Spring sale" in listed.out
+
+        sent = await clarion(stack, site.api_key, "campaign", "send", campaign["campaign_id"], "--watch")
+        assert sent.code == 0, sent.err
+        final = sent.out.strip().splitlines()[-1]
+        assert "100%" in final and "done" in final and "sent 5" in final, sent.out
+
+        runs = await clarion(stack, site.api_key, "run", "list", campaign["campaign_id"], "--json")
+        (run,) = json.loads(runs.out)
+        assert run["state"] == "RUN_STATE_DONE"
+        shown = await clarion(stack, site.api_key, "run", "show", run["run_id"])
+        assert "sent 5" in shown.out
+
+        report = await clarion(stack, site.api_key, "report", campaign["campaign_id"], "--json")
+        assert report.code == 0, report.err
+        assert (json.loads(report.out)["sent"], json.loads(report.out)["audience"]) == ("5", "5")
+        table = await clarion(stack, site.api_key, "report", campaign["campaign_id"])
+        assert any(line.split() == ["sent", "5"] for line in table.out.splitlines()), table.out
+
+
+class TestOneLineErrors:
+    async def test_a_wrong_key_says_so(self, stack: EmbeddedStack) -> None:
+        line = one_line_error(await clarion(stack, "ck_not_a_key", "campaign", "list"))
+        assert "API key was refused" in line and "CLARION_API_KEY" in line
+
+    async def test_no_key_says_where_to_get_one(self, stack: EmbeddedStack) -> None:
+        line = one_line_error(await clarion(stack, "", "run", "list", "cmp_x"))
+        assert "CLARION_API_KEY" in line
+
+    async def test_nothing_listening_names_the_variable(self, stack: EmbeddedStack) -> None:
+        site = await create_site(stack.settings, "CLI down", "mailto:ops@example.com")
+        result = await clarion(
+            stack, site.api_key, "campaign", "list", "--timeout", "2",
+            env={"CLARION_CAMPAIGN_ADDRESS": "127.0.0.1:1"},
+        )  # fmt: skip
+        line = one_line_error(result)
+        assert "127.0.0.1:1" in line and "CLARION_CAMPAIGN_ADDRESS" in line
+
+    async def test_an_unknown_campaign_is_not_found(self, stack: EmbeddedStack) -> None:
+        site = await create_site(stack.settings, "CLI 404", "mailto:ops@example.com")
+        line = one_line_error(await clarion(stack, site.api_key, "campaign", "show", "cmp_nope"))
+        assert line.startswith("clarion campaign: NOT_FOUND") and "CAMPAIGN_NOT_FOUND" in line
+
+    @pytest.mark.parametrize(
+        ("content", "expected"),
+        [
+            ("name: [unclosed", "not valid YAML or JSON"),
+            ("- just\n- a list\n", "must hold one mapping"),
+            ("notification:\n  titel: typo\n", "titel"),
+        ],
+    )
+    async def test_a_bad_campaign_file_names_the_problem(
+        self, stack: EmbeddedStack, tmp_path: Path, content: str, expected: str
+    ) -> None:
+        site = await create_site(stack.settings, "CLI file", "mailto:ops@example.com")
+        path = tmp_path / "bad.yaml"
+        path.write_text(content)
+        line = one_line_error(await clarion(stack, site.api_key, "campaign", "create", str(path)))
+        assert expected in line
+
+    async def test_a_refused_campaign_names_the_field(self, stack: EmbeddedStack, tmp_path: Path) -> None:
+        site = await create_site(stack.settings, "CLI invalid", "mailto:ops@example.com")
+        path = tmp_path / "no-title.yaml"
+        path.write_text("notification:\n  body: no title\n")
+        line = one_line_error(await clarion(stack, site.api_key, "campaign", "create", str(path)))
+        assert "INVALID_ARGUMENT" in line and "title" in line
+
+
+class TestCancelAndWhy:
+    async def test_cancel_the_unfinished_runs_then_ask_why(
+        self, stack: EmbeddedStack, simulator: PushServiceSimulator, tmp_path: Path
+    ) -> None:
+        site = await create_site(stack.settings, "CLI cancel", "mailto:ops@example.com")
+        fine = [simulator.mint_subscription() for _ in range(3)]
+        stuck = [simulator.mint_subscription() for _ in range(2)]
+        for subscription in stuck:
+            # Never answered: retried with backoff, the run stays unfinished until cancelled.
+            simulator.set_behaviour(subscription.endpoint, Behaviour(hang=True))
+        async with aiohttp.ClientSession() as session:
+            ids = await register_browsers(session, stack.gateway_url, site.site_id, fine + stuck)
+        (tmp_path / "sale.yaml").write_text(CAMPAIGN_FILE)
+        created = await clarion(stack, site.api_key, "campaign", "create", str(tmp_path / "sale.yaml"), "--json")
+        campaign_id = json.loads(created.out)["campaign_id"]
+        started = await clarion(stack, site.api_key, "campaign", "send", campaign_id, "--json")
+        run_id = json.loads(started.out)["run_id"]
+        await self._until_sent(stack, site.api_key, run_id, len(fine))
+
+        cancelled = await clarion(stack, site.api_key, "campaign", "cancel", campaign_id)
+        nothing_left = await clarion(stack, site.api_key, "campaign", "cancel", campaign_id)
+        again = await clarion(stack, site.api_key, "campaign", "cancel", campaign_id, "--run", run_id, "--json")
+        why_stuck = await clarion(stack, site.api_key, "why", "--run", run_id, "--subscriber", ids[3])
+        why_fine = await clarion(stack, site.api_key, "why", "--run", run_id, "--subscriber", ids[0], "--json")
+        unknown = await clarion(stack, site.api_key, "why", "--run", run_id, "--subscriber", "sub_nobody")
+        wrong = await clarion(stack, site.api_key, "campaign", "cancel", "cmp_other", "--run", run_id)
+
+        assert cancelled.code == 0, cancelled.err
+        (row,) = [line.split() for line in cancelled.out.splitlines() if line.startswith(run_id)]
+        # RUN STATE AUDIENCE SENT FAILED SUPPRESSED EXPIRED FINISHED
+        assert row[1:7] == ["cancelled", "5", "3", "0", "2", "0"], cancelled.out
+        assert "nothing to cancel" in nothing_left.out
+        (run,) = json.loads(again.out)
+        assert (run["run_id"], run["state"]) == (run_id, "RUN_STATE_CANCELLED")
+        assert (run["progress"]["sent"], run["progress"]["suppressed"]) == ("3", "2")
+
+        assert why_stuck.code == 0, why_stuck.err
+        fields = dict(line.split(maxsplit=1) for line in why_stuck.out.splitlines()[1:-1])
+        assert (fields["status"], fields["reason"]) == ("suppressed", "cancelled")
+        assert why_stuck.out.splitlines()[-1] == (
+            "why: the run was cancelled before this subscriber's message was sent"
+        )
+        recipient = json.loads(why_fine.out)
+        assert (recipient["status"], recipient["subscriber_id"]) == ("RECIPIENT_STATUS_SENT", ids[0])
+        line = one_line_error(unknown)
+        assert "NOT_FOUND" in line and "RECIPIENT_NOT_FOUND" in line
+        assert "cmp_other" in one_line_error(wrong)
+
+    @staticmethod
+    async def _until_sent(stack: EmbeddedStack, api_key: str, run_id: str, sent: int) -> None:
+        auth = (("authorization", f"Bearer {api_key}"),)
+        async with client_channel(stack.address("campaign")) as channel:
+            stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
+            async with asyncio.timeout(30):
+                while True:
+                    run = (
+                        await stub.GetRun(
+                            campaign_service_pb2.GetRunRequest(run_id=run_id), metadata=auth, timeout=10
+                        )
+                    ).run
+                    if run.progress.sent >= sent:
+                        return
+                    await asyncio.sleep(0.1)
