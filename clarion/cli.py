@@ -395,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
         help='print `export CLARION_SITE_ID=... CLARION_API_KEY=...` lines, for eval "$(...)"',
     )
     create.set_defaults(func=cmd_site_create)
+    from clarion import remote
+
+    remote.register_site(site_sub, add, variables_help)
 
     up = add(
         sub,
@@ -481,8 +484,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", help="keep the demo's SQLite files here (default: a temporary folder)")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)
-
-    from clarion import remote
 
     remote.register(sub, add, variables_help)
     return parser

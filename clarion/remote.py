@@ -1,5 +1,7 @@
-"""`clarion` commands that work on a running deployment over gRPC, with a site's API key.
+"""`clarion` commands that work on a running deployment over gRPC, with a site's API key
+(`site list` alone takes the internal token: it sees every site).
 
+    clarion site show | rotate-api-key [--export] | set-subject SUBJECT | list
     clarion campaign list | show ID | create FILE | send ID [--watch] | cancel ID [--run RUN]
     clarion run list CAMPAIGN | show RUN [--watch]
     clarion why --run RUN --subscriber SUBSCRIBER
@@ -13,7 +15,9 @@ line saying what went wrong and what to do (an OperatorError), never a traceback
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +27,7 @@ from typing import Any, TypeVar
 
 import grpc
 import yaml
-from google.protobuf import json_format
+from google.protobuf import field_mask_pb2, json_format
 from google.protobuf.message import Message
 from pydantic import SecretStr
 
@@ -31,6 +35,11 @@ from clarion.campaign.v1 import (
     campaign_pb2,
     campaign_service_pb2,
     campaign_service_pb2_grpc,
+    site_internal_service_pb2,
+    site_internal_service_pb2_grpc,
+    site_pb2,
+    site_service_pb2,
+    site_service_pb2_grpc,
 )
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
@@ -58,10 +67,19 @@ class ClientSettings(Settings):
 # Fields whose variables each remote command names in its --help.
 CAMPAIGN_FIELDS = ["api_key", "campaign_address"]
 REPORT_FIELDS = ["api_key", "reporting_address"]
+OPERATOR_FIELDS = ["internal_token", "campaign_address"]
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser, *, reporting: bool = False) -> None:
-    parser.add_argument("--api-key", help="the site's API key (default: $CLARION_API_KEY)")
+def add_connection_arguments(
+    parser: argparse.ArgumentParser, *, reporting: bool = False, internal: bool = False
+) -> None:
+    if internal:
+        parser.add_argument(
+            "--internal-token",
+            help="the services' internal token (default: $CLARION_INTERNAL_TOKEN)",
+        )
+    else:
+        parser.add_argument("--api-key", help="the site's API key (default: $CLARION_API_KEY)")
     if reporting:
         parser.add_argument(
             "--reporting-address", help="host:port (default: $CLARION_REPORTING_ADDRESS)"
@@ -75,18 +93,31 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, reporting: bool
 
 
 class Remote:
-    """One command's connection: the address, the key, and error translation."""
+    """One command's connection: the address, the credential, and error translation.
 
-    def __init__(self, args: argparse.Namespace, service: str) -> None:
+    A site's API key, or with `internal=True` the services' internal token (an
+    operator's command that is about no one site, such as listing every site)."""
+
+    def __init__(self, args: argparse.Namespace, service: str, *, internal: bool = False) -> None:
         settings = ClientSettings()
         self.service = service
+        self.internal = internal
         self.address = getattr(args, f"{service}_address", None) or settings.address_for(service)
-        key = args.api_key or settings.api_key.get_secret_value()
-        if not key:
-            raise OperatorError(
-                "no API key: set CLARION_API_KEY or pass --api-key "
-                "(`clarion site create` prints a site's key once)"
-            )
+        if internal:
+            key = args.internal_token or settings.internal_token.get_secret_value()
+            if not key:
+                raise OperatorError(
+                    "no internal token: set CLARION_INTERNAL_TOKEN or pass --internal-token "
+                    "(the value the services were started with; `clarion up` makes one up "
+                    "when it is unset, so set it before starting)"
+                )
+        else:
+            key = args.api_key or settings.api_key.get_secret_value()
+            if not key:
+                raise OperatorError(
+                    "no API key: set CLARION_API_KEY or pass --api-key "
+                    "(`clarion site create` prints a site's key once)"
+                )
         self.metadata = (("authorization", f"Bearer {key}"),)
         self.timeout = args.timeout
 
@@ -111,11 +142,35 @@ class Remote:
                 f"({code.name.lower()}): is it running? Set {variable} or "
                 f"--{self.service}-address"
             )
+        info = error_info(error)
+        # Campaign takes any token but the internal one for a site's key (INTERNAL_ONLY).
+        if self.internal and (
+            code == grpc.StatusCode.UNAUTHENTICATED
+            or (info is not None and info.reason == "INTERNAL_ONLY")
+        ):
+            return (
+                "the internal token was refused: it is not the one the services were started "
+                "with (a site's API key is not it either); check CLARION_INTERNAL_TOKEN or "
+                "--internal-token"
+            )
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return f"the API key was refused ({details}): check CLARION_API_KEY or --api-key"
-        info = error_info(error)
         reason = f" [{info.reason}]" if info is not None and info.reason else ""
         return f"{code.name}: {details}{reason}"
+
+
+def all_pages(
+    remote: Remote, method: Callable[..., Any], request: Callable[[str], Message], field: str
+) -> list[Any]:
+    """Every item of a paged listing (AIP-158: an empty next_page_token ends it)."""
+    items: list[Any] = []
+    token = ""
+    while True:
+        page = remote.call(method, request(token))
+        items.extend(getattr(page, field))
+        token = page.next_page_token
+        if not token:
+            return items
 
 
 def campaign_stub(channel: grpc.Channel) -> campaign_service_pb2_grpc.CampaignServiceStub:
@@ -146,23 +201,158 @@ def _when(message: Message, field: str) -> str:
     return getattr(message, field).ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+# site ...
+
+
+def site_stub(channel: grpc.Channel) -> site_service_pb2_grpc.SiteServiceStub:
+    return site_service_pb2_grpc.SiteServiceStub(channel)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _site_rows(site: site_pb2.Site) -> list[list[str]]:
+    return [
+        ["site_id", site.site_id],
+        ["name", site.name],
+        ["vapid_subject", site.vapid_subject],
+        ["vapid_public_key", _b64url(site.vapid_public_key)],
+        ["created", _when(site, "create_time")],
+    ]
+
+
+def cmd_site_show(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        site = remote.call(site_stub(channel).GetSite, site_service_pb2.GetSiteRequest()).site
+    if args.json:
+        print_json(as_dict(site))
+        return 0
+    print(table(_site_rows(site), ["FIELD", "VALUE"]))
+    return 0
+
+
+def cmd_site_rotate_api_key(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        rotated = remote.call(
+            site_stub(channel).RotateApiKey, site_service_pb2.RotateApiKeyRequest()
+        )
+    if args.export:
+        # For `eval "$(clarion site rotate-api-key --export)"`: later commands read it.
+        print(f"export CLARION_API_KEY={shlex.quote(rotated.api_key)}")
+    elif args.json:
+        print_json({"site_id": rotated.site_id, "api_key": rotated.api_key})
+    else:
+        rows = [["site_id", rotated.site_id], ["api_key", rotated.api_key]]
+        print(table(rows, ["FIELD", "VALUE"]))
+    print(
+        "Keep the new api_key: it is shown only this once. The old key is refused by "
+        "campaign now, and by segment, delivery and reporting within 30 seconds.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_site_set_subject(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        site = remote.call(
+            site_stub(channel).UpdateSite,
+            site_service_pb2.UpdateSiteRequest(
+                site=site_pb2.Site(vapid_subject=args.subject),
+                update_mask=field_mask_pb2.FieldMask(paths=["vapid_subject"]),
+            ),
+        ).site
+    if args.json:
+        print_json(as_dict(site))
+        return 0
+    print(f"the VAPID subject of {site.site_id} is now {site.vapid_subject}")
+    print("delivery signs with it within 5 minutes (it caches a site's credentials)")
+    return 0
+
+
+def cmd_site_list(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign", internal=True)
+    with remote.channel() as channel:
+        sites: list[site_pb2.Site] = all_pages(
+            remote,
+            site_internal_service_pb2_grpc.SiteInternalServiceStub(channel).ListSites,
+            lambda token: site_internal_service_pb2.ListSitesRequest(page_size=500, page_token=token),
+            "sites",
+        )
+    if args.json:
+        print_json([as_dict(s) for s in sites])
+        return 0
+    if not sites:
+        print("no sites yet: create one with `clarion site create NAME --subject mailto:...`")
+        return 0
+    rows = [[s.site_id, s.name, s.vapid_subject, _when(s, "create_time")] for s in sites]
+    print(table(rows, ["SITE", "NAME", "VAPID SUBJECT", "CREATED"]))
+    return 0
+
+
+def register_site(
+    site_sub: Any,
+    add: Callable[..., argparse.ArgumentParser],
+    variables_help: Callable[..., str],
+) -> None:
+    """Adds the site commands that call a running campaign service to `clarion site`."""
+    site_vars = variables_help(CAMPAIGN_FIELDS, ClientSettings)
+    show = add(site_sub, "show", "show the API key's site: name, VAPID subject, key", site_vars)
+    show.set_defaults(func=cmd_site_show)
+    rotate = add(
+        site_sub,
+        "rotate-api-key",
+        "replace the site's API key with a new one, printed once",
+        site_vars,
+        description="replace the site's API key with a new random one, printed only this once.\n"
+        "The old key is refused by campaign at once, and by segment, delivery and reporting\n"
+        "within 30 seconds (they cache keys): update whatever uses it.",
+    )
+    rotate.add_argument(
+        "--export", action="store_true",
+        help='print an `export CLARION_API_KEY=...` line, for eval "$(...)"',
+    )  # fmt: skip
+    rotate.set_defaults(func=cmd_site_rotate_api_key)
+    subject = add(
+        site_sub,
+        "set-subject",
+        "change the site's VAPID subject",
+        site_vars,
+        description="change the site's VAPID subject (the `sub` claim push services see):\n"
+        "a mailto: address or https: URL where a push service can reach you, e.g.\n"
+        "mailto:ops@example.com. Apple's push service refuses subjects at localhost,\n"
+        "*.local hosts and IP addresses, so they are refused here too. Delivery signs\n"
+        "with the new subject within 5 minutes.",
+    )
+    subject.add_argument("subject", metavar="SUBJECT")
+    subject.set_defaults(func=cmd_site_set_subject)
+    listing = add(
+        site_sub,
+        "list",
+        "list every site (needs the internal token)",
+        variables_help(OPERATOR_FIELDS, ClientSettings),
+    )
+    listing.set_defaults(func=cmd_site_list)
+    for parser in (show, rotate, subject):
+        add_connection_arguments(parser)
+    add_connection_arguments(listing, internal=True)
+
+
 # campaign ...
 
 
 def cmd_campaign_list(args: argparse.Namespace) -> int:
     remote = Remote(args, "campaign")
-    campaigns: list[campaign_pb2.Campaign] = []
     with remote.channel() as channel:
-        stub, token = campaign_stub(channel), ""
-        while True:
-            page = remote.call(
-                stub.ListCampaigns,
-                campaign_service_pb2.ListCampaignsRequest(page_size=200, page_token=token),
-            )
-            campaigns.extend(page.campaigns)
-            token = page.next_page_token
-            if not token:
-                break
+        campaigns: list[campaign_pb2.Campaign] = all_pages(
+            remote,
+            campaign_stub(channel).ListCampaigns,
+            lambda token: campaign_service_pb2.ListCampaignsRequest(page_size=200, page_token=token),
+            "campaigns",
+        )
     if args.json:
         print_json([as_dict(c) for c in campaigns])
         return 0
@@ -273,19 +463,14 @@ def cmd_campaign_send(args: argparse.Namespace) -> int:
 def _campaign_runs(
     remote: Remote, stub: campaign_service_pb2_grpc.CampaignServiceStub, campaign_id: str
 ) -> list[campaign_pb2.Run]:
-    runs: list[campaign_pb2.Run] = []
-    token = ""
-    while True:
-        page = remote.call(
-            stub.ListRuns,
-            campaign_service_pb2.ListRunsRequest(
-                campaign_id=campaign_id, page_size=200, page_token=token
-            ),
-        )
-        runs.extend(page.runs)
-        token = page.next_page_token
-        if not token:
-            return runs
+    return all_pages(
+        remote,
+        stub.ListRuns,
+        lambda token: campaign_service_pb2.ListRunsRequest(
+            campaign_id=campaign_id, page_size=200, page_token=token
+        ),
+        "runs",
+    )
 
 
 def cmd_campaign_cancel(args: argparse.Namespace) -> int:

@@ -183,12 +183,27 @@ class TestHelp:
         assert "CLARION_CAMPAIGN_DATABASE_URL" in create
         assert "CLARION_SEGMENT_DATABASE_URL" not in create
 
+    def test_the_site_commands_name_the_key_or_token_they_read(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        for command in ("show", "rotate-api-key", "set-subject"):
+            text = self.help_of(capsys, "site", command)
+            assert "CLARION_API_KEY" in text and "CLARION_CAMPAIGN_ADDRESS" in text, command
+            assert "CLARION_INTERNAL_TOKEN" not in text, command
+        listing = self.help_of(capsys, "site", "list")
+        assert "CLARION_INTERNAL_TOKEN" in listing and "CLARION_CAMPAIGN_ADDRESS" in listing
+        assert "CLARION_API_KEY" not in listing
+
     def test_every_command_says_what_it_reads(self, capsys: pytest.CaptureFixture[str]) -> None:
         for command in (
             ["up"],
             ["migrate"],
             ["serve"],
             ["site", "create"],
+            ["site", "show"],
+            ["site", "rotate-api-key"],
+            ["site", "set-subject"],
+            ["site", "list"],
             ["simulator"],
             ["health"],
             ["demo"],

@@ -16,11 +16,14 @@ __all__ = ["CreatedSite", "create_site"]
 async def create_site(
     settings: Settings,
     name: str,
-    vapid_subject: str = "mailto:admin@localhost",
+    vapid_subject: str,
     *,
     clock: Clock | None = None,
 ) -> CreatedSite:
     """Creates a site with a fresh VAPID key pair and API key; the key is returned only here.
+
+    `vapid_subject` is the operator's choice, with no default: a mailto: address or https:
+    URL on a real domain (Apple's push service refuses localhost, .local and IP addresses).
 
     Raises services.kit.errors.InvalidArgument for a bad name or subject (nothing stored),
     services.kit.operator.DatabaseUnavailable for a database out of reach.

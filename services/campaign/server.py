@@ -1,4 +1,5 @@
-"""The campaign service's gRPC adapter: SiteService and CampaignService in one server."""
+"""The campaign service's gRPC adapter: SiteService, SiteInternalService (internal token
+only) and CampaignService in one server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import grpc
 from clarion.campaign.v1 import (
     campaign_service_pb2,
     campaign_service_pb2_grpc,
+    site_internal_service_pb2,
+    site_internal_service_pb2_grpc,
     site_service_pb2,
     site_service_pb2_grpc,
 )
@@ -38,14 +41,15 @@ log = get_logger(__name__)
 HANDOFF_INTERVAL_SECONDS = 1.0
 
 SITE_SERVICE = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name
+SITE_INTERNAL_SERVICE = site_internal_service_pb2.DESCRIPTOR.services_by_name[
+    "SiteInternalService"
+].full_name
 CAMPAIGN_SERVICE = campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name
-INTERNAL_ONLY_METHODS = (
-    f"/{SITE_SERVICE}/ResolveApiKey",
-    f"/{SITE_SERVICE}/GetSiteCredentials",
-)
 
 
 class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
+    """A site's view of itself (its API key, or the internal token naming it)."""
+
     def __init__(self, sites: Sites) -> None:
         self._sites = sites
 
@@ -55,26 +59,68 @@ class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
         site = await self._sites.get(current_site_id())
         return site_service_pb2.GetSiteResponse(site=site_to_proto(site))
 
+    async def RotateApiKey(
+        self, request: site_service_pb2.RotateApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> site_service_pb2.RotateApiKeyResponse:
+        rotated = await self._sites.rotate_api_key(current_site_id())
+        return site_service_pb2.RotateApiKeyResponse(
+            site_id=rotated.site_id, api_key=rotated.api_key
+        )
+
+    async def UpdateSite(
+        self, request: site_service_pb2.UpdateSiteRequest, context: grpc.aio.ServicerContext
+    ) -> site_service_pb2.UpdateSiteResponse:
+        given = request.site
+        site = await self._sites.update(
+            current_site_id(),
+            given.site_id,
+            name=given.name,
+            vapid_subject=given.vapid_subject,
+            paths=list(request.update_mask.paths),
+        )
+        return site_service_pb2.UpdateSiteResponse(site=site_to_proto(site))
+
+
+class SiteInternalServicer(site_internal_service_pb2_grpc.SiteInternalServiceServicer):
+    """What only Clarion's services and operators may call (the internal token)."""
+
+    def __init__(self, sites: Sites) -> None:
+        self._sites = sites
+
     async def ResolveApiKey(
-        self, request: site_service_pb2.ResolveApiKeyRequest, context: grpc.aio.ServicerContext
-    ) -> site_service_pb2.ResolveApiKeyResponse:
+        self,
+        request: site_internal_service_pb2.ResolveApiKeyRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> site_internal_service_pb2.ResolveApiKeyResponse:
+        # Read from the database on every call: a rotated-away key is refused at once.
         site_id = await self._sites.site_for_api_key(request.api_key)
         if site_id is None:
             raise NotFound("API_KEY_NOT_FOUND", "the API key belongs to no site")
-        return site_service_pb2.ResolveApiKeyResponse(site_id=site_id)
+        return site_internal_service_pb2.ResolveApiKeyResponse(site_id=site_id)
 
     async def GetSiteCredentials(
         self,
-        request: site_service_pb2.GetSiteCredentialsRequest,
+        request: site_internal_service_pb2.GetSiteCredentialsRequest,
         context: grpc.aio.ServicerContext,
-    ) -> site_service_pb2.GetSiteCredentialsResponse:
+    ) -> site_internal_service_pb2.GetSiteCredentialsResponse:
         credentials = await self._sites.credentials(current_site_id())
-        return site_service_pb2.GetSiteCredentialsResponse(
+        return site_internal_service_pb2.GetSiteCredentialsResponse(
             site_id=credentials.site_id,
             vapid_private_key=credentials.vapid_private_key,
             vapid_public_key=credentials.vapid_public_key,
             vapid_subject=credentials.vapid_subject,
             engagement_secret=engagement_secret(credentials.vapid_private_key),
+        )
+
+    async def ListSites(
+        self,
+        request: site_internal_service_pb2.ListSitesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> site_internal_service_pb2.ListSitesResponse:
+        page = await self._sites.list(request.page_size, request.page_token)
+        return site_internal_service_pb2.ListSitesResponse(
+            sites=[site_to_proto(site) for site in page.sites],
+            next_page_token=page.next_page_token,
         )
 
 
@@ -184,7 +230,8 @@ async def create_server(
     site_resolver: SiteResolver | None = None,
     peers: Peers | None = None,
 ) -> ManagedServer:
-    """Binds SiteService + CampaignService to `address`; `await server.start()` next."""
+    """Binds SiteService, SiteInternalService and CampaignService to `address`;
+    `await server.start()` next."""
     engine = await open_service_database("campaign", settings)
     clock = clock or SystemClock()
     peers = peers or Peers(settings)
@@ -192,9 +239,11 @@ async def create_server(
     sites = Sites(store, clock)
     campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers))
     handoff = HandoffLoop(campaigns, HANDOFF_INTERVAL_SECONDS)
-    resolver = site_resolver or LocalSiteResolver(sites)
+    resolver = site_resolver if site_resolver is not None else LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)
+    site_internal_servicer = SiteInternalServicer(sites)
     campaign_servicer = CampaignServicer(campaigns)
+    add_site_internal = site_internal_service_pb2_grpc.add_SiteInternalServiceServicer_to_server
     return build_service_server(
         address,
         settings,
@@ -202,15 +251,16 @@ async def create_server(
             lambda server: site_service_pb2_grpc.add_SiteServiceServicer_to_server(
                 site_servicer, server
             ),
+            lambda server: add_site_internal(site_internal_servicer, server),
             lambda server: campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(
                 campaign_servicer, server
             ),
         ],
-        service_names=[SITE_SERVICE, CAMPAIGN_SERVICE],
+        service_names=[SITE_SERVICE, SITE_INTERNAL_SERVICE, CAMPAIGN_SERVICE],
         engine=engine,
         peers=peers,
         site_resolver=resolver,
-        internal_only_methods=INTERNAL_ONLY_METHODS,
+        internal_services=[SITE_INTERNAL_SERVICE],
         on_start=[handoff.start],
         on_stop=[handoff.stop],
     )

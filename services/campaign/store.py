@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -132,15 +132,7 @@ class CampaignStore:
     async def get_site(self, site_id: str) -> SiteRecord | None:
         async with self._sessions() as session:
             row = await session.get(models.Site, site_id)
-            if row is None:
-                return None
-            return SiteRecord(
-                site_id=row.site_id,
-                name=row.name,
-                vapid_public_key=row.vapid_public_key,
-                vapid_subject=row.vapid_subject,
-                create_time=row.create_time,
-            )
+            return _site(row) if row is not None else None
 
     async def get_site_credentials(self, site_id: str) -> SiteCredentials | None:
         async with self._sessions() as session:
@@ -153,6 +145,54 @@ class CampaignStore:
                 vapid_public_key=row.vapid_public_key,
                 vapid_subject=row.vapid_subject,
             )
+
+    async def replace_api_keys(self, site_id: str, api_key_hash: str, now: datetime) -> bool:
+        """Makes `api_key_hash` the site's only key: every earlier key is deleted in the
+        same transaction. False (nothing changed) when there is no such site."""
+        async with self._sessions.begin() as session:
+            # A write to the site's row first: it locks the row on PostgreSQL and takes
+            # SQLite's write lock, so concurrent rotations of one site take turns and
+            # exactly one new key survives.
+            locked = await session.execute(
+                update(models.Site)
+                .where(models.Site.site_id == site_id)
+                .values(name=models.Site.name)
+                .execution_options(synchronize_session=False)
+            )
+            if locked.rowcount != 1:
+                return False
+            await session.execute(
+                delete(models.SiteApiKey)
+                .where(models.SiteApiKey.site_id == site_id)
+                .execution_options(synchronize_session=False)
+            )
+            session.add(models.SiteApiKey(key_hash=api_key_hash, site_id=site_id, create_time=now))
+        return True
+
+    async def update_site(self, site_id: str, changes: dict[str, str]) -> SiteRecord | None:
+        """Sets the named columns (name, vapid_subject) of the site and returns it as
+        stored; only those columns are written, so concurrent updates of different
+        fields both land. None when there is no such site."""
+        async with self._sessions.begin() as session:
+            if changes:
+                await session.execute(
+                    update(models.Site)
+                    .where(models.Site.site_id == site_id)
+                    .values(**changes)
+                    .execution_options(synchronize_session=False)
+                )
+            row = await session.get(models.Site, site_id, populate_existing=True)
+            return _site(row) if row is not None else None
+
+    async def list_sites(self, after_site_id: str, limit: int) -> list[SiteRecord]:
+        """Up to `limit` sites with ids above `after_site_id`, by id (every site: for
+        operators, not a tenant's query)."""
+        query = select(models.Site)
+        if after_site_id:
+            query = query.where(models.Site.site_id > after_site_id)
+        query = query.order_by(models.Site.site_id).limit(limit)
+        async with self._sessions() as session:
+            return [_site(row) for row in await session.scalars(query)]
 
     async def site_id_for_api_key_hash(self, key_hash: str) -> str | None:
         async with self._sessions() as session:
@@ -363,6 +403,16 @@ class CampaignStore:
             statement = statement.where(models.Run.finish_time.is_(None))
         async with self._sessions.begin() as session:
             await session.execute(statement.values(**changes))
+
+
+def _site(row: models.Site) -> SiteRecord:
+    return SiteRecord(
+        site_id=row.site_id,
+        name=row.name,
+        vapid_public_key=row.vapid_public_key,
+        vapid_subject=row.vapid_subject,
+        create_time=row.create_time,
+    )
 
 
 def _campaign(row: models.Campaign) -> CampaignRecord:

@@ -25,7 +25,7 @@ from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import RecipientState, RunFailure, RunState
 from services.delivery.settings import DeliverySettings, delivery_settings
 from services.delivery.store import DeliveryStore, RecipientView
-from services.kit.auth import SiteResolver, current_site_id
+from services.kit.auth import SiteResolver, required_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.egress import EgressPolicy
@@ -34,13 +34,9 @@ from services.kit.peers import Peers
 from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name
-_METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"
-# Only campaign starts runs: a site key must not make delivery send anywhere.
-INTERNAL_ONLY_METHODS = (
-    f"{_METHOD_PREFIX}StartDeliveryRun",
-    f"{_METHOD_PREFIX}BatchGetDeliveryRuns",
-    f"{_METHOD_PREFIX}CancelDeliveryRun",
-)
+# The whole service is for campaign: a site key must not make delivery send anywhere,
+# and sites read their runs (and why a subscriber got one or not) through campaign.
+INTERNAL_SERVICES = (SERVICE_FULL_NAME,)
 
 _URGENCY = {
     common_pb2.URGENCY_UNSPECIFIED: "normal",
@@ -114,7 +110,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     ) -> delivery_service_pb2.StartDeliveryRunResponse:
         content = request.content
         found, created = await self._runs.start(
-            current_site_id(),
+            required_site_id(),
             RunRequest(
                 run_id=request.run_id,
                 campaign_id=request.campaign_id,
@@ -131,7 +127,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     async def GetDeliveryRun(
         self, request: delivery_service_pb2.GetDeliveryRunRequest, context: grpc.aio.ServicerContext
     ) -> delivery_service_pb2.GetDeliveryRunResponse:
-        found = await self._runs.get(current_site_id(), request.run_id)
+        found = await self._runs.get(required_site_id(), request.run_id)
         return delivery_service_pb2.GetDeliveryRunResponse(delivery_run=_run_message(found))
 
     async def BatchGetDeliveryRuns(
@@ -139,7 +135,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
         request: delivery_service_pb2.BatchGetDeliveryRunsRequest,
         context: grpc.aio.ServicerContext,
     ) -> delivery_service_pb2.BatchGetDeliveryRunsResponse:
-        found = await self._runs.get_many(current_site_id(), list(request.run_ids))
+        found = await self._runs.get_many(required_site_id(), list(request.run_ids))
         return delivery_service_pb2.BatchGetDeliveryRunsResponse(
             delivery_runs=[_run_message(f) for f in found]
         )
@@ -150,7 +146,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> delivery_service_pb2.GetRecipientOutcomeResponse:
         view = await self._runs.recipient_outcome(
-            current_site_id(), request.run_id, request.subscriber_id
+            required_site_id(), request.run_id, request.subscriber_id
         )
         return delivery_service_pb2.GetRecipientOutcomeResponse(outcome=_outcome_message(view))
 
@@ -159,7 +155,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
         request: delivery_service_pb2.CancelDeliveryRunRequest,
         context: grpc.aio.ServicerContext,
     ) -> delivery_service_pb2.CancelDeliveryRunResponse:
-        found, cancelled = await self._runs.cancel(current_site_id(), request.run_id)
+        found, cancelled = await self._runs.cancel(required_site_id(), request.run_id)
         if cancelled:
             self._workers.run_cancelled()
         return delivery_service_pb2.CancelDeliveryRunResponse(
@@ -235,7 +231,7 @@ async def create_server(
         engine=engine,  # type: ignore[arg-type]
         peers=peers,
         site_resolver=site_resolver or remote_site_resolver(peers),
-        internal_only_methods=INTERNAL_ONLY_METHODS,
+        internal_services=INTERNAL_SERVICES,
         on_start=[workers.start],
         on_stop=[workers.stop, store.close],
     )

@@ -32,9 +32,18 @@ import structlog
 from aiohttp import web
 from cachetools import TTLCache
 
-from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
+from clarion.campaign.v1 import (
+    site_internal_service_pb2,
+    site_internal_service_pb2_grpc,
+    site_service_pb2,
+    site_service_pb2_grpc,
+)
 from clarion.common.v1 import common_pb2
-from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
+from clarion.reporting.v1 import (
+    reporting_internal_service_pb2,
+    reporting_internal_service_pb2_grpc,
+    reporting_pb2,
+)
 from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
 from services.gateway import inputs
 from services.gateway.errors import ApiError, bounded, quote
@@ -136,8 +145,8 @@ class SiteDirectory:
         secret = self._secrets.get(site_id)
         if secret is None:
             with _site_not_found_as_404(site_id):
-                response = await self._stub().GetSiteCredentials(
-                    site_service_pb2.GetSiteCredentialsRequest(),
+                response = await self._internal_stub().GetSiteCredentials(
+                    site_internal_service_pb2.GetSiteCredentialsRequest(),
                     metadata=call_metadata(self._peers, site_id),
                     timeout=self._peers.timeout,
                 )
@@ -153,6 +162,11 @@ class SiteDirectory:
 
     def _stub(self) -> site_service_pb2_grpc.SiteServiceStub:
         return site_service_pb2_grpc.SiteServiceStub(self._peers.channel("campaign"))
+
+    def _internal_stub(self) -> site_internal_service_pb2_grpc.SiteInternalServiceStub:
+        return site_internal_service_pb2_grpc.SiteInternalServiceStub(
+            self._peers.channel("campaign")
+        )
 
 
 @contextmanager
@@ -277,9 +291,11 @@ async def record_event(request: web.Request) -> web.Response:
             "site; send run_id, subscriber_id and engagement_token unchanged from the push message",
         )
     peers = request.app[PEERS]
-    stub = reporting_service_pb2_grpc.ReportingServiceStub(peers.channel("reporting"))
+    stub = reporting_internal_service_pb2_grpc.ReportingInternalServiceStub(
+        peers.channel("reporting")
+    )
     response = await stub.RecordEngagementEvents(
-        reporting_service_pb2.RecordEngagementEventsRequest(events=[event]),
+        reporting_internal_service_pb2.RecordEngagementEventsRequest(events=[event]),
         metadata=call_metadata(peers, site_id),
         timeout=peers.timeout,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -38,6 +39,9 @@ _site_id: ContextVar[str | None] = ContextVar("clarion_site_id", default=None)
 _request_id: ContextVar[str | None] = ContextVar("clarion_request_id", default=None)
 
 log = get_logger("clarion.auth")
+
+# How long a service that resolves API keys through campaign trusts an answer.
+API_KEY_CACHE_SECONDS = 30.0
 
 # Calls that need no site: health checks and reflection.
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -81,22 +85,30 @@ class CachingSiteResolver:
     """Caches a slower resolver (a call to the campaign service) for a short time.
 
     Both caches are bounded (least recently used goes first), so a flood of random keys
-    costs lookups, never memory; unknown keys are remembered only briefly.
+    costs lookups, never memory; unknown keys are remembered only briefly. A key deleted
+    from the campaign service (SiteService.RotateApiKey) is still accepted here for up to
+    `ttl_seconds` (API_KEY_CACHE_SECONDS by default). `timer` is the caches' clock.
     """
 
     def __init__(
         self,
         resolve: Callable[[str], Awaitable[str | None]],
-        ttl_seconds: float = 30.0,
+        ttl_seconds: float = API_KEY_CACHE_SECONDS,
         negative_ttl_seconds: float = 2.0,
         max_keys: int = 10_000,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._resolve = resolve
-        self._known: TTLCache[str, str] = TTLCache(max_keys, ttl_seconds)
-        self._unknown: TTLCache[str, bool] = TTLCache(max_keys, negative_ttl_seconds)
+        self._known: TTLCache[str, str] = TTLCache(max_keys, ttl_seconds, timer)
+        self._unknown: TTLCache[str, bool] = TTLCache(max_keys, negative_ttl_seconds, timer)
 
     def __len__(self) -> int:
         return len(self._known) + len(self._unknown)
+
+    def __bool__(self) -> bool:
+        # A resolver is there even while its caches are empty (`site_resolver or default`
+        # in a server factory must keep it).
+        return True
 
     async def resolve(self, api_key: str) -> str | None:
         digest = hash_api_key(api_key)
@@ -127,10 +139,19 @@ class SiteAuthInterceptor(grpc.aio.ServerInterceptor):
         resolver: SiteResolver,
         internal_token: str,
         internal_only_methods: Iterable[str] = (),
+        internal_services: Iterable[str] = (),
     ) -> None:
+        """Methods of `internal_services` (full names, e.g. clarion.campaign.v1.
+        SiteInternalService), and single `internal_only_methods`, take the internal token
+        only: a site API key gets PERMISSION_DENIED."""
         self._resolver = resolver
         self._internal_token = internal_token
         self._internal_only = frozenset(internal_only_methods)
+        self._internal_services = frozenset(internal_services)
+
+    def _is_internal(self, method: str) -> bool:
+        # A method is "/<package>.<Service>/<Method>".
+        return method in self._internal_only or method.split("/")[1] in self._internal_services
 
     async def intercept_service(
         self,
@@ -152,10 +173,10 @@ class SiteAuthInterceptor(grpc.aio.ServerInterceptor):
             )
         if self._internal_token and hmac.compare_digest(token, self._internal_token):
             site_id = metadata.get(SITE_HEADER, "")
-            if not site_id and method not in self._internal_only:
+            if not site_id and not self._is_internal(method):
                 raise _missing_site()
             return Caller(site_id=site_id, internal=True)
-        if method in self._internal_only:
+        if self._is_internal(method):
             raise PermissionDenied("INTERNAL_ONLY", f"{method} is for Clarion's own services")
         site_id = await self._resolver.resolve(token)
         if site_id is None:

@@ -185,6 +185,7 @@ def build_service_server(
     peers: Peers,
     site_resolver: SiteResolver,
     internal_only_methods: Sequence[str] = (),
+    internal_services: Sequence[str] = (),
     on_start: Sequence[Hook] = (),
     on_stop: Sequence[Hook] = (),
 ) -> ManagedServer:
@@ -201,7 +202,10 @@ def build_service_server(
         service_names,
         interceptors=[
             SiteAuthInterceptor(
-                site_resolver, settings.internal_token_value, internal_only_methods
+                site_resolver,
+                settings.internal_token_value,
+                internal_only_methods,
+                internal_services,
             )
         ],
         probe=lambda: database_reachable(engine),

@@ -1,4 +1,5 @@
-"""The reporting gRPC adapter: proto <-> domain translation and the server factory."""
+"""The reporting gRPC adapters (ReportingService, public; ReportingInternalService, for
+Clarion's own services): proto <-> domain translation and the server factory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
-from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
+from clarion.reporting.v1 import (
+    reporting_internal_service_pb2,
+    reporting_internal_service_pb2_grpc,
+    reporting_pb2,
+    reporting_service_pb2,
+    reporting_service_pb2_grpc,
+)
 from services.kit.auth import SiteResolver, required_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
@@ -20,12 +27,11 @@ from services.reporting.store import DeliveryStatus, EngagementKind, ReportingSt
 from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = reporting_service_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name
-_METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"
-# Only Clarion's delivery service reports what it sent; a site's API key cannot forge it.
-INTERNAL_ONLY_METHODS = (
-    f"{_METHOD_PREFIX}RecordRunAudience",
-    f"{_METHOD_PREFIX}RecordDeliveryOutcomes",
-)
+# Only Clarion's own services record: delivery what it sent, the gateway what a browser
+# proved with its engagement token. A site's API key cannot forge either.
+INTERNAL_SERVICE_FULL_NAME = reporting_internal_service_pb2.DESCRIPTOR.services_by_name[
+    "ReportingInternalService"
+].full_name
 
 _STATUSES = {
     common_pb2.DELIVERY_STATUS_SENT: DeliveryStatus.SENT,
@@ -84,21 +90,36 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
     def __init__(self, reporting: Reporting) -> None:
         self._reporting = reporting
 
+    async def GetCampaignReport(
+        self,
+        request: reporting_service_pb2.GetCampaignReportRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.GetCampaignReportResponse:
+        report = await self._reporting.campaign_report(required_site_id(), request.campaign_id)
+        return reporting_service_pb2.GetCampaignReportResponse(report=_report_to_proto(report))
+
+
+class ReportingInternalServicer(
+    reporting_internal_service_pb2_grpc.ReportingInternalServiceServicer
+):
+    def __init__(self, reporting: Reporting) -> None:
+        self._reporting = reporting
+
     async def RecordRunAudience(
         self,
-        request: reporting_service_pb2.RecordRunAudienceRequest,
+        request: reporting_internal_service_pb2.RecordRunAudienceRequest,
         context: grpc.aio.ServicerContext,
-    ) -> reporting_service_pb2.RecordRunAudienceResponse:
+    ) -> reporting_internal_service_pb2.RecordRunAudienceResponse:
         await self._reporting.record_run_audience(
             required_site_id(), request.run_id, request.campaign_id, request.audience
         )
-        return reporting_service_pb2.RecordRunAudienceResponse()
+        return reporting_internal_service_pb2.RecordRunAudienceResponse()
 
     async def RecordDeliveryOutcomes(
         self,
-        request: reporting_service_pb2.RecordDeliveryOutcomesRequest,
+        request: reporting_internal_service_pb2.RecordDeliveryOutcomesRequest,
         context: grpc.aio.ServicerContext,
-    ) -> reporting_service_pb2.RecordDeliveryOutcomesResponse:
+    ) -> reporting_internal_service_pb2.RecordDeliveryOutcomesResponse:
         # Delivery sends thousands per call sharing a few times: each converted once.
         times: dict[tuple[int, int], datetime] = {}
         outcomes = []
@@ -122,13 +143,13 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
                 )
             )
         recorded = await self._reporting.record_delivery_outcomes(required_site_id(), outcomes)
-        return reporting_service_pb2.RecordDeliveryOutcomesResponse(recorded=recorded)
+        return reporting_internal_service_pb2.RecordDeliveryOutcomesResponse(recorded=recorded)
 
     async def RecordEngagementEvents(
         self,
-        request: reporting_service_pb2.RecordEngagementEventsRequest,
+        request: reporting_internal_service_pb2.RecordEngagementEventsRequest,
         context: grpc.aio.ServicerContext,
-    ) -> reporting_service_pb2.RecordEngagementEventsResponse:
+    ) -> reporting_internal_service_pb2.RecordEngagementEventsResponse:
         events = [
             EngagementInput(
                 run_id=event.run_id,
@@ -141,15 +162,7 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
             for event in request.events
         ]
         recorded = await self._reporting.record_engagement_events(required_site_id(), events)
-        return reporting_service_pb2.RecordEngagementEventsResponse(recorded=recorded)
-
-    async def GetCampaignReport(
-        self,
-        request: reporting_service_pb2.GetCampaignReportRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> reporting_service_pb2.GetCampaignReportResponse:
-        report = await self._reporting.campaign_report(required_site_id(), request.campaign_id)
-        return reporting_service_pb2.GetCampaignReportResponse(report=_report_to_proto(report))
+        return reporting_internal_service_pb2.RecordEngagementEventsResponse(recorded=recorded)
 
 
 async def create_server(
@@ -164,18 +177,25 @@ async def create_server(
     engine = await open_service_database("reporting", settings)
     peers = peers or Peers(settings)
     resolver = site_resolver or remote_site_resolver(peers)
-    servicer = ReportingServicer(Reporting(ReportingStore(engine), clock or SystemClock()))
+    reporting = Reporting(ReportingStore(engine), clock or SystemClock())
+    public = ReportingServicer(reporting)
+    internal = ReportingInternalServicer(reporting)
     return build_service_server(
         address,
         settings,
         register=[
             lambda server: reporting_service_pb2_grpc.add_ReportingServiceServicer_to_server(
-                servicer, server
-            )
+                public, server
+            ),
+            lambda server: (
+                reporting_internal_service_pb2_grpc.add_ReportingInternalServiceServicer_to_server(
+                    internal, server
+                )
+            ),
         ],
-        service_names=[SERVICE_FULL_NAME],
+        service_names=[SERVICE_FULL_NAME, INTERNAL_SERVICE_FULL_NAME],
         engine=engine,
         peers=peers,
         site_resolver=resolver,
-        internal_only_methods=INTERNAL_ONLY_METHODS,
+        internal_services=[INTERNAL_SERVICE_FULL_NAME],
     )

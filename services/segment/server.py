@@ -1,4 +1,5 @@
-"""The SegmentService gRPC adapter: proto <-> domain translation and the server factory."""
+"""The segment gRPC adapters (SegmentService, public; SegmentInternalService, for Clarion's
+own services): proto <-> domain translation and the server factory."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
+from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
+from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from clarion.segment.v1 import subscriber_pb2
@@ -25,14 +28,11 @@ from services.segment.store import AudienceEntry, Subscriber, SubscriberStore
 from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = pb.DESCRIPTOR.services_by_name["SegmentService"].full_name
-_METHOD_PREFIX = f"/{SERVICE_FULL_NAME}/"
 # Only Clarion's own services (delivery) read a run's audience or unsubscribe in bulk
-# for what push services answered; a site's API key gets PERMISSION_DENIED.
-INTERNAL_ONLY_METHODS = (
-    f"{_METHOD_PREFIX}ListAudienceMembers",
-    f"{_METHOD_PREFIX}CheckSubscribers",
-    f"{_METHOD_PREFIX}BatchUnsubscribeSubscribers",
-)
+# for what push services answered; a site's API key gets PERMISSION_DENIED there.
+INTERNAL_SERVICE_FULL_NAME = internal_pb.DESCRIPTOR.services_by_name[
+    "SegmentInternalService"
+].full_name
 
 _BROWSER_FROM_PROTO: dict[common_pb2.Browser, Browser] = {
     common_pb2.BROWSER_CHROME: Browser.CHROME,
@@ -180,9 +180,14 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
             ]
         )
 
+
+class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
+    def __init__(self, subscribers: Subscribers) -> None:
+        self._subscribers = subscribers
+
     async def ListAudienceMembers(
-        self, request: pb.ListAudienceMembersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListAudienceMembersResponse:
+        self, request: internal_pb.ListAudienceMembersRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb.ListAudienceMembersResponse:
         snapshot_time = (
             request.snapshot_time.ToDatetime(tzinfo=UTC)
             if request.HasField("snapshot_time")
@@ -195,22 +200,24 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
             request.page_size,
             request.page_token,
         )
-        return pb.ListAudienceMembersResponse(
+        return internal_pb.ListAudienceMembersResponse(
             members=[audience_member_to_proto(entry) for entry in page.members],
             next_page_token=page.next_page_token,
         )
 
     async def CheckSubscribers(
-        self, request: pb.CheckSubscribersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CheckSubscribersResponse:
+        self, request: internal_pb.CheckSubscribersRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb.CheckSubscribersResponse:
         inactive = await self._subscribers.inactive_among(
             required_site_id(), list(request.subscriber_ids)
         )
-        return pb.CheckSubscribersResponse(inactive_subscriber_ids=inactive)
+        return internal_pb.CheckSubscribersResponse(inactive_subscriber_ids=inactive)
 
     async def BatchUnsubscribeSubscribers(
-        self, request: pb.BatchUnsubscribeSubscribersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.BatchUnsubscribeSubscribersResponse:
+        self,
+        request: internal_pb.BatchUnsubscribeSubscribersRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> internal_pb.BatchUnsubscribeSubscribersResponse:
         unsubscribed = await self._subscribers.unsubscribe_many(
             required_site_id(),
             [
@@ -220,7 +227,7 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
                 for entry in request.unsubscriptions
             ],
         )
-        return pb.BatchUnsubscribeSubscribersResponse(unsubscribed=unsubscribed)
+        return internal_pb.BatchUnsubscribeSubscribersResponse(unsubscribed=unsubscribed)
 
 
 async def create_server(
@@ -240,14 +247,20 @@ async def create_server(
         clock or SystemClock(),
         egress=EgressPolicy.from_settings(settings),
     )
-    servicer = SegmentServicer(subscribers)
+    public = SegmentServicer(subscribers)
+    internal = SegmentInternalServicer(subscribers)
     return build_service_server(
         address,
         settings,
-        register=[lambda server: pb_grpc.add_SegmentServiceServicer_to_server(servicer, server)],
-        service_names=[SERVICE_FULL_NAME],
+        register=[
+            lambda server: pb_grpc.add_SegmentServiceServicer_to_server(public, server),
+            lambda server: internal_pb_grpc.add_SegmentInternalServiceServicer_to_server(
+                internal, server
+            ),
+        ],
+        service_names=[SERVICE_FULL_NAME, INTERNAL_SERVICE_FULL_NAME],
         engine=engine,
         peers=peers,
         site_resolver=resolver,
-        internal_only_methods=INTERNAL_ONLY_METHODS,
+        internal_services=[INTERNAL_SERVICE_FULL_NAME],
     )

@@ -13,7 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from clarion.campaign.v1 import campaign_service_pb2_grpc, site_service_pb2_grpc
+from clarion.campaign.v1 import (
+    campaign_service_pb2_grpc,
+    site_internal_service_pb2_grpc,
+    site_service_pb2_grpc,
+)
 from clarion.simulator import PushServiceSimulator
 from services.campaign.admin import CreatedSite, create_site
 from services.campaign.server import create_server
@@ -54,6 +58,13 @@ def sites_stub(channel: grpc.aio.Channel) -> site_service_pb2_grpc.SiteServiceSt
 
 
 @pytest.fixture(scope="session")
+def site_internal_stub(
+    channel: grpc.aio.Channel,
+) -> site_internal_service_pb2_grpc.SiteInternalServiceStub:
+    return site_internal_service_pb2_grpc.SiteInternalServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
 def campaigns_stub(channel: grpc.aio.Channel) -> campaign_service_pb2_grpc.CampaignServiceStub:
     return campaign_service_pb2_grpc.CampaignServiceStub(channel)
 
@@ -64,8 +75,8 @@ def new_site(
 ) -> Callable[..., Awaitable[CreatedSite]]:
     """Creates a real site (through the admin path) in the server's database."""
 
-    async def make(name: str = "Test site") -> CreatedSite:
-        return await create_site(campaign_settings, name)
+    async def make(name: str = "Test site", subject: str = "mailto:ops@example.com") -> CreatedSite:
+        return await create_site(campaign_settings, name, subject)
 
     return make
 

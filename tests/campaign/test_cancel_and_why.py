@@ -139,7 +139,7 @@ class TestCancelWhileSending:
             settings_factory, delivery_concurrency=16, delivery_workers=2, delivery_chunk_size=250
         )
         await start_deployment(start_service, settings)
-        site = await create_site(settings, "Cancel while sending")
+        site = await create_site(settings, "Cancel while sending", "mailto:ops@example.com")
         auth = bearer(site.api_key)
         subscriptions = [simulator.mint_subscription() for _ in range(audience)]
         for subscription in subscriptions:
@@ -219,7 +219,7 @@ class TestCancelWhilePreparing:
         # One subscriber per audience page: preparing takes hundreds of round trips.
         settings = peer_settings(settings_factory, delivery_prepare_page_size=1)
         await start_deployment(start_service, settings)
-        site = await create_site(settings, "Cancel while preparing")
+        site = await create_site(settings, "Cancel while preparing", "mailto:ops@example.com")
         auth = bearer(site.api_key)
         subscriptions = [simulator.mint_subscription() for _ in range(audience)]
         await subscribe(settings, site.site_id, subscriptions)
@@ -267,8 +267,8 @@ class TestCancelAndWhy:
     ) -> None:
         settings = peer_settings(settings_factory, push_timeout_seconds=5.0)
         await start_deployment(start_service, settings)
-        site = await create_site(settings, "Why")
-        other = await create_site(settings, "Someone else")
+        site = await create_site(settings, "Why", "mailto:ops@example.com")
+        other = await create_site(settings, "Someone else", "mailto:ops@example.com")
         auth, other_auth = bearer(site.api_key), bearer(other.api_key)
         fine, gone, stuck = (simulator.mint_subscription() for _ in range(3))
         simulator.set_behaviour(gone.endpoint, Behaviour(status=410))
@@ -355,7 +355,7 @@ class TestCancelAndWhy:
     ) -> None:
         settings = peer_settings(settings_factory)
         await start_deployment(start_service, settings)
-        site = await create_site(settings, "Already done")
+        site = await create_site(settings, "Already done", "mailto:ops@example.com")
         auth = bearer(site.api_key)
         await subscribe(settings, site.site_id, [simulator.mint_subscription() for _ in range(3)])
 

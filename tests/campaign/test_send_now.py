@@ -390,7 +390,7 @@ class TestWithRealPeers:
         settings = peer_settings(settings_factory, delivery_prepare_page_size=50)
         for name in ("segment", "reporting", "delivery", "campaign"):
             await start_service(name, settings)
-        site = await create_site(settings, "Real peers")
+        site = await create_site(settings, "Real peers", "mailto:ops@example.com")
         auth = bearer(site.api_key)
         subscriptions = [simulator.mint_subscription() for _ in range(1000)]
         await subscribe(settings, site.site_id, subscriptions)
@@ -427,7 +427,7 @@ class TestWithRealPeers:
         settings = peer_settings(settings_factory, delivery_address=delivery_address)
         for name in ("segment", "reporting", "campaign"):
             await start_service(name, settings)
-        site = await create_site(settings, "Delivery late")
+        site = await create_site(settings, "Delivery late", "mailto:ops@example.com")
         auth = bearer(site.api_key)
         subscriptions = [simulator.mint_subscription() for _ in range(5)]
         await subscribe(settings, site.site_id, subscriptions)
@@ -481,7 +481,7 @@ class TestWithRealPeers:
                 update={"delivery_address": f"127.0.0.1:{hanging_port}"}
             )
             doomed = await start_service("campaign", doomed_settings)
-            site = await create_site(settings, "Killed")
+            site = await create_site(settings, "Killed", "mailto:ops@example.com")
             auth = bearer(site.api_key)
             subscriptions = [simulator.mint_subscription() for _ in range(5)]
             await subscribe(settings, site.site_id, subscriptions)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -485,6 +486,8 @@ class Stack:
     segment: segment_service_pb2_grpc.SegmentServiceStub
     reporting: reporting_service_pb2_grpc.ReportingServiceStub
     simulator: PushServiceSimulator
+    # One client channel per server, by name ("delivery", "segment", ...).
+    channels: dict[str, grpc.aio.Channel]
 
     async def new_site(self, subject: str = "mailto:ops@clarion.test") -> Site:
         created = await create_site(self.settings, f"delivery test {uuid.uuid4().hex[:6]}", subject)
@@ -534,7 +537,7 @@ class Stack:
 
     async def get_run(self, site: Site, run_id: str) -> delivery_pb2.DeliveryRun:
         response = await self.delivery.GetDeliveryRun(
-            delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id), metadata=site.metadata
+            delivery_service_pb2.GetDeliveryRunRequest(run_id=run_id), metadata=self.internal(site)
         )
         return response.delivery_run
 
@@ -559,7 +562,7 @@ class Stack:
             delivery_service_pb2.GetRecipientOutcomeRequest(
                 run_id=run_id, subscriber_id=subscriber_id
             ),
-            metadata=site.metadata,
+            metadata=self.internal(site),
         )
         return response.outcome
 
@@ -588,6 +591,7 @@ async def stack(
             segment=segment_service_pb2_grpc.SegmentServiceStub(channels["segment"]),
             reporting=reporting_service_pb2_grpc.ReportingServiceStub(channels["reporting"]),
             simulator=simulator,
+            channels=channels,
         )
     finally:
         for channel in channels.values():

@@ -16,9 +16,11 @@ from clarion.reporting.v1 import reporting_service_pb2
 from clarion.segment.v1 import segment_service_pb2, subscriber_pb2
 from clarion.simulator import Behaviour
 from services.delivery.domain.payload import topic_for
+from services.delivery.server import SERVICE_FULL_NAME
 from services.kit.errors import error_info
 from services.kit.tokens import verify_engagement_token
 from tests.delivery.conftest import Site, Stack, eventually, shared_payload
+from tests.support.services import assert_internal_only, reflected_services
 
 SENT = common_pb2.DELIVERY_STATUS_SENT
 FAILED = common_pb2.DELIVERY_STATUS_FAILED
@@ -30,6 +32,60 @@ async def rpc_error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-de
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     return caught.value
+
+
+class TestInternalOnly:
+    """Sites see runs through campaign; the whole DeliveryService is for campaign."""
+
+    async def test_a_site_api_key_is_refused_on_every_method(self, stack: Stack) -> None:
+        site = await stack.new_site()
+
+        tried = await assert_internal_only(
+            stack.channels["delivery"], SERVICE_FULL_NAME, site.metadata
+        )
+
+        assert {"GetDeliveryRun", "GetRecipientOutcome", "StartDeliveryRun"} <= set(tried)
+
+    async def test_a_site_api_key_cannot_read_its_own_run(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        subscriber_id, _ = await stack.subscriber(site)
+        run = await stack.start_run(site)
+
+        for call in (
+            stack.delivery.GetDeliveryRun(
+                delivery_service_pb2.GetDeliveryRunRequest(run_id=run.run_id),
+                metadata=site.metadata,
+            ),
+            stack.delivery.GetRecipientOutcome(
+                delivery_service_pb2.GetRecipientOutcomeRequest(
+                    run_id=run.run_id, subscriber_id=subscriber_id
+                ),
+                metadata=site.metadata,
+            ),
+        ):
+            error = await rpc_error(call)
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert error_info(error).reason == "INTERNAL_ONLY"
+        assert (await stack.get_run(site, run.run_id)).run_id == run.run_id
+
+    async def test_the_internal_token_must_name_a_site(self, stack: Stack) -> None:
+        site = await stack.new_site()
+        run = await stack.start_run(site)
+
+        error = await rpc_error(
+            stack.delivery.GetDeliveryRun(
+                delivery_service_pb2.GetDeliveryRunRequest(run_id=run.run_id),
+                metadata=(("authorization", f"Bearer {stack.settings.internal_token_value}"),),
+            )
+        )
+
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert error_info(error).reason == "MISSING_SITE"
+
+    async def test_reflection_lists_the_service(self, stack: Stack) -> None:
+        listed = await reflected_services(stack.channels["delivery"])
+
+        assert {SERVICE_FULL_NAME, "grpc.health.v1.Health"} <= listed
 
 
 class TestStartDeliveryRun:
@@ -507,13 +563,14 @@ class TestCancelDeliveryRun:
 
 async def engagement_secret(stack: Stack, site: Site) -> bytes:
     """The site's engagement secret, as delivery reads it from campaign."""
-    from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
+    from clarion.campaign.v1 import site_internal_service_pb2 as pb
+    from clarion.campaign.v1 import site_internal_service_pb2_grpc as pb_grpc
     from services.kit.grpcserver import client_channel
 
     channel = client_channel(stack.settings.campaign_address)
     try:
-        response = await site_service_pb2_grpc.SiteServiceStub(channel).GetSiteCredentials(
-            site_service_pb2.GetSiteCredentialsRequest(), metadata=stack.internal(site)
+        response = await pb_grpc.SiteInternalServiceStub(channel).GetSiteCredentials(
+            pb.GetSiteCredentialsRequest(), metadata=stack.internal(site)
         )
     finally:
         await channel.close()

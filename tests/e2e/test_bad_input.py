@@ -12,8 +12,10 @@ from google.protobuf import timestamp_pb2
 from clarion.campaign.v1 import campaign_service_pb2 as cs
 from clarion.common.v1 import common_pb2
 from clarion.embedded import EmbeddedStack
+from clarion.reporting.v1 import reporting_internal_service_pb2 as ris
 from clarion.reporting.v1 import reporting_pb2
 from clarion.reporting.v1 import reporting_service_pb2 as rs
+from clarion.segment.v1 import segment_internal_service_pb2 as sis
 from clarion.segment.v1 import segment_service_pb2 as ss
 from services.campaign.admin import CreatedSite, create_site
 from services.kit.auth import internal_metadata
@@ -64,7 +66,9 @@ def internal(stack: EmbeddedStack, site: CreatedSite) -> Metadata:
 
 CAMPAIGN = "clarion.campaign.v1.CampaignService"
 SEGMENT = "clarion.segment.v1.SegmentService"
+SEGMENT_INTERNAL = "clarion.segment.v1.SegmentInternalService"
 REPORTING = "clarion.reporting.v1.ReportingService"
+REPORTING_INTERNAL = "clarion.reporting.v1.ReportingInternalService"
 
 
 class TestNulInText:
@@ -115,8 +119,8 @@ class TestNulInText:
             kind=common_pb2.ENGAGEMENT_KIND_CLICKED, button="b\x00",
         )  # fmt: skip
         answer = await call(
-            stack, REPORTING, "RecordEngagementEvents",
-            rs.RecordEngagementEventsRequest(events=[event]), internal(stack, site),
+            stack, REPORTING_INTERNAL, "RecordEngagementEvents",
+            ris.RecordEngagementEventsRequest(events=[event]), internal(stack, site),
         )  # fmt: skip
         refused(answer, "events[0].button")
 
@@ -138,8 +142,8 @@ class TestTimestampsOutOfRange:
             status=common_pb2.DELIVERY_STATUS_SENT, occur_time=moment,
         )  # fmt: skip
         answer = await call(
-            stack, REPORTING, "RecordDeliveryOutcomes",
-            rs.RecordDeliveryOutcomesRequest(outcomes=[outcome]), internal(stack, site),
+            stack, REPORTING_INTERNAL, "RecordDeliveryOutcomes",
+            ris.RecordDeliveryOutcomesRequest(outcomes=[outcome]), internal(stack, site),
         )  # fmt: skip
         refused(answer, "outcomes[0].occur_time")
         assert problem in answer.details()
@@ -148,8 +152,8 @@ class TestTimestampsOutOfRange:
         self, stack: EmbeddedStack, site: CreatedSite
     ) -> None:
         answer = await call(
-            stack, SEGMENT, "ListAudienceMembers",
-            ss.ListAudienceMembersRequest(snapshot_time=timestamp_pb2.Timestamp(seconds=2**40)),
+            stack, SEGMENT_INTERNAL, "ListAudienceMembers",
+            sis.ListAudienceMembersRequest(snapshot_time=timestamp_pb2.Timestamp(seconds=2**40)),
             internal(stack, site),
         )  # fmt: skip
         refused(answer, "snapshot_time")
@@ -188,8 +192,8 @@ class TestReportSums:
     ) -> None:
         for run, audience in (("run_a", 1_000_000_000), ("run_b", 2**62)):
             answer = await call(
-                stack, REPORTING, "RecordRunAudience",
-                rs.RecordRunAudienceRequest(run_id=run, campaign_id="cmp_sum", audience=audience),
+                stack, REPORTING_INTERNAL, "RecordRunAudience",
+                ris.RecordRunAudienceRequest(run_id=run, campaign_id="cmp_sum", audience=audience),
                 internal(stack, site),
             )  # fmt: skip
         refused(answer, "audience")

@@ -215,3 +215,62 @@ class TestCancelAndWhy:
                     if run.progress.sent >= sent:
                         return
                     await asyncio.sleep(0.1)
+
+
+class TestSiteCommands:
+    async def test_show_set_subject_and_rotate_the_key(self, stack: EmbeddedStack) -> None:
+        site = await create_site(stack.settings, "CLI site", "mailto:ops@example.com")
+
+        shown = await clarion(stack, site.api_key, "site", "show")
+        assert shown.code == 0, shown.err
+        fields = dict(line.split(maxsplit=1) for line in shown.out.splitlines()[1:])
+        assert (fields["site_id"], fields["name"]) == (site.site_id, "CLI site")
+        assert fields["vapid_subject"] == "mailto:ops@example.com"
+
+        changed = await clarion(stack, site.api_key, "site", "set-subject", "https://cli.example/contact")
+        assert changed.code == 0, changed.err
+        assert "https://cli.example/contact" in changed.out
+        refused = await clarion(stack, site.api_key, "site", "set-subject", "mailto:ops@printer.local")
+        line = one_line_error(refused)
+        assert "INVALID_VAPID_SUBJECT" in line and "Apple" in line
+        as_json = json.loads((await clarion(stack, site.api_key, "site", "show", "--json")).out)
+        assert as_json["vapid_subject"] == "https://cli.example/contact"
+
+        rotated = await clarion(stack, site.api_key, "site", "rotate-api-key", "--export")
+        assert rotated.code == 0, rotated.err
+        (export,) = rotated.out.splitlines()
+        assert export.startswith("export CLARION_API_KEY=ck_")
+        new_key = export.removeprefix("export CLARION_API_KEY=")
+        assert "shown only this once" in rotated.err and new_key not in rotated.err
+
+        line = one_line_error(await clarion(stack, site.api_key, "site", "show"))
+        assert "API key was refused" in line
+        again = await clarion(stack, new_key, "site", "show", "--json")
+        assert again.code == 0, again.err
+        assert json.loads(again.out)["site_id"] == site.site_id
+
+        table = await clarion(stack, new_key, "site", "rotate-api-key")
+        assert table.code == 0, table.err
+        (newest,) = [line.split()[1] for line in table.out.splitlines() if line.startswith("api_key")]
+        assert newest.startswith("ck_") and table.out.count(newest) == 1
+        assert one_line_error(await clarion(stack, new_key, "site", "show"))
+
+    async def test_list_needs_the_internal_token(self, stack: EmbeddedStack) -> None:
+        first = await create_site(stack.settings, "Listed one", "mailto:ops@example.com")
+        second = await create_site(stack.settings, "Listed two", "https://two.example/")
+        token = {"CLARION_INTERNAL_TOKEN": stack.settings.internal_token_value}
+
+        listed = await clarion(stack, "", "site", "list", env=token)
+        assert listed.code == 0, listed.err
+        rows = {line.split()[0]: line for line in listed.out.splitlines()[1:]}
+        assert "Listed one" in rows[first.site_id] and "https://two.example/" in rows[second.site_id]
+        as_json = json.loads((await clarion(stack, "", "site", "list", "--json", env=token)).out)
+        assert {first.site_id, second.site_id} <= {s["site_id"] for s in as_json}
+
+        no_token = {"CLARION_INTERNAL_TOKEN": ""}
+        unset = one_line_error(await clarion(stack, first.api_key, "site", "list", env=no_token))
+        assert "CLARION_INTERNAL_TOKEN" in unset
+        a_site_key = await clarion(stack, "", "site", "list", "--internal-token", first.api_key, env=no_token)
+        assert "internal token was refused" in one_line_error(a_site_key)
+        wrong = await clarion(stack, "", "site", "list", env={"CLARION_INTERNAL_TOKEN": "not-the-token"})
+        assert "internal token was refused" in one_line_error(wrong)

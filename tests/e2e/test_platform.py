@@ -36,6 +36,7 @@ from clarion.simulator import Behaviour, PushServiceSimulator
 from services.campaign.admin import create_site
 from services.kit.errors import error_info
 from services.kit.grpcserver import client_channel
+from tests.support.services import assert_internal_only, reflected_services
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_FULL_NAMES = {
@@ -44,6 +45,19 @@ SERVICE_FULL_NAMES = {
     "delivery": "clarion.delivery.v1.DeliveryService",
     "reporting": "clarion.reporting.v1.ReportingService",
 }
+# Services only Clarion's own services call (internal token; a site API key gets
+# PERMISSION_DENIED), by the server that hosts them. Delivery's one service is internal.
+INTERNAL_SERVICE_FULL_NAMES = {
+    "campaign": ("clarion.campaign.v1.SiteInternalService",),
+    "segment": ("clarion.segment.v1.SegmentInternalService",),
+    "delivery": ("clarion.delivery.v1.DeliveryService",),
+    "reporting": ("clarion.reporting.v1.ReportingInternalService",),
+}
+
+
+def hosted(name: str) -> set[str]:
+    """Every Clarion service the server `name` hosts, public and internal."""
+    return {SERVICE_FULL_NAMES[name], *INTERNAL_SERVICE_FULL_NAMES.get(name, ())}
 
 
 def bearer(key: str) -> tuple[tuple[str, str], ...]:
@@ -64,25 +78,22 @@ async def _create_campaign(stack: EmbeddedStack, api_key: str, title: str = "Hi"
 
 class TestHealth:
     async def test_every_service_answers_serving(self, stack: EmbeddedStack) -> None:
-        for name, full_name in SERVICE_FULL_NAMES.items():
+        for name in SERVICE_FULL_NAMES:
             async with client_channel(stack.address(name)) as channel:
                 health = health_pb2_grpc.HealthStub(channel)
-                for service in ("", full_name):
+                for service in ("", *sorted(hosted(name))):
                     response = await health.Check(
                         health_pb2.HealthCheckRequest(service=service), timeout=5
                     )
                     assert response.status == health_pb2.HealthCheckResponse.SERVING, (name, service)
 
     async def test_every_service_lists_itself_through_reflection(self, stack: EmbeddedStack) -> None:
-        from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
-        for name, full_name in SERVICE_FULL_NAMES.items():
+        # What an integrator's `grpcurl -plaintext <address> list` shows: the public
+        # service and, marked internal in its proto, the internal one.
+        for name in SERVICE_FULL_NAMES:
             async with client_channel(stack.address(name)) as channel:
-                stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-                request = reflection_pb2.ServerReflectionRequest(list_services="")
-                responses = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
-            listed = {s.name for s in responses[0].list_services_response.service}
-            assert {full_name, "grpc.health.v1.Health"} <= listed, (name, listed)
+                listed = await reflected_services(channel)
+            assert {*hosted(name), "grpc.health.v1.Health"} <= listed, (name, listed)
 
     async def test_gateway_answers_healthz(self, stack: EmbeddedStack) -> None:
         async with aiohttp.ClientSession() as session:
@@ -114,9 +125,18 @@ class TestAuth:
                         await call(channel, metadata)
                     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, name
 
+    async def test_a_site_api_key_is_refused_on_every_internal_method(
+        self, stack: EmbeddedStack
+    ) -> None:
+        site = await create_site(stack.settings, "Internal", "mailto:ops@example.com")
+        for name, services in INTERNAL_SERVICE_FULL_NAMES.items():
+            async with client_channel(stack.address(name)) as channel:
+                for service in services:
+                    await assert_internal_only(channel, service, bearer(site.api_key))
+
     async def test_site_b_cannot_read_site_a_campaign(self, stack: EmbeddedStack) -> None:
-        site_a = await create_site(stack.settings, "A")
-        site_b = await create_site(stack.settings, "B")
+        site_a = await create_site(stack.settings, "A", "mailto:ops@example.com")
+        site_b = await create_site(stack.settings, "B", "mailto:ops@example.com")
         campaign_id = await _create_campaign(stack, site_a.api_key)
         async with client_channel(stack.address("campaign")) as channel:
             stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
@@ -141,7 +161,7 @@ class TestAuth:
             assert campaign_id not in [c.campaign_id for c in listed.campaigns]
 
     async def test_unknown_campaign_is_not_found_with_a_reason(self, stack: EmbeddedStack) -> None:
-        site = await create_site(stack.settings, "C")
+        site = await create_site(stack.settings, "C", "mailto:ops@example.com")
         async with client_channel(stack.address("campaign")) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
@@ -169,7 +189,7 @@ class TestCampaignDelivery:
     async def test_gone_subscription_fails_and_is_unsubscribed(
         self, stack: EmbeddedStack, simulator: PushServiceSimulator
     ) -> None:
-        site = await create_site(stack.settings, "Pruning")
+        site = await create_site(stack.settings, "Pruning", "mailto:ops@example.com")
         subscriptions = [simulator.mint_subscription() for _ in range(3)]
         simulator.set_behaviour(subscriptions[0].endpoint, Behaviour(status=410))
         async with aiohttp.ClientSession() as session:
@@ -194,7 +214,7 @@ class TestCampaignDelivery:
     async def test_report_counts_views_and_clicks_from_the_gateway(
         self, stack: EmbeddedStack, simulator: PushServiceSimulator
     ) -> None:
-        site = await create_site(stack.settings, "Engagement")
+        site = await create_site(stack.settings, "Engagement", "mailto:ops@example.com")
         subscriptions = [simulator.mint_subscription() for _ in range(4)]
         async with aiohttp.ClientSession() as session:
             ids = await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)

@@ -1,4 +1,5 @@
-"""The gateway in front of real campaign (SiteService), segment and reporting servers."""
+"""The gateway in front of real campaign (SiteService, SiteInternalService), segment and
+reporting servers."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
-from clarion.reporting.v1 import reporting_service_pb2_grpc
+from clarion.campaign.v1 import site_internal_service_pb2, site_internal_service_pb2_grpc
+from clarion.reporting.v1 import reporting_internal_service_pb2_grpc, reporting_service_pb2_grpc
 from clarion.segment.v1 import segment_service_pb2_grpc
 from services.campaign.admin import create_site
 from services.campaign.server import create_server as create_campaign_server
@@ -32,7 +33,9 @@ class Stack:
     http: aiohttp.ClientSession
     segment: segment_service_pb2_grpc.SegmentServiceStub
     reporting: reporting_service_pb2_grpc.ReportingServiceStub
-    sites: site_service_pb2_grpc.SiteServiceStub
+    sites: site_internal_service_pb2_grpc.SiteInternalServiceStub
+    # What delivery (outcomes) and the gateway (engagement) record with the internal token.
+    reporting_internal: reporting_internal_service_pb2_grpc.ReportingInternalServiceStub
 
     def url(self, path: str) -> str:
         return f"{self.gateway.url}{path}"
@@ -43,7 +46,7 @@ class Stack:
     async def engagement_secret(self, site_id: str) -> bytes:
         """The secret delivery signs with: from GetSiteCredentials, as delivery gets it."""
         response = await self.sites.GetSiteCredentials(
-            site_service_pb2.GetSiteCredentialsRequest(), metadata=self.internal(site_id)
+            site_internal_service_pb2.GetSiteCredentialsRequest(), metadata=self.internal(site_id)
         )
         return response.engagement_secret
 
@@ -96,7 +99,8 @@ async def stack(settings_factory) -> AsyncIterator[Stack]:
             http,
             segment_service_pb2_grpc.SegmentServiceStub(segment_channel),
             reporting_service_pb2_grpc.ReportingServiceStub(reporting_channel),
-            site_service_pb2_grpc.SiteServiceStub(campaign_channel),
+            site_internal_service_pb2_grpc.SiteInternalServiceStub(campaign_channel),
+            reporting_internal_service_pb2_grpc.ReportingInternalServiceStub(reporting_channel),
         )
     finally:
         await http.close()

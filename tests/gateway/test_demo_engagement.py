@@ -14,7 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from clarion.common.v1 import common_pb2
 from clarion.demo import MissingEngagementProof, register_browsers, report_engagement
-from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2
+from clarion.reporting.v1 import (
+    reporting_internal_service_pb2,
+    reporting_pb2,
+    reporting_service_pb2,
+)
 from clarion.simulator import PushServiceSimulator, SimulatedSubscription
 from services.kit.tokens import engagement_token
 from tests.gateway.conftest import GatewaySite, Stack
@@ -44,8 +48,8 @@ async def deliver(
     """What delivery does for one run: a sent outcome per recipient, and a push to each
     whose JSON carries its subscriber id and engagement token (when `signed`)."""
     campaign_id, run_id = f"cmp_{uuid.uuid4().hex}", f"run_{uuid.uuid4().hex}"
-    await stack.reporting.RecordDeliveryOutcomes(
-        reporting_service_pb2.RecordDeliveryOutcomesRequest(
+    await stack.reporting_internal.RecordDeliveryOutcomes(
+        reporting_internal_service_pb2.RecordDeliveryOutcomesRequest(
             outcomes=[
                 reporting_pb2.DeliveryOutcome(
                     run_id=run_id, campaign_id=campaign_id, subscriber_id=subscriber_id,

@@ -12,9 +12,13 @@ import grpc
 import pytest
 from yarl import URL
 
-from clarion.campaign.v1 import site_service_pb2
+from clarion.campaign.v1 import site_internal_service_pb2
 from clarion.common.v1 import common_pb2
-from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2
+from clarion.reporting.v1 import (
+    reporting_internal_service_pb2,
+    reporting_pb2,
+    reporting_service_pb2,
+)
 from clarion.segment.v1 import segment_service_pb2, subscriber_pb2
 from services.campaign.domain.sites import engagement_secret as derive_engagement_secret
 from services.campaign.domain.sites import new_vapid_key_pair
@@ -344,8 +348,8 @@ def event(
 async def sent_run(stack: Stack, site: GatewaySite, recipients: int = 4) -> tuple[str, str]:
     """A run reporting knows of, with `recipients` sent to sub_0, sub_1, ..."""
     campaign_id, run_id = f"cmp_{uuid.uuid4().hex}", f"run_{uuid.uuid4().hex}"
-    await stack.reporting.RecordDeliveryOutcomes(
-        reporting_service_pb2.RecordDeliveryOutcomesRequest(
+    await stack.reporting_internal.RecordDeliveryOutcomes(
+        reporting_internal_service_pb2.RecordDeliveryOutcomesRequest(
             outcomes=[
                 reporting_pb2.DeliveryOutcome(
                     run_id=run_id, campaign_id=campaign_id, subscriber_id=f"sub_{n}",
@@ -475,6 +479,28 @@ class TestEvents:
         )
         assert (status, body) == (202, {"recorded": True})
 
+    async def test_a_site_api_key_cannot_skip_the_token_check_at_reporting(self, stack, site):
+        # The gateway is the only way in for events: reporting takes them from Clarion's
+        # own services only, so a site's key cannot record what no browser proved.
+        campaign_id, run_id = await sent_run(stack, site)
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stack.reporting_internal.RecordEngagementEvents(
+                reporting_internal_service_pb2.RecordEngagementEventsRequest(
+                    events=[
+                        reporting_pb2.EngagementEvent(
+                            run_id=run_id, campaign_id=campaign_id, subscriber_id="sub_0",
+                            kind=common_pb2.ENGAGEMENT_KIND_CLICKED,
+                        )
+                    ]
+                ),
+                metadata=bearer(site.api_key),
+            )
+
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        report = await campaign_report(stack, site, campaign_id)
+        assert (report.viewed, report.clicked, report.closed) == (0, 0, 0)
+
     async def test_a_genuine_event_posted_to_another_site_is_403(self, stack, site, other_site):
         campaign_id, run_id = await sent_run(stack, site)
         await sent_run(stack, other_site)
@@ -541,7 +567,7 @@ class TestEngagementSecret:
 
     async def test_is_not_the_vapid_private_key(self, stack, site):
         credentials = await stack.sites.GetSiteCredentials(
-            site_service_pb2.GetSiteCredentialsRequest(), metadata=stack.internal(site.site_id)
+            site_internal_service_pb2.GetSiteCredentialsRequest(), metadata=stack.internal(site.site_id)
         )
 
         assert credentials.engagement_secret not in credentials.vapid_private_key
@@ -556,7 +582,7 @@ class TestEngagementSecret:
     async def test_only_the_internal_token_gets_it(self, stack, site):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stack.sites.GetSiteCredentials(
-                site_service_pb2.GetSiteCredentialsRequest(), metadata=bearer(site.api_key)
+                site_internal_service_pb2.GetSiteCredentialsRequest(), metadata=bearer(site.api_key)
             )
 
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -29,3 +29,28 @@ class TestCachingSiteResolver:
         for _ in range(20_000):
             assert await cache.resolve(secrets.token_hex(16)) is None
         assert len(cache) <= 2 * 1000
+
+    async def test_an_empty_cache_is_still_a_resolver(self) -> None:
+        # Server factories pick `site_resolver or default`: a fresh cache must not be
+        # swapped for the default because it holds nothing yet.
+        async def resolve(api_key: str) -> str | None:
+            return None
+
+        cache = CachingSiteResolver(resolve)
+        assert len(cache) == 0
+        assert (cache or None) is cache
+
+    async def test_answers_expire_after_the_ttl_of_its_timer(self) -> None:
+        answers = {"key": "site_a"}
+        now = [0.0]
+
+        async def resolve(api_key: str) -> str | None:
+            return answers.get(api_key)
+
+        cache = CachingSiteResolver(resolve, ttl_seconds=30.0, timer=lambda: now[0])
+        assert await cache.resolve("key") == "site_a"
+        del answers["key"]  # the key was rotated away
+        now[0] = 29.9
+        assert await cache.resolve("key") == "site_a"
+        now[0] = 30.1
+        assert await cache.resolve("key") is None

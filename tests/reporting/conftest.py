@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import grpc
 import pytest
 import pytest_asyncio
 
-from clarion.reporting.v1 import reporting_service_pb2_grpc
+from clarion.reporting.v1 import reporting_internal_service_pb2_grpc, reporting_service_pb2_grpc
 from services.kit.auth import internal_metadata
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
@@ -20,6 +21,9 @@ from tests.support.sites import StaticSiteResolver, bearer
 @dataclass
 class ReportingUnderTest:
     stub: reporting_service_pb2_grpc.ReportingServiceStub
+    # The same server's ReportingInternalService (delivery's and the gateway's calls).
+    internal_stub: reporting_internal_service_pb2_grpc.ReportingInternalServiceStub
+    channel: grpc.aio.Channel
     resolver: StaticSiteResolver
     clock: FrozenClock
     settings: Settings
@@ -47,7 +51,12 @@ async def reporting(settings_factory) -> AsyncIterator[ReportingUnderTest]:
     channel = client_channel(server.address)
     try:
         yield ReportingUnderTest(
-            reporting_service_pb2_grpc.ReportingServiceStub(channel), resolver, clock, settings
+            reporting_service_pb2_grpc.ReportingServiceStub(channel),
+            reporting_internal_service_pb2_grpc.ReportingInternalServiceStub(channel),
+            channel,
+            resolver,
+            clock,
+            settings,
         )
     finally:
         await channel.close()

@@ -11,11 +11,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 
 from clarion.common.v1 import common_pb2
+from clarion.reporting.v1 import reporting_internal_service_pb2 as ris
 from clarion.reporting.v1 import reporting_pb2
 from clarion.reporting.v1 import reporting_service_pb2 as rs
 from services.kit.db import create_sync_engine_for
 from services.kit.errors import error_info
+from services.reporting.server import INTERNAL_SERVICE_FULL_NAME, SERVICE_FULL_NAME
 from tests.reporting.conftest import ReportingUnderTest, Site
+from tests.support.services import assert_internal_only, reflected_services
 
 SENT = common_pb2.DELIVERY_STATUS_SENT
 FAILED = common_pb2.DELIVERY_STATUS_FAILED
@@ -59,15 +62,15 @@ def event(
 
 
 async def record_outcomes(reporting: ReportingUnderTest, site: Site, *outcomes) -> int:
-    response = await reporting.stub.RecordDeliveryOutcomes(
-        rs.RecordDeliveryOutcomesRequest(outcomes=outcomes), metadata=site.internal
+    response = await reporting.internal_stub.RecordDeliveryOutcomes(
+        ris.RecordDeliveryOutcomesRequest(outcomes=outcomes), metadata=site.internal
     )
     return response.recorded
 
 
 async def record_events(reporting: ReportingUnderTest, site: Site, *events) -> int:
-    response = await reporting.stub.RecordEngagementEvents(
-        rs.RecordEngagementEventsRequest(events=events), metadata=site.internal
+    response = await reporting.internal_stub.RecordEngagementEvents(
+        ris.RecordEngagementEventsRequest(events=events), metadata=site.internal
     )
     return response.recorded
 
@@ -75,8 +78,8 @@ async def record_events(reporting: ReportingUnderTest, site: Site, *events) -> i
 async def record_audience(
     reporting: ReportingUnderTest, site: Site, run_id: str, campaign_id: str, audience: int
 ) -> None:
-    await reporting.stub.RecordRunAudience(
-        rs.RecordRunAudienceRequest(run_id=run_id, campaign_id=campaign_id, audience=audience),
+    await reporting.internal_stub.RecordRunAudience(
+        ris.RecordRunAudienceRequest(run_id=run_id, campaign_id=campaign_id, audience=audience),
         metadata=site.internal,
     )
 
@@ -128,8 +131,8 @@ class TestRecordRunAudience:
         self, reporting, site, run_id, campaign_id, audience, field
     ):
         error = await refused(
-            reporting.stub.RecordRunAudience(
-                rs.RecordRunAudienceRequest(
+            reporting.internal_stub.RecordRunAudience(
+                ris.RecordRunAudienceRequest(
                     run_id=run_id, campaign_id=campaign_id, audience=audience
                 ),
                 metadata=site.internal,
@@ -147,13 +150,14 @@ class TestRecordRunAudience:
 
     async def test_a_site_api_key_cannot_record_what_delivery_sent(self, reporting, site):
         error = await refused(
-            reporting.stub.RecordRunAudience(
-                rs.RecordRunAudienceRequest(run_id="run_1", campaign_id="cmp_1", audience=5),
+            reporting.internal_stub.RecordRunAudience(
+                ris.RecordRunAudienceRequest(run_id="run_1", campaign_id="cmp_1", audience=5),
                 metadata=site.key,
             )
         )
 
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(error).reason == "INTERNAL_ONLY"
 
 
 class TestRecordDeliveryOutcomes:
@@ -198,8 +202,8 @@ class TestRecordDeliveryOutcomes:
         ]
 
         error = await refused(
-            reporting.stub.RecordDeliveryOutcomes(
-                rs.RecordDeliveryOutcomesRequest(outcomes=batch), metadata=site.internal
+            reporting.internal_stub.RecordDeliveryOutcomes(
+                ris.RecordDeliveryOutcomesRequest(outcomes=batch), metadata=site.internal
             )
         )
 
@@ -222,8 +226,8 @@ class TestRecordDeliveryOutcomes:
         bad.ClearField(missing)
 
         error = await refused(
-            reporting.stub.RecordDeliveryOutcomes(
-                rs.RecordDeliveryOutcomesRequest(
+            reporting.internal_stub.RecordDeliveryOutcomes(
+                ris.RecordDeliveryOutcomesRequest(
                     outcomes=[outcome("run_1", "cmp_1", "sub_0"), bad]
                 ),
                 metadata=site.internal,
@@ -237,8 +241,8 @@ class TestRecordDeliveryOutcomes:
         batch = [outcome("run_1", "cmp_1", f"sub_{n}") for n in range(10_001)]
 
         error = await refused(
-            reporting.stub.RecordDeliveryOutcomes(
-                rs.RecordDeliveryOutcomesRequest(outcomes=batch), metadata=site.internal
+            reporting.internal_stub.RecordDeliveryOutcomes(
+                ris.RecordDeliveryOutcomesRequest(outcomes=batch), metadata=site.internal
             )
         )
 
@@ -247,8 +251,8 @@ class TestRecordDeliveryOutcomes:
 
     async def test_an_empty_batch_is_refused(self, reporting, site):
         error = await refused(
-            reporting.stub.RecordDeliveryOutcomes(
-                rs.RecordDeliveryOutcomesRequest(), metadata=site.internal
+            reporting.internal_stub.RecordDeliveryOutcomes(
+                ris.RecordDeliveryOutcomesRequest(), metadata=site.internal
             )
         )
 
@@ -312,8 +316,8 @@ class TestDeliveryReasons:
         ]
 
         error = await refused(
-            reporting.stub.RecordDeliveryOutcomes(
-                rs.RecordDeliveryOutcomesRequest(outcomes=batch), metadata=site.internal
+            reporting.internal_stub.RecordDeliveryOutcomes(
+                ris.RecordDeliveryOutcomesRequest(outcomes=batch), metadata=site.internal
             )
         )
 
@@ -357,8 +361,10 @@ class TestRecordEngagementEvents:
         await record_audience(reporting, site, new_id("run"), other_id, 1)
 
         error = await refused(
-            reporting.stub.RecordEngagementEvents(
-                rs.RecordEngagementEventsRequest(events=[event(run_id, other_id, "sub_1", CLICKED)]),
+            reporting.internal_stub.RecordEngagementEvents(
+                ris.RecordEngagementEventsRequest(
+                    events=[event(run_id, other_id, "sub_1", CLICKED)]
+                ),
                 metadata=site.internal,
             )
         )
@@ -368,21 +374,40 @@ class TestRecordEngagementEvents:
         assert (await report(reporting, site, other_id)).clicked == 0
         assert (await report(reporting, site, campaign_id)).clicked == 0
 
-    async def test_a_site_api_key_may_record_events(self, reporting, site):
-        response = await reporting.stub.RecordEngagementEvents(
-            rs.RecordEngagementEventsRequest(events=[event("run_1", "cmp_1", "sub_1", VIEWED)]),
-            metadata=site.key,
+    async def test_a_site_api_key_cannot_record_events_and_they_count_nowhere(
+        self, reporting, site
+    ):
+        # Only the gateway records engagement, after checking the browser's engagement
+        # token: a site's key must not skip that check.
+        campaign_id, run_id = new_id("cmp"), new_id("run")
+        await record_audience(reporting, site, run_id, campaign_id, 1)
+        await record_outcomes(reporting, site, outcome(run_id, campaign_id, "sub_1"))
+        before = await report(reporting, site, campaign_id)
+
+        error = await refused(
+            reporting.internal_stub.RecordEngagementEvents(
+                ris.RecordEngagementEventsRequest(
+                    events=[
+                        event(run_id, campaign_id, "sub_1", kind)
+                        for kind in (VIEWED, CLICKED, CLOSED)
+                    ]
+                ),
+                metadata=site.key,
+            )
         )
 
-        assert response.recorded == 1
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(error).reason == "INTERNAL_ONLY"
+        assert await report(reporting, site, campaign_id) == before
+        assert (before.viewed, before.clicked, before.closed) == (0, 0, 0)
 
     async def test_a_batch_with_an_unspecified_kind_stores_none(self, reporting, site):
         campaign_id, run_id = new_id("cmp"), new_id("run")
         await record_outcomes(reporting, site, outcome(run_id, campaign_id, "sub_1"))
 
         error = await refused(
-            reporting.stub.RecordEngagementEvents(
-                rs.RecordEngagementEventsRequest(
+            reporting.internal_stub.RecordEngagementEvents(
+                ris.RecordEngagementEventsRequest(
                     events=[
                         event(run_id, campaign_id, "sub_1", VIEWED),
                         event(run_id, campaign_id, "sub_1", common_pb2.ENGAGEMENT_KIND_UNSPECIFIED),
@@ -530,22 +555,24 @@ class TestAuthentication:
 
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
-    async def test_a_wrong_internal_token_is_unauthenticated(self, reporting, site):
+    async def test_a_wrong_internal_token_cannot_record_events(self, reporting, site):
         forged = (("authorization", "Bearer wrong-token"), ("x-clarion-site-id", site.site_id))
         error = await refused(
-            reporting.stub.RecordEngagementEvents(
-                rs.RecordEngagementEventsRequest(events=[event("run_1", "cmp_1", "sub_1", VIEWED)]),
+            reporting.internal_stub.RecordEngagementEvents(
+                ris.RecordEngagementEventsRequest(
+                    events=[event("run_1", "cmp_1", "sub_1", VIEWED)]
+                ),
                 metadata=forged,
             )
         )
 
-        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
     async def test_a_wrong_internal_token_cannot_record_outcomes(self, reporting, site):
         forged = (("authorization", "Bearer wrong-token"), ("x-clarion-site-id", site.site_id))
         error = await refused(
-            reporting.stub.RecordDeliveryOutcomes(
-                rs.RecordDeliveryOutcomesRequest(outcomes=[outcome("run_1", "cmp_1", "sub_1")]),
+            reporting.internal_stub.RecordDeliveryOutcomes(
+                ris.RecordDeliveryOutcomesRequest(outcomes=[outcome("run_1", "cmp_1", "sub_1")]),
                 metadata=forged,
             )
         )
@@ -554,11 +581,31 @@ class TestAuthentication:
 
     async def test_an_internal_call_must_name_its_site(self, reporting):
         error = await refused(
-            reporting.stub.RecordDeliveryOutcomes(
-                rs.RecordDeliveryOutcomesRequest(outcomes=[outcome("run_1", "cmp_1", "sub_1")]),
+            reporting.internal_stub.RecordDeliveryOutcomes(
+                ris.RecordDeliveryOutcomesRequest(outcomes=[outcome("run_1", "cmp_1", "sub_1")]),
                 metadata=(("authorization", f"Bearer {reporting.settings.internal_token_value}"),),
             )
         )
 
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
         assert error_info(error).reason == "MISSING_SITE"
+
+
+class TestInternalOnly:
+    async def test_a_site_api_key_is_refused_on_every_internal_method(self, reporting, site):
+        tried = await assert_internal_only(reporting.channel, INTERNAL_SERVICE_FULL_NAME, site.key)
+
+        assert sorted(tried) == [
+            "RecordDeliveryOutcomes", "RecordEngagementEvents", "RecordRunAudience"
+        ]
+
+    async def test_the_public_service_only_reads_reports(self):
+        public = rs.DESCRIPTOR.services_by_name["ReportingService"]
+
+        assert list(public.methods_by_name) == ["GetCampaignReport"]
+
+    async def test_reflection_lists_the_public_and_the_internal_service(self, reporting):
+        listed = await reflected_services(reporting.channel)
+
+        assert {SERVICE_FULL_NAME, INTERNAL_SERVICE_FULL_NAME, "grpc.health.v1.Health"} <= listed
+        assert INTERNAL_SERVICE_FULL_NAME == "clarion.reporting.v1.ReportingInternalService"

@@ -8,6 +8,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
@@ -51,6 +52,12 @@ async def channel(segment_server: ManagedServer) -> AsyncIterator[grpc.aio.Chann
 @pytest.fixture(scope="module")
 def stub(channel: grpc.aio.Channel) -> pb_grpc.SegmentServiceStub:
     return pb_grpc.SegmentServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def internal_stub(channel: grpc.aio.Channel) -> internal_pb_grpc.SegmentInternalServiceStub:
+    """The same server's SegmentInternalService (delivery's calls, internal token only)."""
+    return internal_pb_grpc.SegmentInternalServiceStub(channel)
 
 
 @pytest.fixture

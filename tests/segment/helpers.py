@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
+from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
+from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from clarion.segment.v1 import subscriber_pb2
@@ -90,7 +92,7 @@ def internal(settings: Settings, site: Site) -> tuple[tuple[str, str], ...]:
 
 
 async def audience(
-    stub: pb_grpc.SegmentServiceStub,
+    stub: internal_pb_grpc.SegmentInternalServiceStub,
     settings: Settings,
     site: Site,
     snapshot_time: datetime,
@@ -104,7 +106,7 @@ async def audience(
     token = ""
     while True:
         response = await stub.ListAudienceMembers(
-            pb.ListAudienceMembersRequest(
+            internal_pb.ListAudienceMembersRequest(
                 snapshot_time=snapshot,
                 subscriber_ids=subscriber_ids,
                 page_size=page_size,
@@ -119,7 +121,10 @@ async def audience(
 
 
 async def audience_ids(
-    stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, snapshot_time: datetime
+    stub: internal_pb_grpc.SegmentInternalServiceStub,
+    settings: Settings,
+    site: Site,
+    snapshot_time: datetime,
 ) -> list[str]:
     return [m.subscriber_id for m in await audience(stub, settings, site, snapshot_time)]
 

@@ -11,13 +11,15 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
+from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
+from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from clarion.segment.v1 import subscriber_pb2
 from services.kit.auth import SITE_HEADER
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
-from services.segment.server import create_server
+from services.segment.server import INTERNAL_SERVICE_FULL_NAME, create_server
 from tests.segment.helpers import (
     Site,
     audience,
@@ -30,6 +32,7 @@ from tests.segment.helpers import (
     register,
     register_request,
 )
+from tests.support.services import assert_internal_only
 from tests.support.sites import StaticSiteResolver
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -60,13 +63,13 @@ async def get(
 
 
 async def batch_unsubscribe(
-    stub: pb_grpc.SegmentServiceStub,
+    stub: internal_pb_grpc.SegmentInternalServiceStub,
     settings: Settings,
     site: Site,
     *entries: tuple[str, int],
 ) -> int:
     response = await stub.BatchUnsubscribeSubscribers(
-        pb.BatchUnsubscribeSubscribersRequest(
+        internal_pb.BatchUnsubscribeSubscribersRequest(
             unsubscriptions=[
                 subscriber_pb2.Unsubscription(subscriber_id=subscriber_id, reason=reason)
                 for subscriber_id, reason in entries
@@ -78,10 +81,14 @@ async def batch_unsubscribe(
 
 
 async def check(
-    stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, *subscriber_ids: str
+    stub: internal_pb_grpc.SegmentInternalServiceStub,
+    settings: Settings,
+    site: Site,
+    *subscriber_ids: str,
 ) -> list[str]:
     response = await stub.CheckSubscribers(
-        pb.CheckSubscribersRequest(subscriber_ids=subscriber_ids), metadata=internal(settings, site)
+        internal_pb.CheckSubscribersRequest(subscriber_ids=subscriber_ids),
+        metadata=internal(settings, site),
     )
     return list(response.inactive_subscriber_ids)
 
@@ -102,7 +109,12 @@ async def register_many(stub: pb_grpc.SegmentServiceStub, site: Site, count: int
 
 class TestListAudienceMembers:
     async def test_the_audience_as_it_stood_at_the_snapshot(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, clock: FrozenClock
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
     ) -> None:
         stays = await register(stub, site, profile_id="user-1", timezone="Asia/Tokyo")
         leaves_later = await register(stub, site, browser=common_pb2.BROWSER_FIREFOX)
@@ -113,9 +125,11 @@ class TestListAudienceMembers:
         snapshot = clock.now()
         clock.advance(minutes=1)
         await register(stub, site)  # joined after the snapshot
-        await batch_unsubscribe(stub, settings, site, (leaves_later.subscriber_id, GONE_410))
+        await batch_unsubscribe(
+            internal_stub, settings, site, (leaves_later.subscriber_id, GONE_410)
+        )
 
-        members = await audience(stub, settings, site, snapshot)
+        members = await audience(internal_stub, settings, site, snapshot)
 
         assert [m.subscriber_id for m in members] == sorted(
             [stays.subscriber_id, leaves_later.subscriber_id]
@@ -133,32 +147,43 @@ class TestListAudienceMembers:
         assert by_id[leaves_later.subscriber_id].browser == common_pb2.BROWSER_FIREFOX
         # A snapshot taken now no longer holds the one that left.
         assert leaves_later.subscriber_id not in await audience_ids(
-            stub, settings, site, clock.now()
+            internal_stub, settings, site, clock.now()
         )
 
     async def test_the_snapshot_moment_itself_counts(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, clock: FrozenClock
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
     ) -> None:
         clock.advance(minutes=1)
         created_at_snapshot = await register(stub, site)
         unsubscribed_at_snapshot = await register(stub, site)
         await unsubscribe(stub, site, unsubscribed_at_snapshot.subscriber_id)
 
-        members = await audience(stub, settings, site, clock.now())
+        members = await audience(internal_stub, settings, site, clock.now())
 
         assert [m.subscriber_id for m in members] == [created_at_snapshot.subscriber_id]
-        assert await audience(stub, settings, site, clock.now() - timedelta(microseconds=1)) == []
+        just_before = clock.now() - timedelta(microseconds=1)
+        assert await audience(internal_stub, settings, site, just_before) == []
 
     async def test_walks_every_page_in_id_order(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, clock: FrozenClock
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
     ) -> None:
         registered = await register_many(stub, site, 7)
         snapshot = timestamp(clock.now())
         pages: list[list[str]] = []
         token = ""
         while True:
-            response = await stub.ListAudienceMembers(
-                pb.ListAudienceMembersRequest(
+            response = await internal_stub.ListAudienceMembers(
+                internal_pb.ListAudienceMembersRequest(
                     snapshot_time=snapshot, page_size=3, page_token=token
                 ),
                 metadata=internal(settings, site),
@@ -172,17 +197,22 @@ class TestListAudienceMembers:
         assert [i for page in pages for i in page] == sorted(registered)
 
     async def test_page_size_zero_means_a_thousand(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, clock: FrozenClock
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
     ) -> None:
         await register_many(stub, site, 1000)
         await register(stub, site)
 
-        first = await stub.ListAudienceMembers(
-            pb.ListAudienceMembersRequest(snapshot_time=timestamp(clock.now())),
+        first = await internal_stub.ListAudienceMembers(
+            internal_pb.ListAudienceMembersRequest(snapshot_time=timestamp(clock.now())),
             metadata=internal(settings, site),
         )
-        second = await stub.ListAudienceMembers(
-            pb.ListAudienceMembersRequest(
+        second = await internal_stub.ListAudienceMembers(
+            internal_pb.ListAudienceMembersRequest(
                 snapshot_time=timestamp(clock.now()), page_token=first.next_page_token
             ),
             metadata=internal(settings, site),
@@ -192,12 +222,17 @@ class TestListAudienceMembers:
         assert len(second.members) == 1 and second.next_page_token == ""
 
     async def test_page_size_above_the_maximum_is_coerced(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, clock: FrozenClock
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
     ) -> None:
         await register_many(stub, site, 3)
 
-        response = await stub.ListAudienceMembers(
-            pb.ListAudienceMembersRequest(
+        response = await internal_stub.ListAudienceMembers(
+            internal_pb.ListAudienceMembersRequest(
                 snapshot_time=timestamp(clock.now()), page_size=1_000_000
             ),
             metadata=internal(settings, site),
@@ -208,6 +243,7 @@ class TestListAudienceMembers:
     async def test_a_page_token_survives_a_restart(
         self,
         stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
         settings: Settings,
         site: Site,
         clock: FrozenClock,
@@ -215,8 +251,8 @@ class TestListAudienceMembers:
     ) -> None:
         registered = await register_many(stub, site, 4)
         snapshot = timestamp(clock.now())
-        first = await stub.ListAudienceMembers(
-            pb.ListAudienceMembersRequest(snapshot_time=snapshot, page_size=2),
+        first = await internal_stub.ListAudienceMembers(
+            internal_pb.ListAudienceMembersRequest(snapshot_time=snapshot, page_size=2),
             metadata=internal(settings, site),
         )
         restarted = await create_server(
@@ -225,8 +261,9 @@ class TestListAudienceMembers:
         await restarted.start()
         try:
             async with grpc.aio.insecure_channel(restarted.address) as channel:
-                rest = await pb_grpc.SegmentServiceStub(channel).ListAudienceMembers(
-                    pb.ListAudienceMembersRequest(
+                restarted_stub = internal_pb_grpc.SegmentInternalServiceStub(channel)
+                rest = await restarted_stub.ListAudienceMembers(
+                    internal_pb.ListAudienceMembersRequest(
                         snapshot_time=snapshot, page_size=2, page_token=first.next_page_token
                     ),
                     metadata=internal(settings, site),
@@ -238,7 +275,12 @@ class TestListAudienceMembers:
         assert listed == sorted(registered) and rest.next_page_token == ""
 
     async def test_only_the_given_subscribers_for_a_test_send(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, other_site: Site,
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        other_site: Site,
         clock: FrozenClock,
     ) -> None:
         registered = await register_many(stub, site, 5)
@@ -249,18 +291,23 @@ class TestListAudienceMembers:
         wanted = [registered[3], registered[0], gone, theirs.subscriber_id, "sub_unknown"]
 
         members = await audience(
-            stub, settings, site, clock.now(), page_size=1, subscriber_ids=wanted
+            internal_stub, settings, site, clock.now(), page_size=1, subscriber_ids=wanted
         )
 
         assert [m.subscriber_id for m in members] == sorted([registered[0], registered[3]])
 
     async def test_another_sites_subscribers_are_not_in_the_audience(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, other_site: Site,
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        other_site: Site,
         clock: FrozenClock,
     ) -> None:
         await register_many(stub, other_site, 3)
 
-        assert await audience(stub, settings, site, clock.now()) == []
+        assert await audience(internal_stub, settings, site, clock.now()) == []
 
     @pytest.mark.parametrize(
         ("request_fields", "reason", "field"),
@@ -285,7 +332,7 @@ class TestListAudienceMembers:
     )
     async def test_bad_requests_are_invalid(
         self,
-        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
         settings: Settings,
         site: Site,
         clock: FrozenClock,
@@ -298,8 +345,8 @@ class TestListAudienceMembers:
             fields["snapshot_time"] = timestamp(clock.now())
 
         error = await expect_error(
-            stub.ListAudienceMembers(
-                pb.ListAudienceMembersRequest(**fields),  # type: ignore[arg-type]
+            internal_stub.ListAudienceMembers(
+                internal_pb.ListAudienceMembersRequest(**fields),  # type: ignore[arg-type]
                 metadata=internal(settings, site),
             ),
             INVALID,
@@ -310,14 +357,35 @@ class TestListAudienceMembers:
 
 
 class TestInternalOnly:
+    async def test_a_site_api_key_is_refused_on_every_internal_method(
+        self, channel: grpc.aio.Channel, stub: pb_grpc.SegmentServiceStub, site: Site
+    ) -> None:
+        stored = await register(stub, site)
+
+        tried = await assert_internal_only(channel, INTERNAL_SERVICE_FULL_NAME, site.metadata)
+
+        assert sorted(tried) == [
+            "BatchUnsubscribeSubscribers", "CheckSubscribers", "ListAudienceMembers"
+        ]
+        assert (await get(stub, site, stored.subscriber_id)).state == ACTIVE
+
+    async def test_the_public_service_offers_none_of_them(self) -> None:
+        public = pb.DESCRIPTOR.services_by_name["SegmentService"].methods_by_name
+        internal = internal_pb.DESCRIPTOR.services_by_name["SegmentInternalService"]
+
+        assert not set(public) & set(internal.methods_by_name)
+
     @pytest.mark.parametrize(
         ("method", "request_message"),
         [
-            ("ListAudienceMembers", pb.ListAudienceMembersRequest(snapshot_time=Timestamp())),
-            ("CheckSubscribers", pb.CheckSubscribersRequest(subscriber_ids=["sub_x"])),
+            (
+                "ListAudienceMembers",
+                internal_pb.ListAudienceMembersRequest(snapshot_time=Timestamp()),
+            ),
+            ("CheckSubscribers", internal_pb.CheckSubscribersRequest(subscriber_ids=["sub_x"])),
             (
                 "BatchUnsubscribeSubscribers",
-                pb.BatchUnsubscribeSubscribersRequest(
+                internal_pb.BatchUnsubscribeSubscribersRequest(
                     unsubscriptions=[
                         subscriber_pb2.Unsubscription(subscriber_id="sub_x", reason=GONE_410)
                     ]
@@ -325,9 +393,10 @@ class TestInternalOnly:
             ),
         ],
     )
-    async def test_a_site_api_key_is_refused(
+    async def test_the_internal_token_must_name_a_site(
         self,
         stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
         settings: Settings,
         site: Site,
         method: str,
@@ -336,12 +405,7 @@ class TestInternalOnly:
         stored = await register(stub, site)
 
         await expect_error(
-            getattr(stub, method)(request_message, metadata=site.metadata),
-            grpc.StatusCode.PERMISSION_DENIED,
-            "INTERNAL_ONLY",
-        )
-        await expect_error(
-            getattr(stub, method)(
+            getattr(internal_stub, method)(
                 request_message,
                 metadata=(("authorization", f"Bearer {settings.internal_token_value}"),),
             ),
@@ -370,31 +434,43 @@ class TestInternalOnly:
 
 class TestCheckSubscribers:
     async def test_names_the_unsubscribed_and_unknown_ones_in_the_given_order(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, other_site: Site
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        other_site: Site,
     ) -> None:
         active, gone = await register_many(stub, site, 2)
         await unsubscribe(stub, site, gone)
         theirs = (await register(stub, other_site)).subscriber_id
 
         inactive = await check(
-            stub, settings, site, theirs, active, gone, "sub_unknown", gone
+            internal_stub, settings, site, theirs, active, gone, "sub_unknown", gone
         )
 
         assert inactive == [theirs, gone, "sub_unknown"]
 
     async def test_all_active_gives_an_empty_answer(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
     ) -> None:
         registered = await register_many(stub, site, 3)
 
-        assert await check(stub, settings, site, *registered) == []
-        assert await check(stub, settings, site) == []
+        assert await check(internal_stub, settings, site, *registered) == []
+        assert await check(internal_stub, settings, site) == []
 
     async def test_more_than_five_thousand_ids_are_refused(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site
+        self,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
     ) -> None:
         error = await expect_error(
-            check(stub, settings, site, *(f"sub_{n}" for n in range(5001))),
+            check(internal_stub, settings, site, *(f"sub_{n}" for n in range(5001))),
             INVALID,
             "BATCH_TOO_LARGE",
         )
@@ -403,7 +479,12 @@ class TestCheckSubscribers:
 
 class TestBatchUnsubscribeSubscribers:
     async def test_unsubscribes_with_the_reasons_word_and_counts_only_new_ones(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, clock: FrozenClock
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
     ) -> None:
         first, second, already = await register_many(stub, site, 3)
         await stub.UnsubscribeSubscriber(
@@ -413,7 +494,7 @@ class TestBatchUnsubscribeSubscribers:
         clock.advance(minutes=1)
 
         unsubscribed = await batch_unsubscribe(
-            stub, settings, site,
+            internal_stub, settings, site,
             (first, GONE_410),
             (second, common_pb2.DELIVERY_REASON_APNS_UNREGISTERED),
             (first, common_pb2.DELIVERY_REASON_PUSH_SERVICE_404),
@@ -429,15 +510,23 @@ class TestBatchUnsubscribeSubscribers:
             already: (UNSUBSCRIBED, "user_unsubscribed"),
         }
         assert states[first].update_time == timestamp(clock.now())
-        assert await check(stub, settings, site, first, second) == [first, second]
-        assert await batch_unsubscribe(stub, settings, site, (first, GONE_410)) == 0
+        assert await check(internal_stub, settings, site, first, second) == [first, second]
+        assert await batch_unsubscribe(internal_stub, settings, site, (first, GONE_410)) == 0
 
     async def test_leaves_another_sites_subscribers_alone(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site, other_site: Site
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        other_site: Site,
     ) -> None:
         theirs = await register(stub, other_site)
 
-        assert await batch_unsubscribe(stub, settings, site, (theirs.subscriber_id, GONE_410)) == 0
+        unsubscribed = await batch_unsubscribe(
+            internal_stub, settings, site, (theirs.subscriber_id, GONE_410)
+        )
+        assert unsubscribed == 0
         assert (await get(stub, other_site, theirs.subscriber_id)).state == ACTIVE
 
     @pytest.mark.parametrize(
@@ -455,6 +544,7 @@ class TestBatchUnsubscribeSubscribers:
     async def test_one_bad_entry_refuses_the_batch(
         self,
         stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
         settings: Settings,
         site: Site,
         bad: tuple[str, int],
@@ -464,7 +554,7 @@ class TestBatchUnsubscribeSubscribers:
         stored = await register(stub, site)
 
         error = await expect_error(
-            batch_unsubscribe(stub, settings, site, (stored.subscriber_id, GONE_410), bad),
+            batch_unsubscribe(internal_stub, settings, site, (stored.subscriber_id, GONE_410), bad),
             INVALID,
             reason,
         )
@@ -473,13 +563,17 @@ class TestBatchUnsubscribeSubscribers:
         assert (await get(stub, site, stored.subscriber_id)).state == ACTIVE
 
     async def test_more_than_a_thousand_are_refused(
-        self, stub: pb_grpc.SegmentServiceStub, settings: Settings, site: Site
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
     ) -> None:
         stored = await register(stub, site)
         entries = [(stored.subscriber_id, GONE_410)] * 1001
 
         error = await expect_error(
-            batch_unsubscribe(stub, settings, site, *entries), INVALID, "BATCH_TOO_LARGE"
+            batch_unsubscribe(internal_stub, settings, site, *entries), INVALID, "BATCH_TOO_LARGE"
         )
 
         assert error_field(error) == "unsubscriptions"

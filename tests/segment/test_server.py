@@ -20,9 +20,10 @@ from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from services.kit.config import Settings
 from services.kit.db import UTCDateTime, create_sync_engine_for
 from services.segment.models import Model
-from services.segment.server import SERVICE_FULL_NAME
+from services.segment.server import INTERNAL_SERVICE_FULL_NAME, SERVICE_FULL_NAME
 from services.segment.store import audience_query, page_query
 from tests.segment.helpers import Site, expect_error, list_all, register_request
+from tests.support.services import reflected_services
 from tests.support.sites import bearer
 
 
@@ -46,7 +47,7 @@ class TestAuthentication:
 
 
 class TestHealth:
-    @pytest.mark.parametrize("service", ["", SERVICE_FULL_NAME])
+    @pytest.mark.parametrize("service", ["", SERVICE_FULL_NAME, INTERNAL_SERVICE_FULL_NAME])
     async def test_serving_while_the_database_is_reachable(
         self, channel: grpc.aio.Channel, service: str
     ) -> None:
@@ -55,6 +56,19 @@ class TestHealth:
         )
 
         assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+class TestReflection:
+    async def test_lists_the_public_and_the_internal_service(
+        self, channel: grpc.aio.Channel
+    ) -> None:
+        listed = await reflected_services(channel)
+
+        assert {
+            "clarion.segment.v1.SegmentService",
+            "clarion.segment.v1.SegmentInternalService",
+            "grpc.health.v1.Health",
+        } <= listed
 
 
 class TestSchema:

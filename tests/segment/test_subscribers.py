@@ -7,6 +7,7 @@ import base64
 import grpc
 import pytest
 
+from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from clarion.segment.v1 import subscriber_pb2
@@ -230,6 +231,7 @@ class TestSiteIsolation:
         other_site: Site,
         settings: Settings,
         clock: FrozenClock,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
     ) -> None:
         mine = await register(stub, site)
 
@@ -238,7 +240,7 @@ class TestSiteIsolation:
             unsubscribe(stub, other_site, mine.subscriber_id), NOT_FOUND, "SUBSCRIBER_NOT_FOUND"
         )
         assert await list_all(stub, other_site) == []
-        assert await audience_ids(stub, settings, other_site, clock.now()) == []
+        assert await audience_ids(internal_stub, settings, other_site, clock.now()) == []
         assert (await get(stub, site, mine.subscriber_id)).state == ACTIVE
 
     async def test_a_page_token_from_another_site_reveals_nothing(

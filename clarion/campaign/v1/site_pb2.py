@@ -22,16 +22,23 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63larion/campaign/v1/site.proto\x12\x13\x63larion.campaign.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63larion/campaign/v1/site.proto\x12\x13\x63larion.campaign.v1\x1a#clarion/common/v1/constraints.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n\x04Site\x12\x1a\n\x07site_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12*\n\x04name\x18\x02 \x01(\tB\x1c\x82\x80\x19\x18\x08\xc8\x01\x30\x03:\x11INVALID_SITE_NAME\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x37\n\rvapid_subject\x18\x04 \x01(\tB \x82\x80\x19\x1c\x08\x80\x10\x30\x03:\x15INVALID_VAPID_SUBJECT\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.campaign.v1.site_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SITE']._serialized_start=89
-  _globals['_SITE']._serialized_end=224
+  _globals['_SITE'].fields_by_name['site_id']._loaded_options = None
+  _globals['_SITE'].fields_by_name['site_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_SITE'].fields_by_name['name']._loaded_options = None
+  _globals['_SITE'].fields_by_name['name']._serialized_options = b'\202\200\031\030\010\310\0010\003:\021INVALID_SITE_NAME'
+  _globals['_SITE'].fields_by_name['vapid_subject']._loaded_options = None
+  _globals['_SITE'].fields_by_name['vapid_subject']._serialized_options = b'\202\200\031\034\010\200\0200\003:\025INVALID_VAPID_SUBJECT'
+  _globals['_SITE']._serialized_start=126
+  _globals['_SITE']._serialized_end=336
 # @@protoc_insertion_point(module_scope)

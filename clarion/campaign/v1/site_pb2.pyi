@@ -1,5 +1,6 @@
 import datetime
 
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

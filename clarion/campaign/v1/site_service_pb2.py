@@ -23,30 +23,28 @@ _sym_db = _symbol_database.Default()
 
 
 from clarion.campaign.v1 import site_pb2 as clarion_dot_campaign_dot_v1_dot_site__pb2
-from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"0\n\x14ResolveApiKeyRequest\x12\x18\n\x07\x61pi_key\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x02\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\x94\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\x32\xc2\x02\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a google/protobuf/field_mask.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\x15\n\x13RotateApiKeyRequest\"8\n\x14RotateApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"m\n\x11UpdateSiteRequest\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x12UpdateSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site2\xa7\x02\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x63\n\x0cRotateApiKey\x12(.clarion.campaign.v1.RotateApiKeyRequest\x1a).clarion.campaign.v1.RotateApiKeyResponse\x12]\n\nUpdateSite\x12&.clarion.campaign.v1.UpdateSiteRequest\x1a\'.clarion.campaign.v1.UpdateSiteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.campaign.v1.site_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOLVEAPIKEYREQUEST'].fields_by_name['api_key']._loaded_options = None
-  _globals['_RESOLVEAPIKEYREQUEST'].fields_by_name['api_key']._serialized_options = b'\202\200\031\003\010\200\002'
-  _globals['_GETSITEREQUEST']._serialized_start=132
-  _globals['_GETSITEREQUEST']._serialized_end=148
-  _globals['_GETSITERESPONSE']._serialized_start=150
-  _globals['_GETSITERESPONSE']._serialized_end=208
-  _globals['_RESOLVEAPIKEYREQUEST']._serialized_start=210
-  _globals['_RESOLVEAPIKEYREQUEST']._serialized_end=258
-  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_start=260
-  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_end=300
-  _globals['_GETSITECREDENTIALSREQUEST']._serialized_start=302
-  _globals['_GETSITECREDENTIALSREQUEST']._serialized_end=329
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=332
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=480
-  _globals['_SITESERVICE']._serialized_start=483
-  _globals['_SITESERVICE']._serialized_end=805
+  _globals['_GETSITEREQUEST']._serialized_start=129
+  _globals['_GETSITEREQUEST']._serialized_end=145
+  _globals['_GETSITERESPONSE']._serialized_start=147
+  _globals['_GETSITERESPONSE']._serialized_end=205
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=207
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=228
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=230
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=286
+  _globals['_UPDATESITEREQUEST']._serialized_start=288
+  _globals['_UPDATESITEREQUEST']._serialized_end=397
+  _globals['_UPDATESITERESPONSE']._serialized_start=399
+  _globals['_UPDATESITERESPONSE']._serialized_end=460
+  _globals['_SITESERVICE']._serialized_start=463
+  _globals['_SITESERVICE']._serialized_end=758
 # @@protoc_insertion_point(module_scope)

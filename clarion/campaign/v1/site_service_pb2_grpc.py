@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class SiteServiceStub:
-    """Sites, their API keys and credentials. Hosted by the campaign service.
+    """A site's own view of itself, called with the site's API key. Hosted by the campaign
+    service. What only Clarion's services and its operators may call (resolving keys,
+    signing credentials, listing every site) is SiteInternalService.
     """
 
     def __init__(self, channel):
@@ -40,20 +42,22 @@ class SiteServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteResponse.FromString,
                 _registered_method=True)
-        self.ResolveApiKey = channel.unary_unary(
-                '/clarion.campaign.v1.SiteService/ResolveApiKey',
-                request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ResolveApiKeyRequest.SerializeToString,
-                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ResolveApiKeyResponse.FromString,
+        self.RotateApiKey = channel.unary_unary(
+                '/clarion.campaign.v1.SiteService/RotateApiKey',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.RotateApiKeyRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.RotateApiKeyResponse.FromString,
                 _registered_method=True)
-        self.GetSiteCredentials = channel.unary_unary(
-                '/clarion.campaign.v1.SiteService/GetSiteCredentials',
-                request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteCredentialsRequest.SerializeToString,
-                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteCredentialsResponse.FromString,
+        self.UpdateSite = channel.unary_unary(
+                '/clarion.campaign.v1.SiteService/UpdateSite',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteResponse.FromString,
                 _registered_method=True)
 
 
 class SiteServiceServicer:
-    """Sites, their API keys and credentials. Hosted by the campaign service.
+    """A site's own view of itself, called with the site's API key. Hosted by the campaign
+    service. What only Clarion's services and its operators may call (resolving keys,
+    signing credentials, listing every site) is SiteInternalService.
     """
 
     def GetSite(self, request, context):
@@ -63,15 +67,21 @@ class SiteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ResolveApiKey(self, request, context):
-        """Internal: maps an API key to its site. Callable only with the internal token.
+    def RotateApiKey(self, request, context):
+        """Replaces the caller's site's API key with a new random one, returned once in the
+        response (only its SHA-256 is stored). Every earlier key of the site is deleted in
+        the same transaction: the campaign service refuses it at once; segment, delivery
+        and reporting cache API keys for up to 30 seconds, so they may still accept it for
+        up to 30 seconds after this call returns.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetSiteCredentials(self, request, context):
-        """Internal: the site's signing credentials, for delivery. Internal token only.
+    def UpdateSite(self, request, context):
+        """Changes the fields of the caller's site named in update_mask (name, vapid_subject).
+        Delivery caches a site's credentials for up to 5 minutes, so a new VAPID subject
+        signs pushes within 5 minutes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,15 +95,15 @@ def add_SiteServiceServicer_to_server(servicer, server):
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteResponse.SerializeToString,
             ),
-            'ResolveApiKey': grpc.unary_unary_rpc_method_handler(
-                    servicer.ResolveApiKey,
-                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ResolveApiKeyRequest.FromString,
-                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ResolveApiKeyResponse.SerializeToString,
+            'RotateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateApiKey,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.RotateApiKeyRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.RotateApiKeyResponse.SerializeToString,
             ),
-            'GetSiteCredentials': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetSiteCredentials,
-                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteCredentialsRequest.FromString,
-                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteCredentialsResponse.SerializeToString,
+            'UpdateSite': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSite,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -104,7 +114,9 @@ def add_SiteServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SiteService:
-    """Sites, their API keys and credentials. Hosted by the campaign service.
+    """A site's own view of itself, called with the site's API key. Hosted by the campaign
+    service. What only Clarion's services and its operators may call (resolving keys,
+    signing credentials, listing every site) is SiteInternalService.
     """
 
     @staticmethod
@@ -135,7 +147,7 @@ class SiteService:
             _registered_method=True)
 
     @staticmethod
-    def ResolveApiKey(request,
+    def RotateApiKey(request,
             target,
             options=(),
             channel_credentials=None,
@@ -148,9 +160,9 @@ class SiteService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/clarion.campaign.v1.SiteService/ResolveApiKey',
-            clarion_dot_campaign_dot_v1_dot_site__service__pb2.ResolveApiKeyRequest.SerializeToString,
-            clarion_dot_campaign_dot_v1_dot_site__service__pb2.ResolveApiKeyResponse.FromString,
+            '/clarion.campaign.v1.SiteService/RotateApiKey',
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.RotateApiKeyRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.RotateApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -162,7 +174,7 @@ class SiteService:
             _registered_method=True)
 
     @staticmethod
-    def GetSiteCredentials(request,
+    def UpdateSite(request,
             target,
             options=(),
             channel_credentials=None,
@@ -175,9 +187,9 @@ class SiteService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/clarion.campaign.v1.SiteService/GetSiteCredentials',
-            clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteCredentialsRequest.SerializeToString,
-            clarion_dot_campaign_dot_v1_dot_site__service__pb2.GetSiteCredentialsResponse.FromString,
+            '/clarion.campaign.v1.SiteService/UpdateSite',
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class DeliveryServiceStub:
-    """Runs are started by campaign with the internal token; an API key may only read.
+    """Sending runs, for Clarion's own services (campaign) only: every RPC takes the internal
+    token naming the site in x-clarion-site-id; a site API key gets PERMISSION_DENIED
+    (INTERNAL_ONLY). Sites see their runs through campaign's CampaignService.
     """
 
     def __init__(self, channel):
@@ -63,11 +65,13 @@ class DeliveryServiceStub:
 
 
 class DeliveryServiceServicer:
-    """Runs are started by campaign with the internal token; an API key may only read.
+    """Sending runs, for Clarion's own services (campaign) only: every RPC takes the internal
+    token naming the site in x-clarion-site-id; a site API key gets PERMISSION_DENIED
+    (INTERNAL_ONLY). Sites see their runs through campaign's CampaignService.
     """
 
     def StartDeliveryRun(self, request, context):
-        """Internal. Takes a run over: pulls its audience from segment in the background and
+        """Takes a run over: pulls its audience from segment in the background and
         sends it. Idempotent per run_id (a retry returns the same run), so it is safe to
         call again whenever the answer was lost.
         """
@@ -76,7 +80,8 @@ class DeliveryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetDeliveryRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One run: state, progress, failure and times.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -96,7 +101,7 @@ class DeliveryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelDeliveryRun(self, request, context):
-        """Internal. Cancels a run in one transaction: no page is queued after it, every chunk
+        """Cancels a run in one transaction: no page is queued after it, every chunk
         is taken from its sender (its next write is refused), and every recipient without an
         outcome ends suppressed with reason cancelled (reported like any outcome).
         Idempotent: a finished or already cancelled run is returned unchanged.
@@ -142,7 +147,9 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DeliveryService:
-    """Runs are started by campaign with the internal token; an API key may only read.
+    """Sending runs, for Clarion's own services (campaign) only: every RPC takes the internal
+    token naming the site in x-clarion-site-id; a site API key gets PERMISSION_DENIED
+    (INTERNAL_ONLY). Sites see their runs through campaign's CampaignService.
     """
 
     @staticmethod

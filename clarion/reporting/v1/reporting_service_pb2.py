@@ -26,41 +26,19 @@ from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_c
 from clarion.reporting.v1 import reporting_pb2 as clarion_dot_reporting_dot_v1_dot_reporting__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,clarion/reporting/v1/reporting_service.proto\x12\x14\x63larion.reporting.v1\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\"u\n\x18RecordRunAudienceRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x08\x61udience\x18\x03 \x01(\x03\x42\x0c\x82\x80\x19\x08 \x00(\x80\x94\xeb\xdc\x03\"\x1b\n\x19RecordRunAudienceResponse\"r\n\x1dRecordDeliveryOutcomesRequest\x12Q\n\x08outcomes\x18\x01 \x03(\x0b\x32%.clarion.reporting.v1.DeliveryOutcomeB\x18\x82\x80\x19\x14\x18\x90NB\x0f\x42\x41TCH_TOO_LARGE\"2\n\x1eRecordDeliveryOutcomesResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x03\"p\n\x1dRecordEngagementEventsRequest\x12O\n\x06\x65vents\x18\x01 \x03(\x0b\x32%.clarion.reporting.v1.EngagementEventB\x18\x82\x80\x19\x14\x18\x90NB\x0f\x42\x41TCH_TOO_LARGE\"2\n\x1eRecordEngagementEventsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x03\":\n\x18GetCampaignReportRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"Q\n\x19GetCampaignReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.clarion.reporting.v1.CampaignReport2\x8a\x04\n\x10ReportingService\x12t\n\x11RecordRunAudience\x12..clarion.reporting.v1.RecordRunAudienceRequest\x1a/.clarion.reporting.v1.RecordRunAudienceResponse\x12\x83\x01\n\x16RecordDeliveryOutcomes\x12\x33.clarion.reporting.v1.RecordDeliveryOutcomesRequest\x1a\x34.clarion.reporting.v1.RecordDeliveryOutcomesResponse\x12\x83\x01\n\x16RecordEngagementEvents\x12\x33.clarion.reporting.v1.RecordEngagementEventsRequest\x1a\x34.clarion.reporting.v1.RecordEngagementEventsResponse\x12t\n\x11GetCampaignReport\x12..clarion.reporting.v1.GetCampaignReportRequest\x1a/.clarion.reporting.v1.GetCampaignReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,clarion/reporting/v1/reporting_service.proto\x12\x14\x63larion.reporting.v1\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\":\n\x18GetCampaignReportRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"Q\n\x19GetCampaignReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.clarion.reporting.v1.CampaignReport2\x88\x01\n\x10ReportingService\x12t\n\x11GetCampaignReport\x12..clarion.reporting.v1.GetCampaignReportRequest\x1a/.clarion.reporting.v1.GetCampaignReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.reporting.v1.reporting_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDRUNAUDIENCEREQUEST'].fields_by_name['run_id']._loaded_options = None
-  _globals['_RECORDRUNAUDIENCEREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_RECORDRUNAUDIENCEREQUEST'].fields_by_name['campaign_id']._loaded_options = None
-  _globals['_RECORDRUNAUDIENCEREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_RECORDRUNAUDIENCEREQUEST'].fields_by_name['audience']._loaded_options = None
-  _globals['_RECORDRUNAUDIENCEREQUEST'].fields_by_name['audience']._serialized_options = b'\202\200\031\010 \000(\200\224\353\334\003'
-  _globals['_RECORDDELIVERYOUTCOMESREQUEST'].fields_by_name['outcomes']._loaded_options = None
-  _globals['_RECORDDELIVERYOUTCOMESREQUEST'].fields_by_name['outcomes']._serialized_options = b'\202\200\031\024\030\220NB\017BATCH_TOO_LARGE'
-  _globals['_RECORDENGAGEMENTEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
-  _globals['_RECORDENGAGEMENTEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\202\200\031\024\030\220NB\017BATCH_TOO_LARGE'
   _globals['_GETCAMPAIGNREPORTREQUEST'].fields_by_name['campaign_id']._loaded_options = None
   _globals['_GETCAMPAIGNREPORTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_RECORDRUNAUDIENCEREQUEST']._serialized_start=145
-  _globals['_RECORDRUNAUDIENCEREQUEST']._serialized_end=262
-  _globals['_RECORDRUNAUDIENCERESPONSE']._serialized_start=264
-  _globals['_RECORDRUNAUDIENCERESPONSE']._serialized_end=291
-  _globals['_RECORDDELIVERYOUTCOMESREQUEST']._serialized_start=293
-  _globals['_RECORDDELIVERYOUTCOMESREQUEST']._serialized_end=407
-  _globals['_RECORDDELIVERYOUTCOMESRESPONSE']._serialized_start=409
-  _globals['_RECORDDELIVERYOUTCOMESRESPONSE']._serialized_end=459
-  _globals['_RECORDENGAGEMENTEVENTSREQUEST']._serialized_start=461
-  _globals['_RECORDENGAGEMENTEVENTSREQUEST']._serialized_end=573
-  _globals['_RECORDENGAGEMENTEVENTSRESPONSE']._serialized_start=575
-  _globals['_RECORDENGAGEMENTEVENTSRESPONSE']._serialized_end=625
-  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_start=627
-  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_end=685
-  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_start=687
-  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_end=768
-  _globals['_REPORTINGSERVICE']._serialized_start=771
-  _globals['_REPORTINGSERVICE']._serialized_end=1293
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_start=145
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_end=203
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_start=205
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_end=286
+  _globals['_REPORTINGSERVICE']._serialized_start=289
+  _globals['_REPORTINGSERVICE']._serialized_end=425
 # @@protoc_insertion_point(module_scope)

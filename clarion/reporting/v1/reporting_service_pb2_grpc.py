@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class ReportingServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Campaign reports: a site API key (or the internal token naming the site in
+    x-clarion-site-id). Recording is ReportingInternalService, for Clarion's own services.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -34,21 +36,6 @@ class ReportingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.RecordRunAudience = channel.unary_unary(
-                '/clarion.reporting.v1.ReportingService/RecordRunAudience',
-                request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordRunAudienceRequest.SerializeToString,
-                response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordRunAudienceResponse.FromString,
-                _registered_method=True)
-        self.RecordDeliveryOutcomes = channel.unary_unary(
-                '/clarion.reporting.v1.ReportingService/RecordDeliveryOutcomes',
-                request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordDeliveryOutcomesRequest.SerializeToString,
-                response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordDeliveryOutcomesResponse.FromString,
-                _registered_method=True)
-        self.RecordEngagementEvents = channel.unary_unary(
-                '/clarion.reporting.v1.ReportingService/RecordEngagementEvents',
-                request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordEngagementEventsRequest.SerializeToString,
-                response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordEngagementEventsResponse.FromString,
-                _registered_method=True)
         self.GetCampaignReport = channel.unary_unary(
                 '/clarion.reporting.v1.ReportingService/GetCampaignReport',
                 request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportRequest.SerializeToString,
@@ -57,31 +44,13 @@ class ReportingServiceStub:
 
 
 class ReportingServiceServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def RecordRunAudience(self, request, context):
-        """Registers how many recipients a run targets; idempotent per run.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RecordDeliveryOutcomes(self, request, context):
-        """Records delivery outcomes; one per (run, subscriber), repeats are ignored.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RecordEngagementEvents(self, request, context):
-        """Records engagement events; one per (run, subscriber, kind, button), repeats are ignored.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
+    """Campaign reports: a site API key (or the internal token naming the site in
+    x-clarion-site-id). Recording is ReportingInternalService, for Clarion's own services.
+    """
 
     def GetCampaignReport(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A campaign's totals over all its runs.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -89,21 +58,6 @@ class ReportingServiceServicer:
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'RecordRunAudience': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordRunAudience,
-                    request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordRunAudienceRequest.FromString,
-                    response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordRunAudienceResponse.SerializeToString,
-            ),
-            'RecordDeliveryOutcomes': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordDeliveryOutcomes,
-                    request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordDeliveryOutcomesRequest.FromString,
-                    response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordDeliveryOutcomesResponse.SerializeToString,
-            ),
-            'RecordEngagementEvents': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordEngagementEvents,
-                    request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordEngagementEventsRequest.FromString,
-                    response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordEngagementEventsResponse.SerializeToString,
-            ),
             'GetCampaignReport': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCampaignReport,
                     request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportRequest.FromString,
@@ -118,88 +72,9 @@ def add_ReportingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ReportingService:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def RecordRunAudience(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.reporting.v1.ReportingService/RecordRunAudience',
-            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordRunAudienceRequest.SerializeToString,
-            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordRunAudienceResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def RecordDeliveryOutcomes(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.reporting.v1.ReportingService/RecordDeliveryOutcomes',
-            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordDeliveryOutcomesRequest.SerializeToString,
-            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordDeliveryOutcomesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def RecordEngagementEvents(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.reporting.v1.ReportingService/RecordEngagementEvents',
-            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordEngagementEventsRequest.SerializeToString,
-            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.RecordEngagementEventsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+    """Campaign reports: a site API key (or the internal token naming the site in
+    x-clarion-site-id). Recording is ReportingInternalService, for Clarion's own services.
+    """
 
     @staticmethod
     def GetCampaignReport(request,

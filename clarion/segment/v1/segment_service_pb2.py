@@ -25,10 +25,9 @@ _sym_db = _symbol_database.Default()
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from clarion.segment.v1 import subscriber_pb2 as clarion_dot_segment_dot_v1_dot_subscriber__pb2
-from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(clarion/segment/v1/segment_service.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x02\n\x19RegisterSubscriberRequest\x12>\n\x11push_subscription\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12\x42\n\x07\x62rowser\x18\x02 \x01(\x0e\x32\x1a.clarion.common.v1.BrowserB\x15\x82\x80\x19\x11:\x0fINVALID_BROWSER\x12,\n\x08timezone\x18\x03 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12\x31\n\nprofile_id\x18\x04 \x01(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x30\x03:\x12INVALID_PROFILE_ID\"a\n\x1aRegisterSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"k\n\x1cUnsubscribeSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12)\n\x06reason\x18\x02 \x01(\tB\x19\x82\x80\x19\x15\x08\x80\x01\x30\x03:\x0eINVALID_REASON\"S\n\x1dUnsubscribeSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"8\n\x14GetSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"K\n\x15GetSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"H\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"g\n\x17ListSubscribersResponse\x12\x33\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x1f\x42\x61tchRegisterSubscribersRequest\x12Y\n\x08requests\x18\x01 \x03(\x0b\x32-.clarion.segment.v1.RegisterSubscriberRequestB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"e\n BatchRegisterSubscribersResponse\x12\x41\n\tresponses\x18\x01 \x03(\x0b\x32..clarion.segment.v1.RegisterSubscriberResponse\"\xb6\x01\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\x32\xd5\x07\n\x0eSegmentService\x12s\n\x12RegisterSubscriber\x12-.clarion.segment.v1.RegisterSubscriberRequest\x1a..clarion.segment.v1.RegisterSubscriberResponse\x12|\n\x15UnsubscribeSubscriber\x12\x30.clarion.segment.v1.UnsubscribeSubscriberRequest\x1a\x31.clarion.segment.v1.UnsubscribeSubscriberResponse\x12\x64\n\rGetSubscriber\x12(.clarion.segment.v1.GetSubscriberRequest\x1a).clarion.segment.v1.GetSubscriberResponse\x12j\n\x0fListSubscribers\x12*.clarion.segment.v1.ListSubscribersRequest\x1a+.clarion.segment.v1.ListSubscribersResponse\x12\x85\x01\n\x18\x42\x61tchRegisterSubscribers\x12\x33.clarion.segment.v1.BatchRegisterSubscribersRequest\x1a\x34.clarion.segment.v1.BatchRegisterSubscribersResponse\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(clarion/segment/v1/segment_service.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a#clarion/segment/v1/subscriber.proto\"\x80\x02\n\x19RegisterSubscriberRequest\x12>\n\x11push_subscription\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12\x42\n\x07\x62rowser\x18\x02 \x01(\x0e\x32\x1a.clarion.common.v1.BrowserB\x15\x82\x80\x19\x11:\x0fINVALID_BROWSER\x12,\n\x08timezone\x18\x03 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12\x31\n\nprofile_id\x18\x04 \x01(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x30\x03:\x12INVALID_PROFILE_ID\"a\n\x1aRegisterSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"k\n\x1cUnsubscribeSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12)\n\x06reason\x18\x02 \x01(\tB\x19\x82\x80\x19\x15\x08\x80\x01\x30\x03:\x0eINVALID_REASON\"S\n\x1dUnsubscribeSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"8\n\x14GetSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"K\n\x15GetSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"H\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"g\n\x17ListSubscribersResponse\x12\x33\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x1f\x42\x61tchRegisterSubscribersRequest\x12Y\n\x08requests\x18\x01 \x03(\x0b\x32-.clarion.segment.v1.RegisterSubscriberRequestB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"e\n BatchRegisterSubscribersResponse\x12\x41\n\tresponses\x18\x01 \x03(\x0b\x32..clarion.segment.v1.RegisterSubscriberResponse2\xdd\x04\n\x0eSegmentService\x12s\n\x12RegisterSubscriber\x12-.clarion.segment.v1.RegisterSubscriberRequest\x1a..clarion.segment.v1.RegisterSubscriberResponse\x12|\n\x15UnsubscribeSubscriber\x12\x30.clarion.segment.v1.UnsubscribeSubscriberRequest\x1a\x31.clarion.segment.v1.UnsubscribeSubscriberResponse\x12\x64\n\rGetSubscriber\x12(.clarion.segment.v1.GetSubscriberRequest\x1a).clarion.segment.v1.GetSubscriberResponse\x12j\n\x0fListSubscribers\x12*.clarion.segment.v1.ListSubscribersRequest\x1a+.clarion.segment.v1.ListSubscribersResponse\x12\x85\x01\n\x18\x42\x61tchRegisterSubscribers\x12\x33.clarion.segment.v1.BatchRegisterSubscribersRequest\x1a\x34.clarion.segment.v1.BatchRegisterSubscribersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,46 +50,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSUBSCRIBERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
   _globals['_BATCHREGISTERSUBSCRIBERSREQUEST'].fields_by_name['requests']._loaded_options = None
   _globals['_BATCHREGISTERSUBSCRIBERSREQUEST'].fields_by_name['requests']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
-  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['subscriber_ids']._loaded_options = None
-  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031\031\010\200\001\030\210\'0\001B\017BATCH_TOO_LARGE'
-  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['page_token']._loaded_options = None
-  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
-  _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._loaded_options = None
-  _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031\031\010\200\001\030\210\'0\001B\017BATCH_TOO_LARGE'
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._loaded_options = None
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
-  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_start=204
-  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_end=460
-  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_start=462
-  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_end=559
-  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_start=561
-  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_end=668
-  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_start=670
-  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_end=753
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=755
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=811
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=813
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=888
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=890
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=962
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=964
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=1067
-  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_start=1069
-  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_end=1193
-  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_start=1195
-  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_end=1296
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=1299
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=1481
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=1483
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=1590
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=1592
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=1672
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=1674
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=1733
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=1735
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=1858
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=1860
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=1919
-  _globals['_SEGMENTSERVICE']._serialized_start=1922
-  _globals['_SEGMENTSERVICE']._serialized_end=2903
+  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_start=171
+  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_end=427
+  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_start=429
+  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_end=526
+  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_start=528
+  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_end=635
+  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_start=637
+  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_end=720
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=722
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=778
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=780
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=855
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=857
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=929
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=931
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=1034
+  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_start=1036
+  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_end=1160
+  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_start=1162
+  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_end=1263
+  _globals['_SEGMENTSERVICE']._serialized_start=1266
+  _globals['_SEGMENTSERVICE']._serialized_end=1871
 # @@protoc_insertion_point(module_scope)

@@ -1,9 +1,6 @@
-import datetime
-
 from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.segment.v1 import subscriber_pb2 as _subscriber_pb2
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -85,47 +82,3 @@ class BatchRegisterSubscribersResponse(_message.Message):
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     responses: _containers.RepeatedCompositeFieldContainer[RegisterSubscriberResponse]
     def __init__(self, responses: _Optional[_Iterable[_Union[RegisterSubscriberResponse, _Mapping]]] = ...) -> None: ...
-
-class ListAudienceMembersRequest(_message.Message):
-    __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token")
-    SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
-    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
-    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    snapshot_time: _timestamp_pb2.Timestamp
-    subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
-    page_size: int
-    page_token: str
-    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
-
-class ListAudienceMembersResponse(_message.Message):
-    __slots__ = ("members", "next_page_token")
-    MEMBERS_FIELD_NUMBER: _ClassVar[int]
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    members: _containers.RepeatedCompositeFieldContainer[_subscriber_pb2.AudienceMember]
-    next_page_token: str
-    def __init__(self, members: _Optional[_Iterable[_Union[_subscriber_pb2.AudienceMember, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
-
-class CheckSubscribersRequest(_message.Message):
-    __slots__ = ("subscriber_ids",)
-    SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
-    subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class CheckSubscribersResponse(_message.Message):
-    __slots__ = ("inactive_subscriber_ids",)
-    INACTIVE_SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
-    inactive_subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, inactive_subscriber_ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class BatchUnsubscribeSubscribersRequest(_message.Message):
-    __slots__ = ("unsubscriptions",)
-    UNSUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
-    unsubscriptions: _containers.RepeatedCompositeFieldContainer[_subscriber_pb2.Unsubscription]
-    def __init__(self, unsubscriptions: _Optional[_Iterable[_Union[_subscriber_pb2.Unsubscription, _Mapping]]] = ...) -> None: ...
-
-class BatchUnsubscribeSubscribersResponse(_message.Message):
-    __slots__ = ("unsubscribed",)
-    UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
-    unsubscribed: int
-    def __init__(self, unsubscribed: _Optional[int] = ...) -> None: ...

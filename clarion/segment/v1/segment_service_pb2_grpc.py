@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class SegmentServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Subscribers of a site: a site API key (or the internal token naming the site in
+    x-clarion-site-id). What only Clarion's own services call is SegmentInternalService.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -59,25 +61,12 @@ class SegmentServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.FromString,
                 _registered_method=True)
-        self.ListAudienceMembers = channel.unary_unary(
-                '/clarion.segment.v1.SegmentService/ListAudienceMembers',
-                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersRequest.SerializeToString,
-                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersResponse.FromString,
-                _registered_method=True)
-        self.CheckSubscribers = channel.unary_unary(
-                '/clarion.segment.v1.SegmentService/CheckSubscribers',
-                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersRequest.SerializeToString,
-                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersResponse.FromString,
-                _registered_method=True)
-        self.BatchUnsubscribeSubscribers = channel.unary_unary(
-                '/clarion.segment.v1.SegmentService/BatchUnsubscribeSubscribers',
-                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersRequest.SerializeToString,
-                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersResponse.FromString,
-                _registered_method=True)
 
 
 class SegmentServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Subscribers of a site: a site API key (or the internal token naming the site in
+    x-clarion-site-id). What only Clarion's own services call is SegmentInternalService.
+    """
 
     def RegisterSubscriber(self, request, context):
         """Registers a browser subscription; registering the same endpoint again updates it.
@@ -112,28 +101,6 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListAudienceMembers(self, request, context):
-        """Internal. One page of a run's audience as it stood at snapshot_time: subscribers
-        created by then and not unsubscribed by then. The page token survives restarts.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def CheckSubscribers(self, request, context):
-        """Internal. Which of these subscribers are no longer active (checked just before a send).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def BatchUnsubscribeSubscribers(self, request, context):
-        """Internal. Unsubscribes many subscribers (push service said gone); unknown ids are skipped.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,21 +129,6 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.SerializeToString,
             ),
-            'ListAudienceMembers': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListAudienceMembers,
-                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersRequest.FromString,
-                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersResponse.SerializeToString,
-            ),
-            'CheckSubscribers': grpc.unary_unary_rpc_method_handler(
-                    servicer.CheckSubscribers,
-                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersRequest.FromString,
-                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersResponse.SerializeToString,
-            ),
-            'BatchUnsubscribeSubscribers': grpc.unary_unary_rpc_method_handler(
-                    servicer.BatchUnsubscribeSubscribers,
-                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersRequest.FromString,
-                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'clarion.segment.v1.SegmentService', rpc_method_handlers)
@@ -186,7 +138,9 @@ def add_SegmentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SegmentService:
-    """Missing associated documentation comment in .proto file."""
+    """Subscribers of a site: a site API key (or the internal token naming the site in
+    x-clarion-site-id). What only Clarion's own services call is SegmentInternalService.
+    """
 
     @staticmethod
     def RegisterSubscriber(request,
@@ -313,87 +267,6 @@ class SegmentService:
             '/clarion.segment.v1.SegmentService/BatchRegisterSubscribers',
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListAudienceMembers(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.segment.v1.SegmentService/ListAudienceMembers',
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersRequest.SerializeToString,
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListAudienceMembersResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CheckSubscribers(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.segment.v1.SegmentService/CheckSubscribers',
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersRequest.SerializeToString,
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.CheckSubscribersResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def BatchUnsubscribeSubscribers(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/clarion.segment.v1.SegmentService/BatchUnsubscribeSubscribers',
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersRequest.SerializeToString,
-            clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchUnsubscribeSubscribersResponse.FromString,
             options,
             channel_credentials,
             insecure,

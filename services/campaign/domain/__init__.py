@@ -8,7 +8,13 @@ from services.campaign.domain.ports import (
     RecipientOutcomeView,
     RecipientStatus,
 )
-from services.campaign.domain.sites import CreatedSite, LocalSiteResolver, Sites
+from services.campaign.domain.sites import (
+    CreatedSite,
+    LocalSiteResolver,
+    RotatedApiKey,
+    SitePage,
+    Sites,
+)
 
 __all__ = [
     "CampaignDraft",
@@ -21,6 +27,8 @@ __all__ = [
     "PeerCallFailed",
     "RecipientOutcomeView",
     "RecipientStatus",
+    "RotatedApiKey",
     "RunPage",
+    "SitePage",
     "Sites",
 ]

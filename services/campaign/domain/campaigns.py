@@ -4,15 +4,13 @@ handing them to delivery, and reading how far they have got."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from services.campaign.domain import content
 from services.campaign.domain.outcomes import explain
+from services.campaign.domain.pages import decode_page_token, encode_page_token, page_limit
 from services.campaign.domain.ports import (
     DeliveryPort,
     DeliveryRunView,
@@ -39,8 +37,6 @@ MAX_REQUEST_ID_LENGTH = 128
 # RFC 8030 TTL; four weeks is what push services keep at most.
 MAX_TTL_SECONDS = 4 * 7 * 24 * 3600
 DEFAULT_TTL_SECONDS = MAX_TTL_SECONDS
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 HANDOFF_BATCH = 100
 # Hand-offs tried at once, and the backoff between one run's attempts.
 HANDOFF_CONCURRENCY = 8
@@ -183,11 +179,11 @@ class Campaigns:
         return _checked(replace(updated, notification=notification, update_time=self._clock.now()))
 
     async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
-        limit = _page_limit(page_size)
-        after = _decode_page_token(page_token)
+        limit = page_limit(page_size)
+        after = decode_page_token(page_token)
         rows = await self._store.list_campaigns(site_id, after, limit + 1)
         page = rows[:limit]
-        next_token = _encode_page_token(page[-1].campaign_id) if len(rows) > limit else ""
+        next_token = encode_page_token(page[-1].campaign_id) if len(rows) > limit else ""
         return CampaignPage(campaigns=page, next_page_token=next_token)
 
     # Runs.
@@ -234,11 +230,11 @@ class Campaigns:
         self, site_id: str, campaign_id: str, page_size: int, page_token: str
     ) -> RunPage:
         await self.get(site_id, campaign_id)
-        limit = _page_limit(page_size)
-        before = _decode_page_token(page_token)
+        limit = page_limit(page_size)
+        before = decode_page_token(page_token)
         rows = await self._store.list_runs(site_id, campaign_id, before, limit + 1)
         page = rows[:limit]
-        next_token = _encode_page_token(page[-1].run_id) if len(rows) > limit else ""
+        next_token = encode_page_token(page[-1].run_id) if len(rows) > limit else ""
         return RunPage(runs=await self._refreshed_many(site_id, page), next_page_token=next_token)
 
     async def cancel_run(self, site_id: str, run_id: str) -> RunRecord:
@@ -434,35 +430,3 @@ def _check_request_id(request_id: str) -> None:
             f"request_id is {len(request_id)} characters; at most {MAX_REQUEST_ID_LENGTH}",
             field="request_id",
         )
-
-
-def _page_limit(page_size: int) -> int:
-    if page_size < 0:
-        raise InvalidArgument(
-            "INVALID_PAGE_SIZE",
-            f"page_size is {page_size}; give 1 to {MAX_PAGE_SIZE}, or 0 for {DEFAULT_PAGE_SIZE}",
-            field="page_size",
-        )
-    return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def _encode_page_token(after_id: str) -> str:
-    raw = json.dumps({"after": after_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_page_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        after = json.loads(raw)["after"]
-    except (ValueError, binascii.Error, KeyError, TypeError, UnicodeDecodeError):
-        after = None
-    if not isinstance(after, str) or not after:
-        raise InvalidArgument(
-            "INVALID_PAGE_TOKEN",
-            "page_token is not one this service handed out; pass next_page_token unchanged",
-            field="page_token",
-        )
-    return after

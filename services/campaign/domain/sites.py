@@ -6,15 +6,18 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from services.campaign.domain.pages import decode_page_token, encode_page_token, page_limit
 from services.campaign.store import CampaignStore, SiteCredentials, SiteRecord
 from services.kit.auth import hash_api_key
 from services.kit.clock import Clock
+from services.kit.egress import EgressRefused, parse_ip_literal
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
@@ -24,6 +27,7 @@ log = get_logger(__name__)
 MAX_SITE_NAME_LENGTH = 200
 MAX_SUBJECT_LENGTH = 2048
 API_KEY_PREFIX = "ck_"
+UPDATABLE_SITE_PATHS = ("name", "vapid_subject")
 _ENGAGEMENT_SECRET_LABEL = b"clarion engagement secret v1"
 
 
@@ -82,31 +86,88 @@ def validate_site_name(name: str) -> str:
     return name
 
 
+_SUBJECT_FORM = (
+    "the VAPID subject must be a mailto: address or an https: URL where a push service can "
+    "reach you, e.g. mailto:ops@example.com"
+)
+
+
 def validate_vapid_subject(subject: str) -> str:
-    """RFC 8292 `sub`: a mailto: or https: URL (Apple's push service rejects anything else)."""
+    """RFC 8292 `sub`: a mailto: address or an https: URL, at a host Apple's push service
+    accepts. Apple answers 403 BadJwtToken to every push signed with a subject at
+    localhost, *.localhost, *.local or an IP address, so those are refused here, when a
+    site is created and when its subject changes."""
     subject = subject.strip()
-    problem = (
-        "the VAPID subject must be a mailto: address or an https: URL, e.g. mailto:ops@example.com"
-    )
+    if not subject:
+        raise _bad_subject(f"the site needs a VAPID subject: {_SUBJECT_FORM}")
     if len(subject) > MAX_SUBJECT_LENGTH:
-        raise InvalidArgument(
-            "INVALID_VAPID_SUBJECT",
+        raise _bad_subject(
             f"the VAPID subject is {len(subject)} characters; "
-            f"at most {MAX_SUBJECT_LENGTH} are allowed",
-            field="vapid_subject",
+            f"at most {MAX_SUBJECT_LENGTH} are allowed"
         )
+    if any(c.isspace() or not c.isprintable() for c in subject):
+        raise _bad_subject(_SUBJECT_FORM)
     if subject.startswith("mailto:"):
-        local, at, domain = subject.removeprefix("mailto:").partition("@")
-        if local and at and domain and not any(c.isspace() for c in subject):
-            return subject
-        raise InvalidArgument("INVALID_VAPID_SUBJECT", problem, field="vapid_subject")
-    try:
-        parts = urlsplit(subject)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme != "https" or not parts.hostname or " " in subject:
-        raise InvalidArgument("INVALID_VAPID_SUBJECT", problem, field="vapid_subject")
+        address = subject.removeprefix("mailto:").partition("?")[0]
+        local, at, host = address.rpartition("@")
+        if not (local and at and host):
+            raise _bad_subject(_SUBJECT_FORM)
+    else:
+        try:
+            parts = urlsplit(subject)
+            _ = parts.port  # a port that is no number in range raises ValueError
+        except ValueError:
+            raise _bad_subject(_SUBJECT_FORM) from None
+        if parts.scheme != "https" or not parts.hostname:
+            raise _bad_subject(_SUBJECT_FORM)
+        host = parts.hostname
+    refused = _host_apple_refuses(host)
+    if refused:
+        raise _bad_subject(
+            f"the VAPID subject is at {refused}: Apple's push service refuses such subjects "
+            "(403 BadJwtToken), so Safari subscribers would get nothing; give a mailto: "
+            "address or https: URL on a real domain, e.g. mailto:ops@example.com"
+        )
     return subject
+
+
+def _host_apple_refuses(host: str) -> str:
+    """What is wrong with a subject's host for Apple ("" when nothing is)."""
+    name = host.lower().removesuffix(".")
+    if name.startswith("[") or ":" in name:
+        return "an IP address"
+    try:
+        address = parse_ip_literal(name)
+    except EgressRefused:  # looks numeric but is no valid address: no name either
+        return "an IP address"
+    if address is not None:
+        return "an IP address"
+    if name == "localhost" or name.endswith(".localhost"):
+        return "localhost"
+    if name.endswith(".local"):
+        return "a .local host"
+    return ""
+
+
+def _bad_subject(message: str) -> InvalidArgument:
+    return InvalidArgument("INVALID_VAPID_SUBJECT", message, field="vapid_subject")
+
+
+@dataclass(frozen=True)
+class RotatedApiKey:
+    """A site's new API key; its plaintext exists only here, once."""
+
+    site_id: str
+    api_key: str
+
+    def __repr__(self) -> str:  # never print the key by accident
+        return f"RotatedApiKey(site_id={self.site_id!r}, api_key=<redacted>)"
+
+
+@dataclass(frozen=True)
+class SitePage:
+    sites: list[SiteRecord]
+    next_page_token: str
 
 
 class Sites:
@@ -138,6 +199,62 @@ class Sites:
         if site is None:
             raise _site_not_found(site_id)
         return site
+
+    async def rotate_api_key(self, site_id: str) -> RotatedApiKey:
+        """Gives the site a new random API key and deletes every earlier one, in one
+        transaction. Campaign refuses an old key at once (it reads its database on every
+        call); services that cache keys accept it until their cache entry expires."""
+        if not site_id:
+            raise _site_not_found(site_id)
+        api_key = new_api_key()
+        if not await self._store.replace_api_keys(
+            site_id, hash_api_key(api_key), self._clock.now()
+        ):
+            raise _site_not_found(site_id)
+        log.info("site API key rotated; earlier keys deleted", rotated_site_id=site_id)
+        return RotatedApiKey(site_id=site_id, api_key=api_key)
+
+    async def update(
+        self, site_id: str, given_site_id: str, name: str, vapid_subject: str, paths: Sequence[str]
+    ) -> SiteRecord:
+        """Changes the fields named in `paths` (update_mask: name, vapid_subject); every
+        value is checked before anything is written."""
+        if given_site_id and given_site_id != site_id:
+            raise _site_not_found(given_site_id)
+        if not paths:
+            raise InvalidArgument(
+                "MISSING_UPDATE_MASK",
+                f"update_mask must name the fields to change: {', '.join(UPDATABLE_SITE_PATHS)}",
+                field="update_mask",
+            )
+        changes: dict[str, str] = {}
+        for path in paths:
+            if path == "name":
+                changes["name"] = validate_site_name(name)
+            elif path == "vapid_subject":
+                changes["vapid_subject"] = validate_vapid_subject(vapid_subject)
+            else:
+                raise InvalidArgument(
+                    "INVALID_UPDATE_MASK",
+                    f"update_mask path {path[:100]!r} is not a field of a site that can "
+                    f"change; use {' or '.join(UPDATABLE_SITE_PATHS)}",
+                    field="update_mask",
+                    path=path,
+                )
+        site = await self._store.update_site(site_id, changes) if site_id else None
+        if site is None:
+            raise _site_not_found(site_id)
+        log.info("site updated", updated_site_id=site_id, paths=",".join(sorted(changes)))
+        return site
+
+    async def list(self, page_size: int, page_token: str) -> SitePage:
+        """Every site, by id, a page at a time (for operators)."""
+        limit = page_limit(page_size)
+        after = decode_page_token(page_token)
+        rows = await self._store.list_sites(after, limit + 1)
+        page = rows[:limit]
+        next_token = encode_page_token(page[-1].site_id) if len(rows) > limit else ""
+        return SitePage(sites=page, next_page_token=next_token)
 
     async def site_for_api_key(self, api_key: str) -> str | None:
         if not api_key:

@@ -12,10 +12,18 @@ from datetime import datetime
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clarion.campaign.v1 import site_service_pb2, site_service_pb2_grpc
+from clarion.campaign.v1 import site_internal_service_pb2, site_internal_service_pb2_grpc
 from clarion.common.v1 import common_pb2
-from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
-from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc, subscriber_pb2
+from clarion.reporting.v1 import (
+    reporting_internal_service_pb2,
+    reporting_internal_service_pb2_grpc,
+    reporting_pb2,
+)
+from clarion.segment.v1 import (
+    segment_internal_service_pb2,
+    segment_internal_service_pb2_grpc,
+    subscriber_pb2,
+)
 from services.delivery.domain.ports import (
     AudiencePage,
     CredentialsUnavailable,
@@ -74,10 +82,12 @@ class GrpcSiteCredentials:
         self._peers = peers
 
     async def site_credentials(self, site_id: str) -> SiteCredentials:
-        stub = site_service_pb2_grpc.SiteServiceStub(self._peers.channel("campaign"))
+        stub = site_internal_service_pb2_grpc.SiteInternalServiceStub(
+            self._peers.channel("campaign")
+        )
         try:
             response = await stub.GetSiteCredentials(
-                site_service_pb2.GetSiteCredentialsRequest(),
+                site_internal_service_pb2.GetSiteCredentialsRequest(),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,
             )
@@ -101,8 +111,10 @@ class GrpcAudience:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
 
-    def _stub(self) -> segment_service_pb2_grpc.SegmentServiceStub:
-        return segment_service_pb2_grpc.SegmentServiceStub(self._peers.channel("segment"))
+    def _stub(self) -> segment_internal_service_pb2_grpc.SegmentInternalServiceStub:
+        return segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
+            self._peers.channel("segment")
+        )
 
     async def audience_page(
         self,
@@ -114,7 +126,7 @@ class GrpcAudience:
     ) -> AudiencePage:
         try:
             response = await self._stub().ListAudienceMembers(
-                segment_service_pb2.ListAudienceMembersRequest(
+                segment_internal_service_pb2.ListAudienceMembersRequest(
                     snapshot_time=timestamp(snapshot_time),
                     subscriber_ids=list(subscriber_ids),
                     page_size=page_size,
@@ -156,7 +168,9 @@ class GrpcAudience:
     async def inactive_subscribers(self, site_id: str, subscriber_ids: Sequence[str]) -> set[str]:
         try:
             response = await self._stub().CheckSubscribers(
-                segment_service_pb2.CheckSubscribersRequest(subscriber_ids=list(subscriber_ids)),
+                segment_internal_service_pb2.CheckSubscribersRequest(
+                    subscriber_ids=list(subscriber_ids)
+                ),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,
             )
@@ -170,10 +184,12 @@ class GrpcSubscriberPruner:
         self._peers = peers
 
     async def unsubscribe(self, site_id: str, gone: Sequence[tuple[str, str]]) -> None:
-        stub = segment_service_pb2_grpc.SegmentServiceStub(self._peers.channel("segment"))
+        stub = segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
+            self._peers.channel("segment")
+        )
         try:
             await stub.BatchUnsubscribeSubscribers(
-                segment_service_pb2.BatchUnsubscribeSubscribersRequest(
+                segment_internal_service_pb2.BatchUnsubscribeSubscribersRequest(
                     unsubscriptions=[
                         subscriber_pb2.Unsubscription(
                             subscriber_id=subscriber_id,
@@ -193,8 +209,10 @@ class GrpcOutcomeSink:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
 
-    def _stub(self) -> reporting_service_pb2_grpc.ReportingServiceStub:
-        return reporting_service_pb2_grpc.ReportingServiceStub(self._peers.channel("reporting"))
+    def _stub(self) -> reporting_internal_service_pb2_grpc.ReportingInternalServiceStub:
+        return reporting_internal_service_pb2_grpc.ReportingInternalServiceStub(
+            self._peers.channel("reporting")
+        )
 
     async def record_outcomes(self, site_id: str, outcomes: Sequence[OutboxItem]) -> None:
         # Thousands per call sharing a few times, states and reasons: each of those is
@@ -226,7 +244,7 @@ class GrpcOutcomeSink:
             )
         try:
             await self._stub().RecordDeliveryOutcomes(
-                reporting_service_pb2.RecordDeliveryOutcomesRequest(outcomes=messages),
+                reporting_internal_service_pb2.RecordDeliveryOutcomesRequest(outcomes=messages),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,
             )
@@ -238,7 +256,7 @@ class GrpcOutcomeSink:
     ) -> None:
         try:
             await self._stub().RecordRunAudience(
-                reporting_service_pb2.RecordRunAudienceRequest(
+                reporting_internal_service_pb2.RecordRunAudienceRequest(
                     run_id=run_id, campaign_id=campaign_id, audience=audience
                 ),
                 metadata=self._peers.metadata(site_id),
