@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -26,11 +28,23 @@ from services.kit.logging import get_logger
 from services.segment.models import (
     MAX_ENDPOINT_LENGTH,
     MAX_PROFILE_ID_LENGTH,
+    MAX_PROPERTY_NAME_LENGTH,
     MAX_REASON_LENGTH,
     MAX_TIMEZONE_LENGTH,
     Browser,
+    PropertyType,
 )
-from services.segment.store import AudienceEntry, NewSubscription, Subscriber, SubscriberStore
+from services.segment.store import (
+    AudienceEntry,
+    EventPlan,
+    NewSubscription,
+    ProfilePlan,
+    ProfileState,
+    StoredProfile,
+    Subscriber,
+    SubscriberStore,
+    event_scope,
+)
 
 log = get_logger(__name__)
 
@@ -447,3 +461,424 @@ class Subscribers:
             "subscribers unsubscribed in a batch", entries=len(reasons), unsubscribed=unsubscribed
         )
         return unsubscribed
+
+
+# --- Profiles and events --------------------------------------------------------------
+
+MAX_PROFILE_UPDATES = 1000
+MAX_EVENTS = 10000
+MAX_PROPERTIES = 100
+MAX_LIST_ITEMS = 100
+MAX_STRING_VALUE_LENGTH = 1024
+# An event may be stamped at most this far ahead of the server's clock (clock skew).
+MAX_EVENT_FUTURE = timedelta(days=1)
+RESERVED_EVENT_ID_PREFIX = "clarion:"
+_PROPERTY_NAME = re.compile(rf"[A-Za-z0-9_ .\-]{{1,{MAX_PROPERTY_NAME_LENGTH}}}")
+
+
+@dataclass(frozen=True)
+class TypedValue:
+    """A property value as the adapter hands it over: str, float, bool, datetime (UTC),
+    or a tuple of str."""
+
+    type: PropertyType
+    value: Any
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One change of a ProfileUpdate: kind is set, unset, increment, append, or "" when
+    the caller named none."""
+
+    name: str
+    kind: str
+    value: TypedValue | None = None
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    profile_id: str
+    operations: tuple[Operation, ...]
+    test_profile: bool | None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    event_id: str
+    name: str
+    profile_id: str
+    subscriber_id: str
+    occur_time: datetime | None
+    properties: tuple[tuple[str, TypedValue | None], ...]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The outcome of one item of a batch: ok (and for events whether it was already
+    stored), or refused with a reason, the field within the item and a message."""
+
+    ok: bool
+    duplicate: bool = False
+    reason: str = ""
+    field: str = ""
+    message: str = ""
+
+
+_OK = ItemResult(ok=True)
+_DUPLICATE = ItemResult(ok=True, duplicate=True)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.result = ItemResult(ok=False, reason=reason, field=field, message=message)
+
+
+def to_json(value: TypedValue) -> Any:
+    """How a value is stored: timestamps as ISO-8601 text in UTC, lists as lists."""
+    if value.type is PropertyType.TIMESTAMP:
+        return value.value.astimezone(UTC).isoformat()
+    if value.type is PropertyType.STRING_LIST:
+        return list(value.value)
+    if value.type is PropertyType.NUMBER:
+        return float(value.value)
+    return value.value
+
+
+def from_json(type_name: str | None, stored: Any) -> TypedValue | None:
+    """A stored value back with its type; None when the type is unknown."""
+    try:
+        type_ = PropertyType(type_name or "")
+    except ValueError:
+        return None
+    if type_ is PropertyType.TIMESTAMP:
+        return TypedValue(type_, datetime.fromisoformat(stored))
+    if type_ is PropertyType.STRING_LIST:
+        return TypedValue(type_, tuple(stored))
+    if type_ is PropertyType.NUMBER:
+        return TypedValue(type_, float(stored))
+    return TypedValue(type_, stored)
+
+
+def _check_name(name: str, field: str) -> None:
+    if not _PROPERTY_NAME.fullmatch(name):
+        raise _Refused(
+            "INVALID_PROPERTY_NAME",
+            field,
+            f"{field} must be 1 to {MAX_PROPERTY_NAME_LENGTH} characters of letters, digits, "
+            f"space, '_', '.' and '-', got {name[:80]!r}",
+        )
+
+
+def _check_value(value: TypedValue | None, field: str) -> TypedValue:
+    if value is None:
+        raise _Refused("MISSING_VALUE", field, f"{field} needs a value (one of its kinds)")
+    if value.type is PropertyType.STRING and len(value.value) > MAX_STRING_VALUE_LENGTH:
+        raise _Refused(
+            "VALUE_TOO_LONG", field, f"{field} must be at most {MAX_STRING_VALUE_LENGTH} characters"
+        )
+    if value.type is PropertyType.STRING_LIST and len(value.value) > MAX_LIST_ITEMS:
+        raise _Refused(
+            "LIST_TOO_LONG", field, f"{field} must have at most {MAX_LIST_ITEMS} items"
+        )
+    if value.type is PropertyType.NUMBER and not math.isfinite(value.value):
+        raise _Refused("INVALID_NUMBER", field, f"{field} must be a finite number")
+    return value
+
+
+def _check_type(
+    types: dict[str, str], name: str, type_: PropertyType, field: str, what: str
+) -> None:
+    """Fixes the name's type on first use; refuses a value of another type."""
+    known = types.setdefault(name, type_.value)
+    if known != type_.value:
+        raise _Refused(
+            "PROPERTY_TYPE_MISMATCH",
+            field,
+            f"{what} {name!r} is a {known} in this site (fixed by its first use); "
+            f"{field} is a {type_.value}",
+        )
+
+
+def _apply_operation(
+    properties: dict[str, Any], types: dict[str, str], operation: Operation, field: str
+) -> None:
+    _check_name(operation.name, f"{field}.name")
+    name = operation.name
+    what = "profile property"
+    if operation.kind == "set":
+        value = _check_value(operation.value, f"{field}.set")
+        _check_type(types, name, value.type, f"{field}.set", what)
+        properties[name] = to_json(value)
+    elif operation.kind == "unset":
+        properties.pop(name, None)
+    elif operation.kind == "increment":
+        amount = _check_value(operation.value, f"{field}.increment")
+        _check_type(types, name, PropertyType.NUMBER, f"{field}.increment", what)
+        total = float(properties.get(name, 0.0)) + amount.value
+        if not math.isfinite(total):
+            raise _Refused(
+                "INVALID_NUMBER", f"{field}.increment", f"{field}.increment overflows {name!r}"
+            )
+        properties[name] = total
+    elif operation.kind == "append":
+        items = _check_value(operation.value, f"{field}.append")
+        _check_type(types, name, PropertyType.STRING_LIST, f"{field}.append", what)
+        combined = [*properties.get(name, []), *items.value]
+        if len(combined) > MAX_LIST_ITEMS:
+            raise _Refused(
+                "LIST_TOO_LONG",
+                f"{field}.append",
+                f"{name!r} would have {len(combined)} items; a list has at most {MAX_LIST_ITEMS}",
+            )
+        properties[name] = combined
+    else:
+        raise _Refused(
+            "MISSING_OPERATION",
+            field,
+            f"{field} needs one of set, unset (true), increment or append",
+        )
+
+
+def _result_of(error: InvalidArgument) -> ItemResult:
+    return ItemResult(
+        ok=False, reason=error.reason, field=error.metadata.get("field", ""), message=error.message
+    )
+
+
+class Audience:
+    """Use cases of profiles and events (UpsertProfiles, GetProfile, TrackEvents,
+    Identify) over the segment store."""
+
+    def __init__(self, store: SubscriberStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def upsert_profiles(
+        self, site_id: str, changes: Sequence[ProfileChange]
+    ) -> list[ItemResult]:
+        """Applies each change whole or not at all; the results are at the changes'
+        indexes. Changes are applied in order (two to one profile compose)."""
+        _require_batch_size(len(changes), MAX_PROFILE_UPDATES, "updates")
+        results: list[ItemResult | None] = [None] * len(changes)
+        valid: list[int] = []
+        for index, change in enumerate(changes):
+            try:
+                if not change.profile_id:
+                    raise _Refused("MISSING_PROFILE_ID", "profile_id", "profile_id is required")
+                validate_profile_id(change.profile_id)
+                valid.append(index)
+            except _Refused as refused:
+                results[index] = refused.result
+            except InvalidArgument as error:
+                results[index] = _result_of(error)
+        if not valid:
+            return [r or _OK for r in results]
+
+        def plan(known: dict[str, str], current: dict[str, ProfileState]) -> ProfilePlan:
+            types = dict(known)
+            profiles = dict(current)
+            touched: set[str] = set()
+            for index in valid:
+                change = changes[index]
+                state = profiles[change.profile_id]
+                properties = dict(state.properties)
+                item_types = dict(types)
+                try:
+                    for position, operation in enumerate(change.operations):
+                        _apply_operation(
+                            properties, item_types, operation, f"operations[{position}]"
+                        )
+                    if len(properties) > MAX_PROPERTIES:
+                        raise _Refused(
+                            "TOO_MANY_PROPERTIES",
+                            "operations",
+                            f"the profile would have {len(properties)} properties; "
+                            f"at most {MAX_PROPERTIES}",
+                        )
+                except _Refused as refused:
+                    results[index] = refused.result
+                    continue
+                types = item_types
+                profiles[change.profile_id] = ProfileState(
+                    properties,
+                    state.test_profile if change.test_profile is None else change.test_profile,
+                    state.exists,
+                )
+                touched.add(change.profile_id)
+                results[index] = _OK
+            return ProfilePlan(
+                profiles={profile_id: profiles[profile_id] for profile_id in touched},
+                new_types={name: t for name, t in types.items() if name not in known},
+            )
+
+        names = {
+            operation.name
+            for index in valid
+            for operation in changes[index].operations
+            if _PROPERTY_NAME.fullmatch(operation.name)
+        }
+        await self._store.apply_profile_updates(
+            site_id, {changes[i].profile_id for i in valid}, names, plan, self._clock.now()
+        )
+        log.info(
+            "profiles upserted",
+            updates=len(changes),
+            refused=sum(1 for r in results if r is not None and not r.ok),
+        )
+        return [r or _OK for r in results]
+
+    async def get_profile(self, site_id: str, profile_id: str) -> StoredProfile:
+        if not profile_id:
+            raise InvalidArgument(
+                "MISSING_PROFILE_ID", "profile_id is required", field="profile_id"
+            )
+        validate_profile_id(profile_id)
+        profile = await self._store.get_profile(site_id, profile_id)
+        if profile is None:
+            raise NotFound(
+                "PROFILE_NOT_FOUND",
+                f"no profile {profile_id[:80]!r} in this site",
+                field="profile_id",
+            )
+        return profile
+
+    def _validated_event(self, event: NewEvent, now: datetime) -> None:
+        if not event.event_id:
+            raise _Refused("MISSING_EVENT_ID", "event_id", "event_id is required (idempotency)")
+        if event.event_id.startswith(RESERVED_EVENT_ID_PREFIX):
+            raise _Refused(
+                "RESERVED_EVENT_ID",
+                "event_id",
+                f"event ids starting with {RESERVED_EVENT_ID_PREFIX!r} are Clarion's own",
+            )
+        if not event.name or not event.name.isprintable():
+            raise _Refused(
+                "MISSING_EVENT_NAME", "name", "name is required, one line, e.g. 'Purchase'"
+            )
+        if not event.profile_id and not event.subscriber_id:
+            raise _Refused(
+                "MISSING_PROFILE_OR_SUBSCRIBER",
+                "profile_id",
+                "an event needs a profile_id, a subscriber_id, or both",
+            )
+        if event.profile_id:
+            try:
+                validate_profile_id(event.profile_id)
+            except InvalidArgument as error:
+                raise _Refused(error.reason, "profile_id", error.message) from None
+        if event.occur_time is None:
+            raise _Refused("MISSING_OCCUR_TIME", "occur_time", "occur_time is required")
+        if event.occur_time > now + MAX_EVENT_FUTURE:
+            raise _Refused(
+                "EVENT_IN_FUTURE",
+                "occur_time",
+                f"occur_time {event.occur_time.isoformat()} is more than a day ahead of "
+                f"the server's clock ({now.isoformat()})",
+            )
+        if len(event.properties) > MAX_PROPERTIES:
+            raise _Refused(
+                "TOO_MANY_PROPERTIES", "properties", f"at most {MAX_PROPERTIES} properties"
+            )
+        seen: set[str] = set()
+        for position, (name, value) in enumerate(event.properties):
+            field = f"properties[{position}]"
+            _check_name(name, f"{field}.name")
+            if name in seen:
+                raise _Refused(
+                    "DUPLICATE_PROPERTY", f"{field}.name", f"property {name!r} is given twice"
+                )
+            seen.add(name)
+            _check_value(value, f"{field}.value")
+
+    async def track_events(self, site_id: str, events: Sequence[NewEvent]) -> list[ItemResult]:
+        """Stores the valid events in one transaction, each at most once per event id;
+        the results are at the events' indexes."""
+        _require_batch_size(len(events), MAX_EVENTS, "events")
+        now = self._clock.now()
+        results: list[ItemResult | None] = [None] * len(events)
+        valid: list[int] = []
+        for index, event in enumerate(events):
+            try:
+                self._validated_event(event, now)
+                valid.append(index)
+            except _Refused as refused:
+                results[index] = refused.result
+        if not valid:
+            return [r or _OK for r in results]
+        keys = {
+            (event_scope(events[i].name), name) for i in valid for name, _ in events[i].properties
+        }
+        first_of: dict[str, int] = {}
+
+        def plan(known: dict[tuple[str, str], str]) -> EventPlan:
+            types = dict(known)
+            rows: list[dict[str, Any]] = []
+            for index in valid:
+                event = events[index]
+                scope = event_scope(event.name)
+                item_types = dict(types)
+                properties: dict[str, Any] = {}
+                try:
+                    for position, (name, value) in enumerate(event.properties):
+                        assert value is not None
+                        field = f"properties[{position}].value"
+                        known_type = item_types.setdefault((scope, name), value.type.value)
+                        if known_type != value.type.value:
+                            raise _Refused(
+                                "PROPERTY_TYPE_MISMATCH",
+                                field,
+                                f"property {name!r} of event {event.name!r} is a {known_type} "
+                                f"in this site (fixed by its first use); {field} is a "
+                                f"{value.type.value}",
+                            )
+                        properties[name] = to_json(value)
+                except _Refused as refused:
+                    results[index] = refused.result
+                    continue
+                types = item_types
+                if event.event_id in first_of:
+                    results[index] = _DUPLICATE
+                    continue
+                first_of[event.event_id] = index
+                rows.append(
+                    {
+                        "event_id": event.event_id,
+                        "name": event.name,
+                        "profile_id": event.profile_id or None,
+                        "subscriber_id": event.subscriber_id or None,
+                        "occur_time": event.occur_time,
+                        "properties": properties,
+                    }
+                )
+            return EventPlan(
+                rows=rows, new_types={k: t for k, t in types.items() if k not in known}
+            )
+
+        _, stored = await self._store.track_events(site_id, keys, plan, now)
+        for event_id, index in first_of.items():
+            results[index] = _OK if event_id in stored else _DUPLICATE
+        log.info(
+            "events tracked",
+            events=len(events),
+            stored=len(stored),
+            refused=sum(1 for r in results if r is not None and not r.ok),
+        )
+        return [r or _OK for r in results]
+
+    async def identify(
+        self, site_id: str, subscriber_id: str, profile_id: str
+    ) -> tuple[StoredProfile, int]:
+        _require_subscriber_id(subscriber_id)
+        if not profile_id:
+            raise InvalidArgument(
+                "MISSING_PROFILE_ID", "profile_id is required", field="profile_id"
+            )
+        validate_profile_id(profile_id)
+        identified = await self._store.identify(
+            site_id, subscriber_id, profile_id, self._clock.now()
+        )
+        if identified is None:
+            raise _not_found(subscriber_id)
+        log.info("subscriber identified", subscriber_id=subscriber_id, events=identified[1])
+        return identified

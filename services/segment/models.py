@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import UTCDateTime, new_metadata
@@ -16,6 +18,22 @@ MAX_ENDPOINT_LENGTH = 2048
 MAX_PROFILE_ID_LENGTH = 128
 MAX_TIMEZONE_LENGTH = 64
 MAX_REASON_LENGTH = 128
+MAX_EVENT_ID_LENGTH = 128
+MAX_EVENT_NAME_LENGTH = 128
+MAX_PROPERTY_NAME_LENGTH = 64
+# "profile", or "event:" + an event name.
+MAX_SCOPE_LENGTH = 6 + MAX_EVENT_NAME_LENGTH
+
+# Property values: JSONB on PostgreSQL (segments will query into it), JSON text on SQLite.
+PropertiesJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+class PropertyType(StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    TIMESTAMP = "timestamp"
+    STRING_LIST = "string_list"
 
 
 class Browser(StrEnum):
@@ -47,6 +65,8 @@ class SubscriberRow(Model):
         # ListSubscribers and ListAudienceMembers: keyset pages of one site in id order,
         # an index range scan (the audience's time conditions filter the rows it reads).
         Index("ix_segment_subscribers_site_id_subscriber_id", "site_id", "subscriber_id"),
+        # GetProfile: the subscribers attached to a profile.
+        Index("ix_segment_subscribers_site_id_profile_id", "site_id", "profile_id"),
     )
 
     # `sub_` + 32 hex digits, time-ordered (services.kit.ids.new_id), so keyset pages
@@ -66,3 +86,63 @@ class SubscriberRow(Model):
     unsubscribe_time: Mapped[datetime | None]
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
+
+
+class ProfileRow(Model):
+    """A person known to a site, by the site's own id for them."""
+
+    __tablename__ = "segment_profiles"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(MAX_PROFILE_ID_LENGTH), primary_key=True)
+    # {name: value}: strings, numbers, booleans, timestamps as ISO-8601 text in UTC, lists
+    # of strings; a name's type is in segment_property_types.
+    properties: Mapped[dict[str, Any]] = mapped_column(PropertiesJSON)
+    test_profile: Mapped[bool] = mapped_column(Boolean)
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+
+
+class PropertyTypeRow(Model):
+    """The type a property name has in a site, fixed by its first use."""
+
+    __tablename__ = "segment_property_types"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "profile" for profile properties; "event:<event name>" for an event's properties.
+    scope: Mapped[str] = mapped_column(String(MAX_SCOPE_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_PROPERTY_NAME_LENGTH), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    create_time: Mapped[datetime]
+
+
+class EventRow(Model):
+    """Something a person did. The primary key makes tracking idempotent per event id."""
+
+    __tablename__ = "segment_events"
+    __table_args__ = (
+        # What segments will ask: who did this event when; what did this profile or
+        # subscriber do when.
+        Index("ix_segment_events_site_id_name_occur_time", "site_id", "name", "occur_time"),
+        Index(
+            "ix_segment_events_site_id_profile_id_occur_time",
+            "site_id",
+            "profile_id",
+            "occur_time",
+        ),
+        Index(
+            "ix_segment_events_site_id_subscriber_id_occur_time",
+            "site_id",
+            "subscriber_id",
+            "occur_time",
+        ),
+    )
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(MAX_EVENT_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_EVENT_NAME_LENGTH))
+    profile_id: Mapped[str | None] = mapped_column(String(MAX_PROFILE_ID_LENGTH))
+    subscriber_id: Mapped[str | None] = mapped_column(String(128))
+    occur_time: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(PropertiesJSON)
+    receive_time: Mapped[datetime]

@@ -10,11 +10,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
+from clarion.segment.v1 import profile_pb2, subscriber_pb2
 from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
 from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
-from clarion.segment.v1 import subscriber_pb2
 from services.kit.auth import SiteResolver, current_site_id, required_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
@@ -22,9 +22,21 @@ from services.kit.egress import EgressPolicy
 from services.kit.errors import InvalidArgument
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.peers import Peers
-from services.segment.domain import Registration, Subscribers, Unsubscription, error_within
-from services.segment.models import Browser, SubscriberState
-from services.segment.store import AudienceEntry, Subscriber, SubscriberStore
+from services.segment.domain import (
+    Audience,
+    ItemResult,
+    NewEvent,
+    Operation,
+    ProfileChange,
+    Registration,
+    Subscribers,
+    TypedValue,
+    Unsubscription,
+    error_within,
+    from_json,
+)
+from services.segment.models import Browser, PropertyType, SubscriberState
+from services.segment.store import AudienceEntry, StoredProfile, Subscriber, SubscriberStore
 from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = pb.DESCRIPTOR.services_by_name["SegmentService"].full_name
@@ -122,9 +134,136 @@ def audience_member_to_proto(entry: AudienceEntry) -> subscriber_pb2.AudienceMem
     )
 
 
+def _value_from_proto(value: profile_pb2.PropertyValue) -> TypedValue | None:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return TypedValue(PropertyType.STRING, value.string_value)
+    if kind == "number_value":
+        return TypedValue(PropertyType.NUMBER, value.number_value)
+    if kind == "bool_value":
+        return TypedValue(PropertyType.BOOLEAN, value.bool_value)
+    if kind == "timestamp_value":
+        return TypedValue(PropertyType.TIMESTAMP, value.timestamp_value.ToDatetime(tzinfo=UTC))
+    if kind == "string_list_value":
+        return TypedValue(PropertyType.STRING_LIST, tuple(value.string_list_value.values))
+    return None
+
+
+def _value_to_proto(value: TypedValue) -> profile_pb2.PropertyValue:
+    if value.type is PropertyType.STRING:
+        return profile_pb2.PropertyValue(string_value=value.value)
+    if value.type is PropertyType.NUMBER:
+        return profile_pb2.PropertyValue(number_value=value.value)
+    if value.type is PropertyType.BOOLEAN:
+        return profile_pb2.PropertyValue(bool_value=value.value)
+    if value.type is PropertyType.TIMESTAMP:
+        return profile_pb2.PropertyValue(timestamp_value=_timestamp(value.value))
+    return profile_pb2.PropertyValue(
+        string_list_value=profile_pb2.StringList(values=list(value.value))
+    )
+
+
+def _operation_from_proto(operation: profile_pb2.PropertyOperation) -> Operation:
+    kind = operation.WhichOneof("operation")
+    if kind == "set":
+        return Operation(operation.name, "set", _value_from_proto(operation.set))
+    if kind == "unset":
+        # unset: false names no operation at all.
+        return Operation(operation.name, "unset" if operation.unset else "")
+    if kind == "increment":
+        return Operation(
+            operation.name, "increment", TypedValue(PropertyType.NUMBER, operation.increment)
+        )
+    if kind == "append":
+        return Operation(
+            operation.name,
+            "append",
+            TypedValue(PropertyType.STRING_LIST, tuple(operation.append.values)),
+        )
+    return Operation(operation.name, "")
+
+
+def _profile_change(update: profile_pb2.ProfileUpdate) -> ProfileChange:
+    return ProfileChange(
+        profile_id=update.profile_id,
+        operations=tuple(_operation_from_proto(o) for o in update.operations),
+        test_profile=update.test_profile if update.HasField("test_profile") else None,
+    )
+
+
+def _event(event: profile_pb2.Event) -> NewEvent:
+    return NewEvent(
+        event_id=event.event_id,
+        name=event.name,
+        profile_id=event.profile_id,
+        subscriber_id=event.subscriber_id,
+        occur_time=(
+            event.occur_time.ToDatetime(tzinfo=UTC) if event.HasField("occur_time") else None
+        ),
+        properties=tuple((p.name, _value_from_proto(p.value)) for p in event.properties),
+    )
+
+
+def _item_result(result: ItemResult) -> profile_pb2.ItemResult:
+    return profile_pb2.ItemResult(
+        ok=result.ok,
+        duplicate=result.duplicate,
+        reason=result.reason,
+        field=result.field,
+        message=result.message,
+    )
+
+
+def profile_to_proto(profile: StoredProfile) -> profile_pb2.Profile:
+    properties = []
+    for name in sorted(profile.properties):
+        value = from_json(profile.types.get(name), profile.properties[name])
+        if value is not None:
+            properties.append(profile_pb2.Property(name=name, value=_value_to_proto(value)))
+    return profile_pb2.Profile(
+        profile_id=profile.profile_id,
+        properties=properties,
+        test_profile=profile.test_profile,
+        subscriber_ids=profile.subscriber_ids,
+        create_time=_timestamp(profile.create_time),
+        update_time=_timestamp(profile.update_time),
+    )
+
+
 class SegmentServicer(pb_grpc.SegmentServiceServicer):
-    def __init__(self, subscribers: Subscribers) -> None:
+    def __init__(self, subscribers: Subscribers, audience: Audience) -> None:
         self._subscribers = subscribers
+        self._audience = audience
+
+    async def UpsertProfiles(
+        self, request: pb.UpsertProfilesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertProfilesResponse:
+        results = await self._audience.upsert_profiles(
+            current_site_id(), [_profile_change(update) for update in request.updates]
+        )
+        return pb.UpsertProfilesResponse(results=[_item_result(r) for r in results])
+
+    async def GetProfile(
+        self, request: pb.GetProfileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetProfileResponse:
+        profile = await self._audience.get_profile(current_site_id(), request.profile_id)
+        return pb.GetProfileResponse(profile=profile_to_proto(profile))
+
+    async def TrackEvents(
+        self, request: pb.TrackEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TrackEventsResponse:
+        results = await self._audience.track_events(
+            current_site_id(), [_event(event) for event in request.events]
+        )
+        return pb.TrackEventsResponse(results=[_item_result(r) for r in results])
+
+    async def Identify(
+        self, request: pb.IdentifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.IdentifyResponse:
+        profile, moved = await self._audience.identify(
+            current_site_id(), request.subscriber_id, request.profile_id
+        )
+        return pb.IdentifyResponse(profile=profile_to_proto(profile), attributed_events=moved)
 
     async def RegisterSubscriber(
         self, request: pb.RegisterSubscriberRequest, context: grpc.aio.ServicerContext
@@ -242,12 +381,10 @@ async def create_server(
     engine = await open_service_database("segment", settings)
     peers = peers or Peers(settings)
     resolver = site_resolver or remote_site_resolver(peers)
-    subscribers = Subscribers(
-        SubscriberStore(engine),
-        clock or SystemClock(),
-        egress=EgressPolicy.from_settings(settings),
-    )
-    public = SegmentServicer(subscribers)
+    store = SubscriberStore(engine)
+    clock = clock or SystemClock()
+    subscribers = Subscribers(store, clock, egress=EgressPolicy.from_settings(settings))
+    public = SegmentServicer(subscribers, Audience(store, clock))
     internal = SegmentInternalServicer(subscribers)
     return build_service_server(
         address,

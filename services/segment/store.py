@@ -9,7 +9,7 @@ statement per row or ORM objects per row.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -34,10 +34,30 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import UTCDateTime, session_factory
-from services.segment.models import Browser, SubscriberRow, SubscriberState
+from services.kit.errors import Aborted
+from services.segment.models import (
+    Browser,
+    EventRow,
+    ProfileRow,
+    PropertyTypeRow,
+    SubscriberRow,
+    SubscriberState,
+)
 
 _TABLE = cast(Table, SubscriberRow.__table__)
 _COLUMNS = _TABLE.c
+_PROFILES = cast(Table, ProfileRow.__table__)
+_TYPES = cast(Table, PropertyTypeRow.__table__)
+_EVENTS = cast(Table, EventRow.__table__)
+
+PROFILE_SCOPE = "profile"
+SUBSCRIBED_EVENT = "Subscribed"
+UNSUBSCRIBED_EVENT = "Unsubscribed"
+
+
+def event_scope(event_name: str) -> str:
+    """The property-type scope of an event's properties."""
+    return f"event:{event_name}"
 
 # The upsert's per-row columns; site_id, state and the time are the same for a batch.
 _ROW_VALUES = ("subscriber_id", "endpoint", "p256dh", "auth", "browser", "timezone", "profile_id")
@@ -93,6 +113,84 @@ class AudienceEntry:
     profile_id: str | None
     # Unsubscribed after the snapshot time (it was in the audience then).
     unsubscribed: bool
+
+
+@dataclass(frozen=True)
+class ProfileState:
+    """A profile as an update starts from (an empty one when the site has none)."""
+
+    properties: dict[str, Any]
+    test_profile: bool
+    exists: bool
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    profile_id: str
+    # {name: JSON value}; `types` says what each one is.
+    properties: dict[str, Any]
+    types: dict[str, str]
+    test_profile: bool
+    subscriber_ids: list[str]
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """What the domain decided for a batch of profile updates: the final state of each
+    changed profile and the property types first used by the updates it accepted."""
+
+    profiles: dict[str, ProfileState]
+    new_types: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """The events the domain accepted (rows of segment_events without site and receive
+    time) and the (scope, name) property types they use first."""
+
+    rows: list[dict[str, Any]]
+    new_types: dict[tuple[str, str], str]
+
+
+# A plan takes the site's known types and the current profiles, and decides.
+ProfilePlanner = Callable[[dict[str, str], dict[str, ProfileState]], ProfilePlan]
+EventPlanner = Callable[[dict[tuple[str, str], str]], EventPlan]
+
+
+def _system_event(
+    site_id: str, event_id: str, name: str, subscriber_id: str, profile_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "site_id": site_id,
+        "event_id": event_id,
+        "name": name,
+        "profile_id": profile_id,
+        "subscriber_id": subscriber_id,
+        "occur_time": now,
+        "properties": {},
+        "receive_time": now,
+    }
+
+
+def subscribed_event_id(subscriber_id: str) -> str:
+    # A subscriber is created once: a retried or repeated registration finds the row
+    # and creates nothing, so this id is written at most once.
+    return f"clarion:subscribed:{subscriber_id}"
+
+
+def unsubscribed_event_id(subscriber_id: str, now: datetime) -> str:
+    # The change is (subscriber, the moment it became unsubscribed): unsubscribing an
+    # unsubscribed one changes nothing, and a later re-registration and unsubscribe is a
+    # new change with a new id.
+    return f"clarion:unsubscribed:{subscriber_id}:{int(now.timestamp() * 1_000_000)}"
+
+
+def _insert_ignore(table: Table, postgresql_dialect: bool) -> Any:
+    statement = (postgresql.insert(table) if postgresql_dialect else sqlite.insert(table))
+    return statement.on_conflict_do_nothing()
 
 
 def _to_subscriber(row: Any) -> Subscriber:
@@ -194,6 +292,9 @@ class SubscriberStore:
             raise RuntimeError(f"unsupported database dialect {dialect!r}")
         self._postgresql = dialect == "postgresql"
         self._upsert = _postgresql_upsert() if self._postgresql else _sqlite_upsert()
+        self._insert_event = _insert_ignore(_EVENTS, self._postgresql)
+        self._insert_type = _insert_ignore(_TYPES, self._postgresql)
+        self._insert_profile = _insert_ignore(_PROFILES, self._postgresql)
 
     async def upsert(
         self, site_id: str, new_subscriber_id: str, subscription: NewSubscription, now: datetime
@@ -254,8 +355,41 @@ class SubscriberStore:
                 }
                 for subscriber_id, s in ordered
             ]
+        offered = {subscriber_id: s for subscriber_id, s in entries}
         async with self._sessions.begin() as session:
             rows = (await session.execute(self._upsert, parameters)).all()
+            subscribed = [
+                _system_event(
+                    site_id,
+                    subscribed_event_id(subscriber_id),
+                    SUBSCRIBED_EVENT,
+                    subscriber_id,
+                    offered[subscriber_id].profile_id,
+                    now,
+                )
+                for subscriber_id, _, _ in rows
+                if subscriber_id in offered
+            ]
+            if subscribed:
+                await session.execute(self._insert_event, subscribed)
+            # A subscriber registered with a profile id belongs to that profile (as after
+            # Identify): make sure the profile exists, so GetProfile finds it.
+            profile_ids = sorted({s.profile_id for _, s in entries if s.profile_id})
+            if profile_ids:
+                await session.execute(
+                    self._insert_profile,
+                    [
+                        {
+                            "site_id": site_id,
+                            "profile_id": profile_id,
+                            "properties": {},
+                            "test_profile": False,
+                            "create_time": now,
+                            "update_time": now,
+                        }
+                        for profile_id in profile_ids
+                    ],
+                )
         if len(rows) != len(entries):
             raise RuntimeError("upsert_many needs distinct endpoints")
         subscriptions = {s.endpoint: s for _, s in entries}
@@ -289,7 +423,7 @@ class SubscriberStore:
         """Marks an active subscriber unsubscribed; an unsubscribed one stays as it was
         (first reason and time win). None when the site has no such subscriber."""
         async with self._sessions.begin() as session:
-            await session.execute(_unsubscribe_statement(site_id, [subscriber_id], reason, now))
+            await self._unsubscribe_recorded(session, site_id, [subscriber_id], reason, now)
             row = (await session.execute(_one_subscriber(site_id, subscriber_id))).first()
             return _to_subscriber(row) if row is not None else None
 
@@ -309,13 +443,248 @@ class SubscriberStore:
         unsubscribed = 0
         async with self._sessions.begin() as session:
             for reason, subscriber_ids in by_reason.items():
-                result = await session.execute(
-                    _unsubscribe_statement(site_id, subscriber_ids, reason, now).returning(
-                        _COLUMNS.subscriber_id
-                    )
+                unsubscribed += await self._unsubscribe_recorded(
+                    session, site_id, subscriber_ids, reason, now
                 )
-                unsubscribed += len(result.all())
         return unsubscribed
+
+    async def _unsubscribe_recorded(
+        self, session: Any, site_id: str, subscriber_ids: Sequence[str], reason: str,
+        now: datetime,
+    ) -> int:
+        """Unsubscribes the active ones and records an Unsubscribed event for each, in
+        the caller's transaction; returns how many changed."""
+        result = await session.execute(
+            _unsubscribe_statement(site_id, subscriber_ids, reason, now).returning(
+                _COLUMNS.subscriber_id, _COLUMNS.profile_id
+            )
+        )
+        changed = result.all()
+        if changed:
+            await session.execute(
+                self._insert_event,
+                [
+                    _system_event(
+                        site_id,
+                        unsubscribed_event_id(subscriber_id, now),
+                        UNSUBSCRIBED_EVENT,
+                        subscriber_id,
+                        profile_id,
+                        now,
+                    )
+                    for subscriber_id, profile_id in changed
+                ],
+            )
+        return len(changed)
+
+    async def _known_types(
+        self, session: Any, site_id: str, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        if not keys:
+            return {}
+        scopes = sorted({scope for scope, _ in keys})
+        names = sorted({name for _, name in keys})
+        rows = await session.execute(
+            select(_TYPES.c.scope, _TYPES.c.name, _TYPES.c.type).where(
+                _TYPES.c.site_id == site_id,
+                _TYPES.c.scope.in_(scopes),
+                _TYPES.c.name.in_(names),
+            )
+        )
+        return {(scope, name): type_ for scope, name, type_ in rows}
+
+    async def _fix_types(
+        self, session: Any, site_id: str, new_types: Mapping[tuple[str, str], str],
+        now: datetime,
+    ) -> None:
+        """Records the types first used by this transaction. Another transaction that
+        fixed one of them to another type meanwhile wins: this one is aborted (retry)."""
+        if not new_types:
+            return
+        await session.execute(
+            self._insert_type,
+            [
+                {"site_id": site_id, "scope": scope, "name": name, "type": type_,
+                 "create_time": now}
+                for (scope, name), type_ in sorted(new_types.items())
+            ],
+        )
+        stored = await self._known_types(session, site_id, list(new_types))
+        for key, type_ in new_types.items():
+            if stored.get(key) != type_:
+                raise Aborted(
+                    "CONCURRENT_TYPE_CHANGE",
+                    f"property {key[1]!r} was given another type by a concurrent call; retry",
+                    field="properties",
+                )
+
+    async def apply_profile_updates(
+        self,
+        site_id: str,
+        profile_ids: Collection[str],
+        property_names: Collection[str],
+        planner: ProfilePlanner,
+        now: datetime,
+    ) -> ProfilePlan:
+        """In one transaction: reads the site's types of these property names and these
+        profiles (locked on PostgreSQL), lets `planner` decide, and stores its plan."""
+        ids = sorted(set(profile_ids))
+        async with self._sessions.begin() as session:
+            known = await self._known_types(
+                session, site_id, [(PROFILE_SCOPE, name) for name in property_names]
+            )
+            query = (
+                select(_PROFILES.c.profile_id, _PROFILES.c.properties, _PROFILES.c.test_profile)
+                .where(_PROFILES.c.site_id == site_id, _PROFILES.c.profile_id.in_(ids))
+                .order_by(_PROFILES.c.profile_id)
+            )
+            if self._postgresql:
+                query = query.with_for_update()
+            current = {
+                profile_id: ProfileState(dict(properties or {}), bool(test), True)
+                for profile_id, properties, test in await session.execute(query)
+            }
+            for profile_id in ids:
+                current.setdefault(profile_id, ProfileState({}, False, False))
+            plan = planner({name: t for (_, name), t in known.items()}, current)
+            await self._fix_types(
+                session,
+                site_id,
+                {(PROFILE_SCOPE, name): t for name, t in plan.new_types.items()},
+                now,
+            )
+            created = [
+                {"site_id": site_id, "profile_id": profile_id, "properties": state.properties,
+                 "test_profile": state.test_profile, "create_time": now, "update_time": now}
+                for profile_id, state in sorted(plan.profiles.items())
+                if not state.exists
+            ]
+            if created:
+                inserted = await session.execute(
+                    self._insert_profile.returning(_PROFILES.c.profile_id), created
+                )
+                if len(inserted.all()) != len(created):
+                    raise Aborted(
+                        "CONCURRENT_UPDATE",
+                        "a profile of this batch was created by a concurrent call; retry",
+                        field="updates",
+                    )
+            changed = [
+                {"b_profile_id": profile_id, "b_properties": state.properties,
+                 "b_test_profile": state.test_profile}
+                for profile_id, state in sorted(plan.profiles.items())
+                if state.exists
+            ]
+            if changed:
+                await session.execute(
+                    update(_PROFILES)
+                    .where(
+                        _PROFILES.c.site_id == site_id,
+                        _PROFILES.c.profile_id == bindparam("b_profile_id"),
+                    )
+                    .values(
+                        properties=bindparam("b_properties"),
+                        test_profile=bindparam("b_test_profile"),
+                        update_time=now,
+                    )
+                    .execution_options(synchronize_session=False),
+                    changed,
+                )
+        return plan
+
+    async def get_profile(self, site_id: str, profile_id: str) -> StoredProfile | None:
+        async with self._sessions() as session:
+            return await self._get_profile(session, site_id, profile_id)
+
+    async def _get_profile(
+        self, session: Any, site_id: str, profile_id: str
+    ) -> StoredProfile | None:
+        row = (
+            await session.execute(
+                select(_PROFILES).where(
+                    _PROFILES.c.site_id == site_id, _PROFILES.c.profile_id == profile_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        properties = dict(row.properties or {})
+        known = await self._known_types(
+            session, site_id, [(PROFILE_SCOPE, name) for name in properties]
+        )
+        subscriber_ids = (
+            await session.execute(
+                select(_COLUMNS.subscriber_id)
+                .where(_COLUMNS.site_id == site_id, _COLUMNS.profile_id == profile_id)
+                .order_by(_COLUMNS.subscriber_id)
+            )
+        ).scalars().all()
+        return StoredProfile(
+            profile_id=row.profile_id,
+            properties=properties,
+            types={name: t for (_, name), t in known.items()},
+            test_profile=bool(row.test_profile),
+            subscriber_ids=list(subscriber_ids),
+            create_time=row.create_time,
+            update_time=row.update_time,
+        )
+
+    async def track_events(
+        self,
+        site_id: str,
+        type_keys: Collection[tuple[str, str]],
+        planner: EventPlanner,
+        now: datetime,
+    ) -> tuple[EventPlan, set[str]]:
+        """In one transaction: reads the site's types of these (scope, name) keys, lets
+        `planner` decide, and inserts its rows with one INSERT .. ON CONFLICT DO NOTHING
+        executed for the whole batch. Returns the plan and the event ids newly stored
+        (the others were there already)."""
+        async with self._sessions.begin() as session:
+            known = await self._known_types(session, site_id, type_keys)
+            plan = planner(known)
+            await self._fix_types(session, site_id, plan.new_types, now)
+            stored: set[str] = set()
+            if plan.rows:
+                rows = [{**row, "site_id": site_id, "receive_time": now} for row in plan.rows]
+                result = await session.execute(
+                    self._insert_event.returning(_EVENTS.c.event_id), rows
+                )
+                stored = set(result.scalars().all())
+        return plan, stored
+
+    async def identify(
+        self, site_id: str, subscriber_id: str, profile_id: str, now: datetime
+    ) -> tuple[StoredProfile, int] | None:
+        """Attaches the subscriber to the profile (created if missing) and gives the
+        profile the subscriber's anonymous events, in one transaction. None when the
+        site has no such subscriber."""
+        async with self._sessions.begin() as session:
+            attached = await session.execute(
+                update(_TABLE)
+                .where(_COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id)
+                .values(profile_id=profile_id, update_time=now)
+                .returning(_COLUMNS.subscriber_id)
+            )
+            if attached.first() is None:
+                return None
+            await session.execute(
+                self._insert_profile,
+                {"site_id": site_id, "profile_id": profile_id, "properties": {},
+                 "test_profile": False, "create_time": now, "update_time": now},
+            )
+            moved = await session.execute(
+                update(_EVENTS)
+                .where(
+                    _EVENTS.c.site_id == site_id,
+                    _EVENTS.c.subscriber_id == subscriber_id,
+                    _EVENTS.c.profile_id.is_(None),
+                )
+                .values(profile_id=profile_id)
+            )
+            profile = await self._get_profile(session, site_id, profile_id)
+        assert profile is not None
+        return profile, moved.rowcount
 
     async def active_among(self, site_id: str, subscriber_ids: Collection[str]) -> set[str]:
         """Which of these ids are active subscribers of the site."""

@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from clarion.segment.v1 import profile_pb2 as clarion_dot_segment_dot_v1_dot_profile__pb2
 from clarion.segment.v1 import subscriber_pb2 as clarion_dot_segment_dot_v1_dot_subscriber__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(clarion/segment/v1/segment_service.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a#clarion/segment/v1/subscriber.proto\"\x80\x02\n\x19RegisterSubscriberRequest\x12>\n\x11push_subscription\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12\x42\n\x07\x62rowser\x18\x02 \x01(\x0e\x32\x1a.clarion.common.v1.BrowserB\x15\x82\x80\x19\x11:\x0fINVALID_BROWSER\x12,\n\x08timezone\x18\x03 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12\x31\n\nprofile_id\x18\x04 \x01(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x30\x03:\x12INVALID_PROFILE_ID\"a\n\x1aRegisterSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"k\n\x1cUnsubscribeSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12)\n\x06reason\x18\x02 \x01(\tB\x19\x82\x80\x19\x15\x08\x80\x01\x30\x03:\x0eINVALID_REASON\"S\n\x1dUnsubscribeSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"8\n\x14GetSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"K\n\x15GetSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"H\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"g\n\x17ListSubscribersResponse\x12\x33\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x1f\x42\x61tchRegisterSubscribersRequest\x12Y\n\x08requests\x18\x01 \x03(\x0b\x32-.clarion.segment.v1.RegisterSubscriberRequestB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"e\n BatchRegisterSubscribersResponse\x12\x41\n\tresponses\x18\x01 \x03(\x0b\x32..clarion.segment.v1.RegisterSubscriberResponse2\xdd\x04\n\x0eSegmentService\x12s\n\x12RegisterSubscriber\x12-.clarion.segment.v1.RegisterSubscriberRequest\x1a..clarion.segment.v1.RegisterSubscriberResponse\x12|\n\x15UnsubscribeSubscriber\x12\x30.clarion.segment.v1.UnsubscribeSubscriberRequest\x1a\x31.clarion.segment.v1.UnsubscribeSubscriberResponse\x12\x64\n\rGetSubscriber\x12(.clarion.segment.v1.GetSubscriberRequest\x1a).clarion.segment.v1.GetSubscriberResponse\x12j\n\x0fListSubscribers\x12*.clarion.segment.v1.ListSubscribersRequest\x1a+.clarion.segment.v1.ListSubscribersResponse\x12\x85\x01\n\x18\x42\x61tchRegisterSubscribers\x12\x33.clarion.segment.v1.BatchRegisterSubscribersRequest\x1a\x34.clarion.segment.v1.BatchRegisterSubscribersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(clarion/segment/v1/segment_service.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a#clarion/segment/v1/subscriber.proto\"\x80\x02\n\x19RegisterSubscriberRequest\x12>\n\x11push_subscription\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12\x42\n\x07\x62rowser\x18\x02 \x01(\x0e\x32\x1a.clarion.common.v1.BrowserB\x15\x82\x80\x19\x11:\x0fINVALID_BROWSER\x12,\n\x08timezone\x18\x03 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12\x31\n\nprofile_id\x18\x04 \x01(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x30\x03:\x12INVALID_PROFILE_ID\"a\n\x1aRegisterSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"k\n\x1cUnsubscribeSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12)\n\x06reason\x18\x02 \x01(\tB\x19\x82\x80\x19\x15\x08\x80\x01\x30\x03:\x0eINVALID_REASON\"S\n\x1dUnsubscribeSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"8\n\x14GetSubscriberRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"K\n\x15GetSubscriberResponse\x12\x32\n\nsubscriber\x18\x01 \x01(\x0b\x32\x1e.clarion.segment.v1.Subscriber\"H\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"g\n\x17ListSubscribersResponse\x12\x33\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x1f\x42\x61tchRegisterSubscribersRequest\x12Y\n\x08requests\x18\x01 \x03(\x0b\x32-.clarion.segment.v1.RegisterSubscriberRequestB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"e\n BatchRegisterSubscribersResponse\x12\x41\n\tresponses\x18\x01 \x03(\x0b\x32..clarion.segment.v1.RegisterSubscriberResponse\"e\n\x15UpsertProfilesRequest\x12L\n\x07updates\x18\x01 \x03(\x0b\x32!.clarion.segment.v1.ProfileUpdateB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"I\n\x16UpsertProfilesResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult\"F\n\x11GetProfileRequest\x12\x31\n\nprofile_id\x18\x01 \x01(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x30\x03:\x12INVALID_PROFILE_ID\"B\n\x12GetProfileResponse\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.clarion.segment.v1.Profile\"Y\n\x12TrackEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\x90NB\x0f\x42\x41TCH_TOO_LARGE\"F\n\x13TrackEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult\"f\n\x0fIdentifyRequest\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x31\n\nprofile_id\x18\x02 \x01(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x30\x03:\x12INVALID_PROFILE_ID\"[\n\x10IdentifyResponse\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.clarion.segment.v1.Profile\x12\x19\n\x11\x61ttributed_events\x18\x02 \x01(\x03\x32\xda\x07\n\x0eSegmentService\x12s\n\x12RegisterSubscriber\x12-.clarion.segment.v1.RegisterSubscriberRequest\x1a..clarion.segment.v1.RegisterSubscriberResponse\x12|\n\x15UnsubscribeSubscriber\x12\x30.clarion.segment.v1.UnsubscribeSubscriberRequest\x1a\x31.clarion.segment.v1.UnsubscribeSubscriberResponse\x12\x64\n\rGetSubscriber\x12(.clarion.segment.v1.GetSubscriberRequest\x1a).clarion.segment.v1.GetSubscriberResponse\x12j\n\x0fListSubscribers\x12*.clarion.segment.v1.ListSubscribersRequest\x1a+.clarion.segment.v1.ListSubscribersResponse\x12\x85\x01\n\x18\x42\x61tchRegisterSubscribers\x12\x33.clarion.segment.v1.BatchRegisterSubscribersRequest\x1a\x34.clarion.segment.v1.BatchRegisterSubscribersResponse\x12g\n\x0eUpsertProfiles\x12).clarion.segment.v1.UpsertProfilesRequest\x1a*.clarion.segment.v1.UpsertProfilesResponse\x12[\n\nGetProfile\x12%.clarion.segment.v1.GetProfileRequest\x1a&.clarion.segment.v1.GetProfileResponse\x12^\n\x0bTrackEvents\x12&.clarion.segment.v1.TrackEventsRequest\x1a\'.clarion.segment.v1.TrackEventsResponse\x12U\n\x08Identify\x12#.clarion.segment.v1.IdentifyRequest\x1a$.clarion.segment.v1.IdentifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,26 +51,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSUBSCRIBERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
   _globals['_BATCHREGISTERSUBSCRIBERSREQUEST'].fields_by_name['requests']._loaded_options = None
   _globals['_BATCHREGISTERSUBSCRIBERSREQUEST'].fields_by_name['requests']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
-  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_start=171
-  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_end=427
-  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_start=429
-  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_end=526
-  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_start=528
-  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_end=635
-  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_start=637
-  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_end=720
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=722
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=778
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=780
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=855
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=857
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=929
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=931
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=1034
-  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_start=1036
-  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_end=1160
-  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_start=1162
-  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_end=1263
-  _globals['_SEGMENTSERVICE']._serialized_start=1266
-  _globals['_SEGMENTSERVICE']._serialized_end=1871
+  _globals['_UPSERTPROFILESREQUEST'].fields_by_name['updates']._loaded_options = None
+  _globals['_UPSERTPROFILESREQUEST'].fields_by_name['updates']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
+  _globals['_GETPROFILEREQUEST'].fields_by_name['profile_id']._loaded_options = None
+  _globals['_GETPROFILEREQUEST'].fields_by_name['profile_id']._serialized_options = b'\202\200\031\031\010\200\0010\003:\022INVALID_PROFILE_ID'
+  _globals['_TRACKEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
+  _globals['_TRACKEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\202\200\031\024\030\220NB\017BATCH_TOO_LARGE'
+  _globals['_IDENTIFYREQUEST'].fields_by_name['subscriber_id']._loaded_options = None
+  _globals['_IDENTIFYREQUEST'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_IDENTIFYREQUEST'].fields_by_name['profile_id']._loaded_options = None
+  _globals['_IDENTIFYREQUEST'].fields_by_name['profile_id']._serialized_options = b'\202\200\031\031\010\200\0010\003:\022INVALID_PROFILE_ID'
+  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_start=205
+  _globals['_REGISTERSUBSCRIBERREQUEST']._serialized_end=461
+  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_start=463
+  _globals['_REGISTERSUBSCRIBERRESPONSE']._serialized_end=560
+  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_start=562
+  _globals['_UNSUBSCRIBESUBSCRIBERREQUEST']._serialized_end=669
+  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_start=671
+  _globals['_UNSUBSCRIBESUBSCRIBERRESPONSE']._serialized_end=754
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=756
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=812
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=814
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=889
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=891
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=963
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=965
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=1068
+  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_start=1070
+  _globals['_BATCHREGISTERSUBSCRIBERSREQUEST']._serialized_end=1194
+  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_start=1196
+  _globals['_BATCHREGISTERSUBSCRIBERSRESPONSE']._serialized_end=1297
+  _globals['_UPSERTPROFILESREQUEST']._serialized_start=1299
+  _globals['_UPSERTPROFILESREQUEST']._serialized_end=1400
+  _globals['_UPSERTPROFILESRESPONSE']._serialized_start=1402
+  _globals['_UPSERTPROFILESRESPONSE']._serialized_end=1475
+  _globals['_GETPROFILEREQUEST']._serialized_start=1477
+  _globals['_GETPROFILEREQUEST']._serialized_end=1547
+  _globals['_GETPROFILERESPONSE']._serialized_start=1549
+  _globals['_GETPROFILERESPONSE']._serialized_end=1615
+  _globals['_TRACKEVENTSREQUEST']._serialized_start=1617
+  _globals['_TRACKEVENTSREQUEST']._serialized_end=1706
+  _globals['_TRACKEVENTSRESPONSE']._serialized_start=1708
+  _globals['_TRACKEVENTSRESPONSE']._serialized_end=1778
+  _globals['_IDENTIFYREQUEST']._serialized_start=1780
+  _globals['_IDENTIFYREQUEST']._serialized_end=1882
+  _globals['_IDENTIFYRESPONSE']._serialized_start=1884
+  _globals['_IDENTIFYRESPONSE']._serialized_end=1975
+  _globals['_SEGMENTSERVICE']._serialized_start=1978
+  _globals['_SEGMENTSERVICE']._serialized_end=2964
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
+from clarion.segment.v1 import profile_pb2 as _profile_pb2
 from clarion.segment.v1 import subscriber_pb2 as _subscriber_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -82,3 +83,55 @@ class BatchRegisterSubscribersResponse(_message.Message):
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     responses: _containers.RepeatedCompositeFieldContainer[RegisterSubscriberResponse]
     def __init__(self, responses: _Optional[_Iterable[_Union[RegisterSubscriberResponse, _Mapping]]] = ...) -> None: ...
+
+class UpsertProfilesRequest(_message.Message):
+    __slots__ = ("updates",)
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    updates: _containers.RepeatedCompositeFieldContainer[_profile_pb2.ProfileUpdate]
+    def __init__(self, updates: _Optional[_Iterable[_Union[_profile_pb2.ProfileUpdate, _Mapping]]] = ...) -> None: ...
+
+class UpsertProfilesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_profile_pb2.ItemResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[_profile_pb2.ItemResult, _Mapping]]] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ("profile_id",)
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    def __init__(self, profile_id: _Optional[str] = ...) -> None: ...
+
+class GetProfileResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: _profile_pb2.Profile
+    def __init__(self, profile: _Optional[_Union[_profile_pb2.Profile, _Mapping]] = ...) -> None: ...
+
+class TrackEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_profile_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_profile_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class TrackEventsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_profile_pb2.ItemResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[_profile_pb2.ItemResult, _Mapping]]] = ...) -> None: ...
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("subscriber_id", "profile_id")
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    profile_id: str
+    def __init__(self, subscriber_id: _Optional[str] = ..., profile_id: _Optional[str] = ...) -> None: ...
+
+class IdentifyResponse(_message.Message):
+    __slots__ = ("profile", "attributed_events")
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    profile: _profile_pb2.Profile
+    attributed_events: int
+    def __init__(self, profile: _Optional[_Union[_profile_pb2.Profile, _Mapping]] = ..., attributed_events: _Optional[int] = ...) -> None: ...

@@ -61,6 +61,26 @@ class SegmentServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.FromString,
                 _registered_method=True)
+        self.UpsertProfiles = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/UpsertProfiles',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpsertProfilesRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpsertProfilesResponse.FromString,
+                _registered_method=True)
+        self.GetProfile = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/GetProfile',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetProfileResponse.FromString,
+                _registered_method=True)
+        self.TrackEvents = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/TrackEvents',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.TrackEventsRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.TrackEventsResponse.FromString,
+                _registered_method=True)
+        self.Identify = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/Identify',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentServiceServicer:
@@ -101,6 +121,38 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertProfiles(self, request, context):
+        """Creates or changes profiles. Each update is applied on its own, whole or not at
+        all: the good ones are stored, the bad ones refused, each answered at its index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProfile(self, request, context):
+        """One profile of the site: its properties, test flag and subscribers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrackEvents(self, request, context):
+        """Records events; each is answered at its index (stored, duplicate, or refused).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Identify(self, request, context):
+        """Attaches a subscriber to a profile (created if missing). Its earlier anonymous
+        events (no profile id) now belong to the profile. Identifying it again to another
+        profile moves only the subscriber: events already attributed to a profile stay
+        with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +180,26 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     servicer.BatchRegisterSubscribers,
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.SerializeToString,
+            ),
+            'UpsertProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertProfiles,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpsertProfilesRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpsertProfilesResponse.SerializeToString,
+            ),
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetProfileRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetProfileResponse.SerializeToString,
+            ),
+            'TrackEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrackEvents,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.TrackEventsRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.TrackEventsResponse.SerializeToString,
+            ),
+            'Identify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Identify,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +339,114 @@ class SegmentService:
             '/clarion.segment.v1.SegmentService/BatchRegisterSubscribers',
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.BatchRegisterSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/UpsertProfiles',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpsertProfilesRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpsertProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/GetProfile',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetProfileRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/TrackEvents',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.TrackEventsRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.TrackEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Identify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/Identify',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyResponse.FromString,
             options,
             channel_credentials,
             insecure,
