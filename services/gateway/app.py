@@ -19,6 +19,7 @@ could break: malformed, oversized or hostile input is a 4xx naming the field, ne
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import time
 import uuid
@@ -26,11 +27,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 import structlog
 from aiohttp import web
 from cachetools import TTLCache
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.campaign.v1 import (
     site_internal_service_pb2,
@@ -44,7 +47,13 @@ from clarion.reporting.v1 import (
     reporting_internal_service_pb2_grpc,
     reporting_pb2,
 )
-from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
+from clarion.segment.v1 import (
+    profile_pb2,
+    segment_internal_service_pb2,
+    segment_internal_service_pb2_grpc,
+    segment_service_pb2,
+    segment_service_pb2_grpc,
+)
 from services.gateway import inputs
 from services.gateway.errors import ApiError, bounded, quote
 from services.kit.auth import REQUEST_ID_HEADER
@@ -230,9 +239,12 @@ async def subscribe(request: web.Request) -> web.Response:
     )
 
 
-async def unsubscribe(request: web.Request) -> web.Response:
-    where = inputs.path(request, inputs.SubscriberPath)
-    site_id, subscriber_id = where.site_id, where.subscriber_id
+async def require_subscriber_proof(
+    request: web.Request, site_id: str, subscriber_id: str
+) -> None:
+    """403 unless the request carries the unsubscribe_token the subscribe call answered
+    for this subscriber on this site (proof the browser holds the subscription); 404 for
+    no such site."""
     secret = await request.app[SITES].engagement_secret(site_id)
     token = request.headers.get(UNSUBSCRIBE_TOKEN_HEADER, "")
     if not token:
@@ -249,6 +261,12 @@ async def unsubscribe(request: web.Request) -> web.Response:
             f"the {UNSUBSCRIBE_TOKEN_HEADER} header is not this subscriber's unsubscribe_token "
             "on this site; send the one the subscribe call answered for it",
         )
+
+
+async def unsubscribe(request: web.Request) -> web.Response:
+    where = inputs.path(request, inputs.SubscriberPath)
+    site_id, subscriber_id = where.site_id, where.subscriber_id
+    await require_subscriber_proof(request, site_id, subscriber_id)
     peers = request.app[PEERS]
     stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
     response = await stub.UnsubscribeSubscriber(
@@ -261,6 +279,159 @@ async def unsubscribe(request: web.Request) -> web.Response:
     return web.json_response(
         {"subscriber_id": response.subscriber.subscriber_id, "state": "unsubscribed"}
     )
+
+
+async def identify(request: web.Request) -> web.Response:
+    where = inputs.path(request, inputs.SitePath)
+    body = await inputs.body(request, inputs.IdentifyBody)
+    site_id = where.site_id
+    await require_subscriber_proof(request, site_id, body.subscriber_id)
+    peers = request.app[PEERS]
+    stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
+    response = await stub.Identify(
+        segment_service_pb2.IdentifyRequest(
+            subscriber_id=body.subscriber_id, profile_id=body.profile_id
+        ),
+        metadata=call_metadata(peers, site_id),
+        timeout=peers.timeout,
+    )
+    return web.json_response(
+        {"subscriber_id": body.subscriber_id, "profile_id": response.profile.profile_id}
+    )
+
+
+def _property_value(value: object) -> profile_pb2.PropertyValue:
+    # bool before number: True is an int to Python. A string stays a string, whatever
+    # it looks like (a time, a number): no guessing.
+    if isinstance(value, bool):
+        return profile_pb2.PropertyValue(bool_value=value)
+    if isinstance(value, int | float):
+        return profile_pb2.PropertyValue(number_value=float(value))
+    if isinstance(value, str):
+        return profile_pb2.PropertyValue(string_value=value)
+    assert isinstance(value, list)
+    return profile_pb2.PropertyValue(string_list_value=profile_pb2.StringList(values=value))
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+async def track(request: web.Request) -> web.Response:
+    where = inputs.path(request, inputs.SitePath)
+    body = await inputs.body(request, inputs.TrackBody)
+    site_id, subscriber_id = where.site_id, body.subscriber_id
+    now = datetime.now(UTC)
+    events = [
+        profile_pb2.Event(
+            event_id=event.event_id,
+            name=event.name,
+            subscriber_id=subscriber_id,
+            occur_time=_timestamp(
+                inputs.rfc3339_time(event.occur_time) if event.occur_time else now
+            ),
+            properties=[
+                profile_pb2.Property(name=name, value=_property_value(value))
+                for name, value in (event.properties or {}).items()
+            ],
+        )
+        for event in body.events
+    ]
+    await require_subscriber_proof(request, site_id, subscriber_id)
+    peers = request.app[PEERS]
+    stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
+    response = await stub.TrackEvents(
+        segment_service_pb2.TrackEventsRequest(events=events),
+        metadata=call_metadata(peers, site_id),
+        timeout=peers.timeout,
+    )
+    return web.json_response(
+        {
+            "results": [
+                {
+                    "index": index,
+                    "ok": result.ok,
+                    "duplicate": result.duplicate,
+                    "code": result.reason,
+                    "message": bounded(result.message),
+                }
+                for index, result in enumerate(response.results)
+            ]
+        }
+    )
+
+
+ENGAGEMENT_EVENT_NAMES = {
+    common_pb2.ENGAGEMENT_KIND_VIEWED: "Notification Viewed",
+    common_pb2.ENGAGEMENT_KIND_CLICKED: "Notification Clicked",
+    common_pb2.ENGAGEMENT_KIND_CLOSED: "Notification Closed",
+}
+_EVENT_ID_LENGTH = 128
+
+
+def engagement_event_id(kind: str, run_id: str, subscriber_id: str, button: str) -> str:
+    """The same engagement always gets the same id, so segment stores a retry once.
+
+    Readable when it fits segment's 128 characters; a digest of the same parts otherwise.
+    """
+    parts = [kind, run_id, subscriber_id] + ([button] if button else [])
+    readable = "clarion:engagement:" + ":".join(parts)
+    if len(readable) <= _EVENT_ID_LENGTH:
+        return readable
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return f"clarion:engagement:{kind}:{digest}"
+
+
+async def _record_engagement_in_segment(
+    peers: Peers, site_id: str, kind: str, event: reporting_pb2.EngagementEvent
+) -> None:
+    """The engagement as the subscriber's segment event; a failure is logged, not raised
+    (reporting has recorded it already, and the browser's request succeeds)."""
+    properties = [
+        profile_pb2.Property(
+            name="campaign_id", value=profile_pb2.PropertyValue(string_value=event.campaign_id)
+        ),
+        profile_pb2.Property(
+            name="run_id", value=profile_pb2.PropertyValue(string_value=event.run_id)
+        ),
+    ]
+    if event.button:
+        properties.append(
+            profile_pb2.Property(
+                name="button", value=profile_pb2.PropertyValue(string_value=event.button)
+            )
+        )
+    stub = segment_internal_service_pb2_grpc.SegmentInternalServiceStub(peers.channel("segment"))
+    try:
+        response = await stub.TrackSystemEvents(
+            segment_internal_service_pb2.TrackSystemEventsRequest(
+                events=[
+                    profile_pb2.Event(
+                        event_id=engagement_event_id(
+                            kind, event.run_id, event.subscriber_id, event.button
+                        ),
+                        name=ENGAGEMENT_EVENT_NAMES[event.kind],
+                        subscriber_id=event.subscriber_id,
+                        occur_time=_timestamp(datetime.now(UTC)),
+                        properties=properties,
+                    )
+                ]
+            ),
+            metadata=call_metadata(peers, site_id),
+            timeout=peers.timeout,
+        )
+    except grpc.aio.AioRpcError as error:
+        log.warning(
+            "engagement not recorded in segment", grpc_code=error.code().name, kind=kind
+        )
+        return
+    refused = [result for result in response.results if not result.ok]
+    if refused:
+        log.warning(
+            "engagement refused by segment", reason=refused[0].reason, kind=kind
+        )
 
 
 async def record_event(request: web.Request) -> web.Response:
@@ -299,6 +470,7 @@ async def record_event(request: web.Request) -> web.Response:
         metadata=call_metadata(peers, site_id),
         timeout=peers.timeout,
     )
+    await _record_engagement_in_segment(peers, site_id, body.kind, event)
     return web.json_response({"recorded": response.recorded > 0}, status=202)
 
 
@@ -409,4 +581,6 @@ def create_app(
     app.router.add_post("/v1/sites/{site_id}/subscriptions", subscribe)
     app.router.add_delete("/v1/sites/{site_id}/subscriptions/{subscriber_id}", unsubscribe)
     app.router.add_post("/v1/sites/{site_id}/events", record_event)
+    app.router.add_post("/v1/sites/{site_id}/identify", identify)
+    app.router.add_post("/v1/sites/{site_id}/track", track)
     return app

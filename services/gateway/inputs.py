@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import hdrs, web
@@ -39,6 +41,15 @@ PROFILE_ID_LENGTH = 128
 # A P-256 point is 87 base64url characters, an auth secret 22; room for padding, no more.
 BASE64URL_LENGTH = 128
 TOKEN_LENGTH = 128
+# What the SDK may track (track): the limits segment declares for an Event, so what breaks
+# one is refused here as a whole; its own rules (a name's characters, a property's type
+# fixed by first use, a time too far ahead) come back per event.
+MAX_TRACK_EVENTS = 100
+EVENT_NAME_LENGTH = 128
+PROPERTY_NAME_LENGTH = 64
+PROPERTY_STRING_LENGTH = 1024
+MAX_PROPERTIES = 100
+MAX_LIST_ITEMS = 100
 
 ID_ALPHABET = "A-Z a-z 0-9 - _ . :"
 _ID = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -121,6 +132,102 @@ Timezone = Annotated[str, MaxLen(TIMEZONE_LENGTH), _Clean]
 ProfileId = Annotated[str, MaxLen(PROFILE_ID_LENGTH), _Clean]
 Token = Annotated[str, MaxLen(TOKEN_LENGTH), _Clean]
 
+# RFC 3339: a date, "T" (or t or a space), a time, and a zone (Z or an offset).
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _rfc3339(value: str) -> str:
+    rfc3339_time(value)
+    return value
+
+
+def rfc3339_time(value: str) -> datetime:
+    """An RFC 3339 time as a UTC datetime (nanoseconds cut to microseconds)."""
+    if not _RFC3339.fullmatch(value):
+        raise PydanticCustomError(
+            "INVALID_TIMESTAMP", "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"
+        )
+    text = value.upper().replace(" ", "T").replace("Z", "+00:00")
+    # fromisoformat takes at most 6 fractional digits: nanoseconds are cut to microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise PydanticCustomError(
+            "INVALID_TIMESTAMP", "is not a valid RFC 3339 time (check the date and offset)"
+        ) from None
+
+
+def _property_text(value: str, what: str) -> None:
+    if len(value) > PROPERTY_STRING_LENGTH:
+        raise PydanticCustomError(
+            "FIELD_TOO_LONG",
+            "{what} must be at most {limit} characters, got {length}",
+            {"what": what, "limit": PROPERTY_STRING_LENGTH, "length": len(value)},
+        )
+    _no_hostile_characters(value)
+
+
+def _properties(value: dict[Any, Any]) -> dict[Any, Any]:
+    """{name: string | number | boolean | list of strings}, within segment's limits.
+
+    Checked by hand, so an error names the property by its quoted (bounded) name."""
+    if len(value) > MAX_PROPERTIES:
+        raise PydanticCustomError(
+            "TOO_MANY_PROPERTIES", "must have at most {limit} properties", {"limit": MAX_PROPERTIES}
+        )
+    for name, item in value.items():
+        if len(name) > PROPERTY_NAME_LENGTH:
+            raise PydanticCustomError(
+                "FIELD_TOO_LONG",
+                "names must be at most {limit} characters, got {length}",
+                {"limit": PROPERTY_NAME_LENGTH, "length": len(name)},
+            )
+        _no_hostile_characters(name)
+        what = f"property {quote(name)}"
+        if isinstance(item, bool | str):
+            if isinstance(item, str):
+                _property_text(item, what)
+        elif isinstance(item, int | float):
+            try:
+                finite = math.isfinite(float(item))
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise PydanticCustomError(
+                    "INVALID_NUMBER", "{what} must be a finite number", {"what": what}
+                )
+        elif isinstance(item, list):
+            if len(item) > MAX_LIST_ITEMS:
+                raise PydanticCustomError(
+                    "LIST_TOO_LONG",
+                    "{what} must have at most {limit} items",
+                    {"what": what, "limit": MAX_LIST_ITEMS},
+                )
+            for entry in item:
+                if not isinstance(entry, str):
+                    raise PydanticCustomError(
+                        "INVALID_FIELD_TYPE",
+                        "{what} must be a list of strings only",
+                        {"what": what},
+                    )
+                _property_text(entry, f"an item of {what}")
+        else:
+            raise PydanticCustomError(
+                "INVALID_FIELD_TYPE",
+                "{what} must be a string, number, boolean or list of strings",
+                {"what": what},
+            )
+    return value
+
+
+RequiredProfileId = Annotated[str, MinLen(1), MaxLen(PROFILE_ID_LENGTH), _Clean]
+EventName = Annotated[str, MinLen(1), MaxLen(EVENT_NAME_LENGTH), _Clean]
+OccurTime = Annotated[str, MaxLen(64), _Clean, AfterValidator(_rfc3339)]
+Properties = Annotated[dict[Any, Any], AfterValidator(_properties)]
+
 BROWSERS: Mapping[str, common_pb2.Browser] = {
     "chrome": common_pb2.BROWSER_CHROME,
     "firefox": common_pb2.BROWSER_FIREFOX,
@@ -180,6 +287,24 @@ class EventBody(_Input):
     subscriber_id: Id
     button: Button | None = None
     engagement_token: Token | None = None
+
+
+class IdentifyBody(_Input):
+    subscriber_id: Id
+    profile_id: RequiredProfileId
+
+
+class TrackedEvent(_Input):
+    event_id: Id
+    name: EventName
+    # RFC 3339 (rfc3339_time reads it); absent means now.
+    occur_time: OccurTime | None = None
+    properties: Properties | None = None
+
+
+class TrackBody(_Input):
+    subscriber_id: Id
+    events: Annotated[list[TrackedEvent], MinLen(1), MaxLen(MAX_TRACK_EVENTS)]
 
 
 _SITE_ID_ADAPTER: TypeAdapter[str] = TypeAdapter(SiteId)
@@ -333,10 +458,11 @@ def _api_error(error: ValidationError) -> ApiError:
         return ApiError(400, "MISSING_FIELD", f"{field} must not be empty")
     if kind in ("string_too_long", "too_long"):
         limit = (first.get("ctx") or {}).get("max_length")
+        unit = "characters" if isinstance(value, str) else "items"
         return ApiError(
             400,
             "FIELD_TOO_LONG",
-            f"{field} must be at most {limit} characters, got {len(value)}",
+            f"{field} must be at most {limit} {unit}, got {len(value)}",
         )
     if kind == "string_type":
         return ApiError(

@@ -743,14 +743,17 @@ class Audience:
             )
         return profile
 
-    def _validated_event(self, event: NewEvent, now: datetime) -> None:
+    def _validated_event(self, event: NewEvent, now: datetime, system: bool) -> None:
         if not event.event_id:
             raise _Refused("MISSING_EVENT_ID", "event_id", "event_id is required (idempotency)")
-        if event.event_id.startswith(RESERVED_EVENT_ID_PREFIX):
+        # A site's events never have Clarion's ids; Clarion's own (system) always do.
+        if event.event_id.startswith(RESERVED_EVENT_ID_PREFIX) != system:
             raise _Refused(
                 "RESERVED_EVENT_ID",
                 "event_id",
-                f"event ids starting with {RESERVED_EVENT_ID_PREFIX!r} are Clarion's own",
+                f"event ids starting with {RESERVED_EVENT_ID_PREFIX!r} are Clarion's own"
+                if not system
+                else f"a system event's id must start with {RESERVED_EVENT_ID_PREFIX!r}",
             )
         if not event.name or not event.name.isprintable():
             raise _Refused(
@@ -791,16 +794,20 @@ class Audience:
             seen.add(name)
             _check_value(value, f"{field}.value")
 
-    async def track_events(self, site_id: str, events: Sequence[NewEvent]) -> list[ItemResult]:
+    async def track_events(
+        self, site_id: str, events: Sequence[NewEvent], *, system: bool = False
+    ) -> list[ItemResult]:
         """Stores the valid events in one transaction, each at most once per event id;
-        the results are at the events' indexes."""
+        the results are at the events' indexes. `system` events are Clarion's own (an
+        internal caller's): their ids must start with RESERVED_EVENT_ID_PREFIX, which a
+        site's never may."""
         _require_batch_size(len(events), MAX_EVENTS, "events")
         now = self._clock.now()
         results: list[ItemResult | None] = [None] * len(events)
         valid: list[int] = []
         for index, event in enumerate(events):
             try:
-                self._validated_event(event, now)
+                self._validated_event(event, now, system)
                 valid.append(index)
             except _Refused as refused:
                 results[index] = refused.result

@@ -321,8 +321,17 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
 
 
 class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
-    def __init__(self, subscribers: Subscribers) -> None:
+    def __init__(self, subscribers: Subscribers, audience: Audience) -> None:
         self._subscribers = subscribers
+        self._audience = audience
+
+    async def TrackSystemEvents(
+        self, request: internal_pb.TrackSystemEventsRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb.TrackSystemEventsResponse:
+        results = await self._audience.track_events(
+            required_site_id(), [_event(event) for event in request.events], system=True
+        )
+        return internal_pb.TrackSystemEventsResponse(results=[_item_result(r) for r in results])
 
     async def ListAudienceMembers(
         self, request: internal_pb.ListAudienceMembersRequest, context: grpc.aio.ServicerContext
@@ -384,8 +393,9 @@ async def create_server(
     store = SubscriberStore(engine)
     clock = clock or SystemClock()
     subscribers = Subscribers(store, clock, egress=EgressPolicy.from_settings(settings))
-    public = SegmentServicer(subscribers, Audience(store, clock))
-    internal = SegmentInternalServicer(subscribers)
+    audience = Audience(store, clock)
+    public = SegmentServicer(subscribers, audience)
+    internal = SegmentInternalServicer(subscribers, audience)
     return build_service_server(
         address,
         settings,

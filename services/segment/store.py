@@ -647,11 +647,34 @@ class SubscriberStore:
             stored: set[str] = set()
             if plan.rows:
                 rows = [{**row, "site_id": site_id, "receive_time": now} for row in plan.rows]
+                await self._attribute_to_profiles(session, site_id, rows)
                 result = await session.execute(
                     self._insert_event.returning(_EVENTS.c.event_id), rows
                 )
                 stored = set(result.scalars().all())
         return plan, stored
+
+    async def _attribute_to_profiles(
+        self, session: Any, site_id: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """An event of a subscriber without a profile id belongs to the profile the
+        subscriber is attached to (after Identify), if any; it stays anonymous otherwise."""
+        anonymous = sorted(
+            {row["subscriber_id"] for row in rows if row["subscriber_id"] and not row["profile_id"]}
+        )
+        profile_of: dict[str, str] = {}
+        for start in range(0, len(anonymous), 1000):
+            found = await session.execute(
+                select(_COLUMNS.subscriber_id, _COLUMNS.profile_id).where(
+                    _COLUMNS.site_id == site_id,
+                    _COLUMNS.subscriber_id.in_(anonymous[start : start + 1000]),
+                    _COLUMNS.profile_id.is_not(None),
+                )
+            )
+            profile_of.update({s: p for s, p in found.all() if p})
+        for row in rows:
+            if not row["profile_id"] and row["subscriber_id"] in profile_of:
+                row["profile_id"] = profile_of[row["subscriber_id"]]
 
     async def identify(
         self, site_id: str, subscriber_id: str, profile_id: str, now: datetime

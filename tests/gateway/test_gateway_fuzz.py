@@ -51,7 +51,10 @@ ACTIVE = subscriber_pb2.SUBSCRIBER_STATE_ACTIVE
 ROUTE_CASES: Counter[tuple[str, str]] = Counter()
 # What the generated cases were answered, (method, status, error code) over both backends.
 ANSWERS: Counter[tuple[str, int, str]] = Counter()
-ROUTES = ("healthz", "config", "subscribe", "unsubscribe", "events", "preflight", "any")
+ROUTES = (
+    "healthz", "config", "subscribe", "unsubscribe", "events", "identify", "track", "preflight",
+    "any",
+)
 
 
 @dataclass(frozen=True)
@@ -424,6 +427,56 @@ EVENT_FIELDS: dict[tuple[str, ...], list[Any]] = {
 }
 
 
+IDENTIFY_FIELDS: dict[tuple[str, ...], list[Any]] = {
+    ("subscriber_id",): ID_LOOKALIKES,
+    ("profile_id",): ["x" * 128, "x" * 129, "tab\there", "nbsp\u00a0", "\U0001f600", ""],
+    ("unknown",): ["ignored"],
+}
+TIMES = [
+    "2026-01-31T12:00:00Z",
+    "2026-01-31T12:00:00.123456789+14:00",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "2026-02-30T00:00:00Z",
+    "2026-01-31",
+    "２026-01-31T12:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "1970-01-01T00:00:00Z",
+]
+PROPERTY_VALUES = st.one_of(
+    HOSTILE_VALUE,
+    st.sampled_from(TIMES),
+    st.lists(HOSTILE_TEXT, max_size=3),
+    st.just(["x"] * 101),
+    st.just("x" * 1025),
+)
+PROPERTY_NAMES = st.one_of(
+    st.sampled_from(["total", "a b", "bad/name", "x" * 64, "x" * 65, "", "\x00", "\ud800"]),
+    HOSTILE_TEXT,
+)
+
+
+@st.composite
+def tracked_event(draw: st.DrawFn) -> Any:
+    if draw(st.integers(0, 9), label="not an object") == 0:
+        return draw(HOSTILE_VALUE, label="event")
+    base: dict[str, Any] = {
+        "event_id": f"ev-{uuid.uuid4().hex}",
+        "name": "Purchase",
+        "occur_time": "2026-01-31T12:00:00Z",
+        "properties": draw(
+            st.dictionaries(PROPERTY_NAMES, PROPERTY_VALUES, max_size=3), label="properties"
+        ),
+    }
+    fields: dict[tuple[str, ...], list[Any]] = {
+        ("event_id",): ID_LOOKALIKES + ["clarion:x", ""],
+        ("name",): ["n" * 128, "n" * 129, "", "Page\u2028Viewed"],
+        ("occur_time",): TIMES,
+        ("properties",): [{}, [], {"p": {"q": 1}}, {str(n): n for n in range(101)}],
+    }
+    return draw(mutated(base, fields), label="event")
+
+
 @st.composite
 def mutated(draw: st.DrawFn, valid: dict[str, Any], fields: dict[tuple[str, ...], list[Any]]):
     """`valid` with up to three fields made wrong; sometimes not an object at all."""
@@ -485,7 +538,7 @@ class TestEveryRouteAnswersHostileInputBelow500:
     @given(
         raw=RAW_BODIES,
         content_type=CONTENT_TYPES,
-        route=st.sampled_from(["subscriptions", "events"]),
+        route=st.sampled_from(["subscriptions", "events", "identify", "track"]),
         site=st.one_of(st.none(), PATH_SEGMENTS),
     )
     async def test_raw_bodies(
@@ -502,7 +555,7 @@ class TestEveryRouteAnswersHostileInputBelow500:
         check(answer)
         assert answer.status >= 400, answer  # no raw body here is a valid request
         assert await subscriber_count(stack, fuzz_site) == before
-        ROUTE_CASES[database_backend, "subscribe" if route == "subscriptions" else "events"] += 1
+        ROUTE_CASES[database_backend, "subscribe" if route == "subscriptions" else route] += 1
 
     @FUZZ
     @given(data=st.data())
@@ -530,6 +583,59 @@ class TestEveryRouteAnswersHostileInputBelow500:
         )
         check(answer, body)
         ROUTE_CASES[database_backend, "events"] += 1
+
+    async def _with_proof(
+        self, stack, fuzz_site, fuzz_subscriber, data, route, body
+    ) -> Answer:
+        """Posts `body` with a token that verifies for its subscriber_id (mostly), a junk
+        one, or none, so hostile bodies get past the proof and reach the services."""
+        headers: dict[str, str] = {}
+        how = data.draw(st.sampled_from(["genuine", "genuine", "missing", "junk"]), label="token")
+        subscriber = body.get("subscriber_id") if isinstance(body, dict) else None
+        if how == "genuine" and isinstance(subscriber, str):
+            headers["X-Clarion-Unsubscribe-Token"] = unsubscribe_token(
+                fuzz_site.engagement_secret, fuzz_site.site_id, subscriber
+            )
+        elif how == "junk":
+            headers["X-Clarion-Unsubscribe-Token"] = data.draw(HEADER_VALUES, label="junk")
+        return await send(
+            stack,
+            "POST",
+            f"/v1/sites/{fuzz_site.site_id}/{route}",
+            data=data.draw(encoded(body), label="bytes"),
+            content_type=data.draw(st.sampled_from(["application/json", "text/plain", None])),
+            headers=headers,
+        )
+
+    @FUZZ
+    @given(data=st.data())
+    async def test_identify(self, stack, fuzz_site, fuzz_subscriber, database_backend, data):
+        valid = {"subscriber_id": fuzz_subscriber, "profile_id": "user-42"}
+        body = data.draw(mutated(valid, IDENTIFY_FIELDS), label="body")
+        answer = await self._with_proof(stack, fuzz_site, fuzz_subscriber, data, "identify", body)
+        check(answer, body)
+        assert await subscriber_state(stack, fuzz_site, fuzz_subscriber) == ACTIVE, answer
+        ROUTE_CASES[database_backend, "identify"] += 1
+
+    @FUZZ
+    @given(data=st.data())
+    async def test_track(self, stack, fuzz_site, fuzz_subscriber, database_backend, data):
+        events = data.draw(st.lists(tracked_event(), min_size=0, max_size=4), label="events")
+        if data.draw(st.integers(0, 19), label="too many") == 0:
+            events = events + [{"event_id": "e", "name": "X"}] * 100
+        valid = {"subscriber_id": fuzz_subscriber, "events": events}
+        body = data.draw(
+            mutated(valid, {("subscriber_id",): ID_LOOKALIKES, ("events",): [[], {}, "x"]}),
+            label="body",
+        )
+        answer = await self._with_proof(stack, fuzz_site, fuzz_subscriber, data, "track", body)
+        check(answer, body)
+        if answer.status == 200:
+            results = answer.body["results"]
+            assert [r["index"] for r in results] == list(range(len(body["events"]))), answer
+            for result in results:
+                assert len(result["message"]) <= MAX_MESSAGE, answer
+        ROUTE_CASES[database_backend, "track"] += 1
 
     @FUZZ
     @given(
@@ -589,6 +695,8 @@ class TestEveryRouteAnswersHostileInputBelow500:
             [
                 "/v1/sites/{}/subscriptions",
                 "/v1/sites/{}/events",
+                "/v1/sites/{}/identify",
+                "/v1/sites/{}/track",
                 "/v1/sites/{}/config",
                 "/v1/sites/site_x/subscriptions/{}",
                 "/{}",
@@ -623,6 +731,8 @@ class TestEveryRouteAnswersHostileInputBelow500:
                 "/v1/sites/{}/subscriptions",
                 "/v1/sites/{}/subscriptions/sub_1",
                 "/v1/sites/{}/events",
+                "/v1/sites/{}/identify",
+                "/v1/sites/{}/track",
                 "/v1/sites/{}",
                 "/v1/{}",
             ]

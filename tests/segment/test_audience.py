@@ -365,7 +365,8 @@ class TestInternalOnly:
         tried = await assert_internal_only(channel, INTERNAL_SERVICE_FULL_NAME, site.metadata)
 
         assert sorted(tried) == [
-            "BatchUnsubscribeSubscribers", "CheckSubscribers", "ListAudienceMembers"
+            "BatchUnsubscribeSubscribers", "CheckSubscribers", "ListAudienceMembers",
+            "TrackSystemEvents",
         ]
         assert (await get(stub, site, stored.subscriber_id)).state == ACTIVE
 

@@ -9,12 +9,14 @@ import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.segment.v1 import profile_pb2
+from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
+from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
 from services.kit.db import create_engine_for
-from tests.segment.helpers import Site, register, register_request
+from tests.segment.helpers import Site, internal, register, register_request
 from tests.segment.test_profiles import new_profile_id, value
 
 Stub = pb_grpc.SegmentServiceStub
@@ -121,6 +123,28 @@ class TestTrackEvents:
         results = await track(stub, site, event(clock, event_id="clarion:subscribed:x"))
         assert results[0].reason == "RESERVED_EVENT_ID"
 
+    async def test_system_events_take_only_clarion_ids_and_are_stored_once(
+        self, channel, site: Site, clock: FrozenClock, settings: Settings
+    ) -> None:
+        internal_stub = internal_pb_grpc.SegmentInternalServiceStub(channel)
+        request = internal_pb.TrackSystemEventsRequest(
+            events=[
+                event(clock, event_id="clarion:engagement:clicked:r:s", name="Notification Clicked"),
+                event(clock, event_id="site-own-id"),
+            ]
+        )
+        first = await internal_stub.TrackSystemEvents(request, metadata=internal(settings, site))
+        second = await internal_stub.TrackSystemEvents(request, metadata=internal(settings, site))
+
+        assert [(r.ok, r.duplicate, r.reason) for r in first.results] == [
+            (True, False, ""),
+            (False, False, "RESERVED_EVENT_ID"),
+        ]
+        assert (second.results[0].ok, second.results[0].duplicate) == (True, True)
+        assert [e[0] for e in await stored_events(settings, site)] == [
+            "clarion:engagement:clicked:r:s"
+        ]
+
     async def test_batch_of_10000_accepted(
         self, stub: Stub, site: Site, clock: FrozenClock, settings: Settings
     ) -> None:
@@ -163,6 +187,30 @@ class TestIdentifyMovesEvents:
                 )
             ).profile.subscriber_ids
         ) == [sid]
+
+    async def test_a_subscribers_later_events_belong_to_its_profile(
+        self, stub: Stub, site: Site, clock: FrozenClock, settings: Settings
+    ) -> None:
+        identified = (await register(stub, site)).subscriber_id
+        anonymous = (await register(stub, site)).subscriber_id
+        profile_id = new_profile_id()
+        await stub.Identify(
+            pb.IdentifyRequest(subscriber_id=identified, profile_id=profile_id),
+            metadata=site.metadata,
+        )
+
+        await track(
+            stub,
+            site,
+            event(clock, event_id="after", profile_id="", subscriber_id=identified),
+            event(clock, event_id="own", profile_id="p0", subscriber_id=identified),
+            event(clock, event_id="nobody", profile_id="", subscriber_id=anonymous),
+        )
+
+        by_id = {row[0]: row for row in await stored_events(settings, site)}
+        assert by_id["after"][2] == profile_id
+        assert by_id["own"][2] == "p0"  # a profile the event names is kept
+        assert by_id["nobody"][2] is None
 
 
 class TestSystemEvents:

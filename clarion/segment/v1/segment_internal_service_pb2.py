@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from clarion.segment.v1 import profile_pb2 as clarion_dot_segment_dot_v1_dot_profile__pb2
 from clarion.segment.v1 import subscriber_pb2 as clarion_dot_segment_dot_v1_dot_subscriber__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a#clarion/common/v1/constraints.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\x32\x90\x03\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"_\n\x18TrackSystemEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"L\n\x19TrackSystemEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult2\x82\x04\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponse\x12p\n\x11TrackSystemEvents\x12,.clarion.segment.v1.TrackSystemEventsRequest\x1a-.clarion.segment.v1.TrackSystemEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,18 +43,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031\031\010\200\001\030\210\'0\001B\017BATCH_TOO_LARGE'
   _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._loaded_options = None
   _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=181
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=363
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=365
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=472
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=474
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=554
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=556
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=615
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=617
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=740
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=742
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=801
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=804
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=1204
+  _globals['_TRACKSYSTEMEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
+  _globals['_TRACKSYSTEMEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=215
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=397
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=399
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=506
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=508
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=588
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=590
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=649
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=651
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=774
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=776
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=835
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_start=837
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_end=932
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_start=934
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_end=1010
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=1013
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=1527
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
+from clarion.segment.v1 import profile_pb2 as _profile_pb2
 from clarion.segment.v1 import subscriber_pb2 as _subscriber_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -54,3 +55,15 @@ class BatchUnsubscribeSubscribersResponse(_message.Message):
     UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     unsubscribed: int
     def __init__(self, unsubscribed: _Optional[int] = ...) -> None: ...
+
+class TrackSystemEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_profile_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_profile_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class TrackSystemEventsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_profile_pb2.ItemResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[_profile_pb2.ItemResult, _Mapping]]] = ...) -> None: ...

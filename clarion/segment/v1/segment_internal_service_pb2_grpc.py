@@ -52,6 +52,11 @@ class SegmentInternalServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.BatchUnsubscribeSubscribersRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.BatchUnsubscribeSubscribersResponse.FromString,
                 _registered_method=True)
+        self.TrackSystemEvents = channel.unary_unary(
+                '/clarion.segment.v1.SegmentInternalService/TrackSystemEvents',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentInternalServiceServicer:
@@ -82,6 +87,15 @@ class SegmentInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrackSystemEvents(self, request, context):
+        """Records events Clarion itself observed (the gateway: a notification viewed, clicked
+        or closed), as TrackEvents does, except that every event id must start with
+        `clarion:` (RESERVED_EVENT_ID otherwise): ids a site can never write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +113,11 @@ def add_SegmentInternalServiceServicer_to_server(servicer, server):
                     servicer.BatchUnsubscribeSubscribers,
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.BatchUnsubscribeSubscribersRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.BatchUnsubscribeSubscribersResponse.SerializeToString,
+            ),
+            'TrackSystemEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrackSystemEvents,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,6 +204,33 @@ class SegmentInternalService:
             '/clarion.segment.v1.SegmentInternalService/BatchUnsubscribeSubscribers',
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.BatchUnsubscribeSubscribersRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.BatchUnsubscribeSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackSystemEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentInternalService/TrackSystemEvents',
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
