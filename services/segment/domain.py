@@ -6,9 +6,6 @@ request leaves nothing behind.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import re
 import zoneinfo
@@ -25,6 +22,8 @@ from services.kit.egress import EgressPolicy, EgressRefused
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
+from services.kit.pages import decode_page_token, encode_page_token
+from services.kit.pages import page_size as bounded_page_size
 from services.segment.models import (
     MAX_ENDPOINT_LENGTH,
     MAX_PROFILE_ID_LENGTH,
@@ -204,42 +203,6 @@ def validate_profile_id(profile_id: str) -> str | None:
     return profile_id
 
 
-def validate_page_size(page_size: int, *, default: int, maximum: int) -> int:
-    if page_size < 0:
-        raise InvalidArgument(
-            "INVALID_PAGE_SIZE",
-            f"page_size must be 0 (default {default}) or positive, got {page_size}",
-            field="page_size",
-        )
-    # AIP-158: sizes above the maximum are coerced, not refused.
-    return min(page_size or default, maximum)
-
-
-def encode_page_token(last_subscriber_id: str) -> str:
-    payload = json.dumps({"after": last_subscriber_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
-
-
-def decode_page_token(page_token: str) -> str | None:
-    if not page_token:
-        return None
-    invalid = InvalidArgument(
-        "INVALID_PAGE_TOKEN",
-        "page_token is not one this service returned; pass a next_page_token unchanged, "
-        "or empty for the first page",
-        field="page_token",
-    )
-    try:
-        padded = page_token + "=" * (-len(page_token) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error):
-        raise invalid from None
-    after = payload.get("after") if isinstance(payload, dict) else None
-    if not isinstance(after, str) or not _SUBSCRIBER_ID.fullmatch(after):
-        raise invalid
-    return after
-
-
 def _require_subscriber_id(subscriber_id: str, field: str = "subscriber_id") -> None:
     if not subscriber_id:
         raise InvalidArgument("MISSING_SUBSCRIBER_ID", f"{field} is required", field=field)
@@ -336,10 +299,10 @@ class Subscribers:
         return subscriber
 
     async def list_page(self, site_id: str, page_size: int, page_token: str) -> SubscriberPage:
-        size = validate_page_size(
+        size = bounded_page_size(
             page_size, default=DEFAULT_LIST_PAGE_SIZE, maximum=MAX_LIST_PAGE_SIZE
         )
-        after = decode_page_token(page_token)
+        after = decode_page_token(page_token, valid=_SUBSCRIBER_ID.fullmatch)
         # One row more than asked tells whether another page follows, so the last
         # page already carries an empty token.
         rows = await self._store.page(site_id, after=after, limit=size + 1)
@@ -407,10 +370,10 @@ class Subscribers:
                 field="snapshot_time",
             )
         _require_batch_size(len(subscriber_ids), MAX_SUBSCRIBER_IDS, "subscriber_ids")
-        size = validate_page_size(
+        size = bounded_page_size(
             page_size, default=DEFAULT_AUDIENCE_PAGE_SIZE, maximum=MAX_AUDIENCE_PAGE_SIZE
         )
-        after = decode_page_token(page_token)
+        after = decode_page_token(page_token, valid=_SUBSCRIBER_ID.fullmatch)
         rows = await self._store.audience_page(
             site_id,
             snapshot_time,

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from services.campaign.domain import content
 from services.campaign.domain.outcomes import explain
-from services.campaign.domain.pages import decode_page_token, encode_page_token, page_limit
+from services.campaign.domain.pages import page_limit
+from services.kit.pages import decode_page_token, encode_page_token
 from services.campaign.domain.ports import (
     DeliveryPort,
     DeliveryRunView,
@@ -180,7 +181,7 @@ class Campaigns:
 
     async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
         limit = page_limit(page_size)
-        after = decode_page_token(page_token)
+        after = decode_page_token(page_token) or ""
         rows = await self._store.list_campaigns(site_id, after, limit + 1)
         page = rows[:limit]
         next_token = encode_page_token(page[-1].campaign_id) if len(rows) > limit else ""
@@ -231,7 +232,7 @@ class Campaigns:
     ) -> RunPage:
         await self.get(site_id, campaign_id)
         limit = page_limit(page_size)
-        before = decode_page_token(page_token)
+        before = decode_page_token(page_token) or ""
         rows = await self._store.list_runs(site_id, campaign_id, before, limit + 1)
         page = rows[:limit]
         next_token = encode_page_token(page[-1].run_id) if len(rows) > limit else ""

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from services.campaign.domain.pages import decode_page_token, encode_page_token, page_limit
+from services.campaign.domain.pages import page_limit
+from services.kit.pages import decode_page_token, encode_page_token
 from services.campaign.store import CampaignStore, SiteCredentials, SiteRecord
 from services.kit.auth import hash_api_key
 from services.kit.clock import Clock
@@ -250,7 +251,7 @@ class Sites:
     async def list(self, page_size: int, page_token: str) -> SitePage:
         """Every site, by id, a page at a time (for operators)."""
         limit = page_limit(page_size)
-        after = decode_page_token(page_token)
+        after = decode_page_token(page_token) or ""
         rows = await self._store.list_sites(after, limit + 1)
         page = rows[:limit]
         next_token = encode_page_token(page[-1].site_id) if len(rows) > limit else ""
