@@ -4,7 +4,11 @@ sent campaign and its report through the CLI alone.
 The block runs in bash in an empty folder whose `.venv` is this checkout's (so
 `.venv/bin/clarion` is the installed command, as after `make install`, which the suite
 has already run and which the block's first line would only repeat). It uses the
-default ports, as the reader's machine would.
+default HTTP ports (8080, 8090) as printed. The gRPC defaults 50051-50054 lie inside
+Linux's ephemeral range (32768-60999), where any outgoing connection on a busy CI machine
+may hold one for a while, so the test moves the four services to free ports through
+CLARION_*_LISTEN / CLARION_*_ADDRESS (as a reader with those ports taken would) and
+rewrites the block's one literal address to match.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PORTS = (50051, 50052, 50053, 50054, 8080, 8090)
+HTTP_PORTS = (8080, 8090)
+SERVICE_PORTS = {"campaign": 50051, "segment": 50052, "delivery": 50053, "reporting": 50054}
 
 
 def first_campaign_block() -> str:
@@ -37,17 +42,29 @@ def port_free(port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_the_first_campaign_block_sends_and_reports(tmp_path: Path) -> None:
-    busy = [port for port in DEFAULT_PORTS if not port_free(port)]
-    assert not busy, f"the README uses the default ports; these are taken here: {busy}"
+    busy = [port for port in HTTP_PORTS if not port_free(port)]
+    assert not busy, f"the README uses the default HTTP ports; these are taken here: {busy}"
     block = first_campaign_block()
     lines = block.splitlines()
     assert lines[0].startswith("make install")
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    script = "set -euo pipefail\n" + "\n".join(lines[1:]) + "\n"
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("CLARION_")
     }
+    body = "\n".join(lines[1:])
+    for service, default in SERVICE_PORTS.items():
+        address = f"127.0.0.1:{free_port()}"
+        environment[f"CLARION_{service.upper()}_LISTEN"] = address
+        environment[f"CLARION_{service.upper()}_ADDRESS"] = address
+        body = body.replace(f"127.0.0.1:{default}", address)
+    script = "set -euo pipefail\n" + body + "\n"
     # Output to files, not pipes: the block leaves the services running in the background,
     # holding its output open after bash itself has finished.
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
