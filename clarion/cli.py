@@ -350,7 +350,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from clarion import demo
 
     configure_logging("console", "WARNING")
-    return demo.main(args.subscribers, Path(args.data_dir) if args.data_dir else None, args.json)
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if args.scenario == "segments":
+        from clarion import demo_segments
+
+        return demo_segments.main(args.people, data_dir, args.json)
+    return demo.main(args.subscribers, data_dir, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -480,7 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
             "directory and test endpoints; it logs warnings only):",
         ),
     )
-    demo.add_argument("--subscribers", type=int, default=1000)
+    demo.add_argument(
+        "--scenario",
+        choices=("send", "segments"),
+        default="send",
+        help="send: one campaign to every subscriber; segments: profiles and events "
+        "loaded, a saved segment's reach estimated, a campaign sent to it, and the "
+        "received set compared with the definition's own evaluation",
+    )
+    demo.add_argument("--subscribers", type=int, default=1000, help="browsers (send scenario)")
+    demo.add_argument("--people", type=int, default=500, help="people (segments scenario)")
     demo.add_argument("--data-dir", help="keep the demo's SQLite files here (default: a temporary folder)")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)

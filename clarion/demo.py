@@ -160,7 +160,8 @@ async def run_demo(
     from clarion.simulator import PushServiceSimulator
     from services.campaign.admin import create_site
 
-    settings = settings or Settings(data_dir=data_dir)
+    # The demo prints its own progress; the services log warnings only (as its help says).
+    settings = settings or Settings(data_dir=data_dir, log_level="WARNING", log_format="console")
     # The simulator listens on plain http on loopback.
     settings.allow_insecure_endpoints = True
     simulator = PushServiceSimulator()

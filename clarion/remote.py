@@ -43,6 +43,7 @@ from clarion.campaign.v1 import (
 )
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
+from clarion.segment.v1 import segment_pb2
 from services.kit.config import Settings
 from services.kit.errors import error_info
 from services.kit.operator import OperatorError
@@ -379,9 +380,20 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         ["image_url", notification.image_url or "-"],
         ["ttl_seconds", str(campaign.ttl_seconds)],
         ["urgency", common_pb2.Urgency.Name(campaign.urgency).removeprefix("URGENCY_").lower()],
+        ["audience", audience_words(campaign)],
         ["created", _when(campaign, "create_time")],
     ]
     print(table(rows, ["FIELD", "VALUE"]))
+
+
+def audience_words(campaign: campaign_pb2.Campaign) -> str:
+    """Who the campaign's runs go to: its segment, an ad-hoc definition, or everyone."""
+    kind = campaign.audience.WhichOneof("kind") if campaign.HasField("audience") else None
+    if kind == "segment_id":
+        return f"segment {campaign.audience.segment_id}"
+    if kind == "definition":
+        return "ad-hoc definition (--json shows it)"
+    return "every subscriber"
 
 
 def cmd_campaign_show(args: argparse.Namespace) -> int:
@@ -398,11 +410,16 @@ def cmd_campaign_show(args: argparse.Namespace) -> int:
 _URGENCY_WORDS = {"very_low", "low", "normal", "high"}
 
 
-def read_campaign_file(path: str) -> campaign_service_pb2.CreateCampaignRequest:
-    """A CreateCampaignRequest from a YAML or JSON file (`-` is standard input).
+def read_campaign_file(
+    path: str,
+) -> tuple[campaign_service_pb2.CreateCampaignRequest, segment_pb2.AudienceSelector | None]:
+    """A CreateCampaignRequest and the campaign's audience from a YAML or JSON file (`-`
+    is standard input).
 
     Field names as in the proto (name, notification.title, ttl_seconds, urgency,
-    request_id); urgency may be given as `high` as well as `URGENCY_HIGH`.
+    request_id); urgency may be given as `high` as well as `URGENCY_HIGH`. `audience:`
+    holds `segment_id: seg_...` or `definition: {...}` (clarion.segment.v1's proto JSON
+    form); without it the campaign goes to every subscriber.
     """
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -419,17 +436,48 @@ def read_campaign_file(path: str) -> campaign_service_pb2.CreateCampaignRequest:
     urgency = data.get("urgency")
     if isinstance(urgency, str) and urgency.lower() in _URGENCY_WORDS:
         data["urgency"] = f"URGENCY_{urgency.upper()}"
+    audience = read_audience(path, data.pop("audience", None))
     try:
-        return json_format.ParseDict(data, campaign_service_pb2.CreateCampaignRequest())
+        request = json_format.ParseDict(data, campaign_service_pb2.CreateCampaignRequest())
     except json_format.ParseError as error:
-        raise OperatorError(f"{path}: {error}") from None
+        raise OperatorError(f"{path}: {_one_line(error)}") from None
+    return request, audience
+
+
+def read_audience(path: str, given: Any) -> segment_pb2.AudienceSelector | None:
+    """The file's `audience:` as an AudienceSelector; None (every subscriber) when it is
+    absent or empty. Anything else that is not one is a one-line OperatorError."""
+    if given is None or given == {}:
+        return None
+    if not isinstance(given, dict):
+        raise OperatorError(
+            f"{path}: audience must be a mapping: `segment_id: seg_...` or `definition: {{...}}`"
+        )
+    if set(given) - {"segment_id", "segmentId", "definition"}:
+        unknown = ", ".join(sorted(str(key) for key in set(given) - {"segment_id", "segmentId", "definition"}))
+        raise OperatorError(
+            f"{path}: audience takes segment_id or definition, not {unknown}"
+        )
+    if len(given) > 1:
+        raise OperatorError(f"{path}: audience takes one of segment_id and definition, not both")
+    try:
+        return json_format.ParseDict(given, segment_pb2.AudienceSelector())
+    except json_format.ParseError as error:
+        raise OperatorError(f"{path}: audience: {_one_line(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def cmd_campaign_create(args: argparse.Namespace) -> int:
-    request = read_campaign_file(args.file)
+    request, audience = read_campaign_file(args.file)
     remote = Remote(args, "campaign")
     with remote.channel() as channel:
-        response = remote.call(campaign_stub(channel).CreateCampaign, request)
+        stub = campaign_stub(channel)
+        if audience is not None:
+            request.audience.CopyFrom(audience)
+        response = remote.call(stub.CreateCampaign, request)
     if args.json:
         print_json(as_dict(response.campaign))
     elif args.quiet:
@@ -679,7 +727,12 @@ def register(
         description="create a campaign from a YAML or JSON file (`-` reads standard input):\n\n"
         "  name: Spring sale\n  notification:\n    title: 20% off today\n"
         "    body: Everything in the spring collection\n    target_url: https://shop.example/sale\n"
-        "  ttl_seconds: 86400\n  urgency: high\n",
+        "  ttl_seconds: 86400\n  urgency: high\n"
+        "  audience:          # optional; without it: every subscriber\n"
+        "    segment_id: seg_0123456789abcdef0123456789abcdef\n"
+        "    # or an ad-hoc definition, in clarion.segment.v1's proto JSON form:\n"
+        "    # definition: {condition: {property: {name: city, operator:\n"
+        "    #   PROPERTY_OPERATOR_EQUALS, values: [{string_value: Paris}]}}}\n",
     )
     create.add_argument("file")
     create.add_argument("-q", "--quiet", action="store_true", help="print only the campaign id")

@@ -64,6 +64,10 @@ class Campaign(Model):
     notification: Mapped[bytes] = mapped_column(LargeBinary)
     ttl_seconds: Mapped[int] = mapped_column(Integer)
     urgency: Mapped[str] = mapped_column(String(16))
+    # Who its runs go to: the clarion.segment.v1.AudienceSelector message, serialized
+    # (a saved segment or an ad-hoc definition, checked by segment when stored); NULL is
+    # every reachable subscriber.
+    audience: Mapped[bytes | None] = mapped_column(LargeBinary)
     # The caller's idempotency key: a repeated create returns the first campaign.
     request_id: Mapped[str | None] = mapped_column(String(128))
     # Bumped by every update; an update applies only to the version it read.
@@ -96,6 +100,9 @@ class Run(Model):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     ttl_seconds: Mapped[int] = mapped_column(Integer)
     urgency: Mapped[str] = mapped_column(String(16))
+    # The campaign's audience when the run started (serialized AudienceSelector; NULL:
+    # every reachable subscriber), handed to delivery with the run.
+    audience: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Delivery has not confirmed it took the run over yet; the hand-off loop retries,
     # not before handoff_next_attempt (backing off per run).
     handoff_pending: Mapped[bool] = mapped_column(default=True)

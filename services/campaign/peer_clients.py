@@ -1,6 +1,7 @@
-"""The domain's delivery port over gRPC. Every failed call becomes a PeerCallFailed
-naming the step; the hand-off is idempotent, so the channel retries it (gRPC retry
-policy) and the background loop calls it again until it lands."""
+"""The domain's delivery and segment ports over gRPC. Every failed call becomes a
+PeerCallFailed naming the step; the hand-off is idempotent, so the channel retries it
+(gRPC retry policy) and the background loop calls it again until it lands. Segment's
+refusal of an audience (NOT_FOUND, INVALID_ARGUMENT) becomes AudienceRefused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import grpc
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
+from clarion.segment.v1 import (
+    segment_internal_service_pb2,
+    segment_internal_service_pb2_grpc,
+    segment_pb2,
+)
 from services.campaign.domain.ports import (
+    AudienceRefused,
     DeliveryRunView,
     PeerCallFailed,
     RecipientOutcomeView,
@@ -20,6 +27,7 @@ from services.campaign.domain.ports import (
 )
 from services.campaign.store import RunProgress, RunRecord, RunState
 from services.campaign.wire import URGENCY_TO_PROTO
+from services.kit.errors import error_info
 from services.kit.peers import Peers, token_rejected
 
 # Delivery refused the run itself. An internal token it does not share (UNAUTHENTICATED,
@@ -111,6 +119,13 @@ def _reason_word(reason: int) -> str:
     return name.removeprefix(_REASON_PREFIX).lower()
 
 
+def _run_audience(run: RunRecord) -> delivery_pb2.RunAudience:
+    audience = delivery_pb2.RunAudience()
+    if run.audience is not None:
+        audience.selector.CopyFrom(run.audience)
+    return audience
+
+
 class GrpcDelivery:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
@@ -132,7 +147,7 @@ class GrpcDelivery:
                         ttl_seconds=run.ttl_seconds,
                         urgency=URGENCY_TO_PROTO.get(run.urgency, common_pb2.URGENCY_NORMAL),
                     ),
-                    audience=delivery_pb2.RunAudience(),
+                    audience=_run_audience(run),
                 ),
                 metadata=self._peers.metadata(run.site_id),
                 timeout=self._peers.timeout,
@@ -188,3 +203,59 @@ class GrpcDelivery:
             if outcome.HasField("finish_time")
             else None,
         )
+
+
+# ValidateAudience only reads: the channel may retry it when segment is briefly away.
+SEGMENT_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "clarion.segment.v1.SegmentInternalService"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+class GrpcSegment:
+    def __init__(self, peers: Peers) -> None:
+        self._peers = peers
+
+    async def validate_audience(
+        self, site_id: str, audience: segment_pb2.AudienceSelector
+    ) -> None:
+        stub = segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
+            self._peers.channel("segment", options=[("grpc.service_config", SEGMENT_SERVICE_CONFIG)])
+        )
+        try:
+            await stub.ValidateAudience(
+                segment_internal_service_pb2.ValidateAudienceRequest(audience=audience),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                info = error_info(error)
+                metadata = dict(info.metadata) if info is not None else {}
+                not_found = code == grpc.StatusCode.NOT_FOUND
+                default = "SEGMENT_NOT_FOUND" if not_found else "INVALID_AUDIENCE"
+                raise AudienceRefused(
+                    error.details() or default,
+                    reason=(info.reason if info is not None and info.reason else default),
+                    not_found=not_found,
+                    field=metadata.get("field", "")
+                    or ("audience.segment_id" if audience.HasField("segment_id") else ""),
+                    segment_id=metadata.get("segment_id", "") or audience.segment_id,
+                ) from None
+            raise PeerCallFailed(
+                "segment.ValidateAudience", self._peers.call_failed("segment", error)
+            ) from None
+

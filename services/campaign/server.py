@@ -18,7 +18,7 @@ from clarion.campaign.v1 import (
 )
 from services.campaign.domain import CampaignDraft, Campaigns, LocalSiteResolver, Sites
 from services.campaign.domain.sites import engagement_secret
-from services.campaign.peer_clients import GrpcDelivery
+from services.campaign.peer_clients import GrpcDelivery, GrpcSegment
 from services.campaign.store import CampaignStore
 from services.campaign.wire import (
     campaign_to_proto,
@@ -139,6 +139,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             ttl_seconds=request.ttl_seconds,
             urgency=urgency_from_proto(request.urgency),
             request_id=request.request_id,
+            audience=request.audience if request.HasField("audience") else None,
         )
         campaign = await self._campaigns.create(current_site_id(), draft)
         return campaign_service_pb2.CreateCampaignResponse(campaign=campaign_to_proto(campaign))
@@ -156,6 +157,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             ttl_seconds=given.ttl_seconds,
             # Only a field the mask names is read: a stray value elsewhere is ignored.
             urgency=urgency_from_proto(given.urgency) if "urgency" in paths else None,
+            audience=given.audience if given.HasField("audience") else None,
         )
         campaign = await self._campaigns.update(current_site_id(), given.campaign_id, changes, paths)
         return campaign_service_pb2.UpdateCampaignResponse(campaign=campaign_to_proto(campaign))
@@ -237,7 +239,7 @@ async def create_server(
     peers = peers or Peers(settings)
     store = CampaignStore(engine)
     sites = Sites(store, clock)
-    campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers))
+    campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers), segment=GrpcSegment(peers))
     handoff = HandoffLoop(campaigns, HANDOFF_INTERVAL_SECONDS)
     resolver = site_resolver if site_resolver is not None else LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clarion.common.v1 import common_pb2
+from clarion.segment.v1 import segment_pb2
 from services.campaign import models
 from services.kit.db import session_factory
 
@@ -71,6 +72,8 @@ class CampaignRecord:
     update_time: datetime
     request_id: str | None = None
     version: int = 1
+    # Who its runs go to; None: every reachable subscriber.
+    audience: segment_pb2.AudienceSelector | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class RunRecord:
     finish_time: datetime | None = None
     request_id: str | None = None
     handoff_attempts: int = 0
+    # The campaign's audience when the run started; None: every reachable subscriber.
+    audience: segment_pb2.AudienceSelector | None = None
 
 
 class CampaignStore:
@@ -206,7 +211,7 @@ class CampaignStore:
         """Stores the campaign and returns it; with a request_id already used in the site,
         returns that first campaign instead. None (nothing stored) when the site is gone."""
         if campaign.request_id:
-            existing = await self._campaign_by_request(campaign.site_id, campaign.request_id)
+            existing = await self.campaign_by_request(campaign.site_id, campaign.request_id)
             if existing is not None:
                 return existing
         try:
@@ -221,6 +226,7 @@ class CampaignStore:
                         notification=campaign.notification.SerializeToString(),
                         ttl_seconds=campaign.ttl_seconds,
                         urgency=campaign.urgency.value,
+                        audience=_audience_bytes(campaign.audience),
                         request_id=campaign.request_id,
                         version=campaign.version,
                         create_time=campaign.create_time,
@@ -230,13 +236,13 @@ class CampaignStore:
         except IntegrityError:
             # A concurrent create with the same request_id won.
             if campaign.request_id:
-                existing = await self._campaign_by_request(campaign.site_id, campaign.request_id)
+                existing = await self.campaign_by_request(campaign.site_id, campaign.request_id)
                 if existing is not None:
                     return existing
             raise
         return campaign
 
-    async def _campaign_by_request(self, site_id: str, request_id: str) -> CampaignRecord | None:
+    async def campaign_by_request(self, site_id: str, request_id: str) -> CampaignRecord | None:
         async with self._sessions() as session:
             row = await session.scalar(
                 select(models.Campaign).where(
@@ -271,6 +277,7 @@ class CampaignStore:
                     notification=campaign.notification.SerializeToString(),
                     ttl_seconds=campaign.ttl_seconds,
                     urgency=campaign.urgency.value,
+                    audience=_audience_bytes(campaign.audience),
                     update_time=campaign.update_time,
                     version=campaign.version + 1,
                 )
@@ -308,6 +315,7 @@ class CampaignStore:
                         payload=run.payload,
                         ttl_seconds=run.ttl_seconds,
                         urgency=run.urgency.value,
+                        audience=_audience_bytes(run.audience),
                         handoff_pending=run.handoff_pending,
                         state=run.state.value,
                         failure_reason=run.failure_reason,
@@ -429,6 +437,7 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         update_time=row.update_time,
         request_id=row.request_id,
         version=row.version,
+        audience=_audience(row.audience),
     )
 
 
@@ -455,4 +464,20 @@ def _run(row: models.Run) -> RunRecord:
         create_time=row.create_time,
         finish_time=row.finish_time,
         request_id=row.request_id,
+        audience=_audience(row.audience),
     )
+
+
+def _audience_bytes(audience: segment_pb2.AudienceSelector | None) -> bytes | None:
+    """NULL for no audience (or a selector with neither kind set): every subscriber."""
+    if audience is None or audience.WhichOneof("kind") is None:
+        return None
+    return audience.SerializeToString(deterministic=True)
+
+
+def _audience(stored: bytes | None) -> segment_pb2.AudienceSelector | None:
+    if not stored:
+        return None
+    audience = segment_pb2.AudienceSelector()
+    audience.ParseFromString(stored)
+    return audience

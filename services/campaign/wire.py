@@ -77,6 +77,7 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
         urgency=URGENCY_TO_PROTO[campaign.urgency],
         create_time=timestamp(campaign.create_time),
         update_time=timestamp(campaign.update_time),
+        audience=campaign.audience,
     )
 
 

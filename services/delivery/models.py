@@ -98,6 +98,10 @@ class DeliveryRunRow(Model):
     urgency: Mapped[str] = mapped_column(String(16))
     # A test send's subscriber ids, newline-separated; empty: the whole audience.
     audience_filter: Mapped[str] = mapped_column(Text, default="")
+    # Who the run goes to otherwise: the clarion.segment.v1.AudienceSelector campaign
+    # handed over, serialized (a saved segment or an ad-hoc definition), sent with every
+    # audience page request; NULL: every reachable subscriber. Never set for a test send.
+    audience_selector: Mapped[bytes | None] = mapped_column(LargeBinary)
     snapshot_time: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(16))
     failure: Mapped[str] = mapped_column(String(32), default="")

@@ -58,6 +58,14 @@ _RUN_FAILURE = {
 }
 
 
+def _selector(audience: delivery_pb2.RunAudience) -> bytes:
+    """The run's audience selector as delivery keeps it: serialized, or b"" when it names
+    neither a segment nor a definition (every reachable subscriber)."""
+    if not audience.HasField("selector") or audience.selector.WhichOneof("kind") is None:
+        return b""
+    return audience.selector.SerializeToString(deterministic=True)
+
+
 def _run_message(found: RunWithCounts) -> delivery_pb2.DeliveryRun:
     run, counts = found.run, found.counts
     return delivery_pb2.DeliveryRun(
@@ -118,6 +126,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
                 ttl_seconds=content.ttl_seconds,
                 urgency=_URGENCY.get(content.urgency),
                 subscriber_ids=list(request.audience.subscriber_ids),
+                selector=_selector(request.audience),
             ),
         )
         if created:

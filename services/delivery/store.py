@@ -69,6 +69,8 @@ class NewRun:
     ttl_seconds: int
     urgency: str
     audience_filter: tuple[str, ...]
+    # A serialized clarion.segment.v1.AudienceSelector; b"": every reachable subscriber.
+    selector: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Run:
     create_time: datetime
     prepare_time: datetime | None
     finish_time: datetime | None
+    selector: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ class PreparationLease:
     audience_filter: tuple[str, ...]
     page_token: str
     unavailable_since: datetime | None
+    # The run's audience selector (serialized; b"" for none), asked for on every page.
+    selector: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,7 @@ def _run(row: Any) -> Run:
         create_time=row.create_time,
         prepare_time=row.prepare_time,
         finish_time=row.finish_time,
+        selector=bytes(row.audience_selector or b""),
     )
 
 
@@ -458,6 +464,7 @@ class DeliveryStore:
                     ttl_seconds=run.ttl_seconds,
                     urgency=run.urgency,
                     audience_filter="\n".join(run.audience_filter),
+                    audience_selector=run.selector or None,
                     snapshot_time=now,
                     state=RunState.PREPARING.value,
                     failure="",
@@ -825,6 +832,7 @@ class DeliveryStore:
             audience_filter=tuple(row.audience_filter.split("\n")) if row.audience_filter else (),
             page_token=row.audience_page_token,
             unavailable_since=row.audience_unavailable_since,
+            selector=bytes(row.audience_selector or b""),
         )
 
     def _hold_preparation(

@@ -359,10 +359,13 @@ class Subscribers:
         subscriber_ids: Sequence[str],
         page_size: int,
         page_token: str,
+        kept_audience_key: str | None = None,
     ) -> AudiencePage:
         """One page of the site's audience as it stood at `snapshot_time`: subscribers
         created by then and not unsubscribed by then. Ones unsubscribed since are still
-        members, marked unsubscribed. `subscriber_ids` narrows it (a test send)."""
+        members, marked unsubscribed. `subscriber_ids` narrows it (a test send);
+        `kept_audience_key` reads a segment's audience kept for a run instead
+        (reach.Audiences.keep_for_run)."""
         if snapshot_time is None:
             raise InvalidArgument(
                 "MISSING_SNAPSHOT_TIME",
@@ -374,13 +377,18 @@ class Subscribers:
             page_size, default=DEFAULT_AUDIENCE_PAGE_SIZE, maximum=MAX_AUDIENCE_PAGE_SIZE
         )
         after = decode_page_token(page_token, valid=_SUBSCRIBER_ID.fullmatch)
-        rows = await self._store.audience_page(
-            site_id,
-            snapshot_time,
-            only=set(subscriber_ids) if subscriber_ids else None,
-            after=after,
-            limit=size + 1,
-        )
+        if kept_audience_key is not None:
+            rows = await self._store.kept_audience_page(
+                site_id, kept_audience_key, after=after, limit=size + 1
+            )
+        else:
+            rows = await self._store.audience_page(
+                site_id,
+                snapshot_time,
+                only=set(subscriber_ids) if subscriber_ids else None,
+                after=after,
+                limit=size + 1,
+            )
         page, more = rows[:size], len(rows) > size
         return AudiencePage(
             members=page,

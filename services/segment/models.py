@@ -23,6 +23,8 @@ MAX_EVENT_NAME_LENGTH = 128
 MAX_PROPERTY_NAME_LENGTH = 64
 # "profile", or "event:" + an event name.
 MAX_SCOPE_LENGTH = 6 + MAX_EVENT_NAME_LENGTH
+MAX_DISPLAY_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 2000
 
 # Property values: JSONB on PostgreSQL (segments will query into it), JSON text on SQLite.
 PropertiesJSON = JSON().with_variant(JSONB(), "postgresql")
@@ -146,3 +148,58 @@ class EventRow(Model):
     occur_time: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(PropertiesJSON)
     receive_time: Mapped[datetime]
+
+
+class SegmentRow(Model):
+    """A named definition a site keeps (a saved segment)."""
+
+    __tablename__ = "segment_segments"
+    __table_args__ = (
+        # ListSegments: keyset pages of one site, newest first.
+        Index(
+            "ix_segment_segments_site_id_create_time_segment_id",
+            "site_id",
+            "create_time",
+            "segment_id",
+        ),
+    )
+
+    # `seg_` + 32 hex digits (services.kit.ids.new_id).
+    segment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(MAX_DISPLAY_NAME_LENGTH))
+    description: Mapped[str] = mapped_column(String(MAX_DESCRIPTION_LENGTH))
+    # {key: value}, both text.
+    labels: Mapped[dict[str, str]] = mapped_column(PropertiesJSON)
+    # The condition tree in its stored form (services.segment.definition.to_json).
+    definition: Mapped[dict[str, Any]] = mapped_column(PropertiesJSON)
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+
+
+class KeptAudienceRow(Model):
+    """A run's audience evaluated once: written with all its members in one transaction,
+    so its presence means the members are complete."""
+
+    __tablename__ = "segment_kept_audiences"
+    __table_args__ = (
+        # Retention: a site's old kept audiences are dropped when it keeps a new one.
+        Index("ix_segment_kept_audiences_site_id_create_time", "site_id", "create_time"),
+    )
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The run id.
+    audience_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    snapshot_time: Mapped[datetime]
+    members: Mapped[int]
+    create_time: Mapped[datetime]
+
+
+class KeptAudienceMemberRow(Model):
+    """One subscriber of a kept audience; pages read them in subscriber id order."""
+
+    __tablename__ = "segment_kept_audience_members"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audience_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subscriber_id: Mapped[str] = mapped_column(String(64), primary_key=True)

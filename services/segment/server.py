@@ -3,6 +3,7 @@ own services): proto <-> domain translation and the server factory."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -10,7 +11,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
-from clarion.segment.v1 import profile_pb2, subscriber_pb2
+from clarion.segment.v1 import profile_pb2, segment_pb2, subscriber_pb2
 from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
 from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
 from clarion.segment.v1 import segment_service_pb2 as pb
@@ -36,7 +37,17 @@ from services.segment.domain import (
     from_json,
 )
 from services.segment.models import Browser, PropertyType, SubscriberState
+from services.segment.reach import Audiences
+from services.segment.segment_store import SegmentStore
+from services.segment.segments import SegmentDraft, Segments
 from services.segment.store import AudienceEntry, StoredProfile, Subscriber, SubscriberStore
+from services.segment.wire import (
+    BROWSER_FROM_PROTO,
+    BROWSER_TO_PROTO,
+    audience_from_proto,
+    definition_from_proto,
+    segment_to_proto,
+)
 from services.siteclient import remote_site_resolver
 
 SERVICE_FULL_NAME = pb.DESCRIPTOR.services_by_name["SegmentService"].full_name
@@ -46,15 +57,6 @@ INTERNAL_SERVICE_FULL_NAME = internal_pb.DESCRIPTOR.services_by_name[
     "SegmentInternalService"
 ].full_name
 
-_BROWSER_FROM_PROTO: dict[common_pb2.Browser, Browser] = {
-    common_pb2.BROWSER_CHROME: Browser.CHROME,
-    common_pb2.BROWSER_FIREFOX: Browser.FIREFOX,
-    common_pb2.BROWSER_EDGE: Browser.EDGE,
-    common_pb2.BROWSER_OPERA: Browser.OPERA,
-    common_pb2.BROWSER_SAFARI: Browser.SAFARI,
-    common_pb2.BROWSER_OTHER: Browser.OTHER,
-}
-_BROWSER_TO_PROTO = {browser: value for value, browser in _BROWSER_FROM_PROTO.items()}
 # Stored as the value's name after the prefix, in lower case (DELIVERY_REASON_PUSH_SERVICE_410
 # is "push_service_410"); UNSPECIFIED is "".
 _REASON_WORDS: dict[int, str] = {
@@ -71,7 +73,7 @@ _STATE_TO_PROTO = {
 def _browser_from_proto(value: common_pb2.Browser) -> Browser | None:
     if value == common_pb2.BROWSER_UNSPECIFIED:
         return None  # the caller could not tell; the domain stores OTHER
-    browser = _BROWSER_FROM_PROTO.get(value)
+    browser = BROWSER_FROM_PROTO.get(value)
     if browser is None:
         # Proto3 enums are open: a newer client may send a value this server lacks.
         raise InvalidArgument(
@@ -109,7 +111,7 @@ def subscriber_to_proto(subscriber: Subscriber) -> subscriber_pb2.Subscriber:
         push_subscription=common_pb2.PushSubscription(
             endpoint=subscriber.endpoint, p256dh=subscriber.p256dh, auth=subscriber.auth
         ),
-        browser=_BROWSER_TO_PROTO[subscriber.browser],
+        browser=BROWSER_TO_PROTO[subscriber.browser],
         timezone=subscriber.timezone,
         profile_id=subscriber.profile_id or "",
         state=_STATE_TO_PROTO[subscriber.state],
@@ -124,7 +126,7 @@ def audience_member_to_proto(entry: AudienceEntry) -> subscriber_pb2.AudienceMem
         subscriber_id=entry.subscriber_id,
         profile_id=entry.profile_id or "",
         timezone=entry.timezone,
-        browser=_BROWSER_TO_PROTO[entry.browser],
+        browser=BROWSER_TO_PROTO[entry.browser],
         target=common_pb2.PushTarget(
             web_push=common_pb2.PushSubscription(
                 endpoint=entry.endpoint, p256dh=entry.p256dh, auth=entry.auth
@@ -230,10 +232,108 @@ def profile_to_proto(profile: StoredProfile) -> profile_pb2.Profile:
     )
 
 
+def _segment_draft(segment: segment_pb2.Segment, paths: Collection[str] | None) -> SegmentDraft:
+    """The segment's fields as sent; the definition is read only when it is wanted (on
+    create, or when the update_mask names it)."""
+    wanted = paths is None or "definition" in paths
+    return SegmentDraft(
+        display_name=segment.display_name,
+        description=segment.description,
+        labels=dict(segment.labels),
+        definition=(
+            definition_from_proto(segment.definition, "segment.definition")
+            if wanted and segment.HasField("definition")
+            else None
+        ),
+    )
+
+
 class SegmentServicer(pb_grpc.SegmentServiceServicer):
-    def __init__(self, subscribers: Subscribers, audience: Audience) -> None:
+    def __init__(
+        self,
+        subscribers: Subscribers,
+        audience: Audience,
+        segments: Segments,
+        audiences: Audiences,
+    ) -> None:
         self._subscribers = subscribers
         self._audience = audience
+        self._segments = segments
+        self._audiences = audiences
+
+    async def EstimateReach(
+        self, request: pb.EstimateReachRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EstimateReachResponse:
+        selector = audience_from_proto(request.audience, "audience")
+        reach = await self._audiences.estimate(required_site_id(), selector, exact=request.exact)
+        return pb.EstimateReachResponse(
+            profiles=reach.people,
+            reachable_subscribers=reach.reachable,
+            browsers=[
+                segment_pb2.BrowserReach(browser=BROWSER_TO_PROTO[browser], subscribers=count)
+                for browser, count in reach.by_browser
+            ],
+            exact=reach.exact,
+            sample_fraction=reach.sample_fraction,
+            margin_of_error_pct=reach.margin_of_error_pct,
+        )
+
+    async def MatchProfile(
+        self, request: pb.MatchProfileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MatchProfileResponse:
+        selector = audience_from_proto(request.audience, "audience")
+        match = await self._audiences.match(
+            required_site_id(),
+            selector,
+            profile_id=request.profile_id,
+            subscriber_id=request.subscriber_id,
+        )
+        return pb.MatchProfileResponse(
+            matches=match.matches, reachable_subscriber_ids=match.reachable_subscriber_ids
+        )
+
+    async def CreateSegment(
+        self, request: pb.CreateSegmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateSegmentResponse:
+        segment = await self._segments.create(
+            current_site_id(), _segment_draft(request.segment, None)
+        )
+        return pb.CreateSegmentResponse(segment=segment_to_proto(segment))
+
+    async def GetSegment(
+        self, request: pb.GetSegmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSegmentResponse:
+        segment = await self._segments.get(current_site_id(), request.segment_id)
+        return pb.GetSegmentResponse(segment=segment_to_proto(segment))
+
+    async def UpdateSegment(
+        self, request: pb.UpdateSegmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateSegmentResponse:
+        paths = list(request.update_mask.paths)
+        segment = await self._segments.update(
+            current_site_id(),
+            request.segment.segment_id,
+            _segment_draft(request.segment, paths),
+            paths,
+        )
+        return pb.UpdateSegmentResponse(segment=segment_to_proto(segment))
+
+    async def DeleteSegment(
+        self, request: pb.DeleteSegmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteSegmentResponse:
+        await self._segments.delete(current_site_id(), request.segment_id)
+        return pb.DeleteSegmentResponse()
+
+    async def ListSegments(
+        self, request: pb.ListSegmentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSegmentsResponse:
+        page = await self._segments.list_page(
+            current_site_id(), request.page_size, request.page_token
+        )
+        return pb.ListSegmentsResponse(
+            segments=[segment_to_proto(s) for s in page.segments],
+            next_page_token=page.next_page_token,
+        )
 
     async def UpsertProfiles(
         self, request: pb.UpsertProfilesRequest, context: grpc.aio.ServicerContext
@@ -321,9 +421,17 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
 
 
 class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
-    def __init__(self, subscribers: Subscribers, audience: Audience) -> None:
+    def __init__(self, subscribers: Subscribers, audience: Audience, audiences: Audiences) -> None:
         self._subscribers = subscribers
         self._audience = audience
+        self._audiences = audiences
+
+    async def ValidateAudience(
+        self, request: internal_pb.ValidateAudienceRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb.ValidateAudienceResponse:
+        selector = audience_from_proto(request.audience, "audience")
+        await self._audiences.validate(required_site_id(), selector)
+        return internal_pb.ValidateAudienceResponse()
 
     async def TrackSystemEvents(
         self, request: internal_pb.TrackSystemEventsRequest, context: grpc.aio.ServicerContext
@@ -341,12 +449,34 @@ class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
             if request.HasField("snapshot_time")
             else None
         )
+        site_id = required_site_id()
+        selector = audience_from_proto(request.audience, "audience")
+        kept_key = None
+        if selector is not None and not request.subscriber_ids:
+            if not request.audience_key:
+                raise InvalidArgument(
+                    "MISSING_AUDIENCE_KEY",
+                    "audience_key is required with an audience: the run id its members are "
+                    "kept under",
+                    field="audience_key",
+                )
+            if snapshot_time is None:
+                raise InvalidArgument(
+                    "MISSING_SNAPSHOT_TIME",
+                    "snapshot_time is required: the moment the run's audience is taken at",
+                    field="snapshot_time",
+                )
+            await self._audiences.keep_for_run(
+                site_id, request.audience_key, selector, snapshot_time
+            )
+            kept_key = request.audience_key
         page = await self._subscribers.audience_page(
-            required_site_id(),
+            site_id,
             snapshot_time,
             list(request.subscriber_ids),
             request.page_size,
             request.page_token,
+            kept_audience_key=kept_key,
         )
         return internal_pb.ListAudienceMembersResponse(
             members=[audience_member_to_proto(entry) for entry in page.members],
@@ -394,8 +524,10 @@ async def create_server(
     clock = clock or SystemClock()
     subscribers = Subscribers(store, clock, egress=EgressPolicy.from_settings(settings))
     audience = Audience(store, clock)
-    public = SegmentServicer(subscribers, audience)
-    internal = SegmentInternalServicer(subscribers, audience)
+    segments = Segments(SegmentStore(engine), clock)
+    audiences = Audiences(store, segments, clock)
+    public = SegmentServicer(subscribers, audience, segments, audiences)
+    internal = SegmentInternalServicer(subscribers, audience, audiences)
     return build_service_server(
         address,
         settings,

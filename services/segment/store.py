@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -22,12 +22,14 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    exists,
     func,
     literal,
     null,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,20 +37,41 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import UTCDateTime, session_factory
 from services.kit.errors import Aborted
+from services.segment.definition import Condition
 from services.segment.models import (
     Browser,
     EventRow,
+    KeptAudienceMemberRow,
+    KeptAudienceRow,
     ProfileRow,
+    PropertyType,
     PropertyTypeRow,
     SubscriberRow,
     SubscriberState,
 )
+from services.segment.segment_sql import Person, SegmentCompiler
 
 _TABLE = cast(Table, SubscriberRow.__table__)
 _COLUMNS = _TABLE.c
 _PROFILES = cast(Table, ProfileRow.__table__)
 _TYPES = cast(Table, PropertyTypeRow.__table__)
 _EVENTS = cast(Table, EventRow.__table__)
+_KEPT = cast(Table, KeptAudienceRow.__table__)
+_KEPT_MEMBERS = cast(Table, KeptAudienceMemberRow.__table__)
+# What a send needs of an audience member, in _to_audience_entry's order; a member
+# unsubscribed since the snapshot is flagged (it was in the audience then).
+_AUDIENCE_COLUMNS = (
+    _COLUMNS.subscriber_id,
+    _COLUMNS.endpoint,
+    _COLUMNS.p256dh,
+    _COLUMNS.auth,
+    _COLUMNS.browser,
+    _COLUMNS.timezone,
+    _COLUMNS.profile_id,
+    _COLUMNS.unsubscribe_time.is_not(None).label("unsubscribed"),
+)
+# A run reads its kept audience within hours; a month covers any run's retries.
+KEPT_AUDIENCE_DAYS = 30
 
 PROFILE_SCOPE = "profile"
 SUBSCRIBED_EVENT = "Subscribed"
@@ -113,6 +136,16 @@ class AudienceEntry:
     profile_id: str | None
     # Unsubscribed after the snapshot time (it was in the audience then).
     unsubscribed: bool
+
+
+@dataclass(frozen=True)
+class ReachCounts:
+    """Who a definition selects: people (profiles and anonymous subscribers), their
+    active subscriptions, and those by browser."""
+
+    people: int
+    reachable: int
+    by_browser: dict[Browser, int]
 
 
 @dataclass(frozen=True)
@@ -295,6 +328,7 @@ class SubscriberStore:
         self._insert_event = _insert_ignore(_EVENTS, self._postgresql)
         self._insert_type = _insert_ignore(_TYPES, self._postgresql)
         self._insert_profile = _insert_ignore(_PROFILES, self._postgresql)
+        self._insert_kept = _insert_ignore(_KEPT, self._postgresql)
 
     async def upsert(
         self, site_id: str, new_subscriber_id: str, subscription: NewSubscription, now: datetime
@@ -742,6 +776,229 @@ class SubscriberStore:
         return [_to_audience_entry(row) for row in rows]
 
 
+    async def property_types(self, site_id: str) -> dict[tuple[str, str], PropertyType]:
+        """Every (scope, name) -> type the site has stored."""
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                select(_TYPES.c.scope, _TYPES.c.name, _TYPES.c.type).where(
+                    _TYPES.c.site_id == site_id
+                )
+            )
+            return {(scope, name): PropertyType(type_) for scope, name, type_ in rows}
+
+    def compiler(
+        self, site_id: str, now: datetime, types: Mapping[tuple[str, str], PropertyType]
+    ) -> SegmentCompiler:
+        return SegmentCompiler(site_id, now, types, postgresql=self._postgresql)
+
+    async def matching_pairs(
+        self, site_id: str, condition: Condition | None, now: datetime
+    ) -> set[tuple[str | None, str | None]]:
+        """Every (profile_id, subscriber_id) pair of the site that the definition selects
+        at `now` (see segment_sql): for tests and small sites; runs stream instead."""
+        types = await self.property_types(site_id)
+        pairs = self.compiler(site_id, now, types).matching(condition).subquery("matching")
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(select(pairs.c.profile_id, pairs.c.subscriber_id))
+            return {(profile_id, subscriber_id) for profile_id, subscriber_id in rows}
+
+
+    async def reach(
+        self, site_id: str, condition: Condition | None, now: datetime
+    ) -> ReachCounts:
+        """Exact reach of a definition: one statement over the matching pairs."""
+        types = await self.property_types(site_id)
+        matching = self.compiler(site_id, now, types).matching(condition).cte("matching")
+        people = select(
+            null().label("browser"),
+            func.count(func.distinct(matching.c.profile_id)).label("a"),
+            func.count(matching.c.subscriber_id)
+            .filter(matching.c.profile_id.is_(None))
+            .label("b"),
+        )
+        reachable = (
+            select(matching.c.browser, func.count().label("a"), literal(0).label("b"))
+            .where(matching.c.state == SubscriberState.ACTIVE.value)
+            .group_by(matching.c.browser)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(union_all(people, reachable))).all()
+        by_browser = {Browser(browser): int(a) for browser, a, _ in rows if browser is not None}
+        (profiles, anonymous), = [(int(a), int(b)) for browser, a, b in rows if browser is None]
+        return ReachCounts(
+            people=profiles + anonymous,
+            reachable=sum(by_browser.values()),
+            by_browser=by_browser,
+        )
+
+    async def person_of(
+        self, site_id: str, *, profile_id: str | None, subscriber_id: str | None
+    ) -> Person | None:
+        """The person a profile id or subscriber id stands for (a subscriber of a profile
+        stands for its profile); None when the site knows neither."""
+        async with self._engine.connect() as connection:
+            if subscriber_id is not None:
+                row = (
+                    await connection.execute(
+                        select(_COLUMNS.profile_id).where(
+                            _COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id
+                        )
+                    )
+                ).first()
+                if row is None:
+                    return None
+                if row.profile_id is None:
+                    return Person(None, subscriber_id)
+                return Person(row.profile_id, None)
+            known = (
+                await connection.execute(
+                    select(literal(1)).where(
+                        or_(
+                            exists().where(
+                                _PROFILES.c.site_id == site_id,
+                                _PROFILES.c.profile_id == profile_id,
+                            ),
+                            exists().where(
+                                _COLUMNS.site_id == site_id, _COLUMNS.profile_id == profile_id
+                            ),
+                        )
+                    )
+                )
+            ).first()
+            return Person(profile_id, None) if known else None
+
+    async def match_person(
+        self, site_id: str, person: Person, condition: Condition | None, now: datetime
+    ) -> tuple[bool, list[str]]:
+        """Whether the person matches, and its matching active subscribers (id order)."""
+        types = await self.property_types(site_id)
+        compiler = SegmentCompiler(
+            site_id, now, types, postgresql=self._postgresql, person=person
+        )
+        matching = compiler.matching(condition).subquery("matching")
+        async with self._engine.connect() as connection:
+            rows = (
+                await connection.execute(select(matching.c.subscriber_id, matching.c.state))
+            ).all()
+        reachable = sorted(
+            subscriber_id
+            for subscriber_id, state in rows
+            if subscriber_id is not None and state == SubscriberState.ACTIVE.value
+        )
+        return bool(rows), reachable
+
+
+    async def audience_kept(self, site_id: str, audience_key: str) -> bool:
+        async with self._engine.connect() as connection:
+            row = await connection.execute(
+                select(_KEPT.c.members).where(
+                    _KEPT.c.site_id == site_id, _KEPT.c.audience_key == audience_key
+                )
+            )
+            return row.first() is not None
+
+    async def keep_audience(
+        self,
+        site_id: str,
+        audience_key: str,
+        condition: Condition | None,
+        snapshot_time: datetime,
+        now: datetime,
+    ) -> int:
+        """Evaluates the definition as of snapshot_time and keeps the subscribers it
+        selects that were in the audience then (created by then, not unsubscribed by
+        then), in one transaction with the audience's row: a second keeper of the same
+        key (a retried first page) finds the row and keeps nothing more. Returns how
+        many members the key has. Kept audiences older than KEPT_AUDIENCE_DAYS of the
+        site are dropped on the way."""
+        types = await self.property_types(site_id)
+        matching = (
+            self.compiler(site_id, snapshot_time, types).matching(condition).subquery("matching")
+        )
+        members = select(
+            literal(site_id), literal(audience_key), matching.c.subscriber_id
+        ).where(
+            matching.c.subscriber_id.is_not(None),
+            matching.c.create_time <= bindparam(None, snapshot_time, type_=UTCDateTime),
+            or_(
+                matching.c.unsubscribe_time.is_(None),
+                matching.c.unsubscribe_time > bindparam(None, snapshot_time, type_=UTCDateTime),
+            ),
+        )
+        expired = select(_KEPT.c.audience_key).where(
+            _KEPT.c.site_id == site_id,
+            _KEPT.c.create_time < now - timedelta(days=KEPT_AUDIENCE_DAYS),
+        )
+        async with self._engine.begin() as connection:
+            claimed = await connection.execute(
+                self._insert_kept.values(
+                    site_id=site_id,
+                    audience_key=audience_key,
+                    snapshot_time=snapshot_time,
+                    members=0,
+                    create_time=now,
+                )
+            )
+            if claimed.rowcount == 0:
+                row = await connection.execute(
+                    select(_KEPT.c.members).where(
+                        _KEPT.c.site_id == site_id, _KEPT.c.audience_key == audience_key
+                    )
+                )
+                return int(row.scalar_one())
+            inserted = await connection.execute(
+                _KEPT_MEMBERS.insert().from_select(
+                    ["site_id", "audience_key", "subscriber_id"], members
+                )
+            )
+            count = inserted.rowcount
+            await connection.execute(
+                update(_KEPT)
+                .where(_KEPT.c.site_id == site_id, _KEPT.c.audience_key == audience_key)
+                .values(members=count)
+            )
+            await connection.execute(
+                _KEPT_MEMBERS.delete().where(
+                    _KEPT_MEMBERS.c.site_id == site_id,
+                    _KEPT_MEMBERS.c.audience_key.in_(expired),
+                )
+            )
+            await connection.execute(
+                _KEPT.delete().where(
+                    _KEPT.c.site_id == site_id, _KEPT.c.audience_key.in_(expired)
+                )
+            )
+        return int(count)
+
+    async def kept_audience_page(
+        self, site_id: str, audience_key: str, *, after: str | None, limit: int
+    ) -> list[AudienceEntry]:
+        """Up to `limit` members of a kept audience with ids above `after`, in id order;
+        a member unsubscribed since the snapshot is marked so."""
+        m = _KEPT_MEMBERS
+        conditions = [m.c.site_id == site_id, m.c.audience_key == audience_key]
+        if after is not None:
+            conditions.append(m.c.subscriber_id > after)
+        query = (
+            select(*_AUDIENCE_COLUMNS)
+            .select_from(
+                m.join(
+                    _TABLE,
+                    and_(
+                        _COLUMNS.site_id == m.c.site_id,
+                        _COLUMNS.subscriber_id == m.c.subscriber_id,
+                    ),
+                )
+            )
+            .where(*conditions)
+            .order_by(m.c.subscriber_id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_to_audience_entry(row) for row in rows]
+
+
 def _one_subscriber(site_id: str, subscriber_id: str) -> Select[Any]:
     return select(_TABLE).where(
         _COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id
@@ -817,16 +1074,7 @@ def audience_query(
     if after is not None:
         conditions.append(_COLUMNS.subscriber_id > after)
     return (
-        select(
-            _COLUMNS.subscriber_id,
-            _COLUMNS.endpoint,
-            _COLUMNS.p256dh,
-            _COLUMNS.auth,
-            _COLUMNS.browser,
-            _COLUMNS.timezone,
-            _COLUMNS.profile_id,
-            _COLUMNS.unsubscribe_time.is_not(None).label("unsubscribed"),
-        )
+        select(*_AUDIENCE_COLUMNS)
         .where(and_(*conditions))
         .order_by(_COLUMNS.subscriber_id)
         .limit(limit)

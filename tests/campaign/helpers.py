@@ -101,3 +101,35 @@ def finished(run: campaign_pb2.Run) -> bool:
     return run.state == campaign_pb2.RUN_STATE_DONE or (
         run.state == campaign_pb2.RUN_STATE_FAILED and run.HasField("finish_time")
     )
+
+
+class FakeSegment:
+    """Segment's ValidateAudience as campaign's domain sees it: a saved segment exists
+    when its id is in `segments`; a definition is refused when `refuse_definition` holds
+    (field, reason); `down` answers as if segment were unreachable."""
+
+    def __init__(self) -> None:
+        from clarion.segment.v1 import segment_pb2
+
+        self.segments: set[str] = set()
+        self.refuse_definition: tuple[str, str] | None = None
+        self.down = False
+        self.checked: list[segment_pb2.AudienceSelector] = []
+
+    async def validate_audience(self, site_id: str, audience) -> None:  # type: ignore[no-untyped-def]
+        from services.campaign.domain import AudienceRefused, PeerCallFailed
+
+        self.checked.append(audience)
+        if self.down:
+            raise PeerCallFailed("segment.ValidateAudience", "segment unreachable at 127.0.0.1:1")
+        if audience.HasField("segment_id") and audience.segment_id not in self.segments:
+            raise AudienceRefused(
+                f"there is no segment {audience.segment_id!r} in this site",
+                reason="SEGMENT_NOT_FOUND",
+                not_found=True,
+                field="audience.segment_id",
+                segment_id=audience.segment_id,
+            )
+        if audience.HasField("definition") and self.refuse_definition is not None:
+            field, why = self.refuse_definition
+            raise AudienceRefused(f"{field} is wrong", reason=why, not_found=False, field=field)

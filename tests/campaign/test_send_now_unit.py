@@ -38,7 +38,7 @@ from services.kit.clock import FrozenClock
 from services.kit.config import Settings
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.grpcserver import open_service_database
-from tests.campaign.helpers import eventually
+from tests.campaign.helpers import FakeSegment, eventually
 
 UNREACHABLE = "UNAVAILABLE: connection refused"
 
@@ -120,7 +120,7 @@ async def world(store: CampaignStore) -> World:
     clock = FrozenClock()
     site = await Sites(store, clock).create("Unit site", "mailto:ops@example.com")
     delivery = FakeDelivery(site_id=site.site_id)
-    campaigns = Campaigns(store, clock, delivery)
+    campaigns = Campaigns(store, clock, delivery, FakeSegment())
     campaign = await campaigns.create(
         site.site_id,
         CampaignDraft(

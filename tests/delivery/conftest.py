@@ -222,6 +222,8 @@ class FakeAudience:
         self.hanging = asyncio.Event()
         self.pages_served = 0
         self.tokens_asked: list[str] = []
+        # (selector, audience_key) of every page asked for.
+        self.selectors_asked: list[tuple[bytes, str]] = []
         self.checked: list[str] = []
 
     async def audience_page(
@@ -231,8 +233,12 @@ class FakeAudience:
         subscriber_ids: Sequence[str],
         page_token: str,
         page_size: int,
+        *,
+        selector: bytes = b"",
+        audience_key: str = "",
     ) -> AudiencePage:
         self.tokens_asked.append(page_token)
+        self.selectors_asked.append((selector, audience_key))
         if self.failure is not None:
             raise self.failure
         if self.pages_before_trouble is not None and self.pages_served >= self.pages_before_trouble:
@@ -405,6 +411,7 @@ class Harness:
         urgency: str = "normal",
         subscriber_ids: Sequence[str] = (),
         payload: bytes | None = None,
+        selector: bytes = b"",
     ) -> tuple[str, str]:
         """Registers the audience with the fake segment and starts a run through the
         domain (as StartDeliveryRun does); returns (site_id, run_id)."""
@@ -420,6 +427,7 @@ class Harness:
                 ttl_seconds=ttl_seconds,
                 urgency=urgency,
                 subscriber_ids=list(subscriber_ids),
+                selector=selector,
             ),
         )
         self.workers.run_started()

@@ -156,6 +156,12 @@ def messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Messag
         return st.just(cls())
     fields: dict[str, st.SearchStrategy[Any]] = {}
     for field in descriptor.fields:
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            # map<K, V>: the entry's key and value fields, as a dict.
+            key, item = (_value(f, depth) for f in entry.fields)
+            fields[field.name] = st.dictionaries(key, item, max_size=3)
+            continue
         value = _value(field, depth)
         fields[field.name] = (
             st.lists(value, max_size=3) if field.is_repeated else st.one_of(st.none(), value)
@@ -166,10 +172,16 @@ def messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Messag
 def _build(cls: Callable[[], Message], values: dict[str, Any]) -> Message:
     message = cls()
     for name, value in values.items():
-        if value is None or value == []:
+        if value is None or value == [] or value == {}:
             continue
         target = getattr(message, name)
-        if isinstance(value, list):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, Message):
+                    target[key].CopyFrom(item)
+                else:
+                    target[key] = item
+        elif isinstance(value, list):
             for item in value:
                 if isinstance(item, Message):
                     target.add().CopyFrom(item)

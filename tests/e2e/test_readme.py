@@ -27,7 +27,7 @@ SERVICE_PORTS = {"campaign": 50051, "segment": 50052, "delivery": 50053, "report
 
 def first_campaign_block() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"<!-- first-campaign -->\n```sh\n(.*?)```\n<!-- /first-campaign -->", readme, re.S)
+    found = re.search(r"<!-- first-campaign -->\n```sh\n(.*?)```\n<!-- /first-campaign -->", readme, re.DOTALL)
     assert found, "README.md lost its first-campaign block"
     return found.group(1)
 

@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_segment__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/campaign/v1/campaign.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x02\n\x08\x43\x61mpaign\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x35\n\x0cnotification\x18\x03 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x12\x42\n\x07urgency\x18\x05 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x12\n\nsuppressed\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x06 \x01(\x03\"\xcb\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.clarion.campaign.v1.RunState\x12\x10\n\x08\x61udience\x18\x04 \x01(\x03\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08progress\x18\x07 \x01(\x0b\x32 .clarion.campaign.v1.RunProgress\x12/\n\x0b\x66inish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08warnings\x18\t \x03(\x0e\x32\x1f.clarion.campaign.v1.RunWarning\"\xf6\x01\n\x0cRunRecipient\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.clarion.campaign.v1.RecipientStatus\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\x07 \x01(\t*\x98\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RUN_STATE_PREPARING\x10\x01\x12\x15\n\x11RUN_STATE_SENDING\x10\x02\x12\x12\n\x0eRUN_STATE_DONE\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*I\n\nRunWarning\x12\x1b\n\x17RUN_WARNING_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRUN_WARNING_EMPTY_AUDIENCE\x10\x01*\xc8\x01\n\x0fRecipientStatus\x12 \n\x1cRECIPIENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECIPIENT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECIPIENT_STATUS_SENT\x10\x02\x12\x1b\n\x17RECIPIENT_STATUS_FAILED\x10\x03\x12\x1f\n\x1bRECIPIENT_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18RECIPIENT_STATUS_EXPIRED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/campaign/v1/campaign.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x08\x43\x61mpaign\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x35\n\x0cnotification\x18\x03 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x12\x42\n\x07urgency\x18\x05 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08\x61udience\x18\x08 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"r\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x12\n\nsuppressed\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x06 \x01(\x03\"\xcb\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.clarion.campaign.v1.RunState\x12\x10\n\x08\x61udience\x18\x04 \x01(\x03\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08progress\x18\x07 \x01(\x0b\x32 .clarion.campaign.v1.RunProgress\x12/\n\x0b\x66inish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08warnings\x18\t \x03(\x0e\x32\x1f.clarion.campaign.v1.RunWarning\"\xf6\x01\n\x0cRunRecipient\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.clarion.campaign.v1.RecipientStatus\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\x07 \x01(\t*\x98\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RUN_STATE_PREPARING\x10\x01\x12\x15\n\x11RUN_STATE_SENDING\x10\x02\x12\x12\n\x0eRUN_STATE_DONE\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*I\n\nRunWarning\x12\x1b\n\x17RUN_WARNING_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRUN_WARNING_EMPTY_AUDIENCE\x10\x01*\xc8\x01\n\x0fRecipientStatus\x12 \n\x1cRECIPIENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECIPIENT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECIPIENT_STATUS_SENT\x10\x02\x12\x1b\n\x17RECIPIENT_STATUS_FAILED\x10\x03\x12\x1f\n\x1bRECIPIENT_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18RECIPIENT_STATUS_EXPIRED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,18 +39,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAMPAIGN'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_CAMPAIGN'].fields_by_name['urgency']._loaded_options = None
   _globals['_CAMPAIGN'].fields_by_name['urgency']._serialized_options = b'\202\200\031\021:\017INVALID_URGENCY'
-  _globals['_RUNSTATE']._serialized_start=1162
-  _globals['_RUNSTATE']._serialized_end=1314
-  _globals['_RUNWARNING']._serialized_start=1316
-  _globals['_RUNWARNING']._serialized_end=1389
-  _globals['_RECIPIENTSTATUS']._serialized_start=1392
-  _globals['_RECIPIENTSTATUS']._serialized_end=1592
-  _globals['_CAMPAIGN']._serialized_start=162
-  _globals['_CAMPAIGN']._serialized_end=460
-  _globals['_RUNPROGRESS']._serialized_start=462
-  _globals['_RUNPROGRESS']._serialized_end=576
-  _globals['_RUN']._serialized_start=579
-  _globals['_RUN']._serialized_end=910
-  _globals['_RUNRECIPIENT']._serialized_start=913
-  _globals['_RUNRECIPIENT']._serialized_end=1159
+  _globals['_RUNSTATE']._serialized_start=1252
+  _globals['_RUNSTATE']._serialized_end=1404
+  _globals['_RUNWARNING']._serialized_start=1406
+  _globals['_RUNWARNING']._serialized_end=1479
+  _globals['_RECIPIENTSTATUS']._serialized_start=1482
+  _globals['_RECIPIENTSTATUS']._serialized_end=1682
+  _globals['_CAMPAIGN']._serialized_start=196
+  _globals['_CAMPAIGN']._serialized_end=550
+  _globals['_RUNPROGRESS']._serialized_start=552
+  _globals['_RUNPROGRESS']._serialized_end=666
+  _globals['_RUN']._serialized_start=669
+  _globals['_RUN']._serialized_end=1000
+  _globals['_RUNRECIPIENT']._serialized_start=1003
+  _globals['_RUNRECIPIENT']._serialized_end=1249
 # @@protoc_insertion_point(module_scope)

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from clarion.campaign.v1 import campaign_pb2 as clarion_dot_campaign_dot_v1_dot_campaign__pb2
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_segment__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/campaign/v1/campaign_service.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a google/protobuf/field_mask.proto\"\xc9\x01\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x0cnotification\x18\x02 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x42\n\x07urgency\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"I\n\x16\x43reateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"4\n\x12GetCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"F\n\x13GetCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"F\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"b\n\x15ListCampaignsResponse\x12\x30\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x15UpdateCampaignRequest\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x16UpdateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"L\n\x16SendCampaignNowRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"@\n\x17SendCampaignNowResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"*\n\rGetRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"7\n\x0eGetRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"a\n\x0fListRunsRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"S\n\x10ListRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.clarion.campaign.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x10\x43\x61ncelRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\":\n\x11\x43\x61ncelRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"U\n\x16GetRunRecipientRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"O\n\x17GetRunRecipientResponse\x12\x34\n\trecipient\x18\x01 \x01(\x0b\x32!.clarion.campaign.v1.RunRecipient2\x95\x07\n\x0f\x43\x61mpaignService\x12i\n\x0e\x43reateCampaign\x12*.clarion.campaign.v1.CreateCampaignRequest\x1a+.clarion.campaign.v1.CreateCampaignResponse\x12`\n\x0bGetCampaign\x12\'.clarion.campaign.v1.GetCampaignRequest\x1a(.clarion.campaign.v1.GetCampaignResponse\x12\x66\n\rListCampaigns\x12).clarion.campaign.v1.ListCampaignsRequest\x1a*.clarion.campaign.v1.ListCampaignsResponse\x12i\n\x0eUpdateCampaign\x12*.clarion.campaign.v1.UpdateCampaignRequest\x1a+.clarion.campaign.v1.UpdateCampaignResponse\x12l\n\x0fSendCampaignNow\x12+.clarion.campaign.v1.SendCampaignNowRequest\x1a,.clarion.campaign.v1.SendCampaignNowResponse\x12Q\n\x06GetRun\x12\".clarion.campaign.v1.GetRunRequest\x1a#.clarion.campaign.v1.GetRunResponse\x12W\n\x08ListRuns\x12$.clarion.campaign.v1.ListRunsRequest\x1a%.clarion.campaign.v1.ListRunsResponse\x12Z\n\tCancelRun\x12%.clarion.campaign.v1.CancelRunRequest\x1a&.clarion.campaign.v1.CancelRunResponse\x12l\n\x0fGetRunRecipient\x12+.clarion.campaign.v1.GetRunRecipientRequest\x1a,.clarion.campaign.v1.GetRunRecipientResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/campaign/v1/campaign_service.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a google/protobuf/field_mask.proto\"\x81\x02\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x0cnotification\x18\x02 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x42\n\x07urgency\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x36\n\x08\x61udience\x18\x06 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"I\n\x16\x43reateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"4\n\x12GetCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"F\n\x13GetCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"F\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"b\n\x15ListCampaignsResponse\x12\x30\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x15UpdateCampaignRequest\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x16UpdateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"L\n\x16SendCampaignNowRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"@\n\x17SendCampaignNowResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"*\n\rGetRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"7\n\x0eGetRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"a\n\x0fListRunsRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"S\n\x10ListRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.clarion.campaign.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x10\x43\x61ncelRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\":\n\x11\x43\x61ncelRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"U\n\x16GetRunRecipientRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"O\n\x17GetRunRecipientResponse\x12\x34\n\trecipient\x18\x01 \x01(\x0b\x32!.clarion.campaign.v1.RunRecipient2\x95\x07\n\x0f\x43\x61mpaignService\x12i\n\x0e\x43reateCampaign\x12*.clarion.campaign.v1.CreateCampaignRequest\x1a+.clarion.campaign.v1.CreateCampaignResponse\x12`\n\x0bGetCampaign\x12\'.clarion.campaign.v1.GetCampaignRequest\x1a(.clarion.campaign.v1.GetCampaignResponse\x12\x66\n\rListCampaigns\x12).clarion.campaign.v1.ListCampaignsRequest\x1a*.clarion.campaign.v1.ListCampaignsResponse\x12i\n\x0eUpdateCampaign\x12*.clarion.campaign.v1.UpdateCampaignRequest\x1a+.clarion.campaign.v1.UpdateCampaignResponse\x12l\n\x0fSendCampaignNow\x12+.clarion.campaign.v1.SendCampaignNowRequest\x1a,.clarion.campaign.v1.SendCampaignNowResponse\x12Q\n\x06GetRun\x12\".clarion.campaign.v1.GetRunRequest\x1a#.clarion.campaign.v1.GetRunResponse\x12W\n\x08ListRuns\x12$.clarion.campaign.v1.ListRunsRequest\x1a%.clarion.campaign.v1.ListRunsResponse\x12Z\n\tCancelRun\x12%.clarion.campaign.v1.CancelRunRequest\x1a&.clarion.campaign.v1.CancelRunResponse\x12l\n\x0fGetRunRecipient\x12+.clarion.campaign.v1.GetRunRecipientRequest\x1a,.clarion.campaign.v1.GetRunRecipientResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,42 +56,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRUNRECIPIENTREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_GETRUNRECIPIENTREQUEST'].fields_by_name['subscriber_id']._loaded_options = None
   _globals['_GETRUNRECIPIENTREQUEST'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=207
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=408
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=410
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=483
-  _globals['_GETCAMPAIGNREQUEST']._serialized_start=485
-  _globals['_GETCAMPAIGNREQUEST']._serialized_end=537
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=539
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=609
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=611
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=681
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=683
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=781
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=783
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=904
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=906
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=979
-  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_start=981
-  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_end=1057
-  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_start=1059
-  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_end=1123
-  _globals['_GETRUNREQUEST']._serialized_start=1125
-  _globals['_GETRUNREQUEST']._serialized_end=1167
-  _globals['_GETRUNRESPONSE']._serialized_start=1169
-  _globals['_GETRUNRESPONSE']._serialized_end=1224
-  _globals['_LISTRUNSREQUEST']._serialized_start=1226
-  _globals['_LISTRUNSREQUEST']._serialized_end=1323
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1325
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1408
-  _globals['_CANCELRUNREQUEST']._serialized_start=1410
-  _globals['_CANCELRUNREQUEST']._serialized_end=1455
-  _globals['_CANCELRUNRESPONSE']._serialized_start=1457
-  _globals['_CANCELRUNRESPONSE']._serialized_end=1515
-  _globals['_GETRUNRECIPIENTREQUEST']._serialized_start=1517
-  _globals['_GETRUNRECIPIENTREQUEST']._serialized_end=1602
-  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_start=1604
-  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_end=1683
-  _globals['_CAMPAIGNSERVICE']._serialized_start=1686
-  _globals['_CAMPAIGNSERVICE']._serialized_end=2603
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=241
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=498
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=500
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=573
+  _globals['_GETCAMPAIGNREQUEST']._serialized_start=575
+  _globals['_GETCAMPAIGNREQUEST']._serialized_end=627
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=629
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=699
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=701
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=771
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=773
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=871
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=873
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=994
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=996
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=1069
+  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_start=1071
+  _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_end=1147
+  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_start=1149
+  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_end=1213
+  _globals['_GETRUNREQUEST']._serialized_start=1215
+  _globals['_GETRUNREQUEST']._serialized_end=1257
+  _globals['_GETRUNRESPONSE']._serialized_start=1259
+  _globals['_GETRUNRESPONSE']._serialized_end=1314
+  _globals['_LISTRUNSREQUEST']._serialized_start=1316
+  _globals['_LISTRUNSREQUEST']._serialized_end=1413
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1415
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1498
+  _globals['_CANCELRUNREQUEST']._serialized_start=1500
+  _globals['_CANCELRUNREQUEST']._serialized_end=1545
+  _globals['_CANCELRUNRESPONSE']._serialized_start=1547
+  _globals['_CANCELRUNRESPONSE']._serialized_end=1605
+  _globals['_GETRUNRECIPIENTREQUEST']._serialized_start=1607
+  _globals['_GETRUNRECIPIENTREQUEST']._serialized_end=1692
+  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_start=1694
+  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_end=1773
+  _globals['_CAMPAIGNSERVICE']._serialized_start=1776
+  _globals['_CAMPAIGNSERVICE']._serialized_end=2693
 # @@protoc_insertion_point(module_scope)

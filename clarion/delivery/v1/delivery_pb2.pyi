@@ -2,6 +2,7 @@ import datetime
 
 from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
+from clarion.segment.v1 import segment_pb2 as _segment_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -47,10 +48,12 @@ class RunContent(_message.Message):
     def __init__(self, payload: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ...) -> None: ...
 
 class RunAudience(_message.Message):
-    __slots__ = ("subscriber_ids",)
+    __slots__ = ("subscriber_ids", "selector")
     SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
     subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    selector: _segment_pb2.AudienceSelector
+    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ...) -> None: ...
 
 class RunProgress(_message.Message):
     __slots__ = ("resolved", "queued", "pending", "sent", "failed", "suppressed", "expired")

@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from clarion.segment.v1 import profile_pb2 as clarion_dot_segment_dot_v1_dot_profile__pb2
+from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_segment__pb2
 from clarion.segment.v1 import subscriber_pb2 as clarion_dot_segment_dot_v1_dot_subscriber__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"_\n\x18TrackSystemEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"L\n\x19TrackSystemEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult2\x82\x04\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponse\x12p\n\x11TrackSystemEvents\x12,.clarion.segment.v1.TrackSystemEventsRequest\x1a-.clarion.segment.v1.TrackSystemEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a clarion/segment/v1/segment.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x02\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x36\n\x08\x61udience\x18\x05 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12\x1f\n\x0c\x61udience_key\x18\x06 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"_\n\x18TrackSystemEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"L\n\x19TrackSystemEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult\"Q\n\x17ValidateAudienceRequest\x12\x36\n\x08\x61udience\x18\x01 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"\x1a\n\x18ValidateAudienceResponse2\xf1\x04\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponse\x12p\n\x11TrackSystemEvents\x12,.clarion.segment.v1.TrackSystemEventsRequest\x1a-.clarion.segment.v1.TrackSystemEventsResponse\x12m\n\x10ValidateAudience\x12+.clarion.segment.v1.ValidateAudienceRequest\x1a,.clarion.segment.v1.ValidateAudienceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,28 +40,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031\031\010\200\001\030\210\'0\001B\017BATCH_TOO_LARGE'
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
+  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['audience_key']._loaded_options = None
+  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['audience_key']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._loaded_options = None
   _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031\031\010\200\001\030\210\'0\001B\017BATCH_TOO_LARGE'
   _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._loaded_options = None
   _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
   _globals['_TRACKSYSTEMEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
   _globals['_TRACKSYSTEMEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\202\200\031\024\030\350\007B\017BATCH_TOO_LARGE'
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=215
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=397
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=399
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=506
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=508
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=588
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=590
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=649
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=651
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=774
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=776
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=835
-  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_start=837
-  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_end=932
-  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_start=934
-  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_end=1010
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=1013
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=1527
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=249
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=520
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=522
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=629
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=631
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=711
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=713
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=772
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=774
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=897
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=899
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=958
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_start=960
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_end=1055
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_start=1057
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_end=1133
+  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_start=1135
+  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_end=1216
+  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_start=1218
+  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_end=1244
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=1247
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=1872
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.segment.v1 import profile_pb2 as _profile_pb2
+from clarion.segment.v1 import segment_pb2 as _segment_pb2
 from clarion.segment.v1 import subscriber_pb2 as _subscriber_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -13,16 +14,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ListAudienceMembersRequest(_message.Message):
-    __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token")
+    __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token", "audience", "audience_key")
     SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_KEY_FIELD_NUMBER: _ClassVar[int]
     snapshot_time: _timestamp_pb2.Timestamp
     subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
     page_size: int
     page_token: str
-    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    audience: _segment_pb2.AudienceSelector
+    audience_key: str
+    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., audience_key: _Optional[str] = ...) -> None: ...
 
 class ListAudienceMembersResponse(_message.Message):
     __slots__ = ("members", "next_page_token")
@@ -67,3 +72,13 @@ class TrackSystemEventsResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[_profile_pb2.ItemResult]
     def __init__(self, results: _Optional[_Iterable[_Union[_profile_pb2.ItemResult, _Mapping]]] = ...) -> None: ...
+
+class ValidateAudienceRequest(_message.Message):
+    __slots__ = ("audience",)
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    audience: _segment_pb2.AudienceSelector
+    def __init__(self, audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ...) -> None: ...
+
+class ValidateAudienceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

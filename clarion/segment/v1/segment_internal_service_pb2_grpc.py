@@ -57,6 +57,11 @@ class SegmentInternalServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsResponse.FromString,
                 _registered_method=True)
+        self.ValidateAudience = channel.unary_unary(
+                '/clarion.segment.v1.SegmentInternalService/ValidateAudience',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentInternalServiceServicer:
@@ -96,6 +101,15 @@ class SegmentInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ValidateAudience(self, request, context):
+        """Checks an audience before a campaign keeps it: the saved segment exists
+        (SEGMENT_NOT_FOUND) or the ad-hoc definition is valid (INVALID_ARGUMENT naming
+        the field).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +132,11 @@ def add_SegmentInternalServiceServicer_to_server(servicer, server):
                     servicer.TrackSystemEvents,
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsResponse.SerializeToString,
+            ),
+            'ValidateAudience': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateAudience,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +250,33 @@ class SegmentInternalService:
             '/clarion.segment.v1.SegmentInternalService/TrackSystemEvents',
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.TrackSystemEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateAudience(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentInternalService/ValidateAudience',
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,9 @@
 from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.segment.v1 import profile_pb2 as _profile_pb2
+from clarion.segment.v1 import segment_pb2 as _segment_pb2
 from clarion.segment.v1 import subscriber_pb2 as _subscriber_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -135,3 +137,109 @@ class IdentifyResponse(_message.Message):
     profile: _profile_pb2.Profile
     attributed_events: int
     def __init__(self, profile: _Optional[_Union[_profile_pb2.Profile, _Mapping]] = ..., attributed_events: _Optional[int] = ...) -> None: ...
+
+class CreateSegmentRequest(_message.Message):
+    __slots__ = ("segment",)
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    segment: _segment_pb2.Segment
+    def __init__(self, segment: _Optional[_Union[_segment_pb2.Segment, _Mapping]] = ...) -> None: ...
+
+class CreateSegmentResponse(_message.Message):
+    __slots__ = ("segment",)
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    segment: _segment_pb2.Segment
+    def __init__(self, segment: _Optional[_Union[_segment_pb2.Segment, _Mapping]] = ...) -> None: ...
+
+class GetSegmentRequest(_message.Message):
+    __slots__ = ("segment_id",)
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    segment_id: str
+    def __init__(self, segment_id: _Optional[str] = ...) -> None: ...
+
+class GetSegmentResponse(_message.Message):
+    __slots__ = ("segment",)
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    segment: _segment_pb2.Segment
+    def __init__(self, segment: _Optional[_Union[_segment_pb2.Segment, _Mapping]] = ...) -> None: ...
+
+class UpdateSegmentRequest(_message.Message):
+    __slots__ = ("segment", "update_mask")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    segment: _segment_pb2.Segment
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, segment: _Optional[_Union[_segment_pb2.Segment, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateSegmentResponse(_message.Message):
+    __slots__ = ("segment",)
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    segment: _segment_pb2.Segment
+    def __init__(self, segment: _Optional[_Union[_segment_pb2.Segment, _Mapping]] = ...) -> None: ...
+
+class DeleteSegmentRequest(_message.Message):
+    __slots__ = ("segment_id",)
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    segment_id: str
+    def __init__(self, segment_id: _Optional[str] = ...) -> None: ...
+
+class DeleteSegmentResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSegmentsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSegmentsResponse(_message.Message):
+    __slots__ = ("segments", "next_page_token")
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedCompositeFieldContainer[_segment_pb2.Segment]
+    next_page_token: str
+    def __init__(self, segments: _Optional[_Iterable[_Union[_segment_pb2.Segment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class EstimateReachRequest(_message.Message):
+    __slots__ = ("audience", "exact")
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    audience: _segment_pb2.AudienceSelector
+    exact: bool
+    def __init__(self, audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., exact: _Optional[bool] = ...) -> None: ...
+
+class EstimateReachResponse(_message.Message):
+    __slots__ = ("profiles", "reachable_subscribers", "browsers", "exact", "sample_fraction", "margin_of_error_pct")
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    BROWSERS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_OF_ERROR_PCT_FIELD_NUMBER: _ClassVar[int]
+    profiles: int
+    reachable_subscribers: int
+    browsers: _containers.RepeatedCompositeFieldContainer[_segment_pb2.BrowserReach]
+    exact: bool
+    sample_fraction: float
+    margin_of_error_pct: float
+    def __init__(self, profiles: _Optional[int] = ..., reachable_subscribers: _Optional[int] = ..., browsers: _Optional[_Iterable[_Union[_segment_pb2.BrowserReach, _Mapping]]] = ..., exact: _Optional[bool] = ..., sample_fraction: _Optional[float] = ..., margin_of_error_pct: _Optional[float] = ...) -> None: ...
+
+class MatchProfileRequest(_message.Message):
+    __slots__ = ("audience", "profile_id", "subscriber_id")
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    audience: _segment_pb2.AudienceSelector
+    profile_id: str
+    subscriber_id: str
+    def __init__(self, audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., profile_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
+
+class MatchProfileResponse(_message.Message):
+    __slots__ = ("matches", "reachable_subscriber_ids")
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
+    matches: bool
+    reachable_subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, matches: _Optional[bool] = ..., reachable_subscriber_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -81,6 +81,41 @@ class SegmentServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyResponse.FromString,
                 _registered_method=True)
+        self.CreateSegment = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/CreateSegment',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CreateSegmentRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CreateSegmentResponse.FromString,
+                _registered_method=True)
+        self.GetSegment = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/GetSegment',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetSegmentRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetSegmentResponse.FromString,
+                _registered_method=True)
+        self.UpdateSegment = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/UpdateSegment',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpdateSegmentRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpdateSegmentResponse.FromString,
+                _registered_method=True)
+        self.DeleteSegment = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/DeleteSegment',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.DeleteSegmentRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.DeleteSegmentResponse.FromString,
+                _registered_method=True)
+        self.ListSegments = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/ListSegments',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSegmentsRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSegmentsResponse.FromString,
+                _registered_method=True)
+        self.EstimateReach = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/EstimateReach',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.EstimateReachRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.EstimateReachResponse.FromString,
+                _registered_method=True)
+        self.MatchProfile = channel.unary_unary(
+                '/clarion.segment.v1.SegmentService/MatchProfile',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentServiceServicer:
@@ -153,6 +188,58 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSegment(self, request, context):
+        """Saves a named definition. A definition that can never match, is malformed, or is
+        too large (over 200 conditions or 8 levels) is refused naming the field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSegment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSegment(self, request, context):
+        """Replaces the fields named in update_mask (display_name, description, labels,
+        definition). Runs already resolving keep the definition they started with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSegment(self, request, context):
+        """Deletes a saved segment. Campaigns that target it then fail to start a run
+        (SEGMENT_NOT_FOUND) until they target another.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSegments(self, request, context):
+        """The site's saved segments, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateReach(self, request, context):
+        """How many profiles qualify and how many subscribers they can be reached at, by
+        browser, for a saved segment or an ad-hoc definition.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MatchProfile(self, request, context):
+        """Whether one person matches a segment now, and at which of their subscribers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +287,41 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     servicer.Identify,
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyResponse.SerializeToString,
+            ),
+            'CreateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSegment,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CreateSegmentRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.CreateSegmentResponse.SerializeToString,
+            ),
+            'GetSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSegment,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetSegmentRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetSegmentResponse.SerializeToString,
+            ),
+            'UpdateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSegment,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpdateSegmentRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpdateSegmentResponse.SerializeToString,
+            ),
+            'DeleteSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSegment,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.DeleteSegmentRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.DeleteSegmentResponse.SerializeToString,
+            ),
+            'ListSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegments,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSegmentsRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSegmentsResponse.SerializeToString,
+            ),
+            'EstimateReach': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateReach,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.EstimateReachRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.EstimateReachResponse.SerializeToString,
+            ),
+            'MatchProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.MatchProfile,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -447,6 +569,195 @@ class SegmentService:
             '/clarion.segment.v1.SegmentService/Identify',
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.IdentifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/CreateSegment',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.CreateSegmentRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.CreateSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/GetSegment',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetSegmentRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.GetSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/UpdateSegment',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpdateSegmentRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.UpdateSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/DeleteSegment',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.DeleteSegmentRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.DeleteSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/ListSegments',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSegmentsRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ListSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateReach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/EstimateReach',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.EstimateReachRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.EstimateReachResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/MatchProfile',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,11 +2,13 @@
 
 from services.campaign.domain.campaigns import CampaignDraft, CampaignPage, Campaigns, RunPage
 from services.campaign.domain.ports import (
+    AudienceRefused,
     DeliveryPort,
     DeliveryRunView,
     PeerCallFailed,
     RecipientOutcomeView,
     RecipientStatus,
+    SegmentPort,
 )
 from services.campaign.domain.sites import (
     CreatedSite,
@@ -17,6 +19,7 @@ from services.campaign.domain.sites import (
 )
 
 __all__ = [
+    "AudienceRefused",
     "CampaignDraft",
     "CampaignPage",
     "Campaigns",
@@ -29,6 +32,7 @@ __all__ = [
     "RecipientStatus",
     "RotatedApiKey",
     "RunPage",
+    "SegmentPort",
     "SitePage",
     "Sites",
 ]

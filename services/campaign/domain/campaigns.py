@@ -8,15 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from clarion.segment.v1 import segment_pb2
 from services.campaign.domain import content
 from services.campaign.domain.outcomes import explain
 from services.campaign.domain.pages import page_limit
-from services.kit.pages import decode_page_token, encode_page_token
 from services.campaign.domain.ports import (
+    AudienceRefused,
     DeliveryPort,
     DeliveryRunView,
     PeerCallFailed,
     RecipientOutcomeView,
+    SegmentPort,
 )
 from services.campaign.store import (
     CampaignRecord,
@@ -30,6 +32,7 @@ from services.kit.clock import Clock
 from services.kit.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
+from services.kit.pages import decode_page_token, encode_page_token
 
 log = get_logger(__name__)
 
@@ -46,7 +49,7 @@ UPDATE_ATTEMPTS = 5
 # How long SendCampaignNow waits for delivery's first answer before leaving the hand-off
 # to the background loop: the call returns at once either way.
 HANDOFF_WAIT_SECONDS = 2.0
-UPDATABLE_PATHS = ("name", "notification", "ttl_seconds", "urgency")
+UPDATABLE_PATHS = ("name", "notification", "ttl_seconds", "urgency", "audience")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class CampaignDraft:
     ttl_seconds: int = 0
     urgency: Urgency | None = None
     request_id: str = ""
+    # Who its runs go to; None (or a selector with neither kind): every reachable
+    # subscriber.
+    audience: segment_pb2.AudienceSelector | None = None
 
 
 @dataclass(frozen=True)
@@ -79,15 +85,23 @@ class RunRecipient:
 
 
 class Campaigns:
-    def __init__(self, store: CampaignStore, clock: Clock, delivery: DeliveryPort) -> None:
+    def __init__(
+        self, store: CampaignStore, clock: Clock, delivery: DeliveryPort, segment: SegmentPort
+    ) -> None:
         self._store = store
         self._clock = clock
         self._delivery = delivery
+        self._segment = segment
         self.handoff_wanted = asyncio.Event()
 
     # Campaigns.
 
-    async def create(self, site_id: str, draft: CampaignDraft) -> CampaignRecord:
+    async def create(
+        self, site_id: str, draft: CampaignDraft, *, audience_field: str = "audience"
+    ) -> CampaignRecord:
+        """Stores a new campaign. An audience is checked by segment first (refused:
+        nothing is stored); `audience_field` is where the request holds it, so a refusal
+        names the field as the caller sent it."""
         _check_request_id(draft.request_id)
         campaign_id = new_id("cmp")
         now = self._clock.now()
@@ -103,8 +117,15 @@ class Campaigns:
                 create_time=now,
                 update_time=now,
                 request_id=draft.request_id or None,
+                audience=_kept(draft.audience),
             )
         )
+        if draft.request_id:
+            # A repeat returns the first campaign without asking segment again.
+            existing = await self._store.campaign_by_request(site_id, draft.request_id)
+            if existing is not None:
+                return existing
+        await self._check_audience(site_id, campaign.audience, audience_field)
         stored = await self._store.insert_campaign(campaign)
         if stored is None:
             raise NotFound("SITE_NOT_FOUND", f"there is no site {site_id!r}", site_id=site_id)
@@ -139,9 +160,14 @@ class Campaigns:
             )
         # Optimistic: apply the mask to the version read, store it only if that is still
         # the current one, else read again (so two updates of different fields both land).
+        checked: segment_pb2.AudienceSelector | None = None
         for _ in range(UPDATE_ATTEMPTS):
             campaign = await self.get(site_id, campaign_id)
             updated = self._applied(campaign, changes, paths)
+            if "audience" in paths and updated.audience is not None and updated.audience != checked:
+                # Before anything is stored; once per audience, not per attempt.
+                await self._check_audience(site_id, updated.audience, "campaign.audience")
+                checked = updated.audience
             if await self._store.update_campaign(updated):
                 log.info("campaign updated", campaign_id=campaign_id, paths=",".join(paths))
                 return replace(updated, version=updated.version + 1)
@@ -168,6 +194,8 @@ class Campaigns:
                 updated = replace(updated, ttl_seconds=changes.ttl_seconds)
             elif path == "urgency":
                 updated = replace(updated, urgency=changes.urgency or Urgency.NORMAL)
+            elif path == "audience":
+                updated = replace(updated, audience=_kept(changes.audience))
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",
@@ -213,6 +241,8 @@ class Campaigns:
                 handoff_pending=True,
                 create_time=self._clock.now(),
                 request_id=request_id or None,
+                # Fixed now: a later change of the campaign's audience is not this run's.
+                audience=campaign.audience,
             )
         )
         if run.run_id != run_id:
@@ -300,6 +330,38 @@ class Campaigns:
         return RunRecipient(
             run_id=run_id, outcome=outcome, explanation=explain(outcome.status, outcome.reason)
         )
+
+    async def _check_audience(
+        self, site_id: str, audience: segment_pb2.AudienceSelector | None, field: str
+    ) -> None:
+        """Segment's verdict on the audience, as the caller's error: the reason segment
+        gave, and the field it named relative to `field` (where the request holds the
+        audience). Every subscriber (None) needs no check."""
+        if audience is None:
+            return
+        try:
+            await self._segment.validate_audience(site_id, audience)
+        except AudienceRefused as refused:
+            inner = refused.field
+            inside = inner == "audience" or inner.startswith(("audience.", "audience["))
+            named = field + inner.removeprefix("audience") if inside else field
+            message = refused.message
+            if inside and inner in message:
+                message = message.replace(inner, named)
+            elif named not in message:
+                message = f"{named}: {message}"
+            metadata = {"field": named}
+            if refused.segment_id:
+                metadata["segment_id"] = refused.segment_id
+            error = NotFound if refused.not_found else InvalidArgument
+            raise error(refused.reason, message, **metadata) from None
+        except PeerCallFailed as failure:
+            raise Unavailable(
+                "SEGMENT_UNAVAILABLE",
+                f"the audience could not be checked, so nothing was stored: {failure}; "
+                "try again",
+                field=field,
+            ) from None
 
     async def _stored_run(self, site_id: str, run_id: str) -> RunRecord:
         if not run_id:
@@ -397,6 +459,16 @@ def _view_changes(view: DeliveryRunView) -> dict[str, object]:
         "failure_reason": view.failure_reason,
         "finish_time": view.finish_time,
     }
+
+
+def _kept(audience: segment_pb2.AudienceSelector | None) -> segment_pb2.AudienceSelector | None:
+    """The audience as a campaign keeps it: None for every subscriber (a selector with
+    neither kind set means that too), else a copy the caller cannot change."""
+    if audience is None or audience.WhichOneof("kind") is None:
+        return None
+    kept = segment_pb2.AudienceSelector()
+    kept.CopyFrom(audience)
+    return kept
 
 
 def _notification_fields() -> set[str]:

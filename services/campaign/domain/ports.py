@@ -1,6 +1,6 @@
-"""What campaign needs from delivery, as the domain sees it.
+"""What campaign needs from delivery and segment, as the domain sees it.
 
-The gRPC implementation lives in services.campaign.peer_clients; unit tests use
+The gRPC implementations live in services.campaign.peer_clients; unit tests use
 in-memory fakes.
 """
 
@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from clarion.segment.v1 import segment_pb2
 from services.campaign.store import RunProgress, RunRecord, RunState
 
 
@@ -24,6 +25,22 @@ class PeerCallFailed(Exception):
         self.step = step
         self.detail = detail
         self.permanent = permanent
+
+
+class AudienceRefused(Exception):
+    """Segment refused an audience: the saved segment does not exist (`not_found`) or the
+    definition is invalid. `reason` is segment's ErrorInfo reason; `field` the field
+    inside the audience it named ("audience.definition.condition..."), "" for none."""
+
+    def __init__(
+        self, message: str, *, reason: str, not_found: bool, field: str = "", segment_id: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.not_found = not_found
+        self.field = field
+        self.segment_id = segment_id
 
 
 @dataclass(frozen=True)
@@ -74,3 +91,11 @@ class DeliveryPort(Protocol):
     ) -> RecipientOutcomeView | None:
         """One recipient of the run; None when delivery did not queue it (not in the
         run's audience, or the audience not resolved that far). Raises PeerCallFailed."""
+
+
+class SegmentPort(Protocol):
+    async def validate_audience(
+        self, site_id: str, audience: segment_pb2.AudienceSelector
+    ) -> None:
+        """Returns when segment accepts the audience; raises AudienceRefused when it
+        refuses it, PeerCallFailed when it could not say."""

@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.campaign.domain.pages import page_limit
-from services.kit.pages import decode_page_token, encode_page_token
 from services.campaign.store import CampaignStore, SiteCredentials, SiteRecord
 from services.kit.auth import hash_api_key
 from services.kit.clock import Clock
@@ -22,6 +21,7 @@ from services.kit.egress import EgressRefused, parse_ip_literal
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
+from services.kit.pages import decode_page_token, encode_page_token
 
 log = get_logger(__name__)
 

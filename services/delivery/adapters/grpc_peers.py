@@ -22,6 +22,7 @@ from clarion.reporting.v1 import (
 from clarion.segment.v1 import (
     segment_internal_service_pb2,
     segment_internal_service_pb2_grpc,
+    segment_pb2,
     subscriber_pb2,
 )
 from services.delivery.domain.ports import (
@@ -123,19 +124,26 @@ class GrpcAudience:
         subscriber_ids: Sequence[str],
         page_token: str,
         page_size: int,
+        *,
+        selector: bytes = b"",
+        audience_key: str = "",
     ) -> AudiencePage:
+        request = segment_internal_service_pb2.ListAudienceMembersRequest(
+            snapshot_time=timestamp(snapshot_time),
+            subscriber_ids=list(subscriber_ids),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        if selector:
+            request.audience.CopyFrom(segment_pb2.AudienceSelector.FromString(selector))
+            request.audience_key = audience_key
         try:
             response = await self._stub().ListAudienceMembers(
-                segment_internal_service_pb2.ListAudienceMembersRequest(
-                    snapshot_time=timestamp(snapshot_time),
-                    subscriber_ids=list(subscriber_ids),
-                    page_size=page_size,
-                    page_token=page_token,
-                ),
-                metadata=self._peers.metadata(site_id),
-                timeout=self._peers.timeout,
+                request, metadata=self._peers.metadata(site_id), timeout=self._peers.timeout
             )
         except grpc.aio.AioRpcError as error:
+            if selector and _permanent(error):
+                raise PeerUnavailable(_audience_refused(request.audience, error), permanent=True)
             raise _unavailable(self._peers, "segment.ListAudienceMembers", error) from None
         members = []
         for m in response.members:
@@ -177,6 +185,25 @@ class GrpcAudience:
         except grpc.aio.AioRpcError as error:
             raise _unavailable(self._peers, "segment.CheckSubscribers", error) from None
         return set(response.inactive_subscriber_ids)
+
+
+def _audience_refused(
+    audience: segment_pb2.AudienceSelector, error: grpc.aio.AioRpcError
+) -> str:
+    """Why segment refused a run's audience for good, as the run's failure message."""
+    details = error.details() or "no details"
+    if error.code() == grpc.StatusCode.NOT_FOUND:
+        if audience.HasField("segment_id"):
+            return (
+                f"the segment {audience.segment_id!r} was not found (deleted?): "
+                f"segment.ListAudienceMembers answered NOT_FOUND: {details}"
+            )
+        return f"the segment was not found: segment.ListAudienceMembers answered NOT_FOUND: {details}"
+    what = "the segment's definition" if audience.HasField("segment_id") else "the audience definition"
+    return (
+        f"{what} was refused: segment.ListAudienceMembers answered "
+        f"{error.code().name}: {details}"
+    )
 
 
 class GrpcSubscriberPruner:

@@ -33,7 +33,9 @@ class CredentialsUnavailable(Exception):
 
 class PeerUnavailable(Exception):
     """A peer could not answer now; `permanent` when asking again cannot help (the
-    peer refused the request itself)."""
+    peer refused the request itself). Its text is what a failed run's failure message
+    says (for a refused audience: the segment was not found, or the definition was
+    refused)."""
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
@@ -137,8 +139,14 @@ class AudienceSource(Protocol):
         subscriber_ids: Sequence[str],
         page_token: str,
         page_size: int,
+        *,
+        selector: bytes = b"",
+        audience_key: str = "",
     ) -> AudiencePage:
-        """One page of the run's audience snapshot; raises PeerUnavailable."""
+        """One page of the run's audience snapshot; raises PeerUnavailable. `selector`
+        (a serialized clarion.segment.v1.AudienceSelector; b"" for every subscriber) is
+        sent with every page, under `audience_key` (the run id), which names the result
+        segment keeps so every page reads the same audience."""
         ...
 
     async def inactive_subscribers(self, site_id: str, subscriber_ids: Sequence[str]) -> set[str]:

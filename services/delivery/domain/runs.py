@@ -29,6 +29,9 @@ class RunRequest:
     # None: the caller sent an urgency this build does not know.
     urgency: str | None
     subscriber_ids: Sequence[str]
+    # A serialized clarion.segment.v1.AudienceSelector; b"": every reachable subscriber.
+    # A test send (subscriber_ids) ignores it.
+    selector: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class DeliveryRuns:
                 ttl_seconds=request.ttl_seconds,
                 urgency=request.urgency,
                 audience_filter=tuple(dict.fromkeys(request.subscriber_ids)),
+                selector=b"" if request.subscriber_ids else request.selector,
             ),
             self._clock.now(),
         )

@@ -227,6 +227,8 @@ class DeliveryWorkers:
                     lease.audience_filter,
                     token,
                     self._settings.delivery_prepare_page_size,
+                    selector=lease.selector,
+                    audience_key=lease.run_id,
                 )
             except PeerUnavailable as error:
                 await self._audience_failed(lease, error)

@@ -12,7 +12,6 @@ from alembic import op
 
 import services.kit.db
 
-
 revision = '9f15a4046c31'
 down_revision = None
 branch_labels = None

@@ -7,11 +7,7 @@ Create Date: 2026-11-30 09:33:15.541684
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
-
-import services.kit.db
-
 
 revision = '43146b319c51'
 down_revision = '6f6a53655656'

@@ -12,7 +12,6 @@ from alembic import op
 
 import services.kit.db
 
-
 revision = '6f6a53655656'
 down_revision = None
 branch_labels = None
