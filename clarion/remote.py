@@ -2,10 +2,12 @@
 (`site list` alone takes the internal token: it sees every site).
 
     clarion site show | rotate-api-key [--export] | set-subject SUBJECT | list
+    clarion site import-vapid-key FILE [--public-key B64URL]
     clarion campaign list | show ID | create FILE | send ID [--watch] | cancel ID [--run RUN]
     clarion run list CAMPAIGN | show RUN [--watch]
     clarion why --run RUN --subscriber SUBSCRIBER
     clarion report CAMPAIGN
+    clarion import subscribers|profiles|events FILE.csv, clarion export ... (imports.py)
 
 Addresses and the key come from flags or CLARION_* variables (each command's --help
 names them). Output is a readable table, or JSON with --json. A refused call prints one
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import json
 import shlex
 import sys
@@ -220,7 +223,15 @@ def _site_rows(site: site_pb2.Site) -> list[list[str]]:
         ["vapid_subject", site.vapid_subject],
         ["vapid_public_key", _b64url(site.vapid_public_key)],
         ["created", _when(site, "create_time")],
+        # One row per key pair, public halves only: the current one (what new browsers
+        # subscribe with) first, then imported ones.
+        *(["vapid_key", _vapid_key_line(key)] for key in site.vapid_keys),
     ]
+
+
+def _vapid_key_line(key: site_pb2.VapidKey) -> str:
+    current = "current" if key.current else ""
+    return f"{key.vapid_key_id}  {current:<7}  {key.origin:<9}  {_b64url(key.public_key)}"
 
 
 def cmd_site_show(args: argparse.Namespace) -> int:
@@ -231,6 +242,65 @@ def cmd_site_show(args: argparse.Namespace) -> int:
         print_json(as_dict(site))
         return 0
     print(table(_site_rows(site), ["FIELD", "VALUE"]))
+    return 0
+
+
+def read_private_key_file(path: str) -> bytes:
+    """The private key in FILE ("-": stdin) as ImportVapidKey takes it: PEM and DER as
+    they are, the raw 32-byte scalar, or that scalar as base64url text (how web-push
+    libraries print a VAPID private key) decoded."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as error:
+        raise OperatorError(f"cannot read the key file {path}: {error.strerror or error}") from None
+    text = data.strip()
+    if text.startswith(b"-----BEGIN") or len(data) == 32:
+        return data
+    try:
+        decoded = _b64url_decode(text.decode("ascii"))
+    except ValueError:
+        return data  # DER, or nothing campaign accepts (it says which forms it takes)
+    return decoded if len(decoded) == 32 else data
+
+
+def _b64url_decode(text: str) -> bytes:
+    """base64url with or without padding; ValueError for anything else."""
+    if not text or not all(c.isalnum() or c in "-_=" for c in text):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error) as error:
+        raise ValueError("not base64url") from error
+
+
+def cmd_site_import_vapid_key(args: argparse.Namespace) -> int:
+    private_key = read_private_key_file(args.file)
+    public_key = b""
+    if args.public_key:
+        try:
+            public_key = _b64url_decode(args.public_key.strip())
+        except ValueError:
+            raise OperatorError(
+                "--public-key must be the provider's public key in base64url (87 characters, "
+                "the applicationServerKey browsers subscribed with)"
+            ) from None
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        response = remote.call(
+            site_stub(channel).ImportVapidKey,
+            site_service_pb2.ImportVapidKeyRequest(private_key=private_key, public_key=public_key),
+        )
+    key = response.vapid_key
+    if args.json:
+        print_json({**as_dict(key), "created": response.created})
+        return 0
+    print(key.vapid_key_id)
+    print(
+        ("imported" if response.created else "the site already had this key")
+        + f" (public key {_b64url(key.public_key)}): register the subscriptions moved with it "
+        f"with vapid_key_id {key.vapid_key_id}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -337,7 +407,26 @@ def register_site(
         variables_help(OPERATOR_FIELDS, ClientSettings),
     )
     listing.set_defaults(func=cmd_site_list)
-    for parser in (show, rotate, subject):
+    imported = add(
+        site_sub,
+        "import-vapid-key",
+        "add another provider's VAPID key pair to the site; prints its key id",
+        site_vars,
+        description="add another provider's VAPID key pair to the site, so browsers that\n"
+        "subscribed under its applicationServerKey keep receiving once their subscriptions\n"
+        "are imported with the printed key id (vapid_key_id). FILE ('-': stdin) holds the\n"
+        "private key: PKCS#8 DER or PEM, SEC1 PEM (BEGIN EC PRIVATE KEY), the raw 32-byte\n"
+        "scalar, or that scalar in base64url (as web-push libraries print it); P-256 only.\n"
+        "Importing the same pair again prints the key id it already has. It never becomes\n"
+        "the site's current key (new browsers keep subscribing with the site's own).",
+    )
+    imported.add_argument("file", metavar="FILE")
+    imported.add_argument(
+        "--public-key", metavar="B64URL",
+        help="the provider's public key (base64url); refused unless it is the private key's",
+    )  # fmt: skip
+    imported.set_defaults(func=cmd_site_import_vapid_key)
+    for parser in (show, rotate, subject, imported):
         add_connection_arguments(parser)
     add_connection_arguments(listing, internal=True)
 
@@ -782,3 +871,7 @@ def register(
     for parser in (listing, show, create, send, cancel, runs, run_show, why):
         add_connection_arguments(parser)
     add_connection_arguments(report, reporting=True)
+
+    from clarion import imports  # builds on this module
+
+    imports.register(sub, add, variables_help)

@@ -186,7 +186,7 @@ class TestHelp:
     def test_the_site_commands_name_the_key_or_token_they_read(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        for command in ("show", "rotate-api-key", "set-subject"):
+        for command in ("show", "rotate-api-key", "set-subject", "import-vapid-key"):
             text = self.help_of(capsys, "site", command)
             assert "CLARION_API_KEY" in text and "CLARION_CAMPAIGN_ADDRESS" in text, command
             assert "CLARION_INTERNAL_TOKEN" not in text, command
@@ -203,6 +203,7 @@ class TestHelp:
             ["site", "show"],
             ["site", "rotate-api-key"],
             ["site", "set-subject"],
+            ["site", "import-vapid-key"],
             ["site", "list"],
             ["simulator"],
             ["health"],

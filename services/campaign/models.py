@@ -1,4 +1,4 @@
-"""Tables of the campaign service: sites and their API keys, campaigns, runs."""
+"""Tables of the campaign service: sites, their API keys and VAPID keys, campaigns, runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -36,6 +38,41 @@ class Site(Model):
     vapid_private_key: Mapped[bytes] = mapped_column(LargeBinary)
     # 65-byte uncompressed P-256 point, the browser's applicationServerKey.
     vapid_public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    create_time: Mapped[datetime]
+
+
+class SiteVapidKey(Model):
+    """A VAPID key pair a site signs with: its own (current, the copy of `sites`' key
+    columns, made with the site) and any imported from another provider, which only
+    the subscribers imported with them (segment's vapid_key_id) are signed with."""
+
+    __tablename__ = "site_vapid_keys"
+    __table_args__ = (
+        # Importing a pair again finds it (idempotent by public key).
+        UniqueConstraint("site_id", "public_key"),
+        # At most one current key per site.
+        Index(
+            "ix_site_vapid_keys_site_id_is_current",
+            "site_id",
+            unique=True,
+            postgresql_where=text("is_current"),
+            sqlite_where=text("is_current"),
+        ),
+    )
+
+    # `vk_` + 32 hex digits.
+    vapid_key_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    site_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("sites.site_id", ondelete="CASCADE")
+    )
+    # PKCS#8 DER, stored as the site's own key is (sites.vapid_private_key); only
+    # GetSiteCredentials (internal token) ever returns it.
+    private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # 65-byte uncompressed P-256 point.
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "generated" (made by Clarion with the site) or "imported" (ImportVapidKey).
+    origin: Mapped[str] = mapped_column(String(16))
     create_time: Mapped[datetime]
 
 

@@ -26,6 +26,7 @@ from services.campaign.wire import (
     run_to_proto,
     site_to_proto,
     urgency_from_proto,
+    vapid_key_to_proto,
 )
 from services.kit.auth import SiteResolver, current_site_id
 from services.kit.clock import Clock, SystemClock
@@ -80,6 +81,16 @@ class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
         )
         return site_service_pb2.UpdateSiteResponse(site=site_to_proto(site))
 
+    async def ImportVapidKey(
+        self, request: site_service_pb2.ImportVapidKeyRequest, context: grpc.aio.ServicerContext
+    ) -> site_service_pb2.ImportVapidKeyResponse:
+        imported = await self._sites.import_vapid_key(
+            current_site_id(), request.private_key, request.public_key
+        )
+        return site_service_pb2.ImportVapidKeyResponse(
+            vapid_key=vapid_key_to_proto(imported.vapid_key), created=imported.created
+        )
+
 
 class SiteInternalServicer(site_internal_service_pb2_grpc.SiteInternalServiceServicer):
     """What only Clarion's services and operators may call (the internal token)."""
@@ -110,6 +121,15 @@ class SiteInternalServicer(site_internal_service_pb2_grpc.SiteInternalServiceSer
             vapid_public_key=credentials.vapid_public_key,
             vapid_subject=credentials.vapid_subject,
             engagement_secret=engagement_secret(credentials.vapid_private_key),
+            current_vapid_key_id=credentials.current_vapid_key_id,
+            vapid_keys=[
+                site_internal_service_pb2.VapidKeyPair(
+                    vapid_key_id=pair.vapid_key_id,
+                    private_key=pair.private_key,
+                    public_key=pair.public_key,
+                )
+                for pair in credentials.vapid_keys
+            ],
         )
 
     async def ListSites(

@@ -5,9 +5,11 @@ Every tenant query filters on site_id; callers get frozen dataclasses, never ORM
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +40,24 @@ class RunState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class VapidKeyOrigin(StrEnum):
+    # Made by Clarion with the site: its current key.
+    GENERATED = "generated"
+    # Another provider's pair (ImportVapidKey), for the subscribers moved with it.
+    IMPORTED = "imported"
+
+
+@dataclass(frozen=True)
+class VapidKeyRecord:
+    """A VAPID key pair of a site by its public half (no private key)."""
+
+    vapid_key_id: str
+    public_key: bytes
+    current: bool
+    origin: VapidKeyOrigin
+    create_time: datetime
+
+
 @dataclass(frozen=True)
 class SiteRecord:
     """A site as its owner may see it (no private key)."""
@@ -47,6 +67,16 @@ class SiteRecord:
     vapid_public_key: bytes
     vapid_subject: str
     create_time: datetime
+    # Every key pair the site signs with, current first, then by creation.
+    vapid_keys: tuple[VapidKeyRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class VapidKeyPair:
+    vapid_key_id: str
+    # PKCS#8 DER.
+    private_key: bytes = field(repr=False)
+    public_key: bytes
 
 
 @dataclass(frozen=True)
@@ -55,8 +85,11 @@ class SiteCredentials:
     vapid_private_key: bytes
     vapid_public_key: bytes
     vapid_subject: str
+    # The id of the key above (the site's current key), and every pair it signs with.
+    current_vapid_key_id: str = ""
+    vapid_keys: tuple[VapidKeyPair, ...] = ()
 
-    def __repr__(self) -> str:  # keeps the private key out of logs and tracebacks
+    def __repr__(self) -> str:  # keeps the private keys out of logs and tracebacks
         return f"SiteCredentials(site_id={self.site_id!r}, vapid_private_key=<redacted>)"
 
 
@@ -114,8 +147,10 @@ class CampaignStore:
     # Sites ---------------------------------------------------------------------------
 
     async def insert_site(
-        self, site: SiteRecord, vapid_private_key: bytes, api_key_hash: str
+        self, site: SiteRecord, vapid_private_key: bytes, api_key_hash: str, vapid_key_id: str
     ) -> None:
+        """Stores the site with its API key and its key pair, which is also its current
+        row of site_vapid_keys (id `vapid_key_id`), in one transaction."""
         async with self._sessions.begin() as session:
             session.add(
                 models.Site(
@@ -127,29 +162,95 @@ class CampaignStore:
                     create_time=site.create_time,
                 )
             )
-            await session.flush()  # the key row references the site
+            await session.flush()  # the key rows reference the site
             session.add(
                 models.SiteApiKey(
                     key_hash=api_key_hash, site_id=site.site_id, create_time=site.create_time
+                )
+            )
+            session.add(
+                models.SiteVapidKey(
+                    vapid_key_id=vapid_key_id,
+                    site_id=site.site_id,
+                    private_key=vapid_private_key,
+                    public_key=site.vapid_public_key,
+                    is_current=True,
+                    origin=VapidKeyOrigin.GENERATED.value,
+                    create_time=site.create_time,
                 )
             )
 
     async def get_site(self, site_id: str) -> SiteRecord | None:
         async with self._sessions() as session:
             row = await session.get(models.Site, site_id)
-            return _site(row) if row is not None else None
+            if row is None:
+                return None
+            keys = await _vapid_keys(session, [site_id])
+            return _site(row, keys.get(site_id, ()))
 
     async def get_site_credentials(self, site_id: str) -> SiteCredentials | None:
         async with self._sessions() as session:
             row = await session.get(models.Site, site_id)
             if row is None:
                 return None
+            key_rows = (
+                await session.scalars(
+                    select(models.SiteVapidKey)
+                    .where(models.SiteVapidKey.site_id == site_id)
+                    .order_by(models.SiteVapidKey.create_time, models.SiteVapidKey.vapid_key_id)
+                )
+            ).all()
             return SiteCredentials(
                 site_id=row.site_id,
                 vapid_private_key=row.vapid_private_key,
                 vapid_public_key=row.vapid_public_key,
                 vapid_subject=row.vapid_subject,
+                current_vapid_key_id=next(
+                    (key.vapid_key_id for key in key_rows if key.is_current), ""
+                ),
+                vapid_keys=tuple(
+                    VapidKeyPair(key.vapid_key_id, key.private_key, key.public_key)
+                    for key in key_rows
+                ),
             )
+
+    async def import_vapid_key(
+        self,
+        site_id: str,
+        vapid_key_id: str,
+        private_key: bytes,
+        public_key: bytes,
+        now: datetime,
+    ) -> tuple[VapidKeyRecord, bool] | None:
+        """Adds an imported key pair (PKCS#8 DER, 65-byte public point) to the site, or
+        finds the one it already has with that public key: (the key, whether it was
+        added). Never current. None (nothing stored) when there is no such site."""
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(models.Site, site_id) is None:
+                    return None
+                existing = await _vapid_key_by_public(session, site_id, public_key)
+                if existing is not None:
+                    return existing, False
+                row = models.SiteVapidKey(
+                    vapid_key_id=vapid_key_id,
+                    site_id=site_id,
+                    private_key=private_key,
+                    public_key=public_key,
+                    is_current=False,
+                    origin=VapidKeyOrigin.IMPORTED.value,
+                    create_time=now,
+                )
+                session.add(row)
+                await session.flush()
+                return _vapid_key(row), True
+        except IntegrityError:
+            # A concurrent import of the same pair won.
+            async with self._sessions() as session:
+                existing = await _vapid_key_by_public(session, site_id, public_key)
+            if existing is None:
+                raise
+            return existing, False
 
     async def replace_api_keys(self, site_id: str, api_key_hash: str, now: datetime) -> bool:
         """Makes `api_key_hash` the site's only key: every earlier key is deleted in the
@@ -187,7 +288,10 @@ class CampaignStore:
                     .execution_options(synchronize_session=False)
                 )
             row = await session.get(models.Site, site_id, populate_existing=True)
-            return _site(row) if row is not None else None
+            if row is None:
+                return None
+            keys = await _vapid_keys(session, [site_id])
+            return _site(row, keys.get(site_id, ()))
 
     async def list_sites(self, after_site_id: str, limit: int) -> list[SiteRecord]:
         """Up to `limit` sites with ids above `after_site_id`, by id (every site: for
@@ -197,7 +301,9 @@ class CampaignStore:
             query = query.where(models.Site.site_id > after_site_id)
         query = query.order_by(models.Site.site_id).limit(limit)
         async with self._sessions() as session:
-            return [_site(row) for row in await session.scalars(query)]
+            rows = (await session.scalars(query)).all()
+            keys = await _vapid_keys(session, [row.site_id for row in rows])
+            return [_site(row, keys.get(row.site_id, ())) for row in rows]
 
     async def site_id_for_api_key_hash(self, key_hash: str) -> str | None:
         async with self._sessions() as session:
@@ -413,14 +519,60 @@ class CampaignStore:
             await session.execute(statement.values(**changes))
 
 
-def _site(row: models.Site) -> SiteRecord:
+def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecord:
     return SiteRecord(
         site_id=row.site_id,
         name=row.name,
         vapid_public_key=row.vapid_public_key,
         vapid_subject=row.vapid_subject,
         create_time=row.create_time,
+        vapid_keys=vapid_keys,
     )
+
+
+def _vapid_key(row: models.SiteVapidKey) -> VapidKeyRecord:
+    return VapidKeyRecord(
+        vapid_key_id=row.vapid_key_id,
+        public_key=row.public_key,
+        current=row.is_current,
+        origin=VapidKeyOrigin(row.origin),
+        create_time=row.create_time,
+    )
+
+
+async def _vapid_keys(
+    session: Any, site_ids: Sequence[str]
+) -> dict[str, tuple[VapidKeyRecord, ...]]:
+    """The public halves of these sites' key pairs, per site: current first, then by
+    creation. Only the public columns are read."""
+    if not site_ids:
+        return {}
+    keys = models.SiteVapidKey
+    rows = await session.execute(
+        select(
+            keys.site_id, keys.vapid_key_id, keys.public_key, keys.is_current, keys.origin,
+            keys.create_time,
+        )
+        .where(keys.site_id.in_(list(site_ids)))
+        .order_by(keys.site_id, keys.is_current.desc(), keys.create_time, keys.vapid_key_id)
+    )  # fmt: skip
+    found: dict[str, list[VapidKeyRecord]] = {}
+    for site_id, key_id, public_key, current, origin, create_time in rows:
+        found.setdefault(site_id, []).append(
+            VapidKeyRecord(key_id, public_key, current, VapidKeyOrigin(origin), create_time)
+        )
+    return {site_id: tuple(records) for site_id, records in found.items()}
+
+
+async def _vapid_key_by_public(
+    session: Any, site_id: str, public_key: bytes
+) -> VapidKeyRecord | None:
+    row = await session.scalar(
+        select(models.SiteVapidKey).where(
+            models.SiteVapidKey.site_id == site_id, models.SiteVapidKey.public_key == public_key
+        )
+    )
+    return _vapid_key(row) if row is not None else None
 
 
 def _campaign(row: models.Campaign) -> CampaignRecord:

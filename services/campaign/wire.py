@@ -10,7 +10,14 @@ from clarion.campaign.v1 import campaign_pb2, site_pb2
 from clarion.common.v1 import common_pb2
 from services.campaign.domain.campaigns import RunRecipient
 from services.campaign.domain.ports import RecipientStatus
-from services.campaign.store import CampaignRecord, RunRecord, RunState, SiteRecord, Urgency
+from services.campaign.store import (
+    CampaignRecord,
+    RunRecord,
+    RunState,
+    SiteRecord,
+    Urgency,
+    VapidKeyRecord,
+)
 from services.kit.errors import InvalidArgument
 
 URGENCY_TO_PROTO = {
@@ -65,6 +72,18 @@ def site_to_proto(site: SiteRecord) -> site_pb2.Site:
         vapid_public_key=site.vapid_public_key,
         vapid_subject=site.vapid_subject,
         create_time=timestamp(site.create_time),
+        vapid_keys=[vapid_key_to_proto(key) for key in site.vapid_keys],
+    )
+
+
+def vapid_key_to_proto(key: VapidKeyRecord) -> site_pb2.VapidKey:
+    """The public half only."""
+    return site_pb2.VapidKey(
+        vapid_key_id=key.vapid_key_id,
+        public_key=key.public_key,
+        current=key.current,
+        origin=key.origin.value,
+        create_time=timestamp(key.create_time),
     )
 
 

@@ -201,6 +201,9 @@ class DeliveryRecipientRow(Model):
     endpoint: Mapped[str] = mapped_column(String(MAX_ENDPOINT_LENGTH))
     p256dh: Mapped[bytes] = mapped_column(LargeBinary)
     auth: Mapped[bytes] = mapped_column(LargeBinary)
+    # The site's VAPID key (campaign's vk_ id) to sign with, as segment gave it; "": the
+    # site's current key.
+    vapid_key_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     state: Mapped[str] = mapped_column(String(16))
     # A closed-set word (DeliveryReason); while pending, why the last attempt is retried.
     reason: Mapped[str] = mapped_column(String(MAX_REASON_LENGTH), default="")

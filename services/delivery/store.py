@@ -151,6 +151,8 @@ class Member:
     auth: bytes
     # Unsubscribed after the snapshot: recorded as suppressed, never sent.
     unsubscribed: bool = False
+    # The site's VAPID key to sign with (campaign's vk_ id); "": its current key.
+    vapid_key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,8 @@ class PendingRecipient:
     p256dh: bytes
     auth: bytes
     attempts: int
+    # The site's VAPID key to sign with; "": its current key.
+    vapid_key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -283,7 +287,7 @@ CANCELLED_REASON = "cancelled"
 _RECIPIENT_COLUMNS = (
     "site_id", "run_id", "chunk_id", "subscriber_id", "profile_id", "timezone", "variant",
     "due_time", "browser", "target_kind", "endpoint", "p256dh", "auth", "state", "reason",
-    "attempts", "not_before", "finish_time",
+    "attempts", "not_before", "finish_time", "vapid_key_id",
 )  # fmt: skip
 _OUTBOX_COLUMNS = (
     "kind", "site_id", "run_id", "campaign_id", "entries", "count", "occur_time",
@@ -355,7 +359,7 @@ class _HotSql:
         )
         self.due_recipients = sql(
             "SELECT recipient_id, subscriber_id, browser, target_kind, endpoint, p256dh, auth, "
-            "attempts FROM delivery_recipients "
+            "attempts, vapid_key_id FROM delivery_recipients "
             "WHERE chunk_id = {p} AND state = 'pending' AND (not_before IS NULL OR not_before <= {p}) "
             "ORDER BY recipient_id"
         )
@@ -939,6 +943,7 @@ class DeliveryStore:
                             0,
                             None,
                             db_now if suppressed else None,
+                            member.vapid_key_id,
                         )
                     )
                     if suppressed:
@@ -1120,9 +1125,9 @@ class DeliveryStore:
             rows = cursor.fetchall()
         return [
             PendingRecipient(
-                rid, sid, browser, kind, endpoint, bytes(p256dh), bytes(auth), attempts
+                rid, sid, browser, kind, endpoint, bytes(p256dh), bytes(auth), attempts, key_id
             )
-            for rid, sid, browser, kind, endpoint, p256dh, auth, attempts in rows
+            for rid, sid, browser, kind, endpoint, p256dh, auth, attempts, key_id in rows
         ]
 
     def _execute_hold(

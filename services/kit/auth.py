@@ -132,7 +132,11 @@ class Caller:
 
 
 class SiteAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates, binds site and request id to the call, maps ClarionError to a status."""
+    """Authenticates, binds site and request id to the call, maps ClarionError to a status.
+
+    Every kind of call: unary, server streams, and client (or bidirectional) streams,
+    whose caller is authenticated before any message is read and each of whose messages
+    is checked (check_request) as it arrives, a bad one ending the call."""
 
     def __init__(
         self,
@@ -192,6 +196,10 @@ def _wrap_handler(
     async def bind(context: grpc.aio.ServicerContext, request: Any) -> None:
         """Authenticates, then checks the request: nothing about a request is looked at
         (or answered) before its caller is known."""
+        await bind_caller(context)
+        check(request)
+
+    async def bind_caller(context: grpc.aio.ServicerContext) -> None:
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         if len(request_id) > MAX_REQUEST_ID_LENGTH:
@@ -201,12 +209,21 @@ def _wrap_handler(
         caller = await authenticate(method, metadata)
         _site_id.set(caller.site_id)
         structlog.contextvars.bind_contextvars(site_id=caller.site_id)
+
+    def check(request: Any) -> None:
         if isinstance(request, _Undecodable):
             raise InvalidArgument(
                 "UNDECODABLE_REQUEST",
                 f"the request body is not a valid {request.type_name} message",
             )
         check_request(request)
+
+    async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """A client stream's messages, each checked as a unary request is: the first bad
+        one ends the call (INVALID_ARGUMENT) before the handler sees it."""
+        async for request in requests:
+            check(request)
+            yield request
 
     async def fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
         if isinstance(error, ClarionError):
@@ -255,7 +272,49 @@ def _wrap_handler(
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
-    raise NotImplementedError(f"{method}: only unary and server-streaming calls are wrapped")
+    if handler.stream_stream:
+        inner_bidi = handler.stream_stream
+
+        async def stream_stream(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            structlog.contextvars.clear_contextvars()
+            try:
+                # The caller is known before any message of the stream is read.
+                await bind_caller(context)
+                async for item in inner_bidi(checked(requests), context):
+                    yield item
+            except Exception as error:
+                if _is_abort(error):
+                    raise
+                await fail(context, error)
+
+        return grpc.stream_stream_rpc_method_handler(
+            stream_stream,
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_unary:
+        inner_client_stream = handler.stream_unary
+
+        async def stream_unary(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> Any:
+            structlog.contextvars.clear_contextvars()
+            try:
+                await bind_caller(context)
+                return await inner_client_stream(checked(requests), context)
+            except Exception as error:
+                if _is_abort(error):
+                    raise
+                await fail(context, error)
+
+        return grpc.stream_unary_rpc_method_handler(
+            stream_unary,
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    raise NotImplementedError(f"{method}: a handler of no known kind")
 
 
 @dataclass(frozen=True)

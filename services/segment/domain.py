@@ -32,6 +32,7 @@ from services.segment.models import (
     MAX_TIMEZONE_LENGTH,
     Browser,
     PropertyType,
+    event_scope,
 )
 from services.segment.store import (
     AudienceEntry,
@@ -42,7 +43,6 @@ from services.segment.store import (
     StoredProfile,
     Subscriber,
     SubscriberStore,
-    event_scope,
 )
 
 log = get_logger(__name__)
@@ -62,6 +62,8 @@ MAX_BATCH_UNSUBSCRIPTIONS = 1000
 MAX_SUBSCRIBER_IDS = 5000
 
 _SUBSCRIBER_ID = re.compile(r"sub_[0-9a-f]{32}")
+# Campaign's id of a site's VAPID key (SiteService.ImportVapidKey, Site.vapid_keys).
+_VAPID_KEY_ID = re.compile(r"vk_[0-9a-f]{32}")
 # RFC 3986 characters only: no spaces, controls or non-ASCII in an endpoint.
 _URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
@@ -79,6 +81,8 @@ class Registration:
     browser: Browser | None
     timezone: str
     profile_id: str
+    # The site's VAPID key the browser subscribed under; "": the site's current key.
+    vapid_key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,23 @@ def validate_profile_id(profile_id: str) -> str | None:
     return profile_id
 
 
+def validate_vapid_key_id(vapid_key_id: str) -> str | None:
+    """The form of a VAPID key id (`vk_` + 32 lowercase hex digits); None for "" (the
+    site's current key). Whether the site has that key is campaign's to know: delivery
+    fails a subscriber whose key the site lacks (no_vapid_credentials)."""
+    if not vapid_key_id:
+        return None
+    if not _VAPID_KEY_ID.fullmatch(vapid_key_id):
+        raise InvalidArgument(
+            "INVALID_VAPID_KEY_ID",
+            "vapid_key_id must be a VAPID key id of the site (`vk_` and 32 lowercase hex "
+            "digits, as SiteService.ImportVapidKey answered), or empty for the site's "
+            "current key",
+            field="vapid_key_id",
+        )
+    return vapid_key_id
+
+
 def _require_subscriber_id(subscriber_id: str, field: str = "subscriber_id") -> None:
     if not subscriber_id:
         raise InvalidArgument("MISSING_SUBSCRIBER_ID", f"{field} is required", field=field)
@@ -256,6 +277,7 @@ class Subscribers:
             browser=registration.browser or Browser.OTHER,
             timezone=validate_timezone(registration.timezone),
             profile_id=validate_profile_id(registration.profile_id),
+            vapid_key_id=validate_vapid_key_id(registration.vapid_key_id),
         )
 
     async def register(self, site_id: str, registration: Registration) -> tuple[Subscriber, bool]:

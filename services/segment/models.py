@@ -6,7 +6,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Computed,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -25,6 +37,20 @@ MAX_PROPERTY_NAME_LENGTH = 64
 MAX_SCOPE_LENGTH = 6 + MAX_EVENT_NAME_LENGTH
 MAX_DISPLAY_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
+
+# segment_property_types.scope: profile properties, or one event name's properties.
+PROFILE_SCOPE = "profile"
+
+
+def event_scope(event_name: str) -> str:
+    """The property-type scope of an event's properties."""
+    return f"event:{event_name}"
+
+
+# A person's sample bucket on PostgreSQL (the migration's generated columns; SQLite
+# stores 0 and never samples). Sampling by a hash of the id keeps whole people together.
+SAMPLE_BUCKET_OF_PROFILE = "mod(abs(hashtext(profile_id)), 100)"
+SAMPLE_BUCKET_OF_SUBSCRIBER = "mod(abs(hashtext(subscriber_id)), 100)"
 
 # Property values: JSONB on PostgreSQL (segments will query into it), JSON text on SQLite.
 PropertiesJSON = JSON().with_variant(JSONB(), "postgresql")
@@ -69,6 +95,8 @@ class SubscriberRow(Model):
         Index("ix_segment_subscribers_site_id_subscriber_id", "site_id", "subscriber_id"),
         # GetProfile: the subscribers attached to a profile.
         Index("ix_segment_subscribers_site_id_profile_id", "site_id", "profile_id"),
+        # Reach estimates: the anonymous browsers of a few sample buckets.
+        Index("ix_segment_subscribers_site_id_sample_bucket", "site_id", "sample_bucket"),
     )
 
     # `sub_` + 32 hex digits, time-ordered (services.kit.ids.new_id), so keyset pages
@@ -88,12 +116,22 @@ class SubscriberRow(Model):
     unsubscribe_time: Mapped[datetime | None]
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
+    # The site's VAPID key (campaign's vk_ id) the browser subscribed under, for
+    # subscriptions imported from another provider; NULL: the site's current key.
+    vapid_key_id: Mapped[str | None] = mapped_column(String(64))
+    # 0-99 from a hash of subscriber_id, computed by PostgreSQL (0 on SQLite): reach
+    # estimates read the anonymous browsers of a few buckets only.
+    sample_bucket: Mapped[int] = mapped_column(SmallInteger, Computed(SAMPLE_BUCKET_OF_SUBSCRIBER))
 
 
 class ProfileRow(Model):
     """A person known to a site, by the site's own id for them."""
 
     __tablename__ = "segment_profiles"
+    __table_args__ = (
+        # Reach estimates: the profiles of a few sample buckets.
+        Index("ix_segment_profiles_site_id_sample_bucket", "site_id", "sample_bucket"),
+    )
 
     site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     profile_id: Mapped[str] = mapped_column(String(MAX_PROFILE_ID_LENGTH), primary_key=True)
@@ -103,6 +141,9 @@ class ProfileRow(Model):
     test_profile: Mapped[bool] = mapped_column(Boolean)
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
+    # 0-99 from a hash of profile_id, computed by PostgreSQL (0 on SQLite): reach
+    # estimates read the profiles of a few buckets only.
+    sample_bucket: Mapped[int] = mapped_column(SmallInteger, Computed(SAMPLE_BUCKET_OF_PROFILE))
 
 
 class PropertyTypeRow(Model):
@@ -119,13 +160,24 @@ class PropertyTypeRow(Model):
 
 
 class EventRow(Model):
-    """Something a person did. The primary key makes tracking idempotent per event id."""
+    """Something a person did. (site_id, event_id) is unique: tracking is idempotent per
+    event id. feed_seq and feed_xid place the event in the site's event feed."""
 
     __tablename__ = "segment_events"
     __table_args__ = (
+        UniqueConstraint("site_id", "event_id"),
+        # The event feed: a site's events in (feed_xid, feed_seq) order (store of feed).
+        Index("ix_segment_events_site_id_feed_xid_feed_seq", "site_id", "feed_xid", "feed_seq"),
         # What segments will ask: who did this event when; what did this profile or
         # subscriber do when.
-        Index("ix_segment_events_site_id_name_occur_time", "site_id", "name", "occur_time"),
+        # The people of a behaviour condition come from the index alone on PostgreSQL.
+        Index(
+            "ix_segment_events_site_id_name_occur_time",
+            "site_id",
+            "name",
+            "occur_time",
+            postgresql_include=["profile_id", "subscriber_id"],
+        ),
         Index(
             "ix_segment_events_site_id_profile_id_occur_time",
             "site_id",
@@ -140,8 +192,16 @@ class EventRow(Model):
         ),
     )
 
-    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(MAX_EVENT_ID_LENGTH), primary_key=True)
+    # The order events were stored in: an identity on PostgreSQL, the rowid on SQLite
+    # (INTEGER PRIMARY KEY), whose single writer stores and commits in one order.
+    feed_seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    # PostgreSQL: the storing transaction's id (pg_current_xact_id(), its column
+    # default), so a reader can tell which numbers may still commit; 0 on SQLite.
+    feed_xid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    site_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(MAX_EVENT_ID_LENGTH))
     name: Mapped[str] = mapped_column(String(MAX_EVENT_NAME_LENGTH))
     profile_id: Mapped[str | None] = mapped_column(String(MAX_PROFILE_ID_LENGTH))
     subscriber_id: Mapped[str | None] = mapped_column(String(128))

@@ -7,6 +7,7 @@ checked for shape (wire.audience_from_proto), or None for every subscriber.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,11 @@ from services.segment.segments import Segments
 from services.segment.store import SubscriberStore
 
 log = get_logger(__name__)
+
+# An estimate reads the people of this many of the 100 sample buckets (10%)...
+SAMPLE_BUCKETS = 10
+# ... and is answered when its 95% interval is this tight; else reach is counted.
+MAX_MARGIN_OF_ERROR_PCT = 5.0
 
 Selector = str | Condition | None
 
@@ -38,6 +44,10 @@ class Reach:
 class Match:
     matches: bool
     reachable_subscriber_ids: list[str]
+
+
+def _largest_first(by_browser: dict[Browser, int]) -> list[tuple[Browser, int]]:
+    return sorted(by_browser.items(), key=lambda item: (-item[1], item[0].value))
 
 
 class Audiences:
@@ -65,16 +75,41 @@ class Audiences:
         await self.definition_of(site_id, selector)
 
     async def estimate(self, site_id: str, selector: Selector, *, exact: bool) -> Reach:
+        """Reach from a sample of people when that is close enough, else exact.
+
+        The sample is the people in SAMPLE_BUCKETS of the 100 sample buckets (a hash of
+        their id, so a person and all their subscribers are in or out together), each
+        count scaled by 100 / SAMPLE_BUCKETS. With f the sampled share and r_i a sampled
+        person's active subscriptions, the estimate's variance is (1 - f) / f^2 * sum r_i^2
+        (each person drawn independently with probability f); its 95% interval's half
+        width, as a share of the estimate, is margin_of_error_pct. Over
+        MAX_MARGIN_OF_ERROR_PCT (a small segment: few sampled people), or on SQLite,
+        which has no hash to sample by, every person is counted instead."""
         condition = await self.definition_of(site_id, selector)
-        counts = await self._store.reach(site_id, condition, self._clock.now())
-        by_browser = sorted(counts.by_browser.items(), key=lambda item: (-item[1], item[0].value))
-        # Every person is counted for now: estimates from a sample come with the
-        # sampling column (see docs/services/segment.md); exact is what this answers.
-        del exact
+        now = self._clock.now()
+        if not exact and self._store.samples:
+            sampled = await self._store.reach(site_id, condition, now, sample_below=SAMPLE_BUCKETS)
+            share = SAMPLE_BUCKETS / 100
+            estimate = sampled.reachable / share
+            if estimate:
+                variance = (1 - share) / share**2 * sampled.reachable_squares
+                margin = 100 * 1.96 * math.sqrt(variance) / estimate
+                if margin <= MAX_MARGIN_OF_ERROR_PCT:
+                    return Reach(
+                        people=round(sampled.people / share),
+                        reachable=round(estimate),
+                        by_browser=_largest_first(
+                            {b: round(n / share) for b, n in sampled.by_browser.items()}
+                        ),
+                        exact=False,
+                        sample_fraction=share,
+                        margin_of_error_pct=round(margin, 2),
+                    )
+        counts = await self._store.reach(site_id, condition, now)
         return Reach(
             people=counts.people,
             reachable=counts.reachable,
-            by_browser=by_browser,
+            by_browser=_largest_first(counts.by_browser),
             exact=True,
             sample_fraction=1.0,
             margin_of_error_pct=0.0,

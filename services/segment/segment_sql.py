@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -37,7 +38,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.elements import KeyedColumnElement
+from sqlalchemy.sql.elements import False_, KeyedColumnElement, True_
 
 from services.kit.db import UTCDateTime
 from services.segment.definition import (
@@ -47,6 +48,7 @@ from services.segment.definition import (
     Behaviour,
     Comparison,
     Condition,
+    Count,
     Negate,
     PropertyOperator,
     PropertyTest,
@@ -58,24 +60,21 @@ from services.segment.definition import (
     window_bounds,
 )
 from services.segment.models import (
+    PROFILE_SCOPE,
     EventRow,
     ProfileRow,
     PropertyType,
     SubscriberRow,
     SubscriberState,
+    event_scope,
 )
 
 _SUBSCRIBERS = cast(Table, SubscriberRow.__table__)
 _PROFILES = cast(Table, ProfileRow.__table__)
 _EVENTS = cast(Table, EventRow.__table__)
 
-PROFILE_SCOPE = "profile"
 # (scope, property name) -> the type the site stores for it.
 KnownTypes = Mapping[tuple[str, str], PropertyType]
-
-
-def _event_scope(event_name: str) -> str:
-    return f"event:{event_name}"
 
 
 def _iso(value: datetime) -> str:
@@ -85,6 +84,31 @@ def _iso(value: datetime) -> str:
 
 def _time(value: datetime) -> Any:
     return bindparam(None, value, type_=UTCDateTime)
+
+
+def type_keys(condition: Condition) -> set[tuple[str, str]]:
+    """The (scope, name) property-type keys a definition refers to: ("profile", name)
+    for property conditions, ("event:<event name>", name) for event filters and
+    aggregates."""
+    keys: set[tuple[str, str]] = set()
+
+    def visit(node: Condition) -> None:
+        match node:
+            case All(conditions) | AnyOf(conditions):
+                for child in conditions:
+                    visit(child)
+            case Negate(child):
+                visit(child)
+            case PropertyTest(name=name):
+                keys.add((PROFILE_SCOPE, name))
+            case Behaviour():
+                scope = event_scope(node.event_name)
+                keys.update((scope, test.name) for test in node.filters)
+                if node.aggregate is not None:
+                    keys.add((scope, node.aggregate.property))
+
+    visit(condition)
+    return keys
 
 
 class Person:
@@ -97,61 +121,39 @@ class Person:
         self.subscriber_id = subscriber_id
 
 
-def pairs_query(site_id: str, person: Person | None = None) -> Select[Any]:
-    """Every (person, subscriber) pair of the site with what conditions read (only the
-    given person's, when one is given)."""
-    s, p = _SUBSCRIBERS.alias("s"), _PROFILES.alias("p")
-    with_subscriber = (
-        select(
-            s.c.profile_id,
-            s.c.subscriber_id,
-            s.c.browser,
-            s.c.timezone,
-            s.c.state,
-            s.c.create_time,
-            s.c.unsubscribe_time,
-            p.c.properties,
-            p.c.test_profile,
-        )
-        .select_from(
-            s.outerjoin(p, and_(p.c.site_id == s.c.site_id, p.c.profile_id == s.c.profile_id))
-        )
-        .where(s.c.site_id == site_id)
-    )
-    if person is not None and person.profile_id is not None:
-        with_subscriber = with_subscriber.where(s.c.profile_id == person.profile_id)
-    elif person is not None:
-        with_subscriber = with_subscriber.where(
-            s.c.subscriber_id == person.subscriber_id, s.c.profile_id.is_(None)
-        )
-    lone = _SUBSCRIBERS.alias("lone")
-    without_subscriber = select(
-        p.c.profile_id,
-        null().label("subscriber_id"),
-        null().label("browser"),
-        null().label("timezone"),
-        null().label("state"),
-        null().label("create_time"),
-        null().label("unsubscribe_time"),
-        p.c.properties,
-        p.c.test_profile,
-    ).where(
-        p.c.site_id == site_id,
-        ~exists().where(lone.c.site_id == site_id, lone.c.profile_id == p.c.profile_id),
-    )
-    if person is not None:
-        if person.profile_id is None:
-            return with_subscriber
-        without_subscriber = without_subscriber.where(p.c.profile_id == person.profile_id)
-    return cast(Select[Any], union_all(with_subscriber, without_subscriber))
+class Branch(Enum):
+    """The two kinds of person, each its own SELECT of the union, so that what a kind
+    cannot have folds to a constant there (an anonymous browser has no properties) and
+    PostgreSQL sees plain filters it can apply while it scans."""
+
+    # A profile, paired with each of its subscribers or, without any, with none:
+    # profiles LEFT JOIN subscribers. Every subscriber's profile_id names a stored
+    # profile (registering, Identify and imports create it), so this covers them all.
+    PROFILE = "profile"
+    # A subscriber without a profile.
+    ANONYMOUS = "anonymous"
+
+
+class _Sources:
+    """The columns one branch reads: the person key events are matched on, the profile's
+    properties and test flag (None for anonymous browsers), and the subscriber's table
+    (NULL columns for a profile without subscribers)."""
+
+    def __init__(self, branch: Branch, s: Any, p: Any) -> None:
+        self.branch = branch
+        self.key = s.c.subscriber_id if branch is Branch.ANONYMOUS else p.c.profile_id
+        self.properties = None if branch is Branch.ANONYMOUS else p.c.properties
+        self.test_profile = None if branch is Branch.ANONYMOUS else p.c.test_profile
+        self.subscriber = s
 
 
 class SegmentCompiler:
     """Compiles one definition for one site at one evaluation time.
 
-    For every person at once, behaviour conditions are semi-joins against the events
-    grouped by person (one pass over the window's events); for one person (`person`),
-    they are counts over that person's events alone, through the per-person index.
+    For every person at once, behaviour conditions are lookups in the set of people
+    the window's events name (grouped by person when a count or an aggregate is asked),
+    each set computed once per statement; for one person (`person`), they are counts
+    over that person's events alone, through the per-person index.
     """
 
     def __init__(
@@ -162,48 +164,95 @@ class SegmentCompiler:
         *,
         postgresql: bool,
         person: Person | None = None,
+        sample_below: int | None = None,
     ) -> None:
         self.site_id = site_id
         self.now = now
         self.types = types
         self.postgresql = postgresql
         self.person = person
+        # Only people whose sample_bucket (0-99, a hash of their id) is below this: an
+        # estimate from that share of them (PostgreSQL).
+        self.sample_below = sample_below
+        # (behaviour leaf, anonymous branch) -> the CTE of the people it selects.
+        self._people: dict[tuple[int, bool], Any] = {}
 
     def matching(self, condition: Condition | None) -> Select[Any]:
-        """The pairs that match, with every column of pairs_query."""
-        pairs = pairs_query(self.site_id, self.person).subquery("pairs")
-        query = select(pairs)
-        if condition is not None:
-            query = query.where(self.predicate(condition, pairs))
-        return query
+        """The pairs that match: profile_id, subscriber_id, browser, timezone, state,
+        create_time, unsubscribe_time (the subscriber's columns NULL for a profile
+        without one)."""
+        s, p = _SUBSCRIBERS.alias("s"), _PROFILES.alias("p")
+        person = self.person
+        branches = []
+        if person is None or person.profile_id is not None:
+            profiles = (
+                select(*_pair_columns(p.c.profile_id, s))
+                .select_from(
+                    p.outerjoin(
+                        s, and_(s.c.site_id == p.c.site_id, s.c.profile_id == p.c.profile_id)
+                    )
+                )
+                .where(p.c.site_id == self.site_id)
+            )
+            if person is not None:
+                profiles = profiles.where(p.c.profile_id == person.profile_id)
+            if self.sample_below is not None:
+                profiles = profiles.where(p.c.sample_bucket < self.sample_below)
+            branches.append((profiles, _Sources(Branch.PROFILE, s, p)))
+        if person is None or person.subscriber_id is not None:
+            anonymous = select(*_pair_columns(None, s)).where(
+                s.c.site_id == self.site_id, s.c.profile_id.is_(None)
+            )
+            if person is not None:
+                anonymous = anonymous.where(s.c.subscriber_id == person.subscriber_id)
+            if self.sample_below is not None:
+                anonymous = anonymous.where(s.c.sample_bucket < self.sample_below)
+            branches.append((anonymous, _Sources(Branch.ANONYMOUS, s, p)))
+        selects = []
+        for query, sources in branches:
+            if condition is not None:
+                predicate = self.predicate(condition, sources)
+                if isinstance(predicate, False_):
+                    continue
+                query = query.where(predicate)
+            selects.append(query)
+        if not selects:
+            return select(*_pair_columns(None, None)).where(false())
+        if len(selects) == 1:
+            return selects[0]
+        return cast(Select[Any], select(union_all(*selects).subquery("pairs")))
 
-    # ----------------------------------------------------------------- the tree
-
-    def predicate(self, condition: Condition, pairs: Any) -> ColumnElement[bool]:
+    def predicate(self, condition: Condition, sources: _Sources) -> ColumnElement[bool]:
+        """The condition on one branch's row. Leaves may be NULL (a missing property),
+        which WHERE, AND and OR treat as false; a negation makes its operand two-valued
+        first, so NOT never turns such a NULL into "no row"."""
         match condition:
             case All(conditions):
-                return and_(*(self.predicate(c, pairs) for c in conditions))
+                return and_(*(self.predicate(c, sources) for c in conditions))
             case AnyOf(conditions):
-                return or_(*(self.predicate(c, pairs) for c in conditions))
+                return or_(*(self.predicate(c, sources) for c in conditions))
             case Negate(child):
-                return not_(self.predicate(child, pairs))
+                inner = self.predicate(child, sources)
+                if isinstance(inner, True_ | False_):
+                    return not_(inner)
+                return not_(_two_valued(inner))
             case PropertyTest():
-                return _two_valued(
-                    self.property_test(condition, pairs.c.properties, PROFILE_SCOPE)
-                )
+                if sources.properties is None:
+                    return _absent(condition)
+                return self.property_test(condition, sources.properties, PROFILE_SCOPE)
             case Behaviour():
-                return self.behaviour(condition, pairs)
+                return self.behaviour(condition, sources)
             case SubscriberTest():
-                return _two_valued(self.subscriber_test(condition, pairs))
+                return self.subscriber_test(condition, sources.subscriber)
             case TestProfile():
-                return pairs.c.test_profile.is_(True)
+                if sources.test_profile is None:
+                    return false()
+                return sources.test_profile.is_(True)
         raise TypeError(f"not a condition: {condition!r}")
 
     # ---------------------------------------------------------------- properties
 
-    def property_test(
-        self, test: PropertyTest, properties: Any, scope: str
-    ) -> ColumnElement[bool]:
+    def property_test(self, test: PropertyTest, properties: Any, scope: str) -> ColumnElement[bool]:
         stored = self.types.get((scope, test.name))
         operator = test.operator
         if stored is None:
@@ -249,9 +298,7 @@ class SegmentCompiler:
                 return extracted.in_(values)
             case PropertyOperator.STARTS_WITH:
                 prefix = str(values[0])
-                return cast(
-                    ColumnElement[bool], func.substr(extracted, 1, len(prefix)) == prefix
-                )
+                return cast(ColumnElement[bool], func.substr(extracted, 1, len(prefix)) == prefix)
             case PropertyOperator.GREATER_THAN:
                 return cast(ColumnElement[bool], extracted > values[0])
             case PropertyOperator.LESS_THAN:
@@ -294,9 +341,9 @@ class SegmentCompiler:
 
     # ---------------------------------------------------------------- behaviour
 
-    def behaviour(self, behaviour: Behaviour, pairs: Any) -> ColumnElement[bool]:
+    def behaviour(self, behaviour: Behaviour, sources: _Sources) -> ColumnElement[bool]:
         e = _EVENTS.alias("e")
-        scope = _event_scope(behaviour.event_name)
+        scope = event_scope(behaviour.event_name)
         where: list[ColumnElement[bool]] = [
             e.c.site_id == self.site_id,
             e.c.name == behaviour.event_name,
@@ -305,7 +352,9 @@ class SegmentCompiler:
         if start is not None:
             where.append(e.c.occur_time >= _time(start))
         if end is not None:
-            where.append(e.c.occur_time <= _time(end) if end_inclusive else e.c.occur_time < _time(end))
+            where.append(
+                e.c.occur_time <= _time(end) if end_inclusive else e.c.occur_time < _time(end)
+            )
         for test in behaviour.filters:
             where.append(_two_valued(self.property_test(test, e.c.properties, scope)))
         count = effective_count(behaviour)
@@ -318,59 +367,107 @@ class SegmentCompiler:
             amount = e.c.properties[aggregate.property].as_float()
             function = _AGGREGATES[aggregate.function](amount)
             tests.append(function.is_not(None))
-            tests.append(
-                _compare(function, aggregate.comparison, aggregate.value, aggregate.upper)
-            )
+            tests.append(_compare(function, aggregate.comparison, aggregate.value, aggregate.upper))
+        if sources.branch is Branch.ANONYMOUS:
+            key = e.c.subscriber_id
+            where += [e.c.profile_id.is_(None), e.c.subscriber_id.is_not(None)]
+        else:
+            key = e.c.profile_id
+            where.append(e.c.profile_id.is_not(None))
         if self.person is not None:
-            return self._one_persons_behaviour(e, where, tests)
+            return self._one_persons_behaviour(e, key, where, tests)
+        if self.sample_below is not None:
+            # Only the sampled people's events: the same hash as the sample_bucket
+            # columns (models.SAMPLE_BUCKET_OF_*), so the sets stay small too.
+            where.append(func.mod(func.abs(func.hashtext(key)), 100) < self.sample_below)
         negated = aggregate is None and count_admits_zero(count)
-        having = not_(tests[0]) if negated else and_(*tests)
-        by_profile = (
-            select(e.c.profile_id)
-            .where(*where, e.c.profile_id.is_not(None))
-            .group_by(e.c.profile_id)
-            .having(having)
-        )
-        by_anonymous = (
-            select(e.c.subscriber_id)
-            .where(*where, e.c.profile_id.is_(None), e.c.subscriber_id.is_not(None))
-            .group_by(e.c.subscriber_id)
-            .having(having)
-        )
-        among = or_(
-            and_(pairs.c.profile_id.is_not(None), pairs.c.profile_id.in_(by_profile)),
-            and_(pairs.c.profile_id.is_(None), pairs.c.subscriber_id.in_(by_anonymous)),
-        )
-        return not_(_two_valued(among)) if negated else _two_valued(among)
+        anonymous = sources.branch is Branch.ANONYMOUS
+        people = self._people.get((id(behaviour), anonymous))
+        if people is None:
+            query = select(key.label("person")).where(*where)
+            if not (aggregate is None and _at_least_once(count, negated)):
+                # A count or an aggregate: per person. "Did it" / "did not do it" needs
+                # no grouping: any event will do.
+                query = query.group_by(key).having(not_(tests[0]) if negated else and_(*tests))
+            # Computed once per statement, then hashed: PostgreSQL cannot estimate how
+            # many people a JSON condition keeps, and with a low guess it probes the
+            # events index once per person instead (minutes at a million profiles).
+            people = query.cte(f"people_{len(self._people)}").prefix_with(
+                "MATERIALIZED", dialect="postgresql"
+            )
+            self._people[(id(behaviour), anonymous)] = people
+        # Both sides are never NULL (the key is the branch's own non-NULL id), so NOT IN
+        # is exact. IS [NOT] TRUE keeps PostgreSQL from turning the test into a join
+        # whose order a bad row estimate picks: it stays one hashed lookup per row.
+        among = sources.key.in_(select(people.c.person))
+        return among.is_not(True) if negated else among.is_(True)
 
     def _one_persons_behaviour(
-        self, e: Any, where: list[ColumnElement[bool]], tests: list[ColumnElement[bool]]
+        self,
+        e: Any,
+        key: Any,
+        where: list[ColumnElement[bool]],
+        tests: list[ColumnElement[bool]],
     ) -> ColumnElement[bool]:
         """The same test over one person's events: a scalar subquery evaluated once.
         Without a GROUP BY, HAVING sees the person's events as one group (count 0 when
         there are none), so "admits zero" needs no inversion here."""
         assert self.person is not None
-        if self.person.profile_id is not None:
-            mine = e.c.profile_id == self.person.profile_id
-        else:
-            mine = and_(e.c.profile_id.is_(None), e.c.subscriber_id == self.person.subscriber_id)
+        mine = key == (self.person.profile_id or self.person.subscriber_id)
         return _two_valued(exists(select(func.count()).where(*where, mine).having(and_(*tests))))
 
     # --------------------------------------------------------------- subscriber
 
-    def subscriber_test(self, test: SubscriberTest, pairs: Any) -> ColumnElement[bool]:
-        parts: list[ColumnElement[bool]] = [pairs.c.subscriber_id.is_not(None)]
+    def subscriber_test(self, test: SubscriberTest, s: Any) -> ColumnElement[bool]:
+        parts: list[ColumnElement[bool]] = []
         if test.browsers:
-            parts.append(pairs.c.browser.in_([b.value for b in test.browsers]))
+            parts.append(s.c.browser.in_([b.value for b in test.browsers]))
         if test.timezones:
-            parts.append(pairs.c.timezone.in_(list(test.timezones)))
+            parts.append(s.c.timezone.in_(list(test.timezones)))
         if test.subscribed_before is not None:
-            parts.append(pairs.c.create_time < _time(test.subscribed_before))
+            parts.append(s.c.create_time < _time(test.subscribed_before))
         if test.subscribed_after is not None:
-            parts.append(pairs.c.create_time >= _time(test.subscribed_after))
+            parts.append(s.c.create_time >= _time(test.subscribed_after))
         if test.reachable:
-            parts.append(pairs.c.state == SubscriberState.ACTIVE.value)
+            parts.append(s.c.state == SubscriberState.ACTIVE.value)
         return and_(*parts)
+
+
+def _pair_columns(profile_id: Any, s: Any) -> list[Any]:
+    """The columns every branch of the union gives, in one order."""
+
+    def of(name: str) -> Any:
+        return s.c[name] if s is not None else null().label(name)
+
+    return [
+        profile_id.label("profile_id") if profile_id is not None else null().label("profile_id"),
+        of("subscriber_id"),
+        of("browser"),
+        of("timezone"),
+        of("state"),
+        of("create_time"),
+        of("unsubscribe_time"),
+    ]
+
+
+def _absent(test: PropertyTest) -> ColumnElement[bool]:
+    """A property condition on a person without properties (an anonymous browser)."""
+    return true() if test.operator is PropertyOperator.NOT_EXISTS else false()
+
+
+def _at_least_once(count: Count, negated: bool) -> bool:
+    """Whether the count test is just "did it at least once" (or, negated, "not even
+    once"), which needs no GROUP BY."""
+    if negated:
+        return (
+            count.comparison is Comparison.EXACTLY
+            and count.value == 0
+            or (count.comparison is Comparison.AT_MOST and count.value < 1)
+            or (count.comparison is Comparison.LESS_THAN and count.value <= 1)
+        )
+    return (count.comparison is Comparison.AT_LEAST and count.value <= 1 and count.value > 0) or (
+        count.comparison is Comparison.MORE_THAN and 0 <= count.value < 1
+    )
 
 
 _RELATIVE = frozenset(

@@ -16,8 +16,7 @@ from sqlalchemy import String, Table, delete, insert, literal, select, tuple_, u
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import UTCDateTime
-from services.segment.models import PropertyTypeRow, SegmentRow
-from services.segment.store import PROFILE_SCOPE, event_scope
+from services.segment.models import PROFILE_SCOPE, PropertyTypeRow, SegmentRow, event_scope
 
 _SEGMENTS = cast(Table, SegmentRow.__table__)
 _S = _SEGMENTS.c

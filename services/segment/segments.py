@@ -32,9 +32,14 @@ from services.segment.definition import (
     from_json,
     to_json,
 )
-from services.segment.models import MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH, PropertyType
+from services.segment.models import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_DISPLAY_NAME_LENGTH,
+    PropertyType,
+    event_scope,
+)
+from services.segment.segment_sql import type_keys
 from services.segment.segment_store import SegmentStore, StoredSegment
-from services.segment.store import PROFILE_SCOPE, event_scope
 
 log = get_logger(__name__)
 
@@ -85,31 +90,6 @@ class SegmentPage:
 
 
 # ------------------------------------------------------------------- type checking
-
-
-def type_keys(condition: Condition) -> set[tuple[str, str]]:
-    """The (scope, name) property-type keys a definition refers to: ("profile", name)
-    for property conditions, ("event:<event name>", name) for event filters and
-    aggregates."""
-    keys: set[tuple[str, str]] = set()
-
-    def visit(node: Condition) -> None:
-        match node:
-            case All(conditions) | AnyOf(conditions):
-                for child in conditions:
-                    visit(child)
-            case Negate(child):
-                visit(child)
-            case PropertyTest(name=name):
-                keys.add((PROFILE_SCOPE, name))
-            case Behaviour():
-                scope = event_scope(node.event_name)
-                keys.update((scope, test.name) for test in node.filters)
-                if node.aggregate is not None:
-                    keys.add((scope, node.aggregate.property))
-
-    visit(condition)
-    return keys
 
 
 def _mismatch(path: str, message: str) -> InvalidArgument:

@@ -3,9 +3,12 @@ own services): proto <-> domain translation and the server factory."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from datetime import UTC, datetime
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -36,6 +39,10 @@ from services.segment.domain import (
     error_within,
     from_json,
 )
+from services.segment.feed import EventFeed, FeedEvent
+from services.segment.feed_store import FeedStore
+from services.segment.import_store import ImportStore
+from services.segment.imports import ImportedSubscription, ImportResult, Imports, rejection
 from services.segment.models import Browser, PropertyType, SubscriberState
 from services.segment.reach import Audiences
 from services.segment.segment_store import SegmentStore
@@ -93,6 +100,7 @@ def _registration(request: pb.RegisterSubscriberRequest) -> Registration:
         browser=_browser_from_proto(request.browser),
         timezone=request.timezone,
         profile_id=request.profile_id,
+        vapid_key_id=request.vapid_key_id,
     )
 
 
@@ -118,6 +126,7 @@ def subscriber_to_proto(subscriber: Subscriber) -> subscriber_pb2.Subscriber:
         unsubscribe_reason=subscriber.unsubscribe_reason or "",
         create_time=_timestamp(subscriber.create_time),
         update_time=_timestamp(subscriber.update_time),
+        vapid_key_id=subscriber.vapid_key_id or "",
     )
 
 
@@ -133,6 +142,7 @@ def audience_member_to_proto(entry: AudienceEntry) -> subscriber_pb2.AudienceMem
             )
         ),
         unsubscribed=entry.unsubscribed,
+        vapid_key_id=entry.vapid_key_id or "",
     )
 
 
@@ -255,11 +265,13 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         audience: Audience,
         segments: Segments,
         audiences: Audiences,
+        imports: Imports | None = None,
     ) -> None:
         self._subscribers = subscribers
         self._audience = audience
         self._segments = segments
         self._audiences = audiences
+        self._imports = imports
 
     async def EstimateReach(
         self, request: pb.EstimateReachRequest, context: grpc.aio.ServicerContext
@@ -419,12 +431,218 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
             ]
         )
 
+    # Imports and exports (services/segment/imports.py): one ImportResult per batch.
+
+    def _importer(self) -> Imports:
+        assert self._imports is not None, "create_server gives the servicer its Imports"
+        return self._imports
+
+    async def ImportSubscribers(
+        self,
+        request_iterator: AsyncIterator[pb.ImportSubscribersRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.ImportSubscribersResponse]:
+        site_id = current_site_id()
+
+        async def one(request: pb.ImportSubscribersRequest) -> pb.ImportSubscribersResponse:
+            rows, refused = [], []
+            for entry in request.subscribers:
+                try:
+                    rows.append(_imported_subscription(entry))
+                except InvalidArgument as error:
+                    refused.append(rejection(entry.row, error))
+            result = await self._importer().import_subscribers(site_id, rows)
+            result.rejected = sorted([*result.rejected, *refused], key=lambda r: r.row)
+            return pb.ImportSubscribersResponse(result=_import_result(result))
+
+        async for response in _in_order(request_iterator, one):
+            yield response
+
+    async def ImportProfiles(
+        self,
+        request_iterator: AsyncIterator[pb.ImportProfilesRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.ImportProfilesResponse]:
+        site_id = current_site_id()
+        # One batch at a time: a profile may be updated by two batches, in file order.
+        async for request in request_iterator:
+            result = await self._importer().import_profiles(
+                site_id, [(entry.row, _profile_change(entry.update)) for entry in request.profiles]
+            )
+            yield pb.ImportProfilesResponse(result=_import_result(result))
+
+    async def ImportEvents(
+        self,
+        request_iterator: AsyncIterator[pb.ImportEventsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.ImportEventsResponse]:
+        site_id = current_site_id()
+
+        async def one(request: pb.ImportEventsRequest) -> pb.ImportEventsResponse:
+            result = await self._importer().import_events(
+                site_id, [(entry.row, _event(entry.event)) for entry in request.events]
+            )
+            return pb.ImportEventsResponse(result=_import_result(result))
+
+        async for response in _in_order(request_iterator, one):
+            yield response
+
+    async def ExportAudience(
+        self, request: pb.ExportAudienceRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ExportAudienceResponse]:
+        site_id = current_site_id()
+        selector = audience_from_proto(request.audience, "audience")
+        if request.kind == pb.EXPORT_KIND_SUBSCRIBERS:
+            async for page in self._importer().export_subscribers(
+                site_id, selector, include_unsubscribed=request.include_unsubscribed
+            ):
+                subscribers = []
+                for subscriber, vapid_key_id in page:
+                    message = subscriber_to_proto(subscriber)
+                    message.vapid_key_id = vapid_key_id or ""
+                    subscribers.append(message)
+                for chunk in _bounded_chunks(subscribers):
+                    yield pb.ExportAudienceResponse(subscribers=chunk)
+        elif request.kind == pb.EXPORT_KIND_PROFILES:
+            async for profiles in self._importer().export_profiles(site_id, selector):
+                for chunk in _bounded_chunks([profile_to_proto(p) for p in profiles]):
+                    yield pb.ExportAudienceResponse(profiles=chunk)
+        else:
+            raise InvalidArgument(
+                "INVALID_EXPORT_KIND",
+                "kind must be EXPORT_KIND_SUBSCRIBERS or EXPORT_KIND_PROFILES",
+                field="kind",
+            )
+
+
+# Batches of one import stored at once (each its own transaction and connection): the
+# database works on one while the next is read and checked. Answers stay in order.
+IMPORT_BATCHES_IN_FLIGHT = 4
+
+
+async def _in_order(
+    requests: AsyncIterator[Any], handle: Callable[[Any], Coroutine[Any, Any, Any]]
+) -> AsyncIterator[Any]:
+    """handle(request) for each request, up to IMPORT_BATCHES_IN_FLIGHT at a time, the
+    answers in the requests' order. A failure (a bad message, a refused batch) ends the
+    stream after the batches before it were answered; the ones after it are cancelled."""
+    in_flight: collections.deque[asyncio.Task[Any]] = collections.deque()
+    try:
+        try:
+            async for request in requests:
+                in_flight.append(asyncio.create_task(handle(request)))
+                while in_flight and (
+                    len(in_flight) >= IMPORT_BATCHES_IN_FLIGHT or in_flight[0].done()
+                ):
+                    yield await in_flight.popleft()
+        except Exception:
+            # A bad message: the batches read before it are stored and answered first.
+            while in_flight:
+                yield await in_flight.popleft()
+            raise
+        while in_flight:
+            yield await in_flight.popleft()
+    finally:
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+# An export's response stays well under a client's default 4 MiB message limit however
+# large its profiles are (100 properties of 1024 characters each).
+_MAX_EXPORT_MESSAGE_BYTES = 1024 * 1024
+
+
+def _bounded_chunks(messages: list[Any]) -> list[list[Any]]:
+    chunks: list[list[Any]] = [[]]
+    size = 0
+    for message in messages:
+        length = message.ByteSize()
+        if chunks[-1] and size + length > _MAX_EXPORT_MESSAGE_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += length
+    return [chunk for chunk in chunks if chunk]
+
+
+def _imported_subscription(entry: pb.ImportedSubscriber) -> ImportedSubscription:
+    request = entry.subscriber
+    subscription = request.push_subscription
+    return ImportedSubscription(
+        row=entry.row,
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+        browser=_browser_from_proto(request.browser),
+        timezone=request.timezone,
+        profile_id=request.profile_id,
+        vapid_key_id=request.vapid_key_id,
+        create_time=_stamp_time(entry.create_time) if entry.HasField("create_time") else None,
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _stamp_time(stamp: Timestamp) -> datetime:
+    # Timestamp.ToDatetime's pure-Python conversion is most of a row's cost in an import.
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+
+
+def _import_result(result: ImportResult) -> pb.ImportResult:
+    return pb.ImportResult(
+        stored=result.stored,
+        unchanged=result.unchanged,
+        rejected=[
+            pb.RowRejection(row=r.row, reason=r.reason, field=r.field, message=r.message)
+            for r in result.rejected
+        ],
+    )
+
+
+
+def feed_event_to_proto(event: FeedEvent) -> internal_pb.FeedEvent:
+    return internal_pb.FeedEvent(
+        event=profile_pb2.Event(
+            event_id=event.event_id,
+            name=event.name,
+            profile_id=event.profile_id,
+            subscriber_id=event.subscriber_id,
+            occur_time=_timestamp(event.occur_time),
+            properties=[
+                profile_pb2.Property(name=name, value=_value_to_proto(value))
+                for name, value in event.properties
+            ],
+        ),
+        receive_time=_timestamp(event.receive_time),
+    )
+
 
 class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
-    def __init__(self, subscribers: Subscribers, audience: Audience, audiences: Audiences) -> None:
+    def __init__(
+        self, subscribers: Subscribers, audience: Audience, audiences: Audiences, feed: EventFeed
+    ) -> None:
         self._subscribers = subscribers
         self._audience = audience
         self._audiences = audiences
+        self._feed = feed
+
+    async def ListEventFeed(
+        self, request: internal_pb.ListEventFeedRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb.ListEventFeedResponse:
+        page = await self._feed.page(
+            required_site_id(),
+            request.cursor,
+            request.page_size,
+            list(request.event_names),
+            start_at_end=request.start_at_end,
+        )
+        return internal_pb.ListEventFeedResponse(
+            events=[feed_event_to_proto(event) for event in page.events],
+            next_cursor=page.next_cursor,
+        )
 
     async def ValidateAudience(
         self, request: internal_pb.ValidateAudienceRequest, context: grpc.aio.ServicerContext
@@ -526,8 +744,12 @@ async def create_server(
     audience = Audience(store, clock)
     segments = Segments(SegmentStore(engine), clock)
     audiences = Audiences(store, segments, clock)
-    public = SegmentServicer(subscribers, audience, segments, audiences)
-    internal = SegmentInternalServicer(subscribers, audience, audiences)
+    imports = Imports(
+        ImportStore(engine, store), store, audience, audiences, clock,
+        egress=EgressPolicy.from_settings(settings),
+    )  # fmt: skip
+    public = SegmentServicer(subscribers, audience, segments, audiences, imports)
+    internal = SegmentInternalServicer(subscribers, audience, audiences, EventFeed(FeedStore(engine)))
     return build_service_server(
         address,
         settings,

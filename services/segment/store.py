@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from cachetools import LRUCache
 from sqlalchemy import (
     ARRAY,
     LargeBinary,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     exists,
     func,
     literal,
@@ -39,6 +41,7 @@ from services.kit.db import UTCDateTime, session_factory
 from services.kit.errors import Aborted
 from services.segment.definition import Condition
 from services.segment.models import (
+    PROFILE_SCOPE,
     Browser,
     EventRow,
     KeptAudienceMemberRow,
@@ -49,7 +52,7 @@ from services.segment.models import (
     SubscriberRow,
     SubscriberState,
 )
-from services.segment.segment_sql import Person, SegmentCompiler
+from services.segment.segment_sql import Person, SegmentCompiler, type_keys
 
 _TABLE = cast(Table, SubscriberRow.__table__)
 _COLUMNS = _TABLE.c
@@ -69,21 +72,19 @@ _AUDIENCE_COLUMNS = (
     _COLUMNS.timezone,
     _COLUMNS.profile_id,
     _COLUMNS.unsubscribe_time.is_not(None).label("unsubscribed"),
+    _COLUMNS.vapid_key_id,
 )
 # A run reads its kept audience within hours; a month covers any run's retries.
 KEPT_AUDIENCE_DAYS = 30
 
-PROFILE_SCOPE = "profile"
 SUBSCRIBED_EVENT = "Subscribed"
 UNSUBSCRIBED_EVENT = "Unsubscribed"
 
-
-def event_scope(event_name: str) -> str:
-    """The property-type scope of an event's properties."""
-    return f"event:{event_name}"
-
 # The upsert's per-row columns; site_id, state and the time are the same for a batch.
-_ROW_VALUES = ("subscriber_id", "endpoint", "p256dh", "auth", "browser", "timezone", "profile_id")
+_ROW_VALUES = (
+    "subscriber_id", "endpoint", "p256dh", "auth", "browser", "timezone", "profile_id",
+    "vapid_key_id",
+)  # fmt: skip
 _ROW_TYPES: Mapping[str, Any] = {
     "subscriber_id": String(),
     "endpoint": String(),
@@ -92,6 +93,7 @@ _ROW_TYPES: Mapping[str, Any] = {
     "browser": String(),
     "timezone": String(),
     "profile_id": String(),
+    "vapid_key_id": String(),
 }
 
 
@@ -109,6 +111,8 @@ class Subscriber:
     unsubscribe_reason: str | None
     create_time: datetime
     update_time: datetime
+    # The site's VAPID key (campaign's vk_ id) it subscribed under; None: the current key.
+    vapid_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class NewSubscription:
     browser: Browser
     timezone: str
     profile_id: str | None
+    vapid_key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,8 @@ class AudienceEntry:
     profile_id: str | None
     # Unsubscribed after the snapshot time (it was in the audience then).
     unsubscribed: bool
+    # The VAPID key to sign with; None: the site's current key.
+    vapid_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,9 @@ class ReachCounts:
     people: int
     reachable: int
     by_browser: dict[Browser, int]
+    # The sum over the people of (their active subscriptions)^2: the variance of an
+    # estimate from a sample of people (reach.Audiences.estimate).
+    reachable_squares: int = 0
 
 
 @dataclass(frozen=True)
@@ -240,6 +250,7 @@ def _to_subscriber(row: Any) -> Subscriber:
         unsubscribe_reason=row.unsubscribe_reason,
         create_time=row.create_time,
         update_time=row.update_time,
+        vapid_key_id=row.vapid_key_id,
     )
 
 
@@ -256,6 +267,8 @@ def _upsert_changes(excluded: Any) -> dict[str, Any]:
         "browser": excluded.browser,
         "timezone": excluded.timezone,
         "profile_id": excluded.profile_id,
+        # Re-subscribed under another key (or the current one: NULL): sign with that.
+        "vapid_key_id": excluded.vapid_key_id,
         "state": excluded.state,
         "unsubscribe_reason": null(),
         "unsubscribe_time": null(),
@@ -329,6 +342,8 @@ class SubscriberStore:
         self._insert_type = _insert_ignore(_TYPES, self._postgresql)
         self._insert_profile = _insert_ignore(_PROFILES, self._postgresql)
         self._insert_kept = _insert_ignore(_KEPT, self._postgresql)
+        # site_id -> its stored property types (property_types).
+        self._types: LRUCache[str, dict[tuple[str, str], PropertyType]] = LRUCache(maxsize=4096)
 
     async def upsert(
         self, site_id: str, new_subscriber_id: str, subscription: NewSubscription, now: datetime
@@ -368,6 +383,7 @@ class SubscriberStore:
                 "browser": [s.browser.value for _, s in ordered],
                 "timezone": [s.timezone for _, s in ordered],
                 "profile_id": [s.profile_id for _, s in ordered],
+                "vapid_key_id": [s.vapid_key_id for _, s in ordered],
             }
         else:
             active = SubscriberState.ACTIVE.value
@@ -381,6 +397,7 @@ class SubscriberStore:
                     "browser": s.browser.value,
                     "timezone": s.timezone,
                     "profile_id": s.profile_id,
+                    "vapid_key_id": s.vapid_key_id,
                     "state": active,
                     "unsubscribe_reason": None,
                     "unsubscribe_time": None,
@@ -443,6 +460,7 @@ class SubscriberStore:
                 unsubscribe_reason=None,
                 create_time=create_time,
                 update_time=now,
+                vapid_key_id=subscription.vapid_key_id,
             )
         return stored
 
@@ -776,15 +794,37 @@ class SubscriberStore:
         return [_to_audience_entry(row) for row in rows]
 
 
-    async def property_types(self, site_id: str) -> dict[tuple[str, str], PropertyType]:
-        """Every (scope, name) -> type the site has stored."""
+    @property
+    def samples(self) -> bool:
+        """Whether reach can be estimated from sample buckets (PostgreSQL computes them)."""
+        return self._postgresql
+
+    async def _for_segments(self, connection: Any) -> None:
+        """Settings for one segment evaluation (PostgreSQL; this transaction only): room
+        to hash a large site's sets of people in memory, and no JIT compilation, which
+        costs more (a quarter second) than these queries gain from it."""
+        if self._postgresql:
+            await connection.execute(text("SET LOCAL work_mem = '256MB'"))
+            await connection.execute(text("SET LOCAL jit = off"))
+
+    async def property_types(
+        self, site_id: str, needed: Collection[tuple[str, str]] = ()
+    ) -> dict[tuple[str, str], PropertyType]:
+        """Every (scope, name) -> type the site has stored. A type never changes once
+        stored, so the answer is kept (per site, LRU) and read again only when a key in
+        `needed` is not in it yet (it may have been stored since)."""
+        known = self._types.get(site_id)
+        if known is not None and all(key in known for key in needed):
+            return known
         async with self._engine.connect() as connection:
             rows = await connection.execute(
                 select(_TYPES.c.scope, _TYPES.c.name, _TYPES.c.type).where(
                     _TYPES.c.site_id == site_id
                 )
             )
-            return {(scope, name): PropertyType(type_) for scope, name, type_ in rows}
+            known = {(scope, name): PropertyType(type_) for scope, name, type_ in rows}
+        self._types[site_id] = known
+        return known
 
     def compiler(
         self, site_id: str, now: datetime, types: Mapping[tuple[str, str], PropertyType]
@@ -796,39 +836,68 @@ class SubscriberStore:
     ) -> set[tuple[str | None, str | None]]:
         """Every (profile_id, subscriber_id) pair of the site that the definition selects
         at `now` (see segment_sql): for tests and small sites; runs stream instead."""
-        types = await self.property_types(site_id)
+        types = await self.property_types(site_id, _keys_of(condition))
         pairs = self.compiler(site_id, now, types).matching(condition).subquery("matching")
-        async with self._engine.connect() as connection:
+        async with self._engine.begin() as connection:
+            await self._for_segments(connection)
             rows = await connection.execute(select(pairs.c.profile_id, pairs.c.subscriber_id))
             return {(profile_id, subscriber_id) for profile_id, subscriber_id in rows}
 
 
     async def reach(
-        self, site_id: str, condition: Condition | None, now: datetime
+        self,
+        site_id: str,
+        condition: Condition | None,
+        now: datetime,
+        *,
+        sample_below: int | None = None,
     ) -> ReachCounts:
-        """Exact reach of a definition: one statement over the matching pairs."""
-        types = await self.property_types(site_id)
-        matching = self.compiler(site_id, now, types).matching(condition).cte("matching")
+        """Reach of a definition in one statement over the matching pairs: of every
+        person, or (sample_below, PostgreSQL) of the people in sample buckets below it,
+        with the sum of squared reachable subscribers per person an estimate's error
+        needs."""
+        types = await self.property_types(site_id, _keys_of(condition))
+        compiler = SegmentCompiler(
+            site_id, now, types, postgresql=self._postgresql, sample_below=sample_below
+        )
+        matching = compiler.matching(condition).cte("matching")
+        active = matching.c.state == SubscriberState.ACTIVE.value
+        per_person = (
+            select(func.count().filter(active).label("reachable"))
+            .group_by(
+                matching.c.profile_id,
+                case((matching.c.profile_id.is_(None), matching.c.subscriber_id)),
+            )
+            .subquery("per_person")
+        )
         people = select(
-            null().label("browser"),
-            func.count(func.distinct(matching.c.profile_id)).label("a"),
-            func.count(matching.c.subscriber_id)
-            .filter(matching.c.profile_id.is_(None))
-            .label("b"),
+            literal("people").label("kind"),
+            (
+                func.count(func.distinct(matching.c.profile_id))
+                + func.count(matching.c.subscriber_id).filter(matching.c.profile_id.is_(None))
+            ).label("value"),
+        )
+        squares = select(
+            literal("squares").label("kind"),
+            func.coalesce(func.sum(per_person.c.reachable * per_person.c.reachable), 0),
         )
         reachable = (
-            select(matching.c.browser, func.count().label("a"), literal(0).label("b"))
-            .where(matching.c.state == SubscriberState.ACTIVE.value)
+            select(matching.c.browser, func.count())
+            .where(active)
             .group_by(matching.c.browser)
         )
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(union_all(people, reachable))).all()
-        by_browser = {Browser(browser): int(a) for browser, a, _ in rows if browser is not None}
-        (profiles, anonymous), = [(int(a), int(b)) for browser, a, b in rows if browser is None]
+        async with self._engine.begin() as connection:
+            await self._for_segments(connection)
+            rows = (await connection.execute(union_all(people, squares, reachable))).all()
+        values = {kind: int(value) for kind, value in rows}
+        by_browser = {
+            Browser(kind): count for kind, count in values.items() if kind not in ("people", "squares")
+        }
         return ReachCounts(
-            people=profiles + anonymous,
+            people=values["people"],
             reachable=sum(by_browser.values()),
             by_browser=by_browser,
+            reachable_squares=values["squares"],
         )
 
     async def person_of(
@@ -871,7 +940,7 @@ class SubscriberStore:
         self, site_id: str, person: Person, condition: Condition | None, now: datetime
     ) -> tuple[bool, list[str]]:
         """Whether the person matches, and its matching active subscribers (id order)."""
-        types = await self.property_types(site_id)
+        types = await self.property_types(site_id, _keys_of(condition))
         compiler = SegmentCompiler(
             site_id, now, types, postgresql=self._postgresql, person=person
         )
@@ -911,7 +980,7 @@ class SubscriberStore:
         key (a retried first page) finds the row and keeps nothing more. Returns how
         many members the key has. Kept audiences older than KEPT_AUDIENCE_DAYS of the
         site are dropped on the way."""
-        types = await self.property_types(site_id)
+        types = await self.property_types(site_id, _keys_of(condition))
         matching = (
             self.compiler(site_id, snapshot_time, types).matching(condition).subquery("matching")
         )
@@ -930,6 +999,7 @@ class SubscriberStore:
             _KEPT.c.create_time < now - timedelta(days=KEPT_AUDIENCE_DAYS),
         )
         async with self._engine.begin() as connection:
+            await self._for_segments(connection)
             claimed = await connection.execute(
                 self._insert_kept.values(
                     site_id=site_id,
@@ -999,6 +1069,10 @@ class SubscriberStore:
         return [_to_audience_entry(row) for row in rows]
 
 
+def _keys_of(condition: Condition | None) -> set[tuple[str, str]]:
+    return set() if condition is None else type_keys(condition)
+
+
 def _one_subscriber(site_id: str, subscriber_id: str) -> Select[Any]:
     return select(_TABLE).where(
         _COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id
@@ -1006,7 +1080,10 @@ def _one_subscriber(site_id: str, subscriber_id: str) -> Select[Any]:
 
 
 def _to_audience_entry(row: Any) -> AudienceEntry:
-    subscriber_id, endpoint, p256dh, auth, browser, timezone, profile_id, unsubscribed = row
+    (
+        subscriber_id, endpoint, p256dh, auth, browser, timezone, profile_id, unsubscribed,
+        vapid_key_id,
+    ) = row  # fmt: skip
     return AudienceEntry(
         subscriber_id,
         endpoint,
@@ -1016,6 +1093,7 @@ def _to_audience_entry(row: Any) -> AudienceEntry:
         timezone,
         profile_id,
         bool(unsubscribed),
+        vapid_key_id,
     )
 
 

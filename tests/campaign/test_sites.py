@@ -640,7 +640,7 @@ class TestSiteInternalService:
     def test_it_holds_what_only_services_and_operators_call(self) -> None:
         assert set(INTERNAL_METHODS) == {"ResolveApiKey", "GetSiteCredentials", "ListSites"}
         public = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].methods_by_name
-        assert set(public) == {"GetSite", "RotateApiKey", "UpdateSite"}
+        assert set(public) == {"GetSite", "RotateApiKey", "UpdateSite", "ImportVapidKey"}
 
     @pytest.mark.parametrize("method", INTERNAL_METHODS)
     async def test_a_site_api_key_is_refused(

@@ -317,16 +317,26 @@ class FakeCredentials:
         )
         self.engagement_secret = os.urandom(32)
         self.failure: CredentialsUnavailable | None = None
+        # The site's other key pairs (PKCS#8 DER) by id, and its current key's id.
+        self.current_vapid_key_id = ""
+        self.vapid_keys: dict[str, bytes] = {}
+        self.calls = 0
 
     async def site_credentials(self, site_id: str) -> SiteCredentials:
+        self.calls += 1
         if self.failure is not None:
             raise self.failure
+        keys = dict(self.vapid_keys)
+        if self.current_vapid_key_id:
+            keys[self.current_vapid_key_id] = self.private_key
         return SiteCredentials(
             site_id,
             self.private_key,
             self.public_key,
             "mailto:ops@test.example",
             self.engagement_secret,
+            current_vapid_key_id=self.current_vapid_key_id,
+            vapid_keys=keys,
         )
 
 

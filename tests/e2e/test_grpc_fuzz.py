@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import string
 from collections.abc import Callable
 from typing import Any
@@ -215,6 +216,55 @@ async def _expect_no_break(sender: Any, request: Any, metadata: Any, what: str) 
         _assert_not_broken(error, what)
 
 
+def _sender(channel: grpc.aio.Channel, path: str, method: MethodDescriptor, serialize: Any) -> Any:
+    """A call of the method's kind that reads every answer; a client-streaming method
+    takes a list of messages (the stream)."""
+    if not method.client_streaming and not method.server_streaming:
+        return channel.unary_unary(path, request_serializer=serialize)
+    if not method.client_streaming:
+        call = channel.unary_stream(path, request_serializer=serialize)
+
+        async def server_stream(request: Any, **kwargs: Any) -> None:
+            async for _ in call(request, **kwargs):
+                pass
+
+        return server_stream
+    opened = (
+        channel.stream_stream(path, request_serializer=serialize)
+        if method.server_streaming
+        else channel.stream_unary(path, request_serializer=serialize)
+    )
+
+    async def client_stream(requests: list[Any], **kwargs: Any) -> None:
+        # Written one by one. A server that ends the call after a bad message makes a
+        # later write fail, and grpc.aio then reports its own INTERNAL ("Internal error
+        # from Core") instead of the server's status: the messages the server did read
+        # are sent again alone, so the status checked is the one the server answered.
+        call = opened(**kwargs)
+        for written, request in enumerate(requests):
+            try:
+                await call.write(request)
+            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                call.cancel()
+                return await client_stream(requests[:written], **kwargs)
+        with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
+            await call.done_writing()
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            if method.server_streaming:
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+            else:
+                await call
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            raise grpc.aio.AioRpcError(
+                code, await call.initial_metadata(), await call.trailing_metadata(),
+                await call.details(),
+            )  # fmt: skip
+
+    return client_stream
+
+
 @pytest.fixture(scope="module")
 async def fuzz_site(stack: EmbeddedStack) -> tuple[str, str]:
     """A site with a campaign, a subscriber and a run, whose ids join the generated text."""
@@ -256,8 +306,15 @@ async def test_generated_requests_never_break_a_service(
     path = f"/{method.containing_service.full_name}/{method.name}"
     metadatas = _metadatas(stack, site_id, api_key)
     async with client_channel(stack.address(server)) as channel:
-        call = channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString())
-        raw = channel.unary_unary(path, request_serializer=lambda b: b)
+        call = _sender(channel, path, method, lambda m: m.SerializeToString())
+        raw = _sender(channel, path, method, lambda b: b)
+        # A client-streaming method gets a stream of one to three generated messages.
+        streamed = method.client_streaming
+        requests = (
+            st.lists(messages(method.input_type), min_size=1, max_size=3)
+            if streamed
+            else messages(method.input_type)
+        )
 
         # Hypothesis drives a plain function: it runs in a worker thread and hands each
         # call to the test's event loop, where the channel lives.
@@ -276,14 +333,14 @@ async def test_generated_requests_never_break_a_service(
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(request=messages(method.input_type), which=st.integers(0, len(metadatas) - 1))
-        def generated(request: Message, which: int) -> None:
+        @given(request=requests, which=st.integers(0, len(metadatas) - 1))
+        def generated(request: Message | list[Message], which: int) -> None:
             run(request, metadatas[which], call, f"{path} with {request!r:.300}")
 
         @settings(max_examples=RAW_EXAMPLES, derandomize=True, deadline=None, database=None)
         @given(body=st.one_of(st.binary(max_size=64), st.sampled_from([b"\xff" * 8, b"\x0a\x05\xff\xfe"])))
         def undecodable(body: bytes) -> None:
-            run(body, metadatas[0], raw, f"{path} with raw {body!r}")
+            run([body] if streamed else body, metadatas[0], raw, f"{path} with raw {body!r}")
 
         await asyncio.to_thread(generated)
         await asyncio.to_thread(undecodable)

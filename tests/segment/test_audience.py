@@ -366,7 +366,7 @@ class TestInternalOnly:
 
         assert sorted(tried) == [
             "BatchUnsubscribeSubscribers", "CheckSubscribers", "ListAudienceMembers",
-            "TrackSystemEvents", "ValidateAudience",
+            "ListEventFeed", "TrackSystemEvents", "ValidateAudience",
         ]
         assert (await get(stub, site, stored.subscriber_id)).state == ACTIVE
 

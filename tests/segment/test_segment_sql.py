@@ -463,8 +463,16 @@ def expected_reach(site: SiteData, pairs: set[Pair]) -> ReachCounts:
     for _, subscriber_id in pairs:
         if subscriber_id in active:
             by_browser[active[subscriber_id]] = by_browser.get(active[subscriber_id], 0) + 1
-    persons = {p if p is not None else ("anonymous", s) for p, s in pairs}
-    return ReachCounts(len(persons), sum(by_browser.values()), by_browser)
+    reachable_of: dict[Any, int] = {}
+    for p, s in pairs:
+        person = p if p is not None else ("anonymous", s)
+        reachable_of[person] = reachable_of.get(person, 0) + (s in active)
+    return ReachCounts(
+        len(reachable_of),
+        sum(by_browser.values()),
+        by_browser,
+        reachable_squares=sum(r * r for r in reachable_of.values()),
+    )
 
 
 def expected_match(site: SiteData, pairs: set[Pair], person: Person) -> tuple[bool, list[str]]:

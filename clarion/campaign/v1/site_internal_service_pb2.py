@@ -26,7 +26,7 @@ from clarion.campaign.v1 import site_pb2 as clarion_dot_campaign_dot_v1_dot_site
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/clarion/campaign/v1/site_internal_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\"0\n\x14ResolveApiKeyRequest\x12\x18\n\x07\x61pi_key\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x02\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\x94\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\"q\n\x10ListSitesRequest\x12,\n\tpage_size\x18\x01 \x01(\x05\x42\x19\x82\x80\x19\x15 \x00:\x11INVALID_PAGE_SIZE\x12/\n\npage_token\x18\x02 \x01(\tB\x1b\x82\x80\x19\x17\x08\x80\x04:\x12INVALID_PAGE_TOKEN\"V\n\x11ListSitesResponse\x12(\n\x05sites\x18\x01 \x03(\x0b\x32\x19.clarion.campaign.v1.Site\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd0\x02\n\x13SiteInternalService\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponse\x12Z\n\tListSites\x12%.clarion.campaign.v1.ListSitesRequest\x1a&.clarion.campaign.v1.ListSitesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/clarion/campaign/v1/site_internal_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\"0\n\x14ResolveApiKeyRequest\x12\x18\n\x07\x61pi_key\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x02\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\xe9\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\x12\x1c\n\x14\x63urrent_vapid_key_id\x18\x06 \x01(\t\x12\x35\n\nvapid_keys\x18\x07 \x03(\x0b\x32!.clarion.campaign.v1.VapidKeyPair\"M\n\x0cVapidKeyPair\x12\x14\n\x0cvapid_key_id\x18\x01 \x01(\t\x12\x13\n\x0bprivate_key\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\"q\n\x10ListSitesRequest\x12,\n\tpage_size\x18\x01 \x01(\x05\x42\x19\x82\x80\x19\x15 \x00:\x11INVALID_PAGE_SIZE\x12/\n\npage_token\x18\x02 \x01(\tB\x1b\x82\x80\x19\x17\x08\x80\x04:\x12INVALID_PAGE_TOKEN\"V\n\x11ListSitesResponse\x12(\n\x05sites\x18\x01 \x03(\x0b\x32\x19.clarion.campaign.v1.Site\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd0\x02\n\x13SiteInternalService\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponse\x12Z\n\tListSites\x12%.clarion.campaign.v1.ListSitesRequest\x1a&.clarion.campaign.v1.ListSitesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,11 +46,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSITECREDENTIALSREQUEST']._serialized_start=233
   _globals['_GETSITECREDENTIALSREQUEST']._serialized_end=260
   _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=263
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=411
-  _globals['_LISTSITESREQUEST']._serialized_start=413
-  _globals['_LISTSITESREQUEST']._serialized_end=526
-  _globals['_LISTSITESRESPONSE']._serialized_start=528
-  _globals['_LISTSITESRESPONSE']._serialized_end=614
-  _globals['_SITEINTERNALSERVICE']._serialized_start=617
-  _globals['_SITEINTERNALSERVICE']._serialized_end=953
+  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=496
+  _globals['_VAPIDKEYPAIR']._serialized_start=498
+  _globals['_VAPIDKEYPAIR']._serialized_end=575
+  _globals['_LISTSITESREQUEST']._serialized_start=577
+  _globals['_LISTSITESREQUEST']._serialized_end=690
+  _globals['_LISTSITESRESPONSE']._serialized_start=692
+  _globals['_LISTSITESRESPONSE']._serialized_end=778
+  _globals['_SITEINTERNALSERVICE']._serialized_start=781
+  _globals['_SITEINTERNALSERVICE']._serialized_end=1117
 # @@protoc_insertion_point(module_scope)

@@ -25,18 +25,32 @@ class GetSiteCredentialsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetSiteCredentialsResponse(_message.Message):
-    __slots__ = ("site_id", "vapid_private_key", "vapid_public_key", "vapid_subject", "engagement_secret")
+    __slots__ = ("site_id", "vapid_private_key", "vapid_public_key", "vapid_subject", "engagement_secret", "current_vapid_key_id", "vapid_keys")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     VAPID_PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
     VAPID_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     VAPID_SUBJECT_FIELD_NUMBER: _ClassVar[int]
     ENGAGEMENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_VAPID_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    VAPID_KEYS_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     vapid_private_key: bytes
     vapid_public_key: bytes
     vapid_subject: str
     engagement_secret: bytes
-    def __init__(self, site_id: _Optional[str] = ..., vapid_private_key: _Optional[bytes] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., engagement_secret: _Optional[bytes] = ...) -> None: ...
+    current_vapid_key_id: str
+    vapid_keys: _containers.RepeatedCompositeFieldContainer[VapidKeyPair]
+    def __init__(self, site_id: _Optional[str] = ..., vapid_private_key: _Optional[bytes] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., engagement_secret: _Optional[bytes] = ..., current_vapid_key_id: _Optional[str] = ..., vapid_keys: _Optional[_Iterable[_Union[VapidKeyPair, _Mapping]]] = ...) -> None: ...
+
+class VapidKeyPair(_message.Message):
+    __slots__ = ("vapid_key_id", "private_key", "public_key")
+    VAPID_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    vapid_key_id: str
+    private_key: bytes
+    public_key: bytes
+    def __init__(self, vapid_key_id: _Optional[str] = ..., private_key: _Optional[bytes] = ..., public_key: _Optional[bytes] = ...) -> None: ...
 
 class ListSitesRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

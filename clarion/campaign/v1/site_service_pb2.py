@@ -23,28 +23,37 @@ _sym_db = _symbol_database.Default()
 
 
 from clarion.campaign.v1 import site_pb2 as clarion_dot_campaign_dot_v1_dot_site__pb2
+from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a google/protobuf/field_mask.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\x15\n\x13RotateApiKeyRequest\"8\n\x14RotateApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"m\n\x11UpdateSiteRequest\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x12UpdateSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site2\xa7\x02\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x63\n\x0cRotateApiKey\x12(.clarion.campaign.v1.RotateApiKeyRequest\x1a).clarion.campaign.v1.RotateApiKeyResponse\x12]\n\nUpdateSite\x12&.clarion.campaign.v1.UpdateSiteRequest\x1a\'.clarion.campaign.v1.UpdateSiteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\x1a google/protobuf/field_mask.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\x15\n\x13RotateApiKeyRequest\"8\n\x14RotateApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"m\n\x11UpdateSiteRequest\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x12UpdateSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"w\n\x15ImportVapidKeyRequest\x12/\n\x0bprivate_key\x18\x01 \x01(\x0c\x42\x1a\x82\x80\x19\x16\x08\x80 :\x11INVALID_VAPID_KEY\x12-\n\npublic_key\x18\x02 \x01(\x0c\x42\x19\x82\x80\x19\x15\x08\x41:\x11INVALID_VAPID_KEY\"[\n\x16ImportVapidKeyResponse\x12\x30\n\tvapid_key\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.VapidKey\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x32\x92\x03\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x63\n\x0cRotateApiKey\x12(.clarion.campaign.v1.RotateApiKeyRequest\x1a).clarion.campaign.v1.RotateApiKeyResponse\x12]\n\nUpdateSite\x12&.clarion.campaign.v1.UpdateSiteRequest\x1a\'.clarion.campaign.v1.UpdateSiteResponse\x12i\n\x0eImportVapidKey\x12*.clarion.campaign.v1.ImportVapidKeyRequest\x1a+.clarion.campaign.v1.ImportVapidKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.campaign.v1.site_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSITEREQUEST']._serialized_start=129
-  _globals['_GETSITEREQUEST']._serialized_end=145
-  _globals['_GETSITERESPONSE']._serialized_start=147
-  _globals['_GETSITERESPONSE']._serialized_end=205
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=207
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=228
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=230
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=286
-  _globals['_UPDATESITEREQUEST']._serialized_start=288
-  _globals['_UPDATESITEREQUEST']._serialized_end=397
-  _globals['_UPDATESITERESPONSE']._serialized_start=399
-  _globals['_UPDATESITERESPONSE']._serialized_end=460
-  _globals['_SITESERVICE']._serialized_start=463
-  _globals['_SITESERVICE']._serialized_end=758
+  _globals['_IMPORTVAPIDKEYREQUEST'].fields_by_name['private_key']._loaded_options = None
+  _globals['_IMPORTVAPIDKEYREQUEST'].fields_by_name['private_key']._serialized_options = b'\202\200\031\026\010\200 :\021INVALID_VAPID_KEY'
+  _globals['_IMPORTVAPIDKEYREQUEST'].fields_by_name['public_key']._loaded_options = None
+  _globals['_IMPORTVAPIDKEYREQUEST'].fields_by_name['public_key']._serialized_options = b'\202\200\031\025\010A:\021INVALID_VAPID_KEY'
+  _globals['_GETSITEREQUEST']._serialized_start=166
+  _globals['_GETSITEREQUEST']._serialized_end=182
+  _globals['_GETSITERESPONSE']._serialized_start=184
+  _globals['_GETSITERESPONSE']._serialized_end=242
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=244
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=265
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=267
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=323
+  _globals['_UPDATESITEREQUEST']._serialized_start=325
+  _globals['_UPDATESITEREQUEST']._serialized_end=434
+  _globals['_UPDATESITERESPONSE']._serialized_start=436
+  _globals['_UPDATESITERESPONSE']._serialized_end=497
+  _globals['_IMPORTVAPIDKEYREQUEST']._serialized_start=499
+  _globals['_IMPORTVAPIDKEYREQUEST']._serialized_end=618
+  _globals['_IMPORTVAPIDKEYRESPONSE']._serialized_start=620
+  _globals['_IMPORTVAPIDKEYRESPONSE']._serialized_end=711
+  _globals['_SITESERVICE']._serialized_start=714
+  _globals['_SITESERVICE']._serialized_end=1116
 # @@protoc_insertion_point(module_scope)

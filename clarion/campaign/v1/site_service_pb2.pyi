@@ -1,4 +1,5 @@
 from clarion.campaign.v1 import site_pb2 as _site_pb2
+from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -42,3 +43,19 @@ class UpdateSiteResponse(_message.Message):
     SITE_FIELD_NUMBER: _ClassVar[int]
     site: _site_pb2.Site
     def __init__(self, site: _Optional[_Union[_site_pb2.Site, _Mapping]] = ...) -> None: ...
+
+class ImportVapidKeyRequest(_message.Message):
+    __slots__ = ("private_key", "public_key")
+    PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    private_key: bytes
+    public_key: bytes
+    def __init__(self, private_key: _Optional[bytes] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+
+class ImportVapidKeyResponse(_message.Message):
+    __slots__ = ("vapid_key", "created")
+    VAPID_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    vapid_key: _site_pb2.VapidKey
+    created: bool
+    def __init__(self, vapid_key: _Optional[_Union[_site_pb2.VapidKey, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...

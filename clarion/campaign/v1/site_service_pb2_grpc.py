@@ -52,6 +52,11 @@ class SiteServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteResponse.FromString,
                 _registered_method=True)
+        self.ImportVapidKey = channel.unary_unary(
+                '/clarion.campaign.v1.SiteService/ImportVapidKey',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyResponse.FromString,
+                _registered_method=True)
 
 
 class SiteServiceServicer:
@@ -87,6 +92,16 @@ class SiteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportVapidKey(self, request, context):
+        """Adds another provider's VAPID key pair to the site, so browsers that subscribed
+        under its applicationServerKey keep receiving once their subscriptions are imported
+        (RegisterSubscriberRequest.vapid_key_id). Importing the same pair again answers the
+        key already stored. It never becomes the site's current key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SiteServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -104,6 +119,11 @@ def add_SiteServiceServicer_to_server(servicer, server):
                     servicer.UpdateSite,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteResponse.SerializeToString,
+            ),
+            'ImportVapidKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportVapidKey,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +210,33 @@ class SiteService:
             '/clarion.campaign.v1.SiteService/UpdateSite',
             clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_site__service__pb2.UpdateSiteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportVapidKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.SiteService/ImportVapidKey',
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,3 +82,31 @@ class ValidateAudienceRequest(_message.Message):
 class ValidateAudienceResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ListEventFeedRequest(_message.Message):
+    __slots__ = ("cursor", "page_size", "event_names", "start_at_end")
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    START_AT_END_FIELD_NUMBER: _ClassVar[int]
+    cursor: str
+    page_size: int
+    event_names: _containers.RepeatedScalarFieldContainer[str]
+    start_at_end: bool
+    def __init__(self, cursor: _Optional[str] = ..., page_size: _Optional[int] = ..., event_names: _Optional[_Iterable[str]] = ..., start_at_end: _Optional[bool] = ...) -> None: ...
+
+class ListEventFeedResponse(_message.Message):
+    __slots__ = ("events", "next_cursor")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[FeedEvent]
+    next_cursor: str
+    def __init__(self, events: _Optional[_Iterable[_Union[FeedEvent, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class FeedEvent(_message.Message):
+    __slots__ = ("event", "receive_time")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    event: _profile_pb2.Event
+    receive_time: _timestamp_pb2.Timestamp
+    def __init__(self, event: _Optional[_Union[_profile_pb2.Event, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -62,6 +62,11 @@ class SegmentInternalServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceResponse.FromString,
                 _registered_method=True)
+        self.ListEventFeed = channel.unary_unary(
+                '/clarion.segment.v1.SegmentInternalService/ListEventFeed',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentInternalServiceServicer:
@@ -110,6 +115,16 @@ class SegmentInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEventFeed(self, request, context):
+        """The site's events in the order they became visible, from a cursor the caller
+        keeps: a consumer that stores next_cursor and passes it back sees every event once,
+        across restarts, even when PostgreSQL commits transactions out of the order their
+        events were numbered (see docs/services/segment.md, "The event feed").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +152,11 @@ def add_SegmentInternalServiceServicer_to_server(servicer, server):
                     servicer.ValidateAudience,
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceResponse.SerializeToString,
+            ),
+            'ListEventFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEventFeed,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,6 +297,33 @@ class SegmentInternalService:
             '/clarion.segment.v1.SegmentInternalService/ValidateAudience',
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ValidateAudienceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEventFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentInternalService/ListEventFeed',
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedResponse.FromString,
             options,
             channel_credentials,
             insecure,

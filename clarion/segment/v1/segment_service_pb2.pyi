@@ -1,10 +1,14 @@
+import datetime
+
 from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.segment.v1 import profile_pb2 as _profile_pb2
 from clarion.segment.v1 import segment_pb2 as _segment_pb2
 from clarion.segment.v1 import subscriber_pb2 as _subscriber_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -12,17 +16,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ExportKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPORT_KIND_UNSPECIFIED: _ClassVar[ExportKind]
+    EXPORT_KIND_SUBSCRIBERS: _ClassVar[ExportKind]
+    EXPORT_KIND_PROFILES: _ClassVar[ExportKind]
+EXPORT_KIND_UNSPECIFIED: ExportKind
+EXPORT_KIND_SUBSCRIBERS: ExportKind
+EXPORT_KIND_PROFILES: ExportKind
+
 class RegisterSubscriberRequest(_message.Message):
-    __slots__ = ("push_subscription", "browser", "timezone", "profile_id")
+    __slots__ = ("push_subscription", "browser", "timezone", "profile_id", "vapid_key_id")
     PUSH_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     BROWSER_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    VAPID_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     push_subscription: _common_pb2.PushSubscription
     browser: _common_pb2.Browser
     timezone: str
     profile_id: str
-    def __init__(self, push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ...) -> None: ...
+    vapid_key_id: str
+    def __init__(self, push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., vapid_key_id: _Optional[str] = ...) -> None: ...
 
 class RegisterSubscriberResponse(_message.Message):
     __slots__ = ("subscriber", "created")
@@ -243,3 +258,105 @@ class MatchProfileResponse(_message.Message):
     matches: bool
     reachable_subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, matches: _Optional[bool] = ..., reachable_subscriber_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImportedSubscriber(_message.Message):
+    __slots__ = ("row", "subscriber", "create_time")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    subscriber: RegisterSubscriberRequest
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, row: _Optional[int] = ..., subscriber: _Optional[_Union[RegisterSubscriberRequest, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ImportSubscribersRequest(_message.Message):
+    __slots__ = ("subscribers",)
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    subscribers: _containers.RepeatedCompositeFieldContainer[ImportedSubscriber]
+    def __init__(self, subscribers: _Optional[_Iterable[_Union[ImportedSubscriber, _Mapping]]] = ...) -> None: ...
+
+class ImportSubscribersResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ImportResult
+    def __init__(self, result: _Optional[_Union[ImportResult, _Mapping]] = ...) -> None: ...
+
+class ImportedProfile(_message.Message):
+    __slots__ = ("row", "update")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    update: _profile_pb2.ProfileUpdate
+    def __init__(self, row: _Optional[int] = ..., update: _Optional[_Union[_profile_pb2.ProfileUpdate, _Mapping]] = ...) -> None: ...
+
+class ImportProfilesRequest(_message.Message):
+    __slots__ = ("profiles",)
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    profiles: _containers.RepeatedCompositeFieldContainer[ImportedProfile]
+    def __init__(self, profiles: _Optional[_Iterable[_Union[ImportedProfile, _Mapping]]] = ...) -> None: ...
+
+class ImportProfilesResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ImportResult
+    def __init__(self, result: _Optional[_Union[ImportResult, _Mapping]] = ...) -> None: ...
+
+class ImportedEvent(_message.Message):
+    __slots__ = ("row", "event")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    event: _profile_pb2.Event
+    def __init__(self, row: _Optional[int] = ..., event: _Optional[_Union[_profile_pb2.Event, _Mapping]] = ...) -> None: ...
+
+class ImportEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[ImportedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[ImportedEvent, _Mapping]]] = ...) -> None: ...
+
+class ImportEventsResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ImportResult
+    def __init__(self, result: _Optional[_Union[ImportResult, _Mapping]] = ...) -> None: ...
+
+class ImportResult(_message.Message):
+    __slots__ = ("stored", "unchanged", "rejected")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    unchanged: int
+    rejected: _containers.RepeatedCompositeFieldContainer[RowRejection]
+    def __init__(self, stored: _Optional[int] = ..., unchanged: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RowRejection, _Mapping]]] = ...) -> None: ...
+
+class RowRejection(_message.Message):
+    __slots__ = ("row", "reason", "field", "message")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    reason: str
+    field: str
+    message: str
+    def __init__(self, row: _Optional[int] = ..., reason: _Optional[str] = ..., field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ExportAudienceRequest(_message.Message):
+    __slots__ = ("audience", "kind", "include_unsubscribed")
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
+    audience: _segment_pb2.AudienceSelector
+    kind: ExportKind
+    include_unsubscribed: bool
+    def __init__(self, audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., kind: _Optional[_Union[ExportKind, str]] = ..., include_unsubscribed: _Optional[bool] = ...) -> None: ...
+
+class ExportAudienceResponse(_message.Message):
+    __slots__ = ("subscribers", "profiles")
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    subscribers: _containers.RepeatedCompositeFieldContainer[_subscriber_pb2.Subscriber]
+    profiles: _containers.RepeatedCompositeFieldContainer[_profile_pb2.Profile]
+    def __init__(self, subscribers: _Optional[_Iterable[_Union[_subscriber_pb2.Subscriber, _Mapping]]] = ..., profiles: _Optional[_Iterable[_Union[_profile_pb2.Profile, _Mapping]]] = ...) -> None: ...

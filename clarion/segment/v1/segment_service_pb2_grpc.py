@@ -116,6 +116,26 @@ class SegmentServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileResponse.FromString,
                 _registered_method=True)
+        self.ImportSubscribers = channel.stream_stream(
+                '/clarion.segment.v1.SegmentService/ImportSubscribers',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportSubscribersRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportSubscribersResponse.FromString,
+                _registered_method=True)
+        self.ImportProfiles = channel.stream_stream(
+                '/clarion.segment.v1.SegmentService/ImportProfiles',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportProfilesRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportProfilesResponse.FromString,
+                _registered_method=True)
+        self.ImportEvents = channel.stream_stream(
+                '/clarion.segment.v1.SegmentService/ImportEvents',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportEventsRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportEventsResponse.FromString,
+                _registered_method=True)
+        self.ExportAudience = channel.unary_stream(
+                '/clarion.segment.v1.SegmentService/ExportAudience',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ExportAudienceRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ExportAudienceResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentServiceServicer:
@@ -240,6 +260,40 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportSubscribers(self, request_iterator, context):
+        """Imports subscriptions (a migration from another provider; `clarion import
+        subscribers`): the caller streams batches of rows, and gets one response (an
+        ImportResult) per batch, in order. Each row is registered as RegisterSubscriber would (by endpoint, so
+        a re-run stores nothing twice) or refused on its own with its row number; a batch is
+        one transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportProfiles(self, request_iterator, context):
+        """Imports profile updates (`clarion import profiles`), as UpsertProfiles per row.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportEvents(self, request_iterator, context):
+        """Imports events (`clarion import events`), as TrackEvents per row (idempotent by
+        event_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportAudience(self, request, context):
+        """Streams who an audience selects now (`clarion export`): its subscribers, or its
+        profiles, in pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -322,6 +376,26 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     servicer.MatchProfile,
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileResponse.SerializeToString,
+            ),
+            'ImportSubscribers': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportSubscribers,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportSubscribersRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportSubscribersResponse.SerializeToString,
+            ),
+            'ImportProfiles': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportProfiles,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportProfilesRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportProfilesResponse.SerializeToString,
+            ),
+            'ImportEvents': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportEvents,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportEventsRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportEventsResponse.SerializeToString,
+            ),
+            'ExportAudience': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportAudience,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ExportAudienceRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__service__pb2.ExportAudienceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -758,6 +832,114 @@ class SegmentService:
             '/clarion.segment.v1.SegmentService/MatchProfile',
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__service__pb2.MatchProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportSubscribers(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/clarion.segment.v1.SegmentService/ImportSubscribers',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportSubscribersRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportProfiles(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/clarion.segment.v1.SegmentService/ImportProfiles',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportProfilesRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportEvents(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/clarion.segment.v1.SegmentService/ImportEvents',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportEventsRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ImportEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAudience(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentService/ExportAudience',
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ExportAudienceRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__service__pb2.ExportAudienceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -21,7 +21,7 @@ SUBSCRIBER_STATE_ACTIVE: SubscriberState
 SUBSCRIBER_STATE_UNSUBSCRIBED: SubscriberState
 
 class Subscriber(_message.Message):
-    __slots__ = ("subscriber_id", "push_subscription", "browser", "timezone", "profile_id", "state", "unsubscribe_reason", "create_time", "update_time")
+    __slots__ = ("subscriber_id", "push_subscription", "browser", "timezone", "profile_id", "state", "unsubscribe_reason", "create_time", "update_time", "vapid_key_id")
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     PUSH_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     BROWSER_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class Subscriber(_message.Message):
     UNSUBSCRIBE_REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VAPID_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     subscriber_id: str
     push_subscription: _common_pb2.PushSubscription
     browser: _common_pb2.Browser
@@ -40,23 +41,26 @@ class Subscriber(_message.Message):
     unsubscribe_reason: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, subscriber_id: _Optional[str] = ..., push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., unsubscribe_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    vapid_key_id: str
+    def __init__(self, subscriber_id: _Optional[str] = ..., push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., unsubscribe_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_key_id: _Optional[str] = ...) -> None: ...
 
 class AudienceMember(_message.Message):
-    __slots__ = ("subscriber_id", "profile_id", "timezone", "browser", "target", "unsubscribed")
+    __slots__ = ("subscriber_id", "profile_id", "timezone", "browser", "target", "unsubscribed", "vapid_key_id")
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     BROWSER_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
+    VAPID_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     subscriber_id: str
     profile_id: str
     timezone: str
     browser: _common_pb2.Browser
     target: _common_pb2.PushTarget
     unsubscribed: bool
-    def __init__(self, subscriber_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., timezone: _Optional[str] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., target: _Optional[_Union[_common_pb2.PushTarget, _Mapping]] = ..., unsubscribed: _Optional[bool] = ...) -> None: ...
+    vapid_key_id: str
+    def __init__(self, subscriber_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., timezone: _Optional[str] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., target: _Optional[_Union[_common_pb2.PushTarget, _Mapping]] = ..., unsubscribed: _Optional[bool] = ..., vapid_key_id: _Optional[str] = ...) -> None: ...
 
 class Unsubscription(_message.Message):
     __slots__ = ("subscriber_id", "reason")

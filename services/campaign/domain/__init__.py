@@ -12,6 +12,7 @@ from services.campaign.domain.ports import (
 )
 from services.campaign.domain.sites import (
     CreatedSite,
+    ImportedVapidKey,
     LocalSiteResolver,
     RotatedApiKey,
     SitePage,
@@ -26,6 +27,7 @@ __all__ = [
     "CreatedSite",
     "DeliveryPort",
     "DeliveryRunView",
+    "ImportedVapidKey",
     "LocalSiteResolver",
     "PeerCallFailed",
     "RecipientOutcomeView",

@@ -33,7 +33,11 @@ EXPLANATIONS: dict[str, str] = {
         "address), so nothing was sent to it"
     ),
     "encryption_error": "the subscription's keys could not be used to encrypt the message",
-    "no_vapid_credentials": "the site has no usable VAPID key, so the message could not be signed",
+    "no_vapid_credentials": (
+        "the site has no usable VAPID key for this subscriber (none at all, or not the one "
+        "it subscribed under: its vapid_key_id names a key the site does not have), so "
+        "the message could not be signed"
+    ),
     "unsubscribed": "the subscriber unsubscribed before the message was sent",
     "frequency_cap": "held back by the frequency cap",
     "dnd": "held back by the subscriber's do-not-disturb hours",

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.campaign.domain.pages import page_limit
-from services.campaign.store import CampaignStore, SiteCredentials, SiteRecord
+from services.campaign.domain.vapid import check_public_key, parse_private_key
+from services.campaign.store import CampaignStore, SiteCredentials, SiteRecord, VapidKeyRecord
 from services.kit.auth import hash_api_key
 from services.kit.clock import Clock
 from services.kit.egress import EgressRefused, parse_ip_literal
@@ -28,6 +29,7 @@ log = get_logger(__name__)
 MAX_SITE_NAME_LENGTH = 200
 MAX_SUBJECT_LENGTH = 2048
 API_KEY_PREFIX = "ck_"
+VAPID_KEY_ID_PREFIX = "vk"
 UPDATABLE_SITE_PATHS = ("name", "vapid_subject")
 _ENGAGEMENT_SECRET_LABEL = b"clarion engagement secret v1"
 
@@ -166,6 +168,13 @@ class RotatedApiKey:
 
 
 @dataclass(frozen=True)
+class ImportedVapidKey:
+    vapid_key: VapidKeyRecord
+    # False: the site already had this key pair (same public key).
+    created: bool
+
+
+@dataclass(frozen=True)
 class SitePage:
     sites: list[SiteRecord]
     next_page_token: str
@@ -189,7 +198,9 @@ class Sites:
             vapid_subject=vapid_subject,
             create_time=self._clock.now(),
         )
-        await self._store.insert_site(site, private_der, hash_api_key(api_key))
+        await self._store.insert_site(
+            site, private_der, hash_api_key(api_key), new_id(VAPID_KEY_ID_PREFIX)
+        )
         log.info("site created", created_site_id=site.site_id)
         return CreatedSite(
             site_id=site.site_id, name=name, api_key=api_key, vapid_public_key=public_point
@@ -247,6 +258,29 @@ class Sites:
             raise _site_not_found(site_id)
         log.info("site updated", updated_site_id=site_id, paths=",".join(sorted(changes)))
         return site
+
+    async def import_vapid_key(
+        self, site_id: str, private_key: bytes, public_key: bytes
+    ) -> ImportedVapidKey:
+        """Adds another provider's key pair to the site (never its current key), so the
+        subscribers moved with it are signed with it; the same pair again answers the key
+        already stored. The private key is stored as the site's own is (PKCS#8 DER)."""
+        pair = parse_private_key(private_key)
+        check_public_key(public_key, pair)
+        if not site_id:
+            raise _site_not_found(site_id)
+        stored = await self._store.import_vapid_key(
+            site_id, new_id(VAPID_KEY_ID_PREFIX), pair.private_der, pair.public_point,
+            self._clock.now(),
+        )  # fmt: skip
+        if stored is None:
+            raise _site_not_found(site_id)
+        key, created = stored
+        log.info(
+            "VAPID key imported" if created else "VAPID key already imported",
+            vapid_key_id=key.vapid_key_id,
+        )
+        return ImportedVapidKey(vapid_key=key, created=created)
 
     async def list(self, page_size: int, page_token: str) -> SitePage:
         """Every site, by id, a page at a time (for operators)."""

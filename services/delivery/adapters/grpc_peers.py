@@ -105,6 +105,8 @@ class GrpcSiteCredentials:
             vapid_public_key=response.vapid_public_key,
             vapid_subject=response.vapid_subject,
             engagement_secret=response.engagement_secret,
+            current_vapid_key_id=response.current_vapid_key_id,
+            vapid_keys={pair.vapid_key_id: pair.private_key for pair in response.vapid_keys},
         )
 
 
@@ -169,6 +171,7 @@ class GrpcAudience:
                     p256dh=p256dh,
                     auth=auth,
                     unsubscribed=m.unsubscribed,
+                    vapid_key_id=m.vapid_key_id,
                 )
             )
         return AudiencePage(members, response.next_page_token)

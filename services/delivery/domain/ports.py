@@ -20,6 +20,11 @@ class SiteCredentials:
     vapid_subject: str
     # Signs the engagement token each recipient's payload carries.
     engagement_secret: bytes = field(repr=False)
+    # The id of the key above (the site's current key), and every key pair the site
+    # signs with by id (PKCS#8 DER private keys; the current one included): a recipient
+    # whose vapid_key_id names one is signed with it.
+    current_vapid_key_id: str = ""
+    vapid_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
 
 class CredentialsUnavailable(Exception):

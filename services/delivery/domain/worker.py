@@ -23,8 +23,9 @@ import socket
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from cachetools import TTLCache
 
@@ -74,6 +75,9 @@ log = get_logger(__name__)
 
 # A site's credentials are refetched after this long, so a rotated key is picked up.
 CREDENTIALS_TTL_SECONDS = 300.0
+# A chunk naming a VAPID key the cached credentials lack refetches them (a key imported
+# since), at most once per site in this long; a key still missing fails its recipients.
+CREDENTIALS_REFRESH_SECONDS = 10.0
 MAX_CACHED_SITES = 4096
 # Outbox rows claimed at once (each holds one commit's recipients), and items per call
 # to each peer (reporting takes up to 10,000 outcomes, segment 1,000 unsubscribes).
@@ -84,6 +88,15 @@ GROUP_COMMIT_SECONDS = 0.003
 # A push service throttling us, or refusing a site's VAPID signature, is logged once per
 # push service (and site) in this long, however many recipients it answers so.
 PUSH_SERVICE_LOG_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class SiteSigning:
+    """A site's credentials and a signer per VAPID key id, "" (its current key) included."""
+
+    credentials: SiteCredentials
+    signers: Mapping[str, VapidSigning]
+    fetched_at: datetime
 
 
 class DeliveryWorkers:
@@ -119,7 +132,7 @@ class DeliveryWorkers:
         # In flight per sender: all senders together stay within the sender's concurrency,
         # which is also the most a crash can send twice.
         self.window = max(1, settings.delivery_concurrency // settings.delivery_workers)
-        self._sites: TTLCache[str, tuple[SiteCredentials, VapidSigning]] = TTLCache(
+        self._sites: TTLCache[str, SiteSigning] = TTLCache(
             MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
         )
         # On the injected clock, so that a test moves through the windows.
@@ -324,7 +337,7 @@ class DeliveryWorkers:
             )
             return
         try:
-            credentials, signer = await self._site(chunk.site_id)
+            site = await self._site(chunk.site_id)
         except CredentialsUnavailable as error:
             if not error.permanent:
                 await self._postpone(chunk, str(error))
@@ -339,16 +352,36 @@ class DeliveryWorkers:
             )
             return
 
+        if any(r.vapid_key_id not in site.signers for r in recipients):
+            site = await self._site_with_new_keys(chunk.site_id, site)
+        credentials, signers = site.credentials, site.signers
         ended: list[Terminal] = []
         live: list[PendingRecipient] = []
+        unknown_keys: Counter[str] = Counter()
         for recipient in recipients:
             if recipient.subscriber_id in inactive:
                 ended.append(_terminal(recipient, RecipientState.SUPPRESSED, Reason.UNSUBSCRIBED))
             elif recipient.target_kind != TargetKind.WEB_PUSH.value:
                 # Legacy Safari (APNs) has no sender yet.
                 ended.append(_terminal(recipient, RecipientState.FAILED, Reason.ENDPOINT_REFUSED))
+            elif recipient.vapid_key_id not in signers:
+                # Subscribed under a key the site does not have (deleted, or a wrong id
+                # at registration): nothing can sign for it.
+                unknown_keys[recipient.vapid_key_id] += 1
+                ended.append(
+                    _terminal(recipient, RecipientState.FAILED, Reason.NO_VAPID_CREDENTIALS)
+                )
             else:
                 live.append(recipient)
+        if unknown_keys:
+            log.warning(
+                "recipients name a VAPID key the site does not have; they failed "
+                "(no_vapid_credentials)",
+                run_id=chunk.run_id,
+                chunk_id=chunk.chunk_id,
+                recipients=sum(unknown_keys.values()),
+                vapid_key_ids=",".join(sorted(unknown_keys)[:5]),
+            )
         payloads = [
             for_recipient(
                 run.payload,
@@ -368,13 +401,13 @@ class DeliveryWorkers:
                 ended.append(_terminal(recipient, RecipientState.FAILED, Reason.ENCRYPTION_ERROR))
             else:
                 sendable.append((recipient, body))
-        await self._send_window(chunk, run, signer, credentials.vapid_subject, sendable, ended)
+        await self._send_window(chunk, run, signers, credentials.vapid_subject, sendable, ended)
 
     async def _send_window(
         self,
         chunk: ClaimedChunk,
         run: Run,
-        signer: VapidSigning,
+        signers: Mapping[str, VapidSigning],
         subject: str,
         sendable: deque[tuple[PendingRecipient, bytes]],
         ended: list[Terminal],
@@ -386,7 +419,8 @@ class DeliveryWorkers:
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
         }
-        authorizations: dict[str, str] = {}
+        # Per (push service origin, VAPID key id): one JWT each per chunk.
+        authorizations: dict[tuple[str, str], str] = {}
         stream = self._sender.stream(headers)
         # Recipients in flight by their request's tag.
         sending: dict[int, PendingRecipient] = {}
@@ -437,10 +471,13 @@ class DeliveryWorkers:
                     requests = []
                     for recipient, body in launch:
                         origin = endpoint_origin(recipient.endpoint)
-                        authorization = authorizations.get(origin)
+                        signed_for = (origin, recipient.vapid_key_id)
+                        authorization = authorizations.get(signed_for)
                         if authorization is None:
-                            authorization = signer.authorization(audience=origin, subject=subject)
-                            authorizations[origin] = authorization
+                            authorization = signers[recipient.vapid_key_id].authorization(
+                                audience=origin, subject=subject
+                            )
+                            authorizations[signed_for] = authorization
                         tag = next(tags)
                         sending[tag] = recipient
                         requests.append(PushRequest(tag, recipient.endpoint, body, authorization))
@@ -535,19 +572,53 @@ class DeliveryWorkers:
         retry_at = self._clock.now() + timedelta(seconds=self._policy.backoff(1))
         await self._store.release_chunk(chunk, self._clock.now(), not_before=retry_at)
 
-    async def _site(self, site_id: str) -> tuple[SiteCredentials, VapidSigning]:
-        cached = self._sites.get(site_id)
+    async def _site_with_new_keys(self, site_id: str, site: SiteSigning) -> SiteSigning:
+        """A chunk names a key the cached credentials lack: perhaps imported since, so
+        ask campaign again, at most once per site every CREDENTIALS_REFRESH_SECONDS. If
+        campaign cannot answer, the cached credentials still sign everyone else."""
+        now = self._clock.now()
+        if now - site.fetched_at < timedelta(seconds=CREDENTIALS_REFRESH_SECONDS):
+            return site
+        try:
+            return await self._site(site_id, refresh=True)
+        except CredentialsUnavailable as error:
+            log.warning("could not refresh the site's credentials; using the cached ones",
+                        error=str(error))  # fmt: skip
+            kept = SiteSigning(site.credentials, site.signers, now)
+            self._sites[site_id] = kept
+            return kept
+
+    async def _site(self, site_id: str, *, refresh: bool = False) -> SiteSigning:
+        """The site's credentials and signers, cached for CREDENTIALS_TTL_SECONDS."""
+        cached = None if refresh else self._sites.get(site_id)
         if cached is not None:
             return cached
         credentials = await self._credentials.site_credentials(site_id)
         try:
-            signer = self._encryptor.signer(credentials.vapid_private_key)
+            current = self._encryptor.signer(credentials.vapid_private_key)
         except Exception as error:
             raise CredentialsUnavailable(
                 f"the site's VAPID private key is unusable: {type(error).__name__}", permanent=True
             ) from None
-        self._sites[site_id] = (credentials, signer)
-        return credentials, signer
+        signers: dict[str, VapidSigning] = {"": current}
+        for key_id, private_key in credentials.vapid_keys.items():
+            if key_id == credentials.current_vapid_key_id:
+                signers[key_id] = current
+                continue
+            try:
+                signers[key_id] = self._encryptor.signer(private_key)
+            except Exception as error:
+                # Its subscribers fail (no_vapid_credentials); the others still send.
+                log.warning(
+                    "a VAPID key of the site is unusable; its subscribers cannot be signed for",
+                    vapid_key_id=key_id,
+                    error=type(error).__name__,
+                )
+        if credentials.current_vapid_key_id:
+            signers[credentials.current_vapid_key_id] = current
+        site = SiteSigning(credentials, signers, self._clock.now())
+        self._sites[site_id] = site
+        return site
 
     # The outbox: outcomes and audiences to reporting, gone subscribers to segment.
 

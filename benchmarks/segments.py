@@ -1,0 +1,706 @@
+"""Segments at scale: load, count, estimate, match one, ingest, stream a run's audience.
+
+    python -m benchmarks.segments --json             # PostgreSQL 1M profiles / 10M events,
+                                                     # then SQLite 100k / 1M
+    python -m benchmarks.segments --quick --json     # 20k / 200k and 5k / 50k: a smoke run
+    python -m benchmarks.segments --only postgres --profiles 200000
+
+Each database gets a fresh embedded stack (clarion.embedded: every service in this
+process, one database) and one site. The data is generated here and loaded with COPY on
+PostgreSQL (executemany of plain rows on SQLite), never through the ORM:
+
+- profiles with typed properties (city from 20 values, plan, age, vip, signup time);
+- subscribers, 1.2 per profile: most profiles have one browser, some two, some none,
+  and 4% are anonymous browsers; 3% unsubscribed;
+- events over the last 90 days (Product Viewed, Added To Cart, Charged with an amount,
+  Page Viewed), 95% by a profile, the rest by an anonymous browser.
+
+Then, each through the public gRPC API of the running stack with the site's key:
+
+- count_behaviour_s: EstimateReach(exact) of "did Added To Cart in the last 7 days AND
+  did not Charged in the last 7 days AND city in three values";
+- count_property_s: EstimateReach(exact) of "city in three values AND age > 30";
+- estimate_reach_s / estimate_error_pct: EstimateReach (not exact) of the behaviour
+  segment, and how far its reachable subscribers are from the exact count;
+- match_one_profile_ms: MatchProfile of the behaviour segment for one profile, median
+  over 50 random profiles;
+- ingest_events_per_s: TrackEvents batches of 5000 (4 in flight), end to end;
+- stream_1m_s / stream_rss_growth_mb: a run's audience as delivery reads it,
+  ListAudienceMembers with the segment "reachable" over ~all subscribers, 5000 a
+  page, until the last page; RSS growth of this process (server and client);
+- register_per_s: browsers registering through the gateway's HTTP API, 64 in flight;
+- import_per_s: subscriptions imported through BatchRegisterSubscribers (1000 a call).
+
+Targets on the 2-core machine (PostgreSQL at full size): behaviour count < 2 s,
+estimate < 0.3 s within 2 %, one-profile match < 10 ms, ingest >= 20,000 events/s,
+stream 1M with RSS growth < 100 MB, register >= 1,500/s, import >= 20,000/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.delivery import Postgres, b64url, loadavg, progress, status_mb
+
+FULL = {"postgres": (1_000_000, 10_000_000), "sqlite": (100_000, 1_000_000)}
+QUICK = {"postgres": (20_000, 200_000), "sqlite": (5_000, 50_000)}
+TARGETS = {
+    "count_behaviour_s": ("<", 2.0),
+    "estimate_reach_s": ("<", 0.3),
+    "estimate_error_pct": ("<", 2.0),
+    "match_one_profile_ms": ("<", 10.0),
+    "ingest_events_per_s": (">=", 20_000),
+    "stream_rss_growth_mb": ("<", 100.0),
+    "register_per_s": (">=", 1_500),
+    "import_per_s": (">=", 20_000),
+}
+CITIES = [
+    "Paris", "Berlin", "Madrid", "Rome", "Lisbon", "Vienna", "Prague", "Warsaw", "Dublin",
+    "Amsterdam", "Brussels", "Copenhagen", "Oslo", "Stockholm", "Helsinki", "Athens",
+    "Budapest", "Zurich", "Milan", "Munich",
+]  # fmt: skip
+TARGET_CITIES = ["Paris", "Berlin", "Madrid"]
+BROWSERS = ["chrome"] * 6 + ["safari"] * 2 + ["firefox", "edge"]
+EVENT_NAMES = ["Product Viewed"] * 23 + ["Added To Cart"] * 20 + ["Charged"] * 7 + ["Page Viewed"] * 50
+CATEGORIES = ["shoes", "shirts", "bags", "hats", "socks"]
+HISTORY_DAYS = 90
+COPY_ROWS = 50_000
+
+
+# --- data -----------------------------------------------------------------------------
+
+
+class Generated:
+    """What was generated, kept small: counts and a sample of profile ids."""
+
+    def __init__(self) -> None:
+        self.profiles = 0
+        self.subscribers = 0
+        self.events = 0
+        self.profile_sample: list[str] = []
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _profile_rows(site_id: str, count: int, now: datetime, rng: random.Random) -> Iterator[tuple[Any, ...]]:
+    for index in range(count):
+        signup = now - timedelta(days=rng.uniform(0, 720))
+        properties = {
+            "city": CITIES[min(int(rng.paretovariate(1.2)) - 1, len(CITIES) - 1)]
+            if rng.random() < 0.6
+            else rng.choice(CITIES),
+            "plan": rng.choice(("free", "free", "pro", "team")),
+            "age": float(rng.randint(16, 80)),
+            "vip": rng.random() < 0.05,
+            "signup": _iso(signup.astimezone(UTC)),
+        }
+        yield (site_id, f"u{index}", json.dumps(properties), rng.random() < 0.001, signup, now)
+
+
+def _subscriber_rows(
+    site_id: str, profiles: int, now: datetime, rng: random.Random
+) -> Iterator[tuple[Any, ...]]:
+    """1.2 subscribers a profile on average: ~70% one, ~23% two, ~5% none, plus
+    anonymous browsers (4% of all)."""
+    number = 0
+
+    def row(profile_id: str | None) -> tuple[Any, ...]:
+        nonlocal number
+        number += 1
+        created = now - timedelta(days=rng.uniform(0, 365))
+        unsubscribed = rng.random() < 0.03
+        return (
+            f"sub_{number:032x}",
+            site_id,
+            f"https://fcm.googleapis.com/fcm/send/bench-{number}-{secrets.token_hex(6)}",
+            b"\x04" + rng.randbytes(64),
+            rng.randbytes(16),
+            rng.choice(BROWSERS),
+            "Europe/Berlin",
+            profile_id,
+            "unsubscribed" if unsubscribed else "active",
+            "bench" if unsubscribed else None,
+            now if unsubscribed else None,
+            created,
+            now,
+        )
+
+    for index in range(profiles):
+        draw = rng.random()
+        browsers = 0 if draw < 0.05 else 2 if draw < 0.28 else 1
+        for _ in range(browsers):
+            yield row(f"u{index}")
+        if rng.random() < 0.05:
+            yield row(None)
+
+
+def _event_rows(
+    site_id: str, count: int, profiles: int, anonymous: list[str], now: datetime, rng: random.Random
+) -> Iterator[tuple[Any, ...]]:
+    """Events in chunks drawn from pools (times, amounts): the generator, not the
+    database, would otherwise be what the load measures."""
+    times = [now - timedelta(seconds=rng.uniform(60, HISTORY_DAYS * 86400)) for _ in range(200_000)]
+    charged = [json.dumps({"amount": round(rng.uniform(5, 300), 2)}) for _ in range(5000)]
+    viewed = [json.dumps({"category": c}) for c in CATEGORIES]
+    done = 0
+    while done < count:
+        size = min(COPY_ROWS, count - done)
+        names = rng.choices(EVENT_NAMES, k=size)
+        moments = rng.choices(times, k=size)
+        people = [rng.randrange(profiles) for _ in range(size)]
+        for offset in range(size):
+            name = names[offset]
+            if anonymous and people[offset] % 20 == 0:
+                profile_id, subscriber_id = None, anonymous[people[offset] % len(anonymous)]
+            else:
+                profile_id, subscriber_id = f"u{people[offset]}", None
+            properties = rng.choice(charged) if name == "Charged" else rng.choice(viewed)
+            occur = moments[offset]
+            yield (site_id, f"ev{done + offset}", name, profile_id, subscriber_id, occur, properties, occur)
+        done += size
+
+
+def _copy_text(value: Any) -> str:
+    """A value in COPY's text format (the generated values need no escaping)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value)
+
+
+PROFILE_COLUMNS = ("site_id", "profile_id", "properties", "test_profile", "create_time", "update_time")
+SUBSCRIBER_COLUMNS = (
+    "subscriber_id", "site_id", "endpoint", "p256dh", "auth", "browser", "timezone",
+    "profile_id", "state", "unsubscribe_reason", "unsubscribe_time", "create_time", "update_time",
+)  # fmt: skip
+EVENT_COLUMNS = (
+    "site_id", "event_id", "name", "profile_id", "subscriber_id", "occur_time", "properties",
+    "receive_time",
+)  # fmt: skip
+TYPES = [
+    ("profile", "city", "string"), ("profile", "plan", "string"), ("profile", "age", "number"),
+    ("profile", "vip", "boolean"), ("profile", "signup", "timestamp"),
+    ("event:Charged", "amount", "number"), ("event:Added To Cart", "category", "string"),
+    ("event:Product Viewed", "category", "string"), ("event:Page Viewed", "category", "string"),
+]  # fmt: skip
+
+
+def load_postgres(url: str, site_id: str, profiles: int, events: int, rng: random.Random) -> Generated:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    generated = Generated()
+    now = datetime.now(UTC)
+    with psycopg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, dbname=parsed.database, autocommit=True,
+    ) as connection:  # fmt: skip
+        def copy(table: str, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]) -> int:
+            done, lines = 0, []
+            with connection.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+            ) as copying:
+                for row in rows:
+                    lines.append("\t".join(map(_copy_text, row)))
+                    if len(lines) == COPY_ROWS:
+                        copying.write("\n".join(lines) + "\n")
+                        done += len(lines)
+                        lines.clear()
+                if lines:
+                    copying.write("\n".join(lines) + "\n")
+                    done += len(lines)
+            return done
+
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO segment_property_types VALUES (%s, %s, %s, %s, now())",
+                [(site_id, scope, name, type_) for scope, name, type_ in TYPES],
+            )
+        progress(f"  COPY {profiles:,} profiles")
+        generated.profiles = copy("segment_profiles", PROFILE_COLUMNS, _profile_rows(site_id, profiles, now, rng))
+        progress("  COPY subscribers")
+        anonymous: list[str] = []
+
+        def subscribers() -> Iterator[tuple[Any, ...]]:
+            for row in _subscriber_rows(site_id, profiles, now, rng):
+                if row[7] is None and len(anonymous) < 200_000:
+                    anonymous.append(row[0])
+                yield row
+
+        generated.subscribers = copy("segment_subscribers", SUBSCRIBER_COLUMNS, subscribers())
+        progress(f"  COPY {events:,} events")
+        generated.events = copy(
+            "segment_events", EVENT_COLUMNS, _event_rows(site_id, events, profiles, anonymous, now, rng)
+        )
+        # As autovacuum would soon: statistics, and the visibility map that lets the
+        # events' covering index answer without the table.
+        progress("  VACUUM ANALYZE")
+        connection.execute("VACUUM ANALYZE")
+    generated.profile_sample = [f"u{rng.randrange(profiles)}" for _ in range(50)]
+    return generated
+
+
+def load_sqlite(path: str, site_id: str, profiles: int, events: int, rng: random.Random) -> Generated:
+    import sqlite3
+
+    generated = Generated()
+    now = datetime.now(UTC)
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA synchronous=OFF")
+
+    def sqlite_value(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value
+
+    def insert(table: str, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]) -> int:
+        statement = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        )
+        done, batch = 0, []
+        for row in rows:
+            batch.append(tuple(sqlite_value(v) for v in row))
+            if len(batch) == COPY_ROWS:
+                connection.executemany(statement, batch)
+                done += len(batch)
+                batch.clear()
+        connection.executemany(statement, batch)
+        connection.commit()
+        return done + len(batch)
+
+    connection.executemany(
+        "INSERT INTO segment_property_types VALUES (?, ?, ?, ?, ?)",
+        [(site_id, s, n, t, sqlite_value(now)) for s, n, t in TYPES],
+    )
+    progress(f"  insert {profiles:,} profiles")
+    generated.profiles = insert("segment_profiles", PROFILE_COLUMNS, _profile_rows(site_id, profiles, now, rng))
+    anonymous: list[str] = []
+
+    def subscribers() -> Iterator[tuple[Any, ...]]:
+        for row in _subscriber_rows(site_id, profiles, now, rng):
+            if row[7] is None:
+                anonymous.append(row[0])
+            yield row
+
+    progress("  insert subscribers")
+    generated.subscribers = insert("segment_subscribers", SUBSCRIBER_COLUMNS, subscribers())
+    progress(f"  insert {events:,} events")
+    generated.events = insert(
+        "segment_events", EVENT_COLUMNS, _event_rows(site_id, events, profiles, anonymous, now, rng)
+    )
+    connection.execute("ANALYZE")
+    connection.close()
+    generated.profile_sample = [f"u{rng.randrange(profiles)}" for _ in range(50)]
+    return generated
+
+
+# --- the definitions ------------------------------------------------------------------
+
+
+def behaviour_definition() -> Any:
+    from clarion.segment.v1 import profile_pb2, segment_pb2
+
+    def cart(did_not: bool, name: str) -> Any:
+        return segment_pb2.Condition(
+            behaviour=segment_pb2.BehaviourCondition(
+                event_name=name, did_not=did_not, window=segment_pb2.TimeWindow(last_days=7)
+            )
+        )
+
+    return segment_pb2.AudienceSelector(
+        definition=segment_pb2.SegmentDefinition(
+            condition=segment_pb2.Condition(
+                all=segment_pb2.ConditionGroup(
+                    conditions=[
+                        cart(False, "Added To Cart"),
+                        cart(True, "Charged"),
+                        segment_pb2.Condition(
+                            property=segment_pb2.PropertyCondition(
+                                name="city",
+                                operator=segment_pb2.PROPERTY_OPERATOR_IN,
+                                values=[profile_pb2.PropertyValue(string_value=c) for c in TARGET_CITIES],
+                            )
+                        ),
+                    ]
+                )
+            )
+        )
+    )
+
+
+def property_definition() -> Any:
+    from clarion.segment.v1 import profile_pb2, segment_pb2
+
+    return segment_pb2.AudienceSelector(
+        definition=segment_pb2.SegmentDefinition(
+            condition=segment_pb2.Condition(
+                all=segment_pb2.ConditionGroup(
+                    conditions=[
+                        segment_pb2.Condition(
+                            property=segment_pb2.PropertyCondition(
+                                name="city",
+                                operator=segment_pb2.PROPERTY_OPERATOR_IN,
+                                values=[profile_pb2.PropertyValue(string_value=c) for c in TARGET_CITIES],
+                            )
+                        ),
+                        segment_pb2.Condition(
+                            property=segment_pb2.PropertyCondition(
+                                name="age",
+                                operator=segment_pb2.PROPERTY_OPERATOR_GREATER_THAN,
+                                values=[profile_pb2.PropertyValue(number_value=30)],
+                            )
+                        ),
+                    ]
+                )
+            )
+        )
+    )
+
+
+def reachable_definition() -> Any:
+    from clarion.segment.v1 import segment_pb2
+
+    return segment_pb2.AudienceSelector(
+        definition=segment_pb2.SegmentDefinition(
+            condition=segment_pb2.Condition(
+                subscriber=segment_pb2.SubscriberCondition(reachable=True)
+            )
+        )
+    )
+
+
+# --- one database ---------------------------------------------------------------------
+
+
+async def timed(call: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await call
+    return time.perf_counter() - started, result
+
+
+async def measure(database: str, url: str, data_dir: Path, profiles: int, events: int, quick: bool) -> dict[str, Any]:
+    from clarion.embedded import EmbeddedStack
+    from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
+    from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
+    from clarion.segment.v1 import segment_service_pb2 as pb
+    from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
+    from services.campaign.admin import create_site
+    from services.kit.auth import internal_metadata
+    from services.kit.config import Settings
+    from services.kit.grpcserver import client_channel
+
+    settings = Settings(
+        data_dir=data_dir, database_url=url, log_level="WARNING", log_format="console"
+    )
+    settings.allow_insecure_endpoints = True
+    stack = await EmbeddedStack.start(settings, ephemeral_ports=True)
+    result: dict[str, Any] = {"database": database, "profiles": profiles, "events_loaded": events}
+    try:
+        site = await create_site(settings, "Segments benchmark", "mailto:bench@clarion.invalid")
+        metadata = (("authorization", f"Bearer {site.api_key}"),)
+        rng = random.Random(20261130)
+        progress(f"{database}: loading {profiles:,} profiles, {events:,} events")
+        started = time.perf_counter()
+        if database == "postgres":
+            generated = await asyncio.to_thread(load_postgres, url, site.site_id, profiles, events, rng)
+        else:
+            path = url.removeprefix("sqlite:///")
+            generated = await asyncio.to_thread(load_sqlite, path, site.site_id, profiles, events, rng)
+        result["load_seconds"] = round(time.perf_counter() - started, 1)
+        result["subscribers"] = generated.subscribers
+        channel = client_channel(stack.address("segment"))
+        stub = pb_grpc.SegmentServiceStub(channel)
+        internal = internal_pb_grpc.SegmentInternalServiceStub(channel)
+        behaviour = behaviour_definition()
+
+        seconds, exact = await timed(
+            stub.EstimateReach(pb.EstimateReachRequest(audience=behaviour, exact=True), metadata=metadata, timeout=600)
+        )
+        result["count_behaviour_s"] = round(seconds, 3)
+        result["behaviour_people"] = exact.profiles
+        result["behaviour_reachable"] = exact.reachable_subscribers
+        seconds, counted = await timed(
+            stub.EstimateReach(pb.EstimateReachRequest(audience=property_definition(), exact=True), metadata=metadata, timeout=600)
+        )
+        result["count_property_s"] = round(seconds, 3)
+        result["property_people"] = counted.profiles
+        estimates = []
+        for _ in range(3):
+            seconds, estimate = await timed(
+                stub.EstimateReach(pb.EstimateReachRequest(audience=behaviour), metadata=metadata, timeout=600)
+            )
+            estimates.append((seconds, estimate))
+        seconds, estimate = sorted(estimates, key=lambda pair: pair[0])[1]
+        result["estimate_reach_s"] = round(seconds, 3)
+        result["estimate_exact"] = estimate.exact
+        result["estimate_sample_fraction"] = round(estimate.sample_fraction, 4)
+        result["estimate_margin_of_error_pct"] = round(estimate.margin_of_error_pct, 2)
+        result["estimate_error_pct"] = round(
+            100 * abs(estimate.reachable_subscribers - exact.reachable_subscribers)
+            / max(exact.reachable_subscribers, 1),
+            2,
+        )
+
+        matches = []
+        for profile_id in generated.profile_sample:
+            seconds, _ = await timed(
+                stub.MatchProfile(pb.MatchProfileRequest(audience=behaviour, profile_id=profile_id), metadata=metadata, timeout=60)
+            )
+            matches.append(seconds)
+        result["match_one_profile_ms"] = round(1000 * statistics.median(matches), 2)
+
+        result["ingest_events_per_s"] = await ingest(stub, metadata, generated, quick)
+
+        progress(f"{database}: streaming a run's audience")
+        before = status_mb("VmRSS")
+        peak = before
+        snapshot = pb_timestamp(datetime.now(UTC))
+        request = internal_pb.ListAudienceMembersRequest(
+            snapshot_time=snapshot,
+            audience=reachable_definition(),
+            audience_key=f"bench_{uuid.uuid4().hex}",
+            page_size=5000,
+        )
+        members = 0
+        started = time.perf_counter()
+        internal_meta = internal_metadata(settings.internal_token_value, site.site_id)
+        while True:
+            page = await internal.ListAudienceMembers(request, metadata=internal_meta, timeout=600)
+            members += len(page.members)
+            peak = max(peak, status_mb("VmRSS"))
+            if not page.next_page_token:
+                break
+            request.page_token = page.next_page_token
+        result["stream_members"] = members
+        result["stream_1m_s"] = round((time.perf_counter() - started) * 1_000_000 / max(members, 1), 2)
+        result["stream_s"] = round(time.perf_counter() - started, 2)
+        result["stream_rss_growth_mb"] = round(peak - before, 1)
+        await channel.close()
+
+        result["register_per_s"] = await register_through_gateway(stack, site.site_id, 1000 if quick else 10_000)
+        result["import_per_s"] = await import_batches(stack, metadata, 5000 if quick else 100_000)
+    finally:
+        await stack.stop()
+    return result
+
+
+def pb_timestamp(moment: datetime) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+async def ingest(stub: Any, metadata: Any, generated: Generated, quick: bool) -> float:
+    """TrackEvents in batches of 5000, 4 calls in flight."""
+    from clarion.segment.v1 import profile_pb2
+    from clarion.segment.v1 import segment_service_pb2 as pb
+
+    total = 20_000 if quick else 200_000
+    batch_size, in_flight = 5000, 4
+    now = datetime.now(UTC)
+    rng = random.Random(7)
+    batches = []
+    for start in range(0, total, batch_size):
+        batches.append(
+            pb.TrackEventsRequest(
+                events=[
+                    profile_pb2.Event(
+                        event_id=f"ingest-{start + i}-{uuid.uuid4().hex[:8]}",
+                        name="Product Viewed",
+                        profile_id=rng.choice(generated.profile_sample),
+                        occur_time=pb_timestamp(now - timedelta(seconds=rng.uniform(0, 3600))),
+                        properties=[
+                            profile_pb2.Property(
+                                name="category",
+                                value=profile_pb2.PropertyValue(string_value=rng.choice(CATEGORIES)),
+                            )
+                        ],
+                    )
+                    for i in range(batch_size)
+                ]
+            )
+        )
+    semaphore = asyncio.Semaphore(in_flight)
+
+    async def send(request: Any) -> None:
+        async with semaphore:
+            response = await stub.TrackEvents(request, metadata=metadata, timeout=300)
+            refused = [r for r in response.results if not r.ok]
+            if refused:
+                raise RuntimeError(f"TrackEvents refused {len(refused)}: {refused[0].message}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(send(b) for b in batches))
+    return round(total / (time.perf_counter() - started), 1)
+
+
+def _subscription(rng: random.Random, index: int) -> dict[str, Any]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return {
+        "endpoint": f"https://fcm.googleapis.com/fcm/send/register-{index}-{secrets.token_hex(8)}",
+        "keys": {"p256dh": b64url(point), "auth": b64url(rng.randbytes(16))},
+    }
+
+
+async def register_through_gateway(stack: Any, site_id: str, count: int) -> float:
+    import aiohttp
+
+    rng = random.Random(3)
+    bodies = [
+        {"subscription": _subscription(rng, i), "browser": "chrome", "timezone": "UTC"}
+        for i in range(count)
+    ]
+    semaphore = asyncio.Semaphore(64)
+    url = f"{stack.gateway_url}/v1/sites/{site_id}/subscriptions"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+        async def register(body: dict[str, Any]) -> None:
+            async with semaphore, session.post(url, json=body) as response:
+                if response.status not in (200, 201):
+                    raise RuntimeError(f"gateway: {response.status} {await response.text()}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(register(b) for b in bodies))
+        return round(count / (time.perf_counter() - started), 1)
+
+
+async def import_batches(stack: Any, metadata: Any, count: int) -> float:
+    from clarion.common.v1 import common_pb2
+    from clarion.segment.v1 import segment_service_pb2 as pb
+    from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
+    from services.kit.grpcserver import client_channel
+
+    rng = random.Random(5)
+    point = b"\x04" + bytes(64)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    requests = [
+        pb.BatchRegisterSubscribersRequest(
+            requests=[
+                pb.RegisterSubscriberRequest(
+                    push_subscription=common_pb2.PushSubscription(
+                        endpoint=f"https://fcm.googleapis.com/fcm/send/import-{start + i}-{rng.getrandbits(40):x}",
+                        p256dh=point,
+                        auth=rng.randbytes(16),
+                    ),
+                    browser=common_pb2.BROWSER_CHROME,
+                    timezone="UTC",
+                )
+                for i in range(1000)
+            ]
+        )
+        for start in range(0, count, 1000)
+    ]
+    async with client_channel(stack.address("segment")) as channel:
+        stub = pb_grpc.SegmentServiceStub(channel)
+        semaphore = asyncio.Semaphore(2)
+
+        async def send(request: Any) -> None:
+            async with semaphore:
+                await stub.BatchRegisterSubscribers(request, metadata=metadata, timeout=300)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(send(r) for r in requests))
+        return round(count / (time.perf_counter() - started), 1)
+
+
+# --- main -----------------------------------------------------------------------------
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, bool]:
+    met = {}
+    for name, (sense, target) in TARGETS.items():
+        value = result.get(name)
+        if isinstance(value, int | float):
+            met[name] = value < target if sense == "<" else value >= target
+    if "stream_1m_s" in result:
+        met["stream_1m_s"] = True  # no target; RSS growth is the criterion
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--only", choices=("postgres", "sqlite"))
+    parser.add_argument("--profiles", type=int, help="profiles (events: 10 per profile)")
+    args = parser.parse_args()
+    from services.kit.logging import configure_logging
+
+    configure_logging("console", "WARNING")
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.profiles:
+        sizes = {db: (args.profiles, args.profiles * 10) for db in sizes}
+    report: dict[str, Any] = {
+        "benchmark": "segments",
+        "loadavg_start": loadavg(),
+        "cpus": os.cpu_count(),
+        "targets": {name: f"{sense} {target}" for name, (sense, target) in TARGETS.items()},
+    }
+    with tempfile.TemporaryDirectory(prefix="clarion-bench-segments-") as tmp:
+        root = Path(tmp)
+        for database in ("postgres", "sqlite"):
+            if args.only and args.only != database:
+                continue
+            profiles, events = sizes[database]
+            cluster = None
+            try:
+                if database == "postgres":
+                    cluster = Postgres.start(root / "pg")
+                    url = cluster.new_database()
+                    report["postgres_server"] = cluster.description
+                else:
+                    url = f"sqlite:///{root / 'sqlite' / 'clarion.db'}"
+                    (root / "sqlite").mkdir()
+                result = asyncio.run(measure(database, url, root / database, profiles, events, args.quick))
+                result["loadavg_end"] = loadavg()
+                result["targets_met"] = verdicts(result) if not args.quick else {}
+                report[database] = result
+            except Exception as error:  # noqa: BLE001 - the report says what failed
+                report[database] = {"error": f"{type(error).__name__}: {error}"}
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+    if args.json:
+        print(json.dumps(report), flush=True)
+    else:
+        print(json.dumps(report, indent=2), flush=True)
+    failed = [db for db in ("postgres", "sqlite") if "error" in report.get(db, {})]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
