@@ -671,6 +671,7 @@ def main() -> int:
         "targets": {name: f"{sense} {target}" for name, (sense, target) in TARGETS.items()},
     }
     with tempfile.TemporaryDirectory(prefix="clarion-bench-segments-") as tmp:
+        os.chmod(tmp, 0o755)  # the postgres user must reach its cluster directory
         root = Path(tmp)
         for database in ("postgres", "sqlite"):
             if args.only and args.only != database:
@@ -691,6 +692,7 @@ def main() -> int:
                 report[database] = result
             except Exception as error:  # noqa: BLE001 - the report says what failed
                 report[database] = {"error": f"{type(error).__name__}: {error}"}
+                progress(f"{database}: FAILED: {type(error).__name__}: {error}")
             finally:
                 if cluster is not None:
                     cluster.stop()
