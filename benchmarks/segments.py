@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.delivery import Postgres, b64url, loadavg, progress, status_mb
+from clarion.demo_segments import TARGET_CITIES  # the segment the demo sends to
 
 FULL = {"postgres": (1_000_000, 10_000_000), "sqlite": (100_000, 1_000_000)}
 QUICK = {"postgres": (20_000, 200_000), "sqlite": (5_000, 50_000)}
@@ -73,7 +74,6 @@ CITIES = [
     "Amsterdam", "Brussels", "Copenhagen", "Oslo", "Stockholm", "Helsinki", "Athens",
     "Budapest", "Zurich", "Milan", "Munich",
 ]  # fmt: skip
-TARGET_CITIES = ["Paris", "Berlin", "Madrid"]
 BROWSERS = ["chrome"] * 6 + ["safari"] * 2 + ["firefox", "edge"]
 EVENT_NAMES = ["Product Viewed"] * 23 + ["Added To Cart"] * 20 + ["Charged"] * 7 + ["Page Viewed"] * 50
 CATEGORIES = ["shoes", "shirts", "bags", "hats", "socks"]
@@ -320,34 +320,12 @@ def load_sqlite(path: str, site_id: str, profiles: int, events: int, rng: random
 
 
 def behaviour_definition() -> Any:
-    from clarion.segment.v1 import profile_pb2, segment_pb2
+    """The segment `clarion demo --scenario segments` sends to: added to cart in the last
+    7 days, not charged in them, city in Paris, Berlin or Madrid."""
+    from clarion.demo_segments import definition
+    from clarion.segment.v1 import segment_pb2
 
-    def cart(did_not: bool, name: str) -> Any:
-        return segment_pb2.Condition(
-            behaviour=segment_pb2.BehaviourCondition(
-                event_name=name, did_not=did_not, window=segment_pb2.TimeWindow(last_days=7)
-            )
-        )
-
-    return segment_pb2.AudienceSelector(
-        definition=segment_pb2.SegmentDefinition(
-            condition=segment_pb2.Condition(
-                all=segment_pb2.ConditionGroup(
-                    conditions=[
-                        cart(False, "Added To Cart"),
-                        cart(True, "Charged"),
-                        segment_pb2.Condition(
-                            property=segment_pb2.PropertyCondition(
-                                name="city",
-                                operator=segment_pb2.PROPERTY_OPERATOR_IN,
-                                values=[profile_pb2.PropertyValue(string_value=c) for c in TARGET_CITIES],
-                            )
-                        ),
-                    ]
-                )
-            )
-        )
-    )
+    return segment_pb2.AudienceSelector(definition=definition())
 
 
 def property_definition() -> Any:
