@@ -56,6 +56,7 @@ from clarion.segment.v1 import (
 )
 from services.gateway import inputs
 from services.gateway.errors import ApiError, bounded, quote
+from services.gateway.registrations import RegistrationBatcher
 from services.kit.auth import REQUEST_ID_HEADER
 from services.kit.errors import error_info
 from services.kit.logging import get_logger
@@ -192,6 +193,7 @@ def _site_not_found_as_404(site_id: str) -> Iterator[None]:
 
 PEERS = web.AppKey("peers", Peers)
 SITES = web.AppKey("sites", SiteDirectory)
+REGISTRATIONS = web.AppKey("registrations", RegistrationBatcher)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -222,11 +224,7 @@ async def subscribe(request: web.Request) -> web.Response:
     )
     site_id = where.site_id
     secret = await request.app[SITES].engagement_secret(site_id)
-    peers = request.app[PEERS]
-    stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
-    response = await stub.RegisterSubscriber(
-        message, metadata=call_metadata(peers, site_id), timeout=peers.timeout
-    )
+    response = await request.app[REGISTRATIONS].register(site_id, message)
     subscriber_id = response.subscriber.subscriber_id
     return web.json_response(
         {
@@ -576,6 +574,11 @@ def create_app(
     )
     app[PEERS] = peers
     app[SITES] = SiteDirectory(peers, site_cache_seconds, site_cache_size)
+    app[REGISTRATIONS] = RegistrationBatcher(
+        lambda: segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment")),
+        peers.metadata,
+        peers.timeout,
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/sites/{site_id}/config", site_config)
     app.router.add_post("/v1/sites/{site_id}/subscriptions", subscribe)

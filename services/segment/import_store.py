@@ -3,13 +3,12 @@ subscriptions, and keyset pages of who an audience selects.
 
 Like store.py, every statement filters on the caller's site, is built once per store,
 and a batch is a fixed number of executions however many rows it has: PostgreSQL gets
-one array per column (`unnest`), SQLite one compiled statement executed with a list
-of rows.
+the batch as one JSON text, SQLite one compiled statement executed with a list of rows.
+The subscription upsert itself is subscription_writes.py's, shared with registration.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,29 +38,18 @@ from services.segment.models import (
     SubscriberState,
 )
 from services.segment.store import (
-    SUBSCRIBED_EVENT,
     StoredProfile,
     Subscriber,
     SubscriberStore,
-    _system_event,
     _to_subscriber,
-    subscribed_event_id,
 )
+from services.segment.subscription_writes import SubscriptionWrite, write_subscriptions
 
 _TABLE = cast(Table, SubscriberRow.__table__)
 _COLUMNS = _TABLE.c
 _PROFILES = cast(Table, ProfileRow.__table__)
 _TYPES = cast(Table, PropertyTypeRow.__table__)
 _EVENTS = cast(Table, EventRow.__table__)
-
-# What an imported row sets; the rest (site, update time) is the same for a batch.
-_ROW_VALUES = (
-    "subscriber_id", "endpoint", "p256dh", "auth", "browser", "timezone", "profile_id",
-    "vapid_key_id", "state", "unsubscribe_reason", "unsubscribe_time", "create_time",
-)  # fmt: skip
-# An existing row is updated with every imported column but its id and create time:
-# create_time stays what the first import (or registration) stored.
-_UPDATED = [name for name in _ROW_VALUES if name not in ("subscriber_id", "create_time")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,45 +68,6 @@ class StoredSubscription:
     unsubscribe_time: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionWrite:
-    """One row to write: a new subscriber (its fresh id) or an existing one's new state."""
-
-    subscriber_id: str
-    endpoint: str
-    p256dh: bytes
-    auth: bytes
-    browser: str
-    timezone: str
-    profile_id: str | None
-    vapid_key_id: str | None
-    state: str
-    unsubscribe_reason: str | None
-    unsubscribe_time: datetime | None
-    create_time: datetime
-    new: bool
-
-
-# PostgreSQL gets a batch as one JSON text (json_to_recordset): one parameter whatever the
-# batch size, parsed by the server in C; binding a dozen arrays of 1000 items costs the
-# client more than the database spends storing them. Keys travel as standard base64.
-_RECORD = (
-    "subscriber_id varchar, endpoint varchar, p256dh text, auth text, browser varchar, "
-    "timezone varchar, profile_id varchar, vapid_key_id varchar, state varchar, "
-    "unsubscribe_reason varchar, unsubscribe_time timestamptz, create_time timestamptz"
-)
-_POSTGRESQL_UPSERT = text(
-    "INSERT INTO segment_subscribers (subscriber_id, endpoint, p256dh, auth, browser, "
-    "timezone, profile_id, vapid_key_id, state, unsubscribe_reason, unsubscribe_time, "
-    "create_time, site_id, update_time) "
-    "SELECT r.subscriber_id, r.endpoint, decode(r.p256dh, 'base64'), decode(r.auth, 'base64'), "
-    "r.browser, r.timezone, r.profile_id, r.vapid_key_id, r.state, r.unsubscribe_reason, "
-    "r.unsubscribe_time, r.create_time, :site_id, :now "
-    f"FROM json_to_recordset(CAST(:rows AS json)) AS r({_RECORD}) "
-    "ON CONFLICT (site_id, endpoint) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in (*_UPDATED, "update_time"))
-    + " RETURNING subscriber_id, endpoint"
-).bindparams(bindparam("now", type_=UTCDateTime()))
 # Each endpoint looked up in the (site_id, endpoint) index on its own (LATERAL), whatever
 # the planner guesses about a fresh table (as store.py's active_among does).
 _POSTGRESQL_STORED = text(
@@ -134,52 +83,6 @@ _POSTGRESQL_PROFILES_OF = text(
     "CROSS JOIN LATERAL (SELECT * FROM segment_profiles AS x "
     "WHERE x.site_id = :site_id AND x.profile_id = n.id) AS p"
 )
-_POSTGRESQL_SUBSCRIBED_EVENTS = text(
-    "INSERT INTO segment_events (site_id, event_id, name, profile_id, subscriber_id, "
-    "occur_time, properties, receive_time) "
-    "SELECT :site_id, r.event_id, :name, r.profile_id, r.subscriber_id, r.occur_time, "
-    "'{}'::jsonb, :now FROM json_to_recordset(CAST(:rows AS json)) "
-    "AS r(event_id varchar, profile_id varchar, subscriber_id varchar, occur_time timestamptz) "
-    "ON CONFLICT DO NOTHING"
-).bindparams(bindparam("now", type_=UTCDateTime()))
-_POSTGRESQL_PROFILES = text(
-    "INSERT INTO segment_profiles (site_id, profile_id, properties, test_profile, "
-    "create_time, update_time) "
-    "SELECT :site_id, n.id, '{}'::jsonb, false, :now, :now "
-    "FROM json_array_elements_text(CAST(:ids AS json)) AS n(id) ON CONFLICT DO NOTHING"
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-
-def _json_time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _json_row(write: SubscriptionWrite) -> dict[str, Any]:
-    return {
-        "subscriber_id": write.subscriber_id,
-        "endpoint": write.endpoint,
-        "p256dh": base64.b64encode(write.p256dh).decode(),
-        "auth": base64.b64encode(write.auth).decode(),
-        "browser": write.browser,
-        "timezone": write.timezone,
-        "profile_id": write.profile_id,
-        "vapid_key_id": write.vapid_key_id,
-        "state": write.state,
-        "unsubscribe_reason": write.unsubscribe_reason,
-        "unsubscribe_time": _json_time(write.unsubscribe_time),
-        "create_time": _json_time(write.create_time),
-    }
-
-
-def _sqlite_upsert() -> Any:
-    statement = sqlite.insert(_TABLE)
-    return statement.on_conflict_do_update(
-        index_elements=["site_id", "endpoint"],
-        set_={**{name: statement.excluded[name] for name in _UPDATED},
-              "update_time": statement.excluded.update_time},
-    ).returning(_COLUMNS.subscriber_id, _COLUMNS.endpoint)  # fmt: skip
-
-
 _STORED_COLUMNS = (
     _COLUMNS.endpoint,
     _COLUMNS.subscriber_id,
@@ -203,11 +106,9 @@ class ImportStore:
         self._stored: Any
         self._profiles_of: Any
         if self._postgresql:
-            self._upsert = _POSTGRESQL_UPSERT
             self._stored = _POSTGRESQL_STORED
             self._profiles_of = _POSTGRESQL_PROFILES_OF
         else:
-            self._upsert = _sqlite_upsert()
             # The endpoints travel as one JSON text, so the statement is the same for
             # every batch size.
             self._stored = select(*_STORED_COLUMNS).where(
@@ -261,78 +162,13 @@ class ImportStore:
     async def write_subscriptions(
         self, site_id: str, writes: Sequence[SubscriptionWrite], now: datetime
     ) -> int:
-        """Upserts the rows (distinct endpoints) in one transaction: INSERT .. ON CONFLICT
-        (site_id, endpoint) DO UPDATE, in endpoint order (two overlapping imports lock
-        rows in one order). Records `Subscribed` (occurring at the subscriber's create
-        time) for each subscriber it created, and creates the profiles the rows name.
-        Returns how many subscribers it created."""
+        """Upserts the rows (distinct endpoints) in one transaction, recording `Subscribed`
+        for each subscriber created and creating the profiles the rows name (see
+        subscription_writes.write_subscriptions). Returns how many subscribers it created."""
         if not writes:
             return 0
-        ordered = sorted(writes, key=lambda write: write.endpoint)
-        parameters: Any
-        if self._postgresql:
-            parameters = {
-                "site_id": site_id,
-                "now": now,
-                "rows": json.dumps([_json_row(w) for w in ordered]),
-            }
-        else:
-            parameters = [
-                {"site_id": site_id, "update_time": now,
-                 **{name: getattr(w, name) for name in _ROW_VALUES}}
-                for w in ordered
-            ]  # fmt: skip
-        offered = {w.subscriber_id: w for w in ordered if w.new}
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(self._upsert, parameters)).all()
-            # A subscriber is created when the row came back with the id offered for it
-            # (a concurrent registration of the endpoint may have won the insert).
-            created = [
-                offered[subscriber_id] for subscriber_id, _ in rows if subscriber_id in offered
-            ]
-            profile_ids = sorted({w.profile_id for w in ordered if w.profile_id})
-            if self._postgresql:
-                if created:
-                    events = [
-                        {"event_id": subscribed_event_id(w.subscriber_id),
-                         "profile_id": w.profile_id, "subscriber_id": w.subscriber_id,
-                         "occur_time": w.create_time.isoformat()}
-                        for w in created
-                    ]  # fmt: skip
-                    await connection.execute(
-                        _POSTGRESQL_SUBSCRIBED_EVENTS,
-                        {"site_id": site_id, "now": now, "name": SUBSCRIBED_EVENT,
-                         "rows": json.dumps(events)},
-                    )  # fmt: skip
-                if profile_ids:
-                    await connection.execute(
-                        _POSTGRESQL_PROFILES,
-                        {"site_id": site_id, "now": now, "ids": json.dumps(profile_ids)},
-                    )
-                return len(created)
-            if created:
-                events = []
-                for write in created:
-                    event = _system_event(
-                        site_id,
-                        subscribed_event_id(write.subscriber_id),
-                        SUBSCRIBED_EVENT,
-                        write.subscriber_id,
-                        write.profile_id,
-                        now,
-                    )
-                    event["occur_time"] = write.create_time
-                    events.append(event)
-                await connection.execute(self._insert_event, events)
-            if profile_ids:
-                await connection.execute(
-                    self._insert_profile,
-                    [
-                        {"site_id": site_id, "profile_id": profile_id, "properties": {},
-                         "test_profile": False, "create_time": now, "update_time": now}
-                        for profile_id in profile_ids
-                    ],
-                )  # fmt: skip
+            _, created = await write_subscriptions(connection, site_id, writes, now)
         return len(created)
 
     async def profile_states(

@@ -37,14 +37,11 @@ from services.segment.domain import (
     validate_timezone,
     validate_vapid_key_id,
 )
-from services.segment.import_store import (
-    ImportStore,
-    StoredSubscription,
-    SubscriptionWrite,
-)
+from services.segment.import_store import ImportStore, StoredSubscription
 from services.segment.models import Browser, SubscriberState
 from services.segment.reach import Audiences, Selector
 from services.segment.store import StoredProfile, Subscriber, SubscriberStore
+from services.segment.subscription_writes import SubscriptionWrite
 
 log = get_logger(__name__)
 

@@ -16,10 +16,7 @@ from typing import Any, cast
 
 from cachetools import LRUCache
 from sqlalchemy import (
-    ARRAY,
-    LargeBinary,
     Select,
-    String,
     Table,
     and_,
     bindparam,
@@ -27,7 +24,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    null,
     or_,
     select,
     text,
@@ -53,6 +49,7 @@ from services.segment.models import (
     SubscriberState,
 )
 from services.segment.segment_sql import Person, SegmentCompiler, type_keys
+from services.segment.subscription_writes import SubscriptionWrite, write_subscriptions
 
 _TABLE = cast(Table, SubscriberRow.__table__)
 _COLUMNS = _TABLE.c
@@ -77,24 +74,7 @@ _AUDIENCE_COLUMNS = (
 # A run reads its kept audience within hours; a month covers any run's retries.
 KEPT_AUDIENCE_DAYS = 30
 
-SUBSCRIBED_EVENT = "Subscribed"
 UNSUBSCRIBED_EVENT = "Unsubscribed"
-
-# The upsert's per-row columns; site_id, state and the time are the same for a batch.
-_ROW_VALUES = (
-    "subscriber_id", "endpoint", "p256dh", "auth", "browser", "timezone", "profile_id",
-    "vapid_key_id",
-)  # fmt: skip
-_ROW_TYPES: Mapping[str, Any] = {
-    "subscriber_id": String(),
-    "endpoint": String(),
-    "p256dh": LargeBinary(),
-    "auth": LargeBinary(),
-    "browser": String(),
-    "timezone": String(),
-    "profile_id": String(),
-    "vapid_key_id": String(),
-}
 
 
 @dataclass(frozen=True)
@@ -218,12 +198,6 @@ def _system_event(
     }
 
 
-def subscribed_event_id(subscriber_id: str) -> str:
-    # A subscriber is created once: a retried or repeated registration finds the row
-    # and creates nothing, so this id is written at most once.
-    return f"clarion:subscribed:{subscriber_id}"
-
-
 def unsubscribed_event_id(subscriber_id: str, now: datetime) -> str:
     # The change is (subscriber, the moment it became unsubscribed): unsubscribing an
     # unsubscribed one changes nothing, and a later re-registration and unsubscribe is a
@@ -254,64 +228,6 @@ def _to_subscriber(row: Any) -> Subscriber:
     )
 
 
-# All the upsert does not already know: an updated row keeps its id and create_time;
-# every other column is what was sent (see _upsert_changes).
-_UPSERT_RETURNS = (_COLUMNS.subscriber_id, _COLUMNS.endpoint, _COLUMNS.create_time)
-
-
-def _upsert_changes(excluded: Any) -> dict[str, Any]:
-    """A registration of a known endpoint renews its keys and details and re-activates it."""
-    return {
-        "p256dh": excluded.p256dh,
-        "auth": excluded.auth,
-        "browser": excluded.browser,
-        "timezone": excluded.timezone,
-        "profile_id": excluded.profile_id,
-        # Re-subscribed under another key (or the current one: NULL): sign with that.
-        "vapid_key_id": excluded.vapid_key_id,
-        "state": excluded.state,
-        "unsubscribe_reason": null(),
-        "unsubscribe_time": null(),
-        "update_time": excluded.update_time,
-    }
-
-
-def _postgresql_upsert() -> Any:
-    """INSERT .. SELECT FROM unnest(<one array per column>) ON CONFLICT DO UPDATE.
-
-    A whole batch is one execution with a fixed set of parameters, so psycopg neither
-    re-parses a long VALUES list nor round-trips per row.
-    """
-    rows = (
-        func.unnest(*(bindparam(name, type_=ARRAY(_ROW_TYPES[name])) for name in _ROW_VALUES))
-        .table_valued(*_ROW_VALUES)
-        .render_derived()
-    )
-    now = bindparam("now", type_=UTCDateTime())
-    source = select(
-        *(rows.c[name] for name in _ROW_VALUES),
-        bindparam("site_id", type_=String()),
-        literal(SubscriberState.ACTIVE.value),
-        now,
-        now,
-    )
-    statement = postgresql.insert(_TABLE).from_select(
-        [*_ROW_VALUES, "site_id", "state", "create_time", "update_time"], source
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["site_id", "endpoint"], set_=_upsert_changes(statement.excluded)
-    ).returning(*_UPSERT_RETURNS)
-
-
-def _sqlite_upsert() -> Any:
-    """One INSERT .. ON CONFLICT DO UPDATE .. RETURNING, executed with a list of rows:
-    SQLAlchemy sends it as multi-row VALUES pages of the one compiled statement."""
-    statement = sqlite.insert(_TABLE)
-    return statement.on_conflict_do_update(
-        index_elements=["site_id", "endpoint"], set_=_upsert_changes(statement.excluded)
-    ).returning(*_UPSERT_RETURNS)
-
-
 class SubscriberStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -337,7 +253,6 @@ class SubscriberStore:
         if dialect not in ("postgresql", "sqlite"):
             raise RuntimeError(f"unsupported database dialect {dialect!r}")
         self._postgresql = dialect == "postgresql"
-        self._upsert = _postgresql_upsert() if self._postgresql else _sqlite_upsert()
         self._insert_event = _insert_ignore(_EVENTS, self._postgresql)
         self._insert_type = _insert_ignore(_TYPES, self._postgresql)
         self._insert_profile = _insert_ignore(_PROFILES, self._postgresql)
@@ -361,86 +276,32 @@ class SubscriberStore:
         now: datetime,
     ) -> dict[str, Subscriber]:
         """Upserts (new subscriber id, subscription) pairs whose endpoints are distinct,
-        in one transaction; returns the stored subscribers by endpoint. A subscriber was
-        created exactly when its id is the new id it was offered.
-
-        INSERT .. ON CONFLICT (site_id, endpoint): two concurrent registrations of one
-        endpoint cannot both insert. Rows go in endpoint order, so two overlapping
-        batches lock their rows in the same order and cannot deadlock each other.
+        in one transaction, as active subscriptions created now; returns the stored
+        subscribers by endpoint. A subscriber was created exactly when its id is the new
+        id it was offered. See subscription_writes.write_subscriptions.
         """
         if not entries:
             return {}
-        ordered = sorted(entries, key=lambda entry: entry[1].endpoint)
-        parameters: Any
-        if self._postgresql:
-            parameters = {
-                "site_id": site_id,
-                "now": now,
-                "subscriber_id": [subscriber_id for subscriber_id, _ in ordered],
-                "endpoint": [s.endpoint for _, s in ordered],
-                "p256dh": [s.p256dh for _, s in ordered],
-                "auth": [s.auth for _, s in ordered],
-                "browser": [s.browser.value for _, s in ordered],
-                "timezone": [s.timezone for _, s in ordered],
-                "profile_id": [s.profile_id for _, s in ordered],
-                "vapid_key_id": [s.vapid_key_id for _, s in ordered],
-            }
-        else:
-            active = SubscriberState.ACTIVE.value
-            parameters = [
-                {
-                    "subscriber_id": subscriber_id,
-                    "site_id": site_id,
-                    "endpoint": s.endpoint,
-                    "p256dh": s.p256dh,
-                    "auth": s.auth,
-                    "browser": s.browser.value,
-                    "timezone": s.timezone,
-                    "profile_id": s.profile_id,
-                    "vapid_key_id": s.vapid_key_id,
-                    "state": active,
-                    "unsubscribe_reason": None,
-                    "unsubscribe_time": None,
-                    "create_time": now,
-                    "update_time": now,
-                }
-                for subscriber_id, s in ordered
-            ]
-        offered = {subscriber_id: s for subscriber_id, s in entries}
-        async with self._sessions.begin() as session:
-            rows = (await session.execute(self._upsert, parameters)).all()
-            subscribed = [
-                _system_event(
-                    site_id,
-                    subscribed_event_id(subscriber_id),
-                    SUBSCRIBED_EVENT,
-                    subscriber_id,
-                    offered[subscriber_id].profile_id,
-                    now,
-                )
-                for subscriber_id, _, _ in rows
-                if subscriber_id in offered
-            ]
-            if subscribed:
-                await session.execute(self._insert_event, subscribed)
-            # A subscriber registered with a profile id belongs to that profile (as after
-            # Identify): make sure the profile exists, so GetProfile finds it.
-            profile_ids = sorted({s.profile_id for _, s in entries if s.profile_id})
-            if profile_ids:
-                await session.execute(
-                    self._insert_profile,
-                    [
-                        {
-                            "site_id": site_id,
-                            "profile_id": profile_id,
-                            "properties": {},
-                            "test_profile": False,
-                            "create_time": now,
-                            "update_time": now,
-                        }
-                        for profile_id in profile_ids
-                    ],
-                )
+        writes = [
+            SubscriptionWrite(
+                subscriber_id=subscriber_id,
+                endpoint=s.endpoint,
+                p256dh=s.p256dh,
+                auth=s.auth,
+                browser=s.browser.value,
+                timezone=s.timezone,
+                profile_id=s.profile_id,
+                vapid_key_id=s.vapid_key_id,
+                state=SubscriberState.ACTIVE.value,
+                unsubscribe_reason=None,
+                unsubscribe_time=None,
+                create_time=now,
+                new=True,
+            )
+            for subscriber_id, s in entries
+        ]
+        async with self._engine.begin() as connection:
+            rows, _ = await write_subscriptions(connection, site_id, writes, now)
         if len(rows) != len(entries):
             raise RuntimeError("upsert_many needs distinct endpoints")
         subscriptions = {s.endpoint: s for _, s in entries}

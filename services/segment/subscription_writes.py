@@ -1,0 +1,218 @@
+"""The one bulk write of subscriptions, shared by registration (store.py) and import
+(import_store.py): upsert the rows, record `Subscribed` for each subscriber created, and
+create the profiles the rows name — in the caller's transaction.
+
+PostgreSQL gets each of those statements with the whole batch as one JSON text
+(json_to_recordset): one parameter whatever the batch size, parsed by the server in C.
+Binding a dozen arrays or a list of dicts per row cost the client more than the database
+spent storing them (a registration batch of 1,000 spent 80 % of its CPU in parameter
+processing). SQLite runs one compiled statement with a list of rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kit.db import UTCDateTime
+from services.segment.models import EventRow, ProfileRow, SubscriberRow
+
+_TABLE = cast(Table, SubscriberRow.__table__)
+_COLUMNS = _TABLE.c
+_PROFILES = cast(Table, ProfileRow.__table__)
+_EVENTS = cast(Table, EventRow.__table__)
+
+SUBSCRIBED_EVENT = "Subscribed"
+
+# What a written row sets; the rest (site, update time) is the same for a batch.
+ROW_VALUES = (
+    "subscriber_id", "endpoint", "p256dh", "auth", "browser", "timezone", "profile_id",
+    "vapid_key_id", "state", "unsubscribe_reason", "unsubscribe_time", "create_time",
+)  # fmt: skip
+# An existing row is updated with every written column but its id and create time:
+# create_time stays what the first registration (or import) stored.
+_UPDATED = [name for name in ROW_VALUES if name not in ("subscriber_id", "create_time")]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionWrite:
+    """One row to write: a new subscriber (its fresh id) or an existing one's new state."""
+
+    subscriber_id: str
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+    browser: str
+    timezone: str
+    profile_id: str | None
+    vapid_key_id: str | None
+    state: str
+    unsubscribe_reason: str | None
+    unsubscribe_time: datetime | None
+    create_time: datetime
+    new: bool
+
+
+def subscribed_event_id(subscriber_id: str) -> str:
+    # A subscriber is created once: a retried or repeated registration finds the row
+    # and creates nothing, so this id is written at most once.
+    return f"clarion:subscribed:{subscriber_id}"
+
+
+_RECORD = (
+    "subscriber_id varchar, endpoint varchar, p256dh text, auth text, browser varchar, "
+    "timezone varchar, profile_id varchar, vapid_key_id varchar, state varchar, "
+    "unsubscribe_reason varchar, unsubscribe_time timestamptz, create_time timestamptz"
+)
+_POSTGRESQL_UPSERT = (
+    text(
+        "INSERT INTO segment_subscribers (subscriber_id, endpoint, p256dh, auth, browser, "
+        "timezone, profile_id, vapid_key_id, state, unsubscribe_reason, unsubscribe_time, "
+        "create_time, site_id, update_time) "
+        "SELECT r.subscriber_id, r.endpoint, decode(r.p256dh, 'base64'), decode(r.auth, 'base64'), "
+        "r.browser, r.timezone, r.profile_id, r.vapid_key_id, r.state, r.unsubscribe_reason, "
+        "r.unsubscribe_time, r.create_time, :site_id, :now "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS r({_RECORD}) "
+        "ON CONFLICT (site_id, endpoint) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in (*_UPDATED, "update_time"))
+        + " RETURNING subscriber_id, endpoint, create_time"
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(create_time=UTCDateTime())
+)
+_POSTGRESQL_SUBSCRIBED_EVENTS = text(
+    "INSERT INTO segment_events (site_id, event_id, name, profile_id, subscriber_id, "
+    "occur_time, properties, receive_time) "
+    "SELECT :site_id, r.event_id, :name, r.profile_id, r.subscriber_id, r.occur_time, "
+    "'{}'::jsonb, :now FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS r(event_id varchar, profile_id varchar, subscriber_id varchar, occur_time timestamptz) "
+    "ON CONFLICT DO NOTHING"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_POSTGRESQL_PROFILES = text(
+    "INSERT INTO segment_profiles (site_id, profile_id, properties, test_profile, "
+    "create_time, update_time) "
+    "SELECT :site_id, n.id, '{}'::jsonb, false, :now, :now "
+    "FROM json_array_elements_text(CAST(:ids AS json)) AS n(id) ON CONFLICT DO NOTHING"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _sqlite_upsert() -> Any:
+    statement = sqlite.insert(_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=["site_id", "endpoint"],
+        set_={**{name: statement.excluded[name] for name in _UPDATED},
+              "update_time": statement.excluded.update_time},
+    ).returning(_COLUMNS.subscriber_id, _COLUMNS.endpoint, _COLUMNS.create_time)  # fmt: skip
+
+
+_SQLITE_UPSERT = _sqlite_upsert()
+_SQLITE_EVENTS = sqlite.insert(_EVENTS).on_conflict_do_nothing()
+_SQLITE_PROFILES = sqlite.insert(_PROFILES).on_conflict_do_nothing()
+
+
+def _json_time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _json_row(write: SubscriptionWrite) -> dict[str, Any]:
+    return {
+        "subscriber_id": write.subscriber_id,
+        "endpoint": write.endpoint,
+        "p256dh": base64.b64encode(write.p256dh).decode(),
+        "auth": base64.b64encode(write.auth).decode(),
+        "browser": write.browser,
+        "timezone": write.timezone,
+        "profile_id": write.profile_id,
+        "vapid_key_id": write.vapid_key_id,
+        "state": write.state,
+        "unsubscribe_reason": write.unsubscribe_reason,
+        "unsubscribe_time": _json_time(write.unsubscribe_time),
+        "create_time": _json_time(write.create_time),
+    }
+
+
+async def write_subscriptions(
+    connection: AsyncConnection, site_id: str, writes: Sequence[SubscriptionWrite], now: datetime
+) -> tuple[list[Row[Any]], list[SubscriptionWrite]]:
+    """Upserts the rows (distinct endpoints) in endpoint order, so two overlapping
+    batches lock their rows in one order and cannot deadlock each other.
+
+    INSERT .. ON CONFLICT (site_id, endpoint): two concurrent writes of one endpoint
+    cannot both insert. A write was created when its row came back with the id offered
+    for it (a concurrent one may have won the insert); `Subscribed`, occurring at the
+    write's create time, is recorded for exactly those. Returns the stored rows
+    (subscriber_id, endpoint, create_time) and the writes that created a subscriber.
+    """
+    if not writes:
+        return [], []
+    ordered = sorted(writes, key=lambda write: write.endpoint)
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        rows = (
+            await connection.execute(
+                _POSTGRESQL_UPSERT,
+                {"site_id": site_id, "now": now,
+                 "rows": json.dumps([_json_row(w) for w in ordered])},
+            )
+        ).all()  # fmt: skip
+    else:
+        rows = (
+            await connection.execute(
+                _SQLITE_UPSERT,
+                [{"site_id": site_id, "update_time": now,
+                  **{name: getattr(w, name) for name in ROW_VALUES}}
+                 for w in ordered],
+            )
+        ).all()  # fmt: skip
+    offered = {w.subscriber_id: w for w in ordered if w.new}
+    created = [offered[row.subscriber_id] for row in rows if row.subscriber_id in offered]
+    profile_ids = sorted({w.profile_id for w in ordered if w.profile_id})
+    if postgresql:
+        if created:
+            events = [
+                {"event_id": subscribed_event_id(w.subscriber_id), "profile_id": w.profile_id,
+                 "subscriber_id": w.subscriber_id, "occur_time": w.create_time.isoformat()}
+                for w in created
+            ]  # fmt: skip
+            await connection.execute(
+                _POSTGRESQL_SUBSCRIBED_EVENTS,
+                {"site_id": site_id, "now": now, "name": SUBSCRIBED_EVENT,
+                 "rows": json.dumps(events)},
+            )  # fmt: skip
+        # A subscriber written with a profile id belongs to that profile (as after
+        # Identify): make sure the profile exists, so GetProfile finds it.
+        if profile_ids:
+            await connection.execute(
+                _POSTGRESQL_PROFILES,
+                {"site_id": site_id, "now": now, "ids": json.dumps(profile_ids)},
+            )
+        return rows, created
+    if created:
+        await connection.execute(
+            _SQLITE_EVENTS,
+            [
+                {"site_id": site_id, "event_id": subscribed_event_id(w.subscriber_id),
+                 "name": SUBSCRIBED_EVENT, "profile_id": w.profile_id,
+                 "subscriber_id": w.subscriber_id, "occur_time": w.create_time,
+                 "properties": {}, "receive_time": now}
+                for w in created
+            ],
+        )  # fmt: skip
+    if profile_ids:
+        await connection.execute(
+            _SQLITE_PROFILES,
+            [
+                {"site_id": site_id, "profile_id": profile_id, "properties": {},
+                 "test_profile": False, "create_time": now, "update_time": now}
+                for profile_id in profile_ids
+            ],
+        )  # fmt: skip
+    return rows, created
