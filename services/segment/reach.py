@@ -125,10 +125,14 @@ class Audiences:
                 field="person",
             )
         condition = await self.definition_of(site_id, selector)
-        person = await self._store.person_of(
-            site_id, profile_id=profile_id or None, subscriber_id=subscriber_id or None
+        found = await self._store.match_one(
+            site_id,
+            profile_id=profile_id or None,
+            subscriber_id=subscriber_id or None,
+            condition=condition,
+            now=self._clock.now(),
         )
-        if person is None:
+        if found is None:
             field = "profile_id" if profile_id else "subscriber_id"
             reason = "PROFILE_NOT_FOUND" if profile_id else "SUBSCRIBER_NOT_FOUND"
             raise NotFound(
@@ -136,9 +140,7 @@ class Audiences:
                 f"{field} {(profile_id or subscriber_id)[:128]!r} is not known to this site",
                 field=field,
             )
-        matches, reachable = await self._store.match_person(
-            site_id, person, condition, self._clock.now()
-        )
+        matches, reachable = found
         return Match(matches, reachable)
 
     async def keep_for_run(

@@ -7,7 +7,7 @@ is never read, changed or deleted. A definition is stored in its JSON form
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -16,13 +16,11 @@ from sqlalchemy import String, Table, delete, insert, literal, select, tuple_, u
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import UTCDateTime
-from services.segment.models import PROFILE_SCOPE, PropertyTypeRow, SegmentRow, event_scope
+from services.segment.models import SegmentRow
 
 _SEGMENTS = cast(Table, SegmentRow.__table__)
 _S = _SEGMENTS.c
-_TYPES = cast(Table, PropertyTypeRow.__table__)
 
-EVENT_SCOPE_PREFIX = event_scope("")
 # The columns an update may replace (one per update_mask path).
 UPDATABLE_COLUMNS = frozenset({"display_name", "description", "labels", "definition"})
 
@@ -38,15 +36,6 @@ class StoredSegment:
     definition: dict[str, Any]
     create_time: datetime
     update_time: datetime
-
-
-@dataclass(frozen=True)
-class KnownTypes:
-    """A site's stored property types: profile properties by name, event properties by
-    (scope, name) with scope "event:<event name>"."""
-
-    profile: dict[str, str]
-    event: dict[tuple[str, str], str]
 
 
 def _to_segment(row: Any) -> StoredSegment:
@@ -139,32 +128,3 @@ class SegmentStore:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [_to_segment(row) for row in rows]
-
-    async def known_types(
-        self, site_id: str, keys: Collection[tuple[str, str]] | None = None
-    ) -> KnownTypes:
-        """The site's stored property types; only those of these (scope, name) keys when
-        given (scope "profile" or "event:<event name>")."""
-        query = select(_TYPES.c.scope, _TYPES.c.name, _TYPES.c.type).where(
-            _TYPES.c.site_id == site_id
-        )
-        if keys is not None:
-            if not keys:
-                return KnownTypes({}, {})
-            query = query.where(
-                _TYPES.c.scope.in_(sorted({scope for scope, _ in keys})),
-                _TYPES.c.name.in_(sorted({name for _, name in keys})),
-            )
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        wanted = None if keys is None else set(keys)
-        profile: dict[str, str] = {}
-        event: dict[tuple[str, str], str] = {}
-        for scope, name, type_ in rows:
-            if wanted is not None and (scope, name) not in wanted:
-                continue
-            if scope == PROFILE_SCOPE:
-                profile[name] = type_
-            elif scope.startswith(EVENT_SCOPE_PREFIX):
-                event[(scope, name)] = type_
-        return KnownTypes(profile, event)

@@ -9,7 +9,7 @@ the rules that need the site: the names' stored types, the segment's own fields,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from services.segment.definition import (
 from services.segment.models import (
     MAX_DESCRIPTION_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
+    PROFILE_SCOPE,
     PropertyType,
     event_scope,
 )
@@ -42,6 +43,11 @@ from services.segment.segment_sql import type_keys
 from services.segment.segment_store import SegmentStore, StoredSegment
 
 log = get_logger(__name__)
+
+# site id, the (scope, name) keys needed -> every (scope, name) type the site stores.
+PropertyTypes = Callable[
+    [str, Collection[tuple[str, str]]], Awaitable[Mapping[tuple[str, str], PropertyType]]
+]
 
 SEGMENT_ID_PREFIX = "seg"
 MAX_LABELS = 20
@@ -295,16 +301,23 @@ def _page_position(token: str) -> tuple[datetime, str] | None:
 class Segments:
     """Use cases of saved segments (CreateSegment .. ListSegments) over one store."""
 
-    def __init__(self, store: SegmentStore, clock: Clock) -> None:
+    def __init__(self, store: SegmentStore, clock: Clock, property_types: PropertyTypes) -> None:
         self._store = store
         self._clock = clock
+        # The site's stored property types, from the subscriber store's cache (a type
+        # never changes once stored): no query per check once a site's types are known.
+        self._property_types = property_types
 
     async def check_definition_types(
         self, site_id: str, condition: Condition, path: str = f"{DEFINITION_FIELD}.condition"
     ) -> None:
         """check_types against the site's stored types of the names the definition uses."""
-        known = await self._store.known_types(site_id, type_keys(condition))
-        check_types(condition, known.profile, known.event, path)
+        keys = set(type_keys(condition))
+        stored = await self._property_types(site_id, keys)
+        wanted = {key: t.value for key, t in stored.items() if key in keys}
+        profile = {name: t for (scope, name), t in wanted.items() if scope == PROFILE_SCOPE}
+        event = {key: t for key, t in wanted.items() if key[0] != PROFILE_SCOPE}
+        check_types(condition, profile, event, path)
 
     async def create(self, site_id: str, draft: SegmentDraft) -> Segment:
         display_name = _display_name(draft.display_name)

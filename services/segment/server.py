@@ -742,7 +742,7 @@ async def create_server(
     clock = clock or SystemClock()
     subscribers = Subscribers(store, clock, egress=EgressPolicy.from_settings(settings))
     audience = Audience(store, clock)
-    segments = Segments(SegmentStore(engine), clock)
+    segments = Segments(SegmentStore(engine), clock, store.property_types)
     audiences = Audiences(store, segments, clock)
     imports = Imports(
         ImportStore(engine, store), store, audience, audiences, clock,
