@@ -7,7 +7,8 @@ no handler repeats a length or range check, and malformed input ends as
 INVALID_ARGUMENT naming the field instead of reaching a database that would refuse it
 (PostgreSQL refuses NUL in text, timestamps past 9999, a varchar over its length).
 
-Plans are compiled once per message type; a check walks only the fields that are set.
+Plans are compiled once per message type; a check walks only the fields that are set
+(and the few whose unset value breaks a limit).
 """
 
 from __future__ import annotations
@@ -79,7 +80,15 @@ class _FieldPlan:
     presence: bool = False
 
 
-_plans: dict[str, tuple[_FieldPlan, ...]] = {}
+@dataclass(frozen=True)
+class _MessagePlan:
+    by_name: dict[str, _FieldPlan]
+    # Scalar fields whose default value (what an unset field reads as) breaks a limit,
+    # e.g. an integer with a minimum above 0: checked even when not set.
+    on_default: tuple[_FieldPlan, ...]
+
+
+_plans: dict[str, _MessagePlan] = {}
 _plans_lock = threading.Lock()
 
 
@@ -90,33 +99,36 @@ def check_request(message: Message) -> None:
 
 
 def _check_message(prefix: str, message: Message) -> None:
-    for plan in _plan(message.DESCRIPTOR):
-        path = f"{prefix}{plan.name}"
+    plans = _plan(message.DESCRIPTOR)
+    # ListFields gives the set fields only (from C): an unset field reads as its default,
+    # which is within every limit but those of `on_default`.
+    for field, value in message.ListFields():
+        plan = plans.by_name[field.name]
         if plan.map_checks is not None:
-            entries = getattr(message, plan.name)
-            if len(entries) > plan.max_items:
+            path = f"{prefix}{plan.name}"
+            if len(value) > plan.max_items:
                 raise InvalidField(path, f"at most {plan.max_items} entries", plan.too_many_reason)
             key_check, value_check = plan.map_checks
-            for key in entries:
+            for key in value:
                 if key_check is not None:
                     key_check(f"{path}[key]", key)
                 if value_check is not None:
-                    value_check(f"{path}[{_shown_key(key)}]", entries[key])
+                    value_check(f"{path}[{_shown_key(key)}]", value[key])
         elif plan.repeated:
-            items = getattr(message, plan.name)
-            if len(items) > plan.max_items:
+            if len(value) > plan.max_items:
                 raise InvalidField(
-                    path, f"at most {plan.max_items} items (got {len(items)})", plan.too_many_reason
+                    f"{prefix}{plan.name}",
+                    f"at most {plan.max_items} items (got {len(value)})",
+                    plan.too_many_reason,
                 )
             if plan.check is not None:
-                for index, item in enumerate(items):
-                    plan.check(f"{path}[{index}]", item)
-        elif plan.presence:
-            if message.HasField(plan.name):
-                assert plan.check is not None
-                plan.check(path, getattr(message, plan.name))
+                for index, item in enumerate(value):
+                    plan.check(f"{prefix}{plan.name}[{index}]", item)
         elif plan.check is not None:
-            plan.check(path, getattr(message, plan.name))
+            plan.check(f"{prefix}{plan.name}", value)
+    for plan in plans.on_default:
+        assert plan.check is not None
+        plan.check(f"{prefix}{plan.name}", getattr(message, plan.name))
 
 
 def _shown_key(key: Any) -> str:
@@ -124,15 +136,33 @@ def _shown_key(key: Any) -> str:
     return text if len(text) <= 32 and _ID.fullmatch(text) else "…"
 
 
-def _plan(descriptor: Descriptor) -> tuple[_FieldPlan, ...]:
+def _plan(descriptor: Descriptor) -> _MessagePlan:
     plan = _plans.get(descriptor.full_name)
     if plan is None:
         with _plans_lock:
             plan = _plans.get(descriptor.full_name)
             if plan is None:
-                plan = tuple(_field_plan(field) for field in descriptor.fields)
+                fields = [(field, _field_plan(field)) for field in descriptor.fields]
+                plan = _MessagePlan(
+                    by_name={field.name: field_plan for field, field_plan in fields},
+                    on_default=tuple(
+                        field_plan
+                        for field, field_plan in fields
+                        if _default_breaks(field, field_plan)
+                    ),
+                )
                 _plans[descriptor.full_name] = plan
     return plan
+
+
+def _default_breaks(field: FieldDescriptor, plan: _FieldPlan) -> bool:
+    if plan.repeated or plan.presence or plan.check is None or field.type == _MESSAGE:
+        return False
+    try:
+        plan.check(field.name, field.default_value)
+    except InvalidField:
+        return True
+    return False
 
 
 def _constraints(field: FieldDescriptor) -> constraints_pb2.FieldConstraints:
