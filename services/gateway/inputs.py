@@ -364,7 +364,10 @@ def parse_json(raw: bytes) -> Any:
             "INVALID_ENCODING",
             f"the request body must be UTF-8 JSON; byte {error.start} is not UTF-8",
         ) from None
-    depth = json_depth(text)
+    # Nesting needs an opening bracket per level: with few brackets in all (a subscribe
+    # has three) the text cannot be too deep, and the scan is skipped.
+    brackets = text.count("{") + text.count("[")
+    depth = json_depth(text) if brackets > MAX_JSON_DEPTH else brackets
     if depth > MAX_JSON_DEPTH:
         raise ApiError(
             400,

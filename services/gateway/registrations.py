@@ -2,8 +2,8 @@
 
 A browser's subscribe is one small upsert; made one RPC and one transaction each, the
 gateway and the segment service spent ~3.5 ms of CPU per registration on per-call
-overhead and topped out near 250/s. Here each site's registrations queue while the
-previous batch of that site is in flight, and go as one BatchRegisterSubscribers (one
+overhead and topped out near 250/s. Here each site's registrations queue while that
+site's batches are in flight (two at most), and go as one BatchRegisterSubscribers (one
 transaction). An idle gateway adds no delay: a lone registration is sent at once, in a
 batch of one. Under load, batches grow by themselves to what arrived meanwhile.
 
@@ -29,6 +29,8 @@ log = get_logger("clarion.gateway.registrations")
 
 # Entries per BatchRegisterSubscribers (the service takes up to 1000).
 MAX_BATCH = 500
+# Batches of one site in flight at once: while one is in the database the next fills.
+SENDERS_PER_SITE = 2
 _ENTRY = re.compile(r"requests\[(\d+)\]")
 
 Metadata = tuple[tuple[str, str], ...]
@@ -55,36 +57,41 @@ class RegistrationBatcher:
         self._metadata = metadata
         self._timeout = timeout
         self._queues: dict[str, list[_Pending]] = {}
-        self._senders: dict[str, asyncio.Task[None]] = {}
+        # Senders working through each site's queue, at most SENDERS_PER_SITE.
+        self._senders: dict[str, set[asyncio.Task[None]]] = {}
 
     async def register(
         self, site_id: str, request: segment_service_pb2.RegisterSubscriberRequest
     ) -> segment_service_pb2.RegisterSubscriberResponse:
         pending = _Pending(request)
         self._queues.setdefault(site_id, []).append(pending)
-        if site_id not in self._senders:
-            self._senders[site_id] = asyncio.create_task(self._send_all(site_id))
+        senders = self._senders.setdefault(site_id, set())
+        if len(senders) < SENDERS_PER_SITE:
+            sender = asyncio.create_task(self._send_all(site_id))
+            senders.add(sender)
+            sender.add_done_callback(lambda done: self._finished(site_id, done))
         # The sender outlives a browser that went away: its entry is still stored and
         # its batch-mates still answered.
         return await asyncio.shield(pending.answer)
 
     async def _send_all(self, site_id: str) -> None:
         """Sends the site's queue batch by batch until it is empty."""
-        try:
-            # One turn of the loop first, so registrations that arrived together go
-            # together.
-            await asyncio.sleep(0)
-            while queue := self._queues.get(site_id):
-                batch, self._queues[site_id] = queue[:MAX_BATCH], queue[MAX_BATCH:]
-                await self._send(site_id, batch)
-        finally:
-            self._senders.pop(site_id, None)
-            if not self._queues.get(site_id):
-                self._queues.pop(site_id, None)
-            else:  # cancelled with entries left: they must not wait forever
-                for pending in self._queues.pop(site_id):
-                    if not pending.answer.done():
-                        pending.answer.cancel()
+        # One turn of the loop first, so registrations that arrived together go together.
+        await asyncio.sleep(0)
+        while queue := self._queues.get(site_id):
+            batch, self._queues[site_id] = queue[:MAX_BATCH], queue[MAX_BATCH:]
+            await self._send(site_id, batch)
+
+    def _finished(self, site_id: str, sender: asyncio.Task[None]) -> None:
+        senders = self._senders.get(site_id, set())
+        senders.discard(sender)
+        if senders:
+            return
+        self._senders.pop(site_id, None)
+        # Cancelled (the gateway stopping) with entries left: they must not wait forever.
+        for pending in self._queues.pop(site_id, []):
+            if not pending.answer.done():
+                pending.answer.cancel()
 
     async def _send(self, site_id: str, batch: list[_Pending]) -> None:
         while batch:
