@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -449,8 +450,12 @@ def cmd_campaign_list(args: argparse.Namespace) -> int:
     if not campaigns:
         print("no campaigns yet: create one with `clarion campaign create FILE`")
         return 0
-    rows = [[c.campaign_id, c.name or "-", c.notification.title, _when(c, "create_time")] for c in campaigns]
-    print(table(rows, ["CAMPAIGN", "NAME", "TITLE", "CREATED"]))
+    rows = [
+        [c.campaign_id, c.name or "-", c.notification.title, _campaign_state(c),
+         _when(c, "next_run_time"), _when(c, "create_time")]
+        for c in campaigns
+    ]  # fmt: skip
+    print(table(rows, ["CAMPAIGN", "NAME", "TITLE", "STATE", "NEXT RUN", "CREATED"]))
     return 0
 
 
@@ -470,9 +475,38 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         ["ttl_seconds", str(campaign.ttl_seconds)],
         ["urgency", common_pb2.Urgency.Name(campaign.urgency).removeprefix("URGENCY_").lower()],
         ["audience", audience_words(campaign)],
+        ["state", _campaign_state(campaign)],
+        ["schedule", schedule_words(campaign)],
+        ["next run", _when(campaign, "next_run_time")],
         ["created", _when(campaign, "create_time")],
     ]
+    rows += [
+        ["missed", f"{_when(m, 'occurrence_time')} ({_missed_reason(m)})"]
+        for m in campaign.missed_occurrences
+    ]
     print(table(rows, ["FIELD", "VALUE"]))
+
+
+def _campaign_state(campaign: campaign_pb2.Campaign) -> str:
+    return campaign_pb2.CampaignState.Name(campaign.state).removeprefix("CAMPAIGN_STATE_").lower()
+
+
+def _missed_reason(missed: campaign_pb2.MissedOccurrence) -> str:
+    return campaign_pb2.MissedReason.Name(missed.reason).removeprefix("MISSED_REASON_").lower()
+
+
+def schedule_words(campaign: campaign_pb2.Campaign) -> str:
+    """When the campaign's runs start by themselves, in a few words."""
+    schedule = campaign.schedule
+    kind = schedule.WhichOneof("kind") if campaign.HasField("schedule") else None
+    if kind == "at":
+        return f"once, at {_when(schedule, 'at')}"
+    if kind == "times":
+        return f"at {len(schedule.times.times)} times (--json lists them)"
+    if kind == "recurrence":
+        recurrence = schedule.recurrence
+        return f"{recurrence.rule} ({recurrence.timezone or 'UTC'})"
+    return "none: runs start when sent (`clarion campaign send`)"
 
 
 def audience_words(campaign: campaign_pb2.Campaign) -> str:
@@ -526,11 +560,26 @@ def read_campaign_file(
     if isinstance(urgency, str) and urgency.lower() in _URGENCY_WORDS:
         data["urgency"] = f"URGENCY_{urgency.upper()}"
     audience = read_audience(path, data.pop("audience", None))
+    if "schedule" in data:
+        # YAML reads an unquoted 2027-01-04T09:00:00Z as a datetime; the proto JSON form
+        # wants the text.
+        data["schedule"] = _times_as_text(data["schedule"])
     try:
         request = json_format.ParseDict(data, campaign_service_pb2.CreateCampaignRequest())
     except json_format.ParseError as error:
         raise OperatorError(f"{path}: {_one_line(error)}") from None
     return request, audience
+
+
+def _times_as_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.isoformat()
+    if isinstance(value, dict):
+        return {key: _times_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_times_as_text(item) for item in value]
+    return value
 
 
 def read_audience(path: str, given: Any) -> segment_pb2.AudienceSelector | None:
@@ -623,6 +672,11 @@ def cmd_campaign_cancel(args: argparse.Namespace) -> int:
                 )
             targets = [run]
         else:
+            # The schedule first, so it starts no run while the others are cancelled.
+            remote.call(
+                stub.CancelCampaign,
+                campaign_service_pb2.CancelCampaignRequest(campaign_id=args.campaign_id),
+            )
             # Runs without a finish time: preparing, sending, or failed and still sending.
             targets = [
                 r for r in _campaign_runs(remote, stub, args.campaign_id)
@@ -635,11 +689,33 @@ def cmd_campaign_cancel(args: argparse.Namespace) -> int:
     if args.json:
         print_json([as_dict(r) for r in cancelled])
         return 0
+    if not args.run:
+        print(f"campaign {args.campaign_id} is cancelled: its schedule starts no more runs")
     if not cancelled:
-        print(f"no unfinished runs of {args.campaign_id}: nothing to cancel")
+        print(f"no unfinished runs of {args.campaign_id}: nothing more to cancel")
         return 0
     print(runs_table(cancelled, "finish_time"))
     print("recipients not sent before the cancel are counted as suppressed (reason: cancelled)")
+    return 0
+
+
+def cmd_campaign_pause(args: argparse.Namespace) -> int:
+    return _change_schedule(args, "PauseCampaign", "paused: its schedule starts nothing until resumed")
+
+
+def cmd_campaign_resume(args: argparse.Namespace) -> int:
+    return _change_schedule(args, "ResumeCampaign", "resumed")
+
+
+def _change_schedule(args: argparse.Namespace, rpc: str, done: str) -> int:
+    remote = Remote(args, "campaign")
+    request = getattr(campaign_service_pb2, f"{rpc}Request")(campaign_id=args.campaign_id)
+    with remote.channel() as channel:
+        campaign = remote.call(getattr(campaign_stub(channel), rpc), request).campaign
+    if args.json:
+        print_json(as_dict(campaign))
+    else:
+        print(f"campaign {campaign.campaign_id} {done}; next run: {_when(campaign, 'next_run_time')}")
     return 0
 
 
@@ -821,7 +897,12 @@ def register(
         "    segment_id: seg_0123456789abcdef0123456789abcdef\n"
         "    # or an ad-hoc definition, in clarion.segment.v1's proto JSON form:\n"
         "    # definition: {condition: {property: {name: city, operator:\n"
-        "    #   PROPERTY_OPERATOR_EQUALS, values: [{string_value: Paris}]}}}\n",
+        "    #   PROPERTY_OPERATOR_EQUALS, values: [{string_value: Paris}]}}}\n"
+        "  schedule:          # optional; without it: sent only with `campaign send`\n"
+        "    recurrence:\n"
+        "      rule: FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0\n"
+        "      timezone: Europe/Berlin\n"
+        "    # or once: at: 2027-01-04T09:00:00Z; or times: {times: [..., ...]}\n",
     )
     create.add_argument("file")
     create.add_argument("-q", "--quiet", action="store_true", help="print only the campaign id")
@@ -834,15 +915,28 @@ def register(
     cancel = add(
         campaign_sub,
         "cancel",
-        "cancel a run of a campaign, or every unfinished one",
+        "cancel a campaign's schedule and unfinished runs, or one run",
         campaign_vars,
         description="cancel a run: nothing more is sent, and recipients not sent yet end "
-        "suppressed (reason: cancelled). Without --run, every unfinished run of the "
-        "campaign is cancelled. Cancelling a finished run changes nothing.",
+        "suppressed (reason: cancelled). Without --run, the campaign's schedule is "
+        "cancelled for good and every unfinished run of it too. Cancelling a finished run "
+        "changes nothing.",
     )
     cancel.add_argument("campaign_id")
     cancel.add_argument("--run", help="cancel only this run of the campaign")
     cancel.set_defaults(func=cmd_campaign_cancel)
+    pause = add(
+        campaign_sub, "pause", "pause a scheduled campaign: its schedule starts nothing",
+        campaign_vars,
+    )  # fmt: skip
+    pause.add_argument("campaign_id")
+    pause.set_defaults(func=cmd_campaign_pause)
+    resume = add(
+        campaign_sub, "resume", "resume a paused campaign from its next occurrence",
+        campaign_vars,
+    )  # fmt: skip
+    resume.add_argument("campaign_id")
+    resume.set_defaults(func=cmd_campaign_resume)
 
     run = sub.add_parser("run", help="list and follow a campaign's runs")
     run_sub = run.add_subparsers(dest="run_command", required=True)

@@ -111,12 +111,37 @@ class Campaign(Model):
     version: Mapped[int] = mapped_column(Integer, default=1)
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
+    # When its runs start by themselves (domain/schedules.py's JSON form); NULL: only
+    # when asked.
+    schedule: Mapped[str | None] = mapped_column(Text)
+    # draft, scheduled, paused, completed or cancelled (CampaignState).
+    state: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    # The schedule's next occurrence while scheduled: what the scheduler claims by.
+    next_run_time: Mapped[datetime | None]
 
     __table_args__ = (
         # Listing pages through a site's campaigns by id (keyset).
         Index("ix_campaigns_site_id_campaign_id", "site_id", "campaign_id"),
         UniqueConstraint("site_id", "request_id"),
+        # The scheduler's question: which scheduled campaigns are due.
+        Index("ix_campaigns_state_next_run_time", "state", "next_run_time"),
     )
+
+
+class MissedOccurrence(Model):
+    """An occurrence of a campaign's schedule that started no run, and why."""
+
+    __tablename__ = "campaign_missed_occurrences"
+
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    occurrence_time: Mapped[datetime] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # paused or superseded (MissedReason).
+    reason: Mapped[str] = mapped_column(String(16))
+    record_time: Mapped[datetime]
 
 
 class Run(Model):

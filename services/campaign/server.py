@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -40,6 +41,9 @@ log = get_logger(__name__)
 
 # How often runs delivery has not confirmed are offered again (each backs off on its own).
 HANDOFF_INTERVAL_SECONDS = 1.0
+# How often the scheduler looks for campaigns whose schedule fell due: a scheduled run
+# starts within this of its time.
+SCHEDULER_INTERVAL_SECONDS = 1.0
 
 SITE_SERVICE = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name
 SITE_INTERNAL_SERVICE = site_internal_service_pb2.DESCRIPTOR.services_by_name[
@@ -160,6 +164,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             urgency=urgency_from_proto(request.urgency),
             request_id=request.request_id,
             audience=request.audience if request.HasField("audience") else None,
+            schedule=request.schedule if request.HasField("schedule") else None,
         )
         campaign = await self._campaigns.create(current_site_id(), draft)
         return campaign_service_pb2.CreateCampaignResponse(campaign=campaign_to_proto(campaign))
@@ -178,8 +183,11 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             # Only a field the mask names is read: a stray value elsewhere is ignored.
             urgency=urgency_from_proto(given.urgency) if "urgency" in paths else None,
             audience=given.audience if given.HasField("audience") else None,
+            schedule=given.schedule if given.HasField("schedule") else None,
         )
-        campaign = await self._campaigns.update(current_site_id(), given.campaign_id, changes, paths)
+        campaign = await self._campaigns.update(
+            current_site_id(), given.campaign_id, changes, paths
+        )
         return campaign_service_pb2.UpdateCampaignResponse(campaign=campaign_to_proto(campaign))
 
     async def GetCampaign(
@@ -243,6 +251,24 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             recipient=run_recipient_to_proto(recipient)
         )
 
+    async def PauseCampaign(
+        self, request: campaign_service_pb2.PauseCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> campaign_service_pb2.PauseCampaignResponse:
+        campaign = await self._campaigns.pause(current_site_id(), request.campaign_id)
+        return campaign_service_pb2.PauseCampaignResponse(campaign=campaign_to_proto(campaign))
+
+    async def ResumeCampaign(
+        self, request: campaign_service_pb2.ResumeCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> campaign_service_pb2.ResumeCampaignResponse:
+        campaign = await self._campaigns.resume(current_site_id(), request.campaign_id)
+        return campaign_service_pb2.ResumeCampaignResponse(campaign=campaign_to_proto(campaign))
+
+    async def CancelCampaign(
+        self, request: campaign_service_pb2.CancelCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> campaign_service_pb2.CancelCampaignResponse:
+        campaign = await self._campaigns.cancel(current_site_id(), request.campaign_id)
+        return campaign_service_pb2.CancelCampaignResponse(campaign=campaign_to_proto(campaign))
+
 
 async def create_server(
     address: str,
@@ -251,6 +277,7 @@ async def create_server(
     clock: Clock | None = None,
     site_resolver: SiteResolver | None = None,
     peers: Peers | None = None,
+    scheduler_interval_seconds: float = SCHEDULER_INTERVAL_SECONDS,
 ) -> ManagedServer:
     """Binds SiteService, SiteInternalService and CampaignService to `address`;
     `await server.start()` next."""
@@ -261,6 +288,10 @@ async def create_server(
     sites = Sites(store, clock)
     campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers), segment=GrpcSegment(peers))
     handoff = HandoffLoop(campaigns, HANDOFF_INTERVAL_SECONDS)
+    scheduler = PeriodicLoop(
+        "campaign-scheduler", campaigns.start_due, scheduler_interval_seconds,
+        failure="starting scheduled runs failed; will retry",
+    )  # fmt: skip
     resolver = site_resolver if site_resolver is not None else LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)
     site_internal_servicer = SiteInternalServicer(sites)
@@ -283,22 +314,33 @@ async def create_server(
         peers=peers,
         site_resolver=resolver,
         internal_services=[SITE_INTERNAL_SERVICE],
-        on_start=[handoff.start],
-        on_stop=[handoff.stop],
+        on_start=[handoff.start, scheduler.start],
+        on_stop=[scheduler.stop, handoff.stop],
     )
 
 
-class HandoffLoop:
-    """Hands runs to delivery in the background until delivery confirms each, so a
-    campaign process killed after SendCampaignNow answered still gets its run sent."""
+class PeriodicLoop:
+    """Calls `work` every `interval_seconds` (sooner when `wanted` is set) until stopped;
+    a failure is logged and the next round tries again."""
 
-    def __init__(self, campaigns: Campaigns, interval_seconds: float) -> None:
-        self._campaigns = campaigns
-        self._interval = max(interval_seconds, 0.5)
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[object]],
+        interval_seconds: float,
+        *,
+        failure: str,
+        wanted: asyncio.Event | None = None,
+    ) -> None:
+        self._name = name
+        self._work = work
+        self._interval = interval_seconds
+        self._failure = failure
+        self._wanted = wanted or asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="campaign-handoff")
+        self._task = asyncio.create_task(self._loop(), name=self._name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -308,12 +350,23 @@ class HandoffLoop:
             self._task = None
 
     async def _loop(self) -> None:
-        wanted = self._campaigns.handoff_wanted
         while True:
             try:
-                await self._campaigns.hand_off_pending()
+                await self._work()
             except Exception:
-                log.exception("handing runs to delivery failed; will retry")
+                log.exception(self._failure)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wanted.wait(), self._interval)
-            wanted.clear()
+                await asyncio.wait_for(self._wanted.wait(), self._interval)
+            self._wanted.clear()
+
+
+class HandoffLoop(PeriodicLoop):
+    """Hands runs to delivery in the background until delivery confirms each, so a
+    campaign process killed after SendCampaignNow answered still gets its run sent."""
+
+    def __init__(self, campaigns: Campaigns, interval_seconds: float) -> None:
+        super().__init__(
+            "campaign-handoff", campaigns.hand_off_pending, max(interval_seconds, 0.5),
+            failure="handing runs to delivery failed; will retry",
+            wanted=campaigns.handoff_wanted,
+        )  # fmt: skip

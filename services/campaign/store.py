@@ -5,8 +5,8 @@ Every tenant query filters on site_id; callers get frozen dataclasses, never ORM
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,9 @@ from clarion.common.v1 import common_pb2
 from clarion.segment.v1 import segment_pb2
 from services.campaign import models
 from services.kit.db import session_factory
+
+# Missed occurrences a campaign shows (newest first).
+MISSED_SHOWN = 20
 
 
 class Urgency(StrEnum):
@@ -38,6 +41,24 @@ class RunState(StrEnum):
     FAILED = "failed"
     # Cancelled (CancelRun): has its finish time; nothing more is sent.
     CANCELLED = "cancelled"
+
+
+class CampaignState(StrEnum):
+    # No schedule: runs start only when asked.
+    DRAFT = "draft"
+    # The schedule has a next occurrence (next_run_time).
+    SCHEDULED = "scheduled"
+    # The schedule starts nothing; occurrences falling due meanwhile are missed.
+    PAUSED = "paused"
+    # The schedule has no occurrence left.
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class MissedReason(StrEnum):
+    PAUSED = "paused"
+    # A later occurrence was due too when the scheduler got to it: only that one ran.
+    SUPERSEDED = "superseded"
 
 
 class VapidKeyOrigin(StrEnum):
@@ -107,6 +128,25 @@ class CampaignRecord:
     version: int = 1
     # Who its runs go to; None: every reachable subscriber.
     audience: segment_pb2.AudienceSelector | None = None
+    # When its runs start by themselves: domain/schedules.py's JSON form; None: only
+    # when asked.
+    schedule: str | None = None
+    state: CampaignState = CampaignState.DRAFT
+    # The schedule's next occurrence (scheduled, or paused: the next one to be missed).
+    next_run_time: datetime | None = None
+    # Occurrences that started no run, newest first (get_campaign fills it).
+    missed: tuple[tuple[datetime, MissedReason], ...] = ()
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    """What the scheduler does for one due campaign, in one transaction: the run it
+    starts (if any), the occurrences it records as missed, and where the schedule goes."""
+
+    run: RunRecord | None
+    missed: tuple[tuple[datetime, MissedReason], ...]
+    state: CampaignState
+    next_run_time: datetime | None
 
 
 @dataclass(frozen=True)
@@ -143,6 +183,7 @@ class RunRecord:
 class CampaignStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)
+        self._postgresql = engine.dialect.name == "postgresql"
 
     # Sites ---------------------------------------------------------------------------
 
@@ -337,6 +378,9 @@ class CampaignStore:
                         version=campaign.version,
                         create_time=campaign.create_time,
                         update_time=campaign.update_time,
+                        schedule=campaign.schedule,
+                        state=campaign.state.value,
+                        next_run_time=campaign.next_run_time,
                     )
                 )
         except IntegrityError:
@@ -358,6 +402,7 @@ class CampaignStore:
             return _campaign(row) if row is not None else None
 
     async def get_campaign(self, site_id: str, campaign_id: str) -> CampaignRecord | None:
+        """The campaign with its latest missed occurrences (at most MISSED_SHOWN)."""
         async with self._sessions() as session:
             row = await session.scalar(
                 select(models.Campaign).where(
@@ -365,7 +410,83 @@ class CampaignStore:
                     models.Campaign.campaign_id == campaign_id,
                 )
             )
-            return _campaign(row) if row is not None else None
+            if row is None:
+                return None
+            missed = await session.execute(
+                select(models.MissedOccurrence.occurrence_time, models.MissedOccurrence.reason)
+                .where(
+                    models.MissedOccurrence.site_id == site_id,
+                    models.MissedOccurrence.campaign_id == campaign_id,
+                )
+                .order_by(models.MissedOccurrence.occurrence_time.desc())
+                .limit(MISSED_SHOWN)
+            )
+            return replace(
+                _campaign(row),
+                missed=tuple((time, MissedReason(reason)) for time, reason in missed),
+            )
+
+    async def advance_due_campaigns(
+        self, now: datetime, limit: int, step: Callable[[CampaignRecord], ScheduledStep]
+    ) -> list[RunRecord]:
+        """For up to `limit` campaigns whose schedule is due (scheduled or paused, next
+        occurrence at or before `now`), applies `step` in one transaction per campaign:
+        stores its run, its missed occurrences, and the schedule's new state and next
+        occurrence. Returns the runs started.
+
+        Exactly once per occurrence: PostgreSQL locks each claimed campaign row (SKIP
+        LOCKED, so replicas share the due campaigns instead of waiting on each other),
+        SQLite has a single writer, and the run's request id (the occurrence) is unique
+        per campaign, so even a step applied twice could not start a second run.
+        """
+        started: list[RunRecord] = []
+        due = (
+            select(models.Campaign)
+            .where(
+                models.Campaign.state.in_(
+                    [CampaignState.SCHEDULED.value, CampaignState.PAUSED.value]
+                ),
+                models.Campaign.next_run_time <= now,
+            )
+            .order_by(models.Campaign.next_run_time)
+            .limit(1)
+        )
+        if self._postgresql:
+            due = due.with_for_update(skip_locked=True)
+        for _ in range(limit):
+            async with self._sessions.begin() as session:
+                row = await session.scalar(due)
+                if row is None:
+                    break
+                campaign = _campaign(row)
+                planned = step(campaign)
+                for occurrence_time, reason in planned.missed:
+                    await session.merge(
+                        models.MissedOccurrence(
+                            campaign_id=campaign.campaign_id,
+                            occurrence_time=occurrence_time,
+                            site_id=campaign.site_id,
+                            reason=reason.value,
+                            record_time=now,
+                        )
+                    )
+                if planned.run is not None:
+                    # Its occurrence is its request id: already started (which the lock
+                    # makes impossible) is not started again.
+                    existing = await session.scalar(
+                        select(models.Run.run_id).where(
+                            models.Run.site_id == campaign.site_id,
+                            models.Run.campaign_id == campaign.campaign_id,
+                            models.Run.request_id == planned.run.request_id,
+                        )
+                    )
+                    if existing is None:
+                        session.add(_run_row(planned.run))
+                        started.append(planned.run)
+                row.state = planned.state.value
+                row.next_run_time = planned.next_run_time
+                row.version = row.version + 1
+        return started
 
     async def update_campaign(self, campaign: CampaignRecord) -> bool:
         """Stores the changed campaign if nobody changed it since it was read (it is
@@ -385,6 +506,9 @@ class CampaignStore:
                     urgency=campaign.urgency.value,
                     audience=_audience_bytes(campaign.audience),
                     update_time=campaign.update_time,
+                    schedule=campaign.schedule,
+                    state=campaign.state.value,
+                    next_run_time=campaign.next_run_time,
                     version=campaign.version + 1,
                 )
                 .execution_options(synchronize_session=False)
@@ -412,23 +536,7 @@ class CampaignStore:
                 return existing
         try:
             async with self._sessions.begin() as session:
-                session.add(
-                    models.Run(
-                        run_id=run.run_id,
-                        site_id=run.site_id,
-                        campaign_id=run.campaign_id,
-                        request_id=run.request_id,
-                        payload=run.payload,
-                        ttl_seconds=run.ttl_seconds,
-                        urgency=run.urgency.value,
-                        audience=_audience_bytes(run.audience),
-                        handoff_pending=run.handoff_pending,
-                        state=run.state.value,
-                        failure_reason=run.failure_reason,
-                        create_time=run.create_time,
-                        update_time=run.create_time,
-                    )
-                )
+                session.add(_run_row(run))
         except IntegrityError:
             existing = await self._run_by_request(run) if run.request_id else None
             if existing is None:
@@ -590,6 +698,27 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         request_id=row.request_id,
         version=row.version,
         audience=_audience(row.audience),
+        schedule=row.schedule,
+        state=CampaignState(row.state),
+        next_run_time=row.next_run_time,
+    )
+
+
+def _run_row(run: RunRecord) -> models.Run:
+    return models.Run(
+        run_id=run.run_id,
+        site_id=run.site_id,
+        campaign_id=run.campaign_id,
+        request_id=run.request_id,
+        payload=run.payload,
+        ttl_seconds=run.ttl_seconds,
+        urgency=run.urgency.value,
+        audience=_audience_bytes(run.audience),
+        handoff_pending=run.handoff_pending,
+        state=run.state.value,
+        failure_reason=run.failure_reason,
+        create_time=run.create_time,
+        update_time=run.create_time,
     )
 
 

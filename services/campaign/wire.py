@@ -8,10 +8,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.campaign.v1 import campaign_pb2, site_pb2
 from clarion.common.v1 import common_pb2
+from services.campaign.domain import schedules
 from services.campaign.domain.campaigns import RunRecipient
 from services.campaign.domain.ports import RecipientStatus
 from services.campaign.store import (
     CampaignRecord,
+    CampaignState,
+    MissedReason,
     RunRecord,
     RunState,
     SiteRecord,
@@ -35,6 +38,17 @@ RUN_STATE_TO_PROTO = {
     RunState.DONE: campaign_pb2.RUN_STATE_DONE,
     RunState.FAILED: campaign_pb2.RUN_STATE_FAILED,
     RunState.CANCELLED: campaign_pb2.RUN_STATE_CANCELLED,
+}
+CAMPAIGN_STATE_TO_PROTO = {
+    CampaignState.DRAFT: campaign_pb2.CAMPAIGN_STATE_DRAFT,
+    CampaignState.SCHEDULED: campaign_pb2.CAMPAIGN_STATE_SCHEDULED,
+    CampaignState.PAUSED: campaign_pb2.CAMPAIGN_STATE_PAUSED,
+    CampaignState.COMPLETED: campaign_pb2.CAMPAIGN_STATE_COMPLETED,
+    CampaignState.CANCELLED: campaign_pb2.CAMPAIGN_STATE_CANCELLED,
+}
+MISSED_REASON_TO_PROTO = {
+    MissedReason.PAUSED: campaign_pb2.MISSED_REASON_PAUSED,
+    MissedReason.SUPERSEDED: campaign_pb2.MISSED_REASON_SUPERSEDED,
 }
 RECIPIENT_STATUS_TO_PROTO = {
     RecipientStatus.PENDING: campaign_pb2.RECIPIENT_STATUS_PENDING,
@@ -88,6 +102,7 @@ def vapid_key_to_proto(key: VapidKeyRecord) -> site_pb2.VapidKey:
 
 
 def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
+    shown_next = campaign.state is CampaignState.SCHEDULED and campaign.next_run_time
     return campaign_pb2.Campaign(
         campaign_id=campaign.campaign_id,
         name=campaign.name,
@@ -97,6 +112,20 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
         create_time=timestamp(campaign.create_time),
         update_time=timestamp(campaign.update_time),
         audience=campaign.audience,
+        schedule=(
+            schedules.schedule_to_proto(schedules.schedule_from_json(campaign.schedule))
+            if campaign.schedule
+            else None
+        ),
+        state=CAMPAIGN_STATE_TO_PROTO[campaign.state],
+        # While paused the stored next occurrence is the next one to be missed: not shown.
+        next_run_time=timestamp(campaign.next_run_time) if shown_next else None,
+        missed_occurrences=[
+            campaign_pb2.MissedOccurrence(
+                occurrence_time=timestamp(time), reason=MISSED_REASON_TO_PROTO[reason]
+            )
+            for time, reason in campaign.missed
+        ],
     )
 
 

@@ -28,7 +28,7 @@ from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_seg
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/campaign/v1/campaign.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x08\x43\x61mpaign\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x35\n\x0cnotification\x18\x03 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x12\x42\n\x07urgency\x18\x05 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08\x61udience\x18\x08 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"r\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x12\n\nsuppressed\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x06 \x01(\x03\"\xcb\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.clarion.campaign.v1.RunState\x12\x10\n\x08\x61udience\x18\x04 \x01(\x03\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08progress\x18\x07 \x01(\x0b\x32 .clarion.campaign.v1.RunProgress\x12/\n\x0b\x66inish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08warnings\x18\t \x03(\x0e\x32\x1f.clarion.campaign.v1.RunWarning\"\xf6\x01\n\x0cRunRecipient\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.clarion.campaign.v1.RecipientStatus\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\x07 \x01(\t*\x98\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RUN_STATE_PREPARING\x10\x01\x12\x15\n\x11RUN_STATE_SENDING\x10\x02\x12\x12\n\x0eRUN_STATE_DONE\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*I\n\nRunWarning\x12\x1b\n\x17RUN_WARNING_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRUN_WARNING_EMPTY_AUDIENCE\x10\x01*\xc8\x01\n\x0fRecipientStatus\x12 \n\x1cRECIPIENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECIPIENT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECIPIENT_STATUS_SENT\x10\x02\x12\x1b\n\x17RECIPIENT_STATUS_FAILED\x10\x03\x12\x1f\n\x1bRECIPIENT_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18RECIPIENT_STATUS_EXPIRED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/campaign/v1/campaign.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x04\n\x08\x43\x61mpaign\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x35\n\x0cnotification\x18\x03 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x12\x42\n\x07urgency\x18\x05 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08\x61udience\x18\x08 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12/\n\x08schedule\x18\t \x01(\x0b\x32\x1d.clarion.campaign.v1.Schedule\x12\x31\n\x05state\x18\n \x01(\x0e\x32\".clarion.campaign.v1.CampaignState\x12\x31\n\rnext_run_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\x12missed_occurrences\x18\x0c \x03(\x0b\x32%.clarion.campaign.v1.MissedOccurrence\"\xa9\x01\n\x08Schedule\x12(\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x34\n\x05times\x18\x02 \x01(\x0b\x32#.clarion.campaign.v1.SpecifiedTimesH\x00\x12\x35\n\nrecurrence\x18\x03 \x01(\x0b\x32\x1f.clarion.campaign.v1.RecurrenceH\x00\x42\x06\n\x04kind\"S\n\x0eSpecifiedTimes\x12\x41\n\x05times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.TimestampB\x16\x82\x80\x19\x12\x18\x64\x42\x0eTOO_MANY_TIMES\"\x9d\x01\n\nRecurrence\x12\x17\n\x04rule\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x04\x30\x03\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x08timezone\x18\x04 \x01(\tB\x06\x82\x80\x19\x02\x08@\"z\n\x10MissedOccurrence\x12\x33\n\x0foccurrence_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.clarion.campaign.v1.MissedReason\"r\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x12\n\nsuppressed\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x06 \x01(\x03\"\xcb\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.clarion.campaign.v1.RunState\x12\x10\n\x08\x61udience\x18\x04 \x01(\x03\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08progress\x18\x07 \x01(\x0b\x32 .clarion.campaign.v1.RunProgress\x12/\n\x0b\x66inish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08warnings\x18\t \x03(\x0e\x32\x1f.clarion.campaign.v1.RunWarning\"\xf6\x01\n\x0cRunRecipient\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.clarion.campaign.v1.RecipientStatus\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\x07 \x01(\t*\xbe\x01\n\rCampaignState\x12\x1e\n\x1a\x43\x41MPAIGN_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41MPAIGN_STATE_DRAFT\x10\x01\x12\x1c\n\x18\x43\x41MPAIGN_STATE_SCHEDULED\x10\x02\x12\x19\n\x15\x43\x41MPAIGN_STATE_PAUSED\x10\x03\x12\x1c\n\x18\x43\x41MPAIGN_STATE_COMPLETED\x10\x04\x12\x1c\n\x18\x43\x41MPAIGN_STATE_CANCELLED\x10\x05*e\n\x0cMissedReason\x12\x1d\n\x19MISSED_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14MISSED_REASON_PAUSED\x10\x01\x12\x1c\n\x18MISSED_REASON_SUPERSEDED\x10\x02*\x98\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RUN_STATE_PREPARING\x10\x01\x12\x15\n\x11RUN_STATE_SENDING\x10\x02\x12\x12\n\x0eRUN_STATE_DONE\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*I\n\nRunWarning\x12\x1b\n\x17RUN_WARNING_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRUN_WARNING_EMPTY_AUDIENCE\x10\x01*\xc8\x01\n\x0fRecipientStatus\x12 \n\x1cRECIPIENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECIPIENT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECIPIENT_STATUS_SENT\x10\x02\x12\x1b\n\x17RECIPIENT_STATUS_FAILED\x10\x03\x12\x1f\n\x1bRECIPIENT_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18RECIPIENT_STATUS_EXPIRED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,18 +39,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAMPAIGN'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_CAMPAIGN'].fields_by_name['urgency']._loaded_options = None
   _globals['_CAMPAIGN'].fields_by_name['urgency']._serialized_options = b'\202\200\031\021:\017INVALID_URGENCY'
-  _globals['_RUNSTATE']._serialized_start=1252
-  _globals['_RUNSTATE']._serialized_end=1404
-  _globals['_RUNWARNING']._serialized_start=1406
-  _globals['_RUNWARNING']._serialized_end=1479
-  _globals['_RECIPIENTSTATUS']._serialized_start=1482
-  _globals['_RECIPIENTSTATUS']._serialized_end=1682
+  _globals['_SPECIFIEDTIMES'].fields_by_name['times']._loaded_options = None
+  _globals['_SPECIFIEDTIMES'].fields_by_name['times']._serialized_options = b'\202\200\031\022\030dB\016TOO_MANY_TIMES'
+  _globals['_RECURRENCE'].fields_by_name['rule']._loaded_options = None
+  _globals['_RECURRENCE'].fields_by_name['rule']._serialized_options = b'\202\200\031\005\010\200\0040\003'
+  _globals['_RECURRENCE'].fields_by_name['timezone']._loaded_options = None
+  _globals['_RECURRENCE'].fields_by_name['timezone']._serialized_options = b'\202\200\031\002\010@'
+  _globals['_CAMPAIGNSTATE']._serialized_start=2011
+  _globals['_CAMPAIGNSTATE']._serialized_end=2201
+  _globals['_MISSEDREASON']._serialized_start=2203
+  _globals['_MISSEDREASON']._serialized_end=2304
+  _globals['_RUNSTATE']._serialized_start=2307
+  _globals['_RUNSTATE']._serialized_end=2459
+  _globals['_RUNWARNING']._serialized_start=2461
+  _globals['_RUNWARNING']._serialized_end=2534
+  _globals['_RECIPIENTSTATUS']._serialized_start=2537
+  _globals['_RECIPIENTSTATUS']._serialized_end=2737
   _globals['_CAMPAIGN']._serialized_start=196
-  _globals['_CAMPAIGN']._serialized_end=550
-  _globals['_RUNPROGRESS']._serialized_start=552
-  _globals['_RUNPROGRESS']._serialized_end=666
-  _globals['_RUN']._serialized_start=669
-  _globals['_RUN']._serialized_end=1000
-  _globals['_RUNRECIPIENT']._serialized_start=1003
-  _globals['_RUNRECIPIENT']._serialized_end=1249
+  _globals['_CAMPAIGN']._serialized_end=768
+  _globals['_SCHEDULE']._serialized_start=771
+  _globals['_SCHEDULE']._serialized_end=940
+  _globals['_SPECIFIEDTIMES']._serialized_start=942
+  _globals['_SPECIFIEDTIMES']._serialized_end=1025
+  _globals['_RECURRENCE']._serialized_start=1028
+  _globals['_RECURRENCE']._serialized_end=1185
+  _globals['_MISSEDOCCURRENCE']._serialized_start=1187
+  _globals['_MISSEDOCCURRENCE']._serialized_end=1309
+  _globals['_RUNPROGRESS']._serialized_start=1311
+  _globals['_RUNPROGRESS']._serialized_end=1425
+  _globals['_RUN']._serialized_start=1428
+  _globals['_RUN']._serialized_end=1759
+  _globals['_RUNRECIPIENT']._serialized_start=1762
+  _globals['_RUNRECIPIENT']._serialized_end=2008
 # @@protoc_insertion_point(module_scope)

@@ -13,6 +13,21 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CampaignState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAMPAIGN_STATE_UNSPECIFIED: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_DRAFT: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_SCHEDULED: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_PAUSED: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_COMPLETED: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_CANCELLED: _ClassVar[CampaignState]
+
+class MissedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MISSED_REASON_UNSPECIFIED: _ClassVar[MissedReason]
+    MISSED_REASON_PAUSED: _ClassVar[MissedReason]
+    MISSED_REASON_SUPERSEDED: _ClassVar[MissedReason]
+
 class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RUN_STATE_UNSPECIFIED: _ClassVar[RunState]
@@ -35,6 +50,15 @@ class RecipientStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECIPIENT_STATUS_FAILED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_SUPPRESSED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_EXPIRED: _ClassVar[RecipientStatus]
+CAMPAIGN_STATE_UNSPECIFIED: CampaignState
+CAMPAIGN_STATE_DRAFT: CampaignState
+CAMPAIGN_STATE_SCHEDULED: CampaignState
+CAMPAIGN_STATE_PAUSED: CampaignState
+CAMPAIGN_STATE_COMPLETED: CampaignState
+CAMPAIGN_STATE_CANCELLED: CampaignState
+MISSED_REASON_UNSPECIFIED: MissedReason
+MISSED_REASON_PAUSED: MissedReason
+MISSED_REASON_SUPERSEDED: MissedReason
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_PREPARING: RunState
 RUN_STATE_SENDING: RunState
@@ -51,7 +75,7 @@ RECIPIENT_STATUS_SUPPRESSED: RecipientStatus
 RECIPIENT_STATUS_EXPIRED: RecipientStatus
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience")
+    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +84,10 @@ class Campaign(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    MISSED_OCCURRENCES_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     notification: _common_pb2.Notification
@@ -68,7 +96,47 @@ class Campaign(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     audience: _segment_pb2.AudienceSelector
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ...) -> None: ...
+    schedule: Schedule
+    state: CampaignState
+    next_run_time: _timestamp_pb2.Timestamp
+    missed_occurrences: _containers.RepeatedCompositeFieldContainer[MissedOccurrence]
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("at", "times", "recurrence")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
+    RECURRENCE_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    times: SpecifiedTimes
+    recurrence: Recurrence
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., times: _Optional[_Union[SpecifiedTimes, _Mapping]] = ..., recurrence: _Optional[_Union[Recurrence, _Mapping]] = ...) -> None: ...
+
+class SpecifiedTimes(_message.Message):
+    __slots__ = ("times",)
+    TIMES_FIELD_NUMBER: _ClassVar[int]
+    times: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    def __init__(self, times: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
+
+class Recurrence(_message.Message):
+    __slots__ = ("rule", "start_time", "end_time", "timezone")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    timezone: str
+    def __init__(self, rule: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ...) -> None: ...
+
+class MissedOccurrence(_message.Message):
+    __slots__ = ("occurrence_time", "reason")
+    OCCURRENCE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    occurrence_time: _timestamp_pb2.Timestamp
+    reason: MissedReason
+    def __init__(self, occurrence_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[_Union[MissedReason, str]] = ...) -> None: ...
 
 class RunProgress(_message.Message):
     __slots__ = ("resolved", "queued", "sent", "failed", "suppressed", "expired")

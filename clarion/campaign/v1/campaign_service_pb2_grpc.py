@@ -79,6 +79,21 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientResponse.FromString,
                 _registered_method=True)
+        self.PauseCampaign = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/PauseCampaign',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.FromString,
+                _registered_method=True)
+        self.ResumeCampaign = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/ResumeCampaign',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.FromString,
+                _registered_method=True)
+        self.CancelCampaign = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/CancelCampaign',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -147,6 +162,29 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseCampaign(self, request, context):
+        """Stops a scheduled campaign's schedule from starting runs until resumed; runs
+        already started go on. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeCampaign(self, request, context):
+        """Lets a paused schedule start runs again, from its next occurrence after now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelCampaign(self, request, context):
+        """Ends the campaign's schedule for good; runs already started go on (CancelRun
+        stops one). Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +232,21 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.GetRunRecipient,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientResponse.SerializeToString,
+            ),
+            'PauseCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseCampaign,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.SerializeToString,
+            ),
+            'ResumeCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeCampaign,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.SerializeToString,
+            ),
+            'CancelCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelCampaign,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -439,6 +492,87 @@ class CampaignService:
             '/clarion.campaign.v1.CampaignService/GetRunRecipient',
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRecipientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/PauseCampaign',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/ResumeCampaign',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/CancelCampaign',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,12 +4,14 @@ handing them to delivery, and reading how far they have got."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from clarion.campaign.v1 import campaign_pb2
 from clarion.segment.v1 import segment_pb2
-from services.campaign.domain import content
+from services.campaign.domain import content, schedules
 from services.campaign.domain.outcomes import explain
 from services.campaign.domain.pages import page_limit
 from services.campaign.domain.ports import (
@@ -22,14 +24,17 @@ from services.campaign.domain.ports import (
 )
 from services.campaign.store import (
     CampaignRecord,
+    CampaignState,
     CampaignStore,
+    MissedReason,
     RunProgress,
     RunRecord,
     RunState,
+    ScheduledStep,
     Urgency,
 )
 from services.kit.clock import Clock
-from services.kit.errors import Aborted, InvalidArgument, NotFound, Unavailable
+from services.kit.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
 from services.kit.pages import decode_page_token, encode_page_token
@@ -49,7 +54,11 @@ UPDATE_ATTEMPTS = 5
 # How long SendCampaignNow waits for delivery's first answer before leaving the hand-off
 # to the background loop: the call returns at once either way.
 HANDOFF_WAIT_SECONDS = 2.0
-UPDATABLE_PATHS = ("name", "notification", "ttl_seconds", "urgency", "audience")
+UPDATABLE_PATHS = ("name", "notification", "ttl_seconds", "urgency", "audience", "schedule")
+# Request ids Clarion gives the runs it starts itself; a caller's may not look like them.
+RESERVED_REQUEST_ID_PREFIX = "clarion:"
+# Due campaigns one scheduler pass advances (each in its own transaction).
+SCHEDULER_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class CampaignDraft:
     # Who its runs go to; None (or a selector with neither kind): every reachable
     # subscriber.
     audience: segment_pb2.AudienceSelector | None = None
+    # When its runs start by themselves; None (or no kind set): a draft.
+    schedule: campaign_pb2.Schedule | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class Campaigns:
         _check_request_id(draft.request_id)
         campaign_id = new_id("cmp")
         now = self._clock.now()
+        schedule = schedules.schedule_from_proto(draft.schedule, now)
         campaign = _checked(
             CampaignRecord(
                 campaign_id=campaign_id,
@@ -118,6 +130,7 @@ class Campaigns:
                 update_time=now,
                 request_id=draft.request_id or None,
                 audience=_kept(draft.audience),
+                **_scheduled(schedule, now),
             )
         )
         if draft.request_id:
@@ -196,6 +209,8 @@ class Campaigns:
                 updated = replace(updated, urgency=changes.urgency or Urgency.NORMAL)
             elif path == "audience":
                 updated = replace(updated, audience=_kept(changes.audience))
+            elif path == "schedule":
+                updated = self._rescheduled(updated, changes.schedule)
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",
@@ -215,6 +230,146 @@ class Campaigns:
         next_token = encode_page_token(page[-1].campaign_id) if len(rows) > limit else ""
         return CampaignPage(campaigns=page, next_page_token=next_token)
 
+    def _rescheduled(
+        self, campaign: CampaignRecord, message: campaign_pb2.Schedule | None
+    ) -> CampaignRecord:
+        """The campaign with a new schedule, counted from now: runs already started keep
+        theirs. A paused campaign stays paused; a cancelled one cannot be rescheduled."""
+        if campaign.state is CampaignState.CANCELLED:
+            raise FailedPrecondition(
+                "CAMPAIGN_CANCELLED",
+                f"campaign {campaign.campaign_id!r} is cancelled; create a new campaign",
+                campaign_id=campaign.campaign_id,
+            )
+        now = self._clock.now()
+        schedule = schedules.schedule_from_proto(message, now, field="campaign.schedule")
+        changes = _scheduled(schedule, now)
+        if campaign.state is CampaignState.PAUSED and schedule is not None:
+            changes["state"] = CampaignState.PAUSED
+        return replace(campaign, **changes)
+
+    # Schedules.
+
+    async def pause(self, site_id: str, campaign_id: str) -> CampaignRecord:
+        """The schedule starts nothing until resumed (occurrences falling due meanwhile
+        are recorded as missed); runs already started go on."""
+        return await self._change_state(
+            site_id, campaign_id, "pause",
+            lambda campaign: replace(campaign, state=CampaignState.PAUSED)
+            if campaign.state is CampaignState.SCHEDULED else campaign,
+            allowed=(CampaignState.SCHEDULED, CampaignState.PAUSED),
+        )  # fmt: skip
+
+    async def resume(self, site_id: str, campaign_id: str) -> CampaignRecord:
+        """A paused schedule starts runs again, from its next occurrence after now."""
+
+        def resumed(campaign: CampaignRecord) -> CampaignRecord:
+            if campaign.state is not CampaignState.PAUSED:
+                return campaign
+            now = self._clock.now()
+            schedule = schedules.schedule_from_json(campaign.schedule or "")
+            upcoming = schedules.next_occurrence(schedule, now)
+            if upcoming is None:
+                return replace(campaign, state=CampaignState.COMPLETED, next_run_time=None)
+            return replace(campaign, state=CampaignState.SCHEDULED, next_run_time=upcoming)
+
+        return await self._change_state(
+            site_id, campaign_id, "resume", resumed,
+            allowed=(CampaignState.PAUSED, CampaignState.SCHEDULED),
+        )  # fmt: skip
+
+    async def cancel(self, site_id: str, campaign_id: str) -> CampaignRecord:
+        """Ends the schedule for good; runs already started go on."""
+        return await self._change_state(
+            site_id, campaign_id, "cancel",
+            lambda campaign: replace(campaign, state=CampaignState.CANCELLED, next_run_time=None),
+            allowed=tuple(CampaignState),
+        )  # fmt: skip
+
+    async def _change_state(
+        self,
+        site_id: str,
+        campaign_id: str,
+        verb: str,
+        change: Callable[[CampaignRecord], CampaignRecord],
+        allowed: tuple[CampaignState, ...],
+    ) -> CampaignRecord:
+        for _ in range(UPDATE_ATTEMPTS):
+            campaign = await self.get(site_id, campaign_id)
+            if campaign.state not in allowed:
+                raise FailedPrecondition(
+                    "CAMPAIGN_NOT_SCHEDULED",
+                    f"campaign {campaign_id!r} is {campaign.state.value}: only a scheduled or "
+                    f"paused campaign can {verb}",
+                    campaign_id=campaign_id,
+                    state=campaign.state.value,
+                )
+            changed = change(campaign)
+            if changed == campaign:
+                return campaign
+            changed = replace(changed, update_time=self._clock.now())
+            if await self._store.update_campaign(changed):
+                log.info(f"campaign {verb}d", campaign_id=campaign_id, state=changed.state.value)
+                return await self.get(site_id, campaign_id)
+        raise Aborted(
+            "CONCURRENT_UPDATE",
+            f"campaign {campaign_id!r} kept changing while it was asked to {verb}; try again",
+            campaign_id=campaign_id,
+        )
+
+    async def start_due(self) -> int:
+        """Starts a run for each campaign whose schedule fell due, records the
+        occurrences that start none, and moves each schedule on. Returns the runs
+        started; the hand-off loop then gives them to delivery."""
+        now = self._clock.now()
+
+        def step(campaign: CampaignRecord) -> ScheduledStep:
+            schedule = schedules.schedule_from_json(campaign.schedule or "")
+            assert campaign.next_run_time is not None
+            due = schedules.occurrences_between(
+                schedule, campaign.next_run_time - timedelta(microseconds=1), now
+            )
+            upcoming = schedules.next_occurrence(schedule, now)
+            if campaign.state is CampaignState.PAUSED:
+                run = None
+                missed = [(time, MissedReason.PAUSED) for time in due]
+            elif due:
+                # A scheduler that was down for several occurrences starts the latest.
+                run = self._new_run(
+                    campaign, now, f"{RESERVED_REQUEST_ID_PREFIX}schedule:{due[-1].isoformat()}"
+                )
+                missed = [(time, MissedReason.SUPERSEDED) for time in due[:-1]]
+            else:
+                run, missed = None, []
+            state = campaign.state if upcoming is not None else CampaignState.COMPLETED
+            return ScheduledStep(run, tuple(missed), state, upcoming)
+
+        started = await self._store.advance_due_campaigns(now, SCHEDULER_BATCH, step)
+        for run in started:
+            log.info("scheduled run started", run_id=run.run_id, campaign_id=run.campaign_id)
+        if started:
+            self.handoff_wanted.set()
+        return len(started)
+
+    def _new_run(self, campaign: CampaignRecord, now: datetime, request_id: str) -> RunRecord:
+        run_id = new_id("run")
+        return RunRecord(
+            run_id=run_id,
+            site_id=campaign.site_id,
+            campaign_id=campaign.campaign_id,
+            state=RunState.PREPARING,
+            failure_reason="",
+            progress=RunProgress(),
+            payload=content.render_payload(campaign.notification, campaign.campaign_id, run_id),
+            ttl_seconds=campaign.ttl_seconds,
+            urgency=campaign.urgency,
+            handoff_pending=True,
+            create_time=now,
+            request_id=request_id or None,
+            # Fixed now: a later change of the campaign's audience is not this run's.
+            audience=campaign.audience,
+        )
+
     # Runs.
 
     async def send_now(self, site_id: str, campaign_id: str, request_id: str = "") -> RunRecord:
@@ -226,25 +381,9 @@ class Campaigns:
         """
         _check_request_id(request_id)
         campaign = await self.get(site_id, campaign_id)
-        run_id = new_id("run")
-        run = await self._store.insert_run(
-            RunRecord(
-                run_id=run_id,
-                site_id=site_id,
-                campaign_id=campaign.campaign_id,
-                state=RunState.PREPARING,
-                failure_reason="",
-                progress=RunProgress(),
-                payload=content.render_payload(campaign.notification, campaign.campaign_id, run_id),
-                ttl_seconds=campaign.ttl_seconds,
-                urgency=campaign.urgency,
-                handoff_pending=True,
-                create_time=self._clock.now(),
-                request_id=request_id or None,
-                # Fixed now: a later change of the campaign's audience is not this run's.
-                audience=campaign.audience,
-            )
-        )
+        planned = self._new_run(campaign, self._clock.now(), request_id)
+        run_id = planned.run_id
+        run = await self._store.insert_run(planned)
         if run.run_id != run_id:
             return await self._refreshed(run)  # a repeat: the first call's run
         log.info("run started", run_id=run_id, campaign_id=campaign.campaign_id)
@@ -496,7 +635,27 @@ def _checked(campaign: CampaignRecord) -> CampaignRecord:
     return replace(campaign, ttl_seconds=ttl_seconds)
 
 
+def _scheduled(schedule: schedules.Schedule | None, now: datetime) -> dict[str, Any]:
+    """A campaign's schedule fields for a schedule set now: a draft without one, else
+    scheduled from its next occurrence (checked to exist), or completed."""
+    if schedule is None:
+        return {"schedule": None, "state": CampaignState.DRAFT, "next_run_time": None}
+    upcoming = schedules.next_occurrence(schedule, now)
+    return {
+        "schedule": schedules.schedule_to_json(schedule),
+        "state": CampaignState.SCHEDULED if upcoming is not None else CampaignState.COMPLETED,
+        "next_run_time": upcoming,
+    }
+
+
 def _check_request_id(request_id: str) -> None:
+    if request_id.startswith(RESERVED_REQUEST_ID_PREFIX):
+        raise InvalidArgument(
+            "RESERVED_REQUEST_ID",
+            f"request_id may not start with {RESERVED_REQUEST_ID_PREFIX!r}: Clarion names the "
+            "runs its schedules start that way",
+            field="request_id",
+        )
     if len(request_id) > MAX_REQUEST_ID_LENGTH:
         raise InvalidArgument(
             "INVALID_REQUEST_ID",
