@@ -664,6 +664,16 @@ async def import_subscribers(stack: Any, metadata: Any, count: int) -> float:
 # --- main -----------------------------------------------------------------------------
 
 
+def reference_loop_seconds() -> float:
+    """Seconds for a fixed pure-Python loop on one core: this shared VM's speed drifts by
+    a third from one hour to the next, so runs are compared with this beside them."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(10_000_000):
+        total += number
+    return round(time.perf_counter() - started, 3)
+
+
 def verdicts(result: dict[str, Any]) -> dict[str, bool]:
     met = {}
     for name, (sense, target) in TARGETS.items():
@@ -692,6 +702,7 @@ def main() -> int:
         "benchmark": "segments",
         "loadavg_start": loadavg(),
         "cpus": os.cpu_count(),
+        "reference_loop_s": reference_loop_seconds(),
         "targets": {name: f"{sense} {target}" for name, (sense, target) in TARGETS.items()},
     }
     with tempfile.TemporaryDirectory(prefix="clarion-bench-segments-") as tmp:

@@ -107,6 +107,9 @@ class Campaign(Model):
     audience: Mapped[bytes | None] = mapped_column(LargeBinary)
     # The caller's idempotency key: a repeated create returns the first campaign.
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # SHA-256 (hex) of what the create with request_id asked for: a repeat asking for
+    # something else is refused. NULL for campaigns created before it was kept.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # Bumped by every update; an update applies only to the version it read.
     version: Mapped[int] = mapped_column(Integer, default=1)
     create_time: Mapped[datetime]

@@ -136,6 +136,8 @@ class CampaignRecord:
     next_run_time: datetime | None = None
     # Occurrences that started no run, newest first (get_campaign fills it).
     missed: tuple[tuple[datetime, MissedReason], ...] = ()
+    # What the create with request_id asked for (hex SHA-256); None: not kept.
+    request_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,7 @@ class CampaignStore:
                         urgency=campaign.urgency.value,
                         audience=_audience_bytes(campaign.audience),
                         request_id=campaign.request_id,
+                        request_fingerprint=campaign.request_fingerprint,
                         version=campaign.version,
                         create_time=campaign.create_time,
                         update_time=campaign.update_time,
@@ -696,6 +699,7 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         create_time=row.create_time,
         update_time=row.update_time,
         request_id=row.request_id,
+        request_fingerprint=row.request_fingerprint,
         version=row.version,
         audience=_audience(row.audience),
         schedule=row.schedule,

@@ -20,7 +20,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = (
-    "load_seconds", "count_behaviour_s", "count_property_s", "estimate_reach_s",
+    "load_seconds", "count_behaviour_s", "count_behaviour_first_s", "count_property_s",
+    "count_property_first_s", "estimate_reach_s",
     "match_one_profile_ms", "ingest_events_per_s", "stream_1m_s", "register_per_s",
     "import_per_s",
 )  # fmt: skip
@@ -56,6 +57,8 @@ class TestSegmentsBenchmarkSmoke:
             assert isinstance(value, int | float) and math.isfinite(value) and value > 0, figure
         assert result["stream_rss_growth_mb"] >= 0
         assert 0 <= result["estimate_error_pct"] < 100
+        # The machine's speed beside the figures, so runs can be compared.
+        assert report["reference_loop_s"] > 0
 
     @pytest.mark.parametrize("database", ["postgres", "sqlite"])
     def test_counts_are_of_the_generated_data(self, report: dict[str, Any], database: str) -> None:

@@ -216,14 +216,34 @@ class TestCreateCampaignRequestId:
         first = await campaigns_stub.CreateCampaign(
             request("Spring sale", request_id="create-1"), metadata=auth
         )
-        # A retry after a lost answer; even a changed body does not make a second one.
+        # A retry after a lost answer.
         repeat = await campaigns_stub.CreateCampaign(
-            request("Spring sale, again", request_id="create-1"), metadata=auth
+            request("Spring sale", request_id="create-1"), metadata=auth
         )
 
         assert repeat.campaign == first.campaign
         listed = await campaigns_stub.ListCampaigns(pb.ListCampaignsRequest(), metadata=auth)
         assert [c.campaign_id for c in listed.campaigns] == [first.campaign.campaign_id]
+
+    async def test_the_same_request_id_with_another_body_is_refused_and_stores_nothing(
+        self, campaigns_stub: Stub, auth: Metadata
+    ) -> None:
+        first = await campaigns_stub.CreateCampaign(
+            request("Spring sale", request_id="create-2"), metadata=auth
+        )
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await campaigns_stub.CreateCampaign(
+                request("Spring sale, again", request_id="create-2"), metadata=auth
+            )
+
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert reason(refused.value) == "REQUEST_ID_REUSED"
+        assert field(refused.value) == "request_id"
+        assert first.campaign.campaign_id in refused.value.details()
+        listed = await campaigns_stub.ListCampaigns(pb.ListCampaignsRequest(), metadata=auth)
+        assert [c.campaign_id for c in listed.campaigns].count(first.campaign.campaign_id) == 1
+        assert all(c.notification.title != "Spring sale, again" for c in listed.campaigns)
 
     async def test_different_request_ids_make_different_campaigns(
         self, campaigns_stub: Stub, auth: Metadata

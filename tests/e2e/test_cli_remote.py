@@ -183,7 +183,8 @@ class TestCancelAndWhy:
         (row,) = [line.split() for line in cancelled.out.splitlines() if line.startswith(run_id)]
         # RUN STATE AUDIENCE SENT FAILED SUPPRESSED EXPIRED FINISHED
         assert row[1:7] == ["cancelled", "5", "3", "0", "2", "0"], cancelled.out
-        assert "nothing to cancel" in nothing_left.out
+        assert f"campaign {campaign_id} is cancelled" in cancelled.out
+        assert "nothing more to cancel" in nothing_left.out
         (run,) = json.loads(again.out)
         assert (run["run_id"], run["state"]) == (run_id, "RUN_STATE_CANCELLED")
         assert (run["progress"]["sent"], run["progress"]["suppressed"]) == ("3", "2")

@@ -4,6 +4,7 @@ handing them to delivery, and reading how far they have got."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -134,17 +135,19 @@ class Campaigns:
             )
         )
         if draft.request_id:
+            campaign = replace(campaign, request_fingerprint=_fingerprint(draft))
             # A repeat returns the first campaign without asking segment again.
             existing = await self._store.campaign_by_request(site_id, draft.request_id)
             if existing is not None:
-                return existing
+                return _same_request(existing, campaign)
         await self._check_audience(site_id, campaign.audience, audience_field)
         stored = await self._store.insert_campaign(campaign)
         if stored is None:
             raise NotFound("SITE_NOT_FOUND", f"there is no site {site_id!r}", site_id=site_id)
         if stored.campaign_id == campaign_id:
             log.info("campaign created", campaign_id=campaign_id)
-        return stored
+            return stored
+        return _same_request(stored, campaign)  # a concurrent create with the key won
 
     async def get(self, site_id: str, campaign_id: str) -> CampaignRecord:
         if not campaign_id:
@@ -633,6 +636,37 @@ def _checked(campaign: CampaignRecord) -> CampaignRecord:
             field="ttl_seconds",
         )
     return replace(campaign, ttl_seconds=ttl_seconds)
+
+
+def _fingerprint(draft: CampaignDraft) -> str:
+    """What a create asks for, as a hash: equal for the same request sent again."""
+    digest = hashlib.sha256()
+    audience = _kept(draft.audience)
+    for part in (
+        draft.name.encode(),
+        draft.notification.SerializeToString(deterministic=True),
+        str(draft.ttl_seconds).encode(),
+        (draft.urgency.value if draft.urgency else "").encode(),
+        audience.SerializeToString(deterministic=True) if audience else b"",
+        draft.schedule.SerializeToString(deterministic=True) if draft.schedule else b"",
+    ):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+def _same_request(existing: CampaignRecord, asked: CampaignRecord) -> CampaignRecord:
+    """The campaign a repeated request_id created, unless this request asks for another
+    one (a campaign created before fingerprints were kept is not compared)."""
+    if existing.request_fingerprint not in (None, asked.request_fingerprint):
+        raise InvalidArgument(
+            "REQUEST_ID_REUSED",
+            f"request_id {existing.request_id!r} already created campaign "
+            f"{existing.campaign_id!r} from a different request; a repeat must send the same "
+            "request, and a new campaign needs a new request_id",
+            field="request_id",
+            campaign_id=existing.campaign_id,
+        )
+    return existing
 
 
 def _scheduled(schedule: schedules.Schedule | None, now: datetime) -> dict[str, Any]:
