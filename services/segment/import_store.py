@@ -23,17 +23,14 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import UTCDateTime
 from services.segment.definition import Condition
 from services.segment.models import (
     PROFILE_SCOPE,
-    EventRow,
     ProfileRow,
     PropertyType,
-    PropertyTypeRow,
     SubscriberRow,
     SubscriberState,
 )
@@ -48,8 +45,6 @@ from services.segment.subscription_writes import SubscriptionWrite, write_subscr
 _TABLE = cast(Table, SubscriberRow.__table__)
 _COLUMNS = _TABLE.c
 _PROFILES = cast(Table, ProfileRow.__table__)
-_TYPES = cast(Table, PropertyTypeRow.__table__)
-_EVENTS = cast(Table, EventRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +120,6 @@ class ImportStore:
                     select(text("value")).select_from(func.json_each(bindparam("ids")))
                 ),
             )
-        insert = postgresql.insert if self._postgresql else sqlite.insert
-        self._insert_event = insert(_EVENTS).on_conflict_do_nothing()
-        self._insert_profile = insert(_PROFILES).on_conflict_do_nothing()
 
     @staticmethod
     def _list(values: Sequence[str]) -> str:
