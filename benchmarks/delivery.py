@@ -304,7 +304,7 @@ pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {access_log}
     client_body_temp_path {root}/body;
     proxy_temp_path {root}/proxy;
     fastcgi_temp_path {root}/fastcgi;
@@ -342,7 +342,9 @@ class NginxSink:
     version: str
 
     @classmethod
-    def start(cls, root: Path) -> NginxSink:
+    def start(cls, root: Path, *, access_log: bool = False) -> NginxSink:
+        """With `access_log`, every request is logged to root/access.log as "<unix time
+        with ms> <path>", for the time each push arrived (see access_times)."""
         exe = nginx_executable()
         if exe is None:
             try:
@@ -358,7 +360,15 @@ class NginxSink:
         root.mkdir(parents=True)
         port = free_port()
         conf = root / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(root=root, port=port), encoding="utf-8")
+        logging = (
+            "log_format arrival '$msec $uri'; "
+            f"access_log {root}/access.log arrival buffer=64k flush=100ms;"
+            if access_log
+            else "access_log off;"
+        )
+        conf.write_text(
+            NGINX_CONF.format(root=root, port=port, access_log=logging), encoding="utf-8"
+        )
         # -e: the error log before the config is read (else /var/log/nginx/error.log).
         process = subprocess.Popen(
             [exe, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
@@ -392,6 +402,15 @@ class NginxSink:
         # "... server accepts handled requests\n 1 1 1 \n..."
         lines = answer.decode("ascii", "replace").split("\r\n\r\n", 1)[1].splitlines()
         return int(lines[2].split()[2])
+
+    def access_times(self) -> list[tuple[float, str]]:
+        """(arrival time, path) of every request logged so far (start with access_log)."""
+        arrivals = []
+        with contextlib.suppress(FileNotFoundError):
+            for line in (self.root / "access.log").read_text().splitlines():
+                stamp, _, path = line.partition(" ")
+                arrivals.append((float(stamp), path))
+        return arrivals
 
     def log_tail(self) -> str:
         with contextlib.suppress(OSError):

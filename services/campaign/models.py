@@ -21,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.kit.db import UTCDateTime, new_metadata
 
 ID_LENGTH = 64
+# Ids a site chooses (profile and event ids) and segment's subscriber ids.
+EXTERNAL_ID_LENGTH = 128
 
 
 class Model(DeclarativeBase):
@@ -121,6 +123,12 @@ class Campaign(Model):
     state: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
     # The schedule's next occurrence while scheduled: what the scheduler claims by.
     next_run_time: Mapped[datetime | None]
+    # A live campaign's trigger (domain/triggers.py's JSON form); NULL: not live.
+    trigger: Mapped[str | None] = mapped_column(Text)
+    # Where a live campaign has read segment's event feed to (an opaque cursor, fixed
+    # when the trigger is set): it moves in the transaction that stores what the events
+    # read did, so every event is acted on once.
+    feed_cursor: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (
         # Listing pages through a site's campaigns by id (keyset).
@@ -168,6 +176,9 @@ class Run(Model):
     # The campaign's audience when the run started (serialized AudienceSelector; NULL:
     # every reachable subscriber), handed to delivery with the run.
     audience: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A listed audience instead (a transactional send, a trigger's firings): JSON
+    # {"profile_ids": [...], "subscriber_ids": [...]}; NULL: the audience above.
+    recipients: Mapped[str | None] = mapped_column(Text)
     # Delivery has not confirmed it took the run over yet; the hand-off loop retries,
     # not before handoff_next_attempt (backing off per run).
     handoff_pending: Mapped[bool] = mapped_column(default=True)
@@ -192,4 +203,55 @@ class Run(Model):
         Index("ix_campaign_runs_site_id_campaign_id_run_id", "site_id", "campaign_id", "run_id"),
         Index("ix_campaign_runs_handoff_pending_next_attempt", "handoff_pending", "handoff_next_attempt"),
         UniqueConstraint("site_id", "campaign_id", "request_id"),
+    )
+
+
+class TriggerWait(Model):
+    """A live campaign's open wait for one person: an event then inaction (pushed at
+    due_time unless the person does the inaction event first) or a date reminder."""
+
+    __tablename__ = "trigger_waits"
+
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    # "p:" + profile id, or "s:" + subscriber id for an anonymous browser.
+    person_key: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH + 2), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # The triggering event the wait is for (the latest one, when re-armed).
+    event_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH))
+    event_time: Mapped[datetime]
+    profile_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH), default="")
+    subscriber_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH), default="")
+    due_time: Mapped[datetime]
+
+    __table_args__ = (Index("ix_trigger_waits_due_time", "due_time"),)
+
+
+class TriggerFiring(Model):
+    """What a live campaign did with one triggering event: pushed it (in run_id) or
+    not, and why. At most one per (campaign, event)."""
+
+    __tablename__ = "trigger_firings"
+
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    event_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    person_key: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH + 2))
+    # pushed, not_in_audience, cooldown, unreachable, paused, ended (FiringOutcome).
+    outcome: Mapped[str] = mapped_column(String(16))
+    # The run that pushed it; NULL unless pushed.
+    run_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    fire_time: Mapped[datetime]
+
+    __table_args__ = (
+        # A person's last push, for the cooldown.
+        Index(
+            "ix_trigger_firings_campaign_id_person_key_fire_time",
+            "campaign_id", "person_key", "fire_time",
+        ),  # fmt: skip
     )

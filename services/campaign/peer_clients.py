@@ -17,11 +17,17 @@ from clarion.segment.v1 import (
     segment_internal_service_pb2,
     segment_internal_service_pb2_grpc,
     segment_pb2,
+    segment_service_pb2,
+    segment_service_pb2_grpc,
 )
+from services.campaign.domain import triggers
 from services.campaign.domain.ports import (
     AudienceRefused,
     DeliveryRunView,
+    FeedEventView,
+    FeedPageView,
     PeerCallFailed,
+    PersonMatch,
     RecipientOutcomeView,
     RecipientStatus,
 )
@@ -76,10 +82,12 @@ DELIVERY_SERVICE_CONFIG = json.dumps(
 )
 
 
-def _failed(peers: Peers, step: str, error: grpc.aio.AioRpcError) -> PeerCallFailed:
+def _failed(
+    peers: Peers, step: str, error: grpc.aio.AioRpcError, *, service: str = "delivery"
+) -> PeerCallFailed:
     return PeerCallFailed(
         step,
-        peers.call_failed("delivery", error),
+        peers.call_failed(service, error),
         permanent=error.code() in _PERMANENT and not token_rejected(error),
     )
 
@@ -121,9 +129,29 @@ def _reason_word(reason: int) -> str:
 
 def _run_audience(run: RunRecord) -> delivery_pb2.RunAudience:
     audience = delivery_pb2.RunAudience()
-    if run.audience is not None:
+    if run.recipients is not None:
+        audience.profile_ids.extend(run.recipients.profile_ids)
+        audience.subscriber_ids.extend(run.recipients.subscriber_ids)
+    elif run.audience is not None:
         audience.selector.CopyFrom(run.audience)
     return audience
+
+
+def _feed_event(item: segment_internal_service_pb2.FeedEvent) -> FeedEventView:
+    event = item.event
+    properties = {}
+    for prop in event.properties:
+        value = triggers.event_value(prop.value)
+        if value is not None:
+            properties[prop.name] = value
+    return FeedEventView(
+        event_id=event.event_id,
+        name=event.name,
+        profile_id=event.profile_id,
+        subscriber_id=event.subscriber_id,
+        occur_time=event.occur_time.ToDatetime(tzinfo=UTC),
+        properties=properties,
+    )
 
 
 class GrpcDelivery:
@@ -224,15 +252,82 @@ SEGMENT_SERVICE_CONFIG = json.dumps(
 )
 
 
+_SEGMENT_OPTIONS = [("grpc.service_config", SEGMENT_SERVICE_CONFIG)]
+
+
 class GrpcSegment:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
+
+    def _internal(self) -> segment_internal_service_pb2_grpc.SegmentInternalServiceStub:
+        return segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
+            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
+        )
+
+    async def event_feed(
+        self,
+        site_id: str,
+        cursor: str,
+        event_names: Sequence[str],
+        page_size: int,
+        *,
+        start_at_end: bool = False,
+    ) -> FeedPageView:
+        try:
+            response = await self._internal().ListEventFeed(
+                segment_internal_service_pb2.ListEventFeedRequest(
+                    cursor=cursor,
+                    page_size=page_size,
+                    event_names=list(event_names),
+                    start_at_end=start_at_end,
+                ),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            failure = _failed(self._peers, "segment.ListEventFeed", error, service="segment")
+            raise failure from None
+        return FeedPageView(
+            events=[_feed_event(item) for item in response.events],
+            next_cursor=response.next_cursor,
+        )
+
+    async def match_person(
+        self,
+        site_id: str,
+        audience: segment_pb2.AudienceSelector,
+        *,
+        profile_id: str = "",
+        subscriber_id: str = "",
+    ) -> PersonMatch:
+        request = segment_service_pb2.MatchProfileRequest(audience=audience)
+        if profile_id:
+            request.profile_id = profile_id
+        else:
+            request.subscriber_id = subscriber_id
+        stub = segment_service_pb2_grpc.SegmentServiceStub(
+            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
+        )
+        try:
+            response = await stub.MatchProfile(
+                request, metadata=self._peers.metadata(site_id), timeout=self._peers.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND and error_info(error) is not None:
+                reason = error_info(error).reason  # type: ignore[union-attr]
+                if reason in ("PROFILE_NOT_FOUND", "SUBSCRIBER_NOT_FOUND"):
+                    return PersonMatch(matches=False, reachable_subscriber_ids=())
+            raise _failed(self._peers, "segment.MatchProfile", error, service="segment") from None
+        return PersonMatch(
+            matches=response.matches,
+            reachable_subscriber_ids=tuple(response.reachable_subscriber_ids),
+        )
 
     async def validate_audience(
         self, site_id: str, audience: segment_pb2.AudienceSelector
     ) -> None:
         stub = segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
-            self._peers.channel("segment", options=[("grpc.service_config", SEGMENT_SERVICE_CONFIG)])
+            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
         )
         try:
             await stub.ValidateAudience(

@@ -18,9 +18,10 @@ from clarion.campaign.v1 import (
     site_service_pb2_grpc,
 )
 from services.campaign.domain import CampaignDraft, Campaigns, LocalSiteResolver, Sites
+from services.campaign.domain.live import LiveCampaigns
 from services.campaign.domain.sites import engagement_secret
 from services.campaign.peer_clients import GrpcDelivery, GrpcSegment
-from services.campaign.store import CampaignStore
+from services.campaign.store import CampaignStore, ListedRecipients
 from services.campaign.wire import (
     campaign_to_proto,
     run_recipient_to_proto,
@@ -44,6 +45,9 @@ HANDOFF_INTERVAL_SECONDS = 1.0
 # How often the scheduler looks for campaigns whose schedule fell due: a scheduled run
 # starts within this of its time.
 SCHEDULER_INTERVAL_SECONDS = 1.0
+# How often live campaigns read the events that came and end the waits that fell due:
+# part of the time from an event to its push.
+LIVE_INTERVAL_SECONDS = 0.2
 
 SITE_SERVICE = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name
 SITE_INTERNAL_SERVICE = site_internal_service_pb2.DESCRIPTOR.services_by_name[
@@ -165,6 +169,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             request_id=request.request_id,
             audience=request.audience if request.HasField("audience") else None,
             schedule=request.schedule if request.HasField("schedule") else None,
+            trigger=request.trigger if request.HasField("trigger") else None,
         )
         campaign = await self._campaigns.create(current_site_id(), draft)
         return campaign_service_pb2.CreateCampaignResponse(campaign=campaign_to_proto(campaign))
@@ -184,6 +189,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             urgency=urgency_from_proto(given.urgency) if "urgency" in paths else None,
             audience=given.audience if given.HasField("audience") else None,
             schedule=given.schedule if given.HasField("schedule") else None,
+            trigger=given.trigger if given.HasField("trigger") else None,
         )
         campaign = await self._campaigns.update(
             current_site_id(), given.campaign_id, changes, paths
@@ -212,8 +218,14 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         request: campaign_service_pb2.SendCampaignNowRequest,
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.SendCampaignNowResponse:
+        recipients = None
+        if request.HasField("recipients"):
+            recipients = ListedRecipients(
+                profile_ids=tuple(request.recipients.profile_ids),
+                subscriber_ids=tuple(request.recipients.subscriber_ids),
+            )
         run = await self._campaigns.send_now(
-            current_site_id(), request.campaign_id, request.request_id
+            current_site_id(), request.campaign_id, request.request_id, recipients
         )
         return campaign_service_pb2.SendCampaignNowResponse(run=run_to_proto(run))
 
@@ -278,6 +290,7 @@ async def create_server(
     site_resolver: SiteResolver | None = None,
     peers: Peers | None = None,
     scheduler_interval_seconds: float = SCHEDULER_INTERVAL_SECONDS,
+    live_interval_seconds: float = LIVE_INTERVAL_SECONDS,
 ) -> ManagedServer:
     """Binds SiteService, SiteInternalService and CampaignService to `address`;
     `await server.start()` next."""
@@ -286,7 +299,13 @@ async def create_server(
     peers = peers or Peers(settings)
     store = CampaignStore(engine)
     sites = Sites(store, clock)
-    campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers), segment=GrpcSegment(peers))
+    segment = GrpcSegment(peers)
+    campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers), segment=segment)
+    live = LiveCampaigns(store, clock, segment, on_runs=campaigns.handoff_wanted.set)
+    live_loop = PeriodicLoop(
+        "campaign-live", live.run_once, live_interval_seconds,
+        failure="acting on live campaigns' events failed; will retry",
+    )  # fmt: skip
     handoff = HandoffLoop(campaigns, HANDOFF_INTERVAL_SECONDS)
     scheduler = PeriodicLoop(
         "campaign-scheduler", campaigns.start_due, scheduler_interval_seconds,
@@ -314,8 +333,8 @@ async def create_server(
         peers=peers,
         site_resolver=resolver,
         internal_services=[SITE_INTERNAL_SERVICE],
-        on_start=[handoff.start, scheduler.start],
-        on_stop=[scheduler.stop, handoff.stop],
+        on_start=[handoff.start, scheduler.start, live_loop.start],
+        on_stop=[live_loop.stop, scheduler.stop, handoff.stop],
     )
 
 

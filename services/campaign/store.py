@@ -5,13 +5,14 @@ Every tenant query filters on site_id; callers get frozen dataclasses, never ORM
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,6 +54,20 @@ class CampaignState(StrEnum):
     # The schedule has no occurrence left.
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+
+
+class FiringOutcome(StrEnum):
+    """What a live campaign did with one triggering event."""
+
+    PUSHED = "pushed"
+    # The person did not match the campaign's audience when the push was due.
+    NOT_IN_AUDIENCE = "not_in_audience"
+    # The person matched but had no subscriber a push could reach.
+    UNREACHABLE = "unreachable"
+    # The person was pushed by this campaign less than the cooldown ago.
+    COOLDOWN = "cooldown"
+    # The campaign was paused when the push was due.
+    PAUSED = "paused"
 
 
 class MissedReason(StrEnum):
@@ -138,6 +153,10 @@ class CampaignRecord:
     missed: tuple[tuple[datetime, MissedReason], ...] = ()
     # What the create with request_id asked for (hex SHA-256); None: not kept.
     request_fingerprint: str | None = None
+    # A live campaign's trigger: domain/triggers.py's JSON form; None: not live.
+    trigger: str | None = None
+    # Where a live campaign has read segment's event feed to.
+    feed_cursor: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,61 @@ class RunRecord:
     handoff_attempts: int = 0
     # The campaign's audience when the run started; None: every reachable subscriber.
     audience: segment_pb2.AudienceSelector | None = None
+    # A listed audience instead of `audience` (a transactional send, a trigger's
+    # firings); None: the audience.
+    recipients: ListedRecipients | None = None
+
+
+@dataclass(frozen=True)
+class ListedRecipients:
+    """Who a run goes to when it is a list: the reachable subscribers of these profiles,
+    and these subscribers."""
+
+    profile_ids: tuple[str, ...] = ()
+    subscriber_ids: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.profile_ids) + len(self.subscriber_ids)
+
+
+@dataclass(frozen=True)
+class WaitRecord:
+    """A live campaign's open wait for one person (trigger_waits)."""
+
+    campaign_id: str
+    site_id: str
+    person_key: str
+    event_id: str
+    event_time: datetime
+    profile_id: str
+    subscriber_id: str
+    due_time: datetime
+
+
+@dataclass(frozen=True)
+class FiringRecord:
+    campaign_id: str
+    site_id: str
+    event_id: str
+    person_key: str
+    outcome: FiringOutcome
+    run_id: str | None
+    fire_time: datetime
+
+
+@dataclass(frozen=True)
+class FeedStep:
+    """What one page of a live campaign's event feed did, stored in one transaction
+    with the cursor's move from `cursor_from` to `cursor_to`."""
+
+    cursor_from: str
+    cursor_to: str
+    # Waits opened, re-armed or moved (replacing the person's wait).
+    waits_set: tuple[WaitRecord, ...] = ()
+    # Waits ended by the inaction event: (person_key, event_id of the wait ended).
+    waits_cleared: tuple[tuple[str, str], ...] = ()
+    firings: tuple[FiringRecord, ...] = ()
+    runs: tuple[RunRecord, ...] = ()
 
 
 class CampaignStore:
@@ -384,6 +458,8 @@ class CampaignStore:
                         schedule=campaign.schedule,
                         state=campaign.state.value,
                         next_run_time=campaign.next_run_time,
+                        trigger=campaign.trigger,
+                        feed_cursor=campaign.feed_cursor,
                     )
                 )
         except IntegrityError:
@@ -491,9 +567,15 @@ class CampaignStore:
                 row.version = row.version + 1
         return started
 
-    async def update_campaign(self, campaign: CampaignRecord) -> bool:
+    async def update_campaign(
+        self, campaign: CampaignRecord, *, feed_cursor_changed: bool = False
+    ) -> bool:
         """Stores the changed campaign if nobody changed it since it was read (it is
-        still at `campaign.version`), as the next version; False when somebody did."""
+        still at `campaign.version`), as the next version; False when somebody did. The
+        feed cursor (which the live loop moves without a new version) is written only
+        when `feed_cursor_changed`. A campaign that stops being live (cancelled,
+        completed, its trigger removed or replaced) loses its open waits."""
+        extra: dict[str, Any] = {"feed_cursor": campaign.feed_cursor} if feed_cursor_changed else {}
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(models.Campaign)
@@ -512,11 +594,24 @@ class CampaignStore:
                     schedule=campaign.schedule,
                     state=campaign.state.value,
                     next_run_time=campaign.next_run_time,
+                    trigger=campaign.trigger,
                     version=campaign.version + 1,
+                    **extra,
                 )
                 .execution_options(synchronize_session=False)
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            still_live = campaign.trigger is not None and campaign.state in (
+                CampaignState.SCHEDULED, CampaignState.PAUSED,
+            )  # fmt: skip
+            if not still_live or feed_cursor_changed:
+                await session.execute(
+                    delete(models.TriggerWait)
+                    .where(models.TriggerWait.campaign_id == campaign.campaign_id)
+                    .execution_options(synchronize_session=False)
+                )
+            return True
 
     async def list_campaigns(
         self, site_id: str, after_campaign_id: str, limit: int
@@ -630,6 +725,180 @@ class CampaignStore:
             await session.execute(statement.values(**changes))
 
 
+    # Live campaigns --------------------------------------------------------------------
+
+    async def live_campaigns(self) -> list[CampaignRecord]:
+        """Every campaign with a trigger that is scheduled or paused (all sites: the
+        live loop's question)."""
+        query = select(models.Campaign).where(
+            models.Campaign.trigger.is_not(None),
+            models.Campaign.state.in_([CampaignState.SCHEDULED.value, CampaignState.PAUSED.value]),
+        )
+        async with self._sessions() as session:
+            return [_campaign(row) for row in await session.scalars(query)]
+
+    async def waits_for(
+        self, campaign_id: str, person_keys: Sequence[str]
+    ) -> dict[str, WaitRecord]:
+        """The campaign's open waits of these people, by person key."""
+        if not person_keys:
+            return {}
+        query = select(models.TriggerWait).where(
+            models.TriggerWait.campaign_id == campaign_id,
+            models.TriggerWait.person_key.in_(sorted(set(person_keys))),
+        )
+        async with self._sessions() as session:
+            return {row.person_key: _wait(row) for row in await session.scalars(query)}
+
+    async def last_pushes(
+        self, campaign_id: str, person_keys: Sequence[str]
+    ) -> dict[str, datetime]:
+        """When the campaign last pushed each of these people (those it ever did)."""
+        if not person_keys:
+            return {}
+        firings = models.TriggerFiring
+        query = (
+            select(firings.person_key, func.max(firings.fire_time))
+            .where(
+                firings.campaign_id == campaign_id,
+                firings.person_key.in_(sorted(set(person_keys))),
+                firings.outcome == FiringOutcome.PUSHED.value,
+            )
+            .group_by(firings.person_key)
+        )
+        async with self._sessions() as session:
+            return {key: time for key, time in await session.execute(query)}
+
+    async def apply_feed_step(self, campaign_id: str, step: FeedStep) -> bool:
+        """Stores what a page of the campaign's event feed did and moves its cursor, in
+        one transaction, only if the cursor is still where the page was read from; False
+        (nothing stored) when another replica moved it first."""
+        async with self._sessions.begin() as session:
+            moved = await session.execute(
+                update(models.Campaign)
+                .where(
+                    models.Campaign.campaign_id == campaign_id,
+                    models.Campaign.feed_cursor == step.cursor_from,
+                )
+                .values(feed_cursor=step.cursor_to)
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount != 1:
+                return False
+            waits = models.TriggerWait
+            for person_key, event_id in step.waits_cleared:
+                await session.execute(
+                    delete(waits)
+                    .where(
+                        waits.campaign_id == campaign_id,
+                        waits.person_key == person_key,
+                        waits.event_id == event_id,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            if step.waits_set:
+                await session.execute(
+                    delete(waits)
+                    .where(
+                        waits.campaign_id == campaign_id,
+                        waits.person_key.in_([wait.person_key for wait in step.waits_set]),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                await session.execute(
+                    insert(waits), [_wait_values(wait) for wait in step.waits_set]
+                )
+            await _store_firings(session, step.firings, step.runs)
+        return True
+
+    async def due_waits(self, now: datetime, limit: int) -> list[WaitRecord]:
+        """Up to `limit` open waits due at or before `now`, the earliest first."""
+        query = (
+            select(models.TriggerWait)
+            .where(models.TriggerWait.due_time <= now)
+            .order_by(models.TriggerWait.due_time)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [_wait(row) for row in await session.scalars(query)]
+
+    async def end_waits(
+        self,
+        waits: Sequence[WaitRecord],
+        plan: Callable[[list[WaitRecord]], tuple[Sequence[FiringRecord], Sequence[RunRecord]]],
+    ) -> list[RunRecord]:
+        """Ends these waits in one transaction: each still open as read (not re-armed,
+        moved or ended by another replica meanwhile) is deleted, and `plan` turns those
+        into the firings and runs stored with it. Returns the runs stored."""
+        table = models.TriggerWait
+        async with self._sessions.begin() as session:
+            taken = []
+            for wait in waits:
+                deleted = await session.execute(
+                    delete(table)
+                    .where(
+                        table.campaign_id == wait.campaign_id,
+                        table.person_key == wait.person_key,
+                        table.event_id == wait.event_id,
+                        table.due_time == wait.due_time,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if deleted.rowcount == 1:
+                    taken.append(wait)
+            firings, runs = plan(taken)
+            await _store_firings(session, firings, runs)
+        return list(runs)
+
+
+async def _store_firings(
+    session: Any, firings: Sequence[FiringRecord], runs: Sequence[RunRecord]
+) -> None:
+    session.add_all([_run_row(run) for run in runs])
+    await session.flush()
+    if firings:
+        await session.execute(
+            insert(models.TriggerFiring),
+            [
+                {
+                    "campaign_id": firing.campaign_id,
+                    "event_id": firing.event_id,
+                    "site_id": firing.site_id,
+                    "person_key": firing.person_key,
+                    "outcome": firing.outcome.value,
+                    "run_id": firing.run_id,
+                    "fire_time": firing.fire_time,
+                }
+                for firing in firings
+            ],
+        )
+
+
+def _wait_values(wait: WaitRecord) -> dict[str, Any]:
+    return {
+        "campaign_id": wait.campaign_id,
+        "person_key": wait.person_key,
+        "site_id": wait.site_id,
+        "event_id": wait.event_id,
+        "event_time": wait.event_time,
+        "profile_id": wait.profile_id,
+        "subscriber_id": wait.subscriber_id,
+        "due_time": wait.due_time,
+    }
+
+
+def _wait(row: models.TriggerWait) -> WaitRecord:
+    return WaitRecord(
+        campaign_id=row.campaign_id,
+        site_id=row.site_id,
+        person_key=row.person_key,
+        event_id=row.event_id,
+        event_time=row.event_time,
+        profile_id=row.profile_id,
+        subscriber_id=row.subscriber_id,
+        due_time=row.due_time,
+    )
+
 def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecord:
     return SiteRecord(
         site_id=row.site_id,
@@ -705,6 +974,8 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         schedule=row.schedule,
         state=CampaignState(row.state),
         next_run_time=row.next_run_time,
+        trigger=row.trigger,
+        feed_cursor=row.feed_cursor,
     )
 
 
@@ -718,6 +989,7 @@ def _run_row(run: RunRecord) -> models.Run:
         ttl_seconds=run.ttl_seconds,
         urgency=run.urgency.value,
         audience=_audience_bytes(run.audience),
+        recipients=_recipients_json(run.recipients),
         handoff_pending=run.handoff_pending,
         state=run.state.value,
         failure_reason=run.failure_reason,
@@ -750,7 +1022,24 @@ def _run(row: models.Run) -> RunRecord:
         finish_time=row.finish_time,
         request_id=row.request_id,
         audience=_audience(row.audience),
+        recipients=_recipients(row.recipients),
     )
+
+
+def _recipients_json(recipients: ListedRecipients | None) -> str | None:
+    if recipients is None:
+        return None
+    return json.dumps(
+        {"profile_ids": recipients.profile_ids, "subscriber_ids": recipients.subscriber_ids},
+        separators=(",", ":"),
+    )
+
+
+def _recipients(stored: str | None) -> ListedRecipients | None:
+    if stored is None:
+        return None
+    lists = json.loads(stored)
+    return ListedRecipients(tuple(lists["profile_ids"]), tuple(lists["subscriber_ids"]))
 
 
 def _audience_bytes(audience: segment_pb2.AudienceSelector | None) -> bytes | None:

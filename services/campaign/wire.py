@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.campaign.v1 import campaign_pb2, site_pb2
 from clarion.common.v1 import common_pb2
-from services.campaign.domain import schedules
+from services.campaign.domain import schedules, triggers
 from services.campaign.domain.campaigns import RunRecipient
 from services.campaign.domain.ports import RecipientStatus
 from services.campaign.store import (
@@ -126,6 +126,11 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
             )
             for time, reason in campaign.missed
         ],
+        trigger=(
+            triggers.trigger_to_proto(triggers.trigger_from_json(campaign.trigger))
+            if campaign.trigger
+            else None
+        ),
     )
 
 

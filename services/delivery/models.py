@@ -96,17 +96,22 @@ class DeliveryRunRow(Model):
     ttl_seconds: Mapped[int] = mapped_column(Integer)
     # RFC 8030 Urgency header value: very-low | low | normal | high.
     urgency: Mapped[str] = mapped_column(String(16))
-    # A test send's subscriber ids, newline-separated; empty: the whole audience.
+    # A listed audience (a test or transactional send, a trigger's firing): its
+    # subscriber ids and its profile ids (every subscriber of each), newline-separated;
+    # both empty: the selector's audience.
     audience_filter: Mapped[str] = mapped_column(Text, default="")
+    audience_profiles: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Who the run goes to otherwise: the clarion.segment.v1.AudienceSelector campaign
     # handed over, serialized (a saved segment or an ad-hoc definition), sent with every
-    # audience page request; NULL: every reachable subscriber. Never set for a test send.
+    # audience page request; NULL: every reachable subscriber. Never set for a listed
+    # audience.
     audience_selector: Mapped[bytes | None] = mapped_column(LargeBinary)
     snapshot_time: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(16))
     failure: Mapped[str] = mapped_column(String(32), default="")
     failure_message: Mapped[str] = mapped_column(Text, default="")
-    # The next audience page to pull from segment ("" before the first).
+    # The next audience page to pull from segment ("" before the first); a listed
+    # audience pulled in several slices prefixes it with the slice (worker.py).
     audience_page_token: Mapped[str] = mapped_column(Text, default="")
     resolved: Mapped[int] = mapped_column(BigInteger, default=0)
     queued: Mapped[int] = mapped_column(BigInteger, default=0)

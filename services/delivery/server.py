@@ -127,6 +127,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
                 urgency=_URGENCY.get(content.urgency),
                 subscriber_ids=list(request.audience.subscriber_ids),
                 selector=_selector(request.audience),
+                profile_ids=list(request.audience.profile_ids),
             ),
         )
         if created:

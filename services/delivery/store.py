@@ -71,6 +71,8 @@ class NewRun:
     audience_filter: tuple[str, ...]
     # A serialized clarion.segment.v1.AudienceSelector; b"": every reachable subscriber.
     selector: bytes = field(default=b"", repr=False)
+    # A listed audience's profile ids (with audience_filter's subscriber ids).
+    audience_profiles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Run:
     prepare_time: datetime | None
     finish_time: datetime | None
     selector: bytes = field(default=b"", repr=False)
+    audience_profiles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ class PreparationLease:
     unavailable_since: datetime | None
     # The run's audience selector (serialized; b"" for none), asked for on every page.
     selector: bytes = field(default=b"", repr=False)
+    # A listed audience's profile ids (audience_filter has its subscriber ids).
+    audience_profiles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,7 +265,7 @@ def _run(row: Any) -> Run:
         payload=bytes(row.payload),
         ttl_seconds=row.ttl_seconds,
         urgency=row.urgency,
-        audience_filter=tuple(row.audience_filter.split("\n")) if row.audience_filter else (),
+        audience_filter=_listed(row.audience_filter),
         snapshot_time=row.snapshot_time,
         state=RunState(row.state),
         failure=RunFailure(row.failure) if row.failure else None,
@@ -271,7 +276,14 @@ def _run(row: Any) -> Run:
         prepare_time=row.prepare_time,
         finish_time=row.finish_time,
         selector=bytes(row.audience_selector or b""),
+        audience_profiles=_listed(row.audience_profiles),
     )
+
+
+def _listed(stored: str) -> tuple[str, ...]:
+    """A listed audience's ids as the run row keeps them (newline-separated; no id holds
+    a line break: runs.py checks them)."""
+    return tuple(stored.split("\n")) if stored else ()
 
 
 def _lease_free(column: Any, now: datetime) -> Any:
@@ -468,6 +480,7 @@ class DeliveryStore:
                     ttl_seconds=run.ttl_seconds,
                     urgency=run.urgency,
                     audience_filter="\n".join(run.audience_filter),
+                    audience_profiles="\n".join(run.audience_profiles),
                     audience_selector=run.selector or None,
                     snapshot_time=now,
                     state=RunState.PREPARING.value,
@@ -833,10 +846,11 @@ class DeliveryStore:
             owner=owner,
             fence=row.prepare_fence,
             snapshot_time=row.snapshot_time,
-            audience_filter=tuple(row.audience_filter.split("\n")) if row.audience_filter else (),
+            audience_filter=_listed(row.audience_filter),
             page_token=row.audience_page_token,
             unavailable_since=row.audience_unavailable_since,
             selector=bytes(row.audience_selector or b""),
+            audience_profiles=_listed(row.audience_profiles),
         )
 
     def _hold_preparation(

@@ -60,6 +60,8 @@ MAX_BATCH_REGISTRATIONS = 1000
 MAX_BATCH_UNSUBSCRIPTIONS = 1000
 # CheckSubscribers, and the subscriber_ids of a test send's ListAudienceMembers.
 MAX_SUBSCRIBER_IDS = 5000
+# The profile_ids of a listed audience's ListAudienceMembers.
+MAX_PROFILE_IDS = 5000
 
 _SUBSCRIBER_ID = re.compile(r"sub_[0-9a-f]{32}")
 # Campaign's id of a site's VAPID key (SiteService.ImportVapidKey, Site.vapid_keys).
@@ -229,6 +231,17 @@ def _require_subscriber_id(subscriber_id: str, field: str = "subscriber_id") -> 
         raise InvalidArgument("MISSING_SUBSCRIBER_ID", f"{field} is required", field=field)
 
 
+def _require_listed_profile_id(profile_id: str, field: str) -> None:
+    """A listed audience's profile id: one a profile could have (validate_profile_id),
+    so a malformed id is refused instead of quietly reaching nobody."""
+    if not profile_id or len(profile_id) > MAX_PROFILE_ID_LENGTH or not profile_id.isprintable():
+        raise InvalidArgument(
+            "INVALID_PROFILE_ID",
+            f"{field} must be a profile id: 1 to {MAX_PROFILE_ID_LENGTH} printable characters",
+            field=field,
+        )
+
+
 def _require_batch_size(size: int, maximum: int, field: str) -> None:
     if size > maximum:
         raise InvalidArgument(
@@ -382,12 +395,14 @@ class Subscribers:
         page_size: int,
         page_token: str,
         kept_audience_key: str | None = None,
+        profile_ids: Sequence[str] = (),
     ) -> AudiencePage:
         """One page of the site's audience as it stood at `snapshot_time`: subscribers
         created by then and not unsubscribed by then. Ones unsubscribed since are still
-        members, marked unsubscribed. `subscriber_ids` narrows it (a test send);
-        `kept_audience_key` reads a segment's audience kept for a run instead
-        (reach.Audiences.keep_for_run)."""
+        members, marked unsubscribed. `subscriber_ids` and `profile_ids` narrow it to
+        the listed subscribers and every subscriber of the listed profiles, each once (a
+        test or transactional send); `kept_audience_key` reads a segment's audience kept
+        for a run instead (reach.Audiences.keep_for_run)."""
         if snapshot_time is None:
             raise InvalidArgument(
                 "MISSING_SNAPSHOT_TIME",
@@ -395,6 +410,9 @@ class Subscribers:
                 field="snapshot_time",
             )
         _require_batch_size(len(subscriber_ids), MAX_SUBSCRIBER_IDS, "subscriber_ids")
+        _require_batch_size(len(profile_ids), MAX_PROFILE_IDS, "profile_ids")
+        for index, profile_id in enumerate(profile_ids):
+            _require_listed_profile_id(profile_id, f"profile_ids[{index}]")
         size = bounded_page_size(
             page_size, default=DEFAULT_AUDIENCE_PAGE_SIZE, maximum=MAX_AUDIENCE_PAGE_SIZE
         )
@@ -404,10 +422,12 @@ class Subscribers:
                 site_id, kept_audience_key, after=after, limit=size + 1
             )
         else:
+            listed = bool(subscriber_ids or profile_ids)
             rows = await self._store.audience_page(
                 site_id,
                 snapshot_time,
-                only=set(subscriber_ids) if subscriber_ids else None,
+                only=list(dict.fromkeys(subscriber_ids)) if listed else None,
+                only_profiles=list(dict.fromkeys(profile_ids)),
                 after=after,
                 limit=size + 1,
             )

@@ -670,7 +670,8 @@ class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
         site_id = required_site_id()
         selector = audience_from_proto(request.audience, "audience")
         kept_key = None
-        if selector is not None and not request.subscriber_ids:
+        listed = bool(request.subscriber_ids or request.profile_ids)
+        if selector is not None and not listed:
             if not request.audience_key:
                 raise InvalidArgument(
                     "MISSING_AUDIENCE_KEY",
@@ -695,6 +696,7 @@ class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
             request.page_size,
             request.page_token,
             kept_audience_key=kept_key,
+            profile_ids=list(request.profile_ids),
         )
         return internal_pb.ListAudienceMembersResponse(
             members=[audience_member_to_proto(entry) for entry in page.members],

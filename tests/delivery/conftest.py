@@ -173,14 +173,20 @@ _KEY, _P256DH = public_key()
 _AUTH = os.urandom(16)
 
 
-def members(n: int, *, prefix: str | None = None, unsubscribed: Sequence[int] = ()) -> list[Member]:
+def members(
+    n: int,
+    *,
+    prefix: str | None = None,
+    unsubscribed: Sequence[int] = (),
+    profile_id: Callable[[int], str] = lambda i: "",
+) -> list[Member]:
     """`n` audience members on made-up push endpoints (one shared key pair, which the
-    fake transport never decrypts)."""
+    fake transport never decrypts); `profile_id` gives member i's profile ("": none)."""
     prefix = prefix or f"m{uuid.uuid4().hex[:8]}"
     return [
         Member(
             subscriber_id=f"{prefix}_{i:06d}",
-            profile_id="",
+            profile_id=profile_id(i),
             timezone="UTC",
             browser=common_pb2.BROWSER_FIREFOX,
             target_kind=TargetKind.WEB_PUSH,
@@ -224,6 +230,8 @@ class FakeAudience:
         self.tokens_asked: list[str] = []
         # (selector, audience_key) of every page asked for.
         self.selectors_asked: list[tuple[bytes, str]] = []
+        # (subscriber_ids, profile_ids) of every page asked for.
+        self.listed_asked: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         self.checked: list[str] = []
 
     async def audience_page(
@@ -236,9 +244,11 @@ class FakeAudience:
         *,
         selector: bytes = b"",
         audience_key: str = "",
+        profile_ids: Sequence[str] = (),
     ) -> AudiencePage:
         self.tokens_asked.append(page_token)
         self.selectors_asked.append((selector, audience_key))
+        self.listed_asked.append((tuple(subscriber_ids), tuple(profile_ids)))
         if self.failure is not None:
             raise self.failure
         if self.pages_before_trouble is not None and self.pages_served >= self.pages_before_trouble:
@@ -247,9 +257,11 @@ class FakeAudience:
             self.hanging.set()
             await asyncio.Event().wait()  # until the "process" is killed
         everyone = sorted(self.sites.get(site_id, []), key=lambda m: m.subscriber_id)
-        if subscriber_ids:
-            wanted = set(subscriber_ids)
-            everyone = [m for m in everyone if m.subscriber_id in wanted]
+        if subscriber_ids or profile_ids:
+            wanted, profiles = set(subscriber_ids), set(profile_ids)
+            everyone = [
+                m for m in everyone if m.subscriber_id in wanted or m.profile_id in profiles
+            ]
         start = int(page_token or 0)
         page = everyone[start : start + page_size]
         self.pages_served += 1
@@ -422,6 +434,7 @@ class Harness:
         subscriber_ids: Sequence[str] = (),
         payload: bytes | None = None,
         selector: bytes = b"",
+        profile_ids: Sequence[str] = (),
     ) -> tuple[str, str]:
         """Registers the audience with the fake segment and starts a run through the
         domain (as StartDeliveryRun does); returns (site_id, run_id)."""
@@ -438,6 +451,7 @@ class Harness:
                 urgency=urgency,
                 subscriber_ids=list(subscriber_ids),
                 selector=selector,
+                profile_ids=list(profile_ids),
             ),
         )
         self.workers.run_started()
@@ -515,12 +529,15 @@ class Stack:
         """What campaign sends: the internal token on behalf of the site."""
         return internal_metadata(self.settings.internal_token_value, site.site_id)
 
-    async def subscriber(self, site: Site) -> tuple[str, SimulatedSubscription]:
-        """A simulator subscription registered with segment; returns (subscriber_id, sub)."""
+    async def subscriber(
+        self, site: Site, profile_id: str = ""
+    ) -> tuple[str, SimulatedSubscription]:
+        """A simulator subscription registered with segment (attached to `profile_id`
+        when given); returns (subscriber_id, sub)."""
         sub = self.simulator.mint_subscription(application_server_key=site.vapid_public_key)
-        return await self.register(site, sub), sub
+        return await self.register(site, sub, profile_id), sub
 
-    async def register(self, site: Site, sub: SimulatedSubscription) -> str:
+    async def register(self, site: Site, sub: SimulatedSubscription, profile_id: str = "") -> str:
         registered = await self.segment.RegisterSubscriber(
             segment_service_pb2.RegisterSubscriberRequest(
                 push_subscription=common_pb2.PushSubscription(
@@ -528,6 +545,7 @@ class Stack:
                 ),
                 browser=common_pb2.BROWSER_FIREFOX,
                 timezone="UTC",
+                profile_id=profile_id,
             ),
             metadata=site.metadata,
         )

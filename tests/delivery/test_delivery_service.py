@@ -201,11 +201,36 @@ class TestStartDeliveryRun:
             (
                 {
                     "audience": delivery_pb2.RunAudience(
-                        subscriber_ids=[f"s{i}" for i in range(1001)]
+                        subscriber_ids=[f"s{i}" for i in range(10_001)]
                     )
                 },
-                "TOO_MANY_SUBSCRIBERS",
+                "TOO_MANY_RECIPIENTS",
                 "audience.subscriber_ids",
+            ),
+            (
+                {
+                    "audience": delivery_pb2.RunAudience(
+                        subscriber_ids=[f"s{i}" for i in range(6000)],
+                        profile_ids=[f"user-{i}" for i in range(4001)],
+                    )
+                },
+                "TOO_MANY_RECIPIENTS",
+                "audience",
+            ),
+            (
+                {"audience": delivery_pb2.RunAudience(profile_ids=["user-1", ""])},
+                "MISSING_FIELD",
+                "audience.profile_ids[1]",
+            ),
+            (
+                {"audience": delivery_pb2.RunAudience(profile_ids=["two\nlines"])},
+                "INVALID_PROFILE_ID",
+                "audience.profile_ids[0]",
+            ),
+            (
+                {"audience": delivery_pb2.RunAudience(profile_ids=["ok", "line\u2028separator"])},
+                "INVALID_PROFILE_ID",
+                "audience.profile_ids[1]",
             ),
         ],
     )
@@ -338,6 +363,59 @@ class TestSending:
         assert finished.progress.resolved == finished.progress.sent == 1
         assert len(stack.simulator.messages(named_sub.endpoint)) == 1
         assert stack.simulator.messages(other_sub.endpoint) == []
+
+    async def test_a_listed_audience_reaches_the_profiles_subscribers_and_the_listed(
+        self, stack: Stack
+    ) -> None:
+        site, other_site = await stack.new_site(), await stack.new_site()
+        _, alice_phone = await stack.subscriber(site, profile_id="alice")
+        _, alice_laptop = await stack.subscriber(site, profile_id="alice")
+        bob, bob_sub = await stack.subscriber(site, profile_id="bob")
+        _, carol_sub = await stack.subscriber(site, profile_id="carol")  # not listed
+        listed, listed_sub = await stack.subscriber(site)
+        _, anonymous_sub = await stack.subscriber(site)  # not listed
+        _, elsewhere_sub = await stack.subscriber(other_site, profile_id="alice")
+
+        run = await stack.start_run(
+            site,
+            audience=delivery_pb2.RunAudience(
+                profile_ids=["alice", "bob", "nobody"], subscriber_ids=[listed, bob]
+            ),
+        )
+        finished = await stack.wait_finished(site, run.run_id)
+
+        reached = [alice_phone, alice_laptop, bob_sub, listed_sub]
+        assert finished.progress.resolved == finished.progress.sent == 4
+        for sub in reached:
+            assert len(stack.simulator.messages(sub.endpoint)) == 1
+        for sub in (carol_sub, anonymous_sub, elsewhere_sub):
+            assert stack.simulator.messages(sub.endpoint) == []
+
+    async def test_a_listed_audience_longer_than_a_segment_request_reaches_each_once(
+        self, stack: Stack
+    ) -> None:
+        site = await stack.new_site()
+        anonymous = [await stack.subscriber(site) for _ in range(6)]
+        of_profile = [await stack.subscriber(site, profile_id=f"user-{i % 2}") for i in range(4)]
+        # 6,000 subscriber ids (most of them unknown), the real ones on both sides of
+        # segment's 5,000 per request; one of them also reached through its profile.
+        subscriber_ids = [f"sub_{uuid.uuid4().hex}" for _ in range(6000)]
+        for position, (subscriber_id, _) in zip(
+            (10, 4999, 5000, 5500, 5999, 3000, 5001), [*anonymous, of_profile[0]], strict=True
+        ):
+            subscriber_ids[position] = subscriber_id
+
+        run = await stack.start_run(
+            site,
+            audience=delivery_pb2.RunAudience(
+                subscriber_ids=subscriber_ids, profile_ids=["user-0", "user-1", "user-9"]
+            ),
+        )
+        finished = await stack.wait_finished(site, run.run_id, timeout=60)
+
+        assert finished.progress.resolved == finished.progress.sent == 10
+        for _, sub in [*anonymous, *of_profile]:
+            assert len(stack.simulator.messages(sub.endpoint)) == 1
 
     async def test_subscribers_after_the_snapshot_are_not_in_the_run(self, stack: Stack) -> None:
         site = await stack.new_site()

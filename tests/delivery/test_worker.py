@@ -17,6 +17,7 @@ from clarion.simulator import PushServiceSimulator
 from services.delivery.domain.payload import topic_for
 from services.delivery.domain.ports import CredentialsUnavailable, PeerUnavailable
 from services.delivery.domain.rules import PushAnswer, Reason
+from services.delivery.domain.worker import audience_slices
 from services.delivery.models import RecipientState, RunFailure, RunState, TargetKind
 from services.delivery.store import DeliveryStore, Member
 from services.kit.clock import FrozenClock
@@ -482,6 +483,94 @@ class TestPreparation:
         run = await run_of(harness, site_id, run_id)
         assert (run.state, run.failure, run.resolved) == (RunState.DONE, None, 30)
         assert len(harness.transport.posts) == 30
+
+
+class TestListedAudience:
+    """A listed audience longer than segment takes in one request (5,000 ids of each
+    kind) is pulled in slices, each paged to its end; nobody is queued twice."""
+
+    @pytest.mark.parametrize(
+        ("subscribers", "profiles", "slices"),
+        [(0, 0, [(0, 0)]), (3, 0, [(3, 0)]), (5000, 5000, [(5000, 5000)]),
+         (10_000, 0, [(5000, 0), (5000, 0)]), (4000, 6000, [(4000, 5000), (0, 1000)])],
+    )  # fmt: skip
+    def test_slices_never_ask_for_more_than_a_request_takes(
+        self, subscribers: int, profiles: int, slices: list[tuple[int, int]]
+    ) -> None:
+        subscriber_ids = [f"s{i}" for i in range(subscribers)]
+        profile_ids = [f"p{i}" for i in range(profiles)]
+
+        made = audience_slices(subscriber_ids, profile_ids)
+
+        assert [(len(s), len(p)) for s, p in made] == slices
+        assert [i for s, _ in made for i in s] == subscriber_ids
+        assert [i for _, p in made for i in p] == profile_ids
+
+    @pytest.mark.parametrize(
+        ("crash_after_pages", "resumed_at"),
+        [
+            (None, None),
+            (2, ("50", 0)),  # within the first slice
+            (4, ("", 1)),  # the first slice done: the second from its start
+            (5, ("25", 1)),  # within the second slice
+        ],
+    )
+    async def test_everyone_listed_is_queued_once_even_across_a_crash(
+        self,
+        harness: Harness,
+        engine: AsyncEngine,
+        crash_after_pages: int | None,
+        resumed_at: tuple[str, int] | None,
+    ) -> None:
+        # 200 members: the first 100 two to a profile (user-0 .. user-49), the rest anonymous.
+        audience = members(200, profile_id=lambda i: f"user-{i % 50}" if i < 100 else "")
+        ids = [m.subscriber_id for m in audience]
+        subscriber_ids = [f"ghost_{i}" for i in range(4000)]
+        subscriber_ids[:20] = ids[:20]  # reached through their profiles too
+        subscriber_ids[-50:] = ids[100:150]
+        profile_ids = [f"nobody-{i}" for i in range(6000)]
+        profile_ids[100:125] = [f"user-{i}" for i in range(25)]  # the first slice
+        profile_ids[5500:5525] = [f"user-{i}" for i in range(25, 50)]  # the second
+        slices = [
+            (tuple(subscriber_ids), tuple(profile_ids[:5000])),
+            ((), tuple(profile_ids[5000:])),
+        ]
+        harness.audience.pages_before_trouble = crash_after_pages  # then it hangs
+        site_id, run_id = await harness.start_run(
+            audience, subscriber_ids=subscriber_ids, profile_ids=profile_ids
+        )
+
+        preparer = harness
+        if crash_after_pages is not None:
+            preparing = asyncio.create_task(harness.workers.prepare_once())
+            await eventually(harness.audience.hanging.is_set, what="the crash point reached")
+            preparing.cancel()  # the process dies holding the lease
+            with pytest.raises(asyncio.CancelledError):
+                await preparing
+            preparer = harness.sibling()
+            preparer.audience.sites = harness.audience.sites
+            harness.clock.advance(seconds=harness.settings.delivery_lease_seconds + 1)
+        await preparer.prepare_all()
+
+        if resumed_at is not None:
+            token, index = resumed_at
+            assert preparer.audience.tokens_asked[0] == token
+            assert preparer.audience.listed_asked[0] == slices[index]
+        asked = harness.audience.listed_asked + (
+            preparer.audience.listed_asked if preparer is not harness else []
+        )
+        assert set(asked) == set(slices)
+        reached = audience[:150]
+        assert await recipient_rows(engine, run_id) == Counter(
+            {m.subscriber_id: 1 for m in reached}
+        )
+        run = await run_of(harness, site_id, run_id)
+        assert (run.state, run.resolved, run.queued) == (RunState.SENDING, 150, 150)
+
+        await preparer.send_all()
+        await preparer.workers.drain_outbox()
+        assert preparer.transport.posts == Counter({m.endpoint: 1 for m in reached})
+        assert preparer.sink.audiences == [(site_id, run_id, 150)]
 
 
 class RecordingStore(DeliveryStore):

@@ -98,8 +98,10 @@ async def audience(
     snapshot_time: datetime,
     page_size: int = 0,
     subscriber_ids: Sequence[str] = (),
+    profile_ids: Sequence[str] = (),
 ) -> list[subscriber_pb2.AudienceMember]:
-    """Every member of the site's audience at snapshot_time, walking all pages."""
+    """Every member of the site's audience at snapshot_time (or of a listed audience),
+    walking all pages."""
     snapshot = Timestamp()
     snapshot.FromDatetime(snapshot_time)
     members: list[subscriber_pb2.AudienceMember] = []
@@ -109,6 +111,7 @@ async def audience(
             internal_pb.ListAudienceMembersRequest(
                 snapshot_time=snapshot,
                 subscriber_ids=subscriber_ids,
+                profile_ids=profile_ids,
                 page_size=page_size,
                 page_token=token,
             ),

@@ -13,9 +13,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clarion.common.v1 import common_pb2
 from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
 from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
+from clarion.segment.v1 import segment_pb2, subscriber_pb2
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
-from clarion.segment.v1 import subscriber_pb2
 from services.kit.auth import SITE_HEADER
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
@@ -347,6 +347,208 @@ class TestListAudienceMembers:
         error = await expect_error(
             internal_stub.ListAudienceMembers(
                 internal_pb.ListAudienceMembersRequest(**fields),  # type: ignore[arg-type]
+                metadata=internal(settings, site),
+            ),
+            INVALID,
+            reason,
+        )
+
+        assert error_field(error) == field
+
+
+class TestListedAudience:
+    """profile_ids (with or without subscriber_ids): a transactional send's recipients."""
+
+    async def test_every_subscriber_of_the_listed_profiles(
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        other_site: Site,
+        clock: FrozenClock,
+    ) -> None:
+        phone = await register(stub, site, profile_id="user-1")
+        laptop = await register(stub, site, profile_id="user-1")
+        other = await register(stub, site, profile_id="user 2 (ünïcode)")
+        await register(stub, site, profile_id="user-3")  # not listed
+        await register(stub, site)  # anonymous
+        await register(stub, other_site, profile_id="user-1")  # same id, another site
+
+        members = await audience(
+            internal_stub,
+            settings,
+            site,
+            clock.now(),
+            profile_ids=["user-1", "user 2 (ünïcode)", "user-unknown"],
+        )
+
+        assert [m.subscriber_id for m in members] == sorted(
+            [phone.subscriber_id, laptop.subscriber_id, other.subscriber_id]
+        )
+        assert {m.profile_id for m in members} == {"user-1", "user 2 (ünïcode)"}
+        assert all(m.target.web_push.endpoint for m in members)
+
+    async def test_a_subscriber_listed_and_reached_through_its_profile_is_there_once(
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
+    ) -> None:
+        phone = await register(stub, site, profile_id="user-1")
+        laptop = await register(stub, site, profile_id="user-1")
+        anonymous = await register(stub, site)
+
+        members = await audience(
+            internal_stub,
+            settings,
+            site,
+            clock.now(),
+            page_size=1,
+            subscriber_ids=[phone.subscriber_id, anonymous.subscriber_id, phone.subscriber_id],
+            profile_ids=["user-1", "user-1"],
+        )
+
+        assert [m.subscriber_id for m in members] == sorted(
+            [phone.subscriber_id, laptop.subscriber_id, anonymous.subscriber_id]
+        )
+
+    async def test_unknown_profiles_reach_nobody(
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
+    ) -> None:
+        await register_many(stub, site, 3)
+
+        members = await audience(
+            internal_stub, settings, site, clock.now(), profile_ids=["nobody", "nobody-else"]
+        )
+
+        assert members == []
+
+    async def test_the_snapshot_rules_of_a_test_send(
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
+    ) -> None:
+        stays = await register(stub, site, profile_id="user-1")
+        left_before = await register(stub, site, profile_id="user-1")
+        leaves_later = await register(stub, site, profile_id="user-1")
+        clock.advance(minutes=1)
+        await unsubscribe(stub, site, left_before.subscriber_id)
+        clock.advance(minutes=1)
+        snapshot = clock.now()
+        clock.advance(minutes=1)
+        await register(stub, site, profile_id="user-1")  # joined after the snapshot
+        await unsubscribe(stub, site, leaves_later.subscriber_id)
+
+        listed = [stays, left_before, leaves_later]
+        by_profile = await audience(
+            internal_stub, settings, site, snapshot, profile_ids=["user-1"]
+        )
+        by_id = await audience(
+            internal_stub,
+            settings,
+            site,
+            snapshot,
+            subscriber_ids=[subscriber.subscriber_id for subscriber in listed],
+        )
+
+        expected = sorted([stays.subscriber_id, leaves_later.subscriber_id])
+        assert [m.subscriber_id for m in by_profile] == expected
+        assert by_profile == by_id
+        assert {m.subscriber_id: m.unsubscribed for m in by_profile} == {
+            stays.subscriber_id: False,
+            leaves_later.subscriber_id: True,
+        }
+
+    async def test_the_audience_selector_is_ignored(
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
+    ) -> None:
+        listed = await register(stub, site, profile_id="user-1")
+        await register(stub, site)
+
+        response = await internal_stub.ListAudienceMembers(
+            internal_pb.ListAudienceMembersRequest(
+                snapshot_time=timestamp(clock.now()),
+                profile_ids=["user-1"],
+                # No such segment, and no audience_key: neither is looked at.
+                audience=segment_pb2.AudienceSelector(segment_id="seg_" + "0" * 32),
+            ),
+            metadata=internal(settings, site),
+        )
+
+        assert [m.subscriber_id for m in response.members] == [listed.subscriber_id]
+
+    async def test_pages_of_many_profiles_list_each_subscriber_once(
+        self,
+        stub: pb_grpc.SegmentServiceStub,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
+    ) -> None:
+        key = browser_public_key()
+        response = await stub.BatchRegisterSubscribers(
+            pb.BatchRegisterSubscribersRequest(
+                requests=[
+                    register_request(
+                        push_subscription=push_subscription(p256dh=key),
+                        profile_id=f"user-{i % 40}",
+                    )
+                    for i in range(120)
+                ]
+            ),
+            metadata=site.metadata,
+        )
+        registered = [r.subscriber.subscriber_id for r in response.responses]
+        profiles = [f"user-{i}" for i in range(0, 40, 2)] + [f"absent-{i}" for i in range(4980)]
+
+        members = await audience(
+            internal_stub, settings, site, clock.now(), page_size=7, profile_ids=profiles
+        )
+
+        expected = sorted(s for i, s in enumerate(registered) if i % 40 % 2 == 0)
+        assert [m.subscriber_id for m in members] == expected
+
+    @pytest.mark.parametrize(
+        ("profile_ids", "reason", "field"),
+        [
+            (["user-1"] * 5001, "BATCH_TOO_LARGE", "profile_ids"),
+            (["user-1", "x" * 129], "INVALID_PROFILE_ID", "profile_ids[1]"),
+            (["user-1", "line\nbreak"], "INVALID_PROFILE_ID", "profile_ids[1]"),
+            (["nul\x00"], "INVALID_PROFILE_ID", "profile_ids[0]"),
+            (["user-1", "user-2", ""], "INVALID_PROFILE_ID", "profile_ids[2]"),
+        ],
+    )
+    async def test_bad_profile_ids_are_invalid(
+        self,
+        internal_stub: internal_pb_grpc.SegmentInternalServiceStub,
+        settings: Settings,
+        site: Site,
+        clock: FrozenClock,
+        profile_ids: list[str],
+        reason: str,
+        field: str,
+    ) -> None:
+        error = await expect_error(
+            internal_stub.ListAudienceMembers(
+                internal_pb.ListAudienceMembersRequest(
+                    snapshot_time=timestamp(clock.now()), profile_ids=profile_ids
+                ),
                 metadata=internal(settings, site),
             ),
             INVALID,

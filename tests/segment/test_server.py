@@ -21,7 +21,7 @@ from services.kit.config import Settings
 from services.kit.db import UTCDateTime, create_sync_engine_for
 from services.segment.models import Model
 from services.segment.server import INTERNAL_SERVICE_FULL_NAME, SERVICE_FULL_NAME
-from services.segment.store import audience_query, page_query
+from services.segment.store import audience_query, listed_audience_query, page_query
 from tests.segment.helpers import Site, expect_error, list_all, register_request
 from tests.support.services import reflected_services
 from tests.support.sites import bearer
@@ -119,6 +119,41 @@ class TestSchema:
 
         assert "ix_segment_subscribers_site_id_subscriber_id" in plan, plan
         assert "SORT" not in plan.upper() and "TEMP B-TREE" not in plan.upper(), plan
+
+    def test_a_listed_audience_is_looked_up_not_scanned(
+        self, segment_server: object, settings: Settings
+    ) -> None:
+        engine = create_sync_engine_for(settings.database_url_for("segment"))
+        statement = listed_audience_query(
+            "site_x",
+            datetime.now(UTC),
+            subscriber_ids=["sub_1", "sub_2"],
+            profile_ids=["user-1", "user-2"],
+            after="sub_00000000000000000000000000000000",
+            limit=1001,
+            postgresql=engine.dialect.name == "postgresql",
+        )
+        sql = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        try:
+            with engine.connect() as connection:
+                if engine.dialect.name == "postgresql":
+                    connection.execute(text("SET enable_seqscan = off"))
+                    lines = [row[0] for row in connection.execute(text(f"EXPLAIN {sql}"))]
+                else:
+                    lines = [
+                        row[-1] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
+                    ]
+        finally:
+            engine.dispose()
+        plan = "\n".join(lines)
+
+        # The profiles through their index; no walk of the site's id range.
+        assert "ix_segment_subscribers_site_id_profile_id" in plan, plan
+        assert "subscriber_id>?" not in plan.replace(" ", ""), plan
+        assert not any(
+            "Index Cond" in line and "subscriber_id)::text >" in line and "=" not in line
+            for line in lines
+        ), plan
 
     def test_the_migration_dates_earlier_unsubscribes(
         self, database_factory: Callable[[], str]

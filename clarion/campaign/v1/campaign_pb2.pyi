@@ -75,7 +75,7 @@ RECIPIENT_STATUS_SUPPRESSED: RecipientStatus
 RECIPIENT_STATUS_EXPIRED: RecipientStatus
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences")
+    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class Campaign(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     MISSED_OCCURRENCES_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     notification: _common_pb2.Notification
@@ -100,7 +101,46 @@ class Campaign(_message.Message):
     state: CampaignState
     next_run_time: _timestamp_pb2.Timestamp
     missed_occurrences: _containers.RepeatedCompositeFieldContainer[MissedOccurrence]
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ...) -> None: ...
+    trigger: Trigger
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ...) -> None: ...
+
+class Trigger(_message.Message):
+    __slots__ = ("event_name", "event_filters", "inaction", "date_reminder", "person_cooldown_seconds", "start_time", "end_time")
+    EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    INACTION_FIELD_NUMBER: _ClassVar[int]
+    DATE_REMINDER_FIELD_NUMBER: _ClassVar[int]
+    PERSON_COOLDOWN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    event_name: str
+    event_filters: _containers.RepeatedCompositeFieldContainer[_segment_pb2.PropertyCondition]
+    inaction: Inaction
+    date_reminder: DateReminder
+    person_cooldown_seconds: int
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, event_name: _Optional[str] = ..., event_filters: _Optional[_Iterable[_Union[_segment_pb2.PropertyCondition, _Mapping]]] = ..., inaction: _Optional[_Union[Inaction, _Mapping]] = ..., date_reminder: _Optional[_Union[DateReminder, _Mapping]] = ..., person_cooldown_seconds: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Inaction(_message.Message):
+    __slots__ = ("event_name", "event_filters", "window_seconds", "keep_first_wait")
+    EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIRST_WAIT_FIELD_NUMBER: _ClassVar[int]
+    event_name: str
+    event_filters: _containers.RepeatedCompositeFieldContainer[_segment_pb2.PropertyCondition]
+    window_seconds: int
+    keep_first_wait: bool
+    def __init__(self, event_name: _Optional[str] = ..., event_filters: _Optional[_Iterable[_Union[_segment_pb2.PropertyCondition, _Mapping]]] = ..., window_seconds: _Optional[int] = ..., keep_first_wait: _Optional[bool] = ...) -> None: ...
+
+class DateReminder(_message.Message):
+    __slots__ = ("property", "offset_seconds")
+    PROPERTY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    property: str
+    offset_seconds: int
+    def __init__(self, property: _Optional[str] = ..., offset_seconds: _Optional[int] = ...) -> None: ...
 
 class Schedule(_message.Message):
     __slots__ = ("at", "times", "recurrence")

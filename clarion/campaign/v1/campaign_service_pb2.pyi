@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCampaignRequest(_message.Message):
-    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule")
+    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule", "trigger")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class CreateCampaignRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
     name: str
     notification: _common_pb2.Notification
     ttl_seconds: int
@@ -27,7 +28,8 @@ class CreateCampaignRequest(_message.Message):
     request_id: str
     audience: _segment_pb2.AudienceSelector
     schedule: _campaign_pb2.Schedule
-    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ...) -> None: ...
+    trigger: _campaign_pb2.Trigger
+    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ...) -> None: ...
 
 class CreateCampaignResponse(_message.Message):
     __slots__ = ("campaign",)
@@ -78,12 +80,22 @@ class UpdateCampaignResponse(_message.Message):
     def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
 
 class SendCampaignNowRequest(_message.Message):
-    __slots__ = ("campaign_id", "request_id")
+    __slots__ = ("campaign_id", "request_id", "recipients")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     request_id: str
-    def __init__(self, campaign_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    recipients: Recipients
+    def __init__(self, campaign_id: _Optional[str] = ..., request_id: _Optional[str] = ..., recipients: _Optional[_Union[Recipients, _Mapping]] = ...) -> None: ...
+
+class Recipients(_message.Message):
+    __slots__ = ("profile_ids", "subscriber_ids")
+    PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
+    profile_ids: _containers.RepeatedScalarFieldContainer[str]
+    subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, profile_ids: _Optional[_Iterable[str]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SendCampaignNowResponse(_message.Message):
     __slots__ = ("run",)

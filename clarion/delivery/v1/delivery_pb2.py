@@ -28,7 +28,7 @@ from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_seg
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/delivery/v1/delivery.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\nRunContent\x12)\n\x07payload\x18\x01 \x01(\x0c\x42\x18\x82\x80\x19\x14\x08\x80 :\x0fINVALID_PAYLOAD\x12-\n\x0bttl_seconds\x18\x02 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x80\xd4\x93\x01:\x0bINVALID_TTL\x12\x42\n\x07urgency\x18\x03 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\"\x8d\x01\n\x0bRunAudience\x12\x46\n\x0esubscriber_ids\x18\x01 \x03(\tB.\x82\x80\x19*\x08\x80\x01\x18\xe8\x07\x30\x01:\nINVALID_IDB\x14TOO_MANY_SUBSCRIBERS\x12\x36\n\x08selector\x18\x02 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"\x83\x01\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0c\n\x04sent\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x12\n\nsuppressed\x18\x06 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x07 \x01(\x03\"\xfb\x02\n\x0b\x44\x65liveryRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.clarion.delivery.v1.DeliveryRunState\x12\x32\n\x08progress\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunProgress\x12\x30\n\x07\x66\x61ilure\x18\x05 \x01(\x0e\x32\x1f.clarion.delivery.v1.RunFailure\x12\x17\n\x0f\x66\x61ilure_message\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprepare_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe3\x01\n\tRecipient\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\x0f\n\x07variant\x18\x04 \x01(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12-\n\x06target\x18\x07 \x01(\x0b\x32\x1d.clarion.common.v1.PushTarget\"\x91\x02\n\x10RecipientOutcome\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatus\x12\x31\n\x06reason\x18\x03 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07variant\x18\x06 \x01(\t\x12,\n\x08\x64ue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd6\x01\n\x10\x44\x65liveryRunState\x12\"\n\x1e\x44\x45LIVERY_RUN_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_PREPARING\x10\x01\x12\x1e\n\x1a\x44\x45LIVERY_RUN_STATE_SENDING\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_RUN_STATE_DONE\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_RUN_STATE_FAILED\x10\x04\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_CANCELLED\x10\x05*q\n\nRunFailure\x12\x1b\n\x17RUN_FAILURE_UNSPECIFIED\x10\x00\x12 \n\x1cRUN_FAILURE_AUDIENCE_REFUSED\x10\x01\x12$\n RUN_FAILURE_AUDIENCE_UNAVAILABLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/delivery/v1/delivery.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\nRunContent\x12)\n\x07payload\x18\x01 \x01(\x0c\x42\x18\x82\x80\x19\x14\x08\x80 :\x0fINVALID_PAYLOAD\x12-\n\x0bttl_seconds\x18\x02 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x80\xd4\x93\x01:\x0bINVALID_TTL\x12\x42\n\x07urgency\x18\x03 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\"\xd8\x01\n\x0bRunAudience\x12\x45\n\x0esubscriber_ids\x18\x01 \x03(\tB-\x82\x80\x19)\x08\x80\x01\x18\x90N0\x01:\nINVALID_IDB\x13TOO_MANY_RECIPIENTS\x12\x36\n\x08selector\x18\x02 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12J\n\x0bprofile_ids\x18\x03 \x03(\tB5\x82\x80\x19\x31\x08\x80\x01\x18\x90N0\x03:\x12INVALID_PROFILE_IDB\x13TOO_MANY_RECIPIENTS\"\x83\x01\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0c\n\x04sent\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x12\n\nsuppressed\x18\x06 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x07 \x01(\x03\"\xfb\x02\n\x0b\x44\x65liveryRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.clarion.delivery.v1.DeliveryRunState\x12\x32\n\x08progress\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunProgress\x12\x30\n\x07\x66\x61ilure\x18\x05 \x01(\x0e\x32\x1f.clarion.delivery.v1.RunFailure\x12\x17\n\x0f\x66\x61ilure_message\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprepare_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe3\x01\n\tRecipient\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\x0f\n\x07variant\x18\x04 \x01(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12-\n\x06target\x18\x07 \x01(\x0b\x32\x1d.clarion.common.v1.PushTarget\"\x91\x02\n\x10RecipientOutcome\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatus\x12\x31\n\x06reason\x18\x03 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07variant\x18\x06 \x01(\t\x12,\n\x08\x64ue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd6\x01\n\x10\x44\x65liveryRunState\x12\"\n\x1e\x44\x45LIVERY_RUN_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_PREPARING\x10\x01\x12\x1e\n\x1a\x44\x45LIVERY_RUN_STATE_SENDING\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_RUN_STATE_DONE\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_RUN_STATE_FAILED\x10\x04\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_CANCELLED\x10\x05*q\n\nRunFailure\x12\x1b\n\x17RUN_FAILURE_UNSPECIFIED\x10\x00\x12 \n\x1cRUN_FAILURE_AUDIENCE_REFUSED\x10\x01\x12$\n RUN_FAILURE_AUDIENCE_UNAVAILABLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,21 +42,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNCONTENT'].fields_by_name['urgency']._loaded_options = None
   _globals['_RUNCONTENT'].fields_by_name['urgency']._serialized_options = b'\202\200\031\021:\017INVALID_URGENCY'
   _globals['_RUNAUDIENCE'].fields_by_name['subscriber_ids']._loaded_options = None
-  _globals['_RUNAUDIENCE'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031*\010\200\001\030\350\0070\001:\nINVALID_IDB\024TOO_MANY_SUBSCRIBERS'
-  _globals['_DELIVERYRUNSTATE']._serialized_start=1535
-  _globals['_DELIVERYRUNSTATE']._serialized_end=1749
-  _globals['_RUNFAILURE']._serialized_start=1751
-  _globals['_RUNFAILURE']._serialized_end=1864
+  _globals['_RUNAUDIENCE'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031)\010\200\001\030\220N0\001:\nINVALID_IDB\023TOO_MANY_RECIPIENTS'
+  _globals['_RUNAUDIENCE'].fields_by_name['profile_ids']._loaded_options = None
+  _globals['_RUNAUDIENCE'].fields_by_name['profile_ids']._serialized_options = b'\202\200\0311\010\200\001\030\220N0\003:\022INVALID_PROFILE_IDB\023TOO_MANY_RECIPIENTS'
+  _globals['_DELIVERYRUNSTATE']._serialized_start=1610
+  _globals['_DELIVERYRUNSTATE']._serialized_end=1824
+  _globals['_RUNFAILURE']._serialized_start=1826
+  _globals['_RUNFAILURE']._serialized_end=1939
   _globals['_RUNCONTENT']._serialized_start=196
   _globals['_RUNCONTENT']._serialized_end=366
   _globals['_RUNAUDIENCE']._serialized_start=369
-  _globals['_RUNAUDIENCE']._serialized_end=510
-  _globals['_RUNPROGRESS']._serialized_start=513
-  _globals['_RUNPROGRESS']._serialized_end=644
-  _globals['_DELIVERYRUN']._serialized_start=647
-  _globals['_DELIVERYRUN']._serialized_end=1026
-  _globals['_RECIPIENT']._serialized_start=1029
-  _globals['_RECIPIENT']._serialized_end=1256
-  _globals['_RECIPIENTOUTCOME']._serialized_start=1259
-  _globals['_RECIPIENTOUTCOME']._serialized_end=1532
+  _globals['_RUNAUDIENCE']._serialized_end=585
+  _globals['_RUNPROGRESS']._serialized_start=588
+  _globals['_RUNPROGRESS']._serialized_end=719
+  _globals['_DELIVERYRUN']._serialized_start=722
+  _globals['_DELIVERYRUN']._serialized_end=1101
+  _globals['_RECIPIENT']._serialized_start=1104
+  _globals['_RECIPIENT']._serialized_end=1331
+  _globals['_RECIPIENTOUTCOME']._serialized_start=1334
+  _globals['_RECIPIENTOUTCOME']._serialized_end=1607
 # @@protoc_insertion_point(module_scope)

@@ -48,12 +48,14 @@ class RunContent(_message.Message):
     def __init__(self, payload: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ...) -> None: ...
 
 class RunAudience(_message.Message):
-    __slots__ = ("subscriber_ids", "selector")
+    __slots__ = ("subscriber_ids", "selector", "profile_ids")
     SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
     subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
     selector: _segment_pb2.AudienceSelector
-    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ...) -> None: ...
+    profile_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunProgress(_message.Message):
     __slots__ = ("resolved", "queued", "pending", "sent", "failed", "suppressed", "expired")

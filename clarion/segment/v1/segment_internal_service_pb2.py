@@ -29,7 +29,7 @@ from clarion.segment.v1 import subscriber_pb2 as clarion_dot_segment_dot_v1_dot_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a clarion/segment/v1/segment.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x02\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x36\n\x08\x61udience\x18\x05 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12\x1f\n\x0c\x61udience_key\x18\x06 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"_\n\x18TrackSystemEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"L\n\x19TrackSystemEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult\"Q\n\x17ValidateAudienceRequest\x12\x36\n\x08\x61udience\x18\x01 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"\x1a\n\x18ValidateAudienceResponse\"\x8b\x01\n\x14ListEventFeedRequest\x12\x17\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x31\n\x0b\x65vent_names\x18\x03 \x03(\tB\x1c\x82\x80\x19\x18\x08\x80\x01\x18\x64\x30\x03\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x14\n\x0cstart_at_end\x18\x04 \x01(\x08\"[\n\x15ListEventFeedResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.clarion.segment.v1.FeedEvent\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"g\n\tFeedEvent\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.clarion.segment.v1.Event\x12\x30\n\x0creceive_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd7\x05\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponse\x12p\n\x11TrackSystemEvents\x12,.clarion.segment.v1.TrackSystemEventsRequest\x1a-.clarion.segment.v1.TrackSystemEventsResponse\x12m\n\x10ValidateAudience\x12+.clarion.segment.v1.ValidateAudienceRequest\x1a,.clarion.segment.v1.ValidateAudienceResponse\x12\x64\n\rListEventFeed\x12(.clarion.segment.v1.ListEventFeedRequest\x1a).clarion.segment.v1.ListEventFeedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a clarion/segment/v1/segment.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x02\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x36\n\x08\x61udience\x18\x05 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12\x1f\n\x0c\x61udience_key\x18\x06 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x46\n\x0bprofile_ids\x18\x07 \x03(\tB1\x82\x80\x19-\x08\x80\x01\x18\x88\'0\x03:\x12INVALID_PROFILE_IDB\x0f\x42\x41TCH_TOO_LARGE\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"_\n\x18TrackSystemEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"L\n\x19TrackSystemEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult\"Q\n\x17ValidateAudienceRequest\x12\x36\n\x08\x61udience\x18\x01 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"\x1a\n\x18ValidateAudienceResponse\"\x8b\x01\n\x14ListEventFeedRequest\x12\x17\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x31\n\x0b\x65vent_names\x18\x03 \x03(\tB\x1c\x82\x80\x19\x18\x08\x80\x01\x18\x64\x30\x03\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x14\n\x0cstart_at_end\x18\x04 \x01(\x08\"[\n\x15ListEventFeedResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.clarion.segment.v1.FeedEvent\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"g\n\tFeedEvent\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.clarion.segment.v1.Event\x12\x30\n\x0creceive_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd7\x05\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponse\x12p\n\x11TrackSystemEvents\x12,.clarion.segment.v1.TrackSystemEventsRequest\x1a-.clarion.segment.v1.TrackSystemEventsResponse\x12m\n\x10ValidateAudience\x12+.clarion.segment.v1.ValidateAudienceRequest\x1a,.clarion.segment.v1.ValidateAudienceResponse\x12\x64\n\rListEventFeed\x12(.clarion.segment.v1.ListEventFeedRequest\x1a).clarion.segment.v1.ListEventFeedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['audience_key']._loaded_options = None
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['audience_key']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['profile_ids']._loaded_options = None
+  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['profile_ids']._serialized_options = b'\202\200\031-\010\200\001\030\210\'0\003:\022INVALID_PROFILE_IDB\017BATCH_TOO_LARGE'
   _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._loaded_options = None
   _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031\031\010\200\001\030\210\'0\001B\017BATCH_TOO_LARGE'
   _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._loaded_options = None
@@ -53,31 +55,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTEVENTFEEDREQUEST'].fields_by_name['event_names']._loaded_options = None
   _globals['_LISTEVENTFEEDREQUEST'].fields_by_name['event_names']._serialized_options = b'\202\200\031\030\010\200\001\030d0\003B\017BATCH_TOO_LARGE'
   _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=249
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=520
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=522
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=629
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=631
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=711
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=713
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=772
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=774
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=897
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=899
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=958
-  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_start=960
-  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_end=1055
-  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_start=1057
-  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_end=1133
-  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_start=1135
-  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_end=1216
-  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_start=1218
-  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_end=1244
-  _globals['_LISTEVENTFEEDREQUEST']._serialized_start=1247
-  _globals['_LISTEVENTFEEDREQUEST']._serialized_end=1386
-  _globals['_LISTEVENTFEEDRESPONSE']._serialized_start=1388
-  _globals['_LISTEVENTFEEDRESPONSE']._serialized_end=1479
-  _globals['_FEEDEVENT']._serialized_start=1481
-  _globals['_FEEDEVENT']._serialized_end=1584
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=1587
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=2314
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=592
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=594
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=701
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=703
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=783
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=785
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=844
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=846
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=969
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=971
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=1030
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_start=1032
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_end=1127
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_start=1129
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_end=1205
+  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_start=1207
+  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_end=1288
+  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_start=1290
+  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_end=1316
+  _globals['_LISTEVENTFEEDREQUEST']._serialized_start=1319
+  _globals['_LISTEVENTFEEDREQUEST']._serialized_end=1458
+  _globals['_LISTEVENTFEEDRESPONSE']._serialized_start=1460
+  _globals['_LISTEVENTFEEDRESPONSE']._serialized_end=1551
+  _globals['_FEEDEVENT']._serialized_start=1553
+  _globals['_FEEDEVENT']._serialized_end=1656
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=1659
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=2386
 # @@protoc_insertion_point(module_scope)

@@ -14,20 +14,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ListAudienceMembersRequest(_message.Message):
-    __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token", "audience", "audience_key")
+    __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token", "audience", "audience_key", "profile_ids")
     SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
     snapshot_time: _timestamp_pb2.Timestamp
     subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
     page_size: int
     page_token: str
     audience: _segment_pb2.AudienceSelector
     audience_key: str
-    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., audience_key: _Optional[str] = ...) -> None: ...
+    profile_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., audience_key: _Optional[str] = ..., profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListAudienceMembersResponse(_message.Message):
     __slots__ = ("members", "next_page_token")

@@ -12,7 +12,7 @@ from typing import Any
 
 from clarion.campaign.v1 import campaign_pb2
 from clarion.segment.v1 import segment_pb2
-from services.campaign.domain import content, schedules
+from services.campaign.domain import content, schedules, triggers
 from services.campaign.domain.outcomes import explain
 from services.campaign.domain.pages import page_limit
 from services.campaign.domain.ports import (
@@ -27,6 +27,7 @@ from services.campaign.store import (
     CampaignRecord,
     CampaignState,
     CampaignStore,
+    ListedRecipients,
     MissedReason,
     RunProgress,
     RunRecord,
@@ -55,7 +56,11 @@ UPDATE_ATTEMPTS = 5
 # How long SendCampaignNow waits for delivery's first answer before leaving the hand-off
 # to the background loop: the call returns at once either way.
 HANDOFF_WAIT_SECONDS = 2.0
-UPDATABLE_PATHS = ("name", "notification", "ttl_seconds", "urgency", "audience", "schedule")
+UPDATABLE_PATHS = (
+    "name", "notification", "ttl_seconds", "urgency", "audience", "schedule", "trigger",
+)  # fmt: skip
+# Ids a transactional send may list (profiles and subscribers together).
+MAX_LISTED_RECIPIENTS = 10_000
 # Request ids Clarion gives the runs it starts itself; a caller's may not look like them.
 RESERVED_REQUEST_ID_PREFIX = "clarion:"
 # Due campaigns one scheduler pass advances (each in its own transaction).
@@ -74,6 +79,8 @@ class CampaignDraft:
     audience: segment_pb2.AudienceSelector | None = None
     # When its runs start by themselves; None (or no kind set): a draft.
     schedule: campaign_pb2.Schedule | None = None
+    # Makes it a live campaign; None: not live.
+    trigger: campaign_pb2.Trigger | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,8 @@ class Campaigns:
         campaign_id = new_id("cmp")
         now = self._clock.now()
         schedule = schedules.schedule_from_proto(draft.schedule, now)
+        trigger = triggers.trigger_from_proto(draft.trigger, now)
+        _check_one_way_to_start(schedule, trigger, field="trigger")
         campaign = _checked(
             CampaignRecord(
                 campaign_id=campaign_id,
@@ -131,7 +140,7 @@ class Campaigns:
                 update_time=now,
                 request_id=draft.request_id or None,
                 audience=_kept(draft.audience),
-                **_scheduled(schedule, now),
+                **(_live(trigger, now) if trigger is not None else _scheduled(schedule, now)),
             )
         )
         if draft.request_id:
@@ -141,6 +150,8 @@ class Campaigns:
             if existing is not None:
                 return _same_request(existing, campaign)
         await self._check_audience(site_id, campaign.audience, audience_field)
+        if trigger is not None:
+            campaign = replace(campaign, feed_cursor=await self._feed_end(site_id, trigger))
         stored = await self._store.insert_campaign(campaign)
         if stored is None:
             raise NotFound("SITE_NOT_FOUND", f"there is no site {site_id!r}", site_id=site_id)
@@ -184,7 +195,12 @@ class Campaigns:
                 # Before anything is stored; once per audience, not per attempt.
                 await self._check_audience(site_id, updated.audience, "campaign.audience")
                 checked = updated.audience
-            if await self._store.update_campaign(updated):
+            # A new trigger reads the feed from now: events before it are not its own.
+            retriggered = "trigger" in paths and updated.trigger is not None
+            if retriggered:
+                trigger = triggers.trigger_from_json(updated.trigger or "")
+                updated = replace(updated, feed_cursor=await self._feed_end(site_id, trigger))
+            if await self._store.update_campaign(updated, feed_cursor_changed=retriggered):
                 log.info("campaign updated", campaign_id=campaign_id, paths=",".join(paths))
                 return replace(updated, version=updated.version + 1)
         raise Aborted(
@@ -214,6 +230,8 @@ class Campaigns:
                 updated = replace(updated, audience=_kept(changes.audience))
             elif path == "schedule":
                 updated = self._rescheduled(updated, changes.schedule)
+            elif path == "trigger":
+                updated = self._retriggered(updated, changes.trigger)
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",
@@ -223,6 +241,13 @@ class Campaigns:
                 )
         if not updated.name:
             updated = replace(updated, name=notification.title.strip()[:MAX_NAME_LENGTH])
+        if updated.schedule is not None and updated.trigger is not None:
+            raise InvalidArgument(
+                "SCHEDULE_AND_TRIGGER",
+                "a campaign has a schedule or a trigger, not both: clear one (name both in "
+                "update_mask, one of them unset)",
+                field="campaign.trigger" if "trigger" in paths else "campaign.schedule",
+            )
         return _checked(replace(updated, notification=notification, update_time=self._clock.now()))
 
     async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
@@ -251,6 +276,42 @@ class Campaigns:
             changes["state"] = CampaignState.PAUSED
         return replace(campaign, **changes)
 
+    def _retriggered(
+        self, campaign: CampaignRecord, message: campaign_pb2.Trigger | None
+    ) -> CampaignRecord:
+        """The campaign with a new trigger (or none: a draft), live from now; a paused
+        campaign stays paused; a cancelled one cannot be changed so."""
+        if campaign.state is CampaignState.CANCELLED:
+            raise FailedPrecondition(
+                "CAMPAIGN_CANCELLED",
+                f"campaign {campaign.campaign_id!r} is cancelled; create a new campaign",
+                campaign_id=campaign.campaign_id,
+            )
+        now = self._clock.now()
+        trigger = triggers.trigger_from_proto(message, now, field="campaign.trigger")
+        if trigger is None:
+            if campaign.trigger is None:
+                return campaign
+            return replace(campaign, trigger=None, state=CampaignState.DRAFT, next_run_time=None)
+        changes = _live(trigger, now)
+        if campaign.state is CampaignState.PAUSED:
+            changes["state"] = CampaignState.PAUSED
+        return replace(campaign, **changes)
+
+    async def _feed_end(self, site_id: str, trigger: triggers.Trigger) -> str:
+        """The event feed's cursor as of now, where a new trigger starts reading."""
+        try:
+            page = await self._segment.event_feed(
+                site_id, "", triggers.event_names(trigger), 1, start_at_end=True
+            )
+        except PeerCallFailed as failure:
+            raise Unavailable(
+                "SEGMENT_UNAVAILABLE",
+                f"the trigger could not be set up, so nothing was stored: {failure}; try again",
+                field="trigger",
+            ) from None
+        return page.next_cursor
+
     # Schedules.
 
     async def pause(self, site_id: str, campaign_id: str) -> CampaignRecord:
@@ -269,6 +330,8 @@ class Campaigns:
         def resumed(campaign: CampaignRecord) -> CampaignRecord:
             if campaign.state is not CampaignState.PAUSED:
                 return campaign
+            if campaign.trigger is not None:
+                return replace(campaign, state=CampaignState.SCHEDULED)
             now = self._clock.now()
             schedule = schedules.schedule_from_json(campaign.schedule or "")
             upcoming = schedules.next_occurrence(schedule, now)
@@ -355,36 +418,28 @@ class Campaigns:
         return len(started)
 
     def _new_run(self, campaign: CampaignRecord, now: datetime, request_id: str) -> RunRecord:
-        run_id = new_id("run")
-        return RunRecord(
-            run_id=run_id,
-            site_id=campaign.site_id,
-            campaign_id=campaign.campaign_id,
-            state=RunState.PREPARING,
-            failure_reason="",
-            progress=RunProgress(),
-            payload=content.render_payload(campaign.notification, campaign.campaign_id, run_id),
-            ttl_seconds=campaign.ttl_seconds,
-            urgency=campaign.urgency,
-            handoff_pending=True,
-            create_time=now,
-            request_id=request_id or None,
-            # Fixed now: a later change of the campaign's audience is not this run's.
-            audience=campaign.audience,
-        )
+        return new_run(campaign, now, request_id)
 
-    # Runs.
-
-    async def send_now(self, site_id: str, campaign_id: str, request_id: str = "") -> RunRecord:
-        """Starts a run of the campaign and returns it PREPARING, at once.
+    async def send_now(
+        self,
+        site_id: str,
+        campaign_id: str,
+        request_id: str = "",
+        recipients: ListedRecipients | None = None,
+    ) -> RunRecord:
+        """Starts a run of the campaign and returns it PREPARING, at once; with
+        `recipients`, a transactional send to them instead of the audience.
 
         The run (with its rendered content) is stored before delivery hears of it; the
         hand-off to delivery is idempotent and retried in the background until it lands,
         so no step depends on this call staying open.
         """
         _check_request_id(request_id)
+        recipients = _listed(recipients) if recipients is not None else None
         campaign = await self.get(site_id, campaign_id)
-        planned = self._new_run(campaign, self._clock.now(), request_id)
+        planned = replace(
+            self._new_run(campaign, self._clock.now(), request_id), recipients=recipients
+        )
         run_id = planned.run_id
         run = await self._store.insert_run(planned)
         if run.run_id != run_id:
@@ -594,6 +649,34 @@ class Campaigns:
         return refreshed
 
 
+def new_run(
+    campaign: CampaignRecord,
+    now: datetime,
+    request_id: str = "",
+    recipients: ListedRecipients | None = None,
+) -> RunRecord:
+    """A run of the campaign starting now, PREPARING and waiting for its hand-off: to
+    `recipients` when given, else to the campaign's audience as it is now."""
+    run_id = new_id("run")
+    return RunRecord(
+        run_id=run_id,
+        site_id=campaign.site_id,
+        campaign_id=campaign.campaign_id,
+        state=RunState.PREPARING,
+        failure_reason="",
+        progress=RunProgress(),
+        payload=content.render_payload(campaign.notification, campaign.campaign_id, run_id),
+        ttl_seconds=campaign.ttl_seconds,
+        urgency=campaign.urgency,
+        handoff_pending=True,
+        create_time=now,
+        request_id=request_id or None,
+        # Fixed now: a later change of the campaign's audience is not this run's.
+        audience=campaign.audience,
+        recipients=recipients,
+    )
+
+
 def _view_changes(view: DeliveryRunView) -> dict[str, object]:
     return {
         "state": view.state,
@@ -649,6 +732,7 @@ def _fingerprint(draft: CampaignDraft) -> str:
         (draft.urgency.value if draft.urgency else "").encode(),
         audience.SerializeToString(deterministic=True) if audience else b"",
         draft.schedule.SerializeToString(deterministic=True) if draft.schedule else b"",
+        draft.trigger.SerializeToString(deterministic=True) if draft.trigger else b"",
     ):
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
@@ -696,3 +780,62 @@ def _check_request_id(request_id: str) -> None:
             f"request_id is {len(request_id)} characters; at most {MAX_REQUEST_ID_LENGTH}",
             field="request_id",
         )
+
+
+def _listed(recipients: ListedRecipients) -> ListedRecipients:
+    """The listed recipients without repeats, or InvalidArgument when they name nobody
+    or too many."""
+    listed = ListedRecipients(
+        profile_ids=tuple(dict.fromkeys(recipients.profile_ids)),
+        subscriber_ids=tuple(dict.fromkeys(recipients.subscriber_ids)),
+    )
+    if not listed:
+        raise InvalidArgument(
+            "MISSING_RECIPIENTS",
+            "recipients names nobody: give profile_ids or subscriber_ids, or leave "
+            "recipients unset to send to the campaign's audience",
+            field="recipients",
+        )
+    if len(listed) > MAX_LISTED_RECIPIENTS:
+        raise InvalidArgument(
+            "TOO_MANY_RECIPIENTS",
+            f"recipients names {len(listed)} profiles and subscribers; at most "
+            f"{MAX_LISTED_RECIPIENTS} a call (send the rest in another call)",
+            field="recipients",
+        )
+    lists = (("profile_ids", listed.profile_ids), ("subscriber_ids", listed.subscriber_ids))
+    for name, ids in lists:
+        for index, value in enumerate(ids):
+            # Segment's rule for the ids a site chooses: printable, one line, not blank.
+            if not value.strip() or not value.isprintable():
+                field = f"recipients.{name}[{index}]"
+                raise InvalidArgument(
+                    "INVALID_PROFILE_ID" if name == "profile_ids" else "INVALID_ID",
+                    f"{field} is {'empty' if not value.strip() else 'not printable text'}",
+                    field=field,
+                )
+    return listed
+
+
+def _check_one_way_to_start(
+    schedule: schedules.Schedule | None, trigger: triggers.Trigger | None, *, field: str
+) -> None:
+    if schedule is not None and trigger is not None:
+        raise InvalidArgument(
+            "SCHEDULE_AND_TRIGGER",
+            "a campaign has a schedule or a trigger, not both: a live campaign starts its "
+            "runs when people do something",
+            field=field,
+        )
+
+
+def _live(trigger: triggers.Trigger, now: datetime) -> dict[str, Any]:
+    """A campaign's state fields for a trigger set now: live (scheduled) until its end
+    time, or completed if that has passed."""
+    ended = trigger.end_time is not None and trigger.end_time <= now
+    return {
+        "trigger": triggers.trigger_to_json(trigger),
+        "schedule": None,
+        "state": CampaignState.COMPLETED if ended else CampaignState.SCHEDULED,
+        "next_run_time": None,
+    }

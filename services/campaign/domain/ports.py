@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from clarion.segment.v1 import segment_pb2
 from services.campaign.store import RunProgress, RunRecord, RunState
@@ -93,9 +93,62 @@ class DeliveryPort(Protocol):
         run's audience, or the audience not resolved that far). Raises PeerCallFailed."""
 
 
+@dataclass(frozen=True)
+class FeedEventView:
+    """An event of segment's event feed, as a live campaign reads it."""
+
+    event_id: str
+    name: str
+    # The profile it belongs to when read (""), and the browser it came from ("").
+    profile_id: str
+    subscriber_id: str
+    occur_time: datetime
+    # By name: str, float, bool, datetime or a tuple of str (triggers.EventValue).
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FeedPageView:
+    events: list[FeedEventView]
+    # Where to read on from (never behind the cursor the page was read from).
+    next_cursor: str
+
+
+@dataclass(frozen=True)
+class PersonMatch:
+    """Whether a person matches an audience, and its subscribers the audience reaches."""
+
+    matches: bool
+    reachable_subscriber_ids: tuple[str, ...]
+
+
 class SegmentPort(Protocol):
     async def validate_audience(
         self, site_id: str, audience: segment_pb2.AudienceSelector
     ) -> None:
         """Returns when segment accepts the audience; raises AudienceRefused when it
         refuses it, PeerCallFailed when it could not say."""
+
+    async def event_feed(
+        self,
+        site_id: str,
+        cursor: str,
+        event_names: Sequence[str],
+        page_size: int,
+        *,
+        start_at_end: bool = False,
+    ) -> FeedPageView:
+        """The site's events with these names after `cursor` (empty with start_at_end:
+        none yet, and the cursor of the feed's end). Raises PeerCallFailed."""
+
+    async def match_person(
+        self,
+        site_id: str,
+        audience: segment_pb2.AudienceSelector,
+        *,
+        profile_id: str = "",
+        subscriber_id: str = "",
+    ) -> PersonMatch:
+        """Whether the person (a profile, else an anonymous subscriber) matches the
+        audience now. Raises PeerCallFailed (also when segment refuses the audience, as
+        a saved segment deleted since: permanent)."""

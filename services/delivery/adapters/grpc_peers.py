@@ -129,10 +129,12 @@ class GrpcAudience:
         *,
         selector: bytes = b"",
         audience_key: str = "",
+        profile_ids: Sequence[str] = (),
     ) -> AudiencePage:
         request = segment_internal_service_pb2.ListAudienceMembersRequest(
             snapshot_time=timestamp(snapshot_time),
             subscriber_ids=list(subscriber_ids),
+            profile_ids=list(profile_ids),
             page_size=page_size,
             page_token=page_token,
         )

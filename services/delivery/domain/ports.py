@@ -47,6 +47,11 @@ class PeerUnavailable(Exception):
         self.permanent = permanent
 
 
+# Segment lists at most this many subscriber ids, and as many profile ids, in one
+# ListAudienceMembers request: a longer listed audience is pulled in slices.
+MAX_LISTED_PER_PAGE_REQUEST = 5000
+
+
 @dataclass(frozen=True)
 class AudiencePage:
     members: list[Member]
@@ -147,11 +152,14 @@ class AudienceSource(Protocol):
         *,
         selector: bytes = b"",
         audience_key: str = "",
+        profile_ids: Sequence[str] = (),
     ) -> AudiencePage:
         """One page of the run's audience snapshot; raises PeerUnavailable. `selector`
         (a serialized clarion.segment.v1.AudienceSelector; b"" for every subscriber) is
         sent with every page, under `audience_key` (the run id), which names the result
-        segment keeps so every page reads the same audience."""
+        segment keeps so every page reads the same audience. `subscriber_ids` and
+        `profile_ids` (at most MAX_LISTED_PER_PAGE_REQUEST of each) list the audience
+        instead: those subscribers and every subscriber of those profiles."""
         ...
 
     async def inactive_subscribers(self, site_id: str, subscriber_ids: Sequence[str]) -> set[str]:

@@ -14,8 +14,10 @@ from services.kit.errors import AlreadyExists, InvalidArgument, NotFound
 
 # FCM's and Mozilla's ceiling.
 MAX_TTL_SECONDS = 28 * 24 * 3600
-# A test send names its recipients; more than this is a segment, not a test.
-MAX_AUDIENCE_FILTER = 1000
+# A listed audience (a test or transactional send) names at most this many ids,
+# subscribers and profiles together; more is a segment's work.
+MAX_LISTED_AUDIENCE = 10_000
+MAX_PROFILE_ID_LENGTH = 128
 MAX_BATCH_GET = 1000
 _ID = re.compile(r"^[A-Za-z0-9._:~-]+$")
 
@@ -30,14 +32,29 @@ class RunRequest:
     urgency: str | None
     subscriber_ids: Sequence[str]
     # A serialized clarion.segment.v1.AudienceSelector; b"": every reachable subscriber.
-    # A test send (subscriber_ids) ignores it.
+    # A listed audience (subscriber_ids, profile_ids) ignores it.
     selector: bytes = b""
+    # With subscriber_ids: the subscribers of these profiles too.
+    profile_ids: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
 class RunWithCounts:
     run: Run
     counts: RunCounts
+
+
+def _check_profile_id(value: str, field: str) -> None:
+    """A profile id as segment takes one: 1-128 printable characters (no line break, so
+    the run row's newline-separated list keeps it whole)."""
+    if not value:
+        raise InvalidArgument("MISSING_FIELD", f"{field} is required", field=field)
+    if len(value) > MAX_PROFILE_ID_LENGTH or not value.isprintable():
+        raise InvalidArgument(
+            "INVALID_PROFILE_ID",
+            f"{field} must be 1-{MAX_PROFILE_ID_LENGTH} printable characters",
+            field=field,
+        )
 
 
 def _check_id(value: str, field: str) -> None:
@@ -77,15 +94,19 @@ class DeliveryRuns:
                 "content.urgency must be one of VERY_LOW, LOW, NORMAL, HIGH",
                 field="content.urgency",
             )
-        if len(request.subscriber_ids) > MAX_AUDIENCE_FILTER:
+        listed = len(request.subscriber_ids) + len(request.profile_ids)
+        if listed > MAX_LISTED_AUDIENCE:
             raise InvalidArgument(
-                "TOO_MANY_SUBSCRIBERS",
-                f"audience.subscriber_ids names {len(request.subscriber_ids)} subscribers; "
-                f"a test send takes at most {MAX_AUDIENCE_FILTER}",
-                field="audience.subscriber_ids",
+                "TOO_MANY_RECIPIENTS",
+                f"audience names {len(request.subscriber_ids)} subscribers and "
+                f"{len(request.profile_ids)} profiles; a listed audience takes at most "
+                f"{MAX_LISTED_AUDIENCE} ids in all",
+                field="audience",
             )
         for index, subscriber_id in enumerate(request.subscriber_ids):
             _check_id(subscriber_id, f"audience.subscriber_ids[{index}]")
+        for index, profile_id in enumerate(request.profile_ids):
+            _check_profile_id(profile_id, f"audience.profile_ids[{index}]")
         run, created = await self._store.create_run(
             NewRun(
                 site_id=site_id,
@@ -95,7 +116,8 @@ class DeliveryRuns:
                 ttl_seconds=request.ttl_seconds,
                 urgency=request.urgency,
                 audience_filter=tuple(dict.fromkeys(request.subscriber_ids)),
-                selector=b"" if request.subscriber_ids else request.selector,
+                audience_profiles=tuple(dict.fromkeys(request.profile_ids)),
+                selector=b"" if listed else request.selector,
             ),
             self._clock.now(),
         )

@@ -31,6 +31,7 @@ from cachetools import TTLCache
 
 from services.delivery.domain.payload import endpoint_origin, for_recipient, topic_for
 from services.delivery.domain.ports import (
+    MAX_LISTED_PER_PAGE_REQUEST,
     AudienceSource,
     CredentialsUnavailable,
     Encryptor,
@@ -231,25 +232,30 @@ class DeliveryWorkers:
         if lease is None:
             return False
         bind_site(lease.site_id)
-        token = lease.page_token
+        slices = audience_slices(lease.audience_filter, lease.audience_profiles)
+        index, token = _resume_at(lease.page_token, len(slices))
         while not self._stopping.is_set():
+            subscriber_ids, profile_ids = slices[index]
             try:
                 page = await self._audience.audience_page(
                     lease.site_id,
                     lease.snapshot_time,
-                    lease.audience_filter,
+                    subscriber_ids,
                     token,
                     self._settings.delivery_prepare_page_size,
                     selector=lease.selector,
                     audience_key=lease.run_id,
+                    profile_ids=profile_ids,
                 )
             except PeerUnavailable as error:
                 await self._audience_failed(lease, error)
                 return True
+            # Queued with the page in one transaction: a crash resumes after it.
+            stored_token = _stored_token(index, page.next_page_token, len(slices))
             held = await self._store.queue_page(
                 lease,
                 page.members,
-                page.next_page_token,
+                stored_token,
                 chunk_size=self._settings.delivery_chunk_size,
                 now=self._clock.now(),
                 lease_seconds=self._settings.delivery_lease_seconds,
@@ -262,11 +268,11 @@ class DeliveryWorkers:
                 )
                 return True
             self._work_ready.set()
-            if not page.next_page_token:
+            if not stored_token:
                 self._outbox_ready.set()
                 log.info("run prepared", run_id=lease.run_id)
                 return True
-            token = page.next_page_token
+            index, token = _resume_at(stored_token, len(slices))
         return True
 
     async def _audience_failed(self, lease: PreparationLease, error: PeerUnavailable) -> None:
@@ -675,6 +681,45 @@ class DeliveryWorkers:
         """Relays until the outbox is empty or a peer fails (tests, shutdown)."""
         while await self.relay_outbox_once():
             pass
+
+
+def audience_slices(
+    subscriber_ids: Sequence[str], profile_ids: Sequence[str]
+) -> list[tuple[Sequence[str], Sequence[str]]]:
+    """The (subscriber_ids, profile_ids) of each ListAudienceMembers request that pulls a
+    run's audience, each paged to its end in turn: one with both empty for a selector's
+    audience; for a listed audience, slices of at most MAX_LISTED_PER_PAGE_REQUEST ids of
+    each kind, none with both empty (that would ask for every subscriber). A subscriber
+    that two slices reach is queued once (queue_page skips one already queued)."""
+    size = MAX_LISTED_PER_PAGE_REQUEST
+    count = max(1, -(-len(subscriber_ids) // size), -(-len(profile_ids) // size))
+    return [
+        (subscriber_ids[n * size : (n + 1) * size], profile_ids[n * size : (n + 1) * size])
+        for n in range(count)
+    ]
+
+
+def _resume_at(stored_token: str, slices: int) -> tuple[int, str]:
+    """Where a run's preparation stands: (slice, segment's page token within it), from
+    the page token the run row keeps. A run of one slice keeps segment's token as it is
+    (as every run did before a listed audience could take several); one of several keeps
+    "<slice>:<segment's token>" once past its start."""
+    if slices == 1 or not stored_token:
+        return 0, stored_token
+    index, _, token = stored_token.partition(":")
+    return int(index), token
+
+
+def _stored_token(index: int, next_page_token: str, slices: int) -> str:
+    """The token the run row keeps once a page of slice `index` is queued (see
+    _resume_at): "" once the last slice's last page is, which ends preparation."""
+    if not next_page_token:
+        index += 1
+        if index == slices:
+            return ""
+    if slices == 1:
+        return next_page_token
+    return f"{index}:{next_page_token}"
 
 
 def _terminal(

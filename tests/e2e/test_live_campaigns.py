@@ -1,0 +1,499 @@
+"""Live campaigns and transactional sends through the whole platform, on each database,
+with time moved by an injected clock: a push on an event (and only on events that pass
+the trigger's filters), event then inaction (the inaction event first cancels it, a
+second event re-arms it), a date reminder (moved by a later event), the person filter
+and the cooldown, pause; and SendCampaignNow to listed profiles and subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
+from clarion.common.v1 import common_pb2
+from clarion.embedded import EmbeddedStack
+from clarion.segment.v1 import (
+    profile_pb2,
+    segment_pb2,
+    segment_service_pb2,
+    segment_service_pb2_grpc,
+)
+from clarion.simulator import PushServiceSimulator
+from services.campaign.admin import create_site
+from services.kit.clock import FrozenClock
+from services.kit.errors import error_info
+from services.kit.grpcserver import client_channel
+from tests.campaign.helpers import eventually
+from tests.support.sites import bearer
+
+Metadata = tuple[tuple[str, str], ...]
+_ids = itertools.count()
+
+
+def stamp(moment: datetime) -> Timestamp:
+    value = Timestamp()
+    value.FromDatetime(moment)
+    return value
+
+
+def text(name: str, value: str) -> profile_pb2.Property:
+    return profile_pb2.Property(name=name, value=profile_pb2.PropertyValue(string_value=value))
+
+
+def equals(name: str, value: str) -> segment_pb2.PropertyCondition:
+    return segment_pb2.PropertyCondition(
+        name=name,
+        operator=segment_pb2.PROPERTY_OPERATOR_EQUALS,
+        values=[profile_pb2.PropertyValue(string_value=value)],
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def live_stack(settings_factory, clock: FrozenClock) -> AsyncIterator[EmbeddedStack]:  # type: ignore[no-untyped-def]
+    settings = settings_factory(push_timeout_seconds=2.0, delivery_poll_seconds=0.05)
+    running = await EmbeddedStack.start(settings, ephemeral_ports=True, clock=clock)
+    yield running
+    await running.stop()
+
+
+class Shop:
+    """A site with browsers, and the calls a shop's backend makes."""
+
+    def __init__(
+        self,
+        stack: EmbeddedStack,
+        api_key: str,
+        simulator: PushServiceSimulator,
+        clock: FrozenClock,
+    ) -> None:
+        self.auth: Metadata = bearer(api_key)
+        self.simulator = simulator
+        self.clock = clock
+        self._channels = [
+            client_channel(stack.address("campaign")),
+            client_channel(stack.address("segment")),
+        ]
+        self.campaigns = campaign_service_pb2_grpc.CampaignServiceStub(self._channels[0])
+        self.segments = segment_service_pb2_grpc.SegmentServiceStub(self._channels[1])
+        self.endpoints: dict[str, list[str]] = {}
+        self.subscriber_ids: dict[str, list[str]] = {}
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+    async def browser(self, person: str, *, profile: bool = True) -> str:
+        """Registers a browser of `person` (a profile unless anonymous); its subscriber id."""
+        subscription = self.simulator.mint_subscription()
+        response = await self.segments.RegisterSubscriber(
+            segment_service_pb2.RegisterSubscriberRequest(
+                push_subscription=common_pb2.PushSubscription(
+                    endpoint=subscription.endpoint,
+                    p256dh=subscription.p256dh,
+                    auth=subscription.auth,
+                ),
+                browser=common_pb2.BROWSER_CHROME,
+                timezone="Europe/Berlin",
+                profile_id=person if profile else "",
+            ),
+            metadata=self.auth,
+            timeout=10,
+        )
+        self.endpoints.setdefault(person, []).append(subscription.endpoint)
+        self.subscriber_ids.setdefault(person, []).append(response.subscriber.subscriber_id)
+        return response.subscriber.subscriber_id
+
+    async def track(
+        self, person: str, name: str, *properties: profile_pb2.Property, anonymous: bool = False
+    ) -> None:
+        event = profile_pb2.Event(
+            event_id=f"evt-{next(_ids)}",
+            name=name,
+            occur_time=stamp(self.clock.now()),
+            properties=list(properties),
+        )
+        if anonymous:
+            event.subscriber_id = self.subscriber_ids[person][0]
+        else:
+            event.profile_id = person
+        response = await self.segments.TrackEvents(
+            segment_service_pb2.TrackEventsRequest(events=[event]), metadata=self.auth, timeout=10
+        )
+        assert response.results[0].ok, response.results[0]
+
+    async def live(self, trigger: campaign_pb2.Trigger, **fields: object) -> campaign_pb2.Campaign:
+        response = await self.campaigns.CreateCampaign(
+            campaign_service_pb2.CreateCampaignRequest(
+                notification=common_pb2.Notification(title="You left something", body="Come back"),
+                trigger=trigger,
+                **fields,  # type: ignore[arg-type]
+            ),
+            metadata=self.auth,
+            timeout=10,
+        )
+        return response.campaign
+
+    def pushes(self, person: str) -> int:
+        return sum(len(self.simulator.messages(e)) for e in self.endpoints.get(person, []))
+
+    async def until_pushed(self, expected: dict[str, int]) -> None:
+        async def counts() -> dict[str, int]:
+            return {person: self.pushes(person) for person in expected}
+
+        await eventually(
+            counts, lambda seen: seen == expected, timeout=30, what=f"pushes {expected}"
+        )
+
+    async def settle(self) -> None:
+        """Long enough for the live loop to have read what came (several passes)."""
+        await asyncio.sleep(1.5)
+
+    async def runs(self, campaign_id: str) -> list[campaign_pb2.Run]:
+        response = await self.campaigns.ListRuns(
+            campaign_service_pb2.ListRunsRequest(campaign_id=campaign_id, page_size=1000),
+            metadata=self.auth,
+            timeout=10,
+        )
+        return list(response.runs)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def shop(
+    live_stack: EmbeddedStack, simulator: PushServiceSimulator, clock: FrozenClock
+) -> AsyncIterator[Shop]:
+    site = await create_site(live_stack.settings, "Live shop", "mailto:ops@shop.test")
+    made = Shop(live_stack, site.api_key, simulator, clock)
+    yield made
+    await made.close()
+
+
+def refusal(error: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str, str]:
+    info = error_info(error)
+    assert info is not None, error
+    return error.code(), info.reason, info.metadata.get("field", "")
+
+
+class TestOnEvent:
+    async def test_each_matching_event_pushes_its_person_and_nothing_else(self, shop: Shop) -> None:
+        for person in ("ana", "ben", "cem"):
+            await shop.browser(person)
+        await shop.browser("ana")  # ana has two browsers: both get it
+        campaign = await shop.live(
+            campaign_pb2.Trigger(
+                event_name="Added To Cart", event_filters=[equals("category", "shoes")]
+            )
+        )
+        assert campaign.state == campaign_pb2.CAMPAIGN_STATE_SCHEDULED
+        assert campaign.trigger.event_name == "Added To Cart"
+
+        await shop.track("ana", "Added To Cart", text("category", "shoes"))
+        await shop.track("ben", "Added To Cart", text("category", "hats"))  # filtered out
+        await shop.track("cem", "Viewed", text("category", "shoes"))  # another event
+
+        await shop.until_pushed({"ana": 2, "ben": 0, "cem": 0})
+        await shop.settle()
+        assert {"ben": shop.pushes("ben"), "cem": shop.pushes("cem")} == {"ben": 0, "cem": 0}
+        runs = await shop.runs(campaign.campaign_id)
+        assert [run.audience for run in runs] == [2]
+
+    async def test_an_anonymous_browser_is_pushed_alone(self, shop: Shop) -> None:
+        await shop.browser("visitor", profile=False)
+        await shop.live(campaign_pb2.Trigger(event_name="Searched"))
+
+        await shop.track("visitor", "Searched", anonymous=True)
+
+        await shop.until_pushed({"visitor": 1})
+
+    async def test_events_before_the_campaign_are_not_acted_on(self, shop: Shop) -> None:
+        await shop.browser("early")
+        await shop.track("early", "Signed Up")
+        await shop.live(campaign_pb2.Trigger(event_name="Signed Up"))
+        await shop.browser("late")
+
+        await shop.track("late", "Signed Up")
+
+        await shop.until_pushed({"late": 1, "early": 0})
+        await shop.settle()
+        assert shop.pushes("early") == 0
+
+    async def test_the_audience_filters_the_person_who_triggered(self, shop: Shop) -> None:
+        for person, city in (("paris", "Paris"), ("lyon", "Lyon")):
+            await shop.browser(person)
+            await shop.segments.UpsertProfiles(
+                segment_service_pb2.UpsertProfilesRequest(
+                    updates=[
+                        profile_pb2.ProfileUpdate(
+                            profile_id=person,
+                            operations=[
+                                profile_pb2.PropertyOperation(
+                                    name="city", set=profile_pb2.PropertyValue(string_value=city)
+                                )
+                            ],
+                        )
+                    ]
+                ),
+                metadata=shop.auth,
+                timeout=10,
+            )
+        in_paris = segment_pb2.AudienceSelector(
+            definition=segment_pb2.SegmentDefinition(
+                condition=segment_pb2.Condition(property=equals("city", "Paris"))
+            )
+        )
+        await shop.live(campaign_pb2.Trigger(event_name="Opened App"), audience=in_paris)
+
+        await shop.track("lyon", "Opened App")
+        await shop.track("paris", "Opened App")
+
+        await shop.until_pushed({"paris": 1, "lyon": 0})
+        await shop.settle()
+        assert shop.pushes("lyon") == 0
+
+    async def test_a_cooldown_pushes_a_person_once_in_its_window(self, shop: Shop) -> None:
+        await shop.browser("dora")
+        await shop.live(campaign_pb2.Trigger(event_name="Liked", person_cooldown_seconds=3600))
+
+        await shop.track("dora", "Liked")
+        await shop.until_pushed({"dora": 1})
+        await shop.track("dora", "Liked")
+        await shop.settle()
+        assert shop.pushes("dora") == 1
+
+        shop.clock.advance(seconds=3601)
+        await shop.track("dora", "Liked")
+        await shop.until_pushed({"dora": 2})
+
+    async def test_a_paused_campaign_pushes_nothing_until_resumed(self, shop: Shop) -> None:
+        await shop.browser("eve")
+        campaign = await shop.live(campaign_pb2.Trigger(event_name="Shared"))
+        await shop.campaigns.PauseCampaign(
+            campaign_service_pb2.PauseCampaignRequest(campaign_id=campaign.campaign_id),
+            metadata=shop.auth,
+            timeout=10,
+        )
+
+        await shop.track("eve", "Shared")
+        await shop.settle()
+        assert shop.pushes("eve") == 0
+
+        resumed = await shop.campaigns.ResumeCampaign(
+            campaign_service_pb2.ResumeCampaignRequest(campaign_id=campaign.campaign_id),
+            metadata=shop.auth,
+            timeout=10,
+        )
+        assert resumed.campaign.state == campaign_pb2.CAMPAIGN_STATE_SCHEDULED
+        await shop.track("eve", "Shared")
+        await shop.until_pushed({"eve": 1})
+
+
+class TestEventThenInaction:
+    def abandoned_cart(self, **fields: object) -> campaign_pb2.Trigger:
+        return campaign_pb2.Trigger(
+            event_name="Added To Cart",
+            inaction=campaign_pb2.Inaction(event_name="Charged", window_seconds=600, **fields),  # type: ignore[arg-type]
+        )
+
+    async def test_only_the_people_who_did_not_buy_are_pushed_when_the_window_ends(
+        self, shop: Shop
+    ) -> None:
+        for person in ("buyer", "leaver"):
+            await shop.browser(person)
+        await shop.live(self.abandoned_cart())
+        await shop.track("buyer", "Added To Cart")
+        await shop.track("leaver", "Added To Cart")
+        shop.clock.advance(seconds=300)
+        await shop.track("buyer", "Charged")
+        await shop.settle()
+        assert (shop.pushes("buyer"), shop.pushes("leaver")) == (0, 0)
+
+        shop.clock.advance(seconds=305)
+
+        await shop.until_pushed({"leaver": 1, "buyer": 0})
+        await shop.settle()
+        assert shop.pushes("buyer") == 0
+
+    async def test_a_second_event_re_arms_the_wait(self, shop: Shop) -> None:
+        await shop.browser("hesitant")
+        await shop.live(self.abandoned_cart())
+        await shop.track("hesitant", "Added To Cart")
+        shop.clock.advance(seconds=400)
+        await shop.track("hesitant", "Added To Cart")
+        await shop.settle()
+
+        shop.clock.advance(seconds=205)  # 605 s after the first: re-armed, not due
+        await shop.settle()
+        assert shop.pushes("hesitant") == 0
+
+        shop.clock.advance(seconds=400)  # 605 s after the second
+        await shop.until_pushed({"hesitant": 1})
+
+    async def test_keep_first_wait_ignores_the_second_event(self, shop: Shop) -> None:
+        await shop.browser("steady")
+        await shop.live(self.abandoned_cart(keep_first_wait=True))
+        await shop.track("steady", "Added To Cart")
+        shop.clock.advance(seconds=400)
+        await shop.track("steady", "Added To Cart")
+        await shop.settle()
+
+        shop.clock.advance(seconds=205)
+
+        await shop.until_pushed({"steady": 1})
+        shop.clock.advance(seconds=600)
+        await shop.settle()
+        assert shop.pushes("steady") == 1
+
+
+class TestDateReminder:
+    async def test_the_reminder_goes_at_its_offset_and_a_later_event_moves_it(
+        self, shop: Shop
+    ) -> None:
+        await shop.browser("traveller")
+        await shop.browser("mover")
+        await shop.live(
+            campaign_pb2.Trigger(
+                event_name="Booked",
+                date_reminder=campaign_pb2.DateReminder(
+                    property="travel_date", offset_seconds=-3600
+                ),
+            )
+        )
+        now = shop.clock.now()
+
+        def travel(at: datetime) -> profile_pb2.Property:
+            return profile_pb2.Property(
+                name="travel_date", value=profile_pb2.PropertyValue(timestamp_value=stamp(at))
+            )
+
+        await shop.track("traveller", "Booked", travel(now + timedelta(hours=3)))
+        await shop.track("mover", "Booked", travel(now + timedelta(hours=3)))
+        await shop.settle()
+        await shop.track("mover", "Booked", travel(now + timedelta(hours=5)))  # moved
+        await shop.settle()
+
+        shop.clock.advance(seconds=2 * 3600 + 5)  # one hour before the first date
+
+        await shop.until_pushed({"traveller": 1, "mover": 0})
+        await shop.settle()
+        assert shop.pushes("mover") == 0
+        shop.clock.advance(seconds=2 * 3600)
+        await shop.until_pushed({"traveller": 1, "mover": 1})
+
+
+class TestTransactionalSends:
+    async def test_listed_profiles_and_subscribers_get_it_and_nobody_else(self, shop: Shop) -> None:
+        for person in ("fay", "gus", "hal"):
+            await shop.browser(person)
+        await shop.browser("fay")
+        created = await shop.campaigns.CreateCampaign(
+            campaign_service_pb2.CreateCampaignRequest(
+                notification=common_pb2.Notification(title="Your order shipped")
+            ),
+            metadata=shop.auth,
+            timeout=10,
+        )
+
+        sent = await shop.campaigns.SendCampaignNow(
+            campaign_service_pb2.SendCampaignNowRequest(
+                campaign_id=created.campaign.campaign_id,
+                recipients=campaign_service_pb2.Recipients(
+                    profile_ids=["fay", "nobody-of-this-site"],
+                    subscriber_ids=shop.subscriber_ids["gus"],
+                ),
+            ),
+            metadata=shop.auth,
+            timeout=10,
+        )
+
+        await shop.until_pushed({"fay": 2, "gus": 1, "hal": 0})
+
+        async def run() -> campaign_pb2.Run:
+            response = await shop.campaigns.GetRun(
+                campaign_service_pb2.GetRunRequest(run_id=sent.run.run_id), metadata=shop.auth
+            )
+            return response.run
+
+        done = await eventually(
+            run, lambda r: r.state == campaign_pb2.RUN_STATE_DONE, what="run done"
+        )
+        assert (done.audience, done.progress.sent) == (3, 3)
+
+    @pytest.mark.parametrize(
+        ("recipients", "expected_reason"),
+        [
+            (campaign_service_pb2.Recipients(), "MISSING_RECIPIENTS"),
+            (
+                campaign_service_pb2.Recipients(
+                    profile_ids=[f"p{i}" for i in range(6000)],
+                    subscriber_ids=[f"sub_{i}" for i in range(4001)],
+                ),
+                "TOO_MANY_RECIPIENTS",
+            ),
+        ],
+    )
+    async def test_a_bad_list_is_refused_and_starts_no_run(
+        self, shop: Shop, recipients: campaign_service_pb2.Recipients, expected_reason: str
+    ) -> None:
+        created = await shop.campaigns.CreateCampaign(
+            campaign_service_pb2.CreateCampaignRequest(
+                notification=common_pb2.Notification(title="x")
+            ),
+            metadata=shop.auth,
+            timeout=10,
+        )
+
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await shop.campaigns.SendCampaignNow(
+                campaign_service_pb2.SendCampaignNowRequest(
+                    campaign_id=created.campaign.campaign_id, recipients=recipients
+                ),
+                metadata=shop.auth,
+                timeout=10,
+            )
+
+        assert refusal(raised.value) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            expected_reason,
+            "recipients",
+        )
+        assert await shop.runs(created.campaign.campaign_id) == []
+
+
+class TestBadTriggers:
+    async def test_a_schedule_and_a_trigger_together_are_refused(self, shop: Shop) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await shop.live(
+                campaign_pb2.Trigger(event_name="Added To Cart"),
+                schedule=campaign_pb2.Schedule(at=stamp(shop.clock.now() + timedelta(hours=1))),
+            )
+
+        assert refusal(raised.value)[:2] == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "SCHEDULE_AND_TRIGGER",
+        )
+
+    async def test_a_short_inaction_window_is_refused_naming_the_field(self, shop: Shop) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await shop.live(
+                campaign_pb2.Trigger(
+                    event_name="Added To Cart",
+                    inaction=campaign_pb2.Inaction(event_name="Charged", window_seconds=5),
+                )
+            )
+
+        assert refusal(raised.value) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_WINDOW",
+            "trigger.inaction.window_seconds",
+        )
