@@ -41,6 +41,8 @@ class Site(Model):
     # 65-byte uncompressed P-256 point, the browser's applicationServerKey.
     vapid_public_key: Mapped[bytes] = mapped_column(LargeBinary)
     create_time: Mapped[datetime]
+    # IANA time zone of the site's audience; "": UTC.
+    timezone: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class SiteVapidKey(Model):
@@ -129,6 +131,8 @@ class Campaign(Model):
     # when the trigger is set): it moves in the transaction that stores what the events
     # read did, so every event is acted on once.
     feed_cursor: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Local-time delivery and cut-off of its runs (domain/timing.py's JSON); NULL: none.
+    timing: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # Listing pages through a site's campaigns by id (keyset).
@@ -179,6 +183,9 @@ class Run(Model):
     # A listed audience instead (a transactional send, a trigger's firings): JSON
     # {"profile_ids": [...], "subscriber_ids": [...]}; NULL: the audience above.
     recipients: Mapped[str | None] = mapped_column(Text)
+    # What the run got of the campaign's timing (local time, absolute cut-off); NULL:
+    # all at once.
+    timing: Mapped[str | None] = mapped_column(Text)
     # Delivery has not confirmed it took the run over yet; the hand-off loop retries,
     # not before handoff_next_attempt (backing off per run).
     handoff_pending: Mapped[bool] = mapped_column(default=True)

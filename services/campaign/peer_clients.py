@@ -20,7 +20,7 @@ from clarion.segment.v1 import (
     segment_service_pb2,
     segment_service_pb2_grpc,
 )
-from services.campaign.domain import triggers
+from services.campaign.domain import timing, triggers
 from services.campaign.domain.ports import (
     AudienceRefused,
     DeliveryRunView,
@@ -154,6 +154,20 @@ def _feed_event(item: segment_internal_service_pb2.FeedEvent) -> FeedEventView:
     )
 
 
+def _run_timing(run: RunRecord, default_timezone: str) -> delivery_pb2.RunTiming | None:
+    if run.timing is None:
+        return None
+    given = timing.run_timing_from_json(run.timing)
+    message = delivery_pb2.RunTiming(
+        local_time=given.local_time,
+        default_timezone=default_timezone,
+        next_day_if_passed=given.next_day_if_passed,
+    )
+    if given.cut_off_time is not None:
+        message.cut_off_time.FromDatetime(given.cut_off_time)
+    return message
+
+
 class GrpcDelivery:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
@@ -164,7 +178,7 @@ class GrpcDelivery:
         )
         return delivery_service_pb2_grpc.DeliveryServiceStub(channel)
 
-    async def start_run(self, run: RunRecord) -> DeliveryRunView:
+    async def start_run(self, run: RunRecord, default_timezone: str = "") -> DeliveryRunView:
         try:
             response = await self._stub().StartDeliveryRun(
                 delivery_service_pb2.StartDeliveryRunRequest(
@@ -176,6 +190,7 @@ class GrpcDelivery:
                         urgency=URGENCY_TO_PROTO.get(run.urgency, common_pb2.URGENCY_NORMAL),
                     ),
                     audience=_run_audience(run),
+                    timing=_run_timing(run, default_timezone),
                 ),
                 metadata=self._peers.metadata(run.site_id),
                 timeout=self._peers.timeout,

@@ -86,6 +86,7 @@ class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
             name=given.name,
             vapid_subject=given.vapid_subject,
             paths=list(request.update_mask.paths),
+            timezone=given.timezone,
         )
         return site_service_pb2.UpdateSiteResponse(site=site_to_proto(site))
 
@@ -170,6 +171,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             audience=request.audience if request.HasField("audience") else None,
             schedule=request.schedule if request.HasField("schedule") else None,
             trigger=request.trigger if request.HasField("trigger") else None,
+            timing=request.timing if request.HasField("timing") else None,
         )
         campaign = await self._campaigns.create(current_site_id(), draft)
         return campaign_service_pb2.CreateCampaignResponse(campaign=campaign_to_proto(campaign))
@@ -190,6 +192,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             audience=given.audience if given.HasField("audience") else None,
             schedule=given.schedule if given.HasField("schedule") else None,
             trigger=given.trigger if given.HasField("trigger") else None,
+            timing=given.timing if given.HasField("timing") else None,
         )
         campaign = await self._campaigns.update(
             current_site_id(), given.campaign_id, changes, paths

@@ -105,6 +105,8 @@ class SiteRecord:
     create_time: datetime
     # Every key pair the site signs with, current first, then by creation.
     vapid_keys: tuple[VapidKeyRecord, ...] = ()
+    # IANA time zone of its audience; "": UTC.
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ class CampaignRecord:
     trigger: str | None = None
     # Where a live campaign has read segment's event feed to.
     feed_cursor: str = ""
+    # Local-time delivery and cut-off: domain/timing.py's JSON; None: all at once.
+    timing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,8 @@ class RunRecord:
     # A listed audience instead of `audience` (a transactional send, a trigger's
     # firings); None: the audience.
     recipients: ListedRecipients | None = None
+    # Local time and absolute cut-off (domain/timing.py's run JSON); None: all at once.
+    timing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -460,6 +466,7 @@ class CampaignStore:
                         next_run_time=campaign.next_run_time,
                         trigger=campaign.trigger,
                         feed_cursor=campaign.feed_cursor,
+                        timing=campaign.timing,
                     )
                 )
         except IntegrityError:
@@ -595,6 +602,7 @@ class CampaignStore:
                     state=campaign.state.value,
                     next_run_time=campaign.next_run_time,
                     trigger=campaign.trigger,
+                    timing=campaign.timing,
                     version=campaign.version + 1,
                     **extra,
                 )
@@ -670,6 +678,16 @@ class CampaignStore:
         if before_run_id:
             query = query.where(models.Run.run_id < before_run_id)
         query = query.order_by(models.Run.run_id.desc()).limit(limit)
+        async with self._sessions() as session:
+            return [_run(row) for row in await session.scalars(query)]
+
+    async def unfinished_runs(self, site_id: str, campaign_id: str) -> list[RunRecord]:
+        """The campaign's runs without a finish time (as last stored)."""
+        query = select(models.Run).where(
+            models.Run.site_id == site_id,
+            models.Run.campaign_id == campaign_id,
+            models.Run.finish_time.is_(None),
+        )
         async with self._sessions() as session:
             return [_run(row) for row in await session.scalars(query)]
 
@@ -907,6 +925,7 @@ def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecor
         vapid_subject=row.vapid_subject,
         create_time=row.create_time,
         vapid_keys=vapid_keys,
+        timezone=row.timezone,
     )
 
 
@@ -976,6 +995,7 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         next_run_time=row.next_run_time,
         trigger=row.trigger,
         feed_cursor=row.feed_cursor,
+        timing=row.timing,
     )
 
 
@@ -990,6 +1010,7 @@ def _run_row(run: RunRecord) -> models.Run:
         urgency=run.urgency.value,
         audience=_audience_bytes(run.audience),
         recipients=_recipients_json(run.recipients),
+        timing=run.timing,
         handoff_pending=run.handoff_pending,
         state=run.state.value,
         failure_reason=run.failure_reason,
@@ -1023,6 +1044,7 @@ def _run(row: models.Run) -> RunRecord:
         request_id=row.request_id,
         audience=_audience(row.audience),
         recipients=_recipients(row.recipients),
+        timing=row.timing,
     )
 
 

@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.campaign.v1 import campaign_pb2, site_pb2
 from clarion.common.v1 import common_pb2
-from services.campaign.domain import schedules, triggers
+from services.campaign.domain import schedules, timing, triggers
 from services.campaign.domain.campaigns import RunRecipient
 from services.campaign.domain.ports import RecipientStatus
 from services.campaign.store import (
@@ -87,6 +87,7 @@ def site_to_proto(site: SiteRecord) -> site_pb2.Site:
         vapid_subject=site.vapid_subject,
         create_time=timestamp(site.create_time),
         vapid_keys=[vapid_key_to_proto(key) for key in site.vapid_keys],
+        timezone=site.timezone,
     )
 
 
@@ -129,6 +130,11 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
         trigger=(
             triggers.trigger_to_proto(triggers.trigger_from_json(campaign.trigger))
             if campaign.trigger
+            else None
+        ),
+        timing=(
+            timing.timing_to_proto(timing.timing_from_json(campaign.timing))
+            if campaign.timing
             else None
         ),
     )

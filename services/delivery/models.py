@@ -86,6 +86,8 @@ class DeliveryRunRow(Model):
     __table_args__ = (
         # Preparers look for runs still pulling their audience.
         Index("ix_delivery_runs_state", "state"),
+        # The cut-off sweep looks for runs whose cut-off passed.
+        Index("ix_delivery_runs_cut_off_time", "cut_off_time"),
     )
 
     site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
@@ -107,6 +109,12 @@ class DeliveryRunRow(Model):
     # audience.
     audience_selector: Mapped[bytes | None] = mapped_column(LargeBinary)
     snapshot_time: Mapped[datetime]
+    # When its recipients are due (domain/timing.py's JSON form of RunTiming): a local
+    # time and a cut-off; "": all at once.
+    timing: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Nothing is sent after this; the sweep then ends what is left (NULL: no cut-off).
+    # Cleared when the run finishes.
+    cut_off_time: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16))
     failure: Mapped[str] = mapped_column(String(32), default="")
     failure_message: Mapped[str] = mapped_column(Text, default="")

@@ -128,6 +128,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
                 subscriber_ids=list(request.audience.subscriber_ids),
                 selector=_selector(request.audience),
                 profile_ids=list(request.audience.profile_ids),
+                timing=request.timing if request.HasField("timing") else None,
             ),
         )
         if created:

@@ -73,6 +73,10 @@ class NewRun:
     selector: bytes = field(default=b"", repr=False)
     # A listed audience's profile ids (with audience_filter's subscriber ids).
     audience_profiles: tuple[str, ...] = ()
+    # When recipients are due (domain/timing.py's JSON; "": all at once), and the
+    # cut-off it names.
+    timing: str = ""
+    cut_off_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Run:
     finish_time: datetime | None
     selector: bytes = field(default=b"", repr=False)
     audience_profiles: tuple[str, ...] = ()
+    timing: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,8 @@ class PreparationLease:
     selector: bytes = field(default=b"", repr=False)
     # A listed audience's profile ids (audience_filter has its subscriber ids).
     audience_profiles: tuple[str, ...] = ()
+    # When recipients are due (domain/timing.py's JSON; "": all at once).
+    timing: str = ""
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,7 @@ def _run(row: Any) -> Run:
         finish_time=row.finish_time,
         selector=bytes(row.audience_selector or b""),
         audience_profiles=_listed(row.audience_profiles),
+        timing=row.timing,
     )
 
 
@@ -293,6 +301,8 @@ def _lease_free(column: Any, now: datetime) -> Any:
 _TERMINAL_STATES = ("sent", "failed", "suppressed", "expired")
 # The DeliveryReason word of a recipient a cancel ended (services.delivery.domain.rules).
 CANCELLED_REASON = "cancelled"
+# ... and one the run's cut-off ended.
+CUT_OFF_REASON = "cut_off"
 
 
 # Recipient columns in the order `_HotSql.insert_recipients` takes them.
@@ -483,6 +493,8 @@ class DeliveryStore:
                     audience_profiles="\n".join(run.audience_profiles),
                     audience_selector=run.selector or None,
                     snapshot_time=now,
+                    timing=run.timing,
+                    cut_off_time=run.cut_off_time,
                     state=RunState.PREPARING.value,
                     failure="",
                     failure_message="",
@@ -554,11 +566,38 @@ class DeliveryStore:
         progress is their sum) and written to the outbox for reporting; recipients that
         already had an outcome keep it.
         """
+        return self._end_run(site_id, run_id, now, RunState.CANCELLED, CANCELLED_REASON)
+
+    @_in_db_thread
+    def cut_off_due_runs(self, now: datetime, limit: int) -> list[tuple[str, str, int]]:
+        """Ends up to `limit` runs whose cut-off has passed as a cancel does, but DONE
+        and with reason cut_off; returns (site_id, run_id, recipients ended) of each."""
+        due = (
+            select(RUNS.c.site_id, RUNS.c.run_id)
+            .where(RUNS.c.cut_off_time <= now, RUNS.c.finish_time.is_(None))
+            .order_by(RUNS.c.cut_off_time)
+            .limit(limit)
+        )
+        with self._sync.connect() as conn:
+            runs = conn.execute(due).all()
+        ended = []
+        for site_id, run_id in runs:
+            result = self._end_run(site_id, run_id, now, RunState.DONE, CUT_OFF_REASON)
+            if result is not None:
+                ended.append((site_id, run_id, result[1]))
+        return ended
+
+    def _end_run(
+        self, site_id: str, run_id: str, now: datetime, end_state: RunState, reason: str
+    ) -> tuple[Run, int] | None:
+        """cancel_run's transaction, for any end: the run gets `end_state` and its finish
+        time, and every recipient still pending ends suppressed with `reason`."""
         finished: FinishedRun | None = None
         cancelled_recipients = 0
         end_run = {
-            "state": RunState.CANCELLED.value,
+            "state": end_state.value,
             "finish_time": now,
+            "cut_off_time": None,
             "prepare_owner": None,
             "prepare_lease_expires_at": None,
             "prepare_fence": RUNS.c.prepare_fence + 1,
@@ -589,7 +628,7 @@ class DeliveryStore:
                 ).first()
             if ended is not None:
                 cancelled_recipients = self._cancel_recipients(
-                    conn, site_id, run_id, ended.campaign_id, now
+                    conn, site_id, run_id, ended.campaign_id, now, reason
                 )
                 if preparing:
                     conn.execute(
@@ -606,7 +645,7 @@ class DeliveryStore:
                     conn,
                     site_id,
                     run_id,
-                    RunState.CANCELLED,
+                    end_state,
                     ended.campaign_id,
                     ended.failure,
                     ended.resolved,
@@ -620,10 +659,16 @@ class DeliveryStore:
         return _run(row), cancelled_recipients
 
     def _cancel_recipients(
-        self, conn: Connection, site_id: str, run_id: str, campaign_id: str, now: datetime
+        self,
+        conn: Connection,
+        site_id: str,
+        run_id: str,
+        campaign_id: str,
+        now: datetime,
+        reason: str = "cancelled",
     ) -> int:
-        """Within cancel_run: takes every pending chunk of the run from its sender and
-        ends its pending recipients suppressed (cancelled); returns how many."""
+        """Within _end_run: takes every pending chunk of the run from its sender and
+        ends its pending recipients suppressed with `reason`; returns how many."""
         chunk_ids = list(
             conn.execute(
                 self._for_update(
@@ -648,7 +693,7 @@ class DeliveryStore:
             )
             .values(
                 state=RecipientState.SUPPRESSED.value,
-                reason=CANCELLED_REASON,
+                reason=reason,
                 finish_time=now,
                 not_before=None,
             )
@@ -657,7 +702,7 @@ class DeliveryStore:
         per_chunk: dict[int, list[Entry]] = {}
         for chunk_id, subscriber_id, browser in ended:
             per_chunk.setdefault(chunk_id, []).append(
-                Entry(subscriber_id, RecipientState.SUPPRESSED.value, CANCELLED_REASON, browser)
+                Entry(subscriber_id, RecipientState.SUPPRESSED.value, reason, browser)
             )
         if per_chunk:
             conn.execute(
@@ -731,6 +776,8 @@ class DeliveryStore:
                     func.nullif(RUNS.c.state, RunState.SENDING.value), RunState.DONE.value
                 ),
                 finish_time=now,
+                # The sweep has nothing left to do for it.
+                cut_off_time=None,
             )
             .returning(RUNS.c.state, RUNS.c.campaign_id, RUNS.c.failure, RUNS.c.resolved)
         ).first()
@@ -851,6 +898,7 @@ class DeliveryStore:
             unavailable_since=row.audience_unavailable_since,
             selector=bytes(row.audience_selector or b""),
             audience_profiles=_listed(row.audience_profiles),
+            timing=row.timing,
         )
 
     def _hold_preparation(
@@ -878,10 +926,15 @@ class DeliveryStore:
         chunk_size: int,
         now: datetime,
         lease_seconds: float,
+        plan: Callable[[Member], tuple[datetime | None, str]] | None = None,
     ) -> bool:
         """Queues one audience page and moves the run's page token past it, atomically,
         so a page is queued exactly once whoever resumes the run. The last page (empty
-        next token) ends preparation. False: the lease was lost, nothing written."""
+        next token) ends preparation. False: the lease was lost, nothing written.
+
+        `plan` says when each member is due (None: now) or why it is not sent at all (a
+        reason word: it is queued suppressed); members due at different times go in
+        different chunks, each claimable from its due time."""
         finished: FinishedRun | None = None
         with self._sync.begin() as conn:
             if not self._hold_preparation(conn, lease, now, lease_seconds):
@@ -910,9 +963,28 @@ class DeliveryStore:
             recipients: list[tuple[Any, ...]] = []
             outbox: list[Entry] = []
             db_now = hot.time(now)
-            for start in range(0, len(members), chunk_size):
-                part = members[start : start + chunk_size]
-                suppressed_here = sum(member.unsubscribed for member in part)
+            planned: dict[str, tuple[datetime | None, str]] = {}
+            for member in members:
+                due, reason = plan(member) if plan is not None else (None, "")
+                if member.unsubscribed:
+                    reason = "unsubscribed"
+                planned[member.subscriber_id] = (None, reason) if reason else (due, "")
+            # Chunks by due time (the suppressed, and those due now, first).
+            members.sort(key=lambda m: planned[m.subscriber_id][0] or now)
+            parts: list[list[Member]] = []
+            for member in members:
+                due_time = planned[member.subscriber_id][0]
+                last = parts[-1] if parts else None
+                if (
+                    last is None
+                    or len(last) >= chunk_size
+                    or planned[last[0].subscriber_id][0] != due_time
+                ):
+                    parts.append([])
+                parts[-1].append(member)
+            for part in parts:
+                chunk_due = planned[part[0].subscriber_id][0]
+                suppressed_here = sum(bool(planned[m.subscriber_id][1]) for m in part)
                 chunk_id = (
                     conn.execute(
                         insert(CHUNKS)
@@ -921,7 +993,7 @@ class DeliveryStore:
                             run_id=lease.run_id,
                             seq=seq,
                             state=ChunkState.PENDING.value,
-                            due_time=now,
+                            due_time=chunk_due or now,
                             fence=0,
                             pending=len(part) - suppressed_here,
                             sent=0,
@@ -934,7 +1006,8 @@ class DeliveryStore:
                 ).scalar_one()
                 seq += 1
                 for member in part:
-                    suppressed = member.unsubscribed
+                    member_due, why = planned[member.subscriber_id]
+                    suppressed = bool(why)
                     queued += not suppressed
                     # In _RECIPIENT_COLUMNS order.
                     recipients.append(
@@ -946,14 +1019,14 @@ class DeliveryStore:
                             member.profile_id,
                             member.timezone,
                             "",
-                            None,
+                            hot.time(member_due) if member_due is not None else None,
                             member.browser,
                             member.target_kind.value,
                             member.endpoint,
                             member.p256dh,
                             member.auth,
                             "suppressed" if suppressed else "pending",
-                            "unsubscribed" if suppressed else "",
+                            why,
                             0,
                             None,
                             db_now if suppressed else None,
@@ -965,7 +1038,7 @@ class DeliveryStore:
                             Entry(
                                 member.subscriber_id,
                                 RecipientState.SUPPRESSED.value,
-                                "unsubscribed",
+                                why,
                                 member.browser,
                             )
                         )

@@ -49,7 +49,9 @@ log = get_logger(__name__)
 
 SUBSCRIBER_ID_PREFIX = "sub"
 DEFAULT_UNSUBSCRIBE_REASON = "user_unsubscribed"
-DEFAULT_TIMEZONE = "UTC"
+# A subscriber whose browser did not say its time zone: delivery at a local time then
+# uses the site's.
+DEFAULT_TIMEZONE = ""
 P256DH_LENGTH = 65
 AUTH_LENGTH = 16
 DEFAULT_LIST_PAGE_SIZE = 50

@@ -60,7 +60,7 @@ class FakeDelivery:
     start_calls: list[str] = field(default_factory=list)
     read_calls: list[list[str]] = field(default_factory=list)
 
-    async def start_run(self, run: RunRecord) -> DeliveryRunView:
+    async def start_run(self, run: RunRecord, default_timezone: str = "") -> DeliveryRunView:
         if run.site_id != self.site_id:
             raise PeerCallFailed("delivery.StartDeliveryRun", UNREACHABLE)
         self.start_calls.append(run.run_id)

@@ -1,22 +1,33 @@
-"""Live campaigns and transactional sends through the whole platform, on each database,
-with time moved by an injected clock: a push on an event (and only on events that pass
-the trigger's filters), event then inaction (the inaction event first cancels it, a
-second event re-arms it), a date reminder (moved by a later event), the person filter
-and the cooldown, pause; and SendCampaignNow to listed profiles and subscribers."""
+"""Campaigns that run themselves, through the whole platform on each database, with time
+moved by an injected clock: live campaigns (a push on an event, and only on events that
+pass the trigger's filters; event then inaction, which the inaction event cancels and a
+second event re-arms; a date reminder, moved by a later event; the person filter, the
+cooldown, pause), SendCampaignNow to listed profiles and subscribers, delivery at a
+local time in each recipient's time zone, the cut-off, and cancelling a campaign whose
+run is still sending."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
+from clarion.campaign.v1 import (
+    campaign_pb2,
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
+    site_pb2,
+    site_service_pb2,
+    site_service_pb2_grpc,
+)
 from clarion.common.v1 import common_pb2
 from clarion.embedded import EmbeddedStack
 from clarion.segment.v1 import (
@@ -26,6 +37,7 @@ from clarion.segment.v1 import (
     segment_service_pb2_grpc,
 )
 from clarion.simulator import PushServiceSimulator
+from clarion.simulator.model import Behaviour
 from services.campaign.admin import create_site
 from services.kit.clock import FrozenClock
 from services.kit.errors import error_info
@@ -86,6 +98,7 @@ class Shop:
             client_channel(stack.address("segment")),
         ]
         self.campaigns = campaign_service_pb2_grpc.CampaignServiceStub(self._channels[0])
+        self.sites = site_service_pb2_grpc.SiteServiceStub(self._channels[0])
         self.segments = segment_service_pb2_grpc.SegmentServiceStub(self._channels[1])
         self.endpoints: dict[str, list[str]] = {}
         self.subscriber_ids: dict[str, list[str]] = {}
@@ -94,7 +107,9 @@ class Shop:
         for channel in self._channels:
             await channel.close()
 
-    async def browser(self, person: str, *, profile: bool = True) -> str:
+    async def browser(
+        self, person: str, *, profile: bool = True, timezone: str = "Europe/Berlin"
+    ) -> str:
         """Registers a browser of `person` (a profile unless anonymous); its subscriber id."""
         subscription = self.simulator.mint_subscription()
         response = await self.segments.RegisterSubscriber(
@@ -105,7 +120,7 @@ class Shop:
                     auth=subscription.auth,
                 ),
                 browser=common_pb2.BROWSER_CHROME,
-                timezone="Europe/Berlin",
+                timezone=timezone,
                 profile_id=person if profile else "",
             ),
             metadata=self.auth,
@@ -497,3 +512,278 @@ class TestBadTriggers:
             "INVALID_WINDOW",
             "trigger.inaction.window_seconds",
         )
+
+
+class RunWatcher:
+    def __init__(self, shop: Shop) -> None:
+        self.shop = shop
+
+    async def campaign(self, **fields: object) -> campaign_pb2.Campaign:
+        response = await self.shop.campaigns.CreateCampaign(
+            campaign_service_pb2.CreateCampaignRequest(
+                notification=common_pb2.Notification(title="Good morning"),
+                **fields,  # type: ignore[arg-type]
+            ),
+            metadata=self.shop.auth,
+            timeout=10,
+        )
+        return response.campaign
+
+    async def send(self, campaign_id: str) -> str:
+        sent = await self.shop.campaigns.SendCampaignNow(
+            campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
+            metadata=self.shop.auth,
+            timeout=10,
+        )
+        return sent.run.run_id
+
+    async def run(self, run_id: str) -> campaign_pb2.Run:
+        response = await self.shop.campaigns.GetRun(
+            campaign_service_pb2.GetRunRequest(run_id=run_id), metadata=self.shop.auth
+        )
+        return response.run
+
+    async def until(self, run_id: str, state: int) -> campaign_pb2.Run:
+        return await eventually(
+            lambda: self.run(run_id), lambda r: r.state == state, what=f"run in state {state}"
+        )
+
+    async def outcome(self, run_id: str, person: str) -> tuple[int, int]:
+        response = await self.shop.campaigns.GetRunRecipient(
+            campaign_service_pb2.GetRunRecipientRequest(
+                run_id=run_id, subscriber_id=self.shop.subscriber_ids[person][0]
+            ),
+            metadata=self.shop.auth,
+        )
+        return response.recipient.status, response.recipient.reason
+
+
+def next_utc(clock: FrozenClock, hour: int) -> datetime:
+    """The next time it is `hour`:00 UTC on the clock."""
+    now = clock.now()
+    moment = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return moment if moment > now else moment + timedelta(days=1)
+
+
+def move_to(clock: FrozenClock, moment: datetime) -> None:
+    clock.advance(seconds=(moment - clock.now()).total_seconds())
+
+
+ZONES = {
+    "berlin": "Europe/Berlin",
+    "utc": "UTC",
+    "tokyo": "Asia/Tokyo",
+    "new_york": "America/New_York",
+}
+PENDING = campaign_pb2.RECIPIENT_STATUS_PENDING
+SENT = campaign_pb2.RECIPIENT_STATUS_SENT
+SUPPRESSED = campaign_pb2.RECIPIENT_STATUS_SUPPRESSED
+
+
+class TestLocalTimeDelivery:
+    """At 06:00 UTC a run delivers at 09:00 local: Berlin's 09:00 comes first, then
+    UTC's, then New York's; in Tokyo it is 15:00 already."""
+
+    async def people(self, shop: Shop) -> None:
+        for person, zone in ZONES.items():
+            await shop.browser(person, timezone=zone)
+
+    def at(self, shop: Shop, day: datetime, local: str, zone: str) -> datetime:
+        hour, minute = map(int, local.split(":"))
+        wall = datetime.combine(
+            day.astimezone(ZoneInfo(zone)).date(), time(hour, minute), tzinfo=ZoneInfo(zone)
+        )
+        return wall.astimezone(UTC)
+
+    async def test_each_recipient_gets_it_at_its_local_time_and_a_passed_one_is_skipped(
+        self, shop: Shop
+    ) -> None:
+        await self.people(shop)
+        watch = RunWatcher(shop)
+        campaign = await watch.campaign(timing=campaign_pb2.SendTiming(local_time="09:00"))
+        start = next_utc(shop.clock, 6)
+        move_to(shop.clock, start)
+
+        run_id = await watch.send(campaign.campaign_id)
+
+        run = await watch.until(run_id, campaign_pb2.RUN_STATE_SENDING)
+        assert run.audience == 4
+        assert await watch.outcome(run_id, "tokyo") == (
+            SUPPRESSED,
+            common_pb2.DELIVERY_REASON_LOCAL_TIME_PASSED,
+        )
+        await shop.settle()
+        assert {p: shop.pushes(p) for p in ZONES} == dict.fromkeys(ZONES, 0)
+
+        move_to(shop.clock, self.at(shop, start, "09:00", "Europe/Berlin") + timedelta(seconds=1))
+        await shop.until_pushed({"berlin": 1, "utc": 0, "tokyo": 0, "new_york": 0})
+        move_to(shop.clock, self.at(shop, start, "09:00", "UTC") + timedelta(seconds=1))
+        await shop.until_pushed({"berlin": 1, "utc": 1, "tokyo": 0, "new_york": 0})
+        assert (await watch.run(run_id)).state == campaign_pb2.RUN_STATE_SENDING
+        move_to(
+            shop.clock, self.at(shop, start, "09:00", "America/New_York") + timedelta(seconds=1)
+        )
+        await shop.until_pushed({"berlin": 1, "utc": 1, "tokyo": 0, "new_york": 1})
+
+        done = await watch.until(run_id, campaign_pb2.RUN_STATE_DONE)
+        assert (done.progress.sent, done.progress.suppressed) == (3, 1)
+
+    async def test_next_day_if_passed_sends_the_passed_ones_the_next_day(self, shop: Shop) -> None:
+        await shop.browser("osaka", timezone="Asia/Tokyo")
+        watch = RunWatcher(shop)
+        campaign = await watch.campaign(
+            timing=campaign_pb2.SendTiming(local_time="09:00", next_day_if_passed=True)
+        )
+        start = next_utc(shop.clock, 6)  # 15:00 in Tokyo
+        move_to(shop.clock, start)
+
+        run_id = await watch.send(campaign.campaign_id)
+        await watch.until(run_id, campaign_pb2.RUN_STATE_SENDING)
+        move_to(shop.clock, start + timedelta(hours=17, minutes=59))  # 08:59 the next day
+        await shop.settle()
+        assert shop.pushes("osaka") == 0
+
+        move_to(shop.clock, start + timedelta(hours=18, seconds=1))
+
+        await shop.until_pushed({"osaka": 1})
+        await watch.until(run_id, campaign_pb2.RUN_STATE_DONE)
+
+    async def test_a_site_time_zone_serves_subscribers_without_one(self, shop: Shop) -> None:
+        await shop.browser("nowhere", timezone="")
+        await shop.browser("in_utc", timezone="UTC")
+        await shop.sites.UpdateSite(
+            site_service_pb2.UpdateSiteRequest(
+                site=site_pb2.Site(timezone="America/New_York"),
+                update_mask=FieldMask(paths=["timezone"]),
+            ),
+            metadata=shop.auth,
+            timeout=10,
+        )
+        watch = RunWatcher(shop)
+        campaign = await watch.campaign(timing=campaign_pb2.SendTiming(local_time="09:00"))
+        start = next_utc(shop.clock, 6)
+        move_to(shop.clock, start)
+
+        run_id = await watch.send(campaign.campaign_id)
+        await watch.until(run_id, campaign_pb2.RUN_STATE_SENDING)
+        move_to(shop.clock, start + timedelta(hours=3, seconds=1))  # 09:00 UTC
+        await shop.until_pushed({"in_utc": 1, "nowhere": 0})
+
+        move_to(
+            shop.clock, self.at(shop, start, "09:00", "America/New_York") + timedelta(seconds=1)
+        )
+        await shop.until_pushed({"in_utc": 1, "nowhere": 1})
+
+    async def test_an_unknown_site_time_zone_is_refused(self, shop: Shop) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await shop.sites.UpdateSite(
+                site_service_pb2.UpdateSiteRequest(
+                    site=site_pb2.Site(timezone="Mars/Olympus_Mons"),
+                    update_mask=FieldMask(paths=["timezone"]),
+                ),
+                metadata=shop.auth,
+                timeout=10,
+            )
+
+        assert refusal(raised.value) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_TIMEZONE",
+            "timezone",
+        )
+
+
+class TestCutOff:
+    async def test_recipients_not_sent_by_the_cut_off_end_suppressed_cut_off(
+        self, shop: Shop
+    ) -> None:
+        await shop.browser("quick", timezone="UTC")
+        await shop.browser("stuck", timezone="UTC")
+        await shop.browser("late", timezone="America/New_York")
+        # The push service keeps telling "stuck" to come back in an hour.
+        shop.simulator.set_behaviour(
+            shop.endpoints["stuck"][0], Behaviour(status=429, retry_after=3600)
+        )
+        watch = RunWatcher(shop)
+        campaign = await watch.campaign(
+            timing=campaign_pb2.SendTiming(local_time="09:00", cut_off_after_seconds=4 * 3600)
+        )
+        start = next_utc(shop.clock, 6)
+        move_to(shop.clock, start)
+
+        run_id = await watch.send(campaign.campaign_id)
+
+        await watch.until(run_id, campaign_pb2.RUN_STATE_SENDING)
+        # New York's 09:00 is after the cut-off (10:00 UTC): never sent.
+        assert await watch.outcome(run_id, "late") == (
+            SUPPRESSED,
+            common_pb2.DELIVERY_REASON_CUT_OFF,
+        )
+        move_to(shop.clock, start + timedelta(hours=3, seconds=1))
+        await shop.until_pushed({"quick": 1, "late": 0})
+        await eventually(
+            lambda: watch.outcome(run_id, "stuck"),
+            lambda outcome: outcome == (PENDING, common_pb2.DELIVERY_REASON_PUSH_SERVICE_429),
+            what="stuck waiting for its retry",
+        )
+
+        move_to(shop.clock, start + timedelta(hours=4, seconds=1))
+
+        done = await watch.until(run_id, campaign_pb2.RUN_STATE_DONE)
+        assert await watch.outcome(run_id, "stuck") == (
+            SUPPRESSED,
+            common_pb2.DELIVERY_REASON_CUT_OFF,
+        )
+        assert (done.progress.sent, done.progress.suppressed) == (1, 2)
+        shop.simulator.set_behaviour(shop.endpoints["stuck"][0], None)
+
+    async def test_a_cut_off_in_the_past_is_refused_naming_the_field(self, shop: Shop) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await RunWatcher(shop).campaign(
+                timing=campaign_pb2.SendTiming(
+                    cut_off_time=stamp(shop.clock.now() - timedelta(minutes=1))
+                )
+            )
+
+        assert refusal(raised.value) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_CUT_OFF",
+            "timing.cut_off_time",
+        )
+
+    async def test_a_malformed_local_time_is_refused_naming_the_field(self, shop: Shop) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await RunWatcher(shop).campaign(timing=campaign_pb2.SendTiming(local_time="9am"))
+
+        assert refusal(raised.value) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_LOCAL_TIME",
+            "timing.local_time",
+        )
+
+
+class TestCancellingACampaign:
+    async def test_its_running_run_stops_and_nothing_more_is_sent(self, shop: Shop) -> None:
+        await shop.browser("sleeper", timezone="UTC")
+        watch = RunWatcher(shop)
+        campaign = await watch.campaign(timing=campaign_pb2.SendTiming(local_time="09:00"))
+        start = next_utc(shop.clock, 6)
+        move_to(shop.clock, start)
+        run_id = await watch.send(campaign.campaign_id)
+        await watch.until(run_id, campaign_pb2.RUN_STATE_SENDING)
+
+        cancelled = await shop.campaigns.CancelCampaign(
+            campaign_service_pb2.CancelCampaignRequest(campaign_id=campaign.campaign_id),
+            metadata=shop.auth,
+            timeout=10,
+        )
+
+        assert cancelled.campaign.state == campaign_pb2.CAMPAIGN_STATE_CANCELLED
+        run = await watch.run(run_id)
+        assert run.state == campaign_pb2.RUN_STATE_CANCELLED
+        assert await watch.outcome(run_id, "sleeper") == (
+            SUPPRESSED,
+            common_pb2.DELIVERY_REASON_CANCELLED,
+        )
+        move_to(shop.clock, start + timedelta(hours=3, seconds=1))
+        await shop.settle()
+        assert shop.pushes("sleeper") == 0

@@ -68,7 +68,7 @@ class TestBatchRegisterSubscribers:
         # Defaults as for RegisterSubscriber.
         assert (responses[2].subscriber.browser, responses[2].subscriber.timezone) == (
             common_pb2.BROWSER_OTHER,
-            "UTC",
+            "",
         )
         stored = {s.subscriber_id: s for s in await list_all(stub, site)}
         assert len(stored) == 3

@@ -62,14 +62,14 @@ class TestRegisterSubscriber:
         )
         assert fetched.subscriber == stored
 
-    async def test_defaults_timezone_to_utc_and_unknown_browser_to_other(
+    async def test_keeps_an_unknown_timezone_empty_and_unknown_browser_as_other(
         self, stub: pb_grpc.SegmentServiceStub, site: Site
     ) -> None:
         stored = await register(
             stub, site, browser=common_pb2.BROWSER_UNSPECIFIED, timezone="", profile_id=""
         )
 
-        assert stored.timezone == "UTC"
+        assert stored.timezone == ""
         assert stored.browser == common_pb2.BROWSER_OTHER
         assert stored.profile_id == ""
 

@@ -28,7 +28,7 @@ from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_seg
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/campaign/v1/campaign.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x04\n\x08\x43\x61mpaign\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x35\n\x0cnotification\x18\x03 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x12\x42\n\x07urgency\x18\x05 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08\x61udience\x18\x08 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12/\n\x08schedule\x18\t \x01(\x0b\x32\x1d.clarion.campaign.v1.Schedule\x12\x31\n\x05state\x18\n \x01(\x0e\x32\".clarion.campaign.v1.CampaignState\x12\x31\n\rnext_run_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\x12missed_occurrences\x18\x0c \x03(\x0b\x32%.clarion.campaign.v1.MissedOccurrence\x12-\n\x07trigger\x18\r \x01(\x0b\x32\x1c.clarion.campaign.v1.Trigger\"\x99\x03\n\x07Trigger\x12\x1d\n\nevent_name\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x03\x12Z\n\revent_filters\x18\x02 \x03(\x0b\x32%.clarion.segment.v1.PropertyConditionB\x1c\x82\x80\x19\x18\x18\x14\x42\x14\x44\x45\x46INITION_TOO_LARGE\x12\x31\n\x08inaction\x18\x03 \x01(\x0b\x32\x1d.clarion.campaign.v1.InactionH\x00\x12:\n\rdate_reminder\x18\x04 \x01(\x0b\x32!.clarion.campaign.v1.DateReminderH\x00\x12>\n\x17person_cooldown_seconds\x18\x05 \x01(\x05\x42\x1d\x82\x80\x19\x19 \x00(\x80\x9a\x9e\x01:\x10INVALID_COOLDOWN\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\n\x04wait\"\xb6\x01\n\x08Inaction\x12\x1d\n\nevent_name\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x03\x12Z\n\revent_filters\x18\x02 \x03(\x0b\x32%.clarion.segment.v1.PropertyConditionB\x1c\x82\x80\x19\x18\x18\x14\x42\x14\x44\x45\x46INITION_TOO_LARGE\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x05\x12\x17\n\x0fkeep_first_wait\x18\x04 \x01(\x08\"B\n\x0c\x44\x61teReminder\x12\x1a\n\x08property\x18\x01 \x01(\tB\x08\x82\x80\x19\x04\x08@0\x03\x12\x16\n\x0eoffset_seconds\x18\x02 \x01(\x03\"\xa9\x01\n\x08Schedule\x12(\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x34\n\x05times\x18\x02 \x01(\x0b\x32#.clarion.campaign.v1.SpecifiedTimesH\x00\x12\x35\n\nrecurrence\x18\x03 \x01(\x0b\x32\x1f.clarion.campaign.v1.RecurrenceH\x00\x42\x06\n\x04kind\"S\n\x0eSpecifiedTimes\x12\x41\n\x05times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.TimestampB\x16\x82\x80\x19\x12\x18\x64\x42\x0eTOO_MANY_TIMES\"\x9d\x01\n\nRecurrence\x12\x17\n\x04rule\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x04\x30\x03\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x08timezone\x18\x04 \x01(\tB\x06\x82\x80\x19\x02\x08@\"z\n\x10MissedOccurrence\x12\x33\n\x0foccurrence_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.clarion.campaign.v1.MissedReason\"r\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x12\n\nsuppressed\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x06 \x01(\x03\"\xcb\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.clarion.campaign.v1.RunState\x12\x10\n\x08\x61udience\x18\x04 \x01(\x03\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08progress\x18\x07 \x01(\x0b\x32 .clarion.campaign.v1.RunProgress\x12/\n\x0b\x66inish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08warnings\x18\t \x03(\x0e\x32\x1f.clarion.campaign.v1.RunWarning\"\xf6\x01\n\x0cRunRecipient\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.clarion.campaign.v1.RecipientStatus\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\x07 \x01(\t*\xbe\x01\n\rCampaignState\x12\x1e\n\x1a\x43\x41MPAIGN_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41MPAIGN_STATE_DRAFT\x10\x01\x12\x1c\n\x18\x43\x41MPAIGN_STATE_SCHEDULED\x10\x02\x12\x19\n\x15\x43\x41MPAIGN_STATE_PAUSED\x10\x03\x12\x1c\n\x18\x43\x41MPAIGN_STATE_COMPLETED\x10\x04\x12\x1c\n\x18\x43\x41MPAIGN_STATE_CANCELLED\x10\x05*e\n\x0cMissedReason\x12\x1d\n\x19MISSED_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14MISSED_REASON_PAUSED\x10\x01\x12\x1c\n\x18MISSED_REASON_SUPERSEDED\x10\x02*\x98\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RUN_STATE_PREPARING\x10\x01\x12\x15\n\x11RUN_STATE_SENDING\x10\x02\x12\x12\n\x0eRUN_STATE_DONE\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*I\n\nRunWarning\x12\x1b\n\x17RUN_WARNING_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRUN_WARNING_EMPTY_AUDIENCE\x10\x01*\xc8\x01\n\x0fRecipientStatus\x12 \n\x1cRECIPIENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECIPIENT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECIPIENT_STATUS_SENT\x10\x02\x12\x1b\n\x17RECIPIENT_STATUS_FAILED\x10\x03\x12\x1f\n\x1bRECIPIENT_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18RECIPIENT_STATUS_EXPIRED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/campaign/v1/campaign.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x05\n\x08\x43\x61mpaign\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x35\n\x0cnotification\x18\x03 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\x12\x42\n\x07urgency\x18\x05 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x08\x61udience\x18\x08 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12/\n\x08schedule\x18\t \x01(\x0b\x32\x1d.clarion.campaign.v1.Schedule\x12\x31\n\x05state\x18\n \x01(\x0e\x32\".clarion.campaign.v1.CampaignState\x12\x31\n\rnext_run_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\x12missed_occurrences\x18\x0c \x03(\x0b\x32%.clarion.campaign.v1.MissedOccurrence\x12-\n\x07trigger\x18\r \x01(\x0b\x32\x1c.clarion.campaign.v1.Trigger\x12/\n\x06timing\x18\x0e \x01(\x0b\x32\x1f.clarion.campaign.v1.SendTiming\"\xba\x01\n\nSendTiming\x12\x30\n\nlocal_time\x18\x01 \x01(\tB\x1c\x82\x80\x19\x18\x08\x05\x30\x03:\x12INVALID_LOCAL_TIME\x12\x1a\n\x12next_day_if_passed\x18\x02 \x01(\x08\x12\x32\n\x0c\x63ut_off_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x1f\n\x15\x63ut_off_after_seconds\x18\x04 \x01(\x05H\x00\x42\t\n\x07\x63ut_off\"\x99\x03\n\x07Trigger\x12\x1d\n\nevent_name\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x03\x12Z\n\revent_filters\x18\x02 \x03(\x0b\x32%.clarion.segment.v1.PropertyConditionB\x1c\x82\x80\x19\x18\x18\x14\x42\x14\x44\x45\x46INITION_TOO_LARGE\x12\x31\n\x08inaction\x18\x03 \x01(\x0b\x32\x1d.clarion.campaign.v1.InactionH\x00\x12:\n\rdate_reminder\x18\x04 \x01(\x0b\x32!.clarion.campaign.v1.DateReminderH\x00\x12>\n\x17person_cooldown_seconds\x18\x05 \x01(\x05\x42\x1d\x82\x80\x19\x19 \x00(\x80\x9a\x9e\x01:\x10INVALID_COOLDOWN\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\n\x04wait\"\xb6\x01\n\x08Inaction\x12\x1d\n\nevent_name\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x03\x12Z\n\revent_filters\x18\x02 \x03(\x0b\x32%.clarion.segment.v1.PropertyConditionB\x1c\x82\x80\x19\x18\x18\x14\x42\x14\x44\x45\x46INITION_TOO_LARGE\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x05\x12\x17\n\x0fkeep_first_wait\x18\x04 \x01(\x08\"B\n\x0c\x44\x61teReminder\x12\x1a\n\x08property\x18\x01 \x01(\tB\x08\x82\x80\x19\x04\x08@0\x03\x12\x16\n\x0eoffset_seconds\x18\x02 \x01(\x03\"\xa9\x01\n\x08Schedule\x12(\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x34\n\x05times\x18\x02 \x01(\x0b\x32#.clarion.campaign.v1.SpecifiedTimesH\x00\x12\x35\n\nrecurrence\x18\x03 \x01(\x0b\x32\x1f.clarion.campaign.v1.RecurrenceH\x00\x42\x06\n\x04kind\"S\n\x0eSpecifiedTimes\x12\x41\n\x05times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.TimestampB\x16\x82\x80\x19\x12\x18\x64\x42\x0eTOO_MANY_TIMES\"\x9d\x01\n\nRecurrence\x12\x17\n\x04rule\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x04\x30\x03\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x08timezone\x18\x04 \x01(\tB\x06\x82\x80\x19\x02\x08@\"z\n\x10MissedOccurrence\x12\x33\n\x0foccurrence_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.clarion.campaign.v1.MissedReason\"r\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x12\n\nsuppressed\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x06 \x01(\x03\"\xcb\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.clarion.campaign.v1.RunState\x12\x10\n\x08\x61udience\x18\x04 \x01(\x03\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08progress\x18\x07 \x01(\x0b\x32 .clarion.campaign.v1.RunProgress\x12/\n\x0b\x66inish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08warnings\x18\t \x03(\x0e\x32\x1f.clarion.campaign.v1.RunWarning\"\xf6\x01\n\x0cRunRecipient\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.clarion.campaign.v1.RecipientStatus\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xplanation\x18\x07 \x01(\t*\xbe\x01\n\rCampaignState\x12\x1e\n\x1a\x43\x41MPAIGN_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41MPAIGN_STATE_DRAFT\x10\x01\x12\x1c\n\x18\x43\x41MPAIGN_STATE_SCHEDULED\x10\x02\x12\x19\n\x15\x43\x41MPAIGN_STATE_PAUSED\x10\x03\x12\x1c\n\x18\x43\x41MPAIGN_STATE_COMPLETED\x10\x04\x12\x1c\n\x18\x43\x41MPAIGN_STATE_CANCELLED\x10\x05*e\n\x0cMissedReason\x12\x1d\n\x19MISSED_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14MISSED_REASON_PAUSED\x10\x01\x12\x1c\n\x18MISSED_REASON_SUPERSEDED\x10\x02*\x98\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RUN_STATE_PREPARING\x10\x01\x12\x15\n\x11RUN_STATE_SENDING\x10\x02\x12\x12\n\x0eRUN_STATE_DONE\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*I\n\nRunWarning\x12\x1b\n\x17RUN_WARNING_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRUN_WARNING_EMPTY_AUDIENCE\x10\x01*\xc8\x01\n\x0fRecipientStatus\x12 \n\x1cRECIPIENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECIPIENT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECIPIENT_STATUS_SENT\x10\x02\x12\x1b\n\x17RECIPIENT_STATUS_FAILED\x10\x03\x12\x1f\n\x1bRECIPIENT_STATUS_SUPPRESSED\x10\x04\x12\x1c\n\x18RECIPIENT_STATUS_EXPIRED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAMPAIGN'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_CAMPAIGN'].fields_by_name['urgency']._loaded_options = None
   _globals['_CAMPAIGN'].fields_by_name['urgency']._serialized_options = b'\202\200\031\021:\017INVALID_URGENCY'
+  _globals['_SENDTIMING'].fields_by_name['local_time']._loaded_options = None
+  _globals['_SENDTIMING'].fields_by_name['local_time']._serialized_options = b'\202\200\031\030\010\0050\003:\022INVALID_LOCAL_TIME'
   _globals['_TRIGGER'].fields_by_name['event_name']._loaded_options = None
   _globals['_TRIGGER'].fields_by_name['event_name']._serialized_options = b'\202\200\031\005\010\200\0010\003'
   _globals['_TRIGGER'].fields_by_name['event_filters']._loaded_options = None
@@ -57,36 +59,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECURRENCE'].fields_by_name['rule']._serialized_options = b'\202\200\031\005\010\200\0040\003'
   _globals['_RECURRENCE'].fields_by_name['timezone']._loaded_options = None
   _globals['_RECURRENCE'].fields_by_name['timezone']._serialized_options = b'\202\200\031\002\010@'
-  _globals['_CAMPAIGNSTATE']._serialized_start=2723
-  _globals['_CAMPAIGNSTATE']._serialized_end=2913
-  _globals['_MISSEDREASON']._serialized_start=2915
-  _globals['_MISSEDREASON']._serialized_end=3016
-  _globals['_RUNSTATE']._serialized_start=3019
-  _globals['_RUNSTATE']._serialized_end=3171
-  _globals['_RUNWARNING']._serialized_start=3173
-  _globals['_RUNWARNING']._serialized_end=3246
-  _globals['_RECIPIENTSTATUS']._serialized_start=3249
-  _globals['_RECIPIENTSTATUS']._serialized_end=3449
+  _globals['_CAMPAIGNSTATE']._serialized_start=2961
+  _globals['_CAMPAIGNSTATE']._serialized_end=3151
+  _globals['_MISSEDREASON']._serialized_start=3153
+  _globals['_MISSEDREASON']._serialized_end=3254
+  _globals['_RUNSTATE']._serialized_start=3257
+  _globals['_RUNSTATE']._serialized_end=3409
+  _globals['_RUNWARNING']._serialized_start=3411
+  _globals['_RUNWARNING']._serialized_end=3484
+  _globals['_RECIPIENTSTATUS']._serialized_start=3487
+  _globals['_RECIPIENTSTATUS']._serialized_end=3687
   _globals['_CAMPAIGN']._serialized_start=196
-  _globals['_CAMPAIGN']._serialized_end=815
-  _globals['_TRIGGER']._serialized_start=818
-  _globals['_TRIGGER']._serialized_end=1227
-  _globals['_INACTION']._serialized_start=1230
-  _globals['_INACTION']._serialized_end=1412
-  _globals['_DATEREMINDER']._serialized_start=1414
-  _globals['_DATEREMINDER']._serialized_end=1480
-  _globals['_SCHEDULE']._serialized_start=1483
-  _globals['_SCHEDULE']._serialized_end=1652
-  _globals['_SPECIFIEDTIMES']._serialized_start=1654
-  _globals['_SPECIFIEDTIMES']._serialized_end=1737
-  _globals['_RECURRENCE']._serialized_start=1740
-  _globals['_RECURRENCE']._serialized_end=1897
-  _globals['_MISSEDOCCURRENCE']._serialized_start=1899
-  _globals['_MISSEDOCCURRENCE']._serialized_end=2021
-  _globals['_RUNPROGRESS']._serialized_start=2023
-  _globals['_RUNPROGRESS']._serialized_end=2137
-  _globals['_RUN']._serialized_start=2140
-  _globals['_RUN']._serialized_end=2471
-  _globals['_RUNRECIPIENT']._serialized_start=2474
-  _globals['_RUNRECIPIENT']._serialized_end=2720
+  _globals['_CAMPAIGN']._serialized_end=864
+  _globals['_SENDTIMING']._serialized_start=867
+  _globals['_SENDTIMING']._serialized_end=1053
+  _globals['_TRIGGER']._serialized_start=1056
+  _globals['_TRIGGER']._serialized_end=1465
+  _globals['_INACTION']._serialized_start=1468
+  _globals['_INACTION']._serialized_end=1650
+  _globals['_DATEREMINDER']._serialized_start=1652
+  _globals['_DATEREMINDER']._serialized_end=1718
+  _globals['_SCHEDULE']._serialized_start=1721
+  _globals['_SCHEDULE']._serialized_end=1890
+  _globals['_SPECIFIEDTIMES']._serialized_start=1892
+  _globals['_SPECIFIEDTIMES']._serialized_end=1975
+  _globals['_RECURRENCE']._serialized_start=1978
+  _globals['_RECURRENCE']._serialized_end=2135
+  _globals['_MISSEDOCCURRENCE']._serialized_start=2137
+  _globals['_MISSEDOCCURRENCE']._serialized_end=2259
+  _globals['_RUNPROGRESS']._serialized_start=2261
+  _globals['_RUNPROGRESS']._serialized_end=2375
+  _globals['_RUN']._serialized_start=2378
+  _globals['_RUN']._serialized_end=2709
+  _globals['_RUNRECIPIENT']._serialized_start=2712
+  _globals['_RUNRECIPIENT']._serialized_end=2958
 # @@protoc_insertion_point(module_scope)

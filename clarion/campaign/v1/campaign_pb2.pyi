@@ -75,7 +75,7 @@ RECIPIENT_STATUS_SUPPRESSED: RecipientStatus
 RECIPIENT_STATUS_EXPIRED: RecipientStatus
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger")
+    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger", "timing")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Campaign(_message.Message):
     NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     MISSED_OCCURRENCES_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     notification: _common_pb2.Notification
@@ -102,7 +103,20 @@ class Campaign(_message.Message):
     next_run_time: _timestamp_pb2.Timestamp
     missed_occurrences: _containers.RepeatedCompositeFieldContainer[MissedOccurrence]
     trigger: Trigger
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ...) -> None: ...
+    timing: SendTiming
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., timing: _Optional[_Union[SendTiming, _Mapping]] = ...) -> None: ...
+
+class SendTiming(_message.Message):
+    __slots__ = ("local_time", "next_day_if_passed", "cut_off_time", "cut_off_after_seconds")
+    LOCAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_DAY_IF_PASSED_FIELD_NUMBER: _ClassVar[int]
+    CUT_OFF_TIME_FIELD_NUMBER: _ClassVar[int]
+    CUT_OFF_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    local_time: str
+    next_day_if_passed: bool
+    cut_off_time: _timestamp_pb2.Timestamp
+    cut_off_after_seconds: int
+    def __init__(self, local_time: _Optional[str] = ..., next_day_if_passed: _Optional[bool] = ..., cut_off_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cut_off_after_seconds: _Optional[int] = ...) -> None: ...
 
 class Trigger(_message.Message):
     __slots__ = ("event_name", "event_filters", "inaction", "date_reminder", "person_cooldown_seconds", "start_time", "end_time")

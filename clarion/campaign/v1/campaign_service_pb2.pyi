@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCampaignRequest(_message.Message):
-    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule", "trigger")
+    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule", "trigger", "timing")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class CreateCampaignRequest(_message.Message):
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
     name: str
     notification: _common_pb2.Notification
     ttl_seconds: int
@@ -29,7 +30,8 @@ class CreateCampaignRequest(_message.Message):
     audience: _segment_pb2.AudienceSelector
     schedule: _campaign_pb2.Schedule
     trigger: _campaign_pb2.Trigger
-    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ...) -> None: ...
+    timing: _campaign_pb2.SendTiming
+    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ..., timing: _Optional[_Union[_campaign_pb2.SendTiming, _Mapping]] = ...) -> None: ...
 
 class CreateCampaignResponse(_message.Message):
     __slots__ = ("campaign",)

@@ -178,8 +178,10 @@ class CampaignServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelCampaign(self, request, context):
-        """Ends the campaign's schedule for good; runs already started go on (CancelRun
-        stops one). Idempotent.
+        """Ends the campaign's schedule or trigger for good and cancels its runs still
+        sending (their unsent recipients end suppressed, reason cancelled). Idempotent;
+        UNAVAILABLE when delivery could not be reached to stop a run: the campaign is
+        cancelled all the same, and calling again stops the runs left.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -11,20 +11,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Site(_message.Message):
-    __slots__ = ("site_id", "name", "vapid_public_key", "vapid_subject", "create_time", "vapid_keys")
+    __slots__ = ("site_id", "name", "vapid_public_key", "vapid_subject", "create_time", "vapid_keys", "timezone")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VAPID_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     VAPID_SUBJECT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     VAPID_KEYS_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     name: str
     vapid_public_key: bytes
     vapid_subject: str
     create_time: _timestamp_pb2.Timestamp
     vapid_keys: _containers.RepeatedCompositeFieldContainer[VapidKey]
-    def __init__(self, site_id: _Optional[str] = ..., name: _Optional[str] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_keys: _Optional[_Iterable[_Union[VapidKey, _Mapping]]] = ...) -> None: ...
+    timezone: str
+    def __init__(self, site_id: _Optional[str] = ..., name: _Optional[str] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_keys: _Optional[_Iterable[_Union[VapidKey, _Mapping]]] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class VapidKey(_message.Message):
     __slots__ = ("vapid_key_id", "public_key", "current", "origin", "create_time")

@@ -63,6 +63,7 @@ class DeliveryReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_REASON_CANCELLED: _ClassVar[DeliveryReason]
     DELIVERY_REASON_EXPIRED_TTL: _ClassVar[DeliveryReason]
     DELIVERY_REASON_APNS_UNREGISTERED: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_LOCAL_TIME_PASSED: _ClassVar[DeliveryReason]
 BROWSER_UNSPECIFIED: Browser
 BROWSER_CHROME: Browser
 BROWSER_FIREFOX: Browser
@@ -105,6 +106,7 @@ DELIVERY_REASON_CONTROL_GROUP: DeliveryReason
 DELIVERY_REASON_CANCELLED: DeliveryReason
 DELIVERY_REASON_EXPIRED_TTL: DeliveryReason
 DELIVERY_REASON_APNS_UNREGISTERED: DeliveryReason
+DELIVERY_REASON_LOCAL_TIME_PASSED: DeliveryReason
 
 class PushSubscription(_message.Message):
     __slots__ = ("endpoint", "p256dh", "auth")

@@ -57,6 +57,18 @@ class RunAudience(_message.Message):
     profile_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class RunTiming(_message.Message):
+    __slots__ = ("local_time", "default_timezone", "next_day_if_passed", "cut_off_time")
+    LOCAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_DAY_IF_PASSED_FIELD_NUMBER: _ClassVar[int]
+    CUT_OFF_TIME_FIELD_NUMBER: _ClassVar[int]
+    local_time: str
+    default_timezone: str
+    next_day_if_passed: bool
+    cut_off_time: _timestamp_pb2.Timestamp
+    def __init__(self, local_time: _Optional[str] = ..., default_timezone: _Optional[str] = ..., next_day_if_passed: _Optional[bool] = ..., cut_off_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class RunProgress(_message.Message):
     __slots__ = ("resolved", "queued", "pending", "sent", "failed", "suppressed", "expired")
     RESOLVED_FIELD_NUMBER: _ClassVar[int]

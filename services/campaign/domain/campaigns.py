@@ -12,7 +12,7 @@ from typing import Any
 
 from clarion.campaign.v1 import campaign_pb2
 from clarion.segment.v1 import segment_pb2
-from services.campaign.domain import content, schedules, triggers
+from services.campaign.domain import content, schedules, timing, triggers
 from services.campaign.domain.outcomes import explain
 from services.campaign.domain.pages import page_limit
 from services.campaign.domain.ports import (
@@ -58,6 +58,7 @@ UPDATE_ATTEMPTS = 5
 HANDOFF_WAIT_SECONDS = 2.0
 UPDATABLE_PATHS = (
     "name", "notification", "ttl_seconds", "urgency", "audience", "schedule", "trigger",
+    "timing",
 )  # fmt: skip
 # Ids a transactional send may list (profiles and subscribers together).
 MAX_LISTED_RECIPIENTS = 10_000
@@ -81,6 +82,8 @@ class CampaignDraft:
     schedule: campaign_pb2.Schedule | None = None
     # Makes it a live campaign; None: not live.
     trigger: campaign_pb2.Trigger | None = None
+    # Local-time delivery and cut-off of its runs; None: all at once.
+    timing: campaign_pb2.SendTiming | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class Campaigns:
         schedule = schedules.schedule_from_proto(draft.schedule, now)
         trigger = triggers.trigger_from_proto(draft.trigger, now)
         _check_one_way_to_start(schedule, trigger, field="trigger")
+        send_timing = timing.timing_from_proto(draft.timing, now)
         campaign = _checked(
             CampaignRecord(
                 campaign_id=campaign_id,
@@ -140,6 +144,7 @@ class Campaigns:
                 update_time=now,
                 request_id=draft.request_id or None,
                 audience=_kept(draft.audience),
+                timing=timing.timing_to_json(send_timing) if send_timing else None,
                 **(_live(trigger, now) if trigger is not None else _scheduled(schedule, now)),
             )
         )
@@ -232,6 +237,11 @@ class Campaigns:
                 updated = self._rescheduled(updated, changes.schedule)
             elif path == "trigger":
                 updated = self._retriggered(updated, changes.trigger)
+            elif path == "timing":
+                asked = timing.timing_from_proto(
+                    changes.timing, self._clock.now(), field="campaign.timing"
+                )
+                updated = replace(updated, timing=timing.timing_to_json(asked) if asked else None)
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",
@@ -345,12 +355,29 @@ class Campaigns:
         )  # fmt: skip
 
     async def cancel(self, site_id: str, campaign_id: str) -> CampaignRecord:
-        """Ends the schedule for good; runs already started go on."""
-        return await self._change_state(
+        """Ends the schedule (or trigger) for good, and cancels every run of the campaign
+        still sending: their unsent recipients end suppressed (cancelled). Asking again
+        retries the runs delivery could not be reached for."""
+        cancelled = await self._change_state(
             site_id, campaign_id, "cancel",
             lambda campaign: replace(campaign, state=CampaignState.CANCELLED, next_run_time=None),
             allowed=tuple(CampaignState),
         )  # fmt: skip
+        unreached = []
+        for run in await self._store.unfinished_runs(site_id, campaign_id):
+            try:
+                await self.cancel_run(site_id, run.run_id)
+            except Unavailable:
+                unreached.append(run.run_id)
+        if unreached:
+            raise Unavailable(
+                "DELIVERY_UNAVAILABLE",
+                f"campaign {campaign_id!r} is cancelled and starts no more runs, but "
+                f"{len(unreached)} of its runs could not be stopped yet (delivery "
+                f"unreachable): {', '.join(unreached[:5])}; call CancelCampaign again",
+                campaign_id=campaign_id,
+            )
+        return cancelled
 
     async def _change_state(
         self,
@@ -582,8 +609,12 @@ class Campaigns:
         return sum(await asyncio.gather(*(hand_off(run) for run in runs)))
 
     async def _hand_off(self, run: RunRecord) -> bool:
+        default_timezone = ""
+        if run.timing is not None and timing.run_timing_from_json(run.timing).local_time:
+            site = await self._store.get_site(run.site_id)
+            default_timezone = site.timezone if site is not None else ""
         try:
-            view = await self._delivery.start_run(run)
+            view = await self._delivery.start_run(run, default_timezone)
         except PeerCallFailed as failure:
             if not failure.permanent:
                 first, most = HANDOFF_BACKOFF_SECONDS
@@ -674,6 +705,11 @@ def new_run(
         # Fixed now: a later change of the campaign's audience is not this run's.
         audience=campaign.audience,
         recipients=recipients,
+        timing=timing.run_timing_to_json(
+            timing.for_run(timing.timing_from_json(campaign.timing), now)
+        )
+        if campaign.timing
+        else None,
     )
 
 
@@ -733,6 +769,7 @@ def _fingerprint(draft: CampaignDraft) -> str:
         audience.SerializeToString(deterministic=True) if audience else b"",
         draft.schedule.SerializeToString(deterministic=True) if draft.schedule else b"",
         draft.trigger.SerializeToString(deterministic=True) if draft.trigger else b"",
+        draft.timing.SerializeToString(deterministic=True) if draft.timing else b"",
     ):
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()

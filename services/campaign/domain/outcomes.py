@@ -41,11 +41,15 @@ EXPLANATIONS: dict[str, str] = {
     "unsubscribed": "the subscriber unsubscribed before the message was sent",
     "frequency_cap": "held back by the frequency cap",
     "dnd": "held back by the subscriber's do-not-disturb hours",
-    "cut_off": "held back: the run's send window had closed",
+    "cut_off": "not sent: the run's cut-off passed before the subscriber's turn",
     "control_group": "in the control group, which gets no message",
     "cancelled": "the run was cancelled before this subscriber's message was sent",
     "expired_ttl": "the message's time to live passed before it could be sent",
     "apns_unregistered": "APNs said the device token is no longer valid",
+    "local_time_passed": (
+        "not sent: the campaign delivers at a local time that had already passed in the "
+        "subscriber's time zone when the run started"
+    ),
 }
 
 

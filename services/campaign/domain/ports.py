@@ -77,8 +77,10 @@ class RecipientOutcomeView:
 
 
 class DeliveryPort(Protocol):
-    async def start_run(self, run: RunRecord) -> DeliveryRunView:
-        """Hands the run to delivery (idempotent per run). Raises PeerCallFailed."""
+    async def start_run(self, run: RunRecord, default_timezone: str = "") -> DeliveryRunView:
+        """Hands the run to delivery (idempotent per run); `default_timezone` is the
+        site's, for recipients without one when the run delivers at a local time.
+        Raises PeerCallFailed."""
 
     async def get_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, DeliveryRunView]:
         """Delivery's view of these runs (unknown ones left out). Raises PeerCallFailed."""

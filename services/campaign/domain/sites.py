@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,7 +31,7 @@ MAX_SITE_NAME_LENGTH = 200
 MAX_SUBJECT_LENGTH = 2048
 API_KEY_PREFIX = "ck_"
 VAPID_KEY_ID_PREFIX = "vk"
-UPDATABLE_SITE_PATHS = ("name", "vapid_subject")
+UPDATABLE_SITE_PATHS = ("name", "vapid_subject", "timezone")
 _ENGAGEMENT_SECRET_LABEL = b"clarion engagement secret v1"
 
 
@@ -93,6 +94,21 @@ _SUBJECT_FORM = (
     "the VAPID subject must be a mailto: address or an https: URL where a push service can "
     "reach you, e.g. mailto:ops@example.com"
 )
+
+
+def validate_timezone(name: str) -> str:
+    """An IANA time zone name (or "" for UTC), as Python's zoneinfo knows it."""
+    name = name.strip()
+    if name:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidArgument(
+                "INVALID_TIMEZONE",
+                f"timezone {name[:64]!r} is not an IANA time zone name, e.g. Europe/Berlin",
+                field="timezone",
+            ) from None
+    return name
 
 
 def validate_vapid_subject(subject: str) -> str:
@@ -227,10 +243,16 @@ class Sites:
         return RotatedApiKey(site_id=site_id, api_key=api_key)
 
     async def update(
-        self, site_id: str, given_site_id: str, name: str, vapid_subject: str, paths: Sequence[str]
+        self,
+        site_id: str,
+        given_site_id: str,
+        name: str,
+        vapid_subject: str,
+        paths: Sequence[str],
+        timezone: str = "",
     ) -> SiteRecord:
-        """Changes the fields named in `paths` (update_mask: name, vapid_subject); every
-        value is checked before anything is written."""
+        """Changes the fields named in `paths` (update_mask: name, vapid_subject,
+        timezone); every value is checked before anything is written."""
         if given_site_id and given_site_id != site_id:
             raise _site_not_found(given_site_id)
         if not paths:
@@ -245,6 +267,8 @@ class Sites:
                 changes["name"] = validate_site_name(name)
             elif path == "vapid_subject":
                 changes["vapid_subject"] = validate_vapid_subject(vapid_subject)
+            elif path == "timezone":
+                changes["timezone"] = validate_timezone(timezone)
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",

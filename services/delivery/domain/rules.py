@@ -38,6 +38,7 @@ class Reason(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED_TTL = "expired_ttl"
     APNS_UNREGISTERED = "apns_unregistered"
+    LOCAL_TIME_PASSED = "local_time_passed"
 
 
 SENT_STATUSES = frozenset({200, 201, 202})

@@ -6,7 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from clarion.delivery.v1 import delivery_pb2
 from services.delivery.domain.payload import URGENCIES, PayloadError, check_shared_payload
+from services.delivery.domain.timing import RunTiming, timing_from_proto, timing_to_json
 from services.delivery.models import MAX_ID_LENGTH
 from services.delivery.store import DeliveryStore, NewRun, RecipientView, Run, RunCounts
 from services.kit.clock import Clock
@@ -36,6 +38,8 @@ class RunRequest:
     selector: bytes = b""
     # With subscriber_ids: the subscribers of these profiles too.
     profile_ids: Sequence[str] = ()
+    # When recipients are due; None: all at once.
+    timing: delivery_pb2.RunTiming | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class DeliveryRuns:
             _check_id(subscriber_id, f"audience.subscriber_ids[{index}]")
         for index, profile_id in enumerate(request.profile_ids):
             _check_profile_id(profile_id, f"audience.profile_ids[{index}]")
+        now = self._clock.now()
+        timing = timing_from_proto(request.timing, now) if request.timing else RunTiming()
         run, created = await self._store.create_run(
             NewRun(
                 site_id=site_id,
@@ -118,8 +124,10 @@ class DeliveryRuns:
                 audience_filter=tuple(dict.fromkeys(request.subscriber_ids)),
                 audience_profiles=tuple(dict.fromkeys(request.profile_ids)),
                 selector=b"" if listed else request.selector,
+                timing=timing_to_json(timing),
+                cut_off_time=timing.cut_off_time,
             ),
-            self._clock.now(),
+            now,
         )
         if not created and run.campaign_id != request.campaign_id:
             raise AlreadyExists(

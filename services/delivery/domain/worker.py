@@ -55,11 +55,13 @@ from services.delivery.domain.rules import (
     Sent,
     decide,
 )
+from services.delivery.domain.timing import due, timing_from_json
 from services.delivery.models import OutboxKind, RecipientState, RunFailure, TargetKind
 from services.delivery.settings import DeliverySettings
 from services.delivery.store import (
     ClaimedChunk,
     DeliveryStore,
+    Member,
     OutboxItem,
     PendingRecipient,
     PreparationLease,
@@ -83,6 +85,8 @@ MAX_CACHED_SITES = 4096
 # Outbox rows claimed at once (each holds one commit's recipients), and items per call
 # to each peer (reporting takes up to 10,000 outcomes, segment 1,000 unsubscribes).
 OUTBOX_BATCH = 100
+# Runs whose cut-off passed that one preparer step ends.
+CUT_OFF_BATCH = 100
 PEER_BATCH = {OutboxKind.OUTCOME: 5000, OutboxKind.AUDIENCE: 100, OutboxKind.UNSUBSCRIBE: 1000}
 # How long a sender waits for more answers before committing the ones it has.
 GROUP_COMMIT_SECONDS = 0.003
@@ -226,11 +230,23 @@ class DeliveryWorkers:
     async def prepare_once(self) -> bool:
         """Claims one preparing run and queues its audience until done, the lease is lost
         or segment fails; False when no run was waiting."""
+        ended = await self._store.cut_off_due_runs(self._clock.now(), CUT_OFF_BATCH)
+        for site_id, run_id, recipients in ended:
+            log.info("run cut off", site_id=site_id, run_id=run_id, suppressed=recipients)
+        if ended:
+            self._outbox_ready.set()
         lease = await self._store.claim_preparation(
             f"{self._process_id}:prep", self._clock.now(), self._settings.delivery_lease_seconds
         )
         if lease is None:
-            return False
+            return bool(ended)
+        timing = timing_from_json(lease.timing)
+        plan = None
+        if timing.timed:
+
+            def plan(member: Member) -> tuple[datetime | None, str]:
+                return due(timing, member.timezone, lease.snapshot_time)
+
         bind_site(lease.site_id)
         slices = audience_slices(lease.audience_filter, lease.audience_profiles)
         index, token = _resume_at(lease.page_token, len(slices))
@@ -259,6 +275,7 @@ class DeliveryWorkers:
                 chunk_size=self._settings.delivery_chunk_size,
                 now=self._clock.now(),
                 lease_seconds=self._settings.delivery_lease_seconds,
+                plan=plan,
             )
             if not held:
                 log.warning(
