@@ -355,6 +355,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from clarion import demo_segments
 
         return demo_segments.main(args.people, data_dir, args.json)
+    if args.scenario in ("abandoned-cart", "recurring"):
+        from clarion import demo_live
+
+        size = args.shoppers if args.scenario == "abandoned-cart" else args.days
+        return demo_live.main(args.scenario, size, data_dir, args.json)
     return demo.main(args.subscribers, data_dir, args.json)
 
 
@@ -487,14 +492,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--scenario",
-        choices=("send", "segments"),
+        choices=("send", "segments", "abandoned-cart", "recurring"),
         default="send",
         help="send: one campaign to every subscriber; segments: profiles and events "
         "loaded, a saved segment's reach estimated, a campaign sent to it, and the "
-        "received set compared with the definition's own evaluation",
+        "received set compared with the definition's own evaluation; abandoned-cart: "
+        "a live campaign (added to cart, then no purchase within 10 minutes) on a "
+        "moved clock, the shoppers pushed compared with those who did not buy in time; "
+        "recurring: a campaign at 09:00 Europe/Berlin every day (across a daylight "
+        "saving change) on a moved clock, each run's time and audience checked",
     )
     demo.add_argument("--subscribers", type=int, default=1000, help="browsers (send scenario)")
     demo.add_argument("--people", type=int, default=500, help="people (segments scenario)")
+    demo.add_argument("--shoppers", type=int, default=200, help="shoppers (abandoned-cart)")
+    demo.add_argument("--days", type=int, default=60, help="days (recurring)")
     demo.add_argument("--data-dir", help="keep the demo's SQLite files here (default: a temporary folder)")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)

@@ -170,11 +170,17 @@ class EmbeddedStack:
         process of its own unless `delivery_in_process` (or an injected clock, which
         another process cannot share) keeps it here.
         """
+        from services.delivery.settings import delivery_settings
         from services.gateway.server import create_gateway
 
         if delivery_in_process is None:
             delivery_in_process = clock is not None
         ensure_internal_token(settings)
+        given = settings
+        if delivery_in_process:
+            # One object for every service here: delivery reads its own knobs from it,
+            # and a copy made later would miss the ports written below.
+            settings = delivery_settings(settings)
         stack = cls(settings)
         factories = _factories()
         try:
@@ -183,7 +189,8 @@ class EmbeddedStack:
                 address = "127.0.0.1:0" if ephemeral_ports else settings.listen_for(name)
                 stack.servers[name] = await factories[name](address, settings, clock=clock)
             for name, server in stack.servers.items():
-                setattr(settings, f"{name}_address", f"127.0.0.1:{server.port}")
+                for target in {id(settings): settings, id(given): given}.values():
+                    setattr(target, f"{name}_address", f"127.0.0.1:{server.port}")
             if not delivery_in_process:
                 address = "127.0.0.1:0" if ephemeral_ports else settings.listen_for("delivery")
                 stack.delivery_process = await DeliveryProcess.start(settings, address)

@@ -3,7 +3,10 @@
 
     clarion site show | rotate-api-key [--export] | set-subject SUBJECT | list
     clarion site import-vapid-key FILE [--public-key B64URL]
-    clarion campaign list | show ID | create FILE | send ID [--watch] | cancel ID [--run RUN]
+    clarion campaign list | show ID | create FILE | update ID FILE | cancel ID [--run RUN]
+    clarion campaign send ID [--watch] [--profile ID ...] [--subscriber ID ...]
+        [--recipients-file FILE]
+    clarion campaign pause ID | resume ID
     clarion run list CAMPAIGN | show RUN [--watch]
     clarion why --run RUN --subscriber SUBSCRIBER
     clarion report CAMPAIGN
@@ -48,6 +51,7 @@ from clarion.campaign.v1 import (
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
 from clarion.segment.v1 import segment_pb2
+from clarion.trigger_file import read_trigger, trigger_words
 from services.kit.config import Settings
 from services.kit.errors import error_info
 from services.kit.operator import OperatorError
@@ -452,10 +456,11 @@ def cmd_campaign_list(args: argparse.Namespace) -> int:
         return 0
     rows = [
         [c.campaign_id, c.name or "-", c.notification.title, _campaign_state(c),
-         _when(c, "next_run_time"), _when(c, "create_time")]
+         _when(c, "next_run_time"), _when(c, "create_time"), _trigger_words(c)]
         for c in campaigns
     ]  # fmt: skip
-    print(table(rows, ["CAMPAIGN", "NAME", "TITLE", "STATE", "NEXT RUN", "CREATED"]))
+    header = ["CAMPAIGN", "NAME", "TITLE", "STATE", "NEXT RUN", "CREATED", "TRIGGER"]
+    print(table(rows, header))
     return 0
 
 
@@ -477,6 +482,7 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         ["audience", audience_words(campaign)],
         ["state", _campaign_state(campaign)],
         ["schedule", schedule_words(campaign)],
+        *([["trigger", _trigger_words(campaign)]] if campaign.HasField("trigger") else []),
         ["next run", _when(campaign, "next_run_time")],
         ["created", _when(campaign, "create_time")],
     ]
@@ -506,7 +512,22 @@ def schedule_words(campaign: campaign_pb2.Campaign) -> str:
     if kind == "recurrence":
         recurrence = schedule.recurrence
         return f"{recurrence.rule} ({recurrence.timezone or 'UTC'})"
+    if campaign.HasField("trigger"):
+        return "none: a live campaign, its trigger starts runs"
     return "none: runs start when sent (`clarion campaign send`)"
+
+
+def _trigger_words(campaign: campaign_pb2.Campaign) -> str:
+    """A live campaign's trigger in words ("-" for any other): a start_time later than
+    the campaign's last change is said, the one Clarion sets by itself is not."""
+    if not campaign.HasField("trigger"):
+        return "-"
+    changed = [
+        getattr(campaign, field).ToDatetime(UTC)
+        for field in ("create_time", "update_time")
+        if campaign.HasField(field)
+    ]
+    return trigger_words(campaign.trigger, since=max(changed, default=None))
 
 
 def audience_words(campaign: campaign_pb2.Campaign) -> str:
@@ -542,8 +563,46 @@ def read_campaign_file(
     Field names as in the proto (name, notification.title, ttl_seconds, urgency,
     request_id); urgency may be given as `high` as well as `URGENCY_HIGH`. `audience:`
     holds `segment_id: seg_...` or `definition: {...}` (clarion.segment.v1's proto JSON
-    form); without it the campaign goes to every subscriber.
+    form); without it the campaign goes to every subscriber. `trigger:` makes it a live
+    campaign, in the form clarion/trigger_file.py describes.
     """
+    request, audience, _ = _read_campaign(path)
+    return request, audience
+
+
+def read_campaign_changes(path: str) -> tuple[campaign_pb2.Campaign, list[str]]:
+    """The changes a campaign file asks for, for UpdateCampaign: a Campaign holding the
+    fields the file gives, and the update_mask paths naming them. A top-level key given
+    empty (`trigger:`, `schedule: null`) clears that field; `notification:` changes only
+    the notification fields it names (notification.title, ...)."""
+    request, audience, paths = _read_campaign(path)
+    if "request_id" in paths:
+        raise OperatorError(
+            f"{path}: request_id is for `campaign create`; an update names the campaign by its id"
+        )
+    if not paths:
+        raise OperatorError(f"{path} changes nothing: give the fields to change (name:, ...)")
+    campaign = campaign_pb2.Campaign(notification=request.notification)
+    for key in paths:
+        if key.startswith("notification"):
+            continue
+        if key == "audience":
+            if audience is not None:
+                campaign.audience.CopyFrom(audience)
+        elif request.DESCRIPTOR.fields_by_name[key].message_type is not None:
+            if request.HasField(key):
+                getattr(campaign, key).CopyFrom(getattr(request, key))
+        else:
+            setattr(campaign, key, getattr(request, key))
+    return campaign, paths
+
+
+def _read_campaign(
+    path: str,
+) -> tuple[
+    campaign_service_pb2.CreateCampaignRequest, segment_pb2.AudienceSelector | None, list[str]
+]:
+    """The request, the audience, and the fields the file names (_request_fields)."""
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -556,19 +615,60 @@ def read_campaign_file(
         raise OperatorError(f"{path} is not valid YAML or JSON: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise OperatorError(f"{path} must hold one mapping (name:, notification:, ...)")
+    paths = _request_fields(path, data)
     urgency = data.get("urgency")
     if isinstance(urgency, str) and urgency.lower() in _URGENCY_WORDS:
         data["urgency"] = f"URGENCY_{urgency.upper()}"
     audience = read_audience(path, data.pop("audience", None))
-    if "schedule" in data:
-        # YAML reads an unquoted 2027-01-04T09:00:00Z as a datetime; the proto JSON form
-        # wants the text.
-        data["schedule"] = _times_as_text(data["schedule"])
+    try:
+        trigger = read_trigger(data.pop("trigger", None))
+    except OperatorError as error:
+        raise OperatorError(f"{path}: {error}") from None
+    if trigger is not None and data.get("schedule"):
+        raise OperatorError(
+            f"{path}: a campaign has a schedule: (runs at set times) or a trigger: (runs on "
+            "events), not both"
+        )
+    for timed in ("schedule", "timing"):
+        if timed in data:
+            # YAML reads an unquoted 2027-01-04T09:00:00Z as a datetime; the proto JSON
+            # form wants the text.
+            data[timed] = _times_as_text(data[timed])
     try:
         request = json_format.ParseDict(data, campaign_service_pb2.CreateCampaignRequest())
     except json_format.ParseError as error:
         raise OperatorError(f"{path}: {_one_line(error)}") from None
-    return request, audience
+    if trigger is not None:
+        request.trigger.CopyFrom(trigger)
+    return request, audience, paths
+
+
+def _request_fields(path: str, data: dict[Any, Any]) -> list[str]:
+    """The fields the file's top-level keys name (a proto name or its JSON form,
+    ttlSeconds), as proto names in the file's order, a notification mapping as the
+    fields it names (notification.title); an unknown key is an OperatorError."""
+    paths = []
+    request = campaign_service_pb2.CreateCampaignRequest
+    for key, name in _names(request, path, data, "a campaign file"):
+        given = data[key]
+        if name == "notification" and isinstance(given, dict) and given:
+            notification = _names(common_pb2.Notification, path, given, "notification")
+            paths += [f"notification.{field}" for _, field in notification]
+        else:
+            paths.append(name)
+    return paths
+
+
+def _names(
+    message: type[Message], path: str, data: dict[Any, Any], what: str
+) -> list[tuple[Any, str]]:
+    fields = message.DESCRIPTOR.fields
+    names = {name: field.name for field in fields for name in (field.name, field.json_name)}
+    unknown = sorted(str(key) for key in data if key not in names)
+    if unknown:
+        known = ", ".join(field.name for field in fields)
+        raise OperatorError(f"{path}: {what} takes {known}; not {', '.join(unknown)}")
+    return [(key, names[key]) for key in data]
 
 
 def _times_as_text(value: Any) -> Any:
@@ -626,24 +726,105 @@ def cmd_campaign_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaign_update(args: argparse.Namespace) -> int:
+    campaign, paths = read_campaign_changes(args.file)
+    campaign.campaign_id = args.campaign_id
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        updated = remote.call(
+            campaign_stub(channel).UpdateCampaign,
+            campaign_service_pb2.UpdateCampaignRequest(
+                campaign=campaign, update_mask=field_mask_pb2.FieldMask(paths=paths)
+            ),
+        ).campaign
+    if args.json:
+        print_json(as_dict(updated))
+        return 0
+    print(f"updated {updated.campaign_id}: {', '.join(paths)}")
+    _print_campaign(updated, as_json=False)
+    return 0
+
+
 def cmd_campaign_send(args: argparse.Namespace) -> int:
+    recipients = read_recipients(args.profile, args.subscriber, args.recipients_file)
     remote = Remote(args, "campaign")
     with remote.channel() as channel:
         stub = campaign_stub(channel)
-        response = remote.call(
-            stub.SendCampaignNow,
-            campaign_service_pb2.SendCampaignNowRequest(
-                campaign_id=args.campaign_id, request_id=args.request_id or ""
-            ),
+        request = campaign_service_pb2.SendCampaignNowRequest(
+            campaign_id=args.campaign_id, request_id=args.request_id or ""
         )
+        if recipients is not None:
+            request.recipients.CopyFrom(recipients)
+        response = remote.call(stub.SendCampaignNow, request)
         if args.watch:
             return watch_run(remote, stub, response.run.run_id, args.json)
     if args.json:
         print_json(as_dict(response.run))
     else:
-        print(f"run {response.run.run_id} started ({_state(response.run)})")
+        to = "its audience"
+        if recipients is not None:
+            to = (
+                f"{len(recipients.profile_ids)} profiles and "
+                f"{len(recipients.subscriber_ids)} subscribers listed"
+            )
+        print(f"run {response.run.run_id} started ({_state(response.run)}), to {to}")
         print(f"follow it with: clarion run show {response.run.run_id} --watch")
     return 0
+
+
+MAX_RECIPIENTS = 10_000
+
+
+def read_recipients(
+    profiles: list[str] | None, subscribers: list[str] | None, path: str | None
+) -> campaign_service_pb2.Recipients | None:
+    """The recipients of a transactional send: --profile and --subscriber ids, and those
+    of a file (`-`: standard input) holding one a line, `profile:ID` or `subscriber:ID`
+    (blank lines and lines starting with # are skipped). None when none is given (the
+    send goes to the campaign's audience). Ids given twice count once; more than
+    MAX_RECIPIENTS in all is an OperatorError, before anything is sent."""
+    wanted: dict[str, dict[str, None]] = {"profile": {}, "subscriber": {}}
+    for kind, given in (("profile", profiles), ("subscriber", subscribers)):
+        for item in given or []:
+            if not item.strip():
+                raise OperatorError(f"--{kind} needs an id; an empty one was given")
+            wanted[kind][item.strip()] = None
+    if path is not None:
+        for number, line in enumerate(_recipient_lines(path), start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            kind, _, value = text.partition(":")
+            if kind.strip() not in wanted or not value.strip():
+                raise OperatorError(
+                    f"{path} line {number}: expected profile:ID or subscriber:ID, got "
+                    f"{text[:60]!r}"
+                )
+            wanted[kind.strip()][value.strip()] = None
+    total = sum(len(ids) for ids in wanted.values())
+    if total > MAX_RECIPIENTS:
+        raise OperatorError(
+            f"{total:,} recipients given ({len(wanted['profile']):,} profiles, "
+            f"{len(wanted['subscriber']):,} subscribers): a send takes at most "
+            f"{MAX_RECIPIENTS:,}; split them into several sends"
+        )
+    if not total:
+        if path is not None:
+            raise OperatorError(f"{path} lists no recipients (profile:ID or subscriber:ID lines)")
+        return None
+    return campaign_service_pb2.Recipients(
+        profile_ids=list(wanted["profile"]), subscriber_ids=list(wanted["subscriber"])
+    )
+
+
+def _recipient_lines(path: str) -> list[str]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise OperatorError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise OperatorError(f"{path} is not UTF-8 text") from None
+    return text.splitlines()
 
 
 def _campaign_runs(
@@ -659,6 +840,13 @@ def _campaign_runs(
     )
 
 
+def _unfinished_runs(
+    remote: Remote, stub: campaign_service_pb2_grpc.CampaignServiceStub, campaign_id: str
+) -> list[campaign_pb2.Run]:
+    runs = _campaign_runs(remote, stub, campaign_id)
+    return [r for r in runs if not r.HasField("finish_time")]
+
+
 def cmd_campaign_cancel(args: argparse.Namespace) -> int:
     remote = Remote(args, "campaign")
     with remote.channel() as channel:
@@ -672,16 +860,17 @@ def cmd_campaign_cancel(args: argparse.Namespace) -> int:
                 )
             targets = [run]
         else:
-            # The schedule first, so it starts no run while the others are cancelled.
+            # Runs without a finish time: preparing, sending, or failed and still sending.
+            # Listed before the campaign is cancelled too, as campaign now cancels them
+            # itself (they are then finished), and after, for any its schedule started
+            # meanwhile. CancelRun of a cancelled run returns it as it is.
+            unfinished = _unfinished_runs(remote, stub, args.campaign_id)
             remote.call(
                 stub.CancelCampaign,
                 campaign_service_pb2.CancelCampaignRequest(campaign_id=args.campaign_id),
             )
-            # Runs without a finish time: preparing, sending, or failed and still sending.
-            targets = [
-                r for r in _campaign_runs(remote, stub, args.campaign_id)
-                if not r.HasField("finish_time")
-            ]  # fmt: skip
+            later = _unfinished_runs(remote, stub, args.campaign_id)
+            targets = list({r.run_id: r for r in [*unfinished, *later]}.values())
         cancelled = [
             remote.call(stub.CancelRun, campaign_service_pb2.CancelRunRequest(run_id=r.run_id)).run
             for r in targets
@@ -690,7 +879,10 @@ def cmd_campaign_cancel(args: argparse.Namespace) -> int:
         print_json([as_dict(r) for r in cancelled])
         return 0
     if not args.run:
-        print(f"campaign {args.campaign_id} is cancelled: its schedule starts no more runs")
+        print(
+            f"campaign {args.campaign_id} is cancelled: its schedule or trigger starts no "
+            "more runs"
+        )
     if not cancelled:
         print(f"no unfinished runs of {args.campaign_id}: nothing more to cancel")
         return 0
@@ -902,24 +1094,70 @@ def register(
         "    recurrence:\n"
         "      rule: FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0\n"
         "      timezone: Europe/Berlin\n"
-        "    # or once: at: 2027-01-04T09:00:00Z; or times: {times: [..., ...]}\n",
+        "    # or once: at: 2027-01-04T09:00:00Z; or times: {times: [..., ...]}\n"
+        "  # or, instead of a schedule, a live campaign: a push to each person who does\n"
+        "  # the event (durations: 90s, 10m, 2h, 1d, 1h30m; times: 2027-01-01T00:00:00Z)\n"
+        "  trigger:\n"
+        "    event: Added To Cart\n"
+        "    where:           # optional: conditions on the event's properties\n"
+        "      - {property: category, equals: shoes}   # or not_equals, in: [..], contains,\n"
+        "      # starts_with, greater_than, less_than, between: [a, b], exists: true|false,\n"
+        "      # within_last_days: N, more_than_days_ago: N, within_next_days: N\n"
+        "    unless: {event: Charged, within: 10m}   # optional; where:, keep_first_wait: true\n"
+        "    # or: remind: {property: travel_date, before: 1d}   (or after: 2h)\n"
+        "    cooldown: 24h    # optional: at most one push per person in this time\n"
+        "    start: 2027-01-01T00:00:00Z   # optional, as is end:\n",
     )
     create.add_argument("file")
     create.add_argument("-q", "--quiet", action="store_true", help="print only the campaign id")
     create.set_defaults(func=cmd_campaign_create)
-    send = add(campaign_sub, "send", "start a run of a campaign now", campaign_vars)
+    update = add(
+        campaign_sub,
+        "update",
+        "change a campaign: the fields a YAML or JSON file gives",
+        campaign_vars,
+        description="change the fields a YAML or JSON file gives (the form of `campaign create`,\n"
+        "request_id aside; `-` reads standard input); the others stay as they are. Under\n"
+        "notification: only the fields named change. A key left empty clears it: `trigger:`\n"
+        "makes a live campaign a draft again, `schedule:` with a `trigger:` turns a scheduled\n"
+        "campaign into a live one. Runs already started keep what they had.",
+    )
+    update.add_argument("campaign_id")
+    update.add_argument("file")
+    update.set_defaults(func=cmd_campaign_update)
+    send = add(
+        campaign_sub,
+        "send",
+        "start a run of a campaign now: to its audience, or to listed people",
+        campaign_vars,
+        description="start a run of a campaign now. Without --profile, --subscriber or\n"
+        "--recipients-file it goes to the campaign's audience; with them (a transactional\n"
+        "send: an order update, a password reset) only to the reachable subscribers of the\n"
+        f"profiles and to the subscribers listed, at most {MAX_RECIPIENTS:,} ids in all.",
+    )
     send.add_argument("campaign_id")
     send.add_argument("--request-id", help="idempotency key: a repeat returns the same run")
     send.add_argument("--watch", action="store_true", help="follow the run until it is finished")
+    send.add_argument(
+        "--profile", action="append", metavar="ID",
+        help="send to this profile's subscribers (repeatable)",
+    )  # fmt: skip
+    send.add_argument(
+        "--subscriber", action="append", metavar="ID", help="send to this subscriber (repeatable)"
+    )
+    send.add_argument(
+        "--recipients-file", metavar="FILE",
+        help="ids to send to, one a line: profile:ID or subscriber:ID ('-': stdin)",
+    )  # fmt: skip
     send.set_defaults(func=cmd_campaign_send)
     cancel = add(
         campaign_sub,
         "cancel",
-        "cancel a campaign's schedule and unfinished runs, or one run",
+        "cancel a campaign's schedule or trigger and unfinished runs, or one run",
         campaign_vars,
         description="cancel a run: nothing more is sent, and recipients not sent yet end "
-        "suppressed (reason: cancelled). Without --run, the campaign's schedule is "
-        "cancelled for good and every unfinished run of it too. Cancelling a finished run "
+        "suppressed (reason: cancelled). Without --run, the campaign's schedule or trigger "
+        "is cancelled for good and every unfinished run of it too. Cancelling a finished run "
         "changes nothing.",
     )
     cancel.add_argument("campaign_id")
@@ -962,7 +1200,7 @@ def register(
     report.add_argument("campaign_id")
     report.set_defaults(func=cmd_report)
 
-    for parser in (listing, show, create, send, cancel, runs, run_show, why):
+    for parser in (listing, show, create, update, send, cancel, pause, resume, runs, run_show, why):
         add_connection_arguments(parser)
     add_connection_arguments(report, reporting=True)
 

@@ -8,15 +8,19 @@ import asyncio
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
+from clarion.common.v1 import common_pb2
 from clarion.demo import register_browsers
 from clarion.embedded import EmbeddedStack
+from clarion.segment.v1 import profile_pb2, segment_service_pb2, segment_service_pb2_grpc
 from clarion.simulator import Behaviour, PushServiceSimulator
 from services.campaign.admin import create_site
 from services.kit.grpcserver import client_channel
@@ -275,3 +279,147 @@ class TestSiteCommands:
         assert "internal token was refused" in one_line_error(a_site_key)
         wrong = await clarion(stack, "", "site", "list", env={"CLARION_INTERNAL_TOKEN": "not-the-token"})
         assert "internal token was refused" in one_line_error(wrong)
+
+
+class People:
+    """Browsers of people (profiles), registered and tracked as a site's backend does."""
+
+    def __init__(self, stack: EmbeddedStack, api_key: str, simulator: PushServiceSimulator) -> None:
+        self.auth = (("authorization", f"Bearer {api_key}"),)
+        self.simulator = simulator
+        self.channel = client_channel(stack.address("segment"))
+        self.stub = segment_service_pb2_grpc.SegmentServiceStub(self.channel)
+        self.endpoints: dict[str, str] = {}
+        self.subscriber_ids: dict[str, str] = {}
+
+    async def browser(self, person: str) -> None:
+        subscription = self.simulator.mint_subscription()
+        response = await self.stub.RegisterSubscriber(
+            segment_service_pb2.RegisterSubscriberRequest(
+                push_subscription=common_pb2.PushSubscription(
+                    endpoint=subscription.endpoint,
+                    p256dh=subscription.p256dh,
+                    auth=subscription.auth,
+                ),
+                browser=common_pb2.BROWSER_CHROME,
+                profile_id=person,
+            ),
+            metadata=self.auth,
+            timeout=10,
+        )
+        self.endpoints[person] = subscription.endpoint
+        self.subscriber_ids[person] = response.subscriber.subscriber_id
+
+    async def track(self, person: str, name: str, category: str) -> None:
+        occurred = Timestamp()
+        occurred.GetCurrentTime()
+        event = profile_pb2.Event(
+            event_id=f"evt-{person}-{category}-{time.time_ns()}",
+            name=name,
+            profile_id=person,
+            occur_time=occurred,
+            properties=[
+                profile_pb2.Property(
+                    name="category", value=profile_pb2.PropertyValue(string_value=category)
+                )
+            ],
+        )
+        response = await self.stub.TrackEvents(
+            segment_service_pb2.TrackEventsRequest(events=[event]), metadata=self.auth, timeout=10
+        )
+        assert response.results[0].ok, response.results[0]
+
+    def pushes(self) -> dict[str, int]:
+        return {person: len(self.simulator.messages(e)) for person, e in self.endpoints.items()}
+
+    async def until_pushed(self, expected: dict[str, int]) -> None:
+        async with asyncio.timeout(30):
+            while self.pushes() != expected:
+                await asyncio.sleep(0.1)
+
+
+LIVE_CAMPAIGN_FILE = """\
+name: Abandoned cart
+notification: {title: "Still thinking it over?", body: "Your cart is waiting"}
+trigger:
+  event: Added To Cart
+  where:
+    - {property: category, equals: shoes}
+  cooldown: 24h
+"""
+
+
+class TestLiveCampaignsAndListedSends:
+    async def test_a_live_campaign_from_a_file_is_shown_and_pushes_on_its_event(
+        self, stack: EmbeddedStack, simulator: PushServiceSimulator, tmp_path: Path
+    ) -> None:
+        site = await create_site(stack.settings, "CLI live", "mailto:ops@example.com")
+        people = People(stack, site.api_key, simulator)
+        for person in ("ana", "ben"):
+            await people.browser(person)
+        cart = tmp_path / "cart.yaml"
+        cart.write_text(LIVE_CAMPAIGN_FILE)
+
+        created = await clarion(stack, site.api_key, "campaign", "create", str(cart), "--json")
+        assert created.code == 0, created.err
+        campaign = json.loads(created.out)
+        campaign_id = campaign["campaign_id"]
+        shown = await clarion(stack, site.api_key, "campaign", "show", campaign_id)
+        listed = await clarion(stack, site.api_key, "campaign", "list")
+
+        assert campaign["state"] == "CAMPAIGN_STATE_SCHEDULED"
+        assert campaign["trigger"]["event_name"] == "Added To Cart"
+        assert shown.code == 0, shown.err
+        fields = dict(line.split(maxsplit=1) for line in shown.out.splitlines()[1:])
+        words = "on Added To Cart where category = shoes; at most once per person per 24 h"
+        assert fields["trigger"] == words, shown.out
+        assert fields["schedule"] == "none: a live campaign, its trigger starts runs"
+        (row,) = [line for line in listed.out.splitlines() if line.startswith(campaign_id)]
+        assert row.endswith(words), listed.out
+
+        await people.track("ana", "Added To Cart", "shoes")
+        await people.track("ben", "Added To Cart", "hats")  # filtered out
+        await people.until_pushed({"ana": 1, "ben": 0})
+
+        # The same file form changes it: only the trigger (update_mask path `trigger`).
+        wait = tmp_path / "wait.yaml"
+        wait.write_text("trigger:\n  event: Added To Cart\n  unless: {event: Charged, within: 10m}")
+        updated = await clarion(stack, site.api_key, "campaign", "update", campaign_id, str(wait))
+        assert updated.code == 0, updated.err
+        assert updated.out.splitlines()[0] == f"updated {campaign_id}: trigger"
+        fields = dict(line.split(maxsplit=1) for line in updated.out.splitlines()[2:])
+        assert fields["trigger"] == "on Added To Cart, unless Charged within 10 min"
+        assert fields["title"] == "Still thinking it over?"
+        await people.channel.close()
+
+    async def test_send_to_a_profile_reaches_exactly_its_browser(
+        self, stack: EmbeddedStack, simulator: PushServiceSimulator, tmp_path: Path
+    ) -> None:
+        site = await create_site(stack.settings, "CLI listed", "mailto:ops@example.com")
+        people = People(stack, site.api_key, simulator)
+        for person in ("fay", "gus", "hal"):
+            await people.browser(person)
+        shipped = tmp_path / "shipped.yaml"
+        shipped.write_text("notification: {title: Your order shipped}\n")
+        created = await clarion(stack, site.api_key, "campaign", "create", str(shipped), "-q")
+        campaign_id = created.out.strip()
+
+        sent = await clarion(
+            stack, site.api_key, "campaign", "send", campaign_id, "--profile", "fay", "--watch"
+        )
+
+        assert sent.code == 0, sent.err
+        final = sent.out.strip().splitlines()[-1]
+        assert "done" in final and "sent 1" in final and "of 1" in final, sent.out
+        assert people.pushes() == {"fay": 1, "gus": 0, "hal": 0}
+
+        ids = tmp_path / "ids.txt"
+        ids.write_text(f"subscriber:{people.subscriber_ids['gus']}\nprofile:nobody\n")
+        listed = await clarion(
+            stack, site.api_key, "campaign", "send", campaign_id,
+            "--recipients-file", str(ids), "--watch",
+        )  # fmt: skip
+        assert listed.code == 0, listed.err
+        assert "sent 1" in listed.out.strip().splitlines()[-1], listed.out
+        assert people.pushes() == {"fay": 1, "gus": 1, "hal": 0}
+        await people.channel.close()

@@ -35,8 +35,8 @@ from services.kit.logging import get_logger
 
 log = get_logger(__name__)
 
-# Events one feed read asks for; a campaign reads on while pages come full, up to
-# FEED_PAGES_PER_PASS pages a pass, so one busy campaign does not hold up the others.
+# Events one feed read asks for; a campaign reads on until a read finds nothing new, up
+# to FEED_PAGES_PER_PASS reads a pass, so one busy campaign does not hold up the others.
 FEED_PAGE_SIZE = 1000
 FEED_PAGES_PER_PASS = 5
 # A wait falls due this long after its time: an inaction event that happened just
@@ -96,10 +96,15 @@ class LiveCampaigns:
         slots = asyncio.Semaphore(CAMPAIGN_CONCURRENCY)
         now = self._clock.now()
 
+        caught_up: set[str] = set()
+
         async def read(campaign: CampaignRecord) -> int:
             async with slots:
                 try:
-                    return await self._read_feed(campaign, now)
+                    started, done = await self._read_feed(campaign, now)
+                    if done:
+                        caught_up.add(campaign.campaign_id)
+                    return started
                 except PeerCallFailed as failure:
                     # The cursor did not move: the same events are read next pass.
                     log.warning(
@@ -110,7 +115,9 @@ class LiveCampaigns:
                     return 0
 
         started = sum(await asyncio.gather(*(read(c) for c in campaigns)))
-        by_id = {campaign.campaign_id: campaign for campaign in campaigns}
+        # Only a campaign that has read every event so far ends its waits: an inaction
+        # event still unread (a backlog) must get the chance to end the wait first.
+        by_id = {c.campaign_id: c for c in campaigns if c.campaign_id in caught_up}
         started += await self._end_due_waits(by_id, now)
         for campaign in campaigns:
             await self._complete_if_ended(campaign, now)
@@ -120,7 +127,9 @@ class LiveCampaigns:
 
     # The feed.
 
-    async def _read_feed(self, campaign: CampaignRecord, now: datetime) -> int:
+    async def _read_feed(self, campaign: CampaignRecord, now: datetime) -> tuple[int, bool]:
+        """Reads the campaign's events on (up to FEED_PAGES_PER_PASS pages) and acts on
+        them; returns the runs started and whether it read up to the feed's end."""
         trigger = triggers.trigger_from_json(campaign.trigger or "")
         names = triggers.event_names(trigger)
         cursor = campaign.feed_cursor
@@ -128,19 +137,19 @@ class LiveCampaigns:
         for _ in range(FEED_PAGES_PER_PASS):
             page = await self._segment.event_feed(campaign.site_id, cursor, names, FEED_PAGE_SIZE)
             if not page.events and page.next_cursor == cursor:
-                break
+                return started, True
             step = await self._feed_step(
                 campaign, trigger, cursor, page.next_cursor, page.events, now
             )
             if not await self._store.apply_feed_step(campaign.campaign_id, step):
-                break  # another replica read this page first; it acted on it
+                return started, False  # another replica read this page first; it acted on it
             started += len(step.runs)
             for run in step.runs:
                 log.info("triggered run started", run_id=run.run_id, campaign_id=run.campaign_id)
+            # On until a read finds nothing new: a short page may have stopped at the
+            # feed's scan limit, not at its end.
             cursor = page.next_cursor
-            if len(page.events) < FEED_PAGE_SIZE:
-                break
-        return started
+        return started, False
 
     async def _feed_step(
         self,
@@ -178,8 +187,13 @@ class LiveCampaigns:
                 and event.name == wait.event_name
                 and triggers.matches(wait.filters, event.properties, now)
             ):
+                # Only within the window: a purchase after the push was due does not
+                # take it back (the wait may still be open for the grace).
                 current = waits.get(key)
-                if current is not None and current.event_time <= event.occur_time:
+                if (
+                    current is not None
+                    and current.event_time <= event.occur_time <= current.due_time
+                ):
                     waits[key] = None
             if event.name != trigger.event_name or not triggers.matches(
                 trigger.filters, event.properties, now
@@ -241,7 +255,7 @@ class LiveCampaigns:
         for campaign_id, due_waits in by_campaign.items():
             campaign = campaigns.get(campaign_id)
             if campaign is None:
-                continue  # no longer live: its waits went with it
+                continue  # behind on its events (or no longer live: its waits went with it)
             trigger = triggers.trigger_from_json(campaign.trigger or "")
             dues = [_Due(w.event_id, w.profile_id, w.subscriber_id) for w in due_waits]
             if campaign.state is CampaignState.PAUSED:
