@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.delivery import NginxSink, make_audience, own_cpu_seconds
+from benchmarks.delivery import NginxSink, SinkUnavailable, make_audience, own_cpu_seconds
 
 DEFAULT_RATE = 500
 DEFAULT_SECONDS = 60
@@ -52,6 +52,7 @@ IN_FLIGHT = 64
 REGISTER_BATCH = 1000
 STRAGGLER_SECONDS = 60.0
 TARGET_P95_MS = 2000
+EXIT_NO_SINK = 3  # nginx is missing and cannot be installed
 EVENT_NAME = "Added To Cart"
 
 
@@ -270,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rate, seconds = (100, 10.0) if args.quick else (args.rate, args.seconds)
     with tempfile.TemporaryDirectory(prefix="clarion-triggers-") as tmp:
-        result = asyncio.run(measure(rate, seconds, Path(tmp)))
+        try:
+            result = asyncio.run(measure(rate, seconds, Path(tmp)))
+        except SinkUnavailable as error:
+            print(f"benchmarks.triggers: no push-service sink: {error}", file=sys.stderr)
+            return EXIT_NO_SINK
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -716,6 +716,7 @@ def cmd_campaign_create(args: argparse.Namespace) -> int:
         if audience is not None:
             request.audience.CopyFrom(audience)
         response = remote.call(stub.CreateCampaign, request)
+    _print_warnings(response.warnings)
     if args.json:
         print_json(as_dict(response.campaign))
     elif args.quiet:
@@ -726,17 +727,25 @@ def cmd_campaign_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_warnings(warnings: Any) -> None:
+    """Warnings go to standard error, so --json and --quiet output stays as it is."""
+    for warning in warnings:
+        print(f"warning: {warning.field}: {warning.message}", file=sys.stderr)
+
+
 def cmd_campaign_update(args: argparse.Namespace) -> int:
     campaign, paths = read_campaign_changes(args.file)
     campaign.campaign_id = args.campaign_id
     remote = Remote(args, "campaign")
     with remote.channel() as channel:
-        updated = remote.call(
+        answer = remote.call(
             campaign_stub(channel).UpdateCampaign,
             campaign_service_pb2.UpdateCampaignRequest(
                 campaign=campaign, update_mask=field_mask_pb2.FieldMask(paths=paths)
             ),
-        ).campaign
+        )
+    updated = answer.campaign
+    _print_warnings(answer.warnings)
     if args.json:
         print_json(as_dict(updated))
         return 0

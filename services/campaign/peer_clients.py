@@ -307,6 +307,20 @@ class GrpcSegment:
             next_cursor=response.next_cursor,
         )
 
+    async def unseen_event_names(self, site_id: str, event_names: Sequence[str]) -> list[str]:
+        try:
+            response = await self._internal().CheckEventNames(
+                segment_internal_service_pb2.CheckEventNamesRequest(
+                    event_names=list(event_names)
+                ),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            failure = _failed(self._peers, "segment.CheckEventNames", error, service="segment")
+            raise failure from None
+        return list(response.unseen_event_names)
+
     async def match_person(
         self,
         site_id: str,

@@ -18,6 +18,7 @@ from clarion.campaign.v1 import (
     site_service_pb2_grpc,
 )
 from services.campaign.domain import CampaignDraft, Campaigns, LocalSiteResolver, Sites
+from services.campaign.domain.campaigns import CampaignWarning
 from services.campaign.domain.live import LiveCampaigns
 from services.campaign.domain.sites import engagement_secret
 from services.campaign.peer_clients import GrpcDelivery, GrpcSegment
@@ -174,7 +175,10 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             timing=request.timing if request.HasField("timing") else None,
         )
         campaign = await self._campaigns.create(current_site_id(), draft)
-        return campaign_service_pb2.CreateCampaignResponse(campaign=campaign_to_proto(campaign))
+        warnings = await self._campaigns.warnings(campaign)
+        return campaign_service_pb2.CreateCampaignResponse(
+            campaign=campaign_to_proto(campaign), warnings=[_warning(w) for w in warnings]
+        )
 
     async def UpdateCampaign(
         self,
@@ -197,7 +201,12 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         campaign = await self._campaigns.update(
             current_site_id(), given.campaign_id, changes, paths
         )
-        return campaign_service_pb2.UpdateCampaignResponse(campaign=campaign_to_proto(campaign))
+        warnings = []
+        if "trigger" in paths:
+            warnings = await self._campaigns.warnings(campaign, prefix="campaign.")
+        return campaign_service_pb2.UpdateCampaignResponse(
+            campaign=campaign_to_proto(campaign), warnings=[_warning(w) for w in warnings]
+        )
 
     async def GetCampaign(
         self, request: campaign_service_pb2.GetCampaignRequest, context: grpc.aio.ServicerContext
@@ -283,6 +292,12 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     ) -> campaign_service_pb2.CancelCampaignResponse:
         campaign = await self._campaigns.cancel(current_site_id(), request.campaign_id)
         return campaign_service_pb2.CancelCampaignResponse(campaign=campaign_to_proto(campaign))
+
+
+def _warning(warning: CampaignWarning) -> campaign_service_pb2.CampaignWarning:
+    return campaign_service_pb2.CampaignWarning(
+        reason=warning.reason, field=warning.field, message=warning.message
+    )
 
 
 async def create_server(

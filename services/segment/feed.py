@@ -101,6 +101,11 @@ class EventFeed:
     def __init__(self, store: FeedStore) -> None:
         self._store = store
 
+    async def unseen_names(self, site_id: str, names: Sequence[str]) -> list[str]:
+        """The given names no event of the site has had, in the order given."""
+        unseen = await self._store.unseen_names(site_id, names)
+        return [name for name in dict.fromkeys(names) if name in unseen]
+
     async def page(
         self,
         site_id: str,

@@ -94,6 +94,19 @@ class FeedStore:
             ).scalar_one()
         return (0, int(newest or 0))
 
+    async def unseen_names(self, site_id: str, names: Collection[str]) -> set[str]:
+        """The names among `names` that no stored event of the site has (one index
+        probe each: (site_id, name, occur_time))."""
+        unseen = set()
+        async with self._engine.connect() as connection:
+            for name in set(names):
+                found = await connection.execute(
+                    select(_E.feed_seq).where(_E.site_id == site_id, _E.name == name).limit(1)
+                )
+                if found.first() is None:
+                    unseen.add(name)
+        return unseen
+
     async def scan(
         self, site_id: str, after: Position, *, limit: int, names: Collection[str] | None
     ) -> Scan:

@@ -644,6 +644,12 @@ class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
             next_cursor=page.next_cursor,
         )
 
+    async def CheckEventNames(
+        self, request: internal_pb.CheckEventNamesRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb.CheckEventNamesResponse:
+        unseen = await self._feed.unseen_names(required_site_id(), list(request.event_names))
+        return internal_pb.CheckEventNamesResponse(unseen_event_names=unseen)
+
     async def ValidateAudience(
         self, request: internal_pb.ValidateAudienceRequest, context: grpc.aio.ServicerContext
     ) -> internal_pb.ValidateAudienceResponse:

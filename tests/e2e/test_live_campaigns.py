@@ -486,6 +486,36 @@ class TestTransactionalSends:
 
 
 class TestBadTriggers:
+    async def test_a_trigger_on_an_event_never_sent_is_kept_with_a_warning(
+        self, shop: Shop
+    ) -> None:
+        await shop.browser("wendy")
+        await shop.track("wendy", "Viewed Product")
+
+        def create(trigger: campaign_pb2.Trigger) -> object:
+            return shop.campaigns.CreateCampaign(
+                campaign_service_pb2.CreateCampaignRequest(
+                    notification=common_pb2.Notification(title="Hi"), trigger=trigger
+                ),
+                metadata=shop.auth,
+                timeout=10,
+            )
+
+        typo = await create(  # type: ignore[misc]
+            campaign_pb2.Trigger(
+                event_name="Veiwed Product",
+                inaction=campaign_pb2.Inaction(event_name="Viewed Product", window_seconds=600),
+            )
+        )
+        known = await create(campaign_pb2.Trigger(event_name="Viewed Product"))  # type: ignore[misc]
+
+        assert typo.campaign.state == campaign_pb2.CAMPAIGN_STATE_SCHEDULED
+        assert [(w.reason, w.field) for w in typo.warnings] == [
+            ("UNKNOWN_EVENT", "trigger.event_name")
+        ]
+        assert "Veiwed Product" in typo.warnings[0].message
+        assert list(known.warnings) == []
+
     async def test_a_schedule_and_a_trigger_together_are_refused(self, shop: Shop) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await shop.live(

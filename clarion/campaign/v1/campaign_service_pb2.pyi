@@ -34,10 +34,22 @@ class CreateCampaignRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ..., timing: _Optional[_Union[_campaign_pb2.SendTiming, _Mapping]] = ...) -> None: ...
 
 class CreateCampaignResponse(_message.Message):
-    __slots__ = ("campaign",)
+    __slots__ = ("campaign", "warnings")
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     campaign: _campaign_pb2.Campaign
-    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[CampaignWarning]
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[CampaignWarning, _Mapping]]] = ...) -> None: ...
+
+class CampaignWarning(_message.Message):
+    __slots__ = ("reason", "field", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    field: str
+    message: str
+    def __init__(self, reason: _Optional[str] = ..., field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class GetCampaignRequest(_message.Message):
     __slots__ = ("campaign_id",)
@@ -76,10 +88,12 @@ class UpdateCampaignRequest(_message.Message):
     def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class UpdateCampaignResponse(_message.Message):
-    __slots__ = ("campaign",)
+    __slots__ = ("campaign", "warnings")
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     campaign: _campaign_pb2.Campaign
-    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[CampaignWarning]
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[CampaignWarning, _Mapping]]] = ...) -> None: ...
 
 class SendCampaignNowRequest(_message.Message):
     __slots__ = ("campaign_id", "request_id", "recipients")

@@ -13,6 +13,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CheckEventNamesRequest(_message.Message):
+    __slots__ = ("event_names",)
+    EVENT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    event_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CheckEventNamesResponse(_message.Message):
+    __slots__ = ("unseen_event_names",)
+    UNSEEN_EVENT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    unseen_event_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, unseen_event_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ListAudienceMembersRequest(_message.Message):
     __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token", "audience", "audience_key", "profile_ids")
     SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]

@@ -67,6 +67,11 @@ class SegmentInternalServiceStub:
                 request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedRequest.SerializeToString,
                 response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedResponse.FromString,
                 _registered_method=True)
+        self.CheckEventNames = channel.unary_unary(
+                '/clarion.segment.v1.SegmentInternalService/CheckEventNames',
+                request_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.CheckEventNamesRequest.SerializeToString,
+                response_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.CheckEventNamesResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentInternalServiceServicer:
@@ -125,6 +130,14 @@ class SegmentInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckEventNames(self, request, context):
+        """Which of these event names the site has never had an event of (campaign warns
+        about a trigger on one: allowed, but probably a typo).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +170,11 @@ def add_SegmentInternalServiceServicer_to_server(servicer, server):
                     servicer.ListEventFeed,
                     request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedRequest.FromString,
                     response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedResponse.SerializeToString,
+            ),
+            'CheckEventNames': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckEventNames,
+                    request_deserializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.CheckEventNamesRequest.FromString,
+                    response_serializer=clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.CheckEventNamesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -324,6 +342,33 @@ class SegmentInternalService:
             '/clarion.segment.v1.SegmentInternalService/ListEventFeed',
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedRequest.SerializeToString,
             clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.ListEventFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckEventNames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.segment.v1.SegmentInternalService/CheckEventNames',
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.CheckEventNamesRequest.SerializeToString,
+            clarion_dot_segment_dot_v1_dot_segment__internal__service__pb2.CheckEventNamesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,15 @@ class CampaignDraft:
 
 
 @dataclass(frozen=True)
+class CampaignWarning:
+    """Something stored that is allowed but probably not meant."""
+
+    reason: str
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
 class CampaignPage:
     campaigns: list[CampaignRecord]
     next_page_token: str
@@ -285,6 +294,37 @@ class Campaigns:
         if campaign.state is CampaignState.PAUSED and schedule is not None:
             changes["state"] = CampaignState.PAUSED
         return replace(campaign, **changes)
+
+    async def warnings(
+        self, campaign: CampaignRecord, *, prefix: str = ""
+    ) -> list[CampaignWarning]:
+        """What is worth a look in a campaign just stored: a trigger on an event the
+        site never sent (a typo, or an event not wired up yet). Best effort: none when
+        segment cannot say."""
+        if campaign.trigger is None:
+            return []
+        trigger = triggers.trigger_from_json(campaign.trigger)
+        try:
+            unseen = await self._segment.unseen_event_names(
+                campaign.site_id, triggers.event_names(trigger)
+            )
+        except PeerCallFailed as failure:
+            log.warning("could not check the trigger's event names", error=str(failure))
+            return []
+        fields = {trigger.event_name: "trigger.event_name"}
+        if isinstance(trigger.wait, triggers.Inaction):
+            fields.setdefault(trigger.wait.event_name, "trigger.inaction.event_name")
+        return [
+            CampaignWarning(
+                "UNKNOWN_EVENT",
+                prefix + fields[name],
+                f"no {name!r} event has reached this site yet: the campaign is live and "
+                "acts on such events when they come; check the name if none are expected "
+                "to be sent already",
+            )
+            for name in unseen
+            if name in fields
+        ]
 
     def _retriggered(
         self, campaign: CampaignRecord, message: campaign_pb2.Trigger | None

@@ -154,3 +154,6 @@ class SegmentPort(Protocol):
         """Whether the person (a profile, else an anonymous subscriber) matches the
         audience now. Raises PeerCallFailed (also when segment refuses the audience, as
         a saved segment deleted since: permanent)."""
+
+    async def unseen_event_names(self, site_id: str, event_names: Sequence[str]) -> list[str]:
+        """The names the site never had an event of. Raises PeerCallFailed."""
