@@ -74,6 +74,9 @@ class MissedReason(StrEnum):
     PAUSED = "paused"
     # A later occurrence was due too when the scheduler got to it: only that one ran.
     SUPERSEDED = "superseded"
+    # The scheduler got to it after its cut-off, or after the schedule's end.
+    CUT_OFF = "cut_off"
+    ENDED = "ended"
 
 
 class VapidKeyOrigin(StrEnum):

@@ -49,6 +49,8 @@ CAMPAIGN_STATE_TO_PROTO = {
 MISSED_REASON_TO_PROTO = {
     MissedReason.PAUSED: campaign_pb2.MISSED_REASON_PAUSED,
     MissedReason.SUPERSEDED: campaign_pb2.MISSED_REASON_SUPERSEDED,
+    MissedReason.CUT_OFF: campaign_pb2.MISSED_REASON_CUT_OFF,
+    MissedReason.ENDED: campaign_pb2.MISSED_REASON_ENDED,
 }
 RECIPIENT_STATUS_TO_PROTO = {
     RecipientStatus.PENDING: campaign_pb2.RECIPIENT_STATUS_PENDING,

@@ -391,6 +391,66 @@ class TestReplicasAndRestarts:
                 ]
                 assert got.next_run_time.ToDatetime(UTC) == START.replace(hour=8) + timedelta(days=4)
 
+    @pytest.mark.parametrize(
+        ("fields", "latest_reason", "state"),
+        [
+            # A run at day 3's 08:00 would have had until 09:00 to send: too late at 09:00.
+            (
+                {"timing": campaign_pb2.SendTiming(cut_off_after_seconds=3600)},
+                campaign_pb2.MISSED_REASON_CUT_OFF,
+                campaign_pb2.CAMPAIGN_STATE_SCHEDULED,
+            ),
+            # The schedule ended on day 2 at 18:00, after its last occurrence (08:00).
+            (
+                {"end_time": START + timedelta(days=2, hours=12)},
+                campaign_pb2.MISSED_REASON_ENDED,
+                campaign_pb2.CAMPAIGN_STATE_COMPLETED,
+            ),
+        ],
+        ids=["past_its_cut_off", "past_the_schedule_end"],
+    )
+    async def test_an_occurrence_too_late_on_restart_is_missed_with_the_reason(
+        self, deployment_settings, fields, latest_reason, state
+    ):
+        clock = FrozenClock(START)
+        rule = "FREQ=DAILY;BYHOUR=8;BYMINUTE=0;BYSECOND=0"
+        end = fields.get("end_time")
+        schedule = recurring(rule, end_time=end) if end else recurring(rule)
+        async with campaign_server(deployment_settings, clock) as server:
+            site = await create_site(deployment_settings, "Late", "mailto:ops@late.test")
+            auth = bearer(site.api_key)
+            async with client_channel(server.address) as channel:
+                campaign = (
+                    await Stub(channel).CreateCampaign(
+                        pb.CreateCampaignRequest(
+                            notification=common_pb2.Notification(title="Daily"),
+                            schedule=schedule,
+                            timing=fields.get("timing"),
+                        ),
+                        metadata=auth,
+                    )
+                ).campaign
+        clock.advance(days=3, hours=3)  # day 3, 09:00
+        async with campaign_server(deployment_settings, clock) as server:
+            async with client_channel(server.address) as channel:
+                deployment = Deployment(deployment_settings, clock, Stub(channel), auth)
+                got = await eventually(
+                    lambda: deployment.get(campaign.campaign_id),
+                    lambda c: len(c.missed_occurrences) > 0,
+                    timeout=15,
+                    what="the missed occurrences",
+                )
+                latest = START.replace(hour=8) + timedelta(days=3 if end is None else 2)
+                assert (
+                    got.missed_occurrences[0].occurrence_time.ToDatetime(UTC),
+                    got.missed_occurrences[0].reason,
+                ) == (latest, latest_reason)
+                assert {m.reason for m in got.missed_occurrences[1:]} == {
+                    campaign_pb2.MISSED_REASON_SUPERSEDED
+                }
+                assert got.state == state
+                assert await deployment.runs(campaign.campaign_id) == []
+
 
 class TestTheCli:
     """`clarion campaign create FILE` reads `schedule:`; `campaign show` words it."""

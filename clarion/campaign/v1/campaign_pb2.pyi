@@ -27,6 +27,8 @@ class MissedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MISSED_REASON_UNSPECIFIED: _ClassVar[MissedReason]
     MISSED_REASON_PAUSED: _ClassVar[MissedReason]
     MISSED_REASON_SUPERSEDED: _ClassVar[MissedReason]
+    MISSED_REASON_CUT_OFF: _ClassVar[MissedReason]
+    MISSED_REASON_ENDED: _ClassVar[MissedReason]
 
 class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +61,8 @@ CAMPAIGN_STATE_CANCELLED: CampaignState
 MISSED_REASON_UNSPECIFIED: MissedReason
 MISSED_REASON_PAUSED: MissedReason
 MISSED_REASON_SUPERSEDED: MissedReason
+MISSED_REASON_CUT_OFF: MissedReason
+MISSED_REASON_ENDED: MissedReason
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_PREPARING: RunState
 RUN_STATE_SENDING: RunState

@@ -66,6 +66,9 @@ MAX_LISTED_RECIPIENTS = 10_000
 RESERVED_REQUEST_ID_PREFIX = "clarion:"
 # Due campaigns one scheduler pass advances (each in its own transaction).
 SCHEDULER_BATCH = 100
+# An occurrence started later than this after its time was missed by a scheduler that
+# was down: past the schedule's end by then, it starts no run.
+LATE_START = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -467,11 +470,23 @@ class Campaigns:
                 run = None
                 missed = [(time, MissedReason.PAUSED) for time in due]
             elif due:
-                # A scheduler that was down for several occurrences starts the latest.
-                run = self._new_run(
-                    campaign, now, f"{RESERVED_REQUEST_ID_PREFIX}schedule:{due[-1].isoformat()}"
-                )
+                # A scheduler that was down for several occurrences starts the latest,
+                # unless even that one is too late now.
+                latest = due[-1]
                 missed = [(time, MissedReason.SUPERSEDED) for time in due[:-1]]
+                late = _too_late(campaign, schedule, latest, now)
+                if late is not None:
+                    run = None
+                    missed.append((latest, late))
+                else:
+                    run = new_run(
+                        campaign,
+                        now,
+                        f"{RESERVED_REQUEST_ID_PREFIX}schedule:{latest.isoformat()}",
+                        # A cut-off N seconds "after the run starts" counts from the
+                        # occurrence, not from a late start.
+                        timing_from=latest,
+                    )
             else:
                 run, missed = None, []
             state = campaign.state if upcoming is not None else CampaignState.COMPLETED
@@ -725,9 +740,12 @@ def new_run(
     now: datetime,
     request_id: str = "",
     recipients: ListedRecipients | None = None,
+    *,
+    timing_from: datetime | None = None,
 ) -> RunRecord:
     """A run of the campaign starting now, PREPARING and waiting for its hand-off: to
-    `recipients` when given, else to the campaign's audience as it is now."""
+    `recipients` when given, else to the campaign's audience as it is now. A relative
+    cut-off counts from `timing_from` (a scheduled occurrence), else from now."""
     run_id = new_id("run")
     return RunRecord(
         run_id=run_id,
@@ -746,7 +764,7 @@ def new_run(
         audience=campaign.audience,
         recipients=recipients,
         timing=timing.run_timing_to_json(
-            timing.for_run(timing.timing_from_json(campaign.timing), now)
+            timing.for_run(timing.timing_from_json(campaign.timing), timing_from or now)
         )
         if campaign.timing
         else None,
@@ -857,6 +875,23 @@ def _check_request_id(request_id: str) -> None:
             f"request_id is {len(request_id)} characters; at most {MAX_REQUEST_ID_LENGTH}",
             field="request_id",
         )
+
+
+def _too_late(
+    campaign: CampaignRecord, schedule: schedules.Schedule, occurrence: datetime, now: datetime
+) -> MissedReason | None:
+    """Why a due occurrence the scheduler gets to only now starts no run: its cut-off
+    has passed (the run would send nothing), or the schedule ended meanwhile."""
+    if campaign.timing is not None:
+        given = timing.timing_from_json(campaign.timing)
+        cut_off = timing.for_run(given, occurrence).cut_off_time
+        if cut_off is not None and cut_off <= now:
+            return MissedReason.CUT_OFF
+    # The scheduler's own second of delay is not being late.
+    late = now - occurrence > LATE_START
+    if late and schedule.end is not None and schedule.end < now:
+        return MissedReason.ENDED
+    return None
 
 
 def _listed(recipients: ListedRecipients) -> ListedRecipients:
