@@ -211,7 +211,9 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     async def GetCampaign(
         self, request: campaign_service_pb2.GetCampaignRequest, context: grpc.aio.ServicerContext
     ) -> campaign_service_pb2.GetCampaignResponse:
-        campaign = await self._campaigns.get(current_site_id(), request.campaign_id)
+        site_id = current_site_id()
+        campaign = await self._campaigns.get(site_id, request.campaign_id)
+        (campaign,) = await self._campaigns.shown(site_id, [campaign])
         return campaign_service_pb2.GetCampaignResponse(campaign=campaign_to_proto(campaign))
 
     async def ListCampaigns(
@@ -219,9 +221,11 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         request: campaign_service_pb2.ListCampaignsRequest,
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.ListCampaignsResponse:
-        page = await self._campaigns.list(current_site_id(), request.page_size, request.page_token)
+        site_id = current_site_id()
+        page = await self._campaigns.list(site_id, request.page_size, request.page_token)
+        shown = await self._campaigns.shown(site_id, page.campaigns)
         return campaign_service_pb2.ListCampaignsResponse(
-            campaigns=[campaign_to_proto(c) for c in page.campaigns],
+            campaigns=[campaign_to_proto(c) for c in shown],
             next_page_token=page.next_page_token,
         )
 

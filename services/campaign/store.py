@@ -164,6 +164,9 @@ class CampaignRecord:
     feed_cursor: str = ""
     # Local-time delivery and cut-off: domain/timing.py's JSON; None: all at once.
     timing: str | None = None
+    # Completed with a run still sending (shown as RUNNING; never stored): set by
+    # Campaigns.shown.
+    running: bool = False
 
 
 @dataclass(frozen=True)
@@ -684,11 +687,11 @@ class CampaignStore:
         async with self._sessions() as session:
             return [_run(row) for row in await session.scalars(query)]
 
-    async def unfinished_runs(self, site_id: str, campaign_id: str) -> list[RunRecord]:
-        """The campaign's runs without a finish time (as last stored)."""
+    async def unfinished_runs(self, site_id: str, *campaign_ids: str) -> list[RunRecord]:
+        """These campaigns' runs without a finish time (as last stored)."""
         query = select(models.Run).where(
             models.Run.site_id == site_id,
-            models.Run.campaign_id == campaign_id,
+            models.Run.campaign_id.in_(campaign_ids),
             models.Run.finish_time.is_(None),
         )
         async with self._sessions() as session:

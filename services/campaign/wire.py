@@ -120,7 +120,9 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
             if campaign.schedule
             else None
         ),
-        state=CAMPAIGN_STATE_TO_PROTO[campaign.state],
+        state=campaign_pb2.CAMPAIGN_STATE_RUNNING
+        if campaign.running
+        else CAMPAIGN_STATE_TO_PROTO[campaign.state],
         # While paused the stored next occurrence is the next one to be missed: not shown.
         next_run_time=timestamp(campaign.next_run_time) if shown_next else None,
         missed_occurrences=[

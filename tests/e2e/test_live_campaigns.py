@@ -817,3 +817,42 @@ class TestCancellingACampaign:
         move_to(shop.clock, start + timedelta(hours=3, seconds=1))
         await shop.settle()
         assert shop.pushes("sleeper") == 0
+
+
+class TestLifecycle:
+    async def test_a_one_time_campaign_runs_until_its_run_finishes_then_completes(
+        self, shop: Shop
+    ) -> None:
+        await shop.browser("late_riser", timezone="America/New_York")
+        start = next_utc(shop.clock, 6)
+        move_to(shop.clock, start)
+        watch = RunWatcher(shop)
+        campaign = await watch.campaign(
+            schedule=campaign_pb2.Schedule(at=stamp(start + timedelta(minutes=1))),
+            timing=campaign_pb2.SendTiming(local_time="09:00"),
+        )
+        assert campaign.state == campaign_pb2.CAMPAIGN_STATE_SCHEDULED
+
+        async def state() -> int:
+            response = await shop.campaigns.GetCampaign(
+                campaign_service_pb2.GetCampaignRequest(campaign_id=campaign.campaign_id),
+                metadata=shop.auth,
+            )
+            return response.campaign.state
+
+        move_to(shop.clock, start + timedelta(minutes=1, seconds=1))
+        # Started, and waiting for 09:00 in New York.
+        await eventually(state, lambda s: s == campaign_pb2.CAMPAIGN_STATE_RUNNING, what="running")
+        listed = await shop.campaigns.ListCampaigns(
+            campaign_service_pb2.ListCampaignsRequest(), metadata=shop.auth
+        )
+        assert [c.state for c in listed.campaigns if c.campaign_id == campaign.campaign_id] == [
+            campaign_pb2.CAMPAIGN_STATE_RUNNING
+        ]
+
+        move_to(shop.clock, start + timedelta(hours=8, seconds=1))  # 09:00 EST
+
+        await shop.until_pushed({"late_riser": 1})
+        await eventually(
+            state, lambda s: s == campaign_pb2.CAMPAIGN_STATE_COMPLETED, what="completed"
+        )

@@ -21,6 +21,7 @@ class CampaignState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CAMPAIGN_STATE_PAUSED: _ClassVar[CampaignState]
     CAMPAIGN_STATE_COMPLETED: _ClassVar[CampaignState]
     CAMPAIGN_STATE_CANCELLED: _ClassVar[CampaignState]
+    CAMPAIGN_STATE_RUNNING: _ClassVar[CampaignState]
 
 class MissedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -58,6 +59,7 @@ CAMPAIGN_STATE_SCHEDULED: CampaignState
 CAMPAIGN_STATE_PAUSED: CampaignState
 CAMPAIGN_STATE_COMPLETED: CampaignState
 CAMPAIGN_STATE_CANCELLED: CampaignState
+CAMPAIGN_STATE_RUNNING: CampaignState
 MISSED_REASON_UNSPECIFIED: MissedReason
 MISSED_REASON_PAUSED: MissedReason
 MISSED_REASON_SUPERSEDED: MissedReason

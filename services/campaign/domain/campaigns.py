@@ -272,6 +272,18 @@ class Campaigns:
             )
         return _checked(replace(updated, notification=notification, update_time=self._clock.now()))
 
+    async def shown(self, site_id: str, campaigns: list[CampaignRecord]) -> list[CampaignRecord]:
+        """The campaigns as a caller sees them: a completed one whose run is still
+        sending is running (delivery asked once for all their unfinished runs)."""
+        completed = [c.campaign_id for c in campaigns if c.state is CampaignState.COMPLETED]
+        if not completed:
+            return campaigns
+        runs = await self._refreshed_many(
+            site_id, await self._store.unfinished_runs(site_id, *completed)
+        )
+        sending = {run.campaign_id for run in runs if run.finish_time is None}
+        return [replace(c, running=c.campaign_id in sending) for c in campaigns]
+
     async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
         limit = page_limit(page_size)
         after = decode_page_token(page_token) or ""
