@@ -245,6 +245,27 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         )
         return campaign_service_pb2.SendCampaignNowResponse(run=run_to_proto(run))
 
+    async def SendNotification(
+        self,
+        request: campaign_service_pb2.SendNotificationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.SendNotificationResponse:
+        recipients = None
+        if request.HasField("recipients"):
+            recipients = ListedRecipients(
+                profile_ids=tuple(request.recipients.profile_ids),
+                subscriber_ids=tuple(request.recipients.subscriber_ids),
+            )
+        draft = CampaignDraft(
+            name="",
+            notification=request.notification,
+            ttl_seconds=request.ttl_seconds,
+            urgency=urgency_from_proto(request.urgency),
+            request_id=request.request_id,
+        )
+        run = await self._campaigns.send_notification(current_site_id(), draft, recipients)
+        return campaign_service_pb2.SendNotificationResponse(run=run_to_proto(run))
+
     async def GetRun(
         self, request: campaign_service_pb2.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> campaign_service_pb2.GetRunResponse:

@@ -485,6 +485,52 @@ class TestTransactionalSends:
         assert await shop.runs(created.campaign.campaign_id) == []
 
 
+class TestOneOffNotifications:
+    async def test_a_one_off_reaches_the_listed_people_once_even_when_asked_twice(
+        self, shop: Shop
+    ) -> None:
+        await shop.browser("ivy")
+        await shop.browser("jon")
+        request = campaign_service_pb2.SendNotificationRequest(
+            notification=common_pb2.Notification(title="Your order shipped", body="#1234"),
+            recipients=campaign_service_pb2.Recipients(profile_ids=["ivy"]),
+            request_id="order-1234-shipped",
+        )
+
+        first = await shop.campaigns.SendNotification(request, metadata=shop.auth, timeout=10)
+        again = await shop.campaigns.SendNotification(request, metadata=shop.auth, timeout=10)
+
+        assert again.run.run_id == first.run.run_id
+        await shop.until_pushed({"ivy": 1, "jon": 0})
+        await shop.settle()
+        assert shop.pushes("ivy") == 1
+        campaign = await shop.campaigns.GetCampaign(
+            campaign_service_pb2.GetCampaignRequest(campaign_id=first.run.campaign_id),
+            metadata=shop.auth,
+        )
+        assert campaign.campaign.name == "Your order shipped"
+
+    async def test_without_recipients_it_is_refused_and_stores_nothing(self, shop: Shop) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await shop.campaigns.SendNotification(
+                campaign_service_pb2.SendNotificationRequest(
+                    notification=common_pb2.Notification(title="To whom?")
+                ),
+                metadata=shop.auth,
+                timeout=10,
+            )
+
+        assert refusal(raised.value) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "MISSING_RECIPIENTS",
+            "recipients",
+        )
+        listed = await shop.campaigns.ListCampaigns(
+            campaign_service_pb2.ListCampaignsRequest(), metadata=shop.auth
+        )
+        assert list(listed.campaigns) == []
+
+
 class TestBadTriggers:
     async def test_a_trigger_on_an_event_never_sent_is_kept_with_a_warning(
         self, shop: Shop

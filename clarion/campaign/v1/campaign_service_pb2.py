@@ -29,7 +29,7 @@ from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_seg
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/campaign/v1/campaign_service.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a google/protobuf/field_mask.proto\"\x92\x03\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x0cnotification\x18\x02 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x42\n\x07urgency\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x36\n\x08\x61udience\x18\x06 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12/\n\x08schedule\x18\x07 \x01(\x0b\x32\x1d.clarion.campaign.v1.Schedule\x12-\n\x07trigger\x18\x08 \x01(\x0b\x32\x1c.clarion.campaign.v1.Trigger\x12/\n\x06timing\x18\t \x01(\x0b\x32\x1f.clarion.campaign.v1.SendTiming\"\x81\x01\n\x16\x43reateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x36\n\x08warnings\x18\x02 \x03(\x0b\x32$.clarion.campaign.v1.CampaignWarning\"A\n\x0f\x43\x61mpaignWarning\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"4\n\x12GetCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"F\n\x13GetCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"F\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"b\n\x15ListCampaignsResponse\x12\x30\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x15UpdateCampaignRequest\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x81\x01\n\x16UpdateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x36\n\x08warnings\x18\x02 \x03(\x0b\x32$.clarion.campaign.v1.CampaignWarning\"\x81\x01\n\x16SendCampaignNowRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x33\n\nrecipients\x18\x03 \x01(\x0b\x32\x1f.clarion.campaign.v1.Recipients\"\x9f\x01\n\nRecipients\x12J\n\x0bprofile_ids\x18\x01 \x03(\tB5\x82\x80\x19\x31\x08\x80\x01\x18\x90N0\x03:\x12INVALID_PROFILE_IDB\x13TOO_MANY_RECIPIENTS\x12\x45\n\x0esubscriber_ids\x18\x02 \x03(\tB-\x82\x80\x19)\x08\x80\x01\x18\x90N0\x01:\nINVALID_IDB\x13TOO_MANY_RECIPIENTS\"@\n\x17SendCampaignNowResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"*\n\rGetRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"7\n\x0eGetRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"a\n\x0fListRunsRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"S\n\x10ListRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.clarion.campaign.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x10\x43\x61ncelRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\":\n\x11\x43\x61ncelRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"U\n\x16GetRunRecipientRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"O\n\x17GetRunRecipientResponse\x12\x34\n\trecipient\x18\x01 \x01(\x0b\x32!.clarion.campaign.v1.RunRecipient\"6\n\x14PauseCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"H\n\x15PauseCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"7\n\x15ResumeCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"I\n\x16ResumeCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"7\n\x15\x43\x61ncelCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"I\n\x16\x43\x61ncelCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign2\xd3\t\n\x0f\x43\x61mpaignService\x12i\n\x0e\x43reateCampaign\x12*.clarion.campaign.v1.CreateCampaignRequest\x1a+.clarion.campaign.v1.CreateCampaignResponse\x12`\n\x0bGetCampaign\x12\'.clarion.campaign.v1.GetCampaignRequest\x1a(.clarion.campaign.v1.GetCampaignResponse\x12\x66\n\rListCampaigns\x12).clarion.campaign.v1.ListCampaignsRequest\x1a*.clarion.campaign.v1.ListCampaignsResponse\x12i\n\x0eUpdateCampaign\x12*.clarion.campaign.v1.UpdateCampaignRequest\x1a+.clarion.campaign.v1.UpdateCampaignResponse\x12l\n\x0fSendCampaignNow\x12+.clarion.campaign.v1.SendCampaignNowRequest\x1a,.clarion.campaign.v1.SendCampaignNowResponse\x12Q\n\x06GetRun\x12\".clarion.campaign.v1.GetRunRequest\x1a#.clarion.campaign.v1.GetRunResponse\x12W\n\x08ListRuns\x12$.clarion.campaign.v1.ListRunsRequest\x1a%.clarion.campaign.v1.ListRunsResponse\x12Z\n\tCancelRun\x12%.clarion.campaign.v1.CancelRunRequest\x1a&.clarion.campaign.v1.CancelRunResponse\x12l\n\x0fGetRunRecipient\x12+.clarion.campaign.v1.GetRunRecipientRequest\x1a,.clarion.campaign.v1.GetRunRecipientResponse\x12\x66\n\rPauseCampaign\x12).clarion.campaign.v1.PauseCampaignRequest\x1a*.clarion.campaign.v1.PauseCampaignResponse\x12i\n\x0eResumeCampaign\x12*.clarion.campaign.v1.ResumeCampaignRequest\x1a+.clarion.campaign.v1.ResumeCampaignResponse\x12i\n\x0e\x43\x61ncelCampaign\x12*.clarion.campaign.v1.CancelCampaignRequest\x1a+.clarion.campaign.v1.CancelCampaignResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/campaign/v1/campaign_service.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a google/protobuf/field_mask.proto\"\x92\x03\n\x15\x43reateCampaignRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x0cnotification\x18\x02 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x42\n\x07urgency\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x36\n\x08\x61udience\x18\x06 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12/\n\x08schedule\x18\x07 \x01(\x0b\x32\x1d.clarion.campaign.v1.Schedule\x12-\n\x07trigger\x18\x08 \x01(\x0b\x32\x1c.clarion.campaign.v1.Trigger\x12/\n\x06timing\x18\t \x01(\x0b\x32\x1f.clarion.campaign.v1.SendTiming\"\x81\x01\n\x16\x43reateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x36\n\x08warnings\x18\x02 \x03(\x0b\x32$.clarion.campaign.v1.CampaignWarning\"A\n\x0f\x43\x61mpaignWarning\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"4\n\x12GetCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"F\n\x13GetCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"F\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"b\n\x15ListCampaignsResponse\x12\x30\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x15UpdateCampaignRequest\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x81\x01\n\x16UpdateCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\x12\x36\n\x08warnings\x18\x02 \x03(\x0b\x32$.clarion.campaign.v1.CampaignWarning\"\x81\x01\n\x16SendCampaignNowRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x33\n\nrecipients\x18\x03 \x01(\x0b\x32\x1f.clarion.campaign.v1.Recipients\"\xf2\x01\n\x17SendNotificationRequest\x12\x35\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1f.clarion.common.v1.Notification\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\x12\x42\n\x07urgency\x18\x03 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12\x33\n\nrecipients\x18\x04 \x01(\x0b\x32\x1f.clarion.campaign.v1.Recipients\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"A\n\x18SendNotificationResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"\x9f\x01\n\nRecipients\x12J\n\x0bprofile_ids\x18\x01 \x03(\tB5\x82\x80\x19\x31\x08\x80\x01\x18\x90N0\x03:\x12INVALID_PROFILE_IDB\x13TOO_MANY_RECIPIENTS\x12\x45\n\x0esubscriber_ids\x18\x02 \x03(\tB-\x82\x80\x19)\x08\x80\x01\x18\x90N0\x01:\nINVALID_IDB\x13TOO_MANY_RECIPIENTS\"@\n\x17SendCampaignNowResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"*\n\rGetRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"7\n\x0eGetRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"a\n\x0fListRunsRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\"S\n\x10ListRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.clarion.campaign.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x10\x43\x61ncelRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\":\n\x11\x43\x61ncelRunResponse\x12%\n\x03run\x18\x01 \x01(\x0b\x32\x18.clarion.campaign.v1.Run\"U\n\x16GetRunRecipientRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"O\n\x17GetRunRecipientResponse\x12\x34\n\trecipient\x18\x01 \x01(\x0b\x32!.clarion.campaign.v1.RunRecipient\"6\n\x14PauseCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"H\n\x15PauseCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"7\n\x15ResumeCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"I\n\x16ResumeCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign\"7\n\x15\x43\x61ncelCampaignRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"I\n\x16\x43\x61ncelCampaignResponse\x12/\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.Campaign2\xc4\n\n\x0f\x43\x61mpaignService\x12i\n\x0e\x43reateCampaign\x12*.clarion.campaign.v1.CreateCampaignRequest\x1a+.clarion.campaign.v1.CreateCampaignResponse\x12`\n\x0bGetCampaign\x12\'.clarion.campaign.v1.GetCampaignRequest\x1a(.clarion.campaign.v1.GetCampaignResponse\x12\x66\n\rListCampaigns\x12).clarion.campaign.v1.ListCampaignsRequest\x1a*.clarion.campaign.v1.ListCampaignsResponse\x12i\n\x0eUpdateCampaign\x12*.clarion.campaign.v1.UpdateCampaignRequest\x1a+.clarion.campaign.v1.UpdateCampaignResponse\x12l\n\x0fSendCampaignNow\x12+.clarion.campaign.v1.SendCampaignNowRequest\x1a,.clarion.campaign.v1.SendCampaignNowResponse\x12o\n\x10SendNotification\x12,.clarion.campaign.v1.SendNotificationRequest\x1a-.clarion.campaign.v1.SendNotificationResponse\x12Q\n\x06GetRun\x12\".clarion.campaign.v1.GetRunRequest\x1a#.clarion.campaign.v1.GetRunResponse\x12W\n\x08ListRuns\x12$.clarion.campaign.v1.ListRunsRequest\x1a%.clarion.campaign.v1.ListRunsResponse\x12Z\n\tCancelRun\x12%.clarion.campaign.v1.CancelRunRequest\x1a&.clarion.campaign.v1.CancelRunResponse\x12l\n\x0fGetRunRecipient\x12+.clarion.campaign.v1.GetRunRecipientRequest\x1a,.clarion.campaign.v1.GetRunRecipientResponse\x12\x66\n\rPauseCampaign\x12).clarion.campaign.v1.PauseCampaignRequest\x1a*.clarion.campaign.v1.PauseCampaignResponse\x12i\n\x0eResumeCampaign\x12*.clarion.campaign.v1.ResumeCampaignRequest\x1a+.clarion.campaign.v1.ResumeCampaignResponse\x12i\n\x0e\x43\x61ncelCampaign\x12*.clarion.campaign.v1.CancelCampaignRequest\x1a+.clarion.campaign.v1.CancelCampaignResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCAMPAIGNSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
   _globals['_SENDCAMPAIGNNOWREQUEST'].fields_by_name['campaign_id']._loaded_options = None
   _globals['_SENDCAMPAIGNNOWREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_SENDNOTIFICATIONREQUEST'].fields_by_name['urgency']._loaded_options = None
+  _globals['_SENDNOTIFICATIONREQUEST'].fields_by_name['urgency']._serialized_options = b'\202\200\031\021:\017INVALID_URGENCY'
   _globals['_RECIPIENTS'].fields_by_name['profile_ids']._loaded_options = None
   _globals['_RECIPIENTS'].fields_by_name['profile_ids']._serialized_options = b'\202\200\0311\010\200\001\030\220N0\003:\022INVALID_PROFILE_IDB\023TOO_MANY_RECIPIENTS'
   _globals['_RECIPIENTS'].fields_by_name['subscriber_ids']._loaded_options = None
@@ -86,38 +88,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=1395
   _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_start=1398
   _globals['_SENDCAMPAIGNNOWREQUEST']._serialized_end=1527
-  _globals['_RECIPIENTS']._serialized_start=1530
-  _globals['_RECIPIENTS']._serialized_end=1689
-  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_start=1691
-  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_end=1755
-  _globals['_GETRUNREQUEST']._serialized_start=1757
-  _globals['_GETRUNREQUEST']._serialized_end=1799
-  _globals['_GETRUNRESPONSE']._serialized_start=1801
-  _globals['_GETRUNRESPONSE']._serialized_end=1856
-  _globals['_LISTRUNSREQUEST']._serialized_start=1858
-  _globals['_LISTRUNSREQUEST']._serialized_end=1955
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1957
-  _globals['_LISTRUNSRESPONSE']._serialized_end=2040
-  _globals['_CANCELRUNREQUEST']._serialized_start=2042
-  _globals['_CANCELRUNREQUEST']._serialized_end=2087
-  _globals['_CANCELRUNRESPONSE']._serialized_start=2089
-  _globals['_CANCELRUNRESPONSE']._serialized_end=2147
-  _globals['_GETRUNRECIPIENTREQUEST']._serialized_start=2149
-  _globals['_GETRUNRECIPIENTREQUEST']._serialized_end=2234
-  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_start=2236
-  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_end=2315
-  _globals['_PAUSECAMPAIGNREQUEST']._serialized_start=2317
-  _globals['_PAUSECAMPAIGNREQUEST']._serialized_end=2371
-  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_start=2373
-  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_end=2445
-  _globals['_RESUMECAMPAIGNREQUEST']._serialized_start=2447
-  _globals['_RESUMECAMPAIGNREQUEST']._serialized_end=2502
-  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_start=2504
-  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_end=2577
-  _globals['_CANCELCAMPAIGNREQUEST']._serialized_start=2579
-  _globals['_CANCELCAMPAIGNREQUEST']._serialized_end=2634
-  _globals['_CANCELCAMPAIGNRESPONSE']._serialized_start=2636
-  _globals['_CANCELCAMPAIGNRESPONSE']._serialized_end=2709
-  _globals['_CAMPAIGNSERVICE']._serialized_start=2712
-  _globals['_CAMPAIGNSERVICE']._serialized_end=3947
+  _globals['_SENDNOTIFICATIONREQUEST']._serialized_start=1530
+  _globals['_SENDNOTIFICATIONREQUEST']._serialized_end=1772
+  _globals['_SENDNOTIFICATIONRESPONSE']._serialized_start=1774
+  _globals['_SENDNOTIFICATIONRESPONSE']._serialized_end=1839
+  _globals['_RECIPIENTS']._serialized_start=1842
+  _globals['_RECIPIENTS']._serialized_end=2001
+  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_start=2003
+  _globals['_SENDCAMPAIGNNOWRESPONSE']._serialized_end=2067
+  _globals['_GETRUNREQUEST']._serialized_start=2069
+  _globals['_GETRUNREQUEST']._serialized_end=2111
+  _globals['_GETRUNRESPONSE']._serialized_start=2113
+  _globals['_GETRUNRESPONSE']._serialized_end=2168
+  _globals['_LISTRUNSREQUEST']._serialized_start=2170
+  _globals['_LISTRUNSREQUEST']._serialized_end=2267
+  _globals['_LISTRUNSRESPONSE']._serialized_start=2269
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2352
+  _globals['_CANCELRUNREQUEST']._serialized_start=2354
+  _globals['_CANCELRUNREQUEST']._serialized_end=2399
+  _globals['_CANCELRUNRESPONSE']._serialized_start=2401
+  _globals['_CANCELRUNRESPONSE']._serialized_end=2459
+  _globals['_GETRUNRECIPIENTREQUEST']._serialized_start=2461
+  _globals['_GETRUNRECIPIENTREQUEST']._serialized_end=2546
+  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_start=2548
+  _globals['_GETRUNRECIPIENTRESPONSE']._serialized_end=2627
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_start=2629
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_end=2683
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_start=2685
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_end=2757
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_start=2759
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_end=2814
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_start=2816
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_end=2889
+  _globals['_CANCELCAMPAIGNREQUEST']._serialized_start=2891
+  _globals['_CANCELCAMPAIGNREQUEST']._serialized_end=2946
+  _globals['_CANCELCAMPAIGNRESPONSE']._serialized_start=2948
+  _globals['_CANCELCAMPAIGNRESPONSE']._serialized_end=3021
+  _globals['_CAMPAIGNSERVICE']._serialized_start=3024
+  _globals['_CAMPAIGNSERVICE']._serialized_end=4372
 # @@protoc_insertion_point(module_scope)

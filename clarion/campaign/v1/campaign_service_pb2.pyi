@@ -105,6 +105,26 @@ class SendCampaignNowRequest(_message.Message):
     recipients: Recipients
     def __init__(self, campaign_id: _Optional[str] = ..., request_id: _Optional[str] = ..., recipients: _Optional[_Union[Recipients, _Mapping]] = ...) -> None: ...
 
+class SendNotificationRequest(_message.Message):
+    __slots__ = ("notification", "ttl_seconds", "urgency", "recipients", "request_id")
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    notification: _common_pb2.Notification
+    ttl_seconds: int
+    urgency: _common_pb2.Urgency
+    recipients: Recipients
+    request_id: str
+    def __init__(self, notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., recipients: _Optional[_Union[Recipients, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SendNotificationResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: _campaign_pb2.Run
+    def __init__(self, run: _Optional[_Union[_campaign_pb2.Run, _Mapping]] = ...) -> None: ...
+
 class Recipients(_message.Message):
     __slots__ = ("profile_ids", "subscriber_ids")
     PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,11 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowResponse.FromString,
                 _registered_method=True)
+        self.SendNotification = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/SendNotification',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationResponse.FromString,
+                _registered_method=True)
         self.GetRun = channel.unary_unary(
                 '/clarion.campaign.v1.CampaignService/GetRun',
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRequest.SerializeToString,
@@ -128,6 +133,15 @@ class CampaignServiceServicer:
     def SendCampaignNow(self, request, context):
         """Starts a run and returns at once, with the run PREPARING: delivery resolves the
         audience and sends it in the background; GetRun shows how far it has got.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendNotification(self, request, context):
+        """A one-off notification to listed recipients (an order update): stores a campaign
+        for it (named after its title) and starts its run, as CreateCampaign then
+        SendCampaignNow with recipients would; outcomes and reports as for any run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,6 +228,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.SendCampaignNow,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowResponse.SerializeToString,
+            ),
+            'SendNotification': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendNotification,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationResponse.SerializeToString,
             ),
             'GetRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRun,
@@ -386,6 +405,33 @@ class CampaignService:
             '/clarion.campaign.v1.CampaignService/SendCampaignNow',
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendCampaignNowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendNotification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/SendNotification',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -545,6 +545,24 @@ class Campaigns:
             self.handoff_wanted.set()
         return await self.get_run(site_id, run_id)
 
+    async def send_notification(
+        self, site_id: str, draft: CampaignDraft, recipients: ListedRecipients | None
+    ) -> RunRecord:
+        """A one-off notification to listed recipients: a campaign for it, and its run.
+        Everything is checked before anything is stored; a repeated request_id returns
+        the first call's run."""
+        if recipients is None:
+            raise InvalidArgument(
+                "MISSING_RECIPIENTS",
+                "recipients is required: a one-off notification goes to listed profiles "
+                "or subscribers (to send to an audience, create a campaign)",
+                field="recipients",
+            )
+        recipients = _listed(recipients)
+        _check_request_id(draft.request_id)
+        campaign = await self.create(site_id, draft)
+        return await self.send_now(site_id, campaign.campaign_id, draft.request_id, recipients)
+
     async def get_run(self, site_id: str, run_id: str) -> RunRecord:
         return await self._refreshed(await self._stored_run(site_id, run_id))
 
