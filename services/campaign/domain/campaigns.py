@@ -511,9 +511,6 @@ class Campaigns:
             self.handoff_wanted.set()
         return len(started)
 
-    def _new_run(self, campaign: CampaignRecord, now: datetime, request_id: str) -> RunRecord:
-        return new_run(campaign, now, request_id)
-
     async def send_now(
         self,
         site_id: str,
@@ -531,9 +528,7 @@ class Campaigns:
         _check_request_id(request_id)
         recipients = _listed(recipients) if recipients is not None else None
         campaign = await self.get(site_id, campaign_id)
-        planned = replace(
-            self._new_run(campaign, self._clock.now(), request_id), recipients=recipients
-        )
+        planned = new_run(campaign, self._clock.now(), request_id, recipients)
         run_id = planned.run_id
         run = await self._store.insert_run(planned)
         if run.run_id != run_id:
