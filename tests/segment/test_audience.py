@@ -567,8 +567,8 @@ class TestInternalOnly:
         tried = await assert_internal_only(channel, INTERNAL_SERVICE_FULL_NAME, site.metadata)
 
         assert sorted(tried) == [
-            "BatchUnsubscribeSubscribers", "CheckSubscribers", "ListAudienceMembers",
-            "ListEventFeed", "TrackSystemEvents", "ValidateAudience",
+            "BatchUnsubscribeSubscribers", "CheckEventNames", "CheckSubscribers",
+            "ListAudienceMembers", "ListEventFeed", "TrackSystemEvents", "ValidateAudience",
         ]
         assert (await get(stub, site, stored.subscriber_id)).state == ACTIVE
 
