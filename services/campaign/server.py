@@ -234,12 +234,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         request: campaign_service_pb2.SendCampaignNowRequest,
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.SendCampaignNowResponse:
-        recipients = None
-        if request.HasField("recipients"):
-            recipients = ListedRecipients(
-                profile_ids=tuple(request.recipients.profile_ids),
-                subscriber_ids=tuple(request.recipients.subscriber_ids),
-            )
+        recipients = _recipients(request)
         run = await self._campaigns.send_now(
             current_site_id(), request.campaign_id, request.request_id, recipients
         )
@@ -250,12 +245,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         request: campaign_service_pb2.SendNotificationRequest,
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.SendNotificationResponse:
-        recipients = None
-        if request.HasField("recipients"):
-            recipients = ListedRecipients(
-                profile_ids=tuple(request.recipients.profile_ids),
-                subscriber_ids=tuple(request.recipients.subscriber_ids),
-            )
+        recipients = _recipients(request)
         draft = CampaignDraft(
             name="",
             notification=request.notification,
@@ -317,6 +307,19 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     ) -> campaign_service_pb2.CancelCampaignResponse:
         campaign = await self._campaigns.cancel(current_site_id(), request.campaign_id)
         return campaign_service_pb2.CancelCampaignResponse(campaign=campaign_to_proto(campaign))
+
+
+def _recipients(
+    request: campaign_service_pb2.SendCampaignNowRequest
+    | campaign_service_pb2.SendNotificationRequest,
+) -> ListedRecipients | None:
+    """The listed recipients a request names; None when it has none (not even empty)."""
+    if not request.HasField("recipients"):
+        return None
+    return ListedRecipients(
+        profile_ids=tuple(request.recipients.profile_ids),
+        subscriber_ids=tuple(request.recipients.subscriber_ids),
+    )
 
 
 def _warning(warning: CampaignWarning) -> campaign_service_pb2.CampaignWarning:
