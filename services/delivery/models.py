@@ -112,6 +112,14 @@ class DeliveryRunRow(Model):
     # When its recipients are due (domain/timing.py's JSON form of RunTiming): a local
     # time and a cut-off; "": all at once.
     timing: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # How the payload is rendered per recipient (domain/content.py's JSON form of the
+    # RunContent fields beyond payload, TTL and urgency: the profile properties its
+    # templates read, missing values, per-browser payloads, topic); "": the payload as
+    # it is, for everyone.
+    content_options: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Frequency cap, quiet hours, throttle and control group (domain/policies.py's JSON
+    # form of RunPolicy); "": none.
+    policy: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Nothing is sent after this; the sweep then ends what is left (NULL: no cut-off).
     # Cleared when the run finishes.
     cut_off_time: Mapped[datetime | None]
@@ -217,6 +225,9 @@ class DeliveryRecipientRow(Model):
     # The site's VAPID key (campaign's vk_ id) to sign with, as segment gave it; "": the
     # site's current key.
     vapid_key_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # What its payload's templates read: compact JSON {"profile": {...}, "event": {...}}
+    # of the values the run asked for; "": nothing (an untemplated payload).
+    context: Mapped[str] = mapped_column(Text, default="", server_default="")
     state: Mapped[str] = mapped_column(String(16))
     # A closed-set word (DeliveryReason); while pending, why the last attempt is retried.
     reason: Mapped[str] = mapped_column(String(MAX_REASON_LENGTH), default="")
@@ -252,3 +263,53 @@ class DeliveryOutboxRow(Model):
     occur_time: Mapped[datetime]
     claim_owner: Mapped[str | None] = mapped_column(String(128))
     claim_expires_at: Mapped[datetime | None]
+
+
+class DeliveryRunContextRow(Model):
+    """What one listed person of a run carries into its templates as `event` (the
+    properties of the event that triggered its push), until the run is queued."""
+
+    __tablename__ = "delivery_run_contexts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["site_id", "run_id"],
+            ["delivery_runs.site_id", "delivery_runs.run_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    # "p:" + a profile id (every subscriber of it), or "s:" + a subscriber id.
+    person_key: Mapped[str] = mapped_column(String(MAX_ID_LENGTH + 2), primary_key=True)
+    # Compact JSON object of the event's properties.
+    event_properties: Mapped[str] = mapped_column(Text)
+
+
+class DeliveryPersonSendsRow(Model):
+    """Pushes sent to one person (a profile, or an anonymous subscriber) of a site on
+    its recent local days, for the frequency cap. One row per person, locked while a
+    chunk reserves its sends, so concurrent runs and delivery processes never take the
+    person past the cap."""
+
+    __tablename__ = "delivery_person_sends"
+
+    site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    # "p:" + profile id, or "s:" + subscriber id.
+    person_key: Mapped[str] = mapped_column(String(MAX_ID_LENGTH + 2), primary_key=True)
+    # Compact JSON {"YYYY-MM-DD": sends} of the person's last 7 local days with a send.
+    days: Mapped[str] = mapped_column(Text, default="{}")
+    update_time: Mapped[datetime]
+
+
+class DeliveryRateWindowRow(Model):
+    """Sends started in one minute for one throttle scope (a campaign, or the whole
+    site), shared by every delivery process."""
+
+    __tablename__ = "delivery_rate_windows"
+
+    site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    # "site", or "campaign:" + campaign id.
+    scope: Mapped[str] = mapped_column(String(MAX_ID_LENGTH + 16), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    sends: Mapped[int] = mapped_column(Integer, default=0)

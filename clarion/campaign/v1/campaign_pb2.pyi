@@ -13,6 +13,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class MissingValueAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MISSING_VALUE_ACTION_UNSPECIFIED: _ClassVar[MissingValueAction]
+    MISSING_VALUE_ACTION_USE_TEXT: _ClassVar[MissingValueAction]
+    MISSING_VALUE_ACTION_SUPPRESS: _ClassVar[MissingValueAction]
+
+class QuietHoursAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUIET_HOURS_ACTION_UNSPECIFIED: _ClassVar[QuietHoursAction]
+    QUIET_HOURS_ACTION_DISCARD: _ClassVar[QuietHoursAction]
+    QUIET_HOURS_ACTION_DELAY: _ClassVar[QuietHoursAction]
+
 class CampaignState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CAMPAIGN_STATE_UNSPECIFIED: _ClassVar[CampaignState]
@@ -53,6 +65,12 @@ class RecipientStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECIPIENT_STATUS_FAILED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_SUPPRESSED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_EXPIRED: _ClassVar[RecipientStatus]
+MISSING_VALUE_ACTION_UNSPECIFIED: MissingValueAction
+MISSING_VALUE_ACTION_USE_TEXT: MissingValueAction
+MISSING_VALUE_ACTION_SUPPRESS: MissingValueAction
+QUIET_HOURS_ACTION_UNSPECIFIED: QuietHoursAction
+QUIET_HOURS_ACTION_DISCARD: QuietHoursAction
+QUIET_HOURS_ACTION_DELAY: QuietHoursAction
 CAMPAIGN_STATE_UNSPECIFIED: CampaignState
 CAMPAIGN_STATE_DRAFT: CampaignState
 CAMPAIGN_STATE_SCHEDULED: CampaignState
@@ -81,7 +99,7 @@ RECIPIENT_STATUS_SUPPRESSED: RecipientStatus
 RECIPIENT_STATUS_EXPIRED: RecipientStatus
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger", "timing")
+    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger", "timing", "personalization", "utm", "topic", "labels", "policy")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +114,11 @@ class Campaign(_message.Message):
     MISSED_OCCURRENCES_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
+    PERSONALIZATION_FIELD_NUMBER: _ClassVar[int]
+    UTM_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     notification: _common_pb2.Notification
@@ -110,7 +133,76 @@ class Campaign(_message.Message):
     missed_occurrences: _containers.RepeatedCompositeFieldContainer[MissedOccurrence]
     trigger: Trigger
     timing: SendTiming
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., timing: _Optional[_Union[SendTiming, _Mapping]] = ...) -> None: ...
+    personalization: Personalization
+    utm: UtmParameters
+    topic: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    policy: CampaignPolicy
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., timing: _Optional[_Union[SendTiming, _Mapping]] = ..., personalization: _Optional[_Union[Personalization, _Mapping]] = ..., utm: _Optional[_Union[UtmParameters, _Mapping]] = ..., topic: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[CampaignPolicy, _Mapping]] = ...) -> None: ...
+
+class Personalization(_message.Message):
+    __slots__ = ("on_missing", "missing_value_text")
+    ON_MISSING_FIELD_NUMBER: _ClassVar[int]
+    MISSING_VALUE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    on_missing: MissingValueAction
+    missing_value_text: str
+    def __init__(self, on_missing: _Optional[_Union[MissingValueAction, str]] = ..., missing_value_text: _Optional[str] = ...) -> None: ...
+
+class UtmParameters(_message.Message):
+    __slots__ = ("source", "medium", "campaign", "content", "term")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MEDIUM_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    medium: str
+    campaign: str
+    content: str
+    term: str
+    def __init__(self, source: _Optional[str] = ..., medium: _Optional[str] = ..., campaign: _Optional[str] = ..., content: _Optional[str] = ..., term: _Optional[str] = ...) -> None: ...
+
+class DeliveryPolicy(_message.Message):
+    __slots__ = ("frequency_cap", "quiet_hours", "max_per_minute")
+    FREQUENCY_CAP_FIELD_NUMBER: _ClassVar[int]
+    QUIET_HOURS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    frequency_cap: FrequencyCap
+    quiet_hours: QuietHours
+    max_per_minute: int
+    def __init__(self, frequency_cap: _Optional[_Union[FrequencyCap, _Mapping]] = ..., quiet_hours: _Optional[_Union[QuietHours, _Mapping]] = ..., max_per_minute: _Optional[int] = ...) -> None: ...
+
+class FrequencyCap(_message.Message):
+    __slots__ = ("per_day", "per_week")
+    PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    PER_WEEK_FIELD_NUMBER: _ClassVar[int]
+    per_day: int
+    per_week: int
+    def __init__(self, per_day: _Optional[int] = ..., per_week: _Optional[int] = ...) -> None: ...
+
+class QuietHours(_message.Message):
+    __slots__ = ("start", "end", "action")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    end: str
+    action: QuietHoursAction
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ..., action: _Optional[_Union[QuietHoursAction, str]] = ...) -> None: ...
+
+class CampaignPolicy(_message.Message):
+    __slots__ = ("ignore_frequency_cap", "quiet_hours", "ignore_quiet_hours", "max_per_minute", "control_group_percent")
+    IGNORE_FREQUENCY_CAP_FIELD_NUMBER: _ClassVar[int]
+    QUIET_HOURS_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_QUIET_HOURS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_GROUP_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    ignore_frequency_cap: bool
+    quiet_hours: QuietHours
+    ignore_quiet_hours: bool
+    max_per_minute: int
+    control_group_percent: int
+    def __init__(self, ignore_frequency_cap: _Optional[bool] = ..., quiet_hours: _Optional[_Union[QuietHours, _Mapping]] = ..., ignore_quiet_hours: _Optional[bool] = ..., max_per_minute: _Optional[int] = ..., control_group_percent: _Optional[int] = ...) -> None: ...
 
 class SendTiming(_message.Message):
     __slots__ = ("local_time", "next_day_if_passed", "cut_off_time", "cut_off_after_seconds")

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCampaignRequest(_message.Message):
-    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule", "trigger", "timing")
+    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule", "trigger", "timing", "personalization", "utm", "topic", "labels", "policy")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,11 @@ class CreateCampaignRequest(_message.Message):
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
+    PERSONALIZATION_FIELD_NUMBER: _ClassVar[int]
+    UTM_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     notification: _common_pb2.Notification
     ttl_seconds: int
@@ -31,7 +36,12 @@ class CreateCampaignRequest(_message.Message):
     schedule: _campaign_pb2.Schedule
     trigger: _campaign_pb2.Trigger
     timing: _campaign_pb2.SendTiming
-    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ..., timing: _Optional[_Union[_campaign_pb2.SendTiming, _Mapping]] = ...) -> None: ...
+    personalization: _campaign_pb2.Personalization
+    utm: _campaign_pb2.UtmParameters
+    topic: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    policy: _campaign_pb2.CampaignPolicy
+    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ..., timing: _Optional[_Union[_campaign_pb2.SendTiming, _Mapping]] = ..., personalization: _Optional[_Union[_campaign_pb2.Personalization, _Mapping]] = ..., utm: _Optional[_Union[_campaign_pb2.UtmParameters, _Mapping]] = ..., topic: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_campaign_pb2.CampaignPolicy, _Mapping]] = ...) -> None: ...
 
 class CreateCampaignResponse(_message.Message):
     __slots__ = ("campaign", "warnings")
@@ -64,12 +74,14 @@ class GetCampaignResponse(_message.Message):
     def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
 
 class ListCampaignsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "label")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    label: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ListCampaignsResponse(_message.Message):
     __slots__ = ("campaigns", "next_page_token")
@@ -106,18 +118,24 @@ class SendCampaignNowRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., request_id: _Optional[str] = ..., recipients: _Optional[_Union[Recipients, _Mapping]] = ...) -> None: ...
 
 class SendNotificationRequest(_message.Message):
-    __slots__ = ("notification", "ttl_seconds", "urgency", "recipients", "request_id")
+    __slots__ = ("notification", "ttl_seconds", "urgency", "recipients", "request_id", "personalization", "utm", "topic")
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     URGENCY_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSONALIZATION_FIELD_NUMBER: _ClassVar[int]
+    UTM_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
     notification: _common_pb2.Notification
     ttl_seconds: int
     urgency: _common_pb2.Urgency
     recipients: Recipients
     request_id: str
-    def __init__(self, notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., recipients: _Optional[_Union[Recipients, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    personalization: _campaign_pb2.Personalization
+    utm: _campaign_pb2.UtmParameters
+    topic: str
+    def __init__(self, notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., recipients: _Optional[_Union[Recipients, _Mapping]] = ..., request_id: _Optional[str] = ..., personalization: _Optional[_Union[_campaign_pb2.Personalization, _Mapping]] = ..., utm: _Optional[_Union[_campaign_pb2.UtmParameters, _Mapping]] = ..., topic: _Optional[str] = ...) -> None: ...
 
 class SendNotificationResponse(_message.Message):
     __slots__ = ("run",)

@@ -1,5 +1,6 @@
 import datetime
 
+from clarion.campaign.v1 import campaign_pb2 as _campaign_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Site(_message.Message):
-    __slots__ = ("site_id", "name", "vapid_public_key", "vapid_subject", "create_time", "vapid_keys", "timezone")
+    __slots__ = ("site_id", "name", "vapid_public_key", "vapid_subject", "create_time", "vapid_keys", "timezone", "delivery_policy")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VAPID_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +20,7 @@ class Site(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     VAPID_KEYS_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_POLICY_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     name: str
     vapid_public_key: bytes
@@ -26,7 +28,8 @@ class Site(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     vapid_keys: _containers.RepeatedCompositeFieldContainer[VapidKey]
     timezone: str
-    def __init__(self, site_id: _Optional[str] = ..., name: _Optional[str] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_keys: _Optional[_Iterable[_Union[VapidKey, _Mapping]]] = ..., timezone: _Optional[str] = ...) -> None: ...
+    delivery_policy: _campaign_pb2.DeliveryPolicy
+    def __init__(self, site_id: _Optional[str] = ..., name: _Optional[str] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_keys: _Optional[_Iterable[_Union[VapidKey, _Mapping]]] = ..., timezone: _Optional[str] = ..., delivery_policy: _Optional[_Union[_campaign_pb2.DeliveryPolicy, _Mapping]] = ...) -> None: ...
 
 class VapidKey(_message.Message):
     __slots__ = ("vapid_key_id", "public_key", "current", "origin", "create_time")

@@ -1,8 +1,9 @@
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -64,6 +65,8 @@ class DeliveryReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_REASON_EXPIRED_TTL: _ClassVar[DeliveryReason]
     DELIVERY_REASON_APNS_UNREGISTERED: _ClassVar[DeliveryReason]
     DELIVERY_REASON_LOCAL_TIME_PASSED: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PERSONALIZATION_MISSING: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_PERSONALIZATION_INVALID: _ClassVar[DeliveryReason]
 BROWSER_UNSPECIFIED: Browser
 BROWSER_CHROME: Browser
 BROWSER_FIREFOX: Browser
@@ -107,6 +110,8 @@ DELIVERY_REASON_CANCELLED: DeliveryReason
 DELIVERY_REASON_EXPIRED_TTL: DeliveryReason
 DELIVERY_REASON_APNS_UNREGISTERED: DeliveryReason
 DELIVERY_REASON_LOCAL_TIME_PASSED: DeliveryReason
+DELIVERY_REASON_PERSONALIZATION_MISSING: DeliveryReason
+DELIVERY_REASON_PERSONALIZATION_INVALID: DeliveryReason
 
 class PushSubscription(_message.Message):
     __slots__ = ("endpoint", "p256dh", "auth")
@@ -133,21 +138,43 @@ class PushTarget(_message.Message):
     def __init__(self, web_push: _Optional[_Union[PushSubscription, _Mapping]] = ..., apns: _Optional[_Union[ApnsDevice, _Mapping]] = ...) -> None: ...
 
 class Notification(_message.Message):
-    __slots__ = ("title", "body", "icon_url", "image_url", "target_url")
+    __slots__ = ("title", "body", "icon_url", "image_url", "target_url", "badge_url", "actions", "require_interaction", "silent", "tag", "renotify")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     ICON_URL_FIELD_NUMBER: _ClassVar[int]
     IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
     TARGET_URL_FIELD_NUMBER: _ClassVar[int]
+    BADGE_URL_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_INTERACTION_FIELD_NUMBER: _ClassVar[int]
+    SILENT_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    RENOTIFY_FIELD_NUMBER: _ClassVar[int]
     title: str
     body: str
     icon_url: str
     image_url: str
     target_url: str
-    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon_url: _Optional[str] = ..., image_url: _Optional[str] = ..., target_url: _Optional[str] = ...) -> None: ...
+    badge_url: str
+    actions: _containers.RepeatedCompositeFieldContainer[NotificationAction]
+    require_interaction: bool
+    silent: bool
+    tag: str
+    renotify: bool
+    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon_url: _Optional[str] = ..., image_url: _Optional[str] = ..., target_url: _Optional[str] = ..., badge_url: _Optional[str] = ..., actions: _Optional[_Iterable[_Union[NotificationAction, _Mapping]]] = ..., require_interaction: _Optional[bool] = ..., silent: _Optional[bool] = ..., tag: _Optional[str] = ..., renotify: _Optional[bool] = ...) -> None: ...
+
+class NotificationAction(_message.Message):
+    __slots__ = ("title", "url", "icon_url")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ICON_URL_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    url: str
+    icon_url: str
+    def __init__(self, title: _Optional[str] = ..., url: _Optional[str] = ..., icon_url: _Optional[str] = ...) -> None: ...
 
 class PushPayload(_message.Message):
-    __slots__ = ("title", "body", "icon", "image", "url", "campaign_id", "run_id", "subscriber_id", "engagement_token")
+    __slots__ = ("title", "body", "icon", "image", "url", "campaign_id", "run_id", "subscriber_id", "engagement_token", "badge", "actions", "require_interaction", "silent", "tag", "renotify")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     ICON_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +184,12 @@ class PushPayload(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     ENGAGEMENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    BADGE_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_INTERACTION_FIELD_NUMBER: _ClassVar[int]
+    SILENT_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    RENOTIFY_FIELD_NUMBER: _ClassVar[int]
     title: str
     body: str
     icon: str
@@ -166,4 +199,22 @@ class PushPayload(_message.Message):
     run_id: str
     subscriber_id: str
     engagement_token: str
-    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon: _Optional[str] = ..., image: _Optional[str] = ..., url: _Optional[str] = ..., campaign_id: _Optional[str] = ..., run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., engagement_token: _Optional[str] = ...) -> None: ...
+    badge: str
+    actions: _containers.RepeatedCompositeFieldContainer[PushAction]
+    require_interaction: bool
+    silent: bool
+    tag: str
+    renotify: bool
+    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon: _Optional[str] = ..., image: _Optional[str] = ..., url: _Optional[str] = ..., campaign_id: _Optional[str] = ..., run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., engagement_token: _Optional[str] = ..., badge: _Optional[str] = ..., actions: _Optional[_Iterable[_Union[PushAction, _Mapping]]] = ..., require_interaction: _Optional[bool] = ..., silent: _Optional[bool] = ..., tag: _Optional[str] = ..., renotify: _Optional[bool] = ...) -> None: ...
+
+class PushAction(_message.Message):
+    __slots__ = ("action", "title", "url", "icon")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ICON_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    title: str
+    url: str
+    icon: str
+    def __init__(self, action: _Optional[str] = ..., title: _Optional[str] = ..., url: _Optional[str] = ..., icon: _Optional[str] = ...) -> None: ...

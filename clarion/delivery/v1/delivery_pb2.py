@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from clarion.segment.v1 import profile_pb2 as clarion_dot_segment_dot_v1_dot_profile__pb2
 from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_segment__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/delivery/v1/delivery.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\nRunContent\x12)\n\x07payload\x18\x01 \x01(\x0c\x42\x18\x82\x80\x19\x14\x08\x80 :\x0fINVALID_PAYLOAD\x12-\n\x0bttl_seconds\x18\x02 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x80\xd4\x93\x01:\x0bINVALID_TTL\x12\x42\n\x07urgency\x18\x03 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\"\xd8\x01\n\x0bRunAudience\x12\x45\n\x0esubscriber_ids\x18\x01 \x03(\tB-\x82\x80\x19)\x08\x80\x01\x18\x90N0\x01:\nINVALID_IDB\x13TOO_MANY_RECIPIENTS\x12\x36\n\x08selector\x18\x02 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12J\n\x0bprofile_ids\x18\x03 \x03(\tB5\x82\x80\x19\x31\x08\x80\x01\x18\x90N0\x03:\x12INVALID_PROFILE_IDB\x13TOO_MANY_RECIPIENTS\"\xc1\x01\n\tRunTiming\x12\x30\n\nlocal_time\x18\x01 \x01(\tB\x1c\x82\x80\x19\x18\x08\x05\x30\x03:\x12INVALID_LOCAL_TIME\x12\x34\n\x10\x64\x65\x66\x61ult_timezone\x18\x02 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12\x1a\n\x12next_day_if_passed\x18\x03 \x01(\x08\x12\x30\n\x0c\x63ut_off_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0c\n\x04sent\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x12\n\nsuppressed\x18\x06 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x07 \x01(\x03\"\xfb\x02\n\x0b\x44\x65liveryRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.clarion.delivery.v1.DeliveryRunState\x12\x32\n\x08progress\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunProgress\x12\x30\n\x07\x66\x61ilure\x18\x05 \x01(\x0e\x32\x1f.clarion.delivery.v1.RunFailure\x12\x17\n\x0f\x66\x61ilure_message\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprepare_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe3\x01\n\tRecipient\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\x0f\n\x07variant\x18\x04 \x01(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12-\n\x06target\x18\x07 \x01(\x0b\x32\x1d.clarion.common.v1.PushTarget\"\x91\x02\n\x10RecipientOutcome\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatus\x12\x31\n\x06reason\x18\x03 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07variant\x18\x06 \x01(\t\x12,\n\x08\x64ue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd6\x01\n\x10\x44\x65liveryRunState\x12\"\n\x1e\x44\x45LIVERY_RUN_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_PREPARING\x10\x01\x12\x1e\n\x1a\x44\x45LIVERY_RUN_STATE_SENDING\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_RUN_STATE_DONE\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_RUN_STATE_FAILED\x10\x04\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_CANCELLED\x10\x05*q\n\nRunFailure\x12\x1b\n\x17RUN_FAILURE_UNSPECIFIED\x10\x00\x12 \n\x1cRUN_FAILURE_AUDIENCE_REFUSED\x10\x01\x12$\n RUN_FAILURE_AUDIENCE_UNAVAILABLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"clarion/delivery/v1/delivery.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a clarion/segment/v1/segment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x03\n\nRunContent\x12)\n\x07payload\x18\x01 \x01(\x0c\x42\x18\x82\x80\x19\x14\x08\x80 :\x0fINVALID_PAYLOAD\x12-\n\x0bttl_seconds\x18\x02 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x80\xd4\x93\x01:\x0bINVALID_TTL\x12\x42\n\x07urgency\x18\x03 \x01(\x0e\x32\x1a.clarion.common.v1.UrgencyB\x15\x82\x80\x19\x11:\x0fINVALID_URGENCY\x12=\n\x12profile_properties\x18\x04 \x03(\tB!\x82\x80\x19\x1d\x08@\x18\x64\x30\x03:\x15INVALID_PROPERTY_NAME\x12\x1f\n\x17suppress_missing_values\x18\x05 \x01(\x08\x12#\n\x12missing_value_text\x18\x06 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x02\x12\x45\n\x10\x62rowser_payloads\x18\x07 \x03(\x0b\x32#.clarion.delivery.v1.BrowserPayloadB\x06\x82\x80\x19\x02\x18\n\x12&\n\x05topic\x18\x08 \x01(\tB\x17\x82\x80\x19\x13\x08 0\x01:\rINVALID_TOPIC\"h\n\x0e\x42rowserPayload\x12+\n\x07\x62rowser\x18\x01 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12)\n\x07payload\x18\x02 \x01(\x0c\x42\x18\x82\x80\x19\x14\x08\x80 :\x0fINVALID_PAYLOAD\"\xb1\x03\n\tRunPolicy\x12\x35\n\x0b\x63\x61p_per_day\x18\x01 \x01(\x05\x42 \x82\x80\x19\x1c \x00(\xe8\x07:\x15INVALID_FREQUENCY_CAP\x12\x36\n\x0c\x63\x61p_per_week\x18\x02 \x01(\x05\x42 \x82\x80\x19\x1c \x00(\xd8\x36:\x15INVALID_FREQUENCY_CAP\x12\x32\n\x0bquiet_start\x18\x03 \x01(\tB\x1d\x82\x80\x19\x19\x08\x05\x30\x03:\x13INVALID_QUIET_HOURS\x12\x30\n\tquiet_end\x18\x04 \x01(\tB\x1d\x82\x80\x19\x19\x08\x05\x30\x03:\x13INVALID_QUIET_HOURS\x12\x13\n\x0bquiet_delay\x18\x05 \x01(\x08\x12>\n\x17\x63\x61mpaign_max_per_minute\x18\x06 \x01(\x05\x42\x1d\x82\x80\x19\x19 \x00(\x80\xad\xe2\x04:\x10INVALID_THROTTLE\x12:\n\x13site_max_per_minute\x18\x07 \x01(\x05\x42\x1d\x82\x80\x19\x19 \x00(\x80\xad\xe2\x04:\x10INVALID_THROTTLE\x12>\n\x15\x63ontrol_group_percent\x18\x08 \x01(\x05\x42\x1f\x82\x80\x19\x1b \x00(2:\x15INVALID_CONTROL_GROUP\"\xb3\x01\n\x10RecipientContext\x12\x31\n\nprofile_id\x18\x01 \x01(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x30\x03:\x12INVALID_PROFILE_ID\x12,\n\rsubscriber_id\x18\x02 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12>\n\x10\x65vent_properties\x18\x03 \x03(\x0b\x32\x1c.clarion.segment.v1.PropertyB\x06\x82\x80\x19\x02\x18\x64\"\xaf\x02\n\x0bRunAudience\x12\x45\n\x0esubscriber_ids\x18\x01 \x03(\tB-\x82\x80\x19)\x08\x80\x01\x18\x90N0\x01:\nINVALID_IDB\x13TOO_MANY_RECIPIENTS\x12\x36\n\x08selector\x18\x02 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12J\n\x0bprofile_ids\x18\x03 \x03(\tB5\x82\x80\x19\x31\x08\x80\x01\x18\x90N0\x03:\x12INVALID_PROFILE_IDB\x13TOO_MANY_RECIPIENTS\x12U\n\x08\x63ontexts\x18\x04 \x03(\x0b\x32%.clarion.delivery.v1.RecipientContextB\x1c\x82\x80\x19\x18\x18\x90NB\x13TOO_MANY_RECIPIENTS\"\xc1\x01\n\tRunTiming\x12\x30\n\nlocal_time\x18\x01 \x01(\tB\x1c\x82\x80\x19\x18\x08\x05\x30\x03:\x12INVALID_LOCAL_TIME\x12\x34\n\x10\x64\x65\x66\x61ult_timezone\x18\x02 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12\x1a\n\x12next_day_if_passed\x18\x03 \x01(\x08\x12\x30\n\x0c\x63ut_off_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x0bRunProgress\x12\x10\n\x08resolved\x18\x01 \x01(\x03\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0c\n\x04sent\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x12\n\nsuppressed\x18\x06 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x07 \x01(\x03\"\xfb\x02\n\x0b\x44\x65liveryRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.clarion.delivery.v1.DeliveryRunState\x12\x32\n\x08progress\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunProgress\x12\x30\n\x07\x66\x61ilure\x18\x05 \x01(\x0e\x32\x1f.clarion.delivery.v1.RunFailure\x12\x17\n\x0f\x66\x61ilure_message\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprepare_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe3\x01\n\tRecipient\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\x0f\n\x07variant\x18\x04 \x01(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x62rowser\x18\x06 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12-\n\x06target\x18\x07 \x01(\x0b\x32\x1d.clarion.common.v1.PushTarget\"\x91\x02\n\x10RecipientOutcome\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.clarion.common.v1.DeliveryStatus\x12\x31\n\x06reason\x18\x03 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12/\n\x0b\x66inish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07variant\x18\x06 \x01(\t\x12,\n\x08\x64ue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd6\x01\n\x10\x44\x65liveryRunState\x12\"\n\x1e\x44\x45LIVERY_RUN_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_PREPARING\x10\x01\x12\x1e\n\x1a\x44\x45LIVERY_RUN_STATE_SENDING\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_RUN_STATE_DONE\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_RUN_STATE_FAILED\x10\x04\x12 \n\x1c\x44\x45LIVERY_RUN_STATE_CANCELLED\x10\x05*q\n\nRunFailure\x12\x1b\n\x17RUN_FAILURE_UNSPECIFIED\x10\x00\x12 \n\x1cRUN_FAILURE_AUDIENCE_REFUSED\x10\x01\x12$\n RUN_FAILURE_AUDIENCE_UNAVAILABLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,30 +42,68 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNCONTENT'].fields_by_name['ttl_seconds']._serialized_options = b'\202\200\031\024 \000(\200\324\223\001:\013INVALID_TTL'
   _globals['_RUNCONTENT'].fields_by_name['urgency']._loaded_options = None
   _globals['_RUNCONTENT'].fields_by_name['urgency']._serialized_options = b'\202\200\031\021:\017INVALID_URGENCY'
+  _globals['_RUNCONTENT'].fields_by_name['profile_properties']._loaded_options = None
+  _globals['_RUNCONTENT'].fields_by_name['profile_properties']._serialized_options = b'\202\200\031\035\010@\030d0\003:\025INVALID_PROPERTY_NAME'
+  _globals['_RUNCONTENT'].fields_by_name['missing_value_text']._loaded_options = None
+  _globals['_RUNCONTENT'].fields_by_name['missing_value_text']._serialized_options = b'\202\200\031\003\010\200\002'
+  _globals['_RUNCONTENT'].fields_by_name['browser_payloads']._loaded_options = None
+  _globals['_RUNCONTENT'].fields_by_name['browser_payloads']._serialized_options = b'\202\200\031\002\030\n'
+  _globals['_RUNCONTENT'].fields_by_name['topic']._loaded_options = None
+  _globals['_RUNCONTENT'].fields_by_name['topic']._serialized_options = b'\202\200\031\023\010 0\001:\rINVALID_TOPIC'
+  _globals['_BROWSERPAYLOAD'].fields_by_name['payload']._loaded_options = None
+  _globals['_BROWSERPAYLOAD'].fields_by_name['payload']._serialized_options = b'\202\200\031\024\010\200 :\017INVALID_PAYLOAD'
+  _globals['_RUNPOLICY'].fields_by_name['cap_per_day']._loaded_options = None
+  _globals['_RUNPOLICY'].fields_by_name['cap_per_day']._serialized_options = b'\202\200\031\034 \000(\350\007:\025INVALID_FREQUENCY_CAP'
+  _globals['_RUNPOLICY'].fields_by_name['cap_per_week']._loaded_options = None
+  _globals['_RUNPOLICY'].fields_by_name['cap_per_week']._serialized_options = b'\202\200\031\034 \000(\3306:\025INVALID_FREQUENCY_CAP'
+  _globals['_RUNPOLICY'].fields_by_name['quiet_start']._loaded_options = None
+  _globals['_RUNPOLICY'].fields_by_name['quiet_start']._serialized_options = b'\202\200\031\031\010\0050\003:\023INVALID_QUIET_HOURS'
+  _globals['_RUNPOLICY'].fields_by_name['quiet_end']._loaded_options = None
+  _globals['_RUNPOLICY'].fields_by_name['quiet_end']._serialized_options = b'\202\200\031\031\010\0050\003:\023INVALID_QUIET_HOURS'
+  _globals['_RUNPOLICY'].fields_by_name['campaign_max_per_minute']._loaded_options = None
+  _globals['_RUNPOLICY'].fields_by_name['campaign_max_per_minute']._serialized_options = b'\202\200\031\031 \000(\200\255\342\004:\020INVALID_THROTTLE'
+  _globals['_RUNPOLICY'].fields_by_name['site_max_per_minute']._loaded_options = None
+  _globals['_RUNPOLICY'].fields_by_name['site_max_per_minute']._serialized_options = b'\202\200\031\031 \000(\200\255\342\004:\020INVALID_THROTTLE'
+  _globals['_RUNPOLICY'].fields_by_name['control_group_percent']._loaded_options = None
+  _globals['_RUNPOLICY'].fields_by_name['control_group_percent']._serialized_options = b'\202\200\031\033 \000(2:\025INVALID_CONTROL_GROUP'
+  _globals['_RECIPIENTCONTEXT'].fields_by_name['profile_id']._loaded_options = None
+  _globals['_RECIPIENTCONTEXT'].fields_by_name['profile_id']._serialized_options = b'\202\200\031\031\010\200\0010\003:\022INVALID_PROFILE_ID'
+  _globals['_RECIPIENTCONTEXT'].fields_by_name['subscriber_id']._loaded_options = None
+  _globals['_RECIPIENTCONTEXT'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\021\010\200\0010\001:\nINVALID_ID'
+  _globals['_RECIPIENTCONTEXT'].fields_by_name['event_properties']._loaded_options = None
+  _globals['_RECIPIENTCONTEXT'].fields_by_name['event_properties']._serialized_options = b'\202\200\031\002\030d'
   _globals['_RUNAUDIENCE'].fields_by_name['subscriber_ids']._loaded_options = None
   _globals['_RUNAUDIENCE'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031)\010\200\001\030\220N0\001:\nINVALID_IDB\023TOO_MANY_RECIPIENTS'
   _globals['_RUNAUDIENCE'].fields_by_name['profile_ids']._loaded_options = None
   _globals['_RUNAUDIENCE'].fields_by_name['profile_ids']._serialized_options = b'\202\200\0311\010\200\001\030\220N0\003:\022INVALID_PROFILE_IDB\023TOO_MANY_RECIPIENTS'
+  _globals['_RUNAUDIENCE'].fields_by_name['contexts']._loaded_options = None
+  _globals['_RUNAUDIENCE'].fields_by_name['contexts']._serialized_options = b'\202\200\031\030\030\220NB\023TOO_MANY_RECIPIENTS'
   _globals['_RUNTIMING'].fields_by_name['local_time']._loaded_options = None
   _globals['_RUNTIMING'].fields_by_name['local_time']._serialized_options = b'\202\200\031\030\010\0050\003:\022INVALID_LOCAL_TIME'
   _globals['_RUNTIMING'].fields_by_name['default_timezone']._loaded_options = None
   _globals['_RUNTIMING'].fields_by_name['default_timezone']._serialized_options = b'\202\200\031\026\010@0\003:\020INVALID_TIMEZONE'
-  _globals['_DELIVERYRUNSTATE']._serialized_start=1806
-  _globals['_DELIVERYRUNSTATE']._serialized_end=2020
-  _globals['_RUNFAILURE']._serialized_start=2022
-  _globals['_RUNFAILURE']._serialized_end=2135
-  _globals['_RUNCONTENT']._serialized_start=196
-  _globals['_RUNCONTENT']._serialized_end=366
-  _globals['_RUNAUDIENCE']._serialized_start=369
-  _globals['_RUNAUDIENCE']._serialized_end=585
-  _globals['_RUNTIMING']._serialized_start=588
-  _globals['_RUNTIMING']._serialized_end=781
-  _globals['_RUNPROGRESS']._serialized_start=784
-  _globals['_RUNPROGRESS']._serialized_end=915
-  _globals['_DELIVERYRUN']._serialized_start=918
-  _globals['_DELIVERYRUN']._serialized_end=1297
-  _globals['_RECIPIENT']._serialized_start=1300
-  _globals['_RECIPIENT']._serialized_end=1527
-  _globals['_RECIPIENTOUTCOME']._serialized_start=1530
-  _globals['_RECIPIENTOUTCOME']._serialized_end=1803
+  _globals['_DELIVERYRUNSTATE']._serialized_start=2895
+  _globals['_DELIVERYRUNSTATE']._serialized_end=3109
+  _globals['_RUNFAILURE']._serialized_start=3111
+  _globals['_RUNFAILURE']._serialized_end=3224
+  _globals['_RUNCONTENT']._serialized_start=230
+  _globals['_RUNCONTENT']._serialized_end=644
+  _globals['_BROWSERPAYLOAD']._serialized_start=646
+  _globals['_BROWSERPAYLOAD']._serialized_end=750
+  _globals['_RUNPOLICY']._serialized_start=753
+  _globals['_RUNPOLICY']._serialized_end=1186
+  _globals['_RECIPIENTCONTEXT']._serialized_start=1189
+  _globals['_RECIPIENTCONTEXT']._serialized_end=1368
+  _globals['_RUNAUDIENCE']._serialized_start=1371
+  _globals['_RUNAUDIENCE']._serialized_end=1674
+  _globals['_RUNTIMING']._serialized_start=1677
+  _globals['_RUNTIMING']._serialized_end=1870
+  _globals['_RUNPROGRESS']._serialized_start=1873
+  _globals['_RUNPROGRESS']._serialized_end=2004
+  _globals['_DELIVERYRUN']._serialized_start=2007
+  _globals['_DELIVERYRUN']._serialized_end=2386
+  _globals['_RECIPIENT']._serialized_start=2389
+  _globals['_RECIPIENT']._serialized_end=2616
+  _globals['_RECIPIENTOUTCOME']._serialized_start=2619
+  _globals['_RECIPIENTOUTCOME']._serialized_end=2892
 # @@protoc_insertion_point(module_scope)

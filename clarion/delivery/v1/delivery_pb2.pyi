@@ -2,6 +2,7 @@ import datetime
 
 from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
+from clarion.segment.v1 import profile_pb2 as _profile_pb2
 from clarion.segment.v1 import segment_pb2 as _segment_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -38,24 +39,74 @@ RUN_FAILURE_AUDIENCE_REFUSED: RunFailure
 RUN_FAILURE_AUDIENCE_UNAVAILABLE: RunFailure
 
 class RunContent(_message.Message):
-    __slots__ = ("payload", "ttl_seconds", "urgency")
+    __slots__ = ("payload", "ttl_seconds", "urgency", "profile_properties", "suppress_missing_values", "missing_value_text", "browser_payloads", "topic")
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     URGENCY_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESS_MISSING_VALUES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_VALUE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    BROWSER_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
     payload: bytes
     ttl_seconds: int
     urgency: _common_pb2.Urgency
-    def __init__(self, payload: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ...) -> None: ...
+    profile_properties: _containers.RepeatedScalarFieldContainer[str]
+    suppress_missing_values: bool
+    missing_value_text: str
+    browser_payloads: _containers.RepeatedCompositeFieldContainer[BrowserPayload]
+    topic: str
+    def __init__(self, payload: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., profile_properties: _Optional[_Iterable[str]] = ..., suppress_missing_values: _Optional[bool] = ..., missing_value_text: _Optional[str] = ..., browser_payloads: _Optional[_Iterable[_Union[BrowserPayload, _Mapping]]] = ..., topic: _Optional[str] = ...) -> None: ...
+
+class BrowserPayload(_message.Message):
+    __slots__ = ("browser", "payload")
+    BROWSER_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    browser: _common_pb2.Browser
+    payload: bytes
+    def __init__(self, browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class RunPolicy(_message.Message):
+    __slots__ = ("cap_per_day", "cap_per_week", "quiet_start", "quiet_end", "quiet_delay", "campaign_max_per_minute", "site_max_per_minute", "control_group_percent")
+    CAP_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    CAP_PER_WEEK_FIELD_NUMBER: _ClassVar[int]
+    QUIET_START_FIELD_NUMBER: _ClassVar[int]
+    QUIET_END_FIELD_NUMBER: _ClassVar[int]
+    QUIET_DELAY_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    SITE_MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_GROUP_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    cap_per_day: int
+    cap_per_week: int
+    quiet_start: str
+    quiet_end: str
+    quiet_delay: bool
+    campaign_max_per_minute: int
+    site_max_per_minute: int
+    control_group_percent: int
+    def __init__(self, cap_per_day: _Optional[int] = ..., cap_per_week: _Optional[int] = ..., quiet_start: _Optional[str] = ..., quiet_end: _Optional[str] = ..., quiet_delay: _Optional[bool] = ..., campaign_max_per_minute: _Optional[int] = ..., site_max_per_minute: _Optional[int] = ..., control_group_percent: _Optional[int] = ...) -> None: ...
+
+class RecipientContext(_message.Message):
+    __slots__ = ("profile_id", "subscriber_id", "event_properties")
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    subscriber_id: str
+    event_properties: _containers.RepeatedCompositeFieldContainer[_profile_pb2.Property]
+    def __init__(self, profile_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., event_properties: _Optional[_Iterable[_Union[_profile_pb2.Property, _Mapping]]] = ...) -> None: ...
 
 class RunAudience(_message.Message):
-    __slots__ = ("subscriber_ids", "selector", "profile_ids")
+    __slots__ = ("subscriber_ids", "selector", "profile_ids", "contexts")
     SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTS_FIELD_NUMBER: _ClassVar[int]
     subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
     selector: _segment_pb2.AudienceSelector
     profile_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    contexts: _containers.RepeatedCompositeFieldContainer[RecipientContext]
+    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., profile_ids: _Optional[_Iterable[str]] = ..., contexts: _Optional[_Iterable[_Union[RecipientContext, _Mapping]]] = ...) -> None: ...
 
 class RunTiming(_message.Message):
     __slots__ = ("local_time", "default_timezone", "next_day_if_passed", "cut_off_time")

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from clarion.segment.v1 import profile_pb2 as clarion_dot_segment_dot_v1_dot_profile__pb2
 from clarion.segment.v1 import segment_pb2 as clarion_dot_segment_dot_v1_dot_segment__pb2
@@ -29,7 +30,7 @@ from clarion.segment.v1 import subscriber_pb2 as clarion_dot_segment_dot_v1_dot_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a clarion/segment/v1/segment.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x16\x43heckEventNamesRequest\x12\x31\n\x0b\x65vent_names\x18\x01 \x03(\tB\x1c\x82\x80\x19\x18\x08\x80\x01\x18\x64\x30\x03\x42\x0f\x42\x41TCH_TOO_LARGE\"5\n\x17\x43heckEventNamesResponse\x12\x1a\n\x12unseen_event_names\x18\x01 \x03(\t\"\xd7\x02\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x36\n\x08\x61udience\x18\x05 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12\x1f\n\x0c\x61udience_key\x18\x06 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x46\n\x0bprofile_ids\x18\x07 \x03(\tB1\x82\x80\x19-\x08\x80\x01\x18\x88\'0\x03:\x12INVALID_PROFILE_IDB\x0f\x42\x41TCH_TOO_LARGE\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"_\n\x18TrackSystemEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"L\n\x19TrackSystemEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult\"Q\n\x17ValidateAudienceRequest\x12\x36\n\x08\x61udience\x18\x01 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"\x1a\n\x18ValidateAudienceResponse\"\x8b\x01\n\x14ListEventFeedRequest\x12\x17\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x31\n\x0b\x65vent_names\x18\x03 \x03(\tB\x1c\x82\x80\x19\x18\x08\x80\x01\x18\x64\x30\x03\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x14\n\x0cstart_at_end\x18\x04 \x01(\x08\"[\n\x15ListEventFeedResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.clarion.segment.v1.FeedEvent\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"g\n\tFeedEvent\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.clarion.segment.v1.Event\x12\x30\n\x0creceive_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc3\x06\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponse\x12p\n\x11TrackSystemEvents\x12,.clarion.segment.v1.TrackSystemEventsRequest\x1a-.clarion.segment.v1.TrackSystemEventsResponse\x12m\n\x10ValidateAudience\x12+.clarion.segment.v1.ValidateAudienceRequest\x1a,.clarion.segment.v1.ValidateAudienceResponse\x12\x64\n\rListEventFeed\x12(.clarion.segment.v1.ListEventFeedRequest\x1a).clarion.segment.v1.ListEventFeedResponse\x12j\n\x0f\x43heckEventNames\x12*.clarion.segment.v1.CheckEventNamesRequest\x1a+.clarion.segment.v1.CheckEventNamesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1clarion/segment/v1/segment_internal_service.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a clarion/segment/v1/segment.proto\x1a#clarion/segment/v1/subscriber.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x16\x43heckEventNamesRequest\x12\x31\n\x0b\x65vent_names\x18\x01 \x03(\tB\x1c\x82\x80\x19\x18\x08\x80\x01\x18\x64\x30\x03\x42\x0f\x42\x41TCH_TOO_LARGE\"5\n\x17\x43heckEventNamesResponse\x12\x1a\n\x12unseen_event_names\x18\x01 \x03(\t\"\x90\x03\n\x1aListAudienceMembersRequest\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0esubscriber_ids\x18\x02 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x36\n\x08\x61udience\x18\x05 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\x12\x1f\n\x0c\x61udience_key\x18\x06 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x46\n\x0bprofile_ids\x18\x07 \x03(\tB1\x82\x80\x19-\x08\x80\x01\x18\x88\'0\x03:\x12INVALID_PROFILE_IDB\x0f\x42\x41TCH_TOO_LARGE\x12\x37\n\x12profile_properties\x18\x08 \x03(\tB\x1b\x82\x80\x19\x17\x08@\x18\x64\x30\x03\x42\x0f\x42\x41TCH_TOO_LARGE\"k\n\x1bListAudienceMembersResponse\x12\x33\n\x07members\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.AudienceMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x43heckSubscribersRequest\x12\x35\n\x0esubscriber_ids\x18\x01 \x03(\tB\x1d\x82\x80\x19\x19\x08\x80\x01\x18\x88\'0\x01\x42\x0f\x42\x41TCH_TOO_LARGE\";\n\x18\x43heckSubscribersResponse\x12\x1f\n\x17inactive_subscriber_ids\x18\x01 \x03(\t\"{\n\"BatchUnsubscribeSubscribersRequest\x12U\n\x0funsubscriptions\x18\x01 \x03(\x0b\x32\".clarion.segment.v1.UnsubscriptionB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\";\n#BatchUnsubscribeSubscribersResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"_\n\x18TrackSystemEventsRequest\x12\x43\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.clarion.segment.v1.EventB\x18\x82\x80\x19\x14\x18\xe8\x07\x42\x0f\x42\x41TCH_TOO_LARGE\"L\n\x19TrackSystemEventsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.clarion.segment.v1.ItemResult\"Q\n\x17ValidateAudienceRequest\x12\x36\n\x08\x61udience\x18\x01 \x01(\x0b\x32$.clarion.segment.v1.AudienceSelector\"Q\n\x18ValidateAudienceResponse\x12\x35\n\x11possible_browsers\x18\x01 \x03(\x0e\x32\x1a.clarion.common.v1.Browser\"\x8b\x01\n\x14ListEventFeedRequest\x12\x17\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x31\n\x0b\x65vent_names\x18\x03 \x03(\tB\x1c\x82\x80\x19\x18\x08\x80\x01\x18\x64\x30\x03\x42\x0f\x42\x41TCH_TOO_LARGE\x12\x14\n\x0cstart_at_end\x18\x04 \x01(\x08\"[\n\x15ListEventFeedResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.clarion.segment.v1.FeedEvent\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"g\n\tFeedEvent\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.clarion.segment.v1.Event\x12\x30\n\x0creceive_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc3\x06\n\x16SegmentInternalService\x12v\n\x13ListAudienceMembers\x12..clarion.segment.v1.ListAudienceMembersRequest\x1a/.clarion.segment.v1.ListAudienceMembersResponse\x12m\n\x10\x43heckSubscribers\x12+.clarion.segment.v1.CheckSubscribersRequest\x1a,.clarion.segment.v1.CheckSubscribersResponse\x12\x8e\x01\n\x1b\x42\x61tchUnsubscribeSubscribers\x12\x36.clarion.segment.v1.BatchUnsubscribeSubscribersRequest\x1a\x37.clarion.segment.v1.BatchUnsubscribeSubscribersResponse\x12p\n\x11TrackSystemEvents\x12,.clarion.segment.v1.TrackSystemEventsRequest\x1a-.clarion.segment.v1.TrackSystemEventsResponse\x12m\n\x10ValidateAudience\x12+.clarion.segment.v1.ValidateAudienceRequest\x1a,.clarion.segment.v1.ValidateAudienceResponse\x12\x64\n\rListEventFeed\x12(.clarion.segment.v1.ListEventFeedRequest\x1a).clarion.segment.v1.ListEventFeedResponse\x12j\n\x0f\x43heckEventNames\x12*.clarion.segment.v1.CheckEventNamesRequest\x1a+.clarion.segment.v1.CheckEventNamesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['audience_key']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['profile_ids']._loaded_options = None
   _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['profile_ids']._serialized_options = b'\202\200\031-\010\200\001\030\210\'0\003:\022INVALID_PROFILE_IDB\017BATCH_TOO_LARGE'
+  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['profile_properties']._loaded_options = None
+  _globals['_LISTAUDIENCEMEMBERSREQUEST'].fields_by_name['profile_properties']._serialized_options = b'\202\200\031\027\010@\030d0\003B\017BATCH_TOO_LARGE'
   _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._loaded_options = None
   _globals['_CHECKSUBSCRIBERSREQUEST'].fields_by_name['subscriber_ids']._serialized_options = b'\202\200\031\031\010\200\001\030\210\'0\001B\017BATCH_TOO_LARGE'
   _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST'].fields_by_name['unsubscriptions']._loaded_options = None
@@ -56,36 +59,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTEVENTFEEDREQUEST'].fields_by_name['cursor']._serialized_options = b'\202\200\031\003\010\200\004'
   _globals['_LISTEVENTFEEDREQUEST'].fields_by_name['event_names']._loaded_options = None
   _globals['_LISTEVENTFEEDREQUEST'].fields_by_name['event_names']._serialized_options = b'\202\200\031\030\010\200\001\030d0\003B\017BATCH_TOO_LARGE'
-  _globals['_CHECKEVENTNAMESREQUEST']._serialized_start=248
-  _globals['_CHECKEVENTNAMESREQUEST']._serialized_end=323
-  _globals['_CHECKEVENTNAMESRESPONSE']._serialized_start=325
-  _globals['_CHECKEVENTNAMESRESPONSE']._serialized_end=378
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=381
-  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=724
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=726
-  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=833
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=835
-  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=915
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=917
-  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=976
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=978
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=1101
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=1103
-  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=1162
-  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_start=1164
-  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_end=1259
-  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_start=1261
-  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_end=1337
-  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_start=1339
-  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_end=1420
-  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_start=1422
-  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_end=1448
-  _globals['_LISTEVENTFEEDREQUEST']._serialized_start=1451
-  _globals['_LISTEVENTFEEDREQUEST']._serialized_end=1590
-  _globals['_LISTEVENTFEEDRESPONSE']._serialized_start=1592
-  _globals['_LISTEVENTFEEDRESPONSE']._serialized_end=1683
-  _globals['_FEEDEVENT']._serialized_start=1685
-  _globals['_FEEDEVENT']._serialized_end=1788
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=1791
-  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=2626
+  _globals['_CHECKEVENTNAMESREQUEST']._serialized_start=280
+  _globals['_CHECKEVENTNAMESREQUEST']._serialized_end=355
+  _globals['_CHECKEVENTNAMESRESPONSE']._serialized_start=357
+  _globals['_CHECKEVENTNAMESRESPONSE']._serialized_end=410
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_start=413
+  _globals['_LISTAUDIENCEMEMBERSREQUEST']._serialized_end=813
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_start=815
+  _globals['_LISTAUDIENCEMEMBERSRESPONSE']._serialized_end=922
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_start=924
+  _globals['_CHECKSUBSCRIBERSREQUEST']._serialized_end=1004
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_start=1006
+  _globals['_CHECKSUBSCRIBERSRESPONSE']._serialized_end=1065
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_start=1067
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSREQUEST']._serialized_end=1190
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_start=1192
+  _globals['_BATCHUNSUBSCRIBESUBSCRIBERSRESPONSE']._serialized_end=1251
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_start=1253
+  _globals['_TRACKSYSTEMEVENTSREQUEST']._serialized_end=1348
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_start=1350
+  _globals['_TRACKSYSTEMEVENTSRESPONSE']._serialized_end=1426
+  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_start=1428
+  _globals['_VALIDATEAUDIENCEREQUEST']._serialized_end=1509
+  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_start=1511
+  _globals['_VALIDATEAUDIENCERESPONSE']._serialized_end=1592
+  _globals['_LISTEVENTFEEDREQUEST']._serialized_start=1595
+  _globals['_LISTEVENTFEEDREQUEST']._serialized_end=1734
+  _globals['_LISTEVENTFEEDRESPONSE']._serialized_start=1736
+  _globals['_LISTEVENTFEEDRESPONSE']._serialized_end=1827
+  _globals['_FEEDEVENT']._serialized_start=1829
+  _globals['_FEEDEVENT']._serialized_end=1932
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_start=1935
+  _globals['_SEGMENTINTERNALSERVICE']._serialized_end=2770
 # @@protoc_insertion_point(module_scope)

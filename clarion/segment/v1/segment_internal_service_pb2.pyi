@@ -1,5 +1,6 @@
 import datetime
 
+from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.segment.v1 import profile_pb2 as _profile_pb2
 from clarion.segment.v1 import segment_pb2 as _segment_pb2
@@ -26,7 +27,7 @@ class CheckEventNamesResponse(_message.Message):
     def __init__(self, unseen_event_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListAudienceMembersRequest(_message.Message):
-    __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token", "audience", "audience_key", "profile_ids")
+    __slots__ = ("snapshot_time", "subscriber_ids", "page_size", "page_token", "audience", "audience_key", "profile_ids", "profile_properties")
     SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +35,7 @@ class ListAudienceMembersRequest(_message.Message):
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_KEY_FIELD_NUMBER: _ClassVar[int]
     PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     snapshot_time: _timestamp_pb2.Timestamp
     subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
     page_size: int
@@ -41,7 +43,8 @@ class ListAudienceMembersRequest(_message.Message):
     audience: _segment_pb2.AudienceSelector
     audience_key: str
     profile_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., audience_key: _Optional[str] = ..., profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    profile_properties: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subscriber_ids: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., audience_key: _Optional[str] = ..., profile_ids: _Optional[_Iterable[str]] = ..., profile_properties: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListAudienceMembersResponse(_message.Message):
     __slots__ = ("members", "next_page_token")
@@ -94,8 +97,10 @@ class ValidateAudienceRequest(_message.Message):
     def __init__(self, audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ...) -> None: ...
 
 class ValidateAudienceResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("possible_browsers",)
+    POSSIBLE_BROWSERS_FIELD_NUMBER: _ClassVar[int]
+    possible_browsers: _containers.RepeatedScalarFieldContainer[_common_pb2.Browser]
+    def __init__(self, possible_browsers: _Optional[_Iterable[_Union[_common_pb2.Browser, str]]] = ...) -> None: ...
 
 class ListEventFeedRequest(_message.Message):
     __slots__ = ("cursor", "page_size", "event_names", "start_at_end")

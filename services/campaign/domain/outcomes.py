@@ -50,6 +50,14 @@ EXPLANATIONS: dict[str, str] = {
         "not sent: the campaign delivers at a local time that had already passed in the "
         "subscriber's time zone when the run started"
     ),
+    "personalization_missing": (
+        "not sent: the message prints a value this subscriber's profile does not have, "
+        "and the campaign suppresses such recipients"
+    ),
+    "personalization_invalid": (
+        "not sent: the message's template could not use this subscriber's values (e.g. a "
+        "click URL that was not an http(s) URL once filled in)"
+    ),
 }
 
 

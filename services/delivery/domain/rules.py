@@ -39,6 +39,8 @@ class Reason(StrEnum):
     EXPIRED_TTL = "expired_ttl"
     APNS_UNREGISTERED = "apns_unregistered"
     LOCAL_TIME_PASSED = "local_time_passed"
+    PERSONALIZATION_MISSING = "personalization_missing"
+    PERSONALIZATION_INVALID = "personalization_invalid"
 
 
 SENT_STATUSES = frozenset({200, 201, 202})
