@@ -219,6 +219,28 @@ def relative_bounds(test: PropertyTest, now: datetime) -> tuple[datetime | None,
     return now, now + span, False
 
 
+def possible_browsers(condition: Condition | None) -> frozenset[Browser]:
+    """The browsers whose subscribers the definition does not rule out (None: everyone).
+
+    Read from the tree's shape alone: `all` keeps what each of its conditions allows,
+    `any` what one of them does, a subscriber condition on browsers those browsers.
+    Every other condition (a property, a behaviour, a negation) allows every browser:
+    a negation is not complemented, since not(browser = safari and ...) still lets
+    Safari through, and telling when it does not is not worth the risk of ruling out a
+    browser the audience has."""
+    match condition:
+        case All(conditions):
+            allowed = frozenset(Browser)
+            for child in conditions:
+                allowed &= possible_browsers(child)
+            return allowed
+        case AnyOf(conditions):
+            return frozenset().union(*(possible_browsers(child) for child in conditions))
+        case SubscriberTest(browsers=browsers) if browsers:
+            return frozenset(browsers)
+    return frozenset(Browser)
+
+
 # ---------------------------------------------------------------------------- checks
 
 _PYTHON_TYPES: dict[PropertyType | None, type | tuple[type, ...]] = {

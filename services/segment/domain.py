@@ -30,6 +30,7 @@ from services.segment.models import (
     MAX_PROPERTY_NAME_LENGTH,
     MAX_REASON_LENGTH,
     MAX_TIMEZONE_LENGTH,
+    PROFILE_SCOPE,
     Browser,
     PropertyType,
     event_scope,
@@ -64,6 +65,8 @@ MAX_BATCH_UNSUBSCRIPTIONS = 1000
 MAX_SUBSCRIBER_IDS = 5000
 # The profile_ids of a listed audience's ListAudienceMembers.
 MAX_PROFILE_IDS = 5000
+# The profile properties an audience page may carry (what a run's templates read).
+MAX_AUDIENCE_PROPERTY_NAMES = 100
 
 _SUBSCRIBER_ID = re.compile(r"sub_[0-9a-f]{32}")
 # Campaign's id of a site's VAPID key (SiteService.ImportVapidKey, Site.vapid_keys).
@@ -110,6 +113,9 @@ class AudiencePage:
     members: list[AudienceEntry]
     # Empty only on the last page (AIP-158).
     next_page_token: str
+    # profile_id -> the asked properties its profile has, in the order asked; a profile
+    # with none of them is not here.
+    profile_properties: dict[str, tuple[tuple[str, TypedValue], ...]]
 
 
 @cache
@@ -398,13 +404,15 @@ class Subscribers:
         page_token: str,
         kept_audience_key: str | None = None,
         profile_ids: Sequence[str] = (),
+        profile_properties: Sequence[str] = (),
     ) -> AudiencePage:
         """One page of the site's audience as it stood at `snapshot_time`: subscribers
         created by then and not unsubscribed by then. Ones unsubscribed since are still
         members, marked unsubscribed. `subscriber_ids` and `profile_ids` narrow it to
         the listed subscribers and every subscriber of the listed profiles, each once (a
         test or transactional send); `kept_audience_key` reads a segment's audience kept
-        for a run instead (reach.Audiences.keep_for_run)."""
+        for a run instead (reach.Audiences.keep_for_run). `profile_properties` names
+        properties of the members' profiles to read with the page, as they are now."""
         if snapshot_time is None:
             raise InvalidArgument(
                 "MISSING_SNAPSHOT_TIME",
@@ -413,6 +421,9 @@ class Subscribers:
             )
         _require_batch_size(len(subscriber_ids), MAX_SUBSCRIBER_IDS, "subscriber_ids")
         _require_batch_size(len(profile_ids), MAX_PROFILE_IDS, "profile_ids")
+        _require_batch_size(
+            len(profile_properties), MAX_AUDIENCE_PROPERTY_NAMES, "profile_properties"
+        )
         for index, profile_id in enumerate(profile_ids):
             _require_listed_profile_id(profile_id, f"profile_ids[{index}]")
         size = bounded_page_size(
@@ -437,7 +448,39 @@ class Subscribers:
         return AudiencePage(
             members=page,
             next_page_token=encode_page_token(page[-1].subscriber_id) if more else "",
+            profile_properties=(
+                await self._profile_properties(site_id, page, profile_properties)
+                if profile_properties
+                else {}
+            ),
         )
+
+    async def _profile_properties(
+        self, site_id: str, members: Sequence[AudienceEntry], names: Sequence[str]
+    ) -> dict[str, tuple[tuple[str, TypedValue], ...]]:
+        """The named properties of the members' profiles, typed, read in one query for
+        the page. A name no property can have (not a valid property name) is never
+        found, so it is not asked for."""
+        wanted = [name for name in dict.fromkeys(names) if _PROPERTY_NAME.fullmatch(name)]
+        profile_ids = sorted({m.profile_id for m in members if m.profile_id})
+        if not wanted or not profile_ids:
+            return {}
+        stored = await self._store.profile_properties(site_id, profile_ids, wanted)
+        found = {name for values in stored.values() for name in values}
+        types = await self._store.property_types(
+            site_id, [(PROFILE_SCOPE, name) for name in found]
+        )
+        typed: dict[str, tuple[tuple[str, TypedValue], ...]] = {}
+        for profile_id, values in stored.items():
+            properties = []
+            for name in wanted:
+                if name in values:
+                    value = from_json(types.get((PROFILE_SCOPE, name)), values[name])
+                    if value is not None:
+                        properties.append((name, value))
+            if properties:
+                typed[profile_id] = tuple(properties)
+        return typed
 
     async def inactive_among(self, site_id: str, subscriber_ids: Sequence[str]) -> list[str]:
         """The given ids (in their order, each once) that are not active subscribers of

@@ -14,7 +14,7 @@ from datetime import datetime
 from services.kit.clock import Clock
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.logging import get_logger
-from services.segment.definition import Condition
+from services.segment.definition import Condition, possible_browsers
 from services.segment.models import Browser
 from services.segment.segments import Segments
 from services.segment.store import SubscriberStore
@@ -71,8 +71,9 @@ class Audiences:
         )
         return selector
 
-    async def validate(self, site_id: str, selector: Selector) -> None:
-        await self.definition_of(site_id, selector)
+    async def validate(self, site_id: str, selector: Selector) -> frozenset[Browser]:
+        """Checks the audience; answers the browsers its definition does not rule out."""
+        return possible_browsers(await self.definition_of(site_id, selector))
 
     async def estimate(self, site_id: str, selector: Selector, *, exact: bool) -> Reach:
         """Reach from a sample of people when that is close enough, else exact.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -130,7 +130,9 @@ def subscriber_to_proto(subscriber: Subscriber) -> subscriber_pb2.Subscriber:
     )
 
 
-def audience_member_to_proto(entry: AudienceEntry) -> subscriber_pb2.AudienceMember:
+def audience_member_to_proto(
+    entry: AudienceEntry, profile_properties: Sequence[profile_pb2.Property] = ()
+) -> subscriber_pb2.AudienceMember:
     return subscriber_pb2.AudienceMember(
         subscriber_id=entry.subscriber_id,
         profile_id=entry.profile_id or "",
@@ -143,6 +145,7 @@ def audience_member_to_proto(entry: AudienceEntry) -> subscriber_pb2.AudienceMem
         ),
         unsubscribed=entry.unsubscribed,
         vapid_key_id=entry.vapid_key_id or "",
+        profile_properties=profile_properties,
     )
 
 
@@ -654,8 +657,10 @@ class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
         self, request: internal_pb.ValidateAudienceRequest, context: grpc.aio.ServicerContext
     ) -> internal_pb.ValidateAudienceResponse:
         selector = audience_from_proto(request.audience, "audience")
-        await self._audiences.validate(required_site_id(), selector)
-        return internal_pb.ValidateAudienceResponse()
+        browsers = await self._audiences.validate(required_site_id(), selector)
+        return internal_pb.ValidateAudienceResponse(
+            possible_browsers=sorted(BROWSER_TO_PROTO[browser] for browser in browsers)
+        )
 
     async def TrackSystemEvents(
         self, request: internal_pb.TrackSystemEventsRequest, context: grpc.aio.ServicerContext
@@ -703,9 +708,21 @@ class SegmentInternalServicer(internal_pb_grpc.SegmentInternalServiceServicer):
             request.page_token,
             kept_audience_key=kept_key,
             profile_ids=list(request.profile_ids),
+            profile_properties=list(request.profile_properties),
         )
+        # Converted once per profile: its subscribers share them.
+        properties = {
+            profile_id: [
+                profile_pb2.Property(name=name, value=_value_to_proto(value))
+                for name, value in values
+            ]
+            for profile_id, values in page.profile_properties.items()
+        }
         return internal_pb.ListAudienceMembersResponse(
-            members=[audience_member_to_proto(entry) for entry in page.members],
+            members=[
+                audience_member_to_proto(entry, properties.get(entry.profile_id or "", ()))
+                for entry in page.members
+            ],
             next_page_token=page.next_page_token,
         )
 

@@ -18,6 +18,7 @@ from cachetools import LRUCache
 from sqlalchemy import (
     JSON,
     Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -280,6 +281,25 @@ class SubscriberStore:
                 "WHERE subscriber_id IN (SELECT value FROM json_each(:ids)) "
                 "AND site_id = :site_id AND state = 'active'"
             )
+        # The profile properties an audience page's templates read: each listed profile
+        # looked up by its key. PostgreSQL keeps only the named properties (one pass
+        # over each profile's JSONB, not one per name), so a page does not carry whole
+        # profiles; SQLite reads the local row and the store picks them.
+        if engine.dialect.name == "postgresql":
+            self._profile_properties = text(
+                "SELECT p.profile_id, (SELECT jsonb_object_agg(e.key, e.value) "
+                "FROM jsonb_each(p.properties) AS e "
+                "WHERE e.key IN (SELECT json_array_elements_text(CAST(:names AS json)))) "
+                "AS properties "
+                "FROM json_array_elements_text(CAST(:ids AS json)) AS n(id) "
+                "CROSS JOIN LATERAL (SELECT profile_id, properties FROM segment_profiles "
+                "WHERE site_id = :site_id AND profile_id = n.id) AS p"
+            ).columns(profile_id=String, properties=postgresql.JSONB)
+        else:
+            self._profile_properties = text(
+                "SELECT profile_id, properties FROM segment_profiles "
+                "WHERE site_id = :site_id AND profile_id IN (SELECT value FROM json_each(:ids))"
+            ).columns(profile_id=String, properties=JSON)
         self._sessions = session_factory(engine)
         dialect = engine.dialect.name
         if dialect not in ("postgresql", "sqlite"):
@@ -711,6 +731,29 @@ class SubscriberStore:
             rows = (await connection.execute(query)).all()
         return [_to_audience_entry(row) for row in rows]
 
+    async def profile_properties(
+        self, site_id: str, profile_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The named properties of these profiles of the site, as stored ({name: JSON
+        value}), read in one statement; a profile having none of them is left out."""
+        if not profile_ids or not names:
+            return {}
+        parameters = {
+            "site_id": site_id,
+            "ids": json.dumps(list(profile_ids)),
+            "names": json.dumps(list(names)),
+        }
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(self._profile_properties, parameters)).all()
+        if self._postgresql:
+            return {profile_id: properties for profile_id, properties in rows if properties}
+        wanted = set(names)
+        found: dict[str, dict[str, Any]] = {}
+        for profile_id, properties in rows:
+            picked = {n: v for n, v in (properties or {}).items() if n in wanted}
+            if picked:
+                found[profile_id] = picked
+        return found
 
     @property
     def samples(self) -> bool:

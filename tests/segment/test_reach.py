@@ -330,3 +330,79 @@ class TestValidateAudience:
             internal_pb.ValidateAudienceRequest(audience=adhoc(city_in("Paris"))),
             metadata=internal(settings, site),
         )
+
+    async def test_answers_the_browsers_the_definition_does_not_rule_out(
+        self, stub: Stub, internal_stub: Internal, settings: Settings, site: Site
+    ) -> None:
+        chrome_or_firefox_in_paris = segment_pb2.Condition(
+            all=segment_pb2.ConditionGroup(
+                conditions=[
+                    segment_pb2.Condition(
+                        subscriber=segment_pb2.SubscriberCondition(
+                            browsers=[common_pb2.BROWSER_FIREFOX, common_pb2.BROWSER_CHROME]
+                        )
+                    ),
+                    city_in("Paris"),
+                ]
+            )
+        )
+        saved = await stub.CreateSegment(
+            pb.CreateSegmentRequest(
+                segment=segment_pb2.Segment(
+                    display_name="safari or paris",
+                    definition=segment_pb2.SegmentDefinition(
+                        condition=segment_pb2.Condition(
+                            any=segment_pb2.ConditionGroup(
+                                conditions=[
+                                    segment_pb2.Condition(
+                                        subscriber=segment_pb2.SubscriberCondition(
+                                            browsers=[common_pb2.BROWSER_SAFARI]
+                                        )
+                                    ),
+                                    segment_pb2.Condition(
+                                        subscriber=segment_pb2.SubscriberCondition(
+                                            browsers=[common_pb2.BROWSER_EDGE]
+                                        )
+                                    ),
+                                ]
+                            )
+                        )
+                    ),
+                )
+            ),
+            metadata=site.metadata,
+        )
+
+        async def possible(selector: segment_pb2.AudienceSelector | None) -> list[int]:
+            response = await internal_stub.ValidateAudience(
+                internal_pb.ValidateAudienceRequest(audience=selector),
+                metadata=internal(settings, site),
+            )
+            return list(response.possible_browsers)
+
+        every_browser = [
+            common_pb2.BROWSER_CHROME,
+            common_pb2.BROWSER_FIREFOX,
+            common_pb2.BROWSER_EDGE,
+            common_pb2.BROWSER_OPERA,
+            common_pb2.BROWSER_SAFARI,
+            common_pb2.BROWSER_OTHER,
+        ]
+        # In enum order, whatever order the definition names them in.
+        assert await possible(adhoc(chrome_or_firefox_in_paris)) == [
+            common_pb2.BROWSER_CHROME,
+            common_pb2.BROWSER_FIREFOX,
+        ]
+        assert await possible(
+            segment_pb2.AudienceSelector(segment_id=saved.segment.segment_id)
+        ) == [common_pb2.BROWSER_EDGE, common_pb2.BROWSER_SAFARI]
+        assert await possible(adhoc(city_in("Paris"))) == every_browser
+        assert await possible(None) == every_browser
+        not_safari = segment_pb2.Condition(
+            negate=segment_pb2.Negation(
+                condition=segment_pb2.Condition(
+                    subscriber=segment_pb2.SubscriberCondition(browsers=[common_pb2.BROWSER_SAFARI])
+                )
+            )
+        )
+        assert await possible(adhoc(not_safari)) == every_browser  # not complemented
