@@ -3,7 +3,8 @@
 
     clarion site show | rotate-api-key [--export] | set-subject SUBJECT | list
     clarion site import-vapid-key FILE [--public-key B64URL]
-    clarion campaign list | show ID | create FILE | update ID FILE | cancel ID [--run RUN]
+    clarion campaign list [--label LABEL] | show ID | create FILE | update ID FILE
+    clarion campaign cancel ID [--run RUN]
     clarion campaign send ID [--watch] [--profile ID ...] [--subscriber ID ...]
         [--recipients-file FILE]
     clarion campaign pause ID | resume ID
@@ -228,6 +229,7 @@ def _site_rows(site: site_pb2.Site) -> list[list[str]]:
         ["vapid_subject", site.vapid_subject],
         ["vapid_public_key", _b64url(site.vapid_public_key)],
         ["created", _when(site, "create_time")],
+        ["delivery_policy", delivery_policy_words(site)],
         # One row per key pair, public halves only: the current one (what new browsers
         # subscribe with) first, then imported ones.
         *(["vapid_key", _vapid_key_line(key)] for key in site.vapid_keys),
@@ -441,15 +443,21 @@ def register_site(
 
 def cmd_campaign_list(args: argparse.Namespace) -> int:
     remote = Remote(args, "campaign")
+    label = args.label or ""
     with remote.channel() as channel:
         campaigns: list[campaign_pb2.Campaign] = all_pages(
             remote,
             campaign_stub(channel).ListCampaigns,
-            lambda token: campaign_service_pb2.ListCampaignsRequest(page_size=200, page_token=token),
+            lambda token: campaign_service_pb2.ListCampaignsRequest(
+                page_size=200, page_token=token, label=label
+            ),
             "campaigns",
         )
     if args.json:
         print_json([as_dict(c) for c in campaigns])
+        return 0
+    if not campaigns and label:
+        print(f"no campaign has the label {label!r}")
         return 0
     if not campaigns:
         print("no campaigns yet: create one with `clarion campaign create FILE`")
@@ -477,6 +485,7 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         ["target_url", notification.target_url or "-"],
         ["icon_url", notification.icon_url or "-"],
         ["image_url", notification.image_url or "-"],
+        *_rich_rows(notification),
         ["ttl_seconds", str(campaign.ttl_seconds)],
         ["urgency", common_pb2.Urgency.Name(campaign.urgency).removeprefix("URGENCY_").lower()],
         ["audience", audience_words(campaign)],
@@ -484,6 +493,11 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         ["schedule", schedule_words(campaign)],
         *([["trigger", _trigger_words(campaign)]] if campaign.HasField("trigger") else []),
         ["next run", _when(campaign, "next_run_time")],
+        ["labels", ", ".join(campaign.labels) or "-"],
+        ["policy", policy_words(campaign.policy)],
+        ["personalization", personalization_words(campaign.personalization)],
+        *([["utm", utm_words(campaign.utm)]] if campaign.HasField("utm") else []),
+        *([["topic", campaign.topic]] if campaign.topic else []),
         ["created", _when(campaign, "create_time")],
     ]
     rows += [
@@ -491,6 +505,82 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         for m in campaign.missed_occurrences
     ]
     print(table(rows, ["FIELD", "VALUE"]))
+
+
+def _rich_rows(notification: common_pb2.Notification) -> list[list[str]]:
+    """The notification's badge, buttons and display options, those it has."""
+    rows = []
+    if notification.badge_url:
+        rows.append(["badge_url", notification.badge_url])
+    for number, action in enumerate(notification.actions, 1):
+        rows.append([f"action_{number}", f"{action.title} -> {action.url or '(no url)'}"])
+    shown = [
+        word
+        for word, on in (
+            ("require_interaction", notification.require_interaction),
+            ("silent", notification.silent),
+            ("renotify", notification.renotify),
+        )
+        if on
+    ]
+    if notification.tag:
+        shown.insert(0, f"tag {notification.tag}")
+    if shown:
+        rows.append(["display", ", ".join(shown)])
+    return rows
+
+
+def quiet_hours_words(hours: campaign_pb2.QuietHours) -> str:
+    action = "discarded" if hours.action == campaign_pb2.QUIET_HOURS_ACTION_DISCARD else "delayed"
+    return f"{hours.start} to {hours.end} (pushes due then are {action})"
+
+
+def policy_words(policy: campaign_pb2.CampaignPolicy) -> str:
+    """How the site's delivery policies apply to the campaign, and its own, in words."""
+    words = []
+    if policy.ignore_frequency_cap:
+        words.append("ignores the site's frequency cap")
+    if policy.ignore_quiet_hours:
+        words.append("ignores quiet hours")
+    elif policy.quiet_hours.start:
+        words.append(f"own quiet hours {quiet_hours_words(policy.quiet_hours)}")
+    if policy.max_per_minute:
+        words.append(f"at most {policy.max_per_minute} a minute")
+    if policy.control_group_percent:
+        words.append(f"holds out {policy.control_group_percent}% as a control group")
+    return "; ".join(words) or "the site's"
+
+
+def delivery_policy_words(site: site_pb2.Site) -> str:
+    """A site's delivery policy (Site.delivery_policy) in words."""
+    given = site.delivery_policy
+    words = []
+    cap = given.frequency_cap
+    if cap.per_day:
+        words.append(f"at most {cap.per_day} a day per person")
+    if cap.per_week:
+        words.append(f"at most {cap.per_week} a week per person")
+    if given.quiet_hours.start:
+        words.append(f"quiet hours {quiet_hours_words(given.quiet_hours)}")
+    if given.max_per_minute:
+        words.append(f"at most {given.max_per_minute} a minute for the site")
+    return "; ".join(words) or "none"
+
+
+def personalization_words(personalization: campaign_pb2.Personalization) -> str:
+    if personalization.on_missing == campaign_pb2.MISSING_VALUE_ACTION_SUPPRESS:
+        return "a recipient missing a value gets nothing"
+    if personalization.missing_value_text:
+        return f"a missing value prints {personalization.missing_value_text!r}"
+    return "a missing value prints nothing"
+
+
+def utm_words(utm: campaign_pb2.UtmParameters) -> str:
+    return ", ".join(
+        f"utm_{name}={getattr(utm, name)}"
+        for name in ("source", "medium", "campaign", "content", "term")
+        if getattr(utm, name)
+    ) or "-"
 
 
 def _campaign_state(campaign: campaign_pb2.Campaign) -> str:
@@ -561,7 +651,9 @@ def read_campaign_file(
     is standard input).
 
     Field names as in the proto (name, notification.title, ttl_seconds, urgency,
-    request_id); urgency may be given as `high` as well as `URGENCY_HIGH`. `audience:`
+    request_id, personalization, utm, topic, labels, policy); urgency may be given as
+    `high` as well as `URGENCY_HIGH`, personalization.on_missing as `use_text` or
+    `suppress`, policy.quiet_hours.action as `discard` or `delay`. `audience:`
     holds `segment_id: seg_...` or `definition: {...}` (clarion.segment.v1's proto JSON
     form); without it the campaign goes to every subscriber. `trigger:` makes it a live
     campaign, in the form clarion/trigger_file.py describes.
@@ -589,6 +681,8 @@ def read_campaign_changes(path: str) -> tuple[campaign_pb2.Campaign, list[str]]:
         if key == "audience":
             if audience is not None:
                 campaign.audience.CopyFrom(audience)
+        elif key == "labels":
+            campaign.labels.extend(request.labels)
         elif request.DESCRIPTOR.fields_by_name[key].message_type is not None:
             if request.HasField(key):
                 getattr(campaign, key).CopyFrom(getattr(request, key))
@@ -620,6 +714,7 @@ def _read_campaign(
     if isinstance(urgency, str) and urgency.lower() in _URGENCY_WORDS:
         data["urgency"] = f"URGENCY_{urgency.upper()}"
     audience = read_audience(path, data.pop("audience", None))
+    _read_content_options(path, data)
     try:
         trigger = read_trigger(data.pop("trigger", None))
     except OperatorError as error:
@@ -669,6 +764,116 @@ def _names(
         known = ", ".join(field.name for field in fields)
         raise OperatorError(f"{path}: {what} takes {known}; not {', '.join(unknown)}")
     return [(key, names[key]) for key in data]
+
+
+_ON_MISSING_WORDS = {
+    "use_text": "MISSING_VALUE_ACTION_USE_TEXT",
+    "suppress": "MISSING_VALUE_ACTION_SUPPRESS",
+}
+_QUIET_ACTION_WORDS = {
+    "discard": "QUIET_HOURS_ACTION_DISCARD",
+    "delay": "QUIET_HOURS_ACTION_DELAY",
+}
+
+
+def _read_content_options(path: str, data: dict[Any, Any]) -> None:
+    """Checks the file's notification buttons, personalization:, utm:, labels: and
+    policy: (an unknown key or a wrong value is an OperatorError naming it) and turns
+    their words (on_missing: suppress, action: delay) into the proto's names, in place."""
+    notification = _field(data, "notification")
+    if isinstance(notification, dict):
+        actions = _field(notification, "actions")
+        if actions is not None:
+            if not isinstance(actions, list):
+                raise OperatorError(
+                    f"{path}: notification.actions must be a list of buttons, each "
+                    "{title, url, icon_url}"
+                )
+            for index, action in enumerate(actions):
+                where = f"notification.actions[{index}]"
+                _mapping(path, action, common_pb2.NotificationAction, where)
+    personalization = _mapping(
+        path, _field(data, "personalization"), campaign_pb2.Personalization, "personalization"
+    )
+    if personalization is not None:
+        _word(path, personalization, "on_missing", _ON_MISSING_WORDS, "personalization")
+    _mapping(path, _field(data, "utm"), campaign_pb2.UtmParameters, "utm")
+    labels = _field(data, "labels")
+    if labels is not None:
+        if not isinstance(labels, list):
+            raise OperatorError(f"{path}: labels must be a list, e.g. [spring, sale]")
+        for index, label in enumerate(labels):
+            if not isinstance(label, str | int | float) or isinstance(label, bool):
+                raise OperatorError(f"{path}: labels[{index}] must be text")
+        _set_field(data, "labels", [str(label) for label in labels])
+    policy = _mapping(path, _field(data, "policy"), campaign_pb2.CampaignPolicy, "policy")
+    if policy is not None:
+        hours = _mapping(
+            path, _field(policy, "quiet_hours"), campaign_pb2.QuietHours, "policy.quiet_hours"
+        )
+        if hours is not None:
+            for name in ("start", "end"):
+                _set_field(hours, name, _clock_time(path, _field(hours, name), name))
+            _word(path, hours, "action", _QUIET_ACTION_WORDS, "policy.quiet_hours")
+
+
+def _mapping(
+    path: str, given: Any, message: type[Message], what: str
+) -> dict[Any, Any] | None:
+    """`given` when it is a mapping of `message`'s fields; None when absent or empty."""
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        known = ", ".join(field.name for field in message.DESCRIPTOR.fields)
+        raise OperatorError(f"{path}: {what} must be a mapping of {known}")
+    _names(message, path, given, what)
+    return given
+
+
+def _field(data: dict[Any, Any], name: str) -> Any:
+    """The value of a proto field in a mapping that may use its JSON name."""
+    for key, value in data.items():
+        if key == name or key == _json_name(name):
+            return value
+    return None
+
+
+def _set_field(data: dict[Any, Any], name: str, value: Any) -> None:
+    for key in list(data):
+        if key == name or key == _json_name(name):
+            data[key] = value
+
+
+def _json_name(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def _word(
+    path: str, data: dict[Any, Any], name: str, words: dict[str, str], what: str
+) -> None:
+    """An enum field given as one of `words` (or its proto name) becomes the proto name."""
+    given = _field(data, name)
+    if given is None:
+        return
+    if isinstance(given, str) and given.lower() in words:
+        _set_field(data, name, words[given.lower()])
+    elif given not in words.values():
+        raise OperatorError(
+            f"{path}: {what}.{name} is {given!r}; give {' or '.join(words)}"
+        )
+
+
+def _clock_time(path: str, value: Any, name: str) -> Any:
+    """A quiet hours time as "HH:MM" text: YAML 1.1 reads an unquoted 22:00 as a number
+    of minutes (sexagesimal), which is turned back into the text."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    if value is not None and not isinstance(value, str):
+        raise OperatorError(
+            f"{path}: policy.quiet_hours.{name} must be a time such as \"22:00\""
+        )
+    return value
 
 
 def _times_as_text(value: Any) -> Any:
@@ -1081,6 +1286,7 @@ def register(
     campaign = sub.add_parser("campaign", help="list, show, create and send campaigns")
     campaign_sub = campaign.add_subparsers(dest="campaign_command", required=True)
     listing = add(campaign_sub, "list", "list the site's campaigns", campaign_vars)
+    listing.add_argument("--label", help="only the campaigns carrying this label (exactly)")
     listing.set_defaults(func=cmd_campaign_list)
     show = add(campaign_sub, "show", "show one campaign", campaign_vars)
     show.add_argument("campaign_id")
@@ -1115,7 +1321,20 @@ def register(
         "    unless: {event: Charged, within: 10m}   # optional; where:, keep_first_wait: true\n"
         "    # or: remind: {property: travel_date, before: 1d}   (or after: 2h)\n"
         "    cooldown: 24h    # optional: at most one push per person in this time\n"
-        "    start: 2027-01-01T00:00:00Z   # optional, as is end:\n",
+        "    start: 2027-01-01T00:00:00Z   # optional, as is end:\n"
+        "  # optional, under notification: badge_url, actions: [{title, url, icon_url}]\n"
+        "  # (up to two buttons), require_interaction, silent, tag, renotify: true|false;\n"
+        "  # title, body and URLs may read {{ profile.first_name | default('there') }}\n"
+        "  personalization: {on_missing: use_text, missing_value_text: ''}  # or suppress\n"
+        "  utm: {source: push, medium: web, campaign: spring}  # also content, term\n"
+        "  topic: spring-sale  # a newer push of the topic replaces an undelivered one\n"
+        "  labels: [spring, sale]\n"
+        "  policy:            # optional: how the site's delivery policy applies\n"
+        "    ignore_frequency_cap: true\n"
+        "    quiet_hours: {start: '22:00', end: '08:00', action: delay}  # or discard\n"
+        "    # or ignore_quiet_hours: true\n"
+        "    max_per_minute: 1000\n"
+        "    control_group_percent: 10\n",
     )
     create.add_argument("file")
     create.add_argument("-q", "--quiet", action="store_true", help="print only the campaign id")

@@ -43,6 +43,9 @@ class Site(Model):
     create_time: Mapped[datetime]
     # IANA time zone of the site's audience; "": UTC.
     timezone: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Frequency cap, do-not-disturb hours and throttle of every campaign of the site: the
+    # clarion.campaign.v1.DeliveryPolicy message, serialized; NULL: none.
+    delivery_policy: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class SiteVapidKey(Model):
@@ -133,6 +136,18 @@ class Campaign(Model):
     feed_cursor: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Local-time delivery and cut-off of its runs (domain/timing.py's JSON); NULL: none.
     timing: Mapped[str | None] = mapped_column(Text)
+    # What a missing template value becomes, and the UTM parameters of its click URLs:
+    # the clarion.campaign.v1.Personalization and UtmParameters messages, serialized;
+    # NULL: unset.
+    personalization: Mapped[bytes | None] = mapped_column(LargeBinary)
+    utm: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # RFC 8030 Topic of its pushes; "": one per run.
+    topic: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # Its labels as a JSON list, in the order given (what is shown); campaign_labels holds
+    # the same labels as rows, for ListCampaigns' filter. NULL: none.
+    labels: Mapped[str | None] = mapped_column(Text)
+    # The clarion.campaign.v1.CampaignPolicy message, serialized; NULL: none.
+    policy: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (
         # Listing pages through a site's campaigns by id (keyset).
@@ -140,6 +155,23 @@ class Campaign(Model):
         UniqueConstraint("site_id", "request_id"),
         # The scheduler's question: which scheduled campaigns are due.
         Index("ix_campaigns_state_next_run_time", "state", "next_run_time"),
+    )
+
+
+class CampaignLabel(Model):
+    """One label of a campaign (a copy of campaigns.labels, written in the same
+    transaction): the index ListCampaigns' label filter reads, so a filtered page is a
+    range of this key rather than a scan of every campaign of the site."""
+
+    __tablename__ = "campaign_labels"
+
+    # The key is the filter's question: a site's campaigns with this label, by id (keyset
+    # pages continue from the last id shown).
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True, index=True,
     )
 
 
@@ -186,6 +218,14 @@ class Run(Model):
     # What the run got of the campaign's timing (local time, absolute cut-off); NULL:
     # all at once.
     timing: Mapped[str | None] = mapped_column(Text)
+    # The rest of what the run sends, fixed when it starts (JSON: browser_payloads by
+    # Browser number, base64; profile_properties, event_properties,
+    # suppress_missing_values, missing_value_text, topic); NULL for runs started before
+    # these existed: the payload alone.
+    content_options: Mapped[str | None] = mapped_column(Text)
+    # The campaign's policy when the run started (serialized CampaignPolicy), merged with
+    # the site's delivery policy of the moment at each hand-off; NULL: none.
+    policy: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Delivery has not confirmed it took the run over yet; the hand-off loop retries,
     # not before handoff_next_attempt (backing off per run).
     handoff_pending: Mapped[bool] = mapped_column(default=True)

@@ -21,6 +21,7 @@ from clarion.segment.v1 import (
     segment_service_pb2_grpc,
 )
 from services.campaign.domain import timing, triggers
+from services.campaign.domain.policies import RunPolicy
 from services.campaign.domain.ports import (
     AudienceRefused,
     DeliveryRunView,
@@ -31,7 +32,7 @@ from services.campaign.domain.ports import (
     RecipientOutcomeView,
     RecipientStatus,
 )
-from services.campaign.store import RunProgress, RunRecord, RunState
+from services.campaign.store import RunContentOptions, RunProgress, RunRecord, RunState
 from services.campaign.wire import URGENCY_TO_PROTO
 from services.kit.errors import error_info
 from services.kit.peers import Peers, token_rejected
@@ -168,6 +169,49 @@ def _run_timing(run: RunRecord, default_timezone: str) -> delivery_pb2.RunTiming
     return message
 
 
+def start_run_request(
+    run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+) -> delivery_service_pb2.StartDeliveryRunRequest:
+    """What delivery is handed for the run: its content as fixed when it started (a run
+    stored before the content options were kept sends its payload alone), audience,
+    timing and the merged policy (left unset when it holds nothing)."""
+    options = run.content_options or RunContentOptions()
+    request = delivery_service_pb2.StartDeliveryRunRequest(
+        run_id=run.run_id,
+        campaign_id=run.campaign_id,
+        content=delivery_pb2.RunContent(
+            payload=run.payload,
+            ttl_seconds=run.ttl_seconds,
+            urgency=URGENCY_TO_PROTO.get(run.urgency, common_pb2.URGENCY_NORMAL),
+            profile_properties=options.profile_properties,
+            suppress_missing_values=options.suppress_missing_values,
+            missing_value_text=options.missing_value_text,
+            browser_payloads=[
+                delivery_pb2.BrowserPayload(browser=browser, payload=payload)  # type: ignore[arg-type]
+                for browser, payload in sorted(options.browser_payloads.items())
+            ],
+            topic=options.topic,
+        ),
+        audience=_run_audience(run),
+        timing=_run_timing(run, default_timezone),
+    )
+    if policy is not None and policy != RunPolicy():
+        request.policy.CopyFrom(
+            delivery_pb2.RunPolicy(
+                cap_per_day=policy.cap_per_day,
+                cap_per_week=policy.cap_per_week,
+                quiet_start=policy.quiet_start,
+                quiet_end=policy.quiet_end,
+                quiet_delay=policy.quiet_delay,
+                campaign_max_per_minute=policy.campaign_max_per_minute,
+                site_max_per_minute=policy.site_max_per_minute,
+                control_group_percent=policy.control_group_percent,
+                default_timezone=policy.default_timezone,
+            )
+        )
+    return request
+
+
 class GrpcDelivery:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
@@ -178,20 +222,12 @@ class GrpcDelivery:
         )
         return delivery_service_pb2_grpc.DeliveryServiceStub(channel)
 
-    async def start_run(self, run: RunRecord, default_timezone: str = "") -> DeliveryRunView:
+    async def start_run(
+        self, run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+    ) -> DeliveryRunView:
         try:
             response = await self._stub().StartDeliveryRun(
-                delivery_service_pb2.StartDeliveryRunRequest(
-                    run_id=run.run_id,
-                    campaign_id=run.campaign_id,
-                    content=delivery_pb2.RunContent(
-                        payload=run.payload,
-                        ttl_seconds=run.ttl_seconds,
-                        urgency=URGENCY_TO_PROTO.get(run.urgency, common_pb2.URGENCY_NORMAL),
-                    ),
-                    audience=_run_audience(run),
-                    timing=_run_timing(run, default_timezone),
-                ),
+                start_run_request(run, default_timezone, policy),
                 metadata=self._peers.metadata(run.site_id),
                 timeout=self._peers.timeout,
             )
@@ -354,12 +390,12 @@ class GrpcSegment:
 
     async def validate_audience(
         self, site_id: str, audience: segment_pb2.AudienceSelector
-    ) -> None:
+    ) -> tuple[int, ...]:
         stub = segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
             self._peers.channel("segment", options=_SEGMENT_OPTIONS)
         )
         try:
-            await stub.ValidateAudience(
+            response = await stub.ValidateAudience(
                 segment_internal_service_pb2.ValidateAudienceRequest(audience=audience),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,
@@ -382,4 +418,4 @@ class GrpcSegment:
             raise PeerCallFailed(
                 "segment.ValidateAudience", self._peers.call_failed("segment", error)
             ) from None
-
+        return tuple(response.possible_browsers)

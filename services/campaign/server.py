@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
 from clarion.campaign.v1 import (
+    campaign_pb2,
     campaign_service_pb2,
     campaign_service_pb2_grpc,
     site_internal_service_pb2,
@@ -88,6 +90,7 @@ class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
             vapid_subject=given.vapid_subject,
             paths=list(request.update_mask.paths),
             timezone=given.timezone,
+            delivery_policy=given.delivery_policy,
         )
         return site_service_pb2.UpdateSiteResponse(site=site_to_proto(site))
 
@@ -173,9 +176,12 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             schedule=request.schedule if request.HasField("schedule") else None,
             trigger=request.trigger if request.HasField("trigger") else None,
             timing=request.timing if request.HasField("timing") else None,
+            **_content_options(request),
+            labels=tuple(request.labels),
+            policy=request.policy if request.HasField("policy") else None,
         )
-        campaign = await self._campaigns.create(current_site_id(), draft)
-        warnings = await self._campaigns.warnings(campaign)
+        campaign, warnings = await self._campaigns.create_with_warnings(current_site_id(), draft)
+        warnings += await self._campaigns.warnings(campaign)
         return campaign_service_pb2.CreateCampaignResponse(
             campaign=campaign_to_proto(campaign), warnings=[_warning(w) for w in warnings]
         )
@@ -197,13 +203,15 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             schedule=given.schedule if given.HasField("schedule") else None,
             trigger=given.trigger if given.HasField("trigger") else None,
             timing=given.timing if given.HasField("timing") else None,
+            **_content_options(given),
+            labels=tuple(given.labels),
+            policy=given.policy if given.HasField("policy") else None,
         )
-        campaign = await self._campaigns.update(
+        campaign, warnings = await self._campaigns.update_with_warnings(
             current_site_id(), given.campaign_id, changes, paths
         )
-        warnings = []
         if "trigger" in paths:
-            warnings = await self._campaigns.warnings(campaign, prefix="campaign.")
+            warnings += await self._campaigns.warnings(campaign, prefix="campaign.")
         return campaign_service_pb2.UpdateCampaignResponse(
             campaign=campaign_to_proto(campaign), warnings=[_warning(w) for w in warnings]
         )
@@ -222,7 +230,9 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.ListCampaignsResponse:
         site_id = current_site_id()
-        page = await self._campaigns.list(site_id, request.page_size, request.page_token)
+        page = await self._campaigns.list(
+            site_id, request.page_size, request.page_token, label=request.label
+        )
         shown = await self._campaigns.shown(site_id, page.campaigns)
         return campaign_service_pb2.ListCampaignsResponse(
             campaigns=[campaign_to_proto(c) for c in shown],
@@ -252,6 +262,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             ttl_seconds=request.ttl_seconds,
             urgency=urgency_from_proto(request.urgency),
             request_id=request.request_id,
+            **_content_options(request),
         )
         run = await self._campaigns.send_notification(current_site_id(), draft, recipients)
         return campaign_service_pb2.SendNotificationResponse(run=run_to_proto(run))
@@ -320,6 +331,21 @@ def _recipients(
         profile_ids=tuple(request.recipients.profile_ids),
         subscriber_ids=tuple(request.recipients.subscriber_ids),
     )
+
+
+def _content_options(
+    message: campaign_service_pb2.CreateCampaignRequest
+    | campaign_pb2.Campaign
+    | campaign_service_pb2.SendNotificationRequest,
+) -> dict[str, Any]:
+    """A message's personalization, UTM parameters and topic, as CampaignDraft takes them."""
+    return {
+        "personalization": message.personalization
+        if message.HasField("personalization")
+        else None,
+        "utm": message.utm if message.HasField("utm") else None,
+        "topic": message.topic,
+    }
 
 
 def _warning(warning: CampaignWarning) -> campaign_service_pb2.CampaignWarning:

@@ -5,17 +5,20 @@ Every tenant query filters on site_id; callers get frozen dataclasses, never ORM
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clarion.campaign.v1 import campaign_pb2
 from clarion.common.v1 import common_pb2
 from clarion.segment.v1 import segment_pb2
 from services.campaign import models
@@ -23,6 +26,7 @@ from services.kit.db import session_factory
 
 # Missed occurrences a campaign shows (newest first).
 MISSED_SHOWN = 20
+M = TypeVar("M", bound=Message)
 
 
 class Urgency(StrEnum):
@@ -110,6 +114,8 @@ class SiteRecord:
     vapid_keys: tuple[VapidKeyRecord, ...] = ()
     # IANA time zone of its audience; "": UTC.
     timezone: str = ""
+    # Frequency cap, do-not-disturb hours and throttle of every campaign; None: none.
+    delivery_policy: campaign_pb2.DeliveryPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,16 @@ class CampaignRecord:
     feed_cursor: str = ""
     # Local-time delivery and cut-off: domain/timing.py's JSON; None: all at once.
     timing: str | None = None
+    # What a missing template value becomes, and the UTM parameters of its click URLs;
+    # None: unset (the defaults).
+    personalization: campaign_pb2.Personalization | None = None
+    utm: campaign_pb2.UtmParameters | None = None
+    # RFC 8030 Topic of its pushes; "": one per run.
+    topic: str = ""
+    # In the order given, without repeats.
+    labels: tuple[str, ...] = ()
+    # Its delivery policies; None: none of its own.
+    policy: campaign_pb2.CampaignPolicy | None = None
     # Completed with a run still sending (shown as RUNNING; never stored): set by
     # Campaigns.shown.
     running: bool = False
@@ -214,6 +230,27 @@ class RunRecord:
     recipients: ListedRecipients | None = None
     # Local time and absolute cut-off (domain/timing.py's run JSON); None: all at once.
     timing: str | None = None
+    # The rest of what it sends beside `payload`; None for a run stored before these
+    # were kept: the payload alone.
+    content_options: RunContentOptions | None = None
+    # The campaign's policy when the run started; None: none.
+    policy: campaign_pb2.CampaignPolicy | None = None
+
+
+@dataclass(frozen=True)
+class RunContentOptions:
+    """What a run sends beside its payload, fixed when it starts (the domain's
+    content.RunContentParts less the payload)."""
+
+    # Browser (clarion.common.v1.Browser number) -> the payload its recipients get.
+    browser_payloads: dict[int, bytes] = field(default_factory=dict)
+    # The profile and event properties its templates read.
+    profile_properties: tuple[str, ...] = ()
+    event_properties: tuple[str, ...] = ()
+    suppress_missing_values: bool = False
+    missing_value_text: str = ""
+    # RFC 8030 Topic; "": one derived from the run id.
+    topic: str = ""
 
 
 @dataclass(frozen=True)
@@ -404,16 +441,40 @@ class CampaignStore:
             session.add(models.SiteApiKey(key_hash=api_key_hash, site_id=site_id, create_time=now))
         return True
 
-    async def update_site(self, site_id: str, changes: dict[str, str]) -> SiteRecord | None:
-        """Sets the named columns (name, vapid_subject) of the site and returns it as
-        stored; only those columns are written, so concurrent updates of different
-        fields both land. None when there is no such site."""
+    async def update_site(
+        self,
+        site_id: str,
+        changes: dict[str, str],
+        policy_change: Callable[
+            [campaign_pb2.DeliveryPolicy | None], campaign_pb2.DeliveryPolicy | None
+        ]
+        | None = None,
+    ) -> SiteRecord | None:
+        """Sets the named columns (name, vapid_subject, timezone) of the site, and its
+        delivery policy to `policy_change(the stored one)`, and returns it as stored; only
+        those columns are written, so concurrent updates of different fields both land.
+        The policy is read and written after the site's row is locked, so two changes of
+        different parts of it both land too. None when there is no such site."""
         async with self._sessions.begin() as session:
-            if changes:
+            # A write to the site's row first: on PostgreSQL it locks the row, on SQLite it
+            # takes the write lock, before the policy is read.
+            locked = await session.execute(
+                update(models.Site)
+                .where(models.Site.site_id == site_id)
+                .values(**(changes or {"name": models.Site.name}))
+                .execution_options(synchronize_session=False)
+            )
+            if locked.rowcount != 1:
+                return None
+            if policy_change is not None:
+                stored = await session.scalar(
+                    select(models.Site.delivery_policy).where(models.Site.site_id == site_id)
+                )
+                policy = policy_change(_message(campaign_pb2.DeliveryPolicy, stored))
                 await session.execute(
                     update(models.Site)
                     .where(models.Site.site_id == site_id)
-                    .values(**changes)
+                    .values(delivery_policy=_message_bytes(policy))
                     .execution_options(synchronize_session=False)
                 )
             row = await session.get(models.Site, site_id, populate_existing=True)
@@ -473,8 +534,11 @@ class CampaignStore:
                         trigger=campaign.trigger,
                         feed_cursor=campaign.feed_cursor,
                         timing=campaign.timing,
+                        **_campaign_content_values(campaign),
                     )
                 )
+                await session.flush()  # the label rows reference the campaign
+                await _write_labels(session, campaign, replace_stored=False)
         except IntegrityError:
             # A concurrent create with the same request_id won.
             if campaign.request_id:
@@ -610,12 +674,14 @@ class CampaignStore:
                     trigger=campaign.trigger,
                     timing=campaign.timing,
                     version=campaign.version + 1,
+                    **_campaign_content_values(campaign),
                     **extra,
                 )
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:
                 return False
+            await _write_labels(session, campaign, replace_stored=True)
             still_live = campaign.trigger is not None and campaign.state in (
                 CampaignState.SCHEDULED, CampaignState.PAUSED,
             )  # fmt: skip
@@ -628,13 +694,25 @@ class CampaignStore:
             return True
 
     async def list_campaigns(
-        self, site_id: str, after_campaign_id: str, limit: int
+        self, site_id: str, after_campaign_id: str, limit: int, *, label: str = ""
     ) -> list[CampaignRecord]:
-        """Up to `limit` of the site's campaigns with ids above `after_campaign_id`, by id."""
-        query = select(models.Campaign).where(models.Campaign.site_id == site_id)
-        if after_campaign_id:
-            query = query.where(models.Campaign.campaign_id > after_campaign_id)
-        query = query.order_by(models.Campaign.campaign_id).limit(limit)
+        """Up to `limit` of the site's campaigns with ids above `after_campaign_id`, by id;
+        with `label`, only those carrying it (a range of campaign_labels' key)."""
+        if label:
+            labels = models.CampaignLabel
+            query = (
+                select(models.Campaign)
+                .join(labels, labels.campaign_id == models.Campaign.campaign_id)
+                .where(labels.site_id == site_id, labels.label == label)
+            )
+            if after_campaign_id:
+                query = query.where(labels.campaign_id > after_campaign_id)
+            query = query.order_by(labels.campaign_id).limit(limit)
+        else:
+            query = select(models.Campaign).where(models.Campaign.site_id == site_id)
+            if after_campaign_id:
+                query = query.where(models.Campaign.campaign_id > after_campaign_id)
+            query = query.order_by(models.Campaign.campaign_id).limit(limit)
         async with self._sessions() as session:
             return [_campaign(row) for row in await session.scalars(query)]
 
@@ -932,6 +1010,7 @@ def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecor
         create_time=row.create_time,
         vapid_keys=vapid_keys,
         timezone=row.timezone,
+        delivery_policy=_message(campaign_pb2.DeliveryPolicy, row.delivery_policy),
     )
 
 
@@ -1002,7 +1081,43 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         trigger=row.trigger,
         feed_cursor=row.feed_cursor,
         timing=row.timing,
+        personalization=_message(campaign_pb2.Personalization, row.personalization),
+        utm=_message(campaign_pb2.UtmParameters, row.utm),
+        topic=row.topic,
+        labels=tuple(json.loads(row.labels)) if row.labels else (),
+        policy=_message(campaign_pb2.CampaignPolicy, row.policy),
     )
+
+
+def _campaign_content_values(campaign: CampaignRecord) -> dict[str, Any]:
+    """The columns of a campaign's personalization, UTM, topic, labels and policy."""
+    return {
+        "personalization": _message_bytes(campaign.personalization),
+        "utm": _message_bytes(campaign.utm),
+        "topic": campaign.topic,
+        "labels": json.dumps(list(campaign.labels)) if campaign.labels else None,
+        "policy": _message_bytes(campaign.policy),
+    }
+
+
+async def _write_labels(session: Any, campaign: CampaignRecord, *, replace_stored: bool) -> None:
+    """campaign_labels as the campaign's labels (at most 20 rows, so an update simply
+    writes them anew)."""
+    labels = models.CampaignLabel
+    if replace_stored:
+        await session.execute(
+            delete(labels)
+            .where(labels.campaign_id == campaign.campaign_id)
+            .execution_options(synchronize_session=False)
+        )
+    if campaign.labels:
+        await session.execute(
+            insert(labels),
+            [
+                {"site_id": campaign.site_id, "label": label, "campaign_id": campaign.campaign_id}
+                for label in campaign.labels
+            ],
+        )
 
 
 def _run_row(run: RunRecord) -> models.Run:
@@ -1017,6 +1132,8 @@ def _run_row(run: RunRecord) -> models.Run:
         audience=_audience_bytes(run.audience),
         recipients=_recipients_json(run.recipients),
         timing=run.timing,
+        content_options=_content_options_json(run.content_options),
+        policy=_message_bytes(run.policy),
         handoff_pending=run.handoff_pending,
         state=run.state.value,
         failure_reason=run.failure_reason,
@@ -1051,6 +1168,45 @@ def _run(row: models.Run) -> RunRecord:
         audience=_audience(row.audience),
         recipients=_recipients(row.recipients),
         timing=row.timing,
+        content_options=_content_options(row.content_options),
+        policy=_message(campaign_pb2.CampaignPolicy, row.policy),
+    )
+
+
+def _content_options_json(options: RunContentOptions | None) -> str | None:
+    if options is None:
+        return None
+    return json.dumps(
+        {
+            "browser_payloads": {
+                str(browser): base64.b64encode(payload).decode()
+                for browser, payload in sorted(options.browser_payloads.items())
+            },
+            "profile_properties": list(options.profile_properties),
+            "event_properties": list(options.event_properties),
+            "suppress_missing_values": options.suppress_missing_values,
+            "missing_value_text": options.missing_value_text,
+            "topic": options.topic,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _content_options(stored: str | None) -> RunContentOptions | None:
+    if stored is None:
+        return None
+    given = json.loads(stored)
+    return RunContentOptions(
+        browser_payloads={
+            int(browser): base64.b64decode(payload)
+            for browser, payload in given["browser_payloads"].items()
+        },
+        profile_properties=tuple(given["profile_properties"]),
+        event_properties=tuple(given["event_properties"]),
+        suppress_missing_values=given["suppress_missing_values"],
+        missing_value_text=given["missing_value_text"],
+        topic=given["topic"],
     )
 
 
@@ -1083,3 +1239,19 @@ def _audience(stored: bytes | None) -> segment_pb2.AudienceSelector | None:
     audience = segment_pb2.AudienceSelector()
     audience.ParseFromString(stored)
     return audience
+
+
+def _message_bytes(message: Message | None) -> bytes | None:
+    """A message as stored: NULL for none, and for one with every field at its default
+    (which means the same)."""
+    if message is None or message.ByteSize() == 0:
+        return None
+    return message.SerializeToString(deterministic=True)
+
+
+def _message(kind: type[M], stored: bytes | None) -> M | None:
+    if not stored:
+        return None
+    message = kind()
+    message.ParseFromString(stored)
+    return message

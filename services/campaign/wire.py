@@ -90,6 +90,7 @@ def site_to_proto(site: SiteRecord) -> site_pb2.Site:
         create_time=timestamp(site.create_time),
         vapid_keys=[vapid_key_to_proto(key) for key in site.vapid_keys],
         timezone=site.timezone,
+        delivery_policy=site.delivery_policy,
     )
 
 
@@ -141,6 +142,11 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
             if campaign.timing
             else None
         ),
+        personalization=campaign.personalization,
+        utm=campaign.utm,
+        topic=campaign.topic,
+        labels=campaign.labels,
+        policy=campaign.policy,
     )
 
 

@@ -19,6 +19,7 @@ from services.delivery.adapters.grpc_peers import (
 from services.delivery.adapters.http_sender import PushSender
 from services.delivery.adapters.native_sender import NativePushSender
 from services.delivery.adapters.rate_limits import OriginRateLimits
+from services.delivery.domain.policies import policy_from_proto, policy_to_json
 from services.delivery.domain.ports import PushTransport
 from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCounts
 from services.delivery.domain.worker import DeliveryWorkers
@@ -64,6 +65,16 @@ def _selector(audience: delivery_pb2.RunAudience) -> bytes:
     if not audience.HasField("selector") or audience.selector.WhichOneof("kind") is None:
         return b""
     return audience.selector.SerializeToString(deterministic=True)
+
+
+def run_policy_json(policy: delivery_pb2.RunPolicy | None) -> str:
+    """The RunPolicy as delivery_runs.policy keeps it (domain/policies.py reads it back):
+    compact JSON of the proto with its field names; "" when unset or all defaults."""
+    if policy is None:
+        return ""
+    # Refused here (INVALID_QUIET_HOURS) rather than when a worker reads it back.
+    policy_from_proto(policy)
+    return policy_to_json(policy)
 
 
 def _run_message(found: RunWithCounts) -> delivery_pb2.DeliveryRun:
@@ -129,6 +140,9 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
                 selector=_selector(request.audience),
                 profile_ids=list(request.audience.profile_ids),
                 timing=request.timing if request.HasField("timing") else None,
+                content=content,
+                contexts=request.audience.contexts,
+                policy=run_policy_json(request.policy if request.HasField("policy") else None),
             ),
         )
         if created:

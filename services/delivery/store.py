@@ -21,10 +21,10 @@ import contextlib
 import functools
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
@@ -33,11 +33,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.delivery import policy_store
 from services.delivery.models import (
     ChunkState,
     DeliveryChunkRow,
     DeliveryOutboxRow,
     DeliveryRecipientRow,
+    DeliveryRunContextRow,
     DeliveryRunRow,
     OutboxKind,
     RecipientState,
@@ -58,6 +60,7 @@ RUNS = DeliveryRunRow.__table__
 CHUNKS = DeliveryChunkRow.__table__
 RECIPIENTS = DeliveryRecipientRow.__table__
 OUTBOX = DeliveryOutboxRow.__table__
+CONTEXTS = DeliveryRunContextRow.__table__
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,12 @@ class NewRun:
     # cut-off it names.
     timing: str = ""
     cut_off_time: datetime | None = None
+    # How the payload is made per recipient (domain/content.py's JSON; "": as it is).
+    content_options: str = ""
+    # The RunPolicy's JSON (server.run_policy_json; "": none).
+    policy: str = ""
+    # (person key, event properties JSON) of each listed person's template context.
+    contexts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,8 @@ class Run:
     selector: bytes = field(default=b"", repr=False)
     audience_profiles: tuple[str, ...] = ()
     timing: str = ""
+    content_options: str = field(default="", repr=False)
+    policy: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,8 @@ class Member:
     unsubscribed: bool = False
     # The site's VAPID key to sign with (campaign's vk_ id); "": its current key.
     vapid_key_id: str = ""
+    # The profile properties the run asked for, those its profile has (plain JSON values).
+    profile_properties: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,11 @@ class PreparationLease:
     audience_profiles: tuple[str, ...] = ()
     # When recipients are due (domain/timing.py's JSON; "": all at once).
     timing: str = ""
+    # domain/content.py's JSON ("": the payload as it is): the profile properties to ask for.
+    content_options: str = ""
+    # domain/policies.py's JSON ("": none): the control group and quiet hours planned
+    # into each recipient's due time.
+    policy: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,6 +221,23 @@ class PendingRecipient:
     attempts: int
     # The site's VAPID key to sign with; "": its current key.
     vapid_key_id: str = ""
+    # What its templates read (domain/content.py's context JSON; "": nothing).
+    context: str = ""
+    # Whose push it is and their time zone, for the policies (caps count per person on
+    # their local days; quiet hours are local).
+    profile_id: str = ""
+    timezone: str = ""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the policies let through of a chunk's sends now (DeliveryStore.admit_sends)."""
+
+    admitted: list[int]
+    # Refused by the frequency cap: they end suppressed frequency_cap.
+    capped: set[int]
+    # Over this minute's throttle: due again at the next minute.
+    deferred: list[int]
 
 
 @dataclass(frozen=True)
@@ -285,6 +320,8 @@ def _run(row: Any) -> Run:
         selector=bytes(row.audience_selector or b""),
         audience_profiles=_listed(row.audience_profiles),
         timing=row.timing,
+        content_options=row.content_options,
+        policy=row.policy,
     )
 
 
@@ -309,7 +346,7 @@ CUT_OFF_REASON = "cut_off"
 _RECIPIENT_COLUMNS = (
     "site_id", "run_id", "chunk_id", "subscriber_id", "profile_id", "timezone", "variant",
     "due_time", "browser", "target_kind", "endpoint", "p256dh", "auth", "state", "reason",
-    "attempts", "not_before", "finish_time", "vapid_key_id",
+    "attempts", "not_before", "finish_time", "vapid_key_id", "context",
 )  # fmt: skip
 _OUTBOX_COLUMNS = (
     "kind", "site_id", "run_id", "campaign_id", "entries", "count", "occur_time",
@@ -381,7 +418,7 @@ class _HotSql:
         )
         self.due_recipients = sql(
             "SELECT recipient_id, subscriber_id, browser, target_kind, endpoint, p256dh, auth, "
-            "attempts, vapid_key_id FROM delivery_recipients "
+            "attempts, vapid_key_id, context, profile_id, timezone FROM delivery_recipients "
             "WHERE chunk_id = {p} AND state = 'pending' AND (not_before IS NULL OR not_before <= {p}) "
             "ORDER BY recipient_id"
         )
@@ -494,6 +531,8 @@ class DeliveryStore:
                     audience_selector=run.selector or None,
                     snapshot_time=now,
                     timing=run.timing,
+                    content_options=run.content_options,
+                    policy=run.policy,
                     cut_off_time=run.cut_off_time,
                     state=RunState.PREPARING.value,
                     failure="",
@@ -509,6 +548,20 @@ class DeliveryStore:
                 .returning(RUNS.c.run_id)
             )
             created = inserted.first() is not None
+            if created and run.contexts:
+                # With the run, in its transaction: a retried start writes none twice.
+                conn.execute(
+                    insert(CONTEXTS),
+                    [
+                        {
+                            "site_id": run.site_id,
+                            "run_id": run.run_id,
+                            "person_key": key,
+                            "event_properties": event_properties,
+                        }
+                        for key, event_properties in run.contexts
+                    ],
+                )
             row = (
                 conn.execute(
                     select(RUNS).where(RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id)
@@ -631,6 +684,7 @@ class DeliveryStore:
                     conn, site_id, run_id, ended.campaign_id, now, reason
                 )
                 if preparing:
+                    self._drop_contexts(conn, site_id, run_id)
                     conn.execute(
                         insert(OUTBOX).values(
                             kind=OutboxKind.AUDIENCE.value,
@@ -899,6 +953,25 @@ class DeliveryStore:
             selector=bytes(row.audience_selector or b""),
             audience_profiles=_listed(row.audience_profiles),
             timing=row.timing,
+            content_options=row.content_options,
+            policy=row.policy,
+        )
+
+    @_in_db_thread
+    def run_contexts(self, site_id: str, run_id: str) -> dict[str, str]:
+        """The run's template contexts: event properties JSON by person key."""
+        with self._sync.connect() as conn:
+            rows = conn.execute(
+                select(CONTEXTS.c.person_key, CONTEXTS.c.event_properties).where(
+                    CONTEXTS.c.site_id == site_id, CONTEXTS.c.run_id == run_id
+                )
+            )
+            return {key: event_properties for key, event_properties in rows}
+
+    def _drop_contexts(self, conn: Connection, site_id: str, run_id: str) -> None:
+        """Preparation is over: the contexts are in the recipients' rows, or not needed."""
+        conn.execute(
+            delete(CONTEXTS).where(CONTEXTS.c.site_id == site_id, CONTEXTS.c.run_id == run_id)
         )
 
     def _hold_preparation(
@@ -927,6 +1000,7 @@ class DeliveryStore:
         now: datetime,
         lease_seconds: float,
         plan: Callable[[Member], tuple[datetime | None, str]] | None = None,
+        context: Callable[[Member], str] | None = None,
     ) -> bool:
         """Queues one audience page and moves the run's page token past it, atomically,
         so a page is queued exactly once whoever resumes the run. The last page (empty
@@ -934,7 +1008,8 @@ class DeliveryStore:
 
         `plan` says when each member is due (None: now) or why it is not sent at all (a
         reason word: it is queued suppressed); members due at different times go in
-        different chunks, each claimable from its due time."""
+        different chunks, each claimable from its due time. `context` gives each
+        member's template context (None: "" for all)."""
         finished: FinishedRun | None = None
         with self._sync.begin() as conn:
             if not self._hold_preparation(conn, lease, now, lease_seconds):
@@ -1031,6 +1106,7 @@ class DeliveryStore:
                             None,
                             db_now if suppressed else None,
                             member.vapid_key_id,
+                            context(member) if context is not None else "",
                         )
                     )
                     if suppressed:
@@ -1089,6 +1165,7 @@ class DeliveryStore:
                         occur_time=now,
                     )
                 )
+                self._drop_contexts(conn, lease.site_id, lease.run_id)
                 finished = self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
         if finished is not None:
             finished.log()
@@ -1159,6 +1236,7 @@ class DeliveryStore:
                     occur_time=now,
                 )
             )
+            self._drop_contexts(conn, lease.site_id, lease.run_id)
             finished = self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
         if finished is not None:
             finished.log()
@@ -1212,10 +1290,110 @@ class DeliveryStore:
             rows = cursor.fetchall()
         return [
             PendingRecipient(
-                rid, sid, browser, kind, endpoint, bytes(p256dh), bytes(auth), attempts, key_id
+                rid,
+                sid,
+                browser,
+                kind,
+                endpoint,
+                bytes(p256dh),
+                bytes(auth),
+                attempts,
+                key_id,
+                context,
+                profile_id,
+                timezone,
             )
-            for rid, sid, browser, kind, endpoint, p256dh, auth, attempts, key_id in rows
+            for (
+                rid,
+                sid,
+                browser,
+                kind,
+                endpoint,
+                p256dh,
+                auth,
+                attempts,
+                key_id,
+                context,
+                profile_id,
+                timezone,
+            ) in rows
         ]
+
+    @_in_db_thread
+    def admit_sends(
+        self,
+        chunk: ClaimedChunk,
+        candidates: Sequence[int],
+        *,
+        reservations: Mapping[int, tuple[str, date]],
+        cap_per_day: int,
+        cap_per_week: int,
+        rate_limits: Mapping[str, int],
+        now: datetime,
+    ) -> Admission | None:
+        """Which of `candidates` (recipient ids, in send order) may be sent now, in one
+        fenced transaction: those in `reservations` (first attempts of a capped run,
+        with their person and local day) take a send under the frequency caps or are
+        capped; the rest share this minute's throttle slots (`rate_limits` per scope),
+        the first ones admitted, the others deferred. The admitted have their attempt
+        counted here, so a send counted against a cap is never counted twice, even if
+        this process dies before sending it. None: the lease was lost."""
+        with self._sync.begin() as conn:
+            if not self._fence_holds(conn, chunk):
+                return None
+            order = [rid for rid in candidates if rid in reservations]
+            granted = policy_store.reserve_sends(
+                conn,
+                chunk.site_id,
+                [reservations[rid] for rid in order],
+                cap_per_day,
+                cap_per_week,
+                now,
+            )
+            capped = {rid for rid, ok in zip(order, granted, strict=True) if not ok}
+            open_ = [rid for rid in candidates if rid not in capped]
+            slots = policy_store.take_rate_slots_within(
+                conn, chunk.site_id, rate_limits, now.replace(second=0, microsecond=0), len(open_)
+            )
+            admitted, deferred = open_[:slots], open_[slots:]
+            # A first attempt the throttle defers comes back as a first attempt and takes
+            # its send then: the one it took now is given back, or it would count twice.
+            # Its person's row is locked by this transaction already, so this waits on
+            # no one.
+            untaken = [reservations[rid] for rid in deferred if rid in reservations]
+            if untaken:
+                policy_store.release_sends(conn, chunk.site_id, untaken, now)
+            if admitted:
+                conn.execute(
+                    update(RECIPIENTS)
+                    .where(RECIPIENTS.c.recipient_id.in_(admitted))
+                    .values(attempts=RECIPIENTS.c.attempts + 1)
+                )
+        return Admission(admitted=admitted, capped=capped, deferred=deferred)
+
+    @_in_db_thread
+    def release_sends(
+        self, site_id: str, released: Sequence[tuple[str, date]], now: datetime
+    ) -> None:
+        """Gives back frequency-cap sends whose push ended failed or expired."""
+        if not released:
+            return
+        with self._sync.begin() as conn:
+            policy_store.release_sends(conn, site_id, released, now)
+
+    def _fence_holds(self, conn: Connection, chunk: ClaimedChunk) -> bool:
+        # A write that changes nothing: it locks the chunk's row (PostgreSQL) or takes
+        # SQLite's write lock before anything is read, so what follows is atomic.
+        result = conn.execute(
+            update(CHUNKS)
+            .where(
+                CHUNKS.c.chunk_id == chunk.chunk_id,
+                CHUNKS.c.fence == chunk.fence,
+                CHUNKS.c.state == ChunkState.PENDING.value,
+            )
+            .values(fence=CHUNKS.c.fence)
+        )
+        return result.rowcount == 1
 
     def _execute_hold(
         self,

@@ -106,7 +106,8 @@ def finished(run: campaign_pb2.Run) -> bool:
 class FakeSegment:
     """Segment's ValidateAudience as campaign's domain sees it: a saved segment exists
     when its id is in `segments`; a definition is refused when `refuse_definition` holds
-    (field, reason); `down` answers as if segment were unreachable."""
+    (field, reason); `down` answers as if segment were unreachable; an accepted audience
+    may include `possible_browsers` (empty: segment names none, so any)."""
 
     def __init__(self) -> None:
         from clarion.segment.v1 import segment_pb2
@@ -115,8 +116,9 @@ class FakeSegment:
         self.refuse_definition: tuple[str, str] | None = None
         self.down = False
         self.checked: list[segment_pb2.AudienceSelector] = []
+        self.possible_browsers: tuple[int, ...] = ()
 
-    async def validate_audience(self, site_id: str, audience) -> None:  # type: ignore[no-untyped-def]
+    async def validate_audience(self, site_id: str, audience) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
         from services.campaign.domain import AudienceRefused, PeerCallFailed
 
         self.checked.append(audience)
@@ -133,3 +135,4 @@ class FakeSegment:
         if audience.HasField("definition") and self.refuse_definition is not None:
             field, why = self.refuse_definition
             raise AudienceRefused(f"{field} is wrong", reason=why, not_found=False, field=field)
+        return self.possible_browsers

@@ -54,7 +54,9 @@ class World:
             self.site_id,
             CampaignDraft(
                 name="Sale",
-                notification=Notification(title="Hello", body="World"),
+                notification=Notification(
+                    title="Hello", body="World", target_url="https://shop.example/"
+                ),
                 audience=audience,
             ),
         )
@@ -143,7 +145,10 @@ class TestCreateWithAnAudience:
         self, world: World
     ) -> None:
         draft = CampaignDraft(
-            name="Once", notification=Notification(title="t"), audience=SAVED, request_id="r1"
+            name="Once",
+            notification=Notification(title="t", target_url="https://shop.example/"),
+            audience=SAVED,
+            request_id="r1",
         )
         first = await world.campaigns.create(world.site_id, draft)
         world.segment.down = True  # a repeat must not depend on segment

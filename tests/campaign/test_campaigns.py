@@ -40,6 +40,9 @@ def payload_size(**notification: str) -> int:
 
 
 def request(title: str = "Spring sale", **fields: object) -> pb.CreateCampaignRequest:
+    """A campaign for every subscriber; its click leads to the shop unless `target_url`
+    says otherwise (Safari may be among them, which needs one)."""
+    fields.setdefault("target_url", "https://shop.example/")
     notification = {
         key: fields.pop(key)
         for key in ("body", "icon_url", "image_url", "target_url")
@@ -538,10 +541,12 @@ class TestUpdateCampaign:
             auth,
             before.campaign_id,
             ["notification"],
-            notification=common_pb2.Notification(title="Fresh"),
+            notification=common_pb2.Notification(title="Fresh", target_url="https://b.example/"),
         )
 
-        assert updated.notification == common_pb2.Notification(title="Fresh")
+        assert updated.notification == common_pb2.Notification(
+            title="Fresh", target_url="https://b.example/"
+        )
         assert updated.name == before.name
 
     async def test_a_cleared_name_falls_back_to_the_title(

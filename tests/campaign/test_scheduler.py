@@ -61,7 +61,9 @@ class Deployment:
     async def create(self, schedule: campaign_pb2.Schedule | None, **fields: object) -> campaign_pb2.Campaign:
         response = await self.stub.CreateCampaign(
             pb.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="Weekly digest"),
+                notification=common_pb2.Notification(
+                    title="Weekly digest", target_url="https://shop.example/"
+                ),
                 schedule=schedule,
                 **fields,  # type: ignore[arg-type]
             ),
@@ -372,7 +374,9 @@ class TestReplicasAndRestarts:
                 campaign = (
                     await Stub(channel).CreateCampaign(
                         pb.CreateCampaignRequest(
-                            notification=common_pb2.Notification(title="Daily"),
+                            notification=common_pb2.Notification(
+                                title="Daily", target_url="https://shop.example/"
+                            ),
                             schedule=recurring("FREQ=DAILY;BYHOUR=8;BYMINUTE=0;BYSECOND=0"),
                         ),
                         metadata=auth,
@@ -425,7 +429,9 @@ class TestReplicasAndRestarts:
                 campaign = (
                     await Stub(channel).CreateCampaign(
                         pb.CreateCampaignRequest(
-                            notification=common_pb2.Notification(title="Daily"),
+                            notification=common_pb2.Notification(
+                                title="Daily", target_url="https://shop.example/"
+                            ),
                             schedule=schedule,
                             timing=fields.get("timing"),
                         ),

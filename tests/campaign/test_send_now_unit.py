@@ -25,6 +25,7 @@ from services.campaign.domain import (
 )
 from services.campaign.domain import campaigns as campaigns_module
 from services.campaign.domain.content import Notification, render_payload
+from services.campaign.domain.policies import RunPolicy
 from services.campaign.server import HandoffLoop
 from services.campaign.store import (
     CampaignRecord,
@@ -58,12 +59,17 @@ class FakeDelivery:
     runs: dict[str, RunRecord] = field(default_factory=dict)
     views: dict[str, DeliveryRunView] = field(default_factory=dict)
     start_calls: list[str] = field(default_factory=list)
+    # The merged policy each run was handed with (the last hand-off's).
+    policies: dict[str, RunPolicy | None] = field(default_factory=dict)
     read_calls: list[list[str]] = field(default_factory=list)
 
-    async def start_run(self, run: RunRecord, default_timezone: str = "") -> DeliveryRunView:
+    async def start_run(
+        self, run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+    ) -> DeliveryRunView:
         if run.site_id != self.site_id:
             raise PeerCallFailed("delivery.StartDeliveryRun", UNREACHABLE)
         self.start_calls.append(run.run_id)
+        self.policies[run.run_id] = policy
         if self.answer is not None:
             await self.answer.wait()
         if self.refusal:
@@ -125,7 +131,9 @@ async def world(store: CampaignStore) -> World:
         site.site_id,
         CampaignDraft(
             name="",
-            notification=Notification(title="Hello", body="World"),
+            notification=Notification(
+                title="Hello", body="World", target_url="https://shop.example/"
+            ),
             ttl_seconds=600,
             urgency=Urgency.HIGH,
         ),
@@ -149,6 +157,7 @@ class TestSendNow:
         assert json.loads(run.payload) == {
             "title": "Hello",
             "body": "World",
+            "url": "https://shop.example/",
             "campaign_id": world.campaign.campaign_id,
             "run_id": run.run_id,
         }

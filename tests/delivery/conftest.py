@@ -18,7 +18,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from services.delivery.models import (
     DeliveryChunkRow,
     DeliveryOutboxRow,
     DeliveryRecipientRow,
+    DeliveryRunContextRow,
     DeliveryRunRow,
     TargetKind,
 )
@@ -129,7 +130,13 @@ async def engine(private_database_url: str) -> AsyncIterator[AsyncEngine]:
 async def store(engine: AsyncEngine) -> DeliveryStore:
     """The delivery store on an empty private database."""
     async with engine.begin() as conn:
-        for table in (DeliveryOutboxRow, DeliveryRecipientRow, DeliveryChunkRow, DeliveryRunRow):
+        for table in (
+            DeliveryOutboxRow,
+            DeliveryRecipientRow,
+            DeliveryChunkRow,
+            DeliveryRunContextRow,
+            DeliveryRunRow,
+        ):
             await conn.execute(delete(table.__table__))
     return DeliveryStore(engine)
 
@@ -232,6 +239,8 @@ class FakeAudience:
         self.selectors_asked: list[tuple[bytes, str]] = []
         # (subscriber_ids, profile_ids) of every page asked for.
         self.listed_asked: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        # The profile_properties of every page asked for.
+        self.properties_asked: list[tuple[str, ...]] = []
         self.checked: list[str] = []
 
     async def audience_page(
@@ -245,8 +254,10 @@ class FakeAudience:
         selector: bytes = b"",
         audience_key: str = "",
         profile_ids: Sequence[str] = (),
+        profile_properties: Sequence[str] = (),
     ) -> AudiencePage:
         self.tokens_asked.append(page_token)
+        self.properties_asked.append(tuple(profile_properties))
         self.selectors_asked.append((selector, audience_key))
         self.listed_asked.append((tuple(subscriber_ids), tuple(profile_ids)))
         if self.failure is not None:
@@ -263,7 +274,16 @@ class FakeAudience:
                 m for m in everyone if m.subscriber_id in wanted or m.profile_id in profiles
             ]
         start = int(page_token or 0)
-        page = everyone[start : start + page_size]
+        # As segment: each member carries the properties asked for that its profile has.
+        page = [
+            replace(
+                m,
+                profile_properties={
+                    k: v for k, v in m.profile_properties.items() if k in profile_properties
+                },
+            )
+            for m in everyone[start : start + page_size]
+        ]
         self.pages_served += 1
         after = start + page_size
         return AudiencePage(page, str(after) if after < len(everyone) else "")
@@ -435,6 +455,8 @@ class Harness:
         payload: bytes | None = None,
         selector: bytes = b"",
         profile_ids: Sequence[str] = (),
+        content: delivery_pb2.RunContent | None = None,
+        contexts: Sequence[delivery_pb2.RecipientContext] = (),
     ) -> tuple[str, str]:
         """Registers the audience with the fake segment and starts a run through the
         domain (as StartDeliveryRun does); returns (site_id, run_id)."""
@@ -452,6 +474,8 @@ class Harness:
                 subscriber_ids=list(subscriber_ids),
                 selector=selector,
                 profile_ids=list(profile_ids),
+                content=content,
+                contexts=list(contexts),
             ),
         )
         self.workers.run_started()

@@ -80,7 +80,9 @@ class Api:
     async def create_campaign(self) -> campaign_pb2.Campaign:
         response = await self.campaigns.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="Bonjour", body="Paris only")
+                notification=common_pb2.Notification(
+                    title="Bonjour", body="Paris only", target_url="https://shop.example/paris"
+                )
             ),
             metadata=self.auth,
             timeout=10,

@@ -340,7 +340,10 @@ class People:
 
 LIVE_CAMPAIGN_FILE = """\
 name: Abandoned cart
-notification: {title: "Still thinking it over?", body: "Your cart is waiting"}
+notification:
+  title: Still thinking it over?
+  body: Your cart is waiting
+  target_url: https://shop.example/cart
 trigger:
   event: Added To Cart
   where:
@@ -400,7 +403,9 @@ class TestLiveCampaignsAndListedSends:
         for person in ("fay", "gus", "hal"):
             await people.browser(person)
         shipped = tmp_path / "shipped.yaml"
-        shipped.write_text("notification: {title: Your order shipped}\n")
+        shipped.write_text(
+            "notification: {title: Your order shipped, target_url: 'https://shop.example/o'}\n"
+        )
         created = await clarion(stack, site.api_key, "campaign", "create", str(shipped), "-q")
         campaign_id = created.out.strip()
 

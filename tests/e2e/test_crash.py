@@ -170,7 +170,9 @@ async def _send(deployment: Deployment) -> tuple[str, str]:
         stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
         created = await stub.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="Crash", body="kill -9"),
+                notification=common_pb2.Notification(
+                    title="Crash", body="kill -9", target_url="https://shop.example/"
+                ),
                 ttl_seconds=3600,
             ),
             metadata=deployment.metadata(),

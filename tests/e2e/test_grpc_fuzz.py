@@ -277,7 +277,10 @@ async def fuzz_site(stack: EmbeddedStack) -> tuple[str, str]:
             response_deserializer=campaign_service_pb2.CreateCampaignResponse.FromString,
         )(
             campaign_service_pb2.CreateCampaignRequest(
-                name="fuzz", notification=common_pb2.Notification(title="t", body="b")
+                name="fuzz",
+                notification=common_pb2.Notification(
+                    title="t", body="b", target_url="https://shop.example/"
+                ),
             ),
             metadata=auth,
             timeout=10,

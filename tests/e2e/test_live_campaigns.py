@@ -46,6 +46,8 @@ from tests.campaign.helpers import eventually
 from tests.support.sites import bearer
 
 Metadata = tuple[tuple[str, str], ...]
+# Where the notifications' clicks lead (Safari, among the browsers, needs a deeplink).
+SHOP = "https://shop.example/"
 _ids = itertools.count()
 
 
@@ -151,7 +153,9 @@ class Shop:
     async def live(self, trigger: campaign_pb2.Trigger, **fields: object) -> campaign_pb2.Campaign:
         response = await self.campaigns.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="You left something", body="Come back"),
+                notification=common_pb2.Notification(
+                    title="You left something", body="Come back", target_url=SHOP
+                ),
                 trigger=trigger,
                 **fields,  # type: ignore[arg-type]
             ),
@@ -413,7 +417,7 @@ class TestTransactionalSends:
         await shop.browser("fay")
         created = await shop.campaigns.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="Your order shipped")
+                notification=common_pb2.Notification(title="Your order shipped", target_url=SHOP)
             ),
             metadata=shop.auth,
             timeout=10,
@@ -462,7 +466,7 @@ class TestTransactionalSends:
     ) -> None:
         created = await shop.campaigns.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="x")
+                notification=common_pb2.Notification(title="x", target_url=SHOP)
             ),
             metadata=shop.auth,
             timeout=10,
@@ -492,7 +496,9 @@ class TestOneOffNotifications:
         await shop.browser("ivy")
         await shop.browser("jon")
         request = campaign_service_pb2.SendNotificationRequest(
-            notification=common_pb2.Notification(title="Your order shipped", body="#1234"),
+            notification=common_pb2.Notification(
+                title="Your order shipped", body="#1234", target_url=SHOP
+            ),
             recipients=campaign_service_pb2.Recipients(profile_ids=["ivy"]),
             request_id="order-1234-shipped",
         )
@@ -541,7 +547,7 @@ class TestBadTriggers:
         def create(trigger: campaign_pb2.Trigger) -> object:
             return shop.campaigns.CreateCampaign(
                 campaign_service_pb2.CreateCampaignRequest(
-                    notification=common_pb2.Notification(title="Hi"), trigger=trigger
+                    notification=common_pb2.Notification(title="Hi", target_url=SHOP), trigger=trigger
                 ),
                 metadata=shop.auth,
                 timeout=10,
@@ -597,7 +603,7 @@ class RunWatcher:
     async def campaign(self, **fields: object) -> campaign_pb2.Campaign:
         response = await self.shop.campaigns.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="Good morning"),
+                notification=common_pb2.Notification(title="Good morning", target_url=SHOP),
                 **fields,  # type: ignore[arg-type]
             ),
             metadata=self.shop.auth,

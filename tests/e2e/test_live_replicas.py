@@ -71,7 +71,7 @@ async def test_two_replicas_and_a_restart_push_each_event_once(
             endpoints += [s.endpoint for s in subscriptions]
         created = await campaigns.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title="Pong"),
+                notification=common_pb2.Notification(title="Pong", target_url="https://shop.example/"),
                 trigger=campaign_pb2.Trigger(event_name="Ping"),
             ),
             metadata=auth,

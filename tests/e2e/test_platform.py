@@ -68,7 +68,9 @@ async def _create_campaign(stack: EmbeddedStack, api_key: str, title: str = "Hi"
     async with client_channel(stack.address("campaign")) as channel:
         response = await campaign_service_pb2_grpc.CampaignServiceStub(channel).CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title=title, body="body")
+                notification=common_pb2.Notification(
+                    title=title, body="body", target_url="https://shop.example/"
+                )
             ),
             metadata=bearer(api_key),
             timeout=10,

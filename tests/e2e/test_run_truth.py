@@ -20,7 +20,9 @@ class TestEmptyAudience:
             stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
             created = await stub.CreateCampaign(
                 campaign_service_pb2.CreateCampaignRequest(
-                    notification=common_pb2.Notification(title="Hello", body="anyone?")
+                    notification=common_pb2.Notification(
+                        title="Hello", body="anyone?", target_url="https://shop.example/"
+                    )
                 ),
                 metadata=auth,
                 timeout=10,

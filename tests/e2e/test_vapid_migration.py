@@ -70,7 +70,9 @@ async def send_campaign(stack: EmbeddedStack, api_key: str, title: str) -> campa
         stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
         created = await stub.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(title=title, body="We moved to Clarion")
+                notification=common_pb2.Notification(
+                    title=title, body="We moved to Clarion", target_url="https://shop.example/"
+                )
             ),
             metadata=bearer(api_key),
             timeout=10,

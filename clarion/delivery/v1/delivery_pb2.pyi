@@ -67,7 +67,7 @@ class BrowserPayload(_message.Message):
     def __init__(self, browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class RunPolicy(_message.Message):
-    __slots__ = ("cap_per_day", "cap_per_week", "quiet_start", "quiet_end", "quiet_delay", "campaign_max_per_minute", "site_max_per_minute", "control_group_percent")
+    __slots__ = ("cap_per_day", "cap_per_week", "quiet_start", "quiet_end", "quiet_delay", "campaign_max_per_minute", "site_max_per_minute", "control_group_percent", "default_timezone")
     CAP_PER_DAY_FIELD_NUMBER: _ClassVar[int]
     CAP_PER_WEEK_FIELD_NUMBER: _ClassVar[int]
     QUIET_START_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class RunPolicy(_message.Message):
     CAMPAIGN_MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     SITE_MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     CONTROL_GROUP_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     cap_per_day: int
     cap_per_week: int
     quiet_start: str
@@ -84,7 +85,8 @@ class RunPolicy(_message.Message):
     campaign_max_per_minute: int
     site_max_per_minute: int
     control_group_percent: int
-    def __init__(self, cap_per_day: _Optional[int] = ..., cap_per_week: _Optional[int] = ..., quiet_start: _Optional[str] = ..., quiet_end: _Optional[str] = ..., quiet_delay: _Optional[bool] = ..., campaign_max_per_minute: _Optional[int] = ..., site_max_per_minute: _Optional[int] = ..., control_group_percent: _Optional[int] = ...) -> None: ...
+    default_timezone: str
+    def __init__(self, cap_per_day: _Optional[int] = ..., cap_per_week: _Optional[int] = ..., quiet_start: _Optional[str] = ..., quiet_end: _Optional[str] = ..., quiet_delay: _Optional[bool] = ..., campaign_max_per_minute: _Optional[int] = ..., site_max_per_minute: _Optional[int] = ..., control_group_percent: _Optional[int] = ..., default_timezone: _Optional[str] = ...) -> None: ...
 
 class RecipientContext(_message.Message):
     __slots__ = ("profile_id", "subscriber_id", "event_properties")

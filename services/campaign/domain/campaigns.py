@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from clarion.campaign.v1 import campaign_pb2
 from clarion.segment.v1 import segment_pb2
-from services.campaign.domain import content, schedules, timing, triggers
+from services.campaign.domain import content, policies, schedules, timing, triggers
+from services.campaign.domain.browsers import ALL_BROWSERS
 from services.campaign.domain.outcomes import explain
 from services.campaign.domain.pages import page_limit
 from services.campaign.domain.ports import (
@@ -29,6 +31,7 @@ from services.campaign.store import (
     CampaignStore,
     ListedRecipients,
     MissedReason,
+    RunContentOptions,
     RunProgress,
     RunRecord,
     RunState,
@@ -36,7 +39,14 @@ from services.campaign.store import (
     Urgency,
 )
 from services.kit.clock import Clock
-from services.kit.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from services.kit.errors import (
+    Aborted,
+    ClarionError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
 from services.kit.pages import decode_page_token, encode_page_token
@@ -58,8 +68,15 @@ UPDATE_ATTEMPTS = 5
 HANDOFF_WAIT_SECONDS = 2.0
 UPDATABLE_PATHS = (
     "name", "notification", "ttl_seconds", "urgency", "audience", "schedule", "trigger",
-    "timing",
+    "timing", "personalization", "utm", "topic", "labels", "policy",
 )  # fmt: skip
+# The paths whose change asks for the content to be checked again: what it says, what
+# it may read (a trigger's event), and which browsers may show it (the audience).
+CONTENT_PATHS = ("notification", "personalization", "utm", "trigger", "audience")
+MAX_LABELS = 20
+MAX_LABEL_LENGTH = 64
+# RFC 8030: a Topic is at most 32 characters of the base64url alphabet.
+_TOPIC = re.compile(r"[A-Za-z0-9_-]{0,32}")
 # Ids a transactional send may list (profiles and subscribers together).
 MAX_LISTED_RECIPIENTS = 10_000
 # Request ids Clarion gives the runs it starts itself; a caller's may not look like them.
@@ -87,6 +104,14 @@ class CampaignDraft:
     trigger: campaign_pb2.Trigger | None = None
     # Local-time delivery and cut-off of its runs; None: all at once.
     timing: campaign_pb2.SendTiming | None = None
+    # What a missing template value becomes, and the UTM parameters of click URLs;
+    # None: the defaults (an empty text; no parameters).
+    personalization: campaign_pb2.Personalization | None = None
+    utm: campaign_pb2.UtmParameters | None = None
+    topic: str = ""
+    labels: Sequence[str] = ()
+    # Its delivery policies; None: the site's as they are.
+    policy: campaign_pb2.CampaignPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -133,9 +158,19 @@ class Campaigns:
     async def create(
         self, site_id: str, draft: CampaignDraft, *, audience_field: str = "audience"
     ) -> CampaignRecord:
-        """Stores a new campaign. An audience is checked by segment first (refused:
-        nothing is stored); `audience_field` is where the request holds it, so a refusal
-        names the field as the caller sent it."""
+        """Stores a new campaign (create_with_warnings without the warnings)."""
+        campaign, _ = await self.create_with_warnings(site_id, draft, audience_field=audience_field)
+        return campaign
+
+    async def create_with_warnings(
+        self, site_id: str, draft: CampaignDraft, *, audience_field: str = "audience"
+    ) -> tuple[CampaignRecord, list[CampaignWarning]]:
+        """Stores a new campaign, and says what of its content some browsers will not
+        show as written. An audience is checked by segment first (refused: nothing is
+        stored), which also says which browsers it may include: the content is checked
+        for those (a deeplink is required when Safari may be among them).
+        `audience_field` is where the request holds the audience, so a refusal names the
+        field as the caller sent it."""
         _check_request_id(draft.request_id)
         campaign_id = new_id("cmp")
         now = self._clock.now()
@@ -143,30 +178,38 @@ class Campaigns:
         trigger = triggers.trigger_from_proto(draft.trigger, now)
         _check_one_way_to_start(schedule, trigger, field="trigger")
         send_timing = timing.timing_from_proto(draft.timing, now)
-        campaign = _checked(
-            CampaignRecord(
-                campaign_id=campaign_id,
-                site_id=site_id,
-                # A title may be longer than a name; a defaulted name is cut, never refused.
-                name=draft.name.strip() or draft.notification.title.strip()[:MAX_NAME_LENGTH],
-                notification=draft.notification,
-                ttl_seconds=draft.ttl_seconds,
-                urgency=draft.urgency or Urgency.NORMAL,
-                create_time=now,
-                update_time=now,
-                request_id=draft.request_id or None,
-                audience=_kept(draft.audience),
-                timing=timing.timing_to_json(send_timing) if send_timing else None,
-                **(_live(trigger, now) if trigger is not None else _scheduled(schedule, now)),
-            )
+        campaign = CampaignRecord(
+            campaign_id=campaign_id,
+            site_id=site_id,
+            # A title may be longer than a name; a defaulted name is cut, never refused.
+            name=draft.name.strip() or draft.notification.title.strip()[:MAX_NAME_LENGTH],
+            notification=draft.notification,
+            ttl_seconds=draft.ttl_seconds,
+            urgency=draft.urgency or Urgency.NORMAL,
+            create_time=now,
+            update_time=now,
+            request_id=draft.request_id or None,
+            audience=_kept(draft.audience),
+            timing=timing.timing_to_json(send_timing) if send_timing else None,
+            personalization=_kept_message(draft.personalization),
+            utm=_kept_message(draft.utm),
+            topic=_checked_topic(draft.topic, "topic"),
+            labels=_checked_labels(draft.labels, "labels"),
+            policy=policies.campaign_policy(draft.policy, field="policy"),
+            **(_live(trigger, now) if trigger is not None else _scheduled(schedule, now)),
         )
+        warnings = _content_for_every_browser(campaign)
+        campaign = _checked(campaign)
         if draft.request_id:
             campaign = replace(campaign, request_fingerprint=_fingerprint(draft))
             # A repeat returns the first campaign without asking segment again.
             existing = await self._store.campaign_by_request(site_id, draft.request_id)
             if existing is not None:
-                return _same_request(existing, campaign)
-        await self._check_audience(site_id, campaign.audience, audience_field)
+                first = _same_request(existing, campaign)
+                return first, self._repeat_warnings(first)
+        browsers = await self._check_audience(site_id, campaign.audience, audience_field)
+        if warnings is None or campaign.audience is not None:
+            warnings = _content_warnings(campaign, browsers)
         if trigger is not None:
             campaign = replace(campaign, feed_cursor=await self._feed_end(site_id, trigger))
         stored = await self._store.insert_campaign(campaign)
@@ -174,8 +217,21 @@ class Campaigns:
             raise NotFound("SITE_NOT_FOUND", f"there is no site {site_id!r}", site_id=site_id)
         if stored.campaign_id == campaign_id:
             log.info("campaign created", campaign_id=campaign_id)
-            return stored
-        return _same_request(stored, campaign)  # a concurrent create with the key won
+            return stored, warnings
+        # A concurrent create with the key won.
+        first = _same_request(stored, campaign)
+        return first, self._repeat_warnings(first)
+
+    def _repeat_warnings(self, campaign: CampaignRecord) -> list[CampaignWarning]:
+        """The content warnings of a campaign a repeated create returns, as far as they
+        can be had without asking segment again (a repeat must not depend on it): those
+        of a campaign for every subscriber; none for one with an audience."""
+        if campaign.audience is not None:
+            return []
+        try:
+            return _content_warnings(campaign, ALL_BROWSERS)
+        except ClarionError:  # content rules changed since the first create
+            return []
 
     async def get(self, site_id: str, campaign_id: str) -> CampaignRecord:
         if not campaign_id:
@@ -194,8 +250,18 @@ class Campaigns:
     async def update(
         self, site_id: str, campaign_id: str, changes: CampaignDraft, paths: Sequence[str]
     ) -> CampaignRecord:
+        """Replaces the fields named in `paths` (update_with_warnings without the
+        warnings)."""
+        campaign, _ = await self.update_with_warnings(site_id, campaign_id, changes, paths)
+        return campaign
+
+    async def update_with_warnings(
+        self, site_id: str, campaign_id: str, changes: CampaignDraft, paths: Sequence[str]
+    ) -> tuple[CampaignRecord, list[CampaignWarning]]:
         """Replaces the fields named in `paths` (update_mask); runs already started keep
-        the content they had."""
+        the content they had. A change of what the content says, reads or reaches
+        (CONTENT_PATHS) checks it again, for the browsers the audience may include
+        (segment says, as for a new audience); the warnings are that check's."""
         if not paths:
             raise InvalidArgument(
                 "MISSING_UPDATE_MASK",
@@ -204,14 +270,24 @@ class Campaigns:
             )
         # Optimistic: apply the mask to the version read, store it only if that is still
         # the current one, else read again (so two updates of different fields both land).
-        checked: segment_pb2.AudienceSelector | None = None
+        browsers_of: dict[bytes, Collection[int]] = {}
+        content_changed = any(path.split(".")[0] in CONTENT_PATHS for path in paths)
         for _ in range(UPDATE_ATTEMPTS):
             campaign = await self.get(site_id, campaign_id)
             updated = self._applied(campaign, changes, paths)
-            if "audience" in paths and updated.audience is not None and updated.audience != checked:
-                # Before anything is stored; once per audience, not per attempt.
-                await self._check_audience(site_id, updated.audience, "campaign.audience")
-                checked = updated.audience
+            warnings: list[CampaignWarning] = []
+            if content_changed:
+                every_browser = _content_for_every_browser(updated, prefix="campaign.")
+                if updated.audience is None and every_browser is not None:
+                    warnings = every_browser
+                else:
+                    # Before anything is stored; once per audience, not per attempt.
+                    key = _audience_key(updated.audience)
+                    if key not in browsers_of:
+                        browsers_of[key] = await self._check_audience(
+                            site_id, updated.audience, "campaign.audience"
+                        )
+                    warnings = _content_warnings(updated, browsers_of[key], prefix="campaign.")
             # A new trigger reads the feed from now: events before it are not its own.
             retriggered = "trigger" in paths and updated.trigger is not None
             if retriggered:
@@ -219,7 +295,7 @@ class Campaigns:
                 updated = replace(updated, feed_cursor=await self._feed_end(site_id, trigger))
             if await self._store.update_campaign(updated, feed_cursor_changed=retriggered):
                 log.info("campaign updated", campaign_id=campaign_id, paths=",".join(paths))
-                return replace(updated, version=updated.version + 1)
+                return replace(updated, version=updated.version + 1), warnings
         raise Aborted(
             "CONCURRENT_UPDATE",
             f"campaign {campaign_id!r} kept changing while this update was applied; try again",
@@ -238,7 +314,7 @@ class Campaigns:
             elif path == "notification":
                 notification.CopyFrom(changes.notification)
             elif path.startswith("notification.") and path[13:] in _notification_fields():
-                setattr(notification, path[13:], getattr(changes.notification, path[13:]))
+                _copy_field(notification, changes.notification, path[13:])
             elif path == "ttl_seconds":
                 updated = replace(updated, ttl_seconds=changes.ttl_seconds)
             elif path == "urgency":
@@ -254,6 +330,18 @@ class Campaigns:
                     changes.timing, self._clock.now(), field="campaign.timing"
                 )
                 updated = replace(updated, timing=timing.timing_to_json(asked) if asked else None)
+            elif path == "personalization":
+                updated = replace(updated, personalization=_kept_message(changes.personalization))
+            elif path == "utm":
+                updated = replace(updated, utm=_kept_message(changes.utm))
+            elif path == "topic":
+                updated = replace(updated, topic=_checked_topic(changes.topic, "campaign.topic"))
+            elif path == "labels":
+                labels = _checked_labels(changes.labels, "campaign.labels")
+                updated = replace(updated, labels=labels)
+            elif path == "policy":
+                policy = policies.campaign_policy(changes.policy, field="campaign.policy")
+                updated = replace(updated, policy=policy)
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",
@@ -284,10 +372,14 @@ class Campaigns:
         sending = {run.campaign_id for run in runs if run.finish_time is None}
         return [replace(c, running=c.campaign_id in sending) for c in campaigns]
 
-    async def list(self, site_id: str, page_size: int, page_token: str) -> CampaignPage:
+    async def list(
+        self, site_id: str, page_size: int, page_token: str, *, label: str = ""
+    ) -> CampaignPage:
+        """The site's campaigns by id, a page at a time; with `label`, only those carrying
+        it (compared with the labels as stored: trimmed)."""
         limit = page_limit(page_size)
         after = decode_page_token(page_token) or ""
-        rows = await self._store.list_campaigns(site_id, after, limit + 1)
+        rows = await self._store.list_campaigns(site_id, after, limit + 1, label=label.strip())
         page = rows[:limit]
         next_token = encode_page_token(page[-1].campaign_id) if len(rows) > limit else ""
         return CampaignPage(campaigns=page, next_page_token=next_token)
@@ -491,14 +583,7 @@ class Campaigns:
                     run = None
                     missed.append((latest, late))
                 else:
-                    run = new_run(
-                        campaign,
-                        now,
-                        f"{RESERVED_REQUEST_ID_PREFIX}schedule:{latest.isoformat()}",
-                        # A cut-off N seconds "after the run starts" counts from the
-                        # occurrence, not from a late start.
-                        timing_from=latest,
-                    )
+                    run = _scheduled_run(campaign, now, latest)
             else:
                 run, missed = None, []
             state = campaign.state if upcoming is not None else CampaignState.COMPLETED
@@ -528,6 +613,10 @@ class Campaigns:
         _check_request_id(request_id)
         recipients = _listed(recipients) if recipients is not None else None
         campaign = await self.get(site_id, campaign_id)
+        if recipients is not None and campaign.audience is not None:
+            # Its content was checked for the browsers of its audience; listed people
+            # may use any browser (a deeplink is needed if Safari may be among them).
+            _content_warnings(campaign, ALL_BROWSERS)
         planned = new_run(campaign, self._clock.now(), request_id, recipients)
         run_id = planned.run_id
         run = await self._store.insert_run(planned)
@@ -637,14 +726,16 @@ class Campaigns:
 
     async def _check_audience(
         self, site_id: str, audience: segment_pb2.AudienceSelector | None, field: str
-    ) -> None:
-        """Segment's verdict on the audience, as the caller's error: the reason segment
-        gave, and the field it named relative to `field` (where the request holds the
-        audience). Every subscriber (None) needs no check."""
+    ) -> Collection[int]:
+        """The browsers (clarion.common.v1.Browser) the audience may include, as segment
+        says; its refusal as the caller's error: the reason segment gave, and the field
+        it named relative to `field` (where the request holds the audience). Every
+        subscriber (None) needs no check and may use any browser."""
         if audience is None:
-            return
+            return ALL_BROWSERS
         try:
-            await self._segment.validate_audience(site_id, audience)
+            # Segment names none when nothing narrows them (or it predates the answer).
+            return await self._segment.validate_audience(site_id, audience) or ALL_BROWSERS
         except AudienceRefused as refused:
             inner = refused.field
             inside = inner == "audience" or inner.startswith(("audience.", "audience["))
@@ -689,12 +780,18 @@ class Campaigns:
         return sum(await asyncio.gather(*(hand_off(run) for run in runs)))
 
     async def _hand_off(self, run: RunRecord) -> bool:
+        site = await self._store.get_site(run.site_id)
         default_timezone = ""
         if run.timing is not None and timing.run_timing_from_json(run.timing).local_time:
-            site = await self._store.get_site(run.site_id)
             default_timezone = site.timezone if site is not None else ""
+        # The site's policy as it is at the hand-off, the campaign's as the run started.
+        policy = policies.run_policy(
+            site.delivery_policy if site else None,
+            run.policy,
+            default_timezone=site.timezone if site is not None else "",
+        )
         try:
-            view = await self._delivery.start_run(run, default_timezone)
+            view = await self._delivery.start_run(run, default_timezone, policy)
         except PeerCallFailed as failure:
             if not failure.permanent:
                 first, most = HANDOFF_BACKOFF_SECONDS
@@ -769,9 +866,19 @@ def new_run(
     timing_from: datetime | None = None,
 ) -> RunRecord:
     """A run of the campaign starting now, PREPARING and waiting for its hand-off: to
-    `recipients` when given, else to the campaign's audience as it is now. A relative
-    cut-off counts from `timing_from` (a scheduled occurrence), else from now."""
+    `recipients` when given, else to the campaign's audience as it is now. Its content
+    (payloads, what the templates read, the topic) and the campaign's policy are fixed
+    now. A relative cut-off counts from `timing_from` (a scheduled occurrence), else
+    from now."""
     run_id = new_id("run")
+    parts = content.run_content(
+        campaign.notification,
+        campaign.campaign_id,
+        run_id,
+        personalization=campaign.personalization,
+        utm=campaign.utm,
+        topic=campaign.topic,
+    )
     return RunRecord(
         run_id=run_id,
         site_id=campaign.site_id,
@@ -779,7 +886,16 @@ def new_run(
         state=RunState.PREPARING,
         failure_reason="",
         progress=RunProgress(),
-        payload=content.render_payload(campaign.notification, campaign.campaign_id, run_id),
+        payload=parts.payload,
+        content_options=RunContentOptions(
+            browser_payloads=dict(parts.browser_payloads),
+            profile_properties=parts.profile_properties,
+            event_properties=parts.event_properties,
+            suppress_missing_values=parts.suppress_missing_values,
+            missing_value_text=parts.missing_value_text,
+            topic=parts.topic,
+        ),
+        policy=campaign.policy,
         ttl_seconds=campaign.ttl_seconds,
         urgency=campaign.urgency,
         handoff_pending=True,
@@ -794,6 +910,31 @@ def new_run(
         if campaign.timing
         else None,
     )
+
+
+def _scheduled_run(
+    campaign: CampaignRecord, now: datetime, occurrence: datetime
+) -> RunRecord | None:
+    """The run of a due occurrence; None when the campaign's content can no longer make
+    one (stored before a rule it breaks): logged, and the schedule moves on rather than
+    holding up every campaign due after it."""
+    try:
+        return new_run(
+            campaign,
+            now,
+            f"{RESERVED_REQUEST_ID_PREFIX}schedule:{occurrence.isoformat()}",
+            # A cut-off N seconds "after the run starts" counts from the occurrence, not
+            # from a late start.
+            timing_from=occurrence,
+        )
+    except InvalidArgument as error:
+        log.error(
+            "scheduled run not started: its content is invalid",
+            campaign_id=campaign.campaign_id,
+            reason=error.reason,
+            error=error.message,
+        )
+        return None
 
 
 def _view_changes(view: DeliveryRunView) -> dict[str, object]:
@@ -819,9 +960,109 @@ def _notification_fields() -> set[str]:
     return {f.name for f in content.Notification.DESCRIPTOR.fields}
 
 
+def _copy_field(target: Any, source: Any, name: str) -> None:
+    """Sets one field of `target` to `source`'s value: a list (the buttons) or a message
+    is replaced whole, since neither can be assigned."""
+    described = source.DESCRIPTOR.fields_by_name[name]
+    if described.is_repeated:
+        target.ClearField(name)
+        getattr(target, name).extend(getattr(source, name))
+    elif described.message_type is not None:
+        target.ClearField(name)
+        if source.HasField(name):
+            getattr(target, name).CopyFrom(getattr(source, name))
+    else:
+        setattr(target, name, getattr(source, name))
+
+
+def _kept_message(message: Any) -> Any:
+    """A message as a campaign keeps it: None when unset or every field is at its
+    default (the same), else a copy the caller cannot change."""
+    if message is None or message.ByteSize() == 0:
+        return None
+    kept = type(message)()
+    kept.CopyFrom(message)
+    return kept
+
+
+def _audience_key(audience: segment_pb2.AudienceSelector | None) -> bytes:
+    return audience.SerializeToString(deterministic=True) if audience is not None else b""
+
+
+def _checked_topic(topic: str, field: str) -> str:
+    if not _TOPIC.fullmatch(topic):
+        raise InvalidArgument(
+            "INVALID_TOPIC",
+            f"{field} is {topic[:40]!r}; a topic is at most 32 characters of A-Z a-z 0-9 - _ "
+            "(RFC 8030), or empty for one per run",
+            field=field,
+        )
+    return topic
+
+
+def _checked_labels(labels: Sequence[str], field: str) -> tuple[str, ...]:
+    """The labels as kept: trimmed, in the order given, repeats dropped; an empty one
+    (or one that is not one printable line) is InvalidArgument naming it."""
+    kept: list[str] = []
+    for index, label in enumerate(labels):
+        trimmed = label.strip()
+        if not trimmed:
+            raise InvalidArgument(
+                "INVALID_LABEL",
+                f"{field}[{index}] is empty; a label needs some text",
+                field=f"{field}[{index}]",
+            )
+        if len(trimmed) > MAX_LABEL_LENGTH or not trimmed.isprintable():
+            raise InvalidArgument(
+                "INVALID_LABEL",
+                f"{field}[{index}] must be one printable line of at most {MAX_LABEL_LENGTH} "
+                "characters",
+                field=f"{field}[{index}]",
+            )
+        kept.append(trimmed)
+    unique = tuple(dict.fromkeys(kept))
+    if len(unique) > MAX_LABELS:
+        raise InvalidArgument(
+            "TOO_MANY_LABELS",
+            f"{field} has {len(unique)} labels; at most {MAX_LABELS}",
+            field=field,
+        )
+    return unique
+
+
+def _content_warnings(
+    campaign: CampaignRecord, possible_browsers: Collection[int], *, prefix: str = ""
+) -> list[CampaignWarning]:
+    """The campaign's content checked for recipients of these browsers: InvalidArgument
+    naming the first field that is wrong, else what some browsers will not show."""
+    found = content.validate(
+        campaign.notification,
+        campaign.campaign_id,
+        personalization=campaign.personalization,
+        utm=campaign.utm,
+        live=campaign.trigger is not None,
+        possible_browsers=possible_browsers,
+    )
+    return [CampaignWarning(w.reason, prefix + w.field, w.message) for w in found]
+
+
+def _content_for_every_browser(
+    campaign: CampaignRecord, *, prefix: str = ""
+) -> list[CampaignWarning] | None:
+    """The content checked for every browser, before segment is asked which ones the
+    audience may include: its warnings, or None when only a missing deeplink is wrong
+    and the audience may rule out the browsers that need one (checked again then)."""
+    try:
+        return _content_warnings(campaign, ALL_BROWSERS, prefix=prefix)
+    except InvalidArgument as error:
+        if error.reason == "MISSING_DEEPLINK" and campaign.audience is not None:
+            return None
+        raise
+
+
 def _checked(campaign: CampaignRecord) -> CampaignRecord:
-    """The campaign with defaults applied, or InvalidArgument naming what is wrong."""
-    content.validate(campaign.notification, campaign.campaign_id)
+    """The campaign with defaults applied, or InvalidArgument naming what is wrong
+    (its content is checked apart: _content_warnings)."""
     if len(campaign.name) > MAX_NAME_LENGTH:
         raise InvalidArgument(
             "INVALID_NAME",
@@ -855,6 +1096,20 @@ def _fingerprint(draft: CampaignDraft) -> str:
         draft.timing.SerializeToString(deterministic=True) if draft.timing else b"",
     ):
         digest.update(len(part).to_bytes(8, "big") + part)
+    later = (
+        draft.personalization.SerializeToString(deterministic=True)
+        if draft.personalization
+        else b"",
+        draft.utm.SerializeToString(deterministic=True) if draft.utm else b"",
+        draft.topic.encode(),
+        "\n".join(draft.labels).encode(),
+        draft.policy.SerializeToString(deterministic=True) if draft.policy else b"",
+    )
+    # Fields added later count only when given, so a request kept before them hashes
+    # as it did.
+    if any(later):
+        for part in later:
+            digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from clarion.segment.v1 import segment_pb2
+from services.campaign.domain.policies import RunPolicy
 from services.campaign.store import RunProgress, RunRecord, RunState
 
 
@@ -77,9 +78,12 @@ class RecipientOutcomeView:
 
 
 class DeliveryPort(Protocol):
-    async def start_run(self, run: RunRecord, default_timezone: str = "") -> DeliveryRunView:
+    async def start_run(
+        self, run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+    ) -> DeliveryRunView:
         """Hands the run to delivery (idempotent per run); `default_timezone` is the
-        site's, for recipients without one when the run delivers at a local time.
+        site's, for recipients without one when the run delivers at a local time;
+        `policy` the site's and the campaign's delivery policies merged (None: none).
         Raises PeerCallFailed."""
 
     async def get_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, DeliveryRunView]:
@@ -127,9 +131,10 @@ class PersonMatch:
 class SegmentPort(Protocol):
     async def validate_audience(
         self, site_id: str, audience: segment_pb2.AudienceSelector
-    ) -> None:
-        """Returns when segment accepts the audience; raises AudienceRefused when it
-        refuses it, PeerCallFailed when it could not say."""
+    ) -> Sequence[int]:
+        """The browsers (clarion.common.v1.Browser) the audience may include when
+        segment accepts it (empty: segment did not narrow them, so any); raises
+        AudienceRefused when it refuses it, PeerCallFailed when it could not say."""
 
     async def event_feed(
         self,

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from clarion.campaign.v1 import campaign_pb2
+from services.campaign.domain import policies
 from services.campaign.domain.pages import page_limit
 from services.campaign.domain.vapid import check_public_key, parse_private_key
 from services.campaign.store import CampaignStore, SiteCredentials, SiteRecord, VapidKeyRecord
@@ -31,7 +33,10 @@ MAX_SITE_NAME_LENGTH = 200
 MAX_SUBJECT_LENGTH = 2048
 API_KEY_PREFIX = "ck_"
 VAPID_KEY_ID_PREFIX = "vk"
-UPDATABLE_SITE_PATHS = ("name", "vapid_subject", "timezone")
+UPDATABLE_SITE_PATHS = (
+    "name", "vapid_subject", "timezone", "delivery_policy", "delivery_policy.frequency_cap",
+    "delivery_policy.quiet_hours", "delivery_policy.max_per_minute",
+)  # fmt: skip
 _ENGAGEMENT_SECRET_LABEL = b"clarion engagement secret v1"
 
 
@@ -250,9 +255,12 @@ class Sites:
         vapid_subject: str,
         paths: Sequence[str],
         timezone: str = "",
+        delivery_policy: campaign_pb2.DeliveryPolicy | None = None,
     ) -> SiteRecord:
         """Changes the fields named in `paths` (update_mask: name, vapid_subject,
-        timezone); every value is checked before anything is written."""
+        timezone, delivery_policy or one part of it); every value is checked before
+        anything is written. A part of the delivery policy replaces that part of the
+        stored one, in the transaction that writes it."""
         if given_site_id and given_site_id != site_id:
             raise _site_not_found(given_site_id)
         if not paths:
@@ -262,6 +270,10 @@ class Sites:
                 field="update_mask",
             )
         changes: dict[str, str] = {}
+        given = delivery_policy or campaign_pb2.DeliveryPolicy()
+        # Each step rewrites a part of the stored policy (the whole policy for
+        # "delivery_policy"), applied in mask order to the policy as stored.
+        policy_steps: list[Callable[[campaign_pb2.DeliveryPolicy], None]] = []
         for path in paths:
             if path == "name":
                 changes["name"] = validate_site_name(name)
@@ -269,6 +281,8 @@ class Sites:
                 changes["vapid_subject"] = validate_vapid_subject(vapid_subject)
             elif path == "timezone":
                 changes["timezone"] = validate_timezone(timezone)
+            elif path.split(".")[0] == "delivery_policy" and path in UPDATABLE_SITE_PATHS:
+                policy_steps.append(_policy_step(path, given))
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",
@@ -277,10 +291,24 @@ class Sites:
                     field="update_mask",
                     path=path,
                 )
-        site = await self._store.update_site(site_id, changes) if site_id else None
+        policy_change = None
+        if policy_steps:
+
+            def policy_change(
+                stored: campaign_pb2.DeliveryPolicy | None,
+            ) -> campaign_pb2.DeliveryPolicy | None:
+                policy = campaign_pb2.DeliveryPolicy()
+                if stored is not None:
+                    policy.CopyFrom(stored)
+                for step in policy_steps:
+                    step(policy)
+                return policy if policy.ByteSize() else None
+
+        site = await self._store.update_site(site_id, changes, policy_change) if site_id else None
         if site is None:
             raise _site_not_found(site_id)
-        log.info("site updated", updated_site_id=site_id, paths=",".join(sorted(changes)))
+        changed = sorted(changes) + [path for path in paths if path.startswith("delivery_policy")]
+        log.info("site updated", updated_site_id=site_id, paths=",".join(changed))
         return site
 
     async def import_vapid_key(
@@ -341,6 +369,38 @@ class LocalSiteResolver:
 
     async def resolve(self, api_key: str) -> str | None:
         return await self._sites.site_for_api_key(api_key)
+
+
+def _policy_step(
+    path: str, given: campaign_pb2.DeliveryPolicy
+) -> Callable[[campaign_pb2.DeliveryPolicy], None]:
+    """The change `path` makes to a stored delivery policy, with the given value checked
+    now (InvalidArgument naming the field), before anything is written."""
+    if path == "delivery_policy":
+        whole = policies.delivery_policy(given) or campaign_pb2.DeliveryPolicy()
+        return lambda policy: policy.CopyFrom(whole)
+    if path == "delivery_policy.frequency_cap":
+        policies.check_frequency_cap(given.frequency_cap, field="delivery_policy.frequency_cap")
+        cap = given.frequency_cap
+        return lambda policy: _set_part(policy, "frequency_cap", cap)
+    if path == "delivery_policy.quiet_hours":
+        hours = policies.check_quiet_hours(given.quiet_hours, field="delivery_policy.quiet_hours")
+        return lambda policy: _set_part(policy, "quiet_hours", hours)
+    policies.check_max_per_minute(given.max_per_minute, field="delivery_policy.max_per_minute")
+    limit = given.max_per_minute
+    return lambda policy: setattr(policy, "max_per_minute", limit)
+
+
+def _set_part(
+    policy: campaign_pb2.DeliveryPolicy,
+    name: str,
+    value: campaign_pb2.FrequencyCap | campaign_pb2.QuietHours | None,
+) -> None:
+    """Replaces a message field of the policy; None or an all-default value clears it."""
+    if value is None or value.ByteSize() == 0:
+        policy.ClearField(name)
+    else:
+        getattr(policy, name).CopyFrom(value)
 
 
 def _site_not_found(site_id: str) -> NotFound:

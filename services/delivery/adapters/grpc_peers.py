@@ -25,6 +25,7 @@ from clarion.segment.v1 import (
     segment_pb2,
     subscriber_pb2,
 )
+from services.delivery.domain.content import plain_properties
 from services.delivery.domain.ports import (
     AudiencePage,
     CredentialsUnavailable,
@@ -130,6 +131,7 @@ class GrpcAudience:
         selector: bytes = b"",
         audience_key: str = "",
         profile_ids: Sequence[str] = (),
+        profile_properties: Sequence[str] = (),
     ) -> AudiencePage:
         request = segment_internal_service_pb2.ListAudienceMembersRequest(
             snapshot_time=timestamp(snapshot_time),
@@ -137,6 +139,7 @@ class GrpcAudience:
             profile_ids=list(profile_ids),
             page_size=page_size,
             page_token=page_token,
+            profile_properties=list(profile_properties),
         )
         if selector:
             request.audience.CopyFrom(segment_pb2.AudienceSelector.FromString(selector))
@@ -174,6 +177,9 @@ class GrpcAudience:
                     auth=auth,
                     unsubscribed=m.unsubscribed,
                     vapid_key_id=m.vapid_key_id,
+                    profile_properties=(
+                        plain_properties(m.profile_properties) if m.profile_properties else {}
+                    ),
                 )
             )
         return AudiencePage(members, response.next_page_token)

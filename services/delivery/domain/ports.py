@@ -153,13 +153,15 @@ class AudienceSource(Protocol):
         selector: bytes = b"",
         audience_key: str = "",
         profile_ids: Sequence[str] = (),
+        profile_properties: Sequence[str] = (),
     ) -> AudiencePage:
         """One page of the run's audience snapshot; raises PeerUnavailable. `selector`
         (a serialized clarion.segment.v1.AudienceSelector; b"" for every subscriber) is
         sent with every page, under `audience_key` (the run id), which names the result
         segment keeps so every page reads the same audience. `subscriber_ids` and
         `profile_ids` (at most MAX_LISTED_PER_PAGE_REQUEST of each) list the audience
-        instead: those subscribers and every subscriber of those profiles."""
+        instead: those subscribers and every subscriber of those profiles. Each member
+        carries those of `profile_properties` its profile has (Member.profile_properties)."""
         ...
 
     async def inactive_subscribers(self, site_id: str, subscriber_ids: Sequence[str]) -> set[str]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clarion.delivery.v1 import delivery_pb2
+from services.delivery.domain.content import NO_OPTIONS, content_options, run_contexts
 from services.delivery.domain.payload import URGENCIES, PayloadError, check_shared_payload
 from services.delivery.domain.timing import RunTiming, timing_from_proto, timing_to_json
 from services.delivery.models import MAX_ID_LENGTH
@@ -40,6 +41,13 @@ class RunRequest:
     profile_ids: Sequence[str] = ()
     # When recipients are due; None: all at once.
     timing: delivery_pb2.RunTiming | None = None
+    # The RunContent (its fields past payload, TTL and urgency: domain/content.py);
+    # None: the payload as it is.
+    content: delivery_pb2.RunContent | None = None
+    # RunAudience.contexts: what each listed person's templates read as `event`.
+    contexts: Sequence[delivery_pb2.RecipientContext] = ()
+    # The RunPolicy as JSON (server.run_policy_json); "": none.
+    policy: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ class DeliveryRuns:
                 "content.urgency must be one of VERY_LOW, LOW, NORMAL, HIGH",
                 field="content.urgency",
             )
+        options = (
+            content_options(request.content, request.payload) if request.content else NO_OPTIONS
+        )
         listed = len(request.subscriber_ids) + len(request.profile_ids)
         if listed > MAX_LISTED_AUDIENCE:
             raise InvalidArgument(
@@ -111,6 +122,7 @@ class DeliveryRuns:
             _check_id(subscriber_id, f"audience.subscriber_ids[{index}]")
         for index, profile_id in enumerate(request.profile_ids):
             _check_profile_id(profile_id, f"audience.profile_ids[{index}]")
+        contexts = run_contexts(request.contexts)
         now = self._clock.now()
         timing = timing_from_proto(request.timing, now) if request.timing else RunTiming()
         run, created = await self._store.create_run(
@@ -126,6 +138,9 @@ class DeliveryRuns:
                 selector=b"" if listed else request.selector,
                 timing=timing_to_json(timing),
                 cut_off_time=timing.cut_off_time,
+                content_options=options.to_json(),
+                policy=request.policy,
+                contexts=tuple((c.person_key, c.event_properties) for c in contexts),
             ),
             now,
         )

@@ -17,19 +17,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import socket
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
+from services.delivery.domain.content import (
+    ContentOptions,
+    compile_payload,
+    person_key,
+    recipient_context,
+    render_for_recipient,
+)
 from services.delivery.domain.payload import endpoint_origin, for_recipient, topic_for
+from services.delivery.domain.policies import (
+    Policy,
+    in_control_group,
+    local_day,
+    policy_from_json,
+    quiet_hours,
+)
 from services.delivery.domain.ports import (
     MAX_LISTED_PER_PAGE_REQUEST,
     AudienceSource,
@@ -55,7 +70,7 @@ from services.delivery.domain.rules import (
     Sent,
     decide,
 )
-from services.delivery.domain.timing import due, timing_from_json
+from services.delivery.domain.timing import RunTiming, due, timing_from_json
 from services.delivery.models import OutboxKind, RecipientState, RunFailure, TargetKind
 from services.delivery.settings import DeliverySettings
 from services.delivery.store import (
@@ -72,6 +87,7 @@ from services.delivery.store import (
 from services.kit.auth import bind_site
 from services.kit.clock import Clock
 from services.kit.logging import OncePer, get_logger
+from services.kit.templates import PayloadTemplate
 from services.kit.tokens import engagement_token
 
 log = get_logger(__name__)
@@ -82,6 +98,9 @@ CREDENTIALS_TTL_SECONDS = 300.0
 # since), at most once per site in this long; a key still missing fails its recipients.
 CREDENTIALS_REFRESH_SECONDS = 10.0
 MAX_CACHED_SITES = 4096
+# Templated payloads compiled per (site, run, browser): the runs sending at once, a few
+# browsers each.
+MAX_CACHED_TEMPLATES = 512
 # Outbox rows claimed at once (each holds one commit's recipients), and items per call
 # to each peer (reporting takes up to 10,000 outcomes, segment 1,000 unsubscribes).
 OUTBOX_BATCH = 100
@@ -139,6 +158,10 @@ class DeliveryWorkers:
         self.window = max(1, settings.delivery_concurrency // settings.delivery_workers)
         self._sites: TTLCache[str, SiteSigning] = TTLCache(
             MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
+        )
+        # None: that browser's payload holds no template and goes as it is.
+        self._templates: LRUCache[tuple[str, str, int], PayloadTemplate | None] = LRUCache(
+            MAX_CACHED_TEMPLATES
         )
         # On the injected clock, so that a test moves through the windows.
         self._push_service_logged = OncePer(
@@ -240,14 +263,26 @@ class DeliveryWorkers:
         )
         if lease is None:
             return bool(ended)
-        timing = timing_from_json(lease.timing)
-        plan = None
-        if timing.timed:
-
-            def plan(member: Member) -> tuple[datetime | None, str]:
-                return due(timing, member.timezone, lease.snapshot_time)
+        plan = recipient_plan(
+            timing_from_json(lease.timing),
+            policy_from_json(lease.policy),
+            lease.campaign_id,
+            lease.snapshot_time,
+        )
 
         bind_site(lease.site_id)
+        options = ContentOptions.from_json(lease.content_options)
+        # Once per preparation: every page's members look theirs up in memory.
+        contexts = await self._store.run_contexts(lease.site_id, lease.run_id)
+        context = None
+        if options.profile_properties or contexts:
+
+            def context(member: Member) -> str:
+                event = contexts.get(person_key(member.profile_id, member.subscriber_id))
+                if event is None and member.profile_id:
+                    event = contexts.get(person_key("", member.subscriber_id))
+                return recipient_context(member.profile_properties, event or "")
+
         slices = audience_slices(lease.audience_filter, lease.audience_profiles)
         index, token = _resume_at(lease.page_token, len(slices))
         while not self._stopping.is_set():
@@ -262,6 +297,7 @@ class DeliveryWorkers:
                     selector=lease.selector,
                     audience_key=lease.run_id,
                     profile_ids=profile_ids,
+                    profile_properties=options.profile_properties,
                 )
             except PeerUnavailable as error:
                 await self._audience_failed(lease, error)
@@ -276,6 +312,7 @@ class DeliveryWorkers:
                 now=self._clock.now(),
                 lease_seconds=self._settings.delivery_lease_seconds,
                 plan=plan,
+                context=context,
             )
             if not held:
                 log.warning(
@@ -335,13 +372,19 @@ class DeliveryWorkers:
         if not recipients:
             await self._store.release_chunk(chunk, now)
             return
+        policy = _policy(run.policy)
+        # Of a capped run, a recipient with an attempt counted holds a send of its
+        # person's cap (taken when it was first admitted): it is given back if the
+        # recipient ends without being sent.
+        counted_before = [r for r in recipients if r.attempts] if policy.capped else []
         if now >= run.snapshot_time + timedelta(seconds=run.ttl_seconds):
             # The push services would drop it anyway: the TTL the campaign set has passed.
-            await self._close_chunk(
+            if await self._close_chunk(
                 chunk,
                 run,
                 [_terminal(r, RecipientState.EXPIRED, Reason.EXPIRED_TTL) for r in recipients],
-            )
+            ):
+                await self._release_caps(chunk, policy, counted_before)
             return
         try:
             inactive = await self._audience.inactive_subscribers(
@@ -353,11 +396,12 @@ class DeliveryWorkers:
                 return
             # Segment refuses for good (the site's subscribers are gone): none may be sent.
             log.warning("segment refused the subscriber check; chunk suppressed", error=str(error))
-            await self._close_chunk(
+            if await self._close_chunk(
                 chunk,
                 run,
                 [_terminal(r, RecipientState.SUPPRESSED, Reason.UNSUBSCRIBED) for r in recipients],
-            )
+            ):
+                await self._release_caps(chunk, policy, counted_before)
             return
         try:
             site = await self._site(chunk.site_id)
@@ -365,14 +409,15 @@ class DeliveryWorkers:
             if not error.permanent:
                 await self._postpone(chunk, str(error))
                 return
-            await self._close_chunk(
+            if await self._close_chunk(
                 chunk,
                 run,
                 [
                     _terminal(r, RecipientState.FAILED, Reason.NO_VAPID_CREDENTIALS)
                     for r in recipients
                 ],
-            )
+            ):
+                await self._release_caps(chunk, policy, counted_before)
             return
 
         if any(r.vapid_key_id not in site.signers for r in recipients):
@@ -405,16 +450,33 @@ class DeliveryWorkers:
                 recipients=sum(unknown_keys.values()),
                 vapid_key_ids=",".join(sorted(unknown_keys)[:5]),
             )
-        payloads = [
-            for_recipient(
-                run.payload,
-                r.subscriber_id,
-                engagement_token(
-                    credentials.engagement_secret, chunk.site_id, chunk.run_id, r.subscriber_id
-                ),
-            )
-            for r in live
-        ]
+        deferred: list[Retry] = []
+        counted = False
+        if policy.active and live:
+            let_through = await self._admit(chunk, run, policy, live, ended, deferred, now)
+            if let_through is None:
+                log.warning("lost the lease on a chunk before sending it", chunk_id=chunk.chunk_id)
+                return
+            live, counted = let_through, policy.capped or policy.throttled
+        # Whose send the cap holds now: those counted before and those just admitted
+        # (each first attempt admitted took one). Given back if they end unsent here.
+        holding = (
+            {r.recipient_id: r for r in [*counted_before, *live]} if policy.capped else {}
+        )
+        options = ContentOptions.from_json(run.content_options)
+        if options.templated:
+            live, payloads = await self._render(chunk, run, options, live, credentials, ended)
+        else:
+            payloads = [
+                for_recipient(
+                    options.payload_for(r.browser, run.payload),
+                    r.subscriber_id,
+                    engagement_token(
+                        credentials.engagement_secret, chunk.site_id, chunk.run_id, r.subscriber_id
+                    ),
+                )
+                for r in live
+            ]
         bodies = await asyncio.to_thread(
             self._encryptor.encrypt_batch, payloads, [(r.p256dh, r.auth) for r in live]
         )
@@ -424,7 +486,152 @@ class DeliveryWorkers:
                 ended.append(_terminal(recipient, RecipientState.FAILED, Reason.ENCRYPTION_ERROR))
             else:
                 sendable.append((recipient, body))
-        await self._send_window(chunk, run, signers, credentials.vapid_subject, sendable, ended)
+        await self._send_window(
+            chunk,
+            run,
+            signers,
+            credentials.vapid_subject,
+            sendable,
+            ended,
+            topic=options.topic or topic_for(run.run_id),
+            retries=deferred,
+            counted=counted,
+            policy=policy,
+            holding=holding,
+        )
+
+    async def _admit(
+        self,
+        chunk: ClaimedChunk,
+        run: Run,
+        policy: Policy,
+        live: list[PendingRecipient],
+        ended: list[Terminal],
+        deferred: list[Retry],
+        now: datetime,
+    ) -> list[PendingRecipient] | None:
+        """The recipients the run's policies let through now. Inside their quiet hours
+        they end suppressed dnd or wait for the window's end; over the frequency cap
+        they end suppressed frequency_cap (first attempts only: a retry was counted
+        when it was first admitted); past this minute's throttle they wait for the next
+        minute. When caps or throttle apply, the admitted have their attempt counted in
+        the same transaction (so `_send_window` must not count it again). None: the
+        lease was lost."""
+        open_: list[PendingRecipient] = []
+        for recipient in live:
+            at, reason = (
+                quiet_hours(policy, recipient.timezone, now, policy.default_timezone)
+                if policy.quiet
+                else (now, "")
+            )
+            if reason:
+                ended.append(_terminal(recipient, RecipientState.SUPPRESSED, Reason.DND))
+            elif at is not None and at > now:
+                deferred.append(Retry(recipient.recipient_id, "", at))
+            else:
+                open_.append(recipient)
+        if not (policy.capped or policy.throttled) or not open_:
+            return open_
+        reservations = (
+            {r.recipient_id: _cap_key(policy, r, now) for r in open_ if r.attempts == 0}
+            if policy.capped
+            else {}
+        )
+        admission = await self._store.admit_sends(
+            chunk,
+            [r.recipient_id for r in open_],
+            reservations=reservations,
+            cap_per_day=policy.cap_per_day,
+            cap_per_week=policy.cap_per_week,
+            rate_limits={
+                f"campaign:{run.campaign_id}": policy.campaign_max_per_minute,
+                "site": policy.site_max_per_minute,
+            },
+            now=now,
+        )
+        if admission is None:
+            return None
+        by_id = {r.recipient_id: r for r in open_}
+        for recipient_id in admission.capped:
+            ended.append(
+                _terminal(by_id[recipient_id], RecipientState.SUPPRESSED, Reason.FREQUENCY_CAP)
+            )
+        next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        deferred.extend(Retry(recipient_id, "", next_minute) for recipient_id in admission.deferred)
+        return [by_id[recipient_id] for recipient_id in admission.admitted]
+
+    async def _release_caps(
+        self, chunk: ClaimedChunk, policy: Policy, unsent: Sequence[PendingRecipient]
+    ) -> None:
+        """Gives back the frequency-cap sends of recipients whose send was counted (when
+        first admitted) and whose outcome, now committed, is not sent: the cap counts
+        pushes sent. The day is today's, which is the admitting day unless retries ran
+        past local midnight."""
+        if policy.capped and unsent:
+            now = self._clock.now()
+            await self._store.release_sends(
+                chunk.site_id, [_cap_key(policy, r, now) for r in unsent], now
+            )
+
+    async def _render(
+        self,
+        chunk: ClaimedChunk,
+        run: Run,
+        options: ContentOptions,
+        live: list[PendingRecipient],
+        credentials: SiteCredentials,
+        ended: list[Terminal],
+    ) -> tuple[list[PendingRecipient], list[bytes]]:
+        """Each recipient's payload from the run's templates (its browser's payload if the
+        run has one) and its context; those whose copy cannot be made end in `ended`
+        without a request. Returns the recipients left and their payloads."""
+        templates: dict[int, PayloadTemplate | None] = {}
+        for browser in {r.browser for r in live}:
+            key = (chunk.site_id, chunk.run_id, browser)
+            if key not in self._templates:
+                # Compiled once per run and browser (per process), not per chunk.
+                self._templates[key] = compile_payload(
+                    options.payload_for(browser, run.payload), options
+                )
+            templates[browser] = self._templates[key]
+        secret = credentials.engagement_secret
+
+        def render() -> tuple[list[PendingRecipient], list[bytes], list[Terminal]]:
+            kept: list[PendingRecipient] = []
+            payloads: list[bytes] = []
+            refused: list[Terminal] = []
+            for r in live:
+                token = engagement_token(secret, chunk.site_id, chunk.run_id, r.subscriber_id)
+                template = templates[r.browser]
+                if template is None:
+                    made: bytes | Reason = for_recipient(
+                        options.payload_for(r.browser, run.payload), r.subscriber_id, token
+                    )
+                else:
+                    made = render_for_recipient(template, r.context, r.subscriber_id, token)
+                if isinstance(made, Reason):
+                    state = (
+                        RecipientState.SUPPRESSED
+                        if made is Reason.PERSONALIZATION_MISSING
+                        else RecipientState.FAILED
+                    )
+                    refused.append(_terminal(r, state, made))
+                else:
+                    kept.append(r)
+                    payloads.append(made)
+            return kept, payloads, refused
+
+        # Templates cost CPU: off the event loop, like the encryption that follows.
+        kept, payloads, refused = await asyncio.to_thread(render)
+        if refused:
+            log.info(
+                "recipients got no personalized copy",
+                run_id=chunk.run_id,
+                chunk_id=chunk.chunk_id,
+                reasons=dict(Counter(t.reason for t in refused)),
+            )
+        ended.extend(refused)
+        return kept, payloads
 
     async def _send_window(
         self,
@@ -434,11 +641,23 @@ class DeliveryWorkers:
         subject: str,
         sendable: deque[tuple[PendingRecipient, bytes]],
         ended: list[Terminal],
+        *,
+        topic: str,
+        retries: list[Retry] | None = None,
+        counted: bool = False,
+        policy: Policy | None = None,
+        holding: Mapping[int, PendingRecipient] | None = None,
     ) -> None:
+        """Sends `sendable`, keeping at most `window` requests in flight, recording each
+        outcome. `ended` and `retries` are recorded with the first commit. `counted`:
+        the attempt of every recipient in `sendable` was already counted (the policies
+        admitted it, in the same transaction). `holding`: the recipients whose send the
+        frequency cap counted; each that ends here other than sent gives it back once
+        its outcome is committed (so a lost lease never gives one back twice)."""
         headers = {
             "TTL": str(run.ttl_seconds),
             "Urgency": run.urgency,
-            "Topic": topic_for(run.run_id),
+            "Topic": topic,
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
         }
@@ -448,7 +667,10 @@ class DeliveryWorkers:
         # Recipients in flight by their request's tag.
         sending: dict[int, PendingRecipient] = {}
         tags = itertools.count()
-        retries: list[Retry] = []
+        retries = list(retries or ())
+        holding = holding or {}
+        # Recipients whose cap send is to be given back: their outcome is committed.
+        unsent: list[PendingRecipient] = []
         # Recipients whose attempts ran out in this pass, by reason (logged once after).
         exhausted: Counter[str] = Counter()
         lease = self._settings.delivery_lease_seconds
@@ -471,7 +693,7 @@ class DeliveryWorkers:
                     held = await self._store.record_progress(
                         chunk,
                         run.campaign_id,
-                        attempting=[r.recipient_id for r, _ in launch],
+                        attempting=[] if counted else [r.recipient_id for r, _ in launch],
                         terminal=ended,
                         retries=retries,
                         now=self._clock.now(),
@@ -486,9 +708,16 @@ class DeliveryWorkers:
                             "process took it over); stopped sending it",
                             chunk_id=chunk.chunk_id,
                         )
+                        if policy is not None:
+                            await self._release_caps(chunk, policy, unsent)
                         return
                     if ended:
                         self._outbox_ready.set()
+                        unsent += [
+                            holding[t.recipient_id]
+                            for t in ended
+                            if t.state is not RecipientState.SENT and t.recipient_id in holding
+                        ]
                     ended, retries = [], []
                 if launch:
                     requests = []
@@ -543,6 +772,8 @@ class DeliveryWorkers:
                             )
         finally:
             stream.close()
+        if policy is not None:
+            await self._release_caps(chunk, policy, unsent)
         if exhausted:
             log.warning(
                 "push retries exhausted",
@@ -579,16 +810,20 @@ class DeliveryWorkers:
                 window_seconds=PUSH_SERVICE_LOG_SECONDS,
             )
 
-    async def _close_chunk(self, chunk: ClaimedChunk, run: Run, ended: Sequence[Terminal]) -> None:
-        if await self._store.record_progress(
+    async def _close_chunk(self, chunk: ClaimedChunk, run: Run, ended: Sequence[Terminal]) -> bool:
+        """Records `ended` and gives the chunk up; False: the lease was lost (nothing
+        recorded)."""
+        if not await self._store.record_progress(
             chunk,
             run.campaign_id,
             terminal=ended,
             now=self._clock.now(),
             lease_seconds=self._settings.delivery_lease_seconds,
         ):
-            await self._store.release_chunk(chunk, self._clock.now())
-            self._outbox_ready.set()
+            return False
+        await self._store.release_chunk(chunk, self._clock.now())
+        self._outbox_ready.set()
+        return True
 
     async def _postpone(self, chunk: ClaimedChunk, why: str) -> None:
         log.warning("chunk postponed", chunk_id=chunk.chunk_id, why=why)
@@ -698,6 +933,51 @@ class DeliveryWorkers:
         """Relays until the outbox is empty or a peer fails (tests, shutdown)."""
         while await self.relay_outbox_once():
             pass
+
+
+def _cap_key(policy: Policy, recipient: PendingRecipient, now: datetime) -> tuple[str, date]:
+    return (
+        person_key(recipient.profile_id, recipient.subscriber_id),
+        local_day(recipient.timezone, now, policy.default_timezone),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(text: str) -> Policy:
+    return policy_from_json(text)
+
+
+def recipient_plan(
+    timing: RunTiming, policy: Policy, campaign_id: str, snapshot: datetime
+) -> Callable[[Member], tuple[datetime | None, str]] | None:
+    """When each member of a run is due (None: at once) or why it is queued suppressed
+    instead: held out in the control group, its local time passed or past the cut-off,
+    or due inside its quiet hours (discarded; or due when they end). None: everyone at
+    once. The same reading of time and policy as the send-time checks (`_admit`)."""
+    if not (timing.timed or policy.control_group_percent or policy.quiet):
+        return None
+
+    def plan(member: Member) -> tuple[datetime | None, str]:
+        if policy.control_group_percent and in_control_group(
+            person_key(member.profile_id, member.subscriber_id),
+            campaign_id,
+            policy.control_group_percent,
+        ):
+            return None, Reason.CONTROL_GROUP.value
+        when, reason = due(timing, member.timezone, snapshot) if timing.timed else (None, "")
+        if reason or not policy.quiet:
+            return when, reason
+        at, reason = quiet_hours(
+            policy, member.timezone, when or snapshot, policy.default_timezone
+        )
+        if reason:
+            return None, reason
+        if timing.cut_off_time is not None and at is not None and at > timing.cut_off_time:
+            # Its quiet hours end after the cut-off: it would never be sent.
+            return None, Reason.CUT_OFF.value
+        return (at if when is not None or at != snapshot else None), ""
+
+    return plan
 
 
 def audience_slices(
