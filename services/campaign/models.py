@@ -272,6 +272,9 @@ class TriggerWait(Model):
     profile_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH), default="")
     subscriber_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LENGTH), default="")
     due_time: Mapped[datetime]
+    # The triggering event's properties the campaign's templates read, for its push
+    # (typed JSON, see domain/triggers.py; "": none).
+    event_properties: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (Index("ix_trigger_waits_due_time", "due_time"),)
 

@@ -14,6 +14,7 @@ import grpc
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
 from clarion.segment.v1 import (
+    profile_pb2,
     segment_internal_service_pb2,
     segment_internal_service_pb2_grpc,
     segment_pb2,
@@ -133,6 +134,15 @@ def _run_audience(run: RunRecord) -> delivery_pb2.RunAudience:
     if run.recipients is not None:
         audience.profile_ids.extend(run.recipients.profile_ids)
         audience.subscriber_ids.extend(run.recipients.subscriber_ids)
+        for profile_id, subscriber_id, properties in run.recipients.contexts:
+            audience.contexts.add(
+                profile_id=profile_id,
+                subscriber_id="" if profile_id else subscriber_id,
+                event_properties=[
+                    profile_pb2.Property(name=name, value=triggers.property_value(value))
+                    for name, value in triggers.event_properties_from_json(properties).items()
+                ],
+            )
     elif run.audience is not None:
         audience.selector.CopyFrom(run.audience)
     return audience

@@ -260,6 +260,9 @@ class ListedRecipients:
 
     profile_ids: tuple[str, ...] = ()
     subscriber_ids: tuple[str, ...] = ()
+    # What each listed person's templates read as `event` (a trigger's firing):
+    # (profile_id, or "" and the subscriber_id, triggers.event_properties_json).
+    contexts: tuple[tuple[str, str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.profile_ids) + len(self.subscriber_ids)
@@ -277,6 +280,9 @@ class WaitRecord:
     profile_id: str
     subscriber_id: str
     due_time: datetime
+    # The triggering event's properties its push's templates read
+    # (triggers.event_properties_json; "": none).
+    event_properties: str = ""
 
 
 @dataclass(frozen=True)
@@ -986,6 +992,7 @@ def _wait_values(wait: WaitRecord) -> dict[str, Any]:
         "profile_id": wait.profile_id,
         "subscriber_id": wait.subscriber_id,
         "due_time": wait.due_time,
+        "event_properties": wait.event_properties,
     }
 
 
@@ -999,6 +1006,7 @@ def _wait(row: models.TriggerWait) -> WaitRecord:
         profile_id=row.profile_id,
         subscriber_id=row.subscriber_id,
         due_time=row.due_time,
+        event_properties=row.event_properties,
     )
 
 def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecord:
@@ -1213,17 +1221,24 @@ def _content_options(stored: str | None) -> RunContentOptions | None:
 def _recipients_json(recipients: ListedRecipients | None) -> str | None:
     if recipients is None:
         return None
-    return json.dumps(
-        {"profile_ids": recipients.profile_ids, "subscriber_ids": recipients.subscriber_ids},
-        separators=(",", ":"),
-    )
+    lists: dict[str, Any] = {
+        "profile_ids": recipients.profile_ids,
+        "subscriber_ids": recipients.subscriber_ids,
+    }
+    if recipients.contexts:
+        lists["contexts"] = recipients.contexts
+    return json.dumps(lists, ensure_ascii=False, separators=(",", ":"))
 
 
 def _recipients(stored: str | None) -> ListedRecipients | None:
     if stored is None:
         return None
     lists = json.loads(stored)
-    return ListedRecipients(tuple(lists["profile_ids"]), tuple(lists["subscriber_ids"]))
+    return ListedRecipients(
+        tuple(lists["profile_ids"]),
+        tuple(lists["subscriber_ids"]),
+        tuple(tuple(context) for context in lists.get("contexts", ())),
+    )
 
 
 def _audience_bytes(audience: segment_pb2.AudienceSelector | None) -> bytes | None:

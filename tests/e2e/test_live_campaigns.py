@@ -151,11 +151,12 @@ class Shop:
         assert response.results[0].ok, response.results[0]
 
     async def live(self, trigger: campaign_pb2.Trigger, **fields: object) -> campaign_pb2.Campaign:
+        fields.setdefault(
+            "notification",
+            common_pb2.Notification(title="You left something", body="Come back", target_url=SHOP),
+        )
         response = await self.campaigns.CreateCampaign(
             campaign_service_pb2.CreateCampaignRequest(
-                notification=common_pb2.Notification(
-                    title="You left something", body="Come back", target_url=SHOP
-                ),
                 trigger=trigger,
                 **fields,  # type: ignore[arg-type]
             ),
@@ -372,6 +373,70 @@ class TestEventThenInaction:
         shop.clock.advance(seconds=600)
         await shop.settle()
         assert shop.pushes("steady") == 1
+
+
+class TestPersonalizedFromTheEvent:
+    """A live campaign's templates read the triggering event: each person's push names
+    what that person did, also when the push goes after a wait."""
+
+    def payloads(self, shop: Shop, person: str) -> list[dict[str, object]]:
+        found = []
+        for endpoint in shop.endpoints.get(person, []):
+            for message in shop.simulator.messages(endpoint):
+                payload = message.payload()
+                assert payload is not None
+                found.append(payload)
+        return found
+
+    async def test_an_immediate_push_reads_the_event_that_set_it_off(self, shop: Shop) -> None:
+        for person in ("ivy", "jon"):
+            await shop.browser(person)
+        await shop.live(
+            campaign_pb2.Trigger(event_name="Viewed Product"),
+            notification=common_pb2.Notification(
+                title="Still thinking about {{ event.product }}?",
+                target_url="{{ event.url }}",
+            ),
+            utm=campaign_pb2.UtmParameters(source="clarion", medium="push"),
+        )
+
+        for person, product, url in (
+            ("ivy", "Red shoes", "https://shop.test/p/1"),
+            ("jon", "Blue hat", "https://shop.test/p/2?c=x"),
+        ):
+            await shop.track(person, "Viewed Product", text("product", product), text("url", url))
+
+        await shop.until_pushed({"ivy": 1, "jon": 1})
+        got = {
+            person: [(p["title"], p["url"]) for p in self.payloads(shop, person)]
+            for person in ("ivy", "jon")
+        }
+        utm = "utm_source=clarion&utm_medium=push"
+        assert got == {
+            "ivy": [("Still thinking about Red shoes?", f"https://shop.test/p/1?{utm}")],
+            "jon": [("Still thinking about Blue hat?", f"https://shop.test/p/2?c=x&{utm}")],
+        }
+
+    async def test_a_push_after_the_wait_reads_the_event_that_armed_it(self, shop: Shop) -> None:
+        await shop.browser("kim")
+        await shop.live(
+            campaign_pb2.Trigger(
+                event_name="Added To Cart",
+                inaction=campaign_pb2.Inaction(event_name="Charged", window_seconds=600),
+            ),
+            notification=common_pb2.Notification(
+                title="Your {{ event.item }} is waiting", target_url=SHOP
+            ),
+        )
+        await shop.track("kim", "Added To Cart", text("item", "green scarf"))
+        shop.clock.advance(seconds=120)
+        # A second cart event re-arms the wait: its item is the one the push names.
+        await shop.track("kim", "Added To Cart", text("item", "yellow scarf"))
+        await shop.settle()
+        shop.clock.advance(seconds=605)
+
+        await shop.until_pushed({"kim": 1})
+        assert [p["title"] for p in self.payloads(shop, "kim")] == ["Your yellow scarf is waiting"]
 
 
 class TestDateReminder:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.campaign.domain import triggers
+from services.campaign.domain import content, triggers
 from services.campaign.domain.campaigns import new_run
 from services.campaign.domain.ports import FeedEventView, PeerCallFailed, SegmentPort
 from services.campaign.store import (
@@ -60,6 +60,8 @@ class _Due:
     event_id: str
     profile_id: str
     subscriber_id: str
+    # What of the event its push's templates read (triggers.event_properties_json).
+    event_properties: str = ""
 
     @property
     def person_key(self) -> str:
@@ -180,6 +182,7 @@ class LiveCampaigns:
             waits.update(await self._store.waits_for(campaign.campaign_id, keys))
         opened = dict(waits)
         due_now: list[_Due] = []
+        reads = _event_properties_read(campaign)
         for event in live:
             key = person_key(event.profile_id, event.subscriber_id)
             if (
@@ -200,7 +203,14 @@ class LiveCampaigns:
             ):
                 continue
             if wait is None:
-                due_now.append(_Due(event.event_id, event.profile_id, event.subscriber_id))
+                due_now.append(
+                    _Due(
+                        event.event_id,
+                        event.profile_id,
+                        event.subscriber_id,
+                        triggers.event_properties_json(event.properties, reads),
+                    )
+                )
                 continue
             if isinstance(wait, triggers.Inaction):
                 if waits.get(key) is not None and wait.keep_first_wait:
@@ -222,6 +232,7 @@ class LiveCampaigns:
                 profile_id=event.profile_id,
                 subscriber_id=event.subscriber_id,
                 due_time=due_time,
+                event_properties=triggers.event_properties_json(event.properties, reads),
             )
         waits_set = tuple(
             record
@@ -257,7 +268,10 @@ class LiveCampaigns:
             if campaign is None:
                 continue  # behind on its events (or no longer live: its waits went with it)
             trigger = triggers.trigger_from_json(campaign.trigger or "")
-            dues = [_Due(w.event_id, w.profile_id, w.subscriber_id) for w in due_waits]
+            dues = [
+                _Due(w.event_id, w.profile_id, w.subscriber_id, w.event_properties)
+                for w in due_waits
+            ]
             if campaign.state is CampaignState.PAUSED:
                 decisions = [_Decision(due, FiringOutcome.PAUSED, None) for due in dues]
             else:
@@ -356,6 +370,11 @@ class LiveCampaigns:
             log.info("live campaign completed", campaign_id=campaign.campaign_id)
 
 
+def _event_properties_read(campaign: CampaignRecord) -> frozenset[str]:
+    """The triggering event's properties the campaign's templates read."""
+    return content.template_variables(campaign.notification).event
+
+
 def _fired(
     campaign: CampaignRecord, decisions: Sequence[_Decision], now: datetime
 ) -> tuple[tuple[FiringRecord, ...], tuple[RunRecord, ...]]:
@@ -377,16 +396,24 @@ def _fired(
     for people in rounds:
         profile_ids: list[str] = []
         subscriber_ids: list[str] = []
+        contexts: list[tuple[str, str, str]] = []
         for decision in people.values():
             assert decision.recipients is not None
             profile_ids.extend(decision.recipients.profile_ids)
             subscriber_ids.extend(decision.recipients.subscriber_ids)
+            due = decision.due
+            if due.event_properties:
+                # One per person (a round holds each person once); delivery finds it by
+                # the recipient's profile, else its subscriber.
+                contexts.append((due.profile_id, due.subscriber_id, due.event_properties))
         runs.append(
             new_run(
                 campaign,
                 now,
                 recipients=ListedRecipients(
-                    tuple(dict.fromkeys(profile_ids)), tuple(dict.fromkeys(subscriber_ids))
+                    tuple(dict.fromkeys(profile_ids)),
+                    tuple(dict.fromkeys(subscriber_ids)),
+                    tuple(contexts),
                 ),
             )
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -298,6 +298,58 @@ def event_value(value: profile_pb2.PropertyValue) -> EventValue | None:
     if kind == "string_list_value":
         return tuple(value.string_list_value.values)
     return None
+
+
+def property_value(value: EventValue) -> profile_pb2.PropertyValue:
+    """An event property's value as the contracts carry it (event_value's inverse)."""
+    if isinstance(value, bool):
+        return profile_pb2.PropertyValue(bool_value=value)
+    if isinstance(value, str):
+        return profile_pb2.PropertyValue(string_value=value)
+    if isinstance(value, datetime):
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(value)
+        return profile_pb2.PropertyValue(timestamp_value=stamp)
+    if isinstance(value, tuple):
+        return profile_pb2.PropertyValue(
+            string_list_value=profile_pb2.StringList(values=list(value))
+        )
+    return profile_pb2.PropertyValue(number_value=float(value))
+
+
+def event_properties_json(properties: Mapping[str, EventValue], names: Collection[str]) -> str:
+    """The named properties of a triggering event as kept until its push (a wait, a
+    run's listed recipient): compact typed JSON, "" when it has none of them."""
+    kept: dict[str, list[Any]] = {}
+    for name in sorted(names):
+        value = properties.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            kept[name] = ["b", value]
+        elif isinstance(value, str):
+            kept[name] = ["s", value]
+        elif isinstance(value, datetime):
+            kept[name] = ["t", value.isoformat()]
+        elif isinstance(value, tuple):
+            kept[name] = ["l", list(value)]
+        else:
+            kept[name] = ["n", float(value)]
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":")) if kept else ""
+
+
+def event_properties_from_json(text: str) -> dict[str, EventValue]:
+    if not text:
+        return {}
+    values: dict[str, EventValue] = {}
+    for name, (kind, value) in json.loads(text).items():
+        if kind == "t":
+            values[name] = datetime.fromisoformat(value)
+        elif kind == "l":
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    return values
 
 
 def matches(
