@@ -311,6 +311,10 @@ class FeedStep:
     runs: tuple[RunRecord, ...] = ()
 
 
+# get_campaign reads again while a scheduler step keeps changing the campaign under it.
+CONSISTENT_READ_ATTEMPTS = 5
+
+
 class CampaignStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)
@@ -564,29 +568,38 @@ class CampaignStore:
             return _campaign(row) if row is not None else None
 
     async def get_campaign(self, site_id: str, campaign_id: str) -> CampaignRecord | None:
-        """The campaign with its latest missed occurrences (at most MISSED_SHOWN)."""
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(models.Campaign).where(
-                    models.Campaign.site_id == site_id,
-                    models.Campaign.campaign_id == campaign_id,
-                )
-            )
-            if row is None:
-                return None
-            missed = await session.execute(
-                select(models.MissedOccurrence.occurrence_time, models.MissedOccurrence.reason)
-                .where(
-                    models.MissedOccurrence.site_id == site_id,
-                    models.MissedOccurrence.campaign_id == campaign_id,
-                )
-                .order_by(models.MissedOccurrence.occurrence_time.desc())
-                .limit(MISSED_SHOWN)
-            )
-            return replace(
-                _campaign(row),
-                missed=tuple((time, MissedReason(reason)) for time, reason in missed),
-            )
+        """The campaign with its latest missed occurrences (at most MISSED_SHOWN), as
+        one version: each statement reads the latest commit (READ COMMITTED; SQLite
+        outside a write), so a scheduler step landing between the two reads (a missed
+        occurrence and the state it sets) would mix two versions. The version is read
+        again after the occurrences, and a changed one reads both again."""
+        where = (models.Campaign.site_id == site_id, models.Campaign.campaign_id == campaign_id)
+        for _ in range(CONSISTENT_READ_ATTEMPTS):
+            async with self._sessions() as session:
+                row = await session.scalar(select(models.Campaign).where(*where))
+                if row is None:
+                    return None
+                missed = (
+                    await session.execute(
+                        select(
+                            models.MissedOccurrence.occurrence_time,
+                            models.MissedOccurrence.reason,
+                        )
+                        .where(
+                            models.MissedOccurrence.site_id == site_id,
+                            models.MissedOccurrence.campaign_id == campaign_id,
+                        )
+                        .order_by(models.MissedOccurrence.occurrence_time.desc())
+                        .limit(MISSED_SHOWN)
+                    )
+                ).all()
+                version = await session.scalar(select(models.Campaign.version).where(*where))
+                campaign = _campaign(row)
+            if version == campaign.version:
+                break
+        return replace(
+            campaign, missed=tuple((time, MissedReason(reason)) for time, reason in missed)
+        )
 
     async def advance_due_campaigns(
         self, now: datetime, limit: int, step: Callable[[CampaignRecord], ScheduledStep]
