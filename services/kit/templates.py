@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jinja2
 import jinja2.meta
@@ -117,13 +117,34 @@ def add_query(url: str, params: Sequence[tuple[str, str]]) -> str:
     and its fragment; a parameter the URL already has keeps the URL's value."""
     if not params:
         return url
-    parts = urlsplit(url)
-    present = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    extra = urlencode([(k, v) for k, v in params if k not in present])
+    return _with_query(url, urlsplit(url), tuple(params))
+
+
+def _with_query(url: str, parts: SplitResult, params: tuple[tuple[str, str], ...]) -> str:
+    if parts.query:
+        present = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        extra = _encoded(tuple((k, v) for k, v in params if k not in present))
+    else:
+        extra = _encoded(params)
     if not extra:
         return url
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded(params: tuple[tuple[str, str], ...]) -> str:
+    return urlencode(params)
+
+
+@functools.lru_cache(maxsize=256)
+def _query_params(query: str) -> tuple[tuple[str, str], ...]:
+    # A campaign's UTM query, parsed once rather than per recipient.
+    return tuple(parse_qsl(query, keep_blank_values=True))
+
+
+# Whitespace or a control character anywhere in a URL.
+_URL_BREAKERS = re.compile(r"[\x00-\x20\x7f\s]")
 
 
 def click_url(url: str, query: str = "") -> str:
@@ -131,16 +152,18 @@ def click_url(url: str, query: str = "") -> str:
     url = url.strip()
     try:
         parts = urlsplit(url)
+        host = parts.hostname
     except ValueError:
-        parts = None
+        parts, host = None, None
     if (
         parts is None
         or parts.scheme not in ("https", "http")
-        or not parts.hostname
-        or any(c.isspace() or ord(c) < 0x20 for c in url)
+        or not host
+        or _URL_BREAKERS.search(url) is not None
     ):
         raise RenderRefused(f"the rendered click URL {url[:80]!r} is not an absolute http(s) URL")
-    return add_query(url, parse_qsl(query, keep_blank_values=True))
+    params = _query_params(query)
+    return _with_query(url, parts, params) if params else url
 
 
 def wrap_click_url(source: str, query: str) -> str:
@@ -476,21 +499,48 @@ class PayloadTemplate:
 
     def __init__(self, payload: bytes, missing: MissingValues) -> None:
         self._document = json.loads(payload)
-        self._missing = missing
-        self.templated = _has_template(self._document)
+        # Which values are templates, each compiled, worked out once: a render then
+        # only renders them and copies the rest.
+        self._fill = _planned(self._document, missing)
+        self.templated = self._fill is not None
 
     def render(self, context: Mapping[str, Any]) -> bytes:
-        document = self._fill(self._document, context) if self.templated else self._document
+        document = self._document if self._fill is None else self._fill(context)
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
-    def _fill(self, value: Any, context: Mapping[str, Any]) -> Any:
-        if isinstance(value, str):
-            return render(value, context, self._missing) if is_template(value) else value
-        if isinstance(value, list):
-            return [self._fill(item, context) for item in value]
-        if isinstance(value, dict):
-            return {key: self._fill(item, context) for key, item in value.items()}
-        return value
+
+_Fill = Callable[[Mapping[str, Any]], Any]
+
+
+def _planned(value: Any, missing: MissingValues) -> _Fill | None:
+    """How to fill `value` for a context; None when it holds no template."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return None
+        try:
+            template = _compiled(value, missing)
+        except RenderRefused as error:
+            # Refused for every recipient alike, as it would be when rendered.
+            refused = error
+
+            def refuse(context: Mapping[str, Any]) -> Any:
+                raise refused
+
+            return refuse
+        return functools.partial(_render_bounded, template)
+    if isinstance(value, list):
+        items = [(item, _planned(item, missing)) for item in value]
+        if all(fill is None for _, fill in items):
+            return None
+        return lambda context: [item if fill is None else fill(context) for item, fill in items]
+    if isinstance(value, dict):
+        fields = [(key, item, _planned(item, missing)) for key, item in value.items()]
+        if all(fill is None for _, _, fill in fields):
+            return None
+        return lambda context: {
+            key: item if fill is None else fill(context) for key, item, fill in fields
+        }
+    return None
 
 
 def property_value(value: Any) -> Any:
@@ -544,16 +594,6 @@ def _render_bounded(template: jinja2.Template, context: Mapping[str, Any]) -> st
     finally:
         _loop_budget.reset(budget)
     return "".join(parts)
-
-
-def _has_template(value: Any) -> bool:
-    if isinstance(value, str):
-        return is_template(value)
-    if isinstance(value, list):
-        return any(_has_template(item) for item in value)
-    if isinstance(value, dict):
-        return any(_has_template(item) for item in value.values())
-    return False
 
 
 def _constant(node: nodes.Node) -> str | None:
