@@ -161,3 +161,55 @@ class TestPersonalizedCampaign:
             "bob": ("Hi there", "Spring sale in Nice", tagged),
             "anonymous": ("Hi there", "Spring sale in your town", tagged),
         }
+
+
+class TestSafariInAMixedAudience:
+    async def test_safari_gets_the_message_without_what_it_cannot_show(
+        self, shop: Shop, simulator: PushServiceSimulator
+    ) -> None:
+        await shop.set_properties("user-cy", first_name="Cy")
+        chrome = await shop.subscribe(simulator, "user-cy", common_pb2.BROWSER_CHROME)
+        safari = await shop.subscribe(simulator, "user-cy", common_pb2.BROWSER_SAFARI)
+        created = await shop.campaigns.CreateCampaign(
+            campaign_service_pb2.CreateCampaignRequest(
+                name="Rich",
+                notification=common_pb2.Notification(
+                    title="Hi {{ profile.first_name }}",
+                    target_url="https://shop.test/new",
+                    icon_url="https://shop.test/icon.png",
+                    image_url="https://shop.test/hero.jpg",
+                    actions=[
+                        common_pb2.NotificationAction(
+                            title="Buy {{ profile.first_name }}'s pick",
+                            url="https://shop.test/pick",
+                        )
+                    ],
+                    require_interaction=True,
+                ),
+            ),
+            metadata=shop.auth,
+            timeout=10,
+        )
+        dropped = sorted(w.field for w in created.warnings if w.reason == "SAFARI_FIELDS_DROPPED")
+        assert dropped == [
+            "notification.actions",
+            "notification.icon_url",
+            "notification.image_url",
+        ]
+
+        run = await shop.send_and_wait(created.campaign.campaign_id)
+
+        assert (run.progress.sent, run.progress.failed) == (2, 0)
+        [to_chrome] = simulator.messages(chrome.endpoint)
+        [to_safari] = simulator.messages(safari.endpoint)
+        on_chrome, on_safari = to_chrome.payload(), to_safari.payload()
+        assert on_chrome is not None and on_safari is not None
+        assert (on_chrome["title"], on_safari["title"]) == ("Hi Cy", "Hi Cy")
+        assert on_chrome["icon"] == "https://shop.test/icon.png"
+        assert on_chrome["image"] == "https://shop.test/hero.jpg"
+        assert on_chrome["actions"] == [
+            {"action": "action_1", "title": "Buy Cy's pick", "url": "https://shop.test/pick"}
+        ]
+        assert not {"icon", "image", "badge", "actions"} & set(on_safari)
+        assert on_safari["url"] == "https://shop.test/new"
+        assert on_safari["require_interaction"] is True
