@@ -88,12 +88,8 @@ def reserve_sends(
     else:
         granted = []
         for key, day in wants:
-            days = counts[key]
-            under = (cap_per_day <= 0 or days.get(day, 0) < cap_per_day) and (
-                cap_per_week <= 0 or _week_total(days, day) < cap_per_week
-            )
+            under = take_send(counts[key], day, cap_per_day, cap_per_week)
             if under:
-                days[day] = days.get(day, 0) + 1
                 changed[key] = min(day, changed.get(key, day))
             granted.append(under)
     _write_people(conn, site_id, counts, changed, now)
@@ -119,6 +115,33 @@ def person_sends(conn: Connection, site_id: str, key: str) -> dict[date, int]:
         )
     ).first()
     return _parse_days(row.days) if row is not None else {}
+
+
+def people_sends(conn: Connection, site_id: str, keys: Sequence[str]) -> dict[str, Counts]:
+    """The sends counted for these people (person key -> local day -> sends), read
+    without locking (the delivery plan preview); people without any are left out."""
+    found: dict[str, Counts] = {}
+    for start in range(0, len(keys), 1000):
+        rows = conn.execute(
+            select(PERSON_SENDS.c.person_key, PERSON_SENDS.c.days).where(
+                PERSON_SENDS.c.site_id == site_id,
+                PERSON_SENDS.c.person_key.in_(keys[start : start + 1000]),
+            )
+        )
+        found.update({row.person_key: _parse_days(row.days) for row in rows})
+    return found
+
+
+def take_send(days: Counts, day: date, cap_per_day: int, cap_per_week: int) -> bool:
+    """The cap rule, on one person's sends by local day: whether one more on `day` is
+    under both caps (0: none), counting it in `days` when it is. The delivery plan
+    preview applies the same rule to counts it reads and adds to."""
+    under = (cap_per_day <= 0 or days.get(day, 0) < cap_per_day) and (
+        cap_per_week <= 0 or _week_total(days, day) < cap_per_week
+    )
+    if under:
+        days[day] = days.get(day, 0) + 1
+    return under
 
 
 def _week_total(days: Counts, day: date) -> int:
