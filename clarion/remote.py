@@ -986,6 +986,29 @@ def cmd_campaign_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaign_test(args: argparse.Namespace) -> int:
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        stub = campaign_stub(channel)
+        response = remote.call(
+            stub.SendTestCampaign,
+            campaign_service_pb2.SendTestCampaignRequest(
+                campaign_id=args.campaign_id, request_id=args.request_id or ""
+            ),
+        )
+        if args.watch:
+            return watch_run(remote, stub, response.run.run_id, args.json)
+    if args.json:
+        print_json(as_dict(response.run))
+    else:
+        print(
+            f"test run {response.run.run_id} started ({_state(response.run)}), "
+            "to the site's test profiles"
+        )
+        print(f"follow it with: clarion run show {response.run.run_id} --watch")
+    return 0
+
+
 MAX_RECIPIENTS = 10_000
 
 
@@ -1378,6 +1401,20 @@ def register(
         help="ids to send to, one a line: profile:ID or subscriber:ID ('-': stdin)",
     )  # fmt: skip
     send.set_defaults(func=cmd_campaign_send)
+    test = add(
+        campaign_sub,
+        "test",
+        "send a campaign now to the site's test profiles only",
+        campaign_vars,
+        description="a test send: the campaign's current content, now, to the reachable\n"
+        "subscribers of the site's test profiles (profiles marked test_profile), whatever\n"
+        "the campaign's audience, schedule and policies. The campaign is left as it is, and\n"
+        "reports leave the run out.",
+    )
+    test.add_argument("campaign_id")
+    test.add_argument("--request-id", help="idempotency key: a repeat returns the same run")
+    test.add_argument("--watch", action="store_true", help="follow the run until it is finished")
+    test.set_defaults(func=cmd_campaign_test)
     cancel = add(
         campaign_sub,
         "cancel",
@@ -1428,7 +1465,9 @@ def register(
     report.add_argument("campaign_id")
     report.set_defaults(func=cmd_report)
 
-    for parser in (listing, show, create, update, send, cancel, pause, resume, runs, run_show, why):
+    for parser in (
+        listing, show, create, update, send, test, cancel, pause, resume, runs, run_show, why
+    ):  # fmt: skip
         add_connection_arguments(parser)
     add_connection_arguments(report, reporting=True)
 

@@ -222,6 +222,7 @@ class TestHelp:
             ["campaign", "create"],
             ["campaign", "update"],
             ["campaign", "send"],
+            ["campaign", "test"],
             ["campaign", "pause"],
             ["campaign", "resume"],
             ["simulator"],

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -226,6 +227,8 @@ class Run(Model):
     # The campaign's policy when the run started (serialized CampaignPolicy), merged with
     # the site's delivery policy of the moment at each hand-off; NULL: none.
     policy: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A test send (to the site's test profiles; no policy, left out of reports).
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Delivery has not confirmed it took the run over yet; the hand-off loop retries,
     # not before handoff_next_attempt (backing off per run).
     handoff_pending: Mapped[bool] = mapped_column(default=True)

@@ -204,6 +204,7 @@ def start_run_request(
         ),
         audience=_run_audience(run),
         timing=_run_timing(run, default_timezone),
+        test=run.test,
     )
     if policy is not None and policy != RunPolicy():
         request.policy.CopyFrom(

@@ -250,6 +250,16 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         )
         return campaign_service_pb2.SendCampaignNowResponse(run=run_to_proto(run))
 
+    async def SendTestCampaign(
+        self,
+        request: campaign_service_pb2.SendTestCampaignRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.SendTestCampaignResponse:
+        run = await self._campaigns.send_test(
+            current_site_id(), request.campaign_id, request.request_id
+        )
+        return campaign_service_pb2.SendTestCampaignResponse(run=run_to_proto(run))
+
     async def SendNotification(
         self,
         request: campaign_service_pb2.SendNotificationRequest,

@@ -235,6 +235,8 @@ class RunRecord:
     content_options: RunContentOptions | None = None
     # The campaign's policy when the run started; None: none.
     policy: campaign_pb2.CampaignPolicy | None = None
+    # A test send: to the site's test profiles, left out of reports.
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -1155,6 +1157,7 @@ def _run_row(run: RunRecord) -> models.Run:
         timing=run.timing,
         content_options=_content_options_json(run.content_options),
         policy=_message_bytes(run.policy),
+        test=run.test,
         handoff_pending=run.handoff_pending,
         state=run.state.value,
         failure_reason=run.failure_reason,
@@ -1191,6 +1194,7 @@ def _run(row: models.Run) -> RunRecord:
         timing=row.timing,
         content_options=_content_options(row.content_options),
         policy=_message(campaign_pb2.CampaignPolicy, row.policy),
+        test=row.test,
     )
 
 

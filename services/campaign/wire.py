@@ -161,6 +161,7 @@ def run_to_proto(run: RunRecord) -> campaign_pb2.Run:
         progress=campaign_pb2.RunProgress(**run.progress.__dict__),
         finish_time=timestamp(run.finish_time) if run.finish_time else None,
         warnings=_run_warnings(run),
+        test=run.test,
     )
 
 

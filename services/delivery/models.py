@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,6 +121,8 @@ class DeliveryRunRow(Model):
     # Frequency cap, quiet hours, throttle and control group (domain/policies.py's JSON
     # form of RunPolicy); "": none.
     policy: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A test send: its outcomes and audience reach reporting marked test.
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Nothing is sent after this; the sweep then ends what is left (NULL: no cut-off).
     # Cleared when the run finishes.
     cut_off_time: Mapped[datetime | None]

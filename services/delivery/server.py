@@ -143,6 +143,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
                 content=content,
                 contexts=request.audience.contexts,
                 policy=run_policy_json(request.policy if request.HasField("policy") else None),
+                test=request.test,
             ),
         )
         if created:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -84,6 +84,8 @@ class NewRun:
     content_options: str = ""
     # The RunPolicy's JSON (server.run_policy_json; "": none).
     policy: str = ""
+    # A test send (StartDeliveryRunRequest.test).
+    test: bool = False
     # (person key, event properties JSON) of each listed person's template context.
     contexts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
@@ -285,6 +287,8 @@ class OutboxItem:
     state: str = ""
     reason: str = ""
     browser: int = 0
+    # Of a test send's run: reporting keeps it out of its counts.
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -533,6 +537,7 @@ class DeliveryStore:
                     timing=run.timing,
                     content_options=run.content_options,
                     policy=run.policy,
+                    test=run.test,
                     cut_off_time=run.cut_off_time,
                     state=RunState.PREPARING.value,
                     failure="",
@@ -1580,6 +1585,19 @@ class DeliveryStore:
                 .values(claim_owner=owner, claim_expires_at=now + timedelta(seconds=lease_seconds))
                 .returning(OUTBOX)
             )
+            rows = rows.all()
+            # One look-up per batch (not per row): which of its runs are test sends.
+            tests = {
+                (site_id, run_id)
+                for site_id, run_id in conn.execute(
+                    select(RUNS.c.site_id, RUNS.c.run_id).where(
+                        tuple_(RUNS.c.site_id, RUNS.c.run_id).in_(
+                            {(row.site_id, row.run_id) for row in rows}
+                        ),
+                        RUNS.c.test,
+                    )
+                )
+            }
             items = []
             for row in sorted(rows, key=lambda row: row.outbox_id):
                 common = {
@@ -1590,6 +1608,7 @@ class DeliveryStore:
                     "campaign_id": row.campaign_id,
                     "count": row.count,
                     "occur_time": row.occur_time,
+                    "test": (row.site_id, row.run_id) in tests,
                 }
                 if not row.entries:
                     items.append(OutboxItem(**common))

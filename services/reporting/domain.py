@@ -36,6 +36,8 @@ class OutcomeInput:
     reason: str | None
     browser: str
     occur_time: datetime | None
+    # Of a test send: stored, and left out of reports.
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class Reporting:
         self._clock = clock
 
     async def record_run_audience(
-        self, site_id: str, run_id: str, campaign_id: str, audience: int
+        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
     ) -> None:
         _require_id(run_id, "run_id")
         _require_id(campaign_id, "campaign_id")
@@ -101,7 +103,7 @@ class Reporting:
                 "NEGATIVE_AUDIENCE", f"audience must be 0 or more, got {audience}", field="audience"
             )
         await self._store.upsert_run_audience(
-            site_id, RunAudienceRecord(run_id, campaign_id, audience, self._clock.now())
+            site_id, RunAudienceRecord(run_id, campaign_id, audience, self._clock.now(), test)
         )
 
     async def record_delivery_outcomes(
@@ -138,6 +140,7 @@ class Reporting:
                     reason=outcome.reason,
                     browser=outcome.browser,
                     occur_time=outcome.occur_time or now,
+                    test=outcome.test,
                 )
             )
         return await self._store.insert_outcomes(site_id, records)

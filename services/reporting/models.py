@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, Index, String, Text
+from sqlalchemy import BigInteger, Enum, Index, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import UTCDateTime, new_metadata
@@ -55,6 +55,8 @@ class RunAudience(Model):
     campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     audience: Mapped[int] = mapped_column(BigInteger)
     record_time: Mapped[datetime]
+    # A test send's run: stored, and left out of reports.
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (Index("ix_reporting_run_audiences_site_campaign", "site_id", "campaign_id"),)
 
@@ -71,6 +73,8 @@ class DeliveryOutcome(Model):
     # The browser family ("chrome", ...); empty when delivery did not say.
     browser: Mapped[str] = mapped_column(String(16), default="")
     occur_time: Mapped[datetime]
+    # Of a test send's run: stored, and left out of reports.
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_reporting_outcomes_site_campaign_status", "site_id", "campaign_id", "status"),

@@ -111,7 +111,11 @@ class ReportingInternalServicer(
         context: grpc.aio.ServicerContext,
     ) -> reporting_internal_service_pb2.RecordRunAudienceResponse:
         await self._reporting.record_run_audience(
-            required_site_id(), request.run_id, request.campaign_id, request.audience
+            required_site_id(),
+            request.run_id,
+            request.campaign_id,
+            request.audience,
+            test=request.test,
         )
         return reporting_internal_service_pb2.RecordRunAudienceResponse()
 
@@ -140,6 +144,7 @@ class ReportingInternalServicer(
                     reason=_REASONS.get(outcome.reason),
                     browser=_BROWSERS.get(outcome.browser, ""),
                     occur_time=occur_time,
+                    test=outcome.test,
                 )
             )
         recorded = await self._reporting.record_delivery_outcomes(required_site_id(), outcomes)

@@ -43,6 +43,7 @@ class RunAudienceRecord:
     campaign_id: str
     audience: int
     record_time: datetime
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class OutcomeRecord:
     reason: str
     browser: str
     occur_time: datetime
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,14 +97,16 @@ class _InsertIgnoringRepeats:
         columns: Sequence[str],
         time_columns: Sequence[str],
         dialect: Any,
+        bool_columns: Sequence[str] = (),
     ) -> None:
         # Per-row columns; site_id is one parameter for the whole batch.
         self._columns = list(columns)
         postgres = dialect.name == "postgresql"
         times = set(time_columns)
+        casts = {name: "timestamptz" for name in times} | {name: "boolean" for name in bool_columns}
         if postgres:
             values = [
-                f"(r ->> {n})::timestamptz" if name in times else f"r ->> {n}"
+                f"(r ->> {n})::{casts[name]}" if name in casts else f"r ->> {n}"
                 for n, name in enumerate(self._columns)
             ]
             # jsonb: parsed once, where each ->> on json would parse the row again.
@@ -157,9 +161,19 @@ class ReportingStore:
         self._outcomes = _InsertIgnoringRepeats(
             cast(Table, DeliveryOutcome.__table__),
             ["site_id", "run_id", "subscriber_id"],
-            ["run_id", "subscriber_id", "campaign_id", "status", "reason", "browser", "occur_time"],
+            [
+                "run_id",
+                "subscriber_id",
+                "campaign_id",
+                "status",
+                "reason",
+                "browser",
+                "occur_time",
+                "test",
+            ],
             ["occur_time"],
             engine.dialect,
+            bool_columns=["test"],
         )
         self._events = _InsertIgnoringRepeats(
             cast(Table, EngagementEvent.__table__),
@@ -177,6 +191,7 @@ class ReportingStore:
                 "campaign_id": statement.excluded.campaign_id,
                 "audience": statement.excluded.audience,
                 "record_time": statement.excluded.record_time,
+                "test": statement.excluded.test,
             },
         )
         async with self._sessions.begin() as session:
@@ -193,6 +208,7 @@ class ReportingStore:
                 record.reason,
                 record.browser,
                 record.occur_time,
+                record.test,
             )
             for record in records
         ]
@@ -235,6 +251,15 @@ class ReportingStore:
             DeliveryOutcome.campaign_id == campaign_id
         )
         events = (EngagementEvent.site_id == site_id) & (EngagementEvent.campaign_id == campaign_id)
+        # Test sends are left out: their audience and outcome rows say so, and the
+        # engagement events of those runs go with them.
+        test_runs = union(
+            select(RunAudience.run_id).where(audiences & RunAudience.test),
+            select(DeliveryOutcome.run_id).where(outcomes & DeliveryOutcome.test),
+        )
+        audiences &= ~RunAudience.test
+        outcomes &= ~DeliveryOutcome.test
+        events &= EngagementEvent.run_id.not_in(test_runs)
         # A run counts once it has an audience or an outcome; engagement events come
         # from browsers and alone do not make a run.
         run_ids = union(

@@ -395,7 +395,7 @@ class FakeSink:
         self.outcomes += outcomes
 
     async def record_audience(
-        self, site_id: str, run_id: str, campaign_id: str, audience: int
+        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
     ) -> None:
         if self.down:
             raise ConnectionError("reporting is down")

@@ -307,7 +307,7 @@ class RunProgress(_message.Message):
     def __init__(self, resolved: _Optional[int] = ..., queued: _Optional[int] = ..., sent: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time", "warnings")
+    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time", "warnings", "test")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +317,7 @@ class Run(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     state: RunState
@@ -326,7 +327,8 @@ class Run(_message.Message):
     progress: RunProgress
     finish_time: _timestamp_pb2.Timestamp
     warnings: _containers.RepeatedScalarFieldContainer[RunWarning]
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[RunWarning, str]]] = ...) -> None: ...
+    test: bool
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[RunWarning, str]]] = ..., test: _Optional[bool] = ...) -> None: ...
 
 class RunRecipient(_message.Message):
     __slots__ = ("run_id", "subscriber_id", "status", "reason", "attempts", "finish_time", "explanation")

@@ -64,6 +64,11 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationResponse.FromString,
                 _registered_method=True)
+        self.SendTestCampaign = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/SendTestCampaign',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignResponse.FromString,
+                _registered_method=True)
         self.GetRun = channel.unary_unary(
                 '/clarion.campaign.v1.CampaignService/GetRun',
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.GetRunRequest.SerializeToString,
@@ -142,6 +147,18 @@ class CampaignServiceServicer:
         """A one-off notification to listed recipients (an order update): stores a campaign
         for it (named after its title) and starts its run, as CreateCampaign then
         SendCampaignNow with recipients would; outcomes and reports as for any run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendTestCampaign(self, request, context):
+        """A test send: the campaign's current content, now, to every reachable subscriber of
+        the site's test profiles (segment's test_profile condition), whatever the
+        campaign's audience, schedule, timing and delivery policies. Any campaign state;
+        the campaign's state is not changed. The run is marked test, its outcomes and
+        payloads too, and reports leave it out. No test profile reachable: the run is
+        DONE with the EMPTY_AUDIENCE warning.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -233,6 +250,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.SendNotification,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationResponse.SerializeToString,
+            ),
+            'SendTestCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestCampaign,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignResponse.SerializeToString,
             ),
             'GetRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRun,
@@ -432,6 +454,33 @@ class CampaignService:
             '/clarion.campaign.v1.CampaignService/SendNotification',
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendNotificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTestCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/SendTestCampaign',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

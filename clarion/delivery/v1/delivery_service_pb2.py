@@ -26,7 +26,7 @@ from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_c
 from clarion.delivery.v1 import delivery_pb2 as clarion_dot_delivery_dot_v1_dot_delivery__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a#clarion/common/v1/constraints.proto\x1a\"clarion/delivery/v1/delivery.proto\"\xb2\x02\n\x17StartDeliveryRunRequest\x12%\n\x06run_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12*\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x30\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x1f.clarion.delivery.v1.RunContent\x12\x32\n\x08\x61udience\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x05 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x06 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"2\n\x15GetDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"<\n\x1b\x42\x61tchGetDeliveryRunsRequest\x12\x1d\n\x07run_ids\x18\x01 \x03(\tB\x0c\x82\x80\x19\x08\x08\x80\x01\x18\xe8\x07\x30\x01\"W\n\x1c\x42\x61tchGetDeliveryRunsResponse\x12\x37\n\rdelivery_runs\x18\x01 \x03(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"Y\n\x1aGetRecipientOutcomeRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome\"5\n\x18\x43\x61ncelDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"f\n\x19\x43\x61ncelDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\x12\x11\n\tcancelled\x18\x02 \x01(\x03\x32\xd8\x04\n\x0f\x44\x65liveryService\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12{\n\x14\x42\x61tchGetDeliveryRuns\x12\x30.clarion.delivery.v1.BatchGetDeliveryRunsRequest\x1a\x31.clarion.delivery.v1.BatchGetDeliveryRunsResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponse\x12r\n\x11\x43\x61ncelDeliveryRun\x12-.clarion.delivery.v1.CancelDeliveryRunRequest\x1a..clarion.delivery.v1.CancelDeliveryRunResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a#clarion/common/v1/constraints.proto\x1a\"clarion/delivery/v1/delivery.proto\"\xc0\x02\n\x17StartDeliveryRunRequest\x12%\n\x06run_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12*\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x30\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x1f.clarion.delivery.v1.RunContent\x12\x32\n\x08\x61udience\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x05 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x06 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12\x0c\n\x04test\x18\x07 \x01(\x08\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"2\n\x15GetDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"<\n\x1b\x42\x61tchGetDeliveryRunsRequest\x12\x1d\n\x07run_ids\x18\x01 \x03(\tB\x0c\x82\x80\x19\x08\x08\x80\x01\x18\xe8\x07\x30\x01\"W\n\x1c\x42\x61tchGetDeliveryRunsResponse\x12\x37\n\rdelivery_runs\x18\x01 \x03(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"Y\n\x1aGetRecipientOutcomeRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome\"5\n\x18\x43\x61ncelDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"f\n\x19\x43\x61ncelDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\x12\x11\n\tcancelled\x18\x02 \x01(\x03\x32\xd8\x04\n\x0f\x44\x65liveryService\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12{\n\x14\x42\x61tchGetDeliveryRuns\x12\x30.clarion.delivery.v1.BatchGetDeliveryRunsRequest\x1a\x31.clarion.delivery.v1.BatchGetDeliveryRunsResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponse\x12r\n\x11\x43\x61ncelDeliveryRun\x12-.clarion.delivery.v1.CancelDeliveryRunRequest\x1a..clarion.delivery.v1.CancelDeliveryRunResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,25 +48,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELDELIVERYRUNREQUEST'].fields_by_name['run_id']._loaded_options = None
   _globals['_CANCELDELIVERYRUNREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_STARTDELIVERYRUNREQUEST']._serialized_start=141
-  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=447
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=449
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=531
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=533
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=583
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=585
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=665
-  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_start=667
-  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_end=727
-  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_start=729
-  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_end=816
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=818
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=907
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=909
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=994
-  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_start=996
-  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_end=1049
-  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_start=1051
-  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_end=1153
-  _globals['_DELIVERYSERVICE']._serialized_start=1156
-  _globals['_DELIVERYSERVICE']._serialized_end=1756
+  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=461
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=463
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=545
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=547
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=597
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=599
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=679
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_start=681
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_end=741
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_start=743
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_end=830
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=832
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=921
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=923
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=1008
+  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_start=1010
+  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_end=1063
+  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_start=1065
+  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_end=1167
+  _globals['_DELIVERYSERVICE']._serialized_start=1170
+  _globals['_DELIVERYSERVICE']._serialized_end=1770
 # @@protoc_insertion_point(module_scope)

@@ -9,20 +9,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartDeliveryRunRequest(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "content", "audience", "timing", "policy")
+    __slots__ = ("run_id", "campaign_id", "content", "audience", "timing", "policy", "test")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     content: _delivery_pb2.RunContent
     audience: _delivery_pb2.RunAudience
     timing: _delivery_pb2.RunTiming
     policy: _delivery_pb2.RunPolicy
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., content: _Optional[_Union[_delivery_pb2.RunContent, _Mapping]] = ..., audience: _Optional[_Union[_delivery_pb2.RunAudience, _Mapping]] = ..., timing: _Optional[_Union[_delivery_pb2.RunTiming, _Mapping]] = ..., policy: _Optional[_Union[_delivery_pb2.RunPolicy, _Mapping]] = ...) -> None: ...
+    test: bool
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., content: _Optional[_Union[_delivery_pb2.RunContent, _Mapping]] = ..., audience: _Optional[_Union[_delivery_pb2.RunAudience, _Mapping]] = ..., timing: _Optional[_Union[_delivery_pb2.RunTiming, _Mapping]] = ..., policy: _Optional[_Union[_delivery_pb2.RunPolicy, _Mapping]] = ..., test: _Optional[bool] = ...) -> None: ...
 
 class StartDeliveryRunResponse(_message.Message):
     __slots__ = ("delivery_run",)

@@ -9,14 +9,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordRunAudienceRequest(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "audience")
+    __slots__ = ("run_id", "campaign_id", "audience", "test")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     audience: int
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., audience: _Optional[int] = ...) -> None: ...
+    test: bool
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., audience: _Optional[int] = ..., test: _Optional[bool] = ...) -> None: ...
 
 class RecordRunAudienceResponse(_message.Message):
     __slots__ = ()

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DeliveryOutcome(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "subscriber_id", "status", "reason", "browser", "occur_time")
+    __slots__ = ("run_id", "campaign_id", "subscriber_id", "status", "reason", "browser", "occur_time", "test")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class DeliveryOutcome(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     BROWSER_FIELD_NUMBER: _ClassVar[int]
     OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     subscriber_id: str
@@ -26,7 +27,8 @@ class DeliveryOutcome(_message.Message):
     reason: _common_pb2.DeliveryReason
     browser: _common_pb2.Browser
     occur_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    test: bool
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., test: _Optional[bool] = ...) -> None: ...
 
 class EngagementEvent(_message.Message):
     __slots__ = ("run_id", "campaign_id", "subscriber_id", "kind", "button", "occur_time")

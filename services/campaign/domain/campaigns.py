@@ -81,6 +81,10 @@ _TOPIC = re.compile(r"[A-Za-z0-9_-]{0,32}")
 MAX_LISTED_RECIPIENTS = 10_000
 # Request ids Clarion gives the runs it starts itself; a caller's may not look like them.
 RESERVED_REQUEST_ID_PREFIX = "clarion:"
+# A test send's audience: the site's profiles marked test_profile.
+TEST_PROFILES = segment_pb2.AudienceSelector(
+    definition=segment_pb2.SegmentDefinition(condition=segment_pb2.Condition(test_profile=True))
+)
 # Due campaigns one scheduler pass advances (each in its own transaction).
 SCHEDULER_BATCH = 100
 # An occurrence started later than this after its time was missed by a scheduler that
@@ -617,17 +621,34 @@ class Campaigns:
             # Its content was checked for the browsers of its audience; listed people
             # may use any browser (a deeplink is needed if Safari may be among them).
             _content_warnings(campaign, ALL_BROWSERS)
-        planned = new_run(campaign, self._clock.now(), request_id, recipients)
+        return await self._start(new_run(campaign, self._clock.now(), request_id, recipients))
+
+    async def _start(self, planned: RunRecord) -> RunRecord:
+        """Stores the run and hands it to delivery, waiting at most HANDOFF_WAIT_SECONDS
+        (the hand-off loop finishes a slower one); a repeated request_id returns the first
+        call's run instead."""
         run_id = planned.run_id
         run = await self._store.insert_run(planned)
         if run.run_id != run_id:
             return await self._refreshed(run)  # a repeat: the first call's run
-        log.info("run started", run_id=run_id, campaign_id=campaign.campaign_id)
+        log.info("run started", run_id=run_id, campaign_id=run.campaign_id, test=run.test)
         try:
             await asyncio.wait_for(asyncio.shield(self._hand_off(run)), HANDOFF_WAIT_SECONDS)
         except TimeoutError:
             self.handoff_wanted.set()
-        return await self.get_run(site_id, run_id)
+        return await self.get_run(run.site_id, run_id)
+
+    async def send_test(self, site_id: str, campaign_id: str, request_id: str = "") -> RunRecord:
+        """A test send: the campaign's content as it is now, at once, to the reachable
+        subscribers of the site's test profiles, without the campaign's audience, timing
+        or policies; returns the run PREPARING. The campaign itself (state, schedule) is
+        left as it is, whatever its state."""
+        _check_request_id(request_id)
+        campaign = await self.get(site_id, campaign_id)
+        if campaign.audience is not None:
+            # Checked for its audience's browsers; test profiles may use any browser.
+            _content_warnings(campaign, ALL_BROWSERS)
+        return await self._start(test_run(campaign, self._clock.now(), request_id))
 
     async def send_notification(
         self, site_id: str, draft: CampaignDraft, recipients: ListedRecipients | None
@@ -784,11 +805,16 @@ class Campaigns:
         default_timezone = ""
         if run.timing is not None and timing.run_timing_from_json(run.timing).local_time:
             default_timezone = site.timezone if site is not None else ""
-        # The site's policy as it is at the hand-off, the campaign's as the run started.
-        policy = policies.run_policy(
-            site.delivery_policy if site else None,
-            run.policy,
-            default_timezone=site.timezone if site is not None else "",
+        # The site's policy as it is at the hand-off, the campaign's as the run started;
+        # a test send goes out under none.
+        policy = (
+            None
+            if run.test
+            else policies.run_policy(
+                site.delivery_policy if site else None,
+                run.policy,
+                default_timezone=site.timezone if site is not None else "",
+            )
         )
         try:
             view = await self._delivery.start_run(run, default_timezone, policy)
@@ -864,6 +890,7 @@ def new_run(
     recipients: ListedRecipients | None = None,
     *,
     timing_from: datetime | None = None,
+    test: bool = False,
 ) -> RunRecord:
     """A run of the campaign starting now, PREPARING and waiting for its hand-off: to
     `recipients` when given, else to the campaign's audience as it is now. Its content
@@ -878,6 +905,7 @@ def new_run(
         personalization=campaign.personalization,
         utm=campaign.utm,
         topic=campaign.topic,
+        test=test,
     )
     return RunRecord(
         run_id=run_id,
@@ -909,7 +937,15 @@ def new_run(
         )
         if campaign.timing
         else None,
+        test=test,
     )
+
+
+def test_run(campaign: CampaignRecord, now: datetime, request_id: str = "") -> RunRecord:
+    """A test send of the campaign starting now: its content rendered as test, to the
+    site's test profiles, all at once and under no policy."""
+    run = new_run(campaign, now, request_id, test=True)
+    return replace(run, audience=TEST_PROFILES, timing=None, policy=None)
 
 
 def _scheduled_run(

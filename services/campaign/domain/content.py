@@ -174,9 +174,11 @@ def run_content(
     personalization: campaign_pb2.Personalization | None = None,
     utm: campaign_pb2.UtmParameters | None = None,
     topic: str = "",
+    test: bool = False,
 ) -> RunContentParts:
     """The payloads and options of a run of a (valid) notification: templates kept for
-    delivery to render, static click URLs given their UTM parameters now."""
+    delivery to render, static click URLs given their UTM parameters now. `test`: a
+    test send's, every payload marked test."""
     params = _utm_params(utm)
     query = urlencode(params)
 
@@ -186,9 +188,10 @@ def run_content(
             return templates.wrap_click_url(url, query)
         return templates.add_query(url, params)
 
-    parts = _browser_copies(
-        _payload_fields(notification, campaign_id, run_id, text=_as_is, click=click)
-    )
+    fields = _payload_fields(notification, campaign_id, run_id, text=_as_is, click=click)
+    if test:
+        fields["test"] = True  # no browser rule drops it: every copy has it
+    parts = _browser_copies(fields)
     variables = template_variables(notification)
     suppress = (
         personalization is not None

@@ -278,6 +278,7 @@ class GrpcOutcomeSink:
                     reason=code[1],  # type: ignore[arg-type]
                     browser=outcome.browser,  # type: ignore[arg-type]
                     occur_time=stamp,
+                    test=outcome.test,
                 )
             )
         try:
@@ -290,12 +291,12 @@ class GrpcOutcomeSink:
             raise _unavailable(self._peers, "reporting.RecordDeliveryOutcomes", error) from None
 
     async def record_audience(
-        self, site_id: str, run_id: str, campaign_id: str, audience: int
+        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
     ) -> None:
         try:
             await self._stub().RecordRunAudience(
                 reporting_internal_service_pb2.RecordRunAudienceRequest(
-                    run_id=run_id, campaign_id=campaign_id, audience=audience
+                    run_id=run_id, campaign_id=campaign_id, audience=audience, test=test
                 ),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,

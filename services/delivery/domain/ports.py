@@ -180,5 +180,7 @@ class OutcomeSink(Protocol):
         """Raises when the outcomes were not recorded; repeats are ignored by the sink."""
         ...
 
-    async def record_audience(self, site_id: str, run_id: str, campaign_id: str, audience: int) -> None:
+    async def record_audience(
+        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
+    ) -> None:
         ...

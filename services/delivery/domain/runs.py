@@ -48,6 +48,8 @@ class RunRequest:
     contexts: Sequence[delivery_pb2.RecipientContext] = ()
     # The RunPolicy as JSON (server.run_policy_json); "": none.
     policy: str = ""
+    # A test send: outcomes and audience reach reporting marked test.
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class DeliveryRuns:
                 cut_off_time=timing.cut_off_time,
                 content_options=options.to_json(),
                 policy=request.policy,
+                test=request.test,
                 contexts=tuple((c.person_key, c.event_properties) for c in contexts),
             ),
             now,

@@ -924,7 +924,7 @@ class DeliveryWorkers:
         elif kind is OutboxKind.AUDIENCE:
             for item in batch:
                 await self._outcomes.record_audience(
-                    site_id, item.run_id, item.campaign_id, item.count
+                    site_id, item.run_id, item.campaign_id, item.count, test=item.test
                 )
         else:
             await self._pruner.unsubscribe(site_id, [(i.subscriber_id, i.reason) for i in batch])
