@@ -13,6 +13,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WinnerMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WINNER_METRIC_UNSPECIFIED: _ClassVar[WinnerMetric]
+    WINNER_METRIC_CLICK_THROUGH_RATE: _ClassVar[WinnerMetric]
+    WINNER_METRIC_CONVERSION_RATE: _ClassVar[WinnerMetric]
+
+class RunPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_PHASE_UNSPECIFIED: _ClassVar[RunPhase]
+    RUN_PHASE_VARIANT_TEST: _ClassVar[RunPhase]
+    RUN_PHASE_VARIANT_REST: _ClassVar[RunPhase]
+
 class MissingValueAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MISSING_VALUE_ACTION_UNSPECIFIED: _ClassVar[MissingValueAction]
@@ -65,6 +77,12 @@ class RecipientStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECIPIENT_STATUS_FAILED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_SUPPRESSED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_EXPIRED: _ClassVar[RecipientStatus]
+WINNER_METRIC_UNSPECIFIED: WinnerMetric
+WINNER_METRIC_CLICK_THROUGH_RATE: WinnerMetric
+WINNER_METRIC_CONVERSION_RATE: WinnerMetric
+RUN_PHASE_UNSPECIFIED: RunPhase
+RUN_PHASE_VARIANT_TEST: RunPhase
+RUN_PHASE_VARIANT_REST: RunPhase
 MISSING_VALUE_ACTION_UNSPECIFIED: MissingValueAction
 MISSING_VALUE_ACTION_USE_TEXT: MissingValueAction
 MISSING_VALUE_ACTION_SUPPRESS: MissingValueAction
@@ -99,7 +117,7 @@ RECIPIENT_STATUS_SUPPRESSED: RecipientStatus
 RECIPIENT_STATUS_EXPIRED: RecipientStatus
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger", "timing", "personalization", "utm", "topic", "labels", "policy")
+    __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger", "timing", "personalization", "utm", "topic", "labels", "policy", "variants", "variant_test", "conversion_goal")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +137,9 @@ class Campaign(_message.Message):
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_TEST_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_GOAL_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     notification: _common_pb2.Notification
@@ -138,7 +159,58 @@ class Campaign(_message.Message):
     topic: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     policy: CampaignPolicy
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., timing: _Optional[_Union[SendTiming, _Mapping]] = ..., personalization: _Optional[_Union[Personalization, _Mapping]] = ..., utm: _Optional[_Union[UtmParameters, _Mapping]] = ..., topic: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[CampaignPolicy, _Mapping]] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[Variant]
+    variant_test: VariantTest
+    conversion_goal: _common_pb2.ConversionGoal
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., state: _Optional[_Union[CampaignState, str]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., missed_occurrences: _Optional[_Iterable[_Union[MissedOccurrence, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., timing: _Optional[_Union[SendTiming, _Mapping]] = ..., personalization: _Optional[_Union[Personalization, _Mapping]] = ..., utm: _Optional[_Union[UtmParameters, _Mapping]] = ..., topic: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[CampaignPolicy, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., variant_test: _Optional[_Union[VariantTest, _Mapping]] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ...) -> None: ...
+
+class Variant(_message.Message):
+    __slots__ = ("variant_id", "notification", "split_percent")
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    variant_id: str
+    notification: _common_pb2.Notification
+    split_percent: int
+    def __init__(self, variant_id: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., split_percent: _Optional[int] = ...) -> None: ...
+
+class VariantTest(_message.Message):
+    __slots__ = ("test_percent", "wait_seconds", "metric")
+    TEST_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    test_percent: int
+    wait_seconds: int
+    metric: WinnerMetric
+    def __init__(self, test_percent: _Optional[int] = ..., wait_seconds: _Optional[int] = ..., metric: _Optional[_Union[WinnerMetric, str]] = ...) -> None: ...
+
+class VariantDecision(_message.Message):
+    __slots__ = ("metric", "winner_variant_id", "results", "z_score", "significant", "decide_time")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    WINNER_VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    Z_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    metric: WinnerMetric
+    winner_variant_id: str
+    results: _containers.RepeatedCompositeFieldContainer[VariantResult]
+    z_score: float
+    significant: bool
+    decide_time: _timestamp_pb2.Timestamp
+    def __init__(self, metric: _Optional[_Union[WinnerMetric, str]] = ..., winner_variant_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[VariantResult, _Mapping]]] = ..., z_score: _Optional[float] = ..., significant: _Optional[bool] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class VariantResult(_message.Message):
+    __slots__ = ("variant_id", "sent", "successes", "rate")
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSES_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    variant_id: str
+    sent: int
+    successes: int
+    rate: float
+    def __init__(self, variant_id: _Optional[str] = ..., sent: _Optional[int] = ..., successes: _Optional[int] = ..., rate: _Optional[float] = ...) -> None: ...
 
 class Personalization(_message.Message):
     __slots__ = ("on_missing", "missing_value_text")
@@ -307,7 +379,7 @@ class RunProgress(_message.Message):
     def __init__(self, resolved: _Optional[int] = ..., queued: _Optional[int] = ..., sent: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time", "warnings", "test")
+    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time", "warnings", "test", "phase", "related_run_id", "variant_decision", "rest_time")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +390,10 @@ class Run(_message.Message):
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    RELATED_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_DECISION_FIELD_NUMBER: _ClassVar[int]
+    REST_TIME_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     state: RunState
@@ -328,7 +404,43 @@ class Run(_message.Message):
     finish_time: _timestamp_pb2.Timestamp
     warnings: _containers.RepeatedScalarFieldContainer[RunWarning]
     test: bool
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[RunWarning, str]]] = ..., test: _Optional[bool] = ...) -> None: ...
+    phase: RunPhase
+    related_run_id: str
+    variant_decision: VariantDecision
+    rest_time: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[RunWarning, str]]] = ..., test: _Optional[bool] = ..., phase: _Optional[_Union[RunPhase, str]] = ..., related_run_id: _Optional[str] = ..., variant_decision: _Optional[_Union[VariantDecision, _Mapping]] = ..., rest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class DeliveryPlan(_message.Message):
+    __slots__ = ("snapshot_time", "audience", "rows")
+    SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    snapshot_time: _timestamp_pb2.Timestamp
+    audience: int
+    rows: _containers.RepeatedCompositeFieldContainer[DeliveryPlanRow]
+    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[DeliveryPlanRow, _Mapping]]] = ...) -> None: ...
+
+class DeliveryPlanRow(_message.Message):
+    __slots__ = ("hour_start", "browser", "variant_id", "sent", "suppressed")
+    HOUR_START_FIELD_NUMBER: _ClassVar[int]
+    BROWSER_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    hour_start: _timestamp_pb2.Timestamp
+    browser: _common_pb2.Browser
+    variant_id: str
+    sent: int
+    suppressed: _containers.RepeatedCompositeFieldContainer[PlanSuppression]
+    def __init__(self, hour_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., variant_id: _Optional[str] = ..., sent: _Optional[int] = ..., suppressed: _Optional[_Iterable[_Union[PlanSuppression, _Mapping]]] = ...) -> None: ...
+
+class PlanSuppression(_message.Message):
+    __slots__ = ("reason", "count")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    reason: _common_pb2.DeliveryReason
+    count: int
+    def __init__(self, reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class RunRecipient(_message.Message):
     __slots__ = ("run_id", "subscriber_id", "status", "reason", "attempts", "finish_time", "explanation")

@@ -11,8 +11,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PreviewCampaignRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+
+class PreviewCampaignResponse(_message.Message):
+    __slots__ = ("plan",)
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    plan: _campaign_pb2.DeliveryPlan
+    def __init__(self, plan: _Optional[_Union[_campaign_pb2.DeliveryPlan, _Mapping]] = ...) -> None: ...
+
 class CreateCampaignRequest(_message.Message):
-    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule", "trigger", "timing", "personalization", "utm", "topic", "labels", "policy")
+    __slots__ = ("name", "notification", "ttl_seconds", "urgency", "request_id", "audience", "schedule", "trigger", "timing", "personalization", "utm", "topic", "labels", "policy", "variants", "variant_test", "conversion_goal")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +39,9 @@ class CreateCampaignRequest(_message.Message):
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_TEST_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_GOAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     notification: _common_pb2.Notification
     ttl_seconds: int
@@ -41,7 +56,10 @@ class CreateCampaignRequest(_message.Message):
     topic: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     policy: _campaign_pb2.CampaignPolicy
-    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ..., timing: _Optional[_Union[_campaign_pb2.SendTiming, _Mapping]] = ..., personalization: _Optional[_Union[_campaign_pb2.Personalization, _Mapping]] = ..., utm: _Optional[_Union[_campaign_pb2.UtmParameters, _Mapping]] = ..., topic: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_campaign_pb2.CampaignPolicy, _Mapping]] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[_campaign_pb2.Variant]
+    variant_test: _campaign_pb2.VariantTest
+    conversion_goal: _common_pb2.ConversionGoal
+    def __init__(self, name: _Optional[str] = ..., notification: _Optional[_Union[_common_pb2.Notification, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., request_id: _Optional[str] = ..., audience: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., schedule: _Optional[_Union[_campaign_pb2.Schedule, _Mapping]] = ..., trigger: _Optional[_Union[_campaign_pb2.Trigger, _Mapping]] = ..., timing: _Optional[_Union[_campaign_pb2.SendTiming, _Mapping]] = ..., personalization: _Optional[_Union[_campaign_pb2.Personalization, _Mapping]] = ..., utm: _Optional[_Union[_campaign_pb2.UtmParameters, _Mapping]] = ..., topic: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_campaign_pb2.CampaignPolicy, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[_campaign_pb2.Variant, _Mapping]]] = ..., variant_test: _Optional[_Union[_campaign_pb2.VariantTest, _Mapping]] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ...) -> None: ...
 
 class CreateCampaignResponse(_message.Message):
     __slots__ = ("campaign", "warnings")
@@ -158,12 +176,14 @@ class SendCampaignNowResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_campaign_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class SendTestCampaignRequest(_message.Message):
-    __slots__ = ("campaign_id", "request_id")
+    __slots__ = ("campaign_id", "request_id", "variant_id")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     request_id: str
-    def __init__(self, campaign_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    variant_id: str
+    def __init__(self, campaign_id: _Optional[str] = ..., request_id: _Optional[str] = ..., variant_id: _Optional[str] = ...) -> None: ...
 
 class SendTestCampaignResponse(_message.Message):
     __slots__ = ("run",)

@@ -104,6 +104,11 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.FromString,
                 _registered_method=True)
+        self.PreviewCampaign = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/PreviewCampaign',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -218,6 +223,19 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewCampaign(self, request, context):
+        """The delivery plan of a run started now: the audience as it is now, under the
+        campaign's timing and the site's and campaign's delivery policies, per hour,
+        browser and variant, how many would be sent and how many suppressed and why. It is
+        computed by the code delivery enforces the policies with. It cannot know other
+        campaigns' sends meanwhile (they share caps and the site's throttle) nor what push
+        services will answer. With a variant test, the rest of the audience is planned
+        from now plus its wait, with no variant (the test decides it). Stores nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +308,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.CancelCampaign,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.SerializeToString,
+            ),
+            'PreviewCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewCampaign,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -670,6 +693,33 @@ class CampaignService:
             '/clarion.campaign.v1.CampaignService/CancelCampaign',
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.CancelCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/PreviewCampaign',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

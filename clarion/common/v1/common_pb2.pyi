@@ -113,6 +113,16 @@ DELIVERY_REASON_LOCAL_TIME_PASSED: DeliveryReason
 DELIVERY_REASON_PERSONALIZATION_MISSING: DeliveryReason
 DELIVERY_REASON_PERSONALIZATION_INVALID: DeliveryReason
 
+class ConversionGoal(_message.Message):
+    __slots__ = ("event_name", "window_seconds", "revenue_property")
+    EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_PROPERTY_FIELD_NUMBER: _ClassVar[int]
+    event_name: str
+    window_seconds: int
+    revenue_property: str
+    def __init__(self, event_name: _Optional[str] = ..., window_seconds: _Optional[int] = ..., revenue_property: _Optional[str] = ...) -> None: ...
+
 class PushSubscription(_message.Message):
     __slots__ = ("endpoint", "p256dh", "auth")
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]

@@ -58,6 +58,24 @@ class RunContent(_message.Message):
     topic: str
     def __init__(self, payload: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ..., urgency: _Optional[_Union[_common_pb2.Urgency, str]] = ..., profile_properties: _Optional[_Iterable[str]] = ..., suppress_missing_values: _Optional[bool] = ..., missing_value_text: _Optional[str] = ..., browser_payloads: _Optional[_Iterable[_Union[BrowserPayload, _Mapping]]] = ..., topic: _Optional[str] = ...) -> None: ...
 
+class RunVariant(_message.Message):
+    __slots__ = ("variant_id", "weight_percent", "content")
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    variant_id: str
+    weight_percent: int
+    content: RunContent
+    def __init__(self, variant_id: _Optional[str] = ..., weight_percent: _Optional[int] = ..., content: _Optional[_Union[RunContent, _Mapping]] = ...) -> None: ...
+
+class AudienceSample(_message.Message):
+    __slots__ = ("start_basis_points", "end_basis_points")
+    START_BASIS_POINTS_FIELD_NUMBER: _ClassVar[int]
+    END_BASIS_POINTS_FIELD_NUMBER: _ClassVar[int]
+    start_basis_points: int
+    end_basis_points: int
+    def __init__(self, start_basis_points: _Optional[int] = ..., end_basis_points: _Optional[int] = ...) -> None: ...
+
 class BrowserPayload(_message.Message):
     __slots__ = ("browser", "payload")
     BROWSER_FIELD_NUMBER: _ClassVar[int]
@@ -99,16 +117,18 @@ class RecipientContext(_message.Message):
     def __init__(self, profile_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., event_properties: _Optional[_Iterable[_Union[_profile_pb2.Property, _Mapping]]] = ...) -> None: ...
 
 class RunAudience(_message.Message):
-    __slots__ = ("subscriber_ids", "selector", "profile_ids", "contexts")
+    __slots__ = ("subscriber_ids", "selector", "profile_ids", "contexts", "sample")
     SUBSCRIBER_IDS_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
     CONTEXTS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
     subscriber_ids: _containers.RepeatedScalarFieldContainer[str]
     selector: _segment_pb2.AudienceSelector
     profile_ids: _containers.RepeatedScalarFieldContainer[str]
     contexts: _containers.RepeatedCompositeFieldContainer[RecipientContext]
-    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., profile_ids: _Optional[_Iterable[str]] = ..., contexts: _Optional[_Iterable[_Union[RecipientContext, _Mapping]]] = ...) -> None: ...
+    sample: AudienceSample
+    def __init__(self, subscriber_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[_segment_pb2.AudienceSelector, _Mapping]] = ..., profile_ids: _Optional[_Iterable[str]] = ..., contexts: _Optional[_Iterable[_Union[RecipientContext, _Mapping]]] = ..., sample: _Optional[_Union[AudienceSample, _Mapping]] = ...) -> None: ...
 
 class RunTiming(_message.Message):
     __slots__ = ("local_time", "default_timezone", "next_day_if_passed", "cut_off_time")
@@ -179,6 +199,28 @@ class Recipient(_message.Message):
     browser: _common_pb2.Browser
     target: _common_pb2.PushTarget
     def __init__(self, subscriber_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., timezone: _Optional[str] = ..., variant: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., target: _Optional[_Union[_common_pb2.PushTarget, _Mapping]] = ...) -> None: ...
+
+class PlanRow(_message.Message):
+    __slots__ = ("hour_start", "browser", "variant_id", "sent", "suppressed")
+    HOUR_START_FIELD_NUMBER: _ClassVar[int]
+    BROWSER_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    hour_start: _timestamp_pb2.Timestamp
+    browser: _common_pb2.Browser
+    variant_id: str
+    sent: int
+    suppressed: _containers.RepeatedCompositeFieldContainer[PlanSuppression]
+    def __init__(self, hour_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., variant_id: _Optional[str] = ..., sent: _Optional[int] = ..., suppressed: _Optional[_Iterable[_Union[PlanSuppression, _Mapping]]] = ...) -> None: ...
+
+class PlanSuppression(_message.Message):
+    __slots__ = ("reason", "count")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    reason: _common_pb2.DeliveryReason
+    count: int
+    def __init__(self, reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class RecipientOutcome(_message.Message):
     __slots__ = ("subscriber_id", "status", "reason", "attempts", "finish_time", "variant", "due_time")

@@ -22,21 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from clarion.common.v1 import common_pb2 as clarion_dot_common_dot_v1_dot_common__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
 from clarion.delivery.v1 import delivery_pb2 as clarion_dot_delivery_dot_v1_dot_delivery__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a#clarion/common/v1/constraints.proto\x1a\"clarion/delivery/v1/delivery.proto\"\xc0\x02\n\x17StartDeliveryRunRequest\x12%\n\x06run_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12*\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x30\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x1f.clarion.delivery.v1.RunContent\x12\x32\n\x08\x61udience\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x05 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x06 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12\x0c\n\x04test\x18\x07 \x01(\x08\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"2\n\x15GetDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"<\n\x1b\x42\x61tchGetDeliveryRunsRequest\x12\x1d\n\x07run_ids\x18\x01 \x03(\tB\x0c\x82\x80\x19\x08\x08\x80\x01\x18\xe8\x07\x30\x01\"W\n\x1c\x42\x61tchGetDeliveryRunsResponse\x12\x37\n\rdelivery_runs\x18\x01 \x03(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"Y\n\x1aGetRecipientOutcomeRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome\"5\n\x18\x43\x61ncelDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"f\n\x19\x43\x61ncelDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\x12\x11\n\tcancelled\x18\x02 \x01(\x03\x32\xd8\x04\n\x0f\x44\x65liveryService\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12{\n\x14\x42\x61tchGetDeliveryRuns\x12\x30.clarion.delivery.v1.BatchGetDeliveryRunsRequest\x1a\x31.clarion.delivery.v1.BatchGetDeliveryRunsResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponse\x12r\n\x11\x43\x61ncelDeliveryRun\x12-.clarion.delivery.v1.CancelDeliveryRunRequest\x1a..clarion.delivery.v1.CancelDeliveryRunResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a\"clarion/delivery/v1/delivery.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x1aPreviewDeliveryPlanRequest\x12*\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x32\n\x08\x61udience\x18\x02 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x03 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x04 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12-\n\x0bttl_seconds\x18\x05 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x80\xd4\x93\x01:\x0bINVALID_TTL\x12L\n\x08variants\x18\x06 \x03(\x0b\x32\x1f.clarion.delivery.v1.RunVariantB\x19\x82\x80\x19\x15\x18\x05\x42\x11TOO_MANY_VARIANTS\x12\'\n\x13start_after_seconds\x18\x07 \x01(\x05\x42\n\x82\x80\x19\x06 \x00(\x80\xf5$\"\x8e\x01\n\x1bPreviewDeliveryPlanResponse\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61udience\x18\x02 \x01(\x03\x12*\n\x04rows\x18\x03 \x03(\x0b\x32\x1c.clarion.delivery.v1.PlanRow\"\xca\x03\n\x17StartDeliveryRunRequest\x12%\n\x06run_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12*\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x30\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x1f.clarion.delivery.v1.RunContent\x12\x32\n\x08\x61udience\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x05 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x06 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12\x0c\n\x04test\x18\x07 \x01(\x08\x12L\n\x08variants\x18\x08 \x03(\x0b\x32\x1f.clarion.delivery.v1.RunVariantB\x19\x82\x80\x19\x15\x18\x05\x42\x11TOO_MANY_VARIANTS\x12:\n\x0f\x63onversion_goal\x18\t \x01(\x0b\x32!.clarion.common.v1.ConversionGoal\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"2\n\x15GetDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"<\n\x1b\x42\x61tchGetDeliveryRunsRequest\x12\x1d\n\x07run_ids\x18\x01 \x03(\tB\x0c\x82\x80\x19\x08\x08\x80\x01\x18\xe8\x07\x30\x01\"W\n\x1c\x42\x61tchGetDeliveryRunsResponse\x12\x37\n\rdelivery_runs\x18\x01 \x03(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"Y\n\x1aGetRecipientOutcomeRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome\"5\n\x18\x43\x61ncelDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"f\n\x19\x43\x61ncelDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\x12\x11\n\tcancelled\x18\x02 \x01(\x03\x32\xd2\x05\n\x0f\x44\x65liveryService\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12{\n\x14\x42\x61tchGetDeliveryRuns\x12\x30.clarion.delivery.v1.BatchGetDeliveryRunsRequest\x1a\x31.clarion.delivery.v1.BatchGetDeliveryRunsResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponse\x12r\n\x11\x43\x61ncelDeliveryRun\x12-.clarion.delivery.v1.CancelDeliveryRunRequest\x1a..clarion.delivery.v1.CancelDeliveryRunResponse\x12x\n\x13PreviewDeliveryPlan\x12/.clarion.delivery.v1.PreviewDeliveryPlanRequest\x1a\x30.clarion.delivery.v1.PreviewDeliveryPlanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.delivery.v1.delivery_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\021\010\200\0010\001:\nINVALID_ID'
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['ttl_seconds']._loaded_options = None
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['ttl_seconds']._serialized_options = b'\202\200\031\024 \000(\200\324\223\001:\013INVALID_TTL'
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['variants']._loaded_options = None
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['variants']._serialized_options = b'\202\200\031\025\030\005B\021TOO_MANY_VARIANTS'
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['start_after_seconds']._loaded_options = None
+  _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['start_after_seconds']._serialized_options = b'\202\200\031\006 \000(\200\365$'
   _globals['_STARTDELIVERYRUNREQUEST'].fields_by_name['run_id']._loaded_options = None
   _globals['_STARTDELIVERYRUNREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\021\010\200\0010\001:\nINVALID_ID'
   _globals['_STARTDELIVERYRUNREQUEST'].fields_by_name['campaign_id']._loaded_options = None
   _globals['_STARTDELIVERYRUNREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\021\010\200\0010\001:\nINVALID_ID'
+  _globals['_STARTDELIVERYRUNREQUEST'].fields_by_name['variants']._loaded_options = None
+  _globals['_STARTDELIVERYRUNREQUEST'].fields_by_name['variants']._serialized_options = b'\202\200\031\025\030\005B\021TOO_MANY_VARIANTS'
   _globals['_GETDELIVERYRUNREQUEST'].fields_by_name['run_id']._loaded_options = None
   _globals['_GETDELIVERYRUNREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_BATCHGETDELIVERYRUNSREQUEST'].fields_by_name['run_ids']._loaded_options = None
@@ -47,26 +59,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRECIPIENTOUTCOMEREQUEST'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_CANCELDELIVERYRUNREQUEST'].fields_by_name['run_id']._loaded_options = None
   _globals['_CANCELDELIVERYRUNREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_STARTDELIVERYRUNREQUEST']._serialized_start=141
-  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=461
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=463
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=545
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=547
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=597
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=599
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=679
-  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_start=681
-  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_end=741
-  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_start=743
-  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_end=830
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=832
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=921
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=923
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=1008
-  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_start=1010
-  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_end=1063
-  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_start=1065
-  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_end=1167
-  _globals['_DELIVERYSERVICE']._serialized_start=1170
-  _globals['_DELIVERYSERVICE']._serialized_end=1770
+  _globals['_PREVIEWDELIVERYPLANREQUEST']._serialized_start=206
+  _globals['_PREVIEWDELIVERYPLANREQUEST']._serialized_end=592
+  _globals['_PREVIEWDELIVERYPLANRESPONSE']._serialized_start=595
+  _globals['_PREVIEWDELIVERYPLANRESPONSE']._serialized_end=737
+  _globals['_STARTDELIVERYRUNREQUEST']._serialized_start=740
+  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=1198
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=1200
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=1282
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=1284
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=1334
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=1336
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=1416
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_start=1418
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_end=1478
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_start=1480
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_end=1567
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=1569
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=1658
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=1660
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=1745
+  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_start=1747
+  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_end=1800
+  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_start=1802
+  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_end=1904
+  _globals['_DELIVERYSERVICE']._serialized_start=1907
+  _globals['_DELIVERYSERVICE']._serialized_end=2629
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,9 @@
+import datetime
+
+from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.delivery.v1 import delivery_pb2 as _delivery_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -8,8 +12,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PreviewDeliveryPlanRequest(_message.Message):
+    __slots__ = ("campaign_id", "audience", "timing", "policy", "ttl_seconds", "variants", "start_after_seconds")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    START_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    audience: _delivery_pb2.RunAudience
+    timing: _delivery_pb2.RunTiming
+    policy: _delivery_pb2.RunPolicy
+    ttl_seconds: int
+    variants: _containers.RepeatedCompositeFieldContainer[_delivery_pb2.RunVariant]
+    start_after_seconds: int
+    def __init__(self, campaign_id: _Optional[str] = ..., audience: _Optional[_Union[_delivery_pb2.RunAudience, _Mapping]] = ..., timing: _Optional[_Union[_delivery_pb2.RunTiming, _Mapping]] = ..., policy: _Optional[_Union[_delivery_pb2.RunPolicy, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[_delivery_pb2.RunVariant, _Mapping]]] = ..., start_after_seconds: _Optional[int] = ...) -> None: ...
+
+class PreviewDeliveryPlanResponse(_message.Message):
+    __slots__ = ("snapshot_time", "audience", "rows")
+    SNAPSHOT_TIME_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    snapshot_time: _timestamp_pb2.Timestamp
+    audience: int
+    rows: _containers.RepeatedCompositeFieldContainer[_delivery_pb2.PlanRow]
+    def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[_delivery_pb2.PlanRow, _Mapping]]] = ...) -> None: ...
+
 class StartDeliveryRunRequest(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "content", "audience", "timing", "policy", "test")
+    __slots__ = ("run_id", "campaign_id", "content", "audience", "timing", "policy", "test", "variants", "conversion_goal")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +49,8 @@ class StartDeliveryRunRequest(_message.Message):
     TIMING_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_GOAL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     content: _delivery_pb2.RunContent
@@ -24,7 +58,9 @@ class StartDeliveryRunRequest(_message.Message):
     timing: _delivery_pb2.RunTiming
     policy: _delivery_pb2.RunPolicy
     test: bool
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., content: _Optional[_Union[_delivery_pb2.RunContent, _Mapping]] = ..., audience: _Optional[_Union[_delivery_pb2.RunAudience, _Mapping]] = ..., timing: _Optional[_Union[_delivery_pb2.RunTiming, _Mapping]] = ..., policy: _Optional[_Union[_delivery_pb2.RunPolicy, _Mapping]] = ..., test: _Optional[bool] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[_delivery_pb2.RunVariant]
+    conversion_goal: _common_pb2.ConversionGoal
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., content: _Optional[_Union[_delivery_pb2.RunContent, _Mapping]] = ..., audience: _Optional[_Union[_delivery_pb2.RunAudience, _Mapping]] = ..., timing: _Optional[_Union[_delivery_pb2.RunTiming, _Mapping]] = ..., policy: _Optional[_Union[_delivery_pb2.RunPolicy, _Mapping]] = ..., test: _Optional[bool] = ..., variants: _Optional[_Iterable[_Union[_delivery_pb2.RunVariant, _Mapping]]] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ...) -> None: ...
 
 class StartDeliveryRunResponse(_message.Message):
     __slots__ = ("delivery_run",)

@@ -62,6 +62,11 @@ class DeliveryServiceStub:
                 request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunRequest.SerializeToString,
                 response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunResponse.FromString,
                 _registered_method=True)
+        self.PreviewDeliveryPlan = channel.unary_unary(
+                '/clarion.delivery.v1.DeliveryService/PreviewDeliveryPlan',
+                request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanRequest.SerializeToString,
+                response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -110,6 +115,16 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewDeliveryPlan(self, request, context):
+        """What a run started now with these settings would do (services/delivery/domain/
+        preview.py): the audience read from segment as it is now, the people's frequency
+        cap counts as they are now, then the run's own queue-time and send-time decisions.
+        Stores nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +152,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.CancelDeliveryRun,
                     request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunRequest.FromString,
                     response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunResponse.SerializeToString,
+            ),
+            'PreviewDeliveryPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewDeliveryPlan,
+                    request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanRequest.FromString,
+                    response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,6 +297,33 @@ class DeliveryService:
             '/clarion.delivery.v1.DeliveryService/CancelDeliveryRun',
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunRequest.SerializeToString,
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.CancelDeliveryRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewDeliveryPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.delivery.v1.DeliveryService/PreviewDeliveryPlan',
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanRequest.SerializeToString,
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,3 +1,4 @@
+from clarion.common.v1 import common_pb2 as _common_pb2
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
 from clarion.reporting.v1 import reporting_pb2 as _reporting_pb2
 from google.protobuf.internal import containers as _containers
@@ -9,16 +10,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordRunAudienceRequest(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "audience", "test")
+    __slots__ = ("run_id", "campaign_id", "audience", "test", "conversion_goal")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_GOAL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     audience: int
     test: bool
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., audience: _Optional[int] = ..., test: _Optional[bool] = ...) -> None: ...
+    conversion_goal: _common_pb2.ConversionGoal
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., audience: _Optional[int] = ..., test: _Optional[bool] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ...) -> None: ...
 
 class RecordRunAudienceResponse(_message.Message):
     __slots__ = ()

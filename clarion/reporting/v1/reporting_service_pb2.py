@@ -26,19 +26,25 @@ from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_c
 from clarion.reporting.v1 import reporting_pb2 as clarion_dot_reporting_dot_v1_dot_reporting__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,clarion/reporting/v1/reporting_service.proto\x12\x14\x63larion.reporting.v1\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\":\n\x18GetCampaignReportRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"Q\n\x19GetCampaignReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.clarion.reporting.v1.CampaignReport2\x88\x01\n\x10ReportingService\x12t\n\x11GetCampaignReport\x12..clarion.reporting.v1.GetCampaignReportRequest\x1a/.clarion.reporting.v1.GetCampaignReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,clarion/reporting/v1/reporting_service.proto\x12\x14\x63larion.reporting.v1\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\"0\n\x13GetRunReportRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"G\n\x14GetRunReportResponse\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x1f.clarion.reporting.v1.RunReport\":\n\x18GetCampaignReportRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"Q\n\x19GetCampaignReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.clarion.reporting.v1.CampaignReport2\xef\x01\n\x10ReportingService\x12t\n\x11GetCampaignReport\x12..clarion.reporting.v1.GetCampaignReportRequest\x1a/.clarion.reporting.v1.GetCampaignReportResponse\x12\x65\n\x0cGetRunReport\x12).clarion.reporting.v1.GetRunReportRequest\x1a*.clarion.reporting.v1.GetRunReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.reporting.v1.reporting_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETRUNREPORTREQUEST'].fields_by_name['run_id']._loaded_options = None
+  _globals['_GETRUNREPORTREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_GETCAMPAIGNREPORTREQUEST'].fields_by_name['campaign_id']._loaded_options = None
   _globals['_GETCAMPAIGNREPORTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_start=145
-  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_end=203
-  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_start=205
-  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_end=286
-  _globals['_REPORTINGSERVICE']._serialized_start=289
-  _globals['_REPORTINGSERVICE']._serialized_end=425
+  _globals['_GETRUNREPORTREQUEST']._serialized_start=145
+  _globals['_GETRUNREPORTREQUEST']._serialized_end=193
+  _globals['_GETRUNREPORTRESPONSE']._serialized_start=195
+  _globals['_GETRUNREPORTRESPONSE']._serialized_end=266
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_start=268
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_end=326
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_start=328
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_end=409
+  _globals['_REPORTINGSERVICE']._serialized_start=412
+  _globals['_REPORTINGSERVICE']._serialized_end=651
 # @@protoc_insertion_point(module_scope)

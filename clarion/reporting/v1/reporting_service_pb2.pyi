@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetRunReportRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunReportResponse(_message.Message):
+    __slots__ = ("report",)
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    report: _reporting_pb2.RunReport
+    def __init__(self, report: _Optional[_Union[_reporting_pb2.RunReport, _Mapping]] = ...) -> None: ...
+
 class GetCampaignReportRequest(_message.Message):
     __slots__ = ("campaign_id",)
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -41,6 +41,11 @@ class ReportingServiceStub:
                 request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportRequest.SerializeToString,
                 response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportResponse.FromString,
                 _registered_method=True)
+        self.GetRunReport = channel.unary_unary(
+                '/clarion.reporting.v1.ReportingService/GetRunReport',
+                request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportRequest.SerializeToString,
+                response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportResponse.FromString,
+                _registered_method=True)
 
 
 class ReportingServiceServicer:
@@ -55,6 +60,13 @@ class ReportingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunReport(self, request, context):
+        """One run's totals, per variant too (campaign reads a variant test's result here).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +74,11 @@ def add_ReportingServiceServicer_to_server(servicer, server):
                     servicer.GetCampaignReport,
                     request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportRequest.FromString,
                     response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportResponse.SerializeToString,
+            ),
+            'GetRunReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunReport,
+                    request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportRequest.FromString,
+                    response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +110,33 @@ class ReportingService:
             '/clarion.reporting.v1.ReportingService/GetCampaignReport',
             clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportRequest.SerializeToString,
             clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetCampaignReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.reporting.v1.ReportingService/GetRunReport',
+            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportRequest.SerializeToString,
+            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportResponse.FromString,
             options,
             channel_credentials,
             insecure,
