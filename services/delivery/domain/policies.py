@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -145,15 +146,44 @@ def person_key(profile_id: str, subscriber_id: str) -> str:
     return f"p:{profile_id}" if profile_id else f"s:{subscriber_id}"
 
 
+def _bucket(person_key: str, campaign_id: str, purpose: str = "") -> int:
+    """The person's bucket (0 to 9,999) for the campaign. Each purpose (control group,
+    sample, variant) hashes with its own salt, so the three choices are independent: a
+    variant test's sample is not skewed toward or away from the control group."""
+    salt = f"{purpose}\n" if purpose else ""
+    digest = hashlib.sha256(f"{salt}{campaign_id}\n{person_key}".encode()).digest()
+    # The top 64 bits scaled onto the buckets: uniform, with no modulo bias.
+    return (int.from_bytes(digest[:8], "big") * _BUCKETS) >> 64
+
+
 def in_control_group(person_key: str, campaign_id: str, percent: float) -> bool:
     """Whether the person is held out of the campaign: a hash of both, so the same people
     are held out on every run of the campaign and different people in each campaign."""
     if percent <= 0:
         return False
-    digest = hashlib.sha256(f"{campaign_id}\n{person_key}".encode()).digest()
-    # The top 64 bits scaled onto the buckets: uniform, with no modulo bias.
-    bucket = (int.from_bytes(digest[:8], "big") * _BUCKETS) >> 64
-    return bucket < round(percent * _BUCKETS / 100)
+    return _bucket(person_key, campaign_id) < round(percent * _BUCKETS / 100)
+
+
+def in_sample(person_key: str, campaign_id: str, start: int, end: int) -> bool:
+    """Whether the person is in the share [start, end) of 10,000 basis points of the
+    campaign's audience (RunAudience.sample): the test share of a variant test, or its
+    rest."""
+    return start <= _bucket(person_key, campaign_id, "sample") < end
+
+
+def variant_of(person_key: str, campaign_id: str, weights: Sequence[tuple[str, int]]) -> str:
+    """The variant the person gets: `weights` are (variant id, percent) adding up to
+    100, in the campaign's order; the person's variant bucket picks one. The same person
+    gets the same variant on every run of the campaign, whichever variants a run
+    carries, as long as the split is the same."""
+    point = _bucket(person_key, campaign_id, "variant")
+    edge = 0
+    for variant_id, percent in weights:
+        edge += percent * _BUCKETS // 100
+        if point < edge:
+            return variant_id
+    # Percentages short of 100 (refused at the door) leave the top to the last.
+    return weights[-1][0] if weights else ""
 
 
 # Local days, for frequency caps.
