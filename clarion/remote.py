@@ -2,6 +2,7 @@
 (`site list` alone takes the internal token: it sees every site).
 
     clarion site show | rotate-api-key [--export] | set-subject SUBJECT | list
+    clarion site set-policy [--cap-per-day N] [--quiet-hours 22:00-08:00] [--max-per-minute N] ...
     clarion site import-vapid-key FILE [--public-key B64URL]
     clarion campaign list [--label LABEL] | show ID | create FILE | update ID FILE
     clarion campaign cancel ID [--run RUN]
@@ -351,6 +352,66 @@ def cmd_site_set_subject(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_hours_flag(text: str, action: str) -> campaign_pb2.QuietHours:
+    start, dash, end = text.partition("-")
+    if not dash:
+        raise OperatorError(f"--quiet-hours takes START-END, e.g. 22:00-08:00, not {text!r}")
+    chosen = (
+        campaign_pb2.QUIET_HOURS_ACTION_DISCARD
+        if action == "discard"
+        else campaign_pb2.QUIET_HOURS_ACTION_DELAY
+    )
+    # The service checks the times (INVALID_QUIET_HOURS names what is wrong).
+    return campaign_pb2.QuietHours(start=start.strip(), end=end.strip(), action=chosen)
+
+
+def site_policy_change(args: argparse.Namespace) -> tuple[site_pb2.Site, list[str]]:
+    """The Site values and update_mask paths `site set-policy`'s flags ask for: only the
+    parts named change, each as a whole."""
+    site, paths = site_pb2.Site(), []
+    policy = site.delivery_policy
+    if args.no_frequency_cap or args.cap_per_day is not None or args.cap_per_week is not None:
+        # A cap given as a whole: a bound not named is none.
+        policy.frequency_cap.per_day = args.cap_per_day or 0
+        policy.frequency_cap.per_week = args.cap_per_week or 0
+        paths.append("delivery_policy.frequency_cap")
+    if args.no_quiet_hours or args.quiet_hours:
+        if args.quiet_hours:
+            policy.quiet_hours.CopyFrom(_quiet_hours_flag(args.quiet_hours, args.quiet_action))
+        paths.append("delivery_policy.quiet_hours")
+    if args.max_per_minute is not None:
+        policy.max_per_minute = args.max_per_minute
+        paths.append("delivery_policy.max_per_minute")
+    if args.timezone is not None:
+        site.timezone = args.timezone
+        paths.append("timezone")
+    if not paths:
+        raise OperatorError(
+            "nothing to change: give --cap-per-day/--cap-per-week, --quiet-hours, "
+            "--max-per-minute, --timezone or a --no-... flag"
+        )
+    return site, paths
+
+
+def cmd_site_set_policy(args: argparse.Namespace) -> int:
+    change, paths = site_policy_change(args)
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        site = remote.call(
+            site_stub(channel).UpdateSite,
+            site_service_pb2.UpdateSiteRequest(
+                site=change, update_mask=field_mask_pb2.FieldMask(paths=paths)
+            ),
+        ).site
+    if args.json:
+        print_json(as_dict(site))
+        return 0
+    print(f"delivery policy of {site.site_id}: {delivery_policy_words(site)}")
+    print(f"time zone of recipients without one: {site.timezone or 'UTC'}")
+    print("runs started from now on apply it; runs already started keep theirs")
+    return 0
+
+
 def cmd_site_list(args: argparse.Namespace) -> int:
     remote = Remote(args, "campaign", internal=True)
     with remote.channel() as channel:
@@ -407,6 +468,43 @@ def register_site(
     )
     subject.add_argument("subject", metavar="SUBJECT")
     subject.set_defaults(func=cmd_site_set_subject)
+    policy = add(
+        site_sub,
+        "set-policy",
+        "change the site's delivery policy: frequency cap, quiet hours, throttle, time zone",
+        site_vars,
+        description="change the site's delivery policy, which every campaign of the site\n"
+        "follows unless it opts out (a campaign file's policy: ignore_frequency_cap,\n"
+        "ignore_quiet_hours, its own quiet_hours). Only the parts named change, each as a\n"
+        "whole; `clarion site show` prints the result. Runs already started keep the\n"
+        "policy they started with. Example:\n"
+        "  clarion site set-policy --cap-per-day 3 --quiet-hours 22:00-08:00 --max-per-minute 600",
+    )
+    policy.add_argument(
+        "--cap-per-day", type=int, metavar="N", help="at most N pushes per person per local day"
+    )
+    policy.add_argument(
+        "--cap-per-week", type=int, metavar="N", help="at most N in the 7 local days ending today"
+    )
+    policy.add_argument("--no-frequency-cap", action="store_true", help="remove the frequency cap")
+    policy.add_argument(
+        "--quiet-hours", metavar="START-END",
+        help="do-not-disturb window in each recipient's local time, e.g. 22:00-08:00",
+    )  # fmt: skip
+    policy.add_argument(
+        "--quiet-action", choices=("delay", "discard"), default="delay",
+        help="a push due in the window: delay (send at its end, the default) or discard",
+    )  # fmt: skip
+    policy.add_argument("--no-quiet-hours", action="store_true", help="remove the quiet hours")
+    policy.add_argument(
+        "--max-per-minute", type=int, metavar="N",
+        help="at most N pushes a minute for the whole site (0: no ceiling)",
+    )  # fmt: skip
+    policy.add_argument(
+        "--timezone", metavar="ZONE",
+        help="IANA time zone of recipients without one, e.g. Europe/Berlin (empty: UTC)",
+    )  # fmt: skip
+    policy.set_defaults(func=cmd_site_set_policy)
     listing = add(
         site_sub,
         "list",
@@ -433,7 +531,7 @@ def register_site(
         help="the provider's public key (base64url); refused unless it is the private key's",
     )  # fmt: skip
     imported.set_defaults(func=cmd_site_import_vapid_key)
-    for parser in (show, rotate, subject, imported):
+    for parser in (show, rotate, subject, policy, imported):
         add_connection_arguments(parser)
     add_connection_arguments(listing, internal=True)
 

@@ -260,6 +260,42 @@ class TestSiteCommands:
         assert newest.startswith("ck_") and table.out.count(newest) == 1
         assert one_line_error(await clarion(stack, new_key, "site", "show"))
 
+    async def test_set_policy_changes_only_the_parts_named(self, stack: EmbeddedStack) -> None:
+        site = await create_site(stack.settings, "Policy site", "mailto:ops@example.com")
+
+        nothing = one_line_error(await clarion(stack, site.api_key, "site", "set-policy"))
+        assert "nothing to change" in nothing
+        changed = await clarion(
+            stack, site.api_key, "site", "set-policy", "--cap-per-day", "3",
+            "--quiet-hours", "22:00-08:00", "--quiet-action", "discard", "--timezone", "Europe/Berlin",
+        )  # fmt: skip
+        assert changed.code == 0, changed.err
+        assert "at most 3 a day per person" in changed.out
+        assert "22:00 to 08:00 (pushes due then are discarded)" in changed.out
+
+        # The throttle alone: the cap and quiet hours set before stay.
+        throttled = await clarion(stack, site.api_key, "site", "set-policy", "--max-per-minute", "600")
+        assert throttled.code == 0, throttled.err
+        shown = json.loads((await clarion(stack, site.api_key, "site", "show", "--json")).out)
+        policy = shown["delivery_policy"]
+        assert policy["frequency_cap"] == {"per_day": 3}
+        assert policy["quiet_hours"] == {"start": "22:00", "end": "08:00", "action": "QUIET_HOURS_ACTION_DISCARD"}
+        assert policy["max_per_minute"] == 600 and shown["timezone"] == "Europe/Berlin"
+
+        refused = one_line_error(
+            await clarion(stack, site.api_key, "site", "set-policy", "--quiet-hours", "22:00-22:00")
+        )
+        assert "INVALID_QUIET_HOURS" in refused
+        malformed = one_line_error(
+            await clarion(stack, site.api_key, "site", "set-policy", "--quiet-hours", "22:00")
+        )
+        assert "START-END" in malformed
+        cleared = await clarion(
+            stack, site.api_key, "site", "set-policy", "--no-frequency-cap", "--no-quiet-hours", "--json"
+        )
+        assert cleared.code == 0, cleared.err
+        assert json.loads(cleared.out)["delivery_policy"] == {"max_per_minute": 600}
+
     async def test_list_needs_the_internal_token(self, stack: EmbeddedStack) -> None:
         first = await create_site(stack.settings, "Listed one", "mailto:ops@example.com")
         second = await create_site(stack.settings, "Listed two", "https://two.example/")
