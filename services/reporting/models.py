@@ -1,4 +1,5 @@
-"""Reporting's tables: what each run targeted, how each delivery ended, what browsers reported.
+"""Reporting's tables: what each run targeted, how each delivery ended, what browsers
+reported, and which goal events (conversions) were credited to which push.
 
 Natural keys are the primary keys: they are exactly the uniqueness that makes recording
 idempotent (a resent outcome or event conflicts and is skipped).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, Index, String, Text, false
+from sqlalchemy import BigInteger, Enum, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import UTCDateTime, new_metadata
@@ -75,9 +76,24 @@ class DeliveryOutcome(Model):
     occur_time: Mapped[datetime]
     # Of a test send's run: stored, and left out of reports.
     test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The A/B variant it got; empty without variants.
+    variant: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # The subscriber's profile when sent (conversions are the profile's events); empty
+    # when anonymous.
+    profile_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="", server_default="")
 
     __table_args__ = (
         Index("ix_reporting_outcomes_site_campaign_status", "site_id", "campaign_id", "status"),
+        # A conversion event's candidate pushes: its profile's, in the window before it.
+        # Anonymous outcomes can never be credited, so they stay out of the index.
+        Index(
+            "ix_reporting_outcomes_site_profile_time",
+            "site_id",
+            "profile_id",
+            "occur_time",
+            postgresql_where=text("profile_id <> ''"),
+            sqlite_where=text("profile_id <> ''"),
+        ),
     )
 
 
@@ -99,4 +115,81 @@ class EngagementEvent(Model):
         Index(
             "ix_reporting_engagement_events_site_campaign_kind", "site_id", "campaign_id", "kind"
         ),
+    )
+
+
+class RunGoal(Model):
+    """The conversion goal a run was sent with (RecordRunAudienceRequest.conversion_goal)."""
+
+    __tablename__ = "reporting_run_goals"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    event_name: Mapped[str] = mapped_column(String(ID_LENGTH))
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    # The event property that is its revenue; empty: none.
+    revenue_property: Mapped[str] = mapped_column(String(64), default="")
+    # The run's last push (or, before any, the goal's record time) plus the window:
+    # until then an event can still be credited to the run, so the feed is followed.
+    open_until: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_reporting_run_goals_site_event", "site_id", "event_name"),
+        Index("ix_reporting_run_goals_open_until", "open_until"),
+    )
+
+
+class FeedCursor(Model):
+    """Where the conversion follower is in segment's event feed, per site and goal
+    event name; moved compare-and-set in the transaction that stores what the events
+    credited, so a page is acted on once by whichever replica gets there first."""
+
+    __tablename__ = "reporting_feed_cursors"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    event_name: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(512))
+    update_time: Mapped[datetime]
+
+
+class Conversion(Model):
+    """A goal event credited to one push; the event id is the key, so an event read
+    twice (a restart, a second replica) is credited once."""
+
+    __tablename__ = "reporting_conversions"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    subscriber_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    variant: Mapped[str] = mapped_column(String(16), default="")
+    profile_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # The goal's revenue property of the event; 0 when it has none or it is no number.
+    revenue: Mapped[float]
+    # The event's time.
+    occur_time: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_reporting_conversions_site_campaign", "site_id", "campaign_id"),
+        Index("ix_reporting_conversions_site_run", "site_id", "run_id"),
+    )
+
+
+class ControlConversion(Model):
+    """A profile held out of a run (its control group) that did the run's goal event
+    within the window after its unsent push: once per (run, profile)."""
+
+    __tablename__ = "reporting_control_conversions"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # The goal event that counted it.
+    event_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    occur_time: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_reporting_control_conversions_site_campaign", "site_id", "campaign_id"),
     )

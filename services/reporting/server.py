@@ -1,9 +1,13 @@
 """The reporting gRPC adapters (ReportingService, public; ReportingInternalService, for
-Clarion's own services): proto <-> domain translation and the server factory."""
+Clarion's own services): proto <-> domain translation and the server factory, which
+also starts the conversion follower (services.reporting.domain.conversions)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -21,10 +25,27 @@ from services.kit.auth import SiteResolver, required_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
+from services.kit.logging import get_logger
 from services.kit.peers import Peers
-from services.reporting.domain import CampaignReport, EngagementInput, OutcomeInput, Reporting
+from services.reporting.adapters.segment_feed import GrpcEventFeed
+from services.reporting.domain.conversions import SETTLE, ConversionFollower
+from services.reporting.domain.reports import (
+    CampaignReport,
+    ConversionGoalInput,
+    EngagementInput,
+    OutcomeInput,
+    Reporting,
+    RunReport,
+    VariantReport,
+)
 from services.reporting.store import DeliveryStatus, EngagementKind, ReportingStore
 from services.siteclient import remote_site_resolver
+
+log = get_logger(__name__)
+
+# How often the conversion follower reads the goal events that came: part of the time
+# from an event to its conversion in the reports (with SETTLE).
+CONVERSION_INTERVAL_SECONDS = 1.0
 
 SERVICE_FULL_NAME = reporting_service_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name
 # Only Clarion's own services record: delivery what it sent, the gateway what a browser
@@ -65,6 +86,42 @@ def _time_or_none(message: Any, field: str) -> datetime | None:
     return getattr(message, field).ToDatetime(tzinfo=UTC)
 
 
+def _variants_to_proto(variants: tuple[VariantReport, ...]) -> list[reporting_pb2.VariantReport]:
+    return [
+        reporting_pb2.VariantReport(
+            variant_id=v.variant_id,
+            sent=v.sent,
+            viewed=v.viewed,
+            clicked=v.clicked,
+            click_through_rate=v.click_through_rate,
+            conversions=v.conversions,
+            conversion_rate=v.conversion_rate,
+            revenue=v.revenue,
+        )
+        for v in variants
+    ]
+
+
+def _run_report_to_proto(report: RunReport) -> reporting_pb2.RunReport:
+    return reporting_pb2.RunReport(
+        run_id=report.run_id,
+        campaign_id=report.campaign_id,
+        audience=report.audience,
+        sent=report.sent,
+        failed=report.failed,
+        suppressed=report.suppressed,
+        expired=report.expired,
+        viewed=report.viewed,
+        clicked=report.clicked,
+        click_through_rate=report.click_through_rate,
+        conversions=report.conversions,
+        conversion_rate=report.conversion_rate,
+        revenue=report.revenue,
+        variants=_variants_to_proto(report.variants),
+        test=report.test,
+    )
+
+
 def _report_to_proto(report: CampaignReport) -> reporting_pb2.CampaignReport:
     proto = reporting_pb2.CampaignReport(
         campaign_id=report.campaign_id,
@@ -78,6 +135,12 @@ def _report_to_proto(report: CampaignReport) -> reporting_pb2.CampaignReport:
         closed=report.closed,
         click_through_rate=report.click_through_rate,
         runs=report.runs,
+        conversions=report.conversions,
+        conversion_rate=report.conversion_rate,
+        revenue=report.revenue,
+        variants=_variants_to_proto(report.variants),
+        control_group=report.control_group,
+        control_group_conversions=report.control_group_conversions,
     )
     if report.last_sent_time is not None:
         timestamp = Timestamp()
@@ -98,6 +161,14 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
         report = await self._reporting.campaign_report(required_site_id(), request.campaign_id)
         return reporting_service_pb2.GetCampaignReportResponse(report=_report_to_proto(report))
 
+    async def GetRunReport(
+        self,
+        request: reporting_service_pb2.GetRunReportRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.GetRunReportResponse:
+        report = await self._reporting.run_report(required_site_id(), request.run_id)
+        return reporting_service_pb2.GetRunReportResponse(report=_run_report_to_proto(report))
+
 
 class ReportingInternalServicer(
     reporting_internal_service_pb2_grpc.ReportingInternalServiceServicer
@@ -110,12 +181,20 @@ class ReportingInternalServicer(
         request: reporting_internal_service_pb2.RecordRunAudienceRequest,
         context: grpc.aio.ServicerContext,
     ) -> reporting_internal_service_pb2.RecordRunAudienceResponse:
+        goal = None
+        if request.HasField("conversion_goal"):
+            goal = ConversionGoalInput(
+                event_name=request.conversion_goal.event_name,
+                window_seconds=request.conversion_goal.window_seconds,
+                revenue_property=request.conversion_goal.revenue_property,
+            )
         await self._reporting.record_run_audience(
             required_site_id(),
             request.run_id,
             request.campaign_id,
             request.audience,
             test=request.test,
+            goal=goal,
         )
         return reporting_internal_service_pb2.RecordRunAudienceResponse()
 
@@ -145,6 +224,8 @@ class ReportingInternalServicer(
                     browser=_BROWSERS.get(outcome.browser, ""),
                     occur_time=occur_time,
                     test=outcome.test,
+                    variant=outcome.variant,
+                    profile_id=outcome.profile_id,
                 )
             )
         recorded = await self._reporting.record_delivery_outcomes(required_site_id(), outcomes)
@@ -177,12 +258,24 @@ async def create_server(
     clock: Clock | None = None,
     site_resolver: SiteResolver | None = None,
     peers: Peers | None = None,
+    conversion_interval_seconds: float = CONVERSION_INTERVAL_SECONDS,
+    conversion_settle: timedelta = SETTLE,
 ) -> ManagedServer:
-    """Migrates reporting's database and binds (does not start) its gRPC server."""
+    """Migrates reporting's database and binds (does not start) its gRPC server; the
+    conversion follower starts and stops with it."""
     engine = await open_service_database("reporting", settings)
     peers = peers or Peers(settings)
     resolver = site_resolver or remote_site_resolver(peers)
-    reporting = Reporting(ReportingStore(engine), clock or SystemClock())
+    clock = clock or SystemClock()
+    store = ReportingStore(engine)
+    reporting = Reporting(store, clock)
+    follower = ConversionFollower(store, clock, GrpcEventFeed(peers), settle=conversion_settle)
+    follower_loop = PeriodicLoop(
+        "reporting-conversions",
+        follower.run_once,
+        conversion_interval_seconds,
+        failure="crediting conversions failed; will retry",
+    )
     public = ReportingServicer(reporting)
     internal = ReportingInternalServicer(reporting)
     return build_service_server(
@@ -203,4 +296,43 @@ async def create_server(
         peers=peers,
         site_resolver=resolver,
         internal_services=[INTERNAL_SERVICE_FULL_NAME],
+        on_start=[follower_loop.start],
+        on_stop=[follower_loop.stop],
     )
+
+
+class PeriodicLoop:
+    """Calls `work` every `interval_seconds` until stopped; a failure is logged and the
+    next round tries again."""
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[object]],
+        interval_seconds: float,
+        *,
+        failure: str,
+    ) -> None:
+        self._name = name
+        self._work = work
+        self._interval = interval_seconds
+        self._failure = failure
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._work()
+            except Exception:
+                log.exception(self._failure)
+            await asyncio.sleep(self._interval)

@@ -1,4 +1,5 @@
-"""A real reporting server per database backend, on an ephemeral port."""
+"""A real reporting server per database backend, on an ephemeral port, with a real
+segment server beside it (conversions are read from segment's event feed)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ import pytest
 import pytest_asyncio
 
 from clarion.reporting.v1 import reporting_internal_service_pb2_grpc, reporting_service_pb2_grpc
+from clarion.segment.v1 import segment_service_pb2_grpc
 from services.kit.auth import internal_metadata
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
 from services.kit.grpcserver import client_channel
 from services.reporting.server import create_server
+from services.segment.server import create_server as create_segment_server
 from tests.support.sites import StaticSiteResolver, bearer
+
+# The conversion follower reads goal events this often in tests (real time; which
+# events it may read is decided by the frozen clock).
+CONVERSION_INTERVAL_SECONDS = 0.1
 
 
 @dataclass
@@ -27,6 +34,8 @@ class ReportingUnderTest:
     resolver: StaticSiteResolver
     clock: FrozenClock
     settings: Settings
+    # The segment server whose event feed reporting follows (TrackEvents with a site key).
+    segment_stub: segment_service_pb2_grpc.SegmentServiceStub
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,25 @@ class Site:
 
 @pytest_asyncio.fixture(scope="session")
 async def reporting(settings_factory) -> AsyncIterator[ReportingUnderTest]:
-    settings = settings_factory()
     resolver = StaticSiteResolver()
+    # One clock for both: segment stamps when it received an event, and reporting reads
+    # an event only once it has been in segment a while.
     clock = FrozenClock()
-    server = await create_server("127.0.0.1:0", settings, clock=clock, site_resolver=resolver)
+    segment = await create_segment_server(
+        "127.0.0.1:0", settings_factory(), clock=clock, site_resolver=resolver
+    )
+    await segment.start()
+    settings = settings_factory(segment_address=segment.address)
+    server = await create_server(
+        "127.0.0.1:0",
+        settings,
+        clock=clock,
+        site_resolver=resolver,
+        conversion_interval_seconds=CONVERSION_INTERVAL_SECONDS,
+    )
     await server.start()
     channel = client_channel(server.address)
+    segment_channel = client_channel(segment.address)
     try:
         yield ReportingUnderTest(
             reporting_service_pb2_grpc.ReportingServiceStub(channel),
@@ -57,10 +79,13 @@ async def reporting(settings_factory) -> AsyncIterator[ReportingUnderTest]:
             resolver,
             clock,
             settings,
+            segment_service_pb2_grpc.SegmentServiceStub(segment_channel),
         )
     finally:
         await channel.close()
+        await segment_channel.close()
         await server.stop()
+        await segment.stop()
 
 
 @pytest.fixture

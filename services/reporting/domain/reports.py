@@ -1,5 +1,5 @@
 """Reporting rules: validate whole batches before anything is stored, then record
-idempotently; turn stored totals into a campaign report."""
+idempotently; turn stored totals into a campaign's or a run's report."""
 
 from __future__ import annotations
 
@@ -14,13 +14,21 @@ from services.reporting.store import (
     DeliveryStatus,
     EngagementKind,
     EngagementRecord,
+    GoalRecord,
     OutcomeRecord,
     ReportingStore,
+    ReportTotals,
     RunAudienceRecord,
 )
 
 # Delivery reports outcomes in chunks; a bound keeps one call's transaction short.
 MAX_BATCH = 10_000
+# A conversion goal's window: a minute to 30 days (clarion.common.v1.ConversionGoal).
+MIN_GOAL_WINDOW_SECONDS = 60
+MAX_GOAL_WINDOW_SECONDS = 30 * 24 * 3600
+MAX_EVENT_NAME_LENGTH = 128
+MAX_PROPERTY_NAME_LENGTH = 64
+MAX_VARIANT_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,18 @@ class OutcomeInput:
     occur_time: datetime | None
     # Of a test send: stored, and left out of reports.
     test: bool = False
+    # The A/B variant it got, and its subscriber's profile; empty: none.
+    variant: str = ""
+    profile_id: str = ""
+
+
+@dataclass(frozen=True)
+class ConversionGoalInput:
+    """A run's conversion goal as a caller sent it."""
+
+    event_name: str
+    window_seconds: int
+    revenue_property: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,18 @@ class EngagementInput:
     kind: EngagementKind | None
     button: str
     occur_time: datetime | None
+
+
+@dataclass(frozen=True)
+class VariantReport:
+    variant_id: str
+    sent: int
+    viewed: int
+    clicked: int
+    click_through_rate: float
+    conversions: int
+    conversion_rate: float
+    revenue: float
 
 
 @dataclass(frozen=True)
@@ -66,6 +98,83 @@ class CampaignReport:
     closed: int
     click_through_rate: float
     last_sent_time: datetime | None
+    conversions: int = 0
+    conversion_rate: float = 0.0
+    revenue: float = 0.0
+    variants: tuple[VariantReport, ...] = ()
+    control_group: int = 0
+    control_group_conversions: int = 0
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    campaign_id: str
+    audience: int
+    sent: int
+    failed: int
+    suppressed: int
+    expired: int
+    viewed: int
+    clicked: int
+    click_through_rate: float
+    conversions: int
+    conversion_rate: float
+    revenue: float
+    variants: tuple[VariantReport, ...]
+    test: bool
+
+
+def _rate(part: int, whole: int) -> float:
+    """part / whole, 0 when whole is 0 (nothing sent, nothing to rate)."""
+    return part / whole if whole else 0.0
+
+
+def _variants(totals: ReportTotals) -> tuple[VariantReport, ...]:
+    return tuple(
+        VariantReport(
+            variant_id=v.variant,
+            sent=v.sent,
+            viewed=v.viewed,
+            clicked=v.clicked,
+            click_through_rate=_rate(v.clicked, v.sent),
+            conversions=v.conversions,
+            conversion_rate=_rate(v.conversions, v.sent),
+            revenue=v.revenue,
+        )
+        for v in totals.variants
+    )
+
+
+def _goal_record(goal: ConversionGoalInput) -> GoalRecord:
+    """The goal, checked: an event name, a window of a minute to 30 days."""
+    prefix = "conversion_goal"
+    if not goal.event_name:
+        raise InvalidArgument(
+            "INVALID_CONVERSION_GOAL",
+            f"{prefix}.event_name is required: the event that counts as a conversion",
+            field=f"{prefix}.event_name",
+        )
+    if len(goal.event_name) > MAX_EVENT_NAME_LENGTH:
+        raise InvalidArgument(
+            "INVALID_CONVERSION_GOAL",
+            f"{prefix}.event_name is longer than {MAX_EVENT_NAME_LENGTH} characters",
+            field=f"{prefix}.event_name",
+        )
+    if not MIN_GOAL_WINDOW_SECONDS <= goal.window_seconds <= MAX_GOAL_WINDOW_SECONDS:
+        raise InvalidArgument(
+            "INVALID_CONVERSION_GOAL",
+            f"{prefix}.window_seconds must be {MIN_GOAL_WINDOW_SECONDS} to "
+            f"{MAX_GOAL_WINDOW_SECONDS} (a minute to 30 days), got {goal.window_seconds}",
+            field=f"{prefix}.window_seconds",
+        )
+    if len(goal.revenue_property) > MAX_PROPERTY_NAME_LENGTH:
+        raise InvalidArgument(
+            "INVALID_CONVERSION_GOAL",
+            f"{prefix}.revenue_property is longer than {MAX_PROPERTY_NAME_LENGTH} characters",
+            field=f"{prefix}.revenue_property",
+        )
+    return GoalRecord(goal.event_name, goal.window_seconds, goal.revenue_property)
 
 
 def _require_id(value: str, field: str) -> None:
@@ -94,16 +203,28 @@ class Reporting:
         self._clock = clock
 
     async def record_run_audience(
-        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
+        self,
+        site_id: str,
+        run_id: str,
+        campaign_id: str,
+        audience: int,
+        *,
+        test: bool = False,
+        goal: ConversionGoalInput | None = None,
     ) -> None:
+        """Stores the run's audience (a repeat replaces it) and, when given, the goal its
+        conversions are counted by (a repeat without one keeps the stored goal)."""
         _require_id(run_id, "run_id")
         _require_id(campaign_id, "campaign_id")
         if audience < 0:
             raise InvalidArgument(
                 "NEGATIVE_AUDIENCE", f"audience must be 0 or more, got {audience}", field="audience"
             )
+        goal_record = _goal_record(goal) if goal is not None else None
         await self._store.upsert_run_audience(
-            site_id, RunAudienceRecord(run_id, campaign_id, audience, self._clock.now(), test)
+            site_id,
+            RunAudienceRecord(run_id, campaign_id, audience, self._clock.now(), test),
+            goal_record,
         )
 
     async def record_delivery_outcomes(
@@ -131,6 +252,18 @@ class Reporting:
                     "use one of the DELIVERY_REASON_* values",
                     field=f"{prefix}.reason",
                 )
+            if len(outcome.variant) > MAX_VARIANT_LENGTH:
+                raise InvalidArgument(
+                    "FIELD_TOO_LONG",
+                    f"{prefix}.variant is longer than {MAX_VARIANT_LENGTH} characters",
+                    field=f"{prefix}.variant",
+                )
+            if len(outcome.profile_id) > ID_LENGTH:
+                raise InvalidArgument(
+                    "FIELD_TOO_LONG",
+                    f"{prefix}.profile_id is longer than {ID_LENGTH} characters",
+                    field=f"{prefix}.profile_id",
+                )
             records.append(
                 OutcomeRecord(
                     run_id=outcome.run_id,
@@ -141,6 +274,8 @@ class Reporting:
                     browser=outcome.browser,
                     occur_time=outcome.occur_time or now,
                     test=outcome.test,
+                    variant=outcome.variant,
+                    profile_id=outcome.profile_id,
                 )
             )
         return await self._store.insert_outcomes(site_id, records)
@@ -215,6 +350,42 @@ class Reporting:
             viewed=totals.engaged.get(EngagementKind.VIEWED, 0),
             clicked=clicked,
             closed=totals.engaged.get(EngagementKind.CLOSED, 0),
-            click_through_rate=clicked / sent if sent else 0.0,
+            click_through_rate=_rate(clicked, sent),
             last_sent_time=totals.last_sent_time,
+            conversions=totals.conversions,
+            conversion_rate=_rate(totals.conversions, sent),
+            revenue=totals.revenue,
+            variants=_variants(totals),
+            control_group=totals.control_group,
+            control_group_conversions=totals.control_group_conversions,
+        )
+
+    async def run_report(self, site_id: str, run_id: str) -> RunReport:
+        """One run's totals; a test send's too (marked), since it is asked for by id."""
+        _require_id(run_id, "run_id")
+        totals = await self._store.run_totals(site_id, run_id)
+        if totals is None:
+            raise NotFound(
+                "RUN_REPORT_NOT_FOUND",
+                f"no audience or outcome was recorded for run {run_id!r} in this site",
+                run_id=run_id,
+            )
+        sent = totals.outcomes.get(DeliveryStatus.SENT, 0)
+        clicked = totals.engaged.get(EngagementKind.CLICKED, 0)
+        return RunReport(
+            run_id=run_id,
+            campaign_id=totals.campaign_id,
+            audience=totals.audience,
+            sent=sent,
+            failed=totals.outcomes.get(DeliveryStatus.FAILED, 0),
+            suppressed=totals.outcomes.get(DeliveryStatus.SUPPRESSED, 0),
+            expired=totals.outcomes.get(DeliveryStatus.EXPIRED, 0),
+            viewed=totals.engaged.get(EngagementKind.VIEWED, 0),
+            clicked=clicked,
+            click_through_rate=_rate(clicked, sent),
+            conversions=totals.conversions,
+            conversion_rate=_rate(totals.conversions, sent),
+            revenue=totals.revenue,
+            variants=_variants(totals),
+            test=totals.test,
         )

@@ -1,0 +1,1 @@
+"""Reporting's peers over gRPC (segment's event feed, for conversions)."""

@@ -1,0 +1,2 @@
+"""Reporting rules: recording and reports (reports), crediting goal events to pushes
+(conversions)."""
