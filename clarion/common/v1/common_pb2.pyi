@@ -123,6 +123,32 @@ class ConversionGoal(_message.Message):
     revenue_property: str
     def __init__(self, event_name: _Optional[str] = ..., window_seconds: _Optional[int] = ..., revenue_property: _Optional[str] = ...) -> None: ...
 
+class RunDescription(_message.Message):
+    __slots__ = ("notification_title", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "variant_titles")
+    NOTIFICATION_TITLE_FIELD_NUMBER: _ClassVar[int]
+    UTM_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    UTM_MEDIUM_FIELD_NUMBER: _ClassVar[int]
+    UTM_CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    UTM_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    UTM_TERM_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_TITLES_FIELD_NUMBER: _ClassVar[int]
+    notification_title: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_content: str
+    utm_term: str
+    variant_titles: _containers.RepeatedCompositeFieldContainer[VariantTitle]
+    def __init__(self, notification_title: _Optional[str] = ..., utm_source: _Optional[str] = ..., utm_medium: _Optional[str] = ..., utm_campaign: _Optional[str] = ..., utm_content: _Optional[str] = ..., utm_term: _Optional[str] = ..., variant_titles: _Optional[_Iterable[_Union[VariantTitle, _Mapping]]] = ...) -> None: ...
+
+class VariantTitle(_message.Message):
+    __slots__ = ("variant_id", "notification_title")
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_TITLE_FIELD_NUMBER: _ClassVar[int]
+    variant_id: str
+    notification_title: str
+    def __init__(self, variant_id: _Optional[str] = ..., notification_title: _Optional[str] = ...) -> None: ...
+
 class PushSubscription(_message.Message):
     __slots__ = ("endpoint", "p256dh", "auth")
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]

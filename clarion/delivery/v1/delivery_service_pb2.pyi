@@ -41,7 +41,7 @@ class PreviewDeliveryPlanResponse(_message.Message):
     def __init__(self, snapshot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[_delivery_pb2.PlanRow, _Mapping]]] = ...) -> None: ...
 
 class StartDeliveryRunRequest(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "content", "audience", "timing", "policy", "test", "variants", "conversion_goal")
+    __slots__ = ("run_id", "campaign_id", "content", "audience", "timing", "policy", "test", "variants", "conversion_goal", "description")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class StartDeliveryRunRequest(_message.Message):
     TEST_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_GOAL_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     content: _delivery_pb2.RunContent
@@ -60,7 +61,8 @@ class StartDeliveryRunRequest(_message.Message):
     test: bool
     variants: _containers.RepeatedCompositeFieldContainer[_delivery_pb2.RunVariant]
     conversion_goal: _common_pb2.ConversionGoal
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., content: _Optional[_Union[_delivery_pb2.RunContent, _Mapping]] = ..., audience: _Optional[_Union[_delivery_pb2.RunAudience, _Mapping]] = ..., timing: _Optional[_Union[_delivery_pb2.RunTiming, _Mapping]] = ..., policy: _Optional[_Union[_delivery_pb2.RunPolicy, _Mapping]] = ..., test: _Optional[bool] = ..., variants: _Optional[_Iterable[_Union[_delivery_pb2.RunVariant, _Mapping]]] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ...) -> None: ...
+    description: _common_pb2.RunDescription
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., content: _Optional[_Union[_delivery_pb2.RunContent, _Mapping]] = ..., audience: _Optional[_Union[_delivery_pb2.RunAudience, _Mapping]] = ..., timing: _Optional[_Union[_delivery_pb2.RunTiming, _Mapping]] = ..., policy: _Optional[_Union[_delivery_pb2.RunPolicy, _Mapping]] = ..., test: _Optional[bool] = ..., variants: _Optional[_Iterable[_Union[_delivery_pb2.RunVariant, _Mapping]]] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ..., description: _Optional[_Union[_common_pb2.RunDescription, _Mapping]] = ...) -> None: ...
 
 class StartDeliveryRunResponse(_message.Message):
     __slots__ = ("delivery_run",)

@@ -27,7 +27,7 @@ from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_c
 from clarion.reporting.v1 import reporting_pb2 as clarion_dot_reporting_dot_v1_dot_reporting__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5clarion/reporting/v1/reporting_internal_service.proto\x12\x14\x63larion.reporting.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\"\xbf\x01\n\x18RecordRunAudienceRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x08\x61udience\x18\x03 \x01(\x03\x42\x0c\x82\x80\x19\x08 \x00(\x80\x94\xeb\xdc\x03\x12\x0c\n\x04test\x18\x04 \x01(\x08\x12:\n\x0f\x63onversion_goal\x18\x05 \x01(\x0b\x32!.clarion.common.v1.ConversionGoal\"\x1b\n\x19RecordRunAudienceResponse\"r\n\x1dRecordDeliveryOutcomesRequest\x12Q\n\x08outcomes\x18\x01 \x03(\x0b\x32%.clarion.reporting.v1.DeliveryOutcomeB\x18\x82\x80\x19\x14\x18\x90NB\x0f\x42\x41TCH_TOO_LARGE\"2\n\x1eRecordDeliveryOutcomesResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x03\"p\n\x1dRecordEngagementEventsRequest\x12O\n\x06\x65vents\x18\x01 \x03(\x0b\x32%.clarion.reporting.v1.EngagementEventB\x18\x82\x80\x19\x14\x18\x90NB\x0f\x42\x41TCH_TOO_LARGE\"2\n\x1eRecordEngagementEventsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x03\x32\x9c\x03\n\x18ReportingInternalService\x12t\n\x11RecordRunAudience\x12..clarion.reporting.v1.RecordRunAudienceRequest\x1a/.clarion.reporting.v1.RecordRunAudienceResponse\x12\x83\x01\n\x16RecordDeliveryOutcomes\x12\x33.clarion.reporting.v1.RecordDeliveryOutcomesRequest\x1a\x34.clarion.reporting.v1.RecordDeliveryOutcomesResponse\x12\x83\x01\n\x16RecordEngagementEvents\x12\x33.clarion.reporting.v1.RecordEngagementEventsRequest\x1a\x34.clarion.reporting.v1.RecordEngagementEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5clarion/reporting/v1/reporting_internal_service.proto\x12\x14\x63larion.reporting.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\"\xf7\x01\n\x18RecordRunAudienceRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1e\n\x08\x61udience\x18\x03 \x01(\x03\x42\x0c\x82\x80\x19\x08 \x00(\x80\x94\xeb\xdc\x03\x12\x0c\n\x04test\x18\x04 \x01(\x08\x12:\n\x0f\x63onversion_goal\x18\x05 \x01(\x0b\x32!.clarion.common.v1.ConversionGoal\x12\x36\n\x0b\x64\x65scription\x18\x06 \x01(\x0b\x32!.clarion.common.v1.RunDescription\"\x1b\n\x19RecordRunAudienceResponse\"r\n\x1dRecordDeliveryOutcomesRequest\x12Q\n\x08outcomes\x18\x01 \x03(\x0b\x32%.clarion.reporting.v1.DeliveryOutcomeB\x18\x82\x80\x19\x14\x18\x90NB\x0f\x42\x41TCH_TOO_LARGE\"2\n\x1eRecordDeliveryOutcomesResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x03\"p\n\x1dRecordEngagementEventsRequest\x12O\n\x06\x65vents\x18\x01 \x03(\x0b\x32%.clarion.reporting.v1.EngagementEventB\x18\x82\x80\x19\x14\x18\x90NB\x0f\x42\x41TCH_TOO_LARGE\"2\n\x1eRecordEngagementEventsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x03\x32\x9c\x03\n\x18ReportingInternalService\x12t\n\x11RecordRunAudience\x12..clarion.reporting.v1.RecordRunAudienceRequest\x1a/.clarion.reporting.v1.RecordRunAudienceResponse\x12\x83\x01\n\x16RecordDeliveryOutcomes\x12\x33.clarion.reporting.v1.RecordDeliveryOutcomesRequest\x1a\x34.clarion.reporting.v1.RecordDeliveryOutcomesResponse\x12\x83\x01\n\x16RecordEngagementEvents\x12\x33.clarion.reporting.v1.RecordEngagementEventsRequest\x1a\x34.clarion.reporting.v1.RecordEngagementEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,17 +45,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDENGAGEMENTEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
   _globals['_RECORDENGAGEMENTEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\202\200\031\024\030\220NB\017BATCH_TOO_LARGE'
   _globals['_RECORDRUNAUDIENCEREQUEST']._serialized_start=187
-  _globals['_RECORDRUNAUDIENCEREQUEST']._serialized_end=378
-  _globals['_RECORDRUNAUDIENCERESPONSE']._serialized_start=380
-  _globals['_RECORDRUNAUDIENCERESPONSE']._serialized_end=407
-  _globals['_RECORDDELIVERYOUTCOMESREQUEST']._serialized_start=409
-  _globals['_RECORDDELIVERYOUTCOMESREQUEST']._serialized_end=523
-  _globals['_RECORDDELIVERYOUTCOMESRESPONSE']._serialized_start=525
-  _globals['_RECORDDELIVERYOUTCOMESRESPONSE']._serialized_end=575
-  _globals['_RECORDENGAGEMENTEVENTSREQUEST']._serialized_start=577
-  _globals['_RECORDENGAGEMENTEVENTSREQUEST']._serialized_end=689
-  _globals['_RECORDENGAGEMENTEVENTSRESPONSE']._serialized_start=691
-  _globals['_RECORDENGAGEMENTEVENTSRESPONSE']._serialized_end=741
-  _globals['_REPORTINGINTERNALSERVICE']._serialized_start=744
-  _globals['_REPORTINGINTERNALSERVICE']._serialized_end=1156
+  _globals['_RECORDRUNAUDIENCEREQUEST']._serialized_end=434
+  _globals['_RECORDRUNAUDIENCERESPONSE']._serialized_start=436
+  _globals['_RECORDRUNAUDIENCERESPONSE']._serialized_end=463
+  _globals['_RECORDDELIVERYOUTCOMESREQUEST']._serialized_start=465
+  _globals['_RECORDDELIVERYOUTCOMESREQUEST']._serialized_end=579
+  _globals['_RECORDDELIVERYOUTCOMESRESPONSE']._serialized_start=581
+  _globals['_RECORDDELIVERYOUTCOMESRESPONSE']._serialized_end=631
+  _globals['_RECORDENGAGEMENTEVENTSREQUEST']._serialized_start=633
+  _globals['_RECORDENGAGEMENTEVENTSREQUEST']._serialized_end=745
+  _globals['_RECORDENGAGEMENTEVENTSRESPONSE']._serialized_start=747
+  _globals['_RECORDENGAGEMENTEVENTSRESPONSE']._serialized_end=797
+  _globals['_REPORTINGINTERNALSERVICE']._serialized_start=800
+  _globals['_REPORTINGINTERNALSERVICE']._serialized_end=1212
 # @@protoc_insertion_point(module_scope)

@@ -10,18 +10,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordRunAudienceRequest(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "audience", "test", "conversion_goal")
+    __slots__ = ("run_id", "campaign_id", "audience", "test", "conversion_goal", "description")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_GOAL_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     audience: int
     test: bool
     conversion_goal: _common_pb2.ConversionGoal
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., audience: _Optional[int] = ..., test: _Optional[bool] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ...) -> None: ...
+    description: _common_pb2.RunDescription
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., audience: _Optional[int] = ..., test: _Optional[bool] = ..., conversion_goal: _Optional[_Union[_common_pb2.ConversionGoal, _Mapping]] = ..., description: _Optional[_Union[_common_pb2.RunDescription, _Mapping]] = ...) -> None: ...
 
 class RecordRunAudienceResponse(_message.Message):
     __slots__ = ()
