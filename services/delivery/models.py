@@ -29,6 +29,8 @@ from services.kit.db import UTCDateTime, new_metadata
 MAX_ID_LENGTH = 128
 MAX_ENDPOINT_LENGTH = 2048
 MAX_REASON_LENGTH = 64
+# A variant id's column width (RunVariant.variant_id takes at most 16 characters).
+MAX_VARIANT_LENGTH = 32
 
 
 class RunState(StrEnum):
@@ -123,6 +125,13 @@ class DeliveryRunRow(Model):
     policy: Mapped[str] = mapped_column(Text, default="", server_default="")
     # A test send: its outcomes and audience reach reporting marked test.
     test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # RunAudience.sample: only the people whose sample hash falls in [sample_start,
+    # sample_end) of 10,000 basis points are in the run; NULL: the whole audience.
+    sample_start: Mapped[int | None] = mapped_column(SmallInteger)
+    sample_end: Mapped[int | None] = mapped_column(SmallInteger)
+    # The conversion goal handed to reporting with the audience (domain/goals.py's
+    # compact JSON of clarion.common.v1.ConversionGoal); "": none.
+    conversion_goal: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Nothing is sent after this; the sweep then ends what is left (NULL: no cut-off).
     # Cleared when the run finishes.
     cut_off_time: Mapped[datetime | None]
@@ -216,7 +225,8 @@ class DeliveryRecipientRow(Model):
     subscriber_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
     profile_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="")
-    variant: Mapped[str] = mapped_column(String(32), default="")
+    # Its A/B variant (RunVariant.variant_id); "": the run has none.
+    variant: Mapped[str] = mapped_column(String(MAX_VARIANT_LENGTH), default="")
     due_time: Mapped[datetime | None]
     # clarion.common.v1.Browser value, passed through to reporting.
     browser: Mapped[int] = mapped_column(SmallInteger)
@@ -259,7 +269,8 @@ class DeliveryOutboxRow(Model):
     run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
     campaign_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
     # The recipients this row reports, one commit's worth: a compact JSON list of
-    # [subscriber_id, state, reason, browser] (OUTCOME, UNSUBSCRIBE); empty for AUDIENCE.
+    # [subscriber_id, state, reason, browser, variant, profile_id] (OUTCOME,
+    # UNSUBSCRIBE; rows written before variants hold the first four); empty for AUDIENCE.
     entries: Mapped[str] = mapped_column(Text, default="")
     # The audience size for an AUDIENCE row.
     count: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -287,6 +298,32 @@ class DeliveryRunContextRow(Model):
     person_key: Mapped[str] = mapped_column(String(MAX_ID_LENGTH + 2), primary_key=True)
     # Compact JSON object of the event's properties.
     event_properties: Mapped[str] = mapped_column(Text)
+
+
+class DeliveryRunVariantRow(Model):
+    """One variant of a run's A/B test: its share of the people and its content. A run
+    with variants keeps its first variant's content in its own row too (with every
+    variant's profile properties), so what reads only the run still reads one copy."""
+
+    __tablename__ = "delivery_run_variants"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["site_id", "run_id"],
+            ["delivery_runs.site_id", "delivery_runs.run_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    variant_id: Mapped[str] = mapped_column(String(MAX_VARIANT_LENGTH), primary_key=True)
+    # Its place in the request: variants split the hash range in this order.
+    position: Mapped[int] = mapped_column(SmallInteger)
+    weight_percent: Mapped[int] = mapped_column(SmallInteger)
+    # As the run's payload and content_options (TTL, urgency and topic are the run's:
+    # every variant has the same).
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    content_options: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class DeliveryPersonSendsRow(Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from clarion.common.v1 import common_pb2
@@ -21,7 +23,8 @@ from services.delivery.adapters.native_sender import NativePushSender
 from services.delivery.adapters.rate_limits import OriginRateLimits
 from services.delivery.domain.policies import policy_from_proto, policy_to_json
 from services.delivery.domain.ports import PushTransport
-from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCounts
+from services.delivery.domain.preview import DeliveryPreviews, Preview, PreviewRequest
+from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCounts, VariantRequest
 from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import RecipientState, RunFailure, RunState
 from services.delivery.settings import DeliverySettings, delivery_settings
@@ -65,6 +68,21 @@ def _selector(audience: delivery_pb2.RunAudience) -> bytes:
     if not audience.HasField("selector") or audience.selector.WhichOneof("kind") is None:
         return b""
     return audience.selector.SerializeToString(deterministic=True)
+
+
+def _variants(variants: Sequence[delivery_pb2.RunVariant]) -> list[VariantRequest]:
+    """StartDeliveryRunRequest.variants for the domain (each urgency as its header value)."""
+    return [
+        VariantRequest(
+            variant_id=v.variant_id,
+            weight_percent=v.weight_percent,
+            payload=v.content.payload,
+            ttl_seconds=v.content.ttl_seconds,
+            urgency=_URGENCY.get(v.content.urgency),
+            content=v.content,
+        )
+        for v in variants
+    ]
 
 
 def run_policy_json(policy: delivery_pb2.RunPolicy | None) -> str:
@@ -117,10 +135,37 @@ def _outcome_message(view: RecipientView) -> delivery_pb2.RecipientOutcome:
     )
 
 
+def _preview_message(preview: Preview) -> delivery_service_pb2.PreviewDeliveryPlanResponse:
+    plan = preview.plan
+    return delivery_service_pb2.PreviewDeliveryPlanResponse(
+        snapshot_time=timestamp(preview.snapshot_time),
+        audience=plan.audience,
+        rows=[
+            delivery_pb2.PlanRow(
+                hour_start=timestamp(hour),
+                browser=browser,  # type: ignore[arg-type]
+                variant_id=variant,
+                sent=cell.sent,
+                suppressed=sorted(
+                    (
+                        delivery_pb2.PlanSuppression(reason=reason_enum(reason), count=count)  # type: ignore[arg-type]
+                        for reason, count in cell.suppressed.items()
+                    ),
+                    key=lambda item: item.reason,
+                ),
+            )
+            for (hour, browser, variant), cell in plan.rows()
+        ],
+    )
+
+
 class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
-    def __init__(self, runs: DeliveryRuns, workers: DeliveryWorkers) -> None:
+    def __init__(
+        self, runs: DeliveryRuns, workers: DeliveryWorkers, previews: DeliveryPreviews
+    ) -> None:
         self._runs = runs
         self._workers = workers
+        self._previews = previews
 
     async def StartDeliveryRun(
         self,
@@ -144,6 +189,11 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
                 contexts=request.audience.contexts,
                 policy=run_policy_json(request.policy if request.HasField("policy") else None),
                 test=request.test,
+                variants=_variants(request.variants),
+                sample=request.audience.sample if request.audience.HasField("sample") else None,
+                conversion_goal=(
+                    request.conversion_goal if request.HasField("conversion_goal") else None
+                ),
             ),
         )
         if created:
@@ -187,6 +237,31 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
         return delivery_service_pb2.CancelDeliveryRunResponse(
             delivery_run=_run_message(found), cancelled=cancelled
         )
+
+    async def PreviewDeliveryPlan(
+        self,
+        request: delivery_service_pb2.PreviewDeliveryPlanRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> delivery_service_pb2.PreviewDeliveryPlanResponse:
+        audience = request.audience
+        preview = await self._previews.preview(
+            required_site_id(),
+            PreviewRequest(
+                campaign_id=request.campaign_id,
+                ttl_seconds=request.ttl_seconds,
+                subscriber_ids=list(audience.subscriber_ids),
+                profile_ids=list(audience.profile_ids),
+                selector=_selector(audience),
+                sample=audience.sample if audience.HasField("sample") else None,
+                contexts=audience.contexts,
+                timing=request.timing if request.HasField("timing") else None,
+                policy=request.policy if request.HasField("policy") else None,
+                # Only the split is planned: the variants' content is not rendered.
+                variants=[(v.variant_id, v.weight_percent) for v in request.variants],
+                start_after_seconds=request.start_after_seconds,
+            ),
+        )
+        return _preview_message(preview)
 
 
 def create_push_sender(settings: DeliverySettings) -> PushTransport:
@@ -244,7 +319,10 @@ async def create_server(
     """The delivery server (not yet started); its workers run between start() and stop()."""
     clock = clock or SystemClock()
     store, workers, peers, engine = await create_delivery(settings, clock=clock, peers=peers)
-    servicer = DeliveryServicer(DeliveryRuns(store, clock), workers)
+    previews = DeliveryPreviews(
+        store, GrpcAudience(peers), clock, delivery_settings(settings).delivery_prepare_page_size
+    )
+    servicer = DeliveryServicer(DeliveryRuns(store, clock), workers, previews)
     return build_service_server(
         address,
         settings,

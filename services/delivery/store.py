@@ -41,6 +41,7 @@ from services.delivery.models import (
     DeliveryRecipientRow,
     DeliveryRunContextRow,
     DeliveryRunRow,
+    DeliveryRunVariantRow,
     OutboxKind,
     RecipientState,
     RunFailure,
@@ -61,6 +62,18 @@ CHUNKS = DeliveryChunkRow.__table__
 RECIPIENTS = DeliveryRecipientRow.__table__
 OUTBOX = DeliveryOutboxRow.__table__
 CONTEXTS = DeliveryRunContextRow.__table__
+VARIANTS = DeliveryRunVariantRow.__table__
+
+
+@dataclass(frozen=True)
+class StoredVariant:
+    """One A/B variant of a run as delivery_run_variants keeps it."""
+
+    variant_id: str
+    weight_percent: int
+    payload: bytes = field(repr=False)
+    # domain/content.py's JSON of its options ("": its payload as it is).
+    content_options: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,12 @@ class NewRun:
     test: bool = False
     # (person key, event properties JSON) of each listed person's template context.
     contexts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # An A/B test's variants, in the request's order; (): none.
+    variants: tuple[StoredVariant, ...] = field(default=(), repr=False)
+    # RunAudience.sample as [start, end) basis points; None: the whole audience.
+    sample: tuple[int, int] | None = None
+    # domain/goals.py's JSON of the conversion goal ("": none).
+    conversion_goal: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,8 @@ class Run:
     timing: str = ""
     content_options: str = field(default="", repr=False)
     policy: str = ""
+    sample: tuple[int, int] | None = None
+    conversion_goal: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,6 +221,8 @@ class PreparationLease:
     # domain/policies.py's JSON ("": none): the control group and quiet hours planned
     # into each recipient's due time.
     policy: str = ""
+    # RunAudience.sample as [start, end) basis points; None: the whole audience.
+    sample: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +252,8 @@ class PendingRecipient:
     # their local days; quiet hours are local).
     profile_id: str = ""
     timezone: str = ""
+    # Its A/B variant; "": the run has none.
+    variant: str = ""
 
 
 @dataclass(frozen=True)
@@ -253,6 +278,9 @@ class Terminal:
     reason: str
     # The push service said the subscription is gone: unsubscribe it in segment.
     unsubscribe: bool = False
+    # Passed on to reporting with the outcome.
+    variant: str = ""
+    profile_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -269,6 +297,8 @@ class Entry(NamedTuple):
     state: str
     reason: str
     browser: int
+    variant: str = ""
+    profile_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -289,6 +319,11 @@ class OutboxItem:
     browser: int = 0
     # Of a test send's run: reporting keeps it out of its counts.
     test: bool = False
+    # An outcome's A/B variant and its subscriber's profile ("": none).
+    variant: str = ""
+    profile_id: str = ""
+    # An audience's run's conversion goal (domain/goals.py's JSON; "": none).
+    conversion_goal: str = ""
 
 
 @dataclass(frozen=True)
@@ -326,7 +361,15 @@ def _run(row: Any) -> Run:
         timing=row.timing,
         content_options=row.content_options,
         policy=row.policy,
+        sample=_sample(row),
+        conversion_goal=row.conversion_goal,
     )
+
+
+def _sample(row: Any) -> tuple[int, int] | None:
+    if row.sample_start is None or row.sample_end is None:
+        return None
+    return int(row.sample_start), int(row.sample_end)
 
 
 def _listed(stored: str) -> tuple[str, ...]:
@@ -422,7 +465,8 @@ class _HotSql:
         )
         self.due_recipients = sql(
             "SELECT recipient_id, subscriber_id, browser, target_kind, endpoint, p256dh, auth, "
-            "attempts, vapid_key_id, context, profile_id, timezone FROM delivery_recipients "
+            "attempts, vapid_key_id, context, profile_id, timezone, variant "
+            "FROM delivery_recipients "
             "WHERE chunk_id = {p} AND state = 'pending' AND (not_before IS NULL OR not_before <= {p}) "
             "ORDER BY recipient_id"
         )
@@ -538,6 +582,9 @@ class DeliveryStore:
                     content_options=run.content_options,
                     policy=run.policy,
                     test=run.test,
+                    sample_start=run.sample[0] if run.sample else None,
+                    sample_end=run.sample[1] if run.sample else None,
+                    conversion_goal=run.conversion_goal,
                     cut_off_time=run.cut_off_time,
                     state=RunState.PREPARING.value,
                     failure="",
@@ -567,6 +614,22 @@ class DeliveryStore:
                         for key, event_properties in run.contexts
                     ],
                 )
+            if created and run.variants:
+                conn.execute(
+                    insert(VARIANTS),
+                    [
+                        {
+                            "site_id": run.site_id,
+                            "run_id": run.run_id,
+                            "variant_id": variant.variant_id,
+                            "position": position,
+                            "weight_percent": variant.weight_percent,
+                            "payload": variant.payload,
+                            "content_options": variant.content_options,
+                        }
+                        for position, variant in enumerate(run.variants)
+                    ],
+                )
             row = (
                 conn.execute(
                     select(RUNS).where(RUNS.c.site_id == run.site_id, RUNS.c.run_id == run.run_id)
@@ -577,6 +640,25 @@ class DeliveryStore:
     async def get_run(self, site_id: str, run_id: str) -> Run | None:
         runs = await self.get_runs(site_id, [run_id])
         return runs[0] if runs else None
+
+    @_in_db_thread
+    def run_variants(self, site_id: str, run_id: str) -> list[StoredVariant]:
+        """The run's A/B variants in their order; [] for a run without."""
+        with self._sync.connect() as conn:
+            rows = conn.execute(
+                select(
+                    VARIANTS.c.variant_id,
+                    VARIANTS.c.weight_percent,
+                    VARIANTS.c.payload,
+                    VARIANTS.c.content_options,
+                )
+                .where(VARIANTS.c.site_id == site_id, VARIANTS.c.run_id == run_id)
+                .order_by(VARIANTS.c.position)
+            )
+            return [
+                StoredVariant(variant_id, weight, bytes(payload), options)
+                for variant_id, weight, payload, options in rows
+            ]
 
     @_in_db_thread
     def get_runs(self, site_id: str, run_ids: Sequence[str]) -> list[Run]:
@@ -756,12 +838,25 @@ class DeliveryStore:
                 finish_time=now,
                 not_before=None,
             )
-            .returning(RECIPIENTS.c.chunk_id, RECIPIENTS.c.subscriber_id, RECIPIENTS.c.browser)
+            .returning(
+                RECIPIENTS.c.chunk_id,
+                RECIPIENTS.c.subscriber_id,
+                RECIPIENTS.c.browser,
+                RECIPIENTS.c.variant,
+                RECIPIENTS.c.profile_id,
+            )
         ).all()
         per_chunk: dict[int, list[Entry]] = {}
-        for chunk_id, subscriber_id, browser in ended:
+        for chunk_id, subscriber_id, browser, variant, profile_id in ended:
             per_chunk.setdefault(chunk_id, []).append(
-                Entry(subscriber_id, RecipientState.SUPPRESSED.value, reason, browser)
+                Entry(
+                    subscriber_id,
+                    RecipientState.SUPPRESSED.value,
+                    reason,
+                    browser,
+                    variant,
+                    profile_id,
+                )
             )
         if per_chunk:
             conn.execute(
@@ -960,6 +1055,7 @@ class DeliveryStore:
             timing=row.timing,
             content_options=row.content_options,
             policy=row.policy,
+            sample=_sample(row),
         )
 
     @_in_db_thread
@@ -1006,15 +1102,22 @@ class DeliveryStore:
         lease_seconds: float,
         plan: Callable[[Member], tuple[datetime | None, str]] | None = None,
         context: Callable[[Member], str] | None = None,
+        in_sample: Callable[[Member], bool] | None = None,
+        variant: Callable[[Member], str] | None = None,
     ) -> bool:
         """Queues one audience page and moves the run's page token past it, atomically,
         so a page is queued exactly once whoever resumes the run. The last page (empty
         next token) ends preparation. False: the lease was lost, nothing written.
 
-        `plan` says when each member is due (None: now) or why it is not sent at all (a
-        reason word: it is queued suppressed); members due at different times go in
-        different chunks, each claimable from its due time. `context` gives each
-        member's template context (None: "" for all)."""
+        In this order, per member: `in_sample` says whether it is in the run at all
+        (None: everyone is; one outside is not queued, counted or reported); `variant`
+        gives its A/B variant (None: "" for all), the suppressed ones' too; `plan` says
+        when it is due (None: now) or why it is not sent at all (a reason word: it is
+        queued suppressed); members due at different times go in different chunks, each
+        claimable from its due time. `context` gives each member's template context
+        (None: "" for all)."""
+        if in_sample is not None:
+            members = [member for member in members if in_sample(member)]
         finished: FinishedRun | None = None
         with self._sync.begin() as conn:
             if not self._hold_preparation(conn, lease, now, lease_seconds):
@@ -1044,7 +1147,10 @@ class DeliveryStore:
             outbox: list[Entry] = []
             db_now = hot.time(now)
             planned: dict[str, tuple[datetime | None, str]] = {}
+            variants: dict[str, str] = {}
             for member in members:
+                if variant is not None:
+                    variants[member.subscriber_id] = variant(member)
                 due, reason = plan(member) if plan is not None else (None, "")
                 if member.unsubscribed:
                     reason = "unsubscribed"
@@ -1088,6 +1194,7 @@ class DeliveryStore:
                 for member in part:
                     member_due, why = planned[member.subscriber_id]
                     suppressed = bool(why)
+                    chosen = variants.get(member.subscriber_id, "")
                     queued += not suppressed
                     # In _RECIPIENT_COLUMNS order.
                     recipients.append(
@@ -1098,7 +1205,7 @@ class DeliveryStore:
                             member.subscriber_id,
                             member.profile_id,
                             member.timezone,
-                            "",
+                            chosen,
                             hot.time(member_due) if member_due is not None else None,
                             member.browser,
                             member.target_kind.value,
@@ -1121,6 +1228,8 @@ class DeliveryStore:
                                 RecipientState.SUPPRESSED.value,
                                 why,
                                 member.browser,
+                                chosen,
+                                member.profile_id,
                             )
                         )
             if recipients:
@@ -1307,6 +1416,7 @@ class DeliveryStore:
                 context,
                 profile_id,
                 timezone,
+                variant,
             )
             for (
                 rid,
@@ -1321,6 +1431,7 @@ class DeliveryStore:
                 context,
                 profile_id,
                 timezone,
+                variant,
             ) in rows
         ]
 
@@ -1385,6 +1496,13 @@ class DeliveryStore:
             return
         with self._sync.begin() as conn:
             policy_store.release_sends(conn, site_id, released, now)
+
+    @_in_db_thread
+    def people_sends(self, site_id: str, keys: Sequence[str]) -> dict[str, policy_store.Counts]:
+        """The frequency-cap counts of these people as they are now, unlocked (the
+        delivery plan preview); people without any are left out."""
+        with self._sync.connect() as conn:
+            return policy_store.people_sends(conn, site_id, keys)
 
     def _fence_holds(self, conn: Connection, chunk: ClaimedChunk) -> bool:
         # A write that changes nothing: it locks the chunk's row (PostgreSQL) or takes
@@ -1472,7 +1590,15 @@ class DeliveryStore:
                 terminal = [t for t in terminal if t.recipient_id in ended]
                 if terminal:
                     entries = [
-                        Entry(t.subscriber_id, t.state.value, t.reason, t.browser) for t in terminal
+                        Entry(
+                            t.subscriber_id,
+                            t.state.value,
+                            t.reason,
+                            t.browser,
+                            t.variant,
+                            t.profile_id,
+                        )
+                        for t in terminal
                     ]
                     rows = [
                         hot.outbox_row(
@@ -1586,18 +1712,22 @@ class DeliveryStore:
                 .returning(OUTBOX)
             )
             rows = rows.all()
-            # One look-up per batch (not per row): which of its runs are test sends.
-            tests = {
-                (site_id, run_id)
-                for site_id, run_id in conn.execute(
-                    select(RUNS.c.site_id, RUNS.c.run_id).where(
-                        tuple_(RUNS.c.site_id, RUNS.c.run_id).in_(
-                            {(row.site_id, row.run_id) for row in rows}
-                        ),
-                        RUNS.c.test,
-                    )
+            # One look-up per batch (not per row): which of its runs are test sends,
+            # and the conversion goals of those with one (handed over with the audience).
+            tests: set[tuple[str, str]] = set()
+            goals: dict[tuple[str, str], str] = {}
+            for site_id, run_id, test, goal in conn.execute(
+                select(RUNS.c.site_id, RUNS.c.run_id, RUNS.c.test, RUNS.c.conversion_goal).where(
+                    tuple_(RUNS.c.site_id, RUNS.c.run_id).in_(
+                        {(row.site_id, row.run_id) for row in rows}
+                    ),
+                    or_(RUNS.c.test, RUNS.c.conversion_goal != ""),
                 )
-            }
+            ):
+                if test:
+                    tests.add((site_id, run_id))
+                if goal:
+                    goals[(site_id, run_id)] = goal
             items = []
             for row in sorted(rows, key=lambda row: row.outbox_id):
                 common = {
@@ -1611,13 +1741,21 @@ class DeliveryStore:
                     "test": (row.site_id, row.run_id) in tests,
                 }
                 if not row.entries:
-                    items.append(OutboxItem(**common))
+                    goal = goals.get((row.site_id, row.run_id), "")
+                    items.append(OutboxItem(**common, conversion_goal=goal))
                     continue
+                # Rows written before variants hold [subscriber, state, reason, browser].
                 items += [
                     OutboxItem(
-                        **common, subscriber_id=sid, state=state, reason=reason, browser=browser
+                        **common,
+                        subscriber_id=sid,
+                        state=state,
+                        reason=reason,
+                        browser=browser,
+                        variant=rest[0] if rest else "",
+                        profile_id=rest[1] if len(rest) > 1 else "",
                     )
-                    for sid, state, reason, browser in json.loads(row.entries)
+                    for sid, state, reason, browser, *rest in json.loads(row.entries)
                 ]
             return items
 
@@ -1687,5 +1825,6 @@ __all__ = [
     "Retry",
     "Run",
     "RunCounts",
+    "StoredVariant",
     "Terminal",
 ]

@@ -39,6 +39,7 @@ from services.campaign.admin import create_site
 from services.campaign.server import create_server as create_campaign_server
 from services.delivery.adapters.encryptors import create_encryptor
 from services.delivery.adapters.http_sender import TaskStream
+from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.ports import (
     AudiencePage,
     CredentialsUnavailable,
@@ -388,6 +389,8 @@ class FakeSink:
         self.down = False
         self.outcomes: list[OutboxItem] = []
         self.audiences: list[tuple[str, str, int]] = []
+        # The conversion goal each run's audience came with (None: none), by run id.
+        self.goals: dict[str, ConversionGoal | None] = {}
 
     async def record_outcomes(self, site_id: str, outcomes: Sequence[OutboxItem]) -> None:
         if self.down:
@@ -395,11 +398,19 @@ class FakeSink:
         self.outcomes += outcomes
 
     async def record_audience(
-        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
+        self,
+        site_id: str,
+        run_id: str,
+        campaign_id: str,
+        audience: int,
+        *,
+        test: bool = False,
+        conversion_goal: ConversionGoal | None = None,
     ) -> None:
         if self.down:
             raise ConnectionError("reporting is down")
         self.audiences.append((site_id, run_id, audience))
+        self.goals[run_id] = conversion_goal
 
     def per_subscriber(self, run_id: str) -> Counter[str]:
         return Counter(o.subscriber_id for o in self.outcomes if o.run_id == run_id)
@@ -457,9 +468,12 @@ class Harness:
         profile_ids: Sequence[str] = (),
         content: delivery_pb2.RunContent | None = None,
         contexts: Sequence[delivery_pb2.RecipientContext] = (),
+        campaign_id: str | None = None,
+        **more: Any,
     ) -> tuple[str, str]:
         """Registers the audience with the fake segment and starts a run through the
-        domain (as StartDeliveryRun does); returns (site_id, run_id)."""
+        domain (as StartDeliveryRun does); returns (site_id, run_id). `more`: other
+        RunRequest fields (variants, sample, policy, ...)."""
         site_id = site_id or f"site_{uuid.uuid4().hex}"
         run_id = f"run_{uuid.uuid4().hex}"
         self.audience.sites.setdefault(site_id, []).extend(audience)
@@ -467,7 +481,7 @@ class Harness:
             site_id,
             RunRequest(
                 run_id=run_id,
-                campaign_id=f"cmp_{run_id[4:12]}",
+                campaign_id=campaign_id or f"cmp_{run_id[4:12]}",
                 payload=payload or shared_payload(run_id=run_id),
                 ttl_seconds=ttl_seconds,
                 urgency=urgency,
@@ -476,6 +490,7 @@ class Harness:
                 profile_ids=list(profile_ids),
                 content=content,
                 contexts=list(contexts),
+                **more,
             ),
         )
         self.workers.run_started()

@@ -91,7 +91,7 @@ async def cancelled_in_outbox(engine: AsyncEngine, run_id: str) -> Counter[str]:
         return Counter(
             sid
             for (entries,) in rows
-            for sid, state, reason, _ in json.loads(entries)
+            for sid, state, reason, *_ in json.loads(entries)
             if (state, reason) == CANCELLED
         )
 

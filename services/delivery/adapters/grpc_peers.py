@@ -26,6 +26,7 @@ from clarion.segment.v1 import (
     subscriber_pb2,
 )
 from services.delivery.domain.content import plain_properties
+from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.ports import (
     AudiencePage,
     CredentialsUnavailable,
@@ -279,6 +280,8 @@ class GrpcOutcomeSink:
                     browser=outcome.browser,  # type: ignore[arg-type]
                     occur_time=stamp,
                     test=outcome.test,
+                    variant=outcome.variant,
+                    profile_id=outcome.profile_id,
                 )
             )
         try:
@@ -291,12 +294,23 @@ class GrpcOutcomeSink:
             raise _unavailable(self._peers, "reporting.RecordDeliveryOutcomes", error) from None
 
     async def record_audience(
-        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
+        self,
+        site_id: str,
+        run_id: str,
+        campaign_id: str,
+        audience: int,
+        *,
+        test: bool = False,
+        conversion_goal: ConversionGoal | None = None,
     ) -> None:
         try:
             await self._stub().RecordRunAudience(
                 reporting_internal_service_pb2.RecordRunAudienceRequest(
-                    run_id=run_id, campaign_id=campaign_id, audience=audience, test=test
+                    run_id=run_id,
+                    campaign_id=campaign_id,
+                    audience=audience,
+                    test=test,
+                    conversion_goal=conversion_goal.to_proto() if conversion_goal else None,
                 ),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any
 
@@ -119,45 +119,48 @@ class ContentOptions:
 NO_OPTIONS = ContentOptions()
 
 
-def content_options(content: delivery_pb2.RunContent, payload: bytes) -> ContentOptions:
+def content_options(
+    content: delivery_pb2.RunContent, payload: bytes, where: str = "content"
+) -> ContentOptions:
     """The run's options from its RunContent (`payload` has passed check_shared_payload);
     INVALID_ARGUMENT naming the field for what delivery could not follow, and for a
-    template that could never render."""
+    template that could never render. `where`: the RunContent's path in the request
+    ("content", or a variant's "variants[i].content")."""
     for index, name in enumerate(content.profile_properties):
         if not name:
             raise InvalidArgument(
                 "INVALID_PROPERTY_NAME",
-                f"content.profile_properties[{index}] is empty; name a profile property",
-                field=f"content.profile_properties[{index}]",
+                f"{where}.profile_properties[{index}] is empty; name a profile property",
+                field=f"{where}.profile_properties[{index}]",
             )
     if content.topic and not _TOPIC.match(content.topic):
         raise InvalidArgument(
             "INVALID_TOPIC",
-            "content.topic must be at most 32 characters of A-Z a-z 0-9 - _",
-            field="content.topic",
+            f"{where}.topic must be at most 32 characters of A-Z a-z 0-9 - _",
+            field=f"{where}.topic",
         )
-    templated = _check_templates(payload, "content.payload")
+    templated = _check_templates(payload, f"{where}.payload")
     browser_payloads: dict[int, bytes] = {}
     for index, item in enumerate(content.browser_payloads):
-        where = f"content.browser_payloads[{index}]"
+        at = f"{where}.browser_payloads[{index}]"
         if item.browser not in _BROWSERS or item.browser in browser_payloads:
             again = " (it was given twice)" if item.browser in browser_payloads else ""
             raise InvalidArgument(
                 "INVALID_BROWSER",
-                f"{where}.browser must name a browser, each at most once{again}",
-                field=f"{where}.browser",
+                f"{at}.browser must name a browser, each at most once{again}",
+                field=f"{at}.browser",
             )
         try:
             check_shared_payload(item.payload)
             item.payload.decode()
         except PayloadError as error:
-            message = str(error).replace("content.payload", f"{where}.payload")
-            raise InvalidArgument("INVALID_PAYLOAD", message, field=f"{where}.payload") from None
+            message = str(error).replace("content.payload", f"{at}.payload")
+            raise InvalidArgument("INVALID_PAYLOAD", message, field=f"{at}.payload") from None
         except UnicodeDecodeError:
             raise InvalidArgument(
-                "INVALID_PAYLOAD", f"{where}.payload is not UTF-8 JSON", field=f"{where}.payload"
+                "INVALID_PAYLOAD", f"{at}.payload is not UTF-8 JSON", field=f"{at}.payload"
             ) from None
-        templated = _check_templates(item.payload, f"{where}.payload") or templated
+        templated = _check_templates(item.payload, f"{at}.payload") or templated
         browser_payloads[item.browser] = item.payload
     return ContentOptions(
         profile_properties=tuple(dict.fromkeys(content.profile_properties)),
@@ -166,6 +169,29 @@ def content_options(content: delivery_pb2.RunContent, payload: bytes) -> Content
         browser_payloads=browser_payloads,
         topic=content.topic,
         templated=templated,
+    )
+
+
+@dataclass(frozen=True)
+class VariantContent:
+    """One A/B variant of a run (RunVariant): its share and what its recipients get."""
+
+    variant_id: str
+    weight_percent: int
+    payload: bytes = field(repr=False)
+    options: ContentOptions = NO_OPTIONS
+
+
+def variant_run_options(variants: Sequence[VariantContent]) -> ContentOptions:
+    """The run row's options for a run with variants: its first variant's, asking
+    segment for every variant's profile properties, templated if any variant is (the
+    senders then render each recipient's variant)."""
+    first = variants[0].options
+    properties = dict.fromkeys(p for v in variants for p in v.options.profile_properties)
+    return replace(
+        first,
+        profile_properties=tuple(properties),
+        templated=any(v.options.templated for v in variants),
     )
 
 
@@ -321,6 +347,7 @@ __all__ = [
     "NO_OPTIONS",
     "ContentOptions",
     "RunContext",
+    "VariantContent",
     "compile_payload",
     "content_options",
     "person_key",
@@ -330,4 +357,5 @@ __all__ = [
     "render_for_recipient",
     "run_contexts",
     "template_context",
+    "variant_run_options",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.rules import PushAnswer
 from services.delivery.store import Member, OutboxItem
 
@@ -181,6 +182,14 @@ class OutcomeSink(Protocol):
         ...
 
     async def record_audience(
-        self, site_id: str, run_id: str, campaign_id: str, audience: int, *, test: bool = False
+        self,
+        site_id: str,
+        run_id: str,
+        campaign_id: str,
+        audience: int,
+        *,
+        test: bool = False,
+        conversion_goal: ConversionGoal | None = None,
     ) -> None:
+        """The run's audience size, with its conversion goal (None: it has none)."""
         ...

@@ -6,12 +6,28 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2
-from services.delivery.domain.content import NO_OPTIONS, content_options, run_contexts
+from services.delivery.domain.content import (
+    NO_OPTIONS,
+    ContentOptions,
+    VariantContent,
+    content_options,
+    run_contexts,
+    variant_run_options,
+)
+from services.delivery.domain.goals import goal_from_proto
 from services.delivery.domain.payload import URGENCIES, PayloadError, check_shared_payload
 from services.delivery.domain.timing import RunTiming, timing_from_proto, timing_to_json
 from services.delivery.models import MAX_ID_LENGTH
-from services.delivery.store import DeliveryStore, NewRun, RecipientView, Run, RunCounts
+from services.delivery.store import (
+    DeliveryStore,
+    NewRun,
+    RecipientView,
+    Run,
+    RunCounts,
+    StoredVariant,
+)
 from services.kit.clock import Clock
 from services.kit.errors import AlreadyExists, InvalidArgument, NotFound
 
@@ -23,6 +39,26 @@ MAX_LISTED_AUDIENCE = 10_000
 MAX_PROFILE_ID_LENGTH = 128
 MAX_BATCH_GET = 1000
 _ID = re.compile(r"^[A-Za-z0-9._:~-]+$")
+# An A/B test has 1 to 5 variants (one of weight 100: the rest of a test with a winner).
+MAX_VARIANTS = 5
+MAX_VARIANT_ID_LENGTH = 16
+# As the request edge reads TEXT_FORMAT_ID (services/kit/validation.py).
+_VARIANT_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# A sample's bounds are basis points of the people's sample hash.
+SAMPLE_BASIS_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class VariantRequest:
+    """One RunVariant as the adapter hands it over (its urgency as a header value)."""
+
+    variant_id: str
+    weight_percent: int
+    payload: bytes
+    ttl_seconds: int
+    # None: an urgency this build does not know.
+    urgency: str | None
+    content: delivery_pb2.RunContent
 
 
 @dataclass(frozen=True)
@@ -50,6 +86,13 @@ class RunRequest:
     policy: str = ""
     # A test send: outcomes and audience reach reporting marked test.
     test: bool = False
+    # An A/B test's variants: each recipient gets its variant's content instead of
+    # payload/content (then ignored). Empty: none.
+    variants: Sequence[VariantRequest] = ()
+    # RunAudience.sample: only this share of the audience is in the run; None: all.
+    sample: delivery_pb2.AudienceSample | None = None
+    # Handed to reporting with the run's audience; None: none.
+    conversion_goal: common_pb2.ConversionGoal | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +125,130 @@ def _check_id(value: str, field: str) -> None:
         )
 
 
+def _check_content(
+    payload: bytes,
+    ttl_seconds: int,
+    urgency: str | None,
+    content: delivery_pb2.RunContent | None,
+    where: str,
+) -> ContentOptions:
+    """A RunContent's payload, TTL and urgency checked, and its options; INVALID_ARGUMENT
+    naming the field under `where` ("content", or "variants[i].content")."""
+    try:
+        check_shared_payload(payload)
+    except PayloadError as error:
+        message = str(error).replace("content.payload", f"{where}.payload")
+        raise InvalidArgument("INVALID_PAYLOAD", message, field=f"{where}.payload") from None
+    if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+        raise InvalidArgument(
+            "INVALID_TTL",
+            f"{where}.ttl_seconds is {ttl_seconds}; give 1 to {MAX_TTL_SECONDS}",
+            field=f"{where}.ttl_seconds",
+        )
+    if urgency not in URGENCIES:
+        raise InvalidArgument(
+            "INVALID_URGENCY",
+            f"{where}.urgency must be one of VERY_LOW, LOW, NORMAL, HIGH",
+            field=f"{where}.urgency",
+        )
+    return content_options(content, payload, where) if content is not None else NO_OPTIONS
+
+
+def _check_variants(variants: Sequence[VariantRequest]) -> list[VariantContent]:
+    """The run's variants, each content checked as `content` is; INVALID_ARGUMENT:
+    TOO_MANY_VARIANTS, INVALID_VARIANT (an empty, malformed or repeated id; a TTL,
+    urgency or topic other than the first variant's: those are the run's, one per push
+    stream), INVALID_VARIANT_SPLIT (a weight outside 1-100, or weights not adding up to
+    100)."""
+    if len(variants) > MAX_VARIANTS:
+        raise InvalidArgument(
+            "TOO_MANY_VARIANTS",
+            f"{len(variants)} variants; a run takes at most {MAX_VARIANTS}",
+            field="variants",
+        )
+    checked: list[VariantContent] = []
+    seen: set[str] = set()
+    for index, variant in enumerate(variants):
+        where = f"variants[{index}]"
+        if (
+            not variant.variant_id
+            or len(variant.variant_id) > MAX_VARIANT_ID_LENGTH
+            or not _VARIANT_ID.match(variant.variant_id)
+        ):
+            raise InvalidArgument(
+                "INVALID_VARIANT",
+                f"{where}.variant_id must be 1-{MAX_VARIANT_ID_LENGTH} characters of "
+                "A-Z a-z 0-9 _ . : -",
+                field=f"{where}.variant_id",
+            )
+        if variant.variant_id in seen:
+            raise InvalidArgument(
+                "INVALID_VARIANT",
+                f"{where}.variant_id {variant.variant_id!r} is given twice; each variant "
+                "needs its own id",
+                field=f"{where}.variant_id",
+            )
+        seen.add(variant.variant_id)
+        if not 1 <= variant.weight_percent <= 100:
+            raise InvalidArgument(
+                "INVALID_VARIANT_SPLIT",
+                f"{where}.weight_percent is {variant.weight_percent}; give 1 to 100",
+                field=f"{where}.weight_percent",
+            )
+        options = _check_content(
+            variant.payload,
+            variant.ttl_seconds,
+            variant.urgency,
+            variant.content,
+            f"{where}.content",
+        )
+        if index:
+            first = variants[0]
+            for name, value, expected in (
+                ("ttl_seconds", variant.ttl_seconds, first.ttl_seconds),
+                ("urgency", variant.urgency, first.urgency),
+                ("topic", options.topic, checked[0].options.topic),
+            ):
+                if value != expected:
+                    raise InvalidArgument(
+                        "INVALID_VARIANT",
+                        f"{where}.content.{name} differs from variants[0]'s; a run's "
+                        "variants share their TTL, urgency and topic",
+                        field=f"{where}.content.{name}",
+                    )
+        checked.append(
+            VariantContent(variant.variant_id, variant.weight_percent, variant.payload, options)
+        )
+    total = sum(variant.weight_percent for variant in variants)
+    if total != 100:
+        raise InvalidArgument(
+            "INVALID_VARIANT_SPLIT",
+            f"the variants' weight_percent add up to {total}; they must add up to 100",
+            field="variants",
+        )
+    return checked
+
+
+def _check_sample(sample: delivery_pb2.AudienceSample) -> tuple[int, int]:
+    """[start, end) basis points of the people's sample hash; INVALID_ARGUMENT
+    INVALID_SAMPLE unless 0 <= start < end <= 10,000."""
+    start, end = sample.start_basis_points, sample.end_basis_points
+    if not 0 <= start < SAMPLE_BASIS_POINTS:
+        raise InvalidArgument(
+            "INVALID_SAMPLE",
+            f"audience.sample.start_basis_points is {start}; give 0 to {SAMPLE_BASIS_POINTS - 1}",
+            field="audience.sample.start_basis_points",
+        )
+    if not start < end <= SAMPLE_BASIS_POINTS:
+        raise InvalidArgument(
+            "INVALID_SAMPLE",
+            f"audience.sample.end_basis_points is {end}; give more than start_basis_points "
+            f"({start}) and at most {SAMPLE_BASIS_POINTS}",
+            field="audience.sample.end_basis_points",
+        )
+    return start, end
+
+
 class DeliveryRuns:
     def __init__(self, store: DeliveryStore, clock: Clock) -> None:
         self._store = store
@@ -92,24 +259,24 @@ class DeliveryRuns:
         for the same run returns it unchanged. Returns the run and whether it is new."""
         _check_id(request.run_id, "run_id")
         _check_id(request.campaign_id, "campaign_id")
-        try:
-            check_shared_payload(request.payload)
-        except PayloadError as error:
-            raise InvalidArgument("INVALID_PAYLOAD", str(error), field="content.payload") from None
-        if not 0 < request.ttl_seconds <= MAX_TTL_SECONDS:
-            raise InvalidArgument(
-                "INVALID_TTL",
-                f"content.ttl_seconds is {request.ttl_seconds}; give 1 to {MAX_TTL_SECONDS}",
-                field="content.ttl_seconds",
+        payload, ttl_seconds, urgency = request.payload, request.ttl_seconds, request.urgency
+        variants: list[VariantContent] = []
+        if request.variants:
+            # The run's own content is its variants'; `content` is left unset.
+            variants = _check_variants(request.variants)
+            first = request.variants[0]
+            payload, ttl_seconds, urgency = first.payload, first.ttl_seconds, first.urgency
+            options = variant_run_options(variants)
+        else:
+            options = _check_content(
+                payload, ttl_seconds, urgency, request.content, "content"
             )
-        if request.urgency not in URGENCIES:
-            raise InvalidArgument(
-                "INVALID_URGENCY",
-                "content.urgency must be one of VERY_LOW, LOW, NORMAL, HIGH",
-                field="content.urgency",
-            )
-        options = (
-            content_options(request.content, request.payload) if request.content else NO_OPTIONS
+        assert urgency is not None  # _check_content refuses an unknown one
+        sample = _check_sample(request.sample) if request.sample is not None else None
+        goal = (
+            goal_from_proto(request.conversion_goal).to_json()
+            if request.conversion_goal is not None
+            else ""
         )
         listed = len(request.subscriber_ids) + len(request.profile_ids)
         if listed > MAX_LISTED_AUDIENCE:
@@ -132,9 +299,9 @@ class DeliveryRuns:
                 site_id=site_id,
                 run_id=request.run_id,
                 campaign_id=request.campaign_id,
-                payload=request.payload,
-                ttl_seconds=request.ttl_seconds,
-                urgency=request.urgency,
+                payload=payload,
+                ttl_seconds=ttl_seconds,
+                urgency=urgency,
                 audience_filter=tuple(dict.fromkeys(request.subscriber_ids)),
                 audience_profiles=tuple(dict.fromkeys(request.profile_ids)),
                 selector=b"" if listed else request.selector,
@@ -144,6 +311,12 @@ class DeliveryRuns:
                 policy=request.policy,
                 test=request.test,
                 contexts=tuple((c.person_key, c.event_properties) for c in contexts),
+                variants=tuple(
+                    StoredVariant(v.variant_id, v.weight_percent, v.payload, v.options.to_json())
+                    for v in variants
+                ),
+                sample=sample,
+                conversion_goal=goal,
             ),
             now,
         )

@@ -32,18 +32,22 @@ from cachetools import LRUCache, TTLCache
 
 from services.delivery.domain.content import (
     ContentOptions,
+    VariantContent,
     compile_payload,
     person_key,
     recipient_context,
     render_for_recipient,
 )
+from services.delivery.domain.goals import goal_from_json
 from services.delivery.domain.payload import endpoint_origin, for_recipient, topic_for
 from services.delivery.domain.policies import (
     Policy,
     in_control_group,
+    in_sample,
     local_day,
     policy_from_json,
     quiet_hours,
+    variant_of,
 )
 from services.delivery.domain.ports import (
     MAX_LISTED_PER_PAGE_REQUEST,
@@ -98,9 +102,11 @@ CREDENTIALS_TTL_SECONDS = 300.0
 # since), at most once per site in this long; a key still missing fails its recipients.
 CREDENTIALS_REFRESH_SECONDS = 10.0
 MAX_CACHED_SITES = 4096
-# Templated payloads compiled per (site, run, browser): the runs sending at once, a few
-# browsers each.
+# Templated payloads compiled per (site, run, variant, browser): the runs sending at
+# once, a few browsers (and variants) each.
 MAX_CACHED_TEMPLATES = 512
+# The variants of runs sending at once, by (site, run): fixed when the run starts.
+MAX_CACHED_VARIANT_RUNS = 256
 # Outbox rows claimed at once (each holds one commit's recipients), and items per call
 # to each peer (reporting takes up to 10,000 outcomes, segment 1,000 unsubscribes).
 OUTBOX_BATCH = 100
@@ -160,8 +166,12 @@ class DeliveryWorkers:
             MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
         )
         # None: that browser's payload holds no template and goes as it is.
-        self._templates: LRUCache[tuple[str, str, int], PayloadTemplate | None] = LRUCache(
-            MAX_CACHED_TEMPLATES
+        self._templates: LRUCache[tuple[str, str, str, int], PayloadTemplate | None] = (
+            LRUCache(MAX_CACHED_TEMPLATES)
+        )
+        # A run's variants by id ({}: none), read once per run and process.
+        self._variants: LRUCache[tuple[str, str], Mapping[str, VariantContent]] = LRUCache(
+            MAX_CACHED_VARIANT_RUNS
         )
         # On the injected clock, so that a test moves through the windows.
         self._push_service_logged = OncePer(
@@ -271,6 +281,13 @@ class DeliveryWorkers:
         )
 
         bind_site(lease.site_id)
+        # Queue time, per member, in this order (the delivery plan preview mirrors it):
+        # in the run's sample at all, then its variant, then `plan`.
+        sample = audience_sample(lease.sample, lease.campaign_id)
+        variants = await self._store.run_variants(lease.site_id, lease.run_id)
+        variant = recipient_variant(
+            [(v.variant_id, v.weight_percent) for v in variants], lease.campaign_id
+        )
         options = ContentOptions.from_json(lease.content_options)
         # Once per preparation: every page's members look theirs up in memory.
         contexts = await self._store.run_contexts(lease.site_id, lease.run_id)
@@ -313,6 +330,8 @@ class DeliveryWorkers:
                 lease_seconds=self._settings.delivery_lease_seconds,
                 plan=plan,
                 context=context,
+                in_sample=sample,
+                variant=variant,
             )
             if not held:
                 log.warning(
@@ -464,12 +483,19 @@ class DeliveryWorkers:
             {r.recipient_id: r for r in [*counted_before, *live]} if policy.capped else {}
         )
         options = ContentOptions.from_json(run.content_options)
+        # A run with variants: each recipient's content is its variant's (a run's
+        # recipients all have one, or none has).
+        variants = (
+            await self._run_variants(chunk) if any(r.variant for r in live) else _NO_VARIANTS
+        )
         if options.templated:
-            live, payloads = await self._render(chunk, run, options, live, credentials, ended)
+            live, payloads = await self._render(
+                chunk, run, options, variants, live, credentials, ended
+            )
         else:
             payloads = [
                 for_recipient(
-                    options.payload_for(r.browser, run.payload),
+                    _payload_of(r, run.payload, options, variants),
                     r.subscriber_id,
                     engagement_token(
                         credentials.engagement_secret, chunk.site_id, chunk.run_id, r.subscriber_id
@@ -573,27 +599,50 @@ class DeliveryWorkers:
                 chunk.site_id, [_cap_key(policy, r, now) for r in unsent], now
             )
 
+    async def _run_variants(self, chunk: ClaimedChunk) -> Mapping[str, VariantContent]:
+        """The chunk's run's variants by id, read once per run (per process)."""
+        key = (chunk.site_id, chunk.run_id)
+        found = self._variants.get(key)
+        if found is None:
+            stored = await self._store.run_variants(chunk.site_id, chunk.run_id)
+            found = self._variants[key] = {
+                v.variant_id: VariantContent(
+                    v.variant_id,
+                    v.weight_percent,
+                    v.payload,
+                    ContentOptions.from_json(v.content_options),
+                )
+                for v in stored
+            }
+        return found
+
     async def _render(
         self,
         chunk: ClaimedChunk,
         run: Run,
         options: ContentOptions,
+        variants: Mapping[str, VariantContent],
         live: list[PendingRecipient],
         credentials: SiteCredentials,
         ended: list[Terminal],
     ) -> tuple[list[PendingRecipient], list[bytes]]:
-        """Each recipient's payload from the run's templates (its browser's payload if the
-        run has one) and its context; those whose copy cannot be made end in `ended`
-        without a request. Returns the recipients left and their payloads."""
-        templates: dict[int, PayloadTemplate | None] = {}
-        for browser in {r.browser for r in live}:
-            key = (chunk.site_id, chunk.run_id, browser)
+        """Each recipient's payload from the run's templates (its variant's, and its
+        browser's payload if there is one) and its context; those whose copy cannot be
+        made end in `ended` without a request. Returns the recipients left and their
+        payloads."""
+        templates: dict[tuple[str, int], PayloadTemplate | None] = {}
+        for variant, browser in {(r.variant if variants else "", r.browser) for r in live}:
+            key = (chunk.site_id, chunk.run_id, variant, browser)
             if key not in self._templates:
-                # Compiled once per run and browser (per process), not per chunk.
-                self._templates[key] = compile_payload(
-                    options.payload_for(browser, run.payload), options
+                # Compiled once per run, variant and browser (per process), not per chunk.
+                content = variants.get(variant)
+                payload, made_with = (
+                    (content.payload, content.options) if content else (run.payload, options)
                 )
-            templates[browser] = self._templates[key]
+                self._templates[key] = compile_payload(
+                    made_with.payload_for(browser, payload), made_with
+                )
+            templates[(variant, browser)] = self._templates[key]
         secret = credentials.engagement_secret
 
         def render() -> tuple[list[PendingRecipient], list[bytes], list[Terminal]]:
@@ -602,10 +651,10 @@ class DeliveryWorkers:
             refused: list[Terminal] = []
             for r in live:
                 token = engagement_token(secret, chunk.site_id, chunk.run_id, r.subscriber_id)
-                template = templates[r.browser]
+                template = templates[(r.variant if variants else "", r.browser)]
                 if template is None:
                     made: bytes | Reason = for_recipient(
-                        options.payload_for(r.browser, run.payload), r.subscriber_id, token
+                        _payload_of(r, run.payload, options, variants), r.subscriber_id, token
                     )
                 else:
                     made = render_for_recipient(template, r.context, r.subscriber_id, token)
@@ -924,7 +973,12 @@ class DeliveryWorkers:
         elif kind is OutboxKind.AUDIENCE:
             for item in batch:
                 await self._outcomes.record_audience(
-                    site_id, item.run_id, item.campaign_id, item.count, test=item.test
+                    site_id,
+                    item.run_id,
+                    item.campaign_id,
+                    item.count,
+                    test=item.test,
+                    conversion_goal=goal_from_json(item.conversion_goal),
                 )
         else:
             await self._pruner.unsubscribe(site_id, [(i.subscriber_id, i.reason) for i in batch])
@@ -947,13 +1001,67 @@ def _policy(text: str) -> Policy:
     return policy_from_json(text)
 
 
+_NO_VARIANTS: Mapping[str, VariantContent] = {}
+
+
+def _payload_of(
+    recipient: PendingRecipient,
+    run_payload: bytes,
+    options: ContentOptions,
+    variants: Mapping[str, VariantContent],
+) -> bytes:
+    """What the recipient is sent before rendering: its variant's payload (the run's
+    without variants), its browser's if it has one."""
+    content = variants.get(recipient.variant)
+    if content is None:
+        return options.payload_for(recipient.browser, run_payload)
+    return content.options.payload_for(recipient.browser, content.payload)
+
+
+def audience_sample(
+    sample: tuple[int, int] | None, campaign_id: str
+) -> Callable[[Member], bool] | None:
+    """Whether a member is in the run at all (RunAudience.sample, [start, end) basis
+    points of its person's sample hash, `policies.in_sample`); one outside is not queued,
+    counted or reported. None: the whole audience is. First of the queue-time steps."""
+    if sample is None or sample == (0, 10_000):
+        return None
+    start, end = sample
+
+    def inside(member: Member) -> bool:
+        return in_sample(
+            person_key(member.profile_id, member.subscriber_id), campaign_id, start, end
+        )
+
+    return inside
+
+
+def recipient_variant(
+    weights: Sequence[tuple[str, int]], campaign_id: str
+) -> Callable[[Member], str] | None:
+    """Each member's A/B variant (`policies.variant_of` on its person: every browser of
+    a profile gets the same), kept with it whether it is then sent or suppressed, so
+    every outcome names its variant. `weights`: (variant id, percent) in the run's
+    order. None: the run has no variants. Second of the queue-time steps, before
+    `recipient_plan`."""
+    if not weights:
+        return None
+    split = tuple(weights)
+
+    def variant(member: Member) -> str:
+        return variant_of(person_key(member.profile_id, member.subscriber_id), campaign_id, split)
+
+    return variant
+
+
 def recipient_plan(
     timing: RunTiming, policy: Policy, campaign_id: str, snapshot: datetime
 ) -> Callable[[Member], tuple[datetime | None, str]] | None:
     """When each member of a run is due (None: at once) or why it is queued suppressed
     instead: held out in the control group, its local time passed or past the cut-off,
     or due inside its quiet hours (discarded; or due when they end). None: everyone at
-    once. The same reading of time and policy as the send-time checks (`_admit`)."""
+    once. The same reading of time and policy as the send-time checks (`_admit`). The
+    last queue-time step: after `audience_sample` and `recipient_variant`."""
     if not (timing.timed or policy.control_group_percent or policy.quiet):
         return None
 
@@ -1033,6 +1141,8 @@ def _terminal(
         state=state,
         reason=reason.value if reason else "",
         unsubscribe=unsubscribe,
+        variant=recipient.variant,
+        profile_id=recipient.profile_id,
     )
 
 
