@@ -27,6 +27,7 @@ from services.delivery.settings import DeliverySettings
 from services.kit.config import SERVICE_NAMES, Settings
 from services.kit.logging import configure_logging, get_logger
 from services.kit.operator import OperatorError, check_can_listen, listen_failed
+from services.reporting.settings import ReportingSettings
 
 log = get_logger("clarion.cli")
 
@@ -115,6 +116,9 @@ def _fields(
 _LOGS = ("log_format", "log_level")
 _DELIVERY_OWN = [
     name for name in DeliverySettings.model_fields if name not in Settings.model_fields
+]
+_REPORTING_OWN = [
+    name for name in ReportingSettings.model_fields if name not in Settings.model_fields
 ]
 
 
@@ -354,12 +358,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.scenario == "segments":
         from clarion import demo_segments
 
-        return demo_segments.main(args.people, data_dir, args.json)
+        return demo_segments.main(args.people or 500, data_dir, args.json)
     if args.scenario in ("abandoned-cart", "recurring"):
         from clarion import demo_live
 
         size = args.shoppers if args.scenario == "abandoned-cart" else args.days
         return demo_live.main(args.scenario, size, data_dir, args.json)
+    if args.scenario == "policies":
+        from clarion import demo_policies
+
+        return demo_policies.main(args.people or 150, data_dir, args.json)
     return demo.main(args.subscribers, data_dir, args.json)
 
 
@@ -441,7 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run one service, configured by CLARION_* environment variables",
         variables_help(_fields(Settings), Settings, "environment variables read (every service):")
         + "\n\n"
-        + variables_help(_DELIVERY_OWN, title="and by delivery alone:"),
+        + variables_help(_DELIVERY_OWN, title="and by delivery alone:")
+        + "\n\n"
+        + variables_help(_REPORTING_OWN, ReportingSettings, "and by reporting alone:"),
     )
     serve.add_argument("service", choices=[*SERVICE_NAMES, "gateway"])
     serve.set_defaults(func=cmd_serve)
@@ -492,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--scenario",
-        choices=("send", "segments", "abandoned-cart", "recurring"),
+        choices=("send", "segments", "abandoned-cart", "recurring", "policies"),
         default="send",
         help="send: one campaign to every subscriber; segments: profiles and events "
         "loaded, a saved segment's reach estimated, a campaign sent to it, and the "
@@ -500,10 +510,15 @@ def build_parser() -> argparse.ArgumentParser:
         "a live campaign (added to cart, then no purchase within 10 minutes) on a "
         "moved clock, the shoppers pushed compared with those who did not buy in time; "
         "recurring: a campaign at 09:00 Europe/Berlin every day (across a daylight "
-        "saving change) on a moved clock, each run's time and audience checked",
+        "saving change) on a moved clock, each run's time and audience checked; policies: "
+        "a personalized A/B campaign under a frequency cap, quiet hours, a throttle and a "
+        "control group on a moved clock, its preview against what was delivered per hour, "
+        "each policy's expected against observed counts, and three decrypted payloads",
     )
     demo.add_argument("--subscribers", type=int, default=1000, help="browsers (send scenario)")
-    demo.add_argument("--people", type=int, default=500, help="people (segments scenario)")
+    demo.add_argument(
+        "--people", type=int, help="people (segments scenario: 500, policies: 150)"
+    )
     demo.add_argument("--shoppers", type=int, default=200, help="shoppers (abandoned-cart)")
     demo.add_argument("--days", type=int, default=60, help="days (recurring)")
     demo.add_argument("--data-dir", help="keep the demo's SQLite files here (default: a temporary folder)")

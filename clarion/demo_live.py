@@ -43,9 +43,15 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
+from clarion.campaign.v1 import (
+    campaign_pb2,
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
+    site_service_pb2_grpc,
+)
 from clarion.common.v1 import common_pb2
 from clarion.embedded import EmbeddedStack
+from clarion.reporting.v1 import reporting_service_pb2_grpc
 from clarion.segment.v1 import profile_pb2, segment_service_pb2, segment_service_pb2_grpc
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
@@ -98,6 +104,8 @@ class Platform:
     segments: segment_service_pb2_grpc.SegmentServiceStub
     metadata: Metadata
     site_id: str
+    sites: site_service_pb2_grpc.SiteServiceStub
+    reports: reporting_service_pb2_grpc.ReportingServiceStub
 
     async def register(self, profile_ids: list[str]) -> list[str]:
         """Registers one simulated browser per profile id ("": an anonymous browser);
@@ -171,13 +179,19 @@ class Platform:
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    settings: Settings, clock: FrozenClock, site_name: str
+    settings: Settings, clock: FrozenClock, site_name: str, *, simulator_on_clock: bool = False
 ) -> AsyncIterator[Platform]:
+    """`simulator_on_clock`: the simulator stamps what it receives with the moved clock
+    (and checks VAPID expiry against it), for demos that count pushes per hour."""
     from clarion.simulator import PushServiceSimulator
     from services.campaign.admin import create_site
 
     settings.allow_insecure_endpoints = True  # the simulator listens on plain http
-    simulator = PushServiceSimulator()
+    simulator = (
+        PushServiceSimulator(clock=lambda: clock.now().timestamp())
+        if simulator_on_clock
+        else PushServiceSimulator()
+    )
     await simulator.start("127.0.0.1", 0)
     stack = None
     channels = []
@@ -186,6 +200,7 @@ async def running_platform(
         channels = [
             client_channel(stack.address("campaign")),
             client_channel(stack.address("segment")),
+            client_channel(stack.address("reporting")),
         ]
         site = await create_site(settings, site_name, "mailto:demo@clarion.invalid", clock=clock)
         yield Platform(
@@ -195,6 +210,8 @@ async def running_platform(
             segments=segment_service_pb2_grpc.SegmentServiceStub(channels[1]),
             metadata=(("authorization", f"Bearer {site.api_key}"),),
             site_id=site.site_id,
+            sites=site_service_pb2_grpc.SiteServiceStub(channels[0]),
+            reports=reporting_service_pb2_grpc.ReportingServiceStub(channels[2]),
         )
     finally:
         for channel in channels:

@@ -53,7 +53,7 @@ from clarion.campaign.v1 import (
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
 from clarion.segment.v1 import segment_pb2
-from clarion.trigger_file import read_trigger, trigger_words
+from clarion.trigger_file import duration_seconds, duration_words, read_trigger, trigger_words
 from services.kit.config import Settings
 from services.kit.errors import error_info
 from services.kit.operator import OperatorError
@@ -561,13 +561,20 @@ def cmd_campaign_list(args: argparse.Namespace) -> int:
         print("no campaigns yet: create one with `clarion campaign create FILE`")
         return 0
     rows = [
-        [c.campaign_id, c.name or "-", c.notification.title, _campaign_state(c),
+        [c.campaign_id, c.name or "-", _title(c), _campaign_state(c),
          _when(c, "next_run_time"), _when(c, "create_time"), _trigger_words(c)]
         for c in campaigns
     ]  # fmt: skip
     header = ["CAMPAIGN", "NAME", "TITLE", "STATE", "NEXT RUN", "CREATED", "TRIGGER"]
     print(table(rows, header))
     return 0
+
+
+def _title(campaign: campaign_pb2.Campaign) -> str:
+    """The notification's title; an A/B test's each variant's, by id."""
+    if campaign.variants:
+        return " | ".join(f"{v.variant_id}: {v.notification.title}" for v in campaign.variants)
+    return campaign.notification.title
 
 
 def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
@@ -584,6 +591,7 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         ["icon_url", notification.icon_url or "-"],
         ["image_url", notification.image_url or "-"],
         *_rich_rows(notification),
+        *_ab_test_rows(campaign),
         ["ttl_seconds", str(campaign.ttl_seconds)],
         ["urgency", common_pb2.Urgency.Name(campaign.urgency).removeprefix("URGENCY_").lower()],
         ["audience", audience_words(campaign)],
@@ -603,6 +611,34 @@ def _print_campaign(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
         for m in campaign.missed_occurrences
     ]
     print(table(rows, ["FIELD", "VALUE"]))
+
+
+def _ab_test_rows(campaign: campaign_pb2.Campaign) -> list[list[str]]:
+    """An A/B test's variants (id, share, title), its test phase and conversion goal."""
+    rows = [
+        [f"variant {v.variant_id}", f"{v.split_percent}%: {v.notification.title}"]
+        for v in campaign.variants
+    ]
+    if campaign.HasField("variant_test"):
+        test = campaign.variant_test
+        metric = (
+            "conversion rate"
+            if test.metric == campaign_pb2.WINNER_METRIC_CONVERSION_RATE
+            else "click-through rate"
+        )
+        rows.append([
+            "variant test",
+            f"{test.test_percent}% first; the rest {duration_words(test.wait_seconds)} later "
+            f"gets the winner by {metric} (or the split, without a significant winner)",
+        ])  # fmt: skip
+    if campaign.HasField("conversion_goal"):
+        goal = campaign.conversion_goal
+        revenue = f", revenue {goal.revenue_property}" if goal.revenue_property else ""
+        rows.append([
+            "conversion goal",
+            f"{goal.event_name} within {duration_words(goal.window_seconds)}{revenue}",
+        ])  # fmt: skip
+    return rows
 
 
 def _rich_rows(notification: common_pb2.Notification) -> list[list[str]]:
@@ -749,9 +785,12 @@ def read_campaign_file(
     is standard input).
 
     Field names as in the proto (name, notification.title, ttl_seconds, urgency,
-    request_id, personalization, utm, topic, labels, policy); urgency may be given as
-    `high` as well as `URGENCY_HIGH`, personalization.on_missing as `use_text` or
-    `suppress`, policy.quiet_hours.action as `discard` or `delay`. `audience:`
+    request_id, personalization, utm, topic, labels, policy, variants, variant_test,
+    conversion_goal); urgency may be given as `high` as well as `URGENCY_HIGH`,
+    personalization.on_missing as `use_text` or `suppress`, policy.quiet_hours.action
+    as `discard` or `delay`, variant_test.metric as `click_through_rate` or
+    `conversion_rate`, variant_test.wait_seconds and conversion_goal.window_seconds as
+    a duration (`4h`). `audience:`
     holds `segment_id: seg_...` or `definition: {...}` (clarion.segment.v1's proto JSON
     form); without it the campaign goes to every subscriber. `trigger:` makes it a live
     campaign, in the form clarion/trigger_file.py describes.
@@ -781,6 +820,8 @@ def read_campaign_changes(path: str) -> tuple[campaign_pb2.Campaign, list[str]]:
                 campaign.audience.CopyFrom(audience)
         elif key == "labels":
             campaign.labels.extend(request.labels)
+        elif key == "variants":
+            campaign.variants.extend(request.variants)
         elif request.DESCRIPTOR.fields_by_name[key].message_type is not None:
             if request.HasField(key):
                 getattr(campaign, key).CopyFrom(getattr(request, key))
@@ -875,21 +916,12 @@ _QUIET_ACTION_WORDS = {
 
 
 def _read_content_options(path: str, data: dict[Any, Any]) -> None:
-    """Checks the file's notification buttons, personalization:, utm:, labels: and
-    policy: (an unknown key or a wrong value is an OperatorError naming it) and turns
-    their words (on_missing: suppress, action: delay) into the proto's names, in place."""
-    notification = _field(data, "notification")
-    if isinstance(notification, dict):
-        actions = _field(notification, "actions")
-        if actions is not None:
-            if not isinstance(actions, list):
-                raise OperatorError(
-                    f"{path}: notification.actions must be a list of buttons, each "
-                    "{title, url, icon_url}"
-                )
-            for index, action in enumerate(actions):
-                where = f"notification.actions[{index}]"
-                _mapping(path, action, common_pb2.NotificationAction, where)
+    """Checks the file's notification buttons, personalization:, utm:, labels:,
+    policy:, variants:, variant_test: and conversion_goal: (an unknown key or a wrong
+    value is an OperatorError naming it) and turns their words (on_missing: suppress,
+    action: delay, metric: conversion_rate) into the proto's names, in place."""
+    _check_actions(path, _field(data, "notification"), "notification")
+    _read_ab_test(path, data)
     personalization = _mapping(
         path, _field(data, "personalization"), campaign_pb2.Personalization, "personalization"
     )
@@ -913,6 +945,75 @@ def _read_content_options(path: str, data: dict[Any, Any]) -> None:
             for name in ("start", "end"):
                 _set_field(hours, name, _clock_time(path, _field(hours, name), name))
             _word(path, hours, "action", _QUIET_ACTION_WORDS, "policy.quiet_hours")
+
+
+def _check_actions(path: str, notification: Any, what: str) -> None:
+    """A notification mapping's buttons: a list of {title, url, icon_url}."""
+    if not isinstance(notification, dict):
+        return
+    actions = _field(notification, "actions")
+    if actions is None:
+        return
+    if not isinstance(actions, list):
+        raise OperatorError(
+            f"{path}: {what}.actions must be a list of buttons, each {{title, url, icon_url}}"
+        )
+    for index, action in enumerate(actions):
+        _mapping(path, action, common_pb2.NotificationAction, f"{what}.actions[{index}]")
+
+
+_METRIC_WORDS = {
+    "click_through_rate": "WINNER_METRIC_CLICK_THROUGH_RATE",
+    "conversion_rate": "WINNER_METRIC_CONVERSION_RATE",
+}
+
+
+def _read_ab_test(path: str, data: dict[Any, Any]) -> None:
+    """The file's A/B test: variants: (a list of {variant_id, split_percent,
+    notification}), variant_test: ({test_percent, wait_seconds, metric}, metric as
+    click_through_rate or conversion_rate) and conversion_goal: ({event_name,
+    window_seconds, revenue_property}); wait_seconds and window_seconds also take a
+    duration (30m, 4h, 1d)."""
+    given = _field(data, "variants")
+    if given is not None:
+        if not isinstance(given, list):
+            raise OperatorError(
+                f"{path}: variants must be a list of {{variant_id, split_percent, "
+                "notification}}, e.g. [{variant_id: A, split_percent: 50, notification: "
+                "{title: ...}}, ...]"
+            )
+        for index, variant in enumerate(given):
+            where = f"variants[{index}]"
+            _mapping(path, variant, campaign_pb2.Variant, where)
+            if isinstance(variant, dict):
+                if isinstance(_field(variant, "variant_id"), int | float):
+                    _set_field(variant, "variant_id", str(_field(variant, "variant_id")))
+                _mapping(
+                    path, _field(variant, "notification"), common_pb2.Notification,
+                    f"{where}.notification",
+                )  # fmt: skip
+                _check_actions(path, _field(variant, "notification"), f"{where}.notification")
+    test = _mapping(path, _field(data, "variant_test"), campaign_pb2.VariantTest, "variant_test")
+    if test is not None:
+        _word(path, test, "metric", _METRIC_WORDS, "variant_test")
+        _seconds(path, test, "wait_seconds", "variant_test")
+    goal = _mapping(
+        path, _field(data, "conversion_goal"), common_pb2.ConversionGoal, "conversion_goal"
+    )
+    if goal is not None:
+        _seconds(path, goal, "window_seconds", "conversion_goal")
+
+
+def _seconds(path: str, data: dict[Any, Any], name: str, what: str) -> None:
+    """A number of seconds given as a duration (90s, 30m, 4h, 1d, 1h30m) becomes the
+    number; a number stays as it is."""
+    given = _field(data, name)
+    if given is None or (isinstance(given, int) and not isinstance(given, bool)):
+        return
+    try:
+        _set_field(data, name, duration_seconds(given, f"{what}.{name}"))
+    except OperatorError as error:
+        raise OperatorError(f"{path}: {error} (or a number of seconds)") from None
 
 
 def _mapping(
@@ -1091,7 +1192,9 @@ def cmd_campaign_test(args: argparse.Namespace) -> int:
         response = remote.call(
             stub.SendTestCampaign,
             campaign_service_pb2.SendTestCampaignRequest(
-                campaign_id=args.campaign_id, request_id=args.request_id or ""
+                campaign_id=args.campaign_id,
+                request_id=args.request_id or "",
+                variant_id=args.variant or "",
             ),
         )
         if args.watch:
@@ -1331,7 +1434,35 @@ def cmd_run_show(args: argparse.Namespace) -> int:
     print(f"run {run.run_id} of campaign {run.campaign_id}")
     print(f"started {_when(run, 'create_time')}, finished {_when(run, 'finish_time')}")
     print(run_line(run))
+    for line in variant_test_lines(run):
+        print(line)
     return 0
+
+
+def variant_test_lines(run: campaign_pb2.Run) -> list[str]:
+    """A variant test's run: which phase, the other run, and for the rest how its
+    variant was chosen."""
+    if run.phase == campaign_pb2.RUN_PHASE_VARIANT_TEST:
+        if run.related_run_id:
+            rest = f"the rest went in run {run.related_run_id}"
+        elif run.HasField("rest_time"):
+            rest = f"the rest goes at {_when(run, 'rest_time')}"
+        else:
+            rest = "cancelled: the rest of the audience is not sent"
+        return [f"variant test: the test share of the audience; {rest}"]
+    if run.phase != campaign_pb2.RUN_PHASE_VARIANT_REST:
+        return []
+    decision = run.variant_decision
+    chosen = (
+        f"winner {decision.winner_variant_id} (z = {decision.z_score:.2f})"
+        if decision.significant
+        else f"no significant winner (z = {decision.z_score:.2f}): the test's split"
+    )
+    lines = [f"variant test: the rest of the audience after run {run.related_run_id}; {chosen}"]
+    lines += [
+        f"  {r.variant_id}: {r.successes} of {r.sent} ({r.rate:.2%})" for r in decision.results
+    ]
+    return lines
 
 
 # why
@@ -1388,10 +1519,31 @@ def cmd_report(args: argparse.Namespace) -> int:
         ["clicked", str(report.clicked)],
         ["closed", str(report.closed)],
         ["click-through rate", f"{report.click_through_rate:.2%}"],
+        ["conversions", str(report.conversions)],
+        ["conversion rate", f"{report.conversion_rate:.2%}"],
+        ["revenue", f"{report.revenue:.2f}"],
+        ["control group", str(report.control_group)],
+        ["control group conversions", str(report.control_group_conversions)],
         ["last sent", _when(report, "last_sent_time")],
     ]
     print(f"campaign {report.campaign_id}")
     print(table(rows, ["METRIC", "VALUE"]))
+    if report.variants:
+        variant_rows = [
+            [
+                v.variant_id, str(v.sent), str(v.viewed), str(v.clicked),
+                f"{v.click_through_rate:.2%}", str(v.conversions), f"{v.conversion_rate:.2%}",
+                f"{v.revenue:.2f}",
+            ]
+            for v in report.variants
+        ]  # fmt: skip
+        print()
+        print(
+            table(
+                variant_rows,
+                ["VARIANT", "SENT", "VIEWED", "CLICKED", "CTR", "CONVERSIONS", "CONV. RATE", "REVENUE"],
+            )
+        )
     return 0
 
 
@@ -1455,7 +1607,15 @@ def register(
         "    quiet_hours: {start: '22:00', end: '08:00', action: delay}  # or discard\n"
         "    # or ignore_quiet_hours: true\n"
         "    max_per_minute: 1000\n"
-        "    control_group_percent: 10\n",
+        "    control_group_percent: 10\n"
+        "  # an A/B test: variants instead of notification (2 to 5, shares adding to 100)\n"
+        "  # variants:\n"
+        "  #   - {variant_id: A, split_percent: 50, notification: {title: 20% off, ...}}\n"
+        "  #   - {variant_id: B, split_percent: 50, notification: {title: Sale!, ...}}\n"
+        "  # variant_test: {test_percent: 20, wait_seconds: 4h, metric: click_through_rate}\n"
+        "  #   (optional: the test share first, the rest later the winner)\n"
+        "  # conversion_goal: {event_name: Charged, window_seconds: 1d,\n"
+        "  #   revenue_property: amount}\n",
     )
     create.add_argument("file")
     create.add_argument("-q", "--quiet", action="store_true", help="print only the campaign id")
@@ -1511,6 +1671,10 @@ def register(
     )
     test.add_argument("campaign_id")
     test.add_argument("--request-id", help="idempotency key: a repeat returns the same run")
+    test.add_argument(
+        "--variant", metavar="ID",
+        help="an A/B test's variant every test recipient gets (default: each its own)",
+    )  # fmt: skip
     test.add_argument("--watch", action="store_true", help="follow the run until it is finished")
     test.set_defaults(func=cmd_campaign_test)
     cancel = add(

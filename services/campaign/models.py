@@ -149,6 +149,14 @@ class Campaign(Model):
     labels: Mapped[str | None] = mapped_column(Text)
     # The clarion.campaign.v1.CampaignPolicy message, serialized; NULL: none.
     policy: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # An A/B test's variants: a JSON list of serialized clarion.campaign.v1.Variant
+    # messages (base64), in the campaign's order; `notification` is then empty. NULL:
+    # none.
+    variants: Mapped[str | None] = mapped_column(Text)
+    # The serialized VariantTest (NULL: none) and clarion.common.v1.ConversionGoal (NULL:
+    # none).
+    variant_test: Mapped[bytes | None] = mapped_column(LargeBinary)
+    conversion_goal: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (
         # Listing pages through a site's campaigns by id (keyset).
@@ -229,6 +237,31 @@ class Run(Model):
     policy: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A test send (to the site's test profiles; no policy, left out of reports).
     test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # An A/B test's content instead of `payload` (then empty): JSON list of {variant_id,
+    # weight_percent, payload (base64), options (as content_options)}; NULL: none.
+    variants: Mapped[str | None] = mapped_column(Text)
+    # The campaign's serialized ConversionGoal at start, handed to delivery; NULL: none.
+    conversion_goal: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # "" (the whole audience), "variant_test" or "variant_rest" (RunPhase).
+    phase: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # The share of the audience it goes to, [start, end) of 10,000 basis points; NULL:
+    # all of it.
+    sample_start: Mapped[int | None] = mapped_column(Integer)
+    sample_end: Mapped[int | None] = mapped_column(Integer)
+    # The other run of its A/B test: a test run's rest run (once started), a rest run's
+    # test run.
+    related_run_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    # A rest run's serialized VariantDecision.
+    variant_decision: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A test run's rest: when it is due, pending / started / cancelled (RestState), what
+    # it sends (JSON: the campaign's variants, personalization, UTM parameters, topic and
+    # timing, and the metric, as the test started), and its retries while reporting
+    # cannot answer.
+    rest_time: Mapped[datetime | None]
+    rest_state: Mapped[str | None] = mapped_column(String(16))
+    rest_plan: Mapped[str | None] = mapped_column(Text)
+    rest_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rest_next_attempt: Mapped[datetime | None]
     # Delivery has not confirmed it took the run over yet; the hand-off loop retries,
     # not before handoff_next_attempt (backing off per run).
     handoff_pending: Mapped[bool] = mapped_column(default=True)
@@ -252,6 +285,8 @@ class Run(Model):
         # ListRuns: a campaign's runs, newest (highest time-ordered id) first.
         Index("ix_campaign_runs_site_id_campaign_id_run_id", "site_id", "campaign_id", "run_id"),
         Index("ix_campaign_runs_handoff_pending_next_attempt", "handoff_pending", "handoff_next_attempt"),
+        # The scheduler's question: which variant tests' rests are due.
+        Index("ix_campaign_runs_rest_state_rest_time", "rest_state", "rest_time"),
         UniqueConstraint("site_id", "campaign_id", "request_id"),
     )
 

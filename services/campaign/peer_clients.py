@@ -13,6 +13,7 @@ import grpc
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
+from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
 from clarion.segment.v1 import (
     profile_pb2,
     segment_internal_service_pb2,
@@ -25,13 +26,16 @@ from services.campaign.domain import timing, triggers
 from services.campaign.domain.policies import RunPolicy
 from services.campaign.domain.ports import (
     AudienceRefused,
+    DeliveryPlanView,
     DeliveryRunView,
     FeedEventView,
     FeedPageView,
     PeerCallFailed,
     PersonMatch,
+    PlanRowView,
     RecipientOutcomeView,
     RecipientStatus,
+    VariantTally,
 )
 from services.campaign.store import RunContentOptions, RunProgress, RunRecord, RunState
 from services.campaign.wire import URGENCY_TO_PROTO
@@ -65,6 +69,9 @@ _FAILURE = {
     delivery_pb2.RUN_FAILURE_AUDIENCE_REFUSED: "the audience could not be resolved",
     delivery_pb2.RUN_FAILURE_AUDIENCE_UNAVAILABLE: "segment stayed unavailable",
 }
+# A preview reads the run's whole audience from segment (about 5 s per 100,000 members,
+# docs/services/delivery.md): it gets a deadline of its own, room for some 5 million.
+PREVIEW_TIMEOUT_SECONDS = 300.0
 # StartDeliveryRun and the reads are idempotent: the channel may retry them itself.
 DELIVERY_SERVICE_CONFIG = json.dumps(
     {
@@ -179,33 +186,58 @@ def _run_timing(run: RunRecord, default_timezone: str) -> delivery_pb2.RunTiming
     return message
 
 
+def _run_content(
+    run: RunRecord, payload: bytes, options: RunContentOptions
+) -> delivery_pb2.RunContent:
+    return delivery_pb2.RunContent(
+        payload=payload,
+        ttl_seconds=run.ttl_seconds,
+        urgency=URGENCY_TO_PROTO.get(run.urgency, common_pb2.URGENCY_NORMAL),
+        profile_properties=options.profile_properties,
+        suppress_missing_values=options.suppress_missing_values,
+        missing_value_text=options.missing_value_text,
+        browser_payloads=[
+            delivery_pb2.BrowserPayload(browser=browser, payload=copy)  # type: ignore[arg-type]
+            for browser, copy in sorted(options.browser_payloads.items())
+        ],
+        topic=options.topic,
+    )
+
+
 def start_run_request(
     run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
 ) -> delivery_service_pb2.StartDeliveryRunRequest:
     """What delivery is handed for the run: its content as fixed when it started (a run
-    stored before the content options were kept sends its payload alone), audience,
-    timing and the merged policy (left unset when it holds nothing)."""
-    options = run.content_options or RunContentOptions()
+    stored before the content options were kept sends its payload alone; an A/B test's
+    each variant's instead, with its weight), audience (with its sample for a variant
+    test's runs), timing, conversion goal and the merged policy (left unset when it
+    holds nothing)."""
     request = delivery_service_pb2.StartDeliveryRunRequest(
         run_id=run.run_id,
         campaign_id=run.campaign_id,
-        content=delivery_pb2.RunContent(
-            payload=run.payload,
-            ttl_seconds=run.ttl_seconds,
-            urgency=URGENCY_TO_PROTO.get(run.urgency, common_pb2.URGENCY_NORMAL),
-            profile_properties=options.profile_properties,
-            suppress_missing_values=options.suppress_missing_values,
-            missing_value_text=options.missing_value_text,
-            browser_payloads=[
-                delivery_pb2.BrowserPayload(browser=browser, payload=payload)  # type: ignore[arg-type]
-                for browser, payload in sorted(options.browser_payloads.items())
-            ],
-            topic=options.topic,
-        ),
         audience=_run_audience(run),
         timing=_run_timing(run, default_timezone),
         test=run.test,
     )
+    if run.variants:
+        request.variants.extend(
+            delivery_pb2.RunVariant(
+                variant_id=variant.variant_id,
+                weight_percent=variant.weight_percent,
+                content=_run_content(run, variant.payload, variant.options),
+            )
+            for variant in run.variants
+        )
+    else:
+        request.content.CopyFrom(
+            _run_content(run, run.payload, run.content_options or RunContentOptions())
+        )
+    if run.conversion_goal is not None:
+        request.conversion_goal.CopyFrom(run.conversion_goal)
+    if run.sample is not None:
+        request.audience.sample.start_basis_points, request.audience.sample.end_basis_points = (
+            run.sample
+        )
     if policy is not None and policy != RunPolicy():
         request.policy.CopyFrom(
             delivery_pb2.RunPolicy(
@@ -293,6 +325,81 @@ class GrpcDelivery:
             if outcome.HasField("finish_time")
             else None,
         )
+
+    async def preview_plan(
+        self,
+        run: RunRecord,
+        default_timezone: str = "",
+        policy: RunPolicy | None = None,
+        *,
+        variants: Sequence[tuple[str, int]] = (),
+        sample: tuple[int, int] | None = None,
+        start_after_seconds: int = 0,
+    ) -> DeliveryPlanView:
+        try:
+            response = await self._stub().PreviewDeliveryPlan(
+                preview_plan_request(
+                    run,
+                    default_timezone,
+                    policy,
+                    variants=variants,
+                    sample=sample,
+                    start_after_seconds=start_after_seconds,
+                ),
+                metadata=self._peers.metadata(run.site_id),
+                # Delivery reads the whole audience from segment, page by page.
+                timeout=max(self._peers.timeout, PREVIEW_TIMEOUT_SECONDS),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _failed(self._peers, "delivery.PreviewDeliveryPlan", error) from None
+        return DeliveryPlanView(
+            snapshot_time=response.snapshot_time.ToDatetime(tzinfo=UTC),
+            audience=response.audience,
+            rows=tuple(
+                PlanRowView(
+                    hour_start=row.hour_start.ToDatetime(tzinfo=UTC),
+                    browser=row.browser,
+                    variant_id=row.variant_id,
+                    sent=row.sent,
+                    suppressed={item.reason: item.count for item in row.suppressed},
+                )
+                for row in response.rows
+            ),
+        )
+
+
+def preview_plan_request(
+    run: RunRecord,
+    default_timezone: str = "",
+    policy: RunPolicy | None = None,
+    *,
+    variants: Sequence[tuple[str, int]] = (),
+    sample: tuple[int, int] | None = None,
+    start_after_seconds: int = 0,
+) -> delivery_service_pb2.PreviewDeliveryPlanRequest:
+    """The run's audience, timing, policy and TTL exactly as its hand-off would give
+    them (start_run_request), with these variants' split and audience sample."""
+    handed = start_run_request(run, default_timezone, policy)
+    request = delivery_service_pb2.PreviewDeliveryPlanRequest(
+        campaign_id=run.campaign_id,
+        audience=handed.audience,
+        ttl_seconds=run.ttl_seconds,
+        variants=[
+            delivery_pb2.RunVariant(variant_id=variant_id, weight_percent=weight)
+            for variant_id, weight in variants
+        ],
+        start_after_seconds=start_after_seconds,
+    )
+    request.audience.ClearField("sample")
+    if sample is not None:
+        request.audience.sample.start_basis_points, request.audience.sample.end_basis_points = (
+            sample
+        )
+    if handed.HasField("timing"):
+        request.timing.CopyFrom(handed.timing)
+    if handed.HasField("policy"):
+        request.policy.CopyFrom(handed.policy)
+    return request
 
 
 # ValidateAudience only reads: the channel may retry it when segment is briefly away.
@@ -430,3 +537,58 @@ class GrpcSegment:
                 "segment.ValidateAudience", self._peers.call_failed("segment", error)
             ) from None
         return tuple(response.possible_browsers)
+
+
+# GetRunReport only reads: the channel may retry it when reporting is briefly away.
+REPORTING_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "clarion.reporting.v1.ReportingService"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+class GrpcReporting:
+    """Reporting at CLARION_REPORTING_ADDRESS, called with the internal token naming the
+    site."""
+
+    def __init__(self, peers: Peers) -> None:
+        self._peers = peers
+
+    async def run_variant_tallies(self, site_id: str, run_id: str) -> list[VariantTally]:
+        stub = reporting_service_pb2_grpc.ReportingServiceStub(
+            self._peers.channel(
+                "reporting", options=[("grpc.service_config", REPORTING_SERVICE_CONFIG)]
+            )
+        )
+        try:
+            response = await stub.GetRunReport(
+                reporting_service_pb2.GetRunReportRequest(run_id=run_id),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND and not token_rejected(error):
+                # Reporting has nothing of the run: nothing of it was sent.
+                return []
+            failure = _failed(self._peers, "reporting.GetRunReport", error, service="reporting")
+            raise failure from None
+        return [
+            VariantTally(
+                variant_id=variant.variant_id,
+                sent=variant.sent,
+                clicked=variant.clicked,
+                conversions=variant.conversions,
+            )
+            for variant in response.report.variants
+        ]

@@ -22,11 +22,13 @@ from clarion.campaign.v1 import (
 from services.campaign.domain import CampaignDraft, Campaigns, LocalSiteResolver, Sites
 from services.campaign.domain.campaigns import CampaignWarning
 from services.campaign.domain.live import LiveCampaigns
+from services.campaign.domain.previews import CampaignPreviews
 from services.campaign.domain.sites import engagement_secret
-from services.campaign.peer_clients import GrpcDelivery, GrpcSegment
+from services.campaign.peer_clients import GrpcDelivery, GrpcReporting, GrpcSegment
 from services.campaign.store import CampaignStore, ListedRecipients
 from services.campaign.wire import (
     campaign_to_proto,
+    delivery_plan_to_proto,
     run_recipient_to_proto,
     run_to_proto,
     site_to_proto,
@@ -158,8 +160,9 @@ class SiteInternalServicer(site_internal_service_pb2_grpc.SiteInternalServiceSer
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    def __init__(self, campaigns: Campaigns) -> None:
+    def __init__(self, campaigns: Campaigns, previews: CampaignPreviews) -> None:
         self._campaigns = campaigns
+        self._previews = previews
 
     async def CreateCampaign(
         self,
@@ -179,6 +182,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             **_content_options(request),
             labels=tuple(request.labels),
             policy=request.policy if request.HasField("policy") else None,
+            **_ab_test(request),
         )
         campaign, warnings = await self._campaigns.create_with_warnings(current_site_id(), draft)
         warnings += await self._campaigns.warnings(campaign)
@@ -206,6 +210,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             **_content_options(given),
             labels=tuple(given.labels),
             policy=given.policy if given.HasField("policy") else None,
+            **_ab_test(given),
         )
         campaign, warnings = await self._campaigns.update_with_warnings(
             current_site_id(), given.campaign_id, changes, paths
@@ -256,7 +261,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> campaign_service_pb2.SendTestCampaignResponse:
         run = await self._campaigns.send_test(
-            current_site_id(), request.campaign_id, request.request_id
+            current_site_id(), request.campaign_id, request.request_id, request.variant_id
         )
         return campaign_service_pb2.SendTestCampaignResponse(run=run_to_proto(run))
 
@@ -329,6 +334,14 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         campaign = await self._campaigns.cancel(current_site_id(), request.campaign_id)
         return campaign_service_pb2.CancelCampaignResponse(campaign=campaign_to_proto(campaign))
 
+    async def PreviewCampaign(
+        self,
+        request: campaign_service_pb2.PreviewCampaignRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.PreviewCampaignResponse:
+        plan = await self._previews.preview(current_site_id(), request.campaign_id)
+        return campaign_service_pb2.PreviewCampaignResponse(plan=delivery_plan_to_proto(plan))
+
 
 def _recipients(
     request: campaign_service_pb2.SendCampaignNowRequest
@@ -358,6 +371,20 @@ def _content_options(
     }
 
 
+def _ab_test(
+    message: campaign_service_pb2.CreateCampaignRequest | campaign_pb2.Campaign,
+) -> dict[str, Any]:
+    """A message's variants, variant test and conversion goal, as CampaignDraft takes
+    them."""
+    return {
+        "variants": tuple(message.variants),
+        "variant_test": message.variant_test if message.HasField("variant_test") else None,
+        "conversion_goal": message.conversion_goal
+        if message.HasField("conversion_goal")
+        else None,
+    }
+
+
 def _warning(warning: CampaignWarning) -> campaign_service_pb2.CampaignWarning:
     return campaign_service_pb2.CampaignWarning(
         reason=warning.reason, field=warning.field, message=warning.message
@@ -382,7 +409,10 @@ async def create_server(
     store = CampaignStore(engine)
     sites = Sites(store, clock)
     segment = GrpcSegment(peers)
-    campaigns = Campaigns(store, clock, delivery=GrpcDelivery(peers), segment=segment)
+    campaigns = Campaigns(
+        store, clock, delivery=GrpcDelivery(peers), segment=segment,
+        reporting=GrpcReporting(peers),
+    )  # fmt: skip
     live = LiveCampaigns(store, clock, segment, on_runs=campaigns.handoff_wanted.set)
     live_loop = PeriodicLoop(
         "campaign-live", live.run_once, live_interval_seconds,
@@ -396,7 +426,8 @@ async def create_server(
     resolver = site_resolver if site_resolver is not None else LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)
     site_internal_servicer = SiteInternalServicer(sites)
-    campaign_servicer = CampaignServicer(campaigns)
+    previews = CampaignPreviews(campaigns, store, clock, GrpcDelivery(peers))
+    campaign_servicer = CampaignServicer(campaigns, previews)
     add_site_internal = site_internal_service_pb2_grpc.add_SiteInternalServiceServicer_to_server
     return build_service_server(
         address,

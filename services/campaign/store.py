@@ -60,6 +60,28 @@ class CampaignState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class RunPhase(StrEnum):
+    """Which part of an A/B test with a test phase a run is."""
+
+    # Not such a part: the whole audience.
+    NONE = ""
+    # The test share of the audience, each person its variant.
+    VARIANT_TEST = "variant_test"
+    # The rest of the audience, after the test: the winner, or the test's split.
+    VARIANT_REST = "variant_rest"
+
+
+class RestState(StrEnum):
+    """Where a test run's rest stands."""
+
+    # Waiting for rest_time (and, past it, for reporting to answer).
+    PENDING = "pending"
+    # The rest run is stored (related_run_id).
+    STARTED = "started"
+    # The test run or its campaign was cancelled first: no rest run.
+    CANCELLED = "cancelled"
+
+
 class FiringOutcome(StrEnum):
     """What a live campaign did with one triggering event."""
 
@@ -180,6 +202,13 @@ class CampaignRecord:
     labels: tuple[str, ...] = ()
     # Its delivery policies; None: none of its own.
     policy: campaign_pb2.CampaignPolicy | None = None
+    # An A/B test's variants, in the campaign's order (`notification` is then empty);
+    # (): none.
+    variants: tuple[campaign_pb2.Variant, ...] = ()
+    # The A/B test's test phase; None: every recipient gets its variant at once.
+    variant_test: campaign_pb2.VariantTest | None = None
+    # What counts as a conversion of its pushes; None: none.
+    conversion_goal: common_pb2.ConversionGoal | None = None
     # Completed with a run still sending (shown as RUNNING; never stored): set by
     # Campaigns.shown.
     running: bool = False
@@ -237,6 +266,50 @@ class RunRecord:
     policy: campaign_pb2.CampaignPolicy | None = None
     # A test send: to the site's test profiles, left out of reports.
     test: bool = False
+    # An A/B test's content, each variant with its share, instead of `payload` (then
+    # empty) and `content_options`; (): none.
+    variants: tuple[RunVariantContent, ...] = ()
+    # The campaign's conversion goal when the run started; None: none.
+    conversion_goal: common_pb2.ConversionGoal | None = None
+    phase: RunPhase = RunPhase.NONE
+    # The share of the audience it goes to: [start, end) of 10,000 basis points; None:
+    # all of it.
+    sample: tuple[int, int] | None = None
+    # A test run's rest run (once started), a rest run's test run.
+    related_run_id: str | None = None
+    # A rest run's: how its variants were chosen.
+    variant_decision: campaign_pb2.VariantDecision | None = None
+    # A test run's rest: when it is due, where it stands, and what it sends.
+    rest_time: datetime | None = None
+    rest_state: RestState | None = None
+    rest_plan: RestPlan | None = None
+    rest_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class RunVariantContent:
+    """One variant of a run's A/B test: its share of the recipients (percent) and what
+    it sends, fixed when the run starts."""
+
+    variant_id: str
+    weight_percent: int
+    payload: bytes
+    options: RunContentOptions
+
+
+@dataclass(frozen=True)
+class RestPlan:
+    """What a test run's rest sends, fixed when the test starts: the campaign's variants
+    and what shapes their content (rendered for the rest run when it starts), its
+    timing (the cut-off counts from the rest's start), and the winner's metric
+    (clarion.campaign.v1.WinnerMetric)."""
+
+    variants: tuple[campaign_pb2.Variant, ...]
+    personalization: campaign_pb2.Personalization | None
+    utm: campaign_pb2.UtmParameters | None
+    topic: str
+    timing: str | None
+    metric: int
 
 
 @dataclass(frozen=True)
@@ -847,6 +920,121 @@ class CampaignStore:
         async with self._sessions.begin() as session:
             await session.execute(statement.values(**changes))
 
+    # Variant tests' rests ------------------------------------------------------------
+
+    async def due_rests(self, now: datetime, limit: int) -> list[RunRecord]:
+        """Up to `limit` test runs (all sites) whose rest is pending and due: its time
+        has come, and so has its next attempt when reporting could not answer before;
+        the earliest first."""
+        runs = models.Run
+        query = (
+            select(runs)
+            .where(
+                runs.rest_state == RestState.PENDING.value,
+                runs.rest_time <= now,
+                or_(runs.rest_next_attempt.is_(None), runs.rest_next_attempt <= now),
+            )
+            .order_by(runs.rest_time)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [_run(row) for row in await session.scalars(query)]
+
+    async def start_rest(self, test: RunRecord, rest: RunRecord) -> RestState | None:
+        """Stores `rest` as the test run's rest run, in one transaction, only if the rest
+        is still pending (compare-and-set: two replicas, or a replica restarted after
+        reporting answered, start it once) and the campaign is not cancelled (then the
+        rest is marked cancelled instead). Returns what the rest became; None when it
+        was not pending any more."""
+        runs = models.Run
+        pending = (
+            runs.site_id == test.site_id,
+            runs.run_id == test.run_id,
+            runs.rest_state == RestState.PENDING.value,
+        )
+        async with self._sessions.begin() as session:
+            campaign_state = await session.scalar(
+                select(models.Campaign.state).where(
+                    models.Campaign.campaign_id == test.campaign_id
+                )
+            )
+            outcome = (
+                RestState.CANCELLED
+                if campaign_state in (None, CampaignState.CANCELLED.value)
+                else RestState.STARTED
+            )
+            values: dict[str, Any] = {"rest_state": outcome.value, "update_time": rest.create_time}
+            if outcome is RestState.STARTED:
+                values["related_run_id"] = rest.run_id
+            # The row write comes first: it locks the test run on PostgreSQL (a cancel
+            # of it waits), and takes SQLite's write lock.
+            moved = await session.execute(
+                update(runs)
+                .where(*pending)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount != 1:
+                return None
+            if outcome is RestState.STARTED:
+                session.add(_run_row(rest))
+        return outcome
+
+    async def campaigns_with_pending_rests(self, site_id: str, *campaign_ids: str) -> set[str]:
+        """Those of these campaigns with a variant test's rest still to start."""
+        runs = models.Run
+        query = (
+            select(runs.campaign_id)
+            .where(
+                runs.site_id == site_id,
+                runs.campaign_id.in_(campaign_ids),
+                runs.rest_state == RestState.PENDING.value,
+            )
+            .distinct()
+        )
+        async with self._sessions() as session:
+            return set(await session.scalars(query))
+
+    async def postpone_rest(
+        self, site_id: str, run_id: str, now: datetime, retry_at: datetime
+    ) -> None:
+        """The rest's next attempt is at `retry_at` (reporting could not answer)."""
+        runs = models.Run
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(runs)
+                .where(
+                    runs.site_id == site_id,
+                    runs.run_id == run_id,
+                    runs.rest_state == RestState.PENDING.value,
+                )
+                .values(
+                    rest_next_attempt=retry_at,
+                    rest_attempts=runs.rest_attempts + 1,
+                    update_time=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def cancel_rests(
+        self, site_id: str, campaign_id: str, now: datetime, *, run_id: str = ""
+    ) -> int:
+        """Marks the campaign's pending rests (only the test run `run_id`'s, when given)
+        cancelled: they start no rest run. Returns how many."""
+        runs = models.Run
+        statement = update(runs).where(
+            runs.site_id == site_id,
+            runs.campaign_id == campaign_id,
+            runs.rest_state == RestState.PENDING.value,
+        )
+        if run_id:
+            statement = statement.where(runs.run_id == run_id)
+        async with self._sessions.begin() as session:
+            cancelled = await session.execute(
+                statement.values(rest_state=RestState.CANCELLED.value, update_time=now)
+                .execution_options(synchronize_session=False)
+            )
+        return int(cancelled.rowcount or 0)
 
     # Live campaigns --------------------------------------------------------------------
 
@@ -1109,18 +1297,43 @@ def _campaign(row: models.Campaign) -> CampaignRecord:
         topic=row.topic,
         labels=tuple(json.loads(row.labels)) if row.labels else (),
         policy=_message(campaign_pb2.CampaignPolicy, row.policy),
+        variants=_variants(row.variants),
+        variant_test=_message(campaign_pb2.VariantTest, row.variant_test),
+        conversion_goal=_message(common_pb2.ConversionGoal, row.conversion_goal),
     )
 
 
 def _campaign_content_values(campaign: CampaignRecord) -> dict[str, Any]:
-    """The columns of a campaign's personalization, UTM, topic, labels and policy."""
+    """The columns of a campaign's personalization, UTM, topic, labels, policy, variants,
+    variant test and conversion goal."""
     return {
         "personalization": _message_bytes(campaign.personalization),
         "utm": _message_bytes(campaign.utm),
         "topic": campaign.topic,
         "labels": json.dumps(list(campaign.labels)) if campaign.labels else None,
         "policy": _message_bytes(campaign.policy),
+        "variants": _variants_json(campaign.variants),
+        "variant_test": _message_bytes(campaign.variant_test),
+        "conversion_goal": _message_bytes(campaign.conversion_goal),
     }
+
+
+def _variants_json(variants: Sequence[campaign_pb2.Variant]) -> str | None:
+    """Each Variant message serialized (base64), so a new Notification field needs no
+    column; NULL for none."""
+    return json.dumps(_variant_texts(variants)) if variants else None
+
+
+def _variants(stored: str | None) -> tuple[campaign_pb2.Variant, ...]:
+    return _variants_from(json.loads(stored)) if stored else ()
+
+
+def _variant_texts(variants: Sequence[campaign_pb2.Variant]) -> list[str]:
+    return [base64.b64encode(v.SerializeToString(deterministic=True)).decode() for v in variants]
+
+
+def _variants_from(texts: Sequence[str]) -> tuple[campaign_pb2.Variant, ...]:
+    return tuple(campaign_pb2.Variant.FromString(base64.b64decode(text)) for text in texts)
 
 
 async def _write_labels(session: Any, campaign: CampaignRecord, *, replace_stored: bool) -> None:
@@ -1158,6 +1371,17 @@ def _run_row(run: RunRecord) -> models.Run:
         content_options=_content_options_json(run.content_options),
         policy=_message_bytes(run.policy),
         test=run.test,
+        variants=_run_variants_json(run.variants),
+        conversion_goal=_message_bytes(run.conversion_goal),
+        phase=run.phase.value,
+        sample_start=run.sample[0] if run.sample is not None else None,
+        sample_end=run.sample[1] if run.sample is not None else None,
+        related_run_id=run.related_run_id,
+        variant_decision=_message_bytes(run.variant_decision),
+        rest_time=run.rest_time,
+        rest_state=run.rest_state.value if run.rest_state is not None else None,
+        rest_plan=_rest_plan_json(run.rest_plan),
+        rest_attempts=run.rest_attempts,
         handoff_pending=run.handoff_pending,
         state=run.state.value,
         failure_reason=run.failure_reason,
@@ -1195,33 +1419,120 @@ def _run(row: models.Run) -> RunRecord:
         content_options=_content_options(row.content_options),
         policy=_message(campaign_pb2.CampaignPolicy, row.policy),
         test=row.test,
+        variants=_run_variants(json.loads(row.variants)) if row.variants else (),
+        conversion_goal=_message(common_pb2.ConversionGoal, row.conversion_goal),
+        phase=RunPhase(row.phase),
+        sample=(row.sample_start, row.sample_end)
+        if row.sample_start is not None and row.sample_end is not None
+        else None,
+        related_run_id=row.related_run_id,
+        variant_decision=_message(campaign_pb2.VariantDecision, row.variant_decision),
+        rest_time=row.rest_time,
+        rest_state=RestState(row.rest_state) if row.rest_state else None,
+        rest_plan=_rest_plan(row.rest_plan),
+        rest_attempts=row.rest_attempts,
     )
 
 
 def _content_options_json(options: RunContentOptions | None) -> str | None:
     if options is None:
         return None
+    return json.dumps(_options_dict(options), ensure_ascii=False, separators=(",", ":"))
+
+
+def _options_dict(options: RunContentOptions) -> dict[str, Any]:
+    return {
+        "browser_payloads": {
+            str(browser): base64.b64encode(payload).decode()
+            for browser, payload in sorted(options.browser_payloads.items())
+        },
+        "profile_properties": list(options.profile_properties),
+        "event_properties": list(options.event_properties),
+        "suppress_missing_values": options.suppress_missing_values,
+        "missing_value_text": options.missing_value_text,
+        "topic": options.topic,
+    }
+
+
+def _run_variants_dicts(variants: Sequence[RunVariantContent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "variant_id": variant.variant_id,
+            "weight_percent": variant.weight_percent,
+            "payload": base64.b64encode(variant.payload).decode(),
+            "options": _options_dict(variant.options),
+        }
+        for variant in variants
+    ]
+
+
+def _run_variants_json(variants: Sequence[RunVariantContent]) -> str | None:
+    if not variants:
+        return None
+    return json.dumps(_run_variants_dicts(variants), ensure_ascii=False, separators=(",", ":"))
+
+
+def _run_variants(given: list[dict[str, Any]]) -> tuple[RunVariantContent, ...]:
+    return tuple(
+        RunVariantContent(
+            variant_id=variant["variant_id"],
+            weight_percent=variant["weight_percent"],
+            payload=base64.b64decode(variant["payload"]),
+            options=_options(variant["options"]),
+        )
+        for variant in given
+    )
+
+
+def _rest_plan_json(plan: RestPlan | None) -> str | None:
+    if plan is None:
+        return None
     return json.dumps(
         {
-            "browser_payloads": {
-                str(browser): base64.b64encode(payload).decode()
-                for browser, payload in sorted(options.browser_payloads.items())
-            },
-            "profile_properties": list(options.profile_properties),
-            "event_properties": list(options.event_properties),
-            "suppress_missing_values": options.suppress_missing_values,
-            "missing_value_text": options.missing_value_text,
-            "topic": options.topic,
+            "variants": _variant_texts(plan.variants),
+            "personalization": _base64_message(plan.personalization),
+            "utm": _base64_message(plan.utm),
+            "topic": plan.topic,
+            "timing": plan.timing,
+            "metric": plan.metric,
         },
         ensure_ascii=False,
         separators=(",", ":"),
     )
 
 
+def _rest_plan(stored: str | None) -> RestPlan | None:
+    if not stored:
+        return None
+    given = json.loads(stored)
+    return RestPlan(
+        variants=_variants_from(given["variants"]),
+        personalization=_message(
+            campaign_pb2.Personalization, _unbase64(given["personalization"])
+        ),
+        utm=_message(campaign_pb2.UtmParameters, _unbase64(given["utm"])),
+        topic=given["topic"],
+        timing=given["timing"],
+        metric=given["metric"],
+    )
+
+
+def _base64_message(message: Message | None) -> str | None:
+    stored = _message_bytes(message)
+    return base64.b64encode(stored).decode() if stored is not None else None
+
+
+def _unbase64(text: str | None) -> bytes | None:
+    return base64.b64decode(text) if text is not None else None
+
+
 def _content_options(stored: str | None) -> RunContentOptions | None:
     if stored is None:
         return None
-    given = json.loads(stored)
+    return _options(json.loads(stored))
+
+
+def _options(given: dict[str, Any]) -> RunContentOptions:
     return RunContentOptions(
         browser_payloads={
             int(browser): base64.b64decode(payload)

@@ -10,11 +10,13 @@ from clarion.campaign.v1 import campaign_pb2, site_pb2
 from clarion.common.v1 import common_pb2
 from services.campaign.domain import schedules, timing, triggers
 from services.campaign.domain.campaigns import RunRecipient
-from services.campaign.domain.ports import RecipientStatus
+from services.campaign.domain.ports import DeliveryPlanView, RecipientStatus
 from services.campaign.store import (
     CampaignRecord,
     CampaignState,
     MissedReason,
+    RestState,
+    RunPhase,
     RunRecord,
     RunState,
     SiteRecord,
@@ -51,6 +53,11 @@ MISSED_REASON_TO_PROTO = {
     MissedReason.SUPERSEDED: campaign_pb2.MISSED_REASON_SUPERSEDED,
     MissedReason.CUT_OFF: campaign_pb2.MISSED_REASON_CUT_OFF,
     MissedReason.ENDED: campaign_pb2.MISSED_REASON_ENDED,
+}
+RUN_PHASE_TO_PROTO = {
+    RunPhase.NONE: campaign_pb2.RUN_PHASE_UNSPECIFIED,
+    RunPhase.VARIANT_TEST: campaign_pb2.RUN_PHASE_VARIANT_TEST,
+    RunPhase.VARIANT_REST: campaign_pb2.RUN_PHASE_VARIANT_REST,
 }
 RECIPIENT_STATUS_TO_PROTO = {
     RecipientStatus.PENDING: campaign_pb2.RECIPIENT_STATUS_PENDING,
@@ -110,7 +117,8 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
     return campaign_pb2.Campaign(
         campaign_id=campaign.campaign_id,
         name=campaign.name,
-        notification=campaign.notification,
+        # Unset (not an empty message) when the variants carry the notifications.
+        notification=campaign.notification if campaign.notification.ByteSize() else None,
         ttl_seconds=campaign.ttl_seconds,
         urgency=URGENCY_TO_PROTO[campaign.urgency],
         create_time=timestamp(campaign.create_time),
@@ -147,6 +155,9 @@ def campaign_to_proto(campaign: CampaignRecord) -> campaign_pb2.Campaign:
         topic=campaign.topic,
         labels=campaign.labels,
         policy=campaign.policy,
+        variants=campaign.variants,
+        variant_test=campaign.variant_test,
+        conversion_goal=campaign.conversion_goal,
     )
 
 
@@ -162,6 +173,13 @@ def run_to_proto(run: RunRecord) -> campaign_pb2.Run:
         finish_time=timestamp(run.finish_time) if run.finish_time else None,
         warnings=_run_warnings(run),
         test=run.test,
+        phase=RUN_PHASE_TO_PROTO[run.phase],  # type: ignore[arg-type]
+        related_run_id=run.related_run_id or "",
+        variant_decision=run.variant_decision,
+        # A rest cancelled with its test (or campaign) is never sent: no time shown.
+        rest_time=timestamp(run.rest_time)
+        if run.rest_time is not None and run.rest_state is not RestState.CANCELLED
+        else None,
     )
 
 
@@ -182,6 +200,26 @@ def run_recipient_to_proto(recipient: RunRecipient) -> campaign_pb2.RunRecipient
         attempts=outcome.attempts,
         finish_time=timestamp(outcome.finish_time) if outcome.finish_time else None,
         explanation=recipient.explanation,
+    )
+
+
+def delivery_plan_to_proto(plan: DeliveryPlanView) -> campaign_pb2.DeliveryPlan:
+    return campaign_pb2.DeliveryPlan(
+        snapshot_time=timestamp(plan.snapshot_time),
+        audience=plan.audience,
+        rows=[
+            campaign_pb2.DeliveryPlanRow(
+                hour_start=timestamp(row.hour_start),
+                browser=row.browser,  # type: ignore[arg-type]
+                variant_id=row.variant_id,
+                sent=row.sent,
+                suppressed=[
+                    campaign_pb2.PlanSuppression(reason=reason, count=count)  # type: ignore[arg-type]
+                    for reason, count in row.suppressed.items()
+                ],
+            )
+            for row in plan.rows
+        ],
     )
 
 

@@ -163,6 +163,8 @@ def configure_logging(
     logging.getLogger("alembic").setLevel(
         logging.DEBUG if number <= logging.DEBUG else logging.WARNING
     )
+    # aiosqlite logs every statement with its parameters (secrets among them) at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(max(number, logging.INFO))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

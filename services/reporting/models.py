@@ -1,5 +1,6 @@
 """Reporting's tables: what each run targeted, how each delivery ended, what browsers
-reported, and which goal events (conversions) were credited to which push.
+reported, which goal events (conversions) were credited to which push, and the site's
+webhook endpoints with their outbox of messages (pending and dead).
 
 Natural keys are the primary keys: they are exactly the uniqueness that makes recording
 idempotent (a resent outcome or event conflicts and is skipped).
@@ -10,7 +11,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, Index, Integer, String, Text, false, text
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import UTCDateTime, new_metadata
@@ -34,6 +45,30 @@ class EngagementKind(enum.StrEnum):
     VIEWED = "viewed"
     CLICKED = "clicked"
     CLOSED = "closed"
+
+
+class WebhookEventType(enum.StrEnum):
+    VIEW = "view"
+    CLICK = "click"
+    CLOSE = "close"
+
+
+class WebhookEndpointState(enum.StrEnum):
+    # Sent to.
+    ACTIVE = "active"
+    # Switched off by the site: nothing is queued for it, nothing is sent.
+    INACTIVE = "inactive"
+    # Paused by Clarion after failing continuously: queued for, not sent to.
+    PAUSED = "paused"
+    # Disabled by Clarion after a 410 Gone: nothing is queued for it.
+    DISABLED = "disabled"
+
+
+class WebhookMessageState(enum.StrEnum):
+    # Waiting for its next attempt (or being attempted, under a claim).
+    PENDING = "pending"
+    # Every attempt failed, or its endpoint went away (410): kept to be replayed.
+    DEAD = "dead"
 
 
 def _string_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
@@ -192,4 +227,111 @@ class ControlConversion(Model):
 
     __table_args__ = (
         Index("ix_reporting_control_conversions_site_campaign", "site_id", "campaign_id"),
+    )
+
+
+class RunDescription(Model):
+    """What webhooks say of a run (RecordRunAudienceRequest.description): the campaign's
+    title and UTM parameters as the site wrote them."""
+
+    __tablename__ = "reporting_run_descriptions"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    notification_title: Mapped[str] = mapped_column(Text, default="")
+    utm_source: Mapped[str] = mapped_column(String(128), default="")
+    utm_medium: Mapped[str] = mapped_column(String(128), default="")
+    utm_campaign: Mapped[str] = mapped_column(String(128), default="")
+    utm_content: Mapped[str] = mapped_column(String(128), default="")
+    utm_term: Mapped[str] = mapped_column(String(128), default="")
+    # A JSON object {variant id: title} of an A/B campaign's variants; "{}" without.
+    variant_titles: Mapped[str] = mapped_column(Text, default="{}")
+    record_time: Mapped[datetime]
+
+
+class WebhookEndpoint(Model):
+    """A URL a site's engagement events are POSTed to, with its signing secret(s)."""
+
+    __tablename__ = "reporting_webhook_endpoints"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    # The event types it takes (at least one is true).
+    takes_view: Mapped[bool] = mapped_column(default=False)
+    takes_click: Mapped[bool] = mapped_column(default=False)
+    takes_close: Mapped[bool] = mapped_column(default=False)
+    # The site's switch; Clarion's verdicts (paused, disabled) are in `state`.
+    active: Mapped[bool] = mapped_column(default=True)
+    state: Mapped[WebhookEndpointState] = mapped_column(
+        _string_enum(WebhookEndpointState, "state")
+    )
+    state_reason: Mapped[str] = mapped_column(Text, default="")
+    # "whsec_" + base64: kept as is, since signing needs it (never logged, shown once).
+    secret: Mapped[str] = mapped_column(Text)
+    # The secret before the last rotation, which signs too until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expire_time: Mapped[datetime | None]
+    # The create's idempotency key, and a hash of what it asked for.
+    request_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+    # Attempts failed in a row (0 after a success).
+    consecutive_failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Messages that became dead letters (attempts exhausted) since the last success:
+    # the endpoint is paused when it reaches PAUSE_AFTER_DEAD_LETTERS.
+    dead_streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_success_time: Mapped[datetime | None]
+    last_failure_time: Mapped[datetime | None]
+    last_failure: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (UniqueConstraint("site_id", "request_id"),)
+
+
+class WebhookMessage(Model):
+    """One event for one endpoint: the outbox row while pending, the dead letter after.
+    Delivered messages are deleted."""
+
+    __tablename__ = "reporting_webhook_messages"
+
+    # The webhook-id it is sent with, on every attempt and replay.
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    endpoint_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    event_type: Mapped[WebhookEventType] = mapped_column(
+        _string_enum(WebhookEventType, "event_type")
+    )
+    # The engagement event it tells of.
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    subscriber_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    button: Mapped[str] = mapped_column(String(ID_LENGTH), default="")
+    occur_time: Mapped[datetime]
+    create_time: Mapped[datetime]
+    state: Mapped[WebhookMessageState] = mapped_column(
+        _string_enum(WebhookMessageState, "state")
+    )
+    # Pending: when it may next be claimed (its next attempt, or the end of a claim's
+    # lease). Claims move it and set claim_token; only that claim's holder settles it.
+    due_time: Mapped[datetime]
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The JSON body, built at its first attempt, so every attempt sends the same bytes.
+    payload: Mapped[str | None] = mapped_column(Text)
+    first_attempt_time: Mapped[datetime | None]
+    last_failure: Mapped[str] = mapped_column(Text, default="")
+    dead_time: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The dispatcher's claim: pending messages by due time.
+        Index("ix_reporting_webhook_messages_state_due", "state", "due_time"),
+        # An endpoint's backlog and dead letters; a site's dead letters, newest first.
+        Index(
+            "ix_reporting_webhook_messages_site_endpoint_state",
+            "site_id",
+            "endpoint_id",
+            "state",
+        ),
+        Index("ix_reporting_webhook_messages_site_state_dead", "site_id", "state", "dead_time"),
     )

@@ -1,6 +1,8 @@
-"""The reporting gRPC adapters (ReportingService, public; ReportingInternalService, for
-Clarion's own services): proto <-> domain translation and the server factory, which
-also starts the conversion follower (services.reporting.domain.conversions)."""
+"""The reporting gRPC adapters (ReportingService and WebhookService, public;
+ReportingInternalService, for Clarion's own services): proto <-> domain translation and
+the server factory, which also starts the conversion follower
+(services.reporting.domain.conversions) and the webhook dispatcher
+(services.reporting.domain.webhooks)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from clarion.reporting.v1 import (
     reporting_pb2,
     reporting_service_pb2,
     reporting_service_pb2_grpc,
+    webhook_pb2,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
 from services.kit.auth import SiteResolver, required_site_id
 from services.kit.clock import Clock, SystemClock
@@ -28,6 +33,7 @@ from services.kit.grpcserver import ManagedServer, build_service_server, open_se
 from services.kit.logging import get_logger
 from services.kit.peers import Peers
 from services.reporting.adapters.segment_feed import GrpcEventFeed
+from services.reporting.adapters.webhook_sender import WebhookSender
 from services.reporting.domain.conversions import SETTLE, ConversionFollower
 from services.reporting.domain.reports import (
     CampaignReport,
@@ -38,7 +44,23 @@ from services.reporting.domain.reports import (
     RunReport,
     VariantReport,
 )
-from services.reporting.store import DeliveryStatus, EngagementKind, ReportingStore
+from services.reporting.domain.webhooks import (
+    DispatcherLoop,
+    WebhookDispatcher,
+    Webhooks,
+    WebhookTransport,
+)
+from services.reporting.settings import reporting_settings
+from services.reporting.store import (
+    DeadLetterRecord,
+    DeliveryStatus,
+    DescriptionRecord,
+    EndpointRecord,
+    EngagementKind,
+    ReportingStore,
+    WebhookEndpointState,
+    WebhookEventType,
+)
 from services.siteclient import remote_site_resolver
 
 log = get_logger(__name__)
@@ -46,8 +68,15 @@ log = get_logger(__name__)
 # How often the conversion follower reads the goal events that came: part of the time
 # from an event to its conversion in the reports (with SETTLE).
 CONVERSION_INTERVAL_SECONDS = 1.0
+# How often idle webhook dispatchers look for due messages (retries coming due; new
+# events of this process wake them at once).
+WEBHOOK_INTERVAL_SECONDS = 1.0
+WEBHOOK_WORKERS = 4
 
 SERVICE_FULL_NAME = reporting_service_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name
+WEBHOOK_SERVICE_FULL_NAME = webhook_service_pb2.DESCRIPTOR.services_by_name[
+    "WebhookService"
+].full_name
 # Only Clarion's own services record: delivery what it sent, the gateway what a browser
 # proved with its engagement token. A site's API key cannot forge either.
 INTERNAL_SERVICE_FULL_NAME = reporting_internal_service_pb2.DESCRIPTOR.services_by_name[
@@ -80,10 +109,76 @@ _BROWSERS = {
 }
 
 
+_EVENT_TYPES = {
+    webhook_pb2.WEBHOOK_EVENT_TYPE_VIEW: WebhookEventType.VIEW,
+    webhook_pb2.WEBHOOK_EVENT_TYPE_CLICK: WebhookEventType.CLICK,
+    webhook_pb2.WEBHOOK_EVENT_TYPE_CLOSE: WebhookEventType.CLOSE,
+}
+_EVENT_TYPE_VALUES = {kind: value for value, kind in _EVENT_TYPES.items()}
+_ENDPOINT_STATES = {
+    WebhookEndpointState.ACTIVE: webhook_pb2.WEBHOOK_ENDPOINT_STATE_ACTIVE,
+    WebhookEndpointState.INACTIVE: webhook_pb2.WEBHOOK_ENDPOINT_STATE_INACTIVE,
+    WebhookEndpointState.PAUSED: webhook_pb2.WEBHOOK_ENDPOINT_STATE_PAUSED,
+    WebhookEndpointState.DISABLED: webhook_pb2.WEBHOOK_ENDPOINT_STATE_DISABLED,
+}
+
+
 def _time_or_none(message: Any, field: str) -> datetime | None:
     if not message.HasField(field):
         return None
     return getattr(message, field).ToDatetime(tzinfo=UTC)
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    value = Timestamp()
+    value.FromDatetime(moment)
+    return value
+
+
+def _description(message: common_pb2.RunDescription) -> DescriptionRecord:
+    return DescriptionRecord(
+        notification_title=message.notification_title,
+        utm_source=message.utm_source,
+        utm_medium=message.utm_medium,
+        utm_campaign=message.utm_campaign,
+        utm_content=message.utm_content,
+        utm_term=message.utm_term,
+        variant_titles={v.variant_id: v.notification_title for v in message.variant_titles},
+    )
+
+
+def _endpoint_to_proto(endpoint: EndpointRecord) -> webhook_pb2.WebhookEndpoint:
+    return webhook_pb2.WebhookEndpoint(
+        endpoint_id=endpoint.endpoint_id,
+        url=endpoint.url,
+        event_types=sorted(_EVENT_TYPE_VALUES[t] for t in endpoint.event_types),
+        active=endpoint.active,
+        state=_ENDPOINT_STATES[endpoint.state],
+        state_reason=endpoint.state_reason,
+        create_time=_timestamp(endpoint.create_time),
+        update_time=_timestamp(endpoint.update_time),
+        consecutive_failures=endpoint.consecutive_failures,
+        last_success_time=_timestamp(endpoint.last_success_time),
+        last_failure_time=_timestamp(endpoint.last_failure_time),
+        last_failure=endpoint.last_failure,
+        backlog=endpoint.backlog,
+        previous_secret_expire_time=_timestamp(endpoint.previous_secret_expire_time),
+    )
+
+
+def _dead_letter_to_proto(letter: DeadLetterRecord) -> webhook_pb2.WebhookDeadLetter:
+    return webhook_pb2.WebhookDeadLetter(
+        message_id=letter.message_id,
+        endpoint_id=letter.endpoint_id,
+        event_type=_EVENT_TYPE_VALUES[letter.event_type],
+        payload=letter.payload,
+        attempts=letter.attempts,
+        last_failure=letter.last_failure,
+        first_attempt_time=_timestamp(letter.first_attempt_time),
+        dead_time=_timestamp(letter.dead_time),
+    )
 
 
 def _variants_to_proto(variants: tuple[VariantReport, ...]) -> list[reporting_pb2.VariantReport]:
@@ -195,6 +290,9 @@ class ReportingInternalServicer(
             request.audience,
             test=request.test,
             goal=goal,
+            description=(
+                _description(request.description) if request.HasField("description") else None
+            ),
         )
         return reporting_internal_service_pb2.RecordRunAudienceResponse()
 
@@ -251,6 +349,112 @@ class ReportingInternalServicer(
         return reporting_internal_service_pb2.RecordEngagementEventsResponse(recorded=recorded)
 
 
+class WebhookServicer(webhook_service_pb2_grpc.WebhookServiceServicer):
+    def __init__(self, webhooks: Webhooks) -> None:
+        self._webhooks = webhooks
+
+    async def CreateWebhookEndpoint(
+        self,
+        request: webhook_service_pb2.CreateWebhookEndpointRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.CreateWebhookEndpointResponse:
+        created = await self._webhooks.create(
+            required_site_id(),
+            request.url,
+            [_EVENT_TYPES.get(t) for t in request.event_types],
+            request.request_id,
+        )
+        return webhook_service_pb2.CreateWebhookEndpointResponse(
+            endpoint=_endpoint_to_proto(created.endpoint), secret=created.secret
+        )
+
+    async def GetWebhookEndpoint(
+        self,
+        request: webhook_service_pb2.GetWebhookEndpointRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.GetWebhookEndpointResponse:
+        endpoint = await self._webhooks.get(required_site_id(), request.endpoint_id)
+        return webhook_service_pb2.GetWebhookEndpointResponse(
+            endpoint=_endpoint_to_proto(endpoint)
+        )
+
+    async def ListWebhookEndpoints(
+        self,
+        request: webhook_service_pb2.ListWebhookEndpointsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.ListWebhookEndpointsResponse:
+        page = await self._webhooks.list_page(
+            required_site_id(), request.page_size, request.page_token
+        )
+        return webhook_service_pb2.ListWebhookEndpointsResponse(
+            endpoints=[_endpoint_to_proto(e) for e in page.endpoints],
+            next_page_token=page.next_page_token,
+        )
+
+    async def UpdateWebhookEndpoint(
+        self,
+        request: webhook_service_pb2.UpdateWebhookEndpointRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.UpdateWebhookEndpointResponse:
+        endpoint = request.endpoint
+        updated = await self._webhooks.update(
+            required_site_id(),
+            endpoint.endpoint_id,
+            list(request.update_mask.paths),
+            url=endpoint.url,
+            event_types=[_EVENT_TYPES.get(t) for t in endpoint.event_types],
+            active=endpoint.active,
+        )
+        return webhook_service_pb2.UpdateWebhookEndpointResponse(
+            endpoint=_endpoint_to_proto(updated)
+        )
+
+    async def DeleteWebhookEndpoint(
+        self,
+        request: webhook_service_pb2.DeleteWebhookEndpointRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.DeleteWebhookEndpointResponse:
+        await self._webhooks.delete(required_site_id(), request.endpoint_id)
+        return webhook_service_pb2.DeleteWebhookEndpointResponse()
+
+    async def RotateWebhookSecret(
+        self,
+        request: webhook_service_pb2.RotateWebhookSecretRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.RotateWebhookSecretResponse:
+        rotated = await self._webhooks.rotate_secret(
+            required_site_id(), request.endpoint_id, request.overlap_seconds, request.expire_now
+        )
+        return webhook_service_pb2.RotateWebhookSecretResponse(
+            endpoint=_endpoint_to_proto(rotated.endpoint),
+            secret=rotated.secret,
+            previous_secret_expire_time=_timestamp(rotated.previous_secret_expire_time),
+        )
+
+    async def ListWebhookDeadLetters(
+        self,
+        request: webhook_service_pb2.ListWebhookDeadLettersRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.ListWebhookDeadLettersResponse:
+        page = await self._webhooks.dead_letters(
+            required_site_id(), request.endpoint_id, request.page_size, request.page_token
+        )
+        return webhook_service_pb2.ListWebhookDeadLettersResponse(
+            dead_letters=[_dead_letter_to_proto(d) for d in page.dead_letters],
+            next_page_token=page.next_page_token,
+        )
+
+    async def ReplayWebhookDeadLetters(
+        self,
+        request: webhook_service_pb2.ReplayWebhookDeadLettersRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> webhook_service_pb2.ReplayWebhookDeadLettersResponse:
+        replayed = await self._webhooks.replay(
+            required_site_id(), request.endpoint_id, list(request.message_ids)
+        )
+        return webhook_service_pb2.ReplayWebhookDeadLettersResponse(replayed=replayed)
+
+
 async def create_server(
     address: str,
     settings: Settings,
@@ -260,15 +464,31 @@ async def create_server(
     peers: Peers | None = None,
     conversion_interval_seconds: float = CONVERSION_INTERVAL_SECONDS,
     conversion_settle: timedelta = SETTLE,
+    webhook_interval_seconds: float = WEBHOOK_INTERVAL_SECONDS,
+    webhook_transport: WebhookTransport | None = None,
 ) -> ManagedServer:
     """Migrates reporting's database and binds (does not start) its gRPC server; the
-    conversion follower starts and stops with it."""
+    conversion follower and the webhook dispatchers start and stop with it.
+    `webhook_transport` replaces the SSRF-safe HTTP sender (its own settings decide
+    whether private addresses are allowed)."""
     engine = await open_service_database("reporting", settings)
     peers = peers or Peers(settings)
     resolver = site_resolver or remote_site_resolver(peers)
     clock = clock or SystemClock()
     store = ReportingStore(engine)
-    reporting = Reporting(store, clock)
+    sender = None
+    if webhook_transport is None:
+        # Its own knobs from a copy; `settings` itself stays shared (peers read the
+        # addresses in it when they connect).
+        own = reporting_settings(settings)
+        sender = WebhookSender(allow_private_addresses=own.webhook_allow_private_addresses)
+        webhook_transport = sender
+    dispatcher_loop = DispatcherLoop(
+        WebhookDispatcher(store, clock, webhook_transport),
+        webhook_interval_seconds,
+        WEBHOOK_WORKERS,
+    )
+    reporting = Reporting(store, clock, on_webhooks_queued=dispatcher_loop.wake)
     follower = ConversionFollower(store, clock, GrpcEventFeed(peers), settle=conversion_settle)
     follower_loop = PeriodicLoop(
         "reporting-conversions",
@@ -278,6 +498,13 @@ async def create_server(
     )
     public = ReportingServicer(reporting)
     internal = ReportingInternalServicer(reporting)
+    webhooks = WebhookServicer(Webhooks(store, clock))
+    # The sender's session first, the dispatchers after; stopped the other way round.
+    on_start = [follower_loop.start, dispatcher_loop.start]
+    on_stop = [dispatcher_loop.stop, follower_loop.stop]
+    if sender is not None:
+        on_start.insert(0, sender.start)
+        on_stop.append(sender.close)
     return build_service_server(
         address,
         settings,
@@ -290,14 +517,17 @@ async def create_server(
                     internal, server
                 )
             ),
+            lambda server: webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
+                webhooks, server
+            ),
         ],
-        service_names=[SERVICE_FULL_NAME, INTERNAL_SERVICE_FULL_NAME],
+        service_names=[SERVICE_FULL_NAME, INTERNAL_SERVICE_FULL_NAME, WEBHOOK_SERVICE_FULL_NAME],
         engine=engine,
         peers=peers,
         site_resolver=resolver,
         internal_services=[INTERNAL_SERVICE_FULL_NAME],
-        on_start=[follower_loop.start],
-        on_stop=[follower_loop.stop],
+        on_start=on_start,
+        on_stop=on_stop,
     )
 
 

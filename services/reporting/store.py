@@ -7,14 +7,25 @@ aggregated by the database (GROUP BY / COUNT), never by looping over rows here.
 Conversions: the follower asks for the pushes a page of goal events may be credited to
 in one statement (`goal_touches`), and stores what the page credited in the transaction
 that moves its feed cursor, compare-and-set (`apply_conversion_page`).
+
+Webhooks: the engagement events a batch added queue their messages (one per endpoint of
+the site that takes the event's type) in the batch's own transaction, so an event
+recorded is an event queued. Dispatchers claim due messages (`claim_webhook_messages`:
+FOR UPDATE SKIP LOCKED on PostgreSQL, a conditional UPDATE on SQLite, whose one writer
+makes it atomic) by moving their due time a lease ahead under a fresh claim token, and
+settle them naming that token (`settle_webhook_attempts`), so a claim that lapsed and
+was taken over writes nothing. Transactions that change an endpoint and its messages
+lock the endpoint row first, then the messages.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import uuid
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -26,9 +37,11 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     or_,
     select,
     text,
+    tuple_,
     union,
     update,
 )
@@ -36,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.kit.db import session_factory
+from services.kit.ids import new_id
 from services.reporting.models import (
     ControlConversion,
     Conversion,
@@ -45,16 +59,31 @@ from services.reporting.models import (
     EngagementKind,
     FeedCursor,
     RunAudience,
+    RunDescription,
     RunGoal,
+    WebhookEndpoint,
+    WebhookEndpointState,
+    WebhookEventType,
+    WebhookMessage,
+    WebhookMessageState,
 )
 
 __all__ = [
     "CONTROL_GROUP_REASON",
+    "AttemptOutcome",
+    "AttemptResult",
+    "ClaimedMessage",
     "ControlConversionRecord",
     "ConversionRecord",
+    "DeadLetterRecord",
     "DeliveryStatus",
+    "DescriptionRecord",
+    "EndpointRecord",
     "EngagementKind",
     "EngagementRecord",
+    "NewEndpoint",
+    "WebhookEndpointState",
+    "WebhookEventType",
     "FollowedGoal",
     "GoalRecord",
     "GoalTouch",
@@ -193,6 +222,113 @@ class ControlConversionRecord:
 
 
 @dataclass(frozen=True)
+class DescriptionRecord:
+    """What webhooks say of a run: its title(s) and UTM parameters as written."""
+
+    notification_title: str = ""
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    utm_content: str = ""
+    utm_term: str = ""
+    # {variant id: title} of an A/B campaign's variants.
+    variant_titles: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewEndpoint:
+    endpoint_id: str
+    url: str
+    event_types: frozenset[WebhookEventType]
+    secret: str
+    request_id: str | None
+    request_fingerprint: str | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class EndpointRecord:
+    """An endpoint as the site sees it (its secrets stay in the store)."""
+
+    endpoint_id: str
+    url: str
+    event_types: frozenset[WebhookEventType]
+    active: bool
+    state: WebhookEndpointState
+    state_reason: str
+    create_time: datetime
+    update_time: datetime
+    consecutive_failures: int
+    last_success_time: datetime | None
+    last_failure_time: datetime | None
+    last_failure: str
+    previous_secret_expire_time: datetime | None
+    # Messages queued for it, neither delivered nor dead.
+    backlog: int = 0
+    request_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    message_id: str
+    endpoint_id: str
+    event_type: WebhookEventType
+    payload: str
+    attempts: int
+    last_failure: str
+    first_attempt_time: datetime | None
+    dead_time: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A message a dispatcher holds under `claim_token` until its lease ends, with what
+    sending it takes: the endpoint's URL and secrets, and the run's description (None
+    when not recorded yet) and the variant its push had, for a body not built yet."""
+
+    message_id: str
+    site_id: str
+    endpoint_id: str
+    claim_token: str
+    # Counting the one about to be made.
+    attempts: int
+    event_type: WebhookEventType
+    run_id: str
+    campaign_id: str
+    subscriber_id: str
+    button: str
+    payload: str | None
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expire_time: datetime | None
+    description: DescriptionRecord | None
+    variant: str
+
+
+class AttemptOutcome(enum.StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    # 410 Gone: the endpoint is disabled and its queue dead-lettered.
+    GONE = "gone"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    message: ClaimedMessage
+    outcome: AttemptOutcome
+    # The body sent (kept, so every later attempt sends the same).
+    payload: str
+    attempt_time: datetime
+    # Why it failed ("HTTP 500", ...); empty when delivered.
+    failure: str = ""
+    # A failed message's next attempt; None: it is dead (attempts exhausted).
+    next_due: datetime | None = None
+    # For GONE: the endpoint's state_reason.
+    state_reason: str = ""
+
+
+@dataclass(frozen=True)
 class _Scope:
     """What a report counts, as a condition on each table."""
 
@@ -201,6 +337,33 @@ class _Scope:
     events: ColumnElement[bool]
     conversions: ColumnElement[bool]
     controls: ColumnElement[bool]
+
+
+# Endpoints events are queued for: a paused one keeps its queue growing (it is sent
+# once resumed); an inactive or disabled one gets nothing.
+_QUEUED_FOR = (WebhookEndpointState.ACTIVE, WebhookEndpointState.PAUSED)
+
+WEBHOOK_EVENT_OF_KIND = {
+    EngagementKind.VIEWED: WebhookEventType.VIEW,
+    EngagementKind.CLICKED: WebhookEventType.CLICK,
+    EngagementKind.CLOSED: WebhookEventType.CLOSE,
+}
+
+
+def _description(row: RunDescription) -> DescriptionRecord:
+    try:
+        titles = json.loads(row.variant_titles or "{}")
+    except ValueError:
+        titles = {}
+    return DescriptionRecord(
+        notification_title=row.notification_title,
+        utm_source=row.utm_source,
+        utm_medium=row.utm_medium,
+        utm_campaign=row.utm_campaign,
+        utm_content=row.utm_content,
+        utm_term=row.utm_term,
+        variant_titles=titles if isinstance(titles, dict) else {},
+    )
 
 
 def _counts_toward_goal() -> ColumnElement[bool]:
@@ -255,6 +418,11 @@ class _InsertIgnoringRepeats:
             f"SELECT :site_id, {', '.join(values)} {source} "
             f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
         )
+        # The same, answering the keys of the rows it inserted (not the skipped ones).
+        self._returned = [name for name in key if name != "site_id"]
+        self._returning_statement = text(
+            f"{self._statement.text} RETURNING {', '.join(self._returned)}"
+        )
         # Timestamps as each database keeps them: ISO 8601 with the offset for
         # PostgreSQL, SQLAlchemy's own text form on SQLite (what reads compare with).
         processor = None
@@ -268,6 +436,21 @@ class _InsertIgnoringRepeats:
         """`rows` hold the values of `columns`, in that order."""
         if not rows:
             return 0
+        result = await session.execute(self._statement, self._parameters(site_id, rows))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def run_returning(
+        self, session: AsyncSession, site_id: str, rows: Sequence[Sequence[Any]]
+    ) -> list[tuple[Any, ...]]:
+        """Like `run`; answers the key (without site_id) of each row that was new."""
+        if not rows:
+            return []
+        result = await session.execute(
+            self._returning_statement, self._parameters(site_id, rows)
+        )
+        return [tuple(row) for row in result]
+
+    def _parameters(self, site_id: str, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         time_at, to_text = self._time_at, self._time
         # A batch shares a few times: each is converted once.
         texts: dict[Any, Any] = {}
@@ -281,17 +464,14 @@ class _InsertIgnoringRepeats:
                     text_value = texts[value] = to_text(value)
                 values[n] = text_value
             packed.append(values)
-        result = await session.execute(
-            self._statement,
-            {"site_id": site_id, "rows": json.dumps(packed, separators=(",", ":"))},
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return {"site_id": site_id, "rows": json.dumps(packed, separators=(",", ":"))}
 
 
 class ReportingStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)
         postgres = engine.dialect.name == "postgresql"
+        self._postgres = postgres
         self._insert = postgresql.insert if postgres else sqlite.insert
         self._outcomes = _InsertIgnoringRepeats(
             cast(Table, DeliveryOutcome.__table__),
@@ -321,9 +501,14 @@ class ReportingStore:
         )
 
     async def upsert_run_audience(
-        self, site_id: str, record: RunAudienceRecord, goal: GoalRecord | None = None
+        self,
+        site_id: str,
+        record: RunAudienceRecord,
+        goal: GoalRecord | None = None,
+        description: DescriptionRecord | None = None,
     ) -> None:
-        """Stores the run's audience (a repeat replaces it) and, when given, its goal."""
+        """Stores the run's audience (a repeat replaces it) and, when given, its goal and
+        its description (each replacing the stored one)."""
         statement = self._insert(RunAudience).values(site_id=site_id, **asdict(record))
         statement = statement.on_conflict_do_update(
             index_elements=[RunAudience.site_id, RunAudience.run_id],
@@ -336,6 +521,8 @@ class ReportingStore:
         )
         async with self._sessions.begin() as session:
             await session.execute(statement)
+            if description is not None:
+                await self._upsert_description(session, site_id, record, description)
             if goal is None:
                 return
             # Outcomes may have come first (the audience is recorded when preparing
@@ -368,6 +555,35 @@ class ReportingStore:
                 },
             )
             await session.execute(goal_statement)
+
+    async def _upsert_description(
+        self,
+        session: AsyncSession,
+        site_id: str,
+        record: RunAudienceRecord,
+        description: DescriptionRecord,
+    ) -> None:
+        values = asdict(description)
+        values["variant_titles"] = json.dumps(description.variant_titles, sort_keys=True)
+        statement = self._insert(RunDescription).values(
+            site_id=site_id, run_id=record.run_id, record_time=record.record_time, **values
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[RunDescription.site_id, RunDescription.run_id],
+            set_={name: statement.excluded[name] for name in [*values, "record_time"]},
+        )
+        await session.execute(statement)
+
+    async def run_description(self, site_id: str, run_id: str) -> DescriptionRecord | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(RunDescription).where(
+                        RunDescription.site_id == site_id, RunDescription.run_id == run_id
+                    )
+                )
+            ).scalar_one_or_none()
+            return None if row is None else _description(row)
 
     async def insert_outcomes(self, site_id: str, records: Sequence[OutcomeRecord]) -> int:
         """Stores new outcomes in one transaction; returns how many were new."""
@@ -426,9 +642,11 @@ class ReportingStore:
                 )
 
     async def insert_engagement_events(
-        self, site_id: str, records: Sequence[EngagementRecord]
-    ) -> int:
-        """Stores new engagement events in one transaction; returns how many were new."""
+        self, site_id: str, records: Sequence[EngagementRecord], now: datetime
+    ) -> tuple[int, int]:
+        """Stores new engagement events in one transaction, with a webhook message for
+        each new one per endpoint of the site taking its type (active or paused),
+        due `now`; returns how many events were new and how many messages were queued."""
         rows = [
             (
                 record.run_id,
@@ -441,7 +659,62 @@ class ReportingStore:
             for record in records
         ]
         async with self._sessions.begin() as session:
-            return await self._events.run(session, site_id, rows)
+            endpoints = (
+                await session.execute(
+                    select(
+                        WebhookEndpoint.endpoint_id,
+                        WebhookEndpoint.takes_view,
+                        WebhookEndpoint.takes_click,
+                        WebhookEndpoint.takes_close,
+                    ).where(
+                        WebhookEndpoint.site_id == site_id,
+                        WebhookEndpoint.state.in_(_QUEUED_FOR),
+                    )
+                )
+            ).all()
+            if not endpoints:
+                # The common case stays one plain statement.
+                return await self._events.run(session, site_id, rows), 0
+            inserted = await self._events.run_returning(session, site_id, rows)
+            taking: dict[WebhookEventType, list[str]] = {
+                event_type: [
+                    e.endpoint_id
+                    for e in endpoints
+                    if (e.takes_view, e.takes_click, e.takes_close)[n]
+                ]
+                for n, event_type in enumerate(
+                    (WebhookEventType.VIEW, WebhookEventType.CLICK, WebhookEventType.CLOSE)
+                )
+            }
+            by_key = {
+                (r.run_id, r.subscriber_id, r.kind.value, r.button): r for r in records
+            }
+            messages = []
+            for run_id, subscriber_id, kind, button in inserted:
+                record = by_key[(run_id, subscriber_id, kind, button)]
+                event_type = WEBHOOK_EVENT_OF_KIND[record.kind]
+                for endpoint_id in taking[event_type]:
+                    messages.append(
+                        {
+                            "message_id": new_id("msg"),
+                            "site_id": site_id,
+                            "endpoint_id": endpoint_id,
+                            "event_type": event_type,
+                            "run_id": run_id,
+                            "campaign_id": record.campaign_id,
+                            "subscriber_id": subscriber_id,
+                            "button": button,
+                            "occur_time": record.occur_time,
+                            "create_time": now,
+                            "state": WebhookMessageState.PENDING,
+                            "due_time": now,
+                            "attempts": 0,
+                            "last_failure": "",
+                        }
+                    )
+            if messages:
+                await session.execute(insert(WebhookMessage), messages)
+            return len(inserted), len(messages)
 
     async def campaigns_of_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, str]:
         """The campaign of each of these runs that reporting knows (from its audience)."""
@@ -868,3 +1141,607 @@ class ReportingStore:
                     )
                 )
         return True
+
+    # Webhooks.
+
+    def _locked(self, statement: Any, **options: Any) -> Any:
+        """`statement` locking the rows it reads (PostgreSQL; SQLite has one writer)."""
+        return statement.with_for_update(**options) if self._postgres else statement
+
+    async def insert_webhook_endpoint(self, site_id: str, new: NewEndpoint) -> EndpointRecord:
+        """Stores the endpoint; with a request_id already used in the site, stores nothing
+        and returns the endpoint that one created (a concurrent repeat too)."""
+        statement = (
+            self._insert(WebhookEndpoint)
+            .values(
+                site_id=site_id,
+                endpoint_id=new.endpoint_id,
+                url=new.url,
+                takes_view=WebhookEventType.VIEW in new.event_types,
+                takes_click=WebhookEventType.CLICK in new.event_types,
+                takes_close=WebhookEventType.CLOSE in new.event_types,
+                active=True,
+                state=WebhookEndpointState.ACTIVE,
+                state_reason="",
+                secret=new.secret,
+                request_id=new.request_id,
+                request_fingerprint=new.request_fingerprint,
+                create_time=new.now,
+                update_time=new.now,
+                consecutive_failures=0,
+                dead_streak=0,
+                last_failure="",
+            )
+            .on_conflict_do_nothing()
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
+            condition = (
+                WebhookEndpoint.request_id == new.request_id
+                if new.request_id
+                else WebhookEndpoint.endpoint_id == new.endpoint_id
+            )
+            row = (
+                await session.execute(
+                    select(WebhookEndpoint).where(WebhookEndpoint.site_id == site_id, condition)
+                )
+            ).scalar_one()
+            return (await self._endpoint_records(session, site_id, [row]))[0]
+
+    async def webhook_endpoint_by_request(
+        self, site_id: str, request_id: str
+    ) -> EndpointRecord | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(WebhookEndpoint).where(
+                        WebhookEndpoint.site_id == site_id,
+                        WebhookEndpoint.request_id == request_id,
+                    )
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            return (await self._endpoint_records(session, site_id, [row]))[0]
+
+    async def webhook_endpoint(self, site_id: str, endpoint_id: str) -> EndpointRecord | None:
+        async with self._sessions() as session:
+            row = await self._endpoint_row(session, site_id, endpoint_id)
+            if row is None:
+                return None
+            return (await self._endpoint_records(session, site_id, [row]))[0]
+
+    async def webhook_endpoints(
+        self, site_id: str, after: str, limit: int
+    ) -> list[EndpointRecord]:
+        """The site's endpoints by id (ids sort by creation), after `after`."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(WebhookEndpoint)
+                    .where(WebhookEndpoint.site_id == site_id, WebhookEndpoint.endpoint_id > after)
+                    .order_by(WebhookEndpoint.endpoint_id)
+                    .limit(limit)
+                )
+            ).scalars()
+            return await self._endpoint_records(session, site_id, list(rows))
+
+    async def update_webhook_endpoint(
+        self,
+        site_id: str,
+        endpoint_id: str,
+        changes: dict[str, Any],
+        now: datetime,
+    ) -> EndpointRecord | None:
+        """Applies `changes` (url, event_types, active). `active` true on an endpoint
+        Clarion paused or disabled (or the site switched off) resumes it: its state is
+        active again, its reason and dead-letter streak cleared, and its queued
+        messages due at once (oldest first); `active` false switches it off."""
+        async with self._sessions.begin() as session:
+            row = await self._endpoint_row(session, site_id, endpoint_id, lock=True)
+            if row is None:
+                return None
+            values: dict[str, Any] = {"update_time": now}
+            if "url" in changes:
+                values["url"] = changes["url"]
+            if "event_types" in changes:
+                types = changes["event_types"]
+                values["takes_view"] = WebhookEventType.VIEW in types
+                values["takes_click"] = WebhookEventType.CLICK in types
+                values["takes_close"] = WebhookEventType.CLOSE in types
+            if "active" in changes:
+                values["active"] = changes["active"]
+                if not changes["active"]:
+                    values["state"] = WebhookEndpointState.INACTIVE
+                    values["state_reason"] = ""
+                elif row.state is not WebhookEndpointState.ACTIVE:
+                    values.update(
+                        state=WebhookEndpointState.ACTIVE,
+                        state_reason="",
+                        dead_streak=0,
+                    )
+                    await session.execute(
+                        update(WebhookMessage)
+                        .where(
+                            WebhookMessage.site_id == site_id,
+                            WebhookMessage.endpoint_id == endpoint_id,
+                            WebhookMessage.state == WebhookMessageState.PENDING,
+                            WebhookMessage.due_time > now,
+                            # A message a dispatcher holds stays with it.
+                            WebhookMessage.claim_token.is_(None),
+                        )
+                        .values(due_time=now)
+                    )
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(
+                    WebhookEndpoint.site_id == site_id,
+                    WebhookEndpoint.endpoint_id == endpoint_id,
+                )
+                .values(**values)
+            )
+            row = await self._endpoint_row(session, site_id, endpoint_id)
+            assert row is not None
+            await session.refresh(row)
+            return (await self._endpoint_records(session, site_id, [row]))[0]
+
+    async def delete_webhook_endpoint(self, site_id: str, endpoint_id: str) -> bool:
+        """Deletes the endpoint with its queue and dead letters; False when unknown."""
+        async with self._sessions.begin() as session:
+            row = await self._endpoint_row(session, site_id, endpoint_id, lock=True)
+            if row is None:
+                return False
+            await session.execute(
+                delete(WebhookMessage).where(
+                    WebhookMessage.site_id == site_id, WebhookMessage.endpoint_id == endpoint_id
+                )
+            )
+            await session.execute(
+                delete(WebhookEndpoint).where(
+                    WebhookEndpoint.site_id == site_id,
+                    WebhookEndpoint.endpoint_id == endpoint_id,
+                )
+            )
+            return True
+
+    async def rotate_webhook_secret(
+        self,
+        site_id: str,
+        endpoint_id: str,
+        secret: str,
+        previous_expire_time: datetime | None,
+        now: datetime,
+    ) -> EndpointRecord | None:
+        """Makes `secret` the endpoint's; the one it replaces keeps signing until
+        `previous_expire_time` (None: dropped at once). An older previous one is dropped."""
+        async with self._sessions.begin() as session:
+            row = await self._endpoint_row(session, site_id, endpoint_id, lock=True)
+            if row is None:
+                return None
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(
+                    WebhookEndpoint.site_id == site_id,
+                    WebhookEndpoint.endpoint_id == endpoint_id,
+                )
+                .values(
+                    secret=secret,
+                    previous_secret=row.secret if previous_expire_time is not None else None,
+                    previous_secret_expire_time=previous_expire_time,
+                    update_time=now,
+                )
+            )
+            await session.refresh(row)
+            return (await self._endpoint_records(session, site_id, [row]))[0]
+
+    async def webhook_dead_letters(
+        self,
+        site_id: str,
+        endpoint_id: str | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[DeadLetterRecord]:
+        """Dead letters newest first (dead time, then message id), after `before`."""
+        conditions = [
+            WebhookMessage.site_id == site_id,
+            WebhookMessage.state == WebhookMessageState.DEAD,
+        ]
+        if endpoint_id is not None:
+            conditions.append(WebhookMessage.endpoint_id == endpoint_id)
+        if before is not None:
+            dead_time, message_id = before
+            conditions.append(
+                or_(
+                    WebhookMessage.dead_time < dead_time,
+                    and_(
+                        WebhookMessage.dead_time == dead_time,
+                        WebhookMessage.message_id < message_id,
+                    ),
+                )
+            )
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(WebhookMessage)
+                    .where(*conditions)
+                    .order_by(WebhookMessage.dead_time.desc(), WebhookMessage.message_id.desc())
+                    .limit(limit)
+                )
+            ).scalars()
+            return [
+                DeadLetterRecord(
+                    message_id=row.message_id,
+                    endpoint_id=row.endpoint_id,
+                    event_type=row.event_type,
+                    payload=row.payload or "",
+                    attempts=row.attempts,
+                    last_failure=row.last_failure,
+                    first_attempt_time=row.first_attempt_time,
+                    dead_time=row.dead_time or row.create_time,
+                )
+                for row in rows
+            ]
+
+    async def replay_webhook_dead_letters(
+        self, site_id: str, endpoint_id: str, message_ids: Sequence[str] | None, now: datetime
+    ) -> int | None:
+        """Queues the endpoint's dead letters (these, or all) again, due now, with a
+        fresh schedule of attempts; returns how many, None when the endpoint is unknown.
+        They keep their message id and body."""
+        async with self._sessions.begin() as session:
+            row = await self._endpoint_row(session, site_id, endpoint_id, lock=True)
+            if row is None:
+                return None
+            statement = update(WebhookMessage).where(
+                WebhookMessage.site_id == site_id,
+                WebhookMessage.endpoint_id == endpoint_id,
+                WebhookMessage.state == WebhookMessageState.DEAD,
+            )
+            if message_ids is not None:
+                statement = statement.where(WebhookMessage.message_id.in_(sorted(set(message_ids))))
+            result = await session.execute(
+                statement.values(
+                    state=WebhookMessageState.PENDING,
+                    due_time=now,
+                    claim_token=None,
+                    attempts=0,
+                    dead_time=None,
+                )
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _endpoint_row(
+        self, session: AsyncSession, site_id: str, endpoint_id: str, *, lock: bool = False
+    ) -> WebhookEndpoint | None:
+        statement = select(WebhookEndpoint).where(
+            WebhookEndpoint.site_id == site_id, WebhookEndpoint.endpoint_id == endpoint_id
+        )
+        if lock:
+            statement = self._locked(statement)
+        return cast(
+            WebhookEndpoint | None, (await session.execute(statement)).scalar_one_or_none()
+        )
+
+    async def _endpoint_records(
+        self, session: AsyncSession, site_id: str, rows: Sequence[WebhookEndpoint]
+    ) -> list[EndpointRecord]:
+        """The rows as records, with their backlogs (one query for all)."""
+        if not rows:
+            return []
+        backlogs = dict(
+            (
+                await session.execute(
+                    select(WebhookMessage.endpoint_id, func.count())
+                    .where(
+                        WebhookMessage.site_id == site_id,
+                        WebhookMessage.endpoint_id.in_([row.endpoint_id for row in rows]),
+                        WebhookMessage.state == WebhookMessageState.PENDING,
+                    )
+                    .group_by(WebhookMessage.endpoint_id)
+                )
+            ).all()
+        )
+        return [
+            EndpointRecord(
+                endpoint_id=row.endpoint_id,
+                url=row.url,
+                event_types=frozenset(
+                    event_type
+                    for event_type, takes in (
+                        (WebhookEventType.VIEW, row.takes_view),
+                        (WebhookEventType.CLICK, row.takes_click),
+                        (WebhookEventType.CLOSE, row.takes_close),
+                    )
+                    if takes
+                ),
+                active=row.active,
+                state=row.state,
+                state_reason=row.state_reason,
+                create_time=row.create_time,
+                update_time=row.update_time,
+                consecutive_failures=row.consecutive_failures,
+                last_success_time=row.last_success_time,
+                last_failure_time=row.last_failure_time,
+                last_failure=row.last_failure,
+                previous_secret_expire_time=row.previous_secret_expire_time,
+                backlog=int(backlogs.get(row.endpoint_id, 0)),
+                request_fingerprint=row.request_fingerprint,
+            )
+            for row in rows
+        ]
+
+    async def claim_webhook_messages(
+        self, now: datetime, lease: timedelta, limit: int
+    ) -> list[ClaimedMessage]:
+        """Claims up to `limit` due messages of active endpoints, oldest due first: their
+        due time moves to the lease's end (so nobody else claims them meanwhile, and a
+        claimer that dies leaves them due again then), their attempts count the one
+        about to be made, and they carry a new claim token."""
+        candidates = (
+            select(WebhookMessage.message_id)
+            .join(
+                WebhookEndpoint,
+                (WebhookEndpoint.site_id == WebhookMessage.site_id)
+                & (WebhookEndpoint.endpoint_id == WebhookMessage.endpoint_id),
+            )
+            .where(
+                WebhookMessage.state == WebhookMessageState.PENDING,
+                WebhookMessage.due_time <= now,
+                WebhookEndpoint.state == WebhookEndpointState.ACTIVE,
+            )
+            .order_by(WebhookMessage.due_time, WebhookMessage.message_id)
+            .limit(limit)
+        )
+        candidates = self._locked(candidates, skip_locked=True, of=WebhookMessage)
+        token = uuid.uuid4().hex
+        async with self._sessions.begin() as session:
+            ids = list((await session.execute(candidates)).scalars())
+            if not ids:
+                return []
+            claimed = list(
+                (
+                    await session.execute(
+                        update(WebhookMessage)
+                        .where(
+                            WebhookMessage.message_id.in_(ids),
+                            WebhookMessage.state == WebhookMessageState.PENDING,
+                            WebhookMessage.due_time <= now,
+                        )
+                        .values(
+                            due_time=now + lease,
+                            claim_token=token,
+                            attempts=WebhookMessage.attempts + 1,
+                            first_attempt_time=func.coalesce(
+                                WebhookMessage.first_attempt_time, now
+                            ),
+                        )
+                        .returning(WebhookMessage.message_id)
+                    )
+                ).scalars()
+            )
+            if not claimed:
+                return []
+            rows = (
+                await session.execute(
+                    select(WebhookMessage, WebhookEndpoint, RunDescription, DeliveryOutcome.variant)
+                    .join(
+                        WebhookEndpoint,
+                        (WebhookEndpoint.site_id == WebhookMessage.site_id)
+                        & (WebhookEndpoint.endpoint_id == WebhookMessage.endpoint_id),
+                    )
+                    .outerjoin(
+                        RunDescription,
+                        (RunDescription.site_id == WebhookMessage.site_id)
+                        & (RunDescription.run_id == WebhookMessage.run_id),
+                    )
+                    .outerjoin(
+                        DeliveryOutcome,
+                        (DeliveryOutcome.site_id == WebhookMessage.site_id)
+                        & (DeliveryOutcome.run_id == WebhookMessage.run_id)
+                        & (DeliveryOutcome.subscriber_id == WebhookMessage.subscriber_id),
+                    )
+                    .where(WebhookMessage.message_id.in_(claimed))
+                    .order_by(WebhookMessage.due_time, WebhookMessage.message_id)
+                )
+            ).all()
+            return [
+                ClaimedMessage(
+                    message_id=message.message_id,
+                    site_id=message.site_id,
+                    endpoint_id=message.endpoint_id,
+                    claim_token=token,
+                    attempts=message.attempts,
+                    event_type=message.event_type,
+                    run_id=message.run_id,
+                    campaign_id=message.campaign_id,
+                    subscriber_id=message.subscriber_id,
+                    button=message.button,
+                    payload=message.payload,
+                    url=endpoint.url,
+                    secret=endpoint.secret,
+                    previous_secret=endpoint.previous_secret,
+                    previous_secret_expire_time=endpoint.previous_secret_expire_time,
+                    description=None if description is None else _description(description),
+                    variant=variant or "",
+                )
+                for message, endpoint, description, variant in rows
+            ]
+
+    async def settle_webhook_attempts(
+        self,
+        results: Sequence[AttemptResult],
+        now: datetime,
+        *,
+        pause_after_dead_letters: int,
+        pause_reason: Callable[[int, str, datetime], str],
+    ) -> list[tuple[str, str]]:
+        """Records what the attempts of one claim came to, in one transaction: a
+        delivered message is deleted; a failed one is due again at its `next_due`, or
+        dead; a GONE one is dead and its endpoint disabled with its whole queue
+        dead-lettered. Only messages still held under the result's claim token are
+        touched. Each endpoint's counters move by what its results add (reset by a
+        delivery), relative to the stored values, so settles running side by side add
+        up; one whose dead-letter streak reaches `pause_after_dead_letters` is paused,
+        with `pause_reason(streak, last failure, now)` as its reason. Returns the
+        (site, endpoint) pairs this paused."""
+        if not results:
+            return []
+        keys = sorted({(r.message.site_id, r.message.endpoint_id) for r in results})
+        tallies: dict[tuple[str, str], _Tally] = {}
+        async with self._sessions.begin() as session:
+            # Endpoints first, in key order: the lock order every writer keeps.
+            known = {
+                (site_id, endpoint_id)
+                for site_id, endpoint_id in (
+                    await session.execute(
+                        self._locked(
+                            select(WebhookEndpoint.site_id, WebhookEndpoint.endpoint_id)
+                            .where(
+                                tuple_(WebhookEndpoint.site_id, WebhookEndpoint.endpoint_id).in_(
+                                    keys
+                                )
+                            )
+                            .order_by(WebhookEndpoint.site_id, WebhookEndpoint.endpoint_id)
+                        )
+                    )
+                )
+            }
+            for result in results:
+                message = result.message
+                key = (message.site_id, message.endpoint_id)
+                if key not in known:  # deleted meanwhile, with its messages
+                    continue
+                held = (
+                    WebhookMessage.message_id == message.message_id,
+                    WebhookMessage.claim_token == message.claim_token,
+                    WebhookMessage.state == WebhookMessageState.PENDING,
+                )
+                tally = tallies.setdefault(key, _Tally())
+                if result.outcome is AttemptOutcome.DELIVERED:
+                    done = await session.execute(delete(WebhookMessage).where(*held))
+                    if done.rowcount == 1:  # type: ignore[attr-defined]
+                        tally.delivered(result.attempt_time)
+                    continue
+                dead = result.outcome is AttemptOutcome.GONE or result.next_due is None
+                settled = await session.execute(
+                    update(WebhookMessage)
+                    .where(*held)
+                    .values(
+                        payload=result.payload,
+                        last_failure=result.failure,
+                        claim_token=None,
+                        **(
+                            {"state": WebhookMessageState.DEAD, "dead_time": now}
+                            if dead
+                            else {"due_time": result.next_due}
+                        ),
+                    )
+                )
+                if settled.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                tally.failed(result, dead)
+                if result.outcome is AttemptOutcome.GONE:
+                    await session.execute(
+                        update(WebhookMessage)
+                        .where(
+                            WebhookMessage.site_id == message.site_id,
+                            WebhookMessage.endpoint_id == message.endpoint_id,
+                            WebhookMessage.state == WebhookMessageState.PENDING,
+                        )
+                        .values(
+                            state=WebhookMessageState.DEAD,
+                            dead_time=now,
+                            claim_token=None,
+                            last_failure=f"not sent: {result.state_reason}",
+                        )
+                    )
+            paused: list[tuple[str, str]] = []
+            for key, tally in sorted(tallies.items()):
+                streak = await self._apply_tally(session, key, tally)
+                if (
+                    streak is not None
+                    and tally.dead
+                    and tally.gone_reason is None
+                    and streak >= pause_after_dead_letters
+                ):
+                    site_id, endpoint_id = key
+                    moved = await session.execute(
+                        update(WebhookEndpoint)
+                        .where(
+                            WebhookEndpoint.site_id == site_id,
+                            WebhookEndpoint.endpoint_id == endpoint_id,
+                            WebhookEndpoint.state == WebhookEndpointState.ACTIVE,
+                        )
+                        .values(
+                            state=WebhookEndpointState.PAUSED,
+                            state_reason=pause_reason(streak, tally.last_failure, now),
+                        )
+                    )
+                    if moved.rowcount == 1:  # type: ignore[attr-defined]
+                        paused.append(key)
+            return paused
+
+    async def _apply_tally(
+        self, session: AsyncSession, key: tuple[str, str], tally: _Tally
+    ) -> int | None:
+        """Moves the endpoint's counters by `tally`; returns its dead-letter streak."""
+        values: dict[str, Any] = {}
+        if tally.reset:
+            values.update(
+                consecutive_failures=tally.failures,
+                dead_streak=tally.dead,
+                last_success_time=tally.last_success_time,
+            )
+        else:
+            values.update(
+                consecutive_failures=WebhookEndpoint.consecutive_failures + tally.failures,
+                dead_streak=WebhookEndpoint.dead_streak + tally.dead,
+            )
+        if tally.last_failure_time is not None:
+            values.update(
+                last_failure=tally.last_failure, last_failure_time=tally.last_failure_time
+            )
+        if tally.gone_reason is not None:
+            values.update(state=WebhookEndpointState.DISABLED, state_reason=tally.gone_reason)
+        site_id, endpoint_id = key
+        return cast(
+            int | None,
+            (
+                await session.execute(
+                    update(WebhookEndpoint)
+                    .where(
+                        WebhookEndpoint.site_id == site_id,
+                        WebhookEndpoint.endpoint_id == endpoint_id,
+                    )
+                    .values(**values)
+                    .returning(WebhookEndpoint.dead_streak)
+                )
+            ).scalar_one_or_none(),
+        )
+
+
+@dataclass
+class _Tally:
+    """What one settle's results do to an endpoint's counters, in order: a delivery
+    resets them (`reset`), failures after it count on."""
+
+    reset: bool = False
+    failures: int = 0
+    dead: int = 0
+    last_success_time: datetime | None = None
+    last_failure_time: datetime | None = None
+    last_failure: str = ""
+    gone_reason: str | None = None
+
+    def delivered(self, at: datetime) -> None:
+        self.reset, self.failures, self.dead = True, 0, 0
+        self.last_success_time = at
+
+    def failed(self, result: AttemptResult, dead: bool) -> None:
+        self.failures += 1
+        if dead and result.outcome is not AttemptOutcome.GONE:
+            self.dead += 1
+        self.last_failure_time = result.attempt_time
+        self.last_failure = result.failure
+        if result.outcome is AttemptOutcome.GONE:
+            self.gone_reason = result.state_reason

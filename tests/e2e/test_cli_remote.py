@@ -106,6 +106,9 @@ class TestFromCampaignFileToReport:
         assert (json.loads(report.out)["sent"], json.loads(report.out)["audience"]) == ("5", "5")
         table = await clarion(stack, site.api_key, "report", campaign["campaign_id"])
         assert any(line.split() == ["sent", "5"] for line in table.out.splitlines()), table.out
+        # No conversion goal: none counted, and no variant table without variants.
+        assert any(line.split() == ["conversions", "0"] for line in table.out.splitlines())
+        assert "VARIANT" not in table.out
 
 
 class TestOneLineErrors:

@@ -37,7 +37,11 @@ from clarion.campaign.v1 import (  # noqa: F401
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_service_pb2  # noqa: F401
 from clarion.embedded import EmbeddedStack
-from clarion.reporting.v1 import reporting_internal_service_pb2, reporting_service_pb2  # noqa: F401
+from clarion.reporting.v1 import (  # noqa: F401
+    reporting_internal_service_pb2,
+    reporting_service_pb2,
+    webhook_service_pb2,
+)
 from clarion.segment.v1 import segment_internal_service_pb2, segment_service_pb2  # noqa: F401
 from services.campaign.admin import create_site
 from services.kit.auth import internal_metadata
@@ -60,6 +64,7 @@ SERVICES = {
     "reporting": (
         "clarion.reporting.v1.ReportingService",
         "clarion.reporting.v1.ReportingInternalService",
+        "clarion.reporting.v1.WebhookService",
     ),
 }
 METHODS: list[tuple[str, MethodDescriptor]] = [

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clarion.campaign.v1 import campaign_pb2
+from clarion.common.v1 import common_pb2
 from clarion.segment.v1 import segment_pb2
-from services.campaign.domain import content, policies, schedules, timing, triggers
+from services.campaign.domain import content, policies, schedules, timing, triggers, variants
 from services.campaign.domain.browsers import ALL_BROWSERS
 from services.campaign.domain.outcomes import explain
 from services.campaign.domain.pages import page_limit
@@ -23,6 +24,7 @@ from services.campaign.domain.ports import (
     DeliveryRunView,
     PeerCallFailed,
     RecipientOutcomeView,
+    ReportingPort,
     SegmentPort,
 )
 from services.campaign.store import (
@@ -31,11 +33,15 @@ from services.campaign.store import (
     CampaignStore,
     ListedRecipients,
     MissedReason,
+    RestPlan,
+    RestState,
     RunContentOptions,
+    RunPhase,
     RunProgress,
     RunRecord,
     RunState,
     ScheduledStep,
+    SiteRecord,
     Urgency,
 )
 from services.kit.clock import Clock
@@ -68,11 +74,12 @@ UPDATE_ATTEMPTS = 5
 HANDOFF_WAIT_SECONDS = 2.0
 UPDATABLE_PATHS = (
     "name", "notification", "ttl_seconds", "urgency", "audience", "schedule", "trigger",
-    "timing", "personalization", "utm", "topic", "labels", "policy",
+    "timing", "personalization", "utm", "topic", "labels", "policy", "variants",
+    "variant_test", "conversion_goal",
 )  # fmt: skip
 # The paths whose change asks for the content to be checked again: what it says, what
 # it may read (a trigger's event), and which browsers may show it (the audience).
-CONTENT_PATHS = ("notification", "personalization", "utm", "trigger", "audience")
+CONTENT_PATHS = ("notification", "personalization", "utm", "trigger", "audience", "variants")
 MAX_LABELS = 20
 MAX_LABEL_LENGTH = 64
 # RFC 8030: a Topic is at most 32 characters of the base64url alphabet.
@@ -90,6 +97,11 @@ SCHEDULER_BATCH = 100
 # An occurrence started later than this after its time was missed by a scheduler that
 # was down: past the schedule's end by then, it starts no run.
 LATE_START = timedelta(minutes=1)
+# A variant test's rest waits this long, doubling, while reporting cannot say how the
+# test went.
+REST_RETRY_SECONDS = (1.0, 300.0)
+# The request id of a test run's rest run (unique per campaign, as any run's).
+REST_REQUEST_ID_PREFIX = f"{RESERVED_REQUEST_ID_PREFIX}rest:"
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,11 @@ class CampaignDraft:
     labels: Sequence[str] = ()
     # Its delivery policies; None: the site's as they are.
     policy: campaign_pb2.CampaignPolicy | None = None
+    # An A/B test: its variants (instead of `notification`), its test phase, and what
+    # counts as a conversion; empty / None: none.
+    variants: Sequence[campaign_pb2.Variant] = ()
+    variant_test: campaign_pb2.VariantTest | None = None
+    conversion_goal: common_pb2.ConversionGoal | None = None
 
 
 @dataclass(frozen=True)
@@ -149,12 +166,19 @@ class RunRecipient:
 
 class Campaigns:
     def __init__(
-        self, store: CampaignStore, clock: Clock, delivery: DeliveryPort, segment: SegmentPort
+        self,
+        store: CampaignStore,
+        clock: Clock,
+        delivery: DeliveryPort,
+        segment: SegmentPort,
+        reporting: ReportingPort | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._delivery = delivery
         self._segment = segment
+        # How a variant test went; None: rests wait until one is given (tests).
+        self._reporting = reporting
         self.handoff_wanted = asyncio.Event()
 
     # Campaigns.
@@ -182,11 +206,12 @@ class Campaigns:
         trigger = triggers.trigger_from_proto(draft.trigger, now)
         _check_one_way_to_start(schedule, trigger, field="trigger")
         send_timing = timing.timing_from_proto(draft.timing, now)
+        kept_variants = variants.checked_variants(draft.variants, draft.notification)
         campaign = CampaignRecord(
             campaign_id=campaign_id,
             site_id=site_id,
             # A title may be longer than a name; a defaulted name is cut, never refused.
-            name=draft.name.strip() or draft.notification.title.strip()[:MAX_NAME_LENGTH],
+            name=draft.name.strip() or _default_name(draft.notification, kept_variants),
             notification=draft.notification,
             ttl_seconds=draft.ttl_seconds,
             urgency=draft.urgency or Urgency.NORMAL,
@@ -200,8 +225,12 @@ class Campaigns:
             topic=_checked_topic(draft.topic, "topic"),
             labels=_checked_labels(draft.labels, "labels"),
             policy=policies.campaign_policy(draft.policy, field="policy"),
+            variants=kept_variants,
+            variant_test=variants.checked_variant_test(draft.variant_test),
+            conversion_goal=variants.checked_conversion_goal(draft.conversion_goal),
             **(_live(trigger, now) if trigger is not None else _scheduled(schedule, now)),
         )
+        variants.check_combination(campaign)
         warnings = _content_for_every_browser(campaign)
         campaign = _checked(campaign)
         if draft.request_id:
@@ -346,6 +375,19 @@ class Campaigns:
             elif path == "policy":
                 policy = policies.campaign_policy(changes.policy, field="campaign.policy")
                 updated = replace(updated, policy=policy)
+            elif path == "variants":
+                # Checked below, against the notification the mask leaves.
+                updated = replace(updated, variants=tuple(changes.variants))
+            elif path == "variant_test":
+                test = variants.checked_variant_test(
+                    changes.variant_test, field="campaign.variant_test"
+                )
+                updated = replace(updated, variant_test=test)
+            elif path == "conversion_goal":
+                goal = variants.checked_conversion_goal(
+                    changes.conversion_goal, field="campaign.conversion_goal"
+                )
+                updated = replace(updated, conversion_goal=goal)
             else:
                 raise InvalidArgument(
                     "INVALID_UPDATE_MASK",
@@ -353,8 +395,15 @@ class Campaigns:
                     f"{', '.join(UPDATABLE_PATHS)} or notification.<field>",
                     field="update_mask",
                 )
+        kept_variants = variants.checked_variants(
+            updated.variants,
+            notification,
+            field="campaign.variants",
+            notification_field="campaign.notification",
+        )
+        updated = replace(updated, variants=kept_variants)
         if not updated.name:
-            updated = replace(updated, name=notification.title.strip()[:MAX_NAME_LENGTH])
+            updated = replace(updated, name=_default_name(notification, kept_variants))
         if updated.schedule is not None and updated.trigger is not None:
             raise InvalidArgument(
                 "SCHEDULE_AND_TRIGGER",
@@ -362,11 +411,14 @@ class Campaigns:
                 "update_mask, one of them unset)",
                 field="campaign.trigger" if "trigger" in paths else "campaign.schedule",
             )
-        return _checked(replace(updated, notification=notification, update_time=self._clock.now()))
+        updated = replace(updated, notification=notification, update_time=self._clock.now())
+        variants.check_combination(updated, prefix="campaign.")
+        return _checked(updated)
 
     async def shown(self, site_id: str, campaigns: list[CampaignRecord]) -> list[CampaignRecord]:
         """The campaigns as a caller sees them: a completed one whose run is still
-        sending is running (delivery asked once for all their unfinished runs)."""
+        sending, or whose variant test's rest is still to come, is running (delivery
+        asked once for all their unfinished runs)."""
         completed = [c.campaign_id for c in campaigns if c.state is CampaignState.COMPLETED]
         if not completed:
             return campaigns
@@ -374,6 +426,7 @@ class Campaigns:
             site_id, await self._store.unfinished_runs(site_id, *completed)
         )
         sending = {run.campaign_id for run in runs if run.finish_time is None}
+        sending |= await self._store.campaigns_with_pending_rests(site_id, *completed)
         return [replace(c, running=c.campaign_id in sending) for c in campaigns]
 
     async def list(
@@ -514,6 +567,9 @@ class Campaigns:
             lambda campaign: replace(campaign, state=CampaignState.CANCELLED, next_run_time=None),
             allowed=tuple(CampaignState),
         )  # fmt: skip
+        # Pending rests of variant tests start nothing either (a rest starting meanwhile
+        # is stored by then, and among the unfinished runs below).
+        await self._store.cancel_rests(site_id, campaign_id, self._clock.now())
         unreached = []
         for run in await self._store.unfinished_runs(site_id, campaign_id):
             try:
@@ -562,10 +618,17 @@ class Campaigns:
         )
 
     async def start_due(self) -> int:
-        """Starts a run for each campaign whose schedule fell due, records the
-        occurrences that start none, and moves each schedule on. Returns the runs
-        started; the hand-off loop then gives them to delivery."""
+        """The scheduler's round: the rests of variant tests that fell due
+        (start_due_rests), then a run for each campaign whose schedule fell due,
+        recording the occurrences that start none and moving each schedule on. Returns
+        the runs started; the hand-off loop then gives them to delivery."""
+        # One moment for both; the rests first, so a schedule that cannot advance does
+        # not hold up a test's rest.
         now = self._clock.now()
+        rests = await self.start_due_rests(now)
+        return rests + await self._start_due_occurrences(now)
+
+    async def _start_due_occurrences(self, now: datetime) -> int:
 
         def step(campaign: CampaignRecord) -> ScheduledStep:
             schedule = schedules.schedule_from_json(campaign.schedule or "")
@@ -600,6 +663,91 @@ class Campaigns:
             self.handoff_wanted.set()
         return len(started)
 
+    async def start_due_rests(self, now: datetime | None = None) -> int:
+        """Starts the rest run of each variant test whose rest_time has come: reporting
+        says how the test run's variants did, the decision picks the winner (or none),
+        and the rest run is stored once, whichever replica gets there first. A rest
+        reporting cannot answer for waits and is tried again. Returns the rests
+        started; the hand-off loop then gives them to delivery."""
+        if self._reporting is None:
+            return 0
+        now = now or self._clock.now()
+        # Side by side: a reporting that does not answer costs the round about one call's
+        # timeout, not one per rest.
+        slots = asyncio.Semaphore(HANDOFF_CONCURRENCY)
+
+        async def start(test: RunRecord) -> bool:
+            async with slots:
+                try:
+                    return await self._start_rest(test, now)
+                except Exception:
+                    # One bad rest does not hold up the others; tried again next round.
+                    log.exception("starting a variant test's rest failed", run_id=test.run_id)
+                    return False
+
+        due = await self._store.due_rests(now, SCHEDULER_BATCH)
+        started = sum(await asyncio.gather(*(start(test) for test in due)))
+        if started:
+            self.handoff_wanted.set()
+        return started
+
+    async def _start_rest(self, test: RunRecord, now: datetime) -> bool:
+        assert self._reporting is not None and test.rest_plan is not None
+        plan = test.rest_plan
+        try:
+            tallies = await self._reporting.run_variant_tallies(test.site_id, test.run_id)
+        except PeerCallFailed as failure:
+            first, most = REST_RETRY_SECONDS
+            delay = min(most, first * 2 ** min(test.rest_attempts, 20))
+            await self._store.postpone_rest(
+                test.site_id, test.run_id, now, now + timedelta(seconds=delay)
+            )
+            log.warning(
+                "reporting could not say how the variant test went; its rest waits",
+                run_id=test.run_id,
+                retry_in_seconds=delay,
+                error=str(failure),
+            )
+            return False
+        by_variant = {tally.variant_id: tally for tally in tallies}
+        conversions = plan.metric == campaign_pb2.WINNER_METRIC_CONVERSION_RATE
+        outcomes = []
+        for variant in plan.variants:  # in the campaign's order
+            tally = by_variant.get(variant.variant_id)
+            sent = tally.sent if tally else 0
+            successes = (tally.conversions if conversions else tally.clicked) if tally else 0
+            outcomes.append(variants.VariantOutcome(variant.variant_id, sent, successes))
+        decision = variants.decide(outcomes)
+        try:
+            rest = rest_run(test, decision, now)
+        except InvalidArgument as error:
+            # Content stored before a rule it breaks: said, and tried again later rather
+            # than every round (a fix of the rule lets it through).
+            await self._store.postpone_rest(
+                test.site_id, test.run_id, now, now + timedelta(seconds=REST_RETRY_SECONDS[1])
+            )
+            log.error(
+                "variant test's rest not started: its content is invalid",
+                run_id=test.run_id,
+                reason=error.reason,
+                error=error.message,
+            )
+            return False
+        became = await self._store.start_rest(test, rest)
+        if became is RestState.STARTED:
+            log.info(
+                "variant test's rest started",
+                run_id=rest.run_id,
+                test_run_id=test.run_id,
+                campaign_id=test.campaign_id,
+                winner=decision.winner_variant_id or "none",
+                z_score=round(decision.z_score, 3),
+            )
+            return True
+        if became is RestState.CANCELLED:
+            log.info("variant test's rest not started: campaign cancelled", run_id=test.run_id)
+        return False
+
     async def send_now(
         self,
         site_id: str,
@@ -608,7 +756,9 @@ class Campaigns:
         recipients: ListedRecipients | None = None,
     ) -> RunRecord:
         """Starts a run of the campaign and returns it PREPARING, at once; with
-        `recipients`, a transactional send to them instead of the audience.
+        `recipients`, a transactional send to them instead of the audience. A campaign
+        with a variant test starts its test run (to the audience; listed recipients
+        each get their variant at once).
 
         The run (with its rendered content) is stored before delivery hears of it; the
         hand-off to delivery is idempotent and retried in the background until it lands,
@@ -621,7 +771,15 @@ class Campaigns:
             # Its content was checked for the browsers of its audience; listed people
             # may use any browser (a deeplink is needed if Safari may be among them).
             _content_warnings(campaign, ALL_BROWSERS)
-        return await self._start(new_run(campaign, self._clock.now(), request_id, recipients))
+        return await self._start(
+            new_run(
+                campaign,
+                self._clock.now(),
+                request_id,
+                recipients,
+                with_test_phase=recipients is None,
+            )
+        )
 
     async def _start(self, planned: RunRecord) -> RunRecord:
         """Stores the run and hands it to delivery, waiting at most HANDOFF_WAIT_SECONDS
@@ -638,17 +796,30 @@ class Campaigns:
             self.handoff_wanted.set()
         return await self.get_run(run.site_id, run_id)
 
-    async def send_test(self, site_id: str, campaign_id: str, request_id: str = "") -> RunRecord:
+    async def send_test(
+        self, site_id: str, campaign_id: str, request_id: str = "", variant_id: str = ""
+    ) -> RunRecord:
         """A test send: the campaign's content as it is now, at once, to the reachable
         subscribers of the site's test profiles, without the campaign's audience, timing
-        or policies; returns the run PREPARING. The campaign itself (state, schedule) is
-        left as it is, whatever its state."""
+        or policies (nor a variant test's phases); returns the run PREPARING. With
+        `variant_id`, every test recipient gets that variant; without, each its own in
+        the campaign's split. The campaign itself (state, schedule) is left as it is,
+        whatever its state."""
         _check_request_id(request_id)
         campaign = await self.get(site_id, campaign_id)
+        if variant_id and variant_id not in {v.variant_id for v in campaign.variants}:
+            has = ", ".join(v.variant_id for v in campaign.variants) or "none"
+            raise NotFound(
+                "VARIANT_NOT_FOUND",
+                f"campaign {campaign_id!r} has no variant {variant_id!r} (its variants: "
+                f"{has})",
+                campaign_id=campaign_id,
+                variant_id=variant_id,
+            )
         if campaign.audience is not None:
             # Checked for its audience's browsers; test profiles may use any browser.
             _content_warnings(campaign, ALL_BROWSERS)
-        return await self._start(test_run(campaign, self._clock.now(), request_id))
+        return await self._start(test_run(campaign, self._clock.now(), request_id, variant_id))
 
     async def send_notification(
         self, site_id: str, draft: CampaignDraft, recipients: ListedRecipients | None
@@ -687,6 +858,14 @@ class Campaigns:
         recipient without an outcome suppressed (cancelled). A finished or already
         cancelled run is returned unchanged."""
         run = await self._stored_run(site_id, run_id)
+        if run.rest_state is RestState.PENDING:
+            # A variant test's rest goes with its test, sending or not: first, so a rest
+            # falling due meanwhile does not start.
+            await self._store.cancel_rests(
+                site_id, run.campaign_id, self._clock.now(), run_id=run_id
+            )
+            log.info("variant test's rest cancelled", run_id=run_id)
+            run = await self._stored_run(site_id, run_id)
         if run.finish_time is not None:
             return run
         # Delivery may already have a run whose hand-off is pending (an answer lost), or
@@ -802,20 +981,7 @@ class Campaigns:
 
     async def _hand_off(self, run: RunRecord) -> bool:
         site = await self._store.get_site(run.site_id)
-        default_timezone = ""
-        if run.timing is not None and timing.run_timing_from_json(run.timing).local_time:
-            default_timezone = site.timezone if site is not None else ""
-        # The site's policy as it is at the hand-off, the campaign's as the run started;
-        # a test send goes out under none.
-        policy = (
-            None
-            if run.test
-            else policies.run_policy(
-                site.delivery_policy if site else None,
-                run.policy,
-                default_timezone=site.timezone if site is not None else "",
-            )
-        )
+        default_timezone, policy = handoff_settings(run, site)
         try:
             view = await self._delivery.start_run(run, default_timezone, policy)
         except PeerCallFailed as failure:
@@ -883,6 +1049,28 @@ class Campaigns:
         return refreshed
 
 
+def handoff_settings(
+    run: RunRecord, site: SiteRecord | None
+) -> tuple[str, policies.RunPolicy | None]:
+    """What a run is handed to delivery with beside itself: the site's time zone for
+    recipients without one when it delivers at a local time ("" otherwise), and the
+    site's policy as it is now merged with the campaign's as the run started (None for
+    a test send, which goes out under none). The delivery plan preview uses the same."""
+    default_timezone = ""
+    if run.timing is not None and timing.run_timing_from_json(run.timing).local_time:
+        default_timezone = site.timezone if site is not None else ""
+    policy = (
+        None
+        if run.test
+        else policies.run_policy(
+            site.delivery_policy if site else None,
+            run.policy,
+            default_timezone=site.timezone if site is not None else "",
+        )
+    )
+    return default_timezone, policy
+
+
 def new_run(
     campaign: CampaignRecord,
     now: datetime,
@@ -891,22 +1079,58 @@ def new_run(
     *,
     timing_from: datetime | None = None,
     test: bool = False,
+    variant_id: str = "",
+    with_test_phase: bool = False,
 ) -> RunRecord:
     """A run of the campaign starting now, PREPARING and waiting for its hand-off: to
     `recipients` when given, else to the campaign's audience as it is now. Its content
-    (payloads, what the templates read, the topic) and the campaign's policy are fixed
-    now. A relative cut-off counts from `timing_from` (a scheduled occurrence), else
-    from now."""
+    (payloads, what the templates read, the topic; each variant's, with its split, for
+    an A/B test, or only `variant_id`'s for everyone) and the campaign's policy and
+    conversion goal are fixed now. A relative cut-off counts from `timing_from` (a
+    scheduled occurrence), else from now. `with_test_phase`: a campaign with a variant
+    test starts its test run, and plans its rest."""
     run_id = new_id("run")
-    parts = content.run_content(
-        campaign.notification,
-        campaign.campaign_id,
-        run_id,
-        personalization=campaign.personalization,
-        utm=campaign.utm,
-        topic=campaign.topic,
-        test=test,
+    payload, options, run_variants = b"", None, variants.run_variants(
+        campaign, run_id, test=test, only=variant_id
     )
+    if not run_variants:
+        parts = content.run_content(
+            campaign.notification,
+            campaign.campaign_id,
+            run_id,
+            personalization=campaign.personalization,
+            utm=campaign.utm,
+            topic=campaign.topic,
+            test=test,
+        )
+        payload = parts.payload
+        options = RunContentOptions(
+            browser_payloads=dict(parts.browser_payloads),
+            profile_properties=parts.profile_properties,
+            event_properties=parts.event_properties,
+            suppress_missing_values=parts.suppress_missing_values,
+            missing_value_text=parts.missing_value_text,
+            topic=parts.topic,
+        )
+    phase: dict[str, Any] = {}
+    variant_test = campaign.variant_test
+    if with_test_phase and variant_test is not None and campaign.variants and not variant_id:
+        phase = {
+            "phase": RunPhase.VARIANT_TEST,
+            "sample": variants.sample_for_test(variant_test.test_percent),
+            "rest_time": now + timedelta(seconds=variant_test.wait_seconds),
+            "rest_state": RestState.PENDING,
+            # The rest sends what was tested (the variants as they are now), rendered
+            # for its own run when it starts.
+            "rest_plan": RestPlan(
+                variants=campaign.variants,
+                personalization=campaign.personalization,
+                utm=campaign.utm,
+                topic=campaign.topic,
+                timing=campaign.timing,
+                metric=variant_test.metric or campaign_pb2.WINNER_METRIC_CLICK_THROUGH_RATE,
+            ),
+        }
     return RunRecord(
         run_id=run_id,
         site_id=campaign.site_id,
@@ -914,15 +1138,11 @@ def new_run(
         state=RunState.PREPARING,
         failure_reason="",
         progress=RunProgress(),
-        payload=parts.payload,
-        content_options=RunContentOptions(
-            browser_payloads=dict(parts.browser_payloads),
-            profile_properties=parts.profile_properties,
-            event_properties=parts.event_properties,
-            suppress_missing_values=parts.suppress_missing_values,
-            missing_value_text=parts.missing_value_text,
-            topic=parts.topic,
-        ),
+        payload=payload,
+        content_options=options,
+        variants=run_variants,
+        conversion_goal=campaign.conversion_goal,
+        **phase,
         policy=campaign.policy,
         ttl_seconds=campaign.ttl_seconds,
         urgency=campaign.urgency,
@@ -941,11 +1161,79 @@ def new_run(
     )
 
 
-def test_run(campaign: CampaignRecord, now: datetime, request_id: str = "") -> RunRecord:
-    """A test send of the campaign starting now: its content rendered as test, to the
-    site's test profiles, all at once and under no policy."""
-    run = new_run(campaign, now, request_id, test=True)
+def test_run(
+    campaign: CampaignRecord, now: datetime, request_id: str = "", variant_id: str = ""
+) -> RunRecord:
+    """A test send of the campaign starting now: its content rendered as test (with
+    variants: only `variant_id`'s, else each in its split), to the site's test
+    profiles, all at once and under no policy."""
+    run = new_run(campaign, now, request_id, test=True, variant_id=variant_id)
     return replace(run, audience=TEST_PROFILES, timing=None, policy=None)
+
+
+def rest_run(test: RunRecord, decision: variants.Decision, now: datetime) -> RunRecord:
+    """The rest run of a variant test run starting now: the rest of the audience (as it
+    is resolved now), every recipient the winner, or with no winner the test's split;
+    otherwise as the test run (audience, policy, TTL, urgency, goal), with the
+    campaign's timing as the test started counted from now."""
+    plan = test.rest_plan
+    assert plan is not None and test.sample is not None
+    run_id = new_id("run")
+    chosen = variants.variant_contents(
+        plan.variants,
+        test.campaign_id,
+        run_id,
+        personalization=plan.personalization,
+        utm=plan.utm,
+        topic=plan.topic,
+        only=decision.winner_variant_id,
+    )
+    return RunRecord(
+        run_id=run_id,
+        site_id=test.site_id,
+        campaign_id=test.campaign_id,
+        state=RunState.PREPARING,
+        failure_reason="",
+        progress=RunProgress(),
+        payload=b"",
+        ttl_seconds=test.ttl_seconds,
+        urgency=test.urgency,
+        handoff_pending=True,
+        create_time=now,
+        request_id=f"{REST_REQUEST_ID_PREFIX}{test.run_id}",
+        audience=test.audience,
+        timing=timing.run_timing_to_json(
+            timing.for_run(timing.timing_from_json(plan.timing), now)
+        )
+        if plan.timing
+        else None,
+        policy=test.policy,
+        variants=chosen,
+        conversion_goal=test.conversion_goal,
+        phase=RunPhase.VARIANT_REST,
+        sample=variants.sample_for_rest(test.sample[1]),
+        related_run_id=test.run_id,
+        variant_decision=decision_to_proto(decision, plan.metric, now),
+    )
+
+
+def decision_to_proto(
+    decision: variants.Decision, metric: int, now: datetime
+) -> campaign_pb2.VariantDecision:
+    shown = campaign_pb2.VariantDecision(
+        metric=metric,  # type: ignore[arg-type]
+        winner_variant_id=decision.winner_variant_id,
+        results=[
+            campaign_pb2.VariantResult(
+                variant_id=o.variant_id, sent=o.sent, successes=o.successes, rate=o.rate
+            )
+            for o in decision.outcomes
+        ],
+        z_score=decision.z_score,
+        significant=decision.significant,
+    )
+    shown.decide_time.FromDatetime(now)
+    return shown
 
 
 def _scheduled_run(
@@ -962,6 +1250,7 @@ def _scheduled_run(
             # A cut-off N seconds "after the run starts" counts from the occurrence, not
             # from a late start.
             timing_from=occurrence,
+            with_test_phase=True,
         )
     except InvalidArgument as error:
         log.error(
@@ -1069,17 +1358,39 @@ def _checked_labels(labels: Sequence[str], field: str) -> tuple[str, ...]:
 def _content_warnings(
     campaign: CampaignRecord, possible_browsers: Collection[int], *, prefix: str = ""
 ) -> list[CampaignWarning]:
-    """The campaign's content checked for recipients of these browsers: InvalidArgument
-    naming the first field that is wrong, else what some browsers will not show."""
-    found = content.validate(
-        campaign.notification,
-        campaign.campaign_id,
-        personalization=campaign.personalization,
-        utm=campaign.utm,
-        live=campaign.trigger is not None,
-        possible_browsers=possible_browsers,
-    )
-    return [CampaignWarning(w.reason, prefix + w.field, w.message) for w in found]
+    """The campaign's content (its notification, or each variant's) checked for
+    recipients of these browsers: InvalidArgument naming the first field that is wrong,
+    else what some browsers will not show."""
+    warnings = []
+    for where, notification in variants.notifications(campaign):
+        try:
+            found = content.validate(
+                notification,
+                campaign.campaign_id,
+                personalization=campaign.personalization,
+                utm=campaign.utm,
+                live=campaign.trigger is not None,
+                possible_browsers=possible_browsers,
+            )
+        except InvalidArgument as error:
+            raise variants.relocated(error, where) from None
+        warnings += [
+            CampaignWarning(
+                w.reason,
+                prefix + variants.relocated_field(w.field, where),
+                variants.relocated_message(w.message, where),
+            )
+            for w in found
+        ]
+    return warnings
+
+
+def _default_name(
+    notification: common_pb2.Notification, kept_variants: Sequence[campaign_pb2.Variant]
+) -> str:
+    """A campaign's name when none is given: its title (the first variant's)."""
+    title = kept_variants[0].notification.title if kept_variants else notification.title
+    return title.strip()[:MAX_NAME_LENGTH]
 
 
 def _content_for_every_browser(
@@ -1145,6 +1456,19 @@ def _fingerprint(draft: CampaignDraft) -> str:
     # as it did.
     if any(later):
         for part in later:
+            digest.update(len(part).to_bytes(8, "big") + part)
+    newest = (
+        b"".join(
+            len(v).to_bytes(8, "big") + v
+            for v in (v.SerializeToString(deterministic=True) for v in draft.variants)
+        ),
+        draft.variant_test.SerializeToString(deterministic=True) if draft.variant_test else b"",
+        draft.conversion_goal.SerializeToString(deterministic=True)
+        if draft.conversion_goal
+        else b"",
+    )
+    if any(newest):
+        for part in newest:
             digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
 

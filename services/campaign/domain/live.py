@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.campaign.domain import content, triggers
+from services.campaign.domain import content, triggers, variants
 from services.campaign.domain.campaigns import new_run
 from services.campaign.domain.ports import FeedEventView, PeerCallFailed, SegmentPort
 from services.campaign.store import (
@@ -371,8 +371,13 @@ class LiveCampaigns:
 
 
 def _event_properties_read(campaign: CampaignRecord) -> frozenset[str]:
-    """The triggering event's properties the campaign's templates read."""
-    return content.template_variables(campaign.notification).event
+    """The triggering event's properties the campaign's templates read (any variant's)."""
+    return frozenset().union(
+        *(
+            content.template_variables(notification).event
+            for _, notification in variants.notifications(campaign)
+        )
+    )
 
 
 def _fired(

@@ -1,4 +1,4 @@
-"""What campaign needs from delivery and segment, as the domain sees it.
+"""What campaign needs from delivery, segment and reporting, as the domain sees it.
 
 The gRPC implementations live in services.campaign.peer_clients; unit tests use
 in-memory fakes.
@@ -97,6 +97,58 @@ class DeliveryPort(Protocol):
     ) -> RecipientOutcomeView | None:
         """One recipient of the run; None when delivery did not queue it (not in the
         run's audience, or the audience not resolved that far). Raises PeerCallFailed."""
+
+    async def preview_plan(
+        self,
+        run: RunRecord,
+        default_timezone: str = "",
+        policy: RunPolicy | None = None,
+        *,
+        variants: Sequence[tuple[str, int]] = (),
+        sample: tuple[int, int] | None = None,
+        start_after_seconds: int = 0,
+    ) -> DeliveryPlanView:
+        """What delivery would do with the run were it handed over now (as start_run
+        hands it), with only `variants` (id, weight percent) and the `sample` of its
+        audience, starting `start_after_seconds` from now. Stores nothing. Raises
+        PeerCallFailed (permanent when delivery or segment refused the request)."""
+
+
+@dataclass(frozen=True)
+class PlanRowView:
+    """One hour, browser and variant of a delivery plan."""
+
+    hour_start: datetime
+    # clarion.common.v1.Browser.
+    browser: int
+    variant_id: str
+    sent: int
+    # clarion.common.v1.DeliveryReason -> recipients suppressed (or expired) in the hour.
+    suppressed: dict[int, int]
+
+
+@dataclass(frozen=True)
+class DeliveryPlanView:
+    snapshot_time: datetime
+    audience: int
+    # In time order, then browser, then variant.
+    rows: tuple[PlanRowView, ...]
+
+
+@dataclass(frozen=True)
+class VariantTally:
+    """One variant's counts in a run, as reporting has them."""
+
+    variant_id: str
+    sent: int
+    clicked: int
+    conversions: int
+
+
+class ReportingPort(Protocol):
+    async def run_variant_tallies(self, site_id: str, run_id: str) -> list[VariantTally]:
+        """The run's counts per variant (empty when reporting has nothing of the run).
+        Raises PeerCallFailed when reporting cannot answer."""
 
 
 @dataclass(frozen=True)

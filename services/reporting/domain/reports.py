@@ -3,7 +3,7 @@ idempotently; turn stored totals into a campaign's or a run's report."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +12,7 @@ from services.kit.errors import InvalidArgument, NotFound
 from services.reporting.models import ID_LENGTH
 from services.reporting.store import (
     DeliveryStatus,
+    DescriptionRecord,
     EngagementKind,
     EngagementRecord,
     GoalRecord,
@@ -198,9 +199,18 @@ def _require_batch(size: int, field: str) -> None:
 
 
 class Reporting:
-    def __init__(self, store: ReportingStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: ReportingStore,
+        clock: Clock,
+        *,
+        on_webhooks_queued: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_webhooks_queued` is called after engagement queued webhook messages (the
+        dispatcher's wake-up, so they go out without waiting for its next round)."""
         self._store = store
         self._clock = clock
+        self._on_webhooks_queued = on_webhooks_queued
 
     async def record_run_audience(
         self,
@@ -211,9 +221,11 @@ class Reporting:
         *,
         test: bool = False,
         goal: ConversionGoalInput | None = None,
+        description: DescriptionRecord | None = None,
     ) -> None:
         """Stores the run's audience (a repeat replaces it) and, when given, the goal its
-        conversions are counted by (a repeat without one keeps the stored goal)."""
+        conversions are counted by and what webhooks say of it (a repeat without one
+        keeps the stored one)."""
         _require_id(run_id, "run_id")
         _require_id(campaign_id, "campaign_id")
         if audience < 0:
@@ -225,6 +237,7 @@ class Reporting:
             site_id,
             RunAudienceRecord(run_id, campaign_id, audience, self._clock.now(), test),
             goal_record,
+            description,
         )
 
     async def record_delivery_outcomes(
@@ -326,7 +339,10 @@ class Reporting:
                     f"not {record.campaign_id!r}",
                     field=f"events[{index}].campaign_id",
                 )
-        return await self._store.insert_engagement_events(site_id, records)
+        recorded, queued = await self._store.insert_engagement_events(site_id, records, now)
+        if queued and self._on_webhooks_queued is not None:
+            self._on_webhooks_queued()
+        return recorded
 
     async def campaign_report(self, site_id: str, campaign_id: str) -> CampaignReport:
         _require_id(campaign_id, "campaign_id")
