@@ -14,15 +14,13 @@ from clarion.common.v1 import common_pb2
 from services.campaign.domain import content
 from services.campaign.store import CampaignRecord, RunContentOptions, RunVariantContent
 from services.kit.errors import InvalidArgument
+from services.kit.goals import check_conversion_goal
 
 MIN_VARIANTS = 2
 MAX_VARIANTS = 5
 _VARIANT_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 MIN_TEST_PERCENT, MAX_TEST_PERCENT = 5, 50
 MIN_WAIT_SECONDS, MAX_WAIT_SECONDS = 300, 7 * 24 * 3600
-MAX_GOAL_EVENT_LENGTH = 128
-MAX_REVENUE_PROPERTY_LENGTH = 64
-MIN_GOAL_WINDOW_SECONDS, MAX_GOAL_WINDOW_SECONDS = 60, 30 * 24 * 3600
 BASIS_POINTS = 10_000
 # |z| at or above this is significant (two-sided, 95 %).
 Z_CRITICAL = 1.96
@@ -149,30 +147,9 @@ def checked_conversion_goal(
     """The goal as kept (None: none), or InvalidArgument naming the wrong value."""
     if given is None:
         return None
-    name = given.event_name
-    if not name.strip() or len(name) > MAX_GOAL_EVENT_LENGTH or not name.isprintable():
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"{field}.event_name must be the goal event's name: one printable line of 1 "
-            f'to {MAX_GOAL_EVENT_LENGTH} characters (e.g. "Charged")',
-            field=f"{field}.event_name",
-        )
-    if not MIN_GOAL_WINDOW_SECONDS <= given.window_seconds <= MAX_GOAL_WINDOW_SECONDS:
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"{field}.window_seconds is {given.window_seconds}; a conversion counts "
-            f"{MIN_GOAL_WINDOW_SECONDS} seconds to {MAX_GOAL_WINDOW_SECONDS} (30 days) "
-            "after the push",
-            field=f"{field}.window_seconds",
-        )
-    revenue = given.revenue_property
-    if len(revenue) > MAX_REVENUE_PROPERTY_LENGTH or not revenue.isprintable():
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"{field}.revenue_property must be one printable line of at most "
-            f"{MAX_REVENUE_PROPERTY_LENGTH} characters, or empty",
-            field=f"{field}.revenue_property",
-        )
+    check_conversion_goal(
+        given.event_name, given.window_seconds, given.revenue_property, field=field
+    )
     kept = common_pb2.ConversionGoal()
     kept.CopyFrom(given)
     return kept

@@ -6,18 +6,10 @@ itself does nothing else with it."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from clarion.common.v1 import common_pb2
-from services.kit.errors import InvalidArgument
-
-MAX_EVENT_NAME_LENGTH = 128
-MAX_REVENUE_PROPERTY_LENGTH = 64
-MIN_WINDOW_SECONDS = 60
-MAX_WINDOW_SECONDS = 30 * 24 * 3600
-# One line of text: no control characters, no line breaks or tabs.
-_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+from services.kit.goals import check_conversion_goal
 
 
 @dataclass(frozen=True)
@@ -60,30 +52,8 @@ def goal_from_json(text: str) -> ConversionGoal | None:
 def goal_from_proto(message: common_pb2.ConversionGoal) -> ConversionGoal:
     """The goal of a StartDeliveryRun request (set), or INVALID_ARGUMENT
     INVALID_CONVERSION_GOAL naming the field."""
-    name = message.event_name
-    if not name or len(name) > MAX_EVENT_NAME_LENGTH or _NOT_ONE_LINE.search(name):
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"conversion_goal.event_name must be 1-{MAX_EVENT_NAME_LENGTH} characters on "
-            "one line (the goal event's name)",
-            field="conversion_goal.event_name",
-        )
-    if not MIN_WINDOW_SECONDS <= message.window_seconds <= MAX_WINDOW_SECONDS:
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"conversion_goal.window_seconds is {message.window_seconds}; give "
-            f"{MIN_WINDOW_SECONDS} to {MAX_WINDOW_SECONDS} (60 seconds to 30 days)",
-            field="conversion_goal.window_seconds",
-        )
-    revenue = message.revenue_property
-    if len(revenue) > MAX_REVENUE_PROPERTY_LENGTH or _NOT_ONE_LINE.search(revenue):
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"conversion_goal.revenue_property must be at most {MAX_REVENUE_PROPERTY_LENGTH} "
-            "characters on one line",
-            field="conversion_goal.revenue_property",
-        )
-    return ConversionGoal(name, message.window_seconds, revenue)
+    check_conversion_goal(message.event_name, message.window_seconds, message.revenue_property)
+    return ConversionGoal(message.event_name, message.window_seconds, message.revenue_property)
 
 
 __all__ = ["ConversionGoal", "goal_from_json", "goal_from_proto"]

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from services.kit.clock import Clock
 from services.kit.errors import InvalidArgument, NotFound
+from services.kit.goals import check_conversion_goal
 from services.reporting.models import ID_LENGTH
 from services.reporting.store import (
     DeliveryStatus,
@@ -25,10 +26,6 @@ from services.reporting.store import (
 # Delivery reports outcomes in chunks; a bound keeps one call's transaction short.
 MAX_BATCH = 10_000
 # A conversion goal's window: a minute to 30 days (clarion.common.v1.ConversionGoal).
-MIN_GOAL_WINDOW_SECONDS = 60
-MAX_GOAL_WINDOW_SECONDS = 30 * 24 * 3600
-MAX_EVENT_NAME_LENGTH = 128
-MAX_PROPERTY_NAME_LENGTH = 64
 MAX_VARIANT_LENGTH = 16
 
 
@@ -148,33 +145,8 @@ def _variants(totals: ReportTotals) -> tuple[VariantReport, ...]:
 
 
 def _goal_record(goal: ConversionGoalInput) -> GoalRecord:
-    """The goal, checked: an event name, a window of a minute to 30 days."""
-    prefix = "conversion_goal"
-    if not goal.event_name:
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"{prefix}.event_name is required: the event that counts as a conversion",
-            field=f"{prefix}.event_name",
-        )
-    if len(goal.event_name) > MAX_EVENT_NAME_LENGTH:
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"{prefix}.event_name is longer than {MAX_EVENT_NAME_LENGTH} characters",
-            field=f"{prefix}.event_name",
-        )
-    if not MIN_GOAL_WINDOW_SECONDS <= goal.window_seconds <= MAX_GOAL_WINDOW_SECONDS:
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"{prefix}.window_seconds must be {MIN_GOAL_WINDOW_SECONDS} to "
-            f"{MAX_GOAL_WINDOW_SECONDS} (a minute to 30 days), got {goal.window_seconds}",
-            field=f"{prefix}.window_seconds",
-        )
-    if len(goal.revenue_property) > MAX_PROPERTY_NAME_LENGTH:
-        raise InvalidArgument(
-            "INVALID_CONVERSION_GOAL",
-            f"{prefix}.revenue_property is longer than {MAX_PROPERTY_NAME_LENGTH} characters",
-            field=f"{prefix}.revenue_property",
-        )
+    """The goal, checked (services/kit/goals.py)."""
+    check_conversion_goal(goal.event_name, goal.window_seconds, goal.revenue_property)
     return GoalRecord(goal.event_name, goal.window_seconds, goal.revenue_property)
 
 
