@@ -153,9 +153,13 @@ def _goal_record(goal: ConversionGoalInput) -> GoalRecord:
 def _require_id(value: str, field: str) -> None:
     if not value:
         raise InvalidArgument("MISSING_FIELD", f"{field} is required", field=field)
-    if len(value) > ID_LENGTH:
+    _require_at_most(value, ID_LENGTH, field)
+
+
+def _require_at_most(value: str, limit: int, field: str) -> None:
+    if len(value) > limit:
         raise InvalidArgument(
-            "FIELD_TOO_LONG", f"{field} is longer than {ID_LENGTH} characters", field=field
+            "FIELD_TOO_LONG", f"{field} is longer than {limit} characters", field=field
         )
 
 
@@ -237,18 +241,8 @@ class Reporting:
                     "use one of the DELIVERY_REASON_* values",
                     field=f"{prefix}.reason",
                 )
-            if len(outcome.variant) > MAX_VARIANT_LENGTH:
-                raise InvalidArgument(
-                    "FIELD_TOO_LONG",
-                    f"{prefix}.variant is longer than {MAX_VARIANT_LENGTH} characters",
-                    field=f"{prefix}.variant",
-                )
-            if len(outcome.profile_id) > ID_LENGTH:
-                raise InvalidArgument(
-                    "FIELD_TOO_LONG",
-                    f"{prefix}.profile_id is longer than {ID_LENGTH} characters",
-                    field=f"{prefix}.profile_id",
-                )
+            _require_at_most(outcome.variant, MAX_VARIANT_LENGTH, f"{prefix}.variant")
+            _require_at_most(outcome.profile_id, ID_LENGTH, f"{prefix}.profile_id")
             records.append(
                 OutcomeRecord(
                     run_id=outcome.run_id,
@@ -283,12 +277,7 @@ class Reporting:
                     f"{prefix}.kind is unspecified; use VIEWED, CLICKED or CLOSED",
                     field=f"{prefix}.kind",
                 )
-            if len(event.button) > ID_LENGTH:
-                raise InvalidArgument(
-                    "FIELD_TOO_LONG",
-                    f"{prefix}.button is longer than {ID_LENGTH} characters",
-                    field=f"{prefix}.button",
-                )
+            _require_at_most(event.button, ID_LENGTH, f"{prefix}.button")
             records.append(
                 EngagementRecord(
                     run_id=event.run_id,
