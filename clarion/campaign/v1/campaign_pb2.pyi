@@ -77,6 +77,17 @@ class RecipientStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECIPIENT_STATUS_FAILED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_SUPPRESSED: _ClassVar[RecipientStatus]
     RECIPIENT_STATUS_EXPIRED: _ClassVar[RecipientStatus]
+
+class NotTargetedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOT_TARGETED_REASON_UNSPECIFIED: _ClassVar[NotTargetedReason]
+    NOT_TARGETED_REASON_NOT_IN_SEGMENT: _ClassVar[NotTargetedReason]
+    NOT_TARGETED_REASON_UNSUBSCRIBED: _ClassVar[NotTargetedReason]
+    NOT_TARGETED_REASON_JOINED_AFTER_RUN: _ClassVar[NotTargetedReason]
+    NOT_TARGETED_REASON_UNREACHABLE: _ClassVar[NotTargetedReason]
+    NOT_TARGETED_REASON_TEST_SEND_ONLY: _ClassVar[NotTargetedReason]
+    NOT_TARGETED_REASON_UNKNOWN_SUBSCRIBER: _ClassVar[NotTargetedReason]
+    NOT_TARGETED_REASON_NOT_IN_SAMPLE: _ClassVar[NotTargetedReason]
 WINNER_METRIC_UNSPECIFIED: WinnerMetric
 WINNER_METRIC_CLICK_THROUGH_RATE: WinnerMetric
 WINNER_METRIC_CONVERSION_RATE: WinnerMetric
@@ -115,6 +126,14 @@ RECIPIENT_STATUS_SENT: RecipientStatus
 RECIPIENT_STATUS_FAILED: RecipientStatus
 RECIPIENT_STATUS_SUPPRESSED: RecipientStatus
 RECIPIENT_STATUS_EXPIRED: RecipientStatus
+NOT_TARGETED_REASON_UNSPECIFIED: NotTargetedReason
+NOT_TARGETED_REASON_NOT_IN_SEGMENT: NotTargetedReason
+NOT_TARGETED_REASON_UNSUBSCRIBED: NotTargetedReason
+NOT_TARGETED_REASON_JOINED_AFTER_RUN: NotTargetedReason
+NOT_TARGETED_REASON_UNREACHABLE: NotTargetedReason
+NOT_TARGETED_REASON_TEST_SEND_ONLY: NotTargetedReason
+NOT_TARGETED_REASON_UNKNOWN_SUBSCRIBER: NotTargetedReason
+NOT_TARGETED_REASON_NOT_IN_SAMPLE: NotTargetedReason
 
 class Campaign(_message.Message):
     __slots__ = ("campaign_id", "name", "notification", "ttl_seconds", "urgency", "create_time", "update_time", "audience", "schedule", "state", "next_run_time", "missed_occurrences", "trigger", "timing", "personalization", "utm", "topic", "labels", "policy", "variants", "variant_test", "conversion_goal")
@@ -459,3 +478,43 @@ class RunRecipient(_message.Message):
     finish_time: _timestamp_pb2.Timestamp
     explanation: str
     def __init__(self, run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., status: _Optional[_Union[RecipientStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., attempts: _Optional[int] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., explanation: _Optional[str] = ...) -> None: ...
+
+class RecipientExplanation(_message.Message):
+    __slots__ = ("run_id", "subscriber_id", "targeted", "not_targeted_reason", "status", "reason", "explanation", "attempts", "finish_time", "variant", "viewed_time", "clicked_time", "clicked_button", "closed_time", "conversions", "revenue", "converted_time", "run_start_time")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGETED_FIELD_NUMBER: _ClassVar[int]
+    NOT_TARGETED_REASON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    VIEWED_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLICKED_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLICKED_BUTTON_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    CONVERTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    RUN_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    subscriber_id: str
+    targeted: bool
+    not_targeted_reason: NotTargetedReason
+    status: RecipientStatus
+    reason: _common_pb2.DeliveryReason
+    explanation: str
+    attempts: _containers.RepeatedCompositeFieldContainer[_common_pb2.DeliveryAttempt]
+    finish_time: _timestamp_pb2.Timestamp
+    variant: str
+    viewed_time: _timestamp_pb2.Timestamp
+    clicked_time: _timestamp_pb2.Timestamp
+    clicked_button: str
+    closed_time: _timestamp_pb2.Timestamp
+    conversions: int
+    revenue: float
+    converted_time: _timestamp_pb2.Timestamp
+    run_start_time: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., targeted: _Optional[bool] = ..., not_targeted_reason: _Optional[_Union[NotTargetedReason, str]] = ..., status: _Optional[_Union[RecipientStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., explanation: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[_common_pb2.DeliveryAttempt, _Mapping]]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variant: _Optional[str] = ..., viewed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clicked_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clicked_button: _Optional[str] = ..., closed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversions: _Optional[int] = ..., revenue: _Optional[float] = ..., converted_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

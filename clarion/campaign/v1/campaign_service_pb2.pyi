@@ -11,6 +11,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ExplainRecipientRequest(_message.Message):
+    __slots__ = ("campaign_id", "run_id", "subscriber_id", "profile_id")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    run_id: str
+    subscriber_id: str
+    profile_id: str
+    def __init__(self, campaign_id: _Optional[str] = ..., run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., profile_id: _Optional[str] = ...) -> None: ...
+
+class ExplainRecipientResponse(_message.Message):
+    __slots__ = ("explanations",)
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
+    explanations: _containers.RepeatedCompositeFieldContainer[_campaign_pb2.RecipientExplanation]
+    def __init__(self, explanations: _Optional[_Iterable[_Union[_campaign_pb2.RecipientExplanation, _Mapping]]] = ...) -> None: ...
+
 class PreviewCampaignRequest(_message.Message):
     __slots__ = ("campaign_id",)
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]

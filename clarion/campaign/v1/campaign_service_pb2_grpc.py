@@ -109,6 +109,11 @@ class CampaignServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
                 _registered_method=True)
+        self.ExplainRecipient = channel.unary_unary(
+                '/clarion.campaign.v1.CampaignService/ExplainRecipient',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ExplainRecipientRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ExplainRecipientResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -236,6 +241,16 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainRecipient(self, request, context):
+        """Why a person got (or did not get) a campaign's or a run's push: per run and per
+        subscriber (a profile's every subscriber), whether it was targeted and if not why,
+        each delivery attempt with the push service's answer, the final state and reason,
+        views, clicks, closes and conversions. Newest run first, at most 50 runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +328,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.PreviewCampaign,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.SerializeToString,
+            ),
+            'ExplainRecipient': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainRecipient,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ExplainRecipientRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ExplainRecipientResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -720,6 +740,33 @@ class CampaignService:
             '/clarion.campaign.v1.CampaignService/PreviewCampaign',
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainRecipient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.CampaignService/ExplainRecipient',
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ExplainRecipientRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_campaign__service__pb2.ExplainRecipientResponse.FromString,
             options,
             channel_credentials,
             insecure,

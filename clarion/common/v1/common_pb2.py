@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63larion/common/v1/common.proto\x12\x11\x63larion.common.v1\x1a#clarion/common/v1/constraints.proto\"\xc3\x01\n\x0e\x43onversionGoal\x12\x36\n\nevent_name\x18\x01 \x01(\tB\"\x82\x80\x19\x1e\x08\x80\x01\x30\x03:\x17INVALID_CONVERSION_GOAL\x12<\n\x0ewindow_seconds\x18\x02 \x01(\x05\x42$\x82\x80\x19  \x00(\x80\x9a\x9e\x01:\x17INVALID_CONVERSION_GOAL\x12;\n\x10revenue_property\x18\x03 \x01(\tB!\x82\x80\x19\x1d\x08@0\x03:\x17INVALID_CONVERSION_GOAL\"\x88\x02\n\x0eRunDescription\x12#\n\x12notification_title\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x08\x12\x1b\n\nutm_source\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x1b\n\nutm_medium\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x1d\n\x0cutm_campaign\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x1c\n\x0butm_content\x18\x05 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x19\n\x08utm_term\x18\x06 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12?\n\x0evariant_titles\x18\x07 \x03(\x0b\x32\x1f.clarion.common.v1.VariantTitleB\x06\x82\x80\x19\x02\x18\x05\"Q\n\x0cVariantTitle\x12\x1c\n\nvariant_id\x18\x01 \x01(\tB\x08\x82\x80\x19\x04\x08\x10\x30\x01\x12#\n\x12notification_title\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x08\"\x8b\x01\n\x10PushSubscription\x12+\n\x08\x65ndpoint\x18\x01 \x01(\tB\x19\x82\x80\x19\x15\x08\x80\x10:\x10INVALID_ENDPOINT\x12&\n\x06p256dh\x18\x02 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x41:\x0eINVALID_P256DH\x12\"\n\x04\x61uth\x18\x03 \x01(\x0c\x42\x14\x82\x80\x19\x10\x08\x10:\x0cINVALID_AUTH\"-\n\nApnsDevice\x12\x1f\n\x0c\x64\x65vice_token\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\xc8\x01\x30\x01\"~\n\nPushTarget\x12\x37\n\x08web_push\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscriptionH\x00\x12-\n\x04\x61pns\x18\x02 \x01(\x0b\x32\x1d.clarion.common.v1.ApnsDeviceH\x00\x42\x08\n\x06target\"\xac\x02\n\x0cNotification\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x10\n\x08icon_url\x18\x03 \x01(\t\x12\x11\n\timage_url\x18\x04 \x01(\t\x12\x12\n\ntarget_url\x18\x05 \x01(\t\x12\x11\n\tbadge_url\x18\x06 \x01(\t\x12P\n\x07\x61\x63tions\x18\x07 \x03(\x0b\x32%.clarion.common.v1.NotificationActionB\x18\x82\x80\x19\x14\x18\x02\x42\x10TOO_MANY_ACTIONS\x12\x1b\n\x13require_interaction\x18\x08 \x01(\x08\x12\x0e\n\x06silent\x18\t \x01(\x08\x12\"\n\x03tag\x18\n \x01(\tB\x15\x82\x80\x19\x11\x08@0\x03:\x0bINVALID_TAG\x12\x10\n\x08renotify\x18\x0b \x01(\x08\"B\n\x12NotificationAction\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x10\n\x08icon_url\x18\x03 \x01(\t\"\xc3\x02\n\x0bPushPayload\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0c\n\x04icon\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x06 \x01(\t\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12\x15\n\rsubscriber_id\x18\x08 \x01(\t\x12\x18\n\x10\x65ngagement_token\x18\t \x01(\t\x12\r\n\x05\x62\x61\x64ge\x18\n \x01(\t\x12.\n\x07\x61\x63tions\x18\x0b \x03(\x0b\x32\x1d.clarion.common.v1.PushAction\x12\x1b\n\x13require_interaction\x18\x0c \x01(\x08\x12\x0e\n\x06silent\x18\r \x01(\x08\x12\x0b\n\x03tag\x18\x0e \x01(\t\x12\x10\n\x08renotify\x18\x0f \x01(\x08\x12\x0c\n\x04test\x18\x10 \x01(\x08\"F\n\nPushAction\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0c\n\x04icon\x18\x04 \x01(\t*\x97\x01\n\x07\x42rowser\x12\x17\n\x13\x42ROWSER_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x42ROWSER_CHROME\x10\x01\x12\x13\n\x0f\x42ROWSER_FIREFOX\x10\x02\x12\x10\n\x0c\x42ROWSER_EDGE\x10\x03\x12\x11\n\rBROWSER_OPERA\x10\x04\x12\x12\n\x0e\x42ROWSER_SAFARI\x10\x05\x12\x11\n\rBROWSER_OTHER\x10\x06*o\n\x07Urgency\x12\x17\n\x13URGENCY_UNSPECIFIED\x10\x00\x12\x14\n\x10URGENCY_VERY_LOW\x10\x01\x12\x0f\n\x0bURGENCY_LOW\x10\x02\x12\x12\n\x0eURGENCY_NORMAL\x10\x03\x12\x10\n\x0cURGENCY_HIGH\x10\x04*\xa4\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x12\x1e\n\x1a\x44\x45LIVERY_STATUS_SUPPRESSED\x10\x03\x12\x1b\n\x17\x44\x45LIVERY_STATUS_EXPIRED\x10\x04*\x86\x01\n\x0e\x45ngagementKind\x12\x1f\n\x1b\x45NGAGEMENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45NGAGEMENT_KIND_VIEWED\x10\x01\x12\x1b\n\x17\x45NGAGEMENT_KIND_CLICKED\x10\x02\x12\x1a\n\x16\x45NGAGEMENT_KIND_CLOSED\x10\x03*\xfc\x06\n\x0e\x44\x65liveryReason\x12\x1f\n\x1b\x44\x45LIVERY_REASON_UNSPECIFIED\x10\x00\x12$\n DELIVERY_REASON_PUSH_SERVICE_404\x10\x01\x12$\n DELIVERY_REASON_PUSH_SERVICE_410\x10\x02\x12%\n!DELIVERY_REASON_PAYLOAD_TOO_LARGE\x10\x03\x12$\n DELIVERY_REASON_PUSH_SERVICE_429\x10\x04\x12$\n DELIVERY_REASON_PUSH_SERVICE_5XX\x10\x05\x12%\n!DELIVERY_REASON_PUSH_SERVICE_AUTH\x10\x06\x12$\n DELIVERY_REASON_PUSH_SERVICE_4XX\x10\x07\x12\x1b\n\x17\x44\x45LIVERY_REASON_TIMEOUT\x10\x08\x12$\n DELIVERY_REASON_CONNECTION_ERROR\x10\t\x12$\n DELIVERY_REASON_ENDPOINT_REFUSED\x10\n\x12$\n DELIVERY_REASON_ENCRYPTION_ERROR\x10\x0b\x12(\n$DELIVERY_REASON_NO_VAPID_CREDENTIALS\x10\x0c\x12 \n\x1c\x44\x45LIVERY_REASON_UNSUBSCRIBED\x10\r\x12!\n\x1d\x44\x45LIVERY_REASON_FREQUENCY_CAP\x10\x0e\x12\x17\n\x13\x44\x45LIVERY_REASON_DND\x10\x0f\x12\x1b\n\x17\x44\x45LIVERY_REASON_CUT_OFF\x10\x10\x12!\n\x1d\x44\x45LIVERY_REASON_CONTROL_GROUP\x10\x11\x12\x1d\n\x19\x44\x45LIVERY_REASON_CANCELLED\x10\x12\x12\x1f\n\x1b\x44\x45LIVERY_REASON_EXPIRED_TTL\x10\x13\x12%\n!DELIVERY_REASON_APNS_UNREGISTERED\x10\x14\x12%\n!DELIVERY_REASON_LOCAL_TIME_PASSED\x10\x15\x12+\n\'DELIVERY_REASON_PERSONALIZATION_MISSING\x10\x16\x12+\n\'DELIVERY_REASON_PERSONALIZATION_INVALID\x10\x17\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63larion/common/v1/common.proto\x12\x11\x63larion.common.v1\x1a#clarion/common/v1/constraints.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x01\n\x0e\x43onversionGoal\x12\x36\n\nevent_name\x18\x01 \x01(\tB\"\x82\x80\x19\x1e\x08\x80\x01\x30\x03:\x17INVALID_CONVERSION_GOAL\x12<\n\x0ewindow_seconds\x18\x02 \x01(\x05\x42$\x82\x80\x19  \x00(\x80\x9a\x9e\x01:\x17INVALID_CONVERSION_GOAL\x12;\n\x10revenue_property\x18\x03 \x01(\tB!\x82\x80\x19\x1d\x08@0\x03:\x17INVALID_CONVERSION_GOAL\"\x88\x02\n\x0eRunDescription\x12#\n\x12notification_title\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x08\x12\x1b\n\nutm_source\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x1b\n\nutm_medium\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x1d\n\x0cutm_campaign\x18\x04 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x1c\n\x0butm_content\x18\x05 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12\x19\n\x08utm_term\x18\x06 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x01\x12?\n\x0evariant_titles\x18\x07 \x03(\x0b\x32\x1f.clarion.common.v1.VariantTitleB\x06\x82\x80\x19\x02\x18\x05\"Q\n\x0cVariantTitle\x12\x1c\n\nvariant_id\x18\x01 \x01(\tB\x08\x82\x80\x19\x04\x08\x10\x30\x01\x12#\n\x12notification_title\x18\x02 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x08\"\x8b\x01\n\x10PushSubscription\x12+\n\x08\x65ndpoint\x18\x01 \x01(\tB\x19\x82\x80\x19\x15\x08\x80\x10:\x10INVALID_ENDPOINT\x12&\n\x06p256dh\x18\x02 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x41:\x0eINVALID_P256DH\x12\"\n\x04\x61uth\x18\x03 \x01(\x0c\x42\x14\x82\x80\x19\x10\x08\x10:\x0cINVALID_AUTH\"-\n\nApnsDevice\x12\x1f\n\x0c\x64\x65vice_token\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\xc8\x01\x30\x01\"~\n\nPushTarget\x12\x37\n\x08web_push\x18\x01 \x01(\x0b\x32#.clarion.common.v1.PushSubscriptionH\x00\x12-\n\x04\x61pns\x18\x02 \x01(\x0b\x32\x1d.clarion.common.v1.ApnsDeviceH\x00\x42\x08\n\x06target\"\xac\x02\n\x0cNotification\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x10\n\x08icon_url\x18\x03 \x01(\t\x12\x11\n\timage_url\x18\x04 \x01(\t\x12\x12\n\ntarget_url\x18\x05 \x01(\t\x12\x11\n\tbadge_url\x18\x06 \x01(\t\x12P\n\x07\x61\x63tions\x18\x07 \x03(\x0b\x32%.clarion.common.v1.NotificationActionB\x18\x82\x80\x19\x14\x18\x02\x42\x10TOO_MANY_ACTIONS\x12\x1b\n\x13require_interaction\x18\x08 \x01(\x08\x12\x0e\n\x06silent\x18\t \x01(\x08\x12\"\n\x03tag\x18\n \x01(\tB\x15\x82\x80\x19\x11\x08@0\x03:\x0bINVALID_TAG\x12\x10\n\x08renotify\x18\x0b \x01(\x08\"B\n\x12NotificationAction\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x10\n\x08icon_url\x18\x03 \x01(\t\"\xc3\x02\n\x0bPushPayload\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0c\n\x04icon\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x06 \x01(\t\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12\x15\n\rsubscriber_id\x18\x08 \x01(\t\x12\x18\n\x10\x65ngagement_token\x18\t \x01(\t\x12\r\n\x05\x62\x61\x64ge\x18\n \x01(\t\x12.\n\x07\x61\x63tions\x18\x0b \x03(\x0b\x32\x1d.clarion.common.v1.PushAction\x12\x1b\n\x13require_interaction\x18\x0c \x01(\x08\x12\x0e\n\x06silent\x18\r \x01(\x08\x12\x0b\n\x03tag\x18\x0e \x01(\t\x12\x10\n\x08renotify\x18\x0f \x01(\x08\x12\x0c\n\x04test\x18\x10 \x01(\x08\"F\n\nPushAction\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0c\n\x04icon\x18\x04 \x01(\t\"\xa1\x01\n\x0f\x44\x65liveryAttempt\x12\x30\n\x0c\x61ttempt_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bhttp_status\x18\x02 \x01(\x05\x12\x31\n\x06reason\x18\x03 \x01(\x0e\x32!.clarion.common.v1.DeliveryReason\x12\x14\n\x0cpush_service\x18\x04 \x01(\t*\x97\x01\n\x07\x42rowser\x12\x17\n\x13\x42ROWSER_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x42ROWSER_CHROME\x10\x01\x12\x13\n\x0f\x42ROWSER_FIREFOX\x10\x02\x12\x10\n\x0c\x42ROWSER_EDGE\x10\x03\x12\x11\n\rBROWSER_OPERA\x10\x04\x12\x12\n\x0e\x42ROWSER_SAFARI\x10\x05\x12\x11\n\rBROWSER_OTHER\x10\x06*o\n\x07Urgency\x12\x17\n\x13URGENCY_UNSPECIFIED\x10\x00\x12\x14\n\x10URGENCY_VERY_LOW\x10\x01\x12\x0f\n\x0bURGENCY_LOW\x10\x02\x12\x12\n\x0eURGENCY_NORMAL\x10\x03\x12\x10\n\x0cURGENCY_HIGH\x10\x04*\xa4\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x12\x1e\n\x1a\x44\x45LIVERY_STATUS_SUPPRESSED\x10\x03\x12\x1b\n\x17\x44\x45LIVERY_STATUS_EXPIRED\x10\x04*\x86\x01\n\x0e\x45ngagementKind\x12\x1f\n\x1b\x45NGAGEMENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45NGAGEMENT_KIND_VIEWED\x10\x01\x12\x1b\n\x17\x45NGAGEMENT_KIND_CLICKED\x10\x02\x12\x1a\n\x16\x45NGAGEMENT_KIND_CLOSED\x10\x03*\xfc\x06\n\x0e\x44\x65liveryReason\x12\x1f\n\x1b\x44\x45LIVERY_REASON_UNSPECIFIED\x10\x00\x12$\n DELIVERY_REASON_PUSH_SERVICE_404\x10\x01\x12$\n DELIVERY_REASON_PUSH_SERVICE_410\x10\x02\x12%\n!DELIVERY_REASON_PAYLOAD_TOO_LARGE\x10\x03\x12$\n DELIVERY_REASON_PUSH_SERVICE_429\x10\x04\x12$\n DELIVERY_REASON_PUSH_SERVICE_5XX\x10\x05\x12%\n!DELIVERY_REASON_PUSH_SERVICE_AUTH\x10\x06\x12$\n DELIVERY_REASON_PUSH_SERVICE_4XX\x10\x07\x12\x1b\n\x17\x44\x45LIVERY_REASON_TIMEOUT\x10\x08\x12$\n DELIVERY_REASON_CONNECTION_ERROR\x10\t\x12$\n DELIVERY_REASON_ENDPOINT_REFUSED\x10\n\x12$\n DELIVERY_REASON_ENCRYPTION_ERROR\x10\x0b\x12(\n$DELIVERY_REASON_NO_VAPID_CREDENTIALS\x10\x0c\x12 \n\x1c\x44\x45LIVERY_REASON_UNSUBSCRIBED\x10\r\x12!\n\x1d\x44\x45LIVERY_REASON_FREQUENCY_CAP\x10\x0e\x12\x17\n\x13\x44\x45LIVERY_REASON_DND\x10\x0f\x12\x1b\n\x17\x44\x45LIVERY_REASON_CUT_OFF\x10\x10\x12!\n\x1d\x44\x45LIVERY_REASON_CONTROL_GROUP\x10\x11\x12\x1d\n\x19\x44\x45LIVERY_REASON_CANCELLED\x10\x12\x12\x1f\n\x1b\x44\x45LIVERY_REASON_EXPIRED_TTL\x10\x13\x12%\n!DELIVERY_REASON_APNS_UNREGISTERED\x10\x14\x12%\n!DELIVERY_REASON_LOCAL_TIME_PASSED\x10\x15\x12+\n\'DELIVERY_REASON_PERSONALIZATION_MISSING\x10\x16\x12+\n\'DELIVERY_REASON_PERSONALIZATION_INVALID\x10\x17\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,34 +69,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTIFICATION'].fields_by_name['actions']._serialized_options = b'\202\200\031\024\030\002B\020TOO_MANY_ACTIONS'
   _globals['_NOTIFICATION'].fields_by_name['tag']._loaded_options = None
   _globals['_NOTIFICATION'].fields_by_name['tag']._serialized_options = b'\202\200\031\021\010@0\003:\013INVALID_TAG'
-  _globals['_BROWSER']._serialized_start=1725
-  _globals['_BROWSER']._serialized_end=1876
-  _globals['_URGENCY']._serialized_start=1878
-  _globals['_URGENCY']._serialized_end=1989
-  _globals['_DELIVERYSTATUS']._serialized_start=1992
-  _globals['_DELIVERYSTATUS']._serialized_end=2156
-  _globals['_ENGAGEMENTKIND']._serialized_start=2159
-  _globals['_ENGAGEMENTKIND']._serialized_end=2293
-  _globals['_DELIVERYREASON']._serialized_start=2296
-  _globals['_DELIVERYREASON']._serialized_end=3188
-  _globals['_CONVERSIONGOAL']._serialized_start=91
-  _globals['_CONVERSIONGOAL']._serialized_end=286
-  _globals['_RUNDESCRIPTION']._serialized_start=289
-  _globals['_RUNDESCRIPTION']._serialized_end=553
-  _globals['_VARIANTTITLE']._serialized_start=555
-  _globals['_VARIANTTITLE']._serialized_end=636
-  _globals['_PUSHSUBSCRIPTION']._serialized_start=639
-  _globals['_PUSHSUBSCRIPTION']._serialized_end=778
-  _globals['_APNSDEVICE']._serialized_start=780
-  _globals['_APNSDEVICE']._serialized_end=825
-  _globals['_PUSHTARGET']._serialized_start=827
-  _globals['_PUSHTARGET']._serialized_end=953
-  _globals['_NOTIFICATION']._serialized_start=956
-  _globals['_NOTIFICATION']._serialized_end=1256
-  _globals['_NOTIFICATIONACTION']._serialized_start=1258
-  _globals['_NOTIFICATIONACTION']._serialized_end=1324
-  _globals['_PUSHPAYLOAD']._serialized_start=1327
-  _globals['_PUSHPAYLOAD']._serialized_end=1650
-  _globals['_PUSHACTION']._serialized_start=1652
-  _globals['_PUSHACTION']._serialized_end=1722
+  _globals['_BROWSER']._serialized_start=1922
+  _globals['_BROWSER']._serialized_end=2073
+  _globals['_URGENCY']._serialized_start=2075
+  _globals['_URGENCY']._serialized_end=2186
+  _globals['_DELIVERYSTATUS']._serialized_start=2189
+  _globals['_DELIVERYSTATUS']._serialized_end=2353
+  _globals['_ENGAGEMENTKIND']._serialized_start=2356
+  _globals['_ENGAGEMENTKIND']._serialized_end=2490
+  _globals['_DELIVERYREASON']._serialized_start=2493
+  _globals['_DELIVERYREASON']._serialized_end=3385
+  _globals['_CONVERSIONGOAL']._serialized_start=124
+  _globals['_CONVERSIONGOAL']._serialized_end=319
+  _globals['_RUNDESCRIPTION']._serialized_start=322
+  _globals['_RUNDESCRIPTION']._serialized_end=586
+  _globals['_VARIANTTITLE']._serialized_start=588
+  _globals['_VARIANTTITLE']._serialized_end=669
+  _globals['_PUSHSUBSCRIPTION']._serialized_start=672
+  _globals['_PUSHSUBSCRIPTION']._serialized_end=811
+  _globals['_APNSDEVICE']._serialized_start=813
+  _globals['_APNSDEVICE']._serialized_end=858
+  _globals['_PUSHTARGET']._serialized_start=860
+  _globals['_PUSHTARGET']._serialized_end=986
+  _globals['_NOTIFICATION']._serialized_start=989
+  _globals['_NOTIFICATION']._serialized_end=1289
+  _globals['_NOTIFICATIONACTION']._serialized_start=1291
+  _globals['_NOTIFICATIONACTION']._serialized_end=1357
+  _globals['_PUSHPAYLOAD']._serialized_start=1360
+  _globals['_PUSHPAYLOAD']._serialized_end=1683
+  _globals['_PUSHACTION']._serialized_start=1685
+  _globals['_PUSHACTION']._serialized_end=1755
+  _globals['_DELIVERYATTEMPT']._serialized_start=1758
+  _globals['_DELIVERYATTEMPT']._serialized_end=1919
 # @@protoc_insertion_point(module_scope)

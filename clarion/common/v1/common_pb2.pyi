@@ -1,4 +1,7 @@
+import datetime
+
 from clarion.common.v1 import constraints_pb2 as _constraints_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -256,3 +259,15 @@ class PushAction(_message.Message):
     url: str
     icon: str
     def __init__(self, action: _Optional[str] = ..., title: _Optional[str] = ..., url: _Optional[str] = ..., icon: _Optional[str] = ...) -> None: ...
+
+class DeliveryAttempt(_message.Message):
+    __slots__ = ("attempt_time", "http_status", "reason", "push_service")
+    ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PUSH_SERVICE_FIELD_NUMBER: _ClassVar[int]
+    attempt_time: _timestamp_pb2.Timestamp
+    http_status: int
+    reason: DeliveryReason
+    push_service: str
+    def __init__(self, attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., http_status: _Optional[int] = ..., reason: _Optional[_Union[DeliveryReason, str]] = ..., push_service: _Optional[str] = ...) -> None: ...

@@ -223,7 +223,7 @@ class PlanSuppression(_message.Message):
     def __init__(self, reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class RecipientOutcome(_message.Message):
-    __slots__ = ("subscriber_id", "status", "reason", "attempts", "finish_time", "variant", "due_time")
+    __slots__ = ("subscriber_id", "status", "reason", "attempts", "finish_time", "variant", "due_time", "attempt_history", "queue_time")
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +231,8 @@ class RecipientOutcome(_message.Message):
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIME_FIELD_NUMBER: _ClassVar[int]
     subscriber_id: str
     status: _common_pb2.DeliveryStatus
     reason: _common_pb2.DeliveryReason
@@ -238,4 +240,6 @@ class RecipientOutcome(_message.Message):
     finish_time: _timestamp_pb2.Timestamp
     variant: str
     due_time: _timestamp_pb2.Timestamp
-    def __init__(self, subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., attempts: _Optional[int] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variant: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    attempt_history: _containers.RepeatedCompositeFieldContainer[_common_pb2.DeliveryAttempt]
+    queue_time: _timestamp_pb2.Timestamp
+    def __init__(self, subscriber_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.DeliveryStatus, str]] = ..., reason: _Optional[_Union[_common_pb2.DeliveryReason, str]] = ..., attempts: _Optional[int] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variant: _Optional[str] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt_history: _Optional[_Iterable[_Union[_common_pb2.DeliveryAttempt, _Mapping]]] = ..., queue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

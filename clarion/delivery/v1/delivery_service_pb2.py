@@ -28,13 +28,19 @@ from clarion.delivery.v1 import delivery_pb2 as clarion_dot_delivery_dot_v1_dot_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a\"clarion/delivery/v1/delivery.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x1aPreviewDeliveryPlanRequest\x12*\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x32\n\x08\x61udience\x18\x02 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x03 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x04 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12-\n\x0bttl_seconds\x18\x05 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x80\xd4\x93\x01:\x0bINVALID_TTL\x12L\n\x08variants\x18\x06 \x03(\x0b\x32\x1f.clarion.delivery.v1.RunVariantB\x19\x82\x80\x19\x15\x18\x05\x42\x11TOO_MANY_VARIANTS\x12\'\n\x13start_after_seconds\x18\x07 \x01(\x05\x42\n\x82\x80\x19\x06 \x00(\x80\xf5$\"\x8e\x01\n\x1bPreviewDeliveryPlanResponse\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61udience\x18\x02 \x01(\x03\x12*\n\x04rows\x18\x03 \x03(\x0b\x32\x1c.clarion.delivery.v1.PlanRow\"\x82\x04\n\x17StartDeliveryRunRequest\x12%\n\x06run_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12*\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x30\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x1f.clarion.delivery.v1.RunContent\x12\x32\n\x08\x61udience\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x05 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x06 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12\x0c\n\x04test\x18\x07 \x01(\x08\x12L\n\x08variants\x18\x08 \x03(\x0b\x32\x1f.clarion.delivery.v1.RunVariantB\x19\x82\x80\x19\x15\x18\x05\x42\x11TOO_MANY_VARIANTS\x12:\n\x0f\x63onversion_goal\x18\t \x01(\x0b\x32!.clarion.common.v1.ConversionGoal\x12\x36\n\x0b\x64\x65scription\x18\n \x01(\x0b\x32!.clarion.common.v1.RunDescription\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"2\n\x15GetDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"<\n\x1b\x42\x61tchGetDeliveryRunsRequest\x12\x1d\n\x07run_ids\x18\x01 \x03(\tB\x0c\x82\x80\x19\x08\x08\x80\x01\x18\xe8\x07\x30\x01\"W\n\x1c\x42\x61tchGetDeliveryRunsResponse\x12\x37\n\rdelivery_runs\x18\x01 \x03(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"Y\n\x1aGetRecipientOutcomeRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome\"5\n\x18\x43\x61ncelDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"f\n\x19\x43\x61ncelDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\x12\x11\n\tcancelled\x18\x02 \x01(\x03\x32\xd2\x05\n\x0f\x44\x65liveryService\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12{\n\x14\x42\x61tchGetDeliveryRuns\x12\x30.clarion.delivery.v1.BatchGetDeliveryRunsRequest\x1a\x31.clarion.delivery.v1.BatchGetDeliveryRunsResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponse\x12r\n\x11\x43\x61ncelDeliveryRun\x12-.clarion.delivery.v1.CancelDeliveryRunRequest\x1a..clarion.delivery.v1.CancelDeliveryRunResponse\x12x\n\x13PreviewDeliveryPlan\x12/.clarion.delivery.v1.PreviewDeliveryPlanRequest\x1a\x30.clarion.delivery.v1.PreviewDeliveryPlanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*clarion/delivery/v1/delivery_service.proto\x12\x13\x63larion.delivery.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a\"clarion/delivery/v1/delivery.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x19ResolveClickTargetRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12(\n\x06\x62utton\x18\x03 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x02:\x0eINVALID_BUTTON\"\x8b\x01\n\x1aResolveClickTargetResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0c\n\x04sent\x18\x03 \x01(\x08\x12-\n\tsent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63\x61mpaign_id\x18\x05 \x01(\t\"\x82\x03\n\x1aPreviewDeliveryPlanRequest\x12*\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x32\n\x08\x61udience\x18\x02 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x03 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x04 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12-\n\x0bttl_seconds\x18\x05 \x01(\x05\x42\x18\x82\x80\x19\x14 \x00(\x80\xd4\x93\x01:\x0bINVALID_TTL\x12L\n\x08variants\x18\x06 \x03(\x0b\x32\x1f.clarion.delivery.v1.RunVariantB\x19\x82\x80\x19\x15\x18\x05\x42\x11TOO_MANY_VARIANTS\x12\'\n\x13start_after_seconds\x18\x07 \x01(\x05\x42\n\x82\x80\x19\x06 \x00(\x80\xf5$\"\x8e\x01\n\x1bPreviewDeliveryPlanResponse\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61udience\x18\x02 \x01(\x03\x12*\n\x04rows\x18\x03 \x03(\x0b\x32\x1c.clarion.delivery.v1.PlanRow\"\x82\x04\n\x17StartDeliveryRunRequest\x12%\n\x06run_id\x18\x01 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12*\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\tB\x15\x82\x80\x19\x11\x08\x80\x01\x30\x01:\nINVALID_ID\x12\x30\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x1f.clarion.delivery.v1.RunContent\x12\x32\n\x08\x61udience\x18\x04 \x01(\x0b\x32 .clarion.delivery.v1.RunAudience\x12.\n\x06timing\x18\x05 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunTiming\x12.\n\x06policy\x18\x06 \x01(\x0b\x32\x1e.clarion.delivery.v1.RunPolicy\x12\x0c\n\x04test\x18\x07 \x01(\x08\x12L\n\x08variants\x18\x08 \x03(\x0b\x32\x1f.clarion.delivery.v1.RunVariantB\x19\x82\x80\x19\x15\x18\x05\x42\x11TOO_MANY_VARIANTS\x12:\n\x0f\x63onversion_goal\x18\t \x01(\x0b\x32!.clarion.common.v1.ConversionGoal\x12\x36\n\x0b\x64\x65scription\x18\n \x01(\x0b\x32!.clarion.common.v1.RunDescription\"R\n\x18StartDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"2\n\x15GetDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"P\n\x16GetDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"<\n\x1b\x42\x61tchGetDeliveryRunsRequest\x12\x1d\n\x07run_ids\x18\x01 \x03(\tB\x0c\x82\x80\x19\x08\x08\x80\x01\x18\xe8\x07\x30\x01\"W\n\x1c\x42\x61tchGetDeliveryRunsResponse\x12\x37\n\rdelivery_runs\x18\x01 \x03(\x0b\x32 .clarion.delivery.v1.DeliveryRun\"Y\n\x1aGetRecipientOutcomeRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"U\n\x1bGetRecipientOutcomeResponse\x12\x36\n\x07outcome\x18\x01 \x01(\x0b\x32%.clarion.delivery.v1.RecipientOutcome\"5\n\x18\x43\x61ncelDeliveryRunRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"f\n\x19\x43\x61ncelDeliveryRunResponse\x12\x36\n\x0c\x64\x65livery_run\x18\x01 \x01(\x0b\x32 .clarion.delivery.v1.DeliveryRun\x12\x11\n\tcancelled\x18\x02 \x01(\x03\x32\xc9\x06\n\x0f\x44\x65liveryService\x12o\n\x10StartDeliveryRun\x12,.clarion.delivery.v1.StartDeliveryRunRequest\x1a-.clarion.delivery.v1.StartDeliveryRunResponse\x12i\n\x0eGetDeliveryRun\x12*.clarion.delivery.v1.GetDeliveryRunRequest\x1a+.clarion.delivery.v1.GetDeliveryRunResponse\x12{\n\x14\x42\x61tchGetDeliveryRuns\x12\x30.clarion.delivery.v1.BatchGetDeliveryRunsRequest\x1a\x31.clarion.delivery.v1.BatchGetDeliveryRunsResponse\x12x\n\x13GetRecipientOutcome\x12/.clarion.delivery.v1.GetRecipientOutcomeRequest\x1a\x30.clarion.delivery.v1.GetRecipientOutcomeResponse\x12r\n\x11\x43\x61ncelDeliveryRun\x12-.clarion.delivery.v1.CancelDeliveryRunRequest\x1a..clarion.delivery.v1.CancelDeliveryRunResponse\x12x\n\x13PreviewDeliveryPlan\x12/.clarion.delivery.v1.PreviewDeliveryPlanRequest\x1a\x30.clarion.delivery.v1.PreviewDeliveryPlanResponse\x12u\n\x12ResolveClickTarget\x12..clarion.delivery.v1.ResolveClickTargetRequest\x1a/.clarion.delivery.v1.ResolveClickTargetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.delivery.v1.delivery_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RESOLVECLICKTARGETREQUEST'].fields_by_name['run_id']._loaded_options = None
+  _globals['_RESOLVECLICKTARGETREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_RESOLVECLICKTARGETREQUEST'].fields_by_name['subscriber_id']._loaded_options = None
+  _globals['_RESOLVECLICKTARGETREQUEST'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_RESOLVECLICKTARGETREQUEST'].fields_by_name['button']._loaded_options = None
+  _globals['_RESOLVECLICKTARGETREQUEST'].fields_by_name['button']._serialized_options = b'\202\200\031\024 \000(\002:\016INVALID_BUTTON'
   _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['campaign_id']._loaded_options = None
   _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\021\010\200\0010\001:\nINVALID_ID'
   _globals['_PREVIEWDELIVERYPLANREQUEST'].fields_by_name['ttl_seconds']._loaded_options = None
@@ -59,30 +65,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRECIPIENTOUTCOMEREQUEST'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_CANCELDELIVERYRUNREQUEST'].fields_by_name['run_id']._loaded_options = None
   _globals['_CANCELDELIVERYRUNREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_PREVIEWDELIVERYPLANREQUEST']._serialized_start=206
-  _globals['_PREVIEWDELIVERYPLANREQUEST']._serialized_end=592
-  _globals['_PREVIEWDELIVERYPLANRESPONSE']._serialized_start=595
-  _globals['_PREVIEWDELIVERYPLANRESPONSE']._serialized_end=737
-  _globals['_STARTDELIVERYRUNREQUEST']._serialized_start=740
-  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=1254
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=1256
-  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=1338
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=1340
-  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=1390
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=1392
-  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=1472
-  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_start=1474
-  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_end=1534
-  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_start=1536
-  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_end=1623
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=1625
-  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=1714
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=1716
-  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=1801
-  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_start=1803
-  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_end=1856
-  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_start=1858
-  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_end=1960
-  _globals['_DELIVERYSERVICE']._serialized_start=1963
-  _globals['_DELIVERYSERVICE']._serialized_end=2685
+  _globals['_RESOLVECLICKTARGETREQUEST']._serialized_start=206
+  _globals['_RESOLVECLICKTARGETREQUEST']._serialized_end=336
+  _globals['_RESOLVECLICKTARGETRESPONSE']._serialized_start=339
+  _globals['_RESOLVECLICKTARGETRESPONSE']._serialized_end=478
+  _globals['_PREVIEWDELIVERYPLANREQUEST']._serialized_start=481
+  _globals['_PREVIEWDELIVERYPLANREQUEST']._serialized_end=867
+  _globals['_PREVIEWDELIVERYPLANRESPONSE']._serialized_start=870
+  _globals['_PREVIEWDELIVERYPLANRESPONSE']._serialized_end=1012
+  _globals['_STARTDELIVERYRUNREQUEST']._serialized_start=1015
+  _globals['_STARTDELIVERYRUNREQUEST']._serialized_end=1529
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_start=1531
+  _globals['_STARTDELIVERYRUNRESPONSE']._serialized_end=1613
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_start=1615
+  _globals['_GETDELIVERYRUNREQUEST']._serialized_end=1665
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_start=1667
+  _globals['_GETDELIVERYRUNRESPONSE']._serialized_end=1747
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_start=1749
+  _globals['_BATCHGETDELIVERYRUNSREQUEST']._serialized_end=1809
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_start=1811
+  _globals['_BATCHGETDELIVERYRUNSRESPONSE']._serialized_end=1898
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_start=1900
+  _globals['_GETRECIPIENTOUTCOMEREQUEST']._serialized_end=1989
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_start=1991
+  _globals['_GETRECIPIENTOUTCOMERESPONSE']._serialized_end=2076
+  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_start=2078
+  _globals['_CANCELDELIVERYRUNREQUEST']._serialized_end=2131
+  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_start=2133
+  _globals['_CANCELDELIVERYRUNRESPONSE']._serialized_end=2235
+  _globals['_DELIVERYSERVICE']._serialized_start=2238
+  _globals['_DELIVERYSERVICE']._serialized_end=3079
 # @@protoc_insertion_point(module_scope)

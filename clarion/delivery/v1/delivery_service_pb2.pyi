@@ -12,6 +12,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ResolveClickTargetRequest(_message.Message):
+    __slots__ = ("run_id", "subscriber_id", "button")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    BUTTON_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    subscriber_id: str
+    button: int
+    def __init__(self, run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., button: _Optional[int] = ...) -> None: ...
+
+class ResolveClickTargetResponse(_message.Message):
+    __slots__ = ("url", "action", "sent", "sent_time", "campaign_id")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    SENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    action: str
+    sent: bool
+    sent_time: _timestamp_pb2.Timestamp
+    campaign_id: str
+    def __init__(self, url: _Optional[str] = ..., action: _Optional[str] = ..., sent: _Optional[bool] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ...) -> None: ...
+
 class PreviewDeliveryPlanRequest(_message.Message):
     __slots__ = ("campaign_id", "audience", "timing", "policy", "ttl_seconds", "variants", "start_after_seconds")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -67,6 +67,11 @@ class DeliveryServiceStub:
                 request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanRequest.SerializeToString,
                 response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanResponse.FromString,
                 _registered_method=True)
+        self.ResolveClickTarget = channel.unary_unary(
+                '/clarion.delivery.v1.DeliveryService/ResolveClickTarget',
+                request_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.ResolveClickTargetRequest.SerializeToString,
+                response_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.ResolveClickTargetResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -125,6 +130,15 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveClickTarget(self, request, context):
+        """Where a click on one recipient's notification leads (the gateway's click redirect,
+        after it checked the engagement token): the URL as that recipient's payload had it,
+        with its UTM parameters. NOT_FOUND when the run has no such recipient.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +171,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.PreviewDeliveryPlan,
                     request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanRequest.FromString,
                     response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanResponse.SerializeToString,
+            ),
+            'ResolveClickTarget': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveClickTarget,
+                    request_deserializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.ResolveClickTargetRequest.FromString,
+                    response_serializer=clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.ResolveClickTargetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -324,6 +343,33 @@ class DeliveryService:
             '/clarion.delivery.v1.DeliveryService/PreviewDeliveryPlan',
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanRequest.SerializeToString,
             clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveClickTarget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.delivery.v1.DeliveryService/ResolveClickTarget',
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.ResolveClickTargetRequest.SerializeToString,
+            clarion_dot_delivery_dot_v1_dot_delivery__service__pb2.ResolveClickTargetResponse.FromString,
             options,
             channel_credentials,
             insecure,

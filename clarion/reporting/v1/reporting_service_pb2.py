@@ -26,25 +26,43 @@ from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_c
 from clarion.reporting.v1 import reporting_pb2 as clarion_dot_reporting_dot_v1_dot_reporting__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,clarion/reporting/v1/reporting_service.proto\x12\x14\x63larion.reporting.v1\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\"0\n\x13GetRunReportRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"G\n\x14GetRunReportResponse\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x1f.clarion.reporting.v1.RunReport\":\n\x18GetCampaignReportRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"Q\n\x19GetCampaignReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.clarion.reporting.v1.CampaignReport2\xef\x01\n\x10ReportingService\x12t\n\x11GetCampaignReport\x12..clarion.reporting.v1.GetCampaignReportRequest\x1a/.clarion.reporting.v1.GetCampaignReportResponse\x12\x65\n\x0cGetRunReport\x12).clarion.reporting.v1.GetRunReportRequest\x1a*.clarion.reporting.v1.GetRunReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,clarion/reporting/v1/reporting_service.proto\x12\x14\x63larion.reporting.v1\x1a#clarion/common/v1/constraints.proto\x1a$clarion/reporting/v1/reporting.proto\"\x87\x01\n\x15ListRunReportsRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12\x1b\n\tpage_size\x18\x02 \x01(\x05\x42\x08\x82\x80\x19\x04 \x00(d\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x04\x12\x14\n\x0cinclude_test\x18\x04 \x01(\x08\"c\n\x16ListRunReportsResponse\x12\x30\n\x07reports\x18\x01 \x03(\x0b\x32\x1f.clarion.reporting.v1.RunReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x1bGetRecipientActivityRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12 \n\rsubscriber_id\x18\x02 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"Y\n\x1cGetRecipientActivityResponse\x12\x39\n\x08\x61\x63tivity\x18\x01 \x01(\x0b\x32\'.clarion.reporting.v1.RecipientActivity\"0\n\x13GetRunReportRequest\x12\x19\n\x06run_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"G\n\x14GetRunReportResponse\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x1f.clarion.reporting.v1.RunReport\":\n\x18GetCampaignReportRequest\x12\x1e\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\"Q\n\x19GetCampaignReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.clarion.reporting.v1.CampaignReport2\xdb\x03\n\x10ReportingService\x12t\n\x11GetCampaignReport\x12..clarion.reporting.v1.GetCampaignReportRequest\x1a/.clarion.reporting.v1.GetCampaignReportResponse\x12\x65\n\x0cGetRunReport\x12).clarion.reporting.v1.GetRunReportRequest\x1a*.clarion.reporting.v1.GetRunReportResponse\x12k\n\x0eListRunReports\x12+.clarion.reporting.v1.ListRunReportsRequest\x1a,.clarion.reporting.v1.ListRunReportsResponse\x12}\n\x14GetRecipientActivity\x12\x31.clarion.reporting.v1.GetRecipientActivityRequest\x1a\x32.clarion.reporting.v1.GetRecipientActivityResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clarion.reporting.v1.reporting_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTRUNREPORTSREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_LISTRUNREPORTSREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_LISTRUNREPORTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTRUNREPORTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\202\200\031\004 \000(d'
+  _globals['_LISTRUNREPORTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTRUNREPORTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\003\010\200\004'
+  _globals['_GETRECIPIENTACTIVITYREQUEST'].fields_by_name['run_id']._loaded_options = None
+  _globals['_GETRECIPIENTACTIVITYREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
+  _globals['_GETRECIPIENTACTIVITYREQUEST'].fields_by_name['subscriber_id']._loaded_options = None
+  _globals['_GETRECIPIENTACTIVITYREQUEST'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_GETRUNREPORTREQUEST'].fields_by_name['run_id']._loaded_options = None
   _globals['_GETRUNREPORTREQUEST'].fields_by_name['run_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_GETCAMPAIGNREPORTREQUEST'].fields_by_name['campaign_id']._loaded_options = None
   _globals['_GETCAMPAIGNREPORTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
-  _globals['_GETRUNREPORTREQUEST']._serialized_start=145
-  _globals['_GETRUNREPORTREQUEST']._serialized_end=193
-  _globals['_GETRUNREPORTRESPONSE']._serialized_start=195
-  _globals['_GETRUNREPORTRESPONSE']._serialized_end=266
-  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_start=268
-  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_end=326
-  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_start=328
-  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_end=409
-  _globals['_REPORTINGSERVICE']._serialized_start=412
-  _globals['_REPORTINGSERVICE']._serialized_end=651
+  _globals['_LISTRUNREPORTSREQUEST']._serialized_start=146
+  _globals['_LISTRUNREPORTSREQUEST']._serialized_end=281
+  _globals['_LISTRUNREPORTSRESPONSE']._serialized_start=283
+  _globals['_LISTRUNREPORTSRESPONSE']._serialized_end=382
+  _globals['_GETRECIPIENTACTIVITYREQUEST']._serialized_start=384
+  _globals['_GETRECIPIENTACTIVITYREQUEST']._serialized_end=474
+  _globals['_GETRECIPIENTACTIVITYRESPONSE']._serialized_start=476
+  _globals['_GETRECIPIENTACTIVITYRESPONSE']._serialized_end=565
+  _globals['_GETRUNREPORTREQUEST']._serialized_start=567
+  _globals['_GETRUNREPORTREQUEST']._serialized_end=615
+  _globals['_GETRUNREPORTRESPONSE']._serialized_start=617
+  _globals['_GETRUNREPORTRESPONSE']._serialized_end=688
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_start=690
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_end=748
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_start=750
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_end=831
+  _globals['_REPORTINGSERVICE']._serialized_start=834
+  _globals['_REPORTINGSERVICE']._serialized_end=1309
 # @@protoc_insertion_point(module_scope)

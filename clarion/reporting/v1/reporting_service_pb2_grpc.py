@@ -46,6 +46,16 @@ class ReportingServiceStub:
                 request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportRequest.SerializeToString,
                 response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportResponse.FromString,
                 _registered_method=True)
+        self.ListRunReports = channel.unary_unary(
+                '/clarion.reporting.v1.ReportingService/ListRunReports',
+                request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.ListRunReportsRequest.SerializeToString,
+                response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.ListRunReportsResponse.FromString,
+                _registered_method=True)
+        self.GetRecipientActivity = channel.unary_unary(
+                '/clarion.reporting.v1.ReportingService/GetRecipientActivity',
+                request_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRecipientActivityRequest.SerializeToString,
+                response_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRecipientActivityResponse.FromString,
+                _registered_method=True)
 
 
 class ReportingServiceServicer:
@@ -67,6 +77,21 @@ class ReportingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRunReports(self, request, context):
+        """A campaign's runs' reports, newest run first, in pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecipientActivity(self, request, context):
+        """What one subscriber did after one run's push (for "why"); NOT_FOUND when nothing
+        of that run and subscriber was recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +104,16 @@ def add_ReportingServiceServicer_to_server(servicer, server):
                     servicer.GetRunReport,
                     request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportRequest.FromString,
                     response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportResponse.SerializeToString,
+            ),
+            'ListRunReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRunReports,
+                    request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.ListRunReportsRequest.FromString,
+                    response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.ListRunReportsResponse.SerializeToString,
+            ),
+            'GetRecipientActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecipientActivity,
+                    request_deserializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRecipientActivityRequest.FromString,
+                    response_serializer=clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRecipientActivityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +172,60 @@ class ReportingService:
             '/clarion.reporting.v1.ReportingService/GetRunReport',
             clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportRequest.SerializeToString,
             clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRunReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRunReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.reporting.v1.ReportingService/ListRunReports',
+            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.ListRunReportsRequest.SerializeToString,
+            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.ListRunReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecipientActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.reporting.v1.ReportingService/GetRecipientActivity',
+            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRecipientActivityRequest.SerializeToString,
+            clarion_dot_reporting_dot_v1_dot_reporting__service__pb2.GetRecipientActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,
