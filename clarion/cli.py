@@ -163,15 +163,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Every port first: a taken one is said before any database is touched.
     for name in (*SERVICE_NAMES, "gateway"):
         check_can_listen(settings.listen_for(name), settings.listen_variable(name))
+    # This process's /metrics (on campaign's port) and delivery's process's.
+    for name in ("campaign", "delivery"):
+        if settings.metrics_port_for(name) > 0:
+            host = settings.listen_for(name).rpartition(":")[0]
+            address = f"{host}:{settings.metrics_port_for(name)}"
+            check_can_listen(address, settings.variable("metrics_port"))
 
     async def run() -> None:
-        stack = await EmbeddedStack.start(settings)
+        stack = await EmbeddedStack.start(settings, metrics=True)
         log.info(
             "clarion is up",
             data_dir=str(settings.data_dir.resolve()),
             gateway=stack.gateway_url,
             **{name: stack.address(name) for name in SERVICE_NAMES},
         )
+        # Where Prometheus scrapes each (docs/metrics.md): one URL for this process's.
+        log.info("metrics served", **stack.metrics_urls())
         try:
             await until_signalled()
         finally:
@@ -205,11 +213,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from services.kit.metrics import listen_host, serve_metrics
+
     settings = _settings(args, DeliverySettings if args.service == "delivery" else Settings)
     address, variable = settings.listen_for(args.service), settings.listen_variable(args.service)
     # What the operator must fix is said before any database is touched.
     settings.internal_token_value  # noqa: B018 -- raises MissingSetting when unset
     check_can_listen(address, variable)
+    metrics_port = -1 if args.service == "gateway" else settings.metrics_port_for(args.service)
+    if metrics_port > 0:
+        metrics_address = f"{listen_host(address)}:{metrics_port}"
+        check_can_listen(metrics_address, settings.variable("metrics_port"))
 
     async def run() -> None:
         server: object
@@ -224,11 +238,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             factory = _service_factory(args.service)
             server = await factory(settings.listen_for(args.service), settings)
         await server.start()  # type: ignore[attr-defined]
+        # The gateway answers GET /metrics on its own port; a gRPC service beside it.
+        metrics = await serve_metrics(address, metrics_port, settings.variable("metrics_port"))
         tune_gc()
-        log.info("serving", service=args.service, port=server.port)  # type: ignore[attr-defined]
+        log.info(
+            "serving",
+            service=args.service,
+            port=server.port,  # type: ignore[attr-defined]
+            metrics=metrics.url if metrics is not None else "",
+        )
         try:
             await until_signalled()
         finally:
+            if metrics is not None:
+                await metrics.stop()
             await server.stop()  # type: ignore[attr-defined]
 
     asyncio.run(run())

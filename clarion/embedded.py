@@ -26,6 +26,7 @@ from services.kit.clock import Clock
 from services.kit.config import SERVICE_NAMES, Settings
 from services.kit.grpcserver import ManagedServer
 from services.kit.logging import configure_logging
+from services.kit.metrics import MetricsServer, serve_metrics
 from services.kit.operator import OperatorError, listen_failed
 
 # How long a stopping delivery process may take to finish its in-flight sends.
@@ -65,9 +66,10 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
-def _serve_delivery(values: dict[str, Any], port_out: Connection) -> None:
-    """The delivery process: binds its port, reports it (or, for a problem the operator
-    fixes, the OperatorError's class and line), serves until SIGTERM."""
+def _serve_delivery(values: dict[str, Any], port_out: Connection, metrics_port: int) -> None:
+    """The delivery process: binds its port, reports it and its /metrics URL ("" when
+    `metrics_port` is negative; or, for a problem the operator fixes, the
+    OperatorError's class and line), serves until SIGTERM."""
     from services.delivery.settings import DeliverySettings
 
     settings = DeliverySettings(**values)
@@ -78,12 +80,21 @@ def _serve_delivery(values: dict[str, Any], port_out: Connection) -> None:
 
         server = await create_server(settings.listen_for("delivery"), settings)
         await server.start()
-        port_out.send(server.port)
+        try:
+            metrics = await serve_metrics(
+                settings.listen_for("delivery"), metrics_port, settings.variable("metrics_port")
+            )
+        except OperatorError:
+            await server.stop()
+            raise
+        port_out.send({"port": server.port, "metrics": metrics.url if metrics else ""})
         port_out.close()
         tune_gc()
         try:
             await until_signalled()
         finally:
+            if metrics is not None:
+                await metrics.stop()
             await server.stop()
 
     try:
@@ -100,14 +111,20 @@ def _serve_delivery(values: dict[str, Any], port_out: Connection) -> None:
 class DeliveryProcess:
     process: multiprocessing.process.BaseProcess
     port: int
+    metrics_url: str = ""
 
     @classmethod
-    async def start(cls, settings: Settings, address: str) -> DeliveryProcess:
+    async def start(
+        cls, settings: Settings, address: str, metrics_port: int = -1
+    ) -> DeliveryProcess:
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
         values = {**settings.model_dump(), "delivery_listen": address}
         process = context.Process(
-            target=_serve_delivery, args=(values, send), name="clarion-delivery", daemon=True
+            target=_serve_delivery,
+            args=(values, send, metrics_port),
+            name="clarion-delivery",
+            daemon=True,
         )
         process.start()
         send.close()
@@ -126,6 +143,8 @@ class DeliveryProcess:
             process.join(5)
             kind = getattr(operator, answer[0], OperatorError)
             raise kind(answer[1]) if issubclass(kind, OperatorError) else OperatorError(answer[1])
+        if isinstance(answer, dict):
+            return cls(process, int(answer["port"]), str(answer["metrics"]))
         return cls(process, int(answer))
 
     async def stop(self) -> None:
@@ -143,6 +162,20 @@ class EmbeddedStack:
     servers: dict[str, ManagedServer] = field(default_factory=dict)
     delivery_process: DeliveryProcess | None = None
     gateway: Any = None
+    # This process's /metrics endpoint (with `metrics=True`); delivery's, when it runs
+    # in a process of its own, is `delivery_process.metrics_url`.
+    metrics: MetricsServer | None = None
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Where metrics are served: this process's services, and delivery's."""
+        urls: dict[str, str] = {}
+        if self.metrics is not None:
+            urls = {name: self.metrics.url for name in self.servers}
+        if self.delivery_process is not None and self.delivery_process.metrics_url:
+            urls["delivery"] = self.delivery_process.metrics_url
+        if self.gateway is not None:
+            urls["gateway"] = f"{self.gateway_url}/metrics"
+        return urls
 
     @property
     def gateway_url(self) -> str:
@@ -162,6 +195,7 @@ class EmbeddedStack:
         clock: Clock | None = None,
         with_gateway: bool = True,
         delivery_in_process: bool | None = None,
+        metrics: bool = False,
     ) -> EmbeddedStack:
         """Binds every service (port 0 when `ephemeral_ports`), then starts them.
 
@@ -169,6 +203,9 @@ class EmbeddedStack:
         peers open their channels lazily from the shared settings. Delivery runs in a
         process of its own unless `delivery_in_process` (or an injected clock, which
         another process cannot share) keeps it here.
+
+        With `metrics`, this process serves /metrics on campaign's metrics port and a
+        delivery process of its own on delivery's (free ports when `ephemeral_ports`).
         """
         from services.delivery.settings import delivery_settings
         from services.gateway.server import create_gateway
@@ -193,10 +230,19 @@ class EmbeddedStack:
                     setattr(target, f"{name}_address", f"127.0.0.1:{server.port}")
             if not delivery_in_process:
                 address = "127.0.0.1:0" if ephemeral_ports else settings.listen_for("delivery")
-                stack.delivery_process = await DeliveryProcess.start(settings, address)
+                port = settings.metrics_port_for("delivery") if metrics else -1
+                if port > 0 and ephemeral_ports:
+                    port = 0
+                stack.delivery_process = await DeliveryProcess.start(settings, address, port)
                 settings.delivery_address = stack.address("delivery")
             for server in stack.servers.values():
                 await server.start()
+            if metrics and settings.metrics_port >= 0:
+                stack.metrics = await serve_metrics(
+                    settings.listen_for("campaign"),
+                    0 if ephemeral_ports else settings.metrics_port_for("campaign"),
+                    settings.variable("metrics_port"),
+                )
             if with_gateway:
                 address = "127.0.0.1:0" if ephemeral_ports else settings.gateway_listen
                 try:
@@ -211,6 +257,9 @@ class EmbeddedStack:
         return stack
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
         if self.gateway is not None:
             await self.gateway.stop()
             self.gateway = None

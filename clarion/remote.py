@@ -10,7 +10,7 @@
         [--recipients-file FILE]
     clarion campaign pause ID | resume ID
     clarion run list CAMPAIGN | show RUN [--watch]
-    clarion why --run RUN --subscriber SUBSCRIBER
+    clarion why --run RUN|--campaign CAMPAIGN --subscriber SUBSCRIBER|--profile PROFILE
     clarion report CAMPAIGN
     clarion import subscribers|profiles|events FILE.csv, clarion export ... (imports.py)
 
@@ -385,10 +385,13 @@ def site_policy_change(args: argparse.Namespace) -> tuple[site_pb2.Site, list[st
     if args.timezone is not None:
         site.timezone = args.timezone
         paths.append("timezone")
+    if args.home_url is not None:
+        site.home_url = args.home_url
+        paths.append("home_url")
     if not paths:
         raise OperatorError(
             "nothing to change: give --cap-per-day/--cap-per-week, --quiet-hours, "
-            "--max-per-minute, --timezone or a --no-... flag"
+            "--max-per-minute, --timezone, --home-url or a --no-... flag"
         )
     return site, paths
 
@@ -408,6 +411,7 @@ def cmd_site_set_policy(args: argparse.Namespace) -> int:
         return 0
     print(f"delivery policy of {site.site_id}: {delivery_policy_words(site)}")
     print(f"time zone of recipients without one: {site.timezone or 'UTC'}")
+    print(f"home page (where unfollowable click links go): {site.home_url or 'none given'}")
     print("runs started from now on apply it; runs already started keep theirs")
     return 0
 
@@ -503,6 +507,10 @@ def register_site(
     policy.add_argument(
         "--timezone", metavar="ZONE",
         help="IANA time zone of recipients without one, e.g. Europe/Berlin (empty: UTC)",
+    )  # fmt: skip
+    policy.add_argument(
+        "--home-url", metavar="URL",
+        help="the site's home page: where an expired or tampered click link leads (empty: none)",
     )  # fmt: skip
     policy.set_defaults(func=cmd_site_set_policy)
     listing = add(
@@ -1469,30 +1477,77 @@ def variant_test_lines(run: campaign_pb2.Run) -> list[str]:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
+    request = campaign_service_pb2.ExplainRecipientRequest()
+    if args.run:
+        request.run_id = args.run
+    else:
+        request.campaign_id = args.campaign
+    if args.subscriber:
+        request.subscriber_id = args.subscriber
+    else:
+        request.profile_id = args.profile
     remote = Remote(args, "campaign")
     with remote.channel() as channel:
-        recipient = remote.call(
-            campaign_stub(channel).GetRunRecipient,
-            campaign_service_pb2.GetRunRecipientRequest(
-                run_id=args.run, subscriber_id=args.subscriber
-            ),
-        ).recipient
+        explanations = list(
+            remote.call(campaign_stub(channel).ExplainRecipient, request).explanations
+        )
     if args.json:
-        print_json(as_dict(recipient))
+        print_json([as_dict(e) for e in explanations])
         return 0
-    status = campaign_pb2.RecipientStatus.Name(recipient.status).removeprefix("RECIPIENT_STATUS_")
-    reason = common_pb2.DeliveryReason.Name(recipient.reason)
-    rows = [
-        ["run", recipient.run_id],
-        ["subscriber", recipient.subscriber_id],
-        ["status", status.lower()],
-        ["reason", reason.removeprefix("DELIVERY_REASON_").lower() if recipient.reason else "-"],
-        ["attempts", str(recipient.attempts)],
-        ["finished", _when(recipient, "finish_time")],
-    ]
-    print(table(rows, ["FIELD", "VALUE"]))
-    print(f"why: {recipient.explanation}")
+    if not explanations:
+        print("nothing to explain: the campaign has no runs yet, or the profile no subscribers")
+        return 0
+    print("\n\n".join(why_block(e) for e in explanations))
     return 0
+
+
+def why_block(e: campaign_pb2.RecipientExplanation) -> str:
+    """One (run, subscriber) for a person: targeted or why not, each attempt, the final
+    state and its sentence, what the person did with the push."""
+    started = _when(e, "run_start_time")
+    lines = [f"run {e.run_id} (started {started}), subscriber {e.subscriber_id}"]
+    if not e.targeted:
+        reason = campaign_pb2.NotTargetedReason.Name(e.not_targeted_reason)
+        lines.append(f"targeted     no ({reason.removeprefix('NOT_TARGETED_REASON_').lower()})")
+        lines.append(f"why          {e.explanation}")
+        return "\n".join(lines)
+    status = campaign_pb2.RecipientStatus.Name(e.status).removeprefix("RECIPIENT_STATUS_")
+    lines.append("targeted     yes" + (f" (variant {e.variant})" if e.variant else ""))
+    because = f" ({_reason_word(e.reason)})" if e.reason else ""
+    lines.append(f"final        {status.lower()}{because}")
+    lines.append(f"why          {e.explanation}")
+    lines.append(f"finished     {_when(e, 'finish_time')}")
+    if e.attempts:
+        lines.append(f"attempts     {len(e.attempts)}")
+        rows = [
+            [_when(a, "attempt_time"), a.push_service or "-", str(a.http_status or "-"),
+             _meaning(a)]
+            for a in e.attempts
+        ]
+        header = ["TIME", "PUSH SERVICE", "HTTP", "MEANING"]
+        lines += ["  " + line for line in table(rows, header).splitlines()]
+    else:
+        lines.append("attempts     none recorded")
+    button = f" (button {e.clicked_button})" if e.clicked_button else " (the body)"
+    clicked = _when(e, "clicked_time") + (button if e.HasField("clicked_time") else "")
+    lines.append(f"viewed       {_when(e, 'viewed_time')}")
+    lines.append(f"clicked      {clicked}")
+    lines.append(f"closed       {_when(e, 'closed_time')}")
+    converted = f", first {_when(e, 'converted_time')}" if e.HasField("converted_time") else ""
+    lines.append(f"conversions  {e.conversions} (revenue {e.revenue:.2f}{converted})")
+    return "\n".join(lines)
+
+
+def _reason_word(reason: int) -> str:
+    return common_pb2.DeliveryReason.Name(reason).removeprefix("DELIVERY_REASON_").lower()  # type: ignore[arg-type]
+
+
+def _meaning(attempt: common_pb2.DeliveryAttempt) -> str:
+    if attempt.reason:
+        return _reason_word(attempt.reason)
+    if 200 <= attempt.http_status < 300:
+        return "accepted"
+    return "no answer" if attempt.http_status == 0 else "-"
 
 
 # report
@@ -1516,6 +1571,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         ["suppressed", str(report.suppressed)],
         ["expired", str(report.expired)],
         ["viewed", str(report.viewed)],
+        ["view rate", f"{report.view_rate:.2%}"],
         ["clicked", str(report.clicked)],
         ["closed", str(report.closed)],
         ["click-through rate", f"{report.click_through_rate:.2%}"],
@@ -1524,10 +1580,47 @@ def cmd_report(args: argparse.Namespace) -> int:
         ["revenue", f"{report.revenue:.2f}"],
         ["control group", str(report.control_group)],
         ["control group conversions", str(report.control_group_conversions)],
+        ["unsubscribes after push", str(report.unsubscribes_after_push)],
         ["last sent", _when(report, "last_sent_time")],
     ]
+    if report.sent_views_not_measured:
+        rows.insert(8, ["sent, views not measured", str(report.sent_views_not_measured)])
     print(f"campaign {report.campaign_id}")
     print(table(rows, ["METRIC", "VALUE"]))
+    if report.HasField("lift"):
+        lift = report.lift
+        print()
+        print(
+            f"lift: {lift.sent_conversion_rate:.2%} of {lift.sent_recipients} sent converted, "
+            f"{lift.control_conversion_rate:.2%} of {lift.control_recipients} held out; "
+            f"difference {lift.difference:+.2%} (95% CI {lift.difference_low:+.2%} to "
+            f"{lift.difference_high:+.2%}, {'' if lift.significant else 'not '}significant)"
+        )
+    reason_rows = [
+        [status, _reason_word(c.reason), str(c.count)]
+        for status, counts in (
+            ("failed", report.failed_by_reason),
+            ("suppressed", report.suppressed_by_reason),
+            ("expired", report.expired_by_reason),
+        )
+        for c in counts
+    ]
+    if reason_rows:
+        print()
+        print(table(reason_rows, ["STATUS", "REASON", "COUNT"]))
+    if report.browsers:
+        browser_rows = [
+            [
+                common_pb2.Browser.Name(b.browser).removeprefix("BROWSER_").lower(),  # type: ignore[arg-type]
+                str(b.audience), str(b.sent), str(b.failed),
+                str(b.viewed) if b.views_measured else "not measured",
+                str(b.clicked), f"{b.click_through_rate:.2%}",
+            ]
+            for b in report.browsers
+        ]  # fmt: skip
+        print()
+        header = ["BROWSER", "AUDIENCE", "SENT", "FAILED", "VIEWED", "CLICKED", "CTR"]
+        print(table(browser_rows, header))
     if report.variants:
         variant_rows = [
             [
@@ -1716,11 +1809,21 @@ def register(
     why = add(
         sub,
         "why",
-        "what happened to one subscriber's message of a run, and why",
+        "whether a person got a run's push, and why (or why not)",
         campaign_vars,
+        description="whether a person was targeted by a run (and if not, why: not in the\n"
+        "segment when it started, unsubscribed, unreachable, a test send only, ...); each\n"
+        "delivery attempt with the push service's answer; the final state and why; when\n"
+        "the push was viewed, clicked (which button) and closed; conversions and revenue.\n"
+        "--campaign covers the campaign's newest 50 runs, --profile every subscriber of a\n"
+        "profile.",
     )
-    why.add_argument("--run", required=True, help="the run's id")
-    why.add_argument("--subscriber", required=True, help="the subscriber's id")
+    scope = why.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--run", help="the run's id")
+    scope.add_argument("--campaign", help="a campaign's id: its newest runs, newest first")
+    person = why.add_mutually_exclusive_group(required=True)
+    person.add_argument("--subscriber", help="the subscriber's id")
+    person.add_argument("--profile", help="a profile's id: each of its subscribers")
     why.set_defaults(func=cmd_why)
 
     report = add(sub, "report", "a campaign's report: sent, failed, viewed, clicked, CTR", report_vars)

@@ -19,6 +19,9 @@ from services.kit.config import Settings
 
 POSTGRES_ENV = "CLARION_TEST_POSTGRES_URL"
 INTERNAL_TOKEN = "internal-test-token-" + uuid.uuid4().hex
+# Services the tests run as processes (`clarion serve`, `clarion up`) serve /metrics on
+# free ports: fixed ones would collide between concurrent runs.
+os.environ.setdefault("CLARION_METRICS_PORT", "0")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -44,6 +44,8 @@ class Site(Model):
     create_time: Mapped[datetime]
     # IANA time zone of the site's audience; "": UTC.
     timezone: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The site's home page (absolute http(s) URL); "": none given.
+    home_url: Mapped[str] = mapped_column(String(2048), default="", server_default="")
     # Frequency cap, do-not-disturb hours and throttle of every campaign of the site: the
     # clarion.campaign.v1.DeliveryPolicy message, serialized; NULL: none.
     delivery_policy: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 
+from clarion.campaign.v1 import campaign_pb2
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
 from clarion.reporting.v1 import reporting_service_pb2, reporting_service_pb2_grpc
@@ -21,10 +23,13 @@ from clarion.segment.v1 import (
     segment_pb2,
     segment_service_pb2,
     segment_service_pb2_grpc,
+    subscriber_pb2,
 )
 from services.campaign.domain import timing, triggers
 from services.campaign.domain.policies import RunPolicy
 from services.campaign.domain.ports import (
+    ActivityView,
+    AttemptView,
     AudienceRefused,
     DeliveryPlanView,
     DeliveryRunView,
@@ -35,6 +40,7 @@ from services.campaign.domain.ports import (
     PlanRowView,
     RecipientOutcomeView,
     RecipientStatus,
+    SubscriberView,
     VariantTally,
 )
 from services.campaign.store import RunContentOptions, RunProgress, RunRecord, RunState
@@ -124,6 +130,13 @@ def _view(message: delivery_pb2.DeliveryRun) -> DeliveryRunView:
     )
 
 
+def _time(message: Any, field: str) -> datetime | None:
+    """A Timestamp field as an aware datetime; None when unset."""
+    if not message.HasField(field):
+        return None
+    return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
 def _reason_word(reason: int) -> str:
     """A DeliveryReason as its stored word ("push_service_410"); "" for none, or for a
     value newer than this build."""
@@ -204,20 +217,61 @@ def _run_content(
     )
 
 
+def _payload_title(payload: bytes) -> str:
+    """The title of a run's PushPayload JSON as the site wrote it (campaign keeps its
+    templates for delivery to render); "" when it has none."""
+    if not payload:
+        return ""
+    try:
+        title = json.loads(payload).get("title", "")
+    except (ValueError, AttributeError):
+        return ""
+    return title if isinstance(title, str) else ""
+
+
+def run_description(
+    run: RunRecord, utm: campaign_pb2.UtmParameters | None = None
+) -> common_pb2.RunDescription:
+    """What reporting's webhooks say of the run: its notification title as written
+    (with A/B variants each variant's, the title being the first's) and the campaign's
+    UTM parameters (empty strings when it has none)."""
+    description = common_pb2.RunDescription()
+    if run.variants:
+        titles = [(v.variant_id, _payload_title(v.payload)) for v in run.variants]
+        description.notification_title = titles[0][1]
+        description.variant_titles.extend(
+            common_pb2.VariantTitle(variant_id=variant_id, notification_title=title)
+            for variant_id, title in titles
+        )
+    else:
+        description.notification_title = _payload_title(run.payload)
+    if utm is not None:
+        description.utm_source = utm.source
+        description.utm_medium = utm.medium
+        description.utm_campaign = utm.campaign
+        description.utm_content = utm.content
+        description.utm_term = utm.term
+    return description
+
+
 def start_run_request(
-    run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+    run: RunRecord,
+    default_timezone: str = "",
+    policy: RunPolicy | None = None,
+    utm: campaign_pb2.UtmParameters | None = None,
 ) -> delivery_service_pb2.StartDeliveryRunRequest:
     """What delivery is handed for the run: its content as fixed when it started (a run
     stored before the content options were kept sends its payload alone; an A/B test's
     each variant's instead, with its weight), audience (with its sample for a variant
-    test's runs), timing, conversion goal and the merged policy (left unset when it
-    holds nothing)."""
+    test's runs), timing, conversion goal, description (run_description, with `utm`)
+    and the merged policy (left unset when it holds nothing)."""
     request = delivery_service_pb2.StartDeliveryRunRequest(
         run_id=run.run_id,
         campaign_id=run.campaign_id,
         audience=_run_audience(run),
         timing=_run_timing(run, default_timezone),
         test=run.test,
+        description=run_description(run, utm),
     )
     if run.variants:
         request.variants.extend(
@@ -266,11 +320,15 @@ class GrpcDelivery:
         return delivery_service_pb2_grpc.DeliveryServiceStub(channel)
 
     async def start_run(
-        self, run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+        self,
+        run: RunRecord,
+        default_timezone: str = "",
+        policy: RunPolicy | None = None,
+        utm: campaign_pb2.UtmParameters | None = None,
     ) -> DeliveryRunView:
         try:
             response = await self._stub().StartDeliveryRun(
-                start_run_request(run, default_timezone, policy),
+                start_run_request(run, default_timezone, policy, utm),
                 metadata=self._peers.metadata(run.site_id),
                 timeout=self._peers.timeout,
             )
@@ -324,6 +382,17 @@ class GrpcDelivery:
             finish_time=outcome.finish_time.ToDatetime(tzinfo=UTC)
             if outcome.HasField("finish_time")
             else None,
+            variant=outcome.variant,
+            attempt_history=tuple(
+                AttemptView(
+                    attempt_time=_time(attempt, "attempt_time"),
+                    http_status=attempt.http_status,
+                    reason=_reason_word(attempt.reason),
+                    push_service=attempt.push_service,
+                )
+                for attempt in outcome.attempt_history
+            ),
+            queue_time=_time(outcome, "queue_time"),
         )
 
     async def preview_plan(
@@ -424,6 +493,15 @@ SEGMENT_SERVICE_CONFIG = json.dumps(
 _SEGMENT_OPTIONS = [("grpc.service_config", SEGMENT_SERVICE_CONFIG)]
 
 
+def _not_found(error: grpc.aio.AioRpcError, reason: str) -> bool:
+    """Whether the peer said it has no such thing (NOT_FOUND with this reason, or with
+    no ErrorInfo at all)."""
+    if error.code() != grpc.StatusCode.NOT_FOUND:
+        return False
+    info = error_info(error)
+    return info is None or info.reason == reason
+
+
 class GrpcSegment:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
@@ -505,6 +583,47 @@ class GrpcSegment:
             matches=response.matches,
             reachable_subscriber_ids=tuple(response.reachable_subscriber_ids),
         )
+
+    async def subscriber(self, site_id: str, subscriber_id: str) -> SubscriberView | None:
+        stub = segment_service_pb2_grpc.SegmentServiceStub(
+            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
+        )
+        try:
+            response = await stub.GetSubscriber(
+                segment_service_pb2.GetSubscriberRequest(subscriber_id=subscriber_id),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if _not_found(error, "SUBSCRIBER_NOT_FOUND"):
+                return None
+            raise _failed(self._peers, "segment.GetSubscriber", error, service="segment") from None
+        found = response.subscriber
+        keys = found.push_subscription
+        return SubscriberView(
+            subscriber_id=found.subscriber_id,
+            active=found.state == subscriber_pb2.SUBSCRIBER_STATE_ACTIVE,
+            reachable=bool(keys.endpoint and keys.p256dh and keys.auth),
+            unsubscribe_reason=found.unsubscribe_reason,
+            create_time=_time(found, "create_time"),
+            update_time=_time(found, "update_time"),
+        )
+
+    async def profile_subscriber_ids(self, site_id: str, profile_id: str) -> list[str] | None:
+        stub = segment_service_pb2_grpc.SegmentServiceStub(
+            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
+        )
+        try:
+            response = await stub.GetProfile(
+                segment_service_pb2.GetProfileRequest(profile_id=profile_id),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if _not_found(error, "PROFILE_NOT_FOUND"):
+                return None
+            raise _failed(self._peers, "segment.GetProfile", error, service="segment") from None
+        return list(response.profile.subscriber_ids)
 
     async def validate_audience(
         self, site_id: str, audience: segment_pb2.AudienceSelector
@@ -592,3 +711,38 @@ class GrpcReporting:
             )
             for variant in response.report.variants
         ]
+
+    async def recipient_activity(
+        self, site_id: str, run_id: str, subscriber_id: str
+    ) -> ActivityView | None:
+        stub = reporting_service_pb2_grpc.ReportingServiceStub(
+            self._peers.channel(
+                "reporting", options=[("grpc.service_config", REPORTING_SERVICE_CONFIG)]
+            )
+        )
+        try:
+            response = await stub.GetRecipientActivity(
+                reporting_service_pb2.GetRecipientActivityRequest(
+                    run_id=run_id, subscriber_id=subscriber_id
+                ),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                # Reporting recorded nothing of the recipient.
+                return None
+            failure = _failed(
+                self._peers, "reporting.GetRecipientActivity", error, service="reporting"
+            )
+            raise failure from None
+        activity = response.activity
+        return ActivityView(
+            viewed_time=_time(activity, "viewed_time"),
+            clicked_time=_time(activity, "clicked_time"),
+            clicked_button=activity.clicked_button,
+            closed_time=_time(activity, "closed_time"),
+            conversions=activity.conversions,
+            revenue=activity.revenue,
+            converted_time=_time(activity, "converted_time"),
+        )

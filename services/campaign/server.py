@@ -24,14 +24,18 @@ from services.campaign.domain.campaigns import CampaignWarning
 from services.campaign.domain.live import LiveCampaigns
 from services.campaign.domain.previews import CampaignPreviews
 from services.campaign.domain.sites import engagement_secret
+from services.campaign.domain.why import Explanation, RecipientExplainer
 from services.campaign.peer_clients import GrpcDelivery, GrpcReporting, GrpcSegment
 from services.campaign.store import CampaignStore, ListedRecipients
 from services.campaign.wire import (
+    RECIPIENT_STATUS_TO_PROTO,
     campaign_to_proto,
     delivery_plan_to_proto,
+    reason_to_proto,
     run_recipient_to_proto,
     run_to_proto,
     site_to_proto,
+    timestamp,
     urgency_from_proto,
     vapid_key_to_proto,
 )
@@ -93,6 +97,7 @@ class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
             paths=list(request.update_mask.paths),
             timezone=given.timezone,
             delivery_policy=given.delivery_policy,
+            home_url=given.home_url,
         )
         return site_service_pb2.UpdateSiteResponse(site=site_to_proto(site))
 
@@ -160,9 +165,12 @@ class SiteInternalServicer(site_internal_service_pb2_grpc.SiteInternalServiceSer
 
 
 class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    def __init__(self, campaigns: Campaigns, previews: CampaignPreviews) -> None:
+    def __init__(
+        self, campaigns: Campaigns, previews: CampaignPreviews, explainer: RecipientExplainer
+    ) -> None:
         self._campaigns = campaigns
         self._previews = previews
+        self._explainer = explainer
 
     async def CreateCampaign(
         self,
@@ -316,6 +324,22 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             recipient=run_recipient_to_proto(recipient)
         )
 
+    async def ExplainRecipient(
+        self,
+        request: campaign_service_pb2.ExplainRecipientRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> campaign_service_pb2.ExplainRecipientResponse:
+        explanations = await self._explainer.explain(
+            current_site_id(),
+            campaign_id=request.campaign_id,
+            run_id=request.run_id,
+            subscriber_id=request.subscriber_id,
+            profile_id=request.profile_id,
+        )
+        return campaign_service_pb2.ExplainRecipientResponse(
+            explanations=[_explanation_to_proto(e) for e in explanations]
+        )
+
     async def PauseCampaign(
         self, request: campaign_service_pb2.PauseCampaignRequest, context: grpc.aio.ServicerContext
     ) -> campaign_service_pb2.PauseCampaignResponse:
@@ -341,6 +365,45 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     ) -> campaign_service_pb2.PreviewCampaignResponse:
         plan = await self._previews.preview(current_site_id(), request.campaign_id)
         return campaign_service_pb2.PreviewCampaignResponse(plan=delivery_plan_to_proto(plan))
+
+
+def _explanation_to_proto(explanation: Explanation) -> campaign_pb2.RecipientExplanation:
+    message = campaign_pb2.RecipientExplanation(
+        run_id=explanation.run_id,
+        subscriber_id=explanation.subscriber_id,
+        targeted=explanation.targeted,
+        explanation=explanation.sentence,
+        run_start_time=timestamp(explanation.run_start_time),
+    )
+    if explanation.not_targeted is not None:
+        message.not_targeted_reason = campaign_pb2.NotTargetedReason.Value(
+            f"NOT_TARGETED_REASON_{explanation.not_targeted.name}"
+        )
+    outcome = explanation.outcome
+    if outcome is not None:
+        message.status = RECIPIENT_STATUS_TO_PROTO[outcome.status]
+        message.reason = reason_to_proto(outcome.reason)  # type: ignore[assignment]
+        message.variant = outcome.variant
+        if outcome.finish_time is not None:
+            message.finish_time.CopyFrom(timestamp(outcome.finish_time))
+        for attempt in outcome.attempt_history:
+            added = message.attempts.add(
+                http_status=attempt.http_status,
+                reason=reason_to_proto(attempt.reason),  # type: ignore[arg-type]
+                push_service=attempt.push_service,
+            )
+            if attempt.attempt_time is not None:
+                added.attempt_time.CopyFrom(timestamp(attempt.attempt_time))
+    activity = explanation.activity
+    if activity is not None:
+        message.clicked_button = activity.clicked_button
+        message.conversions = activity.conversions
+        message.revenue = activity.revenue
+        for field in ("viewed_time", "clicked_time", "closed_time", "converted_time"):
+            moment = getattr(activity, field)
+            if moment is not None:
+                getattr(message, field).CopyFrom(timestamp(moment))
+    return message
 
 
 def _recipients(
@@ -427,7 +490,8 @@ async def create_server(
     site_servicer = SiteServicer(sites)
     site_internal_servicer = SiteInternalServicer(sites)
     previews = CampaignPreviews(campaigns, store, clock, GrpcDelivery(peers))
-    campaign_servicer = CampaignServicer(campaigns, previews)
+    explainer = RecipientExplainer(store, GrpcDelivery(peers), segment, GrpcReporting(peers))
+    campaign_servicer = CampaignServicer(campaigns, previews, explainer)
     add_site_internal = site_internal_service_pb2_grpc.add_SiteInternalServiceServicer_to_server
     return build_service_server(
         address,

@@ -138,6 +138,8 @@ class SiteRecord:
     timezone: str = ""
     # Frequency cap, do-not-disturb hours and throttle of every campaign; None: none.
     delivery_policy: campaign_pb2.DeliveryPolicy | None = None
+    # The site's home page (absolute http(s) URL); "": none given.
+    home_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -535,7 +537,7 @@ class CampaignStore:
         ]
         | None = None,
     ) -> SiteRecord | None:
-        """Sets the named columns (name, vapid_subject, timezone) of the site, and its
+        """Sets the named columns (name, vapid_subject, timezone, home_url) of the site, and its
         delivery policy to `policy_change(the stored one)`, and returns it as stored; only
         those columns are written, so concurrent updates of different fields both land.
         The policy is read and written after the site's row is locked, so two changes of
@@ -1222,6 +1224,7 @@ def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecor
         vapid_keys=vapid_keys,
         timezone=row.timezone,
         delivery_policy=_message(campaign_pb2.DeliveryPolicy, row.delivery_policy),
+        home_url=row.home_url,
     )
 
 

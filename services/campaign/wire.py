@@ -98,6 +98,7 @@ def site_to_proto(site: SiteRecord) -> site_pb2.Site:
         vapid_keys=[vapid_key_to_proto(key) for key in site.vapid_keys],
         timezone=site.timezone,
         delivery_policy=site.delivery_policy,
+        home_url=site.home_url,
     )
 
 

@@ -31,6 +31,8 @@ MAX_ENDPOINT_LENGTH = 2048
 MAX_REASON_LENGTH = 64
 # A variant id's column width (RunVariant.variant_id takes at most 16 characters).
 MAX_VARIANT_LENGTH = 32
+# Attempts kept in a recipient's attempt_log (RecipientOutcome.attempt_history).
+MAX_ATTEMPT_HISTORY = 20
 
 
 class RunState(StrEnum):
@@ -75,6 +77,10 @@ class OutboxKind(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     # A run's final audience size, for reporting.
     AUDIENCE = "audience"
+    # A run that just started, for reporting to know it (its conversion goal and
+    # description) before any of its outcomes or engagement arrive; its audience is not
+    # known yet. A run's other rows are relayed only after it (DeliveryStore.claim_outbox).
+    START = "start"
 
 
 class Model(DeclarativeBase):
@@ -132,6 +138,9 @@ class DeliveryRunRow(Model):
     # The conversion goal handed to reporting with the audience (domain/goals.py's
     # compact JSON of clarion.common.v1.ConversionGoal); "": none.
     conversion_goal: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # What reporting's webhooks say of the run (domain/descriptions.py's compact JSON of
+    # clarion.common.v1.RunDescription); "": none given.
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Nothing is sent after this; the sweep then ends what is left (NULL: no cut-off).
     # Cleared when the run finishes.
     cut_off_time: Mapped[datetime | None]
@@ -194,6 +203,9 @@ class DeliveryChunkRow(Model):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     suppressed: Mapped[int] = mapped_column(Integer, default=0)
     expired: Mapped[int] = mapped_column(Integer, default=0)
+    # When its recipients were queued (the audience page that made it); NULL for chunks
+    # queued before this was kept.
+    queue_time: Mapped[datetime | None]
 
 
 class DeliveryRecipientRow(Model):
@@ -246,6 +258,11 @@ class DeliveryRecipientRow(Model):
     reason: Mapped[str] = mapped_column(String(MAX_REASON_LENGTH), default="")
     # HTTP requests started for it, written before they are made.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Every request made to its push service and what it answered, oldest first, the
+    # last MAX_ATTEMPT_HISTORY kept: each "<epoch ms> <HTTP status, 0: no answer>
+    # <DeliveryReason word, -: accepted> <push service host>;", appended by the same
+    # statement that records the answer (store._HotSql). Not indexed (HOT updates).
+    attempt_log: Mapped[str] = mapped_column(Text, default="", server_default="")
     not_before: Mapped[datetime | None]
     finish_time: Mapped[datetime | None]
 

@@ -21,6 +21,7 @@ from services.delivery.adapters.grpc_peers import (
 from services.delivery.adapters.http_sender import PushSender
 from services.delivery.adapters.native_sender import NativePushSender
 from services.delivery.adapters.rate_limits import OriginRateLimits
+from services.delivery.domain.clicks import DeliveryClicks
 from services.delivery.domain.policies import policy_from_proto, policy_to_json
 from services.delivery.domain.ports import PushTransport
 from services.delivery.domain.preview import DeliveryPreviews, Preview, PreviewRequest
@@ -34,6 +35,7 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.egress import EgressPolicy
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
+from services.kit.metrics import GaugeRefresher, set_delivery_queue
 from services.kit.peers import Peers
 from services.siteclient import remote_site_resolver
 
@@ -132,6 +134,16 @@ def _outcome_message(view: RecipientView) -> delivery_pb2.RecipientOutcome:
         finish_time=timestamp(view.finish_time),
         variant=view.variant,
         due_time=timestamp(view.due_time),
+        attempt_history=[
+            common_pb2.DeliveryAttempt(
+                attempt_time=timestamp(attempt.attempt_time),
+                http_status=attempt.http_status,
+                reason=reason_enum(attempt.reason),  # type: ignore[arg-type]
+                push_service=attempt.push_service,
+            )
+            for attempt in view.attempt_history
+        ],
+        queue_time=timestamp(view.queue_time),
     )
 
 
@@ -161,11 +173,16 @@ def _preview_message(preview: Preview) -> delivery_service_pb2.PreviewDeliveryPl
 
 class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     def __init__(
-        self, runs: DeliveryRuns, workers: DeliveryWorkers, previews: DeliveryPreviews
+        self,
+        runs: DeliveryRuns,
+        workers: DeliveryWorkers,
+        previews: DeliveryPreviews,
+        clicks: DeliveryClicks | None = None,
     ) -> None:
         self._runs = runs
         self._workers = workers
         self._previews = previews
+        self._clicks = clicks
 
     async def StartDeliveryRun(
         self,
@@ -194,6 +211,7 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
                 conversion_goal=(
                     request.conversion_goal if request.HasField("conversion_goal") else None
                 ),
+                description=request.description if request.HasField("description") else None,
             ),
         )
         if created:
@@ -263,6 +281,23 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
         )
         return _preview_message(preview)
 
+    async def ResolveClickTarget(
+        self,
+        request: delivery_service_pb2.ResolveClickTargetRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> delivery_service_pb2.ResolveClickTargetResponse:
+        assert self._clicks is not None, "create_server gives the servicer its clicks"
+        target = await self._clicks.target(
+            required_site_id(), request.run_id, request.subscriber_id, request.button
+        )
+        return delivery_service_pb2.ResolveClickTargetResponse(
+            url=target.url,
+            action=target.action,
+            sent=target.sent,
+            sent_time=timestamp(target.sent_time),
+            campaign_id=target.campaign_id,
+        )
+
 
 def create_push_sender(settings: DeliverySettings) -> PushTransport:
     policy = EgressPolicy.from_settings(settings)
@@ -322,7 +357,17 @@ async def create_server(
     previews = DeliveryPreviews(
         store, GrpcAudience(peers), clock, delivery_settings(settings).delivery_prepare_page_size
     )
-    servicer = DeliveryServicer(DeliveryRuns(store, clock), workers, previews)
+    servicer = DeliveryServicer(
+        DeliveryRuns(store, clock), workers, previews, clicks=DeliveryClicks(store)
+    )
+
+    async def refresh_queue_gauges() -> None:
+        now = clock.now()
+        set_delivery_queue(*await store.queue_stats(now), now)
+
+    queue_gauges = GaugeRefresher(
+        "delivery-queue-gauges", refresh_queue_gauges, settings.metrics_refresh_seconds
+    )
     return build_service_server(
         address,
         settings,
@@ -336,6 +381,6 @@ async def create_server(
         peers=peers,
         site_resolver=site_resolver or remote_site_resolver(peers),
         internal_services=INTERNAL_SERVICES,
-        on_start=[workers.start],
-        on_stop=[workers.stop, store.close],
+        on_start=[workers.start, queue_gauges.start],
+        on_stop=[queue_gauges.stop, workers.stop, store.close],
     )

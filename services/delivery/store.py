@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.delivery import policy_store
 from services.delivery.models import (
+    MAX_ATTEMPT_HISTORY,
     ChunkState,
     DeliveryChunkRow,
     DeliveryOutboxRow,
@@ -50,6 +51,7 @@ from services.delivery.models import (
 )
 from services.kit.db import create_sync_engine_for
 from services.kit.logging import get_logger
+from services.kit.metrics import count_outcome, count_outcomes
 
 log = get_logger(__name__)
 
@@ -107,6 +109,8 @@ class NewRun:
     sample: tuple[int, int] | None = None
     # domain/goals.py's JSON of the conversion goal ("": none).
     conversion_goal: str = ""
+    # domain/descriptions.py's JSON of the run's description ("": none).
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class Run:
     policy: str = ""
     sample: tuple[int, int] | None = None
     conversion_goal: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,9 @@ class Terminal:
     # Passed on to reporting with the outcome.
     variant: str = ""
     profile_id: str = ""
+    # The attempt that ended it, appended to its attempt_log (attempt_entry); "": none
+    # (it ended without a request: expired, suppressed, refused before sending).
+    attempt: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,6 +296,43 @@ class Retry:
     recipient_id: int
     reason: str
     not_before: datetime
+    # The attempt to be retried, appended to its attempt_log; "": none (deferred
+    # before any request was made).
+    attempt: str = ""
+
+
+def attempt_entry(at: datetime, status: int, reason: str, host: str) -> str:
+    """One attempt as delivery_recipients.attempt_log keeps it: "<epoch ms> <HTTP status,
+    0: no answer> <DeliveryReason word, -: accepted> <push service host>;"."""
+    return f"{int(at.timestamp() * 1000)} {status} {reason or '-'} {host};"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request made to a recipient's push service (RecipientOutcome.attempt_history)."""
+
+    attempt_time: datetime
+    # 0: no answer (timeout, connection error).
+    http_status: int
+    # A DeliveryReason word; "": accepted.
+    reason: str
+    push_service: str
+
+
+def parse_attempt_log(log_text: str) -> tuple[Attempt, ...]:
+    """The attempts of an attempt_log, oldest first (at most the last MAX_ATTEMPT_HISTORY)."""
+    attempts = []
+    for entry in log_text.split(";")[:-1][-MAX_ATTEMPT_HISTORY:]:
+        millis, status, reason, host = entry.split(" ", 3)
+        attempts.append(
+            Attempt(
+                datetime.fromtimestamp(int(millis) / 1000, UTC),
+                int(status),
+                "" if reason == "-" else reason,
+                host,
+            )
+        )
+    return tuple(attempts)
 
 
 class Entry(NamedTuple):
@@ -322,8 +367,10 @@ class OutboxItem:
     # An outcome's A/B variant and its subscriber's profile ("": none).
     variant: str = ""
     profile_id: str = ""
-    # An audience's run's conversion goal (domain/goals.py's JSON; "": none).
+    # An audience's (or a start's) run's conversion goal (domain/goals.py's JSON; "":
+    # none) and description (domain/descriptions.py's JSON; "": none).
     conversion_goal: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -336,6 +383,10 @@ class RecipientView:
     due_time: datetime | None
     not_before: datetime | None
     finish_time: datetime | None
+    # Every request made to its push service, oldest first (the last 20).
+    attempt_history: tuple[Attempt, ...] = ()
+    # When it was queued; None for a recipient queued before this was kept.
+    queue_time: datetime | None = None
 
 
 def _run(row: Any) -> Run:
@@ -363,6 +414,7 @@ def _run(row: Any) -> Run:
         policy=row.policy,
         sample=_sample(row),
         conversion_goal=row.conversion_goal,
+        description=row.description,
     )
 
 
@@ -450,13 +502,35 @@ class _HotSql:
         self.mark_attempted = sql(
             "UPDATE delivery_recipients SET attempts = attempts + 1 WHERE recipient_id {ids}"
         )
+        # The attempt that answered is appended to the recipient's attempt_log by the
+        # statement recording its outcome, so the history costs no statement of its
+        # own; once it holds MAX_ATTEMPT_HISTORY entries the oldest goes.
+        first_end = "strpos({log}, ';')" if postgres else "instr({log}, ';')"
+
+        def appended(log: str, entry: str) -> str:
+            return (
+                f"CASE WHEN {entry} <> '' AND length({log}) - length(replace({log}, ';', '')) "
+                f">= {MAX_ATTEMPT_HISTORY} THEN substr({log}, {first_end.format(log=log)} + 1) "
+                f"ELSE {log} END || {entry}"
+            )
+
+        # Recipients as one JSON parameter of [recipient_id, attempt entry] pairs.
+        pairs = (
+            "(SELECT (e->>0)::bigint AS id, e->>1 AS entry FROM json_array_elements(%s::json) AS e)"
+            if postgres
+            else "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS entry "
+            "FROM json_each(?))"
+        )
         self.record_terminal = sql(
             "UPDATE delivery_recipients SET state = {p}, reason = {p}, finish_time = {p}, "
-            "not_before = NULL WHERE recipient_id {ids} AND state = 'pending' "
-            "RETURNING recipient_id"
+            "not_before = NULL, "
+            f"attempt_log = {appended('delivery_recipients.attempt_log', 'v.entry')} "
+            f"FROM {pairs} AS v WHERE delivery_recipients.recipient_id = v.id "
+            "AND delivery_recipients.state = 'pending' RETURNING delivery_recipients.recipient_id"
         )
         self.record_retry = sql(
-            "UPDATE delivery_recipients SET reason = {p}, not_before = {p} "
+            "UPDATE delivery_recipients SET reason = {p}, not_before = {p}, "
+            f"attempt_log = {appended('attempt_log', '{p}')} "
             "WHERE recipient_id = {p} AND state = 'pending'"
         )
         self.insert_outbox = sql(
@@ -585,6 +659,7 @@ class DeliveryStore:
                     sample_start=run.sample[0] if run.sample else None,
                     sample_end=run.sample[1] if run.sample else None,
                     conversion_goal=run.conversion_goal,
+                    description=run.description,
                     cut_off_time=run.cut_off_time,
                     state=RunState.PREPARING.value,
                     failure="",
@@ -600,6 +675,20 @@ class DeliveryStore:
                 .returning(RUNS.c.run_id)
             )
             created = inserted.first() is not None
+            if created:
+                # Reporting hears of the run before any of its outcomes (claim_outbox
+                # relays nothing else of it first), so a conversion or a webhook of its
+                # first recipients finds its goal and description there.
+                conn.execute(
+                    insert(OUTBOX).values(
+                        kind=OutboxKind.START.value,
+                        site_id=run.site_id,
+                        run_id=run.run_id,
+                        campaign_id=run.campaign_id,
+                        count=0,
+                        occur_time=now,
+                    )
+                )
             if created and run.contexts:
                 # With the run, in its transaction: a retried start writes none twice.
                 conn.execute(
@@ -793,6 +882,7 @@ class DeliveryStore:
                     now,
                 )
             row = conn.execute(select(RUNS).where(*this_run)).first()
+        count_outcome(RecipientState.SUPPRESSED.value, reason, cancelled_recipients)
         if finished is not None:
             finished.log()
         if row is None:
@@ -1186,6 +1276,7 @@ class DeliveryStore:
                             failed=0,
                             suppressed=suppressed_here,
                             expired=0,
+                            queue_time=now,
                         )
                         .returning(CHUNKS.c.chunk_id)
                     )
@@ -1281,6 +1372,7 @@ class DeliveryStore:
                 )
                 self._drop_contexts(conn, lease.site_id, lease.run_id)
                 finished = self._finish_run_if_complete(conn, lease.site_id, lease.run_id, now)
+        count_outcomes((entry.state, entry.reason) for entry in outbox)  # committed only
         if finished is not None:
             finished.log()
         return True
@@ -1557,9 +1649,9 @@ class DeliveryStore:
         to another worker and nothing was written; stop working on the chunk."""
         hot = self._hot
         db_now = hot.time(now)
-        groups: dict[tuple[str, str], list[int]] = {}
+        groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
         for t in terminal:
-            groups.setdefault((t.state.value, t.reason), []).append(t.recipient_id)
+            groups.setdefault((t.state.value, t.reason), []).append((t.recipient_id, t.attempt))
         with self._sync.connect() as conn:
             transaction = conn.begin()
             raw = conn.connection.driver_connection
@@ -1573,10 +1665,11 @@ class DeliveryStore:
                 # Only a recipient still pending gets an outcome (never overwritten);
                 # RETURNING says which did, and only those count into the chunk.
                 changed = []
-                for (new_state, new_reason), ids in groups.items():
+                for (new_state, new_reason), pairs in groups.items():
                     cursor = raw.cursor()
                     cursor.execute(
-                        hot.record_terminal, (new_state, new_reason, db_now, hot.ids(ids))
+                        hot.record_terminal,
+                        (new_state, new_reason, db_now, json.dumps(pairs, separators=(",", ":"))),
                     )
                     changed.append(cursor)
                 if attempting:
@@ -1584,7 +1677,10 @@ class DeliveryStore:
                 if retries:
                     raw.cursor().executemany(
                         hot.record_retry,
-                        [(r.reason, hot.time(r.not_before), r.recipient_id) for r in retries],
+                        [
+                            (r.reason, hot.time(r.not_before), r.attempt, r.attempt, r.recipient_id)
+                            for r in retries
+                        ],
                     )
                 ended = {row[0] for cursor in changed for row in cursor.fetchall()}
                 terminal = [t for t in terminal if t.recipient_id in ended]
@@ -1634,6 +1730,7 @@ class DeliveryStore:
                 transaction.rollback()
                 return False
             transaction.commit()
+            count_outcomes((t.state.value, t.reason) for t in terminal)  # committed only
             return True
 
     @_in_db_thread
@@ -1690,7 +1787,7 @@ class DeliveryStore:
         """Leases up to `limit` rows (each one commit's recipients) no live process holds,
         oldest first, and returns their items."""
         candidates = self._skip_locked(
-            select(OUTBOX.c.outbox_id)
+            select(OUTBOX.c.outbox_id, OUTBOX.c.site_id, OUTBOX.c.run_id)
             .where(
                 OUTBOX.c.kind.in_([kind.value for kind in kinds]),
                 _lease_free(OUTBOX.c.claim_expires_at, now),
@@ -1699,9 +1796,30 @@ class DeliveryStore:
             .limit(limit)
         )
         with self._sync.begin() as conn:
-            ids = list((conn.execute(candidates)).scalars())
-            if not ids:
+            found = conn.execute(candidates).all()
+            if not found:
                 return []
+            ids = [row.outbox_id for row in found]
+            # A run's START row goes first: while one not in this batch waits (a peer
+            # failed it, or another process holds it), the run's later rows wait too.
+            waiting = conn.execute(
+                select(OUTBOX.c.site_id, OUTBOX.c.run_id, OUTBOX.c.outbox_id).where(
+                    OUTBOX.c.kind == OutboxKind.START.value,
+                    tuple_(OUTBOX.c.site_id, OUTBOX.c.run_id).in_(
+                        {(row.site_id, row.run_id) for row in found}
+                    ),
+                    OUTBOX.c.outbox_id.not_in(ids),
+                )
+            ).all()
+            if waiting:
+                first = {(site_id, run_id): outbox_id for site_id, run_id, outbox_id in waiting}
+                ids = [
+                    row.outbox_id
+                    for row in found
+                    if row.outbox_id < first.get((row.site_id, row.run_id), row.outbox_id + 1)
+                ]
+                if not ids:
+                    return []
             rows = conn.execute(
                 update(OUTBOX)
                 .where(
@@ -1716,18 +1834,27 @@ class DeliveryStore:
             # and the conversion goals of those with one (handed over with the audience).
             tests: set[tuple[str, str]] = set()
             goals: dict[tuple[str, str], str] = {}
-            for site_id, run_id, test, goal in conn.execute(
-                select(RUNS.c.site_id, RUNS.c.run_id, RUNS.c.test, RUNS.c.conversion_goal).where(
+            descriptions: dict[tuple[str, str], str] = {}
+            for site_id, run_id, test, goal, description in conn.execute(
+                select(
+                    RUNS.c.site_id,
+                    RUNS.c.run_id,
+                    RUNS.c.test,
+                    RUNS.c.conversion_goal,
+                    RUNS.c.description,
+                ).where(
                     tuple_(RUNS.c.site_id, RUNS.c.run_id).in_(
                         {(row.site_id, row.run_id) for row in rows}
                     ),
-                    or_(RUNS.c.test, RUNS.c.conversion_goal != ""),
+                    or_(RUNS.c.test, RUNS.c.conversion_goal != "", RUNS.c.description != ""),
                 )
             ):
                 if test:
                     tests.add((site_id, run_id))
                 if goal:
                     goals[(site_id, run_id)] = goal
+                if description:
+                    descriptions[(site_id, run_id)] = description
             items = []
             for row in sorted(rows, key=lambda row: row.outbox_id):
                 common = {
@@ -1741,8 +1868,13 @@ class DeliveryStore:
                     "test": (row.site_id, row.run_id) in tests,
                 }
                 if not row.entries:
-                    goal = goals.get((row.site_id, row.run_id), "")
-                    items.append(OutboxItem(**common, conversion_goal=goal))
+                    items.append(
+                        OutboxItem(
+                            **common,
+                            conversion_goal=goals.get((row.site_id, row.run_id), ""),
+                            description=descriptions.get((row.site_id, row.run_id), ""),
+                        )
+                    )
                     continue
                 # Rows written before variants hold [subscriber, state, reason, browser].
                 items += [
@@ -1792,10 +1924,14 @@ class DeliveryStore:
 
     @_in_db_thread
     def recipient(self, site_id: str, run_id: str, subscriber_id: str) -> RecipientView | None:
-        statement = select(RECIPIENTS).where(
-            RECIPIENTS.c.site_id == site_id,
-            RECIPIENTS.c.run_id == run_id,
-            RECIPIENTS.c.subscriber_id == subscriber_id,
+        statement = (
+            select(RECIPIENTS, CHUNKS.c.queue_time)
+            .join(CHUNKS, CHUNKS.c.chunk_id == RECIPIENTS.c.chunk_id, isouter=True)
+            .where(
+                RECIPIENTS.c.site_id == site_id,
+                RECIPIENTS.c.run_id == run_id,
+                RECIPIENTS.c.subscriber_id == subscriber_id,
+            )
         )
         with self._sync.connect() as conn:
             row = (conn.execute(statement)).first()
@@ -1810,10 +1946,113 @@ class DeliveryStore:
             due_time=row.due_time,
             not_before=row.not_before,
             finish_time=row.finish_time,
+            attempt_history=parse_attempt_log(row.attempt_log),
+            queue_time=row.queue_time,
         )
+
+    # Clicks.
+
+    @_in_db_thread
+    def click_recipient(
+        self, site_id: str, run_id: str, subscriber_id: str
+    ) -> ClickRecipient | None:
+        """What a recipient's push was made of (its run's, or its variant's, payload and
+        options, its browser and template context) and whether and when it was sent;
+        None when the run has no such recipient."""
+        variant_joined = (
+            (VARIANTS.c.site_id == RECIPIENTS.c.site_id)
+            & (VARIANTS.c.run_id == RECIPIENTS.c.run_id)
+            & (VARIANTS.c.variant_id == RECIPIENTS.c.variant)
+        )
+        statement = (
+            select(
+                RECIPIENTS.c.state,
+                RECIPIENTS.c.finish_time,
+                RECIPIENTS.c.browser,
+                RECIPIENTS.c.variant,
+                RECIPIENTS.c.context,
+                RUNS.c.campaign_id,
+                RUNS.c.payload,
+                RUNS.c.content_options,
+                VARIANTS.c.payload.label("variant_payload"),
+                VARIANTS.c.content_options.label("variant_options"),
+            )
+            .select_from(
+                RECIPIENTS.join(
+                    RUNS,
+                    (RUNS.c.site_id == RECIPIENTS.c.site_id)
+                    & (RUNS.c.run_id == RECIPIENTS.c.run_id),
+                ).outerjoin(VARIANTS, variant_joined)
+            )
+            .where(
+                RECIPIENTS.c.site_id == site_id,
+                RECIPIENTS.c.run_id == run_id,
+                RECIPIENTS.c.subscriber_id == subscriber_id,
+            )
+        )
+        with self._sync.connect() as conn:
+            row = conn.execute(statement).first()
+        if row is None:
+            return None
+        return ClickRecipient(
+            campaign_id=row.campaign_id,
+            state=RecipientState(row.state),
+            finish_time=row.finish_time,
+            browser=row.browser,
+            variant=row.variant,
+            context=row.context,
+            payload=bytes(row.payload),
+            content_options=row.content_options,
+            variant_payload=None if row.variant_payload is None else bytes(row.variant_payload),
+            variant_options=row.variant_options or "",
+        )
+
+    # Metrics.
+
+    @_in_db_thread
+    def queue_stats(self, now: datetime) -> tuple[int, datetime | None, dict[str, int]]:
+        """For the queue gauges: recipients still pending (summed over the pending
+        chunks' counters, not counted over recipients), the earliest due time of a
+        pending chunk due by `now` (None: none waiting), and the runs by state. The
+        chunks and runs are found by indexes led by their state."""
+        with self._sync.connect() as conn:
+            depth = conn.execute(
+                select(func.coalesce(func.sum(CHUNKS.c.pending), 0)).where(
+                    CHUNKS.c.state == ChunkState.PENDING.value
+                )
+            ).scalar_one()
+            oldest = conn.execute(
+                select(func.min(CHUNKS.c.due_time)).where(
+                    CHUNKS.c.state == ChunkState.PENDING.value,
+                    CHUNKS.c.due_time <= now,
+                )
+            ).scalar_one_or_none()
+            runs = conn.execute(select(RUNS.c.state, func.count()).group_by(RUNS.c.state)).all()
+        return int(depth), oldest, {str(state): int(count) for state, count in runs}
+
+
+@dataclass(frozen=True)
+class ClickRecipient:
+    """One recipient as a click on its push needs it (DeliveryStore.click_recipient)."""
+
+    campaign_id: str
+    state: RecipientState
+    # When it ended (for a sent one: when the push service accepted it).
+    finish_time: datetime | None
+    browser: int
+    variant: str
+    # Its template context (domain/content.py's JSON; "": none).
+    context: str = field(repr=False)
+    # The run's payload and options (domain/content.py's JSON; "": as it is) ...
+    payload: bytes = field(repr=False)
+    content_options: str = field(repr=False)
+    # ... and its variant's, when it has one.
+    variant_payload: bytes | None = field(default=None, repr=False)
+    variant_options: str = field(default="", repr=False)
 
 
 __all__ = [
+    "Attempt",
     "ClaimedChunk",
     "DeliveryStore",
     "Member",

@@ -55,13 +55,16 @@ from clarion.segment.v1 import (
     segment_service_pb2_grpc,
 )
 from services.gateway import inputs
+from services.gateway.clicks import ClickRedirects
 from services.gateway.errors import ApiError, bounded, quote
 from services.gateway.registrations import RegistrationBatcher
 from services.kit.auth import REQUEST_ID_HEADER
+from services.kit.clock import Clock, SystemClock
 from services.kit.errors import error_info
 from services.kit.logging import get_logger
 from services.kit.peers import Peers
 from services.kit.tokens import (
+    CLICK_PATH_PREFIX,
     MIN_SECRET_BYTES,
     unsubscribe_token,
     verify_engagement_token,
@@ -114,6 +117,8 @@ def base64url_encode(data: bytes) -> str:
 class KnownSite:
     site_id: str
     vapid_public_key: bytes
+    # The site's home page as its operator set it; "": none.
+    home_url: str = ""
 
 
 class SiteDirectory:
@@ -145,7 +150,9 @@ class SiteDirectory:
                     metadata=call_metadata(self._peers, site_id),
                     timeout=self._peers.timeout,
                 )
-            site = KnownSite(response.site.site_id, response.site.vapid_public_key)
+            site = KnownSite(
+                response.site.site_id, response.site.vapid_public_key, response.site.home_url
+            )
             self._sites[site_id] = site
         return site
 
@@ -194,6 +201,7 @@ def _site_not_found_as_404(site_id: str) -> Iterator[None]:
 PEERS = web.AppKey("peers", Peers)
 SITES = web.AppKey("sites", SiteDirectory)
 REGISTRATIONS = web.AppKey("registrations", RegistrationBatcher)
+CLICKS = web.AppKey("clicks", ClickRedirects)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -459,7 +467,15 @@ async def record_event(request: web.Request) -> web.Response:
             "engagement_token does not prove that this subscriber was sent this run on this "
             "site; send run_id, subscriber_id and engagement_token unchanged from the push message",
         )
-    peers = request.app[PEERS]
+    recorded = await record_engagement(request.app[PEERS], site_id, event)
+    return web.json_response({"recorded": recorded}, status=202)
+
+
+async def record_engagement(
+    peers: Peers, site_id: str, event: reporting_pb2.EngagementEvent
+) -> bool:
+    """Records a verified engagement in reporting (its gRPC error raised) and then in
+    segment (a failure logged); whether reporting took it as new."""
     stub = reporting_internal_service_pb2_grpc.ReportingInternalServiceStub(
         peers.channel("reporting")
     )
@@ -468,8 +484,19 @@ async def record_event(request: web.Request) -> web.Response:
         metadata=call_metadata(peers, site_id),
         timeout=peers.timeout,
     )
-    await _record_engagement_in_segment(peers, site_id, body.kind, event)
-    return web.json_response({"recorded": response.recorded > 0}, status=202)
+    kind = _KIND_NAMES[event.kind]
+    await _record_engagement_in_segment(peers, site_id, kind, event)
+    return response.recorded > 0
+
+
+_KIND_NAMES = {value: name for name, value in inputs.KINDS.items()}
+
+
+async def click_redirect(request: web.Request) -> web.Response:
+    """`GET /c/{click_token}[?b=1|2]` (services/gateway/clicks.py)."""
+    return await request.app[CLICKS].redirect(
+        request.match_info["click_token"], request.query.get("b")
+    )
 
 
 # --- middlewares ---------------------------------------------------------------------
@@ -495,7 +522,12 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         log.info(
             "http request",
             http_method=request.method,
-            path=request.path,
+            # A click link's path carries its engagement token: never logged.
+            path=(
+                CLICK_PATH_PREFIX + "…"
+                if request.path.startswith(CLICK_PATH_PREFIX)
+                else request.path
+            ),
             status=status,
             site_id=request.match_info.get("site_id", ""),
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -568,6 +600,7 @@ def create_app(
     *,
     site_cache_seconds: float = SITE_CACHE_SECONDS,
     site_cache_size: int = SITE_CACHE_SIZE,
+    clock: Clock | None = None,
 ) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES, middlewares=[access_log, cors, json_errors]
@@ -579,7 +612,20 @@ def create_app(
         peers.metadata,
         peers.timeout,
     )
+    app[CLICKS] = ClickRedirects(
+        peers,
+        app[SITES],
+        lambda site_id: call_metadata(peers, site_id),
+        lambda site_id, event: record_engagement(peers, site_id, event),
+        clock or SystemClock(),
+    )
+
+    async def close_clicks(app: web.Application) -> None:
+        await app[CLICKS].retries.close()
+
+    app.on_cleanup.append(close_clicks)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get(CLICK_PATH_PREFIX + "{click_token}", click_redirect)
     app.router.add_get("/v1/sites/{site_id}/config", site_config)
     app.router.add_post("/v1/sites/{site_id}/subscriptions", subscribe)
     app.router.add_delete("/v1/sites/{site_id}/subscriptions/{subscriber_id}", unsubscribe)

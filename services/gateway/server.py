@@ -7,8 +7,10 @@ import socket
 from aiohttp import web
 
 from services.gateway.app import create_app
+from services.kit.clock import Clock
 from services.kit.config import Settings
 from services.kit.logging import get_logger
+from services.kit.metrics import metrics_handler
 from services.kit.peers import Peers
 
 log = get_logger("clarion.gateway")
@@ -58,7 +60,7 @@ class GatewayServer:
 
 
 async def create_gateway(
-    address: str, settings: Settings, *, peers: Peers | None = None
+    address: str, settings: Settings, *, peers: Peers | None = None, clock: Clock | None = None
 ) -> GatewayServer:
     """Binds the gateway to `address` ('127.0.0.1:0' picks a free port); `start()` next.
 
@@ -66,7 +68,9 @@ async def create_gateway(
     """
     owns_peers = peers is None
     peers = peers or Peers(settings)
-    app = create_app(peers)
+    app = create_app(peers, clock=clock)
+    # The process's Prometheus metrics (docs/metrics.md), beside the browser-facing routes.
+    app.router.add_get("/metrics", metrics_handler)
     sock = _bind(address)
     runner = web.AppRunner(app, access_log=None)  # our middleware logs one line per request
     try:

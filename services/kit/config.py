@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     """Where the other services reach reporting (host:port)."""
     gateway_listen: str = "127.0.0.1:8080"
     """Where the browser-facing HTTP gateway listens (host:port)."""
+    metrics_port: int = 9464
+    """The first port of the services' Prometheus endpoints (GET /metrics), each on the
+    host of its service's listen address: campaign on this port, segment on the next,
+    delivery +2, reporting +3 (so services on one host do not collide; `clarion up`
+    serves its one process on campaign's and delivery's process on delivery's). 0 picks
+    free ports, a negative value serves none. The gateway answers GET /metrics on its
+    own port."""
+    metrics_refresh_seconds: float = Field(default=10.0, gt=0)
+    """How often delivery and reporting refresh the gauges they read from their
+    database (queue depth, webhook backlog), in seconds."""
 
     migrate_on_start: bool = True
     """Bring the service's schema to head when it starts (the embedded default). A
@@ -167,6 +177,14 @@ class Settings(BaseSettings):
             if name.endswith("_listen") and getattr(self, name) == address
         ]
         return " or ".join(self.variable(f) for f in fields) or "the listen address"
+
+    def metrics_port_for(self, service: str) -> int:
+        """Where `service` serves /metrics: CLARION_METRICS_PORT plus its offset (0:
+        a free port; negative: none)."""
+        if self.metrics_port <= 0:
+            return self.metrics_port
+        offsets: dict[str, int] = {name: n for n, name in enumerate(SERVICE_NAMES)}
+        return self.metrics_port + offsets[service]
 
     def address_for(self, service: str) -> str:
         return str(getattr(self, f"{service}_address"))

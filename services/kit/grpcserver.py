@@ -22,6 +22,7 @@ from services.kit.db import (
     upgrade_to_head,
 )
 from services.kit.logging import get_logger
+from services.kit.metrics import RpcMetricsInterceptor
 from services.kit.operator import CannotListen, SchemaOutOfDate, check_can_listen
 
 if TYPE_CHECKING:  # peers builds on client_channel below
@@ -123,7 +124,8 @@ def build_server(
     gave the address)."""
     check_can_listen(address, listen_variable)
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        # Outermost, so clarion_rpc_duration_seconds also counts the calls auth refuses.
+        interceptors=[RpcMetricsInterceptor(), *interceptors],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.so_reuseport", 0),

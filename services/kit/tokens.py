@@ -10,12 +10,17 @@ base64url without padding (43 characters). The prefix keeps one kind of token fr
 being accepted as the other; the length prefixes keep ("ab", "c") and ("a", "bc") apart.
 Verification recomputes the token and compares in constant time, so only the canonical
 encoding is accepted.
+
+A click token (`click_path`, `parse_click_token`, below) is no new signature: it carries
+an engagement token with the ids it signs, for the gateway's click redirect.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import re
+from dataclasses import dataclass, field
 
 MIN_SECRET_BYTES = 16
 
@@ -61,3 +66,68 @@ def _verify(secret: bytes, token: str, purpose: bytes, *parts: str) -> bool:
     if not isinstance(token, str) or not token.isascii():
         return False
     return hmac.compare_digest(expected.encode("ascii"), token.encode("ascii"))
+
+
+# --- click links -----------------------------------------------------------------------
+#
+# A click link is the gateway's `GET /c/{click_token}[?b=1|2]`, which the service worker
+# opens instead of the notification's URL: the gateway records the click and redirects to
+# the URL delivery put in that recipient's push. The click token is four parts joined by
+# "~": the site id, the run id, the subscriber id (all from the push and the SW's
+# registration) and the push's engagement_token, which signs the other three. "~" is
+# URL-unreserved (never percent-encoded, `encodeURIComponent` leaves it) and in none of
+# the parts' alphabets (ids: A-Z a-z 0-9 - _ . :, a site id without . and :; the token:
+# base64url), so the split is unambiguous. The button (`b`) is not signed: a recipient
+# can claim another button of its own notification, as with the events API.
+
+CLICK_PATH_PREFIX = "/c/"
+CLICK_SEPARATOR = "~"
+MAX_CLICK_BUTTON = 2
+_CLICK_SITE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_CLICK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_CLICK_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+@dataclass(frozen=True)
+class ClickToken:
+    site_id: str
+    run_id: str
+    subscriber_id: str
+    engagement_token: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return CLICK_SEPARATOR.join(
+            (self.site_id, self.run_id, self.subscriber_id, self.engagement_token)
+        )
+
+
+def click_path(
+    site_id: str, run_id: str, subscriber_id: str, engagement_token: str, button: int = 0
+) -> str:
+    """The gateway path of a click on `button` (0: the body, 1 and 2: the actions) of the
+    push `engagement_token` came with; ValueError for a part no link can carry."""
+    token = ClickToken(site_id, run_id, subscriber_id, engagement_token)
+    if parse_click_token(str(token)) != token:
+        raise ValueError(
+            "a click link needs a site id, run id and subscriber id of the id alphabet "
+            "and a 43-character engagement token"
+        )
+    if button not in range(MAX_CLICK_BUTTON + 1):
+        raise ValueError(f"button must be 0 to {MAX_CLICK_BUTTON}, got {button!r}")
+    return f"{CLICK_PATH_PREFIX}{token}" + (f"?b={button}" if button else "")
+
+
+def parse_click_token(text: str) -> ClickToken | None:
+    """The parts of a click token; None for text that is not one (nothing is verified)."""
+    parts = text.split(CLICK_SEPARATOR)
+    if len(parts) != 4:
+        return None
+    site_id, run_id, subscriber_id, token = parts
+    if not (
+        _CLICK_SITE_ID.fullmatch(site_id)
+        and _CLICK_ID.fullmatch(run_id)
+        and _CLICK_ID.fullmatch(subscriber_id)
+        and _CLICK_TOKEN.fullmatch(token)
+    ):
+        return None
+    return ClickToken(site_id, run_id, subscriber_id, token)

@@ -335,3 +335,86 @@ class WebhookMessage(Model):
         ),
         Index("ix_reporting_webhook_messages_site_state_dead", "site_id", "state", "dead_time"),
     )
+
+
+class ReportRun(Model):
+    """One run as reports see it, kept with its outcomes and audience: the campaign it
+    belongs to, whether it is a test send (its audience or any outcome says so), its
+    audience, when it started (its first audience or outcome: runs are listed newest
+    first by it) and when its last notification was sent."""
+
+    __tablename__ = "reporting_runs"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    audience: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    start_time: Mapped[datetime]
+    last_sent_time: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_reporting_runs_site_campaign_start", "site_id", "campaign_id", "start_time"),
+    )
+
+
+class ReportCounter(Model):
+    """A run's pre-aggregated report counters, kept in the transaction that stores the
+    rows they count (outcomes, engagement, conversions), counting only new rows.
+
+    `metric` is an outcome status ("sent", "failed", ...; `key` its reason), an
+    engagement kind ("viewed", "clicked", "closed": distinct recipients), "button"
+    (clicks per button, `key` the button), "conversions" (events; `amount` their
+    revenue), "converted" (sent recipients with a conversion), "control_converted"
+    (held-out recipients whose profile did the goal event) or "unsubscribed".
+    `browser` and `variant` are those of the recipient's outcome; engagement that came
+    before its outcome is kept under browser "*" until the outcome moves it."""
+
+    __tablename__ = "reporting_counters"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(16), primary_key=True)
+    browser: Mapped[str] = mapped_column(String(16), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[float] = mapped_column(default=0.0)
+
+
+class ReportHour(Model):
+    """A run's counts per hour (UTC): "sent", "viewed", "clicked" (every click),
+    "converted" (conversion events)."""
+
+    __tablename__ = "reporting_hours"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(String(24), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportVariant(Model):
+    """When a run's variant was first seen (its earliest outcome): variants are
+    reported in that order."""
+
+    __tablename__ = "reporting_run_variants"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(16), primary_key=True)
+    first_time: Mapped[datetime]
+
+
+class UnsubscribeCredit(Model):
+    """A site's "Unsubscribed" event credited to the subscriber's last push sent within
+    the 24 hours before it: the event id is the key, so it counts once."""
+
+    __tablename__ = "reporting_unsubscribe_credits"
+
+    site_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    subscriber_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    occur_time: Mapped[datetime]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,17 +32,22 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.logging import get_logger
+from services.kit.metrics import GaugeRefresher, set_webhook_backlog
 from services.kit.peers import Peers
 from services.reporting.adapters.segment_feed import GrpcEventFeed
 from services.reporting.adapters.webhook_sender import WebhookSender
-from services.reporting.domain.conversions import SETTLE, ConversionFollower
+from services.reporting.domain.conversions import (
+    SETTLE,
+    ConversionFollower,
+    UnsubscribeFollower,
+)
 from services.reporting.domain.reports import (
-    CampaignReport,
     ConversionGoalInput,
     EngagementInput,
     OutcomeInput,
+    RecipientActivity,
+    Report,
     Reporting,
-    RunReport,
     VariantReport,
 )
 from services.reporting.domain.webhooks import (
@@ -68,6 +74,9 @@ log = get_logger(__name__)
 # How often the conversion follower reads the goal events that came: part of the time
 # from an event to its conversion in the reports (with SETTLE).
 CONVERSION_INTERVAL_SECONDS = 1.0
+# How often unsubscribes after a push are read: a pass reads every site that sent in the
+# last day, and nothing waits on these counts, so less often than conversions.
+UNSUBSCRIBE_INTERVAL_SECONDS = 10.0
 # How often idle webhook dispatchers look for due messages (retries coming due; new
 # events of this process wake them at once).
 WEBHOOK_INTERVAL_SECONDS = 1.0
@@ -107,6 +116,11 @@ _BROWSERS = {
     for name, value in common_pb2.Browser.items()
     if value != common_pb2.BROWSER_UNSPECIFIED
 }
+
+
+_BROWSER_VALUES = {word: value for value, word in _BROWSERS.items()}
+_REASON_VALUES = {word: value for value, word in _REASONS.items()}
+_STATUS_VALUES = {status: value for value, status in _STATUSES.items()}
 
 
 _EVENT_TYPES = {
@@ -197,7 +211,69 @@ def _variants_to_proto(variants: tuple[VariantReport, ...]) -> list[reporting_pb
     ]
 
 
-def _run_report_to_proto(report: RunReport) -> reporting_pb2.RunReport:
+def _reasons(counts: Any) -> list[reporting_pb2.ReasonCount]:
+    return [
+        reporting_pb2.ReasonCount(
+            reason=_REASON_VALUES.get(c.reason, common_pb2.DELIVERY_REASON_UNSPECIFIED),
+            count=c.count,
+        )
+        for c in counts
+    ]
+
+
+def _breakdowns(report: Report) -> dict[str, Any]:
+    """The fields CampaignReport and RunReport share beyond the totals."""
+    browsers = sorted(
+        (
+            reporting_pb2.BrowserReport(
+                browser=_BROWSER_VALUES[b.browser],
+                audience=b.audience,
+                sent=b.sent,
+                failed=b.failed,
+                suppressed=b.suppressed,
+                expired=b.expired,
+                viewed=b.viewed,
+                clicked=b.clicked,
+                closed=b.closed,
+                click_through_rate=b.click_through_rate,
+                views_measured=b.views_measured,
+            )
+            for b in report.browsers
+            # A word no Browser value names (none today) is left out of the list.
+            if b.browser in _BROWSER_VALUES
+        ),
+        key=lambda b: b.browser,
+    )
+    fields: dict[str, Any] = {
+        "failed_by_reason": _reasons(report.failed_by_reason),
+        "suppressed_by_reason": _reasons(report.suppressed_by_reason),
+        "expired_by_reason": _reasons(report.expired_by_reason),
+        "clicked_by_button": [
+            reporting_pb2.ButtonClicks(button=b.button, clicked=b.clicked)
+            for b in report.clicked_by_button
+        ],
+        "browsers": browsers,
+        "timeline": [
+            reporting_pb2.TimelineHour(
+                hour_start_time=_timestamp(h.hour_start_time),
+                sent=h.sent,
+                viewed=h.viewed,
+                clicked=h.clicked,
+                converted=h.converted,
+            )
+            for h in report.timeline
+        ],
+        "sent_views_not_measured": report.sent_views_not_measured,
+        "view_rate": report.view_rate,
+        "unsubscribes_after_push": report.unsubscribes_after_push,
+        "last_sent_time": _timestamp(report.last_sent_time),
+    }
+    if report.lift is not None:
+        fields["lift"] = reporting_pb2.Lift(**dataclasses.asdict(report.lift))
+    return fields
+
+
+def _run_report_to_proto(report: Report) -> reporting_pb2.RunReport:
     return reporting_pb2.RunReport(
         run_id=report.run_id,
         campaign_id=report.campaign_id,
@@ -208,17 +284,21 @@ def _run_report_to_proto(report: RunReport) -> reporting_pb2.RunReport:
         expired=report.expired,
         viewed=report.viewed,
         clicked=report.clicked,
+        closed=report.closed,
         click_through_rate=report.click_through_rate,
         conversions=report.conversions,
         conversion_rate=report.conversion_rate,
         revenue=report.revenue,
         variants=_variants_to_proto(report.variants),
         test=report.test,
+        control_group=report.control_group,
+        control_group_conversions=report.control_group_conversions,
+        **_breakdowns(report),
     )
 
 
-def _report_to_proto(report: CampaignReport) -> reporting_pb2.CampaignReport:
-    proto = reporting_pb2.CampaignReport(
+def _report_to_proto(report: Report) -> reporting_pb2.CampaignReport:
+    return reporting_pb2.CampaignReport(
         campaign_id=report.campaign_id,
         audience=report.audience,
         sent=report.sent,
@@ -236,12 +316,30 @@ def _report_to_proto(report: CampaignReport) -> reporting_pb2.CampaignReport:
         variants=_variants_to_proto(report.variants),
         control_group=report.control_group,
         control_group_conversions=report.control_group_conversions,
+        **_breakdowns(report),
     )
-    if report.last_sent_time is not None:
-        timestamp = Timestamp()
-        timestamp.FromDatetime(report.last_sent_time)
-        proto.last_sent_time.CopyFrom(timestamp)
-    return proto
+
+
+def _activity_to_proto(activity: RecipientActivity) -> reporting_pb2.RecipientActivity:
+    return reporting_pb2.RecipientActivity(
+        run_id=activity.run_id,
+        subscriber_id=activity.subscriber_id,
+        status=(
+            _STATUS_VALUES[activity.status]
+            if activity.status is not None
+            else common_pb2.DELIVERY_STATUS_UNSPECIFIED
+        ),
+        reason=_REASON_VALUES.get(activity.reason, common_pb2.DELIVERY_REASON_UNSPECIFIED),
+        viewed_time=_timestamp(activity.viewed_time),
+        clicked_time=_timestamp(activity.clicked_time),
+        clicked_button=activity.clicked_button,
+        closed_time=_timestamp(activity.closed_time),
+        conversions=activity.conversions,
+        revenue=activity.revenue,
+        converted_time=_timestamp(activity.converted_time),
+        variant=activity.variant,
+        control_group=activity.control_group,
+    )
 
 
 class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
@@ -263,6 +361,35 @@ class ReportingServicer(reporting_service_pb2_grpc.ReportingServiceServicer):
     ) -> reporting_service_pb2.GetRunReportResponse:
         report = await self._reporting.run_report(required_site_id(), request.run_id)
         return reporting_service_pb2.GetRunReportResponse(report=_run_report_to_proto(report))
+
+    async def ListRunReports(
+        self,
+        request: reporting_service_pb2.ListRunReportsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.ListRunReportsResponse:
+        page = await self._reporting.list_run_reports(
+            required_site_id(),
+            request.campaign_id,
+            request.page_size,
+            request.page_token,
+            include_test=request.include_test,
+        )
+        return reporting_service_pb2.ListRunReportsResponse(
+            reports=[_run_report_to_proto(r) for r in page.reports],
+            next_page_token=page.next_page_token,
+        )
+
+    async def GetRecipientActivity(
+        self,
+        request: reporting_service_pb2.GetRecipientActivityRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> reporting_service_pb2.GetRecipientActivityResponse:
+        activity = await self._reporting.recipient_activity(
+            required_site_id(), request.run_id, request.subscriber_id
+        )
+        return reporting_service_pb2.GetRecipientActivityResponse(
+            activity=_activity_to_proto(activity)
+        )
 
 
 class ReportingInternalServicer(
@@ -464,6 +591,7 @@ async def create_server(
     peers: Peers | None = None,
     conversion_interval_seconds: float = CONVERSION_INTERVAL_SECONDS,
     conversion_settle: timedelta = SETTLE,
+    unsubscribe_interval_seconds: float = UNSUBSCRIBE_INTERVAL_SECONDS,
     webhook_interval_seconds: float = WEBHOOK_INTERVAL_SECONDS,
     webhook_transport: WebhookTransport | None = None,
 ) -> ManagedServer:
@@ -496,12 +624,32 @@ async def create_server(
         conversion_interval_seconds,
         failure="crediting conversions failed; will retry",
     )
+    unsubscribes = UnsubscribeFollower(store, clock, GrpcEventFeed(peers), settle=conversion_settle)
+    unsubscribe_loop = PeriodicLoop(
+        "reporting-unsubscribes",
+        unsubscribes.run_once,
+        unsubscribe_interval_seconds,
+        failure="crediting unsubscribes failed; will retry",
+    )
     public = ReportingServicer(reporting)
     internal = ReportingInternalServicer(reporting)
     webhooks = WebhookServicer(Webhooks(store, clock))
+
+    async def refresh_webhook_gauges() -> None:
+        now = clock.now()
+        set_webhook_backlog(*await store.webhook_backlog(now), now)
+
+    webhook_gauges = GaugeRefresher(
+        "reporting-webhook-gauges", refresh_webhook_gauges, settings.metrics_refresh_seconds
+    )
     # The sender's session first, the dispatchers after; stopped the other way round.
-    on_start = [follower_loop.start, dispatcher_loop.start]
-    on_stop = [dispatcher_loop.stop, follower_loop.stop]
+    on_start = [
+        follower_loop.start,
+        unsubscribe_loop.start,
+        dispatcher_loop.start,
+        webhook_gauges.start,
+    ]
+    on_stop = [webhook_gauges.stop, dispatcher_loop.stop, unsubscribe_loop.stop, follower_loop.stop]
     if sender is not None:
         on_start.insert(0, sender.start)
         on_stop.append(sender.close)

@@ -1,8 +1,15 @@
 """Reporting persistence: the only module that speaks SQL.
 
 Recording is insert-on-conflict-do-nothing on each table's natural key, so a resent
-batch changes nothing and `recorded` counts only rows that are new. Reports are
-aggregated by the database (GROUP BY / COUNT), never by looping over rows here.
+batch changes nothing and `recorded` counts only rows that are new.
+
+Reports read pre-aggregated counters (reporting_counters, reporting_hours,
+reporting_runs, reporting_run_variants), kept in the transaction that stores the rows
+they count and counting only the rows the insert returned as new: increments summed per
+key in Python, upserted `n = n + excluded.n` in key order. Engagement before its
+outcome is counted under UNATTRIBUTED and moved by the outcome's transaction; advisory
+locks (LOCK_BUCKETS) keep the two from passing each other on PostgreSQL.
+`recount` recounts a run from its rows, for checks.
 
 Conversions: the follower asks for the pushes a page of goal events may be credited to
 in one statement (`goal_touches`), and stores what the page credited in the transaction
@@ -21,34 +28,43 @@ lock the endpoint row first, then the messages.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import uuid
+import zlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
     and_,
+    any_,
+    bindparam,
     case,
     delete,
     exists,
     func,
     insert,
+    literal,
+    literal_column,
+    null,
     or_,
     select,
     text,
     tuple_,
-    union,
+    type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.kit.db import session_factory
+from services.kit.db import UTCDateTime, session_factory
 from services.kit.ids import new_id
 from services.reporting.models import (
     ControlConversion,
@@ -58,9 +74,14 @@ from services.reporting.models import (
     EngagementEvent,
     EngagementKind,
     FeedCursor,
+    ReportCounter,
+    ReportHour,
+    ReportRun,
+    ReportVariant,
     RunAudience,
     RunDescription,
     RunGoal,
+    UnsubscribeCredit,
     WebhookEndpoint,
     WebhookEndpointState,
     WebhookEventType,
@@ -88,15 +109,82 @@ __all__ = [
     "GoalRecord",
     "GoalTouch",
     "OutcomeRecord",
+    "CounterRow",
+    "RecipientActivityRecord",
     "ReportTotals",
     "ReportingStore",
     "RunAudienceRecord",
-    "VariantTotals",
+    "UNATTRIBUTED",
+    "UNSUBSCRIBE_CURSOR",
+    "UnsubscribeRecord",
 ]
 
 # The stored reason word of an outcome held out as control group
 # (DELIVERY_REASON_CONTROL_GROUP).
 CONTROL_GROUP_REASON = "control_group"
+# The browser a recipient's engagement is counted under until its outcome (which says
+# the browser and variant) is recorded; recording the outcome moves the counts.
+UNATTRIBUTED = "*"
+# The feed cursor (reporting_feed_cursors.event_name) of a site's "Unsubscribed" events,
+# apart from any goal's (a goal's event name is one line: it never holds a newline).
+UNSUBSCRIBE_CURSOR = "\nUnsubscribed"
+# A timeline holds at most the last this many hours.
+MAX_TIMELINE_HOURS = 720
+_HOUR_METRICS = ("sent", "viewed", "clicked", "converted")
+# Outcome and engagement batches of one run serialize per bucket of recipients
+# (PostgreSQL advisory locks: outcomes shared, engagement exclusive), so whichever of a
+# recipient's outcome and engagement is stored second sees the first and moves its
+# counts: per-browser and per-variant engagement stays exact in any order.
+LOCK_BUCKETS = 16
+
+
+def _hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _lock_key(site_id: str, run_id: str, subscriber_id: str) -> int:
+    run = hashlib.blake2b(f"{site_id}\0{run_id}".encode(), digest_size=8).digest()
+    bucket = zlib.crc32(subscriber_id.encode()) % LOCK_BUCKETS
+    value = (int.from_bytes(run, "big") & ~(LOCK_BUCKETS - 1)) | bucket
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+@dataclass(frozen=True)
+class UnsubscribeRecord:
+    """An "Unsubscribed" event credited to the subscriber's last push before it."""
+
+    event_id: str
+    run_id: str
+    subscriber_id: str
+    occur_time: datetime
+
+
+class _Counts:
+    """One transaction's counter and hour increments, summed per key, stored in key
+    order (concurrent writers lock counter rows in the same order: no deadlock)."""
+
+    def __init__(self) -> None:
+        self.counters: defaultdict[tuple[str, str, str, str, str], list[float]] = defaultdict(
+            lambda: [0, 0.0]
+        )
+        self.hours: defaultdict[tuple[str, datetime, str], int] = defaultdict(int)
+
+    def add(
+        self,
+        run_id: str,
+        variant: str,
+        browser: str,
+        metric: str,
+        key: str = "",
+        n: int = 1,
+        amount: float = 0.0,
+    ) -> None:
+        slot = self.counters[(run_id, variant, browser, metric, key)]
+        slot[0] += n
+        slot[1] += amount
+
+    def hour(self, run_id: str, moment: datetime, metric: str, n: int = 1) -> None:
+        self.hours[(run_id, _hour_of(moment), metric)] += n
 
 
 @dataclass(frozen=True)
@@ -139,38 +227,49 @@ class EngagementRecord:
     occur_time: datetime
 
 
-@dataclass(frozen=True)
-class VariantTotals:
+@dataclass(frozen=True, order=True)
+class CounterRow:
+    """A report counter, summed over the runs a report covers (see ReportCounter)."""
+
     variant: str
-    sent: int
-    # Distinct subscribers of the variant's pushes that viewed / clicked.
-    viewed: int
-    clicked: int
-    conversions: int
-    revenue: float
+    browser: str
+    metric: str
+    key: str
+    n: int
+    amount: float = 0.0
 
 
 @dataclass(frozen=True)
 class ReportTotals:
-    """A campaign's (or one run's) stored totals."""
+    """A campaign's (or one run's) stored counters, as summed from the counter tables."""
 
     campaign_id: str
     runs: int
     audience: int
-    outcomes: dict[DeliveryStatus, int]
-    # Distinct (run, subscriber) pairs per engagement kind.
-    engaged: dict[EngagementKind, int]
     last_sent_time: datetime | None
+    counters: list[CounterRow]
+    # (hour start, metric, count), oldest first.
+    hours: list[tuple[datetime, str, int]]
+    # Variants in the order first seen.
+    variants: list[str]
+    # Whether any of its runs has a conversion goal.
+    has_goal: bool
+    # Of a run: whether it is a test send, and when it started.
+    test: bool = False
+    run_id: str = ""
+    start_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecipientActivityRecord:
+    """What reporting recorded of one (run, subscriber)."""
+
+    outcome: OutcomeRecord | None
+    # Per engagement kind, the first event's time and button.
+    first: dict[EngagementKind, tuple[datetime, str]]
     conversions: int
     revenue: float
-    # Outcomes suppressed as control group, and the (run, profile) pairs of them that
-    # did the goal event within the window.
-    control_group: int
-    control_group_conversions: int
-    # In the order first seen (the variant's earliest outcome).
-    variants: list[VariantTotals]
-    # Of a run: whether it is a test send.
-    test: bool = False
+    first_conversion_time: datetime | None
 
 
 @dataclass(frozen=True)
@@ -326,17 +425,6 @@ class AttemptResult:
     next_due: datetime | None = None
     # For GONE: the endpoint's state_reason.
     state_reason: str = ""
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """What a report counts, as a condition on each table."""
-
-    audiences: ColumnElement[bool]
-    outcomes: ColumnElement[bool]
-    events: ColumnElement[bool]
-    conversions: ColumnElement[bool]
-    controls: ColumnElement[bool]
 
 
 # Endpoints events are queued for: a paused one keeps its queue growing (it is sent
@@ -521,6 +609,21 @@ class ReportingStore:
         )
         async with self._sessions.begin() as session:
             await session.execute(statement)
+            await self._upsert_runs(
+                session,
+                site_id,
+                [
+                    {
+                        "run_id": record.run_id,
+                        "campaign_id": record.campaign_id,
+                        "test": record.test,
+                        "audience": record.audience,
+                        "start_time": record.record_time,
+                        "last_sent_time": None,
+                    }
+                ],
+                audience=True,
+            )
             if description is not None:
                 await self._upsert_description(session, site_id, record, description)
             if goal is None:
@@ -612,10 +715,253 @@ class ReportingStore:
                 seen = last_push.get(record.run_id)
                 if seen is None or record.occur_time > seen:
                     last_push[record.run_id] = record.occur_time
+        by_key: dict[tuple[str, str], OutcomeRecord] = {}
+        for record in records:
+            # The first of a key repeated in the batch is the one stored.
+            by_key.setdefault((record.run_id, record.subscriber_id), record)
         async with self._sessions.begin() as session:
-            recorded = await self._outcomes.run(session, site_id, rows)
+            await self._lock_recipients(session, site_id, by_key, shared=True)
+            inserted = await self._outcomes.run_returning(session, site_id, rows)
+            # Runs, counters, then goals: the order every writer takes these rows in.
+            await self._count_outcomes(
+                session, site_id, [by_key[(run_id, sub)] for run_id, sub in inserted]
+            )
             await self._extend_goal_windows(session, site_id, last_push)
-            return recorded
+            return len(inserted)
+
+    def _one_of(self, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        """`column IN values` as one parameter (a batch names up to 10,000 subscribers:
+        binding each was most of the cost of counting it)."""
+        if self._postgres:
+            return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+        rows = select(literal_column("value")).select_from(
+            func.json_each(json.dumps(list(values)))
+        )
+        return column.in_(rows.scalar_subquery())
+
+    async def _lock_recipients(
+        self,
+        session: AsyncSession,
+        site_id: str,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        shared: bool,
+    ) -> None:
+        """Takes the advisory locks of these (run, subscriber) pairs' buckets, in key
+        order, for the transaction (PostgreSQL; SQLite has one writer)."""
+        if not self._postgres:
+            return
+        keys = sorted({_lock_key(site_id, run_id, sub) for run_id, sub in pairs})
+        if not keys:
+            return
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        await session.execute(
+            text(
+                f"SELECT count({function}(k)) FROM "
+                "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"
+            ),
+            {"keys": keys},
+        )
+
+    async def _count_outcomes(
+        self, session: AsyncSession, site_id: str, records: Sequence[OutcomeRecord]
+    ) -> None:
+        """Counts newly stored outcomes, and moves the engagement that came before them
+        to their browser and variant."""
+        if not records:
+            return
+        counts = _Counts()
+        runs: dict[str, dict[str, Any]] = {}
+        variants: dict[tuple[str, str], datetime] = {}
+        for r in records:
+            counts.add(r.run_id, r.variant, r.browser, r.status.value, r.reason)
+            run = runs.get(r.run_id)
+            if run is None:
+                run = runs[r.run_id] = {
+                    "run_id": r.run_id,
+                    "campaign_id": r.campaign_id,
+                    "test": r.test,
+                    "audience": 0,
+                    "start_time": r.occur_time,
+                    "last_sent_time": None,
+                }
+            run["test"] = run["test"] or r.test
+            run["start_time"] = min(run["start_time"], r.occur_time)
+            if r.status is DeliveryStatus.SENT:
+                counts.hour(r.run_id, r.occur_time, "sent")
+                last = run["last_sent_time"]
+                run["last_sent_time"] = r.occur_time if last is None else max(last, r.occur_time)
+            if r.variant:
+                seen = variants.get((r.run_id, r.variant))
+                if seen is None or r.occur_time < seen:
+                    variants[(r.run_id, r.variant)] = r.occur_time
+        by_pair = {(r.run_id, r.subscriber_id): r for r in records}
+        run_ids = sorted({r.run_id for r in records})
+        subscribers = sorted({r.subscriber_id for r in records})
+        engaged = await session.execute(
+            select(
+                EngagementEvent.run_id,
+                EngagementEvent.subscriber_id,
+                EngagementEvent.kind,
+                EngagementEvent.button,
+            ).where(
+                EngagementEvent.site_id == site_id,
+                EngagementEvent.run_id.in_(run_ids),
+                self._one_of(EngagementEvent.subscriber_id, subscribers),
+            )
+        )
+        moved: set[tuple[str, str, str]] = set()
+        for run_id, subscriber_id, kind, button in engaged:
+            record = by_pair.get((run_id, subscriber_id))
+            if record is None:
+                continue
+            kind = EngagementKind(kind).value
+            if (run_id, subscriber_id, kind) not in moved:
+                moved.add((run_id, subscriber_id, kind))
+                counts.add(run_id, "", UNATTRIBUTED, kind, n=-1)
+                counts.add(run_id, record.variant, record.browser, kind)
+            if kind == EngagementKind.CLICKED.value:
+                counts.add(run_id, "", UNATTRIBUTED, "button", button, n=-1)
+                counts.add(run_id, record.variant, record.browser, "button", button)
+        held_out = [
+            r
+            for r in records
+            if r.status is DeliveryStatus.SUPPRESSED
+            and r.reason == CONTROL_GROUP_REASON
+            and r.profile_id
+        ]
+        if held_out:
+            converted = {
+                (run_id, profile_id)
+                for run_id, profile_id in await session.execute(
+                    select(ControlConversion.run_id, ControlConversion.profile_id).where(
+                        ControlConversion.site_id == site_id,
+                        ControlConversion.run_id.in_(sorted({r.run_id for r in held_out})),
+                        ControlConversion.profile_id.in_(sorted({r.profile_id for r in held_out})),
+                    )
+                )
+            }
+            for r in held_out:
+                if (r.run_id, r.profile_id) in converted:
+                    counts.add(r.run_id, "", "", "control_converted")
+        await self._upsert_runs(session, site_id, list(runs.values()), audience=False)
+        if variants:
+            rows = [
+                {"site_id": site_id, "run_id": run_id, "variant": variant, "first_time": first}
+                for (run_id, variant), first in sorted(variants.items())
+            ]
+            statement = self._insert(ReportVariant).values(rows)
+            statement = statement.on_conflict_do_update(
+                index_elements=[ReportVariant.site_id, ReportVariant.run_id, ReportVariant.variant],
+                set_={
+                    "first_time": case(
+                        (
+                            statement.excluded.first_time < ReportVariant.first_time,
+                            statement.excluded.first_time,
+                        ),
+                        else_=ReportVariant.first_time,
+                    )
+                },
+            )
+            await session.execute(statement)
+        await self._apply_counts(session, site_id, counts)
+
+    async def _upsert_runs(
+        self,
+        session: AsyncSession,
+        site_id: str,
+        runs: Sequence[dict[str, Any]],
+        *,
+        audience: bool,
+    ) -> None:
+        """Creates or widens the runs' rows: a test flag sticks, the start is the
+        earliest seen, the last sent time the latest; `audience` replaces the audience."""
+        if not runs:
+            return
+        rows = [{"site_id": site_id, **run} for run in sorted(runs, key=lambda r: r["run_id"])]
+        statement = self._insert(ReportRun).values(rows)
+        excluded = statement.excluded
+        updates: dict[str, Any] = {
+            "test": or_(ReportRun.test, excluded.test),
+            "start_time": case(
+                (excluded.start_time < ReportRun.start_time, excluded.start_time),
+                else_=ReportRun.start_time,
+            ),
+            "last_sent_time": case(
+                (
+                    or_(
+                        ReportRun.last_sent_time.is_(None),
+                        excluded.last_sent_time > ReportRun.last_sent_time,
+                    ),
+                    excluded.last_sent_time,
+                ),
+                else_=ReportRun.last_sent_time,
+            ),
+        }
+        if audience:
+            updates["audience"] = excluded.audience
+            updates["campaign_id"] = excluded.campaign_id
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ReportRun.site_id, ReportRun.run_id], set_=updates
+            )
+        )
+
+    async def _apply_counts(self, session: AsyncSession, site_id: str, counts: _Counts) -> None:
+        """Adds the increments to the counter and hour rows: one upsert per table, rows in
+        key order, `n = n + excluded.n`."""
+        counters = [
+            {
+                "site_id": site_id,
+                "run_id": run_id,
+                "variant": variant,
+                "browser": browser,
+                "metric": metric,
+                "key": key,
+                "n": int(n),
+                "amount": float(amount),
+            }
+            for (run_id, variant, browser, metric, key), (n, amount) in sorted(
+                counts.counters.items()
+            )
+            if n or amount
+        ]
+        for start in range(0, len(counters), 1000):
+            statement = self._insert(ReportCounter).values(counters[start : start + 1000])
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[
+                        ReportCounter.site_id,
+                        ReportCounter.run_id,
+                        ReportCounter.variant,
+                        ReportCounter.browser,
+                        ReportCounter.metric,
+                        ReportCounter.key,
+                    ],
+                    set_={
+                        "n": ReportCounter.n + statement.excluded.n,
+                        "amount": ReportCounter.amount + statement.excluded.amount,
+                    },
+                )
+            )
+        hours = [
+            {"site_id": site_id, "run_id": run_id, "hour": hour, "metric": metric, "n": n}
+            for (run_id, hour, metric), n in sorted(counts.hours.items())
+            if n
+        ]
+        for start in range(0, len(hours), 1000):
+            statement = self._insert(ReportHour).values(hours[start : start + 1000])
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[
+                        ReportHour.site_id,
+                        ReportHour.run_id,
+                        ReportHour.hour,
+                        ReportHour.metric,
+                    ],
+                    set_={"n": ReportHour.n + statement.excluded.n},
+                )
+            )
 
     async def _extend_goal_windows(
         self, session: AsyncSession, site_id: str, last_push: dict[str, datetime]
@@ -658,7 +1004,13 @@ class ReportingStore:
             )
             for record in records
         ]
+        by_key = {}
+        for r in records:
+            by_key.setdefault((r.run_id, r.subscriber_id, r.kind.value, r.button), r)
         async with self._sessions.begin() as session:
+            await self._lock_recipients(
+                session, site_id, {(r.run_id, r.subscriber_id) for r in records}, shared=False
+            )
             endpoints = (
                 await session.execute(
                     select(
@@ -672,10 +1024,10 @@ class ReportingStore:
                     )
                 )
             ).all()
-            if not endpoints:
-                # The common case stays one plain statement.
-                return await self._events.run(session, site_id, rows), 0
             inserted = await self._events.run_returning(session, site_id, rows)
+            await self._count_engagement(session, site_id, [by_key[key] for key in inserted])
+            if not endpoints:
+                return len(inserted), 0
             taking: dict[WebhookEventType, list[str]] = {
                 event_type: [
                     e.endpoint_id
@@ -685,9 +1037,6 @@ class ReportingStore:
                 for n, event_type in enumerate(
                     (WebhookEventType.VIEW, WebhookEventType.CLICK, WebhookEventType.CLOSE)
                 )
-            }
-            by_key = {
-                (r.run_id, r.subscriber_id, r.kind.value, r.button): r for r in records
             }
             messages = []
             for run_id, subscriber_id, kind, button in inserted:
@@ -716,6 +1065,67 @@ class ReportingStore:
                 await session.execute(insert(WebhookMessage), messages)
             return len(inserted), len(messages)
 
+    async def _count_engagement(
+        self, session: AsyncSession, site_id: str, records: Sequence[EngagementRecord]
+    ) -> None:
+        """Counts newly stored engagement: distinct recipients per kind, clicks per
+        button, per hour; under the outcome's browser and variant, or UNATTRIBUTED
+        while there is none."""
+        if not records:
+            return
+        run_ids = sorted({r.run_id for r in records})
+        subscribers = sorted({r.subscriber_id for r in records})
+        new_rows: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        for r in records:
+            new_rows[(r.run_id, r.subscriber_id, r.kind.value)] += 1
+        stored = await session.execute(
+            select(
+                EngagementEvent.run_id,
+                EngagementEvent.subscriber_id,
+                EngagementEvent.kind,
+                func.count(),
+            )
+            .where(
+                EngagementEvent.site_id == site_id,
+                EngagementEvent.run_id.in_(run_ids),
+                self._one_of(EngagementEvent.subscriber_id, subscribers),
+            )
+            .group_by(EngagementEvent.run_id, EngagementEvent.subscriber_id, EngagementEvent.kind)
+        )
+        # A recipient is new to a kind when all its rows of that kind are this batch's.
+        first_of_kind = {
+            (run_id, sub, EngagementKind(kind).value)
+            for run_id, sub, kind, total in stored
+            if new_rows.get((run_id, sub, EngagementKind(kind).value)) == total
+        }
+        dims = {
+            (run_id, sub): (variant, browser)
+            for run_id, sub, variant, browser in await session.execute(
+                select(
+                    DeliveryOutcome.run_id,
+                    DeliveryOutcome.subscriber_id,
+                    DeliveryOutcome.variant,
+                    DeliveryOutcome.browser,
+                ).where(
+                    DeliveryOutcome.site_id == site_id,
+                    DeliveryOutcome.run_id.in_(run_ids),
+                    self._one_of(DeliveryOutcome.subscriber_id, subscribers),
+                )
+            )
+        }
+        counts = _Counts()
+        for r in records:
+            variant, browser = dims.get((r.run_id, r.subscriber_id), ("", UNATTRIBUTED))
+            key = (r.run_id, r.subscriber_id, r.kind.value)
+            if key in first_of_kind:
+                first_of_kind.discard(key)
+                counts.add(r.run_id, variant, browser, r.kind.value)
+            if r.kind is EngagementKind.CLICKED:
+                counts.add(r.run_id, variant, browser, "button", r.button)
+            if r.kind is not EngagementKind.CLOSED:
+                counts.hour(r.run_id, r.occur_time, r.kind.value)
+        await self._apply_counts(session, site_id, counts)
+
     async def campaigns_of_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, str]:
         """The campaign of each of these runs that reporting knows (from its audience)."""
         if not run_ids:
@@ -729,209 +1139,322 @@ class ReportingStore:
             return {run_id: campaign_id for run_id, campaign_id in rows}
 
     async def campaign_totals(self, site_id: str, campaign_id: str) -> ReportTotals:
-        """A campaign's totals over its runs but test sends."""
-        audiences = (RunAudience.site_id == site_id) & (RunAudience.campaign_id == campaign_id)
-        outcomes = (DeliveryOutcome.site_id == site_id) & (
-            DeliveryOutcome.campaign_id == campaign_id
+        """A campaign's totals over its runs but test sends: sums of its runs' counters
+        (two statements)."""
+        runs = (ReportRun.site_id == site_id) & (ReportRun.campaign_id == campaign_id) & (
+            ~ReportRun.test
         )
-        # Test sends are left out: their audience and outcome rows say so, and the
-        # engagement events of those runs go with them. Their pushes are never credited
-        # a conversion, nor held out.
-        test_runs = union(
-            select(RunAudience.run_id).where(audiences & RunAudience.test),
-            select(DeliveryOutcome.run_id).where(outcomes & DeliveryOutcome.test),
-        )
-        scope = _Scope(
-            audiences=audiences & ~RunAudience.test,
-            outcomes=outcomes & ~DeliveryOutcome.test,
-            events=(EngagementEvent.site_id == site_id)
-            & (EngagementEvent.campaign_id == campaign_id)
-            & EngagementEvent.run_id.not_in(test_runs),
-            conversions=(Conversion.site_id == site_id) & (Conversion.campaign_id == campaign_id),
-            controls=(ControlConversion.site_id == site_id)
-            & (ControlConversion.campaign_id == campaign_id),
-        )
+        run_ids = select(ReportRun.run_id).where(runs)
         async with self._sessions() as session:
-            return await self._totals(session, scope, campaign_id)
+            count, audience, last_sent, has_goal = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(ReportRun.audience), 0),
+                        func.max(ReportRun.last_sent_time),
+                        exists()
+                        .where(RunGoal.site_id == site_id, RunGoal.run_id.in_(run_ids))
+                        .correlate(None),
+                    ).where(runs)
+                )
+            ).one()
+            rows = await self._breakdown_rows(session, site_id, run_ids, summed=True)
+        return ReportTotals(
+            campaign_id=campaign_id,
+            runs=int(count),
+            audience=int(audience),
+            last_sent_time=last_sent,
+            has_goal=bool(has_goal),
+            **rows,
+        )
+
+    async def _breakdown_rows(
+        self, session: AsyncSession, site_id: str, run_ids: Any, *, summed: bool
+    ) -> dict[str, Any]:
+        """The counters, hours and variants of these runs (summed over them when
+        `summed`), in one UNION ALL statement: a report is two round trips."""
+        no_time = type_coerce(null(), UTCDateTime())
+
+        def total(column: Any) -> Any:
+            return func.sum(column) if summed else column
+
+        counter_rows = select(
+            literal("c").label("part"),
+            ReportCounter.variant,
+            ReportCounter.browser,
+            ReportCounter.metric,
+            ReportCounter.key,
+            total(ReportCounter.n).label("n"),
+            total(ReportCounter.amount).label("amount"),
+            no_time.label("at"),
+        ).where(ReportCounter.site_id == site_id, ReportCounter.run_id.in_(run_ids))
+        hour_rows = select(
+            ReportHour.hour.label("at"),
+            ReportHour.metric,
+            total(ReportHour.n).label("n"),
+        ).where(ReportHour.site_id == site_id, ReportHour.run_id.in_(run_ids))
+        variant_rows = select(
+            ReportVariant.variant,
+            (func.min(ReportVariant.first_time) if summed else ReportVariant.first_time).label(
+                "at"
+            ),
+        ).where(ReportVariant.site_id == site_id, ReportVariant.run_id.in_(run_ids))
+        if summed:
+            counter_rows = counter_rows.group_by(
+                ReportCounter.variant,
+                ReportCounter.browser,
+                ReportCounter.metric,
+                ReportCounter.key,
+            )
+            hour_rows = hour_rows.group_by(ReportHour.hour, ReportHour.metric)
+            variant_rows = variant_rows.group_by(ReportVariant.variant)
+        latest_hours = hour_rows.order_by(ReportHour.hour.desc()).limit(
+            MAX_TIMELINE_HOURS * len(_HOUR_METRICS)
+        ).subquery()
+        variants = variant_rows.subquery()
+        statement = union_all(
+            counter_rows,
+            select(
+                literal("h"), literal(""), literal(""), latest_hours.c.metric, literal(""),
+                latest_hours.c.n, literal(0.0), latest_hours.c.at,
+            ),
+            select(
+                literal("v"), variants.c.variant, literal(""), literal(""), literal(""),
+                literal(0), literal(0.0), variants.c.at,
+            ),
+        )  # fmt: skip
+        counters: list[CounterRow] = []
+        hours: list[tuple[datetime, str, int]] = []
+        firsts: list[tuple[datetime, str]] = []
+        for part, variant, browser, metric, key, n, amount, at in await session.execute(statement):
+            if part == "c":
+                counters.append(CounterRow(variant, browser, metric, key, int(n), float(amount)))
+            elif part == "h":
+                hours.append((at, metric, int(n)))
+            else:
+                firsts.append((at, variant))
+        return {
+            "counters": counters,
+            "hours": sorted(hours),
+            "variants": [variant for _, variant in sorted(firsts)],
+        }
 
     async def run_totals(self, site_id: str, run_id: str) -> ReportTotals | None:
         """One run's totals, a test send's too; None when the run is not recorded."""
-        scope = _Scope(
-            audiences=(RunAudience.site_id == site_id) & (RunAudience.run_id == run_id),
-            outcomes=(DeliveryOutcome.site_id == site_id) & (DeliveryOutcome.run_id == run_id),
-            events=(EngagementEvent.site_id == site_id) & (EngagementEvent.run_id == run_id),
-            conversions=(Conversion.site_id == site_id) & (Conversion.run_id == run_id),
-            controls=(ControlConversion.site_id == site_id)
-            & (ControlConversion.run_id == run_id),
-        )
         async with self._sessions() as session:
-            owner = (
+            found = (
                 await session.execute(
-                    select(RunAudience.campaign_id, RunAudience.test).where(scope.audiences)
+                    select(
+                        ReportRun,
+                        exists()
+                        .where(RunGoal.site_id == site_id, RunGoal.run_id == run_id)
+                        .correlate(None),
+                    ).where(ReportRun.site_id == site_id, ReportRun.run_id == run_id)
                 )
             ).first()
-            if owner is None:
-                owner = (
-                    await session.execute(
-                        select(DeliveryOutcome.campaign_id, DeliveryOutcome.test)
-                        .where(scope.outcomes)
-                        .order_by(DeliveryOutcome.test.desc())
-                        .limit(1)
-                    )
-                ).first()
-            if owner is None:
+            if found is None:
                 return None
-            test = bool(owner.test) or bool(
-                (
-                    await session.execute(
-                        select(exists().where(scope.outcomes & DeliveryOutcome.test))
-                    )
-                ).scalar_one()
-            )
-            totals = await self._totals(session, scope, owner.campaign_id)
-        return replace(totals, test=test)
+            return await self._run_totals(session, found[0], bool(found[1]))
 
-    async def _totals(
-        self, session: AsyncSession, scope: _Scope, campaign_id: str
+    async def _run_totals(
+        self, session: AsyncSession, run: ReportRun, has_goal: bool
     ) -> ReportTotals:
-        # A run counts once it has an audience or an outcome; engagement events come
-        # from browsers and alone do not make a run.
-        run_ids = union(
-            select(RunAudience.run_id).where(scope.audiences),
-            select(DeliveryOutcome.run_id).where(scope.outcomes),
-        ).subquery()
-        engaged_pairs = (
-            select(EngagementEvent.kind, EngagementEvent.run_id, EngagementEvent.subscriber_id)
-            .where(scope.events)
-            .distinct()
-            .subquery()
-        )
-        runs = (await session.execute(select(func.count()).select_from(run_ids))).scalar_one()
-        audience = (
-            await session.execute(
-                select(func.coalesce(func.sum(RunAudience.audience), 0)).where(scope.audiences)
-            )
-        ).scalar_one()
-        outcome_rows = (
-            await session.execute(
-                select(
-                    DeliveryOutcome.status,
-                    func.count(),
-                    func.max(DeliveryOutcome.occur_time),
-                )
-                .where(scope.outcomes)
-                .group_by(DeliveryOutcome.status)
-            )
-        ).all()
-        control_group = (
-            await session.execute(
-                select(func.count()).where(
-                    scope.outcomes,
-                    DeliveryOutcome.status == DeliveryStatus.SUPPRESSED,
-                    DeliveryOutcome.reason == CONTROL_GROUP_REASON,
-                )
-            )
-        ).scalar_one()
-        engaged_rows = (
-            await session.execute(
-                select(engaged_pairs.c.kind, func.count()).group_by(engaged_pairs.c.kind)
-            )
-        ).all()
-        conversion_rows = (
-            await session.execute(
-                select(
-                    Conversion.variant,
-                    func.count(),
-                    func.coalesce(func.sum(Conversion.revenue), 0.0),
-                )
-                .where(scope.conversions)
-                .group_by(Conversion.variant)
-            )
-        ).all()
-        control_conversions = (
-            await session.execute(select(func.count()).where(scope.controls))
-        ).scalar_one()
-        variants = await self._variant_totals(session, scope, conversion_rows)
-        last_sent = next(
-            (latest for status, _, latest in outcome_rows if status is DeliveryStatus.SENT), None
-        )
+        rows = await self._breakdown_rows(session, run.site_id, [run.run_id], summed=False)
         return ReportTotals(
-            campaign_id=campaign_id,
-            runs=int(runs),
-            audience=int(audience),
-            outcomes={DeliveryStatus(status): int(count) for status, count, _ in outcome_rows},
-            engaged={EngagementKind(kind): int(count) for kind, count in engaged_rows},
-            last_sent_time=last_sent,
-            conversions=sum(int(count) for _, count, _ in conversion_rows),
-            revenue=float(sum(revenue for _, _, revenue in conversion_rows)),
-            control_group=int(control_group),
-            control_group_conversions=int(control_conversions),
-            variants=variants,
+            campaign_id=run.campaign_id,
+            runs=1,
+            audience=run.audience,
+            last_sent_time=run.last_sent_time,
+            has_goal=has_goal,
+            test=run.test,
+            run_id=run.run_id,
+            start_time=run.start_time,
+            **rows,
         )
 
-    async def _variant_totals(
-        self, session: AsyncSession, scope: _Scope, conversion_rows: Sequence[Any]
-    ) -> list[VariantTotals]:
-        has_variant = scope.outcomes & (DeliveryOutcome.variant != "")
-        sent_rows = (
-            await session.execute(
-                select(
-                    DeliveryOutcome.variant,
-                    func.sum(case((DeliveryOutcome.status == DeliveryStatus.SENT, 1), else_=0)),
-                    func.min(DeliveryOutcome.occur_time),
+    async def run_totals_page(
+        self,
+        site_id: str,
+        campaign_id: str,
+        *,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        include_test: bool,
+    ) -> list[ReportTotals]:
+        """A campaign's runs' totals, newest run (start) first, after the position
+        (start time, run id) a previous page ended on."""
+        where = [ReportRun.site_id == site_id, ReportRun.campaign_id == campaign_id]
+        if not include_test:
+            where.append(~ReportRun.test)
+        if after is not None:
+            start, run_id = after
+            where.append(
+                or_(
+                    ReportRun.start_time < start,
+                    and_(ReportRun.start_time == start, ReportRun.run_id < run_id),
                 )
-                .where(has_variant)
-                .group_by(DeliveryOutcome.variant)
             )
-        ).all()
-        if not sent_rows:
-            return []
-        # A subscriber's engagement belongs to the variant of the push it engaged with.
-        pairs = (
-            select(
-                DeliveryOutcome.variant,
-                EngagementEvent.kind,
-                EngagementEvent.run_id,
-                EngagementEvent.subscriber_id,
-            )
-            .join(
-                DeliveryOutcome,
-                (DeliveryOutcome.site_id == EngagementEvent.site_id)
-                & (DeliveryOutcome.run_id == EngagementEvent.run_id)
-                & (DeliveryOutcome.subscriber_id == EngagementEvent.subscriber_id),
-            )
-            .where(
-                scope.events,
-                has_variant,
-                EngagementEvent.kind.in_([EngagementKind.VIEWED, EngagementKind.CLICKED]),
-            )
-            .distinct()
-            .subquery()
+        has_goal = (
+            exists()
+            .where(RunGoal.site_id == ReportRun.site_id, RunGoal.run_id == ReportRun.run_id)
+            .correlate(ReportRun)
         )
-        engaged: defaultdict[str, dict[EngagementKind, int]] = defaultdict(dict)
-        for variant, kind, count in (
-            await session.execute(
-                select(pairs.c.variant, pairs.c.kind, func.count()).group_by(
-                    pairs.c.variant, pairs.c.kind
+        async with self._sessions() as session:
+            runs = (
+                await session.execute(
+                    select(ReportRun, has_goal)
+                    .where(*where)
+                    .order_by(ReportRun.start_time.desc(), ReportRun.run_id.desc())
+                    .limit(limit)
                 )
+            ).all()
+            return [await self._run_totals(session, run, bool(goal)) for run, goal in runs]
+
+    async def recipient_activity(
+        self, site_id: str, run_id: str, subscriber_id: str
+    ) -> RecipientActivityRecord | None:
+        """What was recorded of (run, subscriber); None when nothing was."""
+        async with self._sessions() as session:
+            outcome = (
+                await session.execute(
+                    select(DeliveryOutcome).where(
+                        DeliveryOutcome.site_id == site_id,
+                        DeliveryOutcome.run_id == run_id,
+                        DeliveryOutcome.subscriber_id == subscriber_id,
+                    )
+                )
+            ).scalar_one_or_none()
+            events = (
+                await session.execute(
+                    select(EngagementEvent.kind, EngagementEvent.occur_time, EngagementEvent.button)
+                    .where(
+                        EngagementEvent.site_id == site_id,
+                        EngagementEvent.run_id == run_id,
+                        EngagementEvent.subscriber_id == subscriber_id,
+                    )
+                    .order_by(EngagementEvent.occur_time, EngagementEvent.button)
+                )
+            ).all()
+            count, revenue, first_conversion = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(Conversion.revenue), 0.0),
+                        func.min(Conversion.occur_time),
+                    ).where(
+                        Conversion.site_id == site_id,
+                        Conversion.run_id == run_id,
+                        Conversion.subscriber_id == subscriber_id,
+                    )
+                )
+            ).one()
+        if outcome is None and not events and not count:
+            return None
+        first: dict[EngagementKind, tuple[datetime, str]] = {}
+        for kind, occur_time, button in events:
+            first.setdefault(EngagementKind(kind), (occur_time, button))
+        record = None
+        if outcome is not None:
+            record = OutcomeRecord(
+                run_id=outcome.run_id,
+                campaign_id=outcome.campaign_id,
+                subscriber_id=outcome.subscriber_id,
+                status=outcome.status,
+                reason=outcome.reason,
+                browser=outcome.browser,
+                occur_time=outcome.occur_time,
+                test=outcome.test,
+                variant=outcome.variant,
+                profile_id=outcome.profile_id,
             )
-        ).all():
-            engaged[variant][EngagementKind(kind)] = int(count)
-        converted = {
-            variant: (int(count), float(revenue)) for variant, count, revenue in conversion_rows
-        }
-        ordered = sorted(sent_rows, key=lambda row: (row[2], row[0]))
-        return [
-            VariantTotals(
-                variant=variant,
-                sent=int(sent),
-                viewed=engaged[variant].get(EngagementKind.VIEWED, 0),
-                clicked=engaged[variant].get(EngagementKind.CLICKED, 0),
-                conversions=converted.get(variant, (0, 0.0))[0],
-                revenue=converted.get(variant, (0, 0.0))[1],
-            )
-            for variant, sent, _ in ordered
-        ]
+        return RecipientActivityRecord(
+            outcome=record,
+            first=first,
+            conversions=int(count),
+            revenue=float(revenue),
+            first_conversion_time=first_conversion,
+        )
+
+    async def recount(self, site_id: str, run_id: str) -> tuple[list[CounterRow], list[tuple]]:
+        """The run's counters and hours recounted from its stored rows, as the migration's
+        backfill counts them (for checks: reports never call this)."""
+        async with self._sessions() as session:
+            outcomes = (
+                await session.execute(
+                    select(DeliveryOutcome).where(
+                        DeliveryOutcome.site_id == site_id, DeliveryOutcome.run_id == run_id
+                    )
+                )
+            ).scalars().all()
+            events = (
+                await session.execute(
+                    select(EngagementEvent).where(
+                        EngagementEvent.site_id == site_id, EngagementEvent.run_id == run_id
+                    )
+                )
+            ).scalars().all()
+            conversions = (
+                await session.execute(
+                    select(Conversion).where(
+                        Conversion.site_id == site_id, Conversion.run_id == run_id
+                    )
+                )
+            ).scalars().all()
+            controls = {
+                profile_id
+                for profile_id in (
+                    await session.execute(
+                        select(ControlConversion.profile_id).where(
+                            ControlConversion.site_id == site_id,
+                            ControlConversion.run_id == run_id,
+                        )
+                    )
+                ).scalars()
+            }
+            unsubscribed = (
+                await session.execute(
+                    select(func.count()).where(
+                        UnsubscribeCredit.site_id == site_id, UnsubscribeCredit.run_id == run_id
+                    )
+                )
+            ).scalar_one()
+        counts = _Counts()
+        if unsubscribed:
+            counts.add(run_id, "", "", "unsubscribed", n=int(unsubscribed))
+        by_subscriber = {o.subscriber_id: o for o in outcomes}
+        for o in outcomes:
+            counts.add(run_id, o.variant, o.browser, o.status.value, o.reason)
+            if o.status is DeliveryStatus.SENT:
+                counts.hour(run_id, o.occur_time, "sent")
+            held_out = o.status is DeliveryStatus.SUPPRESSED and o.reason == CONTROL_GROUP_REASON
+            if held_out and o.profile_id in controls:
+                counts.add(run_id, "", "", "control_converted")
+        pairs = set()
+        for e in events:
+            o = by_subscriber.get(e.subscriber_id)
+            dims = (o.variant, o.browser) if o is not None else ("", UNATTRIBUTED)
+            if (e.subscriber_id, e.kind) not in pairs:
+                pairs.add((e.subscriber_id, e.kind))
+                counts.add(run_id, *dims, e.kind.value)
+            if e.kind is EngagementKind.CLICKED:
+                counts.add(run_id, *dims, "button", e.button)
+            if e.kind is not EngagementKind.CLOSED:
+                counts.hour(run_id, e.occur_time, e.kind.value)
+        converted = set()
+        for c in conversions:
+            counts.add(run_id, c.variant, "", "conversions", amount=c.revenue)
+            counts.hour(run_id, c.occur_time, "converted")
+            if c.subscriber_id not in converted:
+                converted.add(c.subscriber_id)
+                counts.add(run_id, c.variant, "", "converted")
+        return (
+            sorted(
+                CounterRow(v, b, m, k, int(n), float(a))
+                for (_, v, b, m, k), (n, a) in counts.counters.items()
+                if n or a
+            ),
+            sorted((hour, metric, n) for (_, hour, metric), n in counts.hours.items() if n),
+        )
 
     # Conversions.
 
@@ -948,10 +1471,13 @@ class ReportingStore:
     async def drop_unfollowed_cursors(self, since: datetime) -> int:
         """Forgets the cursors of names no goal open at `since` or later has: when one
         opens again, its feed is read from then on, not through the months between."""
-        still_open = exists().where(
-            RunGoal.site_id == FeedCursor.site_id,
-            RunGoal.event_name == FeedCursor.event_name,
-            RunGoal.open_until >= since,
+        still_open = or_(
+            FeedCursor.event_name == UNSUBSCRIBE_CURSOR,
+            exists().where(
+                RunGoal.site_id == FeedCursor.site_id,
+                RunGoal.event_name == FeedCursor.event_name,
+                RunGoal.open_until >= since,
+            ),
         )
         async with self._sessions.begin() as session:
             # Read first: most passes drop nothing, and on SQLite a DELETE would take
@@ -1120,26 +1646,217 @@ class ReportingStore:
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 return False
+            counts = _Counts()
             if conversions:
-                await session.execute(
-                    self._insert(Conversion)
-                    .values([{"site_id": site_id, **asdict(c)} for c in conversions])
-                    .on_conflict_do_nothing(
-                        index_elements=[Conversion.site_id, Conversion.event_id]
-                    )
+                new_ids = set(
+                    (
+                        await session.execute(
+                            self._insert(Conversion)
+                            .values([{"site_id": site_id, **asdict(c)} for c in conversions])
+                            .on_conflict_do_nothing(
+                                index_elements=[Conversion.site_id, Conversion.event_id]
+                            )
+                            .returning(Conversion.event_id)
+                        )
+                    ).scalars()
                 )
+                # Each new event once (a page naming an event twice stores it once).
+                new: dict[str, ConversionRecord] = {}
+                for c in conversions:
+                    if c.event_id in new_ids:
+                        new.setdefault(c.event_id, c)
+                await self._count_conversions(session, site_id, list(new.values()), counts)
             if controls:
+                new_controls = (
+                    await session.execute(
+                        self._insert(ControlConversion)
+                        .values([{"site_id": site_id, **asdict(c)} for c in controls])
+                        .on_conflict_do_nothing(
+                            index_elements=[
+                                ControlConversion.site_id,
+                                ControlConversion.run_id,
+                                ControlConversion.profile_id,
+                            ]
+                        )
+                        .returning(ControlConversion.run_id, ControlConversion.profile_id)
+                    )
+                ).all()
+                if new_controls:
+                    # In recipients: every held-out subscriber of the profile in the run.
+                    held_out = await session.execute(
+                        select(DeliveryOutcome.run_id, func.count())
+                        .where(
+                            DeliveryOutcome.site_id == site_id,
+                            tuple_(DeliveryOutcome.run_id, DeliveryOutcome.profile_id).in_(
+                                [tuple(row) for row in new_controls]
+                            ),
+                            DeliveryOutcome.status == DeliveryStatus.SUPPRESSED,
+                            DeliveryOutcome.reason == CONTROL_GROUP_REASON,
+                        )
+                        .group_by(DeliveryOutcome.run_id)
+                    )
+                    for run_id, n in held_out:
+                        counts.add(run_id, "", "", "control_converted", n=int(n))
+            await self._apply_counts(session, site_id, counts)
+        return True
+
+    async def _count_conversions(
+        self,
+        session: AsyncSession,
+        site_id: str,
+        conversions: Sequence[ConversionRecord],
+        counts: _Counts,
+    ) -> None:
+        """Counts newly stored conversions: events and revenue per variant, per hour, and
+        the recipients whose first conversion this is."""
+        if not conversions:
+            return
+        new_per_pair: defaultdict[tuple[str, str], int] = defaultdict(int)
+        for c in conversions:
+            counts.add(c.run_id, c.variant, "", "conversions", amount=c.revenue)
+            counts.hour(c.run_id, c.occur_time, "converted")
+            new_per_pair[(c.run_id, c.subscriber_id)] += 1
+        stored = await session.execute(
+            select(Conversion.run_id, Conversion.subscriber_id, func.count())
+            .where(
+                Conversion.site_id == site_id,
+                tuple_(Conversion.run_id, Conversion.subscriber_id).in_(sorted(new_per_pair)),
+            )
+            .group_by(Conversion.run_id, Conversion.subscriber_id)
+        )
+        firsts = {
+            (run_id, sub) for run_id, sub, total in stored if new_per_pair[(run_id, sub)] == total
+        }
+        for c in conversions:
+            if (c.run_id, c.subscriber_id) in firsts:
+                firsts.discard((c.run_id, c.subscriber_id))
+                counts.add(c.run_id, c.variant, "", "converted")
+
+    # Unsubscribes after a push.
+
+    async def sites_sending_since(self, since: datetime) -> list[str]:
+        """Sites with a push (not a test send's) sent at `since` or later."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(ReportRun.site_id)
+                .where(ReportRun.last_sent_time >= since, ~ReportRun.test)
+                .distinct()
+            )
+            return sorted(rows.scalars())
+
+    async def drop_unsubscribe_cursors(self, since: datetime) -> int:
+        """Forgets the unsubscribe cursors of sites that sent nothing since `since`: when
+        one sends again, its unsubscribes are read from then on."""
+        sending = select(ReportRun.site_id).where(
+            ReportRun.last_sent_time >= since, ~ReportRun.test
+        )
+        async with self._sessions.begin() as session:
+            stale = (
                 await session.execute(
-                    self._insert(ControlConversion)
-                    .values([{"site_id": site_id, **asdict(c)} for c in controls])
-                    .on_conflict_do_nothing(
-                        index_elements=[
-                            ControlConversion.site_id,
-                            ControlConversion.run_id,
-                            ControlConversion.profile_id,
-                        ]
+                    select(FeedCursor.site_id, FeedCursor.cursor).where(
+                        FeedCursor.event_name == UNSUBSCRIBE_CURSOR,
+                        FeedCursor.site_id.not_in(sending),
                     )
                 )
+            ).all()
+            for site_id, cursor in stale:
+                await session.execute(
+                    delete(FeedCursor).where(
+                        FeedCursor.site_id == site_id,
+                        FeedCursor.event_name == UNSUBSCRIBE_CURSOR,
+                        FeedCursor.cursor == cursor,
+                    )
+                )
+            return len(stale)
+
+    async def pushes_before(
+        self,
+        site_id: str,
+        subscriber_ids: Sequence[str],
+        earliest: datetime,
+        latest: datetime,
+    ) -> list[tuple[str, str, datetime]]:
+        """(run, subscriber, sent time) of these subscribers' pushes (not test sends')
+        sent between `earliest` and `latest`: through the runs that sent then, so the
+        outcomes are read by their key."""
+        if not subscriber_ids:
+            return []
+        async with self._sessions() as session:
+            run_ids = list(
+                (
+                    await session.execute(
+                        select(ReportRun.run_id).where(
+                            ReportRun.site_id == site_id,
+                            ReportRun.last_sent_time >= earliest,
+                            ReportRun.start_time <= latest,
+                            ~ReportRun.test,
+                        )
+                    )
+                ).scalars()
+            )
+            if not run_ids:
+                return []
+            rows = await session.execute(
+                select(
+                    DeliveryOutcome.run_id,
+                    DeliveryOutcome.subscriber_id,
+                    DeliveryOutcome.occur_time,
+                ).where(
+                    DeliveryOutcome.site_id == site_id,
+                    DeliveryOutcome.run_id.in_(run_ids),
+                    DeliveryOutcome.subscriber_id.in_(sorted(set(subscriber_ids))),
+                    DeliveryOutcome.status == DeliveryStatus.SENT,
+                    DeliveryOutcome.occur_time >= earliest,
+                    DeliveryOutcome.occur_time <= latest,
+                )
+            )
+            return [(run_id, sub, at) for run_id, sub, at in rows]
+
+    async def apply_unsubscribe_page(
+        self,
+        site_id: str,
+        cursor_from: str,
+        cursor_to: str,
+        credits: Sequence[UnsubscribeRecord],
+        now: datetime,
+    ) -> bool:
+        """Moves the site's unsubscribe cursor and stores what the page credited, in one
+        transaction; False (nothing stored) when another replica moved it first. An
+        event credited before is not counted again."""
+        async with self._sessions.begin() as session:
+            moved = await session.execute(
+                update(FeedCursor)
+                .where(
+                    FeedCursor.site_id == site_id,
+                    FeedCursor.event_name == UNSUBSCRIBE_CURSOR,
+                    FeedCursor.cursor == cursor_from,
+                )
+                .values(cursor=cursor_to, update_time=now)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            if not credits:
+                return True
+            new_ids = set(
+                (
+                    await session.execute(
+                        self._insert(UnsubscribeCredit)
+                        .values([{"site_id": site_id, **asdict(c)} for c in credits])
+                        .on_conflict_do_nothing(
+                            index_elements=[UnsubscribeCredit.site_id, UnsubscribeCredit.event_id]
+                        )
+                        .returning(UnsubscribeCredit.event_id)
+                    )
+                ).scalars()
+            )
+            counts = _Counts()
+            first = {}
+            for credit in credits:
+                first.setdefault(credit.event_id, credit)
+            for credit in first.values():
+                if credit.event_id in new_ids:
+                    counts.add(credit.run_id, "", "", "unsubscribed")
+            await self._apply_counts(session, site_id, counts)
         return True
 
     # Webhooks.
@@ -1718,6 +2435,35 @@ class ReportingStore:
                 )
             ).scalar_one_or_none(),
         )
+
+    # Metrics.
+
+    async def webhook_backlog(self, now: datetime) -> tuple[int, datetime | None, int]:
+        """For the webhook gauges: messages pending (waiting or being attempted), the
+        earliest due time of one due by `now` (None: none waiting), and dead letters;
+        each read from the (state, due_time) index."""
+        pending = WebhookMessage.state == WebhookMessageState.PENDING
+        async with self._sessions() as session:
+            waiting = (
+                await session.execute(
+                    select(func.count()).select_from(WebhookMessage).where(pending)
+                )
+            ).scalar_one()
+            oldest = (
+                await session.execute(
+                    select(func.min(WebhookMessage.due_time)).where(
+                        pending, WebhookMessage.due_time <= now
+                    )
+                )
+            ).scalar_one_or_none()
+            dead = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(WebhookMessage)
+                    .where(WebhookMessage.state == WebhookMessageState.DEAD)
+                )
+            ).scalar_one()
+        return int(waiting), oldest, int(dead)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import pytest
 
+from clarion.campaign.v1 import campaign_pb2
 from services.campaign.domain import (
     CampaignDraft,
     Campaigns,
@@ -64,7 +65,11 @@ class FakeDelivery:
     read_calls: list[list[str]] = field(default_factory=list)
 
     async def start_run(
-        self, run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+        self,
+        run: RunRecord,
+        default_timezone: str = "",
+        policy: RunPolicy | None = None,
+        utm: campaign_pb2.UtmParameters | None = None,
     ) -> DeliveryRunView:
         if run.site_id != self.site_id:
             raise PeerCallFailed("delivery.StartDeliveryRun", UNREACHABLE)

@@ -39,6 +39,7 @@ from services.campaign.admin import create_site
 from services.campaign.server import create_server as create_campaign_server
 from services.delivery.adapters.encryptors import create_encryptor
 from services.delivery.adapters.http_sender import TaskStream
+from services.delivery.domain.descriptions import RunDescription
 from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.ports import (
     AudiencePage,
@@ -389,28 +390,42 @@ class FakeSink:
         self.down = False
         self.outcomes: list[OutboxItem] = []
         self.audiences: list[tuple[str, str, int]] = []
-        # The conversion goal each run's audience came with (None: none), by run id.
+        # Runs recorded at their start (audience not known yet).
+        self.starts: list[tuple[str, str]] = []
+        # The conversion goal and description each run's last record came with (None:
+        # none), by run id.
         self.goals: dict[str, ConversionGoal | None] = {}
+        self.descriptions: dict[str, RunDescription | None] = {}
+        # ("start" | "audience" | "outcome", run_id) in the order reporting heard them.
+        self.heard: list[tuple[str, str]] = []
 
     async def record_outcomes(self, site_id: str, outcomes: Sequence[OutboxItem]) -> None:
         if self.down:
             raise ConnectionError("reporting is down")
         self.outcomes += outcomes
+        self.heard += [("outcome", o.run_id) for o in outcomes]
 
     async def record_audience(
         self,
         site_id: str,
         run_id: str,
         campaign_id: str,
-        audience: int,
+        audience: int | None,
         *,
         test: bool = False,
         conversion_goal: ConversionGoal | None = None,
+        description: RunDescription | None = None,
     ) -> None:
         if self.down:
             raise ConnectionError("reporting is down")
-        self.audiences.append((site_id, run_id, audience))
+        if audience is None:
+            self.starts.append((site_id, run_id))
+            self.heard.append(("start", run_id))
+        else:
+            self.audiences.append((site_id, run_id, audience))
+            self.heard.append(("audience", run_id))
         self.goals[run_id] = conversion_goal
+        self.descriptions[run_id] = description
 
     def per_subscriber(self, run_id: str) -> Counter[str]:
         return Counter(o.subscriber_id for o in self.outcomes if o.run_id == run_id)

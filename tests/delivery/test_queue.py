@@ -54,6 +54,12 @@ async def prepared(
     return site_id, run_id
 
 
+async def start_relayed(store: DeliveryStore, clock: FrozenClock) -> None:
+    """Relays the runs' START rows (which go before anything else of their runs)."""
+    starts = await store.claim_outbox((OutboxKind.START,), "starts", clock.now(), LEASE, 100)
+    await store.settle_outbox("starts", [i.outbox_id for i in starts])
+
+
 def terminal(recipient, state: RecipientState, reason: str = "") -> Terminal:  # type: ignore[no-untyped-def]
     return Terminal(
         recipient.recipient_id, recipient.subscriber_id, recipient.browser, state, reason
@@ -497,6 +503,7 @@ class TestOutbox:
         # 30 outcomes (in one row: one commit's worth) and the run's audience (another).
         audience = members(30, unsubscribed=range(30))
         await prepared(store, clock, audience)
+        await start_relayed(store, clock)
         kinds = tuple(OutboxKind)
 
         a = await store.claim_outbox(kinds, "a", clock.now(), LEASE, 1)
@@ -520,6 +527,7 @@ class TestOutbox:
     async def test_an_expired_claim_is_taken_over(self, store: DeliveryStore) -> None:
         clock = FrozenClock()
         await prepared(store, clock, members(1, unsubscribed=[0]))
+        await start_relayed(store, clock)
         held = await store.claim_outbox((OutboxKind.OUTCOME,), "dead", clock.now(), LEASE, 10)
         assert len(held) == 1
         clock.advance(seconds=LEASE + 1)

@@ -184,6 +184,7 @@ class TestCancelAndWhy:
         why_stuck = await clarion(stack, site.api_key, "why", "--run", run_id, "--subscriber", ids[3])
         why_fine = await clarion(stack, site.api_key, "why", "--run", run_id, "--subscriber", ids[0], "--json")
         unknown = await clarion(stack, site.api_key, "why", "--run", run_id, "--subscriber", "sub_nobody")
+        no_run = await clarion(stack, site.api_key, "why", "--run", "run_nope", "--subscriber", ids[0])
         wrong = await clarion(stack, site.api_key, "campaign", "cancel", "cmp_other", "--run", run_id)
 
         assert cancelled.code == 0, cancelled.err
@@ -197,15 +198,19 @@ class TestCancelAndWhy:
         assert (run["progress"]["sent"], run["progress"]["suppressed"]) == ("3", "2")
 
         assert why_stuck.code == 0, why_stuck.err
-        fields = dict(line.split(maxsplit=1) for line in why_stuck.out.splitlines()[1:-1])
-        assert (fields["status"], fields["reason"]) == ("suppressed", "cancelled")
-        assert why_stuck.out.splitlines()[-1] == (
-            "why: the run was cancelled before this subscriber's message was sent"
-        )
-        recipient = json.loads(why_fine.out)
-        assert (recipient["status"], recipient["subscriber_id"]) == ("RECIPIENT_STATUS_SENT", ids[0])
-        line = one_line_error(unknown)
-        assert "NOT_FOUND" in line and "RECIPIENT_NOT_FOUND" in line
+        head, *rest = why_stuck.out.splitlines()
+        assert head.startswith(f"run {run_id} (started ") and head.endswith(f"subscriber {ids[3]}")
+        # FIELD VALUE lines; an attempts table, when delivery lists them, is indented.
+        fields = dict(line.split(maxsplit=1) for line in rest if not line.startswith(" "))
+        assert (fields["targeted"], fields["final"]) == ("yes", "suppressed (cancelled)")
+        assert fields["why"] == "the run was cancelled before this subscriber's message was sent"
+        (recipient,) = json.loads(why_fine.out)
+        assert (recipient["targeted"], recipient["status"]) == (True, "RECIPIENT_STATUS_SENT")
+        assert recipient["subscriber_id"] == ids[0]
+        assert unknown.code == 0, unknown.err
+        assert "targeted     no (unknown_subscriber)" in unknown.out
+        line = one_line_error(no_run)
+        assert "NOT_FOUND" in line and "RUN_NOT_FOUND" in line
         assert "cmp_other" in one_line_error(wrong)
 
     @staticmethod

@@ -1,5 +1,5 @@
-"""The gateway in front of real campaign (SiteService, SiteInternalService), segment and
-reporting servers."""
+"""The gateway in front of real campaign (SiteService, SiteInternalService), segment,
+reporting and delivery servers."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from clarion.reporting.v1 import reporting_internal_service_pb2_grpc, reporting_
 from clarion.segment.v1 import segment_service_pb2_grpc
 from services.campaign.admin import create_site
 from services.campaign.server import create_server as create_campaign_server
+from services.delivery.server import create_server as create_delivery_server
 from services.gateway.server import GatewayServer, create_gateway
 from services.kit.auth import internal_metadata
 from services.kit.config import Settings
@@ -78,6 +79,9 @@ def browser_subscription(endpoint_id: str) -> dict[str, object]:
 async def stack(settings_factory) -> AsyncIterator[Stack]:
     settings = settings_factory()
     servers = {
+        # First, so it stops first (its workers call the others). The click redirect
+        # asks it where a click leads.
+        "delivery": await create_delivery_server("127.0.0.1:0", settings),
         "campaign": await create_campaign_server("127.0.0.1:0", settings),
         "segment": await create_segment_server("127.0.0.1:0", settings),
         "reporting": await create_reporting_server("127.0.0.1:0", settings),

@@ -29,7 +29,7 @@ from yarl import URL
 
 from clarion.segment.v1 import segment_service_pb2, subscriber_pb2
 from services.campaign.admin import create_site
-from services.kit.tokens import engagement_token, unsubscribe_token
+from services.kit.tokens import CLICK_SEPARATOR, engagement_token, unsubscribe_token
 from tests.gateway.conftest import GatewaySite, Stack, b64url, browser_subscription
 from tests.support.sites import bearer
 
@@ -53,7 +53,7 @@ ROUTE_CASES: Counter[tuple[str, str]] = Counter()
 ANSWERS: Counter[tuple[str, int, str]] = Counter()
 ROUTES = (
     "healthz", "config", "subscribe", "unsubscribe", "events", "identify", "track", "preflight",
-    "any",
+    "any", "click",
 )
 
 
@@ -747,6 +747,45 @@ class TestEveryRouteAnswersHostileInputBelow500:
         )
         check(answer, method=method)
         ROUTE_CASES[database_backend, "any"] += 1
+
+    @FUZZ
+    @given(
+        segment=PATH_SEGMENTS,
+        run=st.one_of(PATH_SEGMENTS, st.sampled_from(ID_LOOKALIKES)),
+        subscriber=st.one_of(PATH_SEGMENTS, st.sampled_from(ID_LOOKALIKES)),
+        token=st.one_of(st.just("genuine"), st.just("A" * 43), PATH_SEGMENTS),
+        button=st.one_of(
+            st.none(),
+            st.sampled_from(["0", "1", "2", "3", "-1", "01", "1.0", "１"]),
+            # Short enough that the request line stays under aiohttp's 8 KiB.
+            st.text(ANY_CHARACTER, max_size=300),
+        ),
+        structured=st.booleans(),
+    )
+    async def test_click(
+        self, stack, fuzz_site, database_backend, segment, run, subscriber, token, button,
+        structured,
+    ):
+        # A link made of a real site's id and made-up run and subscriber ids (signed for
+        # them, or not), or any path segment at all: never a 5xx, never recorded.
+        if structured:
+            # Signed for the ids as the server decodes them; sent percent-encoded.
+            run, subscriber = (urllib.parse.unquote(v, errors="replace") for v in (run, subscriber))
+            if token == "genuine":
+                token = engagement_token(
+                    fuzz_site.engagement_secret, fuzz_site.site_id, run, subscriber
+                )
+            segment = CLICK_SEPARATOR.join(
+                urllib.parse.quote(part, safe="~", errors="surrogatepass")
+                for part in (fuzz_site.site_id, run, subscriber, token)
+            )
+        query = "" if button is None else "?b=" + urllib.parse.quote(
+            button, safe="", errors="surrogatepass"
+        )
+        answer = await send(stack, "GET", f"/c/{segment}{query}")
+        check(answer, method="GET")
+        assert answer.status in (302, 404), answer
+        ROUTE_CASES[database_backend, "click"] += 1
 
     def test_every_route_ran_its_cases(self, database_backend):
         ran = {route: ROUTE_CASES[database_backend, route] for route in ROUTES}

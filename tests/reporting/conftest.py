@@ -31,6 +31,9 @@ from tests.support.sites import StaticSiteResolver, bearer
 # The conversion follower reads goal events this often in tests (real time; which
 # events it may read is decided by the frozen clock).
 CONVERSION_INTERVAL_SECONDS = 0.1
+# Unsubscribes after a push: every site that sent in the last day (with the frozen clock,
+# every test's site) is read each pass.
+UNSUBSCRIBE_INTERVAL_SECONDS = 0.5
 
 
 @dataclass
@@ -75,6 +78,7 @@ async def reporting(settings_factory) -> AsyncIterator[ReportingUnderTest]:
         clock=clock,
         site_resolver=resolver,
         conversion_interval_seconds=CONVERSION_INTERVAL_SECONDS,
+        unsubscribe_interval_seconds=UNSUBSCRIBE_INTERVAL_SECONDS,
     )
     await server.start()
     channel = client_channel(server.address)

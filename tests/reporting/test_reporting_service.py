@@ -602,7 +602,9 @@ class TestInternalOnly:
     async def test_the_public_service_only_reads_reports(self):
         public = rs.DESCRIPTOR.services_by_name["ReportingService"]
 
-        assert list(public.methods_by_name) == ["GetCampaignReport", "GetRunReport"]
+        assert list(public.methods_by_name) == [
+            "GetCampaignReport", "GetRunReport", "ListRunReports", "GetRecipientActivity",
+        ]
 
     async def test_reflection_lists_the_public_and_the_internal_service(self, reporting):
         listed = await reflected_services(reporting.channel)

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Site(_message.Message):
-    __slots__ = ("site_id", "name", "vapid_public_key", "vapid_subject", "create_time", "vapid_keys", "timezone", "delivery_policy")
+    __slots__ = ("site_id", "name", "vapid_public_key", "vapid_subject", "create_time", "vapid_keys", "timezone", "delivery_policy", "home_url")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VAPID_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class Site(_message.Message):
     VAPID_KEYS_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    HOME_URL_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     name: str
     vapid_public_key: bytes
@@ -29,7 +30,8 @@ class Site(_message.Message):
     vapid_keys: _containers.RepeatedCompositeFieldContainer[VapidKey]
     timezone: str
     delivery_policy: _campaign_pb2.DeliveryPolicy
-    def __init__(self, site_id: _Optional[str] = ..., name: _Optional[str] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_keys: _Optional[_Iterable[_Union[VapidKey, _Mapping]]] = ..., timezone: _Optional[str] = ..., delivery_policy: _Optional[_Union[_campaign_pb2.DeliveryPolicy, _Mapping]] = ...) -> None: ...
+    home_url: str
+    def __init__(self, site_id: _Optional[str] = ..., name: _Optional[str] = ..., vapid_public_key: _Optional[bytes] = ..., vapid_subject: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_keys: _Optional[_Iterable[_Union[VapidKey, _Mapping]]] = ..., timezone: _Optional[str] = ..., delivery_policy: _Optional[_Union[_campaign_pb2.DeliveryPolicy, _Mapping]] = ..., home_url: _Optional[str] = ...) -> None: ...
 
 class VapidKey(_message.Message):
     __slots__ = ("vapid_key_id", "public_key", "current", "origin", "create_time")

@@ -982,8 +982,12 @@ class Campaigns:
     async def _hand_off(self, run: RunRecord) -> bool:
         site = await self._store.get_site(run.site_id)
         default_timezone, policy = handoff_settings(run, site)
+        # The run's description carries the campaign's UTM parameters (its title is
+        # the run's own, fixed when it started).
+        campaign = await self._store.get_campaign(run.site_id, run.campaign_id)
+        utm = campaign.utm if campaign is not None else None
         try:
-            view = await self._delivery.start_run(run, default_timezone, policy)
+            view = await self._delivery.start_run(run, default_timezone, policy, utm)
         except PeerCallFailed as failure:
             if not failure.permanent:
                 first, most = HANDOFF_BACKOFF_SECONDS

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from clarion.campaign.v1 import campaign_pb2
 from clarion.segment.v1 import segment_pb2
 from services.campaign.domain.policies import RunPolicy
 from services.campaign.store import RunProgress, RunRecord, RunState
@@ -75,15 +76,39 @@ class RecipientOutcomeView:
     reason: str
     attempts: int
     finish_time: datetime | None
+    # The A/B test variant it got ("" for none), every request made to its push
+    # service (oldest first) and when the run queued it; () and None from a delivery
+    # that does not say.
+    variant: str = ""
+    attempt_history: tuple[AttemptView, ...] = ()
+    queue_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One request delivery made to a recipient's push service."""
+
+    attempt_time: datetime | None
+    # The push service's HTTP status; 0 when it did not answer.
+    http_status: int
+    # A DeliveryReason word for what the answer meant; "" for an accepted one.
+    reason: str
+    # The push service's host ("fcm.googleapis.com").
+    push_service: str
 
 
 class DeliveryPort(Protocol):
     async def start_run(
-        self, run: RunRecord, default_timezone: str = "", policy: RunPolicy | None = None
+        self,
+        run: RunRecord,
+        default_timezone: str = "",
+        policy: RunPolicy | None = None,
+        utm: campaign_pb2.UtmParameters | None = None,
     ) -> DeliveryRunView:
         """Hands the run to delivery (idempotent per run); `default_timezone` is the
         site's, for recipients without one when the run delivers at a local time;
-        `policy` the site's and the campaign's delivery policies merged (None: none).
+        `policy` the site's and the campaign's delivery policies merged (None: none);
+        `utm` the campaign's UTM parameters, for the run's description in reporting.
         Raises PeerCallFailed."""
 
     async def get_runs(self, site_id: str, run_ids: Sequence[str]) -> dict[str, DeliveryRunView]:
@@ -145,10 +170,30 @@ class VariantTally:
     conversions: int
 
 
+@dataclass(frozen=True)
+class ActivityView:
+    """What one recipient of a run did with its push, as reporting recorded it."""
+
+    viewed_time: datetime | None = None
+    clicked_time: datetime | None = None
+    # The first click's button: "" for the body, else the action's id.
+    clicked_button: str = ""
+    closed_time: datetime | None = None
+    conversions: int = 0
+    revenue: float = 0.0
+    converted_time: datetime | None = None
+
+
 class ReportingPort(Protocol):
     async def run_variant_tallies(self, site_id: str, run_id: str) -> list[VariantTally]:
         """The run's counts per variant (empty when reporting has nothing of the run).
         Raises PeerCallFailed when reporting cannot answer."""
+
+    async def recipient_activity(
+        self, site_id: str, run_id: str, subscriber_id: str
+    ) -> ActivityView | None:
+        """What the recipient did with the run's push; None when reporting recorded
+        nothing of it. Raises PeerCallFailed when reporting cannot answer."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +215,21 @@ class FeedPageView:
     events: list[FeedEventView]
     # Where to read on from (never behind the cursor the page was read from).
     next_cursor: str
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    """One subscriber as segment holds it now, as `why` reads it."""
+
+    subscriber_id: str
+    active: bool
+    # Whether it has what a push needs (an endpoint and its keys).
+    reachable: bool
+    # Why it was unsubscribed ("push_service_410", or the reason given); "" when active.
+    unsubscribe_reason: str
+    create_time: datetime | None
+    # Its last change: for an unsubscribed subscriber, when it was unsubscribed.
+    update_time: datetime | None
 
 
 @dataclass(frozen=True)
@@ -214,3 +274,11 @@ class SegmentPort(Protocol):
 
     async def unseen_event_names(self, site_id: str, event_names: Sequence[str]) -> list[str]:
         """The names the site never had an event of. Raises PeerCallFailed."""
+
+    async def subscriber(self, site_id: str, subscriber_id: str) -> SubscriberView | None:
+        """The subscriber as segment holds it now; None when the site has no such
+        subscriber. Raises PeerCallFailed."""
+
+    async def profile_subscriber_ids(self, site_id: str, profile_id: str) -> list[str] | None:
+        """The profile's subscribers; None when the site has no such profile. Raises
+        PeerCallFailed."""

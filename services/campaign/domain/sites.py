@@ -34,7 +34,8 @@ MAX_SUBJECT_LENGTH = 2048
 API_KEY_PREFIX = "ck_"
 VAPID_KEY_ID_PREFIX = "vk"
 UPDATABLE_SITE_PATHS = (
-    "name", "vapid_subject", "timezone", "delivery_policy", "delivery_policy.frequency_cap",
+    "name", "vapid_subject", "timezone", "home_url", "delivery_policy",
+    "delivery_policy.frequency_cap",
     "delivery_policy.quiet_hours", "delivery_policy.max_per_minute",
 )  # fmt: skip
 _ENGAGEMENT_SECRET_LABEL = b"clarion engagement secret v1"
@@ -114,6 +115,22 @@ def validate_timezone(name: str) -> str:
                 field="timezone",
             ) from None
     return name
+
+
+def validate_home_url(url: str) -> str:
+    """An absolute http(s) URL with a host (or "" for none). Only ever redirected to,
+    never fetched, so any host is fine."""
+    url = url.strip()
+    if url:
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise InvalidArgument(
+                "INVALID_HOME_URL",
+                f"home_url {url[:100]!r} must be an absolute http or https URL, "
+                "e.g. https://shop.example.com/",
+                field="home_url",
+            )
+    return url
 
 
 def validate_vapid_subject(subject: str) -> str:
@@ -256,9 +273,10 @@ class Sites:
         paths: Sequence[str],
         timezone: str = "",
         delivery_policy: campaign_pb2.DeliveryPolicy | None = None,
+        home_url: str = "",
     ) -> SiteRecord:
         """Changes the fields named in `paths` (update_mask: name, vapid_subject,
-        timezone, delivery_policy or one part of it); every value is checked before
+        timezone, home_url, delivery_policy or one part of it); every value is checked before
         anything is written. A part of the delivery policy replaces that part of the
         stored one, in the transaction that writes it."""
         if given_site_id and given_site_id != site_id:
@@ -281,6 +299,8 @@ class Sites:
                 changes["vapid_subject"] = validate_vapid_subject(vapid_subject)
             elif path == "timezone":
                 changes["timezone"] = validate_timezone(timezone)
+            elif path == "home_url":
+                changes["home_url"] = validate_home_url(home_url)
             elif path.split(".")[0] == "delivery_policy" and path in UPDATABLE_SITE_PATHS:
                 policy_steps.append(_policy_step(path, given))
             else:

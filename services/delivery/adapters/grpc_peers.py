@@ -26,6 +26,7 @@ from clarion.segment.v1 import (
     subscriber_pb2,
 )
 from services.delivery.domain.content import plain_properties
+from services.delivery.domain.descriptions import RunDescription
 from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.ports import (
     AudiencePage,
@@ -298,19 +299,22 @@ class GrpcOutcomeSink:
         site_id: str,
         run_id: str,
         campaign_id: str,
-        audience: int,
+        audience: int | None,
         *,
         test: bool = False,
         conversion_goal: ConversionGoal | None = None,
+        description: RunDescription | None = None,
     ) -> None:
         try:
             await self._stub().RecordRunAudience(
                 reporting_internal_service_pb2.RecordRunAudienceRequest(
                     run_id=run_id,
                     campaign_id=campaign_id,
-                    audience=audience,
+                    # Not known yet (the run just started): 0 until the audience follows.
+                    audience=audience or 0,
                     test=test,
                     conversion_goal=conversion_goal.to_proto() if conversion_goal else None,
+                    description=description.to_proto() if description else None,
                 ),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,

@@ -10,6 +10,7 @@ before any connection, and the addresses it resolves to when the connection is m
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -21,6 +22,7 @@ from services.delivery.domain.ports import PushRequest
 from services.delivery.domain.rules import SENT_STATUSES, PushAnswer, Reason
 from services.kit.egress import EgressPolicy, EgressRefused, refusal_in
 from services.kit.logging import get_logger
+from services.kit.metrics import observe_push, push_service_label
 
 log = get_logger(__name__)
 
@@ -46,6 +48,8 @@ class AnswerStream:
         self._submitted = 0
         self._taken = 0
         self.closed = False
+        # For the push metrics: each request in flight's start and push service, by tag.
+        self._timing: dict[int, tuple[float, str]] = {}
 
     def _start(self, requests: Sequence[PushRequest]) -> None:
         raise NotImplementedError
@@ -61,9 +65,16 @@ class AnswerStream:
         if self.closed:
             raise RuntimeError("the push stream is closed")
         self._submitted += len(requests)
+        started = time.perf_counter()
+        for request in requests:
+            self._timing[request.tag] = (started, push_service_label(request.endpoint))
         self._start(requests)
 
     def deliver(self, tag: int, answer: PushAnswer) -> None:
+        timing = self._timing.pop(tag, None)
+        if timing is not None:
+            error = answer.error.value if answer.error is not None else ""
+            observe_push(timing[1], time.perf_counter() - timing[0], answer.status, error)
         if not self.closed:
             self._arrived.append((tag, answer))
             self._wakeup.set()

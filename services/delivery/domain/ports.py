@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from services.delivery.domain.descriptions import RunDescription
 from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.rules import PushAnswer
 from services.delivery.store import Member, OutboxItem
@@ -186,10 +187,12 @@ class OutcomeSink(Protocol):
         site_id: str,
         run_id: str,
         campaign_id: str,
-        audience: int,
+        audience: int | None,
         *,
         test: bool = False,
         conversion_goal: ConversionGoal | None = None,
+        description: RunDescription | None = None,
     ) -> None:
-        """The run's audience size, with its conversion goal (None: it has none)."""
+        """The run's audience size (None: the run just started, its audience is not known
+        yet), with its conversion goal and description (None: it has none)."""
         ...

@@ -16,6 +16,7 @@ from services.delivery.domain.content import (
     run_contexts,
     variant_run_options,
 )
+from services.delivery.domain.descriptions import description_from_proto
 from services.delivery.domain.goals import goal_from_proto
 from services.delivery.domain.payload import URGENCIES, PayloadError, check_shared_payload
 from services.delivery.domain.timing import RunTiming, timing_from_proto, timing_to_json
@@ -93,6 +94,8 @@ class RunRequest:
     sample: delivery_pb2.AudienceSample | None = None
     # Handed to reporting with the run's audience; None: none.
     conversion_goal: common_pb2.ConversionGoal | None = None
+    # Handed to reporting when the run is recorded there, for its webhooks; None: none.
+    description: common_pb2.RunDescription | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,11 @@ class DeliveryRuns:
             if request.conversion_goal is not None
             else ""
         )
+        description = (
+            description_from_proto(request.description).to_json()
+            if request.description is not None
+            else ""
+        )
         listed = len(request.subscriber_ids) + len(request.profile_ids)
         if listed > MAX_LISTED_AUDIENCE:
             raise InvalidArgument(
@@ -317,6 +325,7 @@ class DeliveryRuns:
                 ),
                 sample=sample,
                 conversion_goal=goal,
+                description=description,
             ),
             now,
         )

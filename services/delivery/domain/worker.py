@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from cachetools import LRUCache, TTLCache
+from yarl import URL
 
 from services.delivery.domain.content import (
     ContentOptions,
@@ -38,6 +39,7 @@ from services.delivery.domain.content import (
     recipient_context,
     render_for_recipient,
 )
+from services.delivery.domain.descriptions import description_from_json
 from services.delivery.domain.goals import goal_from_json
 from services.delivery.domain.payload import endpoint_origin, for_recipient, topic_for
 from services.delivery.domain.policies import (
@@ -87,6 +89,7 @@ from services.delivery.store import (
     Retry,
     Run,
     Terminal,
+    attempt_entry,
 )
 from services.kit.auth import bind_site
 from services.kit.clock import Clock
@@ -112,7 +115,14 @@ MAX_CACHED_VARIANT_RUNS = 256
 OUTBOX_BATCH = 100
 # Runs whose cut-off passed that one preparer step ends.
 CUT_OFF_BATCH = 100
-PEER_BATCH = {OutboxKind.OUTCOME: 5000, OutboxKind.AUDIENCE: 100, OutboxKind.UNSUBSCRIBE: 1000}
+PEER_BATCH = {
+    OutboxKind.START: 100,
+    OutboxKind.OUTCOME: 5000,
+    OutboxKind.AUDIENCE: 100,
+    OutboxKind.UNSUBSCRIBE: 1000,
+}
+# A batch's kinds are relayed in this order: a run's start before anything else of it.
+_RELAY_ORDER = {OutboxKind.START: 0, OutboxKind.AUDIENCE: 1}
 # How long a sender waits for more answers before committing the ones it has.
 GROUP_COMMIT_SECONDS = 0.003
 # A push service throttling us, or refusing a site's VAPID signature, is logged once per
@@ -227,8 +237,10 @@ class DeliveryWorkers:
             log.info("delivery workers stopped", **self.stats)
 
     def run_started(self) -> None:
-        """A run was handed to this process: start preparing it now, not at the next poll."""
+        """A run was handed to this process: start preparing it now, and tell reporting
+        of it, not at the next poll."""
         self._preparation_ready.set()
+        self._outbox_ready.set()
 
     def run_cancelled(self) -> None:
         """A run was cancelled: its outcomes are in the outbox; relay them now."""
@@ -714,7 +726,8 @@ class DeliveryWorkers:
         authorizations: dict[tuple[str, str], str] = {}
         stream = self._sender.stream(headers)
         # Recipients in flight by their request's tag.
-        sending: dict[int, PendingRecipient] = {}
+        # ... with when its request was made (its attempt_history's time).
+        sending: dict[int, tuple[PendingRecipient, datetime]] = {}
         tags = itertools.count()
         retries = list(retries or ())
         holding = holding or {}
@@ -770,6 +783,7 @@ class DeliveryWorkers:
                     ended, retries = [], []
                 if launch:
                     requests = []
+                    launched = self._clock.now()
                     for recipient, body in launch:
                         origin = endpoint_origin(recipient.endpoint)
                         signed_for = (origin, recipient.vapid_key_id)
@@ -780,7 +794,7 @@ class DeliveryWorkers:
                             )
                             authorizations[signed_for] = authorization
                         tag = next(tags)
-                        sending[tag] = recipient
+                        sending[tag] = (recipient, launched)
                         requests.append(PushRequest(tag, recipient.endpoint, body, authorization))
                     stream.submit(requests)
                 if not stream.in_flight:
@@ -794,12 +808,21 @@ class DeliveryWorkers:
                     done.extend(stream.ready())
                 now = self._clock.now()
                 for tag, answer in done:
-                    recipient = sending.pop(tag)
+                    recipient, attempted_at = sending.pop(tag)
                     if answer.status in (401, 403, 429):
                         self._push_service_answered(chunk, recipient, answer)
+                    host = _push_host(recipient.endpoint)
+                    status = answer.status or 0
                     match decide(answer, recipient.attempts + 1, self._policy, now):
                         case Sent():
-                            ended.append(_terminal(recipient, RecipientState.SENT, None))
+                            ended.append(
+                                _terminal(
+                                    recipient,
+                                    RecipientState.SENT,
+                                    None,
+                                    attempt=attempt_entry(attempted_at, status, "", host),
+                                )
+                            )
                         case Failed(reason=reason, unsubscribe=unsubscribe):
                             if reason in RETRIED_REASONS:
                                 exhausted[reason.value] += 1
@@ -809,6 +832,7 @@ class DeliveryWorkers:
                                     RecipientState.FAILED,
                                     reason,
                                     unsubscribe=unsubscribe,
+                                    attempt=attempt_entry(attempted_at, status, reason.value, host),
                                 )
                             )
                         case RetryLater(reason=reason, delay_seconds=delay):
@@ -817,6 +841,7 @@ class DeliveryWorkers:
                                     recipient.recipient_id,
                                     reason.value,
                                     now + timedelta(seconds=delay),
+                                    attempt_entry(attempted_at, status, reason.value, host),
                                 )
                             )
         finally:
@@ -934,7 +959,7 @@ class DeliveryWorkers:
         owner = f"{self._process_id}:outbox"
         now = self._clock.now()
         items = await self._store.claim_outbox(
-            (OutboxKind.OUTCOME, OutboxKind.AUDIENCE, OutboxKind.UNSUBSCRIBE),
+            (OutboxKind.START, OutboxKind.OUTCOME, OutboxKind.AUDIENCE, OutboxKind.UNSUBSCRIBE),
             owner,
             now,
             self._settings.delivery_lease_seconds,
@@ -946,8 +971,15 @@ class DeliveryWorkers:
         for item in items:
             groups[(item.kind, item.site_id)].append(item)
         failed_rows: set[int] = set()
-        for (kind, site_id), group in groups.items():
+        # Runs whose start or audience was not accepted: nothing later of them goes now.
+        held_runs: set[tuple[str, str]] = set()
+        ordered = sorted(groups.items(), key=lambda group: _RELAY_ORDER.get(group[0][0], 2))
+        for (kind, site_id), group in ordered:
             size = PEER_BATCH[kind]
+            if held_runs:
+                held = [item for item in group if (site_id, item.run_id) in held_runs]
+                failed_rows.update(item.outbox_id for item in held)
+                group = [item for item in group if (site_id, item.run_id) not in held_runs]
             for start in range(0, len(group), size):
                 batch = group[start : start + size]
                 try:
@@ -959,6 +991,8 @@ class DeliveryWorkers:
                         error=f"{type(error).__name__}: {error}"[:300],
                     )
                     failed_rows.update(item.outbox_id for item in batch)
+                    if kind in _RELAY_ORDER:
+                        held_runs.update((site_id, item.run_id) for item in batch)
         settled = sorted({item.outbox_id for item in items} - failed_rows)
         failed = sorted(failed_rows)
         await self._store.settle_outbox(owner, settled)
@@ -970,15 +1004,18 @@ class DeliveryWorkers:
     async def _relay(self, kind: OutboxKind, site_id: str, batch: Sequence[OutboxItem]) -> None:
         if kind is OutboxKind.OUTCOME:
             await self._outcomes.record_outcomes(site_id, batch)
-        elif kind is OutboxKind.AUDIENCE:
+        elif kind in (OutboxKind.START, OutboxKind.AUDIENCE):
+            # Both carry the goal and the description: a start makes reporting know the
+            # run before its first outcome; the audience (later) completes it.
             for item in batch:
                 await self._outcomes.record_audience(
                     site_id,
                     item.run_id,
                     item.campaign_id,
-                    item.count,
+                    None if kind is OutboxKind.START else item.count,
                     test=item.test,
                     conversion_goal=goal_from_json(item.conversion_goal),
+                    description=description_from_json(item.description),
                 )
         else:
             await self._pruner.unsubscribe(site_id, [(i.subscriber_id, i.reason) for i in batch])
@@ -1133,6 +1170,7 @@ def _terminal(
     reason: Reason | None,
     *,
     unsubscribe: bool = False,
+    attempt: str = "",
 ) -> Terminal:
     return Terminal(
         recipient_id=recipient.recipient_id,
@@ -1143,7 +1181,18 @@ def _terminal(
         unsubscribe=unsubscribe,
         variant=recipient.variant,
         profile_id=recipient.profile_id,
+        attempt=attempt,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_host(origin: str) -> str:
+    return URL(origin).host or origin
+
+
+def _push_host(endpoint: str) -> str:
+    """The push service's host of an endpoint (RecipientOutcome.attempt_history)."""
+    return _origin_host(endpoint_origin(endpoint))
 
 
 __all__ = ["DeliveryWorkers"]

@@ -33,6 +33,7 @@ def _goal_event(item: segment_internal_service_pb2.FeedEvent) -> GoalEvent:
         occur_time=event.occur_time.ToDatetime(tzinfo=UTC),
         receive_time=item.receive_time.ToDatetime(tzinfo=UTC),
         numbers=numbers,
+        subscriber_id=event.subscriber_id,
     )
 
 

@@ -16,6 +16,12 @@ first stores anything. Conversions are keyed by the event id and control convers
 (run, profile), so an event read again (a cursor moved back, a second replica) never
 counts twice.
 
+Unsubscribes after a push: for every site that sent a push (not a test send) in the
+last UNSUBSCRIBE_WINDOW, the UnsubscribeFollower reads segment's "Unsubscribed" events
+from a cursor of its own per site, and credits each to the subscriber's last push sent
+within UNSUBSCRIBE_WINDOW before it (none: not credited). Same once-only rules: the page
+is stored in the transaction that moves the cursor, and credits are keyed by event id.
+
 An event is read only once it has been in segment for SETTLE: the outcome of the push
 it converts (relayed by delivery's outbox) and its click (from the gateway) come within
 about a second of the push, and must be in before the event is credited.
@@ -33,11 +39,13 @@ from typing import Protocol
 from services.kit.clock import Clock
 from services.kit.logging import OncePer, get_logger
 from services.reporting.store import (
+    UNSUBSCRIBE_CURSOR,
     ControlConversionRecord,
     ConversionRecord,
     FollowedGoal,
     GoalTouch,
     ReportingStore,
+    UnsubscribeRecord,
 )
 
 log = get_logger(__name__)
@@ -54,6 +62,10 @@ SETTLE = timedelta(seconds=5)
 FOLLOW_AFTER_WINDOW = timedelta(days=7)
 # A segment that stays away is said once a minute per site, not every pass.
 FAILURE_LOG_SECONDS = 60.0
+# Segment's own event for a subscriber that unsubscribed, and how long after a push an
+# unsubscribe is counted as following it.
+UNSUBSCRIBED_EVENT = "Unsubscribed"
+UNSUBSCRIBE_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class GoalEvent:
     receive_time: datetime
     # The event's numeric properties by name (finite values only).
     numbers: Mapping[str, float]
+    # The subscriber it names; empty when none.
+    subscriber_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -278,3 +292,119 @@ class ConversionFollower:
             max(event.occur_time for event in known),
         )
         return credit(known, touches)
+
+
+def credit_unsubscribes(
+    events: Sequence[GoalEvent], pushes: Sequence[tuple[str, str, datetime]]
+) -> list[UnsubscribeRecord]:
+    """Each event of a subscriber credited to its last push sent within
+    UNSUBSCRIBE_WINDOW before it; `pushes` are (run, subscriber, sent time)."""
+    by_subscriber: defaultdict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for run_id, subscriber_id, sent_time in pushes:
+        by_subscriber[subscriber_id].append((sent_time, run_id))
+    credits = []
+    for event in events:
+        within = [
+            push
+            for push in by_subscriber.get(event.subscriber_id, ())
+            if event.occur_time - UNSUBSCRIBE_WINDOW <= push[0] <= event.occur_time
+        ]
+        if within:
+            _, run_id = max(within)
+            credits.append(
+                UnsubscribeRecord(event.event_id, run_id, event.subscriber_id, event.occur_time)
+            )
+    return credits
+
+
+class UnsubscribeFollower:
+    """Follows every sending site's "Unsubscribed" events (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: ReportingStore,
+        clock: Clock,
+        feed: EventFeedPort,
+        *,
+        settle: timedelta = SETTLE,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._feed = feed
+        self._settle = settle
+        self._failure_logged = OncePer(FAILURE_LOG_SECONDS, max_keys=256)
+
+    async def run_once(self) -> int:
+        """One pass over the sites that sent in the window; returns the credits stored."""
+        now = self._clock.now()
+        since = now - UNSUBSCRIBE_WINDOW
+        await self._store.drop_unsubscribe_cursors(since)
+        slots = asyncio.Semaphore(FOLLOW_CONCURRENCY)
+
+        async def follow(site_id: str) -> int:
+            async with slots:
+                try:
+                    return await self._follow(site_id, now)
+                except FeedUnavailable as failure:
+                    if self._failure_logged(site_id):
+                        log.warning(
+                            "could not read unsubscribes from segment; will retry",
+                            site_id=site_id,
+                            error=str(failure),
+                        )
+                    return 0
+
+        sites = await self._store.sites_sending_since(since)
+        return sum(await asyncio.gather(*(follow(site_id) for site_id in sites)))
+
+    async def _follow(self, site_id: str, now: datetime) -> int:
+        cursor = await self._store.feed_cursor(site_id, UNSUBSCRIBE_CURSOR)
+        if cursor is None:
+            start = await self._feed.read(site_id, UNSUBSCRIBED_EVENT, "", 1, start_at_end=True)
+            cursor = await self._store.start_feed_cursor(
+                site_id, UNSUBSCRIBE_CURSOR, start.next_cursor, now
+            )
+        settled = now - self._settle
+        credited = 0
+        for _ in range(FEED_PAGES_PER_PASS):
+            try:
+                page = await self._feed.read(site_id, UNSUBSCRIBED_EVENT, cursor, FEED_PAGE_SIZE)
+            except CursorRefused:
+                await self._store.forget_feed_cursor(site_id, UNSUBSCRIBE_CURSOR, cursor)
+                return credited
+            if not page.events and page.next_cursor == cursor:
+                break
+            ready = 0
+            while ready < len(page.events) and page.events[ready].receive_time <= settled:
+                ready += 1
+            partial = ready < len(page.events)
+            if partial:
+                if ready == 0:
+                    break
+                head = page.events[:ready]
+                page = await self._feed.read(site_id, UNSUBSCRIBED_EVENT, cursor, ready)
+                if [e.event_id for e in page.events] != [
+                    e.event_id for e in head[: len(page.events)]
+                ]:
+                    break
+            known = [event for event in page.events if event.subscriber_id]
+            pushes = (
+                await self._store.pushes_before(
+                    site_id,
+                    [event.subscriber_id for event in known],
+                    min(event.occur_time for event in known) - UNSUBSCRIBE_WINDOW,
+                    max(event.occur_time for event in known),
+                )
+                if known
+                else []
+            )
+            credits = credit_unsubscribes(known, pushes)
+            if not await self._store.apply_unsubscribe_page(
+                site_id, cursor, page.next_cursor, credits, now
+            ):
+                break
+            credited += len(credits)
+            cursor = page.next_cursor
+            if partial:
+                break
+        return credited

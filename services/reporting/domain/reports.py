@@ -3,21 +3,27 @@ idempotently; turn stored totals into a campaign's or a run's report."""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from services.kit.clock import Clock
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.goals import check_conversion_goal
+from services.kit.pages import decode_page_token, encode_page_token, page_size
 from services.reporting.models import ID_LENGTH
 from services.reporting.store import (
+    CONTROL_GROUP_REASON,
+    UNATTRIBUTED,
     DeliveryStatus,
     DescriptionRecord,
     EngagementKind,
     EngagementRecord,
     GoalRecord,
     OutcomeRecord,
+    RecipientActivityRecord,
     ReportingStore,
     ReportTotals,
     RunAudienceRecord,
@@ -27,6 +33,16 @@ from services.reporting.store import (
 MAX_BATCH = 10_000
 # A conversion goal's window: a minute to 30 days (clarion.common.v1.ConversionGoal).
 MAX_VARIANT_LENGTH = 16
+# Browsers (stored words) that report no views: legacy Safari (APNs website push) has no
+# service worker. Reports say "not measured" for them instead of a measured 0.
+# The word is what a Browser value BROWSER_SAFARI_LEGACY would be stored as; the
+# common Browser enum has no such value yet, so only rows stored with it count here.
+VIEWS_NOT_MEASURED = frozenset({"safari_legacy"})
+# The Wald interval's z for 95 %.
+Z_95 = 1.96
+MAX_TIMELINE_HOURS = 720
+RUN_PAGE_DEFAULT = 20
+RUN_PAGE_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,60 @@ class VariantReport:
 
 
 @dataclass(frozen=True)
-class CampaignReport:
+class ReasonCount:
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ButtonClicks:
+    button: str
+    clicked: int
+
+
+@dataclass(frozen=True)
+class BrowserReport:
+    # The stored word ("chrome", ...).
+    browser: str
+    audience: int
+    sent: int
+    failed: int
+    suppressed: int
+    expired: int
+    viewed: int
+    clicked: int
+    closed: int
+    click_through_rate: float
+    views_measured: bool
+
+
+@dataclass(frozen=True)
+class TimelineHour:
+    hour_start_time: datetime
+    sent: int
+    viewed: int
+    clicked: int
+    converted: int
+
+
+@dataclass(frozen=True)
+class Lift:
+    sent_recipients: int
+    sent_converted: int
+    control_recipients: int
+    control_converted: int
+    sent_conversion_rate: float
+    control_conversion_rate: float
+    difference: float
+    difference_low: float
+    difference_high: float
+    significant: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    """A campaign's report over its runs (test sends left out), or one run's."""
+
     campaign_id: str
     runs: int
     audience: int
@@ -102,25 +171,49 @@ class CampaignReport:
     variants: tuple[VariantReport, ...] = ()
     control_group: int = 0
     control_group_conversions: int = 0
+    failed_by_reason: tuple[ReasonCount, ...] = ()
+    suppressed_by_reason: tuple[ReasonCount, ...] = ()
+    expired_by_reason: tuple[ReasonCount, ...] = ()
+    clicked_by_button: tuple[ButtonClicks, ...] = ()
+    browsers: tuple[BrowserReport, ...] = ()
+    timeline: tuple[TimelineHour, ...] = ()
+    sent_views_not_measured: int = 0
+    view_rate: float = 0.0
+    unsubscribes_after_push: int = 0
+    lift: Lift | None = None
+    # Of a run.
+    run_id: str = ""
+    test: bool = False
+    start_time: datetime | None = field(default=None, compare=False)
+
+
+# A campaign's report and a run's are the same totals over different runs.
+CampaignReport = Report
+RunReport = Report
 
 
 @dataclass(frozen=True)
-class RunReport:
+class RunReportPage:
+    reports: list[Report]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class RecipientActivity:
     run_id: str
-    campaign_id: str
-    audience: int
-    sent: int
-    failed: int
-    suppressed: int
-    expired: int
-    viewed: int
-    clicked: int
-    click_through_rate: float
+    subscriber_id: str
+    status: DeliveryStatus | None
+    reason: str
+    viewed_time: datetime | None
+    clicked_time: datetime | None
+    clicked_button: str
+    closed_time: datetime | None
     conversions: int
-    conversion_rate: float
     revenue: float
-    variants: tuple[VariantReport, ...]
-    test: bool
+    converted_time: datetime | None
+    variant: str
+    control_group: bool
+    browser: str
 
 
 def _rate(part: int, whole: int) -> float:
@@ -128,20 +221,165 @@ def _rate(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def _variants(totals: ReportTotals) -> tuple[VariantReport, ...]:
+def _by_reason(counts: dict[str, int]) -> tuple[ReasonCount, ...]:
+    """Most first; ties by reason."""
     return tuple(
-        VariantReport(
-            variant_id=v.variant,
-            sent=v.sent,
-            viewed=v.viewed,
-            clicked=v.clicked,
-            click_through_rate=_rate(v.clicked, v.sent),
-            conversions=v.conversions,
-            conversion_rate=_rate(v.conversions, v.sent),
-            revenue=v.revenue,
-        )
-        for v in totals.variants
+        ReasonCount(reason, n)
+        for reason, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        if n
     )
+
+
+def lift(sent: int, sent_converted: int, control: int, control_converted: int) -> Lift:
+    """Sent recipients' conversion rate against the control group's, with the Wald 95 %
+    interval of the difference of two independent proportions."""
+    p1 = _rate(sent_converted, sent)
+    p2 = _rate(control_converted, control)
+    variance = (p1 * (1 - p1) / sent if sent else 0.0) + (
+        p2 * (1 - p2) / control if control else 0.0
+    )
+    half = Z_95 * math.sqrt(variance)
+    difference = p1 - p2
+    low, high = difference - half, difference + half
+    return Lift(
+        sent_recipients=sent,
+        sent_converted=sent_converted,
+        control_recipients=control,
+        control_converted=control_converted,
+        sent_conversion_rate=p1,
+        control_conversion_rate=p2,
+        difference=difference,
+        difference_low=low,
+        difference_high=high,
+        significant=low > 0 or high < 0,
+    )
+
+
+def build_report(totals: ReportTotals) -> Report:
+    """A report from summed counters (see services.reporting.models.ReportCounter)."""
+    status: dict[str, defaultdict[str, int]] = {s.value: defaultdict(int) for s in DeliveryStatus}
+    metric: defaultdict[str, int] = defaultdict(int)
+    buttons: defaultdict[str, int] = defaultdict(int)
+    by_browser: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_variant: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+    revenue = 0.0
+    variant_revenue: defaultdict[str, float] = defaultdict(float)
+    for row in totals.counters:
+        not_measured_view = row.metric == "viewed" and row.browser in VIEWS_NOT_MEASURED
+        if row.metric in status:
+            status[row.metric][row.key] += row.n
+        elif row.metric == "button":
+            buttons[row.key] += row.n
+        if not not_measured_view:
+            metric[row.metric] += row.n
+            by_variant[row.variant][row.metric] += row.n
+        if row.browser not in ("", UNATTRIBUTED) and row.metric != "button":
+            by_browser[row.browser][row.metric] += row.n
+        if row.metric == "conversions":
+            revenue += row.amount
+            variant_revenue[row.variant] += row.amount
+    sent = metric["sent"]
+    clicked = metric["clicked"]
+    not_measured = sum(by_browser[b]["sent"] for b in VIEWS_NOT_MEASURED if b in by_browser)
+    control_group = status[DeliveryStatus.SUPPRESSED.value].get(CONTROL_GROUP_REASON, 0)
+    browsers = tuple(
+        BrowserReport(
+            browser=browser,
+            audience=sum(counts[s.value] for s in DeliveryStatus),
+            sent=counts["sent"],
+            failed=counts["failed"],
+            suppressed=counts["suppressed"],
+            expired=counts["expired"],
+            viewed=0 if browser in VIEWS_NOT_MEASURED else counts["viewed"],
+            clicked=counts["clicked"],
+            closed=counts["closed"],
+            click_through_rate=_rate(counts["clicked"], counts["sent"]),
+            views_measured=browser not in VIEWS_NOT_MEASURED,
+        )
+        for browser, counts in sorted(by_browser.items())
+        if sum(counts[s.value] for s in DeliveryStatus)
+    )
+    hours: defaultdict[datetime, dict[str, int]] = defaultdict(dict)
+    for hour, name, n in totals.hours:
+        hours[hour][name] = hours[hour].get(name, 0) + n
+    timeline = tuple(
+        TimelineHour(
+            hour_start_time=hour,
+            sent=counts.get("sent", 0),
+            viewed=counts.get("viewed", 0),
+            clicked=counts.get("clicked", 0),
+            converted=counts.get("converted", 0),
+        )
+        for hour, counts in sorted(hours.items())[-MAX_TIMELINE_HOURS:]
+    )
+    variants = tuple(
+        VariantReport(
+            variant_id=variant,
+            sent=by_variant[variant]["sent"],
+            viewed=by_variant[variant]["viewed"],
+            clicked=by_variant[variant]["clicked"],
+            click_through_rate=_rate(by_variant[variant]["clicked"], by_variant[variant]["sent"]),
+            conversions=by_variant[variant]["conversions"],
+            conversion_rate=_rate(by_variant[variant]["conversions"], by_variant[variant]["sent"]),
+            revenue=variant_revenue[variant],
+        )
+        for variant in totals.variants
+    )
+    viewed = metric["viewed"]
+    return Report(
+        campaign_id=totals.campaign_id,
+        runs=totals.runs,
+        audience=totals.audience,
+        sent=sent,
+        failed=metric["failed"],
+        suppressed=metric["suppressed"],
+        expired=metric["expired"],
+        viewed=viewed,
+        clicked=clicked,
+        closed=metric["closed"],
+        click_through_rate=_rate(clicked, sent),
+        last_sent_time=totals.last_sent_time,
+        conversions=metric["conversions"],
+        conversion_rate=_rate(metric["conversions"], sent),
+        revenue=revenue,
+        variants=variants,
+        control_group=control_group,
+        control_group_conversions=metric["control_converted"],
+        failed_by_reason=_by_reason(status[DeliveryStatus.FAILED.value]),
+        suppressed_by_reason=_by_reason(status[DeliveryStatus.SUPPRESSED.value]),
+        expired_by_reason=_by_reason(status[DeliveryStatus.EXPIRED.value]),
+        clicked_by_button=tuple(ButtonClicks(b, n) for b, n in sorted(buttons.items()) if n),
+        browsers=browsers,
+        timeline=timeline,
+        sent_views_not_measured=not_measured,
+        view_rate=_rate(viewed, sent - not_measured),
+        unsubscribes_after_push=metric["unsubscribed"],
+        lift=(
+            lift(sent, metric["converted"], control_group, metric["control_converted"])
+            if control_group and totals.has_goal
+            else None
+        ),
+        run_id=totals.run_id,
+        test=totals.test,
+        start_time=totals.start_time,
+    )
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _run_position(after: str) -> tuple[datetime, str] | None:
+    micros, _, run_id = after.partition(":")
+    if not micros.isdigit() or not run_id or len(run_id) > ID_LENGTH:
+        return None
+    try:
+        return EPOCH + timedelta(microseconds=int(micros)), run_id
+    except OverflowError:
+        return None
 
 
 def _goal_record(goal: ConversionGoalInput) -> GoalRecord:
@@ -305,7 +543,7 @@ class Reporting:
             self._on_webhooks_queued()
         return recorded
 
-    async def campaign_report(self, site_id: str, campaign_id: str) -> CampaignReport:
+    async def campaign_report(self, site_id: str, campaign_id: str) -> Report:
         _require_id(campaign_id, "campaign_id")
         totals = await self._store.campaign_totals(site_id, campaign_id)
         if totals.runs == 0:
@@ -314,30 +552,9 @@ class Reporting:
                 f"no run was recorded for campaign {campaign_id!r} in this site",
                 campaign_id=campaign_id,
             )
-        sent = totals.outcomes.get(DeliveryStatus.SENT, 0)
-        clicked = totals.engaged.get(EngagementKind.CLICKED, 0)
-        return CampaignReport(
-            campaign_id=campaign_id,
-            runs=totals.runs,
-            audience=totals.audience,
-            sent=sent,
-            failed=totals.outcomes.get(DeliveryStatus.FAILED, 0),
-            suppressed=totals.outcomes.get(DeliveryStatus.SUPPRESSED, 0),
-            expired=totals.outcomes.get(DeliveryStatus.EXPIRED, 0),
-            viewed=totals.engaged.get(EngagementKind.VIEWED, 0),
-            clicked=clicked,
-            closed=totals.engaged.get(EngagementKind.CLOSED, 0),
-            click_through_rate=_rate(clicked, sent),
-            last_sent_time=totals.last_sent_time,
-            conversions=totals.conversions,
-            conversion_rate=_rate(totals.conversions, sent),
-            revenue=totals.revenue,
-            variants=_variants(totals),
-            control_group=totals.control_group,
-            control_group_conversions=totals.control_group_conversions,
-        )
+        return build_report(totals)
 
-    async def run_report(self, site_id: str, run_id: str) -> RunReport:
+    async def run_report(self, site_id: str, run_id: str) -> Report:
         """One run's totals; a test send's too (marked), since it is asked for by id."""
         _require_id(run_id, "run_id")
         totals = await self._store.run_totals(site_id, run_id)
@@ -347,22 +564,71 @@ class Reporting:
                 f"no audience or outcome was recorded for run {run_id!r} in this site",
                 run_id=run_id,
             )
-        sent = totals.outcomes.get(DeliveryStatus.SENT, 0)
-        clicked = totals.engaged.get(EngagementKind.CLICKED, 0)
-        return RunReport(
+        return build_report(totals)
+
+    async def list_run_reports(
+        self,
+        site_id: str,
+        campaign_id: str,
+        requested_size: int,
+        page_token: str,
+        *,
+        include_test: bool = False,
+    ) -> RunReportPage:
+        """A campaign's runs' reports, newest run first (by when it started)."""
+        _require_id(campaign_id, "campaign_id")
+        size = page_size(requested_size, default=RUN_PAGE_DEFAULT, maximum=RUN_PAGE_MAX)
+        after = decode_page_token(page_token, valid=_run_position)
+        position = _run_position(after) if after is not None else None
+        totals = await self._store.run_totals_page(
+            site_id, campaign_id, after=position, limit=size + 1, include_test=include_test
+        )
+        reports = [build_report(t) for t in totals[:size]]
+        token = ""
+        if len(totals) > size:
+            last = totals[size - 1]
+            assert last.start_time is not None
+            token = encode_page_token(f"{_micros(last.start_time)}:{last.run_id}")
+        return RunReportPage(reports, token)
+
+    async def recipient_activity(
+        self, site_id: str, run_id: str, subscriber_id: str
+    ) -> RecipientActivity:
+        _require_id(run_id, "run_id")
+        _require_id(subscriber_id, "subscriber_id")
+        record: RecipientActivityRecord | None = await self._store.recipient_activity(
+            site_id, run_id, subscriber_id
+        )
+        if record is None:
+            raise NotFound(
+                "RECIPIENT_ACTIVITY_NOT_FOUND",
+                f"nothing was recorded for subscriber {subscriber_id!r} of run {run_id!r} "
+                "in this site",
+                run_id=run_id,
+                subscriber_id=subscriber_id,
+            )
+        outcome = record.outcome
+
+        def first(kind: EngagementKind) -> datetime | None:
+            seen = record.first.get(kind)
+            return seen[0] if seen is not None else None
+
+        click = record.first.get(EngagementKind.CLICKED)
+        return RecipientActivity(
             run_id=run_id,
-            campaign_id=totals.campaign_id,
-            audience=totals.audience,
-            sent=sent,
-            failed=totals.outcomes.get(DeliveryStatus.FAILED, 0),
-            suppressed=totals.outcomes.get(DeliveryStatus.SUPPRESSED, 0),
-            expired=totals.outcomes.get(DeliveryStatus.EXPIRED, 0),
-            viewed=totals.engaged.get(EngagementKind.VIEWED, 0),
-            clicked=clicked,
-            click_through_rate=_rate(clicked, sent),
-            conversions=totals.conversions,
-            conversion_rate=_rate(totals.conversions, sent),
-            revenue=totals.revenue,
-            variants=_variants(totals),
-            test=totals.test,
+            subscriber_id=subscriber_id,
+            status=outcome.status if outcome is not None else None,
+            reason=outcome.reason if outcome is not None else "",
+            viewed_time=first(EngagementKind.VIEWED),
+            clicked_time=first(EngagementKind.CLICKED),
+            clicked_button=click[1] if click is not None else "",
+            closed_time=first(EngagementKind.CLOSED),
+            conversions=record.conversions,
+            revenue=record.revenue,
+            converted_time=record.first_conversion_time,
+            variant=outcome.variant if outcome is not None else "",
+            control_group=outcome is not None
+            and outcome.status is DeliveryStatus.SUPPRESSED
+            and outcome.reason == CONTROL_GROUP_REASON,
+            browser=outcome.browser if outcome is not None else "",
         )

@@ -44,6 +44,7 @@ from services.kit.egress import EgressPolicy, EgressRefused
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.logging import get_logger
+from services.kit.metrics import count_webhook_attempts
 from services.kit.pages import decode_page_token, encode_page_token, page_size
 from services.reporting.models import ID_LENGTH
 from services.reporting.store import (
@@ -535,6 +536,7 @@ class WebhookDispatcher:
             pause_after_dead_letters=PAUSE_AFTER_DEAD_LETTERS,
             pause_reason=pause_reason,
         )
+        count_webhook_attempts(attempt_result(result) for result in results)  # settled
         for site_id, endpoint_id in paused:
             log.warning(
                 "webhook endpoint paused: its events failed every attempt for over 24 hours",
@@ -627,3 +629,13 @@ class DispatcherLoop:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
+
+
+def attempt_result(result: AttemptResult) -> str:
+    """What an attempt came to, for clarion_webhook_attempts_total: "delivered",
+    "failed" (due again) or "dead" (no attempt left, or 410 Gone)."""
+    if result.outcome is AttemptOutcome.DELIVERED:
+        return "delivered"
+    if result.outcome is AttemptOutcome.GONE or result.next_due is None:
+        return "dead"
+    return "failed"
