@@ -8,7 +8,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CRATE := native/encrypt_rs
 BUF := npx -y @bufbuild/buf@1.75.0
 
-.PHONY: install demo test test-python check-rust lint-protos lint-imports bench clean
+.PHONY: install demo test test-python check-rust lint-protos lint-imports sdk bench clean
 
 # Reinstall only when what the wheel is built from changes.
 $(STAMP): pyproject.toml $(CRATE)/Cargo.toml $(CRATE)/Cargo.lock $(wildcard $(CRATE)/src/*.rs) $(CRATE)/encrypt_rs.pyi
@@ -22,13 +22,18 @@ install: $(STAMP)
 demo: install
 	$(PY) -m clarion demo --subscribers 1000 --json
 
-test: install check-rust lint-protos lint-imports test-python
+test: install check-rust lint-protos lint-imports sdk test-python
 
 test-python: install
 	$(PY) -m pytest
 
 check-rust:
 	cd $(CRATE) && cargo fmt --check && cargo clippy --all-targets -- -D warnings && cargo test --quiet
+
+# The web SDK (sdk/web, docs/sdk.md): npm packages from its lockfile, types, unit tests,
+# the build into sdk/web/dist and its sizes (minified and gzipped).
+sdk:
+	cd sdk/web && npm ci --no-audit --no-fund && npm run typecheck && npm test
 
 lint-protos:
 	cd protos && $(BUF) lint
@@ -40,4 +45,4 @@ bench: install
 	$(PY) -m benchmarks.encrypt --json
 
 clean:
-	rm -rf $(VENV) .clarion $(CRATE)/target
+	rm -rf $(VENV) .clarion $(CRATE)/target sdk/web/node_modules sdk/web/dist
