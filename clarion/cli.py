@@ -391,6 +391,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from clarion import demo_policies
 
         return demo_policies.main(args.people or 150, data_dir, args.json)
+    if args.scenario == "webhooks":
+        from clarion import demo_webhooks
+
+        return demo_webhooks.main(args.browsers, data_dir, args.json)
     return demo.main(args.subscribers, data_dir, args.json)
 
 
@@ -525,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--scenario",
-        choices=("send", "segments", "abandoned-cart", "recurring", "policies"),
+        choices=("send", "segments", "abandoned-cart", "recurring", "policies", "webhooks"),
         default="send",
         help="send: one campaign to every subscriber; segments: profiles and events "
         "loaded, a saved segment's reach estimated, a campaign sent to it, and the "
@@ -536,7 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
         "saving change) on a moved clock, each run's time and audience checked; policies: "
         "a personalized A/B campaign under a frequency cap, quiet hours, a throttle and a "
         "control group on a moved clock, its preview against what was delivered per hour, "
-        "each policy's expected against observed counts, and three decrypted payloads",
+        "each policy's expected against observed counts, and three decrypted payloads; "
+        "webhooks: browsers view, click (body or a button) and close a campaign with two "
+        "buttons and UTM parameters, plus a few forged events, and a local receiver checks "
+        "every webhook's signature; its counts against the report's",
     )
     demo.add_argument("--subscribers", type=int, default=1000, help="browsers (send scenario)")
     demo.add_argument(
@@ -544,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--shoppers", type=int, default=200, help="shoppers (abandoned-cart)")
     demo.add_argument("--days", type=int, default=60, help="days (recurring)")
+    demo.add_argument("--browsers", type=int, default=120, help="browsers (webhooks)")
     demo.add_argument("--data-dir", help="keep the demo's SQLite files here (default: a temporary folder)")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)

@@ -107,6 +107,35 @@ def _failed(
     )
 
 
+def _not_found(error: grpc.aio.AioRpcError, reason: str) -> bool:
+    """Whether the peer said it has no such thing (NOT_FOUND with this reason, or with
+    no ErrorInfo at all)."""
+    if error.code() != grpc.StatusCode.NOT_FOUND:
+        return False
+    info = error_info(error)
+    return info is None or info.reason == reason
+
+
+async def _get_or_none(
+    peers: Peers,
+    call: Any,
+    request: Any,
+    site_id: str,
+    step: str,
+    *,
+    service: str,
+    reason: str = "",
+) -> Any | None:
+    """`call(request)`'s response for the site; None when the peer has no such thing
+    (NOT_FOUND; with a `reason`, only with that reason or with no ErrorInfo at all)."""
+    try:
+        return await call(request, metadata=peers.metadata(site_id), timeout=peers.timeout)
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND and (not reason or _not_found(error, reason)):
+            return None
+        raise _failed(peers, step, error, service=service) from None
+
+
 def _view(message: delivery_pb2.DeliveryRun) -> DeliveryRunView:
     p = message.progress
     failure = _FAILURE.get(message.failure, "")
@@ -361,18 +390,18 @@ class GrpcDelivery:
     async def recipient_outcome(
         self, site_id: str, run_id: str, subscriber_id: str
     ) -> RecipientOutcomeView | None:
-        try:
-            response = await self._stub().GetRecipientOutcome(
-                delivery_service_pb2.GetRecipientOutcomeRequest(
-                    run_id=run_id, subscriber_id=subscriber_id
-                ),
-                metadata=self._peers.metadata(site_id),
-                timeout=self._peers.timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise _failed(self._peers, "delivery.GetRecipientOutcome", error) from None
+        response = await _get_or_none(
+            self._peers,
+            self._stub().GetRecipientOutcome,
+            delivery_service_pb2.GetRecipientOutcomeRequest(
+                run_id=run_id, subscriber_id=subscriber_id
+            ),
+            site_id,
+            "delivery.GetRecipientOutcome",
+            service="delivery",
+        )
+        if response is None:
+            return None
         outcome = response.outcome
         return RecipientOutcomeView(
             subscriber_id=outcome.subscriber_id,
@@ -493,21 +522,17 @@ SEGMENT_SERVICE_CONFIG = json.dumps(
 _SEGMENT_OPTIONS = [("grpc.service_config", SEGMENT_SERVICE_CONFIG)]
 
 
-def _not_found(error: grpc.aio.AioRpcError, reason: str) -> bool:
-    """Whether the peer said it has no such thing (NOT_FOUND with this reason, or with
-    no ErrorInfo at all)."""
-    if error.code() != grpc.StatusCode.NOT_FOUND:
-        return False
-    info = error_info(error)
-    return info is None or info.reason == reason
-
-
 class GrpcSegment:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
 
     def _internal(self) -> segment_internal_service_pb2_grpc.SegmentInternalServiceStub:
         return segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
+            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
+        )
+
+    def _public(self) -> segment_service_pb2_grpc.SegmentServiceStub:
+        return segment_service_pb2_grpc.SegmentServiceStub(
             self._peers.channel("segment", options=_SEGMENT_OPTIONS)
         )
 
@@ -566,11 +591,8 @@ class GrpcSegment:
             request.profile_id = profile_id
         else:
             request.subscriber_id = subscriber_id
-        stub = segment_service_pb2_grpc.SegmentServiceStub(
-            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
-        )
         try:
-            response = await stub.MatchProfile(
+            response = await self._public().MatchProfile(
                 request, metadata=self._peers.metadata(site_id), timeout=self._peers.timeout
             )
         except grpc.aio.AioRpcError as error:
@@ -585,19 +607,17 @@ class GrpcSegment:
         )
 
     async def subscriber(self, site_id: str, subscriber_id: str) -> SubscriberView | None:
-        stub = segment_service_pb2_grpc.SegmentServiceStub(
-            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
+        response = await _get_or_none(
+            self._peers,
+            self._public().GetSubscriber,
+            segment_service_pb2.GetSubscriberRequest(subscriber_id=subscriber_id),
+            site_id,
+            "segment.GetSubscriber",
+            service="segment",
+            reason="SUBSCRIBER_NOT_FOUND",
         )
-        try:
-            response = await stub.GetSubscriber(
-                segment_service_pb2.GetSubscriberRequest(subscriber_id=subscriber_id),
-                metadata=self._peers.metadata(site_id),
-                timeout=self._peers.timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            if _not_found(error, "SUBSCRIBER_NOT_FOUND"):
-                return None
-            raise _failed(self._peers, "segment.GetSubscriber", error, service="segment") from None
+        if response is None:
+            return None
         found = response.subscriber
         keys = found.push_subscription
         return SubscriberView(
@@ -610,29 +630,24 @@ class GrpcSegment:
         )
 
     async def profile_subscriber_ids(self, site_id: str, profile_id: str) -> list[str] | None:
-        stub = segment_service_pb2_grpc.SegmentServiceStub(
-            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
+        response = await _get_or_none(
+            self._peers,
+            self._public().GetProfile,
+            segment_service_pb2.GetProfileRequest(profile_id=profile_id),
+            site_id,
+            "segment.GetProfile",
+            service="segment",
+            reason="PROFILE_NOT_FOUND",
         )
-        try:
-            response = await stub.GetProfile(
-                segment_service_pb2.GetProfileRequest(profile_id=profile_id),
-                metadata=self._peers.metadata(site_id),
-                timeout=self._peers.timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            if _not_found(error, "PROFILE_NOT_FOUND"):
-                return None
-            raise _failed(self._peers, "segment.GetProfile", error, service="segment") from None
+        if response is None:
+            return None
         return list(response.profile.subscriber_ids)
 
     async def validate_audience(
         self, site_id: str, audience: segment_pb2.AudienceSelector
     ) -> tuple[int, ...]:
-        stub = segment_internal_service_pb2_grpc.SegmentInternalServiceStub(
-            self._peers.channel("segment", options=_SEGMENT_OPTIONS)
-        )
         try:
-            response = await stub.ValidateAudience(
+            response = await self._internal().ValidateAudience(
                 segment_internal_service_pb2.ValidateAudienceRequest(audience=audience),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,
@@ -684,14 +699,16 @@ class GrpcReporting:
     def __init__(self, peers: Peers) -> None:
         self._peers = peers
 
-    async def run_variant_tallies(self, site_id: str, run_id: str) -> list[VariantTally]:
-        stub = reporting_service_pb2_grpc.ReportingServiceStub(
+    def _stub(self) -> reporting_service_pb2_grpc.ReportingServiceStub:
+        return reporting_service_pb2_grpc.ReportingServiceStub(
             self._peers.channel(
                 "reporting", options=[("grpc.service_config", REPORTING_SERVICE_CONFIG)]
             )
         )
+
+    async def run_variant_tallies(self, site_id: str, run_id: str) -> list[VariantTally]:
         try:
-            response = await stub.GetRunReport(
+            response = await self._stub().GetRunReport(
                 reporting_service_pb2.GetRunReportRequest(run_id=run_id),
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,
@@ -715,27 +732,18 @@ class GrpcReporting:
     async def recipient_activity(
         self, site_id: str, run_id: str, subscriber_id: str
     ) -> ActivityView | None:
-        stub = reporting_service_pb2_grpc.ReportingServiceStub(
-            self._peers.channel(
-                "reporting", options=[("grpc.service_config", REPORTING_SERVICE_CONFIG)]
-            )
+        response = await _get_or_none(
+            self._peers,
+            self._stub().GetRecipientActivity,
+            reporting_service_pb2.GetRecipientActivityRequest(
+                run_id=run_id, subscriber_id=subscriber_id
+            ),
+            site_id,
+            "reporting.GetRecipientActivity",
+            service="reporting",
         )
-        try:
-            response = await stub.GetRecipientActivity(
-                reporting_service_pb2.GetRecipientActivityRequest(
-                    run_id=run_id, subscriber_id=subscriber_id
-                ),
-                metadata=self._peers.metadata(site_id),
-                timeout=self._peers.timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                # Reporting recorded nothing of the recipient.
-                return None
-            failure = _failed(
-                self._peers, "reporting.GetRecipientActivity", error, service="reporting"
-            )
-            raise failure from None
+        if response is None:
+            return None  # reporting recorded nothing of the recipient
         activity = response.activity
         return ActivityView(
             viewed_time=_time(activity, "viewed_time"),

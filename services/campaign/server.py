@@ -3,9 +3,6 @@ only) and CampaignService in one server."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -46,6 +43,7 @@ from services.kit.errors import NotFound
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
 from services.kit.logging import get_logger
 from services.kit.peers import Peers
+from services.kit.periodic import PeriodicLoop
 
 log = get_logger(__name__)
 
@@ -479,12 +477,12 @@ async def create_server(
     live = LiveCampaigns(store, clock, segment, on_runs=campaigns.handoff_wanted.set)
     live_loop = PeriodicLoop(
         "campaign-live", live.run_once, live_interval_seconds,
-        failure="acting on live campaigns' events failed; will retry",
+        failure="acting on live campaigns' events failed; will retry", logger=log,
     )  # fmt: skip
     handoff = HandoffLoop(campaigns, HANDOFF_INTERVAL_SECONDS)
     scheduler = PeriodicLoop(
         "campaign-scheduler", campaigns.start_due, scheduler_interval_seconds,
-        failure="starting scheduled runs failed; will retry",
+        failure="starting scheduled runs failed; will retry", logger=log,
     )  # fmt: skip
     resolver = site_resolver if site_resolver is not None else LocalSiteResolver(sites)
     site_servicer = SiteServicer(sites)
@@ -515,47 +513,6 @@ async def create_server(
     )
 
 
-class PeriodicLoop:
-    """Calls `work` every `interval_seconds` (sooner when `wanted` is set) until stopped;
-    a failure is logged and the next round tries again."""
-
-    def __init__(
-        self,
-        name: str,
-        work: Callable[[], Awaitable[object]],
-        interval_seconds: float,
-        *,
-        failure: str,
-        wanted: asyncio.Event | None = None,
-    ) -> None:
-        self._name = name
-        self._work = work
-        self._interval = interval_seconds
-        self._failure = failure
-        self._wanted = wanted or asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self._name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self._work()
-            except Exception:
-                log.exception(self._failure)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), self._interval)
-            self._wanted.clear()
-
-
 class HandoffLoop(PeriodicLoop):
     """Hands runs to delivery in the background until delivery confirms each, so a
     campaign process killed after SendCampaignNow answered still gets its run sent."""
@@ -564,5 +521,5 @@ class HandoffLoop(PeriodicLoop):
         super().__init__(
             "campaign-handoff", campaigns.hand_off_pending, max(interval_seconds, 0.5),
             failure="handing runs to delivery failed; will retry",
-            wanted=campaigns.handoff_wanted,
+            wanted=campaigns.handoff_wanted, logger=log,
         )  # fmt: skip

@@ -1922,19 +1922,24 @@ class DeliveryStore:
 
     # One recipient.
 
+    def _recipient_row(self, statement: Any, site_id: str, run_id: str, subscriber_id: str) -> Any:
+        """`statement`'s row for the run's recipient `subscriber_id`; None when the run
+        has no such recipient. (In the database thread.)"""
+        with self._sync.connect() as conn:
+            return conn.execute(
+                statement.where(
+                    RECIPIENTS.c.site_id == site_id,
+                    RECIPIENTS.c.run_id == run_id,
+                    RECIPIENTS.c.subscriber_id == subscriber_id,
+                )
+            ).first()
+
     @_in_db_thread
     def recipient(self, site_id: str, run_id: str, subscriber_id: str) -> RecipientView | None:
-        statement = (
-            select(RECIPIENTS, CHUNKS.c.queue_time)
-            .join(CHUNKS, CHUNKS.c.chunk_id == RECIPIENTS.c.chunk_id, isouter=True)
-            .where(
-                RECIPIENTS.c.site_id == site_id,
-                RECIPIENTS.c.run_id == run_id,
-                RECIPIENTS.c.subscriber_id == subscriber_id,
-            )
+        statement = select(RECIPIENTS, CHUNKS.c.queue_time).join(
+            CHUNKS, CHUNKS.c.chunk_id == RECIPIENTS.c.chunk_id, isouter=True
         )
-        with self._sync.connect() as conn:
-            row = (conn.execute(statement)).first()
+        row = self._recipient_row(statement, site_id, run_id, subscriber_id)
         if row is None:
             return None
         return RecipientView(
@@ -1964,34 +1969,24 @@ class DeliveryStore:
             & (VARIANTS.c.run_id == RECIPIENTS.c.run_id)
             & (VARIANTS.c.variant_id == RECIPIENTS.c.variant)
         )
-        statement = (
-            select(
-                RECIPIENTS.c.state,
-                RECIPIENTS.c.finish_time,
-                RECIPIENTS.c.browser,
-                RECIPIENTS.c.variant,
-                RECIPIENTS.c.context,
-                RUNS.c.campaign_id,
-                RUNS.c.payload,
-                RUNS.c.content_options,
-                VARIANTS.c.payload.label("variant_payload"),
-                VARIANTS.c.content_options.label("variant_options"),
-            )
-            .select_from(
-                RECIPIENTS.join(
-                    RUNS,
-                    (RUNS.c.site_id == RECIPIENTS.c.site_id)
-                    & (RUNS.c.run_id == RECIPIENTS.c.run_id),
-                ).outerjoin(VARIANTS, variant_joined)
-            )
-            .where(
-                RECIPIENTS.c.site_id == site_id,
-                RECIPIENTS.c.run_id == run_id,
-                RECIPIENTS.c.subscriber_id == subscriber_id,
-            )
+        statement = select(
+            RECIPIENTS.c.state,
+            RECIPIENTS.c.finish_time,
+            RECIPIENTS.c.browser,
+            RECIPIENTS.c.variant,
+            RECIPIENTS.c.context,
+            RUNS.c.campaign_id,
+            RUNS.c.payload,
+            RUNS.c.content_options,
+            VARIANTS.c.payload.label("variant_payload"),
+            VARIANTS.c.content_options.label("variant_options"),
+        ).select_from(
+            RECIPIENTS.join(
+                RUNS,
+                (RUNS.c.site_id == RECIPIENTS.c.site_id) & (RUNS.c.run_id == RECIPIENTS.c.run_id),
+            ).outerjoin(VARIANTS, variant_joined)
         )
-        with self._sync.connect() as conn:
-            row = conn.execute(statement).first()
+        row = self._recipient_row(statement, site_id, run_id, subscriber_id)
         if row is None:
             return None
         return ClickRecipient(

@@ -35,6 +35,7 @@ from prometheus_client import (
 from services.kit.config import DEFAULT_PUSH_SERVICE_HOSTS
 from services.kit.logging import get_logger
 from services.kit.operator import listen_failed
+from services.kit.periodic import PeriodicLoop
 
 log = get_logger("clarion.metrics")
 
@@ -228,9 +229,9 @@ def _age(since: datetime | None, now: datetime) -> float:
     return max(0.0, (now - since).total_seconds())
 
 
-class GaugeRefresher:
+class GaugeRefresher(PeriodicLoop):
     """Runs `refresh` now and every `interval` seconds while started (on_start/on_stop
-    hooks of a server); a failing refresh is logged and tried again next time."""
+    hooks of a server); a failing refresh is logged (a warning) and tried again next time."""
 
     def __init__(
         self,
@@ -238,29 +239,12 @@ class GaugeRefresher:
         refresh: Callable[[], Awaitable[None]],
         interval: float = GAUGE_REFRESH_SECONDS,
     ) -> None:
-        self._name = name
-        self._refresh = refresh
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(
+            name, refresh, interval, failure="refreshing metrics failed; will retry", logger=log
+        )
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name=self._name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self._refresh()
-            except Exception:
-                log.warning("refreshing metrics failed; will retry", task=self._name, exc_info=True)
-            await asyncio.sleep(self._interval)
+    def _failed(self) -> None:
+        log.warning(self._failure, task=self._name, exc_info=True)
 
 
 # --- gRPC -----------------------------------------------------------------------------

@@ -6,10 +6,7 @@ the server factory, which also starts the conversion follower
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +31,7 @@ from services.kit.grpcserver import ManagedServer, build_service_server, open_se
 from services.kit.logging import get_logger
 from services.kit.metrics import GaugeRefresher, set_webhook_backlog
 from services.kit.peers import Peers
+from services.kit.periodic import PeriodicLoop
 from services.reporting.adapters.segment_feed import GrpcEventFeed
 from services.reporting.adapters.webhook_sender import WebhookSender
 from services.reporting.domain.conversions import (
@@ -221,8 +219,8 @@ def _reasons(counts: Any) -> list[reporting_pb2.ReasonCount]:
     ]
 
 
-def _breakdowns(report: Report) -> dict[str, Any]:
-    """The fields CampaignReport and RunReport share beyond the totals."""
+def _report_fields(report: Report) -> dict[str, Any]:
+    """The fields CampaignReport and RunReport share (all but run_id, test and runs)."""
     browsers = sorted(
         (
             reporting_pb2.BrowserReport(
@@ -245,6 +243,22 @@ def _breakdowns(report: Report) -> dict[str, Any]:
         key=lambda b: b.browser,
     )
     fields: dict[str, Any] = {
+        "campaign_id": report.campaign_id,
+        "audience": report.audience,
+        "sent": report.sent,
+        "failed": report.failed,
+        "suppressed": report.suppressed,
+        "expired": report.expired,
+        "viewed": report.viewed,
+        "clicked": report.clicked,
+        "closed": report.closed,
+        "click_through_rate": report.click_through_rate,
+        "conversions": report.conversions,
+        "conversion_rate": report.conversion_rate,
+        "revenue": report.revenue,
+        "variants": _variants_to_proto(report.variants),
+        "control_group": report.control_group,
+        "control_group_conversions": report.control_group_conversions,
         "failed_by_reason": _reasons(report.failed_by_reason),
         "suppressed_by_reason": _reasons(report.suppressed_by_reason),
         "expired_by_reason": _reasons(report.expired_by_reason),
@@ -274,50 +288,11 @@ def _breakdowns(report: Report) -> dict[str, Any]:
 
 
 def _run_report_to_proto(report: Report) -> reporting_pb2.RunReport:
-    return reporting_pb2.RunReport(
-        run_id=report.run_id,
-        campaign_id=report.campaign_id,
-        audience=report.audience,
-        sent=report.sent,
-        failed=report.failed,
-        suppressed=report.suppressed,
-        expired=report.expired,
-        viewed=report.viewed,
-        clicked=report.clicked,
-        closed=report.closed,
-        click_through_rate=report.click_through_rate,
-        conversions=report.conversions,
-        conversion_rate=report.conversion_rate,
-        revenue=report.revenue,
-        variants=_variants_to_proto(report.variants),
-        test=report.test,
-        control_group=report.control_group,
-        control_group_conversions=report.control_group_conversions,
-        **_breakdowns(report),
-    )
+    return reporting_pb2.RunReport(run_id=report.run_id, test=report.test, **_report_fields(report))
 
 
 def _report_to_proto(report: Report) -> reporting_pb2.CampaignReport:
-    return reporting_pb2.CampaignReport(
-        campaign_id=report.campaign_id,
-        audience=report.audience,
-        sent=report.sent,
-        failed=report.failed,
-        suppressed=report.suppressed,
-        expired=report.expired,
-        viewed=report.viewed,
-        clicked=report.clicked,
-        closed=report.closed,
-        click_through_rate=report.click_through_rate,
-        runs=report.runs,
-        conversions=report.conversions,
-        conversion_rate=report.conversion_rate,
-        revenue=report.revenue,
-        variants=_variants_to_proto(report.variants),
-        control_group=report.control_group,
-        control_group_conversions=report.control_group_conversions,
-        **_breakdowns(report),
-    )
+    return reporting_pb2.CampaignReport(runs=report.runs, **_report_fields(report))
 
 
 def _activity_to_proto(activity: RecipientActivity) -> reporting_pb2.RecipientActivity:
@@ -623,6 +598,7 @@ async def create_server(
         follower.run_once,
         conversion_interval_seconds,
         failure="crediting conversions failed; will retry",
+        logger=log,
     )
     unsubscribes = UnsubscribeFollower(store, clock, GrpcEventFeed(peers), settle=conversion_settle)
     unsubscribe_loop = PeriodicLoop(
@@ -630,6 +606,7 @@ async def create_server(
         unsubscribes.run_once,
         unsubscribe_interval_seconds,
         failure="crediting unsubscribes failed; will retry",
+        logger=log,
     )
     public = ReportingServicer(reporting)
     internal = ReportingInternalServicer(reporting)
@@ -677,40 +654,3 @@ async def create_server(
         on_start=on_start,
         on_stop=on_stop,
     )
-
-
-class PeriodicLoop:
-    """Calls `work` every `interval_seconds` until stopped; a failure is logged and the
-    next round tries again."""
-
-    def __init__(
-        self,
-        name: str,
-        work: Callable[[], Awaitable[object]],
-        interval_seconds: float,
-        *,
-        failure: str,
-    ) -> None:
-        self._name = name
-        self._work = work
-        self._interval = interval_seconds
-        self._failure = failure
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self._name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self._work()
-            except Exception:
-                log.exception(self._failure)
-            await asyncio.sleep(self._interval)

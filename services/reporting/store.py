@@ -465,6 +465,33 @@ def _counts_toward_goal() -> ColumnElement[bool]:
     )
 
 
+def _at_cursor(site_id: str, event_name: str, cursor: str) -> tuple[ColumnElement[bool], ...]:
+    """The site's feed cursor of `event_name` while it still reads `cursor`."""
+    return (
+        FeedCursor.site_id == site_id,
+        FeedCursor.event_name == event_name,
+        FeedCursor.cursor == cursor,
+    )
+
+
+async def _move_cursor(
+    session: AsyncSession,
+    site_id: str,
+    event_name: str,
+    cursor_from: str,
+    cursor_to: str,
+    now: datetime,
+) -> bool:
+    """Moves the site's feed cursor of `event_name` from `cursor_from` to `cursor_to`;
+    False (nothing moved) when it no longer read `cursor_from`."""
+    moved = await session.execute(
+        update(FeedCursor)
+        .where(*_at_cursor(site_id, event_name, cursor_from))
+        .values(cursor=cursor_to, update_time=now)
+    )
+    return moved.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
 class _InsertIgnoringRepeats:
     """One statement per table, fixed text, that inserts a whole batch of one site's
     rows and skips rows whose natural key is already stored (or repeated in the batch);
@@ -1491,12 +1518,7 @@ class ReportingStore:
             ).all()
             for site_id, event_name, cursor in stale:
                 await session.execute(
-                    delete(FeedCursor).where(
-                        FeedCursor.site_id == site_id,
-                        FeedCursor.event_name == event_name,
-                        FeedCursor.cursor == cursor,
-                        ~still_open,
-                    )
+                    delete(FeedCursor).where(*_at_cursor(site_id, event_name, cursor), ~still_open)
                 )
             return len(stale)
 
@@ -1533,11 +1555,7 @@ class ReportingStore:
         """Drops the cursor if it is still `cursor` (the next pass starts a new one)."""
         async with self._sessions.begin() as session:
             await session.execute(
-                delete(FeedCursor).where(
-                    FeedCursor.site_id == site_id,
-                    FeedCursor.event_name == event_name,
-                    FeedCursor.cursor == cursor,
-                )
+                delete(FeedCursor).where(*_at_cursor(site_id, event_name, cursor))
             )
 
     async def goal_touches(
@@ -1635,31 +1653,16 @@ class ReportingStore:
         whose event is stored already, or a (run, profile) control conversion, is kept
         as it was."""
         async with self._sessions.begin() as session:
-            moved = await session.execute(
-                update(FeedCursor)
-                .where(
-                    FeedCursor.site_id == site_id,
-                    FeedCursor.event_name == event_name,
-                    FeedCursor.cursor == cursor_from,
-                )
-                .values(cursor=cursor_to, update_time=now)
-            )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
+            if not await _move_cursor(session, site_id, event_name, cursor_from, cursor_to, now):
                 return False
             counts = _Counts()
             if conversions:
-                new_ids = set(
-                    (
-                        await session.execute(
-                            self._insert(Conversion)
-                            .values([{"site_id": site_id, **asdict(c)} for c in conversions])
-                            .on_conflict_do_nothing(
-                                index_elements=[Conversion.site_id, Conversion.event_id]
-                            )
-                            .returning(Conversion.event_id)
-                        )
-                    ).scalars()
-                )
+                new_ids = {
+                    event_id
+                    for (event_id,) in await self._insert_new(
+                        session, Conversion, site_id, conversions, [Conversion.event_id]
+                    )
+                }
                 # Each new event once (a page naming an event twice stores it once).
                 new: dict[str, ConversionRecord] = {}
                 for c in conversions:
@@ -1667,20 +1670,13 @@ class ReportingStore:
                         new.setdefault(c.event_id, c)
                 await self._count_conversions(session, site_id, list(new.values()), counts)
             if controls:
-                new_controls = (
-                    await session.execute(
-                        self._insert(ControlConversion)
-                        .values([{"site_id": site_id, **asdict(c)} for c in controls])
-                        .on_conflict_do_nothing(
-                            index_elements=[
-                                ControlConversion.site_id,
-                                ControlConversion.run_id,
-                                ControlConversion.profile_id,
-                            ]
-                        )
-                        .returning(ControlConversion.run_id, ControlConversion.profile_id)
-                    )
-                ).all()
+                new_controls = await self._insert_new(
+                    session,
+                    ControlConversion,
+                    site_id,
+                    controls,
+                    [ControlConversion.run_id, ControlConversion.profile_id],
+                )
                 if new_controls:
                     # In recipients: every held-out subscriber of the profile in the run.
                     held_out = await session.execute(
@@ -1699,6 +1695,24 @@ class ReportingStore:
                         counts.add(run_id, "", "", "control_converted", n=int(n))
             await self._apply_counts(session, site_id, counts)
         return True
+
+    async def _insert_new(
+        self,
+        session: AsyncSession,
+        model: Any,
+        site_id: str,
+        records: Sequence[Any],
+        keys: Sequence[Any],
+    ) -> list[tuple[Any, ...]]:
+        """Stores the records (dataclasses) as the site's rows of `model`, but none whose
+        key (site_id and `keys`) is stored already; returns the `keys` of those stored."""
+        rows = await session.execute(
+            self._insert(model)
+            .values([{"site_id": site_id, **asdict(record)} for record in records])
+            .on_conflict_do_nothing(index_elements=[model.site_id, *keys])
+            .returning(*keys)
+        )
+        return [tuple(row) for row in rows]
 
     async def _count_conversions(
         self,
@@ -1761,11 +1775,7 @@ class ReportingStore:
             ).all()
             for site_id, cursor in stale:
                 await session.execute(
-                    delete(FeedCursor).where(
-                        FeedCursor.site_id == site_id,
-                        FeedCursor.event_name == UNSUBSCRIBE_CURSOR,
-                        FeedCursor.cursor == cursor,
-                    )
+                    delete(FeedCursor).where(*_at_cursor(site_id, UNSUBSCRIBE_CURSOR, cursor))
                 )
             return len(stale)
 
@@ -1824,31 +1834,18 @@ class ReportingStore:
         transaction; False (nothing stored) when another replica moved it first. An
         event credited before is not counted again."""
         async with self._sessions.begin() as session:
-            moved = await session.execute(
-                update(FeedCursor)
-                .where(
-                    FeedCursor.site_id == site_id,
-                    FeedCursor.event_name == UNSUBSCRIBE_CURSOR,
-                    FeedCursor.cursor == cursor_from,
-                )
-                .values(cursor=cursor_to, update_time=now)
-            )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
+            if not await _move_cursor(
+                session, site_id, UNSUBSCRIBE_CURSOR, cursor_from, cursor_to, now
+            ):
                 return False
             if not credits:
                 return True
-            new_ids = set(
-                (
-                    await session.execute(
-                        self._insert(UnsubscribeCredit)
-                        .values([{"site_id": site_id, **asdict(c)} for c in credits])
-                        .on_conflict_do_nothing(
-                            index_elements=[UnsubscribeCredit.site_id, UnsubscribeCredit.event_id]
-                        )
-                        .returning(UnsubscribeCredit.event_id)
-                    )
-                ).scalars()
-            )
+            new_ids = {
+                event_id
+                for (event_id,) in await self._insert_new(
+                    session, UnsubscribeCredit, site_id, credits, [UnsubscribeCredit.event_id]
+                )
+            }
             counts = _Counts()
             first = {}
             for credit in credits:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -657,20 +658,26 @@ class Stack:
         return response.outcome
 
 
-@pytest.fixture(scope="module", params=ENCRYPTORS)
-async def stack(
-    request: pytest.FixtureRequest, settings_factory, simulator: PushServiceSimulator
+@contextlib.asynccontextmanager
+async def running_stack(
+    settings: Settings,
+    simulator: PushServiceSimulator,
+    *,
+    reporting_settings: Settings | None = None,
 ) -> AsyncIterator[Stack]:
-    settings: Settings = settings_factory(encryptor=request.param, **FAST_DELIVERY)
+    """Campaign, segment, reporting (with `reporting_settings` when given) and delivery
+    servers on ephemeral ports, and stubs to them; stopped when the block ends."""
+    reporting_settings = reporting_settings or settings
     servers: dict[str, ManagedServer] = {
         "campaign": await create_campaign_server("127.0.0.1:0", settings),
         "segment": await create_segment_server("127.0.0.1:0", settings),
-        "reporting": await create_reporting_server("127.0.0.1:0", settings),
+        "reporting": await create_reporting_server("127.0.0.1:0", reporting_settings),
         "delivery": await create_delivery_server("127.0.0.1:0", settings),
     }
     # Peers open their channels lazily, so the addresses can be filled in after binding.
     for name, server in servers.items():
-        setattr(settings, f"{name}_address", server.address)
+        for each in (settings, reporting_settings):
+            setattr(each, f"{name}_address", server.address)
     for server in servers.values():
         await server.start()
     channels = {name: client_channel(server.address) for name, server in servers.items()}
@@ -689,3 +696,12 @@ async def stack(
         # Delivery first, so in-flight sends finish while their peers are still up.
         for name in ("delivery", "campaign", "segment", "reporting"):
             await servers[name].stop()
+
+
+@pytest.fixture(scope="module", params=ENCRYPTORS)
+async def stack(
+    request: pytest.FixtureRequest, settings_factory, simulator: PushServiceSimulator
+) -> AsyncIterator[Stack]:
+    settings: Settings = settings_factory(encryptor=request.param, **FAST_DELIVERY)
+    async with running_stack(settings, simulator) as running:
+        yield running

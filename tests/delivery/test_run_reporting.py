@@ -24,32 +24,26 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 
 from clarion.common.v1 import common_pb2
-from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2_grpc
+from clarion.delivery.v1 import delivery_pb2
 from clarion.reporting.v1 import (
     reporting_internal_service_pb2,
     reporting_internal_service_pb2_grpc,
     reporting_pb2,
     reporting_service_pb2,
-    reporting_service_pb2_grpc,
     webhook_pb2,
     webhook_service_pb2,
     webhook_service_pb2_grpc,
 )
-from clarion.segment.v1 import profile_pb2, segment_service_pb2, segment_service_pb2_grpc
+from clarion.segment.v1 import profile_pb2, segment_service_pb2
 from clarion.simulator import PushServiceSimulator
 from clarion.simulator.model import Behaviour
-from services.campaign.server import create_server as create_campaign_server
 from services.delivery.domain.descriptions import RunDescription
 from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.rules import PushAnswer
 from services.delivery.domain.runs import DeliveryRuns, RunRequest
-from services.delivery.server import create_server as create_delivery_server
 from services.kit.db import create_sync_engine_for
 from services.kit.errors import InvalidArgument
-from services.kit.grpcserver import ManagedServer, client_channel
-from services.reporting.server import create_server as create_reporting_server
 from services.reporting.settings import ReportingSettings
-from services.segment.server import create_server as create_segment_server
 from tests.delivery.conftest import (
     FAST_DELIVERY,
     FAST_ENCRYPTOR,
@@ -59,6 +53,7 @@ from tests.delivery.conftest import (
     eventually,
     harness_settings,
     members,
+    running_stack,
     shared_payload,
 )
 from tests.reporting.webhook_receiver import WebhookReceiver
@@ -89,32 +84,8 @@ async def webhook_stack(
     reporting_settings = ReportingSettings(
         **{**settings.model_dump(), "webhook_allow_private_addresses": True}
     )
-    servers: dict[str, ManagedServer] = {
-        "campaign": await create_campaign_server("127.0.0.1:0", settings),
-        "segment": await create_segment_server("127.0.0.1:0", settings),
-        "reporting": await create_reporting_server("127.0.0.1:0", reporting_settings),
-        "delivery": await create_delivery_server("127.0.0.1:0", settings),
-    }
-    for name, server in servers.items():
-        for each in (settings, reporting_settings):
-            setattr(each, f"{name}_address", server.address)
-    for server in servers.values():
-        await server.start()
-    channels = {name: client_channel(server.address) for name, server in servers.items()}
-    try:
-        yield Stack(
-            settings=settings,
-            delivery=delivery_service_pb2_grpc.DeliveryServiceStub(channels["delivery"]),
-            segment=segment_service_pb2_grpc.SegmentServiceStub(channels["segment"]),
-            reporting=reporting_service_pb2_grpc.ReportingServiceStub(channels["reporting"]),
-            simulator=simulator,
-            channels=channels,
-        )
-    finally:
-        for channel in channels.values():
-            await channel.close()
-        for name in ("delivery", "campaign", "segment", "reporting"):
-            await servers[name].stop()
+    async with running_stack(settings, simulator, reporting_settings=reporting_settings) as running:
+        yield running
 
 
 class TestReportingHearsOfARunAtItsStart:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -182,7 +182,11 @@ def credit(events: Sequence[GoalEvent], touches: Sequence[GoalTouch]) -> Credits
     return Credits(conversions, list(controls.values()))
 
 
-class ConversionFollower:
+class _FeedFollower:
+    """Reads a site's events of one name from a cursor reporting keeps, a page of settled
+    events at a time; each page's credits are stored in the transaction that moves the
+    cursor (see the module docstring)."""
+
     def __init__(
         self,
         store: ReportingStore,
@@ -197,6 +201,70 @@ class ConversionFollower:
         self._settle = settle
         self._failure_logged = OncePer(FAILURE_LOG_SECONDS, max_keys=256)
 
+    async def _follow_feed(
+        self,
+        site_id: str,
+        event_name: str,
+        cursor_name: str,
+        now: datetime,
+        store_page: Callable[[str, GoalEventPage], Awaitable[int | None]],
+        *,
+        warn_refused: bool = False,
+    ) -> int:
+        """Reads `event_name`'s events on from the cursor `cursor_name`, up to
+        FEED_PAGES_PER_PASS pages. `store_page(cursor, page)` stores what a page credits
+        and moves the cursor from `cursor` past it: the number credited, or None when
+        another replica acted on the page first. Returns the number credited."""
+        cursor = await self._store.feed_cursor(site_id, cursor_name)
+        if cursor is None:
+            # A new cursor: its events from now on (the feed cannot be read from a time,
+            # and the site's whole history is not worth reading for it).
+            start = await self._feed.read(site_id, event_name, "", 1, start_at_end=True)
+            cursor = await self._store.start_feed_cursor(
+                site_id, cursor_name, start.next_cursor, now
+            )
+        settled = now - self._settle
+        credited = 0
+        for _ in range(FEED_PAGES_PER_PASS):
+            try:
+                page = await self._feed.read(site_id, event_name, cursor, FEED_PAGE_SIZE)
+            except CursorRefused:
+                if warn_refused:
+                    log.warning(
+                        "segment refused the stored feed cursor; reading goal events from now on",
+                        site_id=site_id,
+                        event_name=event_name,
+                    )
+                await self._store.forget_feed_cursor(site_id, cursor_name, cursor)
+                return credited
+            if not page.events and page.next_cursor == cursor:
+                break
+            ready = 0
+            while ready < len(page.events) and page.events[ready].receive_time <= settled:
+                ready += 1
+            partial = ready < len(page.events)
+            if partial:
+                if ready == 0:
+                    break
+                # Only the settled events: read them again as a page of their own, for
+                # the cursor just after them.
+                head = page.events[:ready]
+                page = await self._feed.read(site_id, event_name, cursor, ready)
+                if [e.event_id for e in page.events] != [
+                    e.event_id for e in head[: len(page.events)]
+                ]:
+                    break  # not the events read a moment ago; try again next pass
+            stored = await store_page(cursor, page)
+            if stored is None:
+                break  # another replica acted on this page first
+            credited += stored
+            cursor = page.next_cursor
+            if partial:
+                break
+        return credited
+
+
+class ConversionFollower(_FeedFollower):
     async def run_once(self) -> int:
         """One pass: every followed goal name reads its events on and credits them.
         Returns the conversions credited."""
@@ -224,44 +292,7 @@ class ConversionFollower:
         return sum(await asyncio.gather(*(follow(goal) for goal in goals)))
 
     async def _follow(self, goal: FollowedGoal, now: datetime) -> int:
-        cursor = await self._store.feed_cursor(goal.site_id, goal.event_name)
-        if cursor is None:
-            # A new goal name: its events from now on (the feed cannot be read from a
-            # time, and the site's whole history is not worth reading for it).
-            start = await self._feed.read(goal.site_id, goal.event_name, "", 1, start_at_end=True)
-            cursor = await self._store.start_feed_cursor(
-                goal.site_id, goal.event_name, start.next_cursor, now
-            )
-        settled = now - self._settle
-        credited = 0
-        for _ in range(FEED_PAGES_PER_PASS):
-            try:
-                page = await self._feed.read(goal.site_id, goal.event_name, cursor, FEED_PAGE_SIZE)
-            except CursorRefused:
-                log.warning(
-                    "segment refused the stored feed cursor; reading goal events from now on",
-                    site_id=goal.site_id,
-                    event_name=goal.event_name,
-                )
-                await self._store.forget_feed_cursor(goal.site_id, goal.event_name, cursor)
-                return credited
-            if not page.events and page.next_cursor == cursor:
-                break
-            ready = 0
-            while ready < len(page.events) and page.events[ready].receive_time <= settled:
-                ready += 1
-            partial = ready < len(page.events)
-            if partial:
-                if ready == 0:
-                    break
-                # Only the settled events: read them again as a page of their own, for
-                # the cursor just after them.
-                head = page.events[:ready]
-                page = await self._feed.read(goal.site_id, goal.event_name, cursor, ready)
-                if [e.event_id for e in page.events] != [
-                    e.event_id for e in head[: len(page.events)]
-                ]:
-                    break  # not the events read a moment ago; try again next pass
+        async def store_page(cursor: str, page: GoalEventPage) -> int | None:
             credits = await self._credit(goal, page.events)
             applied = await self._store.apply_conversion_page(
                 goal.site_id,
@@ -272,13 +303,11 @@ class ConversionFollower:
                 credits.controls,
                 now,
             )
-            if not applied:
-                break  # another replica acted on this page first
-            credited += len(credits.conversions)
-            cursor = page.next_cursor
-            if partial:
-                break
-        return credited
+            return len(credits.conversions) if applied else None
+
+        return await self._follow_feed(
+            goal.site_id, goal.event_name, goal.event_name, now, store_page, warn_refused=True
+        )
 
     async def _credit(self, goal: FollowedGoal, events: Sequence[GoalEvent]) -> Credits:
         known = [event for event in events if event.profile_id]
@@ -317,22 +346,8 @@ def credit_unsubscribes(
     return credits
 
 
-class UnsubscribeFollower:
+class UnsubscribeFollower(_FeedFollower):
     """Follows every sending site's "Unsubscribed" events (see the module docstring)."""
-
-    def __init__(
-        self,
-        store: ReportingStore,
-        clock: Clock,
-        feed: EventFeedPort,
-        *,
-        settle: timedelta = SETTLE,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self._feed = feed
-        self._settle = settle
-        self._failure_logged = OncePer(FAILURE_LOG_SECONDS, max_keys=256)
 
     async def run_once(self) -> int:
         """One pass over the sites that sent in the window; returns the credits stored."""
@@ -358,35 +373,7 @@ class UnsubscribeFollower:
         return sum(await asyncio.gather(*(follow(site_id) for site_id in sites)))
 
     async def _follow(self, site_id: str, now: datetime) -> int:
-        cursor = await self._store.feed_cursor(site_id, UNSUBSCRIBE_CURSOR)
-        if cursor is None:
-            start = await self._feed.read(site_id, UNSUBSCRIBED_EVENT, "", 1, start_at_end=True)
-            cursor = await self._store.start_feed_cursor(
-                site_id, UNSUBSCRIBE_CURSOR, start.next_cursor, now
-            )
-        settled = now - self._settle
-        credited = 0
-        for _ in range(FEED_PAGES_PER_PASS):
-            try:
-                page = await self._feed.read(site_id, UNSUBSCRIBED_EVENT, cursor, FEED_PAGE_SIZE)
-            except CursorRefused:
-                await self._store.forget_feed_cursor(site_id, UNSUBSCRIBE_CURSOR, cursor)
-                return credited
-            if not page.events and page.next_cursor == cursor:
-                break
-            ready = 0
-            while ready < len(page.events) and page.events[ready].receive_time <= settled:
-                ready += 1
-            partial = ready < len(page.events)
-            if partial:
-                if ready == 0:
-                    break
-                head = page.events[:ready]
-                page = await self._feed.read(site_id, UNSUBSCRIBED_EVENT, cursor, ready)
-                if [e.event_id for e in page.events] != [
-                    e.event_id for e in head[: len(page.events)]
-                ]:
-                    break
+        async def store_page(cursor: str, page: GoalEventPage) -> int | None:
             known = [event for event in page.events if event.subscriber_id]
             pushes = (
                 await self._store.pushes_before(
@@ -402,9 +389,9 @@ class UnsubscribeFollower:
             if not await self._store.apply_unsubscribe_page(
                 site_id, cursor, page.next_cursor, credits, now
             ):
-                break
-            credited += len(credits)
-            cursor = page.next_cursor
-            if partial:
-                break
-        return credited
+                return None
+            return len(credits)
+
+        return await self._follow_feed(
+            site_id, UNSUBSCRIBED_EVENT, UNSUBSCRIBE_CURSOR, now, store_page
+        )

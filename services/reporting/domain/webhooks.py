@@ -93,6 +93,10 @@ JITTER = 0.2
 PAUSE_AFTER_DEAD_LETTERS = 3
 # How long a claimed message is held: longer than one attempt can take (10 s).
 LEASE = timedelta(seconds=60)
+# A claim settles what answered within this at once; the rest when it ends.
+SETTLE_WINDOW = timedelta(seconds=1)
+# Claims whose leftovers may be open at once per dispatcher, before it waits to claim more.
+MAX_STRAGGLING = 8
 
 _EVENT_ACTIONS = {
     WebhookEventType.VIEW: "View",
@@ -518,18 +522,58 @@ class WebhookDispatcher:
         self._signing_clock = signing_clock or SystemClock()
         self._batch_size = batch_size
         self._jitter = jitter or (lambda: random.uniform(1 - JITTER, 1 + JITTER))
+        # Tasks settling the requests a claim left open past SETTLE_WINDOW.
+        self._stragglers: set[asyncio.Task[None]] = set()
 
     @property
     def batch_size(self) -> int:
         return self._batch_size
 
     async def run_once(self) -> int:
-        """One claim's worth; returns how many messages it attempted."""
+        """One claim's worth; returns how many messages it attempted.
+
+        What answers within SETTLE_WINDOW is settled at once; requests still open then
+        (a receiver hanging until the timeout) are settled by a task of their own when
+        they end, so one hanging request does not hold its batch-mates' results, nor the
+        next claim. At most MAX_STRAGGLING claims' leftovers are open at a time."""
+        while len(self._stragglers) >= MAX_STRAGGLING:
+            await asyncio.wait(self._stragglers, return_when=asyncio.FIRST_COMPLETED)
         now = self._clock.now()
         claimed = await self._store.claim_webhook_messages(now, LEASE, self._batch_size)
         if not claimed:
             return 0
-        results = await asyncio.gather(*(self._attempt(message, now) for message in claimed))
+        attempts = [asyncio.ensure_future(self._attempt(message, now)) for message in claimed]
+        done, pending = await asyncio.wait(attempts, timeout=SETTLE_WINDOW.total_seconds())
+        if done:
+            await self._settle([task.result() for task in done])
+        if pending:
+            straggler = asyncio.create_task(self._settle_when_done(pending))
+            self._stragglers.add(straggler)
+            straggler.add_done_callback(self._stragglers.discard)
+        return len(claimed)
+
+    async def _settle_when_done(self, pending: set[asyncio.Future[AttemptResult]]) -> None:
+        try:
+            await asyncio.wait(pending)
+            await self._settle([task.result() for task in pending])
+        except asyncio.CancelledError:
+            # Stopping: unsettled messages stay leased and are retried when it expires.
+            for task in pending:
+                task.cancel()
+            raise
+        except Exception:
+            log.exception("settling webhook attempts failed; they are retried after the lease")
+
+    async def stop(self) -> None:
+        """Cancels the requests still open (their messages are retried after the lease)."""
+        stragglers = list(self._stragglers)
+        for task in stragglers:
+            task.cancel()
+        for task in stragglers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _settle(self, results: list[AttemptResult]) -> None:
         paused = await self._store.settle_webhook_attempts(
             results,
             self._clock.now(),
@@ -550,7 +594,6 @@ class WebhookDispatcher:
                     site_id=result.message.site_id,
                     endpoint_id=result.message.endpoint_id,
                 )
-        return len(claimed)
 
     async def _attempt(self, message: ClaimedMessage, now: datetime) -> AttemptResult:
         body = message.payload if message.payload is not None else webhook_body(message)
@@ -616,6 +659,7 @@ class DispatcherLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._dispatcher.stop()
 
     async def _loop(self) -> None:
         while True:
