@@ -8,7 +8,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CRATE := native/encrypt_rs
 BUF := npx -y @bufbuild/buf@1.75.0
 
-.PHONY: install demo test test-python check-rust lint-protos lint-imports sdk bench clean
+.PHONY: install demo test test-python test-browser browser-deps check-rust lint-protos lint-imports sdk bench clean
 
 # Reinstall only when what the wheel is built from changes.
 $(STAMP): pyproject.toml $(CRATE)/Cargo.toml $(CRATE)/Cargo.lock $(wildcard $(CRATE)/src/*.rs) $(CRATE)/encrypt_rs.pyi
@@ -22,7 +22,9 @@ install: $(STAMP)
 demo: install
 	$(PY) -m clarion demo --subscribers 1000 --json
 
-test: install check-rust lint-protos lint-imports sdk test-python
+# test-python runs tests/browser too (the SDK in headless Chromium): it needs `sdk` and
+# `browser-deps` first.
+test: install check-rust lint-protos lint-imports sdk browser-deps test-python
 
 test-python: install
 	$(PY) -m pytest
@@ -34,6 +36,21 @@ check-rust:
 # the build into sdk/web/dist and its sizes (minified and gzipped).
 sdk:
 	cd sdk/web && npm ci --no-audit --no-fund && npm run typecheck && npm test
+
+# Debian's chromium for the browser tests (tests/browser, docs/sdk.md), installed with apt
+# when missing (as .ci/run does); playwright-core, which drives it, comes with `make sdk`.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "installing chromium from Debian packages"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# Only the browser tests: the SDK page in headless Chromium against the whole platform.
+test-browser: install sdk browser-deps
+	$(PY) -m pytest tests/browser
 
 lint-protos:
 	cd protos && $(BUF) lint

@@ -395,6 +395,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from clarion import demo_webhooks
 
         return demo_webhooks.main(args.browsers, data_dir, args.json)
+    if args.scenario == "browser":
+        from clarion import demo_browser
+
+        return demo_browser.main(data_dir, args.json)
     return demo.main(args.subscribers, data_dir, args.json)
 
 
@@ -529,7 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--scenario",
-        choices=("send", "segments", "abandoned-cart", "recurring", "policies", "webhooks"),
+        choices=(
+            "send", "segments", "abandoned-cart", "recurring", "policies", "webhooks", "browser"
+        ),
         default="send",
         help="send: one campaign to every subscriber; segments: profiles and events "
         "loaded, a saved segment's reach estimated, a campaign sent to it, and the "
@@ -543,7 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
         "each policy's expected against observed counts, and three decrypted payloads; "
         "webhooks: browsers view, click (body or a button) and close a campaign with two "
         "buttons and UTM parameters, plus a few forged events, and a local receiver checks "
-        "every webhook's signature; its counts against the report's",
+        "every webhook's signature; its counts against the report's; browser: the web SDK "
+        "in headless Chromium (a checkout built by `make sdk`, `make browser-deps`) "
+        "subscribes, shows a campaign's push, clicks a button and closes it; its counts "
+        "against the run's report",
     )
     demo.add_argument("--subscribers", type=int, default=1000, help="browsers (send scenario)")
     demo.add_argument(
