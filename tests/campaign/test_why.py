@@ -120,6 +120,16 @@ async def explain_one(
     return one
 
 
+def cli_json(out: str) -> object:
+    """The JSON document the CLI printed. The servers run in this process and may log to
+    the same stdout meanwhile (a retry warning under load), so it is read from where the
+    document starts rather than from the first character."""
+    lines = out.splitlines(keepends=True)
+    first = next(n for n, line in enumerate(lines) if line.startswith(("[", "{")))
+    document, _ = json.JSONDecoder().raw_decode("".join(lines[first:]))
+    return document
+
+
 async def refused(stub: Stub, auth: Metadata, **fields: str) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await explain(stub, auth, **fields)
@@ -280,7 +290,7 @@ class TestExplainRecipient:
                 cli.main,
                 ["why", "--campaign", campaign.campaign_id, "--profile", "pat", "--json", *key],
             )
-            printed_json = json.loads(capsys.readouterr().out)
+            printed_json = cli_json(capsys.readouterr().out)
 
             # A peer down: UNAVAILABLE naming it, never INTERNAL.
             await servers["delivery"].stop()

@@ -244,8 +244,11 @@ class LiveCampaigns:
             for key, before in opened.items()
             if before is not None and waits.get(key) is None
         )
-        decisions = await self._decide(campaign, trigger, due_now, now)
-        firings, runs = _fired(campaign, decisions, now)
+        # Decided at the clock's time now, not the pass's start: the page may hold events
+        # that came after the pass began, and a cooldown must be measured to them.
+        decided_at = max(now, self._clock.now())
+        decisions = await self._decide(campaign, trigger, due_now, decided_at)
+        firings, runs = _fired(campaign, decisions, decided_at)
         return FeedStep(
             cursor_from=cursor_from,
             cursor_to=cursor_to,
