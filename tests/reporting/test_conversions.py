@@ -175,18 +175,24 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-def stored(reporting: ReportingUnderTest, sql: str, **params: str) -> list[tuple]:
-    engine = create_sync_engine_for(reporting.settings.database_url_for("reporting"))
-    try:
-        with engine.begin() as connection:
-            result = connection.execute(text(sql), params)
-            return [tuple(row) for row in result] if result.returns_rows else []
-    finally:
-        engine.dispose()
+async def stored(reporting: ReportingUnderTest, sql: str, **params: str) -> list[tuple]:
+    """Runs `sql` on reporting's database, in a thread: the server runs on this event
+    loop, and a blocking wait for SQLite's write lock would keep it from letting go."""
+
+    def run() -> list[tuple]:
+        engine = create_sync_engine_for(reporting.settings.database_url_for("reporting"))
+        try:
+            with engine.begin() as connection:
+                result = connection.execute(text(sql), params)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    return await asyncio.to_thread(run)
 
 
-def feed_cursor(reporting: ReportingUnderTest, site: Site, event_name: str) -> str | None:
-    rows = stored(
+async def feed_cursor(reporting: ReportingUnderTest, site: Site, event_name: str) -> str | None:
+    rows = await stored(
         reporting,
         "SELECT cursor FROM reporting_feed_cursors WHERE site_id = :site_id "
         "AND event_name = :event_name",
@@ -200,7 +206,7 @@ async def following(reporting: ReportingUnderTest, site: Site, event_name: str =
     feed's end when it first sees a goal with the name); returns its cursor."""
 
     async def probe() -> str | None:
-        return feed_cursor(reporting, site, event_name)
+        return await feed_cursor(reporting, site, event_name)
 
     return await eventually(probe, lambda cursor: cursor is not None)  # type: ignore[return-value]
 
@@ -259,7 +265,7 @@ class TestConversionGoal:
         assert error_info(error).metadata["field"] == field
         not_found = await refused(run_report(reporting, site, run_id))
         assert not_found.code() == grpc.StatusCode.NOT_FOUND
-        assert stored(
+        assert await stored(
             reporting, "SELECT run_id FROM reporting_run_goals WHERE site_id = :site_id",
             site_id=site.site_id,
         ) == []  # fmt: skip
@@ -278,7 +284,7 @@ class TestConversionGoal:
             conversion_goal=goal(window_seconds=window_seconds),
         )
 
-        assert stored(
+        assert await stored(
             reporting,
             "SELECT event_name, window_seconds, revenue_property FROM reporting_run_goals "
             "WHERE site_id = :site_id AND run_id = :run_id",
@@ -295,7 +301,7 @@ class TestConversionGoal:
         report = await run_report(reporting, site, run_id)
 
         assert report.audience == 7
-        assert stored(
+        assert await stored(
             reporting, "SELECT count(*) FROM reporting_run_goals WHERE site_id = :site_id",
             site_id=site.site_id,
         ) == [(1,)]  # fmt: skip
@@ -418,7 +424,7 @@ class TestAttribution:
         # clicker -> r1 (clicked), viewer -> r2 (viewed), ignorer -> r3 (last sent),
         # late_clicker -> r2 (its click came after the event: the last sent).
         assert credited == {r1: 1, r2: 2, r3: 1}
-        assert stored(
+        assert await stored(
             reporting,
             "SELECT profile_id, subscriber_id FROM reporting_conversions "
             "WHERE site_id = :site_id ORDER BY profile_id",
@@ -456,7 +462,7 @@ class TestAttribution:
         report = await campaign_converted(reporting, site, campaign_id, 1)
 
         assert report.conversions == 1
-        assert stored(
+        assert await stored(
             reporting, "SELECT profile_id FROM reporting_conversions WHERE site_id = :site_id",
             site_id=site.site_id,
         ) == [("edge",)]  # fmt: skip
@@ -544,7 +550,7 @@ class TestFollowing:
         reporting.clock.advance(minutes=2)
 
         async def cursor() -> str | None:
-            return feed_cursor(reporting, site, "Purchase")
+            return await feed_cursor(reporting, site, "Purchase")
 
         assert await eventually(cursor, lambda value: value is None) is None
 
@@ -601,7 +607,7 @@ class TestReadTwice:
 
         # As after restoring an older backup of reporting: the cursor moves back, so the
         # same events come again, followed by a new one.
-        stored(
+        await stored(
             reporting,
             "UPDATE reporting_feed_cursors SET cursor = :cursor "
             "WHERE site_id = :site_id AND event_name = 'Purchase'",
@@ -672,7 +678,7 @@ class TestReadTwice:
 
         assert (report.conversions, report.revenue) == (60, 60.0)
         assert seen.report == report
-        assert stored(
+        assert await stored(
             reporting,
             "SELECT count(*), count(DISTINCT profile_id) FROM reporting_conversions "
             "WHERE site_id = :site_id",
