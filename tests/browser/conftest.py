@@ -29,14 +29,14 @@ def sdk() -> Path:
     return SDK
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def page_url(sdk: Path) -> AsyncIterator[str]:
     """A site's origin on 127.0.0.1: the test page, the SDK and its service worker."""
     async with serve_site(sdk) as url:
         yield url
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def simulator() -> AsyncIterator[PushServiceSimulator]:
     sim = PushServiceSimulator()
     await sim.start("127.0.0.1", 0)
@@ -44,7 +44,8 @@ async def simulator() -> AsyncIterator[PushServiceSimulator]:
     await sim.stop()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+# Module-scoped: an idle stack left running polls (and takes CPU from) every test after it.
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stack(settings_factory) -> AsyncIterator[EmbeddedStack]:  # type: ignore[no-untyped-def]
     settings = settings_factory(push_timeout_seconds=2.0, delivery_poll_seconds=0.05)
     running = await EmbeddedStack.start(settings, ephemeral_ports=True)

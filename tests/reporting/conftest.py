@@ -61,7 +61,9 @@ class Site:
         return bearer(self.api_key)
 
 
-@pytest_asyncio.fixture(scope="session")
+# Module-scoped, like the webhook servers below: their background loops (feed followers,
+# webhook pollers) would otherwise run, and take CPU, through every later test.
+@pytest_asyncio.fixture(scope="module")
 async def reporting(settings_factory) -> AsyncIterator[ReportingUnderTest]:
     resolver = StaticSiteResolver()
     # One clock for both: segment stamps when it received an event, and reporting reads
@@ -183,7 +185,7 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
         await receiver.stop()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def webhooks(settings_factory) -> AsyncIterator[WebhooksUnderTest]:
     """Reporting that may send to 127.0.0.1 (CLARION_WEBHOOK_ALLOW_PRIVATE_ADDRESSES)."""
     settings = webhook_settings(settings_factory, webhook_allow_private_addresses=True)
@@ -191,7 +193,7 @@ async def webhooks(settings_factory) -> AsyncIterator[WebhooksUnderTest]:
         yield under_test
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def guarded_webhooks(settings_factory) -> AsyncIterator[WebhooksUnderTest]:
     """Reporting as deployed: webhooks connect to public addresses only."""
     settings = webhook_settings(settings_factory, webhook_allow_private_addresses=False)
