@@ -7,21 +7,13 @@ else with it."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from clarion.common.v1 import common_pb2
 from services.kit.errors import InvalidArgument
+from services.kit.validation import InvalidField, check_request
 
-# As the proto's constraints say.
-MAX_TITLE_LENGTH = 1024
-MAX_UTM_LENGTH = 128
-MAX_VARIANT_TITLES = 5
-MAX_VARIANT_ID_LENGTH = 16
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
-_VARIANT_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
-# NUL and the other C0 controls and DEL; tab, newline and carriage return are text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -76,52 +68,29 @@ def description_from_json(text: str) -> RunDescription | None:
     )
 
 
-def _check_text(value: str, field: str, most: int) -> None:
-    if len(value) > most:
-        raise InvalidArgument(
-            "INVALID_RUN_DESCRIPTION",
-            f"{field} is {len(value)} characters; give at most {most}",
-            field=field,
-        )
-    if _CONTROL.search(value):
-        raise InvalidArgument(
-            "INVALID_RUN_DESCRIPTION",
-            f"{field} must not contain NUL or other control characters",
-            field=field,
-        )
-
-
 def description_from_proto(message: common_pb2.RunDescription) -> RunDescription:
     """The description of a StartDeliveryRun request (set), or INVALID_ARGUMENT
-    INVALID_RUN_DESCRIPTION naming the field."""
+    INVALID_RUN_DESCRIPTION naming the field. The proto's own limits (lengths, control
+    characters, variant ids, at most 5 variants) are the kit's request checks; only
+    "every variant named, each once" is delivery's."""
     where = "description"
-    _check_text(message.notification_title, f"{where}.notification_title", MAX_TITLE_LENGTH)
-    for name in UTM_FIELDS:
-        _check_text(getattr(message, name), f"{where}.{name}", MAX_UTM_LENGTH)
-    if len(message.variant_titles) > MAX_VARIANT_TITLES:
+    try:
+        check_request(message)
+    except InvalidField as problem:
+        field = f"{where}.{problem.metadata['field']}"
         raise InvalidArgument(
-            "INVALID_RUN_DESCRIPTION",
-            f"{len(message.variant_titles)} variant titles; a run has at most "
-            f"{MAX_VARIANT_TITLES} variants",
-            field=f"{where}.variant_titles",
-        )
+            "INVALID_RUN_DESCRIPTION", f"{where}.{problem.message}", field=field
+        ) from None
     seen: set[str] = set()
     for index, variant in enumerate(message.variant_titles):
-        field = f"{where}.variant_titles[{index}]"
-        if (
-            not variant.variant_id
-            or len(variant.variant_id) > MAX_VARIANT_ID_LENGTH
-            or not _VARIANT_ID.match(variant.variant_id)
-            or variant.variant_id in seen
-        ):
+        if not variant.variant_id or variant.variant_id in seen:
+            field = f"{where}.variant_titles[{index}].variant_id"
             raise InvalidArgument(
                 "INVALID_RUN_DESCRIPTION",
-                f"{field}.variant_id must be a variant's id (1-{MAX_VARIANT_ID_LENGTH} "
-                "characters of A-Z a-z 0-9 _ . : -), each once",
-                field=f"{field}.variant_id",
+                f"{field} must name a variant, each once",
+                field=field,
             )
         seen.add(variant.variant_id)
-        _check_text(variant.notification_title, f"{field}.notification_title", MAX_TITLE_LENGTH)
     return RunDescription(
         notification_title=message.notification_title,
         **{name: getattr(message, name) for name in UTM_FIELDS},
