@@ -208,8 +208,8 @@ async def run_demo(
         )
         send_call_seconds = time.perf_counter() - send_started
         run_id = sent_run.run.run_id
-        await _wait_for_run(campaigns, run_id, metadata, progress, timeout_seconds)
-        report = await _wait_for_report(stack, campaign_id, metadata, timeout_seconds)
+        await wait_for_run(campaigns, run_id, metadata, progress, timeout_seconds)
+        report = await wait_for_report(stack, campaign_id, metadata, timeout_seconds)
         seconds = time.perf_counter() - send_started
         await channel.close()
 
@@ -220,7 +220,7 @@ async def run_demo(
         )
         async with aiohttp.ClientSession() as session:
             await report_engagement(session, stack.gateway_url, site.site_id, simulator, engaging)
-        engaged = await _wait_for_report(
+        engaged = await wait_for_report(
             stack,
             campaign_id,
             metadata,
@@ -277,7 +277,7 @@ async def import_browsers(
         await channel.close()
 
 
-async def _wait_for_run(
+async def wait_for_run(
     campaigns: campaign_service_pb2_grpc.CampaignServiceStub,
     run_id: str,
     metadata: tuple[tuple[str, str], ...],
@@ -311,7 +311,7 @@ async def _wait_for_run(
         await asyncio.sleep(0.2)
 
 
-async def _wait_for_report(
+async def wait_for_report(
     stack: EmbeddedStack,
     campaign_id: str,
     metadata: tuple[tuple[str, str], ...],

@@ -253,7 +253,7 @@ async def run_segments_demo(
     seed: int = 7,
     timeout_seconds: float = 300.0,
 ) -> dict[str, Any]:
-    from clarion.demo import _wait_for_run
+    from clarion.demo import wait_for_run
     from clarion.simulator import PushServiceSimulator
     from services.campaign.admin import create_site
 
@@ -323,7 +323,7 @@ async def run_segments_demo(
             metadata=metadata,
             timeout=30,
         )
-        await _wait_for_run(campaigns, run.run.run_id, metadata, progress, timeout_seconds)
+        await wait_for_run(campaigns, run.run.run_id, metadata, progress, timeout_seconds)
         send_seconds = time.perf_counter() - send_started
 
         expected = expected_recipients(people, datetime.now(UTC))

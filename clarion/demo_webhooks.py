@@ -43,7 +43,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from clarion.common.v1 import common_pb2
-from clarion.demo import _wait_for_report, _wait_for_run, register_browsers
+from clarion.demo import register_browsers, wait_for_report, wait_for_run
 from clarion.embedded import EmbeddedStack
 from clarion.reporting.v1 import (
     reporting_service_pb2,
@@ -365,8 +365,8 @@ async def run_webhooks_demo(
                     )
                 ).run
                 progress(f"campaign {campaign.campaign_id} sent as run {run.run_id}")
-                await _wait_for_run(campaigns, run.run_id, metadata, progress, timeout_seconds)
-                await _wait_for_report(stack, campaign.campaign_id, metadata, timeout_seconds)
+                await wait_for_run(campaigns, run.run_id, metadata, progress, timeout_seconds)
+                await wait_for_report(stack, campaign.campaign_id, metadata, timeout_seconds)
 
                 payloads: dict[str, dict[str, Any]] = {}
                 for subscription in subscriptions:

@@ -16,6 +16,7 @@ import pytest_asyncio
 from clarion.demo_browser import browser_problems, sdk_dir, serve_site
 from clarion.embedded import EmbeddedStack
 from clarion.simulator import PushServiceSimulator
+from tests.support.stacks import running_simulator, running_stack
 
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "web"
 
@@ -38,16 +39,12 @@ async def page_url(sdk: Path) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def simulator() -> AsyncIterator[PushServiceSimulator]:
-    sim = PushServiceSimulator()
-    await sim.start("127.0.0.1", 0)
-    yield sim
-    await sim.stop()
+    async with running_simulator() as sim:
+        yield sim
 
 
 # Module-scoped: an idle stack left running polls (and takes CPU from) every test after it.
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stack(settings_factory) -> AsyncIterator[EmbeddedStack]:  # type: ignore[no-untyped-def]
-    settings = settings_factory(push_timeout_seconds=2.0, delivery_poll_seconds=0.05)
-    running = await EmbeddedStack.start(settings, ephemeral_ports=True)
-    yield running
-    await running.stop()
+    async with running_stack(settings_factory) as running:
+        yield running
