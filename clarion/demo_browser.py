@@ -18,8 +18,9 @@ by `make sdk`, node, and /usr/bin/chromium (`make browser-deps`, or CLARION_CHRO
 
 Printed: subscribed, pushed, shown, clicked, closed (what the browser did), the report's
 viewed, clicked, closed and clicks per button (equal where they should be), how the
-click was counted, screenshots (none yet: the report pages are issue 12's third part),
-timings, and ok. The exit status is 1 when a check fails.
+click was counted, the paths of screenshots of the report pages (campaigns list,
+campaign report, why trail, delivery plan; desktop and phone; in .clarion/screenshots)
+with anything axe-core found serious, timings, and ok. The exit status is 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from services.kit.grpcserver import client_channel
 
 STEP_SECONDS = 30.0
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+# Kept after the demo (its data directory is temporary); .clarion/ is the checkout's
+# scratch space, ignored by git.
+SCREENSHOTS_DIR = Path(".clarion") / "screenshots"
 OPEN_REFUSED = "refused: InvalidAccessError: Not allowed to open a window."
 
 
@@ -203,6 +207,81 @@ class BrowserDriver:
         await self._drain
 
 
+# Where the report pages are looked at: a desktop and a phone.
+VIEWPORTS = (
+    {"name": "desktop", "width": 1280, "height": 800, "mobile": False},
+    {"name": "phone", "width": 390, "height": 844, "mobile": True},
+)
+# What axe-core reports that counts as a failure of the pages.
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def report_pages(campaign_id: str, subscriber_id: str) -> list[dict[str, str]]:
+    """The gateway's report pages for one campaign, as report-pages.mjs visits them."""
+    base = f"/reports/campaigns/{campaign_id}"
+    return [
+        {"name": "campaigns", "path": "/reports/"},
+        {"name": "campaign-report", "path": base},
+        {"name": "why", "path": f"{base}/why?subscriber_id={subscriber_id}"},
+        {"name": "plan", "path": f"{base}/plan"},
+    ]
+
+
+async def capture_report_pages(
+    sdk: Path,
+    gateway_url: str,
+    api_key: str,
+    pages: list[dict[str, str]],
+    out_dir: Path,
+    seconds: float = 120.0,
+) -> dict[str, Any]:
+    """Signs in to the report pages in Chromium and screenshots each page at each of
+    VIEWPORTS (sdk/web/browser-test/report-pages.mjs); what each page showed, its
+    screenshot's path and axe-core's findings."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "executablePath": chromium_path(),
+        "gatewayUrl": gateway_url,
+        "apiKey": api_key,
+        "outDir": str(out_dir),
+        "pages": pages,
+        "viewports": list(VIEWPORTS),
+        "timeoutMs": int(seconds * 1000),
+    }
+    process = await asyncio.create_subprocess_exec(
+        shutil.which("node") or "node",
+        str(sdk / "browser-test" / "report-pages.mjs"),
+        json.dumps(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), seconds + 10)
+    lines = stdout.decode(errors="replace").strip().splitlines()
+    captured: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    if process.returncode != 0 or "error" in captured or not lines:
+        raise RuntimeError(
+            f"report-pages.mjs failed ({process.returncode}): {captured.get('error')}\n"
+            + stderr.decode(errors="replace")[-4000:]
+        )
+    return captured
+
+
+def blocking_findings(page: dict[str, Any]) -> list[str]:
+    """What a captured page got wrong that a reader would notice."""
+    found = [
+        f"axe {v['impact']}: {v['id']} ({v['help']}) at {v['targets']}"
+        for v in page["axe"]
+        if v["impact"] in BLOCKING_IMPACTS
+    ]
+    if page["status"] != 200:
+        found.append(f"HTTP {page['status']}")
+    if page["overflowPx"] > 0:
+        found.append(f"scrolls sideways by {page['overflowPx']} px")
+    found += [f"CSP: {line}" for line in page["cspViolations"]]
+    found += [f"script error: {line}" for line in page["pageErrors"]]
+    return found
+
+
 async def send_campaign(
     campaigns: campaign_service_pb2_grpc.CampaignServiceStub,
     metadata: tuple[tuple[str, str], ...],
@@ -285,6 +364,7 @@ async def run_browser_demo(
     *,
     settings: Settings | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    screenshots_dir: Path | None = None,
 ) -> dict[str, Any]:
     from clarion.simulator import PushServiceSimulator
     from services.campaign.admin import create_site
@@ -340,6 +420,19 @@ async def run_browser_demo(
             report = await wait_for_run_report(
                 reporting, metadata, run.run_id, lambda r: r.clicked >= 1 and r.closed >= 1
             )
+        shots_dir = screenshots_dir or data_dir / "screenshots"
+        progress(f"signing in to the report pages; screenshots in {shots_dir}")
+        captured = await capture_report_pages(
+            sdk,
+            stack.gateway_url,
+            site.api_key,
+            report_pages(campaign_id, subscriber_id),
+            shots_dir,
+        )
+        page_findings = {
+            f"{page['name']}@{page['viewport']}": blocking_findings(page)
+            for page in captured["pages"]
+        }
         opened = clicked["opened"][0] if clicked["opened"] else {}
         result: dict[str, Any] = {
             "subscribed": 1 if subscriber_id else 0,
@@ -362,8 +455,8 @@ async def run_browser_demo(
             ),
             "title_shown": notifications[0]["title"] if notifications else None,
             "replaced": "PushManager.subscribe/getSubscription (a simulator subscription)",
-            "screenshots": [],
-            "screenshots_note": "none yet: the report pages are issue 12's third part",
+            "screenshots": [page["screenshot"] for page in captured["pages"]],
+            "report_pages_findings": {k: v for k, v in page_findings.items() if v},
             "worker_errors": done["workerErrors"],
             "campaign_id": campaign_id,
             "run_id": run.run_id,
@@ -376,6 +469,8 @@ async def run_browser_demo(
             and result["clicked"] == result["closed"] == 1
             and report.sent == viewed.viewed == report.clicked == report.closed == 1
             and result["report_clicked_by_button"] == {"action_1": 1}
+            and len(captured["pages"]) == len(VIEWPORTS) * 4
+            and not result["report_pages_findings"]
         )
         return result
     finally:
@@ -393,7 +488,11 @@ def main(data_dir: Path | None, as_json: bool) -> int:
 
     try:
         with tempfile.TemporaryDirectory(prefix="clarion-demo-") as tmp:
-            result = asyncio.run(run_browser_demo(data_dir or Path(tmp), progress=progress))
+            result = asyncio.run(
+                run_browser_demo(
+                    data_dir or Path(tmp), progress=progress, screenshots_dir=SCREENSHOTS_DIR
+                )
+            )
     except BrowserUnavailable as error:
         print(f"clarion demo --scenario browser cannot run: {error}", file=sys.stderr)
         return 1

@@ -54,8 +54,9 @@ from clarion.segment.v1 import (
     segment_service_pb2,
     segment_service_pb2_grpc,
 )
-from services.gateway import inputs
+from services.gateway import inputs, pages
 from services.gateway.clicks import ClickRedirects
+from services.gateway.client_errors import ClientErrors
 from services.gateway.errors import ApiError, bounded, quote
 from services.gateway.registrations import RegistrationBatcher
 from services.kit.auth import REQUEST_ID_HEADER
@@ -202,6 +203,7 @@ PEERS = web.AppKey("peers", Peers)
 SITES = web.AppKey("sites", SiteDirectory)
 REGISTRATIONS = web.AppKey("registrations", RegistrationBatcher)
 CLICKS = web.AppKey("clicks", ClickRedirects)
+CLIENT_ERRORS = web.AppKey("client_errors", ClientErrors)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -294,6 +296,10 @@ async def identify(request: web.Request) -> web.Response:
     await require_subscriber_proof(request, site_id, body.subscriber_id)
     peers = request.app[PEERS]
     stub = segment_service_pb2_grpc.SegmentServiceStub(peers.channel("segment"))
+    if body.properties:
+        # Set first: segment applies an update whole or not at all, so properties it
+        # refuses leave the subscriber unattached; set again with a retry, they are the same.
+        await _set_profile_properties(stub, peers, site_id, body.profile_id, body.properties)
     response = await stub.Identify(
         segment_service_pb2.IdentifyRequest(
             subscriber_id=body.subscriber_id, profile_id=body.profile_id
@@ -304,6 +310,48 @@ async def identify(request: web.Request) -> web.Response:
     return web.json_response(
         {"subscriber_id": body.subscriber_id, "profile_id": response.profile.profile_id}
     )
+
+
+_OPERATION_FIELD = re.compile(r"operations\[(\d+)\](?:\.set)?")
+
+
+async def _set_profile_properties(
+    stub: segment_service_pb2_grpc.SegmentServiceStub,
+    peers: Peers,
+    site_id: str,
+    profile_id: str,
+    properties: dict[str, object],
+) -> None:
+    """UpsertProfiles with a `set` of each property; a refusal is a 400 with segment's
+    reason, naming the property (`properties.<name>`) rather than segment's operation."""
+    names = list(properties)
+    response = await stub.UpsertProfiles(
+        segment_service_pb2.UpsertProfilesRequest(
+            updates=[
+                profile_pb2.ProfileUpdate(
+                    profile_id=profile_id,
+                    operations=[
+                        profile_pb2.PropertyOperation(name=name, set=_property_value(value))
+                        for name, value in properties.items()
+                    ],
+                )
+            ]
+        ),
+        metadata=call_metadata(peers, site_id),
+        timeout=peers.timeout,
+    )
+    [result] = response.results
+    if not result.ok:
+
+        def named(found: re.Match[str]) -> str:
+            index = int(found.group(1))
+            return f"properties.{names[index]}" if index < len(names) else found.group()
+
+        raise ApiError(
+            400,
+            result.reason or "INVALID_PROPERTIES",
+            _OPERATION_FIELD.sub(named, result.message or f"{result.field} is not valid"),
+        )
 
 
 def _property_value(value: object) -> profile_pb2.PropertyValue:
@@ -499,6 +547,11 @@ async def click_redirect(request: web.Request) -> web.Response:
     )
 
 
+async def client_error(request: web.Request) -> web.Response:
+    """`POST /v1/sites/{site_id}/client-errors` (services/gateway/client_errors.py)."""
+    return await request.app[CLIENT_ERRORS].record(request)
+
+
 # --- middlewares ---------------------------------------------------------------------
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -623,6 +676,7 @@ def create_app(
     async def close_clicks(app: web.Application) -> None:
         await app[CLICKS].retries.close()
 
+    app[CLIENT_ERRORS] = ClientErrors(app[SITES].get)
     app.on_cleanup.append(close_clicks)
     app.router.add_get("/healthz", healthz)
     app.router.add_get(CLICK_PATH_PREFIX + "{click_token}", click_redirect)
@@ -632,4 +686,7 @@ def create_app(
     app.router.add_post("/v1/sites/{site_id}/events", record_event)
     app.router.add_post("/v1/sites/{site_id}/identify", identify)
     app.router.add_post("/v1/sites/{site_id}/track", track)
+    app.router.add_post("/v1/sites/{site_id}/client-errors", client_error)
+    # Report pages under /reports/ (services/gateway/pages, docs/services/gateway.md).
+    pages.install(app, peers, lambda site_id: call_metadata(peers, site_id), clock=clock)
     return app

@@ -22,7 +22,14 @@ from typing import Annotated, Any, TypeVar
 
 from aiohttp import hdrs, web
 from annotated_types import MaxLen, MinLen
-from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
 from clarion.common.v1 import common_pb2
@@ -50,14 +57,21 @@ PROPERTY_NAME_LENGTH = 64
 PROPERTY_STRING_LENGTH = 1024
 MAX_PROPERTIES = 100
 MAX_LIST_ITEMS = 100
+# What a browser may report (client-errors): a closed set of kinds, a bounded message.
+CLIENT_ERROR_MESSAGE_LENGTH = 500
+SDK_VERSION_LENGTH = 32
 
 ID_ALPHABET = "A-Z a-z 0-9 - _ . :"
 _ID = re.compile(r"[A-Za-z0-9_.:-]+")
 _SITE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+_SDK_VERSION = re.compile(r"[A-Za-z0-9.+-]+")
 # NUL (PostgreSQL cannot store it), the other C0 and C1 controls and DEL, and lone
 # surrogates: "\ud800" is valid JSON, but no UTF-8 (protobuf, a database) can carry it.
 _HOSTILE_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_LOGGED_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]"
+)
 # A JSON string (possessive, so an unterminated one runs to the end in linear time) or
 # a bracket: what the depth count looks at.
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
@@ -105,6 +119,21 @@ def _base64url(value: str) -> str:
         raise PydanticCustomError(
             "INVALID_BASE64URL", "must be base64url text (A-Z a-z 0-9 - _)"
         ) from None
+    return value
+
+
+def strip_controls(value: object) -> object:
+    """A string with each NUL, control character, unpaired surrogate, line separator and
+    bidirectional or zero-width formatting character replaced by a space (the same
+    length), so it logs as one line that reads as it is; anything else as it is."""
+    return _LOGGED_CONTROL.sub(" ", value) if isinstance(value, str) else value
+
+
+def _sdk_version(value: str) -> str:
+    if not _SDK_VERSION.fullmatch(value):
+        raise PydanticCustomError(
+            "INVALID_SDK_VERSION", "must be a version such as 0.1.0 (A-Z a-z 0-9 . + -)"
+        )
     return value
 
 
@@ -241,8 +270,29 @@ KINDS: Mapping[str, common_pb2.EngagementKind] = {
     "clicked": common_pb2.ENGAGEMENT_KIND_CLICKED,
     "closed": common_pb2.ENGAGEMENT_KIND_CLOSED,
 }
+# What went wrong in a browser (the SDK's and the service worker's words): a closed set,
+# so it can be a metric label.
+CLIENT_ERROR_KINDS: Mapping[str, str] = {
+    "bad_payload": "a push the worker could not read (not JSON, no title, ...)",
+    "unknown_version": "a push of a payload version the worker does not know",
+    "show_failed": "showNotification refused the notification",
+    "open_failed": "a click could not open or focus a window",
+    "report_failed": "a view, click or close could not be reported",
+    "subscribe_failed": "subscribing or re-registering the browser failed",
+    "handler_failed": "another failure in a service worker handler",
+}
 Browser = Annotated[str, MaxLen(ID_LENGTH), _Clean, _one_of("INVALID_BROWSER", BROWSERS)]
 Kind = Annotated[str, MinLen(1), MaxLen(ID_LENGTH), _Clean, _one_of("INVALID_KIND", KINDS)]
+ClientErrorKind = Annotated[
+    str, MinLen(1), MaxLen(ID_LENGTH), _Clean, _one_of("INVALID_KIND", CLIENT_ERROR_KINDS)
+]
+# A browser's error text: control characters become spaces (it is logged), not refused.
+ClientErrorMessage = Annotated[
+    str, BeforeValidator(strip_controls), MinLen(1), MaxLen(CLIENT_ERROR_MESSAGE_LENGTH)
+]
+SdkVersion = Annotated[
+    str, MinLen(1), MaxLen(SDK_VERSION_LENGTH), _Clean, AfterValidator(_sdk_version)
+]
 
 
 # --- models ----------------------------------------------------------------------------
@@ -292,6 +342,8 @@ class EventBody(_Input):
 class IdentifyBody(_Input):
     subscriber_id: Id
     profile_id: RequiredProfileId
+    # Set on the profile (as track's event properties: the same types and limits).
+    properties: Properties | None = None
 
 
 class TrackedEvent(_Input):
@@ -305,6 +357,14 @@ class TrackedEvent(_Input):
 class TrackBody(_Input):
     subscriber_id: Id
     events: Annotated[list[TrackedEvent], MinLen(1), MaxLen(MAX_TRACK_EVENTS)]
+
+
+class ClientErrorBody(_Input):
+    kind: ClientErrorKind
+    message: ClientErrorMessage
+    sdk_version: SdkVersion
+    subscriber_id: Id | None = None
+    run_id: Id | None = None
 
 
 _SITE_ID_ADAPTER: TypeAdapter[str] = TypeAdapter(SiteId)

@@ -69,6 +69,12 @@ PUSH_RESPONSES = Counter(
     "connection_error, endpoint_refused when no HTTP answer came.",
     ["push_service", "status_class"],
 )
+PUSH_ORIGIN_RATE = Gauge(
+    "clarion_push_origin_rate_per_second",
+    "The send rate a delivery process allows a push service now (its adaptive token "
+    "bucket, slowed by 429s); listed only while a push service is limited.",
+    ["push_service"],
+)
 DELIVERY_QUEUE_DEPTH = Gauge(
     "clarion_delivery_queue_depth",
     "Recipients queued to send and not yet ended (due now or later).",
@@ -98,6 +104,18 @@ WEBHOOK_ATTEMPTS = Counter(
     "clarion_webhook_attempts",
     "Webhook delivery attempts by result: delivered, failed (due again) or dead.",
     ["result"],
+)
+GATEWAY_CLIENT_ERRORS = Counter(
+    "clarion_gateway_client_errors",
+    "Errors browsers (the SDK, the service worker) reported to the gateway and it "
+    "recorded, by kind (a closed set: bad_payload, unknown_version, show_failed, ...).",
+    ["kind"],
+)
+GATEWAY_CLIENT_ERRORS_RATE_LIMITED = Counter(
+    "clarion_gateway_client_errors_rate_limited",
+    "Client error reports the gateway refused (429) because their site sent too many, "
+    "by kind.",
+    ["kind"],
 )
 
 
@@ -193,6 +211,15 @@ def observe_push(push_service: str, seconds: float, status: int | None, error: s
     if counter is None:
         counter = _push_responses[key] = PUSH_RESPONSES.labels(push_service, status_class)
     counter.inc()
+
+
+def set_push_origin_rate(push_service: str, rate: float | None) -> None:
+    """A push service's allowed send rate now; None: unlimited (the series goes away)."""
+    if rate is None:
+        with contextlib.suppress(KeyError):
+            PUSH_ORIGIN_RATE.remove(push_service)
+    else:
+        PUSH_ORIGIN_RATE.labels(push_service).set(rate)
 
 
 def set_delivery_queue(

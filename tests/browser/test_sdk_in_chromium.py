@@ -130,6 +130,8 @@ class TestTheSdkInChromium:
             payload = message.payload()
             assert payload is not None
             assert payload["subscriber_id"] == subscriber_id
+            # It names its site and the contract's version (the worker reports to that site).
+            assert (payload["site_id"], payload["version"]) == (site.site_id, 1)
 
             # The decrypted push, delivered to the worker, is shown as designed.
             assert message.plaintext is not None
@@ -218,4 +220,12 @@ class TestTheBrowserDemo:
         assert result["report_clicked_by_button"] == {"action_1": 1}
         assert result["click_counted_by"].startswith("the worker's events-API report")
         assert result["worker_errors"] == ["[clarion] OPEN_FAILED: Not allowed to open a window."]
-        assert result["screenshots"] == []
+        # The report pages it signed in to, at a desktop and a phone size, as PNG files.
+        shots = [Path(p) for p in result["screenshots"]]
+        assert sorted(p.name for p in shots) == sorted(
+            f"{page}-{size}.png"
+            for page in ("campaigns", "campaign-report", "why", "plan")
+            for size in ("desktop", "phone")
+        )
+        assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in shots)
+        assert result["report_pages_findings"] == {}

@@ -29,12 +29,17 @@ NewSite = Callable[..., Awaitable[CreatedSite]]
 FOUR_WEEKS = 2419200
 # Campaign ids are as long as this one (new_id: a prefix and 32 hex digits).
 SOME_CAMPAIGN_ID = "cmp_" + "0" * 32
+# Site ids are too (new_id("site")); every payload names its site.
+SOME_SITE_ID = "site_" + "0" * 32
 
 
 def payload_size(**notification: str) -> int:
     """Bytes of JSON the notification's push message carries, as validation counts them."""
     rendered = render_payload(
-        common_pb2.Notification(**notification), SOME_CAMPAIGN_ID, PLACEHOLDER_RUN_ID
+        common_pb2.Notification(**notification),
+        SOME_CAMPAIGN_ID,
+        PLACEHOLDER_RUN_ID,
+        site_id=SOME_SITE_ID,
     )
     return len(rendered)
 
@@ -307,12 +312,13 @@ class TestRenderPayload:
             common_pb2.Notification(title="Grüße", body="", target_url="https://a.example/"),
             "cmp_1",
             "run_2",
+            site_id="shop",
         )
 
-        assert (
-            payload
-            == '{"title":"Grüße","url":"https://a.example/","campaign_id":"cmp_1","run_id":"run_2"}'.encode()
-        )
+        assert payload == (
+            '{"title":"Grüße","url":"https://a.example/","campaign_id":"cmp_1","run_id":"run_2",'
+            '"site_id":"shop","version":1}'
+        ).encode()
         assert json.loads(payload)["title"] == "Grüße"
 
 

@@ -3,6 +3,7 @@ sends (as delivery then renders them for each recipient)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -13,17 +14,20 @@ from clarion.common.v1 import common_pb2
 from services.campaign.domain import content
 from services.campaign.domain.content import (
     MAX_SHARED_PAYLOAD_BYTES,
+    PAYLOAD_VERSION,
     PLACEHOLDER_RUN_ID,
     ContentWarning,
-    run_content,
     template_variables,
     utm_query,
-    validate,
 )
 from services.kit.errors import InvalidArgument
 from services.kit.templates import MissingValues, PayloadTemplate, Variables
 
 CAMPAIGN_ID = "cmp_" + "0" * 32
+SITE_ID = "shop-eu"
+# The site's every payload names it; these tests are about the rest of the content.
+validate = functools.partial(content.validate, site_id=SITE_ID)
+run_content = functools.partial(content.run_content, site_id=SITE_ID)
 SHOP = "https://shop.example/sale"
 SAFARI = common_pb2.BROWSER_SAFARI
 CHROME = common_pb2.BROWSER_CHROME
@@ -276,6 +280,17 @@ class TestSize:
             "limit_bytes": str(MAX_SHARED_PAYLOAD_BYTES),
         }
 
+    def test_counts_the_site_id_the_payload_carries(self):
+        body = "€" * 1024
+        title = padding(MAX_SHARED_PAYLOAD_BYTES - size_of(notification(body=body, title="T")) + 1)
+        note = notification(body=body, title=title)
+
+        content.validate(note, CAMPAIGN_ID, site_id=SITE_ID)
+        with pytest.raises(InvalidArgument) as raised:
+            content.validate(note, CAMPAIGN_ID, site_id=SITE_ID + "-x")
+
+        assert raised.value.metadata["payload_bytes"] == str(MAX_SHARED_PAYLOAD_BYTES + 2)
+
     def test_counts_each_missing_value_as_the_missing_value_text(self):
         note = notification(
             title="{{ profile.a }} {{ profile.b }} {{ profile.c }}", body="€" * 1000
@@ -357,16 +372,19 @@ class TestRunContent:
             "silent": True,
             "tag": "sale",
             "renotify": True,
+            "site_id": SITE_ID,
+            "version": PAYLOAD_VERSION,
         }
 
-    def test_a_plain_notification_renders_as_before(self):
+    def test_a_plain_notification_renders_as_before_with_its_site_and_version(self):
         parts = run_content(notification(), "cmp_1", "run_1")
 
         assert parts.payload == (
             b'{"title":"Spring sale","url":"https://shop.example/sale",'
-            b'"campaign_id":"cmp_1","run_id":"run_1"}'
+            b'"campaign_id":"cmp_1","run_id":"run_1","site_id":"shop-eu","version":1}'
         )
-        assert content.render_payload(notification(), "cmp_1", "run_1") == parts.payload
+        rendered = content.render_payload(notification(), "cmp_1", "run_1", site_id=SITE_ID)
+        assert rendered == parts.payload
         assert parts.browser_payloads == {}
         assert (parts.profile_properties, parts.event_properties) == ((), ())
         assert (parts.suppress_missing_values, parts.missing_value_text, parts.topic) == (
@@ -385,6 +403,8 @@ class TestRunContent:
             "url": SHOP,
             "campaign_id": "cmp_1",
             "run_id": "run_1",
+            "site_id": SITE_ID,
+            "version": PAYLOAD_VERSION,
         }
         assert {"icon", "image", "badge", "actions"} <= decoded(parts.payload).keys()
 

@@ -157,7 +157,10 @@ class TestSendNow:
         assert run.state == RunState.PREPARING and run.failure_reason == ""
         assert not run.handoff_pending
         assert run.payload == render_payload(
-            world.campaign.notification, world.campaign.campaign_id, run.run_id
+            world.campaign.notification,
+            world.campaign.campaign_id,
+            run.run_id,
+            site_id=world.site_id,
         )
         assert json.loads(run.payload) == {
             "title": "Hello",
@@ -165,6 +168,8 @@ class TestSendNow:
             "url": "https://shop.example/",
             "campaign_id": world.campaign.campaign_id,
             "run_id": run.run_id,
+            "site_id": world.site_id,
+            "version": 1,
         }
         assert (run.ttl_seconds, run.urgency) == (600, Urgency.HIGH)
         assert world.delivery.start_calls == [run.run_id]

@@ -418,11 +418,14 @@ class TestTheRest:
         ]
         assert decision.decide_time.ToDatetime(UTC) == START + timedelta(seconds=WAIT)
         assert weights(handed) == [("B", 100)]
-        assert json.loads(handed.variants[0].content.payload) == {
+        payload = json.loads(handed.variants[0].content.payload)
+        assert payload.pop("site_id").startswith("site_")  # the deployment's one site
+        assert payload == {
             "title": "Offer B",
             "url": "https://shop.example/b",
             "campaign_id": campaign.campaign_id,
             "run_id": rest.run_id,
+            "version": 1,
         }
         assert sample(handed) == (2000, 10000)
         assert handed.conversion_goal == GOAL

@@ -213,7 +213,7 @@ class NotificationAction(_message.Message):
     def __init__(self, title: _Optional[str] = ..., url: _Optional[str] = ..., icon_url: _Optional[str] = ...) -> None: ...
 
 class PushPayload(_message.Message):
-    __slots__ = ("title", "body", "icon", "image", "url", "campaign_id", "run_id", "subscriber_id", "engagement_token", "badge", "actions", "require_interaction", "silent", "tag", "renotify", "test")
+    __slots__ = ("title", "body", "icon", "image", "url", "campaign_id", "run_id", "subscriber_id", "engagement_token", "badge", "actions", "require_interaction", "silent", "tag", "renotify", "test", "site_id", "version")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     ICON_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,8 @@ class PushPayload(_message.Message):
     TAG_FIELD_NUMBER: _ClassVar[int]
     RENOTIFY_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     title: str
     body: str
     icon: str
@@ -246,7 +248,9 @@ class PushPayload(_message.Message):
     tag: str
     renotify: bool
     test: bool
-    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon: _Optional[str] = ..., image: _Optional[str] = ..., url: _Optional[str] = ..., campaign_id: _Optional[str] = ..., run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., engagement_token: _Optional[str] = ..., badge: _Optional[str] = ..., actions: _Optional[_Iterable[_Union[PushAction, _Mapping]]] = ..., require_interaction: _Optional[bool] = ..., silent: _Optional[bool] = ..., tag: _Optional[str] = ..., renotify: _Optional[bool] = ..., test: _Optional[bool] = ...) -> None: ...
+    site_id: str
+    version: int
+    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., icon: _Optional[str] = ..., image: _Optional[str] = ..., url: _Optional[str] = ..., campaign_id: _Optional[str] = ..., run_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., engagement_token: _Optional[str] = ..., badge: _Optional[str] = ..., actions: _Optional[_Iterable[_Union[PushAction, _Mapping]]] = ..., require_interaction: _Optional[bool] = ..., silent: _Optional[bool] = ..., tag: _Optional[str] = ..., renotify: _Optional[bool] = ..., test: _Optional[bool] = ..., site_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class PushAction(_message.Message):
     __slots__ = ("action", "title", "url", "icon")

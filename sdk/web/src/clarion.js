@@ -15,6 +15,7 @@ import {
   detectBrowser,
   loadState,
   registerSubscription,
+  reportClientError,
   saveState,
   siteUrl,
   subscribedWithKey,
@@ -179,6 +180,9 @@ export function createClarion(given = {}) {
         }
       } catch (error) {
         env().console.warn("[clarion] could not re-register this browser:", error);
+        await reportClientError(env().fetch, state, "subscribe_failed", `re-registration: ${describe(error)}`, {
+          subscriberId: state.subscriberId,
+        });
       }
     }
     return { siteId: state.siteId, subscriberId: state.subscriberId || null, reRegistered };
@@ -192,6 +196,20 @@ export function createClarion(given = {}) {
    */
   async function subscribe() {
     const site = configured();
+    try {
+      return await subscribeNow(site);
+    } catch (error) {
+      // What the person chose (or a browser without push) is not a failure to report.
+      const code = error instanceof ClarionError ? error.code : "";
+      if (!["PERMISSION_DENIED", "PERMISSION_DISMISSED", "UNSUPPORTED"].includes(code)) {
+        await reportClientError(env().fetch, site, "subscribe_failed", describe(error));
+      }
+      throw error;
+    }
+  }
+
+  /** @param {NonNullable<typeof config>} site */
+  async function subscribeNow(site) {
     const Notification = env().Notification;
     if (!Notification) throw new ClarionError("UNSUPPORTED", "this browser has no notifications");
     const permission = await new Promise((resolve, reject) => {
@@ -211,22 +229,25 @@ export function createClarion(given = {}) {
   }
 
   /**
-   * Attaches this browser's subscriber to the person `profileId` (the gateway's
-   * identify takes no profile properties: track them as event properties).
+   * Attaches this browser's subscriber to the person `profileId`, setting `properties`
+   * on that profile first (string, number, boolean or list of strings each, as track's;
+   * "set": a property not given keeps its value). Properties the site refuses (a type
+   * other than the one the site has for that name) throw with the gateway's code, and
+   * the subscriber is then not attached.
    * @param {string} profileId
-   * @param {Record<string, never>} [properties]
+   * @param {Record<string, string | number | boolean | string[]>} [properties]
    */
   async function identify(profileId, properties) {
-    if (properties && Object.keys(properties).length) {
-      throw new ClarionError(
-        "PROPERTIES_NOT_SUPPORTED",
-        "the gateway's identify takes no profile properties; send them with track()",
-      );
+    if (properties !== undefined && (typeof properties !== "object" || properties === null || Array.isArray(properties))) {
+      throw new ClarionError("INVALID_OPTIONS", "identify's properties must be an object");
     }
     const state = await subscribedState();
+    /** @type {Record<string, unknown>} */
+    const body = { subscriber_id: state.subscriberId, profile_id: profileId };
+    if (properties && Object.keys(properties).length) body.properties = properties;
     await callGateway(env().fetch, siteUrl(state.gatewayUrl, state.siteId, "/identify"), {
       method: "POST",
-      body: { subscriber_id: state.subscriberId, profile_id: profileId },
+      body,
       token: state.unsubscribeToken,
     });
     await saveState(env().indexedDB, { ...state, profileId });
@@ -291,6 +312,11 @@ export function createClarion(given = {}) {
   }
 
   return { init, subscribe, identify, track, unsubscribe, getSubscriberId };
+}
+
+/** @param {unknown} error */
+function describe(error) {
+  return error instanceof ClarionError ? `${error.code}: ${error.message}` : String(error);
 }
 
 const page = createClarion();

@@ -28,6 +28,9 @@ export const DB_VERSION = 1;
 export const STORE = "state";
 export const STATE_KEY = "site";
 
+/** The SDK's version (package.json's): sent with error reports. */
+export const SDK_VERSION = "0.1.0";
+
 /** The words the gateway accepts for `browser` (services/gateway/inputs.py BROWSERS). */
 export const BROWSERS = /** @type {const} */ (["chrome", "firefox", "edge", "opera", "safari", "other"]);
 
@@ -152,6 +155,46 @@ export async function callGateway(fetchFn, url, options = {}) {
     );
   }
   return answer;
+}
+
+/**
+ * What went wrong, in the gateway's closed set of client-error kinds
+ * (services/gateway/inputs.py CLIENT_ERROR_KINDS).
+ * @typedef {"bad_payload" | "unknown_version" | "show_failed" | "open_failed" | "report_failed" | "subscribe_failed" | "handler_failed"} ClientErrorKind
+ */
+
+const CLIENT_ERROR_MESSAGE_LENGTH = 500;
+const REPORTED_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * Reports a failure in this browser to the gateway (`POST …/client-errors`), best
+ * effort: it never throws, and says whether the gateway took it. The message is cut to
+ * the gateway's 500 characters; ids it could not take are left out.
+ * @param {typeof fetch} fetchFn
+ * @param {{gatewayUrl: string, siteId: string}} site
+ * @param {ClientErrorKind} kind
+ * @param {string} message
+ * @param {{subscriberId?: unknown, runId?: unknown}} [ids]
+ * @returns {Promise<boolean>}
+ */
+export async function reportClientError(fetchFn, site, kind, message, ids = {}) {
+  try {
+    let text = String(message || kind).slice(0, CLIENT_ERROR_MESSAGE_LENGTH);
+    // A cut between the two halves of a surrogate pair leaves half a character.
+    if (/[\ud800-\udbff]$/.test(text)) text = text.slice(0, -1);
+    /** @type {Record<string, string>} */
+    const body = { kind, message: text || kind, sdk_version: SDK_VERSION };
+    if (typeof ids.subscriberId === "string" && REPORTED_ID.test(ids.subscriberId)) body.subscriber_id = ids.subscriberId;
+    if (typeof ids.runId === "string" && REPORTED_ID.test(ids.runId)) body.run_id = ids.runId;
+    await callGateway(fetchFn, siteUrl(site.gatewayUrl, site.siteId, "/client-errors"), {
+      method: "POST",
+      body,
+      keepalive: true,
+    });
+    return true;
+  } catch {
+    return false; // the gateway down or refusing (429): the console has it already
+  }
 }
 
 // --- the browser -----------------------------------------------------------------------

@@ -32,8 +32,9 @@
  * @property {string} [tag]
  * @property {boolean} [renotify]
  * @property {boolean} [test]
+ * @property {string} [site_id] the site that sent it (payloads sent before it existed have none)
+ * @property {number} [version] the contract's version: 1 (none: sent before it existed, 1)
  * @property {number} [timestamp] not in the contract today; shown when a payload has it
- * @property {number} [version] not in the contract today (version 1 is implied)
  */
 
 /**
@@ -51,7 +52,7 @@
  * @property {{clarion: PushPayload}} data
  */
 
-/** The payload versions this worker understands (the contract has no field for it yet). */
+/** The payload version this worker understands (campaign's content.PAYLOAD_VERSION). */
 export const PAYLOAD_VERSION = 1;
 
 /**
@@ -78,17 +79,18 @@ export function parsePayload(text) {
     return { ok: false, reason: "NOT_AN_OBJECT", message: "the push data is not a JSON object" };
   }
   const payload = /** @type {Record<string, unknown>} */ (value);
+  if (typeof payload.campaign_id !== "string" && typeof payload.run_id !== "string") {
+    // Every Clarion push names its campaign and run (test sends too): this one is a
+    // site's own, for the site's own push handler next to which this worker runs.
+    return { ok: false, reason: "NOT_CLARION", message: "the push names no campaign or run" };
+  }
+  // After the campaign check: a site's own push may have a "version" of its own.
   if (payload.version !== undefined && payload.version !== PAYLOAD_VERSION) {
     return {
       ok: false,
       reason: "UNKNOWN_VERSION",
       message: `the push is of payload version ${JSON.stringify(payload.version).slice(0, 20)}; this worker knows ${PAYLOAD_VERSION}`,
     };
-  }
-  if (typeof payload.campaign_id !== "string" && typeof payload.run_id !== "string") {
-    // Every Clarion push names its campaign and run (test sends too): this one is a
-    // site's own, for the site's own push handler next to which this worker runs.
-    return { ok: false, reason: "NOT_CLARION", message: "the push names no campaign or run" };
   }
   if (typeof payload.title !== "string" || !payload.title.trim()) {
     return { ok: false, reason: "MISSING_TITLE", message: "the push has no title" };
@@ -134,6 +136,17 @@ export function notificationOptions(payload) {
 }
 
 const SITE_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * The site a push is about: the one it names, else (a payload sent before payloads
+ * named their site) the one stored on this origin.
+ * @param {PushPayload} payload
+ * @param {string | undefined} storedSiteId
+ * @returns {string | undefined}
+ */
+export function payloadSite(payload, storedSiteId) {
+  return typeof payload.site_id === "string" && SITE_ID.test(payload.site_id) ? payload.site_id : storedSiteId;
+}
 const ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 

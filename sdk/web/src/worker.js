@@ -3,13 +3,22 @@
  * The service worker's handlers: show each push as the campaign designed it, report
  * views, clicks (with the button) and closes, open clicks through the gateway's click
  * redirect, and re-register after `pushsubscriptionchange`. A handler never throws:
- * every failure goes to the console (the gateway has no endpoint for client errors).
+ * every failure goes to the console and, when this origin knows its gateway, to the
+ * gateway's client-errors endpoint (`POST …/client-errors`, best effort).
  */
-import { base64UrlToBytes, callGateway, loadState, registerSubscription, siteUrl } from "./core.js";
-import { buttonNumber, clickPath, directUrl, notificationOptions, parsePayload } from "./payload.js";
+import {
+  base64UrlToBytes,
+  callGateway,
+  loadState,
+  registerSubscription,
+  reportClientError,
+  siteUrl,
+} from "./core.js";
+import { buttonNumber, clickPath, directUrl, notificationOptions, parsePayload, payloadSite } from "./payload.js";
 
 /** @typedef {import("./core.js").StoredState} StoredState */
 /** @typedef {import("./payload.js").PushPayload} PushPayload */
+/** @typedef {import("./core.js").ClientErrorKind} ClientErrorKind */
 
 /**
  * @typedef {object} ExtendableEventLike
@@ -69,12 +78,25 @@ export function createHandlers(scope, given = {}) {
   };
 
   /**
-   * A problem with a push, reported to the console (no gateway endpoint takes errors).
-   * @param {string} reason
+   * A problem, logged to the console and reported to the gateway as `kind` (to the
+   * push's site, else the stored one; not at all when this origin has no stored
+   * gateway). Never throws.
+   * @param {ClientErrorKind} kind
+   * @param {string} reason e.g. NOT_JSON, SHOW_FAILED
    * @param {unknown} detail
+   * @param {PushPayload} [payload] the push it is about
+   * @param {StoredState} [known] the stored state, when the caller has it
    */
-  function reportError(reason, detail) {
-    env.console.error(`${PREFIX} ${reason}:`, detail instanceof Error ? detail.message : detail);
+  async function reportError(kind, reason, detail, payload, known) {
+    const text = detail instanceof Error ? detail.message : String(detail);
+    env.console.error(`${PREFIX} ${reason}:`, text);
+    const stored = known || (await state());
+    const siteId = stored && (payload ? payloadSite(payload, stored.siteId) : stored.siteId);
+    if (!stored || !siteId) return;
+    await reportClientError(env.fetch, { gatewayUrl: stored.gatewayUrl, siteId }, kind, `${reason}: ${text}`, {
+      subscriberId: (payload && payload.subscriber_id) || stored.subscriberId,
+      runId: payload && payload.run_id,
+    });
   }
 
   /** @returns {Promise<StoredState | undefined>} */
@@ -82,13 +104,14 @@ export function createHandlers(scope, given = {}) {
     try {
       return await loadState(env.indexedDB);
     } catch (error) {
-      reportError("STATE_UNREADABLE", error);
+      env.console.error(`${PREFIX} STATE_UNREADABLE:`, error instanceof Error ? error.message : error);
       return undefined;
     }
   }
 
   /**
-   * Reports an engagement event (viewed, clicked, closed) with the push's proof.
+   * Reports an engagement event (viewed, clicked, closed) with the push's proof, to
+   * the site the push names (else the stored one).
    * @param {"viewed" | "clicked" | "closed"} kind
    * @param {PushPayload} payload
    * @param {StoredState | undefined} stored
@@ -104,13 +127,14 @@ export function createHandlers(scope, given = {}) {
     /** @type {Record<string, string>} */
     const body = { kind, run_id, campaign_id, subscriber_id, engagement_token };
     if (button) body.button = button;
+    const siteId = /** @type {string} */ (payloadSite(payload, stored.siteId));
     try {
-      await callGateway(env.fetch, siteUrl(stored.gatewayUrl, stored.siteId, "/events"), {
+      await callGateway(env.fetch, siteUrl(stored.gatewayUrl, siteId, "/events"), {
         method: "POST",
         body,
       });
     } catch (error) {
-      reportError(`REPORT_${kind.toUpperCase()}_FAILED`, error);
+      await reportError("report_failed", `REPORT_${kind.toUpperCase()}_FAILED`, error, payload, stored);
     }
   }
 
@@ -120,14 +144,17 @@ export function createHandlers(scope, given = {}) {
     try {
       textData = event.data ? event.data.text() : null;
     } catch (error) {
-      reportError("UNREADABLE_PUSH", error);
+      await reportError("bad_payload", "UNREADABLE_PUSH", error);
       return;
     }
     const parsed = parsePayload(textData);
     if (!parsed.ok) {
       // Nothing is shown for a push we cannot read: its title would be a guess.
       if (parsed.reason === "NOT_CLARION") env.console.warn(`${PREFIX} ignored: ${parsed.message}`);
-      else reportError(parsed.reason, parsed.message);
+      else {
+        const kind = parsed.reason === "UNKNOWN_VERSION" ? "unknown_version" : "bad_payload";
+        await reportError(kind, parsed.reason, parsed.message, parsedObject(textData));
+      }
       return;
     }
     const payload = parsed.payload;
@@ -136,7 +163,7 @@ export function createHandlers(scope, given = {}) {
       await scope.registration.showNotification(payload.title, options);
     } catch (error) {
       // A browser that refuses an option (an action icon, say) still shows the text.
-      reportError("SHOW_FAILED", error);
+      await reportError("show_failed", "SHOW_FAILED", error, payload);
       const plain = options.body ? { body: options.body, data: options.data } : { data: options.data };
       await scope.registration.showNotification(payload.title, plain);
     }
@@ -167,12 +194,15 @@ export function createHandlers(scope, given = {}) {
     const stored = await state();
     const found = buttonNumber(payload, event.action);
     const button = found < 0 ? 0 : found;
+    const siteId = stored && payloadSite(payload, stored.siteId);
     const path =
-      stored &&
-      clickPath(stored.siteId, payload.run_id || "", payload.subscriber_id || "", payload.engagement_token || "", button);
+      siteId &&
+      clickPath(siteId, payload.run_id || "", payload.subscriber_id || "", payload.engagement_token || "", button);
     const target = stored && path ? stored.gatewayUrl + path : directUrl(payload, button);
     await Promise.all([
-      openOrFocus(target, directUrl(payload, button)).catch((error) => reportError("OPEN_FAILED", error)),
+      openOrFocus(target, directUrl(payload, button)).catch((error) =>
+        reportError("open_failed", "OPEN_FAILED", error, payload, stored),
+      ),
       report("clicked", payload, stored, button ? event.action : undefined),
     ]);
   }
@@ -204,15 +234,18 @@ export function createHandlers(scope, given = {}) {
   /**
    * @param {(event: any) => Promise<void>} handler
    * @param {string} reason
+   * @param {ClientErrorKind} [kind]
    * @returns {(event: ExtendableEventLike) => void}
    */
-  const guarded = (handler, reason) => (event) => {
-    try {
-      event.waitUntil(handler(event).catch((error) => reportError(reason, error)));
-    } catch (error) {
-      reportError(reason, error);
-    }
-  };
+  const guarded =
+    (handler, reason, kind = "handler_failed") =>
+    (event) => {
+      try {
+        event.waitUntil(handler(event).catch((error) => reportError(kind, reason, error)));
+      } catch (error) {
+        reportError(kind, reason, error);
+      }
+    };
 
   return {
     push: guarded(showPush, "PUSH_FAILED"),
@@ -224,8 +257,22 @@ export function createHandlers(scope, given = {}) {
       "CLICK_FAILED",
     ),
     notificationclose: guarded(close, "CLOSE_FAILED"),
-    pushsubscriptionchange: guarded(subscriptionChange, "RESUBSCRIBE_FAILED"),
+    pushsubscriptionchange: guarded(subscriptionChange, "RESUBSCRIBE_FAILED", "subscribe_failed"),
   };
+}
+
+/**
+ * A refused push's text as an object, for the ids its error report may carry.
+ * @param {string | null} text
+ * @returns {PushPayload | undefined}
+ */
+function parsedObject(text) {
+  try {
+    const value = JSON.parse(text || "");
+    return value && typeof value === "object" && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

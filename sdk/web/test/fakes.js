@@ -3,6 +3,10 @@
 // docs/services/gateway.md documents its routes.
 
 export const SITE = "shop-eu_1";
+/** Another site the fake gateway knows (a push naming it is reported there). */
+export const OTHER_SITE = "shop-us";
+/** The gateway's client-error kinds (services/gateway/inputs.py CLIENT_ERROR_KINDS). */
+export const CLIENT_ERROR_KINDS = ["bad_payload", "unknown_version", "show_failed", "open_failed", "report_failed", "subscribe_failed", "handler_failed"];
 export const GATEWAY = "https://gw.example";
 
 /** A base64url P-256 point (65 bytes) whose bytes all start from `seed`. */
@@ -23,6 +27,8 @@ export class FakeGateway {
     this.next = 1;
     this.fetch = this.fetch.bind(this);
     this.failNext = null; // {status, code}
+    this.failing = null; // {status, code}: every call fails so (the gateway down)
+    this.clientErrors = []; // {site, body} of each accepted POST …/client-errors
   }
 
   async fetch(url, init = {}) {
@@ -33,14 +39,20 @@ export class FakeGateway {
     this.calls.push({ method, path: pathname, headers, body });
     const json = (status, value) =>
       new Response(JSON.stringify(value), { status, headers: { "Content-Type": "application/json" } });
-    if (this.failNext) {
-      const { status, code } = this.failNext;
+    if (this.failNext || this.failing) {
+      const { status, code } = this.failNext || this.failing;
       this.failNext = null;
       return json(status, { error: { code, message: code } });
     }
     const match = pathname.match(/^\/v1\/sites\/([^/]+)(\/.*)$/);
-    if (!match || match[1] !== SITE) return json(404, { error: { code: "SITE_NOT_FOUND", message: "no" } });
+    if (!match || ![SITE, OTHER_SITE].includes(match[1])) return json(404, { error: { code: "SITE_NOT_FOUND", message: "no" } });
     const rest = match[2];
+    if (method === "POST" && rest === "/client-errors") {
+      const bad = !CLIENT_ERROR_KINDS.includes(body.kind) ? "kind" : !body.message || body.message.length > 500 ? "message" : !body.sdk_version ? "sdk_version" : "";
+      if (bad) return json(400, { error: { code: "INVALID_FIELD", message: `${bad} is not valid` } });
+      this.clientErrors.push({ site: match[1], body });
+      return json(202, { recorded: true });
+    }
     const token = (id) => `tok-${id}`;
     const proven = (id) => headers["X-Clarion-Unsubscribe-Token"] === token(id);
     if (method === "GET" && rest === "/config") return json(200, { site_id: SITE, vapid_public_key: this.key });
@@ -65,7 +77,12 @@ export class FakeGateway {
     }
     if (method === "POST" && rest === "/identify") {
       if (!proven(body.subscriber_id)) return json(403, { error: { code: "INVALID_UNSUBSCRIBE_TOKEN", message: "no" } });
+      // The site has "age" as a number: another type for it is refused, nothing attached.
+      if (body.properties && "age" in body.properties && typeof body.properties.age !== "number") {
+        return json(400, { error: { code: "PROPERTY_TYPE_MISMATCH", message: "properties.age is a number in this site" } });
+      }
       this.subscribers.get(body.subscriber_id).profileId = body.profile_id;
+      if (body.properties) this.subscribers.get(body.subscriber_id).properties = body.properties;
       return json(200, { subscriber_id: body.subscriber_id, profile_id: body.profile_id });
     }
     if (method === "POST" && rest === "/track") {
@@ -177,6 +194,8 @@ export const FULL = {
   silent: true,
   tag: "spring",
   renotify: true,
+  site_id: SITE,
+  version: 1,
   subscriber_id: "sub_7d1e.x:2",
   engagement_token: "faVrlj7GEI7UHOLhB1LaM_3iL8eRq-eao1uZNO9uL7Q",
 };

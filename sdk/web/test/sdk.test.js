@@ -6,7 +6,7 @@ import vm from "node:vm";
 import { IDBFactory } from "fake-indexeddb";
 
 import { createClarion, detectBrowser } from "../src/clarion.js";
-import { loadState } from "../src/core.js";
+import { loadState, SDK_VERSION } from "../src/core.js";
 import {
   FakeGateway,
   fakeConsole,
@@ -122,11 +122,32 @@ describe("subscribe", () => {
     });
   }
 
-  test("a gateway refusal is thrown with its code", async () => {
+  test("a gateway refusal is thrown with its code and reported as subscribe_failed", async () => {
     await p.clarion.subscribe();
     p.gateway.failNext = { status: 400, code: "INVALID_ENDPOINT" };
     await assert.rejects(p.clarion.subscribe(), { code: "INVALID_ENDPOINT", status: 400 });
+    assert.deepEqual(p.gateway.clientErrors, [
+      {
+        site: SITE,
+        body: { kind: "subscribe_failed", message: "INVALID_ENDPOINT: INVALID_ENDPOINT", sdk_version: SDK_VERSION },
+      },
+    ]);
   });
+
+  test("a refused permission is not reported; an unreachable gateway still throws the subscribe's error", async () => {
+    const q = page({ Notification: fakeNotification("denied") });
+    await q.clarion.init({ siteId: SITE, gatewayUrl: GATEWAY });
+    await assert.rejects(q.clarion.subscribe(), { code: "PERMISSION_DENIED" });
+    assert.deepEqual(q.gateway.clientErrors, []);
+    p.gateway.failing = { status: 503, code: "SERVICE_UNAVAILABLE" };
+    await assert.rejects(p.clarion.subscribe(), { code: "SERVICE_UNAVAILABLE" });
+    assert.deepEqual(p.gateway.clientErrors, []);
+  });
+});
+
+test("SDK_VERSION, sent with error reports, is package.json's version", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  assert.equal(SDK_VERSION, pkg.version);
 });
 
 describe("identify, track, unsubscribe", () => {
@@ -151,10 +172,22 @@ describe("identify, track, unsubscribe", () => {
     assert.equal((await loadState(p.indexedDB)).profileId, "user-1");
   });
 
-  test("identify refuses properties (the gateway takes none) and sends nothing", async () => {
+  test("identify sends the profile's properties with it", async () => {
     await p.clarion.subscribe();
-    await assert.rejects(p.clarion.identify("user-1", /** @type {any} */ ({ plan: "pro" })), { code: "PROPERTIES_NOT_SUPPORTED" });
-    assert.equal(p.gateway.last("POST", "/identify"), undefined);
+    const properties = { plan: "pro", age: 41, vip: true, tags: ["a"] };
+    assert.deepEqual(await p.clarion.identify("user-1", properties), { subscriberId: "sub_1", profileId: "user-1" });
+    assert.deepEqual(p.gateway.last("POST", "/identify").body, { subscriber_id: "sub_1", profile_id: "user-1", properties });
+    assert.deepEqual(p.gateway.subscribers.get("sub_1").properties, properties);
+    await p.clarion.identify("user-1", {});
+    assert.equal("properties" in p.gateway.last("POST", "/identify").body, false);
+  });
+
+  test("identify's refused properties throw with the gateway's code and attach nothing", async () => {
+    await p.clarion.subscribe();
+    await assert.rejects(p.clarion.identify("user-1", { age: "old" }), { code: "PROPERTY_TYPE_MISMATCH", status: 400 });
+    assert.equal(p.gateway.subscribers.get("sub_1").profileId, undefined);
+    assert.equal((await loadState(p.indexedDB)).profileId, undefined);
+    await assert.rejects(p.clarion.identify("user-1", /** @type {any} */ (["age"])), { code: "INVALID_OPTIONS" });
   });
 
   test("track sends one event with a generated id and its properties", async () => {

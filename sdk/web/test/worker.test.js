@@ -6,7 +6,7 @@ import vm from "node:vm";
 import { IDBFactory } from "fake-indexeddb";
 
 import { createClarion } from "../src/clarion.js";
-import { loadState, saveState } from "../src/core.js";
+import { loadState, saveState, SDK_VERSION } from "../src/core.js";
 import { createHandlers } from "../src/worker.js";
 import {
   FakeGateway,
@@ -18,6 +18,7 @@ import {
   GATEWAY,
   KEY_A,
   FULL,
+  OTHER_SITE,
   SITE,
 } from "./fakes.js";
 
@@ -114,12 +115,12 @@ describe("the service worker", () => {
     assert.equal(gateway.last("POST", "/events").body.kind, "viewed");
   });
 
-  for (const [name, event, reason] of [
-    ["not JSON", push("<html>oops"), "NOT_JSON"],
-    ["of an unknown version", push({ ...FULL, version: 3 }), "UNKNOWN_VERSION"],
-    ["without a title", push({ ...FULL, title: "" }), "MISSING_TITLE"],
-    ["without data", { data: null }, "EMPTY_PUSH"],
-    ["unreadable", { data: { text: () => { throw new Error("bad bytes"); } } }, "UNREADABLE_PUSH"],
+  for (const [name, event, reason, kind] of [
+    ["not JSON", push("<html>oops"), "NOT_JSON", "bad_payload"],
+    ["of an unknown version", push({ ...FULL, version: 3 }), "UNKNOWN_VERSION", "unknown_version"],
+    ["without a title", push({ ...FULL, title: "" }), "MISSING_TITLE", "bad_payload"],
+    ["without data", { data: null }, "EMPTY_PUSH", "bad_payload"],
+    ["unreadable", { data: { text: () => { throw new Error("bad bytes"); } } }, "UNREADABLE_PUSH", "bad_payload"],
   ]) {
     test(`a push ${name} shows nothing, throws nothing and is reported as ${reason}`, async () => {
       await dispatch(on.push, event); // resolves: nothing is thrown
@@ -127,8 +128,82 @@ describe("the service worker", () => {
       assert.equal(console.lines.error.length, 1);
       assert.match(console.lines.error[0], new RegExp(`\\[clarion\\] ${reason}`));
       assert.equal(gateway.last("POST", "/events"), undefined);
+      // ... and to the gateway's client-errors, with the ids the push had.
+      const [reported] = gateway.clientErrors;
+      assert.equal(gateway.clientErrors.length, 1);
+      assert.equal(reported.site, SITE);
+      assert.equal(reported.body.kind, kind);
+      assert.equal(reported.body.sdk_version, SDK_VERSION);
+      assert.match(reported.body.message, new RegExp(`^${reason}: `));
+      assert.equal(reported.body.subscriber_id, FULL.subscriber_id);
+      if (kind === "unknown_version") assert.equal(reported.body.run_id, FULL.run_id);
     });
   }
+
+  test("an unknown version is reported to the site the push names", async () => {
+    await dispatch(on.push, push({ ...FULL, site_id: OTHER_SITE, version: 2 }));
+    assert.deepEqual(scope.shown, []);
+    assert.deepEqual(
+      gateway.clientErrors.map((e) => [e.site, e.body.kind]),
+      [[OTHER_SITE, "unknown_version"]],
+    );
+  });
+
+  test("a site's own push with a version of its own is still the site's", async () => {
+    await dispatch(on.push, push({ title: "Site news", version: 7 }));
+    assert.deepEqual(console.lines.error, []);
+    assert.deepEqual(gateway.clientErrors, []);
+  });
+
+  test("the view, click and close go to the site the push names, not the stored one", async () => {
+    const payload = { ...FULL, site_id: OTHER_SITE };
+    await dispatch(on.push, push(payload));
+    assert.equal(gateway.last("POST", "/events").path, `/v1/sites/${OTHER_SITE}/events`);
+    await dispatch(on.notificationclick, { notification: shownNotification(scope), action: "action_1" });
+    assert.deepEqual(scope.opened, [`${LINK.replace(`/c/${SITE}~`, `/c/${OTHER_SITE}~`)}?b=1`]);
+    await dispatch(on.notificationclose, { notification: shownNotification(scope) });
+    assert.deepEqual(
+      gateway.calls.filter((c) => c.path.endsWith("/events")).map((c) => [c.path, c.body.kind]),
+      ["viewed", "clicked", "closed"].map((kind) => [`/v1/sites/${OTHER_SITE}/events`, kind]),
+    );
+  });
+
+  test("a payload from before site_id and version goes to the stored site", async () => {
+    const { site_id, version, ...older } = FULL;
+    await dispatch(on.push, push(older));
+    assert.equal(scope.shown.length, 1);
+    assert.equal(gateway.last("POST", "/events").path, `/v1/sites/${SITE}/events`);
+    await dispatch(on.notificationclick, { notification: shownNotification(scope), action: "" });
+    assert.deepEqual(scope.opened, [LINK]);
+  });
+
+  test("a refused notification is reported as show_failed", async () => {
+    scope.refuseOptions = true;
+    await dispatch(on.push, push(FULL));
+    assert.deepEqual(gateway.clientErrors.map((e) => e.body.kind), ["show_failed"]);
+    assert.match(gateway.clientErrors[0].body.message, /^SHOW_FAILED: actions are not supported/);
+  });
+
+  test("with the gateway down a bad push throws nothing and only the console has it", async () => {
+    gateway.failing = { status: 503, code: "SERVICE_UNAVAILABLE" };
+    await dispatch(on.push, push("not json"));
+    await dispatch(on.push, push(FULL));
+    assert.equal(scope.shown.length, 1);
+    assert.deepEqual(gateway.clientErrors, []);
+    assert.match(console.lines.error.join("\n"), /NOT_JSON[\s\S]*REPORT_VIEWED_FAILED/);
+  });
+
+  test("a long error message is cut to the gateway's 500 characters, never in a surrogate pair", async () => {
+    scope.registration.showNotification = async () => {
+      throw new Error("x".repeat(486) + "😀".repeat(10));
+    };
+    await dispatch(on.push, push(FULL));
+    // The fallback (title and body alone) fails too: show_failed, then handler_failed.
+    assert.deepEqual(gateway.clientErrors.map((e) => e.body.kind), ["show_failed", "handler_failed"]);
+    const message = gateway.clientErrors[0].body.message;
+    // "SHOW_FAILED: " and 486 x's are 499 characters; the 500th is half an emoji: dropped.
+    assert.equal(message, "SHOW_FAILED: " + "x".repeat(486));
+  });
 
   test("a site's own push is left to the site's handler", async () => {
     await dispatch(on.push, push({ title: "From the site itself" }));
@@ -137,11 +212,15 @@ describe("the service worker", () => {
     assert.match(console.lines.warn[0], /ignored/);
   });
 
-  test("a view the gateway refuses is a console error, not a failed push", async () => {
+  test("a view the gateway refuses is an error (console, report_failed), not a failed push", async () => {
     gateway.failNext = { status: 403, code: "INVALID_ENGAGEMENT_TOKEN" };
     await dispatch(on.push, push(FULL));
     assert.equal(scope.shown.length, 1);
     assert.match(console.lines.error[0], /REPORT_VIEWED_FAILED.*engagement|INVALID_ENGAGEMENT_TOKEN/i);
+    assert.deepEqual(
+      gateway.clientErrors.map((e) => [e.body.kind, e.body.message, e.body.run_id]),
+      [["report_failed", "REPORT_VIEWED_FAILED: INVALID_ENGAGEMENT_TOKEN", FULL.run_id]],
+    );
   });
 
   test("a click on a button opens the click link with ?b= and reports the action id", async () => {

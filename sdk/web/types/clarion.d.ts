@@ -31,7 +31,7 @@ export type PropertyValue = string | number | boolean | string[];
 
 /** An error with the gateway's code (e.g. "SITE_NOT_FOUND") or the SDK's own
  * ("NOT_INITIALIZED", "NOT_SUBSCRIBED", "PERMISSION_DENIED", "PERMISSION_DISMISSED",
- * "UNSUPPORTED", "NETWORK_ERROR", "PROPERTIES_NOT_SUPPORTED", "INVALID_OPTIONS"). */
+ * "UNSUPPORTED", "NETWORK_ERROR", "INVALID_OPTIONS", "WORKER_FAILED"). */
 export class ClarionError extends Error {
   constructor(code: string, message: string, status?: number);
   code: string;
@@ -43,10 +43,12 @@ export class ClarionError extends Error {
 export function init(options: InitOptions): Promise<InitResult>;
 /** Asks permission and subscribes. Call it from a user gesture (a click handler). */
 export function subscribe(): Promise<SubscribeResult>;
-/** Attaches this subscriber to a person. The gateway takes no profile properties here. */
+/** Sets `properties` on the person's profile ("set": others keep their values), then
+ * attaches this subscriber to it. Refused properties (e.g. PROPERTY_TYPE_MISMATCH, naming
+ * the property) throw, and the subscriber is not attached. */
 export function identify(
   profileId: string,
-  properties?: Record<string, never>,
+  properties?: Record<string, PropertyValue>,
 ): Promise<{ subscriberId: string; profileId: string }>;
 /** Tracks an event; its id is generated (crypto.randomUUID). */
 export function track(

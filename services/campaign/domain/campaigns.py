@@ -1102,6 +1102,7 @@ def new_run(
             campaign.notification,
             campaign.campaign_id,
             run_id,
+            site_id=campaign.site_id,
             personalization=campaign.personalization,
             utm=campaign.utm,
             topic=campaign.topic,
@@ -1187,6 +1188,7 @@ def rest_run(test: RunRecord, decision: variants.Decision, now: datetime) -> Run
         plan.variants,
         test.campaign_id,
         run_id,
+        site_id=test.site_id,
         personalization=plan.personalization,
         utm=plan.utm,
         topic=plan.topic,
@@ -1371,6 +1373,7 @@ def _content_warnings(
             found = content.validate(
                 notification,
                 campaign.campaign_id,
+                site_id=campaign.site_id,
                 personalization=campaign.personalization,
                 utm=campaign.utm,
                 live=campaign.trigger is not None,

@@ -43,6 +43,9 @@ PER_RECIPIENT_ROOM = 256
 MAX_SHARED_PAYLOAD_BYTES = MAX_PAYLOAD_BYTES - PER_RECIPIENT_ROOM
 # Run ids are only known when a run starts; this one has the same length (new_id: 32 hex).
 PLACEHOLDER_RUN_ID = "run_" + "f" * 32
+# The PushPayload contract's version (common.proto): every payload carries it, and a
+# service worker refuses one it does not know.
+PAYLOAD_VERSION = 1
 
 Notification = common_pb2.Notification
 
@@ -99,6 +102,7 @@ def validate(
     notification: Notification,
     campaign_id: str,
     *,
+    site_id: str,
     personalization: campaign_pb2.Personalization | None = None,
     utm: campaign_pb2.UtmParameters | None = None,
     live: bool = False,
@@ -138,12 +142,15 @@ def validate(
     # as written).
     measured = _payload_fields(
         notification,
+        site_id,
         campaign_id,
         PLACEHOLDER_RUN_ID,
         text=_measured(_missing_text(personalization)),
         click=_measured_click(_missing_text(personalization), _utm_params(utm)),
     )
-    as_sent = run_content(notification, campaign_id, PLACEHOLDER_RUN_ID, utm=utm)
+    as_sent = run_content(
+        notification, campaign_id, PLACEHOLDER_RUN_ID, site_id=site_id, utm=utm
+    )
     _check_size(
         max(
             len(payload)
@@ -171,6 +178,7 @@ def run_content(
     campaign_id: str,
     run_id: str,
     *,
+    site_id: str,
     personalization: campaign_pb2.Personalization | None = None,
     utm: campaign_pb2.UtmParameters | None = None,
     topic: str = "",
@@ -188,7 +196,9 @@ def run_content(
             return templates.wrap_click_url(url, query)
         return templates.add_query(url, params)
 
-    fields = _payload_fields(notification, campaign_id, run_id, text=_as_is, click=click)
+    fields = _payload_fields(
+        notification, site_id, campaign_id, run_id, text=_as_is, click=click
+    )
     if test:
         fields["test"] = True  # no browser rule drops it: every copy has it
     parts = _browser_copies(fields)
@@ -210,10 +220,12 @@ def run_content(
     )
 
 
-def render_payload(notification: Notification, campaign_id: str, run_id: str) -> bytes:
+def render_payload(
+    notification: Notification, campaign_id: str, run_id: str, *, site_id: str
+) -> bytes:
     """The run's PushPayload JSON (for every browser without its own): compact UTF-8,
     empty fields left out."""
-    return run_content(notification, campaign_id, run_id).payload
+    return run_content(notification, campaign_id, run_id, site_id=site_id).payload
 
 
 def template_variables(notification: Notification) -> templates.Variables:
@@ -255,6 +267,7 @@ def _template_fields(notification: Notification) -> list[tuple[str, str]]:
 
 def _payload_fields(
     notification: Notification,
+    site_id: str,
     campaign_id: str,
     run_id: str,
     *,
@@ -285,6 +298,8 @@ def _payload_fields(
         silent=notification.silent,
         tag=notification.tag,
         renotify=notification.renotify,
+        site_id=site_id,
+        version=PAYLOAD_VERSION,
     )
     return json_format.MessageToDict(payload, preserving_proto_field_name=True)
 

@@ -149,6 +149,42 @@ for (let magnitude = 1; magnitude <= 1e9; magnitude *= 10) {
   COUNT_STEPS.push(magnitude, 2 * magnitude, 5 * magnitude);
 }
 
+const HOUR_SECONDS = 3600;
+// The narrowest time window the chart shows: a run's single hour would otherwise be
+// stretched by uPlot over a range of years.
+export const MIN_SPAN_SECONDS = 6 * HOUR_SECONDS;
+
+/**
+ * The x range for data from `min` to `max` (epoch seconds): the data's own range when it
+ * spans at least MIN_SPAN_SECONDS, else a window of that width centred on the data.
+ *
+ * @param {number | null} min
+ * @param {number | null} max
+ * @returns {[number | null, number | null]}
+ */
+export function hourRange(min, max) {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) {
+    return [min, max];
+  }
+  const pad = Math.max(0, (MIN_SPAN_SECONDS - (max - min)) / 2);
+  return [min - pad, max + pad];
+}
+
+/**
+ * The x scale's range function: from the data's own first and last hour, because uPlot
+ * widens a single point by 86400 / its `ms` option before asking, which with epoch
+ * seconds is 1,000 days.
+ *
+ * @param {{data: ArrayLike<ArrayLike<number | null>>}} u
+ * @param {number | null} min
+ * @param {number | null} max
+ */
+export function xRange(u, min, max) {
+  const hours = u && u.data && u.data[0];
+  if (hours && hours.length > 0) return hourRange(hours[0], hours[hours.length - 1]);
+  return hourRange(min, max);
+}
+
 /**
  * uPlot's options for the timeline at a container width: one line per series with its
  * colour and dash, a legend, time on x in the browser's local time (uPlot's default for
@@ -163,7 +199,7 @@ export function chartOptions(containerWidth, locale) {
   return {
     ...chartSize(containerWidth),
     scales: {
-      x: { time: true },
+      x: { time: true, range: xRange },
       y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] },
     },
     series: [

@@ -6,6 +6,8 @@ import {
   MIN_WIDTH,
   SERIES,
   chartOptions,
+  hourRange,
+  MIN_SPAN_SECONDS,
   chartSize,
   debounce,
   describeTimeline,
@@ -271,5 +273,27 @@ describe("debounce", () => {
     } finally {
       mock.timers.reset();
     }
+  });
+});
+
+describe("hourRange", () => {
+  test("widens a single hour to a readable window centred on it", () => {
+    const hour = 1_800_000_000;
+    const [from, to] = hourRange(hour, hour);
+    assert.equal(to - from, MIN_SPAN_SECONDS);
+    assert.equal((from + to) / 2, hour);
+  });
+  test("keeps a range that is already wide enough", () => {
+    assert.deepEqual(hourRange(0, 86_400), [0, 86_400]);
+  });
+  test("passes an empty range through", () => {
+    assert.deepEqual(hourRange(null, null), [null, null]);
+  });
+  test("is the x scale's range, taken from the data rather than uPlot's widened bounds", () => {
+    const range = chartOptions(800, "en-US").scales.x.range;
+    const lone = { data: [[7200], [3]] };
+    // uPlot passes a single point widened by 86400 / 1e-3 seconds.
+    assert.deepEqual(range(lone, 7200, 7200 + 86_400_000), hourRange(7200, 7200));
+    assert.deepEqual(range({ data: [[]] }, null, null), [null, null]);
   });
 });
