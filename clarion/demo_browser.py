@@ -490,7 +490,9 @@ def main(data_dir: Path | None, as_json: bool) -> int:
         with tempfile.TemporaryDirectory(prefix="clarion-demo-") as tmp:
             result = asyncio.run(
                 run_browser_demo(
-                    data_dir or Path(tmp), progress=progress, screenshots_dir=SCREENSHOTS_DIR
+                    data_dir or Path(tmp),
+                    progress=progress,
+                    screenshots_dir=SCREENSHOTS_DIR.resolve(),
                 )
             )
     except BrowserUnavailable as error:
