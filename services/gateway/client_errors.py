@@ -17,14 +17,13 @@ LRU map: at most MAX_SITES sites are tracked, the least recently seen forgotten 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from cachetools import LRUCache
 
 from services.gateway import inputs
 from services.gateway.errors import ApiError
+from services.gateway.limits import TokenBuckets
 from services.kit.logging import get_logger
 from services.kit.metrics import GATEWAY_CLIENT_ERRORS, GATEWAY_CLIENT_ERRORS_RATE_LIMITED
 
@@ -34,37 +33,6 @@ log = get_logger("clarion.gateway")
 BURST = 60
 REFILL_PER_SECOND = 1.0
 MAX_SITES = 10_000
-
-
-class TokenBuckets:
-    """One token bucket per key, in a bounded LRU map; `monotonic` is the clock."""
-
-    def __init__(
-        self,
-        burst: int = BURST,
-        refill_per_second: float = REFILL_PER_SECOND,
-        max_keys: int = MAX_SITES,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._burst = float(burst)
-        self._rate = refill_per_second
-        self._now = monotonic
-        # key -> [tokens, when they were counted]
-        self._buckets: LRUCache[str, list[float]] = LRUCache(maxsize=max_keys)
-
-    def take(self, key: str) -> bool:
-        """Takes a token from `key`'s bucket; False when it is empty."""
-        now = self._now()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = [self._burst, now]
-        tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
-        bucket[1] = now
-        if tokens < 1.0:
-            bucket[0] = tokens
-            return False
-        bucket[0] = tokens - 1.0
-        return True
 
 
 class ClientErrors:
@@ -77,7 +45,7 @@ class ClientErrors:
         buckets: TokenBuckets | None = None,
     ) -> None:
         self._site_exists = site_exists
-        self._buckets = buckets or TokenBuckets()
+        self._buckets = buckets or TokenBuckets(BURST, REFILL_PER_SECOND, MAX_SITES)
 
     async def record(self, request: web.Request) -> web.Response:
         where = inputs.path(request, inputs.SitePath)

@@ -7,7 +7,8 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from services.gateway.client_errors import BURST, TokenBuckets
+from services.gateway.client_errors import BURST
+from services.gateway.limits import TokenBuckets
 from tests.gateway.conftest import GatewaySite, Stack
 from tests.gateway.test_gateway import assert_error, post
 
@@ -142,7 +143,7 @@ class TestTokenBuckets:
         assert [buckets.take("a") for _ in range(4)] == [True, True, True, False]
 
     def test_the_map_stays_bounded(self):
-        buckets = TokenBuckets(burst=1, max_keys=2, monotonic=lambda: 0.0)
+        buckets = TokenBuckets(burst=1, refill_per_second=1.0, max_keys=2, monotonic=lambda: 0.0)
         assert buckets.take("a") and not buckets.take("a")
         buckets.take("b")
         buckets.take("c")  # "a", the least recently seen, is forgotten: a new bucket

@@ -34,6 +34,7 @@ from clarion.segment.v1 import segment_service_pb2
 from clarion.simulator import Behaviour, PushServiceSimulator
 from services.campaign.admin import create_site
 from services.gateway import pages
+from services.gateway.limits import TokenBuckets
 from services.gateway.pages import words
 from services.gateway.server import create_gateway
 from services.kit.clock import FrozenClock
@@ -705,15 +706,48 @@ class TestRotatedKey:
 SCRIPT, STYLESHEET = "reports-0123abcd.js", "reports-4567cdef.css"
 
 
-async def serve_pages(stack: Stack, static_dir: Path, **addresses: str) -> tuple[TestServer, Peers]:
+async def serve_pages(
+    stack: Stack,
+    static_dir: Path,
+    sign_in_failures: TokenBuckets | None = None,
+    **addresses: str,
+) -> tuple[TestServer, Peers]:
     """The report pages alone on a bare app, with `static_dir` as their assets (and
     services at other `addresses`, e.g. reporting_address=)."""
     peers = Peers(stack.settings.model_copy(update=addresses))
     app = web.Application()
-    pages.install(app, peers, peers.metadata, static_dir=static_dir)
+    pages.install(
+        app, peers, peers.metadata, static_dir=static_dir, sign_in_failures=sign_in_failures
+    )
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     return server, peers
+
+
+class TestSignInAttempts:
+    async def test_refused_keys_are_slowed_per_address_and_the_right_key_waits_too(
+        self, stack, shop, tmp_path
+    ):
+        now = [0.0]
+        failures = TokenBuckets(burst=3, refill_per_second=0.1, monotonic=lambda: now[0])
+        server, peers = await serve_pages(stack, tmp_path, sign_in_failures=failures)
+        try:
+            guesser = Reader(stack.http, str(server.make_url("")).rstrip("/"))
+            answers = [await guesser.sign_in(f"ck_guess{i}") for i in range(4)]
+            blocked_right_key = await guesser.sign_in(shop.api_key)
+            now[0] += 10.0  # one refused key may be tried again every 10 s
+            after_wait = await guesser.sign_in(shop.api_key)
+        finally:
+            await server.close()
+            await peers.close()
+
+        assert [a.status for a in answers] == [401, 401, 401, 429]
+        assert "Too many sign-in attempts" in answers[3].text
+        assert answers[3].headers["Retry-After"] == "10"
+        assert blocked_right_key.status == 429
+        assert "clarion_reports" not in blocked_right_key.set_cookies
+        assert after_wait.status == 303
+        assert "clarion_reports" in after_wait.set_cookies
 
 
 class TestStatic:

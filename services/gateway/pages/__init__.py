@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
+from services.gateway.limits import TokenBuckets
 from services.gateway.pages import views, words
 from services.gateway.pages.assets import STATIC_DIR, Assets
 from services.gateway.pages.session import KEY_CACHE_SECONDS, KEY_CACHE_SIZE, SiteSessions
@@ -75,12 +76,16 @@ def install(
     key_cache_seconds: float = KEY_CACHE_SECONDS,
     key_cache_size: int = KEY_CACHE_SIZE,
     static_dir: Path = STATIC_DIR,
+    sign_in_failures: TokenBuckets | None = None,
 ) -> None:
     """Adds the report pages to `app`. `metadata(site_id)` is the metadata of a call on
     the site's behalf (the internal token); `clock` times the API-key cache."""
     app[views.TEMPLATES] = templates()
     app[views.ASSETS] = Assets.load(static_dir)
     app[views.BACKEND] = views.Backend(peers, metadata)
+    app[views.SIGN_IN_FAILURES] = sign_in_failures or TokenBuckets(
+        views.SIGN_IN_BURST, views.SIGN_IN_REFILL_PER_SECOND
+    )
     app[views.SESSIONS] = SiteSessions(
         peers, metadata, clock or SystemClock(), key_cache_seconds, key_cache_size
     )

@@ -25,6 +25,7 @@ from aiohttp import web
 from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
 from services.gateway.errors import bounded
+from services.gateway.limits import TokenBuckets
 from services.gateway.pages import words
 from services.gateway.pages.assets import Assets
 from services.gateway.pages.session import (
@@ -80,6 +81,10 @@ TEMPLATES = web.AppKey("reports_templates", jinja2.Environment)
 SESSIONS = web.AppKey("reports_sessions", SiteSessions)
 ASSETS = web.AppKey("reports_assets", Assets)
 BACKEND = web.AppKey("reports_backend", Backend)
+# Refused API keys per client address: a guesser is slowed to a few tries a minute.
+SIGN_IN_FAILURES = web.AppKey("reports_sign_in_failures", TokenBuckets)
+SIGN_IN_BURST = 10
+SIGN_IN_REFILL_PER_SECOND = 0.1
 _SITE = web.RequestKey("clarion_reports_site", SiteSession)
 
 
@@ -278,9 +283,14 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     refusal = csrf_refusal(request, form.get(CSRF_FIELD, ""))
     if refusal:
         return error_page(request, 403, "Form refused", refusal)
+    failures, address = request.app[SIGN_IN_FAILURES], request.remote or ""
+    if not failures.has_token(address):
+        return _too_many_attempts(request)
     api_key = form.get("api_key", "").strip()
     site = await request.app[SESSIONS].resolve(api_key)
     if site is None:
+        if not failures.take(address):
+            return _too_many_attempts(request)
         return render(
             request,
             "sign_in.html",
@@ -289,6 +299,17 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         )
     response = see_other(HOME)
     set_session(response, request, api_key)
+    return response
+
+
+def _too_many_attempts(request: web.Request) -> web.Response:
+    response = error_page(
+        request,
+        429,
+        "Too many sign-in attempts",
+        "Too many API keys were refused from this address. Wait a minute and try again.",
+    )
+    response.headers["Retry-After"] = str(round(1 / SIGN_IN_REFILL_PER_SECOND))
     return response
 
 
