@@ -8,6 +8,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -71,13 +72,15 @@ class Behaviour:
     """How the service answers pushes to one subscription, simulating its state.
 
     A `status` >= 400 is answered before any validation (the service's own state wins);
-    `retry_after` (seconds) is sent with it; `hang` never answers until the client gives
-    up; `delay` (seconds) answers normally but slowly. `times` is how many requests the
-    behaviour applies to before the subscription answers normally again (None: forever).
+    `retry_after` is sent with it as its Retry-After header: seconds, or an HTTP date
+    (RFC 9110 §10.2.3, e.g. "Wed, 21 Oct 2026 07:28:00 GMT") as given; `hang` never
+    answers until the client gives up; `delay` (seconds) answers normally but slowly.
+    `times` is how many requests the behaviour applies to before the subscription
+    answers normally again (None: forever).
     """
 
     status: int = 201
-    retry_after: int | None = None
+    retry_after: int | str | None = None
     times: int | None = None
     hang: bool = False
     delay: float = 0.0
@@ -85,7 +88,12 @@ class Behaviour:
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP status code, got {self.status}")
-        if self.retry_after is not None and self.retry_after < 0:
+        if isinstance(self.retry_after, str):
+            try:
+                parsedate_to_datetime(self.retry_after)
+            except (TypeError, ValueError):
+                raise ValueError("retry_after must be seconds or an HTTP date") from None
+        elif self.retry_after is not None and self.retry_after < 0:
             raise ValueError("retry_after must be >= 0 seconds")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be >= 1, or None for forever")

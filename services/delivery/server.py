@@ -35,7 +35,7 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.egress import EgressPolicy
 from services.kit.grpcserver import ManagedServer, build_service_server, open_service_database
-from services.kit.metrics import GaugeRefresher, set_delivery_queue
+from services.kit.metrics import GaugeRefresher, push_service_label, set_delivery_queue
 from services.kit.peers import Peers
 from services.siteclient import remote_site_resolver
 
@@ -334,10 +334,12 @@ async def create_delivery(
         pruner=GrpcSubscriberPruner(peers),
         outcomes=GrpcOutcomeSink(peers),
         clock=clock,
-        rates=(
-            OriginRateLimits(settings.delivery_origin_rate_per_second)
-            if settings.delivery_origin_rate_per_second
-            else None
+        # Every push service's rate adapts to its 429s (the configured rate, if any,
+        # is its ceiling).
+        rates=OriginRateLimits(
+            settings.delivery_origin_rate_per_second,
+            floor=settings.delivery_origin_rate_floor,
+            label=push_service_label,
         ),
     )
     return store, workers, peers, engine

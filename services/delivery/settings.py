@@ -33,7 +33,11 @@ class DeliverySettings(Settings):
     """Audience members pulled from segment per page while preparing a run."""
     delivery_origin_rate_per_second: float = Field(default=0.0, ge=0)
     """Requests per second to any one push service (origin) from one delivery process;
-    0 means no limit."""
+    0 means no limit. Either way a push service answering 429 is slowed (halved, at
+    most once a second) and sped up again gradually, up to this (or where it was)."""
+    delivery_origin_rate_floor: float = Field(default=1.0, gt=0)
+    """The slowest a push service answering 429 is sent to, in requests per second
+    per delivery process."""
     delivery_prepare_deadline_seconds: float = Field(default=3600.0, gt=0)
     """How long segment may stay unreachable before a preparing run is failed."""
     push_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -259,6 +259,8 @@ class PendingRecipient:
     timezone: str = ""
     # Its A/B variant; "": the run has none.
     variant: str = ""
+    # When its retry (or deferred send) is due; None: due now (its first attempt).
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -430,6 +432,11 @@ def _listed(stored: str) -> tuple[str, ...]:
     return tuple(stored.split("\n")) if stored else ()
 
 
+def _aware(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives it back naive)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _lease_free(column: Any, now: datetime) -> Any:
     return or_(column.is_(None), column < now)
 
@@ -469,6 +476,7 @@ class _HotSql:
         # Timestamps are written as SQLAlchemy writes them (SQLite keeps text).
         time_type = RECIPIENTS.c.finish_time.type.dialect_impl(dialect)
         self.time = time_type.bind_processor(dialect) or (lambda value: value)
+        self.read_time = time_type.result_processor(dialect, None) or (lambda value: value)
 
         def sql(text: str) -> str:
             return text.format(p=p, ids=ids)
@@ -539,7 +547,7 @@ class _HotSql:
         )
         self.due_recipients = sql(
             "SELECT recipient_id, subscriber_id, browser, target_kind, endpoint, p256dh, auth, "
-            "attempts, vapid_key_id, context, profile_id, timezone, variant "
+            "attempts, vapid_key_id, context, profile_id, timezone, variant, not_before "
             "FROM delivery_recipients "
             "WHERE chunk_id = {p} AND state = 'pending' AND (not_before IS NULL OR not_before <= {p}) "
             "ORDER BY recipient_id"
@@ -1490,10 +1498,13 @@ class DeliveryStore:
 
     @_in_db_thread
     def due_recipients(self, chunk: ClaimedChunk, now: datetime) -> list[PendingRecipient]:
+        """The chunk's pending recipients due by `now` (a sender passes a time a little
+        ahead, to send retries due while it holds the chunk at their own time)."""
         with self._sync.connect() as conn:
             cursor = self._hot.cursor(conn)
             cursor.execute(self._hot.due_recipients, (chunk.chunk_id, self._hot.time(now)))
             rows = cursor.fetchall()
+        read_time = self._hot.read_time
         return [
             PendingRecipient(
                 rid,
@@ -1509,6 +1520,7 @@ class DeliveryStore:
                 profile_id,
                 timezone,
                 variant,
+                _aware(read_time(not_before)) if not_before is not None else None,
             )
             for (
                 rid,
@@ -1524,6 +1536,7 @@ class DeliveryStore:
                 profile_id,
                 timezone,
                 variant,
+                not_before,
             ) in rows
         ]
 

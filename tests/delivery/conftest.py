@@ -62,7 +62,7 @@ from services.delivery.models import (
 from services.delivery.server import create_server as create_delivery_server
 from services.delivery.store import DeliveryStore, Member, OutboxItem
 from services.kit.auth import internal_metadata
-from services.kit.clock import FrozenClock
+from services.kit.clock import Clock, FrozenClock
 from services.kit.config import Settings
 from services.kit.db import create_engine_for, upgrade_to_head
 from services.kit.grpcserver import ManagedServer, client_channel
@@ -664,15 +664,17 @@ async def running_stack(
     simulator: PushServiceSimulator,
     *,
     reporting_settings: Settings | None = None,
+    delivery_clock: Clock | None = None,
 ) -> AsyncIterator[Stack]:
     """Campaign, segment, reporting (with `reporting_settings` when given) and delivery
-    servers on ephemeral ports, and stubs to them; stopped when the block ends."""
+    servers on ephemeral ports, and stubs to them; stopped when the block ends.
+    `delivery_clock`: delivery's clock (default the system's)."""
     reporting_settings = reporting_settings or settings
     servers: dict[str, ManagedServer] = {
         "campaign": await create_campaign_server("127.0.0.1:0", settings),
         "segment": await create_segment_server("127.0.0.1:0", settings),
         "reporting": await create_reporting_server("127.0.0.1:0", reporting_settings),
-        "delivery": await create_delivery_server("127.0.0.1:0", settings),
+        "delivery": await create_delivery_server("127.0.0.1:0", settings, clock=delivery_clock),
     }
     # Peers open their channels lazily, so the addresses can be filled in after binding.
     for name, server in servers.items():

@@ -20,6 +20,7 @@ from services.delivery.domain.payload import (
     topic_for,
 )
 from services.delivery.domain.rules import (
+    Expired,
     Failed,
     PushAnswer,
     Reason,
@@ -63,9 +64,45 @@ class TestDecide:
         verdict = decide(PushAnswer(status=429, retry_after="7"), 1, POLICY, NOW)
         assert verdict == RetryLater(Reason.PUSH_SERVICE_429, 7.0)
 
-    def test_429_waits_at_most_the_policy_maximum(self) -> None:
-        verdict = decide(PushAnswer(status=429, retry_after="86400"), 1, POLICY, NOW)
-        assert verdict == RetryLater(Reason.PUSH_SERVICE_429, POLICY.max_seconds)
+    def test_retry_after_is_honoured_past_the_backoff_maximum(self) -> None:
+        verdict = decide(PushAnswer(status=429, retry_after="3600"), 1, POLICY, NOW)
+        assert verdict == RetryLater(Reason.PUSH_SERVICE_429, 3600.0)
+        assert POLICY.max_seconds < 3600
+
+    def test_retry_after_as_an_http_date_is_honoured_exactly(self) -> None:
+        header = (NOW + timedelta(seconds=1800)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        verdict = decide(PushAnswer(status=429, retry_after=header), 1, POLICY, NOW)
+        assert verdict == RetryLater(Reason.PUSH_SERVICE_429, 1800.0)
+
+    @pytest.mark.parametrize("header", ["0", "1", "Thu, 01 Jan 1970 00:00:00 GMT"])
+    def test_retry_after_zero_or_past_means_the_first_backoff_step(self, header: str) -> None:
+        # "Soon", jittered like the first backoff step: never several attempts at once.
+        for attempt in (1, 2):
+            verdict = decide(PushAnswer(status=429, retry_after=header), attempt, POLICY, NOW)
+            assert isinstance(verdict, RetryLater)
+            assert POLICY.base_seconds <= verdict.delay_seconds <= POLICY.base_seconds * 1.25
+
+    def test_a_503_with_retry_after_waits_as_it_says(self) -> None:
+        verdict = decide(PushAnswer(status=503, retry_after="900"), 1, POLICY, NOW)
+        assert verdict == RetryLater(Reason.PUSH_SERVICE_5XX, 900.0)
+
+    def test_a_retry_past_the_ttl_expires_now(self) -> None:
+        expires = NOW + timedelta(seconds=1800)
+        verdict = decide(PushAnswer(status=429, retry_after="3600"), 1, POLICY, NOW, expires)
+        assert verdict == Expired(Reason.PUSH_SERVICE_429)
+        # Within the TTL it is a retry as usual.
+        verdict = decide(PushAnswer(status=429, retry_after="1200"), 1, POLICY, NOW, expires)
+        assert verdict == RetryLater(Reason.PUSH_SERVICE_429, 1200.0)
+        # A backoff past it expires too: nothing stays pending past its TTL.
+        soon = NOW + timedelta(seconds=1)
+        assert decide(PushAnswer(status=503), 1, POLICY, NOW, soon) == Expired(
+            Reason.PUSH_SERVICE_5XX
+        )
+
+    def test_attempts_running_out_fail_rather_than_expire(self) -> None:
+        expires = NOW + timedelta(seconds=1)
+        verdict = decide(PushAnswer(status=503), POLICY.max_attempts, POLICY, NOW, expires)
+        assert verdict == Failed(Reason.PUSH_SERVICE_5XX)
 
     def test_429_without_retry_after_backs_off(self) -> None:
         verdict = decide(PushAnswer(status=429), 2, POLICY, NOW)

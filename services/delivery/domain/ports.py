@@ -132,10 +132,16 @@ class PushTransport(Protocol):
 
 
 class RateLimits(Protocol):
-    """How fast each push service (origin) may be sent to."""
+    """How fast each push service (origin) may be sent to, adapted to its answers."""
 
-    async def acquire(self, origin: str) -> None:
-        """Waits until `origin` may take one more request."""
+    def delay(self, origin: str) -> float:
+        """0.0 (and the request counted) if `origin` may take one more request now,
+        else the seconds until it may; never waits."""
+        ...
+
+    def answered(self, origin: str, status: int | None) -> None:
+        """One answer of `origin` (its HTTP status; None: no answer): a 429 slows it,
+        a success lets it speed up again."""
         ...
 
 

@@ -3,13 +3,16 @@
 RFC 8030 §5 / RFC 8292: 201 accepted; 404/410 the subscription is gone; 413 the
 payload is too large; 429 slow down (Retry-After); 5xx and timeouts are transient;
 401/403 say our VAPID signature was refused.
+
+A retry is never later than the message's TTL: one whose time would pass it (a
+`Retry-After: 3600` on a 30-minute message) ends the recipient `expired` at once.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
@@ -81,7 +84,16 @@ class RetryLater:
     delay_seconds: float
 
 
-Verdict = Sent | Failed | RetryLater
+@dataclass(frozen=True)
+class Expired:
+    """The retry the answer calls for would come after the message's TTL: the
+    recipient ends expired (reason expired_ttl) now; `reason` is what the answer meant
+    (its attempt history shows it)."""
+
+    reason: Reason
+
+
+Verdict = Sent | Failed | RetryLater | Expired
 
 
 @dataclass(frozen=True)
@@ -113,8 +125,31 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def decide(answer: PushAnswer, attempt: int, policy: RetryPolicy, now: datetime) -> Verdict:
-    """The verdict on attempt number `attempt` (1-based) for one recipient."""
+def retry_delay(
+    retry_after: str | None, attempt: int, policy: RetryPolicy, now: datetime
+) -> float:
+    """How long to wait before retrying an answer that may carry Retry-After: the
+    header exactly (delay-seconds or an HTTP date; not capped by the backoff's
+    maximum: the push service knows best), but never sooner than the first backoff
+    step, so `Retry-After: 0` means "soon", not "now" (and a burst of them comes back
+    jittered); without the header (or an unreadable one), the backoff."""
+    waited = parse_retry_after(retry_after, now)
+    if waited is None:
+        return policy.backoff(attempt)
+    if waited <= policy.base_seconds:
+        return policy.backoff(1)
+    return waited
+
+
+def decide(
+    answer: PushAnswer,
+    attempt: int,
+    policy: RetryPolicy,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> Verdict:
+    """The verdict on attempt number `attempt` (1-based) for one recipient whose
+    message expires at `expires_at` (None: never)."""
     status = answer.status
     if status in SENT_STATUSES:
         return Sent()
@@ -125,20 +160,22 @@ def decide(answer: PushAnswer, attempt: int, policy: RetryPolicy, now: datetime)
         return Failed(Reason.PAYLOAD_TOO_LARGE)
     if status == 429:
         reason = Reason.PUSH_SERVICE_429
-        waited = parse_retry_after(answer.retry_after, now)
-        delay = min(policy.max_seconds, waited) if waited is not None else policy.backoff(attempt)
+        delay = retry_delay(answer.retry_after, attempt, policy, now)
     elif status is None:
         reason = Reason(answer.error) if answer.error else Reason.CONNECTION_ERROR
         if reason == Reason.ENDPOINT_REFUSED:
             return Failed(reason)
         delay = policy.backoff(attempt)
     elif status >= 500:
+        # A 503 may say when to come back (RFC 9110 §10.2.3), as a 429 does.
         reason = Reason.PUSH_SERVICE_5XX
-        delay = policy.backoff(attempt)
+        delay = retry_delay(answer.retry_after, attempt, policy, now)
     elif status in (401, 403):
         return Failed(Reason.PUSH_SERVICE_AUTH)
     else:
         return Failed(Reason.PUSH_SERVICE_4XX)
     if attempt >= policy.max_attempts:
         return Failed(reason)
+    if expires_at is not None and now + timedelta(seconds=delay) >= expires_at:
+        return Expired(reason)
     return RetryLater(reason, delay)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
 import itertools
 import os
 import socket
@@ -25,7 +26,7 @@ import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from cachetools import LRUCache, TTLCache
@@ -68,6 +69,7 @@ from services.delivery.domain.ports import (
 )
 from services.delivery.domain.rules import (
     RETRIED_REASONS,
+    Expired,
     Failed,
     PushAnswer,
     Reason,
@@ -128,6 +130,14 @@ GROUP_COMMIT_SECONDS = 0.003
 # A push service throttling us, or refusing a site's VAPID signature, is logged once per
 # push service (and site) in this long, however many recipients it answers so.
 PUSH_SERVICE_LOG_SECONDS = 60.0
+# A sender claiming a chunk also takes the recipients whose retry is due within this
+# many push timeouts: while the chunk is held (a slow push service still answering),
+# each is sent at its own time, not when the chunk is next claimed.
+LOOKAHEAD_TIMEOUTS = 2.0
+# Requests a push service's rate holds back longer than this (when nothing else of the
+# chunk is in flight) are due again at their turn and the chunk is given back, so a
+# slowed push service does not keep a sender from other chunks.
+RATE_HOLD_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -399,8 +409,11 @@ class DeliveryWorkers:
         now = self._clock.now()
         run = await self._store.get_run(chunk.site_id, chunk.run_id)
         assert run is not None, "a chunk's run is deleted with it"
-        recipients = await self._store.due_recipients(chunk, now)
-        if not recipients:
+        # Those due now, and those whose retry comes while this pass may still hold
+        # the chunk: each is sent at its own time (`_send_window`).
+        lookahead = timedelta(seconds=LOOKAHEAD_TIMEOUTS * self._settings.push_timeout_seconds)
+        recipients = await self._store.due_recipients(chunk, now + lookahead)
+        if not any(_due(r, now) for r in recipients):
             await self._store.release_chunk(chunk, now)
             return
         policy = _policy(run.policy)
@@ -481,6 +494,10 @@ class DeliveryWorkers:
                 recipients=sum(unknown_keys.values()),
                 vapid_key_ids=",".join(sorted(unknown_keys)[:5]),
             )
+        # Due later in this pass: sent at their time if the chunk is still held then.
+        later = [r for r in live if not _due(r, now)]
+        if later:
+            live = [r for r in live if _due(r, now)]
         deferred: list[Retry] = []
         counted = False
         if policy.active and live:
@@ -497,6 +514,8 @@ class DeliveryWorkers:
         options = ContentOptions.from_json(run.content_options)
         # A run with variants: each recipient's content is its variant's (a run's
         # recipients all have one, or none has).
+        now_ids = {r.recipient_id for r in live}
+        live = [*live, *later]
         variants = (
             await self._run_variants(chunk) if any(r.variant for r in live) else _NO_VARIANTS
         )
@@ -519,11 +538,15 @@ class DeliveryWorkers:
             self._encryptor.encrypt_batch, payloads, [(r.p256dh, r.auth) for r in live]
         )
         sendable: deque[tuple[PendingRecipient, bytes]] = deque()
+        due_later: list[tuple[datetime, PendingRecipient, bytes]] = []
         for recipient, body in zip(live, bodies, strict=True):
             if isinstance(body, Exception):
                 ended.append(_terminal(recipient, RecipientState.FAILED, Reason.ENCRYPTION_ERROR))
-            else:
+            elif recipient.recipient_id in now_ids:
                 sendable.append((recipient, body))
+            else:
+                assert recipient.not_before is not None
+                due_later.append((recipient.not_before, recipient, body))
         await self._send_window(
             chunk,
             run,
@@ -536,6 +559,8 @@ class DeliveryWorkers:
             counted=counted,
             policy=policy,
             holding=holding,
+            later=due_later,
+            expires_at=run.snapshot_time + timedelta(seconds=run.ttl_seconds),
         )
 
     async def _admit(
@@ -708,13 +733,24 @@ class DeliveryWorkers:
         counted: bool = False,
         policy: Policy | None = None,
         holding: Mapping[int, PendingRecipient] | None = None,
+        later: Sequence[tuple[datetime, PendingRecipient, bytes]] = (),
+        expires_at: datetime | None = None,
     ) -> None:
         """Sends `sendable`, keeping at most `window` requests in flight, recording each
         outcome. `ended` and `retries` are recorded with the first commit. `counted`:
         the attempt of every recipient in `sendable` was already counted (the policies
         admitted it, in the same transaction). `holding`: the recipients whose send the
         frequency cap counted; each that ends here other than sent gives it back once
-        its outcome is committed (so a lost lease never gives one back twice)."""
+        its outcome is committed (so a lost lease never gives one back twice).
+
+        Each recipient's retry time is its own: a retry (and each of `later`, due at
+        its time) whose time comes while the chunk is still held — other requests in
+        flight, a slow push service among them — is sent then (its encrypted body
+        again; through the policies' admission, which counts it, for a run with
+        policies); the others wait in the database for the chunk's next claim, which
+        comes at the earliest of them. With rates, a push service out of tokens holds
+        back only its own requests; `expires_at`: the message's TTL, past which no
+        retry is scheduled (the recipient ends expired)."""
         headers = {
             "TTL": str(run.ttl_seconds),
             "Urgency": run.urgency,
@@ -725,34 +761,60 @@ class DeliveryWorkers:
         # Per (push service origin, VAPID key id): one JWT each per chunk.
         authorizations: dict[tuple[str, str], str] = {}
         stream = self._sender.stream(headers)
-        # Recipients in flight by their request's tag.
-        # ... with when its request was made (its attempt_history's time).
-        sending: dict[int, tuple[PendingRecipient, datetime]] = {}
+        # Recipients in flight by their request's tag, with when the request was made
+        # (its attempt_history's time) and its body (sent again by a retry in this pass).
+        sending: dict[int, tuple[PendingRecipient, datetime, bytes]] = {}
         tags = itertools.count()
         retries = list(retries or ())
-        holding = holding or {}
+        holding = dict(holding or {})
+        # Retries (and `later`) by due time: sent in this pass if it is still going then.
+        again: list[tuple[datetime, int, PendingRecipient, bytes]] = []
+        order = itertools.count()
+        for due_at, recipient, body in later:
+            heapq.heappush(again, (due_at, next(order), recipient, body))
+        # Requests a push service's rate holds back, per origin, and when (event loop
+        # time) its next token comes.
+        rates = self._rates
+        held: dict[str, deque[tuple[PendingRecipient, bytes]]] = {}
+        held_until: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
         # Recipients whose cap send is to be given back: their outcome is committed.
         unsent: list[PendingRecipient] = []
         # Recipients whose attempts ran out in this pass, by reason (logged once after).
         exhausted: Counter[str] = Counter()
         lease = self._settings.delivery_lease_seconds
         try:
-            while sendable or stream.in_flight or ended or retries:
-                launch = [
-                    sendable.popleft()
-                    for _ in range(min(len(sendable), self.window - stream.in_flight))
-                ]
-                if self._rates is not None:
-                    # Each push service's rate: wait for its tokens before the attempts
-                    # are counted, so what is counted is what is sent.
-                    for recipient, _ in launch:
-                        await self._rates.acquire(endpoint_origin(recipient.endpoint))
+            while sendable or stream.in_flight or ended or retries or held:
+                now = self._clock.now()
+                if again and again[0][0] <= now and (sendable or stream.in_flight or held):
+                    due_now: list[tuple[PendingRecipient, bytes]] = []
+                    while again and again[0][0] <= now:
+                        _, _, recipient, body = heapq.heappop(again)
+                        due_now.append((recipient, body))
+                    if policy is not None and policy.active:
+                        # As at a claim: quiet hours, caps, throttle (counting them).
+                        bodies = {r.recipient_id: body for r, body in due_now}
+                        admitted = await self._admit(
+                            chunk, run, policy, [r for r, _ in due_now], ended, retries, now
+                        )
+                        if admitted is None:
+                            await self._release_caps(chunk, policy, unsent)
+                            return
+                        if policy.capped:
+                            holding.update((r.recipient_id, r) for r in admitted)
+                        due_now = [(r, bodies[r.recipient_id]) for r in admitted]
+                    sendable.extendleft(reversed(due_now))
+                room = self.window - stream.in_flight
+                if rates is None:
+                    launch = [sendable.popleft() for _ in range(min(len(sendable), room))]
+                else:
+                    launch = self._rate_admitted(sendable, held, held_until, room, loop.time())
                 if launch or ended or retries:
                     # Results so far and the attempts about to start, in one fenced
                     # commit: nothing is sent that is not counted, nothing finished
                     # stays unrecorded.
                     started = time.perf_counter()
-                    held = await self._store.record_progress(
+                    held_lease = await self._store.record_progress(
                         chunk,
                         run.campaign_id,
                         attempting=[] if counted else [r.recipient_id for r, _ in launch],
@@ -764,7 +826,7 @@ class DeliveryWorkers:
                     self.stats["commit_wait_us"] += int((time.perf_counter() - started) * 1e6)
                     self.stats["commits"] += 1
                     self.stats["answers_committed"] += len(ended) + len(retries)
-                    if not held:
+                    if not held_lease:
                         log.warning(
                             "lost the lease on a chunk (its run was cancelled, or another "
                             "process took it over); stopped sending it",
@@ -794,26 +856,51 @@ class DeliveryWorkers:
                             )
                             authorizations[signed_for] = authorization
                         tag = next(tags)
-                        sending[tag] = (recipient, launched)
+                        sending[tag] = (recipient, launched, body)
                         requests.append(PushRequest(tag, recipient.endpoint, body, authorization))
                     stream.submit(requests)
+                # How long to wait for answers: until the next retry of this pass is
+                # due, or a held-back push service's next token.
+                wake: float | None = None
+                if again:
+                    wake = (again[0][0] - self._clock.now()).total_seconds()
+                if held and stream.in_flight < self.window:
+                    token_in = min(held_until.values()) - loop.time()
+                    wake = token_in if wake is None else min(wake, token_in)
                 if not stream.in_flight:
+                    if not held or launch:
+                        continue
+                    token_in = max(0.0, min(held_until.values()) - loop.time())
+                    if token_in > RATE_HOLD_SECONDS and not counted:
+                        retries += self._rate_deferred(held, held_until, loop.time())
+                        continue
+                    await asyncio.sleep(token_in)
                     continue
                 started = time.perf_counter()
-                done = await stream.answers()
+                if wake is None:
+                    done = await stream.answers()
+                elif wake > 0:
+                    try:
+                        done = await asyncio.wait_for(stream.answers(), wake)
+                    except TimeoutError:
+                        done = stream.ready()
+                else:
+                    done = stream.ready()
                 self.stats["answer_wait_us"] += int((time.perf_counter() - started) * 1e6)
-                if len(done) < self.window // 4 and stream.in_flight:
+                if done and len(done) < self.window // 4 and stream.in_flight:
                     # Group commit: a moment more gathers more answers into one transaction.
                     await asyncio.sleep(GROUP_COMMIT_SECONDS)
                     done.extend(stream.ready())
                 now = self._clock.now()
                 for tag, answer in done:
-                    recipient, attempted_at = sending.pop(tag)
+                    recipient, attempted_at, body = sending.pop(tag)
+                    if rates is not None:
+                        rates.answered(endpoint_origin(recipient.endpoint), answer.status)
                     if answer.status in (401, 403, 429):
                         self._push_service_answered(chunk, recipient, answer)
                     host = _push_host(recipient.endpoint)
                     status = answer.status or 0
-                    match decide(answer, recipient.attempts + 1, self._policy, now):
+                    match decide(answer, recipient.attempts + 1, self._policy, now, expires_at):
                         case Sent():
                             ended.append(
                                 _terminal(
@@ -835,15 +922,29 @@ class DeliveryWorkers:
                                     attempt=attempt_entry(attempted_at, status, reason.value, host),
                                 )
                             )
+                        case Expired(reason=reason):
+                            # Its retry would come after the TTL: no push service
+                            # would deliver it then.
+                            ended.append(
+                                _terminal(
+                                    recipient,
+                                    RecipientState.EXPIRED,
+                                    Reason.EXPIRED_TTL,
+                                    attempt=attempt_entry(attempted_at, status, reason.value, host),
+                                )
+                            )
                         case RetryLater(reason=reason, delay_seconds=delay):
+                            retry_at = now + timedelta(seconds=delay)
                             retries.append(
                                 Retry(
                                     recipient.recipient_id,
                                     reason.value,
-                                    now + timedelta(seconds=delay),
+                                    retry_at,
                                     attempt_entry(attempted_at, status, reason.value, host),
                                 )
                             )
+                            attempted = replace(recipient, attempts=recipient.attempts + 1)
+                            heapq.heappush(again, (retry_at, next(order), attempted, body))
         finally:
             stream.close()
         if policy is not None:
@@ -858,6 +959,73 @@ class DeliveryWorkers:
                 reasons=dict(exhausted),
             )
         await self._store.release_chunk(chunk, self._clock.now())
+
+    def _rate_admitted(
+        self,
+        sendable: deque[tuple[PendingRecipient, bytes]],
+        held: dict[str, deque[tuple[PendingRecipient, bytes]]],
+        held_until: dict[str, float],
+        room: int,
+        clock: float,
+    ) -> list[tuple[PendingRecipient, bytes]]:
+        """Up to `room` requests whose push service has a token now: held-back ones
+        first (in order), then `sendable`'s; a request to a push service out of tokens
+        joins its held-back queue, so it holds back only that push service."""
+        rates = self._rates
+        assert rates is not None
+        launch: list[tuple[PendingRecipient, bytes]] = []
+        for origin in list(held):
+            if room <= 0:
+                break
+            if held_until[origin] > clock:
+                continue
+            queue = held[origin]
+            while queue and room > 0:
+                wait = rates.delay(origin)
+                if wait > 0:
+                    held_until[origin] = clock + wait
+                    break
+                launch.append(queue.popleft())
+                room -= 1
+            if not queue:
+                del held[origin], held_until[origin]
+        while sendable and room > 0:
+            recipient, body = sendable.popleft()
+            origin = endpoint_origin(recipient.endpoint)
+            queue = held.get(origin)
+            if queue is not None:
+                queue.append((recipient, body))
+                continue
+            wait = rates.delay(origin)
+            if wait > 0:
+                held[origin] = deque([(recipient, body)])
+                held_until[origin] = clock + wait
+                continue
+            launch.append((recipient, body))
+            room -= 1
+        return launch
+
+    def _rate_deferred(
+        self,
+        held: dict[str, deque[tuple[PendingRecipient, bytes]]],
+        held_until: dict[str, float],
+        clock: float,
+    ) -> list[Retry]:
+        """The held-back requests, due again each at its turn at its push service's
+        current rate (no attempt made, none counted); the chunk then goes back."""
+        rates = self._rates
+        assert rates is not None
+        now = self._clock.now()
+        deferred: list[Retry] = []
+        for origin, queue in held.items():
+            rate = rates.rate(origin) or 1.0
+            first = max(0.0, held_until[origin] - clock)
+            for n, (recipient, _) in enumerate(queue):
+                at = now + timedelta(seconds=first + n / rate)
+                deferred.append(Retry(recipient.recipient_id, "", at))
+        held.clear()
+        held_until.clear()
+        return deferred
 
     def _push_service_answered(
         self, chunk: ClaimedChunk, recipient: PendingRecipient, answer: PushAnswer
@@ -1024,6 +1192,11 @@ class DeliveryWorkers:
         """Relays until the outbox is empty or a peer fails (tests, shutdown)."""
         while await self.relay_outbox_once():
             pass
+
+
+def _due(recipient: PendingRecipient, now: datetime) -> bool:
+    """Due now (a first attempt, or its retry's time has come)."""
+    return recipient.not_before is None or recipient.not_before <= now
 
 
 def _cap_key(policy: Policy, recipient: PendingRecipient, now: datetime) -> tuple[str, date]:
