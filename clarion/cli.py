@@ -266,7 +266,10 @@ def _service_factory(service: str) -> Callable[..., Awaitable[object]]:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from clarion.simulator import PushServiceSimulator
+    from clarion.simulator.apns import ApnsSimulator
 
     configure_logging()
 
@@ -274,9 +277,15 @@ def cmd_simulator(args: argparse.Namespace) -> int:
         simulator = PushServiceSimulator()
         url = await simulator.start(args.host, args.port)
         log.info("push-service simulator listening", url=url)
+        apns = ApnsSimulator()
+        apns_url = await apns.start(args.host, args.apns_port)
+        if args.apns_ca_file:
+            Path(args.apns_ca_file).write_text(apns.ca_pem)
+        log.info("apns simulator listening", url=apns_url, ca_file=args.apns_ca_file)
         try:
             await until_signalled()
         finally:
+            await apns.stop()
             await simulator.stop()
 
     asyncio.run(run())
@@ -488,10 +497,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     simulator = add(
-        sub, "simulator", "run the RFC 8030 push-service simulator", _no_variables()
+        sub,
+        "simulator",
+        "run the RFC 8030 push-service simulator and the APNs simulator",
+        _no_variables(),
     )
     simulator.add_argument("--host", default="127.0.0.1")
     simulator.add_argument("--port", type=int, default=8090)
+    simulator.add_argument(
+        "--apns-port", type=int, default=8091, help="the APNs simulator's port (HTTP/2, TLS or h2c)"
+    )
+    simulator.add_argument(
+        "--apns-ca-file", help="write the CA the APNs simulator's certificate chains to (PEM)"
+    )
     simulator.set_defaults(func=cmd_simulator)
 
     browsers = add(

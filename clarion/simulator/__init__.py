@@ -3,6 +3,8 @@
 from clarion.simulator.app import PushServiceSimulator
 from clarion.simulator.model import (
     Behaviour,
+    ConformanceProblem,
+    Problem,
     ReceivedMessage,
     SimulatedSubscription,
     SimulatorStats,
@@ -10,6 +12,8 @@ from clarion.simulator.model import (
 
 __all__ = [
     "Behaviour",
+    "ConformanceProblem",
+    "Problem",
     "PushServiceSimulator",
     "ReceivedMessage",
     "SimulatedSubscription",

@@ -2,11 +2,18 @@
 
 Push: ``POST /push/{token}``. The service's simulated state (a configured error
 `Behaviour`) is answered first; otherwise VAPID, headers and body are validated (see
-`validation` for the status policy) and the payload is decrypted with http_ece, an
-implementation independent of Clarion's own. Accepted messages answer 201 with a
-Location and are held per subscription as pending forever (the simulated user agent
-never connects), so a later message with the same Topic replaces the held one
-(RFC 8030 §5.4, counted in `stats.replaced`). TTL=0 messages are held too.
+`validation` for the status policy; refusals answer autopush's JSON error body) and the
+payload is decrypted with http_ece, an implementation independent of Clarion's own. The
+body is read raw (no gzip/deflate decoding by aiohttp): a compressed push is a 400.
+
+What a real push service accepts is accepted even when a browser would drop it later
+(a body that does not decrypt, a multi-record body, no VAPID to a subscription made
+without a key...): the message is held, and a conformance problem (model.Problem) is
+recorded per message, queryable with `conformance_problems(endpoint)` and counted in
+`stats.conformance_problems`. Accepted messages answer 201 with a Location and are held
+per subscription as pending forever (the simulated user agent never connects), so a
+later message with the same Topic replaces the held one (RFC 8030 §5.4, counted in
+`stats.replaced`). TTL=0 messages are held too.
 
 Control, for a simulator in another process:
   POST   /control/subscriptions?count=N[&application_server_key=<b64url>]
@@ -14,6 +21,7 @@ Control, for a simulator in another process:
   PUT    /control/behaviours/{token}  JSON Behaviour  -> 204     DELETE -> 204
   GET    /control/messages/{token}  -> [message JSON, plaintext base64url, payload: the
          decrypted body as a JSON object (subscriber_id, engagement_token...) or null]
+  GET    /control/problems[/{token}]  -> [conformance problem JSON], oldest first
   GET    /control/stats  -> stats JSON                           DELETE -> 204 (reset)
   GET    /healthz
 Endpoints minted over HTTP use the origin the control request came to, so they are
@@ -27,7 +35,7 @@ import binascii
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
 
@@ -37,6 +45,8 @@ from aiohttp import web
 
 from clarion.simulator.model import (
     Behaviour,
+    ConformanceProblem,
+    Problem,
     ReceivedMessage,
     SimulatedSubscription,
     SimulatorStats,
@@ -47,13 +57,16 @@ from clarion.simulator.validation import (
     MAX_BODY_BYTES,
     PushRejected,
     VapidCredentials,
-    check_aes128gcm_shape,
+    aes128gcm_problem,
+    authorization_scheme,
     check_claims,
     check_content_encoding,
+    header_params,
     parse_topic,
     parse_ttl,
     parse_urgency,
     parse_vapid,
+    urgency_is_valid,
 )
 
 log = structlog.get_logger(__name__)
@@ -73,6 +86,7 @@ class PushServiceSimulator:
         self._pending: dict[str, dict[str, ReceivedMessage]] = {}
         self._topics: dict[str, dict[str, str]] = {}
         self._vapid_cache: dict[str, VapidCredentials] = {}
+        self._problems: dict[str, list[ConformanceProblem]] = {}
         self._message_ids = itertools.count(1)
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -91,14 +105,22 @@ class PushServiceSimulator:
                 web.put("/control/behaviours/{token}", self._handle_set_behaviour),
                 web.delete("/control/behaviours/{token}", self._handle_clear_behaviour),
                 web.get("/control/messages/{token}", self._handle_messages),
+                web.get("/control/problems", self._handle_problems),
+                web.get("/control/problems/{token}", self._handle_problems),
                 web.get("/control/stats", self._handle_stats),
                 web.delete("/control/stats", self._handle_reset_stats),
                 web.get("/healthz", self._handle_health),
             ]
         )
         # handler_cancellation: a hung request ends when its client disconnects.
+        # auto_decompress=False: a push body is read as sent; Content-Encoding gzip is
+        # refused by the push checks, not decoded (or failed with a 500) by aiohttp.
         runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+            app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=1.0,
+            auto_decompress=False,
         )
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
@@ -144,6 +166,16 @@ class PushServiceSimulator:
         token = self._known_token(endpoint_or_token)
         return list(self._pending.get(token, {}).values())
 
+    def conformance_problems(
+        self, endpoint_or_token: str | None = None
+    ) -> list[ConformanceProblem]:
+        """Problems of accepted messages (to one subscription, or to all), oldest first:
+        what a real push service accepts but a browser drops, or may (model.Problem)."""
+        if endpoint_or_token is None:
+            every = itertools.chain.from_iterable(self._problems.values())
+            return sorted(every, key=lambda problem: int(problem.message_id))
+        return list(self._problems.get(self._known_token(endpoint_or_token), []))
+
     def reset_stats(self) -> None:
         self.stats.reset()
 
@@ -181,8 +213,8 @@ class PushServiceSimulator:
             return await self._accept_push(request)
         except PushRejected as rejection:
             self.stats.rejected[rejection.status] += 1
-            return web.Response(
-                status=rejection.status, text=rejection.reason, headers=rejection.headers
+            return web.json_response(
+                rejection.body(), status=rejection.status, headers=rejection.headers
             )
 
     async def _accept_push(self, request: web.Request) -> web.StreamResponse:
@@ -197,44 +229,91 @@ class PushServiceSimulator:
             await self._simulate_state(behaviour)
 
         origin = f"{request.scheme}://{request.host}"
-        credentials = self._verified_credentials(request.headers.get("Authorization"))
-        check_claims(credentials.claims, origin=origin, now=self._clock())
-        key = subscription.application_server_key
-        if key is not None and credentials.public_key != key:
-            raise PushRejected(
-                403, "VAPID key does not match the applicationServerKey of the subscription"
-            )
-
         headers = request.headers
-        ttl = parse_ttl(headers.get("TTL"))
-        urgency = parse_urgency(headers.get("Urgency"))
-        topic = parse_topic(headers.get("Topic"))
+        problems: list[tuple[Problem, str]] = []
+        credentials = self._credentials(request, subscription, problems)
 
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise PushRejected(413, f"payload exceeds {MAX_BODY_BYTES} bytes")
+        ttl = parse_ttl(headers.get("TTL"))
+        # Checked before the body is read: a gzip body is never decoded.
+        encoding = _encoding_of(headers) if request.content_length else None
+        topic = parse_topic(headers.get("Topic"))
+        raw_urgency = headers.get("Urgency")
+        if not urgency_is_valid(raw_urgency):
+            problems.append((Problem.INVALID_URGENCY, f"Urgency {raw_urgency!r} goes as normal"))
+
         body = await request.read()
         if len(body) > MAX_BODY_BYTES:
             raise PushRejected(413, f"payload exceeds {MAX_BODY_BYTES} bytes")
-        plaintext = self._open(body, headers.get("Content-Encoding"), subscription)
+        if body and encoding is None:  # no Content-Length (chunked): checked now
+            encoding = _encoding_of(headers)
+        plaintext = self._open(body, encoding, headers, subscription, problems)
 
         message = ReceivedMessage(
             id=str(next(self._message_ids)),
             token=token,
             ttl=ttl,
-            urgency=urgency,
+            urgency=parse_urgency(raw_urgency),
             topic=topic,
-            vapid_claims=credentials.claims,
-            vapid_public_key=credentials.public_key,
+            vapid_claims={} if credentials is None else credentials.claims,
+            vapid_public_key=b"" if credentials is None else credentials.public_key,
             plaintext=plaintext,
             body_size=len(body),
             received_at=self._clock(),
+            problems=tuple(code for code, _ in problems),
         )
         self._hold(message)
+        self._record_problems(subscription, message.id, problems)
         self.stats.received += 1
         self.stats.per_endpoint[subscription.endpoint] += 1
         return web.Response(
             status=201, headers={"Location": f"{origin}/message/{message.id}", "TTL": str(ttl)}
         )
+
+    def _credentials(
+        self,
+        request: web.Request,
+        subscription: SimulatedSubscription,
+        problems: list[tuple[Problem, str]],
+    ) -> VapidCredentials | None:
+        """The request's verified VAPID credentials; None for a VAPID-less push to a
+        subscription made without a key, which autopush accepts (a problem here)."""
+        authorization = request.headers.get("Authorization")
+        key = subscription.application_server_key
+        if authorization is None and key is None:
+            problems.append(
+                (Problem.NO_VAPID_UNRESTRICTED, "no VAPID Authorization header")
+            )
+            return None
+        credentials = self._verified_credentials(
+            authorization, request.headers.get("Crypto-Key")
+        )
+        # The origin as a URL serializes it (lower-case scheme and host, no default
+        # port): what a sender's aud must equal, byte for byte.
+        check_claims(credentials.claims, origin=str(request.url.origin()), now=self._clock())
+        if key is not None and credentials.public_key != key:
+            raise PushRejected(
+                403, "VAPID key does not match the applicationServerKey of the subscription"
+            )
+        if credentials.legacy:
+            scheme = authorization_scheme(authorization or "")
+            problems.append(
+                (Problem.LEGACY_VAPID, f"draft scheme {scheme!r} with Crypto-Key p256ecdsa")
+            )
+        return credentials
+
+    def _record_problems(
+        self,
+        subscription: SimulatedSubscription,
+        message_id: str,
+        problems: list[tuple[Problem, str]],
+    ) -> None:
+        for code, detail in problems:
+            self._problems.setdefault(subscription.token, []).append(
+                ConformanceProblem(code, subscription.endpoint, message_id, detail)
+            )
+            self.stats.conformance_problems[code.value] += 1
 
     async def _simulate_state(self, behaviour: Behaviour) -> None:
         if behaviour.hang:
@@ -247,34 +326,61 @@ class PushServiceSimulator:
             headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
             raise PushRejected(behaviour.status, HTTPStatus(behaviour.status).phrase, headers)
 
-    def _verified_credentials(self, authorization: str | None) -> VapidCredentials:
+    def _verified_credentials(
+        self, authorization: str | None, crypto_key: str | None
+    ) -> VapidCredentials:
         key = authorization or ""  # "" is never cached: parse_vapid rejects it
+        if key and authorization_scheme(key) != "vapid":
+            # Draft schemes carry the key in Crypto-Key, beside the message's own dh.
+            key += "\n" + header_params(crypto_key).get("p256ecdsa", "")
         credentials = self._vapid_cache.get(key)
         if credentials is None:
-            credentials = parse_vapid(authorization)
+            credentials = parse_vapid(authorization, crypto_key)
             if len(self._vapid_cache) >= _VAPID_CACHE_SIZE:
                 self._vapid_cache.clear()
             self._vapid_cache[key] = credentials
         return credentials
 
     def _open(
-        self, body: bytes, content_encoding: str | None, subscription: SimulatedSubscription
+        self,
+        body: bytes,
+        encoding: str | None,
+        headers: Mapping[str, str],
+        subscription: SimulatedSubscription,
+        problems: list[tuple[Problem, str]],
     ) -> bytes | None:
+        """The plaintext a browser would show; None when it would drop the body (the
+        problem is added) or the simulator does not decrypt."""
         if not body:
             return b""  # RFC 8030 allows a push without payload (no encoding needed)
-        check_content_encoding(content_encoding)
-        check_aes128gcm_shape(body)
+        if encoding == "aesgcm":
+            problems.append((Problem.LEGACY_AESGCM, "Content-Encoding aesgcm, not aes128gcm"))
+            salt = header_params(headers.get("Encryption")).get("salt", "")
+            dh = header_params(headers.get("Crypto-Key")).get("dh")
+            if dh is None:
+                problems.append((Problem.UNDECRYPTABLE, "aesgcm without a dh in Crypto-Key"))
+                return None
+            parameters = {"salt": _b64(salt), "dh": _b64(dh), "version": "aesgcm"}
+        else:
+            shape = aes128gcm_problem(body)
+            if shape is not None:
+                problems.append(shape)
+                return None
+            parameters = {"version": "aes128gcm"}  # sender's key comes from the keyid
         if not self._decrypt:
             return None
         try:
             plaintext: bytes = http_ece.decrypt(
                 body,
-                private_key=subscription.private_key,  # sender's key comes from the keyid
+                private_key=subscription.private_key,
                 auth_secret=subscription.auth,
-                version="aes128gcm",
+                **parameters,
             )
-        except (http_ece.ECEException, ValueError):
-            raise PushRejected(400, "payload could not be decrypted") from None
+        except (http_ece.ECEException, ValueError, binascii.Error):
+            problems.append(
+                (Problem.UNDECRYPTABLE, "does not decrypt with the subscription's keys")
+            )
+            return None
         self.stats.decrypted += 1
         return plaintext
 
@@ -322,6 +428,11 @@ class PushServiceSimulator:
             messages = self.messages(request.match_info["token"])
         return web.json_response([message.to_json() for message in messages])
 
+    async def _handle_problems(self, request: web.Request) -> web.Response:
+        with _unknown_as_404():
+            problems = self.conformance_problems(request.match_info.get("token"))
+        return web.json_response([problem.to_json() for problem in problems])
+
     async def _handle_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats.to_json())
 
@@ -332,6 +443,19 @@ class PushServiceSimulator:
     async def _handle_health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+
+
+def _encoding_of(headers: Mapping[str, str]) -> str:
+    return check_content_encoding(
+        headers.get("Content-Encoding"), headers.get("Encryption"), headers.get("Crypto-Key")
+    )
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return b64url_decode(text.rstrip("="))
+    except (ValueError, binascii.Error):
+        return b""  # then it does not decrypt: a problem, as in a browser
 
 
 @contextmanager

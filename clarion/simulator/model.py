@@ -9,6 +9,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -113,6 +114,47 @@ class Behaviour:
             raise ValueError(str(error)) from error
 
 
+class Problem(StrEnum):
+    """A conformance problem: a message a real push service accepts (201) although a
+    browser drops it, or may, later. The simulator accepts it too and records the problem,
+    so a test can ask what a real answer would not tell. A closed set."""
+
+    # The body does not decrypt with the subscription's keys (tampered, encrypted for
+    # another subscription, not aes128gcm at all): the browser discards it.
+    UNDECRYPTABLE = "undecryptable"
+    # An aes128gcm body of more than one record (RFC 8291 §4 allows exactly one).
+    MULTI_RECORD = "multi_record"
+    # No VAPID to a subscription created without an applicationServerKey: autopush
+    # accepts it; Chrome (FCM) and Safari only subscribe with a key.
+    NO_VAPID_UNRESTRICTED = "no_vapid_unrestricted"
+    # The draft `WebPush <JWT>` / `Bearer <JWT>` scheme with Crypto-Key p256ecdsa
+    # (autopush accepts it; RFC 8292 is `vapid t=..., k=...`).
+    LEGACY_VAPID = "legacy_vapid"
+    # Content-Encoding aesgcm (draft-ietf-webpush-encryption-04), not RFC 8291's aes128gcm.
+    LEGACY_AESGCM = "legacy_aesgcm"
+    # An Urgency other than very-low, low, normal, high: ignored by autopush (the message
+    # goes as normal), so the sender's intent is lost.
+    INVALID_URGENCY = "invalid_urgency"
+
+
+@dataclass(frozen=True, slots=True)
+class ConformanceProblem:
+    """One problem of one accepted message; `detail` says what was wrong, never secrets."""
+
+    code: Problem
+    endpoint: str
+    message_id: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "endpoint": self.endpoint,
+            "message_id": self.message_id,
+            "detail": self.detail,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedMessage:
     """One push message the service accepted (201) and holds for the user agent."""
@@ -124,9 +166,12 @@ class ReceivedMessage:
     topic: str | None
     vapid_claims: dict[str, Any]
     vapid_public_key: bytes
-    plaintext: bytes | None  # None when the simulator runs with decrypt=False
+    # None when the simulator runs with decrypt=False, or when the browser would drop
+    # the body (an undecryptable or multi-record one: see `problems`)
+    plaintext: bytes | None
     body_size: int
     received_at: float
+    problems: tuple[Problem, ...] = ()
 
     def payload(self) -> dict[str, Any] | None:
         """The decrypted body as a JSON object (what a Clarion service worker reads:
@@ -151,6 +196,7 @@ class ReceivedMessage:
             "payload": self.payload(),
             "body_size": self.body_size,
             "received_at": self.received_at,
+            "problems": [problem.value for problem in self.problems],
         }
 
 
@@ -164,10 +210,17 @@ class SimulatorStats:
     per_endpoint: Counter[str] = field(default_factory=Counter)  # endpoint -> messages received
     # endpoint -> requests that reached the service (counted on arrival, whatever the answer)
     requests_per_endpoint: Counter[str] = field(default_factory=Counter)
+    # Problem code -> accepted messages that have it (see Problem)
+    conformance_problems: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def problems_total(self) -> int:
+        return sum(self.conformance_problems.values())
 
     def reset(self) -> None:
         self.requests = self.received = self.decrypted = self.replaced = 0
         self.rejected.clear()
+        self.conformance_problems.clear()
         self.per_endpoint.clear()
         self.requests_per_endpoint.clear()
 
@@ -180,4 +233,5 @@ class SimulatorStats:
             "rejected": {str(status): n for status, n in sorted(self.rejected.items())},
             "per_endpoint": dict(self.per_endpoint),
             "requests_per_endpoint": dict(self.requests_per_endpoint),
+            "conformance_problems": dict(sorted(self.conformance_problems.items())),
         }

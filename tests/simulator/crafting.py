@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -93,3 +94,10 @@ async def post_push(
         subscription.endpoint, data=body, headers=headers or push_headers(subscription, key)
     ) as response:
         return response.status, await response.text(), dict(response.headers)
+
+
+def error_message(text: str) -> str:
+    """The `message` of a refusal's JSON body (autopush's error shape)."""
+    body = json.loads(text)
+    assert set(body) == {"code", "errno", "error", "message", "more_info"}, body
+    return str(body["message"])
