@@ -259,14 +259,18 @@ class TestAdaptiveRate:
                 other.set_behaviour(sub.endpoint, Behaviour(status=429, times=2))
             run = await stack.start_run(site)
             await stack.wait_finished(site, run.run_id, timeout=60)
+            # Read at once: successes raise the rate again a little every second.
+            rate = PUSH_ORIGIN_RATE.labels("127.0.0.2")._value.get()
 
             fast_times = []
             for subscriber_id, _ in fast:
                 outcome = await stack.outcome(site, run.run_id, subscriber_id)
                 assert (outcome.status, outcome.attempts) == (SENT, 1)
                 fast_times.append(outcome.attempt_history[0].attempt_time.ToDatetime())
-            # All at once: the other push service's 429s held none of them back.
-            assert (max(fast_times) - min(fast_times)).total_seconds() < 1.0
+            # At once: the other push service's 429s held none of them back (the bound
+            # leaves room for a loaded 2-core machine; the throttled spread is far wider).
+            fast_spread = (max(fast_times) - min(fast_times)).total_seconds()
+            assert fast_spread < 1.5
             slowed_times = []
             for subscriber_id, _ in throttled:
                 outcome = await stack.outcome(site, run.run_id, subscriber_id)
@@ -275,8 +279,7 @@ class TestAdaptiveRate:
             # The throttled push service's rate was cut (halved per second of 429s, to
             # the floor of 5/s), so its 20 last sends are spread over seconds.
             spread = (max(slowed_times) - min(slowed_times)).total_seconds()
-            assert spread > 1.5
-            rate = PUSH_ORIGIN_RATE.labels("127.0.0.2")._value.get()
+            assert spread > max(1.5, 2 * fast_spread)
             assert 5 <= rate < 20
         finally:
             await other.stop()
