@@ -4,6 +4,9 @@
     clarion site show | rotate-api-key [--export] | set-subject SUBJECT | list
     clarion site set-policy [--cap-per-day N] [--quiet-hours 22:00-08:00] [--max-per-minute N] ...
     clarion site import-vapid-key FILE [--public-key B64URL]
+    clarion site set-safari --apns-key FILE --apns-key-id ID --team-id ID --website-push-id ID
+        --website-name NAME --allowed-domain ORIGIN ... --url-format-string URL
+        --certificate FILE [--certificate-key FILE] --icons DIR
     clarion campaign list [--label LABEL] | show ID | create FILE | update ID FILE
     clarion campaign cancel ID [--run RUN]
     clarion campaign send ID [--watch] [--profile ID ...] [--subscriber ID ...]
@@ -234,7 +237,18 @@ def _site_rows(site: site_pb2.Site) -> list[list[str]]:
         # One row per key pair, public halves only: the current one (what new browsers
         # subscribe with) first, then imported ones.
         *(["vapid_key", _vapid_key_line(key)] for key in site.vapid_keys),
+        ["legacy_safari", _legacy_safari_line(site.legacy_safari)],
     ]
+
+
+def _legacy_safari_line(safari: site_pb2.LegacySafari) -> str:
+    if not safari.configured:
+        return "not configured (clarion site set-safari)"
+    expires = _when(safari, "certificate_expire_time")
+    return (
+        f"{safari.website_push_id}  APNs key {safari.apns_key_id} (team {safari.apns_team_id})"
+        f"  certificate expires {expires}"
+    )
 
 
 def _vapid_key_line(key: site_pb2.VapidKey) -> str:
@@ -307,6 +321,115 @@ def cmd_site_import_vapid_key(args: argparse.Namespace) -> int:
         ("imported" if response.created else "the site already had this key")
         + f" (public key {_b64url(key.public_key)}): register the subscriptions moved with it "
         f"with vapid_key_id {key.vapid_key_id}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# The files of an icon.iconset folder (what Apple's tools make), by LegacySafariIcons'
+# field names.
+SAFARI_ICON_FILES = {
+    "icon_16x16": "icon_16x16.png",
+    "icon_16x16_2x": "icon_16x16@2x.png",
+    "icon_32x32": "icon_32x32.png",
+    "icon_32x32_2x": "icon_32x32@2x.png",
+    "icon_128x128": "icon_128x128.png",
+    "icon_128x128_2x": "icon_128x128@2x.png",
+}
+P12_PASSWORD_VARIABLE = "CLARION_SAFARI_P12_PASSWORD"
+
+
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise OperatorError(f"cannot read {what} {path}: {error.strerror or error}") from None
+
+
+def _certificate_files(args: argparse.Namespace) -> tuple[bytes, bytes]:
+    """(certificate PEM or DER, private key) from --certificate and --certificate-key,
+    or both from a .p12/.pfx --certificate (password in CLARION_SAFARI_P12_PASSWORD)."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    data = _read_file(args.certificate, "the certificate file")
+    if not args.certificate.lower().endswith((".p12", ".pfx")):
+        if not args.certificate_key:
+            raise OperatorError(
+                "--certificate-key is required with a PEM or DER certificate (a .p12 holds both)"
+            )
+        return data, _read_file(args.certificate_key, "the certificate key file")
+    password = os.environ.get(P12_PASSWORD_VARIABLE, "")
+    try:
+        key, certificate, extra = pkcs12.load_key_and_certificates(
+            data, password.encode() if password else None
+        )
+    except ValueError:
+        raise OperatorError(
+            f"{args.certificate} could not be read as PKCS#12: is it one, and is its password "
+            f"in {P12_PASSWORD_VARIABLE}?"
+        ) from None
+    if key is None or certificate is None:
+        raise OperatorError(f"{args.certificate} must hold the certificate and its private key")
+    pem = serialization.Encoding.PEM
+    chain = b"".join(issuer.public_bytes(pem) for issuer in extra)
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(pem) + chain, key_pem
+
+
+def safari_request(args: argparse.Namespace) -> site_service_pb2.SetLegacySafariRequest:
+    """SetLegacySafari's request from `site set-safari`'s flags and files."""
+    certificate, certificate_key = _certificate_files(args)
+    folder = Path(args.icons)
+    if not folder.is_dir():
+        raise OperatorError(
+            f"--icons must be a folder holding {', '.join(SAFARI_ICON_FILES.values())}"
+        )
+    icons = {
+        name: _read_file(str(folder / file), "the icon")
+        for name, file in SAFARI_ICON_FILES.items()
+    }
+    return site_service_pb2.SetLegacySafariRequest(
+        apns_private_key=_read_file(args.apns_key, "the APNs key file"),
+        apns_key_id=args.apns_key_id,
+        apns_team_id=args.team_id,
+        website_push_id=args.website_push_id,
+        website_name=args.website_name,
+        allowed_domains=args.allowed_domain,
+        url_format_string=args.url_format_string,
+        certificate=certificate,
+        certificate_private_key=certificate_key,
+        icons=site_pb2.LegacySafariIcons(**icons),
+    )
+
+
+def cmd_site_set_safari(args: argparse.Namespace) -> int:
+    request = safari_request(args)
+    remote = Remote(args, "campaign")
+    with remote.channel() as channel:
+        site = remote.call(site_stub(channel).SetLegacySafari, request).site
+    if args.json:
+        print_json(as_dict(site.legacy_safari))
+        return 0
+    safari = site.legacy_safari
+    rows = [
+        ["website_push_id", safari.website_push_id],
+        ["website_name", safari.website_name],
+        ["allowed_domains", ", ".join(safari.allowed_domains)],
+        ["url_format_string", safari.url_format_string],
+        ["apns_key_id", safari.apns_key_id],
+        ["apns_team_id", safari.apns_team_id],
+        ["certificate", safari.certificate_subject],
+        ["certificate_expires", _when(safari, "certificate_expire_time")],
+    ]
+    print(table(rows, ["FIELD", "VALUE"]))
+    print(
+        f"legacy Safari is set for {site.site_id}: renew the certificate before it expires "
+        f"({_when(safari, 'certificate_expire_time')}), or Safari refuses the push package",
         file=sys.stderr,
     )
     return 0
@@ -539,7 +662,57 @@ def register_site(
         help="the provider's public key (base64url); refused unless it is the private key's",
     )  # fmt: skip
     imported.set_defaults(func=cmd_site_import_vapid_key)
-    for parser in (show, rotate, subject, policy, imported):
+    safari = add(
+        site_sub,
+        "set-safari",
+        "set the site's legacy Safari (macOS Safari <= 15, APNs) configuration",
+        site_vars,
+        description="set the site's legacy Safari configuration (macOS Safari 15 and earlier:\n"
+        "website push over APNs), replacing the whole stored one: every flag is required.\n"
+        "Everything is checked before anything is stored (key and certificate match, the\n"
+        "certificate not expired, each icon's size). Secrets are read from files and never\n"
+        "printed. The gateway then serves Safari's push package at\n"
+        "POST /v2/pushPackages/WEBSITE_PUSH_ID (set CLARION_GATEWAY_PUBLIC_URL to its https\n"
+        "URL). Example:\n"
+        "  clarion site set-safari --apns-key AuthKey_KEY1234567.p8 --apns-key-id KEY1234567 \\\n"
+        "    --team-id TEAM123456 --website-push-id web.com.example.shop \\\n"
+        "    --website-name 'Example Shop' --allowed-domain https://shop.example.com \\\n"
+        "    --url-format-string 'https://shop.example.com/%%@' \\\n"
+        "    --certificate website_aps.p12 --icons icon.iconset",
+    )
+    safari.add_argument("--apns-key", required=True, metavar="FILE", help="the .p8 APNs key")
+    safari.add_argument(
+        "--apns-key-id", required=True, metavar="ID", help="the key's 10-character id"
+    )
+    safari.add_argument("--team-id", required=True, metavar="ID", help="the 10-character team id")
+    safari.add_argument(
+        "--website-push-id", required=True, metavar="ID", help="e.g. web.com.example.shop"
+    )
+    safari.add_argument(
+        "--website-name", required=True, metavar="NAME", help="Notification Center's heading"
+    )
+    safari.add_argument(
+        "--allowed-domain", required=True, action="append", metavar="ORIGIN",
+        help="an https origin that may ask for permission (repeat for each)",
+    )  # fmt: skip
+    safari.add_argument(
+        "--url-format-string", required=True, metavar="URL",
+        help="where a click leads; each %%@ takes one of a push's url-args",
+    )  # fmt: skip
+    safari.add_argument(
+        "--certificate", required=True, metavar="FILE",
+        help="the Website Push ID certificate: PEM (optionally followed by Apple's WWDR "
+        f"intermediate) or DER, or a .p12/.pfx with its key (password in ${P12_PASSWORD_VARIABLE})",
+    )  # fmt: skip
+    safari.add_argument(
+        "--certificate-key", metavar="FILE", help="its private key (PEM or DER), unless a .p12"
+    )
+    safari.add_argument(
+        "--icons", required=True, metavar="DIR",
+        help="an icon.iconset folder: icon_16x16.png, icon_16x16@2x.png, ... icon_128x128@2x.png",
+    )  # fmt: skip
+    safari.set_defaults(func=cmd_site_set_safari)
+    for parser in (show, rotate, subject, policy, imported, safari):
         add_connection_arguments(parser)
     add_connection_arguments(listing, internal=True)
 
@@ -1403,6 +1576,11 @@ def run_line(run: campaign_pb2.Run) -> str:
         line += f"  ({run.failure_reason})"
     for warning in run.warnings:
         line += f"  warning: {campaign_pb2.RunWarning.Name(warning).removeprefix('RUN_WARNING_').lower()}"
+    for held in run.held_push_services:
+        line += (
+            f"  held: {held.push_service} refuses the site's VAPID signature "
+            f"({held.http_status}; next try {_when(held, 'next_probe_time')})"
+        )
     return line
 
 

@@ -86,6 +86,48 @@ class SiteVapidKey(Model):
     create_time: Mapped[datetime]
 
 
+class SiteLegacySafari(Model):
+    """A site's legacy Safari configuration (macOS Safari 15 and earlier: website push
+    over APNs), one row per site, written whole (SiteService.SetLegacySafari).
+
+    The two private keys are stored as the VAPID private key is (sites.vapid_private_key:
+    PKCS#8 DER in a binary column); only GetLegacySafariCredentials (internal token)
+    ever returns them, and neither reaches a log line."""
+
+    __tablename__ = "site_legacy_safari"
+
+    site_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("sites.site_id", ondelete="CASCADE"), primary_key=True
+    )
+    # "web." and a reverse domain; Safari's web service finds the site by it, so no two
+    # sites share one.
+    website_push_id: Mapped[str] = mapped_column(String(128), unique=True)
+    website_name: Mapped[str] = mapped_column(String(100))
+    # The https origins that may ask for permission: a JSON list of strings.
+    allowed_domains: Mapped[str] = mapped_column(Text)
+    url_format_string: Mapped[str] = mapped_column(String(2048))
+    # APNs token authentication: the .p8 key as PKCS#8 DER, its id, the team's id.
+    apns_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    apns_key_id: Mapped[str] = mapped_column(String(10))
+    apns_team_id: Mapped[str] = mapped_column(String(10))
+    # The push-package signing certificate (DER) and its private key (PKCS#8 DER).
+    certificate: Mapped[bytes] = mapped_column(LargeBinary)
+    certificate_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # The certificate's issuers given with it (Apple's WWDR intermediate), nearest first:
+    # a JSON list of base64 DER; "[]": none.
+    certificate_chain: Mapped[str] = mapped_column(Text)
+    certificate_subject: Mapped[str] = mapped_column(Text)
+    certificate_expire_time: Mapped[datetime]
+    # The push package's icon.iconset PNGs: 16, 32, 32, 64, 128 and 256 pixels square.
+    icon_16x16: Mapped[bytes] = mapped_column(LargeBinary)
+    icon_16x16_2x: Mapped[bytes] = mapped_column(LargeBinary)
+    icon_32x32: Mapped[bytes] = mapped_column(LargeBinary)
+    icon_32x32_2x: Mapped[bytes] = mapped_column(LargeBinary)
+    icon_128x128: Mapped[bytes] = mapped_column(LargeBinary)
+    icon_128x128_2x: Mapped[bytes] = mapped_column(LargeBinary)
+    update_time: Mapped[datetime]
+
+
 class SiteApiKey(Model):
     """An API key of a site, stored only as its SHA-256 (the plaintext is shown once)."""
 

@@ -156,6 +156,7 @@ def _view(message: delivery_pb2.DeliveryRun) -> DeliveryRunView:
         finish_time=message.finish_time.ToDatetime(tzinfo=UTC)
         if message.HasField("finish_time")
         else None,
+        held_push_services=tuple(message.held_push_services),
     )
 
 

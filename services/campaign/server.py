@@ -13,6 +13,7 @@ from clarion.campaign.v1 import (
     campaign_service_pb2_grpc,
     site_internal_service_pb2,
     site_internal_service_pb2_grpc,
+    site_pb2,
     site_service_pb2,
     site_service_pb2_grpc,
 )
@@ -20,6 +21,7 @@ from services.campaign.domain import CampaignDraft, Campaigns, LocalSiteResolver
 from services.campaign.domain.campaigns import CampaignWarning
 from services.campaign.domain.live import LiveCampaigns
 from services.campaign.domain.previews import CampaignPreviews
+from services.campaign.domain.safari import ICON_SIZES, LegacySafariInput
 from services.campaign.domain.sites import engagement_secret
 from services.campaign.domain.why import Explanation, RecipientExplainer
 from services.campaign.peer_clients import GrpcDelivery, GrpcReporting, GrpcSegment
@@ -28,6 +30,7 @@ from services.campaign.wire import (
     RECIPIENT_STATUS_TO_PROTO,
     campaign_to_proto,
     delivery_plan_to_proto,
+    legacy_safari_to_proto,
     reason_to_proto,
     run_recipient_to_proto,
     run_to_proto,
@@ -109,6 +112,26 @@ class SiteServicer(site_service_pb2_grpc.SiteServiceServicer):
             vapid_key=vapid_key_to_proto(imported.vapid_key), created=imported.created
         )
 
+    async def SetLegacySafari(
+        self, request: site_service_pb2.SetLegacySafariRequest, context: grpc.aio.ServicerContext
+    ) -> site_service_pb2.SetLegacySafariResponse:
+        site = await self._sites.set_legacy_safari(
+            current_site_id(),
+            LegacySafariInput(
+                apns_private_key=request.apns_private_key,
+                apns_key_id=request.apns_key_id,
+                apns_team_id=request.apns_team_id,
+                website_push_id=request.website_push_id,
+                website_name=request.website_name,
+                allowed_domains=tuple(request.allowed_domains),
+                url_format_string=request.url_format_string,
+                certificate=request.certificate,
+                certificate_private_key=request.certificate_private_key,
+                icons={name: getattr(request.icons, name) for name in ICON_SIZES},
+            ),
+        )
+        return site_service_pb2.SetLegacySafariResponse(site=site_to_proto(site))
+
 
 class SiteInternalServicer(site_internal_service_pb2_grpc.SiteInternalServiceServicer):
     """What only Clarion's services and operators may call (the internal token)."""
@@ -149,6 +172,46 @@ class SiteInternalServicer(site_internal_service_pb2_grpc.SiteInternalServiceSer
                 for pair in credentials.vapid_keys
             ],
         )
+
+    async def ResolveWebsitePushId(
+        self,
+        request: site_internal_service_pb2.ResolveWebsitePushIdRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> site_internal_service_pb2.ResolveWebsitePushIdResponse:
+        site_id = await self._sites.site_for_website_push_id(request.website_push_id)
+        return site_internal_service_pb2.ResolveWebsitePushIdResponse(site_id=site_id)
+
+    async def GetLegacySafariCredentials(
+        self,
+        request: site_internal_service_pb2.GetLegacySafariCredentialsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> site_internal_service_pb2.GetLegacySafariCredentialsResponse:
+        credentials = await self._sites.legacy_safari_credentials(
+            current_site_id(), include_push_package=request.include_push_package
+        )
+        config, secrets = credentials.config, credentials.secrets
+        response = site_internal_service_pb2.GetLegacySafariCredentialsResponse(
+            site_id=credentials.site_id,
+            apns_private_key=secrets.apns_private_key,
+            apns_key_id=config.apns_key_id,
+            apns_team_id=config.apns_team_id,
+            apns_topic=config.website_push_id,
+            website_name=config.website_name,
+            website_push_id=config.website_push_id,
+            allowed_domains=config.allowed_domains,
+            url_format_string=config.url_format_string,
+            certificate_expire_time=legacy_safari_to_proto(config).certificate_expire_time,
+        )
+        if request.include_push_package:
+            response.certificate = secrets.certificate
+            response.certificate_private_key = secrets.certificate_private_key
+            response.certificate_chain.extend(secrets.certificate_chain)
+            response.icons.CopyFrom(
+                site_pb2.LegacySafariIcons(
+                    **{name: getattr(secrets.icons, name) for name in ICON_SIZES}
+                )
+            )
+        return response
 
     async def ListSites(
         self,

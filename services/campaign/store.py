@@ -124,6 +124,53 @@ class VapidKeyRecord:
 
 
 @dataclass(frozen=True)
+class LegacySafariRecord:
+    """A site's legacy Safari configuration as its owner may see it (no key, no icon)."""
+
+    website_push_id: str
+    website_name: str
+    allowed_domains: tuple[str, ...]
+    url_format_string: str
+    apns_key_id: str
+    apns_team_id: str
+    certificate_subject: str
+    certificate_expire_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True)
+class LegacySafariIconSet:
+    """The push package's icon.iconset PNGs, by the file name's size part."""
+
+    icon_16x16: bytes = field(repr=False)
+    icon_16x16_2x: bytes = field(repr=False)
+    icon_32x32: bytes = field(repr=False)
+    icon_32x32_2x: bytes = field(repr=False)
+    icon_128x128: bytes = field(repr=False)
+    icon_128x128_2x: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LegacySafariSecrets:
+    """What only Clarion's services see: the APNs key, the signing certificate and its
+    key (PKCS#8 DER, DER), the icons. Never printed (repr redacts every field)."""
+
+    apns_private_key: bytes = field(repr=False)
+    certificate: bytes = field(repr=False)
+    certificate_private_key: bytes = field(repr=False)
+    icons: LegacySafariIconSet = field(repr=False)
+    # The certificate's issuers given with it (DER), nearest first.
+    certificate_chain: tuple[bytes, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class LegacySafariCredentials:
+    site_id: str
+    config: LegacySafariRecord
+    secrets: LegacySafariSecrets = field(repr=False)
+
+
+@dataclass(frozen=True)
 class SiteRecord:
     """A site as its owner may see it (no private key)."""
 
@@ -140,6 +187,12 @@ class SiteRecord:
     delivery_policy: campaign_pb2.DeliveryPolicy | None = None
     # The site's home page (absolute http(s) URL); "": none given.
     home_url: str = ""
+    # Its legacy Safari configuration (public parts); None: not configured.
+    legacy_safari: LegacySafariRecord | None = None
+
+
+class WebsitePushIdTaken(Exception):
+    """Another site's legacy Safari configuration has this Website Push ID."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +339,8 @@ class RunRecord:
     rest_state: RestState | None = None
     rest_plan: RestPlan | None = None
     rest_attempts: int = 0
+    # Push services holding its site's sends, as delivery last said (never stored).
+    held_push_services: tuple[common_pb2.HeldPushService, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -439,7 +494,118 @@ class CampaignStore:
             if row is None:
                 return None
             keys = await _vapid_keys(session, [site_id])
-            return _site(row, keys.get(site_id, ()))
+            safari = await _legacy_safari(session, [site_id])
+            return _site(row, keys.get(site_id, ()), safari.get(site_id))
+
+    async def set_legacy_safari(
+        self, site_id: str, config: LegacySafariRecord, secrets: LegacySafariSecrets
+    ) -> SiteRecord | None:
+        """Stores the site's whole legacy Safari configuration (replacing any), in one
+        transaction, and returns the site as stored. None (nothing stored) when there is
+        no such site; WebsitePushIdTaken (nothing stored) when another site has the
+        Website Push ID."""
+        values: dict[str, Any] = {
+            "website_push_id": config.website_push_id,
+            "website_name": config.website_name,
+            "allowed_domains": json.dumps(list(config.allowed_domains)),
+            "url_format_string": config.url_format_string,
+            "apns_private_key": secrets.apns_private_key,
+            "apns_key_id": config.apns_key_id,
+            "apns_team_id": config.apns_team_id,
+            "certificate": secrets.certificate,
+            "certificate_private_key": secrets.certificate_private_key,
+            "certificate_chain": json.dumps(
+                [base64.b64encode(der).decode("ascii") for der in secrets.certificate_chain]
+            ),
+            "certificate_subject": config.certificate_subject,
+            "certificate_expire_time": config.certificate_expire_time,
+            "icon_16x16": secrets.icons.icon_16x16,
+            "icon_16x16_2x": secrets.icons.icon_16x16_2x,
+            "icon_32x32": secrets.icons.icon_32x32,
+            "icon_32x32_2x": secrets.icons.icon_32x32_2x,
+            "icon_128x128": secrets.icons.icon_128x128,
+            "icon_128x128_2x": secrets.icons.icon_128x128_2x,
+            "update_time": config.update_time,
+        }
+        try:
+            async with self._sessions.begin() as session:
+                # A write to the site's row first: it locks the row on PostgreSQL and
+                # takes SQLite's write lock, so concurrent sets of one site take turns.
+                locked = await session.execute(
+                    update(models.Site)
+                    .where(models.Site.site_id == site_id)
+                    .values(name=models.Site.name)
+                    .execution_options(synchronize_session=False)
+                )
+                if locked.rowcount != 1:
+                    return None
+                taken = await session.scalar(
+                    select(models.SiteLegacySafari.site_id).where(
+                        models.SiteLegacySafari.website_push_id == config.website_push_id,
+                        models.SiteLegacySafari.site_id != site_id,
+                    )
+                )
+                if taken is not None:
+                    raise WebsitePushIdTaken(config.website_push_id)
+                stored = await session.get(models.SiteLegacySafari, site_id)
+                if stored is None:
+                    session.add(models.SiteLegacySafari(site_id=site_id, **values))
+                else:
+                    for name, value in values.items():
+                        setattr(stored, name, value)
+                await session.flush()
+                row = await session.get(models.Site, site_id)
+                assert row is not None
+                keys = await _vapid_keys(session, [site_id])
+                safari = await _legacy_safari(session, [site_id])
+                return _site(row, keys.get(site_id, ()), safari.get(site_id))
+        except IntegrityError:
+            # Another site took the Website Push ID between the check and the write.
+            raise WebsitePushIdTaken(config.website_push_id) from None
+
+    async def legacy_safari_credentials(
+        self, site_id: str, *, include_push_package: bool
+    ) -> LegacySafariCredentials | None:
+        """The site's legacy Safari configuration with its secrets; the certificate, its
+        key and the icons only with `include_push_package` (empty otherwise). None when
+        the site has none."""
+        table = models.SiteLegacySafari
+        columns = [*_LEGACY_SAFARI_PUBLIC, table.apns_private_key]
+        if include_push_package:
+            columns += [
+                table.certificate, table.certificate_private_key, table.certificate_chain,
+                *_ICON_COLUMNS,
+            ]  # fmt: skip
+        async with self._sessions() as session:
+            row = (await session.execute(select(*columns).where(table.site_id == site_id))).first()
+        if row is None:
+            return None
+        values = row._mapping
+        icons = LegacySafariIconSet(
+            *(bytes(values.get(column.key, b"")) for column in _ICON_COLUMNS)
+        )
+        return LegacySafariCredentials(
+            site_id=site_id,
+            config=_legacy_safari_record(row),
+            secrets=LegacySafariSecrets(
+                apns_private_key=bytes(values["apns_private_key"]),
+                certificate=bytes(values.get("certificate", b"")),
+                certificate_private_key=bytes(values.get("certificate_private_key", b"")),
+                icons=icons,
+                certificate_chain=tuple(
+                    base64.b64decode(der)
+                    for der in json.loads(values.get("certificate_chain", "[]"))
+                ),
+            ),
+        )
+
+    async def site_id_for_website_push_id(self, website_push_id: str) -> str | None:
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(models.SiteLegacySafari.site_id).where(
+                    models.SiteLegacySafari.website_push_id == website_push_id
+                )
+            )
 
     async def get_site_credentials(self, site_id: str) -> SiteCredentials | None:
         async with self._sessions() as session:
@@ -568,7 +734,8 @@ class CampaignStore:
             if row is None:
                 return None
             keys = await _vapid_keys(session, [site_id])
-            return _site(row, keys.get(site_id, ()))
+            safari = await _legacy_safari(session, [site_id])
+            return _site(row, keys.get(site_id, ()), safari.get(site_id))
 
     async def list_sites(self, after_site_id: str, limit: int) -> list[SiteRecord]:
         """Up to `limit` sites with ids above `after_site_id`, by id (every site: for
@@ -579,8 +746,12 @@ class CampaignStore:
         query = query.order_by(models.Site.site_id).limit(limit)
         async with self._sessions() as session:
             rows = (await session.scalars(query)).all()
-            keys = await _vapid_keys(session, [row.site_id for row in rows])
-            return [_site(row, keys.get(row.site_id, ())) for row in rows]
+            ids = [row.site_id for row in rows]
+            keys = await _vapid_keys(session, ids)
+            safari = await _legacy_safari(session, ids)
+            return [
+                _site(row, keys.get(row.site_id, ()), safari.get(row.site_id)) for row in rows
+            ]
 
     async def site_id_for_api_key_hash(self, key_hash: str) -> str | None:
         async with self._sessions() as session:
@@ -1214,7 +1385,60 @@ def _wait(row: models.TriggerWait) -> WaitRecord:
         event_properties=row.event_properties,
     )
 
-def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecord:
+_LEGACY_SAFARI_PUBLIC = (
+    models.SiteLegacySafari.site_id,
+    models.SiteLegacySafari.website_push_id,
+    models.SiteLegacySafari.website_name,
+    models.SiteLegacySafari.allowed_domains,
+    models.SiteLegacySafari.url_format_string,
+    models.SiteLegacySafari.apns_key_id,
+    models.SiteLegacySafari.apns_team_id,
+    models.SiteLegacySafari.certificate_subject,
+    models.SiteLegacySafari.certificate_expire_time,
+    models.SiteLegacySafari.update_time,
+)
+_ICON_COLUMNS = (
+    models.SiteLegacySafari.icon_16x16,
+    models.SiteLegacySafari.icon_16x16_2x,
+    models.SiteLegacySafari.icon_32x32,
+    models.SiteLegacySafari.icon_32x32_2x,
+    models.SiteLegacySafari.icon_128x128,
+    models.SiteLegacySafari.icon_128x128_2x,
+)
+
+
+def _legacy_safari_record(row: Any) -> LegacySafariRecord:
+    return LegacySafariRecord(
+        website_push_id=row.website_push_id,
+        website_name=row.website_name,
+        allowed_domains=tuple(json.loads(row.allowed_domains)),
+        url_format_string=row.url_format_string,
+        apns_key_id=row.apns_key_id,
+        apns_team_id=row.apns_team_id,
+        certificate_subject=row.certificate_subject,
+        certificate_expire_time=row.certificate_expire_time,
+        update_time=row.update_time,
+    )
+
+
+async def _legacy_safari(session: Any, site_ids: Sequence[str]) -> dict[str, LegacySafariRecord]:
+    """The public parts of these sites' legacy Safari configurations, by site (only the
+    public columns are read)."""
+    if not site_ids:
+        return {}
+    rows = await session.execute(
+        select(*_LEGACY_SAFARI_PUBLIC).where(
+            models.SiteLegacySafari.site_id.in_(list(site_ids))
+        )
+    )
+    return {row.site_id: _legacy_safari_record(row) for row in rows}
+
+
+def _site(
+    row: models.Site,
+    vapid_keys: tuple[VapidKeyRecord, ...],
+    legacy_safari: LegacySafariRecord | None = None,
+) -> SiteRecord:
     return SiteRecord(
         site_id=row.site_id,
         name=row.name,
@@ -1225,6 +1449,7 @@ def _site(row: models.Site, vapid_keys: tuple[VapidKeyRecord, ...]) -> SiteRecor
         timezone=row.timezone,
         delivery_policy=_message(campaign_pb2.DeliveryPolicy, row.delivery_policy),
         home_url=row.home_url,
+        legacy_safari=legacy_safari,
     )
 
 

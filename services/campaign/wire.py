@@ -14,6 +14,7 @@ from services.campaign.domain.ports import DeliveryPlanView, RecipientStatus
 from services.campaign.store import (
     CampaignRecord,
     CampaignState,
+    LegacySafariRecord,
     MissedReason,
     RestState,
     RunPhase,
@@ -99,6 +100,25 @@ def site_to_proto(site: SiteRecord) -> site_pb2.Site:
         timezone=site.timezone,
         delivery_policy=site.delivery_policy,
         home_url=site.home_url,
+        legacy_safari=legacy_safari_to_proto(site.legacy_safari),
+    )
+
+
+def legacy_safari_to_proto(config: LegacySafariRecord | None) -> site_pb2.LegacySafari:
+    """The public parts only; `configured` False (and nothing else) for None."""
+    if config is None:
+        return site_pb2.LegacySafari(configured=False)
+    return site_pb2.LegacySafari(
+        configured=True,
+        website_push_id=config.website_push_id,
+        website_name=config.website_name,
+        allowed_domains=config.allowed_domains,
+        url_format_string=config.url_format_string,
+        apns_key_id=config.apns_key_id,
+        apns_team_id=config.apns_team_id,
+        certificate_subject=config.certificate_subject,
+        certificate_expire_time=timestamp(config.certificate_expire_time),
+        update_time=timestamp(config.update_time),
     )
 
 
@@ -181,6 +201,7 @@ def run_to_proto(run: RunRecord) -> campaign_pb2.Run:
         rest_time=timestamp(run.rest_time)
         if run.rest_time is not None and run.rest_state is not RestState.CANCELLED
         else None,
+        held_push_services=run.held_push_services,
     )
 
 

@@ -33,6 +33,9 @@ MAX_REASON_LENGTH = 64
 MAX_VARIANT_LENGTH = 32
 # Attempts kept in a recipient's attempt_log (RecipientOutcome.attempt_history).
 MAX_ATTEMPT_HISTORY = 20
+# A push service's origin (scheme, host, port), and what a hold keeps of its refusal.
+MAX_ORIGIN_LENGTH = 512
+MAX_HOLD_DETAIL_LENGTH = 200
 
 
 class RunState(StrEnum):
@@ -370,3 +373,32 @@ class DeliveryRateWindowRow(Model):
     scope: Mapped[str] = mapped_column(String(MAX_ID_LENGTH + 16), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(primary_key=True)
     sends: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryPushServiceHoldRow(Model):
+    """A push service that refused a site's VAPID signature (401/403): the site's sends
+    to it are held (its recipients wait, pending with reason push_service_auth) until
+    the site's credentials change, a probe is accepted, or their TTL ends them. One row
+    per (site, push service origin), shared by every delivery process."""
+
+    __tablename__ = "delivery_push_service_holds"
+
+    site_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    # The push service's origin (scheme, host, non-default port): the VAPID `aud`.
+    push_service: Mapped[str] = mapped_column(String(MAX_ORIGIN_LENGTH), primary_key=True)
+    # The refusal: 401 or 403, and the start of its body (what the push service said).
+    http_status: Mapped[int] = mapped_column(SmallInteger)
+    detail: Mapped[str] = mapped_column(String(MAX_HOLD_DETAIL_LENGTH), default="")
+    # A fingerprint of the site's VAPID credentials when refused (domain/holds.py: a
+    # hash of the subject and key pairs, never a key): other credentials lift the hold.
+    credentials_fingerprint: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime]
+    # When one held recipient is sent again (the probe), and the wait before the one
+    # after it (doubling from 1 minute to 1 hour).
+    next_probe_time: Mapped[datetime]
+    probe_seconds: Mapped[int] = mapped_column(Integer)
+    # The recipient sent as the current probe (0: none): the only one sent while held.
+    probe_recipient_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), default=0
+    )
+    update_time: Mapped[datetime]

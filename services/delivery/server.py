@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
+from yarl import URL
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
@@ -29,7 +30,7 @@ from services.delivery.domain.runs import DeliveryRuns, RunRequest, RunWithCount
 from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import RecipientState, RunFailure, RunState
 from services.delivery.settings import DeliverySettings, delivery_settings
-from services.delivery.store import DeliveryStore, RecipientView
+from services.delivery.store import DeliveryStore, Hold, RecipientView
 from services.kit.auth import SiteResolver, required_site_id
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
@@ -117,7 +118,24 @@ def _run_message(found: RunWithCounts) -> delivery_pb2.DeliveryRun:
         create_time=timestamp(run.create_time),
         prepare_time=timestamp(run.prepare_time),
         finish_time=timestamp(run.finish_time),
+        held_push_services=[held_push_service(hold) for hold in found.holds],
     )
+
+
+def held_push_service(hold: Hold) -> common_pb2.HeldPushService:
+    return common_pb2.HeldPushService(
+        push_service=_host(hold.push_service),
+        reason=common_pb2.DELIVERY_REASON_PUSH_SERVICE_AUTH,
+        http_status=hold.http_status,
+        detail=hold.detail,
+        since=timestamp(hold.since),
+        next_probe_time=timestamp(hold.next_probe_time),
+    )
+
+
+def _host(origin: str) -> str:
+    """A push service's host (as attempt histories name it), from its origin."""
+    return URL(origin).host or origin
 
 
 def _outcome_message(view: RecipientView) -> delivery_pb2.RecipientOutcome:

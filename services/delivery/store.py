@@ -36,9 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.delivery import policy_store
 from services.delivery.models import (
     MAX_ATTEMPT_HISTORY,
+    MAX_HOLD_DETAIL_LENGTH,
     ChunkState,
     DeliveryChunkRow,
     DeliveryOutboxRow,
+    DeliveryPushServiceHoldRow,
     DeliveryRecipientRow,
     DeliveryRunContextRow,
     DeliveryRunRow,
@@ -65,6 +67,13 @@ RECIPIENTS = DeliveryRecipientRow.__table__
 OUTBOX = DeliveryOutboxRow.__table__
 CONTEXTS = DeliveryRunContextRow.__table__
 VARIANTS = DeliveryRunVariantRow.__table__
+HOLDS = DeliveryPushServiceHoldRow.__table__
+# The reason a recipient waits with while its push service holds its site's sends
+# (services.delivery.domain.rules.Reason.PUSH_SERVICE_AUTH): only held ones have it
+# while pending (a refusal is never retried otherwise).
+HELD_REASON = "push_service_auth"
+# Held recipients a probe is picked from (the first whose endpoint is at the origin).
+PROBE_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -261,6 +270,38 @@ class PendingRecipient:
     variant: str = ""
     # When its retry (or deferred send) is due; None: due now (its first attempt).
     not_before: datetime | None = None
+    # Why its last attempt is retried ("": none yet); push_service_auth: it is held.
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A push service holding a site's sends: it refused the site's VAPID signature."""
+
+    site_id: str
+    push_service: str
+    http_status: int
+    detail: str
+    credentials_fingerprint: str
+    since: datetime
+    next_probe_time: datetime
+    probe_seconds: int
+    # The recipient sent as the probe now (0: none): the only one sent while held.
+    probe_recipient_id: int = 0
+
+
+def _hold(row: Any) -> Hold:
+    return Hold(
+        site_id=row.site_id,
+        push_service=row.push_service,
+        http_status=row.http_status,
+        detail=row.detail,
+        credentials_fingerprint=row.credentials_fingerprint,
+        since=_aware(row.since),
+        next_probe_time=_aware(row.next_probe_time),
+        probe_seconds=row.probe_seconds,
+        probe_recipient_id=row.probe_recipient_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -547,7 +588,7 @@ class _HotSql:
         )
         self.due_recipients = sql(
             "SELECT recipient_id, subscriber_id, browser, target_kind, endpoint, p256dh, auth, "
-            "attempts, vapid_key_id, context, profile_id, timezone, variant, not_before "
+            "attempts, vapid_key_id, context, profile_id, timezone, variant, not_before, reason "
             "FROM delivery_recipients "
             "WHERE chunk_id = {p} AND state = 'pending' AND (not_before IS NULL OR not_before <= {p}) "
             "ORDER BY recipient_id"
@@ -1521,6 +1562,7 @@ class DeliveryStore:
                 timezone,
                 variant,
                 _aware(read_time(not_before)) if not_before is not None else None,
+                reason,
             )
             for (
                 rid,
@@ -1537,6 +1579,7 @@ class DeliveryStore:
                 timezone,
                 variant,
                 not_before,
+                reason,
             ) in rows
         ]
 
@@ -2015,6 +2058,205 @@ class DeliveryStore:
             variant_options=row.variant_options or "",
         )
 
+    # Push services holding a site's sends (they refused its VAPID signature).
+
+    @_in_db_thread
+    def site_holds(self, site_id: str) -> dict[str, Hold]:
+        """The site's holds by push service origin ({}: none)."""
+        with self._sync.connect() as conn:
+            return self._site_holds(conn, site_id)
+
+    def _site_holds(self, conn: Connection, site_id: str) -> dict[str, Hold]:
+        rows = conn.execute(select(HOLDS).where(HOLDS.c.site_id == site_id))
+        return {row.push_service: _hold(row) for row in rows}
+
+    @_in_db_thread
+    def run_and_holds(self, site_id: str, run_id: str) -> tuple[Run | None, dict[str, Hold]]:
+        """A chunk's run and its site's holds, read together (one trip to the database
+        thread per chunk claimed, as the run alone was)."""
+        with self._sync.connect() as conn:
+            row = conn.execute(
+                select(RUNS).where(RUNS.c.site_id == site_id, RUNS.c.run_id == run_id)
+            ).first()
+            return (_run(row) if row is not None else None), self._site_holds(conn, site_id)
+
+    @_in_db_thread
+    def all_holds(self) -> list[Hold]:
+        """Every hold of every site (few: one per site and push service refusing it)."""
+        with self._sync.connect() as conn:
+            return [_hold(row) for row in conn.execute(select(HOLDS))]
+
+    @_in_db_thread
+    def hold_push_service(
+        self,
+        site_id: str,
+        push_service: str,
+        *,
+        http_status: int,
+        detail: str,
+        fingerprint: str,
+        now: datetime,
+        probe_seconds: int,
+        refused_probe: int = 0,
+    ) -> Hold:
+        """Holds the site's sends to `push_service` (refused with `http_status`): its
+        first probe after `probe_seconds`. Already held (another sender, another
+        process): the hold is kept as it is, with this refusal's status, detail and
+        fingerprint; `refused_probe` (a recipient id) was its probe, refused: none is
+        sent until the next probe time. Returns the hold as stored."""
+        dialect_insert = postgresql_insert if self._postgres else sqlite_insert
+        detail = detail[:MAX_HOLD_DETAIL_LENGTH]
+        where = (HOLDS.c.site_id == site_id, HOLDS.c.push_service == push_service)
+        with self._sync.begin() as conn:
+            inserted = conn.execute(
+                dialect_insert(HOLDS)
+                .values(
+                    site_id=site_id,
+                    push_service=push_service,
+                    http_status=http_status,
+                    detail=detail,
+                    credentials_fingerprint=fingerprint,
+                    since=now,
+                    next_probe_time=now + timedelta(seconds=probe_seconds),
+                    probe_seconds=probe_seconds,
+                    probe_recipient_id=0,
+                    update_time=now,
+                )
+                .on_conflict_do_nothing(index_elements=[HOLDS.c.site_id, HOLDS.c.push_service])
+                .returning(HOLDS.c.site_id)
+            ).first()
+            if inserted is None:
+                changes: dict[str, Any] = {
+                    "http_status": http_status,
+                    "detail": detail,
+                    "credentials_fingerprint": fingerprint,
+                    "update_time": now,
+                }
+                if refused_probe:
+                    conn.execute(
+                        update(HOLDS)
+                        .where(*where, HOLDS.c.probe_recipient_id == refused_probe)
+                        .values(probe_recipient_id=0)
+                    )
+                conn.execute(update(HOLDS).where(*where).values(**changes))
+            return _hold(conn.execute(select(HOLDS).where(*where)).one())
+
+    @_in_db_thread
+    def lift_holds(
+        self, site_id: str, push_services: Sequence[str] | None, now: datetime
+    ) -> list[str]:
+        """Lifts the site's holds on `push_services` (None: all of them); every recipient
+        of the site still held (pending with reason push_service_auth) is due now, its
+        chunk too. Returns the push services whose hold this call lifted."""
+        statement = delete(HOLDS).where(HOLDS.c.site_id == site_id)
+        if push_services is not None:
+            if not push_services:
+                return []
+            statement = statement.where(HOLDS.c.push_service.in_(list(push_services)))
+        with self._sync.begin() as conn:
+            lifted = [row[0] for row in conn.execute(statement.returning(HOLDS.c.push_service))]
+            if lifted:
+                self._wake_held(conn, site_id, now)
+        return lifted
+
+    def _wake_held(self, conn: Connection, site_id: str, now: datetime) -> None:
+        """Every recipient of the site still held is due now, and so is its chunk (a
+        recipient held at a push service still holding is deferred again unsent)."""
+        site_chunks = select(CHUNKS.c.chunk_id).where(
+            CHUNKS.c.site_id == site_id, CHUNKS.c.state == ChunkState.PENDING.value
+        )
+        chunk_ids = {
+            row[0]
+            for row in conn.execute(
+                update(RECIPIENTS)
+                .where(
+                    RECIPIENTS.c.chunk_id.in_(site_chunks),
+                    RECIPIENTS.c.state == RecipientState.PENDING.value,
+                    RECIPIENTS.c.reason == HELD_REASON,
+                )
+                .values(not_before=now)
+                .returning(RECIPIENTS.c.chunk_id)
+            )
+        }
+        if chunk_ids:
+            conn.execute(
+                update(CHUNKS)
+                .where(CHUNKS.c.chunk_id.in_(sorted(chunk_ids)), CHUNKS.c.due_time > now)
+                .values(due_time=now)
+            )
+
+    @_in_db_thread
+    def claim_due_probes(
+        self, now: datetime, max_probe_seconds: int, limit: int = 100
+    ) -> list[tuple[Hold, int]]:
+        """For each hold whose probe time has come (at most `limit`): one recipient it
+        holds is due now, as its probe (the only one sent to that push service while it
+        holds), and the probe after it is due after twice the wait (at most
+        `max_probe_seconds`). A hold nobody waits on any more (its recipients ended:
+        expired, cancelled) is dropped: a new run's first refusal sets it again. Returns
+        (hold as it was, probe recipient id; 0: dropped) for each this call handled;
+        every process may call it, each hold's probe is claimed once."""
+        with self._sync.connect() as conn:
+            due = conn.execute(
+                select(HOLDS).where(HOLDS.c.next_probe_time <= now).limit(limit)
+            ).all()
+        handled: list[tuple[Hold, int]] = []
+        for row in due:
+            hold = _hold(row)
+            where = (
+                HOLDS.c.site_id == hold.site_id,
+                HOLDS.c.push_service == hold.push_service,
+                HOLDS.c.next_probe_time <= now,
+            )
+            prefix = hold.push_service.replace("\\", "\\\\").replace("%", "\\%")
+            prefix = prefix.replace("_", "\\_") + "/%"
+            with self._sync.begin() as conn:
+                candidate = conn.execute(
+                    select(RECIPIENTS.c.recipient_id, RECIPIENTS.c.chunk_id)
+                    .where(
+                        RECIPIENTS.c.chunk_id.in_(
+                            select(CHUNKS.c.chunk_id).where(
+                                CHUNKS.c.site_id == hold.site_id,
+                                CHUNKS.c.state == ChunkState.PENDING.value,
+                            )
+                        ),
+                        RECIPIENTS.c.state == RecipientState.PENDING.value,
+                        RECIPIENTS.c.reason == HELD_REASON,
+                        RECIPIENTS.c.endpoint.like(prefix, escape="\\"),
+                    )
+                    .order_by(RECIPIENTS.c.recipient_id)
+                    .limit(1)
+                ).first()
+                if candidate is None:
+                    if conn.execute(delete(HOLDS).where(*where)).rowcount == 1:
+                        handled.append((hold, 0))
+                    continue
+                grown = min(max_probe_seconds, hold.probe_seconds * 2)
+                claimed = conn.execute(
+                    update(HOLDS)
+                    .where(*where)
+                    .values(
+                        next_probe_time=now + timedelta(seconds=grown),
+                        probe_seconds=grown,
+                        probe_recipient_id=candidate.recipient_id,
+                        update_time=now,
+                    )
+                )
+                if claimed.rowcount != 1:
+                    continue  # another process claimed it
+                conn.execute(
+                    update(RECIPIENTS)
+                    .where(RECIPIENTS.c.recipient_id == candidate.recipient_id)
+                    .values(not_before=now)
+                )
+                conn.execute(
+                    update(CHUNKS)
+                    .where(CHUNKS.c.chunk_id == candidate.chunk_id, CHUNKS.c.due_time > now)
+                    .values(due_time=now)
+                )
+                handled.append((hold, candidate.recipient_id))
+        return handled
+
     # Metrics.
 
     @_in_db_thread
@@ -2063,6 +2305,7 @@ __all__ = [
     "Attempt",
     "ClaimedChunk",
     "DeliveryStore",
+    "Hold",
     "Member",
     "NewRun",
     "OutboxItem",

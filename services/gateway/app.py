@@ -54,7 +54,7 @@ from clarion.segment.v1 import (
     segment_service_pb2,
     segment_service_pb2_grpc,
 )
-from services.gateway import inputs, pages
+from services.gateway import inputs, pages, safari
 from services.gateway.clicks import ClickRedirects
 from services.gateway.client_errors import ClientErrors
 from services.gateway.errors import ApiError, bounded, quote
@@ -579,7 +579,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
             path=(
                 CLICK_PATH_PREFIX + "…"
                 if request.path.startswith(CLICK_PATH_PREFIX)
-                else request.path
+                else safari.logged_path(request.path)  # nor a Safari device token
             ),
             status=status,
             site_id=request.match_info.get("site_id", ""),
@@ -654,6 +654,7 @@ def create_app(
     site_cache_seconds: float = SITE_CACHE_SECONDS,
     site_cache_size: int = SITE_CACHE_SIZE,
     clock: Clock | None = None,
+    public_url: str = "",
 ) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES, middlewares=[access_log, cors, json_errors]
@@ -689,4 +690,9 @@ def create_app(
     app.router.add_post("/v1/sites/{site_id}/client-errors", client_error)
     # Report pages under /reports/ (services/gateway/pages, docs/services/gateway.md).
     pages.install(app, peers, lambda site_id: call_metadata(peers, site_id), clock=clock)
+    # Apple's web service for legacy Safari (services/gateway/safari.py).
+    safari.install(
+        app, peers, app[SITES].engagement_secret, lambda site_id: call_metadata(peers, site_id),
+        public_url=public_url,
+    )  # fmt: skip
     return app

@@ -68,7 +68,7 @@ async def create_gateway(
     """
     owns_peers = peers is None
     peers = peers or Peers(settings)
-    app = create_app(peers, clock=clock)
+    app = create_app(peers, clock=clock, public_url=settings.gateway_public_url)
     # The process's Prometheus metrics (docs/metrics.md), beside the browser-facing routes.
     app.router.add_get("/metrics", metrics_handler)
     sock = _bind(address)

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     """Where the other services reach reporting (host:port)."""
     gateway_listen: str = "127.0.0.1:8080"
     """Where the browser-facing HTTP gateway listens (host:port)."""
+    gateway_public_url: str = ""
+    """The gateway's URL as browsers reach it, e.g. https://push.example.com (nothing
+    after the host and port): legacy Safari's push packages name it as their
+    webServiceURL, where Safari registers its devices (Apple requires https). Empty:
+    the scheme and host each package request came with (X-Forwarded-Proto honoured)."""
     metrics_port: int = 9464
     """The first port of the services' Prometheus endpoints (GET /metrics), each on the
     host of its service's listen address: campaign on this port, segment on the next,
@@ -126,6 +131,27 @@ class Settings(BaseSettings):
                 return tuple(p.text for p in parse_host_patterns(str(v) for v in value))
             except ValueError as error:
                 raise ValueError(f"CLARION_PUSH_SERVICE_HOSTS: {error}") from None
+        return value
+
+    @field_validator("gateway_public_url")
+    @classmethod
+    def _check_gateway_public_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip().rstrip("/")
+        if value:
+            parts = urlsplit(value)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path
+                or parts.query
+                or parts.fragment
+            ):
+                raise ValueError(
+                    "CLARION_GATEWAY_PUBLIC_URL must be the gateway's http(s) URL with nothing "
+                    f"after the host and port, e.g. https://push.example.com; got {value[:100]!r}"
+                )
         return value
 
     @property

@@ -17,7 +17,7 @@ import contextlib
 import inspect
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +75,12 @@ PUSH_ORIGIN_RATE = Gauge(
     "bucket, slowed by 429s); listed only while a push service is limited.",
     ["push_service"],
 )
+DELIVERY_AUTH_HOLDS = Gauge(
+    "clarion_delivery_auth_holds",
+    "Sites whose sends a push service holds: it refused their VAPID signature (401/403); "
+    "their recipients there wait. Listed only while a push service holds one.",
+    ["push_service"],
+)
 DELIVERY_QUEUE_DEPTH = Gauge(
     "clarion_delivery_queue_depth",
     "Recipients queued to send and not yet ended (due now or later).",
@@ -116,6 +122,17 @@ GATEWAY_CLIENT_ERRORS_RATE_LIMITED = Counter(
     "Client error reports the gateway refused (429) because their site sent too many, "
     "by kind.",
     ["kind"],
+)
+GATEWAY_SAFARI_LOGS = Counter(
+    "clarion_gateway_safari_logs",
+    "Error lines legacy Safari posted to the gateway's POST /v1/log (push package or "
+    "registration problems), by kind.",
+    ["kind"],
+)
+GATEWAY_SAFARI_LOGS_DROPPED = Counter(
+    "clarion_gateway_safari_logs_dropped",
+    "Legacy Safari log lines not logged: past a request's first lines, or past the "
+    "gateway's log budget.",
 )
 
 
@@ -220,6 +237,21 @@ def set_push_origin_rate(push_service: str, rate: float | None) -> None:
             PUSH_ORIGIN_RATE.remove(push_service)
     else:
         PUSH_ORIGIN_RATE.labels(push_service).set(rate)
+
+
+_auth_hold_labels: set[str] = set()
+
+
+def set_delivery_auth_holds(held: Mapping[str, int]) -> None:
+    """Sites held per push service label, as stored now; a push service holding none
+    any more leaves the gauge."""
+    for push_service in _auth_hold_labels - set(held):
+        with contextlib.suppress(KeyError):
+            DELIVERY_AUTH_HOLDS.remove(push_service)
+    _auth_hold_labels.clear()
+    for push_service, sites in held.items():
+        DELIVERY_AUTH_HOLDS.labels(push_service).set(sites)
+        _auth_hold_labels.add(push_service)
 
 
 def set_delivery_queue(

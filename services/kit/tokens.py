@@ -3,7 +3,8 @@
 An engagement token proves that a browser received one run's push (delivery signs it
 into each recipient's payload; the gateway checks it on engagement events). An
 unsubscribe token proves that a browser holds a subscription (the gateway hands it out
-on subscribe and asks for it on unsubscribe).
+on subscribe and asks for it on unsubscribe). A Safari authentication token proves that
+a legacy Safari request comes from a push package the gateway built for the site.
 
 A token is HMAC-SHA256 over a purpose prefix and the length-prefixed UTF-8 parts, as
 base64url without padding (43 characters). The prefix keeps one kind of token from
@@ -26,6 +27,7 @@ MIN_SECRET_BYTES = 16
 
 _ENGAGEMENT = b"clarion engagement token v1"
 _UNSUBSCRIBE = b"clarion unsubscribe token v1"
+_SAFARI = b"clarion safari authentication token v1"
 
 
 def engagement_token(secret: bytes, site_id: str, run_id: str, subscriber_id: str) -> str:
@@ -46,6 +48,20 @@ def unsubscribe_token(secret: bytes, site_id: str, subscriber_id: str) -> str:
 
 def verify_unsubscribe_token(secret: bytes, token: str, site_id: str, subscriber_id: str) -> bool:
     return _verify(secret, token, _UNSUBSCRIBE, site_id, subscriber_id)
+
+
+def safari_authentication_token(secret: bytes, site_id: str, website_push_id: str) -> str:
+    """website.json's authenticationToken in the push packages of `site_id` for
+    `website_push_id` (43 characters; Apple asks for at least 16). Safari sends it back
+    (`Authorization: ApplePushNotifications <token>`) when it registers or removes a
+    device: proof the request comes from a package Clarion built for that site."""
+    return _sign(secret, _SAFARI, site_id, website_push_id)
+
+
+def verify_safari_authentication_token(
+    secret: bytes, token: str, site_id: str, website_push_id: str
+) -> bool:
+    return _verify(secret, token, _SAFARI, site_id, website_push_id)
 
 
 def _sign(secret: bytes, purpose: bytes, *parts: str) -> str:

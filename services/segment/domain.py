@@ -25,6 +25,7 @@ from services.kit.logging import get_logger
 from services.kit.pages import decode_page_token, encode_page_token
 from services.kit.pages import page_size as bounded_page_size
 from services.segment.models import (
+    MAX_APNS_TOPIC_LENGTH,
     MAX_ENDPOINT_LENGTH,
     MAX_PROFILE_ID_LENGTH,
     MAX_PROPERTY_NAME_LENGTH,
@@ -71,6 +72,10 @@ MAX_AUDIENCE_PROPERTY_NAMES = 100
 _SUBSCRIBER_ID = re.compile(r"sub_[0-9a-f]{32}")
 # Campaign's id of a site's VAPID key (SiteService.ImportVapidKey, Site.vapid_keys).
 _VAPID_KEY_ID = re.compile(r"vk_[0-9a-f]{32}")
+# An APNs device token as Safari hands it out: 32 bytes in hex.
+_DEVICE_TOKEN = re.compile(r"[0-9A-Fa-f]{64}")
+# A Website Push ID: "web." and a reverse domain (campaign checks it the same way).
+_WEBSITE_PUSH_ID = re.compile(r"web(\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?){2,}")
 # RFC 3986 characters only: no spaces, controls or non-ASCII in an endpoint.
 _URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
@@ -90,6 +95,14 @@ class Registration:
     profile_id: str
     # The site's VAPID key the browser subscribed under; "": the site's current key.
     vapid_key_id: str = ""
+    # Legacy Safari, instead of endpoint and keys: the APNs device token and the Website
+    # Push ID it registered under (RegisterSubscriberRequest.apns_device).
+    apns_device_token: str = ""
+    apns_topic: str = ""
+
+    @property
+    def is_apns(self) -> bool:
+        return bool(self.apns_device_token or self.apns_topic)
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,40 @@ def validate_endpoint(endpoint: str, *, policy: EgressPolicy) -> str:
             "INVALID_ENDPOINT", f"{field} {refused.detail}", field=field, refusal=refused.reason
         ) from None
     return endpoint
+
+
+def validate_device_token(device_token: str, field: str = "apns_device.device_token") -> str:
+    if not _DEVICE_TOKEN.fullmatch(device_token):
+        raise InvalidArgument(
+            "INVALID_DEVICE_TOKEN",
+            f"{field} must be the APNs device token Safari handed out: 64 hex digits",
+            field=field,
+        )
+    return device_token
+
+
+def validate_apns_topic(topic: str, field: str = "apns_device.topic") -> str:
+    if len(topic) > MAX_APNS_TOPIC_LENGTH or not _WEBSITE_PUSH_ID.fullmatch(topic):
+        raise InvalidArgument(
+            "INVALID_WEBSITE_PUSH_ID",
+            f"{field} must be the site's Website Push ID the device registered under: "
+            "\"web.\" and a reverse domain, e.g. web.com.example.news",
+            field=field,
+        )
+    return topic
+
+
+def validate_web_push_browser(browser: Browser | None) -> Browser | None:
+    """A Web Push subscription's browser: any but SAFARI_LEGACY, whose devices register
+    with an apns_device (a legacy Safari subscriber is always an APNs device)."""
+    if browser is Browser.SAFARI_LEGACY:
+        raise InvalidArgument(
+            "INVALID_BROWSER",
+            "BROWSER_SAFARI_LEGACY is for legacy Safari devices, which register with "
+            "apns_device, not push_subscription (Safari 16 and later is BROWSER_SAFARI)",
+            field="browser",
+        )
+    return browser
 
 
 def validate_p256dh(p256dh: bytes) -> bytes:
@@ -291,14 +338,52 @@ class Subscribers:
     def _validated(self, registration: Registration) -> NewSubscription:
         """The one validation of a registration, for RegisterSubscriber and each entry of
         BatchRegisterSubscribers."""
+        if registration.is_apns:
+            return self._validated_device(registration)
         return NewSubscription(
             endpoint=validate_endpoint(registration.endpoint, policy=self._egress),
             p256dh=validate_p256dh(registration.p256dh),
             auth=validate_auth(registration.auth),
-            browser=registration.browser or Browser.OTHER,
+            browser=validate_web_push_browser(registration.browser) or Browser.OTHER,
             timezone=validate_timezone(registration.timezone),
             profile_id=validate_profile_id(registration.profile_id),
             vapid_key_id=validate_vapid_key_id(registration.vapid_key_id),
+        )
+
+    def _validated_device(self, registration: Registration) -> NewSubscription:
+        """A legacy Safari device: its token and topic, browser SAFARI_LEGACY (or
+        unspecified), no Web Push fields. Stored with the token as its endpoint: the
+        same device registered again updates its row."""
+        if registration.endpoint or registration.p256dh or registration.auth:
+            raise InvalidArgument(
+                "INVALID_TARGET",
+                "give either push_subscription (Web Push) or apns_device (legacy Safari), "
+                "not both",
+                field="push_subscription",
+            )
+        if registration.browser not in (None, Browser.SAFARI_LEGACY):
+            raise InvalidArgument(
+                "INVALID_BROWSER",
+                "an apns_device is a legacy Safari device: browser must be "
+                "BROWSER_SAFARI_LEGACY (or unspecified)",
+                field="browser",
+            )
+        if registration.vapid_key_id:
+            raise InvalidArgument(
+                "INVALID_VAPID_KEY_ID",
+                "a legacy Safari device is reached over APNs and has no VAPID key: leave "
+                "vapid_key_id empty",
+                field="vapid_key_id",
+            )
+        return NewSubscription(
+            endpoint=validate_device_token(registration.apns_device_token),
+            p256dh=b"",
+            auth=b"",
+            browser=Browser.SAFARI_LEGACY,
+            timezone=validate_timezone(registration.timezone),
+            profile_id=validate_profile_id(registration.profile_id),
+            vapid_key_id=None,
+            apns_topic=validate_apns_topic(registration.apns_topic),
         )
 
     async def register(self, site_id: str, registration: Registration) -> tuple[Subscriber, bool]:
@@ -312,7 +397,39 @@ class Subscribers:
         )
         return subscriber, created
 
-    async def unsubscribe(self, site_id: str, subscriber_id: str, reason: str) -> Subscriber:
+    async def unsubscribe(
+        self,
+        site_id: str,
+        subscriber_id: str,
+        reason: str,
+        *,
+        device_token: str = "",
+        apns_topic: str = "",
+    ) -> Subscriber:
+        """Unsubscribes `subscriber_id`, or (legacy Safari, when `device_token` is given
+        instead) the site's device with that token, registered under `apns_topic` when
+        one is given."""
+        if device_token or apns_topic:
+            if subscriber_id:
+                raise InvalidArgument(
+                    "INVALID_TARGET",
+                    "name the subscriber by subscriber_id or by apns_device, not both",
+                    field="apns_device",
+                )
+            validate_device_token(device_token)
+            if apns_topic:
+                validate_apns_topic(apns_topic)
+            found = await self._store.subscriber_id_of_device(
+                site_id, device_token, apns_topic or None
+            )
+            if found is None:
+                raise NotFound(
+                    "SUBSCRIBER_NOT_FOUND",
+                    "no legacy Safari device with this device token in this site"
+                    + (f" under Website Push ID {apns_topic!r}" if apns_topic else ""),
+                    field="apns_device.device_token",
+                )
+            subscriber_id = found
         _require_subscriber_id(subscriber_id)
         reason = reason or DEFAULT_UNSUBSCRIBE_REASON
         if len(reason) > MAX_REASON_LENGTH or not reason.isprintable():

@@ -36,6 +36,7 @@ from services.segment.domain import (
     validate_profile_id,
     validate_timezone,
     validate_vapid_key_id,
+    validate_web_push_browser,
 )
 from services.segment.import_store import ImportStore, StoredSubscription
 from services.segment.models import Browser, SubscriberState
@@ -147,7 +148,11 @@ class Imports:
             endpoint=validate_endpoint(row.endpoint, policy=self._egress),
             p256dh=validate_p256dh(row.p256dh),
             auth=validate_auth(row.auth),
-            browser=row.browser.value if row.browser is not None else None,
+            browser=(
+                validate_web_push_browser(row.browser).value  # type: ignore[union-attr]
+                if row.browser is not None
+                else None
+            ),
             timezone=validate_timezone(row.timezone) if row.timezone else None,
             profile_id=validate_profile_id(row.profile_id),
             vapid_key_id=validate_vapid_key_id(row.vapid_key_id),

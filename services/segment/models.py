@@ -29,6 +29,8 @@ from services.kit.db import UTCDateTime, new_metadata
 MAX_ENDPOINT_LENGTH = 2048
 MAX_PROFILE_ID_LENGTH = 128
 MAX_TIMEZONE_LENGTH = 64
+# A Website Push ID ("web." and a reverse domain), campaign's limit.
+MAX_APNS_TOPIC_LENGTH = 128
 MAX_REASON_LENGTH = 128
 MAX_EVENT_ID_LENGTH = 128
 MAX_EVENT_NAME_LENGTH = 128
@@ -71,6 +73,8 @@ class Browser(StrEnum):
     OPERA = "opera"
     SAFARI = "safari"
     OTHER = "other"
+    # macOS Safari 15 and earlier: an APNs device token, not a Web Push subscription.
+    SAFARI_LEGACY = "safari_legacy"
 
 
 class SubscriberState(StrEnum):
@@ -84,7 +88,10 @@ class Model(DeclarativeBase):
 
 
 class SubscriberRow(Model):
-    """One browser push subscription of one site."""
+    """One browser push subscription of one site: a Web Push subscription (endpoint URL,
+    p256dh, auth), or a legacy Safari device (browser safari_legacy): its 64-hex-digit
+    APNs device token in `endpoint`, the Website Push ID it registered under in
+    `apns_topic`, empty p256dh and auth. apns_topic is set exactly for those."""
 
     __tablename__ = "segment_subscribers"
     __table_args__ = (
@@ -119,6 +126,9 @@ class SubscriberRow(Model):
     # The site's VAPID key (campaign's vk_ id) the browser subscribed under, for
     # subscriptions imported from another provider; NULL: the site's current key.
     vapid_key_id: Mapped[str | None] = mapped_column(String(64))
+    # Legacy Safari: the APNs topic (the site's Website Push ID) the device registered
+    # under; NULL for a Web Push subscription.
+    apns_topic: Mapped[str | None] = mapped_column(String(MAX_APNS_TOPIC_LENGTH))
     # 0-99 from a hash of subscriber_id, computed by PostgreSQL (0 on SQLite): reach
     # estimates read the anonymous browsers of a few buckets only.
     sample_bucket: Mapped[int] = mapped_column(SmallInteger, Computed(SAMPLE_BUCKET_OF_SUBSCRIBER))

@@ -101,6 +101,8 @@ def _registration(request: pb.RegisterSubscriberRequest) -> Registration:
         timezone=request.timezone,
         profile_id=request.profile_id,
         vapid_key_id=request.vapid_key_id,
+        apns_device_token=request.apns_device.device_token,
+        apns_topic=request.apns_device.topic,
     )
 
 
@@ -114,11 +116,21 @@ def _timestamp(moment: datetime) -> Timestamp:
 
 
 def subscriber_to_proto(subscriber: Subscriber) -> subscriber_pb2.Subscriber:
+    device = (
+        common_pb2.ApnsDevice(device_token=subscriber.endpoint, topic=subscriber.apns_topic)
+        if subscriber.apns_topic is not None
+        else None
+    )
     return subscriber_pb2.Subscriber(
         subscriber_id=subscriber.subscriber_id,
-        push_subscription=common_pb2.PushSubscription(
-            endpoint=subscriber.endpoint, p256dh=subscriber.p256dh, auth=subscriber.auth
+        push_subscription=(
+            None
+            if device is not None
+            else common_pb2.PushSubscription(
+                endpoint=subscriber.endpoint, p256dh=subscriber.p256dh, auth=subscriber.auth
+            )
         ),
+        apns_device=device,
         browser=BROWSER_TO_PROTO[subscriber.browser],
         timezone=subscriber.timezone,
         profile_id=subscriber.profile_id or "",
@@ -138,9 +150,15 @@ def audience_member_to_proto(
         profile_id=entry.profile_id or "",
         timezone=entry.timezone,
         browser=BROWSER_TO_PROTO[entry.browser],
-        target=common_pb2.PushTarget(
-            web_push=common_pb2.PushSubscription(
-                endpoint=entry.endpoint, p256dh=entry.p256dh, auth=entry.auth
+        target=(
+            common_pb2.PushTarget(
+                apns=common_pb2.ApnsDevice(device_token=entry.endpoint, topic=entry.apns_topic)
+            )
+            if entry.apns_topic is not None
+            else common_pb2.PushTarget(
+                web_push=common_pb2.PushSubscription(
+                    endpoint=entry.endpoint, p256dh=entry.p256dh, auth=entry.auth
+                )
             )
         ),
         unsubscribed=entry.unsubscribed,
@@ -394,7 +412,11 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         self, request: pb.UnsubscribeSubscriberRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnsubscribeSubscriberResponse:
         subscriber = await self._subscribers.unsubscribe(
-            current_site_id(), request.subscriber_id, request.reason
+            current_site_id(),
+            request.subscriber_id,
+            request.reason,
+            device_token=request.apns_device.device_token,
+            apns_topic=request.apns_device.topic,
         )
         return pb.UnsubscribeSubscriberResponse(subscriber=subscriber_to_proto(subscriber))
 

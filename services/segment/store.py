@@ -73,6 +73,7 @@ _AUDIENCE_COLUMNS = (
     _COLUMNS.profile_id,
     _COLUMNS.unsubscribe_time.is_not(None).label("unsubscribed"),
     _COLUMNS.vapid_key_id,
+    _COLUMNS.apns_topic,
 )
 # A run reads its kept audience within hours; a month covers any run's retries.
 KEPT_AUDIENCE_DAYS = 30
@@ -96,11 +97,15 @@ class Subscriber:
     update_time: datetime
     # The site's VAPID key (campaign's vk_ id) it subscribed under; None: the current key.
     vapid_key_id: str | None = None
+    # Legacy Safari: the Website Push ID it registered under (`endpoint` is then its
+    # APNs device token); None for a Web Push subscription.
+    apns_topic: str | None = None
 
 
 @dataclass(frozen=True)
 class NewSubscription:
-    """What RegisterSubscriber stores, already validated by the domain."""
+    """What RegisterSubscriber stores, already validated by the domain. A legacy Safari
+    device: `endpoint` its device token, `apns_topic` set, empty keys."""
 
     endpoint: str
     p256dh: bytes
@@ -109,6 +114,7 @@ class NewSubscription:
     timezone: str
     profile_id: str | None
     vapid_key_id: str | None = None
+    apns_topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,8 @@ class AudienceEntry:
     unsubscribed: bool
     # The VAPID key to sign with; None: the site's current key.
     vapid_key_id: str | None = None
+    # Legacy Safari: the APNs topic (`endpoint` is the device token); None: Web Push.
+    apns_topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,7 @@ def _to_subscriber(row: Any) -> Subscriber:
         create_time=row.create_time,
         update_time=row.update_time,
         vapid_key_id=row.vapid_key_id,
+        apns_topic=row.apns_topic,
     )
 
 
@@ -349,6 +358,7 @@ class SubscriberStore:
                 unsubscribe_time=None,
                 create_time=now,
                 new=True,
+                apns_topic=s.apns_topic,
             )
             for subscriber_id, s in entries
         ]
@@ -374,6 +384,7 @@ class SubscriberStore:
                 create_time=create_time,
                 update_time=now,
                 vapid_key_id=subscription.vapid_key_id,
+                apns_topic=subscription.apns_topic,
             )
         return stored
 
@@ -391,6 +402,21 @@ class SubscriberStore:
             await self._unsubscribe_recorded(session, site_id, [subscriber_id], reason, now)
             row = (await session.execute(_one_subscriber(site_id, subscriber_id))).first()
             return _to_subscriber(row) if row is not None else None
+
+    async def subscriber_id_of_device(
+        self, site_id: str, device_token: str, apns_topic: str | None
+    ) -> str | None:
+        """The site's legacy Safari subscriber with this APNs device token (registered
+        under `apns_topic`, when given); None when there is none."""
+        conditions = [
+            _COLUMNS.site_id == site_id,
+            _COLUMNS.endpoint == device_token,
+            _COLUMNS.apns_topic.is_not(None),
+        ]
+        if apns_topic is not None:
+            conditions.append(_COLUMNS.apns_topic == apns_topic)
+        async with self._sessions() as session:
+            return await session.scalar(select(_COLUMNS.subscriber_id).where(and_(*conditions)))
 
     async def unsubscribe_many(
         self, site_id: str, reasons: Mapping[str, str], now: datetime
@@ -1074,7 +1100,7 @@ def _one_subscriber(site_id: str, subscriber_id: str) -> Select[Any]:
 def _to_audience_entry(row: Any) -> AudienceEntry:
     (
         subscriber_id, endpoint, p256dh, auth, browser, timezone, profile_id, unsubscribed,
-        vapid_key_id,
+        vapid_key_id, apns_topic,
     ) = row  # fmt: skip
     return AudienceEntry(
         subscriber_id,
@@ -1086,6 +1112,7 @@ def _to_audience_entry(row: Any) -> AudienceEntry:
         profile_id,
         bool(unsubscribed),
         vapid_key_id,
+        apns_topic,
     )
 
 

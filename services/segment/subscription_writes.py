@@ -36,6 +36,7 @@ SUBSCRIBED_EVENT = "Subscribed"
 ROW_VALUES = (
     "subscriber_id", "endpoint", "p256dh", "auth", "browser", "timezone", "profile_id",
     "vapid_key_id", "state", "unsubscribe_reason", "unsubscribe_time", "create_time",
+    "apns_topic",
 )  # fmt: skip
 # An existing row is updated with every written column but its id and create time:
 # create_time stays what the first registration (or import) stored.
@@ -59,6 +60,8 @@ class SubscriptionWrite:
     unsubscribe_time: datetime | None
     create_time: datetime
     new: bool
+    # Legacy Safari: the Website Push ID (`endpoint` is then the APNs device token).
+    apns_topic: str | None = None
 
 
 def subscribed_event_id(subscriber_id: str) -> str:
@@ -70,16 +73,17 @@ def subscribed_event_id(subscriber_id: str) -> str:
 _RECORD = (
     "subscriber_id varchar, endpoint varchar, p256dh text, auth text, browser varchar, "
     "timezone varchar, profile_id varchar, vapid_key_id varchar, state varchar, "
-    "unsubscribe_reason varchar, unsubscribe_time timestamptz, create_time timestamptz"
+    "unsubscribe_reason varchar, unsubscribe_time timestamptz, create_time timestamptz, "
+    "apns_topic varchar"
 )
 _POSTGRESQL_UPSERT = (
     text(
         "INSERT INTO segment_subscribers (subscriber_id, endpoint, p256dh, auth, browser, "
         "timezone, profile_id, vapid_key_id, state, unsubscribe_reason, unsubscribe_time, "
-        "create_time, site_id, update_time) "
+        "create_time, apns_topic, site_id, update_time) "
         "SELECT r.subscriber_id, r.endpoint, decode(r.p256dh, 'base64'), decode(r.auth, 'base64'), "
         "r.browser, r.timezone, r.profile_id, r.vapid_key_id, r.state, r.unsubscribe_reason, "
-        "r.unsubscribe_time, r.create_time, :site_id, :now "
+        "r.unsubscribe_time, r.create_time, r.apns_topic, :site_id, :now "
         f"FROM json_to_recordset(CAST(:rows AS json)) AS r({_RECORD}) "
         "ON CONFLICT (site_id, endpoint) DO UPDATE SET "
         + ", ".join(f"{name} = excluded.{name}" for name in (*_UPDATED, "update_time"))
@@ -136,6 +140,7 @@ def _json_row(write: SubscriptionWrite) -> dict[str, Any]:
         "unsubscribe_reason": write.unsubscribe_reason,
         "unsubscribe_time": _json_time(write.unsubscribe_time),
         "create_time": _json_time(write.create_time),
+        "apns_topic": write.apns_topic,
     }
 
 

@@ -50,6 +50,7 @@ BROWSER_FROM_PROTO: dict[common_pb2.Browser, Browser] = {
     common_pb2.BROWSER_OPERA: Browser.OPERA,
     common_pb2.BROWSER_SAFARI: Browser.SAFARI,
     common_pb2.BROWSER_OTHER: Browser.OTHER,
+    common_pb2.BROWSER_SAFARI_LEGACY: Browser.SAFARI_LEGACY,
 }
 BROWSER_TO_PROTO = {browser: value for value, browser in BROWSER_FROM_PROTO.items()}
 

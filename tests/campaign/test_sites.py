@@ -638,9 +638,14 @@ INTERNAL_METHODS = [
 
 class TestSiteInternalService:
     def test_it_holds_what_only_services_and_operators_call(self) -> None:
-        assert set(INTERNAL_METHODS) == {"ResolveApiKey", "GetSiteCredentials", "ListSites"}
+        assert set(INTERNAL_METHODS) == {
+            "ResolveApiKey", "GetSiteCredentials", "ListSites", "ResolveWebsitePushId",
+            "GetLegacySafariCredentials",
+        }  # fmt: skip
         public = site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].methods_by_name
-        assert set(public) == {"GetSite", "RotateApiKey", "UpdateSite", "ImportVapidKey"}
+        assert set(public) == {
+            "GetSite", "RotateApiKey", "UpdateSite", "ImportVapidKey", "SetLegacySafari"
+        }  # fmt: skip
 
     @pytest.mark.parametrize("method", INTERNAL_METHODS)
     async def test_a_site_api_key_is_refused(

@@ -54,6 +54,7 @@ from services.delivery.domain.worker import DeliveryWorkers
 from services.delivery.models import (
     DeliveryChunkRow,
     DeliveryOutboxRow,
+    DeliveryPushServiceHoldRow,
     DeliveryRecipientRow,
     DeliveryRunContextRow,
     DeliveryRunRow,
@@ -135,6 +136,7 @@ async def store(engine: AsyncEngine) -> DeliveryStore:
     async with engine.begin() as conn:
         for table in (
             DeliveryOutboxRow,
+            DeliveryPushServiceHoldRow,
             DeliveryRecipientRow,
             DeliveryChunkRow,
             DeliveryRunContextRow,
@@ -575,6 +577,8 @@ class Stack:
     simulator: PushServiceSimulator
     # One client channel per server, by name ("delivery", "segment", ...).
     channels: dict[str, grpc.aio.Channel]
+    # The servers by name (a test may restart one: replace it here).
+    servers: dict[str, ManagedServer] = field(default_factory=dict)
 
     async def new_site(self, subject: str = "mailto:ops@clarion.test") -> Site:
         created = await create_site(self.settings, f"delivery test {uuid.uuid4().hex[:6]}", subject)
@@ -691,6 +695,7 @@ async def running_stack(
             reporting=reporting_service_pb2_grpc.ReportingServiceStub(channels["reporting"]),
             simulator=simulator,
             channels=channels,
+            servers=servers,
         )
     finally:
         for channel in channels.values():

@@ -516,9 +516,12 @@ class TestSending:
 
     async def test_a_refused_vapid_signature_fails_with_auth(self, stack: Stack) -> None:
         site, other = await stack.new_site(), await stack.new_site()
-        # Subscribed with another site's applicationServerKey: the simulator answers 403.
+        # Subscribed with another site's applicationServerKey: the simulator answers 403,
+        # while it accepts the site's other subscriber: the subscription's own refusal
+        # (a refusal of the site's signature holds instead: test_push_holds.py).
         sub = stack.simulator.mint_subscription(application_server_key=other.vapid_public_key)
         subscriber_id = await stack.register(site, sub)
+        await stack.subscriber(site)
 
         run = await stack.start_run(site)
         await stack.wait_finished(site, run.run_id)

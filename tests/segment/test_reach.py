@@ -387,6 +387,7 @@ class TestValidateAudience:
             common_pb2.BROWSER_OPERA,
             common_pb2.BROWSER_SAFARI,
             common_pb2.BROWSER_OTHER,
+            common_pb2.BROWSER_SAFARI_LEGACY,
         ]
         # In enum order, whatever order the definition names them in.
         assert await possible(adhoc(chrome_or_firefox_in_paris)) == [

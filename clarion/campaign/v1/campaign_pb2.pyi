@@ -398,7 +398,7 @@ class RunProgress(_message.Message):
     def __init__(self, resolved: _Optional[int] = ..., queued: _Optional[int] = ..., sent: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time", "warnings", "test", "phase", "related_run_id", "variant_decision", "rest_time")
+    __slots__ = ("run_id", "campaign_id", "state", "audience", "failure_reason", "create_time", "progress", "finish_time", "warnings", "test", "phase", "related_run_id", "variant_decision", "rest_time", "held_push_services")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -413,6 +413,7 @@ class Run(_message.Message):
     RELATED_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     VARIANT_DECISION_FIELD_NUMBER: _ClassVar[int]
     REST_TIME_FIELD_NUMBER: _ClassVar[int]
+    HELD_PUSH_SERVICES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     state: RunState
@@ -427,7 +428,8 @@ class Run(_message.Message):
     related_run_id: str
     variant_decision: VariantDecision
     rest_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[RunWarning, str]]] = ..., test: _Optional[bool] = ..., phase: _Optional[_Union[RunPhase, str]] = ..., related_run_id: _Optional[str] = ..., variant_decision: _Optional[_Union[VariantDecision, _Mapping]] = ..., rest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    held_push_services: _containers.RepeatedCompositeFieldContainer[_common_pb2.HeldPushService]
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., audience: _Optional[int] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[RunWarning, str]]] = ..., test: _Optional[bool] = ..., phase: _Optional[_Union[RunPhase, str]] = ..., related_run_id: _Optional[str] = ..., variant_decision: _Optional[_Union[VariantDecision, _Mapping]] = ..., rest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., held_push_services: _Optional[_Iterable[_Union[_common_pb2.HeldPushService, _Mapping]]] = ...) -> None: ...
 
 class DeliveryPlan(_message.Message):
     __slots__ = ("snapshot_time", "audience", "rows")

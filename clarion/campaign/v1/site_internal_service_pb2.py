@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from clarion.campaign.v1 import site_pb2 as clarion_dot_campaign_dot_v1_dot_site__pb2
 from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_constraints__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/clarion/campaign/v1/site_internal_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\"0\n\x14ResolveApiKeyRequest\x12\x18\n\x07\x61pi_key\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x02\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\xe9\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\x12\x1c\n\x14\x63urrent_vapid_key_id\x18\x06 \x01(\t\x12\x35\n\nvapid_keys\x18\x07 \x03(\x0b\x32!.clarion.campaign.v1.VapidKeyPair\"M\n\x0cVapidKeyPair\x12\x14\n\x0cvapid_key_id\x18\x01 \x01(\t\x12\x13\n\x0bprivate_key\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\"q\n\x10ListSitesRequest\x12,\n\tpage_size\x18\x01 \x01(\x05\x42\x19\x82\x80\x19\x15 \x00:\x11INVALID_PAGE_SIZE\x12/\n\npage_token\x18\x02 \x01(\tB\x1b\x82\x80\x19\x17\x08\x80\x04:\x12INVALID_PAGE_TOKEN\"V\n\x11ListSitesResponse\x12(\n\x05sites\x18\x01 \x03(\x0b\x32\x19.clarion.campaign.v1.Site\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd0\x02\n\x13SiteInternalService\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponse\x12Z\n\tListSites\x12%.clarion.campaign.v1.ListSitesRequest\x1a&.clarion.campaign.v1.ListSitesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/clarion/campaign/v1/site_internal_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x14ResolveApiKeyRequest\x12\x18\n\x07\x61pi_key\x18\x01 \x01(\tB\x07\x82\x80\x19\x03\x08\x80\x02\"(\n\x15ResolveApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"\x1b\n\x19GetSiteCredentialsRequest\"\xe9\x01\n\x1aGetSiteCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x19\n\x11vapid_private_key\x18\x02 \x01(\x0c\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x15\n\rvapid_subject\x18\x04 \x01(\t\x12\x19\n\x11\x65ngagement_secret\x18\x05 \x01(\x0c\x12\x1c\n\x14\x63urrent_vapid_key_id\x18\x06 \x01(\t\x12\x35\n\nvapid_keys\x18\x07 \x03(\x0b\x32!.clarion.campaign.v1.VapidKeyPair\"M\n\x0cVapidKeyPair\x12\x14\n\x0cvapid_key_id\x18\x01 \x01(\t\x12\x13\n\x0bprivate_key\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\"q\n\x10ListSitesRequest\x12,\n\tpage_size\x18\x01 \x01(\x05\x42\x19\x82\x80\x19\x15 \x00:\x11INVALID_PAGE_SIZE\x12/\n\npage_token\x18\x02 \x01(\tB\x1b\x82\x80\x19\x17\x08\x80\x04:\x12INVALID_PAGE_TOKEN\"V\n\x11ListSitesResponse\x12(\n\x05sites\x18\x01 \x03(\x0b\x32\x19.clarion.campaign.v1.Site\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x1bResolveWebsitePushIdRequest\x12;\n\x0fwebsite_push_id\x18\x01 \x01(\tB\"\x82\x80\x19\x1e\x08\x80\x01\x30\x01:\x17INVALID_WEBSITE_PUSH_ID\"/\n\x1cResolveWebsitePushIdResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"A\n!GetLegacySafariCredentialsRequest\x12\x1c\n\x14include_push_package\x18\x01 \x01(\x08\"\xb6\x03\n\"GetLegacySafariCredentialsResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x18\n\x10\x61pns_private_key\x18\x02 \x01(\x0c\x12\x13\n\x0b\x61pns_key_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61pns_team_id\x18\x04 \x01(\t\x12\x12\n\napns_topic\x18\x05 \x01(\t\x12\x14\n\x0cwebsite_name\x18\x06 \x01(\t\x12\x17\n\x0fwebsite_push_id\x18\x07 \x01(\t\x12\x17\n\x0f\x61llowed_domains\x18\x08 \x03(\t\x12\x19\n\x11url_format_string\x18\t \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\n \x01(\x0c\x12\x1f\n\x17\x63\x65rtificate_private_key\x18\x0b \x01(\x0c\x12\x35\n\x05icons\x18\x0c \x01(\x0b\x32&.clarion.campaign.v1.LegacySafariIcons\x12;\n\x17\x63\x65rtificate_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63\x65rtificate_chain\x18\x0e \x03(\x0c\x32\xdd\x04\n\x13SiteInternalService\x12\x66\n\rResolveApiKey\x12).clarion.campaign.v1.ResolveApiKeyRequest\x1a*.clarion.campaign.v1.ResolveApiKeyResponse\x12u\n\x12GetSiteCredentials\x12..clarion.campaign.v1.GetSiteCredentialsRequest\x1a/.clarion.campaign.v1.GetSiteCredentialsResponse\x12Z\n\tListSites\x12%.clarion.campaign.v1.ListSitesRequest\x1a&.clarion.campaign.v1.ListSitesResponse\x12{\n\x14ResolveWebsitePushId\x12\x30.clarion.campaign.v1.ResolveWebsitePushIdRequest\x1a\x31.clarion.campaign.v1.ResolveWebsitePushIdResponse\x12\x8d\x01\n\x1aGetLegacySafariCredentials\x12\x36.clarion.campaign.v1.GetLegacySafariCredentialsRequest\x1a\x37.clarion.campaign.v1.GetLegacySafariCredentialsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,20 +40,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSITESREQUEST'].fields_by_name['page_size']._serialized_options = b'\202\200\031\025 \000:\021INVALID_PAGE_SIZE'
   _globals['_LISTSITESREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTSITESREQUEST'].fields_by_name['page_token']._serialized_options = b'\202\200\031\027\010\200\004:\022INVALID_PAGE_TOKEN'
-  _globals['_RESOLVEAPIKEYREQUEST']._serialized_start=141
-  _globals['_RESOLVEAPIKEYREQUEST']._serialized_end=189
-  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_start=191
-  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_end=231
-  _globals['_GETSITECREDENTIALSREQUEST']._serialized_start=233
-  _globals['_GETSITECREDENTIALSREQUEST']._serialized_end=260
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=263
-  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=496
-  _globals['_VAPIDKEYPAIR']._serialized_start=498
-  _globals['_VAPIDKEYPAIR']._serialized_end=575
-  _globals['_LISTSITESREQUEST']._serialized_start=577
-  _globals['_LISTSITESREQUEST']._serialized_end=690
-  _globals['_LISTSITESRESPONSE']._serialized_start=692
-  _globals['_LISTSITESRESPONSE']._serialized_end=778
-  _globals['_SITEINTERNALSERVICE']._serialized_start=781
-  _globals['_SITEINTERNALSERVICE']._serialized_end=1117
+  _globals['_RESOLVEWEBSITEPUSHIDREQUEST'].fields_by_name['website_push_id']._loaded_options = None
+  _globals['_RESOLVEWEBSITEPUSHIDREQUEST'].fields_by_name['website_push_id']._serialized_options = b'\202\200\031\036\010\200\0010\001:\027INVALID_WEBSITE_PUSH_ID'
+  _globals['_RESOLVEAPIKEYREQUEST']._serialized_start=174
+  _globals['_RESOLVEAPIKEYREQUEST']._serialized_end=222
+  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_start=224
+  _globals['_RESOLVEAPIKEYRESPONSE']._serialized_end=264
+  _globals['_GETSITECREDENTIALSREQUEST']._serialized_start=266
+  _globals['_GETSITECREDENTIALSREQUEST']._serialized_end=293
+  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_start=296
+  _globals['_GETSITECREDENTIALSRESPONSE']._serialized_end=529
+  _globals['_VAPIDKEYPAIR']._serialized_start=531
+  _globals['_VAPIDKEYPAIR']._serialized_end=608
+  _globals['_LISTSITESREQUEST']._serialized_start=610
+  _globals['_LISTSITESREQUEST']._serialized_end=723
+  _globals['_LISTSITESRESPONSE']._serialized_start=725
+  _globals['_LISTSITESRESPONSE']._serialized_end=811
+  _globals['_RESOLVEWEBSITEPUSHIDREQUEST']._serialized_start=813
+  _globals['_RESOLVEWEBSITEPUSHIDREQUEST']._serialized_end=903
+  _globals['_RESOLVEWEBSITEPUSHIDRESPONSE']._serialized_start=905
+  _globals['_RESOLVEWEBSITEPUSHIDRESPONSE']._serialized_end=952
+  _globals['_GETLEGACYSAFARICREDENTIALSREQUEST']._serialized_start=954
+  _globals['_GETLEGACYSAFARICREDENTIALSREQUEST']._serialized_end=1019
+  _globals['_GETLEGACYSAFARICREDENTIALSRESPONSE']._serialized_start=1022
+  _globals['_GETLEGACYSAFARICREDENTIALSRESPONSE']._serialized_end=1460
+  _globals['_SITEINTERNALSERVICE']._serialized_start=1463
+  _globals['_SITEINTERNALSERVICE']._serialized_end=2068
 # @@protoc_insertion_point(module_scope)

@@ -52,6 +52,16 @@ class SiteInternalServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ListSitesRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ListSitesResponse.FromString,
                 _registered_method=True)
+        self.ResolveWebsitePushId = channel.unary_unary(
+                '/clarion.campaign.v1.SiteInternalService/ResolveWebsitePushId',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ResolveWebsitePushIdRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ResolveWebsitePushIdResponse.FromString,
+                _registered_method=True)
+        self.GetLegacySafariCredentials = channel.unary_unary(
+                '/clarion.campaign.v1.SiteInternalService/GetLegacySafariCredentials',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.GetLegacySafariCredentialsRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.GetLegacySafariCredentialsResponse.FromString,
+                _registered_method=True)
 
 
 class SiteInternalServiceServicer:
@@ -84,6 +94,24 @@ class SiteInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveWebsitePushId(self, request, context):
+        """The site whose legacy Safari configuration has this Website Push ID, for the
+        gateway answering Safari's web service. Needs no x-clarion-site-id.
+        WEBSITE_PUSH_ID_NOT_FOUND when no site has it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLegacySafariCredentials(self, request, context):
+        """Legacy Safari's credentials of the site named in x-clarion-site-id: what delivery
+        sends to APNs with, and (with include_push_package) what the gateway builds push
+        packages from. LEGACY_SAFARI_NOT_CONFIGURED when the site has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SiteInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -101,6 +129,16 @@ def add_SiteInternalServiceServicer_to_server(servicer, server):
                     servicer.ListSites,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ListSitesRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ListSitesResponse.SerializeToString,
+            ),
+            'ResolveWebsitePushId': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveWebsitePushId,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ResolveWebsitePushIdRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ResolveWebsitePushIdResponse.SerializeToString,
+            ),
+            'GetLegacySafariCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLegacySafariCredentials,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.GetLegacySafariCredentialsRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.GetLegacySafariCredentialsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -187,6 +225,60 @@ class SiteInternalService:
             '/clarion.campaign.v1.SiteInternalService/ListSites',
             clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ListSitesRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ListSitesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveWebsitePushId(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.SiteInternalService/ResolveWebsitePushId',
+            clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ResolveWebsitePushIdRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.ResolveWebsitePushIdResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLegacySafariCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.SiteInternalService/GetLegacySafariCredentials',
+            clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.GetLegacySafariCredentialsRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_site__internal__service__pb2.GetLegacySafariCredentialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

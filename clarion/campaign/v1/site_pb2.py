@@ -27,7 +27,7 @@ from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_c
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63larion/campaign/v1/site.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a#clarion/common/v1/constraints.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x03\n\x04Site\x12\x1a\n\x07site_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12*\n\x04name\x18\x02 \x01(\tB\x1c\x82\x80\x19\x18\x08\xc8\x01\x30\x03:\x11INVALID_SITE_NAME\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x37\n\rvapid_subject\x18\x04 \x01(\tB \x82\x80\x19\x1c\x08\x80\x10\x30\x03:\x15INVALID_VAPID_SUBJECT\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\nvapid_keys\x18\x06 \x03(\x0b\x32\x1d.clarion.campaign.v1.VapidKey\x12,\n\x08timezone\x18\x07 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12<\n\x0f\x64\x65livery_policy\x18\x08 \x01(\x0b\x32#.clarion.campaign.v1.DeliveryPolicy\x12-\n\x08home_url\x18\t \x01(\tB\x1b\x82\x80\x19\x17\x08\x80\x10\x30\x03:\x10INVALID_HOME_URL\"\x86\x01\n\x08VapidKey\x12\x14\n\x0cvapid_key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\x08\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63larion/campaign/v1/site.proto\x12\x13\x63larion.campaign.v1\x1a\"clarion/campaign/v1/campaign.proto\x1a#clarion/common/v1/constraints.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x03\n\x04Site\x12\x1a\n\x07site_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12*\n\x04name\x18\x02 \x01(\tB\x1c\x82\x80\x19\x18\x08\xc8\x01\x30\x03:\x11INVALID_SITE_NAME\x12\x18\n\x10vapid_public_key\x18\x03 \x01(\x0c\x12\x37\n\rvapid_subject\x18\x04 \x01(\tB \x82\x80\x19\x1c\x08\x80\x10\x30\x03:\x15INVALID_VAPID_SUBJECT\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\nvapid_keys\x18\x06 \x03(\x0b\x32\x1d.clarion.campaign.v1.VapidKey\x12,\n\x08timezone\x18\x07 \x01(\tB\x1a\x82\x80\x19\x16\x08@0\x03:\x10INVALID_TIMEZONE\x12<\n\x0f\x64\x65livery_policy\x18\x08 \x01(\x0b\x32#.clarion.campaign.v1.DeliveryPolicy\x12-\n\x08home_url\x18\t \x01(\tB\x1b\x82\x80\x19\x17\x08\x80\x10\x30\x03:\x10INVALID_HOME_URL\x12\x38\n\rlegacy_safari\x18\n \x01(\x0b\x32!.clarion.campaign.v1.LegacySafari\"\xbb\x02\n\x0cLegacySafari\x12\x12\n\nconfigured\x18\x01 \x01(\x08\x12\x17\n\x0fwebsite_push_id\x18\x02 \x01(\t\x12\x14\n\x0cwebsite_name\x18\x03 \x01(\t\x12\x17\n\x0f\x61llowed_domains\x18\x04 \x03(\t\x12\x19\n\x11url_format_string\x18\x05 \x01(\t\x12\x13\n\x0b\x61pns_key_id\x18\x06 \x01(\t\x12\x14\n\x0c\x61pns_team_id\x18\x07 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x08 \x01(\t\x12;\n\x17\x63\x65rtificate_expire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x02\n\x11LegacySafariIcons\x12*\n\nicon_16x16\x18\x01 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x80\x80\x10:\x0cINVALID_ICON\x12-\n\ricon_16x16_2x\x18\x02 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x80\x80\x10:\x0cINVALID_ICON\x12*\n\nicon_32x32\x18\x03 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x80\x80\x10:\x0cINVALID_ICON\x12-\n\ricon_32x32_2x\x18\x04 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x80\x80\x10:\x0cINVALID_ICON\x12,\n\x0cicon_128x128\x18\x05 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x80\x80\x10:\x0cINVALID_ICON\x12/\n\x0ficon_128x128_2x\x18\x06 \x01(\x0c\x42\x16\x82\x80\x19\x12\x08\x80\x80\x10:\x0cINVALID_ICON\"\x86\x01\n\x08VapidKey\x12\x14\n\x0cvapid_key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\x08\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,8 +44,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SITE'].fields_by_name['timezone']._serialized_options = b'\202\200\031\026\010@0\003:\020INVALID_TIMEZONE'
   _globals['_SITE'].fields_by_name['home_url']._loaded_options = None
   _globals['_SITE'].fields_by_name['home_url']._serialized_options = b'\202\200\031\027\010\200\0200\003:\020INVALID_HOME_URL'
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_16x16']._loaded_options = None
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_16x16']._serialized_options = b'\202\200\031\022\010\200\200\020:\014INVALID_ICON'
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_16x16_2x']._loaded_options = None
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_16x16_2x']._serialized_options = b'\202\200\031\022\010\200\200\020:\014INVALID_ICON'
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_32x32']._loaded_options = None
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_32x32']._serialized_options = b'\202\200\031\022\010\200\200\020:\014INVALID_ICON'
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_32x32_2x']._loaded_options = None
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_32x32_2x']._serialized_options = b'\202\200\031\022\010\200\200\020:\014INVALID_ICON'
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_128x128']._loaded_options = None
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_128x128']._serialized_options = b'\202\200\031\022\010\200\200\020:\014INVALID_ICON'
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_128x128_2x']._loaded_options = None
+  _globals['_LEGACYSAFARIICONS'].fields_by_name['icon_128x128_2x']._serialized_options = b'\202\200\031\022\010\200\200\020:\014INVALID_ICON'
   _globals['_SITE']._serialized_start=162
-  _globals['_SITE']._serialized_end=578
-  _globals['_VAPIDKEY']._serialized_start=581
-  _globals['_VAPIDKEY']._serialized_end=715
+  _globals['_SITE']._serialized_end=636
+  _globals['_LEGACYSAFARI']._serialized_start=639
+  _globals['_LEGACYSAFARI']._serialized_end=954
+  _globals['_LEGACYSAFARIICONS']._serialized_start=957
+  _globals['_LEGACYSAFARIICONS']._serialized_end=1253
+  _globals['_VAPIDKEY']._serialized_start=1256
+  _globals['_VAPIDKEY']._serialized_end=1390
 # @@protoc_insertion_point(module_scope)

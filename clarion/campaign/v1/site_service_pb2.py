@@ -27,7 +27,7 @@ from clarion.common.v1 import constraints_pb2 as clarion_dot_common_dot_v1_dot_c
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\x1a google/protobuf/field_mask.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\x15\n\x13RotateApiKeyRequest\"8\n\x14RotateApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"m\n\x11UpdateSiteRequest\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x12UpdateSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"w\n\x15ImportVapidKeyRequest\x12/\n\x0bprivate_key\x18\x01 \x01(\x0c\x42\x1a\x82\x80\x19\x16\x08\x80 :\x11INVALID_VAPID_KEY\x12-\n\npublic_key\x18\x02 \x01(\x0c\x42\x19\x82\x80\x19\x15\x08\x41:\x11INVALID_VAPID_KEY\"[\n\x16ImportVapidKeyResponse\x12\x30\n\tvapid_key\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.VapidKey\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x32\x92\x03\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x63\n\x0cRotateApiKey\x12(.clarion.campaign.v1.RotateApiKeyRequest\x1a).clarion.campaign.v1.RotateApiKeyResponse\x12]\n\nUpdateSite\x12&.clarion.campaign.v1.UpdateSiteRequest\x1a\'.clarion.campaign.v1.UpdateSiteResponse\x12i\n\x0eImportVapidKey\x12*.clarion.campaign.v1.ImportVapidKeyRequest\x1a+.clarion.campaign.v1.ImportVapidKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clarion/campaign/v1/site_service.proto\x12\x13\x63larion.campaign.v1\x1a\x1e\x63larion/campaign/v1/site.proto\x1a#clarion/common/v1/constraints.proto\x1a google/protobuf/field_mask.proto\"\x10\n\x0eGetSiteRequest\":\n\x0fGetSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"\x15\n\x13RotateApiKeyRequest\"8\n\x14RotateApiKeyResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"m\n\x11UpdateSiteRequest\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x12UpdateSiteResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site\"w\n\x15ImportVapidKeyRequest\x12/\n\x0bprivate_key\x18\x01 \x01(\x0c\x42\x1a\x82\x80\x19\x16\x08\x80 :\x11INVALID_VAPID_KEY\x12-\n\npublic_key\x18\x02 \x01(\x0c\x42\x19\x82\x80\x19\x15\x08\x41:\x11INVALID_VAPID_KEY\"[\n\x16ImportVapidKeyResponse\x12\x30\n\tvapid_key\x18\x01 \x01(\x0b\x32\x1d.clarion.campaign.v1.VapidKey\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\xd8\x04\n\x16SetLegacySafariRequest\x12\x33\n\x10\x61pns_private_key\x18\x01 \x01(\x0c\x42\x19\x82\x80\x19\x15\x08\x80 :\x10INVALID_APNS_KEY\x12\x32\n\x0b\x61pns_key_id\x18\x02 \x01(\tB\x1d\x82\x80\x19\x19\x08\n0\x01:\x13INVALID_APNS_KEY_ID\x12\x34\n\x0c\x61pns_team_id\x18\x03 \x01(\tB\x1e\x82\x80\x19\x1a\x08\n0\x01:\x14INVALID_APNS_TEAM_ID\x12;\n\x0fwebsite_push_id\x18\x04 \x01(\tB\"\x82\x80\x19\x1e\x08\x80\x01\x30\x01:\x17INVALID_WEBSITE_PUSH_ID\x12\x34\n\x0cwebsite_name\x18\x05 \x01(\tB\x1e\x82\x80\x19\x1a\x08\x64\x30\x03:\x14INVALID_WEBSITE_NAME\x12<\n\x0f\x61llowed_domains\x18\x06 \x03(\tB#\x82\x80\x19\x1f\x08\x80\x02\x18\x14\x30\x03:\x16INVALID_ALLOWED_DOMAIN\x12?\n\x11url_format_string\x18\x07 \x01(\tB$\x82\x80\x19 \x08\x80\x10\x30\x03:\x19INVALID_URL_FORMAT_STRING\x12\x32\n\x0b\x63\x65rtificate\x18\x08 \x01(\x0c\x42\x1d\x82\x80\x19\x19\x08\x80\x80\x01:\x13INVALID_CERTIFICATE\x12\x42\n\x17\x63\x65rtificate_private_key\x18\t \x01(\x0c\x42!\x82\x80\x19\x1d\x08\x80\x80\x01:\x17INVALID_CERTIFICATE_KEY\x12\x35\n\x05icons\x18\n \x01(\x0b\x32&.clarion.campaign.v1.LegacySafariIcons\"B\n\x17SetLegacySafariResponse\x12\'\n\x04site\x18\x01 \x01(\x0b\x32\x19.clarion.campaign.v1.Site2\x80\x04\n\x0bSiteService\x12T\n\x07GetSite\x12#.clarion.campaign.v1.GetSiteRequest\x1a$.clarion.campaign.v1.GetSiteResponse\x12\x63\n\x0cRotateApiKey\x12(.clarion.campaign.v1.RotateApiKeyRequest\x1a).clarion.campaign.v1.RotateApiKeyResponse\x12]\n\nUpdateSite\x12&.clarion.campaign.v1.UpdateSiteRequest\x1a\'.clarion.campaign.v1.UpdateSiteResponse\x12i\n\x0eImportVapidKey\x12*.clarion.campaign.v1.ImportVapidKeyRequest\x1a+.clarion.campaign.v1.ImportVapidKeyResponse\x12l\n\x0fSetLegacySafari\x12+.clarion.campaign.v1.SetLegacySafariRequest\x1a,.clarion.campaign.v1.SetLegacySafariResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMPORTVAPIDKEYREQUEST'].fields_by_name['private_key']._serialized_options = b'\202\200\031\026\010\200 :\021INVALID_VAPID_KEY'
   _globals['_IMPORTVAPIDKEYREQUEST'].fields_by_name['public_key']._loaded_options = None
   _globals['_IMPORTVAPIDKEYREQUEST'].fields_by_name['public_key']._serialized_options = b'\202\200\031\025\010A:\021INVALID_VAPID_KEY'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['apns_private_key']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['apns_private_key']._serialized_options = b'\202\200\031\025\010\200 :\020INVALID_APNS_KEY'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['apns_key_id']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['apns_key_id']._serialized_options = b'\202\200\031\031\010\n0\001:\023INVALID_APNS_KEY_ID'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['apns_team_id']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['apns_team_id']._serialized_options = b'\202\200\031\032\010\n0\001:\024INVALID_APNS_TEAM_ID'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['website_push_id']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['website_push_id']._serialized_options = b'\202\200\031\036\010\200\0010\001:\027INVALID_WEBSITE_PUSH_ID'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['website_name']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['website_name']._serialized_options = b'\202\200\031\032\010d0\003:\024INVALID_WEBSITE_NAME'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['allowed_domains']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['allowed_domains']._serialized_options = b'\202\200\031\037\010\200\002\030\0240\003:\026INVALID_ALLOWED_DOMAIN'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['url_format_string']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['url_format_string']._serialized_options = b'\202\200\031 \010\200\0200\003:\031INVALID_URL_FORMAT_STRING'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['certificate']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['certificate']._serialized_options = b'\202\200\031\031\010\200\200\001:\023INVALID_CERTIFICATE'
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['certificate_private_key']._loaded_options = None
+  _globals['_SETLEGACYSAFARIREQUEST'].fields_by_name['certificate_private_key']._serialized_options = b'\202\200\031\035\010\200\200\001:\027INVALID_CERTIFICATE_KEY'
   _globals['_GETSITEREQUEST']._serialized_start=166
   _globals['_GETSITEREQUEST']._serialized_end=182
   _globals['_GETSITERESPONSE']._serialized_start=184
@@ -54,6 +72,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMPORTVAPIDKEYREQUEST']._serialized_end=618
   _globals['_IMPORTVAPIDKEYRESPONSE']._serialized_start=620
   _globals['_IMPORTVAPIDKEYRESPONSE']._serialized_end=711
-  _globals['_SITESERVICE']._serialized_start=714
-  _globals['_SITESERVICE']._serialized_end=1116
+  _globals['_SETLEGACYSAFARIREQUEST']._serialized_start=714
+  _globals['_SETLEGACYSAFARIREQUEST']._serialized_end=1314
+  _globals['_SETLEGACYSAFARIRESPONSE']._serialized_start=1316
+  _globals['_SETLEGACYSAFARIRESPONSE']._serialized_end=1382
+  _globals['_SITESERVICE']._serialized_start=1385
+  _globals['_SITESERVICE']._serialized_end=1897
 # @@protoc_insertion_point(module_scope)

@@ -57,6 +57,11 @@ class SiteServiceStub:
                 request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyRequest.SerializeToString,
                 response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyResponse.FromString,
                 _registered_method=True)
+        self.SetLegacySafari = channel.unary_unary(
+                '/clarion.campaign.v1.SiteService/SetLegacySafari',
+                request_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.SetLegacySafariRequest.SerializeToString,
+                response_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.SetLegacySafariResponse.FromString,
+                _registered_method=True)
 
 
 class SiteServiceServicer:
@@ -102,6 +107,18 @@ class SiteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLegacySafari(self, request, context):
+        """Sets the site's legacy Safari configuration (macOS Safari 15 and earlier: website
+        push over APNs), replacing the whole stored one: every field is required, all are
+        checked before anything is stored, and a refusal (INVALID_ARGUMENT naming the field)
+        leaves the stored configuration as it was. Setting the same values again stores
+        them again. The answer is the site as GetSite shows it (no secret). Delivery caches
+        credentials for up to 5 minutes, so a new APNs key signs within 5 minutes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SiteServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +141,11 @@ def add_SiteServiceServicer_to_server(servicer, server):
                     servicer.ImportVapidKey,
                     request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyRequest.FromString,
                     response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyResponse.SerializeToString,
+            ),
+            'SetLegacySafari': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLegacySafari,
+                    request_deserializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.SetLegacySafariRequest.FromString,
+                    response_serializer=clarion_dot_campaign_dot_v1_dot_site__service__pb2.SetLegacySafariResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -237,6 +259,33 @@ class SiteService:
             '/clarion.campaign.v1.SiteService/ImportVapidKey',
             clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyRequest.SerializeToString,
             clarion_dot_campaign_dot_v1_dot_site__service__pb2.ImportVapidKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLegacySafari(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clarion.campaign.v1.SiteService/SetLegacySafari',
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.SetLegacySafariRequest.SerializeToString,
+            clarion_dot_campaign_dot_v1_dot_site__service__pb2.SetLegacySafariResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,6 +20,7 @@ class Browser(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BROWSER_OPERA: _ClassVar[Browser]
     BROWSER_SAFARI: _ClassVar[Browser]
     BROWSER_OTHER: _ClassVar[Browser]
+    BROWSER_SAFARI_LEGACY: _ClassVar[Browser]
 
 class Urgency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -77,6 +78,7 @@ BROWSER_EDGE: Browser
 BROWSER_OPERA: Browser
 BROWSER_SAFARI: Browser
 BROWSER_OTHER: Browser
+BROWSER_SAFARI_LEGACY: Browser
 URGENCY_UNSPECIFIED: Urgency
 URGENCY_VERY_LOW: Urgency
 URGENCY_LOW: Urgency
@@ -163,10 +165,12 @@ class PushSubscription(_message.Message):
     def __init__(self, endpoint: _Optional[str] = ..., p256dh: _Optional[bytes] = ..., auth: _Optional[bytes] = ...) -> None: ...
 
 class ApnsDevice(_message.Message):
-    __slots__ = ("device_token",)
+    __slots__ = ("device_token", "topic")
     DEVICE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
     device_token: str
-    def __init__(self, device_token: _Optional[str] = ...) -> None: ...
+    topic: str
+    def __init__(self, device_token: _Optional[str] = ..., topic: _Optional[str] = ...) -> None: ...
 
 class PushTarget(_message.Message):
     __slots__ = ("web_push", "apns")
@@ -275,3 +279,19 @@ class DeliveryAttempt(_message.Message):
     reason: DeliveryReason
     push_service: str
     def __init__(self, attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., http_status: _Optional[int] = ..., reason: _Optional[_Union[DeliveryReason, str]] = ..., push_service: _Optional[str] = ...) -> None: ...
+
+class HeldPushService(_message.Message):
+    __slots__ = ("push_service", "reason", "http_status", "detail", "since", "next_probe_time")
+    PUSH_SERVICE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PROBE_TIME_FIELD_NUMBER: _ClassVar[int]
+    push_service: str
+    reason: DeliveryReason
+    http_status: int
+    detail: str
+    since: _timestamp_pb2.Timestamp
+    next_probe_time: _timestamp_pb2.Timestamp
+    def __init__(self, push_service: _Optional[str] = ..., reason: _Optional[_Union[DeliveryReason, str]] = ..., http_status: _Optional[int] = ..., detail: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_probe_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

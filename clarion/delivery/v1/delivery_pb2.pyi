@@ -161,7 +161,7 @@ class RunProgress(_message.Message):
     def __init__(self, resolved: _Optional[int] = ..., queued: _Optional[int] = ..., pending: _Optional[int] = ..., sent: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class DeliveryRun(_message.Message):
-    __slots__ = ("run_id", "campaign_id", "state", "progress", "failure", "failure_message", "create_time", "prepare_time", "finish_time")
+    __slots__ = ("run_id", "campaign_id", "state", "progress", "failure", "failure_message", "create_time", "prepare_time", "finish_time", "held_push_services")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +171,7 @@ class DeliveryRun(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PREPARE_TIME_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    HELD_PUSH_SERVICES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     campaign_id: str
     state: DeliveryRunState
@@ -180,7 +181,8 @@ class DeliveryRun(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     prepare_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryRunState, str]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., failure: _Optional[_Union[RunFailure, str]] = ..., failure_message: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prepare_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    held_push_services: _containers.RepeatedCompositeFieldContainer[_common_pb2.HeldPushService]
+    def __init__(self, run_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryRunState, str]] = ..., progress: _Optional[_Union[RunProgress, _Mapping]] = ..., failure: _Optional[_Union[RunFailure, str]] = ..., failure_message: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prepare_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., held_push_services: _Optional[_Iterable[_Union[_common_pb2.HeldPushService, _Mapping]]] = ...) -> None: ...
 
 class Recipient(_message.Message):
     __slots__ = ("subscriber_id", "profile_id", "timezone", "variant", "due_time", "browser", "target")

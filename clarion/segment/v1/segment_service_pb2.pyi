@@ -26,18 +26,20 @@ EXPORT_KIND_SUBSCRIBERS: ExportKind
 EXPORT_KIND_PROFILES: ExportKind
 
 class RegisterSubscriberRequest(_message.Message):
-    __slots__ = ("push_subscription", "browser", "timezone", "profile_id", "vapid_key_id")
+    __slots__ = ("push_subscription", "browser", "timezone", "profile_id", "vapid_key_id", "apns_device")
     PUSH_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     BROWSER_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     VAPID_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    APNS_DEVICE_FIELD_NUMBER: _ClassVar[int]
     push_subscription: _common_pb2.PushSubscription
     browser: _common_pb2.Browser
     timezone: str
     profile_id: str
     vapid_key_id: str
-    def __init__(self, push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., vapid_key_id: _Optional[str] = ...) -> None: ...
+    apns_device: _common_pb2.ApnsDevice
+    def __init__(self, push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., vapid_key_id: _Optional[str] = ..., apns_device: _Optional[_Union[_common_pb2.ApnsDevice, _Mapping]] = ...) -> None: ...
 
 class RegisterSubscriberResponse(_message.Message):
     __slots__ = ("subscriber", "created")
@@ -48,12 +50,14 @@ class RegisterSubscriberResponse(_message.Message):
     def __init__(self, subscriber: _Optional[_Union[_subscriber_pb2.Subscriber, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class UnsubscribeSubscriberRequest(_message.Message):
-    __slots__ = ("subscriber_id", "reason")
+    __slots__ = ("subscriber_id", "reason", "apns_device")
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    APNS_DEVICE_FIELD_NUMBER: _ClassVar[int]
     subscriber_id: str
     reason: str
-    def __init__(self, subscriber_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    apns_device: _common_pb2.ApnsDevice
+    def __init__(self, subscriber_id: _Optional[str] = ..., reason: _Optional[str] = ..., apns_device: _Optional[_Union[_common_pb2.ApnsDevice, _Mapping]] = ...) -> None: ...
 
 class UnsubscribeSubscriberResponse(_message.Message):
     __slots__ = ("subscriber",)

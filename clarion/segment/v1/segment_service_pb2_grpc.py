@@ -145,13 +145,18 @@ class SegmentServiceServicer:
 
     def RegisterSubscriber(self, request, context):
         """Registers a browser subscription; registering the same endpoint again updates it.
+        A legacy Safari device registers with apns_device instead of push_subscription
+        (browser BROWSER_SAFARI_LEGACY); the same device token again updates it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UnsubscribeSubscriber(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Unsubscribes one subscriber, named by subscriber_id or (legacy Safari) by its
+        apns_device. Unsubscribing an unsubscribed one changes nothing (its first reason
+        stays).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -28,7 +28,7 @@ from clarion.segment.v1 import profile_pb2 as clarion_dot_segment_dot_v1_dot_pro
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#clarion/segment/v1/subscriber.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\nSubscriber\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12>\n\x11push_subscription\x18\x02 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12+\n\x07\x62rowser\x18\x03 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12\x12\n\nprofile_id\x18\x05 \x01(\t\x12\x32\n\x05state\x18\x06 \x01(\x0e\x32#.clarion.segment.v1.SubscriberState\x12\x1a\n\x12unsubscribe_reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cvapid_key_id\x18\n \x01(\t\"\x8f\x02\n\x0e\x41udienceMember\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12+\n\x07\x62rowser\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12-\n\x06target\x18\x05 \x01(\x0b\x32\x1d.clarion.common.v1.PushTarget\x12\x14\n\x0cunsubscribed\x18\x06 \x01(\x08\x12\x14\n\x0cvapid_key_id\x18\x07 \x01(\t\x12\x38\n\x12profile_properties\x18\x08 \x03(\x0b\x32\x1c.clarion.segment.v1.Property\"{\n\x0eUnsubscription\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12G\n\x06reason\x18\x02 \x01(\x0e\x32!.clarion.common.v1.DeliveryReasonB\x14\x82\x80\x19\x10:\x0eINVALID_REASON*s\n\x0fSubscriberState\x12 \n\x1cSUBSCRIBER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUBSCRIBER_STATE_ACTIVE\x10\x01\x12!\n\x1dSUBSCRIBER_STATE_UNSUBSCRIBED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#clarion/segment/v1/subscriber.proto\x12\x12\x63larion.segment.v1\x1a\x1e\x63larion/common/v1/common.proto\x1a#clarion/common/v1/constraints.proto\x1a clarion/segment/v1/profile.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x03\n\nSubscriber\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12>\n\x11push_subscription\x18\x02 \x01(\x0b\x32#.clarion.common.v1.PushSubscription\x12+\n\x07\x62rowser\x18\x03 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12\x12\n\nprofile_id\x18\x05 \x01(\t\x12\x32\n\x05state\x18\x06 \x01(\x0e\x32#.clarion.segment.v1.SubscriberState\x12\x1a\n\x12unsubscribe_reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cvapid_key_id\x18\n \x01(\t\x12\x32\n\x0b\x61pns_device\x18\x0b \x01(\x0b\x32\x1d.clarion.common.v1.ApnsDevice\"\x8f\x02\n\x0e\x41udienceMember\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12+\n\x07\x62rowser\x18\x04 \x01(\x0e\x32\x1a.clarion.common.v1.Browser\x12-\n\x06target\x18\x05 \x01(\x0b\x32\x1d.clarion.common.v1.PushTarget\x12\x14\n\x0cunsubscribed\x18\x06 \x01(\x08\x12\x14\n\x0cvapid_key_id\x18\x07 \x01(\t\x12\x38\n\x12profile_properties\x18\x08 \x03(\x0b\x32\x1c.clarion.segment.v1.Property\"{\n\x0eUnsubscription\x12 \n\rsubscriber_id\x18\x01 \x01(\tB\t\x82\x80\x19\x05\x08\x80\x01\x30\x01\x12G\n\x06reason\x18\x02 \x01(\x0e\x32!.clarion.common.v1.DeliveryReasonB\x14\x82\x80\x19\x10:\x0eINVALID_REASON*s\n\x0fSubscriberState\x12 \n\x1cSUBSCRIBER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUBSCRIBER_STATE_ACTIVE\x10\x01\x12!\n\x1dSUBSCRIBER_STATE_UNSUBSCRIBED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,12 +39,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNSUBSCRIPTION'].fields_by_name['subscriber_id']._serialized_options = b'\202\200\031\005\010\200\0010\001'
   _globals['_UNSUBSCRIPTION'].fields_by_name['reason']._loaded_options = None
   _globals['_UNSUBSCRIPTION'].fields_by_name['reason']._serialized_options = b'\202\200\031\020:\016INVALID_REASON'
-  _globals['_SUBSCRIBERSTATE']._serialized_start=979
-  _globals['_SUBSCRIBERSTATE']._serialized_end=1094
+  _globals['_SUBSCRIBERSTATE']._serialized_start=1031
+  _globals['_SUBSCRIBERSTATE']._serialized_end=1146
   _globals['_SUBSCRIBER']._serialized_start=196
-  _globals['_SUBSCRIBER']._serialized_end=578
-  _globals['_AUDIENCEMEMBER']._serialized_start=581
-  _globals['_AUDIENCEMEMBER']._serialized_end=852
-  _globals['_UNSUBSCRIPTION']._serialized_start=854
-  _globals['_UNSUBSCRIPTION']._serialized_end=977
+  _globals['_SUBSCRIBER']._serialized_end=630
+  _globals['_AUDIENCEMEMBER']._serialized_start=633
+  _globals['_AUDIENCEMEMBER']._serialized_end=904
+  _globals['_UNSUBSCRIPTION']._serialized_start=906
+  _globals['_UNSUBSCRIPTION']._serialized_end=1029
 # @@protoc_insertion_point(module_scope)

@@ -23,7 +23,7 @@ SUBSCRIBER_STATE_ACTIVE: SubscriberState
 SUBSCRIBER_STATE_UNSUBSCRIBED: SubscriberState
 
 class Subscriber(_message.Message):
-    __slots__ = ("subscriber_id", "push_subscription", "browser", "timezone", "profile_id", "state", "unsubscribe_reason", "create_time", "update_time", "vapid_key_id")
+    __slots__ = ("subscriber_id", "push_subscription", "browser", "timezone", "profile_id", "state", "unsubscribe_reason", "create_time", "update_time", "vapid_key_id", "apns_device")
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     PUSH_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     BROWSER_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class Subscriber(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     VAPID_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    APNS_DEVICE_FIELD_NUMBER: _ClassVar[int]
     subscriber_id: str
     push_subscription: _common_pb2.PushSubscription
     browser: _common_pb2.Browser
@@ -44,7 +45,8 @@ class Subscriber(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     vapid_key_id: str
-    def __init__(self, subscriber_id: _Optional[str] = ..., push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., unsubscribe_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_key_id: _Optional[str] = ...) -> None: ...
+    apns_device: _common_pb2.ApnsDevice
+    def __init__(self, subscriber_id: _Optional[str] = ..., push_subscription: _Optional[_Union[_common_pb2.PushSubscription, _Mapping]] = ..., browser: _Optional[_Union[_common_pb2.Browser, str]] = ..., timezone: _Optional[str] = ..., profile_id: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., unsubscribe_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vapid_key_id: _Optional[str] = ..., apns_device: _Optional[_Union[_common_pb2.ApnsDevice, _Mapping]] = ...) -> None: ...
 
 class AudienceMember(_message.Message):
     __slots__ = ("subscriber_id", "profile_id", "timezone", "browser", "target", "unsubscribed", "vapid_key_id", "profile_properties")

@@ -1048,7 +1048,7 @@ class Campaigns:
                     await self._store.update_run(
                         site_id, run.run_id, self._clock.now(), unfinished_only=True, **changes
                     )
-                run = latest
+                run = replace(latest, held_push_services=view.held_push_services)
             refreshed.append(run)
         return refreshed
 

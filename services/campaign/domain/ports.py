@@ -54,6 +54,8 @@ class DeliveryRunView:
     progress: RunProgress
     failure_reason: str
     finish_time: datetime | None
+    # Push services holding the site's sends (they refuse its VAPID signature).
+    held_push_services: tuple[Any, ...] = ()
 
 
 class RecipientStatus(StrEnum):

@@ -15,10 +15,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from clarion.campaign.v1 import campaign_pb2
-from services.campaign.domain import policies
+from services.campaign.domain import policies, safari
 from services.campaign.domain.pages import page_limit
 from services.campaign.domain.vapid import check_public_key, parse_private_key
-from services.campaign.store import CampaignStore, SiteCredentials, SiteRecord, VapidKeyRecord
+from services.campaign.store import (
+    CampaignStore,
+    LegacySafariCredentials,
+    SiteCredentials,
+    SiteRecord,
+    VapidKeyRecord,
+    WebsitePushIdTaken,
+)
 from services.kit.auth import hash_api_key
 from services.kit.clock import Clock
 from services.kit.egress import EgressRefused, parse_ip_literal
@@ -353,6 +360,70 @@ class Sites:
             vapid_key_id=key.vapid_key_id,
         )
         return ImportedVapidKey(vapid_key=key, created=created)
+
+    async def set_legacy_safari(
+        self, site_id: str, given: safari.LegacySafariInput
+    ) -> SiteRecord:
+        """Replaces the site's legacy Safari configuration with `given`, every field
+        checked first (InvalidArgument naming the first bad one; nothing stored then).
+        Key material is checked off the event loop (parsing, a trial signature)."""
+        if not site_id:
+            raise _site_not_found(site_id)
+        record, secrets = await asyncio.to_thread(safari.check, given, self._clock.now())
+        try:
+            site = await self._store.set_legacy_safari(site_id, record, secrets)
+        except WebsitePushIdTaken:
+            raise InvalidArgument(
+                "WEBSITE_PUSH_ID_TAKEN",
+                f"another site already has Website Push ID {record.website_push_id!r}: each "
+                "Website Push ID belongs to one site",
+                field="website_push_id",
+            ) from None
+        if site is None:
+            raise _site_not_found(site_id)
+        log.info(
+            "legacy Safari configured",
+            website_push_id=record.website_push_id,
+            apns_key_id=record.apns_key_id,
+            certificate_expire_time=record.certificate_expire_time.isoformat(),
+        )
+        return site
+
+    async def site_for_website_push_id(self, website_push_id: str) -> str:
+        site_id = (
+            await self._store.site_id_for_website_push_id(website_push_id)
+            if website_push_id
+            else None
+        )
+        if site_id is None:
+            raise NotFound(
+                "WEBSITE_PUSH_ID_NOT_FOUND",
+                f"no site has Website Push ID {website_push_id[:128]!r}",
+                field="website_push_id",
+            )
+        return site_id
+
+    async def legacy_safari_credentials(
+        self, site_id: str, *, include_push_package: bool
+    ) -> LegacySafariCredentials:
+        if not site_id:
+            raise InvalidArgument(
+                "MISSING_SITE",
+                "name the site whose credentials you need in 'x-clarion-site-id' metadata",
+                field="x-clarion-site-id",
+            )
+        credentials = await self._store.legacy_safari_credentials(
+            site_id, include_push_package=include_push_package
+        )
+        if credentials is None:
+            if await self._store.get_site(site_id) is None:
+                raise _site_not_found(site_id)
+            raise NotFound(
+                "LEGACY_SAFARI_NOT_CONFIGURED",
+                f"site {site_id!r} has no legacy Safari configuration (SetLegacySafari)",
+                site_id=site_id,
+            )
+        return credentials
 
     async def list(self, page_size: int, page_token: str) -> SitePage:
         """Every site, by id, a page at a time (for operators)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2
@@ -23,6 +24,7 @@ from services.delivery.domain.timing import RunTiming, timing_from_proto, timing
 from services.delivery.models import MAX_ID_LENGTH
 from services.delivery.store import (
     DeliveryStore,
+    Hold,
     NewRun,
     RecipientView,
     Run,
@@ -98,10 +100,17 @@ class RunRequest:
     description: common_pb2.RunDescription | None = None
 
 
+def _hold_order(hold: Hold) -> tuple[datetime, str]:
+    return hold.since, hold.push_service
+
+
 @dataclass(frozen=True)
 class RunWithCounts:
     run: Run
     counts: RunCounts
+    # The push services holding the run's site's sends (domain/holds.py), for a run
+    # with recipients still pending; () otherwise.
+    holds: tuple[Hold, ...] = ()
 
 
 def _check_profile_id(value: str, field: str) -> None:
@@ -357,8 +366,20 @@ class DeliveryRuns:
         runs = await self._store.get_runs(site_id, run_ids)
         counts = await self._store.run_counts(site_id, [run.run_id for run in runs])
         order = {run_id: index for index, run_id in enumerate(run_ids)}
+        # A hold is the site's: shown on each of its runs still waiting on recipients.
+        waiting = [run.run_id for run in runs if counts[run.run_id].pending]
+        holds = (
+            tuple(sorted((await self._store.site_holds(site_id)).values(), key=_hold_order))
+            if waiting
+            else ()
+        )
         return sorted(
-            (RunWithCounts(run, counts[run.run_id]) for run in runs),
+            (
+                RunWithCounts(
+                    run, counts[run.run_id], holds if counts[run.run_id].pending else ()
+                )
+                for run in runs
+            ),
             key=lambda found: order[found.run.run_id],
         )
 

@@ -42,6 +42,16 @@ from services.delivery.domain.content import (
 )
 from services.delivery.domain.descriptions import description_from_json
 from services.delivery.domain.goals import goal_from_json
+from services.delivery.domain.holds import (
+    ACCEPTED_PROVES_SECONDS,
+    AUTH_STATUSES,
+    CREDENTIALS_CHECK_SECONDS,
+    DETAIL_CHARACTERS,
+    FIRST_PROBE_SECONDS,
+    HELD_WAIT_SECONDS,
+    MAX_PROBE_SECONDS,
+    credentials_fingerprint,
+)
 from services.delivery.domain.payload import endpoint_origin, for_recipient, topic_for
 from services.delivery.domain.policies import (
     Policy,
@@ -69,6 +79,7 @@ from services.delivery.domain.ports import (
 )
 from services.delivery.domain.rules import (
     RETRIED_REASONS,
+    SENT_STATUSES,
     Expired,
     Failed,
     PushAnswer,
@@ -84,6 +95,7 @@ from services.delivery.settings import DeliverySettings
 from services.delivery.store import (
     ClaimedChunk,
     DeliveryStore,
+    Hold,
     Member,
     OutboxItem,
     PendingRecipient,
@@ -96,6 +108,7 @@ from services.delivery.store import (
 from services.kit.auth import bind_site
 from services.kit.clock import Clock
 from services.kit.logging import OncePer, get_logger
+from services.kit.metrics import push_service_label, set_delivery_auth_holds
 from services.kit.templates import PayloadTemplate
 from services.kit.tokens import engagement_token
 
@@ -138,6 +151,8 @@ LOOKAHEAD_TIMEOUTS = 2.0
 # chunk is in flight) are due again at their turn and the chunk is given back, so a
 # slowed push service does not keep a sender from other chunks.
 RATE_HOLD_SECONDS = 1.0
+# The preparer looks for holds whose probe is due this often (not at every poll).
+PROBE_LOOK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,8 @@ class SiteSigning:
     credentials: SiteCredentials
     signers: Mapping[str, VapidSigning]
     fetched_at: datetime
+    # domain/holds.py's fingerprint of the credentials (a hold records the one refused).
+    fingerprint: str = ""
 
 
 class DeliveryWorkers:
@@ -197,6 +214,18 @@ class DeliveryWorkers:
         self._push_service_logged = OncePer(
             PUSH_SERVICE_LOG_SECONDS, timer=lambda: self._clock.now().timestamp()
         )
+        # Push services holding a site's sends, by site and origin, as this process last
+        # read or set them (every chunk of a site reads its site's afresh): a hold one
+        # sender sets stops the others' requests to it at once.
+        self._held: dict[str, dict[str, Hold]] = {}
+        # (site, origin) -> (credentials fingerprint, when) a push service last accepted
+        # a request of the site: a refusal soon after with the same credentials is the
+        # subscription's own.
+        self._accepted: LRUCache[tuple[str, str], tuple[str, datetime]] = LRUCache(
+            MAX_CACHED_SITES
+        )
+        self._holds_checked_at: datetime | None = None
+        self._probes_checked_at: datetime | None = None
         # What this process did (logged at stop): commits, answers, and how long the
         # senders waited for their commits and for answers (microseconds, summed).
         self.stats: Counter[str] = Counter()
@@ -275,7 +304,14 @@ class DeliveryWorkers:
         await self._loop("sender", lambda: self.send_once(owner), self._work_ready)
 
     async def _prepare_loop(self) -> None:
-        await self._loop("preparer", self.prepare_once, self._preparation_ready)
+        async def step() -> bool:
+            try:
+                await self.holds_once()
+            except Exception:
+                log.exception("checking the push service holds failed; will retry")
+            return await self.prepare_once()
+
+        await self._loop("preparer", step, self._preparation_ready)
 
     async def _outbox_loop(self) -> None:
         await self._loop("outbox", self.relay_outbox_once, self._outbox_ready)
@@ -407,7 +443,7 @@ class DeliveryWorkers:
 
     async def _send_chunk(self, chunk: ClaimedChunk) -> None:
         now = self._clock.now()
-        run = await self._store.get_run(chunk.site_id, chunk.run_id)
+        run, stored_holds = await self._store.run_and_holds(chunk.site_id, chunk.run_id)
         assert run is not None, "a chunk's run is deleted with it"
         # Those due now, and those whose retry comes while this pass may still hold
         # the chunk: each is sent at its own time (`_send_window`).
@@ -423,10 +459,21 @@ class DeliveryWorkers:
         counted_before = [r for r in recipients if r.attempts] if policy.capped else []
         if now >= run.snapshot_time + timedelta(seconds=run.ttl_seconds):
             # The push services would drop it anyway: the TTL the campaign set has passed.
+            # Still held by a push service refusing the site's VAPID signature: that is
+            # why it was never sent.
             if await self._close_chunk(
                 chunk,
                 run,
-                [_terminal(r, RecipientState.EXPIRED, Reason.EXPIRED_TTL) for r in recipients],
+                [
+                    _terminal(
+                        r,
+                        RecipientState.EXPIRED,
+                        Reason.PUSH_SERVICE_AUTH
+                        if r.reason == Reason.PUSH_SERVICE_AUTH
+                        else Reason.EXPIRED_TTL,
+                    )
+                    for r in recipients
+                ],
             ):
                 await self._release_caps(chunk, policy, counted_before)
             return
@@ -466,9 +513,12 @@ class DeliveryWorkers:
 
         if any(r.vapid_key_id not in site.signers for r in recipients):
             site = await self._site_with_new_keys(chunk.site_id, site)
+        site, holds = await self._site_holds(chunk.site_id, site, stored_holds)
         credentials, signers = site.credentials, site.signers
+        expires_at = run.snapshot_time + timedelta(seconds=run.ttl_seconds)
         ended: list[Terminal] = []
         live: list[PendingRecipient] = []
+        deferred: list[Retry] = []
         unknown_keys: Counter[str] = Counter()
         for recipient in recipients:
             if recipient.subscriber_id in inactive:
@@ -483,6 +533,9 @@ class DeliveryWorkers:
                 ended.append(
                     _terminal(recipient, RecipientState.FAILED, Reason.NO_VAPID_CREDENTIALS)
                 )
+            elif holds and _held_back(holds, recipient):
+                # Its push service refuses the site's signature: it waits, unsent.
+                deferred.append(self._held_retry(recipient.recipient_id, expires_at))
             else:
                 live.append(recipient)
         if unknown_keys:
@@ -498,7 +551,6 @@ class DeliveryWorkers:
         later = [r for r in live if not _due(r, now)]
         if later:
             live = [r for r in live if _due(r, now)]
-        deferred: list[Retry] = []
         counted = False
         if policy.active and live:
             let_through = await self._admit(chunk, run, policy, live, ended, deferred, now)
@@ -560,7 +612,8 @@ class DeliveryWorkers:
             policy=policy,
             holding=holding,
             later=due_later,
-            expires_at=run.snapshot_time + timedelta(seconds=run.ttl_seconds),
+            expires_at=expires_at,
+            fingerprint=site.fingerprint,
         )
 
     async def _admit(
@@ -735,6 +788,7 @@ class DeliveryWorkers:
         holding: Mapping[int, PendingRecipient] | None = None,
         later: Sequence[tuple[datetime, PendingRecipient, bytes]] = (),
         expires_at: datetime | None = None,
+        fingerprint: str = "",
     ) -> None:
         """Sends `sendable`, keeping at most `window` requests in flight, recording each
         outcome. `ended` and `retries` are recorded with the first commit. `counted`:
@@ -750,7 +804,12 @@ class DeliveryWorkers:
         policies); the others wait in the database for the chunk's next claim, which
         comes at the earliest of them. With rates, a push service out of tokens holds
         back only its own requests; `expires_at`: the message's TTL, past which no
-        retry is scheduled (the recipient ends expired)."""
+        retry is scheduled (the recipient ends expired).
+
+        A push service refusing the site's VAPID signature (401/403, `fingerprint`: the
+        credentials signing) holds the site's sends to it (domain/holds.py): the
+        refused recipient and every later one to it wait, unsent; one accepting a
+        request lifts its hold."""
         headers = {
             "TTL": str(run.ttl_seconds),
             "Urgency": run.urgency,
@@ -782,6 +841,8 @@ class DeliveryWorkers:
         unsent: list[PendingRecipient] = []
         # Recipients whose attempts ran out in this pass, by reason (logged once after).
         exhausted: Counter[str] = Counter()
+        # Push services that accepted a request of this pass.
+        accepted: set[str] = set()
         lease = self._settings.delivery_lease_seconds
         try:
             while sendable or stream.in_flight or ended or retries or held:
@@ -809,6 +870,10 @@ class DeliveryWorkers:
                     launch = [sendable.popleft() for _ in range(min(len(sendable), room))]
                 else:
                     launch = self._rate_admitted(sendable, held, held_until, room, loop.time())
+                if launch and self._held.get(chunk.site_id):
+                    # A push service holding the site's sends (set by a refusal in this
+                    # pass, or by another sender): its requests wait instead.
+                    launch = self._not_held(chunk.site_id, launch, retries, expires_at)
                 if launch or ended or retries:
                     # Results so far and the attempts about to start, in one fenced
                     # commit: nothing is sent that is not counted, nothing finished
@@ -894,12 +959,39 @@ class DeliveryWorkers:
                 now = self._clock.now()
                 for tag, answer in done:
                     recipient, attempted_at, body = sending.pop(tag)
+                    origin = endpoint_origin(recipient.endpoint)
                     if rates is not None:
-                        rates.answered(endpoint_origin(recipient.endpoint), answer.status)
+                        rates.answered(origin, answer.status)
                     if answer.status in (401, 403, 429):
                         self._push_service_answered(chunk, recipient, answer)
                     host = _push_host(recipient.endpoint)
                     status = answer.status or 0
+                    if status in SENT_STATUSES and origin not in accepted:
+                        accepted.add(origin)
+                        self._accepted[(chunk.site_id, origin)] = (fingerprint, now)
+                        if origin in self._held.get(chunk.site_id, {}):
+                            await self._lift(chunk.site_id, [origin], "accepted", now)
+                            # Refused earlier in this pass, not yet committed: due now.
+                            retries = [
+                                replace(r, not_before=now)
+                                if r.reason == Reason.PUSH_SERVICE_AUTH
+                                else r
+                                for r in retries
+                            ]
+                    elif status in AUTH_STATUSES and not self._accepted_lately(
+                        chunk.site_id, origin, fingerprint, now
+                    ):
+                        # The site's signature refused: it waits, held, with the rest.
+                        retries.append(
+                            replace(
+                                self._held_retry(recipient.recipient_id, expires_at),
+                                attempt=attempt_entry(
+                                    attempted_at, status, Reason.PUSH_SERVICE_AUTH.value, host
+                                ),
+                            )
+                        )
+                        await self._hold(chunk, origin, answer, fingerprint, recipient, now)
+                        continue
                     match decide(answer, recipient.attempts + 1, self._policy, now, expires_at):
                         case Sent():
                             ended.append(
@@ -1027,6 +1119,173 @@ class DeliveryWorkers:
         held_until.clear()
         return deferred
 
+    # Push services holding a site's sends (domain/holds.py).
+
+    def _held_retry(self, recipient_id: int, expires_at: datetime | None) -> Retry:
+        """A held recipient waits unsent: until its hold is lifted (which makes it due
+        at once), else its TTL (where it ends expired push_service_auth), looking again
+        at most HELD_WAIT_SECONDS later."""
+        until = self._clock.now() + timedelta(seconds=HELD_WAIT_SECONDS)
+        if expires_at is not None:
+            until = min(until, expires_at)
+        return Retry(recipient_id, Reason.PUSH_SERVICE_AUTH.value, until)
+
+    def _not_held(
+        self,
+        site_id: str,
+        launch: list[tuple[PendingRecipient, bytes]],
+        retries: list[Retry],
+        expires_at: datetime | None,
+    ) -> list[tuple[PendingRecipient, bytes]]:
+        """`launch` without the requests to push services holding the site's sends
+        (their probe excepted), which join `retries` as held."""
+        holds = self._held.get(site_id, {})
+        kept = []
+        for recipient, body in launch:
+            if _held_back(holds, recipient):
+                retries.append(self._held_retry(recipient.recipient_id, expires_at))
+            else:
+                kept.append((recipient, body))
+        return kept
+
+    def _accepted_lately(self, site_id: str, origin: str, fingerprint: str, now: datetime) -> bool:
+        """Whether `origin` accepted a request of the site signed with the same
+        credentials within ACCEPTED_PROVES_SECONDS: a refusal then is the
+        subscription's own (another applicationServerKey), not the site's."""
+        seen = self._accepted.get((site_id, origin))
+        return (
+            seen is not None
+            and seen[0] == fingerprint
+            and (now - seen[1]).total_seconds() <= ACCEPTED_PROVES_SECONDS
+        )
+
+    async def _hold(
+        self,
+        chunk: ClaimedChunk,
+        origin: str,
+        answer: PushAnswer,
+        fingerprint: str,
+        recipient: PendingRecipient,
+        now: datetime,
+    ) -> None:
+        """Holds the site's sends to `origin`, which refused `recipient` (its probe, or
+        the first refusal): stored, so every sender and process holds them too."""
+        site_holds = self._held.setdefault(chunk.site_id, {})
+        known = site_holds.get(origin)
+        if known is not None and known.probe_recipient_id != recipient.recipient_id:
+            return
+        hold = await self._store.hold_push_service(
+            chunk.site_id,
+            origin,
+            http_status=answer.status or 0,
+            detail=answer.body_excerpt[:DETAIL_CHARACTERS],
+            fingerprint=fingerprint,
+            now=now,
+            probe_seconds=FIRST_PROBE_SECONDS,
+            refused_probe=recipient.recipient_id,
+        )
+        site_holds[origin] = hold
+        log.warning(
+            "push service refuses the site's VAPID signature; its sends there are held",
+            push_service=origin,
+            status=hold.http_status,
+            response_excerpt=hold.detail,
+            since=hold.since.isoformat(),
+            next_probe_time=hold.next_probe_time.isoformat(),
+            probe=known is not None,
+        )
+        await self._refresh_hold_gauge()
+
+    async def _lift(self, site_id: str, origins: list[str] | None, why: str, now: datetime) -> None:
+        """Lifts the site's holds on `origins` (None: all): its held recipients are due now."""
+        lifted = await self._store.lift_holds(site_id, origins, now)
+        site_holds = self._held.get(site_id, {})
+        for origin in origins if origins is not None else list(site_holds):
+            site_holds.pop(origin, None)
+        if not site_holds:
+            self._held.pop(site_id, None)
+        if lifted:
+            log.info("push service hold lifted", push_services=",".join(lifted), why=why)
+            self._work_ready.set()
+            await self._refresh_hold_gauge()
+
+    async def _site_holds(
+        self, site_id: str, site: SiteSigning, holds: dict[str, Hold]
+    ) -> tuple[SiteSigning, dict[str, Hold]]:
+        """The site's holds as stored (`holds`), those recorded with other credentials
+        than the site's lifted (asking campaign again first, at most once per site every
+        CREDENTIALS_REFRESH_SECONDS: the cached ones may be the older), with the
+        site's credentials as they were compared."""
+        if holds and any(h.credentials_fingerprint != site.fingerprint for h in holds.values()):
+            site = await self._site_with_new_keys(site_id, site)
+            changed = [
+                origin
+                for origin, hold in holds.items()
+                if hold.credentials_fingerprint != site.fingerprint
+            ]
+            if changed:
+                await self._lift(site_id, changed, "credentials changed", self._clock.now())
+                holds = {o: h for o, h in holds.items() if o not in changed}
+        if holds:
+            self._held[site_id] = holds
+        else:
+            self._held.pop(site_id, None)
+        return site, holds
+
+    async def holds_once(self) -> None:
+        """The preparer's look at the holds, every PROBE_LOOK_SECONDS: each whose
+        probe time came has one held recipient due now (claimed once across processes),
+        and every CREDENTIALS_CHECK_SECONDS the held sites' credentials are fetched
+        again: a hold recorded with other ones is lifted."""
+        now = self._clock.now()
+        looked = self._probes_checked_at
+        if looked is not None and (now - looked).total_seconds() < PROBE_LOOK_SECONDS:
+            return
+        self._probes_checked_at = now
+        probes = await self._store.claim_due_probes(now, MAX_PROBE_SECONDS)
+        for hold, recipient_id in probes:
+            if recipient_id:
+                log.info(
+                    "probing a push service holding a site's sends",
+                    site_id=hold.site_id,
+                    push_service=hold.push_service,
+                    recipient_id=recipient_id,
+                )
+            else:
+                self._held.get(hold.site_id, {}).pop(hold.push_service, None)
+                log.info(
+                    "push service hold dropped: none of its recipients waits any more",
+                    site_id=hold.site_id,
+                    push_service=hold.push_service,
+                )
+        if probes:
+            self._work_ready.set()
+            await self._refresh_hold_gauge()
+        checked = self._holds_checked_at
+        if checked is not None and (now - checked).total_seconds() < CREDENTIALS_CHECK_SECONDS:
+            return
+        self._holds_checked_at = now
+        holds = await self._store.all_holds()
+        for site_id in sorted({h.site_id for h in holds}):
+            try:
+                site = await self._site(site_id, refresh=True)
+            except CredentialsUnavailable as error:
+                log.warning("could not check a held site's credentials", site_id=site_id,
+                            error=str(error))  # fmt: skip
+                continue
+            changed = [
+                h.push_service
+                for h in holds
+                if h.site_id == site_id and h.credentials_fingerprint != site.fingerprint
+            ]
+            if changed:
+                await self._lift(site_id, changed, "credentials changed", now)
+        await self._refresh_hold_gauge()
+
+    async def _refresh_hold_gauge(self) -> None:
+        holds = await self._store.all_holds()
+        set_delivery_auth_holds(Counter(push_service_label(h.push_service) for h in holds))
+
     def _push_service_answered(
         self, chunk: ClaimedChunk, recipient: PendingRecipient, answer: PushAnswer
     ) -> None:
@@ -1084,7 +1343,7 @@ class DeliveryWorkers:
         except CredentialsUnavailable as error:
             log.warning("could not refresh the site's credentials; using the cached ones",
                         error=str(error))  # fmt: skip
-            kept = SiteSigning(site.credentials, site.signers, now)
+            kept = replace(site, fetched_at=now)
             self._sites[site_id] = kept
             return kept
 
@@ -1116,7 +1375,9 @@ class DeliveryWorkers:
                 )
         if credentials.current_vapid_key_id:
             signers[credentials.current_vapid_key_id] = current
-        site = SiteSigning(credentials, signers, self._clock.now())
+        site = SiteSigning(
+            credentials, signers, self._clock.now(), credentials_fingerprint(credentials)
+        )
         self._sites[site_id] = site
         return site
 
@@ -1192,6 +1453,13 @@ class DeliveryWorkers:
         """Relays until the outbox is empty or a peer fails (tests, shutdown)."""
         while await self.relay_outbox_once():
             pass
+
+
+def _held_back(holds: Mapping[str, Hold], recipient: PendingRecipient) -> bool:
+    """Whether a push service holding the site's sends holds this recipient back (all
+    but the hold's probe)."""
+    hold = holds.get(endpoint_origin(recipient.endpoint))
+    return hold is not None and hold.probe_recipient_id != recipient.recipient_id
 
 
 def _due(recipient: PendingRecipient, now: datetime) -> bool:

@@ -35,8 +35,7 @@ MAX_BATCH = 10_000
 MAX_VARIANT_LENGTH = 16
 # Browsers (stored words) that report no views: legacy Safari (APNs website push) has no
 # service worker. Reports say "not measured" for them instead of a measured 0.
-# The word is what a Browser value BROWSER_SAFARI_LEGACY would be stored as; the
-# common Browser enum has no such value yet, so only rows stored with it count here.
+# The word is how the Browser value BROWSER_SAFARI_LEGACY is stored.
 VIEWS_NOT_MEASURED = frozenset({"safari_legacy"})
 # The Wald interval's z for 95 %.
 Z_95 = 1.96
