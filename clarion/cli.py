@@ -408,6 +408,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from clarion import demo_browser
 
         return demo_browser.main(data_dir, args.json)
+    if args.scenario == "browsers":
+        from clarion import demo_browsers
+
+        return demo_browsers.main(data_dir, args.json)
     return demo.main(args.subscribers, data_dir, args.json)
 
 
@@ -552,7 +556,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--scenario",
         choices=(
-            "send", "segments", "abandoned-cart", "recurring", "policies", "webhooks", "browser"
+            "send",
+            "segments",
+            "abandoned-cart",
+            "recurring",
+            "policies",
+            "webhooks",
+            "browser",
+            "browsers",
         ),
         default="send",
         help="send: one campaign to every subscriber; segments: profiles and events "
@@ -570,7 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
         "every webhook's signature; its counts against the report's; browser: the web SDK "
         "in headless Chromium (a checkout built by `make sdk`, `make browser-deps`) "
         "subscribes, shows a campaign's push, clicks a button and closes it; its counts "
-        "against the run's report",
+        "against the run's report; browsers: one campaign to Chrome, Firefox, Edge, "
+        "Safari 16 (Web Push) and legacy Safari (APNs, through the APNs simulator), per "
+        "browser its audience, sent, received/decrypted or accepted, and the content rules "
+        "applied",
     )
     demo.add_argument("--subscribers", type=int, default=1000, help="browsers (send scenario)")
     demo.add_argument(

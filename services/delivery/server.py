@@ -9,9 +9,11 @@ from yarl import URL
 
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
+from services.delivery.adapters.apns_sender import ApnsSender
 from services.delivery.adapters.encryptors import create_encryptor
 from services.delivery.adapters.grpc_peers import (
     DELIVERY_STATUS,
+    GrpcApnsCredentials,
     GrpcAudience,
     GrpcOutcomeSink,
     GrpcSiteCredentials,
@@ -359,6 +361,9 @@ async def create_delivery(
             floor=settings.delivery_origin_rate_floor,
             label=push_service_label,
         ),
+        # Legacy Safari: APNs at CLARION_APNS_URL (Apple's, or a stand-in).
+        apns=ApnsSender.from_settings(settings, clock),
+        apns_credentials=GrpcApnsCredentials(peers),
     )
     return store, workers, peers, engine
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from yarl import URL
 
 from services.kit.config import Settings
 
@@ -49,6 +50,26 @@ class DeliverySettings(Settings):
     429 without Retry-After)."""
     push_retry_max_seconds: float = Field(default=600.0, gt=0)
     """Longest delay between push retries."""
+    apns_url: str = "https://api.push.apple.com"
+    """Where legacy Safari pushes go: Apple's APNs provider API. Another https URL
+    (host and port) points delivery at a stand-in, e.g. `clarion simulator`'s APNs."""
+    apns_ca_file: str = ""
+    """A PEM file of the CA(s) to trust for apns_url instead of the system's (the APNs
+    simulator's CA, written by `clarion simulator --apns-ca-file`)."""
+    apns_max_connections: int = Field(default=2, ge=1, le=32)
+    """HTTP/2 connections to APNs per site key and delivery process (all share one
+    provider token per team)."""
+
+    @field_validator("apns_url")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme != "https" or not url.host or url.path not in ("", "/"):
+            raise ValueError(
+                "apns_url must be an https URL of a host (and port), e.g. "
+                "https://api.push.apple.com"
+            )
+        return value
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:

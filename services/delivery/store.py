@@ -72,6 +72,9 @@ HOLDS = DeliveryPushServiceHoldRow.__table__
 # (services.delivery.domain.rules.Reason.PUSH_SERVICE_AUTH): only held ones have it
 # while pending (a refusal is never retried otherwise).
 HELD_REASON = "push_service_auth"
+# How a hold names APNs (legacy Safari; services.delivery.domain.apns): its recipients
+# are those with an APNs target.
+APNS_HOLD_SERVICE = "https://api.push.apple.com"
 # Held recipients a probe is picked from (the first whose endpoint is at the origin).
 PROBE_CANDIDATES = 20
 
@@ -2210,6 +2213,12 @@ class DeliveryStore:
             )
             prefix = hold.push_service.replace("\\", "\\\\").replace("%", "\\%")
             prefix = prefix.replace("_", "\\_") + "/%"
+            # APNs (legacy Safari) recipients' endpoints are device tokens, not URLs.
+            held_here = (
+                RECIPIENTS.c.target_kind == TargetKind.APNS.value
+                if hold.push_service == APNS_HOLD_SERVICE
+                else RECIPIENTS.c.endpoint.like(prefix, escape="\\")
+            )
             with self._sync.begin() as conn:
                 candidate = conn.execute(
                     select(RECIPIENTS.c.recipient_id, RECIPIENTS.c.chunk_id)
@@ -2222,7 +2231,7 @@ class DeliveryStore:
                         ),
                         RECIPIENTS.c.state == RecipientState.PENDING.value,
                         RECIPIENTS.c.reason == HELD_REASON,
-                        RECIPIENTS.c.endpoint.like(prefix, escape="\\"),
+                        held_here,
                     )
                     .order_by(RECIPIENTS.c.recipient_id)
                     .limit(1)

@@ -30,6 +30,7 @@ validate = functools.partial(content.validate, site_id=SITE_ID)
 run_content = functools.partial(content.run_content, site_id=SITE_ID)
 SHOP = "https://shop.example/sale"
 SAFARI = common_pb2.BROWSER_SAFARI
+SAFARI_LEGACY = common_pb2.BROWSER_SAFARI_LEGACY
 CHROME = common_pb2.BROWSER_CHROME
 UTM = campaign_pb2.UtmParameters(source="clarion", medium="push", campaign="spring sale")
 UTM_QUERY = "utm_source=clarion&utm_medium=push&utm_campaign=spring+sale"
@@ -240,9 +241,10 @@ class TestBrowsers:
 
     def test_no_warning_when_safari_is_not_in_the_audience_or_nothing_is_dropped(self):
         assert validate(notification(**RICH), CAMPAIGN_ID, possible_browsers=[CHROME]) == []
-        assert validate(notification(body="b", tag="t", silent=True), CAMPAIGN_ID) == []
+        note = notification(body="b", tag="t", silent=True)
+        assert validate(note, CAMPAIGN_ID, possible_browsers=[CHROME, SAFARI]) == []
 
-    def test_the_default_audience_may_hold_safari(self):
+    def test_the_default_audience_may_hold_safari_and_legacy_safari(self):
         warnings = validate(notification(icon_url=RICH["icon_url"]), CAMPAIGN_ID)
 
         assert warnings == [
@@ -251,8 +253,35 @@ class TestBrowsers:
                 "notification.icon_url",
                 "Safari cannot show notification.icon_url: its recipients get the "
                 "notification without it",
-            )
+            ),
+            ContentWarning(
+                "SAFARI_LEGACY_FIELDS_DROPPED",
+                "notification.icon_url",
+                "Legacy Safari cannot show notification.icon_url: its recipients get the "
+                "notification without it",
+            ),
         ]
+
+    def test_legacy_safari_shows_title_body_and_the_click_url_only(self):
+        note = notification(body="b", tag="t", silent=True, **RICH)
+        warnings = validate(note, CAMPAIGN_ID, possible_browsers=[SAFARI_LEGACY])
+
+        assert [(w.reason, w.field) for w in warnings] == [
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.icon_url"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.image_url"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.badge_url"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.actions"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.silent"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.tag"),
+        ]
+
+    def test_legacy_safari_needs_a_deeplink(self):
+        note = notification(target_url="")
+        with pytest.raises(InvalidArgument) as raised:
+            validate(note, CAMPAIGN_ID, possible_browsers=[SAFARI_LEGACY])
+
+        assert raised.value.reason == "MISSING_DEEPLINK"
+        assert "Legacy Safari requires a deeplink" in raised.value.message
 
 
 def size_of(note: common_pb2.Notification, **options: Any) -> int:
@@ -396,7 +425,10 @@ class TestRunContent:
     def test_safari_gets_a_copy_without_what_it_cannot_show(self):
         parts = run_content(notification(body="b", **RICH), "cmp_1", "run_1")
 
-        assert set(parts.browser_payloads) == {SAFARI}
+        assert set(parts.browser_payloads) == {SAFARI, SAFARI_LEGACY}
+        assert decoded(parts.browser_payloads[SAFARI_LEGACY]) == decoded(
+            parts.browser_payloads[SAFARI]
+        )
         assert decoded(parts.browser_payloads[SAFARI]) == {
             "title": "Spring sale",
             "body": "b",

@@ -430,6 +430,8 @@ class TestContentForEveryBrowser:
         assert warned == {
             ("SAFARI_FIELDS_DROPPED", "notification.icon_url"),
             ("SAFARI_FIELDS_DROPPED", "notification.actions"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.icon_url"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.actions"),
         }
         assert all("Safari" in w.message for w in response.warnings)
         assert (await get(campaigns_stub, auth, response.campaign.campaign_id)).notification == rich
@@ -446,7 +448,8 @@ class TestContentForEveryBrowser:
         )  # fmt: skip
 
         assert [(w.reason, w.field) for w in response.warnings] == [
-            ("SAFARI_FIELDS_DROPPED", "campaign.notification.image_url")
+            ("SAFARI_FIELDS_DROPPED", "campaign.notification.image_url"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "campaign.notification.image_url"),
         ]
         renamed = await update(
             campaigns_stub, auth, before.campaign.campaign_id, ["name"], name="Renamed"

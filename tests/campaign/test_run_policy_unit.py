@@ -294,7 +294,10 @@ class TestRunsFixTheirContent:
         request = start_run_request(run)
         assert request.content.topic == "hello"
         assert list(request.content.profile_properties) == ["first_name"]
-        assert [p.browser for p in request.content.browser_payloads] == [common_pb2.BROWSER_SAFARI]
+        assert [p.browser for p in request.content.browser_payloads] == [
+            common_pb2.BROWSER_SAFARI,
+            common_pb2.BROWSER_SAFARI_LEGACY,
+        ]
         assert world.delivery.runs[run.run_id].content_options == options
 
     async def test_a_changed_campaign_does_not_change_a_started_run(self, world: World) -> None:

@@ -188,7 +188,8 @@ class TestCreateWithVariants:
         )
 
         assert [(w.reason, w.field) for w in created.warnings] == [
-            ("SAFARI_FIELDS_DROPPED", "variants[0].notification.icon_url")
+            ("SAFARI_FIELDS_DROPPED", "variants[0].notification.icon_url"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "variants[0].notification.icon_url"),
         ]
         assert "variants[0].notification.icon_url" in created.warnings[0].message
 

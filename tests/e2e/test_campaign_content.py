@@ -196,7 +196,8 @@ class TestSafarisDroppedFields:
         response = await api.create(IN_PARIS, target_url=SHOP, icon_url=ICON)
 
         assert [(w.reason, w.field) for w in response.warnings] == [
-            ("SAFARI_FIELDS_DROPPED", "notification.icon_url")
+            ("SAFARI_FIELDS_DROPPED", "notification.icon_url"),
+            ("SAFARI_LEGACY_FIELDS_DROPPED", "notification.icon_url"),
         ]
 
     async def test_a_safari_only_audience_too(self, api: Api) -> None:

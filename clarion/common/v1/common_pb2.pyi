@@ -71,6 +71,9 @@ class DeliveryReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_REASON_LOCAL_TIME_PASSED: _ClassVar[DeliveryReason]
     DELIVERY_REASON_PERSONALIZATION_MISSING: _ClassVar[DeliveryReason]
     DELIVERY_REASON_PERSONALIZATION_INVALID: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_APNS_BAD_DEVICE_TOKEN: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_APNS_TOKEN_NOT_FOR_TOPIC: _ClassVar[DeliveryReason]
+    DELIVERY_REASON_APNS_NO_CREDENTIALS: _ClassVar[DeliveryReason]
 BROWSER_UNSPECIFIED: Browser
 BROWSER_CHROME: Browser
 BROWSER_FIREFOX: Browser
@@ -117,6 +120,9 @@ DELIVERY_REASON_APNS_UNREGISTERED: DeliveryReason
 DELIVERY_REASON_LOCAL_TIME_PASSED: DeliveryReason
 DELIVERY_REASON_PERSONALIZATION_MISSING: DeliveryReason
 DELIVERY_REASON_PERSONALIZATION_INVALID: DeliveryReason
+DELIVERY_REASON_APNS_BAD_DEVICE_TOKEN: DeliveryReason
+DELIVERY_REASON_APNS_TOKEN_NOT_FOR_TOPIC: DeliveryReason
+DELIVERY_REASON_APNS_NO_CREDENTIALS: DeliveryReason
 
 class ConversionGoal(_message.Message):
     __slots__ = ("event_name", "window_seconds", "revenue_property")

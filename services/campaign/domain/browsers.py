@@ -17,6 +17,13 @@ class BrowserRule:
     drops: frozenset[str]
     # The browser opens nothing on a click without the payload's url (the deeplink).
     needs_click_url: bool
+    # The prefix of its warnings' codes ("SAFARI" -> SAFARI_FIELDS_DROPPED); "": the
+    # name's, upper case.
+    code: str = ""
+
+    @property
+    def warning_code(self) -> str:
+        return self.code or self.name.upper()
 
 
 RULES: Mapping[int, BrowserRule] = {
@@ -24,6 +31,26 @@ RULES: Mapping[int, BrowserRule] = {
         name="Safari",
         drops=frozenset({"icon", "image", "badge", "actions"}),
         needs_click_url=True,
+    ),
+    # Legacy Safari (macOS Safari <= 15 website push, over APNs): delivery sends it
+    # aps.alert {title, body, action} only, and Safari opens the click URL through the
+    # site's URL format string (url-args), so a notification without one opens nothing.
+    common_pb2.BROWSER_SAFARI_LEGACY: BrowserRule(
+        name="Legacy Safari",
+        drops=frozenset(
+            {
+                "icon",
+                "image",
+                "badge",
+                "actions",
+                "require_interaction",
+                "silent",
+                "tag",
+                "renotify",
+            }
+        ),
+        needs_click_url=True,
+        code="SAFARI_LEGACY",
     ),
 }
 

@@ -163,7 +163,7 @@ def validate(
     )
     return [
         ContentWarning(
-            f"{rule.name.upper()}_FIELDS_DROPPED",
+            f"{rule.warning_code}_FIELDS_DROPPED",
             f"notification.{_SOURCE_FIELDS[field]}",
             f"{rule.name} cannot show notification.{_SOURCE_FIELDS[field]}: its recipients "
             "get the notification without it",

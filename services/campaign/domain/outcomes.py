@@ -22,8 +22,9 @@ EXPLANATIONS: dict[str, str] = {
     ),
     "push_service_5xx": "the push service kept failing (5xx) until the retries ran out",
     "push_service_auth": (
-        "the push service refused the site's VAPID signature (401/403); "
-        "check the site's VAPID keys"
+        "the push service refused the site's VAPID signature (401/403; for legacy Safari, "
+        "APNs refused the site's provider token, 403); check the site's VAPID keys or "
+        "APNs key"
     ),
     "push_service_4xx": "the push service refused the request (4xx)",
     "timeout": "the push service did not answer in time, on every attempt",
@@ -46,6 +47,18 @@ EXPLANATIONS: dict[str, str] = {
     "cancelled": "the run was cancelled before this subscriber's message was sent",
     "expired_ttl": "the message's time to live passed before it could be sent",
     "apns_unregistered": "APNs said the device token is no longer valid",
+    "apns_bad_device_token": (
+        "APNs refused the device token as invalid (BadDeviceToken), so the legacy Safari "
+        "notification was not sent"
+    ),
+    "apns_token_not_for_topic": (
+        "APNs said the device token belongs to another Website Push ID "
+        "(DeviceTokenNotForTopic)"
+    ),
+    "apns_no_credentials": (
+        "the site has no legacy Safari (APNs) configuration, so its legacy Safari "
+        "subscribers cannot be sent to; set it with SetLegacySafari"
+    ),
     "local_time_passed": (
         "not sent: the campaign delivers at a local time that had already passed in the "
         "subscriber's time zone when the run started"

@@ -29,6 +29,7 @@ from services.delivery.domain.content import plain_properties
 from services.delivery.domain.descriptions import RunDescription
 from services.delivery.domain.goals import ConversionGoal
 from services.delivery.domain.ports import (
+    ApnsCredentials,
     AudiencePage,
     CredentialsUnavailable,
     PeerUnavailable,
@@ -110,6 +111,41 @@ class GrpcSiteCredentials:
             engagement_secret=response.engagement_secret,
             current_vapid_key_id=response.current_vapid_key_id,
             vapid_keys={pair.vapid_key_id: pair.private_key for pair in response.vapid_keys},
+        )
+
+
+class GrpcApnsCredentials:
+    """A site's legacy Safari (APNs) credentials from campaign; a site without any (or
+    with an unusable key) raises CredentialsUnavailable(permanent=True)."""
+
+    def __init__(self, peers: Peers) -> None:
+        self._peers = peers
+
+    async def apns_credentials(self, site_id: str) -> ApnsCredentials:
+        stub = site_internal_service_pb2_grpc.SiteInternalServiceStub(
+            self._peers.channel("campaign")
+        )
+        try:
+            response = await stub.GetLegacySafariCredentials(
+                site_internal_service_pb2.GetLegacySafariCredentialsRequest(),
+                metadata=self._peers.metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise CredentialsUnavailable(
+                f"campaign.GetLegacySafariCredentials: "
+                f"{self._peers.call_failed('campaign', error)}",
+                permanent=_permanent(error),
+            ) from None
+        if not (response.apns_private_key and response.apns_key_id and response.apns_team_id):
+            raise CredentialsUnavailable("the site has no APNs key", permanent=True)
+        return ApnsCredentials(
+            site_id=site_id,
+            private_key=response.apns_private_key,
+            key_id=response.apns_key_id,
+            team_id=response.apns_team_id,
+            topic=response.apns_topic,
+            url_format_string=response.url_format_string,
         )
 
 

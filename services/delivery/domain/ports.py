@@ -10,7 +10,7 @@ from typing import Protocol
 
 from services.delivery.domain.descriptions import RunDescription
 from services.delivery.domain.goals import ConversionGoal
-from services.delivery.domain.rules import PushAnswer
+from services.delivery.domain.rules import PushAnswer, Reason
 from services.delivery.store import Member, OutboxItem
 
 
@@ -147,6 +147,73 @@ class RateLimits(Protocol):
 
 class SiteCredentialsSource(Protocol):
     async def site_credentials(self, site_id: str) -> SiteCredentials: ...
+
+
+@dataclass(frozen=True)
+class ApnsCredentials:
+    """A site's legacy Safari (APNs token authentication) credentials."""
+
+    site_id: str
+    # PKCS#8 DER of the P-256 .p8 key that signs the provider token.
+    private_key: bytes = field(repr=False)
+    key_id: str
+    team_id: str
+    # apns-topic: the site's Website Push ID.
+    topic: str
+    # Safari opens this URL with each %@ replaced by one of the push's url-args.
+    url_format_string: str
+
+
+class ApnsCredentialsSource(Protocol):
+    async def apns_credentials(self, site_id: str) -> ApnsCredentials:
+        """Raises CredentialsUnavailable (`permanent`: the site has no legacy Safari
+        configuration)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApnsRequest:
+    """One notification to one device token (POST /3/device/<token>)."""
+
+    device_token: str
+    # The JSON payload ({"aps": ...}).
+    payload: bytes
+    # The same on every attempt for a recipient of a run (domain/apns.py).
+    apns_id: str
+    # apns-expiration (epoch seconds), apns-priority, apns-collapse-id.
+    expiration: int
+    priority: int
+    collapse_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApnsAnswer:
+    """APNs' answer to one request: its status and reason ({"reason": ...}), or none.
+
+    Without a status: `error` says why (timeout, connection_error), and `unconfirmed`
+    that the request had been written on a connection that then closed without an
+    answer for it (not refused by a GOAWAY naming it unprocessed): APNs may have taken it.
+    """
+
+    status: int | None = None
+    reason: str = ""
+    # 410: when the token stopped being valid (ms since the epoch).
+    timestamp_ms: int | None = None
+    error: Reason | None = None
+    unconfirmed: bool = False
+
+
+class ApnsTransport(Protocol):
+    """HTTP/2 to APNs (adapters/apns_sender.py)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, credentials: ApnsCredentials, request: ApnsRequest) -> ApnsAnswer:
+        """Sends one notification within the push timeout; never raises for what APNs or
+        the network did (that is the answer)."""
+        ...
 
 
 class AudienceSource(Protocol):

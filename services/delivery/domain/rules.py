@@ -44,6 +44,9 @@ class Reason(StrEnum):
     LOCAL_TIME_PASSED = "local_time_passed"
     PERSONALIZATION_MISSING = "personalization_missing"
     PERSONALIZATION_INVALID = "personalization_invalid"
+    APNS_BAD_DEVICE_TOKEN = "apns_bad_device_token"
+    APNS_TOKEN_NOT_FOR_TOPIC = "apns_token_not_for_topic"
+    APNS_NO_CREDENTIALS = "apns_no_credentials"
 
 
 SENT_STATUSES = frozenset({200, 201, 202})

@@ -32,6 +32,16 @@ from datetime import date, datetime, timedelta
 from cachetools import LRUCache, TTLCache
 from yarl import URL
 
+from services.delivery.domain.apns import (
+    APNS_HOST,
+    APNS_PUSH_SERVICE,
+    apns_id,
+    apns_payload,
+    decide_apns,
+    priority,
+    valid_device_token,
+)
+from services.delivery.domain.apns import credentials_fingerprint as apns_fingerprint
 from services.delivery.domain.content import (
     ContentOptions,
     VariantContent,
@@ -64,6 +74,11 @@ from services.delivery.domain.policies import (
 )
 from services.delivery.domain.ports import (
     MAX_LISTED_PER_PAGE_REQUEST,
+    ApnsAnswer,
+    ApnsCredentials,
+    ApnsCredentialsSource,
+    ApnsRequest,
+    ApnsTransport,
     AudienceSource,
     CredentialsUnavailable,
     Encryptor,
@@ -153,6 +168,7 @@ LOOKAHEAD_TIMEOUTS = 2.0
 RATE_HOLD_SECONDS = 1.0
 # The preparer looks for holds whose probe is due this often (not at every poll).
 PROBE_LOOK_SECONDS = 1.0
+_APNS = TargetKind.APNS.value
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,8 @@ class DeliveryWorkers:
         outcomes: OutcomeSink,
         clock: Clock,
         rates: RateLimits | None = None,
+        apns: ApnsTransport | None = None,
+        apns_credentials: ApnsCredentialsSource | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -191,6 +209,9 @@ class DeliveryWorkers:
         self._outcomes = outcomes
         self._clock = clock
         self._rates = rates
+        # Legacy Safari: None (tests of Web Push alone) fails APNs recipients unsent.
+        self._apns = apns
+        self._apns_credentials = apns_credentials
         self._policy = RetryPolicy(
             max_attempts=settings.push_max_attempts,
             base_seconds=settings.push_retry_base_seconds,
@@ -200,6 +221,9 @@ class DeliveryWorkers:
         # which is also the most a crash can send twice.
         self.window = max(1, settings.delivery_concurrency // settings.delivery_workers)
         self._sites: TTLCache[str, SiteSigning] = TTLCache(
+            MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
+        )
+        self._apns_sites: TTLCache[str, ApnsCredentials] = TTLCache(
             MAX_CACHED_SITES, CREDENTIALS_TTL_SECONDS
         )
         # None: that browser's payload holds no template and goes as it is.
@@ -241,9 +265,13 @@ class DeliveryWorkers:
     async def open(self) -> None:
         """Opens the HTTP pool; enough to drive the `*_once` methods by hand (tests)."""
         await self._sender.start()
+        if self._apns is not None:
+            await self._apns.start()
 
     async def close(self) -> None:
         await self._sender.close()
+        if self._apns is not None:
+            await self._apns.close()
 
     async def start(self) -> None:
         await self.open()
@@ -516,6 +544,9 @@ class DeliveryWorkers:
         site, holds = await self._site_holds(chunk.site_id, site, stored_holds)
         credentials, signers = site.credentials, site.signers
         expires_at = run.snapshot_time + timedelta(seconds=run.ttl_seconds)
+        apns_site: ApnsCredentials | CredentialsUnavailable | None = None
+        if self._apns is not None and any(r.target_kind == _APNS for r in recipients):
+            apns_site, holds = await self._apns_site_holds(chunk.site_id, holds)
         ended: list[Terminal] = []
         live: list[PendingRecipient] = []
         deferred: list[Retry] = []
@@ -523,8 +554,22 @@ class DeliveryWorkers:
         for recipient in recipients:
             if recipient.subscriber_id in inactive:
                 ended.append(_terminal(recipient, RecipientState.SUPPRESSED, Reason.UNSUBSCRIBED))
+            elif recipient.target_kind == _APNS and apns_site is not None:
+                if isinstance(apns_site, ApnsCredentials):
+                    if holds and _apns_held_back(holds, recipient):
+                        # APNs refuses the site's provider token: it waits, unsent.
+                        deferred.append(self._held_retry(recipient.recipient_id, expires_at))
+                    else:
+                        live.append(recipient)
+                elif apns_site.permanent:
+                    ended.append(
+                        _terminal(recipient, RecipientState.FAILED, Reason.APNS_NO_CREDENTIALS)
+                    )
+                else:
+                    retry_at = now + timedelta(seconds=self._policy.backoff(1))
+                    deferred.append(Retry(recipient.recipient_id, "", retry_at))
             elif recipient.target_kind != TargetKind.WEB_PUSH.value:
-                # Legacy Safari (APNs) has no sender yet.
+                # Legacy Safari (APNs) without an APNs sender in this process (tests).
                 ended.append(_terminal(recipient, RecipientState.FAILED, Reason.ENDPOINT_REFUSED))
             elif recipient.vapid_key_id not in signers:
                 # Subscribed under a key the site does not have (deleted, or a wrong id
@@ -547,10 +592,12 @@ class DeliveryWorkers:
                 recipients=sum(unknown_keys.values()),
                 vapid_key_ids=",".join(sorted(unknown_keys)[:5]),
             )
-        # Due later in this pass: sent at their time if the chunk is still held then.
+        # Due later in this pass: sent at their time if the chunk is still held then
+        # (an APNs retry at the chunk's next claim, which comes at its time).
         later = [r for r in live if not _due(r, now)]
         if later:
             live = [r for r in live if _due(r, now)]
+            later = [r for r in later if r.target_kind != _APNS]
         counted = False
         if policy.active and live:
             let_through = await self._admit(chunk, run, policy, live, ended, deferred, now)
@@ -586,6 +633,10 @@ class DeliveryWorkers:
                 )
                 for r in live
             ]
+        apns_sends = [(r, p) for r, p in zip(live, payloads, strict=True) if r.target_kind == _APNS]
+        if apns_sends:
+            web = [(r, p) for r, p in zip(live, payloads, strict=True) if r.target_kind != _APNS]
+            live, payloads = [r for r, _ in web], [p for _, p in web]
         bodies = await asyncio.to_thread(
             self._encryptor.encrypt_batch, payloads, [(r.p256dh, r.auth) for r in live]
         )
@@ -599,6 +650,20 @@ class DeliveryWorkers:
             else:
                 assert recipient.not_before is not None
                 due_later.append((recipient.not_before, recipient, body))
+        if apns_sends:
+            assert isinstance(apns_site, ApnsCredentials)
+            if not await self._send_apns(
+                chunk,
+                run,
+                apns_site,
+                apns_sends,
+                collapse_id=options.topic or topic_for(run.run_id),
+                counted=counted,
+                policy=policy,
+                holding=holding,
+                expires_at=expires_at,
+            ):
+                return
         await self._send_window(
             chunk,
             run,
@@ -615,6 +680,240 @@ class DeliveryWorkers:
             expires_at=expires_at,
             fingerprint=site.fingerprint,
         )
+
+    async def _send_apns(
+        self,
+        chunk: ClaimedChunk,
+        run: Run,
+        credentials: ApnsCredentials,
+        sends: Sequence[tuple[PendingRecipient, bytes]],
+        *,
+        collapse_id: str,
+        counted: bool,
+        policy: Policy,
+        holding: Mapping[int, PendingRecipient],
+        expires_at: datetime,
+    ) -> bool:
+        """Sends the chunk's legacy Safari recipients (each with its PushPayload JSON) to
+        APNs, `window` at a time, each batch's attempts committed before it goes and its
+        answers recorded (domain/apns.py says what each means). A 403 holds the site's
+        APNs sends (domain/holds.py): the refused and every later recipient wait, unsent;
+        an accepted request lifts the hold. A retry is due at its own time, when the chunk
+        is next claimed. False: the lease was lost (stop the chunk)."""
+        assert self._apns is not None
+        fingerprint = apns_fingerprint(credentials)
+        queue = deque(sends)
+        ended: list[Terminal] = []
+        retries: list[Retry] = []
+        unsent: list[PendingRecipient] = []
+        unfitted = unconfirmed = 0
+        answered: Counter[str] = Counter()
+        while queue or ended or retries:
+            batch = [queue.popleft() for _ in range(min(len(queue), self.window))]
+            hold = self._held.get(chunk.site_id, {}).get(APNS_PUSH_SERVICE)
+            requests: list[tuple[PendingRecipient, ApnsRequest]] = []
+            for recipient, payload in batch:
+                if hold is not None and hold.probe_recipient_id != recipient.recipient_id:
+                    retries.append(self._held_retry(recipient.recipient_id, expires_at))
+                    continue
+                if not valid_device_token(recipient.endpoint):
+                    ended.append(
+                        _terminal(recipient, RecipientState.FAILED, Reason.APNS_BAD_DEVICE_TOKEN)
+                    )
+                    continue
+                body, fitted = apns_payload(payload, credentials.url_format_string)
+                unfitted += not fitted
+                requests.append(
+                    (
+                        recipient,
+                        ApnsRequest(
+                            device_token=recipient.endpoint,
+                            payload=body,
+                            apns_id=apns_id(chunk.site_id, chunk.run_id, recipient.subscriber_id),
+                            expiration=int(expires_at.timestamp()),
+                            priority=priority(run.urgency),
+                            collapse_id=collapse_id,
+                        ),
+                    )
+                )
+            # As for Web Push: what ended so far and the attempts about to start, in one
+            # fenced commit.
+            if not await self._store.record_progress(
+                chunk,
+                run.campaign_id,
+                attempting=[] if counted else [r.recipient_id for r, _ in requests],
+                terminal=ended,
+                retries=retries,
+                now=self._clock.now(),
+                lease_seconds=self._settings.delivery_lease_seconds,
+            ):
+                log.warning("lost the lease on a chunk; stopped sending it to APNs",
+                            chunk_id=chunk.chunk_id)  # fmt: skip
+                await self._release_caps(chunk, policy, unsent)
+                return False
+            if ended:
+                self._outbox_ready.set()
+                unsent += [
+                    holding[t.recipient_id]
+                    for t in ended
+                    if t.state is not RecipientState.SENT and t.recipient_id in holding
+                ]
+            ended, retries = [], []
+            if not requests:
+                continue
+            attempted_at = self._clock.now()
+            answers = await asyncio.gather(
+                *(self._apns.send(credentials, request) for _, request in requests)
+            )
+            now = self._clock.now()
+            for (recipient, _), answer in zip(requests, answers, strict=True):
+                answered[answer.reason or str(answer.status or answer.error or "")] += 1
+                if answer.status == 403:
+                    # The site's key or provider token: every device would be refused.
+                    retries.append(
+                        replace(
+                            self._held_retry(recipient.recipient_id, expires_at),
+                            attempt=attempt_entry(
+                                attempted_at, 403, Reason.PUSH_SERVICE_AUTH.value, APNS_HOST
+                            ),
+                        )
+                    )
+                    await self._hold(
+                        chunk,
+                        APNS_PUSH_SERVICE,
+                        PushAnswer(status=403, body_excerpt=answer.reason),
+                        fingerprint,
+                        recipient,
+                        now,
+                        what="APNs refuses the site's provider token",
+                    )
+                    continue
+                if answer.status == 200 and APNS_PUSH_SERVICE in self._held.get(chunk.site_id, {}):
+                    await self._lift(chunk.site_id, [APNS_PUSH_SERVICE], "accepted", now)
+                    retries = [
+                        replace(r, not_before=now) if r.reason == Reason.PUSH_SERVICE_AUTH else r
+                        for r in retries
+                    ]
+                outcome = self._apns_verdict(recipient, answer, attempted_at, now, expires_at)
+                if isinstance(outcome, Retry):
+                    retries.append(outcome)
+                else:
+                    ended.append(outcome)
+                unconfirmed += answer.unconfirmed
+        await self._release_caps(chunk, policy, unsent)
+        if unfitted:
+            log.warning(
+                "click URLs do not fit the site's legacy Safari URL format; those pushes "
+                "open the format with empty url-args",
+                run_id=chunk.run_id,
+                recipients=unfitted,
+                url_format_string=credentials.url_format_string,
+            )
+        if unconfirmed:
+            log.warning(
+                "APNs connections closed before answering; those pushes count as sent and "
+                "are not sent again (APNs may have taken them, and removes no duplicate)",
+                run_id=chunk.run_id,
+                recipients=unconfirmed,
+            )
+        if answered.get("TooManyProviderTokenUpdates") and self._push_service_logged(
+            ("apns token updates", credentials.team_id)
+        ):
+            log.error(
+                "APNs refuses the team's provider token as updated too often; another "
+                "sender with this team's key may be making its own tokens",
+                apns_team_id=credentials.team_id,
+            )
+        return True
+
+    def _apns_verdict(
+        self,
+        recipient: PendingRecipient,
+        answer: ApnsAnswer,
+        attempted_at: datetime,
+        now: datetime,
+        expires_at: datetime,
+    ) -> Terminal | Retry:
+        """The outcome (or retry) of one APNs answer other than a 403."""
+        status = answer.status or 0
+        verdict = decide_apns(answer, recipient.attempts + 1, self._policy, now, expires_at)
+        if (status == 429 or answer.reason == "TooManyRequests") and self._push_service_logged(
+            ("throttled", APNS_PUSH_SERVICE)
+        ):
+            log.warning("APNs is throttling us", push_service=APNS_HOST, status=429,
+                        reason=answer.reason, window_seconds=PUSH_SERVICE_LOG_SECONDS)  # fmt: skip
+        match verdict:
+            case Sent():
+                # An unconfirmed one (written, no answer) shows its lost answer.
+                meant = Reason.CONNECTION_ERROR.value if answer.unconfirmed else ""
+                return _terminal(
+                    recipient,
+                    RecipientState.SENT,
+                    None,
+                    attempt=attempt_entry(attempted_at, status, meant, APNS_HOST),
+                )
+            case Failed(reason=reason, unsubscribe=unsubscribe):
+                if unsubscribe:
+                    log.info(
+                        "APNs says a device token is no longer valid; unsubscribing it",
+                        subscriber_id=recipient.subscriber_id,
+                        apns_reason=answer.reason,
+                        invalid_since_ms=answer.timestamp_ms or 0,
+                    )
+                return _terminal(
+                    recipient,
+                    RecipientState.FAILED,
+                    reason,
+                    unsubscribe=unsubscribe,
+                    attempt=attempt_entry(attempted_at, status, reason.value, APNS_HOST),
+                )
+            case Expired(reason=reason):
+                return _terminal(
+                    recipient,
+                    RecipientState.EXPIRED,
+                    Reason.EXPIRED_TTL,
+                    attempt=attempt_entry(attempted_at, status, reason.value, APNS_HOST),
+                )
+            case RetryLater(reason=reason, delay_seconds=delay):
+                return Retry(
+                    recipient.recipient_id,
+                    reason.value,
+                    now + timedelta(seconds=delay),
+                    attempt_entry(attempted_at, status, reason.value, APNS_HOST),
+                )
+        raise AssertionError(verdict)
+
+    async def _apns_site(self, site_id: str, *, refresh: bool = False) -> ApnsCredentials:
+        """The site's legacy Safari credentials, cached for CREDENTIALS_TTL_SECONDS."""
+        cached = None if refresh else self._apns_sites.get(site_id)
+        if cached is not None:
+            return cached
+        if self._apns_credentials is None:
+            raise CredentialsUnavailable("no legacy Safari credentials source", permanent=True)
+        found = await self._apns_credentials.apns_credentials(site_id)
+        self._apns_sites[site_id] = found
+        return found
+
+    async def _apns_site_holds(
+        self, site_id: str, holds: dict[str, Hold]
+    ) -> tuple[ApnsCredentials | CredentialsUnavailable, dict[str, Hold]]:
+        """The site's APNs credentials (or why there are none) and its holds, an APNs
+        hold recorded with other credentials lifted (asked again first: the cached ones
+        may be the older)."""
+        try:
+            found = await self._apns_site(site_id)
+            hold = holds.get(APNS_PUSH_SERVICE)
+            if hold is not None and hold.credentials_fingerprint != apns_fingerprint(found):
+                found = await self._apns_site(site_id, refresh=True)
+        except CredentialsUnavailable as error:
+            log.warning("no legacy Safari credentials for the site's APNs recipients",
+                        error=str(error), permanent=error.permanent)  # fmt: skip
+            return error, holds
+        hold = holds.get(APNS_PUSH_SERVICE)
+        if hold is not None and hold.credentials_fingerprint != apns_fingerprint(found):
+            await self._lift(site_id, [APNS_PUSH_SERVICE], "credentials changed", self._clock.now())
+            holds = {o: h for o, h in holds.items() if o != APNS_PUSH_SERVICE}
+        return found, holds
 
     async def _admit(
         self,
@@ -1167,6 +1466,8 @@ class DeliveryWorkers:
         fingerprint: str,
         recipient: PendingRecipient,
         now: datetime,
+        *,
+        what: str = "push service refuses the site's VAPID signature",
     ) -> None:
         """Holds the site's sends to `origin`, which refused `recipient` (its probe, or
         the first refusal): stored, so every sender and process holds them too."""
@@ -1186,7 +1487,7 @@ class DeliveryWorkers:
         )
         site_holds[origin] = hold
         log.warning(
-            "push service refuses the site's VAPID signature; its sends there are held",
+            f"{what}; its sends there are held",
             push_service=origin,
             status=hold.http_status,
             response_excerpt=hold.detail,
@@ -1216,11 +1517,13 @@ class DeliveryWorkers:
         than the site's lifted (asking campaign again first, at most once per site every
         CREDENTIALS_REFRESH_SECONDS: the cached ones may be the older), with the
         site's credentials as they were compared."""
-        if holds and any(h.credentials_fingerprint != site.fingerprint for h in holds.values()):
+        # An APNs hold is compared with the site's APNs credentials (_apns_site_holds).
+        vapid = {o: h for o, h in holds.items() if o != APNS_PUSH_SERVICE}
+        if vapid and any(h.credentials_fingerprint != site.fingerprint for h in vapid.values()):
             site = await self._site_with_new_keys(site_id, site)
             changed = [
                 origin
-                for origin, hold in holds.items()
+                for origin, hold in vapid.items()
                 if hold.credentials_fingerprint != site.fingerprint
             ]
             if changed:
@@ -1266,7 +1569,7 @@ class DeliveryWorkers:
             return
         self._holds_checked_at = now
         holds = await self._store.all_holds()
-        for site_id in sorted({h.site_id for h in holds}):
+        for site_id in sorted({h.site_id for h in holds if h.push_service != APNS_PUSH_SERVICE}):
             try:
                 site = await self._site(site_id, refresh=True)
             except CredentialsUnavailable as error:
@@ -1276,10 +1579,23 @@ class DeliveryWorkers:
             changed = [
                 h.push_service
                 for h in holds
-                if h.site_id == site_id and h.credentials_fingerprint != site.fingerprint
+                if h.site_id == site_id
+                and h.push_service != APNS_PUSH_SERVICE
+                and h.credentials_fingerprint != site.fingerprint
             ]
             if changed:
                 await self._lift(site_id, changed, "credentials changed", now)
+        for hold in holds:
+            if hold.push_service != APNS_PUSH_SERVICE or self._apns_credentials is None:
+                continue
+            try:
+                apns_site = await self._apns_site(hold.site_id, refresh=True)
+            except CredentialsUnavailable as error:
+                log.warning("could not check a held site's APNs credentials",
+                            site_id=hold.site_id, error=str(error))  # fmt: skip
+                continue
+            if apns_fingerprint(apns_site) != hold.credentials_fingerprint:
+                await self._lift(hold.site_id, [APNS_PUSH_SERVICE], "credentials changed", now)
         await self._refresh_hold_gauge()
 
     async def _refresh_hold_gauge(self) -> None:
@@ -1459,6 +1775,13 @@ def _held_back(holds: Mapping[str, Hold], recipient: PendingRecipient) -> bool:
     """Whether a push service holding the site's sends holds this recipient back (all
     but the hold's probe)."""
     hold = holds.get(endpoint_origin(recipient.endpoint))
+    return hold is not None and hold.probe_recipient_id != recipient.recipient_id
+
+
+def _apns_held_back(holds: Mapping[str, Hold], recipient: PendingRecipient) -> bool:
+    """Whether APNs holding the site's sends holds this recipient back (all but the
+    hold's probe)."""
+    hold = holds.get(APNS_PUSH_SERVICE)
     return hold is not None and hold.probe_recipient_id != recipient.recipient_id
 
 
