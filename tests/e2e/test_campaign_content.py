@@ -251,6 +251,10 @@ class TestTheCli:
             "recipients get the notification without it",
             "warning: notification.actions: Safari cannot show notification.actions: its "
             "recipients get the notification without it",
+            "warning: notification.icon_url: Legacy Safari cannot show notification.icon_url: "
+            "its recipients get the notification without it",
+            "warning: notification.actions: Legacy Safari cannot show notification.actions: "
+            "its recipients get the notification without it",
         ]
         assert campaign["labels"] == ["spring", "sale"] and campaign["topic"] == "spring-sale"
         rows = labelled.out.strip().splitlines()
