@@ -11,6 +11,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -64,8 +65,14 @@ async def register_moved(
     return response.subscriber.subscriber_id
 
 
-async def send_campaign(stack: EmbeddedStack, api_key: str, title: str) -> campaign_pb2.Run:
-    """Creates and sends a campaign; returns its run once finished."""
+async def send_campaign(
+    stack: EmbeddedStack,
+    api_key: str,
+    title: str,
+    until: Callable[[campaign_pb2.Run], bool] | None = None,
+) -> campaign_pb2.Run:
+    """Creates and sends a campaign; returns its run once finished (or once `until`
+    accepts it)."""
     async with client_channel(stack.address("campaign")) as channel:
         stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
         created = await stub.CreateCampaign(
@@ -93,7 +100,9 @@ async def send_campaign(stack: EmbeddedStack, api_key: str, title: str) -> campa
                 )
             ).run
             settled = run.progress.sent + run.progress.failed + run.progress.suppressed
-            if run.state in finished and settled == run.audience:
+            if until is not None and until(run):
+                return run
+            if until is None and run.state in finished and settled == run.audience:
                 return run
             assert time.monotonic() < deadline, f"run still {run.state}: {run.progress}"
             await asyncio.sleep(0.05)
@@ -172,17 +181,27 @@ class TestMigrationKeepsOldBrowsersReceiving:
         self, stack: EmbeddedStack, simulator: PushServiceSimulator
     ) -> None:
         # The control: without the key id it is signed with the site's own key, and the
-        # push service refuses that (as FCM does), so the check above is real.
+        # push service refuses that (as FCM does), so the check above is real. With no
+        # other answer from that push service to tell the two apart, delivery takes the
+        # refusal as the site's VAPID being refused: it holds the push service for the
+        # site and keeps the browser pending (docs/services/delivery.md, holds).
         site = await create_site(stack.settings, "Forgot the key", "mailto:ops@example.com")
         _, foreign_public = foreign_key_pair()
         browser = simulator.mint_subscription(application_server_key=foreign_public)
         subscriber_id = await register_moved(stack, site.api_key, browser, "")
 
-        run = await send_campaign(stack, site.api_key, "Signed with the wrong key")
+        run = await send_campaign(
+            stack, site.api_key, "Signed with the wrong key", until=lambda r: r.held_push_services
+        )
 
-        assert (run.audience, run.progress.sent, run.progress.failed) == (1, 0, 1)
+        assert (run.audience, run.progress.sent, run.progress.failed) == (1, 0, 0)
+        [held] = run.held_push_services
+        assert held.reason == common_pb2.DELIVERY_REASON_PUSH_SERVICE_AUTH
+        assert held.http_status == 403
         outcome = await recipient(stack, site.api_key, run.run_id, subscriber_id)
+        assert outcome.status == campaign_pb2.RECIPIENT_STATUS_PENDING
         assert outcome.reason == common_pb2.DELIVERY_REASON_PUSH_SERVICE_AUTH
+        assert len(simulator.messages(browser.endpoint)) == 0
 
     async def test_a_key_the_site_does_not_have_fails_that_browser_and_the_run_finishes(
         self, stack: EmbeddedStack, simulator: PushServiceSimulator

@@ -278,8 +278,8 @@ class TestBreakdowns:
         ]  # fmt: skip
 
     async def test_legacy_safari_views_are_not_measured(self, reporting, site):
-        # No Browser value names legacy Safari yet: its outcomes are stored as delivery
-        # would store BROWSER_SAFARI_LEGACY ("safari_legacy"), straight into the store.
+        # Legacy Safari's outcomes, stored as delivery stores BROWSER_SAFARI_LEGACY
+        # ("safari_legacy"), straight into the store: APNs reports no views.
         run_id, campaign_id = new_id("run"), new_id("cmp")
         store = store_of(reporting)
         await store.insert_outcomes(
@@ -301,7 +301,9 @@ class TestBreakdowns:
 
         assert (report.sent, report.viewed, report.sent_views_not_measured) == (6, 1, 4)
         assert report.view_rate == pytest.approx(1 / 2)  # over the 2 measured, not the 6
-        assert [(b.browser, b.views_measured) for b in report.browsers] == [(CHROME, True)]
+        assert [(b.browser, b.views_measured) for b in report.browsers] == [
+            (CHROME, True), (common_pb2.BROWSER_SAFARI_LEGACY, False)
+        ]  # fmt: skip
 
 
 class TestCountersMatchARecount:

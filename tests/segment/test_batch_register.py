@@ -12,6 +12,7 @@ from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from clarion.segment.v1 import subscriber_pb2
 from services.kit.clock import FrozenClock
+from services.segment import subscription_writes
 from tests.segment.helpers import (
     Site,
     browser_public_key,
@@ -227,3 +228,12 @@ class TestBatchRegisterRefusesBadInput:
             grpc.StatusCode.UNAUTHENTICATED,
         )
         assert await list_all(stub, site) == []
+
+
+class TestBatchRegisterSubscribersStaged(TestBatchRegisterSubscribers):
+    """The same cases with every batch written through PostgreSQL's staging table (which
+    batches of STAGED_BATCH registrations or more take when the gateway is busy)."""
+
+    @pytest.fixture(autouse=True)
+    def every_batch_staged(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(subscription_writes, "STAGED_BATCH", 1)

@@ -19,6 +19,8 @@ from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
 from services.kit.errors import error_info
+from services.segment import subscription_writes
+from services.segment.imports import MAX_IMPORTED_SUBSCRIBERS as MAX_ROWS
 from tests.segment.helpers import Site, list_all, push_subscription, register
 from tests.segment.test_events import stored_events
 
@@ -226,6 +228,44 @@ class TestImportSubscribers:
         assert kept == theirs
         (mine,) = await list_all(stub, site)
         assert mine.subscriber_id != theirs.subscriber_id
+
+
+class TestImportSubscribersStaged(TestImportSubscribers):
+    """Every case above again with each batch written through PostgreSQL's staging table
+    (binary COPY, one statement), which otherwise takes batches of STAGED_BATCH rows or
+    more: the same answers on both write paths (SQLite has one path and runs them
+    twice)."""
+
+    @pytest.fixture(autouse=True)
+    def every_batch_staged(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(subscription_writes, "STAGED_BATCH", 1)
+
+
+class TestFullSizeBatches:
+    async def test_a_thousand_rows_stored_subscribed_and_unchanged_on_rerun(
+        self, stub: Stub, site: Site, settings: Settings
+    ) -> None:
+        """Batches of the size `clarion import subscribers` sends (the staged path on
+        PostgreSQL), half of them naming a profile."""
+        rows = [
+            subscriber_row(i, profile_id=f"person-{i // 4}") if i % 2 else subscriber_row(i)
+            for i in range(1, 1001)
+        ]
+        first, second = await import_subscribers(stub, site, rows[:500], rows[500:])
+        assert (first.stored, second.stored, first.unchanged) == (500, 500, 0)
+        assert not first.rejected and not second.rejected
+        rerun = await import_subscribers(stub, site, rows[:MAX_ROWS])
+        assert [(r.stored, r.unchanged) for r in rerun] == [(0, 1000)]
+        events = await stored_events(settings, site)
+        assert [name for _, name, _, _ in events] == ["Subscribed"] * 1000
+        assert len({subscriber for _, _, _, subscriber in events}) == 1000
+        assert sum(profile is not None for _, _, profile, _ in events) == 500
+        listed = await list_all(stub, site)
+        assert len(listed) == 1000
+        profile = await stub.GetProfile(
+            pb.GetProfileRequest(profile_id="person-7"), metadata=site.metadata
+        )
+        assert len(profile.profile.subscriber_ids) == 2
 
 
 def profile_row(row: int, profile_id: str, **properties: Any) -> pb.ImportedProfile:
