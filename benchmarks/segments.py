@@ -4,6 +4,8 @@
                                                      # then SQLite 100k / 1M
     python -m benchmarks.segments --quick --json     # 20k / 200k and 5k / 50k: a smoke run
     python -m benchmarks.segments --only postgres --profiles 200000
+    python -m benchmarks.segments --only postgres --profiles 100000 \
+        --figures import,register --repeat 3           # a few minutes: those two, 3 times
 
 Each database gets a fresh embedded stack (clarion.embedded: every service in this
 process, one database) and one site. The data is generated here and loaded with COPY on
@@ -33,7 +35,15 @@ Then, each through the public gRPC API of the running stack with the site's key:
 - register_per_s: browsers registering through the gateway's HTTP API, 64 in flight,
   sent by a load generator in a process of its own;
 - import_per_s: subscriptions imported as `clarion import subscribers` streams them,
-  ImportSubscribers with 1000 rows a message.
+  ImportSubscribers with --import-rows rows a message (the CLI's batch size).
+
+--figures picks which figures to measure (the data is loaded whatever is picked, unless
+--profiles 0); --repeat N measures register and import N times each, interleaved, and
+reports the median with every run and the load average before each
+(`register_runs`, `import_runs`), each with the CPU it cost a row: this process's
+(`process_cpu_us`: the services, the gateway, the import's client) and the PostgreSQL
+cluster's (`database_cpu_us`), which a shared machine's load changes far less than the
+rate (`register_process_cpu_us` etc.: their medians).
 
 Targets on the 2-core machine (PostgreSQL at full size): behaviour count < 2 s,
 estimate < 0.3 s within 2 %, one-profile match < 10 ms, ingest >= 20,000 events/s,
@@ -55,7 +65,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -384,7 +395,28 @@ async def timed(call: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-async def measure(database: str, url: str, data_dir: Path, profiles: int, events: int, quick: bool) -> dict[str, Any]:
+FIGURES = ("counts", "estimate", "match", "ingest", "stream", "register", "import")
+
+
+@dataclass(frozen=True)
+class Options:
+    quick: bool = False
+    figures: frozenset[str] = frozenset(FIGURES)
+    repeat: int = 1
+    import_rows: int = 1000
+    import_count: int | None = None
+    register_count: int | None = None
+
+
+async def measure(
+    database: str,
+    url: str,
+    data_dir: Path,
+    profiles: int,
+    events: int,
+    options: Options,
+    database_cpu: Callable[[], float] = lambda: 0.0,
+) -> dict[str, Any]:
     from clarion.embedded import EmbeddedStack
     from clarion.segment.v1 import segment_internal_service_pb2 as internal_pb
     from clarion.segment.v1 import segment_internal_service_pb2_grpc as internal_pb_grpc
@@ -401,24 +433,29 @@ async def measure(database: str, url: str, data_dir: Path, profiles: int, events
     settings.allow_insecure_endpoints = True
     stack = await EmbeddedStack.start(settings, ephemeral_ports=True)
     result: dict[str, Any] = {"database": database, "profiles": profiles, "events_loaded": events}
+    quick = options.quick
+    # Without loaded data only the figures that bring their own can be measured.
+    figures = options.figures if profiles else options.figures & {"register", "import"}
     try:
         site = await create_site(settings, "Segments benchmark", "mailto:bench@clarion.invalid")
         metadata = (("authorization", f"Bearer {site.api_key}"),)
         rng = random.Random(20261130)
-        progress(f"{database}: loading {profiles:,} profiles, {events:,} events")
-        started = time.perf_counter()
-        # The loader runs in a process of its own: its memory never becomes this
-        # process's, so the streaming RSS growth below is the service's and the run's.
-        loader, target = (
-            (load_postgres, url) if database == "postgres"
-            else (load_sqlite, url.removeprefix("sqlite:///"))
-        )  # fmt: skip
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            generated = await asyncio.get_running_loop().run_in_executor(
-                pool, loader, target, site.site_id, profiles, events, rng
-            )
-        result["load_seconds"] = round(time.perf_counter() - started, 1)
+        generated = Generated()
+        if profiles:
+            progress(f"{database}: loading {profiles:,} profiles, {events:,} events")
+            started = time.perf_counter()
+            # The loader runs in a process of its own: its memory never becomes this
+            # process's, so the streaming RSS growth below is the service's and the run's.
+            loader, target = (
+                (load_postgres, url) if database == "postgres"
+                else (load_sqlite, url.removeprefix("sqlite:///"))
+            )  # fmt: skip
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+                generated = await asyncio.get_running_loop().run_in_executor(
+                    pool, loader, target, site.site_id, profiles, events, rng
+                )
+            result["load_seconds"] = round(time.perf_counter() - started, 1)
         result["subscribers"] = generated.subscribers
         channel = client_channel(stack.address("segment"))
         stub = pb_grpc.SegmentServiceStub(channel)
@@ -441,66 +478,115 @@ async def measure(database: str, url: str, data_dir: Path, profiles: int, events
             result[f"count_{name}_s"] = round(statistics.median(s for s, _ in runs), 3)
             return runs[0][1]
 
-        exact = await count("behaviour", behaviour)
-        result["behaviour_people"] = exact.profiles
-        result["behaviour_reachable"] = exact.reachable_subscribers
-        counted = await count("property", property_definition())
-        result["property_people"] = counted.profiles
-        estimates = []
-        for _ in range(3):
-            seconds, estimate = await timed(
-                stub.EstimateReach(pb.EstimateReachRequest(audience=behaviour), metadata=metadata, timeout=600)
+        if "counts" in figures or "estimate" in figures:
+            exact = await count("behaviour", behaviour)
+            result["behaviour_people"] = exact.profiles
+            result["behaviour_reachable"] = exact.reachable_subscribers
+        if "counts" in figures:
+            counted = await count("property", property_definition())
+            result["property_people"] = counted.profiles
+        if "estimate" in figures:
+            estimates = []
+            for _ in range(3):
+                seconds, estimate = await timed(
+                    stub.EstimateReach(
+                        pb.EstimateReachRequest(audience=behaviour), metadata=metadata, timeout=600
+                    )
+                )
+                estimates.append((seconds, estimate))
+            seconds, estimate = sorted(estimates, key=lambda pair: pair[0])[1]
+            result["estimate_reach_s"] = round(seconds, 3)
+            result["estimate_exact"] = estimate.exact
+            result["estimate_sample_fraction"] = round(estimate.sample_fraction, 4)
+            result["estimate_margin_of_error_pct"] = round(estimate.margin_of_error_pct, 2)
+            result["estimate_error_pct"] = round(
+                100 * abs(estimate.reachable_subscribers - exact.reachable_subscribers)
+                / max(exact.reachable_subscribers, 1),
+                2,
             )
-            estimates.append((seconds, estimate))
-        seconds, estimate = sorted(estimates, key=lambda pair: pair[0])[1]
-        result["estimate_reach_s"] = round(seconds, 3)
-        result["estimate_exact"] = estimate.exact
-        result["estimate_sample_fraction"] = round(estimate.sample_fraction, 4)
-        result["estimate_margin_of_error_pct"] = round(estimate.margin_of_error_pct, 2)
-        result["estimate_error_pct"] = round(
-            100 * abs(estimate.reachable_subscribers - exact.reachable_subscribers)
-            / max(exact.reachable_subscribers, 1),
-            2,
-        )
 
-        matches = []
-        for profile_id in generated.profile_sample:
-            seconds, _ = await timed(
-                stub.MatchProfile(pb.MatchProfileRequest(audience=behaviour, profile_id=profile_id), metadata=metadata, timeout=60)
+        if "match" in figures:
+            matches = []
+            for profile_id in generated.profile_sample:
+                seconds, _ = await timed(
+                    stub.MatchProfile(
+                        pb.MatchProfileRequest(audience=behaviour, profile_id=profile_id),
+                        metadata=metadata, timeout=60,
+                    )  # fmt: skip
+                )
+                matches.append(seconds)
+            result["match_one_profile_ms"] = round(1000 * statistics.median(matches), 2)
+
+        if "ingest" in figures:
+            result["ingest_events_per_s"] = await ingest(stub, metadata, generated, quick)
+
+        if "stream" in figures:
+            progress(f"{database}: streaming a run's audience")
+            before = status_mb("VmRSS")
+            peak = before
+            snapshot = pb_timestamp(datetime.now(UTC))
+            request = internal_pb.ListAudienceMembersRequest(
+                snapshot_time=snapshot,
+                audience=reachable_definition(),
+                audience_key=f"bench_{uuid.uuid4().hex}",
+                page_size=5000,
             )
-            matches.append(seconds)
-        result["match_one_profile_ms"] = round(1000 * statistics.median(matches), 2)
-
-        result["ingest_events_per_s"] = await ingest(stub, metadata, generated, quick)
-
-        progress(f"{database}: streaming a run's audience")
-        before = status_mb("VmRSS")
-        peak = before
-        snapshot = pb_timestamp(datetime.now(UTC))
-        request = internal_pb.ListAudienceMembersRequest(
-            snapshot_time=snapshot,
-            audience=reachable_definition(),
-            audience_key=f"bench_{uuid.uuid4().hex}",
-            page_size=5000,
-        )
-        members = 0
-        started = time.perf_counter()
-        internal_meta = internal_metadata(settings.internal_token_value, site.site_id)
-        while True:
-            page = await internal.ListAudienceMembers(request, metadata=internal_meta, timeout=600)
-            members += len(page.members)
-            peak = max(peak, status_mb("VmRSS"))
-            if not page.next_page_token:
-                break
-            request.page_token = page.next_page_token
-        result["stream_members"] = members
-        result["stream_1m_s"] = round((time.perf_counter() - started) * 1_000_000 / max(members, 1), 2)
-        result["stream_s"] = round(time.perf_counter() - started, 2)
-        result["stream_rss_growth_mb"] = round(peak - before, 1)
+            members = 0
+            started = time.perf_counter()
+            internal_meta = internal_metadata(settings.internal_token_value, site.site_id)
+            while True:
+                page = await internal.ListAudienceMembers(
+                    request, metadata=internal_meta, timeout=600
+                )
+                members += len(page.members)
+                peak = max(peak, status_mb("VmRSS"))
+                if not page.next_page_token:
+                    break
+                request.page_token = page.next_page_token
+            result["stream_members"] = members
+            seconds = time.perf_counter() - started
+            result["stream_1m_s"] = round(seconds * 1_000_000 / max(members, 1), 2)
+            result["stream_s"] = round(time.perf_counter() - started, 2)
+            result["stream_rss_growth_mb"] = round(peak - before, 1)
         await channel.close()
 
-        result["register_per_s"] = await register_through_gateway(stack, site.site_id, 1000 if quick else 10_000)
-        result["import_per_s"] = await import_subscribers(stack, metadata, 5000 if quick else 100_000)
+        # Registration and import: interleaved repetitions, each with new browsers, each
+        # with the load average before it (the machine may be shared).
+        register_count = options.register_count or (1000 if quick else 10_000)
+        import_count = options.import_count or (5000 if quick else 100_000)
+        runs: dict[str, list[dict[str, Any]]] = {"register": [], "import": []}
+        for repetition in range(options.repeat):
+            for figure in ("register", "import"):
+                if figure not in figures:
+                    continue
+                progress(f"{database}: {figure} run {repetition + 1} of {options.repeat}")
+                load_before = loadavg()
+                cpu_before, db_before = time.process_time(), database_cpu()
+                if figure == "register":
+                    rate = await register_through_gateway(
+                        stack, site.site_id, register_count, repetition
+                    )
+                else:
+                    rate = await import_subscribers(
+                        stack, metadata, import_count, options.import_rows, repetition
+                    )
+                count = register_count if figure == "register" else import_count
+                # CPU a row, which a shared machine's load changes far less than the
+                # rate: this process (services, gateway, the import's client; not the
+                # registrations' load generator) and the PostgreSQL cluster (0: not ours).
+                runs[figure].append({
+                    "per_s": rate, "loadavg_before": load_before,
+                    "process_cpu_us": round((time.process_time() - cpu_before) * 1e6 / count, 1),
+                    "database_cpu_us": round((database_cpu() - db_before) * 1e6 / count, 1),
+                })  # fmt: skip
+        for figure, name in (("register", "register_per_s"), ("import", "import_per_s")):
+            if runs[figure]:
+                result[name] = round(statistics.median(r["per_s"] for r in runs[figure]), 1)
+                for cpu in ("process_cpu_us", "database_cpu_us"):
+                    result[f"{figure}_{cpu}"] = statistics.median(r[cpu] for r in runs[figure])
+                result[f"{figure}_runs"] = runs[figure]
+        if runs["import"]:
+            result["import_rows_per_message"] = options.import_rows
     finally:
         await stack.stop()
     return result
@@ -571,18 +657,19 @@ def _subscription(rng: random.Random, index: int) -> dict[str, Any]:
     }
 
 
-def _register_load(url: str, count: int, in_flight: int) -> float:
+def _register_load(url: str, count: int, in_flight: int, repetition: int = 0) -> float:
     """The browsers' side, run in a process of its own (as a load generator would be), so
     its HTTP client does not share the gateway's core: `count` subscribe calls, at most
-    `in_flight` at a time. Returns registrations per second."""
+    `in_flight` at a time, by browsers new to the site. Returns registrations per second."""
     import aiohttp
 
     async def run() -> float:
-        rng = random.Random(3)
+        rng = random.Random(3 + repetition)
         bodies = [
-            {"subscription": _subscription(rng, i), "browser": "chrome", "timezone": "UTC"}
+            {"subscription": _subscription(rng, repetition * count + i), "browser": "chrome",
+             "timezone": "UTC"}
             for i in range(count)
-        ]
+        ]  # fmt: skip
         semaphore = asyncio.Semaphore(in_flight)
         connector = aiohttp.TCPConnector(limit=in_flight)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -599,20 +686,25 @@ def _register_load(url: str, count: int, in_flight: int) -> float:
     return asyncio.run(run())
 
 
-async def register_through_gateway(stack: Any, site_id: str, count: int) -> float:
+async def register_through_gateway(
+    stack: Any, site_id: str, count: int, repetition: int = 0
+) -> float:
     """POST /v1/sites/{site}/subscriptions, 64 in flight, from another process."""
     url = f"{stack.gateway_url}/v1/sites/{site_id}/subscriptions"
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
         rate = await asyncio.get_running_loop().run_in_executor(
-            pool, _register_load, url, count, 64
+            pool, _register_load, url, count, 64, repetition
         )
     return round(rate, 1)
 
 
-async def import_subscribers(stack: Any, metadata: Any, count: int) -> float:
+async def import_subscribers(
+    stack: Any, metadata: Any, count: int, rows_per_message: int = 1000, repetition: int = 0
+) -> float:
     """ImportSubscribers, as `clarion import subscribers` streams a file: messages of
-    1,000 rows on one bidirectional stream, every answer read."""
+    `rows_per_message` rows on one bidirectional stream, every answer read; endpoints new
+    to the site (each repetition its own)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -621,7 +713,7 @@ async def import_subscribers(stack: Any, metadata: Any, count: int) -> float:
     from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
     from services.kit.grpcserver import client_channel
 
-    rng = random.Random(5)
+    rng = random.Random(5 + repetition)
     point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
@@ -633,7 +725,7 @@ async def import_subscribers(stack: Any, metadata: Any, count: int) -> float:
                     subscriber=pb.RegisterSubscriberRequest(
                         push_subscription=common_pb2.PushSubscription(
                             endpoint="https://fcm.googleapis.com/fcm/send/"
-                            f"import-{start + i}-{rng.getrandbits(40):x}",
+                            f"import-{repetition}-{start + i}-{rng.getrandbits(40):x}",
                             p256dh=point,
                             auth=rng.randbytes(16),
                         ),
@@ -641,10 +733,10 @@ async def import_subscribers(stack: Any, metadata: Any, count: int) -> float:
                         timezone="UTC",
                     ),
                 )
-                for i in range(1000)
+                for i in range(min(rows_per_message, count - start))
             ]
         )
-        for start in range(0, count, 1000)
+        for start in range(0, count, rows_per_message)
     ]
     async with client_channel(stack.address("segment")) as channel:
         stub = pb_grpc.SegmentServiceStub(channel)
@@ -690,19 +782,39 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--only", choices=("postgres", "sqlite"))
-    parser.add_argument("--profiles", type=int, help="profiles (events: 10 per profile)")
+    parser.add_argument(
+        "--profiles", type=int, help="profiles (events: 10 per profile); 0 loads nothing"
+    )
+    parser.add_argument(
+        "--figures", default=",".join(FIGURES),
+        help=f"comma-separated, of {','.join(FIGURES)} (default: all)",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, help="register/import runs (median)")
+    parser.add_argument(
+        "--import-rows", type=int, default=1000, help="rows per ImportSubscribers message"
+    )
+    parser.add_argument("--import-count", type=int, help="subscriptions per import run")
+    parser.add_argument("--register-count", type=int, help="registrations per register run")
     args = parser.parse_args()
+    figures = frozenset(f.strip() for f in args.figures.split(",") if f.strip())
+    if unknown := figures - set(FIGURES):
+        parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    options = Options(
+        quick=args.quick, figures=figures, repeat=args.repeat, import_rows=args.import_rows,
+        import_count=args.import_count, register_count=args.register_count,
+    )  # fmt: skip
     from services.kit.logging import configure_logging
 
     configure_logging("console", "WARNING")
     sizes = dict(QUICK if args.quick else FULL)
-    if args.profiles:
+    if args.profiles is not None:
         sizes = {db: (args.profiles, args.profiles * 10) for db in sizes}
     report: dict[str, Any] = {
         "benchmark": "segments",
         "loadavg_start": loadavg(),
         "cpus": os.cpu_count(),
         "reference_loop_s": reference_loop_seconds(),
+        "figures": sorted(figures),
         "targets": {name: f"{sense} {target}" for name, (sense, target) in TARGETS.items()},
     }
     with tempfile.TemporaryDirectory(prefix="clarion-bench-segments-") as tmp:
@@ -721,7 +833,12 @@ def main() -> int:
                 else:
                     url = f"sqlite:///{root / 'sqlite' / 'clarion.db'}"
                     (root / "sqlite").mkdir()
-                result = asyncio.run(measure(database, url, root / database, profiles, events, args.quick))
+                result = asyncio.run(
+                    measure(
+                        database, url, root / database, profiles, events, options,
+                        cluster.cpu_seconds if cluster is not None else lambda: 0.0,
+                    )  # fmt: skip
+                )
                 result["loadavg_end"] = loadavg()
                 result["targets_met"] = verdicts(result) if not args.quick else {}
                 report[database] = result

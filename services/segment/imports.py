@@ -68,7 +68,7 @@ class ImportResult:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs ~3 µs a row, slots 0.4
 class ImportedSubscription:
     """One row of ImportSubscribers as the adapter hands it over, not yet validated.
     None (browser, create_time) and "" (timezone, profile_id, vapid_key_id) mean the
@@ -86,7 +86,7 @@ class ImportedSubscription:
     create_time: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs ~3 µs a row, slots 0.4
 class _Checked:
     row: int
     endpoint: str

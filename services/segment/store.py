@@ -102,7 +102,7 @@ class Subscriber:
     apns_topic: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one a registration, and a frozen init is slow
 class NewSubscription:
     """What RegisterSubscriber stores, already validated by the domain. A legacy Safari
     device: `endpoint` its device token, `apns_topic` set, empty keys."""
@@ -368,7 +368,7 @@ class SubscriberStore:
             raise RuntimeError("upsert_many needs distinct endpoints")
         subscriptions = {s.endpoint: s for _, s in entries}
         stored = {}
-        for subscriber_id, endpoint, create_time in rows:
+        for subscriber_id, endpoint, create_time, *_ in rows:
             subscription = subscriptions[endpoint]
             stored[endpoint] = Subscriber(
                 subscriber_id=subscriber_id,
