@@ -160,7 +160,9 @@ class TestHold:
         # already in flight when the first refusal came back were made.
         shown = await stack.get_run(site, run.run_id)
         assert shown.progress.sent == 10
-        assert 1 <= requests(refusing) <= MOST_REFUSED
+        # A sender can have put its next window on the wire before the first refusal's
+        # hold reached it (seen once in 5 runs at load 5+): two windows each at most.
+        assert 1 <= requests(refusing) <= 2 * MOST_REFUSED
         [hold] = shown.held_push_services
         assert (hold.push_service, hold.reason, hold.http_status) == (HOST, AUTH, 403)
         assert "Forbidden" in hold.detail  # what the push service said
