@@ -4,6 +4,7 @@
     python -m benchmarks.delivery --subscribers 20000    # the same, smaller, as a table
     python -m benchmarks.delivery --quick --json         # 2000 subscribers, once: a smoke run
     python -m benchmarks.delivery --only pywebpush,bare_http --subscribers 20000
+    python -m benchmarks.delivery --rss-1m --json        # + delivery's peak RSS at 1,000,000
 
 Every sender pushes N messages (real RFC 8291 bodies for real P-256 subscriptions,
 a 239-byte JSON notification) to the same sink: an nginx started by this benchmark
@@ -29,14 +30,23 @@ on a loopback port that answers `201 Created` to every POST. How each figure is 
   cluster, by the database server (from /proc), over the timed window, per message.
   The sink is not in it: nginx is still running, so it is in neither RUSAGE figure;
   its own CPU (from /proc/<pid>/stat) is reported apart as sink_cpu_ms_per_msg.
+- clarion_2proc_msgs_per_s: as clarion_msgs_per_s on PostgreSQL, with a second delivery
+  process (DeliveryProcess, as `clarion serve delivery` runs it) on the same database.
+- apns_msgs_per_s: the embedded default sending to --apns N legacy Safari devices (APNs
+  device tokens) through the APNs simulator, which runs in a process of its own.
+- encrypt_batch_msgs_per_s: the native crypto alone (encrypt_rs.encrypt_batch, both
+  cores, 1000 recipients per call, 3 s per repetition); ratio_of_crypto_ceiling =
+  clarion / encrypt_batch, per database, from the same repetition.
+- delivery_peak_rss_mb: the VmHWM of the delivery process alone over a Clarion run;
+  delivery_rss_mb_at_1m (--rss-1m): the same for one run of 1,000,000 subscribers.
 - peak_rss_mb: the VmHWM over the timed window of the process and its Python children
   (for Clarion, the delivery process too) (reset through
   /proc/self/clear_refs before each run), which includes the N subscriptions the
   benchmark itself holds; rss_at_start_mb is the RSS when the window opened.
 
-Repetitions are interleaved (clarion sqlite, clarion postgres, pywebpush, bare, then
-again) so that a neighbour's burst of work lands on every sender alike; each figure
-is reported as the median, min and max over the repetitions, with every run listed.
+Repetitions are interleaved (every mode in MODES' order, then again) so that a
+neighbour's burst of work lands on every sender alike; each figure is reported as the
+median, min and max over the repetitions, with every run listed.
 A part that fails (e.g. a Clarion service not there yet) is reported in the JSON
 ("clarion_error") and the other figures still print.
 """
@@ -82,13 +92,40 @@ POLL_SECONDS = 0.05
 MIB = 1024 * 1024
 VAPID_SUBJECT = "mailto:bench@clarion.invalid"
 
-MODES = ("clarion_sqlite", "clarion_postgres", "pywebpush", "bare_http")
+MODES = (
+    "clarion_sqlite",
+    "clarion_postgres",
+    "clarion_postgres_2proc",
+    "clarion_apns",
+    "pywebpush",
+    "bare_http",
+    "encrypt_batch",
+)
+# The modes that run Clarion end to end (the embedded stack).
+CLARION_MODES = ("clarion_sqlite", "clarion_postgres", "clarion_postgres_2proc", "clarion_apns")
 DATABASES = ("sqlite", "postgres")
 TARGETS = {"ratio_vs_pywebpush": 2.0}  # on both databases
 # Clarion's rate over a baseline's, both from the same repetition.
-RATIOS = {"ratio_vs_pywebpush": "pywebpush", "ratio_of_http_ceiling": "bare_http"}
+RATIOS = {
+    "ratio_vs_pywebpush": "pywebpush",
+    "ratio_of_http_ceiling": "bare_http",
+    "ratio_of_crypto_ceiling": "encrypt_batch",
+}
+# Legacy Safari recipients of the APNs run (the simulator, in a process of its own,
+# accepts about 1,100 msg/s on one core), and of a --quick run.
+APNS_RECIPIENTS = 10_000
+QUICK_APNS_RECIPIENTS = 300
+# --rss-1m: subscribers of the run whose delivery process's peak RSS is measured.
+RSS_SUBSCRIBERS = 1_000_000
+RSS_TARGET_MB = 256
+# encrypt_batch: recipients per call, and how long the calls run per repetition.
+ENCRYPT_BATCH = 1000
+ENCRYPT_SECONDS = 3.0
 
 POSTGRES_URL_ENV = "CLARION_BENCH_POSTGRES_URL"
+# Set (to anything): the throwaway cluster loads pg_stat_statements and the JSON gets
+# each PostgreSQL run's costliest statements ("postgres_statements"), for profiling.
+PG_STATEMENTS_ENV = "CLARION_BENCH_PG_STATEMENTS"
 # The Settings field that lets Clarion push to http:// endpoints on loopback (the
 # simulator's and this sink's; CLARION_PUSH_TEST_ENDPOINTS): the first name that exists.
 TEST_ENDPOINT_FLAGS = ("push_test_endpoints", "allow_insecure_endpoints")
@@ -158,6 +195,9 @@ def apt_install(*packages: str) -> None:
 # --- CPU and memory -------------------------------------------------------------------
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Python children that are not Clarion (the APNs simulator's process): left out of
+# Clarion's CPU and memory.
+NOT_CLARION: set[int] = set()
 
 
 def own_cpu_seconds() -> float:
@@ -176,7 +216,7 @@ def own_cpu_seconds() -> float:
             fields = _stat_fields(int(entry))
             with open(f"/proc/{entry}/comm", encoding="ascii", errors="replace") as comm:
                 name = comm.read().strip()
-            if int(fields[1]) == me and name.startswith("python"):
+            if int(fields[1]) == me and name.startswith("python") and int(entry) not in NOT_CLARION:
                 total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return total
 
@@ -225,7 +265,8 @@ def python_children() -> list[int]:
             with open(f"/proc/{entry}/comm", encoding="ascii", errors="replace") as comm:
                 name = comm.read().strip()
             if int(_stat_fields(int(entry))[1]) == me and name.startswith("python"):
-                found.append(int(entry))
+                if int(entry) not in NOT_CLARION:
+                    found.append(int(entry))
     return found
 
 
@@ -256,6 +297,19 @@ def status_mb(field: str) -> float:
     return total
 
 
+def children_mb(field: str) -> list[float]:
+    """A memory figure (VmRSS, VmHWM) in MiB of each live Python child (the embedded
+    stack's delivery processes), apart."""
+    found = []
+    for pid in python_children():
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith(f"{field}:"):
+                        found.append(int(line.split()[1]) * 1024 / MIB)
+    return found
+
+
 def loadavg() -> list[float]:
     with open("/proc/loadavg", encoding="ascii") as load:
         return [float(x) for x in load.read().split()[:3]]
@@ -273,6 +327,8 @@ class Window:
     database_cpu: float = 0.0
     peak_rss_mb: float = 0.0
     rss_at_start_mb: float = 0.0
+    # The largest VmHWM of one Python child (a delivery process); 0 without one.
+    delivery_peak_rss_mb: float = 0.0
     _start: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     def start(self) -> None:
@@ -293,6 +349,7 @@ class Window:
         if self.database:
             self.database_cpu = self.database.cpu_seconds() - database
         self.peak_rss_mb = status_mb("VmHWM")
+        self.delivery_peak_rss_mb = max(children_mb("VmHWM"), default=0.0)
 
 
 # --- The sink -------------------------------------------------------------------------
@@ -494,6 +551,8 @@ class Postgres:
             f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
             f" -c shared_buffers={buffers_mb}MB"
         )
+        if os.environ.get(PG_STATEMENTS_ENV):
+            options += " -c shared_preload_libraries=pg_stat_statements"
         cluster._run(
             "pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-o", options,
             "start",
@@ -527,8 +586,27 @@ class Postgres:
         name = f"clarion_bench_{secrets.token_hex(4)}"
         with self._admin() as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
+            if self.root is not None and os.environ.get(PG_STATEMENTS_ENV):
+                connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                connection.execute("SELECT pg_stat_statements_reset()")
         self.created.append(name)
         return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
+
+    def top_statements(self, limit: int = 12) -> list[dict[str, Any]] | None:
+        """With PG_STATEMENTS_ENV, the statements that took the server longest since the
+        last new_database() (execution ms, calls, rows, the text's start); else None."""
+        if self.root is None or not os.environ.get(PG_STATEMENTS_ENV):
+            return None
+        with self._admin() as connection:
+            rows = connection.execute(
+                "SELECT round(total_exec_time::numeric, 1), calls, rows, left(query, 160) "
+                "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %s",
+                (limit,),
+            ).fetchall()
+        return [
+            {"exec_ms": float(ms), "calls": calls, "rows": count, "query": text}
+            for ms, calls, count, text in rows
+        ]
 
     def cpu_seconds(self) -> float:
         """The server's CPU (postmaster, backends, reaped backends); 0 for a server not ours."""
@@ -722,6 +800,129 @@ async def run_bare(audience: list[Subscriber], message: Message, sink: NginxSink
     return Run("bare_http", len(audience), window)
 
 
+def run_encrypt_batch(audience: list[Subscriber], message: Message, sink: NginxSink) -> Run:
+    """The native crypto alone: `encrypt_rs.encrypt_batch` (both cores, GIL released) of
+    the benchmark's payload for ENCRYPT_BATCH recipients per call, for ENCRYPT_SECONDS;
+    the ceiling a sender that does nothing but encrypt would reach."""
+    import encrypt_rs
+
+    keys = [(s.p256dh, s.auth) for s in audience[:ENCRYPT_BATCH]]
+    keys = (keys * (ENCRYPT_BATCH // len(keys) + 1))[:ENCRYPT_BATCH]
+    encrypt_rs.encrypt_batch(message.payload, keys)  # warm-up
+    window = Window(sink)
+    window.start()
+    messages = 0
+    while messages == 0 or window.elapsed() < ENCRYPT_SECONDS:
+        bodies = encrypt_rs.encrypt_batch(message.payload, keys)
+        messages += len(bodies)
+    window.stop()
+    if any(isinstance(body, Exception) for body in bodies):
+        raise PartFailed("encrypt_batch: a body could not be encrypted")
+    return Run("encrypt_batch", messages, window)
+
+
+def _apns_simulator_main(connection: Any, team_id: str, key_id: str, public_pem: str) -> None:
+    """The APNs simulator's process: trusts the site's key, mints device tokens and
+    counts what it accepted, on request over `connection`, until told to stop."""
+    from clarion.simulator.apns import ApnsSimulator
+
+    with contextlib.suppress(Exception):
+        from services.kit.logging import configure_logging
+
+        configure_logging("console", "WARNING")
+
+    async def serve() -> None:
+        simulator = ApnsSimulator()
+        await simulator.start()
+        simulator.register_key(team_id, key_id, public_pem)
+        connection.send({"url": simulator.base_url, "ca_pem": simulator.ca_pem})
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not await loop.run_in_executor(None, connection.poll, 0.5):
+                    continue
+                command, argument = connection.recv()
+                if command == "mint":
+                    count, topic = argument
+                    tokens = [simulator.mint_device(topic) for _ in range(count)]
+                    connection.send(tokens)
+                elif command == "stats":
+                    connection.send(
+                        {
+                            "accepted": len(simulator.notifications()),
+                            "duplicates": len(simulator.stats.duplicates),
+                        }
+                    )
+                else:
+                    break
+        finally:
+            await simulator.stop()
+
+    asyncio.run(serve())
+
+
+class ApnsProcess:
+    """The APNs simulator in a process of its own (on a shared event loop it would be
+    the bottleneck and take the delivery process's core), with one site key."""
+
+    def __init__(self, workdir: Path) -> None:
+        import multiprocessing
+
+        from clarion.simulator.apns.credentials import ProviderKey
+
+        self.key = ProviderKey.generate()
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        # By its module's name, so that `python -m benchmarks.delivery` spawns it too.
+        target = importlib.import_module("benchmarks.delivery")._apns_simulator_main
+        self.process = context.Process(
+            target=target,
+            args=(child, self.key.team_id, self.key.key_id, self.key.public_pem),
+            name="apns-simulator",
+            daemon=True,
+        )
+        self.process.start()
+        NOT_CLARION.add(self.process.pid or 0)
+        child.close()
+        if not self._connection.poll(60):
+            self.stop()
+            raise RuntimeError("the APNs simulator did not start within 60 s")
+        started = self._connection.recv()
+        self.url: str = started["url"]
+        self.ca_file = workdir / "apns-simulator-ca.pem"
+        self.ca_file.write_text(started["ca_pem"], encoding="ascii")
+        self.tokens: list[str] = []
+
+    def _ask(self, command: str, argument: Any = None) -> Any:
+        self._connection.send((command, argument))
+        if not self._connection.poll(120):
+            raise RuntimeError(f"the APNs simulator did not answer {command!r}")
+        return self._connection.recv()
+
+    def devices(self, count: int) -> list[str]:
+        """`count` device tokens registered for the benchmark's Website Push ID (the
+        same ones every repetition: each has a database of its own)."""
+        from clarion.demo_browsers import WEBSITE_PUSH_ID
+
+        if len(self.tokens) < count:
+            self.tokens += self._ask("mint", (count - len(self.tokens), WEBSITE_PUSH_ID))
+        return self.tokens[:count]
+
+    def stats(self) -> dict[str, int]:
+        return dict(self._ask("stats"))
+
+    def cpu_seconds(self) -> float:
+        return process_tree_cpu_seconds(self.process.pid or 0)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self._connection.send(("stop", None))
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
 def allow_test_endpoints(settings: Any) -> str:
     """Sets the Settings field that allows http:// endpoints on loopback; returns its name."""
     fields = type(settings).model_fields
@@ -754,25 +955,40 @@ async def run_clarion(
     postgres: Postgres | None,
     timeout: float,
     steps: list[str],
+    *,
+    delivery_processes: int = 1,
+    apns: ApnsProcess | None = None,
 ) -> Run:
-    """One Clarion run; appends to `steps` what it is doing, for the error report."""
+    """One Clarion run; appends to `steps` what it is doing, for the error report.
+
+    `delivery_processes`: delivery processes sharing the database (more than one takes
+    PostgreSQL). With `apns`, the audience is as many legacy Safari devices (APNs
+    device tokens of that simulator) instead of Web Push subscriptions."""
     steps.append("import")
     from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
     from clarion.common.v1 import common_pb2
-    from clarion.embedded import EmbeddedStack
+    from clarion.embedded import DeliveryProcess, EmbeddedStack
     from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
     from services.campaign.admin import create_site
-    from services.kit.config import Settings
+    from services.delivery.settings import DeliverySettings
     from services.kit.grpcserver import client_channel
 
     steps.append("settings")
     url = postgres.new_database() if postgres is not None else ""
-    settings = Settings(data_dir=data_dir, database_url=url)
+    settings = DeliverySettings(data_dir=data_dir, database_url=url)
     flag = allow_test_endpoints(settings)
+    devices: list[str] = []
+    if apns is not None:
+        settings.apns_url, settings.apns_ca_file = apns.url, str(apns.ca_file)
+        devices = apns.devices(len(audience))
     steps.append("starting the embedded stack")
     stack = await EmbeddedStack.start(settings, ephemeral_ports=True, with_gateway=False)
     channels = []
+    extra: list[Any] = []
     try:
+        for _ in range(delivery_processes - 1):
+            steps.append("starting another delivery process")
+            extra.append(await DeliveryProcess.start(stack.settings, "127.0.0.1:0"))
         steps.append("create_site")
         site = await create_site(settings, "Delivery benchmark", VAPID_SUBJECT)
         metadata = (("authorization", f"Bearer {site.api_key}"),)
@@ -781,25 +997,51 @@ async def run_clarion(
         channels += [segment_channel, campaign_channel]
         segments = segment_service_pb2_grpc.SegmentServiceStub(segment_channel)
         campaigns = campaign_service_pb2_grpc.CampaignServiceStub(campaign_channel)
+        if apns is not None:
+            from clarion.campaign.v1 import site_service_pb2_grpc
+            from clarion.demo_browsers import legacy_safari_request
+
+            steps.append("SetLegacySafari")
+            await rpc(
+                "SetLegacySafari",
+                site_service_pb2_grpc.SiteServiceStub(campaign_channel).SetLegacySafari(
+                    legacy_safari_request(apns.key.p8, apns.key.key_id, apns.key.team_id),
+                    metadata=metadata,
+                    timeout=60,
+                ),
+            )
+            apns_before = apns.stats()
 
         steps.append("BatchRegisterSubscribers")
         started = time.perf_counter()
+        indexes = list(range(len(audience)))
         batches = [
-            audience[i : i + REGISTER_BATCH] for i in range(0, len(audience), REGISTER_BATCH)
+            indexes[i : i + REGISTER_BATCH] for i in range(0, len(audience), REGISTER_BATCH)
         ]
 
-        async def register(batch: list[Subscriber]) -> None:
+        def subscription(index: int) -> Any:
+            if apns is not None:
+                from clarion.demo_browsers import WEBSITE_PUSH_ID
+
+                return segment_service_pb2.RegisterSubscriberRequest(
+                    apns_device=common_pb2.ApnsDevice(
+                        device_token=devices[index], topic=WEBSITE_PUSH_ID
+                    ),
+                    browser=common_pb2.BROWSER_SAFARI_LEGACY,
+                    timezone="UTC",
+                )
+            s = audience[index]
+            return segment_service_pb2.RegisterSubscriberRequest(
+                push_subscription=common_pb2.PushSubscription(
+                    endpoint=s.endpoint, p256dh=s.p256dh, auth=s.auth
+                ),
+                browser=common_pb2.BROWSER_CHROME,
+                timezone="UTC",
+            )
+
+        async def register(batch: list[int]) -> None:
             request = segment_service_pb2.BatchRegisterSubscribersRequest(
-                requests=[
-                    segment_service_pb2.RegisterSubscriberRequest(
-                        push_subscription=common_pb2.PushSubscription(
-                            endpoint=s.endpoint, p256dh=s.p256dh, auth=s.auth
-                        ),
-                        browser=common_pb2.BROWSER_CHROME,
-                        timezone="UTC",
-                    )
-                    for s in batch
-                ]
+                requests=[subscription(index) for index in batch]
             )
             response = await rpc(
                 "BatchRegisterSubscribers",
@@ -864,22 +1106,27 @@ async def run_clarion(
                 f"audience {run.audience} of {len(audience)} subscribers; sent {p.sent}, "
                 f"failed {p.failed}, suppressed {p.suppressed}, expired {p.expired}"
             )
-        if posts < p.sent:
+        extras = {
+            "postgres_statements": postgres.top_statements() if postgres is not None else None,
+            "send_call_seconds": send_call_seconds,
+            "register_seconds": register_seconds,
+            "sink_requests": posts,
+            "endpoint_flag": flag,
+        }
+        if apns is not None:
+            after = apns.stats()
+            accepted = after["accepted"] - apns_before["accepted"]
+            extras["apns_duplicates"] = after["duplicates"] - apns_before["duplicates"]
+            if accepted < p.sent:
+                raise PartFailed(f"the run says {p.sent} sent but APNs accepted {accepted}")
+        elif posts < p.sent:
             raise PartFailed(f"the run says {p.sent} sent but the sink saw {posts} requests")
-        return Run(
-            f"clarion_{database}",
-            len(audience),
-            window,
-            {
-                "send_call_seconds": send_call_seconds,
-                "register_seconds": register_seconds,
-                "sink_requests": posts,
-                "endpoint_flag": flag,
-            },
-        )
+        return Run(f"clarion_{database}", len(audience), window, extras)
     finally:
         for channel in channels:
             await channel.close()
+        for process in extra:
+            await process.stop()
         await stack.stop()
 
 
@@ -903,6 +1150,17 @@ class Plan:
     repeat: int
     modes: tuple[str, ...]
     quick: bool
+    apns_recipients: int = APNS_RECIPIENTS
+    # Subscribers of the --rss-1m run; 0: no such run.
+    rss_subscribers: int = 0
+
+
+def make_large_audience(count: int, sink: NginxSink, keys: list[Subscriber]) -> list[Subscriber]:
+    """`count` subscriptions with their own endpoints sharing the keys of `keys` in turn
+    (a million fresh P-256 keys would take the benchmark minutes to make; delivery's
+    memory does not depend on them being distinct)."""
+    shared = [(key.p256dh, key.auth) for key in keys]
+    return [Subscriber(sink.endpoint(i), *shared[i % len(shared)]) for i in range(count)]
 
 
 async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
@@ -912,8 +1170,16 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
     errors: dict[str, str] = {}
     runs: dict[str, list[Run]] = {mode: [] for mode in MODES}
     ratio_runs: dict[str, dict[str, list[float]]] = {r: {d: [] for d in DATABASES} for r in RATIOS}
+    two_process_ratios: list[float] = []
+    apns: ApnsProcess | None = None
+    rss_run: Run | None = None
     try:
-        if "clarion_postgres" in plan.modes:
+        if "clarion_apns" in plan.modes:
+            try:
+                apns = ApnsProcess(workdir)
+            except (RuntimeError, OSError, ImportError) as error:
+                errors["apns"] = f"APNs simulator: {type(error).__name__}: {error}"
+        if {"clarion_postgres", "clarion_postgres_2proc"} & set(plan.modes):
             try:
                 postgres = Postgres.start(workdir / "postgres")
             except (RuntimeError, OSError, ImportError) as error:
@@ -930,8 +1196,11 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
                 # Errors are kept per database for Clarion, per sender for the others.
                 key = mode.removeprefix("clarion_")
                 clarion = mode.startswith("clarion_")
-                if clarion and key in errors:
+                database = "postgres" if key.startswith("postgres") else "sqlite"
+                if clarion and (key in errors or (database == "postgres" and "postgres" in errors)):
                     continue  # it failed before: it would again
+                if mode == "clarion_apns" and "apns" in errors:
+                    continue
                 progress(f"repetition {rep + 1}/{plan.repeat}: {mode}")
                 steps: list[str] = []
                 failure = None
@@ -940,16 +1209,25 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
                         run = await run_pywebpush(audience, message, sink)
                     elif mode == "bare_http":
                         run = await run_bare(audience, message, sink)
+                    elif mode == "encrypt_batch":
+                        run = run_encrypt_batch(audience, message, sink)
                     else:
+                        recipients = audience
+                        if mode == "clarion_apns":
+                            # Only the count matters: the devices are the simulator's.
+                            recipients = [audience[0]] * plan.apns_recipients
                         run = await asyncio.wait_for(
                             run_clarion(
-                                key, audience, message, sink,
+                                database, recipients, message, sink,
                                 workdir / f"{mode}-{rep}",
-                                postgres if key == "postgres" else None,
+                                postgres if database == "postgres" else None,
                                 clarion_timeout, steps,
+                                delivery_processes=2 if mode == "clarion_postgres_2proc" else 1,
+                                apns=apns if mode == "clarion_apns" else None,
                             ),
                             clarion_timeout * 2,
                         )  # fmt: skip
+                        run.mode = mode
                 except PartFailed as error:
                     failure = str(error)
                 except TimeoutError:
@@ -972,6 +1250,26 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
                 for ratio, baseline in RATIOS.items():
                     if rate is not None and baseline in rates:
                         ratio_runs[ratio][database].append(rate / rates[baseline])
+            rate = rates.get("clarion_postgres_2proc")
+            if rate is not None and "pywebpush" in rates:
+                two_process_ratios.append(rate / rates["pywebpush"])
+        if plan.rss_subscribers:
+            progress(f"delivery RSS: one Clarion run of {plan.rss_subscribers:,} on sqlite")
+            large = make_large_audience(plan.rss_subscribers, sink, audience)
+            steps = []
+            try:
+                rss_run = await run_clarion(
+                    "sqlite", large, message, sink, workdir / "rss-run", None,
+                    max(120.0, plan.rss_subscribers / 50), steps,
+                )  # fmt: skip
+                progress(
+                    f"  {rss_run.rate:,.0f} msg/s; delivery peak RSS "
+                    f"{rss_run.window.delivery_peak_rss_mb:.0f} MiB"
+                )
+            except Exception as error:
+                where = f"{steps[-1]}: " if steps else ""
+                errors["rss_1m"] = f"{where}{type(error).__name__}: {error}"
+            del large
         postgres_version = None
         if postgres is not None:
             with contextlib.suppress(Exception):
@@ -980,6 +1278,8 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
         sink.stop()
         if postgres is not None:
             postgres.stop()
+        if apns is not None:
+            apns.stop()
 
     def per_mode(
         figure: Callable[[Run], float], digits: int, modes: Iterable[str] = MODES
@@ -1002,12 +1302,51 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
         },
         "ratio_vs_pywebpush": ratios("ratio_vs_pywebpush"),
         "ratio_of_http_ceiling": ratios("ratio_of_http_ceiling"),
+        # Two delivery processes on one PostgreSQL database.
+        "clarion_2proc_msgs_per_s": spread([r.rate for r in runs["clarion_postgres_2proc"]], 1),
+        "ratio_vs_pywebpush_2proc": spread(two_process_ratios, 3),
+        # Legacy Safari: APNs device tokens through the APNs simulator (its own process),
+        # on the embedded default.
+        "apns_msgs_per_s": spread([r.rate for r in runs["clarion_apns"]], 1),
+        "apns_recipients": plan.apns_recipients if "clarion_apns" in plan.modes else None,
+        "encrypt_batch_msgs_per_s": spread([r.rate for r in runs["encrypt_batch"]], 1),
+        "ratio_of_crypto_ceiling": ratios("ratio_of_crypto_ceiling"),
+        # The delivery process's peak RSS per Clarion run (VmHWM of that process alone).
+        "delivery_peak_rss_mb": per_mode(
+            lambda r: r.window.delivery_peak_rss_mb, 1, CLARION_MODES
+        ),
+        "delivery_rss_mb_at_1m": (
+            round(rss_run.window.delivery_peak_rss_mb, 1) if rss_run is not None else None
+        ),
+        "rss_run": (
+            {
+                "subscribers": rss_run.messages,
+                "msgs_per_s": round(rss_run.rate, 1),
+                "seconds": round(rss_run.window.wall, 1),
+                "register_seconds": round(rss_run.extras["register_seconds"], 1),
+                "target_mb": RSS_TARGET_MB,
+            }
+            if rss_run is not None
+            else None
+        ),
+        "loadavg": loadavg(),
+        "postgres_statements": next(
+            (
+                r.extras["postgres_statements"]
+                for r in runs["clarion_postgres"][::-1]
+                if r.extras.get("postgres_statements")
+            ),
+            None,
+        ),
         "cpu_ms_per_msg": per_mode(
             lambda r: (r.window.cpu + r.window.database_cpu) * 1e3 / r.messages, 4
         ),
         "peak_rss_mb": per_mode(lambda r: r.window.peak_rss_mb, 1),
         "loadavg_1m_at_start": load_at_start[0],
-        "clarion_error": {d: errors[d] for d in DATABASES if d in errors} or None,
+        "clarion_error": {
+            k: errors[k] for k in (*DATABASES, "postgres_2proc", "apns", "rss_1m") if k in errors
+        }
+        or None,
         # Extras: context and breakdowns.
         "subscribers": plan.subscribers,
         "repeat": plan.repeat,
@@ -1020,8 +1359,11 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
         "database_cpu_ms_per_msg": per_mode(
             lambda r: r.window.database_cpu * 1e3 / r.messages, 4, ["clarion_postgres"]
         ),
-        "register_seconds": per_mode(lambda r: r.extras["register_seconds"], 2, clarion_modes),
-        "errors": {m: errors[m] for m in ("pywebpush", "bare_http") if m in errors} or None,
+        "register_seconds": per_mode(lambda r: r.extras["register_seconds"], 2, CLARION_MODES),
+        "errors": {
+            m: errors[m] for m in ("pywebpush", "bare_http", "encrypt_batch") if m in errors
+        }
+        or None,
         "loadavg_at_end": loadavg(),
         "cpu_count": len(os.sched_getaffinity(0)),
         "sink": f"{sink.version}, 1 worker, 201 to every POST on {sink.origin}/push/<i>",
@@ -1042,6 +1384,10 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
         )
         for d in DATABASES
     }  # fmt: skip
+    if rss_run is not None:
+        result["targets_met"]["delivery_rss_mb_at_1m"] = (
+            rss_run.window.delivery_peak_rss_mb < RSS_TARGET_MB
+        )
     return result
 
 
@@ -1083,6 +1429,38 @@ def table(result: dict[str, Any]) -> str:
                 "the call itself",
             ),
         ]
+    rows += [
+        (
+            "clarion postgres, 2 delivery procs",
+            cell(result["clarion_2proc_msgs_per_s"], ",.0f", "msg/s"),
+            f"vs pywebpush {cell(result['ratio_vs_pywebpush_2proc'], '.2f', 'x')}",
+        ),
+        (
+            "clarion legacy Safari (APNs)",
+            cell(result["apns_msgs_per_s"], ",.0f", "msg/s"),
+            f"{result['apns_recipients'] or 0:,} devices, APNs simulator",
+        ),
+        (
+            "encrypt_batch (native crypto)",
+            cell(result["encrypt_batch_msgs_per_s"], ",.0f", "msg/s"),
+            "both cores, the crypto ceiling",
+        ),
+    ]
+    for database in DATABASES:
+        rows.append(
+            (f"  {database} of crypto ceiling",
+             cell(result["ratio_of_crypto_ceiling"][database], ".2f", ""), "")
+        )  # fmt: skip
+    for mode in CLARION_MODES:
+        rows.append(
+            (f"delivery RSS {mode}", cell(result["delivery_peak_rss_mb"][mode], ".0f", "MiB"),
+             "the delivery process alone")
+        )  # fmt: skip
+    if result["delivery_rss_mb_at_1m"] is not None:
+        rows.append(
+            ("delivery RSS at 1M", f"{result['delivery_rss_mb_at_1m']:.0f} MiB",
+             f"target < {RSS_TARGET_MB}")
+        )  # fmt: skip
     for mode in MODES:
         rows.append(
             (f"CPU {mode}", cell(result["cpu_ms_per_msg"][mode], ".3f", "ms/msg"),
@@ -1118,6 +1496,19 @@ def main(argv: list[str] | None = None) -> int:
         "--only", metavar="MODES",
         help=f"a comma-separated subset of {','.join(MODES)} (default: all, in this order)",
     )  # fmt: skip
+    parser.add_argument(
+        "--apns", type=int, metavar="N",
+        help=f"legacy Safari devices of the APNs run (default {APNS_RECIPIENTS}; "
+        f"--quick: {QUICK_APNS_RECIPIENTS})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rss-1m", action="store_true",
+        help=f"also one run of {RSS_SUBSCRIBERS:,} subscribers on the embedded default, for "
+        "the delivery process's peak RSS (delivery_rss_mb_at_1m; about 10 minutes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rss-subscribers", type=int, metavar="N", help=argparse.SUPPRESS
+    )  # the --rss-1m run with another N (to try it out)
     args = parser.parse_args(argv)
     modes: tuple[str, ...] = MODES
     if args.only:
@@ -1129,7 +1520,11 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
     if subscribers < 1 or repeat < 1:
         parser.error("--subscribers and --repeat must be positive")
-    plan = Plan(subscribers, repeat, modes, args.quick)
+    apns = args.apns or (QUICK_APNS_RECIPIENTS if args.quick else APNS_RECIPIENTS)
+    rss = args.rss_subscribers or (RSS_SUBSCRIBERS if args.rss_1m else 0)
+    if apns < 1 or rss < 0:
+        parser.error("--apns and --rss-subscribers must be positive")
+    plan = Plan(subscribers, repeat, modes, args.quick, apns, rss)
 
     # Clarion's logs go to stderr (stdout carries only the result), warnings and up.
     with contextlib.suppress(Exception):

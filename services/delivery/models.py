@@ -209,6 +209,15 @@ class DeliveryChunkRow(Model):
     # When its recipients were queued (the audience page that made it); NULL for chunks
     # queued before this was kept.
     queue_time: Mapped[datetime | None]
+    # The recipients whose request the holder of `fence` has started and whose answer is
+    # not recorded yet: comma-separated recipient ids, written by the same fenced UPDATE
+    # that renews the lease. Their attempt is counted here, not in their rows (which
+    # would take a second UPDATE per recipient): recording an answer adds it to the
+    # recipient's `attempts` in the statement that records the answer, and whoever
+    # claims or releases the chunk next adds it for those still listed (their answer
+    # was lost with the process). A recipient's attempts = its `attempts`, plus one
+    # while it is listed here.
+    in_flight: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class DeliveryRecipientRow(Model):
@@ -218,11 +227,9 @@ class DeliveryRecipientRow(Model):
     __table_args__ = (
         # At most one send per (run, subscriber): queueing it again is ignored.
         UniqueConstraint("site_id", "run_id", "subscriber_id"),
-        ForeignKeyConstraint(
-            ["site_id", "run_id"],
-            ["delivery_runs.site_id", "delivery_runs.run_id"],
-            ondelete="CASCADE",
-        ),
+        # No foreign key to its run: a recipient is written with its chunk, in the same
+        # transaction, and the chunk's key already guarantees the run (runs are never
+        # deleted); the key's check per row was a tenth of PostgreSQL's queueing time.
         # No index names a column that sending changes (state, attempts, reason...):
         # PostgreSQL then updates a recipient in place (a HOT update, the table's
         # fillfactor leaving room on its page) without touching any index. A chunk's

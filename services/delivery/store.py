@@ -535,7 +535,8 @@ class _HotSql:
             else None
         )
         self.hold_chunk = sql(
-            "UPDATE delivery_chunks SET lease_expires_at = {p}, pending = pending - {p}, "
+            "UPDATE delivery_chunks SET lease_expires_at = {p}, in_flight = {p}, "
+            "pending = pending - {p}, "
             "sent = sent + {p}, failed = failed + {p}, suppressed = suppressed + {p}, "
             "expired = expired + {p} "
             "WHERE chunk_id = {p} AND fence = {p} AND state = 'pending'"
@@ -551,9 +552,6 @@ class _HotSql:
             else "SELECT subscriber_id FROM delivery_recipients WHERE subscriber_id IN "
             "(SELECT value FROM json_each(?)) AND site_id = ? AND run_id = ?"
         )
-        self.mark_attempted = sql(
-            "UPDATE delivery_recipients SET attempts = attempts + 1 WHERE recipient_id {ids}"
-        )
         # The attempt that answered is appended to the recipient's attempt_log by the
         # statement recording its outcome, so the history costs no statement of its
         # own; once it holds MAX_ATTEMPT_HISTORY entries the oldest goes.
@@ -566,24 +564,67 @@ class _HotSql:
                 f"ELSE {log} END || {entry}"
             )
 
-        # Recipients as one JSON parameter of [recipient_id, attempt entry] pairs.
-        pairs = (
-            "(SELECT (e->>0)::bigint AS id, e->>1 AS entry FROM json_array_elements(%s::json) AS e)"
+        # A commit's outcomes as one JSON parameter, a row per recipient: [recipient_id,
+        # attempt entry, attempts to add (1: the answer to a request counted in flight),
+        # state, reason, its outbox entry, 1 if its subscriber is gone].
+        rows = (
+            "(SELECT (e->>0)::bigint AS id, e->>1 AS entry, (e->>2)::int AS inc, "
+            "e->>3 AS state, e->>4 AS reason, e->5 AS item, (e->>6)::int AS gone "
+            "FROM json_array_elements(%(outcomes)s::json) AS e)"
             if postgres
-            else "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS entry "
-            "FROM json_each(?))"
+            else "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS entry, "
+            "json_extract(value, '$[2]') AS inc, json_extract(value, '$[3]') AS state, "
+            "json_extract(value, '$[4]') AS reason FROM json_each(?))"
         )
-        self.record_terminal = sql(
-            "UPDATE delivery_recipients SET state = {p}, reason = {p}, finish_time = {p}, "
-            "not_before = NULL, "
+        now = "%(now)s" if postgres else "?"
+        # Only a recipient still pending gets an outcome (never overwritten); RETURNING
+        # says which did. The answer's attempt is added by the same statement.
+        self.record_terminal = (
+            "UPDATE delivery_recipients SET state = v.state, reason = v.reason, "
+            f"finish_time = {now}, not_before = NULL, "
+            "attempts = delivery_recipients.attempts + v.inc, "
             f"attempt_log = {appended('delivery_recipients.attempt_log', 'v.entry')} "
-            f"FROM {pairs} AS v WHERE delivery_recipients.recipient_id = v.id "
-            "AND delivery_recipients.state = 'pending' RETURNING delivery_recipients.recipient_id"
+            f"FROM {rows} AS v WHERE delivery_recipients.recipient_id = v.id "
+            "AND delivery_recipients.state = 'pending' "
+            "RETURNING delivery_recipients.recipient_id AS id"
         )
         self.record_retry = sql(
             "UPDATE delivery_recipients SET reason = {p}, not_before = {p}, "
+            "attempts = attempts + {p}, "
             f"attempt_log = {appended('attempt_log', '{p}')} "
             "WHERE recipient_id = {p} AND state = 'pending'"
+        )
+        # PostgreSQL: a commit's outcomes, their outbox rows (the outcomes for reporting,
+        # the gone subscribers for segment) and the chunk's fenced lease renewal with its
+        # per-state counts are one statement; it answers whether the fence held and
+        # which recipients got their outcome.
+        outbox_values = (
+            "SELECT '{kind}', %(site_id)s, %(run_id)s, %(campaign_id)s, json_agg(v.item)::text, "
+            "0, %(now)s, NULL, NULL FROM v JOIN done ON done.id = v.id {where} "
+            "HAVING count(*) > 0"
+        )
+        outbox = f"INSERT INTO delivery_outbox ({', '.join(_OUTBOX_COLUMNS)}) "
+
+        def counted(state: str) -> str:
+            return f"(SELECT count(*) FROM done WHERE done.state = '{state}')"
+
+        self.commit_outcomes = (
+            f"WITH v AS {rows}, "
+            f"done AS ({self.record_terminal.replace(f'FROM {rows} AS v', 'FROM v')}, "
+            "delivery_recipients.state AS state), "
+            f"outcomes AS ({outbox}"
+            f"{outbox_values.format(kind=OutboxKind.OUTCOME.value, where='')}), "
+            f"gone AS ({outbox}"
+            + outbox_values.format(kind=OutboxKind.UNSUBSCRIBE.value, where="WHERE v.gone = 1")
+            + "), "
+            "held AS (UPDATE delivery_chunks SET lease_expires_at = %(lease)s, "
+            "in_flight = %(in_flight)s, pending = pending - (SELECT count(*) FROM done), "
+            + ", ".join(f"{state} = {state} + {counted(state)}" for state in _TERMINAL_STATES)
+            + " WHERE chunk_id = %(chunk_id)s AND fence = %(fence)s AND state = 'pending' "
+            "RETURNING 1) "
+            "SELECT (SELECT count(*) FROM held), ARRAY(SELECT id FROM done)"
+            if postgres
+            else None
         )
         self.insert_outbox = sql(
             f"INSERT INTO delivery_outbox ({', '.join(_OUTBOX_COLUMNS)}) "
@@ -669,6 +710,9 @@ class DeliveryStore:
         threads = DB_THREADS if self._postgres else 1
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="delivery-db")
         self._hot = _HotSql(self._postgres, self._sync.dialect)
+        # (chunk_id, fence) -> the recipients of the chunk's in-flight list as this
+        # store last wrote it (record_progress); only the fence's holder writes it.
+        self._in_flight: dict[tuple[int, int], frozenset[int]] = {}
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)
@@ -1533,12 +1577,34 @@ class DeliveryStore:
                         lease_expires_at=now + timedelta(seconds=lease_seconds),
                         fence=CHUNKS.c.fence + 1,
                     )
-                    .returning(CHUNKS.c.chunk_id, CHUNKS.c.site_id, CHUNKS.c.run_id, CHUNKS.c.fence)
+                    .returning(
+                        CHUNKS.c.chunk_id,
+                        CHUNKS.c.site_id,
+                        CHUNKS.c.run_id,
+                        CHUNKS.c.fence,
+                        CHUNKS.c.in_flight,
+                    )
                 )
             ).first()
+            if row is not None and row.in_flight:
+                # The previous holder's requests that were never answered (it died or
+                # lost its lease): their attempts were made, count them now.
+                self._count_in_flight(conn, row.chunk_id, row.in_flight)
         if row is None:
             return None
         return ClaimedChunk(row.chunk_id, row.site_id, row.run_id, owner, row.fence)
+
+    @staticmethod
+    def _count_in_flight(conn: Connection, chunk_id: int, in_flight: str) -> None:
+        """Adds the attempt of each recipient on a chunk's in-flight list to its row and
+        empties the list (the chunk's row is locked by the caller's fenced write)."""
+        ids = [int(i) for i in in_flight.split(",") if i]
+        conn.execute(
+            update(RECIPIENTS)
+            .where(RECIPIENTS.c.chunk_id == chunk_id, RECIPIENTS.c.recipient_id.in_(ids))
+            .values(attempts=RECIPIENTS.c.attempts + 1)
+        )
+        conn.execute(update(CHUNKS).where(CHUNKS.c.chunk_id == chunk_id).values(in_flight=""))
 
     @_in_db_thread
     def due_recipients(self, chunk: ClaimedChunk, now: datetime) -> list[PendingRecipient]:
@@ -1676,14 +1742,17 @@ class DeliveryStore:
         now: datetime,
         lease_seconds: float,
         terminal: Sequence[Terminal],
+        in_flight: str,
     ) -> None:
-        """Renews the chunk's lease if its fence still holds (the cursor's row count is 1),
-        counting `terminal` into its per-state totals in the same statement."""
+        """Renews the chunk's lease and writes its in-flight list if its fence still holds
+        (the cursor's row count is 1), counting `terminal` into its per-state totals in
+        the same statement."""
         by_state = Counter(t.state.value for t in terminal)
         cursor.execute(
             self._hot.hold_chunk,
             (
                 self._hot.time(now + timedelta(seconds=lease_seconds)),
+                in_flight,
                 len(terminal),
                 *(by_state[state] for state in _TERMINAL_STATES),
                 chunk.chunk_id,
@@ -1705,90 +1774,138 @@ class DeliveryStore:
     ) -> bool:
         """One fenced transaction: renews the lease, counts the attempts about to be
         made, records finished sends (and their outbox rows). False: the lease was lost
-        to another worker and nothing was written; stop working on the chunk."""
+        to another worker and nothing was written; stop working on the chunk.
+
+        The attempts of `attempting` are counted in the chunk's in-flight list (one
+        column of the row the commit updates anyway), not in each recipient's row: an
+        outcome or retry recorded later for a recipient on that list adds its attempt
+        in the statement that records it, and takes it off the list. This store knows
+        the list of each chunk it holds (it wrote it under the chunk's fence)."""
         hot = self._hot
         db_now = hot.time(now)
-        groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
-        for t in terminal:
-            groups.setdefault((t.state.value, t.reason), []).append((t.recipient_id, t.attempt))
+        key = (chunk.chunk_id, chunk.fence)
+        flying = self._in_flight.get(key, frozenset())
+        answered = {t.recipient_id for t in terminal} | {r.recipient_id for r in retries}
+        still = (flying - answered) | set(attempting)
+        in_flight = ",".join(map(str, sorted(still)))
+        outcomes = [
+            [
+                t.recipient_id,
+                t.attempt,
+                int(t.recipient_id in flying),
+                t.state.value,
+                t.reason,
+                Entry(t.subscriber_id, t.state.value, t.reason, t.browser, t.variant, t.profile_id),
+                int(t.unsubscribe),
+            ]
+            for t in terminal
+        ]
         with self._sync.connect() as conn:
             transaction = conn.begin()
             raw = conn.connection.driver_connection
             assert raw is not None
             # On PostgreSQL the statements go out pipelined: a commit waits for the
-            # database three times, not once per statement (each wait also means
-            # taking the GIL back from a busy event loop).
+            # database once, not once per statement (each wait also means taking the
+            # GIL back from a busy event loop).
             with hot.pipelined(raw) as pipeline:
                 if hot.lock_chunk is not None:
                     raw.cursor().execute(hot.lock_chunk, (chunk.chunk_id, chunk.fence))
-                # Only a recipient still pending gets an outcome (never overwritten);
-                # RETURNING says which did, and only those count into the chunk.
-                changed = []
-                for (new_state, new_reason), pairs in groups.items():
-                    cursor = raw.cursor()
-                    cursor.execute(
-                        hot.record_terminal,
-                        (new_state, new_reason, db_now, json.dumps(pairs, separators=(",", ":"))),
-                    )
-                    changed.append(cursor)
-                if attempting:
-                    raw.cursor().execute(hot.mark_attempted, (hot.ids(attempting),))
                 if retries:
                     raw.cursor().executemany(
                         hot.record_retry,
                         [
-                            (r.reason, hot.time(r.not_before), r.attempt, r.attempt, r.recipient_id)
+                            (
+                                r.reason,
+                                hot.time(r.not_before),
+                                int(r.recipient_id in flying),
+                                r.attempt,
+                                r.attempt,
+                                r.recipient_id,
+                            )
                             for r in retries
                         ],
                     )
-                ended = {row[0] for cursor in changed for row in cursor.fetchall()}
-                terminal = [t for t in terminal if t.recipient_id in ended]
-                if terminal:
-                    entries = [
-                        Entry(
-                            t.subscriber_id,
-                            t.state.value,
-                            t.reason,
-                            t.browser,
-                            t.variant,
-                            t.profile_id,
+                if hot.commit_outcomes is not None:
+                    # Outcomes, outbox rows and the fenced lease renewal: one statement.
+                    committed = raw.cursor()
+                    committed.execute(
+                        hot.commit_outcomes,
+                        {
+                            "outcomes": json.dumps(outcomes, separators=(",", ":")),
+                            "now": db_now,
+                            "site_id": chunk.site_id,
+                            "run_id": chunk.run_id,
+                            "campaign_id": campaign_id,
+                            "lease": hot.time(now + timedelta(seconds=lease_seconds)),
+                            "in_flight": in_flight,
+                            "chunk_id": chunk.chunk_id,
+                            "fence": chunk.fence,
+                        },
+                    )
+                    if pipeline is not None:
+                        pipeline.sync()
+                    held_count, ended_ids = committed.fetchone()
+                    held = held_count == 1
+                    ended = set(ended_ids)
+                    terminal = [t for t in terminal if t.recipient_id in ended]
+                else:
+                    changed = raw.cursor()
+                    if outcomes:
+                        changed.execute(
+                            hot.record_terminal,
+                            (db_now, json.dumps(outcomes, separators=(",", ":"))),
                         )
-                        for t in terminal
-                    ]
-                    rows = [
-                        hot.outbox_row(
-                            OutboxKind.OUTCOME,
-                            chunk.site_id,
-                            chunk.run_id,
-                            campaign_id,
-                            entries,
-                            now,
-                        )
-                    ]
-                    gone = [e for e, t in zip(entries, terminal, strict=True) if t.unsubscribe]
-                    if gone:
-                        rows.append(
+                        ended = {row[0] for row in changed.fetchall()}
+                        terminal = [t for t in terminal if t.recipient_id in ended]
+                    if terminal:
+                        entries = [
+                            Entry(
+                                t.subscriber_id,
+                                t.state.value,
+                                t.reason,
+                                t.browser,
+                                t.variant,
+                                t.profile_id,
+                            )
+                            for t in terminal
+                        ]
+                        rows = [
                             hot.outbox_row(
-                                OutboxKind.UNSUBSCRIBE,
+                                OutboxKind.OUTCOME,
                                 chunk.site_id,
                                 chunk.run_id,
                                 campaign_id,
-                                gone,
+                                entries,
                                 now,
                             )
-                        )
-                    hot.add_outbox(conn, rows)
-                # The fence last: if another worker holds the chunk now, all of the
-                # above is rolled back and nothing of this commit is written.
-                hold = raw.cursor()
-                self._execute_hold(hold, chunk, now, lease_seconds, terminal)
-                if pipeline is not None:
-                    pipeline.sync()
-                held = hold.rowcount == 1
+                        ]
+                        gone = [e for e, t in zip(entries, terminal, strict=True) if t.unsubscribe]
+                        if gone:
+                            rows.append(
+                                hot.outbox_row(
+                                    OutboxKind.UNSUBSCRIBE,
+                                    chunk.site_id,
+                                    chunk.run_id,
+                                    campaign_id,
+                                    gone,
+                                    now,
+                                )
+                            )
+                        hot.add_outbox(conn, rows)
+                    # The fence last: if another worker holds the chunk now, all of the
+                    # above is rolled back and nothing of this commit is written.
+                    hold = raw.cursor()
+                    self._execute_hold(hold, chunk, now, lease_seconds, terminal, in_flight)
+                    held = hold.rowcount == 1
             if not held:
                 transaction.rollback()
+                self._in_flight.pop(key, None)
                 return False
             transaction.commit()
+            if still:
+                self._in_flight[key] = frozenset(still)
+            else:
+                self._in_flight.pop(key, None)
             count_outcomes((t.state.value, t.reason) for t in terminal)  # committed only
             return True
 
@@ -1824,8 +1941,12 @@ class DeliveryStore:
                     lease_expires_at=None,
                 )
             )
+            flying = self._in_flight.pop((chunk.chunk_id, chunk.fence), None)
             if result.rowcount != 1:
                 return False
+            if flying:
+                # Requests given up unanswered (the pass ended with an error).
+                self._count_in_flight(conn, chunk.chunk_id, ",".join(map(str, flying)))
             if not pending:
                 finished = self._finish_run_if_complete(conn, chunk.site_id, chunk.run_id, now)
         if finished is not None:
@@ -1995,17 +2116,19 @@ class DeliveryStore:
 
     @_in_db_thread
     def recipient(self, site_id: str, run_id: str, subscriber_id: str) -> RecipientView | None:
-        statement = select(RECIPIENTS, CHUNKS.c.queue_time).join(
+        statement = select(RECIPIENTS, CHUNKS.c.queue_time, CHUNKS.c.in_flight).join(
             CHUNKS, CHUNKS.c.chunk_id == RECIPIENTS.c.chunk_id, isouter=True
         )
         row = self._recipient_row(statement, site_id, run_id, subscriber_id)
         if row is None:
             return None
+        # A request started and not answered yet counts (the chunk's in-flight list).
+        in_flight = str(row.recipient_id) in (row.in_flight or "").split(",")
         return RecipientView(
             subscriber_id=row.subscriber_id,
             state=RecipientState(row.state),
             reason=row.reason,
-            attempts=row.attempts,
+            attempts=row.attempts + in_flight,
             variant=row.variant,
             due_time=row.due_time,
             not_before=row.not_before,

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 EXIT_NO_SINK = 3  # benchmarks.delivery: nginx is missing and cannot be installed
 
 DATABASES = ("sqlite", "postgres")
-MODES = ("clarion_sqlite", "clarion_postgres", "pywebpush", "bare_http")
+CLARION_MODES = ("clarion_sqlite", "clarion_postgres", "clarion_postgres_2proc", "clarion_apns")
+MODES = (*CLARION_MODES, "pywebpush", "bare_http", "encrypt_batch")
 
 
 def assert_positive(stats: Any, name: str) -> None:
@@ -64,6 +65,21 @@ class TestDeliveryBenchmarkSmoke:
         assert report["errors"] is None, report["errors"]
         assert_positive(report["pywebpush_msgs_per_s"], "pywebpush_msgs_per_s")
         assert_positive(report["bare_http_msgs_per_s"], "bare_http_msgs_per_s")
+        assert_positive(report["encrypt_batch_msgs_per_s"], "encrypt_batch_msgs_per_s")
+
+    def test_reports_two_delivery_processes_and_legacy_safari(
+        self, report: dict[str, Any]
+    ) -> None:
+        assert report["clarion_error"] is None, report["clarion_error"]
+        assert_positive(report["clarion_2proc_msgs_per_s"], "clarion_2proc_msgs_per_s")
+        assert_positive(report["ratio_vs_pywebpush_2proc"], "ratio_vs_pywebpush_2proc")
+        assert_positive(report["apns_msgs_per_s"], "apns_msgs_per_s")
+        assert report["apns_recipients"] == 300
+        for mode in CLARION_MODES:
+            assert_positive(report["delivery_peak_rss_mb"][mode], f"delivery_peak_rss_mb.{mode}")
+        # Only with --rss-1m (ten minutes: not in the suite).
+        assert report["delivery_rss_mb_at_1m"] is None
+        assert len(report["loadavg"]) == 3
 
     def test_reports_clarion_on_both_databases(self, report: dict[str, Any]) -> None:
         assert report["clarion_error"] is None, report["clarion_error"]
@@ -73,6 +89,7 @@ class TestDeliveryBenchmarkSmoke:
                 "send_call_seconds",
                 "ratio_vs_pywebpush",
                 "ratio_of_http_ceiling",
+                "ratio_of_crypto_ceiling",
             ):
                 assert_positive(report[figure][database], f"{figure}.{database}")
 
@@ -81,7 +98,7 @@ class TestDeliveryBenchmarkSmoke:
             assert_positive(report["cpu_ms_per_msg"][mode], f"cpu_ms_per_msg.{mode}")
             assert_positive(report["peak_rss_mb"][mode], f"peak_rss_mb.{mode}")
         if report["clarion_error"] is None:
-            for mode in ("clarion_sqlite", "clarion_postgres"):
+            for mode in CLARION_MODES:
                 assert_positive(report["cpu_ms_per_msg"][mode], f"cpu_ms_per_msg.{mode}")
                 assert_positive(report["peak_rss_mb"][mode], f"peak_rss_mb.{mode}")
         load = report["loadavg_1m_at_start"]

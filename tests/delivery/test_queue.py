@@ -18,6 +18,7 @@ from services.delivery.store import (
     PreparationLease,
     Retry,
     Terminal,
+    attempt_entry,
 )
 from services.kit.clock import FrozenClock
 from tests.delivery.conftest import LEASE, members, outbox_outcomes, recipient_rows, shared_payload
@@ -416,6 +417,112 @@ class TestClaimChunk:
         expires = clock.now() + timedelta(seconds=LEASE)
         assert await store.claim_chunk("other", expires, LEASE) is None
         assert await store.claim_chunk("other", expires + timedelta(microseconds=1), LEASE)
+
+
+class TestAttemptsInFlight:
+    """A request's attempt is counted in its chunk's in-flight list by the commit before
+    it starts (not by a second UPDATE of the recipient), and moves into the recipient's
+    row with its answer, or at the next claim when the answer was lost with a process."""
+
+    async def test_an_attempt_counts_while_in_flight_and_once_answered(
+        self, store: DeliveryStore
+    ) -> None:
+        clock = FrozenClock()
+        await prepared(store, clock, members(2))
+        chunk = await store.claim_chunk("w", clock.now(), LEASE)
+        assert chunk is not None
+        first, second = await store.due_recipients(chunk, clock.now())
+        assert await store.record_progress(
+            chunk,
+            "cmp_1",
+            attempting=[first.recipient_id, second.recipient_id],
+            now=clock.now(),
+            lease_seconds=LEASE,
+        )
+        for recipient in (first, second):
+            view = await store.recipient(chunk.site_id, chunk.run_id, recipient.subscriber_id)
+            assert view is not None and (view.state, view.attempts) == (RecipientState.PENDING, 1)
+
+        answered = Terminal(
+            first.recipient_id,
+            first.subscriber_id,
+            first.browser,
+            RecipientState.SENT,
+            "",
+            attempt=attempt_entry(clock.now(), 201, "", "push.example"),
+        )
+        retry_at = clock.now() + timedelta(seconds=30)
+        assert await store.record_progress(
+            chunk,
+            "cmp_1",
+            terminal=[answered],
+            retries=[Retry(second.recipient_id, "push_service_5xx", retry_at)],
+            now=clock.now(),
+            lease_seconds=LEASE,
+        )
+        # Its second request, and an answer to it: three attempts in all would be wrong.
+        assert await store.record_progress(
+            chunk, "cmp_1", attempting=[second.recipient_id], now=clock.now(), lease_seconds=LEASE
+        )
+        view = await store.recipient(chunk.site_id, chunk.run_id, first.subscriber_id)
+        assert view is not None and (view.state, view.attempts) == (RecipientState.SENT, 1)
+        assert [a.http_status for a in view.attempt_history] == [201]
+        view = await store.recipient(chunk.site_id, chunk.run_id, second.subscriber_id)
+        assert view is not None and (view.state, view.attempts) == (RecipientState.PENDING, 2)
+
+    async def test_requests_in_flight_when_a_process_dies_count_once_at_the_next_claim(
+        self, store: DeliveryStore, engine: AsyncEngine
+    ) -> None:
+        clock = FrozenClock()
+        await prepared(store, clock, members(3))
+        killed = await store.claim_chunk("killed", clock.now(), LEASE)
+        assert killed is not None
+        recipients = await store.due_recipients(killed, clock.now())
+        assert await store.record_progress(
+            killed,
+            "cmp_1",
+            attempting=[r.recipient_id for r in recipients],
+            now=clock.now(),
+            lease_seconds=LEASE,
+        )
+        # ...and its process dies with the three requests in flight. Another process
+        # (a store of its own) takes the chunk over once the lease has lapsed.
+        other = DeliveryStore(engine)
+        try:
+            clock.advance(seconds=LEASE + 1)
+            taken = await other.claim_chunk("other", clock.now(), LEASE)
+            assert taken is not None and taken.chunk_id == killed.chunk_id
+            due = await other.due_recipients(taken, clock.now())
+            assert [r.attempts for r in due] == [1, 1, 1]
+            # Its own requests for them, answered: two attempts each, no more.
+            assert await other.record_progress(
+                taken,
+                "cmp_1",
+                attempting=[r.recipient_id for r in due],
+                now=clock.now(),
+                lease_seconds=LEASE,
+            )
+            assert await other.record_progress(
+                taken,
+                "cmp_1",
+                terminal=[terminal(r, RecipientState.SENT) for r in due],
+                now=clock.now(),
+                lease_seconds=LEASE,
+            )
+            assert await other.release_chunk(taken, clock.now())
+            # The dead process's late commit is refused and counts nothing.
+            assert not await store.record_progress(
+                killed,
+                "cmp_1",
+                terminal=[terminal(r, RecipientState.FAILED, "push_service_5xx") for r in due],
+                now=clock.now(),
+                lease_seconds=LEASE,
+            )
+            for recipient in due:
+                view = await other.recipient(taken.site_id, taken.run_id, recipient.subscriber_id)
+                assert view is not None and (view.state, view.attempts) == (RecipientState.SENT, 2)
+        finally:
+            await other.close()
 
 
 class TestOutcomes:
