@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -128,6 +129,15 @@ def cli_json(out: str) -> object:
     first = next(n for n, line in enumerate(lines) if line.startswith(("[", "{")))
     document, _ = json.JSONDecoder().raw_decode("".join(lines[first:]))
     return document
+
+
+# A line the in-process servers logged while the CLI printed (a retry warning under load).
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
+
+
+def cli_text(out: str) -> str:
+    """What the CLI printed, without the servers' log lines that shared its stdout."""
+    return "".join(line for line in out.splitlines(keepends=True) if not _LOG_LINE.match(line))
 
 
 async def refused(stub: Stub, auth: Metadata, **fields: str) -> grpc.aio.AioRpcError:
@@ -277,15 +287,15 @@ class TestExplainRecipient:
             code = await asyncio.to_thread(
                 cli.main, ["why", "--run", first.run_id, "--subscriber", sid["gone"], *key]
             )
-            printed_failed = capsys.readouterr().out
+            printed_failed = cli_text(capsys.readouterr().out)
             await asyncio.to_thread(
                 cli.main, ["why", "--run", first.run_id, "--subscriber", sid["fine"], *key]
             )
-            printed_sent = capsys.readouterr().out
+            printed_sent = cli_text(capsys.readouterr().out)
             await asyncio.to_thread(
                 cli.main, ["why", "--run", first.run_id, "--subscriber", sid["late"], *key]
             )
-            printed_late = capsys.readouterr().out
+            printed_late = cli_text(capsys.readouterr().out)
             await asyncio.to_thread(
                 cli.main,
                 ["why", "--campaign", campaign.campaign_id, "--profile", "pat", "--json", *key],

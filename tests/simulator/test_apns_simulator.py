@@ -11,7 +11,7 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,9 @@ def aioapns_client(
 
 
 @pytest.fixture
-def client(apns: ApnsSimulator, key: ProviderKey) -> Iterator[APNs]:
+async def client(apns: ApnsSimulator, key: ProviderKey) -> AsyncIterator[APNs]:
+    # Made on the running loop: aioapns's pool asks asyncio for the current loop, and a
+    # plain fixture runs where, late in a whole suite, there is none.
     client = aioapns_client(apns, key)
     yield client
     client.pool.close()
