@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from email.utils import format_datetime
 
 import grpc
@@ -22,7 +22,6 @@ import pytest
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2
 from clarion.simulator import Behaviour, PushServiceSimulator
-from services.kit.clock import SystemClock
 from services.kit.metrics import PUSH_ORIGIN_RATE
 from tests.delivery.conftest import (
     FAST_DELIVERY,
@@ -31,6 +30,8 @@ from tests.delivery.conftest import (
     eventually,
     running_stack,
 )
+from tests.support.clocks import JumpClock
+from tests.support.stacks import running_simulator
 
 SENT = common_pb2.DELIVERY_STATUS_SENT
 EXPIRED = common_pb2.DELIVERY_STATUS_EXPIRED
@@ -60,19 +61,6 @@ JUMP_SLACK = 1.0
 SLACK = 0.3
 
 
-class JumpClock(SystemClock):
-    """The system's clock, moved forward by the test."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return super().now() + self.offset
-
-    def jump(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-
 @pytest.fixture(scope="module")
 def clock() -> JumpClock:
     return JumpClock()
@@ -89,10 +77,8 @@ async def stack(
 @pytest.fixture
 async def own_push_service() -> AsyncIterator[PushServiceSimulator]:
     """A push service (origin) of the test's own: its 429s slow only it."""
-    sim = PushServiceSimulator()
-    await sim.start("127.0.0.1", 0)
-    yield sim
-    await sim.stop()
+    async with running_simulator("127.0.0.1") as sim:
+        yield sim
 
 
 async def attempts(stack: Stack, site, run_id: str, subscriber_id: str, count: int):  # type: ignore[no-untyped-def]

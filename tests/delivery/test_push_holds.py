@@ -41,7 +41,8 @@ from tests.delivery.conftest import (
     eventually,
     running_stack,
 )
-from tests.delivery.test_push_answers import JumpClock
+from tests.support.clocks import JumpClock
+from tests.support.stacks import running_simulator
 
 SENT = common_pb2.DELIVERY_STATUS_SENT
 EXPIRED = common_pb2.DELIVERY_STATUS_EXPIRED
@@ -79,10 +80,8 @@ async def stack(
 @pytest.fixture
 async def refusing() -> AsyncIterator[PushServiceSimulator]:
     """A push service of the test's own (another origin than the stack's)."""
-    sim = PushServiceSimulator()
-    await sim.start(HOST, 0)
-    yield sim
-    await sim.stop()
+    async with running_simulator(HOST) as sim:
+        yield sim
 
 
 async def subscribers(

@@ -15,9 +15,10 @@ from clarion.simulator import PushServiceSimulator
 
 
 @asynccontextmanager
-async def running_simulator() -> AsyncIterator[PushServiceSimulator]:
+async def running_simulator(host: str = "127.0.0.1") -> AsyncIterator[PushServiceSimulator]:
+    """A push-service simulator on `host` (another loopback address is another origin)."""
     sim = PushServiceSimulator()
-    await sim.start("127.0.0.1", 0)
+    await sim.start(host, 0)
     try:
         yield sim
     finally:
