@@ -8,7 +8,6 @@ by `RotateApiKey` ends every session signed in with it once that entry expires.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -25,7 +24,7 @@ from clarion.campaign.v1 import (
     site_service_pb2,
     site_service_pb2_grpc,
 )
-from services.kit.auth import SITE_HEADER
+from services.kit.auth import SITE_HEADER, CachingSiteResolver
 from services.kit.clock import Clock
 from services.kit.peers import Peers
 
@@ -55,7 +54,9 @@ class SiteSession:
 class SiteSessions:
     """Resolves an API key to its site (and the site's name) through campaign's
     `SiteInternalService.ResolveApiKey` and `SiteService.GetSite`, with the internal
-    token; positive answers cached for `ttl_seconds` by the clock's time."""
+    token. Keys go through the kit's CachingSiteResolver (the cache the gRPC services
+    use): known keys are trusted for `ttl_seconds` by the clock's time, unknown ones
+    briefly; site names are cached as long."""
 
     def __init__(
         self,
@@ -67,21 +68,19 @@ class SiteSessions:
     ) -> None:
         self._peers = peers
         self._metadata = metadata
-        self._cache: TTLCache[str, SiteSession] = TTLCache(
-            maxsize=max_keys, ttl=ttl_seconds, timer=lambda: clock.now().timestamp()
-        )
 
-    async def resolve(self, api_key: str) -> SiteSession | None:
-        """The key's site; None for a key that names none (malformed, unknown, rotated).
-        A campaign service that cannot answer raises its gRPC error."""
-        if not _KEY_FORM.fullmatch(api_key):
-            return None
-        digest = hashlib.sha256(api_key.encode()).hexdigest()
-        known = self._cache.get(digest)
-        if known is not None:
-            return known
-        channel = self._peers.channel("campaign")
-        internal = site_internal_service_pb2_grpc.SiteInternalServiceStub(channel)
+        def timer() -> float:
+            return clock.now().timestamp()
+
+        self._sites = CachingSiteResolver(
+            self._site_of_key, ttl_seconds=ttl_seconds, max_keys=max_keys, timer=timer
+        )
+        self._names: TTLCache[str, str] = TTLCache(maxsize=max_keys, ttl=ttl_seconds, timer=timer)
+
+    async def _site_of_key(self, api_key: str) -> str | None:
+        internal = site_internal_service_pb2_grpc.SiteInternalServiceStub(
+            self._peers.channel("campaign")
+        )
         try:
             resolved = await internal.ResolveApiKey(
                 site_internal_service_pb2.ResolveApiKeyRequest(api_key=api_key),
@@ -93,16 +92,27 @@ class SiteSessions:
             if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise
-        if not resolved.site_id:
+        return resolved.site_id or None
+
+    async def resolve(self, api_key: str) -> SiteSession | None:
+        """The key's site; None for a key that names none (malformed, unknown, rotated).
+        A campaign service that cannot answer raises its gRPC error."""
+        if not _KEY_FORM.fullmatch(api_key):
             return None
-        site = await site_service_pb2_grpc.SiteServiceStub(channel).GetSite(
-            site_service_pb2.GetSiteRequest(),
-            metadata=self._metadata(resolved.site_id),
-            timeout=self._peers.timeout,
-        )
-        session = SiteSession(resolved.site_id, site.site.name or resolved.site_id)
-        self._cache[digest] = session
-        return session
+        site_id = await self._sites.resolve(api_key)
+        if site_id is None:
+            return None
+        name = self._names.get(site_id)
+        if name is None:
+            site = await site_service_pb2_grpc.SiteServiceStub(
+                self._peers.channel("campaign")
+            ).GetSite(
+                site_service_pb2.GetSiteRequest(),
+                metadata=self._metadata(site_id),
+                timeout=self._peers.timeout,
+            )
+            name = self._names[site_id] = site.site.name or site_id
+        return SiteSession(site_id, name)
 
 
 def is_https(request: web.Request) -> bool:
