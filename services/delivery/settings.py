@@ -28,8 +28,10 @@ class DeliverySettings(Settings):
     """How long a claim on a chunk, a preparation or outbox rows lasts unrenewed."""
     delivery_poll_seconds: float = Field(default=0.2, gt=0)
     """How often idle workers look for due work, in seconds."""
-    delivery_concurrency: int = Field(default=128, ge=1)
-    """Push requests in flight at most per delivery process."""
+    delivery_concurrency: int = Field(default=512, ge=1)
+    """Push requests in flight at most per delivery process. Also how many answers one
+    commit can record: at 128 a PostgreSQL commit held ~19 answers and the statement
+    per commit cost more than the pushes (0.57 against 0.45 ms of CPU a message at 512)."""
     delivery_prepare_page_size: int = Field(default=1000, ge=1, le=5000)
     """Audience members pulled from segment per page while preparing a run."""
     delivery_origin_rate_per_second: float = Field(default=0.0, ge=0)

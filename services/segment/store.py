@@ -75,6 +75,10 @@ _AUDIENCE_COLUMNS = (
     _COLUMNS.vapid_key_id,
     _COLUMNS.apns_topic,
 )
+# For this transaction: a keyset page is read along its index, never bitmap-scanned and sorted.
+_ORDERED_WALK = text(
+    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)"
+)
 # A run reads its kept audience within hours; a month covers any run's retries.
 KEPT_AUDIENCE_DAYS = 30
 
@@ -749,6 +753,12 @@ class SubscriberStore:
                 postgresql=self._postgresql,
             )
         async with self._engine.connect() as connection:
+            if only is None and self._postgresql:
+                # Walk (site_id, subscriber_id) in order and stop at the limit. On a table
+                # without statistics yet (a site that has just registered or imported) the
+                # planner guesses one row, reads the whole rest of the site by bitmap and
+                # sorts it for every page: quadratic, 15-35 ms a page at 20,000.
+                await connection.execute(_ORDERED_WALK)
             if only is not None and self._postgresql:
                 # Planned for this site each time: a plan prepared once (psycopg prepares
                 # a statement run often) assumes an average site, and for a large one
