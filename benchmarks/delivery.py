@@ -34,6 +34,11 @@ on a loopback port that answers `201 Created` to every POST. How each figure is 
   process (DeliveryProcess, as `clarion serve delivery` runs it) on the same database.
 - apns_msgs_per_s: the embedded default sending to --apns N legacy Safari devices (APNs
   device tokens) through the APNs simulator, which runs in a process of its own.
+- bare_native_msgs_per_s: the native send loop with no state around it: bodies encrypted
+  in the window (encrypt_batch, 1000 at a time, overlapping the posting) and posted by
+  encrypt_rs.PushClient (as delivery posts), 512 in flight; bare_native_vs_pywebpush is
+  its rate over pywebpush's in the same repetition: the most any delivery built on the
+  native client could reach on this machine.
 - encrypt_batch_msgs_per_s: the native crypto alone (encrypt_rs.encrypt_batch, both
   cores, 1000 recipients per call, 3 s per repetition); ratio_of_crypto_ceiling =
   clarion / encrypt_batch, per database, from the same repetition.
@@ -84,6 +89,8 @@ DEFAULT_SUBSCRIBERS = 100_000
 QUICK_SUBSCRIBERS = 2000
 DEFAULT_REPEAT = 3
 IN_FLIGHT = 100
+# bare_native: requests in flight, as many as a delivery process keeps by default.
+NATIVE_IN_FLIGHT = 512
 PAYLOAD_BYTES = 239
 TTL_SECONDS = 3600
 REGISTER_BATCH = 1000  # BatchRegisterSubscribers takes at most 1000
@@ -99,6 +106,7 @@ MODES = (
     "clarion_apns",
     "pywebpush",
     "bare_http",
+    "bare_native",
     "encrypt_batch",
 )
 # The modes that run Clarion end to end (the embedded stack).
@@ -800,6 +808,77 @@ async def run_bare(audience: list[Subscriber], message: Message, sink: NginxSink
     return Run("bare_http", len(audience), window)
 
 
+async def run_bare_native(audience: list[Subscriber], message: Message, sink: NginxSink) -> Run:
+    """The native send loop with nothing around it: what delivery's own loop would do if it
+    kept no state at all. Bodies are encrypted inside the window (`encrypt_batch`, 1000 at
+    a time, on a thread so the next batch overlaps the posting) and posted by the native
+    client (`encrypt_rs.PushClient`, as delivery posts), NATIVE_IN_FLIGHT at a time, each
+    answer drained when the client's descriptor is readable. No database, no protobuf,
+    no per-message Python beyond handing bodies over: the ceiling of a sender whose loop
+    leaves Python's HTTP client."""
+    import encrypt_rs
+
+    vapid = vapid_headers(sink.origin)
+    authorization = vapid.pop("Authorization")
+    headers = [
+        *vapid.items(),
+        ("Content-Encoding", "aes128gcm"),
+        ("Content-Type", "application/octet-stream"),
+        ("TTL", str(TTL_SECONDS)),
+        ("Urgency", "normal"),
+    ]
+    loop = asyncio.get_running_loop()
+    client = encrypt_rs.PushClient(30.0)
+    readable = asyncio.Event()
+    loop.add_reader(client.fileno(), readable.set)
+
+    def encrypt(start: int) -> list[tuple[int, str, bytes, str]]:
+        chunk = audience[start : start + 1000]
+        bodies = encrypt_rs.encrypt_batch(message.payload, [(s.p256dh, s.auth) for s in chunk])
+        requests = []
+        for offset, body in enumerate(bodies):
+            if isinstance(body, Exception):
+                raise PartFailed(f"bare_native: cannot encrypt a body: {body}")
+            requests.append((start + offset, chunk[offset].endpoint, body, authorization))
+        return requests
+
+    refused: list[int] = []
+    answered = 0
+    window = Window(sink)
+    window.start()
+    try:
+        starts = iter(range(0, len(audience), 1000))
+        upcoming = asyncio.ensure_future(asyncio.to_thread(encrypt, next(starts)))
+        ready: list[tuple[int, str, bytes, str]] = []
+        while answered < len(audience):
+            if not ready and upcoming is not None:
+                ready = await upcoming
+                following = next(starts, None)
+                upcoming = (
+                    None
+                    if following is None
+                    else asyncio.ensure_future(asyncio.to_thread(encrypt, following))
+                )
+            room = NATIVE_IN_FLIGHT - client.in_flight
+            if ready and room > 0:
+                client.submit(ready[:room], headers)
+                del ready[:room]
+                continue
+            await readable.wait()
+            readable.clear()
+            for _tag, status, _retry, _body, failure, _detail in client.drain():
+                answered += 1
+                if failure or status != 201:
+                    refused.append(status)
+        window.stop()
+    finally:
+        loop.remove_reader(client.fileno())
+        await asyncio.to_thread(client.close)
+    if refused:
+        raise PartFailed(f"bare_native: the sink answered {refused[0]} to {len(refused)} messages")
+    return Run("bare_native", len(audience), window)
+
+
 def run_encrypt_batch(audience: list[Subscriber], message: Message, sink: NginxSink) -> Run:
     """The native crypto alone: `encrypt_rs.encrypt_batch` (both cores, GIL released) of
     the benchmark's payload for ENCRYPT_BATCH recipients per call, for ENCRYPT_SECONDS;
@@ -1171,6 +1250,7 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
     runs: dict[str, list[Run]] = {mode: [] for mode in MODES}
     ratio_runs: dict[str, dict[str, list[float]]] = {r: {d: [] for d in DATABASES} for r in RATIOS}
     two_process_ratios: list[float] = []
+    native_ratios: list[float] = []
     apns: ApnsProcess | None = None
     rss_run: Run | None = None
     try:
@@ -1209,6 +1289,8 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
                         run = await run_pywebpush(audience, message, sink)
                     elif mode == "bare_http":
                         run = await run_bare(audience, message, sink)
+                    elif mode == "bare_native":
+                        run = await run_bare_native(audience, message, sink)
                     elif mode == "encrypt_batch":
                         run = run_encrypt_batch(audience, message, sink)
                     else:
@@ -1253,6 +1335,8 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
             rate = rates.get("clarion_postgres_2proc")
             if rate is not None and "pywebpush" in rates:
                 two_process_ratios.append(rate / rates["pywebpush"])
+            if "bare_native" in rates and "pywebpush" in rates:
+                native_ratios.append(rates["bare_native"] / rates["pywebpush"])
         if plan.rss_subscribers:
             progress(f"delivery RSS: one Clarion run of {plan.rss_subscribers:,} on sqlite")
             large = make_large_audience(plan.rss_subscribers, sink, audience)
@@ -1293,6 +1377,10 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
         "pywebpush_msgs_per_s": spread([r.rate for r in runs["pywebpush"]], 1),
         "bare_http_msgs_per_s": spread([r.rate for r in runs["bare_http"]], 1),
+        # The native send loop alone (encrypt + post, no state): the most any design of
+        # delivery on the native client could reach here.
+        "bare_native_msgs_per_s": spread([r.rate for r in runs["bare_native"]], 1),
+        "bare_native_vs_pywebpush": spread(native_ratios, 3),
         "clarion_msgs_per_s": {
             d: spread([r.rate for r in runs[f"clarion_{d}"]], 1) for d in DATABASES
         },
@@ -1361,7 +1449,9 @@ async def measure(plan: Plan, workdir: Path) -> dict[str, Any]:
         ),
         "register_seconds": per_mode(lambda r: r.extras["register_seconds"], 2, CLARION_MODES),
         "errors": {
-            m: errors[m] for m in ("pywebpush", "bare_http", "encrypt_batch") if m in errors
+            m: errors[m]
+            for m in ("pywebpush", "bare_http", "bare_native", "encrypt_batch")
+            if m in errors
         }
         or None,
         "loadavg_at_end": loadavg(),

@@ -24,7 +24,7 @@ EXIT_NO_SINK = 3  # benchmarks.delivery: nginx is missing and cannot be installe
 
 DATABASES = ("sqlite", "postgres")
 CLARION_MODES = ("clarion_sqlite", "clarion_postgres", "clarion_postgres_2proc", "clarion_apns")
-MODES = (*CLARION_MODES, "pywebpush", "bare_http", "encrypt_batch")
+MODES = (*CLARION_MODES, "pywebpush", "bare_http", "bare_native", "encrypt_batch")
 
 
 def assert_positive(stats: Any, name: str) -> None:
@@ -66,6 +66,8 @@ class TestDeliveryBenchmarkSmoke:
         assert_positive(report["pywebpush_msgs_per_s"], "pywebpush_msgs_per_s")
         assert_positive(report["bare_http_msgs_per_s"], "bare_http_msgs_per_s")
         assert_positive(report["encrypt_batch_msgs_per_s"], "encrypt_batch_msgs_per_s")
+        assert_positive(report["bare_native_msgs_per_s"], "bare_native_msgs_per_s")
+        assert_positive(report["bare_native_vs_pywebpush"], "bare_native_vs_pywebpush")
 
     def test_reports_two_delivery_processes_and_legacy_safari(
         self, report: dict[str, Any]
