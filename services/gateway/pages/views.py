@@ -24,7 +24,7 @@ from aiohttp import web
 
 from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from clarion.reporting.v1 import reporting_pb2, reporting_service_pb2, reporting_service_pb2_grpc
-from services.gateway.errors import bounded
+from services.gateway.errors import bounded, upstream
 from services.gateway.limits import TokenBuckets
 from services.gateway.pages import words
 from services.gateway.pages.assets import Assets
@@ -126,30 +126,28 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+# What a page says when a service's error has no message of its own to show.
+_PAGE_MESSAGES = {
+    400: "The request was not valid.",
+    404: "There is nothing here.",
+    409: "Not possible now.",
+    429: "Too many requests right now. Try again in a moment.",
+    503: "A Clarion service is unavailable right now. Try again in a moment.",
+    502: "A Clarion service failed to answer this page. The gateway's log says more.",
+}
+
+
 def _rpc_error_page(request: web.Request, error: grpc.aio.AioRpcError) -> web.Response:
+    """The page for a service's error: the status and title the JSON API answers with
+    (services.gateway.errors.upstream), in words for a person."""
     code = error.code()
-    details = bounded(error.details() or "")
-    if code == grpc.StatusCode.NOT_FOUND:
-        return error_page(request, 404, "Not found", details or "There is nothing here.")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return error_page(request, 400, "Bad request", details or "The request was not valid.")
-    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS):
-        return error_page(request, 409, "Not possible now", details or "Not possible now.")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    answer = upstream(code, "", "")
+    if answer.status == 503:
         log.warning("upstream unavailable", grpc_code=code.name, page=request.path)
-        return error_page(
-            request,
-            503,
-            "Service unavailable",
-            "A Clarion service is unavailable right now. Try again in a moment.",
-        )
-    log.error("upstream call failed", grpc_code=code.name, details=error.details())
-    return error_page(
-        request,
-        502,
-        "Something went wrong",
-        "A Clarion service failed to answer this page. The gateway's log says more.",
-    )
+    elif answer.server_fault:
+        log.error("upstream call failed", grpc_code=code.name, details=error.details())
+    shown = "" if answer.server_fault else bounded(error.details() or "")
+    return error_page(request, answer.status, answer.title, shown or _PAGE_MESSAGES[answer.status])
 
 
 async def _answered(
