@@ -22,6 +22,20 @@ Then `--calls` GetRunReport calls for the big run and as many GetCampaignReport 
 one at a time over real gRPC with a site key: p50, p99 and max in ms. Target: p99 under
 200 ms on PostgreSQL with 1M recipients. The report's numbers are checked against what
 was loaded (`report_matches_load`).
+
+    python -m benchmarks.reports --figure outcomes --outcomes 50000 --json   # recording cost
+
+The `outcomes` figure: what recording an outcome costs. A reporting server runs in a
+process of its own (so its CPU is its alone), on a fresh database; this process sends
+`--outcomes` outcomes of one run through the real gRPC RecordDeliveryOutcomes, 5,000 a
+call (delivery's batch), one call at a time, the way delivery's outbox relay does: the
+same status, reason and browser mix as above, variants a / b, a profile on half of them,
+a send time shared by 500 outcomes, a conversion goal on the run, and 2 % of the
+recipients with engagement recorded before their outcome (moved by it). One call before
+the timed window warms the server up. Figures: CPU (user + system) per outcome in µs of
+the server process and of PostgreSQL (a throwaway cluster of ours: its postmaster's
+process tree, from /proc; not measured for a server given by URL), wall time, and the
+load average (2 cores shared: read the figures against it).
 """
 
 from __future__ import annotations
@@ -313,6 +327,189 @@ async def measure(url: str, recipients: int, calls: int, data_dir: Path) -> dict
         await engine.dispose()
 
 
+OUTCOME_BATCH = 5_000
+# Recipients whose engagement comes before their outcome, one in this many.
+EARLY_ENGAGEMENT_EVERY = 50
+
+
+def _serve_reporting(url: str, data_dir: str) -> None:
+    """The child process of the `outcomes` figure: a reporting server until stdin closes;
+    its address is the first line it prints."""
+    from services.kit.config import Settings
+    from services.kit.logging import configure_logging
+    from services.reporting.server import create_server
+
+    configure_logging("console", "WARNING")
+
+    async def serve() -> None:
+        settings = Settings(
+            internal_token=os.environ["CLARION_BENCH_INTERNAL_TOKEN"],
+            data_dir=Path(data_dir),
+            database_url=url,
+            allow_insecure_endpoints=True,
+            log_format="console",
+        )
+        server = await create_server(
+            "127.0.0.1:0",
+            settings,
+            site_resolver=_Sites("site_unused", "ck_unused"),
+            conversion_interval_seconds=3600.0,
+            unsubscribe_interval_seconds=3600.0,
+            webhook_interval_seconds=3600.0,
+        )
+        await server.start()
+        sys.__stdout__.write(f"{server.address}\n")
+        sys.__stdout__.flush()
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await server.stop()
+
+    asyncio.run(serve())
+
+
+def _outcome_requests(run_id: str, campaign_id: str, count: int, start: datetime) -> Any:
+    """The figure's outcome batches (RecordDeliveryOutcomesRequest) and early engagement
+    (RecordEngagementEventsRequest), as delivery and the gateway would send them."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from clarion.common.v1 import common_pb2
+    from clarion.reporting.v1 import reporting_internal_service_pb2 as ris
+    from clarion.reporting.v1 import reporting_pb2
+
+    rng = random.Random(7)
+    browsers = {
+        "chrome": common_pb2.BROWSER_CHROME,
+        "firefox": common_pb2.BROWSER_FIREFOX,
+        "edge": common_pb2.BROWSER_EDGE,
+        "safari": common_pb2.BROWSER_SAFARI,
+    }
+    outcomes, events, batches = [], [], []
+    for n in range(count):
+        _, status, reason = _pick(rng, STATUSES)
+        stamp = Timestamp()
+        stamp.FromDatetime(start + timedelta(seconds=n // 500))
+        subscriber_id = f"sub_{n:08d}"
+        outcomes.append(
+            reporting_pb2.DeliveryOutcome(
+                run_id=run_id,
+                campaign_id=campaign_id,
+                subscriber_id=subscriber_id,
+                status=common_pb2.DeliveryStatus.Value(f"DELIVERY_STATUS_{status.upper()}"),
+                reason=common_pb2.DeliveryReason.Value(f"DELIVERY_REASON_{reason.upper()}")
+                if reason
+                else common_pb2.DELIVERY_REASON_UNSPECIFIED,
+                browser=browsers[_browser(rng)],
+                occur_time=stamp,
+                variant="a" if n % 2 else "b",
+                profile_id=f"prf_{n:08d}" if n % 2 == 0 else "",
+            )
+        )
+        if n % EARLY_ENGAGEMENT_EVERY == 0:
+            events.append(
+                reporting_pb2.EngagementEvent(
+                    run_id=run_id,
+                    campaign_id=campaign_id,
+                    subscriber_id=subscriber_id,
+                    kind=common_pb2.ENGAGEMENT_KIND_CLICKED
+                    if n % 200 == 0
+                    else common_pb2.ENGAGEMENT_KIND_VIEWED,
+                    occur_time=stamp,
+                )
+            )
+        if len(outcomes) == OUTCOME_BATCH:
+            batches.append(ris.RecordDeliveryOutcomesRequest(outcomes=outcomes))
+            outcomes = []
+    if outcomes:
+        batches.append(ris.RecordDeliveryOutcomesRequest(outcomes=outcomes))
+    return batches, ris.RecordEngagementEventsRequest(events=events)
+
+
+def _cpu_of(pid: int) -> float:
+    from benchmarks.delivery import CLOCK_TICKS, _stat_fields
+
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+async def measure_outcomes(
+    url: str, count: int, data_dir: Path, database_cpu: Any
+) -> dict[str, Any]:
+    import subprocess
+
+    from clarion.common.v1 import common_pb2
+    from clarion.reporting.v1 import reporting_internal_service_pb2 as ris
+    from clarion.reporting.v1 import reporting_internal_service_pb2_grpc
+    from services.kit.auth import internal_metadata
+    from services.kit.grpcserver import client_channel
+
+    token = secrets.token_urlsafe(32)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.reports", "--serve-reporting", url, str(data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CLARION_BENCH_INTERNAL_TOKEN": token},
+    )
+    assert child.stdin is not None and child.stdout is not None
+    address = child.stdout.readline().strip()
+    if not address:
+        raise RuntimeError("the reporting server did not start")
+    site_id, campaign_id = f"site_{secrets.token_hex(8)}", f"cmp_{secrets.token_hex(8)}"
+    metadata = internal_metadata(token, site_id)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    channel = client_channel(address)
+    stub = reporting_internal_service_pb2_grpc.ReportingInternalServiceStub(channel)
+    try:
+        warm_run, run_id = f"run_warm_{secrets.token_hex(6)}", f"run_{secrets.token_hex(6)}"
+        goal = common_pb2.ConversionGoal(event_name="Purchase", window_seconds=86_400)
+        for run in (warm_run, run_id):
+            await stub.RecordRunAudience(
+                ris.RecordRunAudienceRequest(
+                    run_id=run, campaign_id=campaign_id, audience=count, conversion_goal=goal
+                ),
+                metadata=metadata,
+                timeout=60,
+            )
+        warm, warm_events = _outcome_requests(warm_run, campaign_id, OUTCOME_BATCH, start)
+        batches, events = _outcome_requests(run_id, campaign_id, count, start)
+        for request in (warm_events, events):
+            await stub.RecordEngagementEvents(request, metadata=metadata, timeout=60)
+        await stub.RecordDeliveryOutcomes(warm[0], metadata=metadata, timeout=60)
+        server_before, database_before = _cpu_of(child.pid), database_cpu()
+        began = time.perf_counter()
+        recorded = 0
+        for request in batches:
+            response = await stub.RecordDeliveryOutcomes(request, metadata=metadata, timeout=120)
+            recorded += response.recorded
+        wall = time.perf_counter() - began
+        server_cpu = _cpu_of(child.pid) - server_before
+        database = database_cpu() - database_before
+        return {
+            "database": "postgresql" if url.startswith("postgresql") else "sqlite",
+            "outcomes": count,
+            "recorded": recorded,
+            "batch": OUTCOME_BATCH,
+            "early_engagement_events": len(events.events),
+            "wall_seconds": round(wall, 2),
+            "outcomes_per_s": round(count / wall),
+            "server_cpu_us_per_outcome": round(server_cpu * 1e6 / count, 1),
+            "database_cpu_us_per_outcome": round(database * 1e6 / count, 1)
+            if database_cpu is not _no_cpu
+            else None,
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+        }
+    finally:
+        await channel.close()
+        child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _no_cpu() -> float:
+    return 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -322,7 +519,18 @@ def main() -> int:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--postgres-url", help="a PostgreSQL server to create a database in")
+    parser.add_argument(
+        "--figure",
+        choices=("reports", "outcomes"),
+        default="reports",
+        help="reports: report latency on a big run; outcomes: CPU per recorded outcome",
+    )
+    parser.add_argument("--outcomes", type=int, default=50_000, help="for --figure outcomes")
+    parser.add_argument("--serve-reporting", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_reporting:
+        _serve_reporting(*args.serve_reporting)
+        return 0
     from benchmarks.delivery import POSTGRES_URL_ENV, Postgres
     from services.kit.logging import configure_logging
 
@@ -331,7 +539,8 @@ def main() -> int:
         os.environ[POSTGRES_URL_ENV] = args.postgres_url
     elif "CLARION_TEST_POSTGRES_URL" in os.environ:
         os.environ.setdefault(POSTGRES_URL_ENV, os.environ["CLARION_TEST_POSTGRES_URL"])
-    report: dict[str, Any] = {"benchmark": "reports", "cpus": os.cpu_count()}
+    report: dict[str, Any] = {"benchmark": "reports", "figure": args.figure}
+    report["cpus"] = os.cpu_count()
     with tempfile.TemporaryDirectory(prefix="clarion-bench-reports-") as tmp:
         os.chmod(tmp, 0o755)  # the postgres user must reach its cluster directory
         root = Path(tmp)
@@ -346,7 +555,17 @@ def main() -> int:
             (root / "data").mkdir()
             # Whatever the server logs stays off stdout, which holds only the report.
             with contextlib.redirect_stdout(sys.stderr):
-                report |= asyncio.run(measure(url, args.recipients, args.calls, root / "data"))
+                if args.figure == "outcomes":
+                    database_cpu = (
+                        cluster.cpu_seconds
+                        if cluster is not None and cluster.postmaster_pid is not None
+                        else _no_cpu
+                    )
+                    report |= asyncio.run(
+                        measure_outcomes(url, args.outcomes, root / "data", database_cpu)
+                    )
+                else:
+                    report |= asyncio.run(measure(url, args.recipients, args.calls, root / "data"))
         except Exception as error:  # noqa: BLE001 - the report says what failed
             report["error"] = f"{type(error).__name__}: {error}"
         finally:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from services.kit.clock import Clock
 from services.kit.errors import InvalidArgument, NotFound
@@ -22,7 +23,7 @@ from services.reporting.store import (
     EngagementKind,
     EngagementRecord,
     GoalRecord,
-    OutcomeRecord,
+    OutcomeBatch,
     RecipientActivityRecord,
     ReportingStore,
     ReportTotals,
@@ -62,6 +63,53 @@ class OutcomeInput:
     # The A/B variant it got, and its subscriber's profile; empty: none.
     variant: str = ""
     profile_id: str = ""
+
+
+@dataclass(frozen=True)
+class OutcomeInputs:
+    """Outcomes as a caller sent them, as columns (item i of every list is outcome i):
+    a batch of thousands is checked and stored a column at a time. As in OutcomeInput,
+    a status is None when unspecified, a reason when unknown, a time when not sent."""
+
+    run_ids: list[str]
+    campaign_ids: list[str]
+    subscriber_ids: list[str]
+    statuses: list[DeliveryStatus | None]
+    reasons: list[str | None]
+    browsers: list[str]
+    occur_times: list[datetime | None]
+    tests: list[bool]
+    variants: list[str]
+    profile_ids: list[str]
+
+    @classmethod
+    def of(cls, outcomes: Sequence[OutcomeInput]) -> OutcomeInputs:
+        return cls(
+            [o.run_id for o in outcomes],
+            [o.campaign_id for o in outcomes],
+            [o.subscriber_id for o in outcomes],
+            [o.status for o in outcomes],
+            [o.reason for o in outcomes],
+            [o.browser for o in outcomes],
+            [o.occur_time for o in outcomes],
+            [o.test for o in outcomes],
+            [o.variant for o in outcomes],
+            [o.profile_id for o in outcomes],
+        )
+
+    def item(self, index: int) -> OutcomeInput:
+        return OutcomeInput(
+            run_id=self.run_ids[index],
+            campaign_id=self.campaign_ids[index],
+            subscriber_id=self.subscriber_ids[index],
+            status=self.statuses[index],
+            reason=self.reasons[index],
+            browser=self.browsers[index],
+            occur_time=self.occur_times[index],
+            test=self.tests[index],
+            variant=self.variants[index],
+            profile_id=self.profile_ids[index],
+        )
 
 
 @dataclass(frozen=True)
@@ -400,6 +448,27 @@ def _require_at_most(value: str, limit: int, field: str) -> None:
         )
 
 
+def _check_outcome(outcome: OutcomeInput, prefix: str) -> None:
+    _require_id(outcome.run_id, f"{prefix}.run_id")
+    _require_id(outcome.campaign_id, f"{prefix}.campaign_id")
+    _require_id(outcome.subscriber_id, f"{prefix}.subscriber_id")
+    if outcome.status is None:
+        raise InvalidArgument(
+            "MISSING_STATUS",
+            f"{prefix}.status is unspecified; use SENT, FAILED, SUPPRESSED or EXPIRED",
+            field=f"{prefix}.status",
+        )
+    if outcome.reason is None:
+        raise InvalidArgument(
+            "INVALID_REASON",
+            f"{prefix}.reason is not a DeliveryReason this service knows; "
+            "use one of the DELIVERY_REASON_* values",
+            field=f"{prefix}.reason",
+        )
+    _require_at_most(outcome.variant, MAX_VARIANT_LENGTH, f"{prefix}.variant")
+    _require_at_most(outcome.profile_id, ID_LENGTH, f"{prefix}.profile_id")
+
+
 def _require_batch(size: int, field: str) -> None:
     if size == 0:
         raise InvalidArgument("EMPTY_BATCH", f"{field} is empty; send at least one", field=field)
@@ -454,47 +523,41 @@ class Reporting:
         )
 
     async def record_delivery_outcomes(
-        self, site_id: str, outcomes: Sequence[OutcomeInput]
+        self, site_id: str, outcomes: Sequence[OutcomeInput] | OutcomeInputs
     ) -> int:
         """Returns how many outcomes were new; repeats of recorded ones are ignored."""
-        _require_batch(len(outcomes), "outcomes")
-        now = self._clock.now()
-        records = []
-        for index, outcome in enumerate(outcomes):
-            prefix = f"outcomes[{index}]"
-            _require_id(outcome.run_id, f"{prefix}.run_id")
-            _require_id(outcome.campaign_id, f"{prefix}.campaign_id")
-            _require_id(outcome.subscriber_id, f"{prefix}.subscriber_id")
-            if outcome.status is None:
-                raise InvalidArgument(
-                    "MISSING_STATUS",
-                    f"{prefix}.status is unspecified; use SENT, FAILED, SUPPRESSED or EXPIRED",
-                    field=f"{prefix}.status",
-                )
-            if outcome.reason is None:
-                raise InvalidArgument(
-                    "INVALID_REASON",
-                    f"{prefix}.reason is not a DeliveryReason this service knows; "
-                    "use one of the DELIVERY_REASON_* values",
-                    field=f"{prefix}.reason",
-                )
-            _require_at_most(outcome.variant, MAX_VARIANT_LENGTH, f"{prefix}.variant")
-            _require_at_most(outcome.profile_id, ID_LENGTH, f"{prefix}.profile_id")
-            records.append(
-                OutcomeRecord(
-                    run_id=outcome.run_id,
-                    campaign_id=outcome.campaign_id,
-                    subscriber_id=outcome.subscriber_id,
-                    status=outcome.status,
-                    reason=outcome.reason,
-                    browser=outcome.browser,
-                    occur_time=outcome.occur_time or now,
-                    test=outcome.test,
-                    variant=outcome.variant,
-                    profile_id=outcome.profile_id,
-                )
-            )
-        return await self._store.insert_outcomes(site_id, records)
+        columns = outcomes if isinstance(outcomes, OutcomeInputs) else OutcomeInputs.of(outcomes)
+        size = len(columns.run_ids)
+        _require_batch(size, "outcomes")
+        # A column at a time; only a batch with something wrong is walked outcome by
+        # outcome, for the first problem and its field.
+        ids = (columns.run_ids, columns.campaign_ids, columns.subscriber_ids)
+        if (
+            any("" in column or max(map(len, column)) > ID_LENGTH for column in ids)
+            or None in columns.statuses
+            or None in columns.reasons
+            or max(map(len, columns.variants)) > MAX_VARIANT_LENGTH
+            or max(map(len, columns.profile_ids)) > ID_LENGTH
+        ):
+            for index in range(size):
+                _check_outcome(columns.item(index), f"outcomes[{index}]")
+        occur_times = columns.occur_times
+        if None in occur_times:
+            now = self._clock.now()
+            occur_times = [now if at is None else at for at in occur_times]
+        batch = OutcomeBatch(
+            columns.run_ids,
+            columns.campaign_ids,
+            columns.subscriber_ids,
+            cast(list[DeliveryStatus], columns.statuses),
+            cast(list[str], columns.reasons),
+            columns.browsers,
+            cast(list[datetime], occur_times),
+            columns.tests,
+            columns.variants,
+            columns.profile_ids,
+        )
+        return await self._store.insert_outcome_batch(site_id, batch)
 
     async def record_engagement_events(
         self, site_id: str, events: Sequence[EngagementInput]
