@@ -219,20 +219,16 @@ async def site_config(request: web.Request) -> web.Response:
 
 
 async def subscribe(request: web.Request) -> web.Response:
-    where = inputs.path(request, inputs.SitePath)
-    body = await inputs.body(request, inputs.SubscribeBody)
-    subscription = body.subscription
+    site_id = inputs.site_path(request)
+    body = await inputs.subscribe_body(request)
     message = segment_service_pb2.RegisterSubscriberRequest(
         push_subscription=common_pb2.PushSubscription(
-            endpoint=subscription.endpoint,
-            p256dh=inputs.base64url_decode(subscription.keys.p256dh),
-            auth=inputs.base64url_decode(subscription.keys.auth),
+            endpoint=body.endpoint, p256dh=body.p256dh, auth=body.auth
         ),
         browser=inputs.BROWSERS[body.browser] if body.browser else common_pb2.BROWSER_UNSPECIFIED,
-        timezone=body.timezone or "",
-        profile_id=body.profile_id or "",
+        timezone=body.timezone,
+        profile_id=body.profile_id,
     )
-    site_id = where.site_id
     secret = await request.app[SITES].engagement_secret(site_id)
     response = await request.app[REGISTRATIONS].register(site_id, message)
     subscriber_id = response.subscriber.subscriber_id

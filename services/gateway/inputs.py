@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -378,8 +379,19 @@ def path(request: web.Request, model: type[M]) -> M:
     return _validate(model, dict(request.match_info))
 
 
+def site_path(request: web.Request) -> str:
+    """The route's site id, as `path(request, SitePath).site_id` answers it (one regex
+    match when it is well formed; the model, and its very error, when it is not)."""
+    site_id = request.match_info.get("site_id")
+    if type(site_id) is str and _SITE_ID.fullmatch(site_id):
+        return site_id
+    return path(request, SitePath).site_id
+
+
 def require_site_id(site_id: str) -> None:
     """404 for a site id that cannot name a site (it must not reach gRPC metadata)."""
+    if type(site_id) is str and _SITE_ID.fullmatch(site_id):
+        return
     try:
         _SITE_ID_ADAPTER.validate_python(site_id)
     except ValidationError:
@@ -388,9 +400,102 @@ def require_site_id(site_id: str) -> None:
 
 async def body(request: web.Request, model: type[M]) -> M:
     """The request's JSON body as `model`: UTF-8, at most MAX_JSON_DEPTH deep, an object."""
+    return _validate(model, await _json_body(request))
+
+
+async def _json_body(request: web.Request) -> Any:
     _require_json_content_type(request)
     raw = await request.read()  # raises 413 past the application's client_max_size
-    return _validate(model, parse_json(raw))
+    return parse_json(raw)
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A subscribe call's body, checked as SubscribeBody and decoded: what the segment
+    service's RegisterSubscriber takes ("" for what the browser left out)."""
+
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+    browser: str
+    timezone: str
+    profile_id: str
+
+
+async def subscribe_body(request: web.Request) -> Subscription:
+    """The subscribe body, as `body(request, SubscribeBody)` would accept or refuse it.
+
+    Registration is the gateway's busiest call, and a SubscribeBody model costs more
+    than the rest of the gateway's work on it: a body that is plainly valid (the types
+    and limits below, checked by hand) is taken as it is; anything else goes through the
+    model, so every refusal is the model's, word for word.
+    """
+    data = await _json_body(request)
+    fast = _plain_subscription(data)
+    if fast is not None:
+        return fast
+    checked = _validate(SubscribeBody, data)
+    keys = checked.subscription.keys
+    return Subscription(
+        checked.subscription.endpoint,
+        base64url_decode(keys.p256dh),
+        base64url_decode(keys.auth),
+        checked.browser or "",
+        checked.timezone or "",
+        checked.profile_id or "",
+    )
+
+
+def _plain_text(value: object, max_length: int, min_length: int = 0) -> bool:
+    return (
+        type(value) is str
+        and min_length <= len(value) <= max_length
+        and _HOSTILE_CHARACTER.search(value) is None
+    )
+
+
+def _plain_key(value: object) -> bytes | None:
+    if not _plain_text(value, BASE64URL_LENGTH, 1):
+        return None
+    try:
+        return base64url_decode(value)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def _plain_optional(data: dict[str, Any], name: str, max_length: int) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return ""
+    return value if _plain_text(value, max_length) else None
+
+
+def _plain_subscription(data: object) -> Subscription | None:
+    """The body when SubscribeBody would take it as it is; None: ask the model."""
+    if type(data) is not dict:
+        return None
+    subscription = data.get("subscription")
+    if type(subscription) is not dict:
+        return None
+    endpoint = subscription.get("endpoint")
+    keys = subscription.get("keys")
+    if not _plain_text(endpoint, ENDPOINT_LENGTH, 1) or type(keys) is not dict:
+        return None
+    p256dh = _plain_key(keys.get("p256dh"))
+    auth = _plain_key(keys.get("auth"))
+    browser = _plain_optional(data, "browser", ID_LENGTH)
+    timezone = _plain_optional(data, "timezone", TIMEZONE_LENGTH)
+    profile_id = _plain_optional(data, "profile_id", PROFILE_ID_LENGTH)
+    if (
+        p256dh is None
+        or auth is None
+        or browser is None
+        or (browser and browser not in BROWSERS)
+        or timezone is None
+        or profile_id is None
+    ):
+        return None
+    return Subscription(endpoint, p256dh, auth, browser, timezone, profile_id)  # type: ignore[arg-type]
 
 
 def _require_json_content_type(request: web.Request) -> None:
@@ -435,7 +540,9 @@ def parse_json(raw: bytes) -> Any:
             f"the request body nests {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed",
         )
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        if text.startswith("\ufeff"):  # what json.loads says of a str that starts so
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except _NotJson as error:
         raise ApiError(
             400, "INVALID_JSON", f"the request body is not valid JSON: {error}"
@@ -475,6 +582,10 @@ class _NotJson(ValueError):
 
 def _refuse_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not a JSON number")
+
+
+# One decoder for every body (json.loads with an argument builds one per call).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def base64url_decode(value: str) -> bytes:

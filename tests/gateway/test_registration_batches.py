@@ -4,13 +4,17 @@ and each browser still gets the answer a lone subscribe would have got."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 
 import aiohttp
 
 from clarion.common.v1 import common_pb2
-from clarion.segment.v1 import segment_service_pb2
+from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
+from services.gateway.registrations import SENDERS_PER_SITE, RegistrationBatcher
 from services.gateway.server import create_gateway
+from services.kit.auth import internal_metadata
+from services.kit.grpcserver import client_channel
 from services.kit.tokens import verify_unsubscribe_token
 from tests.gateway.conftest import GatewaySite, Stack, b64url, browser_subscription
 from tests.gateway.test_gateway import assert_error, post, subscribe_body
@@ -126,3 +130,64 @@ class TestSegmentUnreachable:
                 assert_error(status, body, 503, "SERVICE_UNAVAILABLE")
         finally:
             await gateway.stop()
+
+
+class TestSenderEndingAsOneArrives:
+    async def test_a_subscribe_arriving_as_the_sender_ends_is_sent(self, stack, site):
+        """The site's sender finishes and a registration arrives before its done callback
+        runs: it must be sent, not cancelled (browsers saw their connections dropped at
+        1,000 registrations a second)."""
+        channel = client_channel(stack.settings.segment_address)
+        gate, at_gate = asyncio.Event(), []
+
+        class HeldStub:
+            """The real segment stub; each batch's answer waits at the gate."""
+
+            def __init__(self) -> None:
+                self._real = segment_service_pb2_grpc.SegmentServiceStub(channel)
+
+            async def BatchRegisterSubscribers(self, *args, **kwargs):  # noqa: N802
+                response = await self._real.BatchRegisterSubscribers(*args, **kwargs)
+                at_gate.append(1)
+                await gate.wait()
+                return response
+
+            async def RegisterSubscriber(self, *args, **kwargs):  # noqa: N802
+                return await self._real.RegisterSubscriber(*args, **kwargs)
+
+        def metadata(site_id: str) -> tuple[tuple[str, str], ...]:
+            return internal_metadata(stack.settings.internal_token_value, site_id)
+
+        batcher = RegistrationBatcher(HeldStub, metadata, 10.0)
+
+        def request() -> segment_service_pb2.RegisterSubscriberRequest:
+            subscription = browser_subscription(uuid.uuid4().hex)
+            keys: dict[str, str] = subscription["keys"]  # type: ignore[assignment]
+            return segment_service_pb2.RegisterSubscriberRequest(
+                push_subscription=common_pb2.PushSubscription(
+                    endpoint=str(subscription["endpoint"]),
+                    p256dh=base64.urlsafe_b64decode(keys["p256dh"] + "=="),
+                    auth=base64.urlsafe_b64decode(keys["auth"] + "=="),
+                )
+            )
+
+        def register() -> asyncio.Future[segment_service_pb2.RegisterSubscriberResponse]:
+            return asyncio.ensure_future(batcher.register(site.site_id, request()))
+
+        try:
+            # The site's sender takes both in one batch, stored and held at the gate.
+            first = [register(), register()]
+            while not at_gate:
+                await asyncio.sleep(0.01)
+            assert SENDERS_PER_SITE == 1 and len(at_gate) == 1
+            # It ends in the next turn of the loop; this registration's first step runs
+            # after it ended and before its done callback.
+            gate.set()
+            late = register()
+
+            answers = await asyncio.wait_for(asyncio.gather(*first, late), 10)
+        finally:
+            await channel.close()
+
+        assert [answer.created for answer in answers] == [True] * len(answers)
+        assert (await _stored(stack, site, answers[-1].subscriber.subscriber_id)).subscriber_id
