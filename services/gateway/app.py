@@ -57,7 +57,7 @@ from clarion.segment.v1 import (
 from services.gateway import inputs, pages, safari
 from services.gateway.clicks import ClickRedirects
 from services.gateway.client_errors import ClientErrors
-from services.gateway.errors import ApiError, bounded, quote
+from services.gateway.errors import ApiError, bounded, quote, upstream
 from services.gateway.registrations import RegistrationBatcher
 from services.kit.auth import REQUEST_ID_HEADER
 from services.kit.clock import Clock, SystemClock
@@ -621,27 +621,16 @@ def _rpc_error_response(error: grpc.aio.AioRpcError) -> web.Response:
     code = error.code()
     info = error_info(error)
     reason = info.reason if info is not None else ""
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return error_response(
-            400, reason or "INVALID_ARGUMENT", error.details() or "invalid request"
-        )
-    if code == grpc.StatusCode.NOT_FOUND:
-        return error_response(404, reason or "NOT_FOUND", error.details() or "not found")
-    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS):
-        return error_response(409, reason or code.name, error.details() or "conflict")
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return error_response(
-            429, reason or "RESOURCE_EXHAUSTED", "too many requests; retry later"
-        )
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    answer = upstream(code, reason, error.details() or "")
+    if answer.status == 503:
         log.warning("upstream unavailable", grpc_code=code.name)
-        return error_response(
-            503, "SERVICE_UNAVAILABLE", "a Clarion service is unavailable; retry shortly"
+    elif answer.server_fault:
+        # Clarion's fault (a refused internal token, an internal error): its details
+        # stay in the log.
+        log.error(
+            "upstream call failed", grpc_code=code.name, reason=reason, details=error.details()
         )
-    # Anything else (a refused internal token, an internal error) is Clarion's fault,
-    # and its details stay in the log.
-    log.error("upstream call failed", grpc_code=code.name, reason=reason, details=error.details())
-    return error_response(502, "UPSTREAM_ERROR", "a Clarion service failed; see the gateway log")
+    return error_response(answer.status, answer.code, answer.message)
 
 
 def create_app(

@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from services.gateway import app
 from services.gateway.errors import upstream
 from services.gateway.pages import templates, views
 from services.gateway.pages.assets import STATIC_DIR, Assets
@@ -45,7 +46,8 @@ def test_the_api_and_the_pages_answer_a_service_error_with_one_status(
 ) -> None:
     answer = upstream(code, "", "the service's words")
     page = page_for(rpc_error(code, "the service's words"))
-    assert answer.status == page.status == EXPECTED[code]
+    api = app._rpc_error_response(rpc_error(code, "the service's words"))
+    assert answer.status == page.status == api.status == EXPECTED[code]
     assert answer.title in (page.text or "")
 
 
