@@ -196,7 +196,7 @@ class FinishedRun:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Member:
     """One audience member as segment gave it, ready to queue."""
 
@@ -214,6 +214,36 @@ class Member:
     vapid_key_id: str = ""
     # The profile properties the run asked for, those its profile has (plain JSON values).
     profile_properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        subscriber_id: str,
+        profile_id: str,
+        timezone: str,
+        browser: int,
+        target_kind: TargetKind,
+        endpoint: str,
+        p256dh: bytes,
+        auth: bytes,
+        unsubscribed: bool = False,
+        vapid_key_id: str = "",
+        profile_properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        # Written once, into the instance's dict: a frozen dataclass's own __init__ (an
+        # object.__setattr__ per field) was a third of converting an audience page.
+        self.__dict__.update(
+            subscriber_id=subscriber_id,
+            profile_id=profile_id,
+            timezone=timezone,
+            browser=browser,
+            target_kind=target_kind,
+            endpoint=endpoint,
+            p256dh=p256dh,
+            auth=auth,
+            unsubscribed=unsubscribed,
+            vapid_key_id=vapid_key_id,
+            profile_properties={} if profile_properties is None else profile_properties,
+        )
 
 
 @dataclass(frozen=True)
@@ -251,7 +281,7 @@ class ClaimedChunk:
     fence: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PendingRecipient:
     recipient_id: int
     subscriber_id: str
@@ -275,6 +305,43 @@ class PendingRecipient:
     not_before: datetime | None = None
     # Why its last attempt is retried ("": none yet); push_service_auth: it is held.
     reason: str = ""
+
+    def __init__(
+        self,
+        recipient_id: int,
+        subscriber_id: str,
+        browser: int,
+        target_kind: str,
+        endpoint: str,
+        p256dh: bytes,
+        auth: bytes,
+        attempts: int,
+        vapid_key_id: str = "",
+        context: str = "",
+        profile_id: str = "",
+        timezone: str = "",
+        variant: str = "",
+        not_before: datetime | None = None,
+        reason: str = "",
+    ) -> None:
+        # As Member's: one per recipient sent.
+        self.__dict__.update(
+            recipient_id=recipient_id,
+            subscriber_id=subscriber_id,
+            browser=browser,
+            target_kind=target_kind,
+            endpoint=endpoint,
+            p256dh=p256dh,
+            auth=auth,
+            attempts=attempts,
+            vapid_key_id=vapid_key_id,
+            context=context,
+            profile_id=profile_id,
+            timezone=timezone,
+            variant=variant,
+            not_before=not_before,
+            reason=reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -318,7 +385,7 @@ class Admission:
     deferred: list[int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Terminal:
     """A recipient's final state, with what reporting needs to hear of it."""
 
@@ -335,6 +402,31 @@ class Terminal:
     # The attempt that ended it, appended to its attempt_log (attempt_entry); "": none
     # (it ended without a request: expired, suppressed, refused before sending).
     attempt: str = ""
+
+    def __init__(
+        self,
+        recipient_id: int,
+        subscriber_id: str,
+        browser: int,
+        state: RecipientState,
+        reason: str,
+        unsubscribe: bool = False,
+        variant: str = "",
+        profile_id: str = "",
+        attempt: str = "",
+    ) -> None:
+        # As Member's: one per recipient's outcome.
+        self.__dict__.update(
+            recipient_id=recipient_id,
+            subscriber_id=subscriber_id,
+            browser=browser,
+            state=state,
+            reason=reason,
+            unsubscribe=unsubscribe,
+            variant=variant,
+            profile_id=profile_id,
+            attempt=attempt,
+        )
 
 
 @dataclass(frozen=True)
@@ -392,7 +484,7 @@ class Entry(NamedTuple):
     profile_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class OutboxItem:
     """One thing a peer has to hear: a recipient's outcome or unsubscribe, or a run's
     audience; the items of one outbox row share its outbox_id."""
@@ -417,6 +509,45 @@ class OutboxItem:
     # none) and description (domain/descriptions.py's JSON; "": none).
     conversion_goal: str = ""
     description: str = ""
+
+    def __init__(
+        self,
+        outbox_id: int,
+        kind: OutboxKind,
+        site_id: str,
+        run_id: str,
+        campaign_id: str,
+        occur_time: datetime,
+        count: int = 0,
+        subscriber_id: str = "",
+        state: str = "",
+        reason: str = "",
+        browser: int = 0,
+        test: bool = False,
+        variant: str = "",
+        profile_id: str = "",
+        conversion_goal: str = "",
+        description: str = "",
+    ) -> None:
+        # As Member's: one per outcome relayed.
+        self.__dict__.update(
+            outbox_id=outbox_id,
+            kind=kind,
+            site_id=site_id,
+            run_id=run_id,
+            campaign_id=campaign_id,
+            occur_time=occur_time,
+            count=count,
+            subscriber_id=subscriber_id,
+            state=state,
+            reason=reason,
+            browser=browser,
+            test=test,
+            variant=variant,
+            profile_id=profile_id,
+            conversion_goal=conversion_goal,
+            description=description,
+        )
 
 
 @dataclass(frozen=True)
@@ -2037,36 +2168,36 @@ class DeliveryStore:
                     descriptions[(site_id, run_id)] = description
             items = []
             for row in sorted(rows, key=lambda row: row.outbox_id):
-                common = {
-                    "outbox_id": row.outbox_id,
-                    "kind": OutboxKind(row.kind),
-                    "site_id": row.site_id,
-                    "run_id": row.run_id,
-                    "campaign_id": row.campaign_id,
-                    "count": row.count,
-                    "occur_time": row.occur_time,
-                    "test": (row.site_id, row.run_id) in tests,
-                }
+                run_key = (row.site_id, row.run_id)
+                # The fields every item of the row shares, in OutboxItem's field order.
+                head: tuple[int, OutboxKind, str, str, str, datetime, int] = (
+                    row.outbox_id,
+                    OutboxKind(row.kind),
+                    row.site_id,
+                    row.run_id,
+                    row.campaign_id,
+                    row.occur_time,
+                    row._mapping["count"],  # not row.count: a Row is a tuple
+                )
+                test = run_key in tests
                 if not row.entries:
                     items.append(
                         OutboxItem(
-                            **common,
-                            conversion_goal=goals.get((row.site_id, row.run_id), ""),
-                            description=descriptions.get((row.site_id, row.run_id), ""),
+                            *head,
+                            test=test,
+                            conversion_goal=goals.get(run_key, ""),
+                            description=descriptions.get(run_key, ""),
                         )
                     )
                     continue
                 # Rows written before variants hold [subscriber, state, reason, browser].
+                # Positional: thousands per batch.
                 items += [
                     OutboxItem(
-                        **common,
-                        subscriber_id=sid,
-                        state=state,
-                        reason=reason,
-                        browser=browser,
-                        variant=rest[0] if rest else "",
-                        profile_id=rest[1] if len(rest) > 1 else "",
-                    )
+                        *head, sid, state, reason, browser, test,
+                        rest[0] if rest else "",
+                        rest[1] if len(rest) > 1 else "",
+                    )  # fmt: skip
                     for sid, state, reason, browser, *rest in json.loads(row.entries)
                 ]
             return items

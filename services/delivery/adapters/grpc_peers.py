@@ -17,7 +17,6 @@ from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import (
     reporting_internal_service_pb2,
     reporting_internal_service_pb2_grpc,
-    reporting_pb2,
 )
 from clarion.segment.v1 import (
     segment_internal_service_pb2,
@@ -191,33 +190,29 @@ class GrpcAudience:
                 raise PeerUnavailable(_audience_refused(request.audience, error), permanent=True)
             raise _unavailable(self._peers, "segment.ListAudienceMembers", error) from None
         members = []
+        web_push, apns = TargetKind.WEB_PUSH, TargetKind.APNS
         for m in response.members:
             target = m.target
-            if target.WhichOneof("target") == "apns":
-                kind, endpoint, p256dh, auth = TargetKind.APNS, target.apns.device_token, b"", b""
+            if target.HasField("apns"):
+                kind, endpoint, p256dh, auth = apns, target.apns.device_token, b"", b""
             else:
                 web = target.web_push
-                kind, endpoint, p256dh, auth = (
-                    TargetKind.WEB_PUSH,
-                    web.endpoint,
-                    web.p256dh,
-                    web.auth,
-                )
+                kind, endpoint, p256dh, auth = web_push, web.endpoint, web.p256dh, web.auth
+            properties = m.profile_properties
+            # Positional, in Member's field order: keywords cost more, per member.
             members.append(
                 Member(
-                    subscriber_id=m.subscriber_id,
-                    profile_id=m.profile_id,
-                    timezone=m.timezone,
-                    browser=m.browser,
-                    target_kind=kind,
-                    endpoint=endpoint,
-                    p256dh=p256dh,
-                    auth=auth,
-                    unsubscribed=m.unsubscribed,
-                    vapid_key_id=m.vapid_key_id,
-                    profile_properties=(
-                        plain_properties(m.profile_properties) if m.profile_properties else {}
-                    ),
+                    m.subscriber_id,
+                    m.profile_id,
+                    m.timezone,
+                    m.browser,
+                    kind,
+                    endpoint,
+                    p256dh,
+                    auth,
+                    m.unsubscribed,
+                    m.vapid_key_id,
+                    plain_properties(properties) if properties else {},
                 )
             )
         return AudiencePage(members, response.next_page_token)
@@ -295,7 +290,10 @@ class GrpcOutcomeSink:
         # converted once (a Timestamp is copied into each message by the C runtime).
         stamps: dict[datetime, Timestamp | None] = {}
         codes: dict[tuple[str, str], tuple[int, int]] = {}
-        messages = []
+        request = reporting_internal_service_pb2.RecordDeliveryOutcomesRequest()
+        # Each message made in place in the request (constructing one and then adding
+        # it copies it).
+        add = request.outcomes.add
         for outcome in outcomes:
             stamp = stamps.get(outcome.occur_time)
             if stamp is None:
@@ -307,23 +305,21 @@ class GrpcOutcomeSink:
                     DELIVERY_STATUS[RecipientState(outcome.state)],
                     reason_enum(outcome.reason),
                 )
-            messages.append(
-                reporting_pb2.DeliveryOutcome(
-                    run_id=outcome.run_id,
-                    campaign_id=outcome.campaign_id,
-                    subscriber_id=outcome.subscriber_id,
-                    status=code[0],  # type: ignore[arg-type]
-                    reason=code[1],  # type: ignore[arg-type]
-                    browser=outcome.browser,  # type: ignore[arg-type]
-                    occur_time=stamp,
-                    test=outcome.test,
-                    variant=outcome.variant,
-                    profile_id=outcome.profile_id,
-                )
+            add(
+                run_id=outcome.run_id,
+                campaign_id=outcome.campaign_id,
+                subscriber_id=outcome.subscriber_id,
+                status=code[0],  # type: ignore[arg-type]
+                reason=code[1],  # type: ignore[arg-type]
+                browser=outcome.browser,  # type: ignore[arg-type]
+                occur_time=stamp,
+                test=outcome.test,
+                variant=outcome.variant,
+                profile_id=outcome.profile_id,
             )
         try:
             await self._stub().RecordDeliveryOutcomes(
-                reporting_internal_service_pb2.RecordDeliveryOutcomesRequest(outcomes=messages),
+                request,
                 metadata=self._peers.metadata(site_id),
                 timeout=self._peers.timeout,
             )

@@ -1263,7 +1263,7 @@ class DeliveryWorkers:
                         rates.answered(origin, answer.status)
                     if answer.status in (401, 403, 429):
                         self._push_service_answered(chunk, recipient, answer)
-                    host = _push_host(recipient.endpoint)
+                    host = _origin_host(origin)
                     status = answer.status or 0
                     if status in SENT_STATUSES and origin not in accepted:
                         accepted.add(origin)
@@ -1951,12 +1951,8 @@ def _terminal(
 
 @functools.lru_cache(maxsize=1024)
 def _origin_host(origin: str) -> str:
+    """The push service's host of an endpoint's origin (RecipientOutcome.attempt_history)."""
     return URL(origin).host or origin
-
-
-def _push_host(endpoint: str) -> str:
-    """The push service's host of an endpoint (RecipientOutcome.attempt_history)."""
-    return _origin_host(endpoint_origin(endpoint))
 
 
 __all__ = ["DeliveryWorkers"]
