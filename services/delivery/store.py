@@ -659,9 +659,14 @@ class _HotSql:
         # PostgreSQL: a commit locks its chunk's row before its recipients' rows, the
         # order a cancel takes them in (run, chunks, recipients), so neither ever waits
         # on the other while holding what the other waits for. SQLite has one writer.
+        # It also turns sequential scans off for the rest of the commit's transaction:
+        # on a table without statistics yet (a run's first minutes) the planner guessed a
+        # handful of pending recipients and hash-joined the commit's answers against a
+        # scan of all of them, per commit (5 s of PostgreSQL per 100,000 messages, growing
+        # with the run); by primary key each answer is one index lookup.
         self.lock_chunk = (
-            "SELECT chunk_id FROM delivery_chunks WHERE chunk_id = %s AND fence = %s "
-            "AND state = 'pending' FOR UPDATE"
+            "SELECT chunk_id, set_config('enable_seqscan', 'off', true) FROM delivery_chunks "
+            "WHERE chunk_id = %s AND fence = %s AND state = 'pending' FOR UPDATE"
             if postgres
             else None
         )
