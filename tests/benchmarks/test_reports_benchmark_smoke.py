@@ -8,33 +8,19 @@ target at 1M on PostgreSQL, so no latency is compared with it here.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.benchmark_runs import run_benchmark
 
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "benchmarks.reports", "--database", "sqlite",
-            "--recipients", "2000", "--calls", "5", "--json",
-        ],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return dict(json.loads(result.stdout))  # exactly one JSON object on stdout
+    return run_benchmark(
+        "benchmarks.reports", "--database", "sqlite", "--recipients", "2000", "--calls", "5"
+    )
 
 
 @pytest.mark.slow
