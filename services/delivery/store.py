@@ -54,6 +54,7 @@ from services.delivery.models import (
 from services.kit.db import create_sync_engine_for
 from services.kit.logging import get_logger
 from services.kit.metrics import count_outcome, count_outcomes
+from services.kit.records import dict_init
 
 log = get_logger(__name__)
 
@@ -196,7 +197,8 @@ class FinishedRun:
         )
 
 
-@dataclass(frozen=True, init=False)
+@dict_init
+@dataclass(frozen=True)
 class Member:
     """One audience member as segment gave it, ready to queue."""
 
@@ -214,36 +216,6 @@ class Member:
     vapid_key_id: str = ""
     # The profile properties the run asked for, those its profile has (plain JSON values).
     profile_properties: Mapping[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        subscriber_id: str,
-        profile_id: str,
-        timezone: str,
-        browser: int,
-        target_kind: TargetKind,
-        endpoint: str,
-        p256dh: bytes,
-        auth: bytes,
-        unsubscribed: bool = False,
-        vapid_key_id: str = "",
-        profile_properties: Mapping[str, Any] | None = None,
-    ) -> None:
-        # Written once, into the instance's dict: a frozen dataclass's own __init__ (an
-        # object.__setattr__ per field) was a third of converting an audience page.
-        self.__dict__.update(
-            subscriber_id=subscriber_id,
-            profile_id=profile_id,
-            timezone=timezone,
-            browser=browser,
-            target_kind=target_kind,
-            endpoint=endpoint,
-            p256dh=p256dh,
-            auth=auth,
-            unsubscribed=unsubscribed,
-            vapid_key_id=vapid_key_id,
-            profile_properties={} if profile_properties is None else profile_properties,
-        )
 
 
 @dataclass(frozen=True)
@@ -281,7 +253,8 @@ class ClaimedChunk:
     fence: int
 
 
-@dataclass(frozen=True, init=False)
+@dict_init
+@dataclass(frozen=True)
 class PendingRecipient:
     recipient_id: int
     subscriber_id: str
@@ -305,43 +278,6 @@ class PendingRecipient:
     not_before: datetime | None = None
     # Why its last attempt is retried ("": none yet); push_service_auth: it is held.
     reason: str = ""
-
-    def __init__(
-        self,
-        recipient_id: int,
-        subscriber_id: str,
-        browser: int,
-        target_kind: str,
-        endpoint: str,
-        p256dh: bytes,
-        auth: bytes,
-        attempts: int,
-        vapid_key_id: str = "",
-        context: str = "",
-        profile_id: str = "",
-        timezone: str = "",
-        variant: str = "",
-        not_before: datetime | None = None,
-        reason: str = "",
-    ) -> None:
-        # As Member's: one per recipient sent.
-        self.__dict__.update(
-            recipient_id=recipient_id,
-            subscriber_id=subscriber_id,
-            browser=browser,
-            target_kind=target_kind,
-            endpoint=endpoint,
-            p256dh=p256dh,
-            auth=auth,
-            attempts=attempts,
-            vapid_key_id=vapid_key_id,
-            context=context,
-            profile_id=profile_id,
-            timezone=timezone,
-            variant=variant,
-            not_before=not_before,
-            reason=reason,
-        )
 
 
 @dataclass(frozen=True)
@@ -385,7 +321,8 @@ class Admission:
     deferred: list[int]
 
 
-@dataclass(frozen=True, init=False)
+@dict_init
+@dataclass(frozen=True)
 class Terminal:
     """A recipient's final state, with what reporting needs to hear of it."""
 
@@ -402,31 +339,6 @@ class Terminal:
     # The attempt that ended it, appended to its attempt_log (attempt_entry); "": none
     # (it ended without a request: expired, suppressed, refused before sending).
     attempt: str = ""
-
-    def __init__(
-        self,
-        recipient_id: int,
-        subscriber_id: str,
-        browser: int,
-        state: RecipientState,
-        reason: str,
-        unsubscribe: bool = False,
-        variant: str = "",
-        profile_id: str = "",
-        attempt: str = "",
-    ) -> None:
-        # As Member's: one per recipient's outcome.
-        self.__dict__.update(
-            recipient_id=recipient_id,
-            subscriber_id=subscriber_id,
-            browser=browser,
-            state=state,
-            reason=reason,
-            unsubscribe=unsubscribe,
-            variant=variant,
-            profile_id=profile_id,
-            attempt=attempt,
-        )
 
 
 @dataclass(frozen=True)
@@ -484,7 +396,8 @@ class Entry(NamedTuple):
     profile_id: str = ""
 
 
-@dataclass(frozen=True, init=False)
+@dict_init
+@dataclass(frozen=True)
 class OutboxItem:
     """One thing a peer has to hear: a recipient's outcome or unsubscribe, or a run's
     audience; the items of one outbox row share its outbox_id."""
@@ -509,45 +422,6 @@ class OutboxItem:
     # none) and description (domain/descriptions.py's JSON; "": none).
     conversion_goal: str = ""
     description: str = ""
-
-    def __init__(
-        self,
-        outbox_id: int,
-        kind: OutboxKind,
-        site_id: str,
-        run_id: str,
-        campaign_id: str,
-        occur_time: datetime,
-        count: int = 0,
-        subscriber_id: str = "",
-        state: str = "",
-        reason: str = "",
-        browser: int = 0,
-        test: bool = False,
-        variant: str = "",
-        profile_id: str = "",
-        conversion_goal: str = "",
-        description: str = "",
-    ) -> None:
-        # As Member's: one per outcome relayed.
-        self.__dict__.update(
-            outbox_id=outbox_id,
-            kind=kind,
-            site_id=site_id,
-            run_id=run_id,
-            campaign_id=campaign_id,
-            occur_time=occur_time,
-            count=count,
-            subscriber_id=subscriber_id,
-            state=state,
-            reason=reason,
-            browser=browser,
-            test=test,
-            variant=variant,
-            profile_id=profile_id,
-            conversion_goal=conversion_goal,
-            description=description,
-        )
 
 
 @dataclass(frozen=True)
