@@ -215,23 +215,29 @@ async def _load(
     return expected
 
 
+
+def _server_settings(internal_token: str, data_dir: Path, url: str) -> Any:
+    """The reporting server's settings in every figure: its own database, quiet logs."""
+    from services.kit.config import Settings
+
+    return Settings(
+        internal_token=internal_token,
+        data_dir=data_dir,
+        database_url=url,
+        allow_insecure_endpoints=True,
+        log_format="console",
+    )
+
 async def measure(url: str, recipients: int, calls: int, data_dir: Path) -> dict[str, Any]:
     from clarion.reporting.v1 import reporting_service_pb2 as rs
     from clarion.reporting.v1 import reporting_service_pb2_grpc
-    from services.kit.config import Settings
     from services.kit.db import create_engine_for
     from services.kit.grpcserver import client_channel
     from services.reporting.server import create_server
     from services.reporting.store import ReportingStore, RunAudienceRecord
 
     site_id, api_key = f"site_{secrets.token_hex(8)}", f"ck_{secrets.token_urlsafe(24)}"
-    settings = Settings(
-        internal_token=secrets.token_urlsafe(32),
-        data_dir=data_dir,
-        database_url=url,
-        allow_insecure_endpoints=True,
-        log_format="console",
-    )
+    settings = _server_settings(secrets.token_urlsafe(32), data_dir, url)
     # The followers find nothing to follow; an hour between passes keeps them quiet.
     server = await create_server(
         "127.0.0.1:0",
@@ -335,19 +341,14 @@ EARLY_ENGAGEMENT_EVERY = 50
 def _serve_reporting(url: str, data_dir: str) -> None:
     """The child process of the `outcomes` figure: a reporting server until stdin closes;
     its address is the first line it prints."""
-    from services.kit.config import Settings
     from services.kit.logging import configure_logging
     from services.reporting.server import create_server
 
     configure_logging("console", "WARNING")
 
     async def serve() -> None:
-        settings = Settings(
-            internal_token=os.environ["CLARION_BENCH_INTERNAL_TOKEN"],
-            data_dir=Path(data_dir),
-            database_url=url,
-            allow_insecure_endpoints=True,
-            log_format="console",
+        settings = _server_settings(
+            os.environ["CLARION_BENCH_INTERNAL_TOKEN"], Path(data_dir), url
         )
         server = await create_server(
             "127.0.0.1:0",
