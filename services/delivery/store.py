@@ -576,11 +576,13 @@ class _HotSql:
 
         # A commit's outcomes as one JSON parameter, a row per recipient: [recipient_id,
         # attempt entry, attempts to add (1: the answer to a request counted in flight),
-        # state, reason, its outbox entry, 1 if its subscriber is gone].
+        # state, reason, its outbox entry, 1 if its subscriber is gone]. jsonb on
+        # PostgreSQL: it parses the text once, where json re-reads an element's text
+        # for each of its seven fields (8 µs of PostgreSQL per answer).
         rows = (
             "(SELECT (e->>0)::bigint AS id, e->>1 AS entry, (e->>2)::int AS inc, "
             "e->>3 AS state, e->>4 AS reason, e->5 AS item, (e->>6)::int AS gone "
-            "FROM json_array_elements(%(outcomes)s::json) AS e)"
+            "FROM jsonb_array_elements(%(outcomes)s::jsonb) AS e)"
             if postgres
             else "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS entry, "
             "json_extract(value, '$[2]') AS inc, json_extract(value, '$[3]') AS state, "
