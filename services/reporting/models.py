@@ -118,7 +118,8 @@ class DeliveryOutcome(Model):
     profile_id: Mapped[str] = mapped_column(String(ID_LENGTH), default="", server_default="")
 
     __table_args__ = (
-        Index("ix_reporting_outcomes_site_campaign_status", "site_id", "campaign_id", "status"),
+        # No index by campaign: reports read counters, never outcomes by campaign, and
+        # each index is one more entry written per outcome.
         # A conversion event's candidate pushes: its profile's, in the window before it.
         # Anonymous outcomes can never be credited, so they stay out of the index.
         Index(
