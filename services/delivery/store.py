@@ -715,11 +715,13 @@ class DeliveryStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sync = create_sync_engine_for(engine.url.render_as_string(hide_password=False))
         self._postgres = engine.dialect.name == "postgresql"
         # SQLite has one writer: more threads would only wait on its lock (its busy
         # handler sleeps), so there one thread runs every transaction, in turn.
         threads = DB_THREADS if self._postgres else 1
+        self._sync = create_sync_engine_for(
+            engine.url.render_as_string(hide_password=False), connections=threads
+        )
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="delivery-db")
         self._hot = _HotSql(self._postgres, self._sync.dialect)
         # (chunk_id, fence) -> the recipients of the chunk's in-flight list as this

@@ -94,7 +94,10 @@ def create_engine_for(url: str) -> AsyncEngine:
     return create_async_engine(async_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def create_sync_engine_for(url: str) -> Engine:
+def create_sync_engine_for(url: str, *, connections: int = 5) -> Engine:
+    """A synchronous engine; on PostgreSQL it keeps `connections` open, the most its
+    caller uses at once: one more would be opened and closed per use (a new server
+    process each time, its prepared statements lost)."""
     from sqlalchemy import create_engine
 
     if is_sqlite(url):
@@ -102,7 +105,7 @@ def create_sync_engine_for(url: str) -> Engine:
         engine = create_engine(sync_url(url))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(sync_url(url))
+    return create_engine(sync_url(url), pool_size=connections, max_overflow=10)
 
 
 def _first_line(error: BaseException) -> str:
