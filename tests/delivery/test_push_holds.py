@@ -59,6 +59,10 @@ SETTINGS = {
     # WINDOW requests in flight per sender: the most that can be refused before the hold.
     "delivery_concurrency": WORKERS * WINDOW,
     "delivery_chunk_size": 20,
+    # Longer than the probe waits the tests jump over (61 and 121 s): a jump past a lease
+    # lets a second sender take a chunk the first is still sending and send its
+    # in-flight requests again (the crash path), which the request counts would see.
+    "delivery_lease_seconds": 300.0,
 }
 # At most every sender's window is in flight when the first refusal comes back.
 MOST_REFUSED = WORKERS * WINDOW
