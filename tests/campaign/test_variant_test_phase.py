@@ -618,7 +618,7 @@ class TestExactlyOnce:
                     timeout=30,
                 )
                 clock.advance(seconds=1)
-                await eventually(
+                barrier_runs = await eventually(
                     lambda: stub.ListRuns(
                         pb.ListRunsRequest(campaign_id=barrier.campaign.campaign_id),
                         metadata=auth,
@@ -627,6 +627,19 @@ class TestExactlyOnce:
                     lambda listed: len(listed.runs) == 1,
                     timeout=15,
                     what="a scheduler round",
+                )
+                # A run is listed before its start reaches delivery (the start is relayed
+                # after the run is stored): wait for the barrier's to arrive too.
+                barrier_run_id = barrier_runs.runs[0].run_id
+
+                async def handed() -> set[str]:
+                    return set(delivery.requests)
+
+                await eventually(
+                    handed,
+                    lambda ids: barrier_run_id in ids,
+                    timeout=15,
+                    what="the barrier's run handed to delivery",
                 )
                 after = await runs()
 
