@@ -225,17 +225,30 @@ def _field_plan(field: FieldDescriptor) -> _FieldPlan:
     )
 
 
-def _items_check(descriptor: Descriptor) -> _ItemsCheck | None:
+def _items_check(descriptor: Descriptor, outer: frozenset[str] = frozenset()) -> _ItemsCheck | None:
     """A check of a list of `descriptor` messages a field at a time (each field's values
     gathered by one map in C, then checked as a column: a length's maximum, one regular
     expression over the values joined with newlines, a set of enum values); None when
-    the message has fields that are not flat (lists, maps, messages but timestamps)."""
+    the message has fields that are not flat (lists, maps, a message that contains itself).
+
+    A singular message field is a column of messages, checked the same way field by field
+    (ImportSubscribers: a subscriber's push subscription inside each row). An unset one
+    reads as its default, which every limit accepts unless one of its fields' default
+    breaks a limit (then None: its presence matters, checked item by item)."""
+    outer = outer | {descriptor.full_name}
     columns: list[_ItemsCheck] = []
     for field in descriptor.fields:
         if field.is_repeated:
             return None
-        if field.type == _MESSAGE and field.message_type.full_name != "google.protobuf.Timestamp":
-            return None
+        if field.type == _MESSAGE and field.message_type.full_name not in _WELL_KNOWN:
+            inner = field.message_type
+            if inner.full_name in outer or _a_default_breaks(inner):
+                return None
+            nested = _items_check(inner, outer)
+            if nested is None:
+                return None
+            columns.append(_nested_column(attrgetter(field.name), nested))
+            continue
         column = _column_check(field, _constraints(field))
         if column is not None:
             columns.append(column)
@@ -244,6 +257,24 @@ def _items_check(descriptor: Descriptor) -> _ItemsCheck | None:
         return all(column(items) for column in columns)
 
     return check
+
+
+_WELL_KNOWN = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+
+
+def _nested_column(messages_of: Callable[[Any], Any], check: _ItemsCheck) -> _ItemsCheck:
+    return lambda items: check(list(map(messages_of, items)))
+
+
+def _a_default_breaks(descriptor: Descriptor) -> bool:
+    """Whether an unset scalar field of `descriptor` breaks its limits (as on_default)."""
+    for field in descriptor.fields:
+        if field.is_repeated or field.type == _MESSAGE:
+            continue
+        check = _value_check(field, _constraints(field))
+        if check is not None and check(field.default_value) is not None:
+            return True
+    return False
 
 
 def _column_check(
@@ -277,6 +308,17 @@ def _column_check(
             return not (one_line and ("\t" in joined or "\r" in joined))
 
         return text_column
+    if field.type == _BYTES:
+        max_bytes = rules.max_length or DEFAULT_MAX_BYTES
+        min_bytes = rules.min_length
+
+        def bytes_column(items: list[Any]) -> bool:
+            lengths = list(map(len, map(values_of, items)))
+            if max(lengths) > max_bytes:
+                return False
+            return not min_bytes or min(n or min_bytes for n in lengths) >= min_bytes
+
+        return bytes_column
     if field.type == _ENUM:
         defined = frozenset(field.enum_type.values_by_number)
         return lambda items: defined.issuperset(map(values_of, items))
@@ -291,7 +333,7 @@ def _column_check(
         return integer_column
     if field.type in _FLOATS:
         return lambda items: all(map(math.isfinite, map(values_of, items)))
-    if field.type == _MESSAGE:  # a Timestamp
+    if field.type == _MESSAGE and field.message_type.full_name == "google.protobuf.Timestamp":
         seconds_of = attrgetter(f"{field.name}.seconds")
         nanos_of = attrgetter(f"{field.name}.nanos")
 

@@ -11,7 +11,7 @@ file stores nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from services.kit.clock import Clock
 from services.kit.egress import EgressPolicy
 from services.kit.errors import InvalidArgument
-from services.kit.ids import new_id
+from services.kit.ids import new_ids
 from services.kit.logging import get_logger
 from services.segment.domain import (
     DEFAULT_TIMEZONE,
@@ -190,9 +190,10 @@ class Imports:
                 continue
             checked[entry.endpoint] = entry
         stored = await self._store.stored_subscriptions(site_id, list(checked))
+        fresh_ids = iter(new_ids(SUBSCRIBER_ID_PREFIX, len(checked) - len(stored)))
         writes = []
         for entry in checked.values():
-            write = _write_for(entry, stored.get(entry.endpoint))
+            write = _write_for(entry, stored.get(entry.endpoint), fresh_ids)
             if write is None:
                 result.unchanged += 1
             else:
@@ -288,11 +289,14 @@ class Imports:
             after = page[-1].profile_id
 
 
-def _write_for(entry: _Checked, stored: StoredSubscription | None) -> SubscriptionWrite | None:
-    """What to write for a checked row given what the site has (None: nothing)."""
+def _write_for(
+    entry: _Checked, stored: StoredSubscription | None, fresh_ids: Iterator[str]
+) -> SubscriptionWrite | None:
+    """What to write for a checked row given what the site has (None: nothing); a new
+    subscriber takes the next of `fresh_ids`."""
     if stored is None:
         return SubscriptionWrite(
-            subscriber_id=new_id(SUBSCRIBER_ID_PREFIX),
+            subscriber_id=next(fresh_ids),
             endpoint=entry.endpoint,
             p256dh=entry.p256dh,
             auth=entry.auth,

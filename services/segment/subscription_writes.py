@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import psycopg
+from psycopg.adapt import PyFormat
+from psycopg.pq import Format
 from sqlalchemy import Row, Table, bindparam, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -76,7 +79,11 @@ class SubscriptionWrite:
 
 def subscribed_event_id(subscriber_id: str) -> str:
     # A subscriber is created once: a retried or repeated registration finds the row
-    # and creates nothing, so this id is written at most once.
+    # and creates nothing, so this id is written at most once. No other event can hold
+    # it: a site's event ids never start with "clarion:" (domain.RESERVED_EVENT_ID_PREFIX),
+    # and the subscriber id is new. So PostgreSQL inserts `Subscribed` without ON
+    # CONFLICT: a speculative insertion (probe both unique indexes first, confirm after)
+    # cost a third of the event's insert (20 against 13.7 µs a row).
     return f"clarion:subscribed:{subscriber_id}"
 
 
@@ -107,8 +114,7 @@ _POSTGRESQL_SUBSCRIBED_EVENTS = text(
     "occur_time, properties, receive_time) "
     "SELECT :site_id, r.event_id, :name, r.profile_id, r.subscriber_id, r.occur_time, "
     "'{}'::jsonb, :now FROM json_to_recordset(CAST(:rows AS json)) "
-    "AS r(event_id varchar, profile_id varchar, subscriber_id varchar, occur_time timestamptz) "
-    "ON CONFLICT DO NOTHING"
+    "AS r(event_id varchar, profile_id varchar, subscriber_id varchar, occur_time timestamptz)"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 _POSTGRESQL_PROFILES = text(
     "INSERT INTO segment_profiles (site_id, profile_id, properties, test_profile, "
@@ -156,7 +162,7 @@ _POSTGRESQL_WRITE = (
         "subscriber_id, occur_time, properties, receive_time) "
         "SELECT :site_id, :event_prefix || up.subscriber_id, :name, up.profile_id, "
         "up.subscriber_id, up.create_time, '{}'::jsonb, :now "
-        "FROM up WHERE up.inserted ORDER BY up.endpoint ON CONFLICT DO NOTHING), "
+        "FROM up WHERE up.inserted ORDER BY up.endpoint), "
         "profiles AS (INSERT INTO segment_profiles (site_id, profile_id, properties, "
         "test_profile, create_time, update_time) "
         "SELECT DISTINCT :site_id, profile_id, '{}'::jsonb, false, :now, :now "
@@ -270,11 +276,19 @@ async def write_subscriptions(
     return rows, created
 
 
+# psycopg's own (C) dumper of bytes. COPY's set_types picks a dumper by type oid, and for
+# bytea that is psycopg.dbapi20's subclass, which adds a Python call per value.
+_BYTES_DUMPER = psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
+_BYTEA_OID = psycopg.adapters.types["bytea"].oid
+
+
 async def _stage(connection: AsyncConnection, writes: Sequence[SubscriptionWrite]) -> None:
     """The writes into the (empty) staging table by binary COPY, in the transaction."""
     await connection.exec_driver_sql(_CREATE_STAGE)
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
+    if driver.adapters.get_dumper_by_oid(_BYTEA_OID, Format.BINARY) is not _BYTES_DUMPER:
+        driver.adapters.register_dumper(bytes, _BYTES_DUMPER)  # this connection's only
     async with driver.cursor() as cursor, cursor.copy(_COPY_STAGE) as copy:
         copy.set_types(_STAGE_TYPES)
         write_row = copy.write_row

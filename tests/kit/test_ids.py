@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.kit.ids import new_id
+from services.kit.ids import new_id, new_ids
 
 
 class TestNewId:
@@ -15,3 +15,11 @@ class TestNewId:
 
     def test_shape_is_prefix_and_32_hex_digits(self) -> None:
         assert re.fullmatch(r"cmp_[0-9a-f]{32}", new_id("cmp"))
+
+    def test_a_batch_of_ids_sorts_between_the_ids_made_around_it(self) -> None:
+        before = new_id("sub")
+        batch = new_ids("sub", 1000)
+        after = new_id("sub")
+        assert [before, *batch, after] == sorted({before, *batch, after})
+        assert all(re.fullmatch(r"sub_[0-9a-f]{32}", made) for made in batch)
+        assert new_ids("sub", 0) == []

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_internal_service_pb2 as ris
 from clarion.reporting.v1 import reporting_pb2
+from clarion.segment.v1 import segment_service_pb2 as segment_pb2
 from services.kit.validation import InvalidField, check_request
 
 
@@ -65,3 +66,70 @@ class TestListsOfFlatMessages:
         with pytest.raises(InvalidField) as raised:
             check_request(ris.RecordDeliveryOutcomesRequest(outcomes=outcomes))
         assert raised.value.metadata["field"] == "outcomes[7].occur_time"
+
+
+def _imported(count: int) -> list[segment_pb2.ImportedSubscriber]:
+    return [
+        segment_pb2.ImportedSubscriber(
+            row=n + 1,
+            subscriber=segment_pb2.RegisterSubscriberRequest(
+                push_subscription=common_pb2.PushSubscription(
+                    endpoint=f"https://fcm.googleapis.com/fcm/send/{n}",
+                    p256dh=b"\x04" + bytes(64),
+                    auth=bytes(16),
+                ),
+                browser=common_pb2.BROWSER_CHROME,
+                timezone="Europe/Berlin" if n % 2 else "",
+                profile_id=f"user {n}" if n % 3 else "",
+            ),
+        )
+        for n in range(count)
+    ]
+
+
+SUBSCRIPTION = "subscriber.push_subscription"
+BAD_NESTED = [
+    (f"{SUBSCRIPTION}.endpoint", "https://x.example/" + "a" * 2048, "INVALID_ENDPOINT"),
+    (f"{SUBSCRIPTION}.endpoint", "https://x.example/\x00", "INVALID_ENDPOINT"),
+    (f"{SUBSCRIPTION}.p256dh", b"\x04" * 66, "INVALID_P256DH"),
+    (f"{SUBSCRIPTION}.auth", bytes(17), "INVALID_AUTH"),
+    ("subscriber.timezone", "Europe/\nBerlin", "INVALID_TIMEZONE"),
+    ("subscriber.profile_id", "p" * 129, "INVALID_PROFILE_ID"),
+    ("subscriber.vapid_key_id", "vk 1", "INVALID_VAPID_KEY_ID"),
+    ("subscriber.browser", 99, "INVALID_BROWSER"),
+    ("subscriber.apns_device.device_token", "not hex", "INVALID_FIELD"),
+]
+
+
+class TestListsOfNestedMessages:
+    """ImportSubscribers: each row holds a subscriber holding a push subscription."""
+
+    def test_a_valid_list_passes(self) -> None:
+        check_request(segment_pb2.ImportSubscribersRequest(subscribers=_imported(1000)))
+
+    @pytest.mark.parametrize(("path", "value", "reason"), BAD_NESTED)
+    @pytest.mark.parametrize("index", [0, 411, 999])
+    def test_the_first_bad_item_and_nested_field_are_named(
+        self, path: str, value: object, reason: str, index: int
+    ) -> None:
+        rows = _imported(1000)
+        *parents, name = path.split(".")
+        holder = rows[index]
+        for parent in parents:
+            holder = getattr(holder, parent)
+        setattr(holder, name, value)
+        if index < 999:  # a later bad item too: the first one is named
+            rows[999].subscriber.vapid_key_id = "also bad"
+        with pytest.raises(InvalidField) as raised:
+            check_request(segment_pb2.ImportSubscribersRequest(subscribers=rows))
+        assert raised.value.reason == reason
+        assert raised.value.metadata["field"] == f"subscribers[{index}].{path}"
+
+    def test_an_unset_subscriber_or_time_passes_and_a_bad_time_is_named(self) -> None:
+        rows = _imported(20)
+        rows[3].ClearField("subscriber")
+        check_request(segment_pb2.ImportSubscribersRequest(subscribers=rows))
+        rows[12].create_time.seconds = -62_135_596_801
+        with pytest.raises(InvalidField) as raised:
+            check_request(segment_pb2.ImportSubscribersRequest(subscribers=rows))
+        assert raised.value.metadata["field"] == "subscribers[12].create_time"
