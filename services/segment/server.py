@@ -233,14 +233,14 @@ def _event(event: profile_pb2.Event) -> NewEvent:
         name=event.name,
         profile_id=event.profile_id,
         subscriber_id=event.subscriber_id,
-        occur_time=(
-            event.occur_time.ToDatetime(tzinfo=UTC) if event.HasField("occur_time") else None
-        ),
+        occur_time=_stamp_time(event.occur_time) if event.HasField("occur_time") else None,
         properties=tuple((p.name, _value_from_proto(p.value)) for p in event.properties),
     )
 
 
 def _item_result(result: ItemResult) -> profile_pb2.ItemResult:
+    if result.ok:  # most items of a batch: the two fields an ok result has
+        return profile_pb2.ItemResult(ok=True, duplicate=result.duplicate)
     return profile_pb2.ItemResult(
         ok=result.ok,
         duplicate=result.duplicate,

@@ -643,14 +643,17 @@ class SubscriberStore:
             await self._fix_types(session, site_id, plan.new_types, now)
             stored: set[str] = set()
             if plan.rows:
-                rows = [{**row, "site_id": site_id, "receive_time": now} for row in plan.rows]
+                rows = plan.rows  # the plan's own rows: completed here, not copied
                 await self._attribute_to_profiles(session, site_id, rows)
                 if self._postgresql:
+                    # The site and the receive time are one parameter each.
                     result = await session.execute(
                         _POSTGRESQL_TRACK_EVENTS,
                         {"site_id": site_id, "now": now, "rows": _json_events(rows)},
                     )
                 else:
+                    for row in rows:
+                        row["site_id"], row["receive_time"] = site_id, now
                     result = await session.execute(
                         self._insert_event.returning(_EVENTS.c.event_id), rows
                     )
