@@ -229,28 +229,37 @@ def _items_check(descriptor: Descriptor, outer: frozenset[str] = frozenset()) ->
     """A check of a list of `descriptor` messages a field at a time (each field's values
     gathered by one map in C, then checked as a column: a length's maximum, one regular
     expression over the values joined with newlines, a set of enum values); None when
-    the message has fields that are not flat (lists, maps, a message that contains itself).
+    the message has a map or contains itself.
 
     A singular message field is a column of messages, checked the same way field by field
-    (ImportSubscribers: a subscriber's push subscription inside each row). An unset one
-    reads as its default, which every limit accepts unless one of its fields' default
-    breaks a limit (then None: its presence matters, checked item by item)."""
+    (ImportSubscribers: a subscriber's push subscription inside each row); a list field
+    is its lists' lengths and then all their elements as one column (TrackEvents: each
+    event's properties). A column check may refuse what the item-by-item check accepts
+    (an unset message reads as its default, which it checks too) but never accepts what
+    that check refuses: a refused column only sends the items one by one."""
     outer = outer | {descriptor.full_name}
     columns: list[_ItemsCheck] = []
     for field in descriptor.fields:
-        if field.is_repeated:
-            return None
+        rules = _constraints(field)
+        nested: _ItemsCheck | None = None
         if field.type == _MESSAGE and field.message_type.full_name not in _WELL_KNOWN:
             inner = field.message_type
-            if inner.full_name in outer or _a_default_breaks(inner):
+            if inner.GetOptions().map_entry or inner.full_name in outer:
+                return None
+            # An unset singular one would refuse its column every time: item by item.
+            if not field.is_repeated and _a_default_breaks(inner):
                 return None
             nested = _items_check(inner, outer)
             if nested is None:
                 return None
+        if field.is_repeated:
+            elements = nested if nested is not None else _values_check(field, rules)
+            columns.append(
+                _list_column(attrgetter(field.name), rules.max_items or DEFAULT_MAX_ITEMS, elements)
+            )
+        elif nested is not None:
             columns.append(_nested_column(attrgetter(field.name), nested))
-            continue
-        column = _column_check(field, _constraints(field))
-        if column is not None:
+        elif (column := _column_check(field, rules)) is not None:
             columns.append(column)
 
     def check(items: list[Any]) -> bool:
@@ -260,10 +269,27 @@ def _items_check(descriptor: Descriptor, outer: frozenset[str] = frozenset()) ->
 
 
 _WELL_KNOWN = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+# A check of a list of values (a column): True when every value is within its limits.
+_ValuesCheck = Callable[[list[Any]], bool]
 
 
 def _nested_column(messages_of: Callable[[Any], Any], check: _ItemsCheck) -> _ItemsCheck:
     return lambda items: check(list(map(messages_of, items)))
+
+
+def _list_column(
+    lists_of: Callable[[Any], Any], max_items: int, elements: _ValuesCheck | None
+) -> _ItemsCheck:
+    def check(items: list[Any]) -> bool:
+        lists = list(map(lists_of, items))
+        if max(map(len, lists)) > max_items:
+            return False
+        if elements is None:
+            return True
+        flat = [element for values in lists for element in values]
+        return not flat or elements(flat)
+
+    return check
 
 
 def _a_default_breaks(descriptor: Descriptor) -> bool:
@@ -280,13 +306,40 @@ def _a_default_breaks(descriptor: Descriptor) -> bool:
 def _column_check(
     field: FieldDescriptor, rules: constraints_pb2.FieldConstraints
 ) -> _ItemsCheck | None:
+    """A check of one singular scalar (or timestamp) field over a list of messages."""
+    if field.type == _MESSAGE and field.message_type.full_name == "google.protobuf.Timestamp":
+        # Read through the parent: no Timestamp object is made per item.
+        seconds_of = attrgetter(f"{field.name}.seconds")
+        nanos_of = attrgetter(f"{field.name}.nanos")
+        return lambda items: _times_within(
+            list(map(seconds_of, items)), list(map(nanos_of, items))
+        )
+    values = _values_check(field, rules)
+    if values is None:
+        return None
     values_of = attrgetter(field.name)
+    return lambda items: values(list(map(values_of, items)))
+
+
+def _times_within(seconds: list[int], nanos: list[int]) -> bool:
+    return (
+        MIN_TIMESTAMP_SECONDS <= min(seconds)
+        and max(seconds) <= MAX_TIMESTAMP_SECONDS
+        and 0 <= min(nanos)
+        and max(nanos) <= MAX_NANOS
+    )
+
+
+def _values_check(
+    field: FieldDescriptor, rules: constraints_pb2.FieldConstraints
+) -> _ValuesCheck | None:
+    """A check of a non-empty list of one field's values at once; None: nothing to check."""
     one = _value_check(field, rules)
     if one is None:
         return None
 
-    def each(items: list[Any]) -> bool:
-        return all(one(value) is None for value in map(values_of, items))
+    def each(values: list[Any]) -> bool:
+        return all(one(value) is None for value in values)
 
     if field.type == _TEXT:
         if rules.min_length or rules.format == constraints_pb2.TEXT_FORMAT_URL:
@@ -295,8 +348,7 @@ def _column_check(
         ids = rules.format == constraints_pb2.TEXT_FORMAT_ID
         one_line = rules.format == constraints_pb2.TEXT_FORMAT_LINE
 
-        def text_column(items: list[Any]) -> bool:
-            values = list(map(values_of, items))
+        def text_column(values: list[str]) -> bool:
             if max(map(len, values)) > max_length:
                 return False
             joined = "\n".join(values)
@@ -312,8 +364,8 @@ def _column_check(
         max_bytes = rules.max_length or DEFAULT_MAX_BYTES
         min_bytes = rules.min_length
 
-        def bytes_column(items: list[Any]) -> bool:
-            lengths = list(map(len, map(values_of, items)))
+        def bytes_column(values: list[bytes]) -> bool:
+            lengths = list(map(len, values))
             if max(lengths) > max_bytes:
                 return False
             return not min_bytes or min(n or min_bytes for n in lengths) >= min_bytes
@@ -321,33 +373,19 @@ def _column_check(
         return bytes_column
     if field.type == _ENUM:
         defined = frozenset(field.enum_type.values_by_number)
-        return lambda items: defined.issuperset(map(values_of, items))
+        return defined.issuperset
     if field.type in _INTEGERS:
         low = rules.min if rules.HasField("min") else None
         high = rules.max if rules.HasField("max") else None
-
-        def integer_column(items: list[Any]) -> bool:
-            values = list(map(values_of, items))
-            return (low is None or min(values) >= low) and (high is None or max(values) <= high)
-
-        return integer_column
+        return lambda values: (low is None or min(values) >= low) and (
+            high is None or max(values) <= high
+        )
     if field.type in _FLOATS:
-        return lambda items: all(map(math.isfinite, map(values_of, items)))
+        return lambda values: all(map(math.isfinite, values))
     if field.type == _MESSAGE and field.message_type.full_name == "google.protobuf.Timestamp":
-        seconds_of = attrgetter(f"{field.name}.seconds")
-        nanos_of = attrgetter(f"{field.name}.nanos")
-
-        def timestamp_column(items: list[Any]) -> bool:
-            seconds = list(map(seconds_of, items))
-            nanos = list(map(nanos_of, items))
-            return (
-                MIN_TIMESTAMP_SECONDS <= min(seconds)
-                and max(seconds) <= MAX_TIMESTAMP_SECONDS
-                and 0 <= min(nanos)
-                and max(nanos) <= MAX_NANOS
-            )
-
-        return timestamp_column
+        return lambda values: _times_within(
+            [value.seconds for value in values], [value.nanos for value in values]
+        )
     return each
 
 

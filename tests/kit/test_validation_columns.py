@@ -3,12 +3,15 @@ one by one, so the error names the same item, field and reason as an item-by-ite
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
 from clarion.reporting.v1 import reporting_internal_service_pb2 as ris
 from clarion.reporting.v1 import reporting_pb2
+from clarion.segment.v1 import profile_pb2
 from clarion.segment.v1 import segment_service_pb2 as segment_pb2
 from services.kit.validation import InvalidField, check_request
 
@@ -133,3 +136,93 @@ class TestListsOfNestedMessages:
         with pytest.raises(InvalidField) as raised:
             check_request(segment_pb2.ImportSubscribersRequest(subscribers=rows))
         assert raised.value.metadata["field"] == "subscribers[12].create_time"
+
+
+def _events(count: int) -> list[profile_pb2.Event]:
+    def value(n: int) -> profile_pb2.PropertyValue:
+        if n % 4 == 0:
+            return profile_pb2.PropertyValue(string_value=f"shoes {n}")
+        if n % 4 == 1:
+            return profile_pb2.PropertyValue(number_value=n / 3)
+        if n % 4 == 2:
+            return profile_pb2.PropertyValue(timestamp_value=Timestamp(seconds=1_700_000_000))
+        return profile_pb2.PropertyValue(
+            string_list_value=profile_pb2.StringList(values=["a", "b"][: n % 3])
+        )
+
+    return [
+        profile_pb2.Event(
+            event_id=f"evt-{n}",
+            name="Product Viewed",
+            profile_id=f"user {n}",
+            occur_time=Timestamp(seconds=1_700_000_000 + n),
+            properties=[
+                profile_pb2.Property(name=f"p{k}", value=value(n + k)) for k in range(n % 4)
+            ],
+        )
+        for n in range(count)
+    ]
+
+
+def _set(event: profile_pb2.Event, path: str, value: object) -> None:
+    """Sets `path` ("properties.value.number_value": the event's first property) on it."""
+    *parents, name = path.split(".")
+    holder: Any = event
+    for parent in parents:
+        holder = getattr(holder, parent)
+        if parent == "properties":
+            holder = holder[0] if len(holder) else holder.add(name="p0")
+    if name == "values":
+        holder.values[:] = value
+    else:
+        setattr(holder, name, value)
+
+
+BAD_IN_LISTS = [
+    ("event_id", "evt 1"),
+    ("properties.name", "two\nlines"),
+    ("properties.name", "n" * 65),
+    ("properties.value.string_value", "s" * 1025),
+    ("properties.value.number_value", float("nan")),
+    ("properties.value.timestamp_value.seconds", 253_402_300_800),
+    ("properties.value.string_list_value.values", ["ok", "x" * 1025]),
+    ("properties.value.string_list_value.values", ["v"] * 101),
+]
+
+
+class TestListsWithListsInside:
+    """TrackEvents: each event holds a list of properties, a property's value may hold a
+    list of strings. The item-by-item check of the same event alone is the reference."""
+
+    def test_a_valid_list_passes(self) -> None:
+        check_request(segment_pb2.TrackEventsRequest(events=_events(2000)))
+
+    @pytest.mark.parametrize(("path", "value"), BAD_IN_LISTS)
+    @pytest.mark.parametrize("index", [0, 1, 1337, 1999])
+    def test_the_error_is_the_one_the_item_alone_gets(
+        self, path: str, value: object, index: int
+    ) -> None:
+        events = _events(2000)
+        _set(events[index], path, value)
+        with pytest.raises(InvalidField) as alone:
+            check_request(segment_pb2.TrackEventsRequest(events=[events[index]]))
+        if index < 1999:  # a later bad item too: the first one is named
+            events[1999].properties.add(name="bad\tname")
+        with pytest.raises(InvalidField) as raised:
+            check_request(segment_pb2.TrackEventsRequest(events=events))
+        expected = alone.value.metadata["field"].replace("events[0]", f"events[{index}]", 1)
+        assert raised.value.metadata["field"] == expected
+        assert raised.value.reason == alone.value.reason
+        assert raised.value.message == alone.value.message.replace(
+            "events[0]", f"events[{index}]", 1
+        )
+
+    def test_too_many_properties_on_one_event_is_named(self) -> None:
+        events = _events(300)
+        events[250].properties.extend(
+            profile_pb2.Property(name=f"x{k}", value=profile_pb2.PropertyValue(bool_value=True))
+            for k in range(101)
+        )
+        with pytest.raises(InvalidField) as raised:
+            check_request(segment_pb2.TrackEventsRequest(events=events))
+        assert raised.value.metadata["field"] == "events[250].properties"
