@@ -16,7 +16,7 @@ have no group in the events at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
@@ -84,6 +84,19 @@ def _iso(value: datetime) -> str:
 
 def _time(value: datetime) -> Any:
     return bindparam(None, value, type_=UTCDateTime)
+
+
+# A time that moves with the evaluation time, by parameter name: its offset from `now`
+# and whether it is compared as text (a timestamp property) rather than as a time.
+Clock = Mapping[str, tuple[timedelta, bool]]
+
+
+def clock_values(clock: Clock, now: datetime) -> dict[str, Any]:
+    """The values of a statement's moving times at another evaluation time."""
+    return {
+        name: _iso(now + offset) if as_text else now + offset
+        for name, (offset, as_text) in clock.items()
+    }
 
 
 def type_keys(condition: Condition) -> set[tuple[str, str]]:
@@ -176,6 +189,26 @@ class SegmentCompiler:
         self.sample_below = sample_below
         # (behaviour leaf, anonymous branch) -> the CTE of the people it selects.
         self._people: dict[tuple[int, bool], Any] = {}
+        # The site, the person and every time that moves with `now` are named
+        # parameters, so a statement built once can run again for another site, person
+        # or time with new values (SubscriberStore keeps one person's statements).
+        self._site = bindparam("site_id", site_id)
+        self._person_id = (
+            None if person is None
+            else bindparam("person_id", person.profile_id or person.subscriber_id)
+        )  # fmt: skip
+        self.clock: dict[str, tuple[timedelta, bool]] = {}
+
+    def _moving(self, value: datetime, *, as_text: bool = False) -> Any:
+        """A time computed from `now` (a window's or a relative bound), as a named
+        parameter whose offset from `now` is kept in self.clock."""
+        offset = value - self.now
+        seconds = round(offset.total_seconds())
+        name = f"{'text' if as_text else 'time'}_{'m' if seconds < 0 else 'p'}{abs(seconds)}"
+        self.clock[name] = (offset, as_text)
+        if as_text:
+            return bindparam(name, _iso(value))
+        return bindparam(name, value, type_=UTCDateTime)
 
     def matching(self, condition: Condition | None) -> Select[Any]:
         """The pairs that match: profile_id, subscriber_id, browser, timezone, state,
@@ -192,19 +225,19 @@ class SegmentCompiler:
                         s, and_(s.c.site_id == p.c.site_id, s.c.profile_id == p.c.profile_id)
                     )
                 )
-                .where(p.c.site_id == self.site_id)
+                .where(p.c.site_id == self._site)
             )
             if person is not None:
-                profiles = profiles.where(p.c.profile_id == person.profile_id)
+                profiles = profiles.where(p.c.profile_id == self._person_id)
             if self.sample_below is not None:
                 profiles = profiles.where(p.c.sample_bucket < self.sample_below)
             branches.append((profiles, _Sources(Branch.PROFILE, s, p)))
         if person is None or person.subscriber_id is not None:
             anonymous = select(*_pair_columns(None, s)).where(
-                s.c.site_id == self.site_id, s.c.profile_id.is_(None)
+                s.c.site_id == self._site, s.c.profile_id.is_(None)
             )
             if person is not None:
-                anonymous = anonymous.where(s.c.subscriber_id == person.subscriber_id)
+                anonymous = anonymous.where(s.c.subscriber_id == self._person_id)
             if self.sample_below is not None:
                 anonymous = anonymous.where(s.c.sample_bucket < self.sample_below)
             branches.append((anonymous, _Sources(Branch.ANONYMOUS, s, p)))
@@ -285,9 +318,10 @@ class SegmentCompiler:
             low, high, strict = relative_bounds(test, self.now)
             parts = []
             if low is not None:
-                parts.append(extracted >= _iso(low))
+                parts.append(extracted >= self._moving(low, as_text=True))
             if high is not None:
-                parts.append(extracted < _iso(high) if strict else extracted <= _iso(high))
+                bound = self._moving(high, as_text=True)
+                parts.append(extracted < bound if strict else extracted <= bound)
             return and_(*parts)
         match operator:
             case PropertyOperator.EQUALS:
@@ -345,16 +379,16 @@ class SegmentCompiler:
         e = _EVENTS.alias("e")
         scope = event_scope(behaviour.event_name)
         where: list[ColumnElement[bool]] = [
-            e.c.site_id == self.site_id,
+            e.c.site_id == self._site,
             e.c.name == behaviour.event_name,
         ]
         start, end, end_inclusive = window_bounds(behaviour.window, self.now)
+        # The last N hours move with `now`; dates between are fixed.
+        at = self._moving if behaviour.window.last_hours is not None else _time
         if start is not None:
-            where.append(e.c.occur_time >= _time(start))
+            where.append(e.c.occur_time >= at(start))
         if end is not None:
-            where.append(
-                e.c.occur_time <= _time(end) if end_inclusive else e.c.occur_time < _time(end)
-            )
+            where.append(e.c.occur_time <= at(end) if end_inclusive else e.c.occur_time < at(end))
         for test in behaviour.filters:
             where.append(_two_valued(self.property_test(test, e.c.properties, scope)))
         count = effective_count(behaviour)
@@ -412,8 +446,8 @@ class SegmentCompiler:
         """The same test over one person's events: a scalar subquery evaluated once.
         Without a GROUP BY, HAVING sees the person's events as one group (count 0 when
         there are none), so "admits zero" needs no inversion here."""
-        assert self.person is not None
-        mine = key == (self.person.profile_id or self.person.subscriber_id)
+        assert self._person_id is not None
+        mine = key == self._person_id
         return _two_valued(exists(select(func.count()).where(*where, mine).having(and_(*tests))))
 
     # --------------------------------------------------------------- subscriber

@@ -51,7 +51,13 @@ from services.segment.models import (
     SubscriberRow,
     SubscriberState,
 )
-from services.segment.segment_sql import Person, SegmentCompiler, type_keys
+from services.segment.segment_sql import (
+    Clock,
+    Person,
+    SegmentCompiler,
+    clock_values,
+    type_keys,
+)
 from services.segment.subscription_writes import SubscriptionWrite, write_subscriptions
 
 _TABLE = cast(Table, SubscriberRow.__table__)
@@ -326,6 +332,11 @@ class SubscriberStore:
         self._insert_kept = _insert_ignore(_KEPT, self._postgresql)
         # site_id -> its stored property types (property_types).
         self._types: LRUCache[str, dict[tuple[str, str], PropertyType]] = LRUCache(maxsize=4096)
+        # (definition, kind of person, the types it reads) -> one person's match
+        # statement and its moving times (see _one_person_statement).
+        self._person_statements: LRUCache[Any, tuple[Select[Any], Clock]] = LRUCache(
+            maxsize=1024
+        )
 
     async def upsert(
         self, site_id: str, new_subscriber_id: str, subscription: NewSubscription, now: datetime
@@ -942,9 +953,7 @@ class SubscriberStore:
         if subscriber_id is not None:
             row = (
                 await connection.execute(
-                    select(_COLUMNS.profile_id).where(
-                        _COLUMNS.site_id == site_id, _COLUMNS.subscriber_id == subscriber_id
-                    )
+                    _PROFILE_OF_SUBSCRIBER, {"site_id": site_id, "subscriber_id": subscriber_id}
                 )
             ).first()
             if row is None:
@@ -953,19 +962,7 @@ class SubscriberStore:
                 return Person(None, subscriber_id)
             return Person(row.profile_id, None)
         known = (
-            await connection.execute(
-                select(literal(1)).where(
-                    or_(
-                        exists().where(
-                            _PROFILES.c.site_id == site_id,
-                            _PROFILES.c.profile_id == profile_id,
-                        ),
-                        exists().where(
-                            _COLUMNS.site_id == site_id, _COLUMNS.profile_id == profile_id
-                        ),
-                    )
-                )
-            )
+            await connection.execute(_PROFILE_KNOWN, {"site_id": site_id, "profile_id": profile_id})
         ).first()
         return Person(profile_id, None) if known else None
 
@@ -978,17 +975,46 @@ class SubscriberStore:
         now: datetime,
         types: Mapping[tuple[str, str], PropertyType],
     ) -> tuple[bool, list[str]]:
-        compiler = SegmentCompiler(
-            site_id, now, types, postgresql=self._postgresql, person=person
-        )
-        matching = compiler.matching(condition).subquery("matching")
-        rows = (await connection.execute(select(matching.c.subscriber_id, matching.c.state))).all()
+        statement, values = self._one_person_statement(site_id, person, condition, now, types)
+        rows = (await connection.execute(statement, values)).all()
         reachable = sorted(
             subscriber_id
             for subscriber_id, state in rows
             if subscriber_id is not None and state == SubscriberState.ACTIVE.value
         )
         return bool(rows), reachable
+
+    def _one_person_statement(
+        self,
+        site_id: str,
+        person: Person,
+        condition: Condition | None,
+        now: datetime,
+        types: Mapping[tuple[str, str], PropertyType],
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """One person's match statement and its parameter values. Building it was most
+        of a match's time, and it depends only on the definition, the types it reads and
+        the kind of person: the site, the person and the times are parameters, so it is
+        built once per those and kept (LRU)."""
+        key = (
+            condition,
+            person.profile_id is not None,
+            tuple((k, types.get(k)) for k in sorted(_keys_of(condition))),
+        )
+        kept = self._person_statements.get(key)
+        if kept is None:
+            compiler = SegmentCompiler(
+                site_id, now, types, postgresql=self._postgresql, person=person
+            )
+            matching = compiler.matching(condition).subquery("matching")
+            statement = select(matching.c.subscriber_id, matching.c.state)
+            self._person_statements[key] = (statement, dict(compiler.clock))
+            return statement, {}  # built with this call's values
+        statement, clock = kept
+        values = clock_values(clock, now)
+        values["site_id"] = site_id
+        values["person_id"] = person.profile_id or person.subscriber_id
+        return statement, values
 
     async def audience_kept(self, site_id: str, audience_key: str) -> bool:
         async with self._engine.connect() as connection:
@@ -1100,6 +1126,24 @@ class SubscriberStore:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [_to_audience_entry(row) for row in rows]
+
+
+# A person's lookups, built once (statement construction costs more than the queries).
+_PROFILE_OF_SUBSCRIBER = select(_COLUMNS.profile_id).where(
+    _COLUMNS.site_id == bindparam("site_id"), _COLUMNS.subscriber_id == bindparam("subscriber_id")
+)
+_PROFILE_KNOWN = select(literal(1)).where(
+    or_(
+        exists().where(
+            _PROFILES.c.site_id == bindparam("site_id"),
+            _PROFILES.c.profile_id == bindparam("profile_id"),
+        ),
+        exists().where(
+            _COLUMNS.site_id == bindparam("site_id"),
+            _COLUMNS.profile_id == bindparam("profile_id"),
+        ),
+    )
+)
 
 
 def _keys_of(condition: Condition | None) -> set[tuple[str, str]]:

@@ -512,11 +512,20 @@ class TestAgreesWithReference:
             note(f"missing: {sorted(expected - got, key=str)}; extra: {sorted(got - expected, key=str)}")
             assert got == expected
             assert await store.reach(site_id, condition, NOW) == expected_reach(stored, expected)
-            # One person alone is compiled another way (counts over its own events).
+            # One person alone is compiled another way (counts over its own events),
+            # and that statement is kept per definition and kind of person: a second
+            # person at another time runs it again with new values.
             if people(stored):
                 person = data.draw(st.sampled_from(people(stored)), label="person")
                 assert await store.match_person(site_id, person, condition, NOW) == (
                     expected_match(stored, expected, person)
+                )
+                later = NOW + timedelta(
+                    hours=data.draw(st.integers(-24 * 40, 24 * 40), label="hours later")
+                )
+                other = data.draw(st.sampled_from(people(stored)), label="another person")
+                assert await store.match_person(site_id, other, condition, later) == (
+                    expected_match(stored, matching_pairs(stored, condition, later), other)
                 )
 
 
