@@ -1012,13 +1012,16 @@ class Audience:
             for index in valid:
                 event = events[index]
                 scope = event_scope(event.name)
-                item_types = dict(types)
+                # The types this event would fix first; the site's only if it is kept
+                # (not a copy of all the site's types per event).
+                fixed: dict[tuple[str, str], str] = {}
                 properties: dict[str, Any] = {}
                 try:
                     for position, (name, value) in enumerate(event.properties):
                         assert value is not None
                         field = f"properties[{position}].value"
-                        known_type = item_types.setdefault((scope, name), value.type.value)
+                        key = (scope, name)
+                        known_type = types.get(key) or fixed.setdefault(key, value.type.value)
                         if known_type != value.type.value:
                             raise _Refused(
                                 "PROPERTY_TYPE_MISMATCH",
@@ -1031,7 +1034,8 @@ class Audience:
                 except _Refused as refused:
                     results[index] = refused.result
                     continue
-                types = item_types
+                if fixed:
+                    types.update(fixed)
                 if event.event_id in first_of:
                     results[index] = _DUPLICATE
                     continue

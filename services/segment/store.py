@@ -267,19 +267,15 @@ _POSTGRESQL_TRACK_EVENTS = text(
 
 
 def _json_events(rows: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(
-        [
-            {
-                "event_id": row["event_id"],
-                "name": row["name"],
-                "profile_id": row["profile_id"],
-                "subscriber_id": row["subscriber_id"],
-                "occur_time": row["occur_time"].isoformat(),
-                "properties": row["properties"],
-            }
-            for row in rows
-        ]
-    )
+    # The rows as they are (the plan's keys are the columns): only their times need
+    # converting, which `default` does as the encoder meets them.
+    return json.dumps(rows, default=_iso_time)
+
+
+def _iso_time(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 class SubscriberStore:

@@ -117,6 +117,30 @@ class TestTrackEvents:
             (True, "", ""),
         ]
 
+    async def test_a_refused_event_fixes_no_type(
+        self, stub: Stub, site: Site, clock: FrozenClock
+    ) -> None:
+        """An event refused for one property stores none: the new property it also named
+        is free for the next event to give its own type."""
+
+        def prop(name: str, v: object) -> profile_pb2.Property:
+            return profile_pb2.Property(name=name, value=value(v))
+
+        results = await track(
+            stub,
+            site,
+            event(clock, properties=[prop("amount", 10)]),
+            event(clock, properties=[prop("size", "L"), prop("amount", "ten")]),
+            event(clock, properties=[prop("size", 42)]),
+            event(clock, properties=[prop("size", "XL")]),
+        )
+        assert [(r.ok, r.reason, r.field) for r in results] == [
+            (True, "", ""),
+            (False, "PROPERTY_TYPE_MISMATCH", "properties[1].value"),
+            (True, "", ""),
+            (False, "PROPERTY_TYPE_MISMATCH", "properties[0].value"),
+        ]
+
     async def test_reserved_event_id_refused(
         self, stub: Stub, site: Site, clock: FrozenClock
     ) -> None:
