@@ -39,6 +39,10 @@ def event(clock: FrozenClock, **overrides: object) -> profile_pb2.Event:
     return profile_pb2.Event(**values)  # type: ignore[arg-type]
 
 
+def prop(name: str, v: object) -> profile_pb2.Property:
+    return profile_pb2.Property(name=name, value=value(v))
+
+
 async def track(stub: Stub, site: Site, *events: profile_pb2.Event) -> list[profile_pb2.ItemResult]:
     response = await stub.TrackEvents(pb.TrackEventsRequest(events=events), metadata=site.metadata)
     return list(response.results)
@@ -101,9 +105,6 @@ class TestTrackEvents:
     async def test_property_types_fixed_per_event_name(
         self, stub: Stub, site: Site, clock: FrozenClock
     ) -> None:
-        def prop(name: str, v: object) -> profile_pb2.Property:
-            return profile_pb2.Property(name=name, value=value(v))
-
         results = await track(
             stub,
             site,
@@ -122,9 +123,6 @@ class TestTrackEvents:
     ) -> None:
         """An event refused for one property stores none: the new property it also named
         is free for the next event to give its own type."""
-
-        def prop(name: str, v: object) -> profile_pb2.Property:
-            return profile_pb2.Property(name=name, value=value(v))
 
         results = await track(
             stub,
