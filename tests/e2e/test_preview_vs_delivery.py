@@ -205,9 +205,12 @@ def move_to(clock: FrozenClock, moment: datetime) -> None:
 
 
 def next_utc(clock: FrozenClock, hour: int, minute: int) -> datetime:
+    """The next hour:minute UTC at least an hour ahead: the tests start earlier runs up
+    to 20 minutes before it, and a clock moved back before the browsers registered
+    would leave them out of those runs' audiences (it failed between 05:37 and 05:57)."""
     now = clock.now()
     moment = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return moment if moment > now else moment + timedelta(days=1)
+    return moment if moment > now + timedelta(hours=1) else moment + timedelta(days=1)
 
 
 def hour_of(moment: datetime) -> datetime:
