@@ -188,11 +188,16 @@ class EventRow(Model):
             "occur_time",
             postgresql_include=["profile_id", "subscriber_id"],
         ),
+        # Only events of a profile, for the same reason as the subscriber index below:
+        # every lookup by profile asks for one, and an anonymous browser's events
+        # (Subscribed on registering or importing without a profile) skip the entry.
         Index(
             "ix_segment_events_site_id_profile_id_occur_time",
             "site_id",
             "profile_id",
             "occur_time",
+            postgresql_where=text("profile_id IS NOT NULL"),
+            sqlite_where=text("profile_id IS NOT NULL"),
         ),
         # Only events that name a subscriber: every lookup by subscriber asks for one
         # (=, IN), and most events a site's servers track name only a profile, so the
