@@ -133,6 +133,11 @@ class Person:
         self.profile_id = profile_id
         self.subscriber_id = subscriber_id
 
+    @property
+    def key(self) -> str:
+        """The id its events are matched on: the profile's, else the subscriber's."""
+        return self.profile_id or self.subscriber_id or ""
+
 
 class Branch(Enum):
     """The two kinds of person, each its own SELECT of the union, so that what a kind
@@ -179,7 +184,6 @@ class SegmentCompiler:
         person: Person | None = None,
         sample_below: int | None = None,
     ) -> None:
-        self.site_id = site_id
         self.now = now
         self.types = types
         self.postgresql = postgresql
@@ -195,7 +199,7 @@ class SegmentCompiler:
         self._site = bindparam("site_id", site_id)
         self._person_id = (
             None if person is None
-            else bindparam("person_id", person.profile_id or person.subscriber_id)
+            else bindparam("person_id", person.key)
         )  # fmt: skip
         self.clock: dict[str, tuple[timedelta, bool]] = {}
 

@@ -1009,7 +1009,7 @@ class SubscriberStore:
         statement, clock = kept
         values = clock_values(clock, now)
         values["site_id"] = site_id
-        values["person_id"] = person.profile_id or person.subscriber_id
+        values["person_id"] = person.key
         return statement, values
 
     async def audience_kept(self, site_id: str, audience_key: str) -> bool:
