@@ -31,7 +31,7 @@ on a loopback port that answers `201 Created` to every POST. How each figure is 
   The sink is not in it: nginx is still running, so it is in neither RUSAGE figure;
   its own CPU (from /proc/<pid>/stat) is reported apart as sink_cpu_ms_per_msg.
 - clarion_2proc_msgs_per_s: as clarion_msgs_per_s on PostgreSQL, with a second delivery
-  process (DeliveryProcess, as `clarion serve delivery` runs it) on the same database.
+  process (ServiceProcess, as `clarion serve delivery` runs it) on the same database.
 - apns_msgs_per_s: the embedded default sending to --apns N legacy Safari devices (APNs
   device tokens) through the APNs simulator, which runs in a process of its own.
 - bare_native_msgs_per_s: the native send loop with no state around it: bodies encrypted
@@ -1046,7 +1046,7 @@ async def run_clarion(
     steps.append("import")
     from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
     from clarion.common.v1 import common_pb2
-    from clarion.embedded import DeliveryProcess, EmbeddedStack
+    from clarion.embedded import EmbeddedStack, ServiceProcess
     from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
     from services.campaign.admin import create_site
     from services.delivery.settings import DeliverySettings
@@ -1067,7 +1067,7 @@ async def run_clarion(
     try:
         for _ in range(delivery_processes - 1):
             steps.append("starting another delivery process")
-            extra.append(await DeliveryProcess.start(stack.settings, "127.0.0.1:0"))
+            extra.append(await ServiceProcess.start(stack.settings, "127.0.0.1:0"))
         steps.append("create_site")
         site = await create_site(settings, "Delivery benchmark", VAPID_SUBJECT)
         metadata = (("authorization", f"Bearer {site.api_key}"),)

@@ -42,7 +42,8 @@ Then, each through the public gRPC API of the running stack with the site's key:
 --profiles 0); --repeat N measures register and import N times each, interleaved, and
 reports the median with every run and the load average before each
 (`register_runs`, `import_runs`), each with the CPU it cost a row: this process's
-(`process_cpu_us`: the services, the gateway, the import's client), the PostgreSQL
+(`process_cpu_us`: the services, the import's client; `gateway_cpu_us`: the gateway,
+which runs in a process of its own as `clarion serve` and compose run it), the PostgreSQL
 cluster's (`database_cpu_us`) and, for registrations, the load generator's
 (`client_cpu_us`), which a shared machine's load changes far less than the rate
 (`register_process_cpu_us` etc.: their medians).
@@ -75,7 +76,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.delivery import Postgres, b64url, loadavg, progress, status_mb
+from benchmarks.delivery import (
+    Postgres,
+    b64url,
+    loadavg,
+    process_tree_cpu_seconds,
+    progress,
+    status_mb,
+)
 from clarion.demo_segments import TARGET_CITIES  # the segment the demo sends to
 
 FULL = {"postgres": (1_000_000, 10_000_000), "sqlite": (100_000, 1_000_000)}
@@ -435,7 +443,8 @@ async def measure(
         data_dir=data_dir, database_url=url, log_level="WARNING", log_format="console"
     )
     settings.allow_insecure_endpoints = True
-    stack = await EmbeddedStack.start(settings, ephemeral_ports=True)
+    # The gateway in a process of its own, as `clarion serve` and compose run it.
+    stack = await EmbeddedStack.start(settings, ephemeral_ports=True, gateway_in_process=False)
     result: dict[str, Any] = {"database": database, "profiles": profiles, "events_loaded": events}
     quick = options.quick
     # Without loaded data only the figures that bring their own can be measured.
@@ -564,6 +573,11 @@ async def measure(
         register_count = options.register_count or (1000 if quick else 10_000)
         import_count = options.import_count or (5000 if quick else 100_000)
         runs: dict[str, list[dict[str, Any]]] = {"register": [], "import": []}
+        gateway_pid = stack.gateway_process.process.pid if stack.gateway_process else None
+
+        def gateway_cpu() -> float:
+            return process_tree_cpu_seconds(gateway_pid) if gateway_pid is not None else 0.0
+
         for repetition in range(options.repeat):
             for figure in ("register", "import"):
                 if figure not in figures:
@@ -571,6 +585,7 @@ async def measure(
                 progress(f"{database}: {figure} run {repetition + 1} of {options.repeat}")
                 load_before = loadavg()
                 cpu_before, db_before = time.process_time(), database_cpu()
+                gateway_before = gateway_cpu()
                 client_cpu_us = None
                 if figure == "register":
                     rate, client_cpu_us = await register_through_gateway(
@@ -582,18 +597,21 @@ async def measure(
                     )
                 count = register_count if figure == "register" else import_count
                 # CPU a row, which a shared machine's load changes far less than the
-                # rate: this process (services, gateway, the import's client), the
-                # PostgreSQL cluster (0: not ours) and the registrations' load generator.
+                # rate: this process (the services, the import's client), the gateway's,
+                # the PostgreSQL cluster (0: not ours) and the registrations' load
+                # generator.
                 runs[figure].append({
                     "per_s": rate, "loadavg_before": load_before,
                     "process_cpu_us": round((time.process_time() - cpu_before) * 1e6 / count, 1),
+                    "gateway_cpu_us": round((gateway_cpu() - gateway_before) * 1e6 / count, 1),
                     "database_cpu_us": round((database_cpu() - db_before) * 1e6 / count, 1),
                     **({} if client_cpu_us is None else {"client_cpu_us": client_cpu_us}),
                 })  # fmt: skip
         for figure, name in (("register", "register_per_s"), ("import", "import_per_s")):
             if runs[figure]:
                 result[name] = round(statistics.median(r["per_s"] for r in runs[figure]), 1)
-                for cpu in ("process_cpu_us", "database_cpu_us", "client_cpu_us"):
+                for cpu in ("process_cpu_us", "gateway_cpu_us", "database_cpu_us",
+                            "client_cpu_us"):
                     if cpu in runs[figure][0]:
                         result[f"{figure}_{cpu}"] = statistics.median(
                             r[cpu] for r in runs[figure]

@@ -171,7 +171,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             check_can_listen(address, settings.variable("metrics_port"))
 
     async def run() -> None:
-        stack = await EmbeddedStack.start(settings, metrics=True)
+        # The gateway in a process of its own too: browsers' requests use the other core.
+        stack = await EmbeddedStack.start(settings, metrics=True, gateway_in_process=False)
         log.info(
             "clarion is up",
             data_dir=str(settings.data_dir.resolve()),

@@ -107,23 +107,70 @@ def _serve_delivery(values: dict[str, Any], port_out: Connection, metrics_port: 
         raise SystemExit(1) from None
 
 
+def _serve_gateway(values: dict[str, Any], port_out: Connection, metrics_port: int) -> None:
+    """The gateway's process: binds its port, reports it and its /metrics URL (the
+    gateway serves its own; `metrics_port` is unused), serves until SIGTERM."""
+    settings = Settings(**values)
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def serve() -> None:
+        from services.gateway.server import create_gateway
+
+        address = settings.gateway_listen
+        try:
+            gateway = await create_gateway(address, settings)
+        except OSError as error:
+            raise listen_failed(address, settings.listen_variable("gateway"), error) from None
+        await gateway.start()
+        port_out.send(
+            {"port": gateway.port, "metrics": f"{gateway.url}/metrics", "url": gateway.url}
+        )
+        port_out.close()
+        tune_gc()
+        try:
+            await until_signalled()
+        finally:
+            await gateway.stop()
+
+    try:
+        asyncio.run(serve())
+    except OperatorError as error:
+        if not port_out.closed:
+            port_out.send((type(error).__name__, str(error)))
+            port_out.close()
+        raise SystemExit(1) from None
+
+
+# What runs in a process of its own: the function it runs, the setting its address goes in.
+_PROCESS_TARGETS: dict[str, tuple[Callable[[dict[str, Any], Connection, int], None], str]] = {
+    "delivery": (_serve_delivery, "delivery_listen"),
+    "gateway": (_serve_gateway, "gateway_listen"),
+}
+
+
 @dataclass
-class DeliveryProcess:
+class ServiceProcess:
+    """Delivery or the gateway in a process of its own (spawned: a clean interpreter),
+    as a deployment runs each: the embedded stack's Python then uses both cores."""
+
     process: multiprocessing.process.BaseProcess
     port: int
     metrics_url: str = ""
+    # The gateway's HTTP URL on loopback ("" for delivery, reached by gRPC at `port`).
+    url: str = ""
 
     @classmethod
     async def start(
-        cls, settings: Settings, address: str, metrics_port: int = -1
-    ) -> DeliveryProcess:
+        cls, settings: Settings, address: str, metrics_port: int = -1, *, service: str = "delivery"
+    ) -> ServiceProcess:
+        target, listen = _PROCESS_TARGETS[service]
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
-        values = {**settings.model_dump(), "delivery_listen": address}
+        values = {**settings.model_dump(), listen: address}
         process = context.Process(
-            target=_serve_delivery,
+            target=target,
             args=(values, send, metrics_port),
-            name="clarion-delivery",
+            name=f"clarion-{service}",
             daemon=True,
         )
         process.start()
@@ -131,25 +178,27 @@ class DeliveryProcess:
         ready = await asyncio.to_thread(receive.poll, 120)
         if not ready:
             process.kill()
-            raise RuntimeError("the delivery process did not start within 120 s")
+            raise RuntimeError(f"the {service} process did not start within 120 s")
         try:
             answer = receive.recv()
         except EOFError:
             process.join(5)
             raise RuntimeError(
-                f"the delivery process exited on start (code {process.exitcode}); see its log"
+                f"the {service} process exited on start (code {process.exitcode}); see its log"
             ) from None
         if isinstance(answer, tuple):  # (OperatorError class name, its line)
             process.join(5)
             kind = getattr(operator, answer[0], OperatorError)
             raise kind(answer[1]) if issubclass(kind, OperatorError) else OperatorError(answer[1])
         if isinstance(answer, dict):
-            return cls(process, int(answer["port"]), str(answer["metrics"]))
+            return cls(
+                process, int(answer["port"]), str(answer["metrics"]), str(answer.get("url", ""))
+            )
         return cls(process, int(answer))
 
     async def stop(self) -> None:
         if self.process.is_alive():
-            self.process.terminate()  # SIGTERM: finish in-flight sends, then exit
+            self.process.terminate()  # SIGTERM: finish in-flight work, then exit
             await asyncio.to_thread(self.process.join, DELIVERY_STOP_SECONDS)
         if self.process.is_alive():
             self.process.kill()
@@ -160,8 +209,10 @@ class DeliveryProcess:
 class EmbeddedStack:
     settings: Settings
     servers: dict[str, ManagedServer] = field(default_factory=dict)
-    delivery_process: DeliveryProcess | None = None
+    delivery_process: ServiceProcess | None = None
+    # The gateway: here (a GatewayServer) or in a process of its own.
     gateway: Any = None
+    gateway_process: ServiceProcess | None = None
     # This process's /metrics endpoint (with `metrics=True`); delivery's, when it runs
     # in a process of its own, is `delivery_process.metrics_url`.
     metrics: MetricsServer | None = None
@@ -173,12 +224,14 @@ class EmbeddedStack:
             urls = {name: self.metrics.url for name in self.servers}
         if self.delivery_process is not None and self.delivery_process.metrics_url:
             urls["delivery"] = self.delivery_process.metrics_url
-        if self.gateway is not None:
+        if self.gateway is not None or self.gateway_process is not None:
             urls["gateway"] = f"{self.gateway_url}/metrics"
         return urls
 
     @property
     def gateway_url(self) -> str:
+        if self.gateway_process is not None:
+            return self.gateway_process.url
         return str(self.gateway.url)
 
     def address(self, service: str) -> str:
@@ -195,6 +248,7 @@ class EmbeddedStack:
         clock: Clock | None = None,
         with_gateway: bool = True,
         delivery_in_process: bool | None = None,
+        gateway_in_process: bool = True,
         metrics: bool = False,
     ) -> EmbeddedStack:
         """Binds every service (port 0 when `ephemeral_ports`), then starts them.
@@ -202,7 +256,9 @@ class EmbeddedStack:
         Binding all before starting any lets each learn the others' real addresses:
         peers open their channels lazily from the shared settings. Delivery runs in a
         process of its own unless `delivery_in_process` (or an injected clock, which
-        another process cannot share) keeps it here.
+        another process cannot share) keeps it here; the gateway runs here unless
+        `gateway_in_process` is False (`clarion serve`, the segments benchmark: the
+        browsers' requests and the services then use both cores, as deployed).
 
         With `metrics`, this process serves /metrics on campaign's metrics port and a
         delivery process of its own on delivery's (free ports when `ephemeral_ports`).
@@ -233,7 +289,7 @@ class EmbeddedStack:
                 port = settings.metrics_port_for("delivery") if metrics else -1
                 if port > 0 and ephemeral_ports:
                     port = 0
-                stack.delivery_process = await DeliveryProcess.start(settings, address, port)
+                stack.delivery_process = await ServiceProcess.start(settings, address, port)
                 settings.delivery_address = stack.address("delivery")
             for server in stack.servers.values():
                 await server.start()
@@ -243,7 +299,12 @@ class EmbeddedStack:
                     0 if ephemeral_ports else settings.metrics_port_for("campaign"),
                     settings.variable("metrics_port"),
                 )
-            if with_gateway:
+            if with_gateway and not gateway_in_process:
+                address = "127.0.0.1:0" if ephemeral_ports else settings.gateway_listen
+                stack.gateway_process = await ServiceProcess.start(
+                    settings, address, service="gateway"
+                )
+            elif with_gateway:
                 address = "127.0.0.1:0" if ephemeral_ports else settings.gateway_listen
                 try:
                     stack.gateway = await create_gateway(address, settings)
@@ -263,6 +324,9 @@ class EmbeddedStack:
         if self.gateway is not None:
             await self.gateway.stop()
             self.gateway = None
+        if self.gateway_process is not None:
+            await self.gateway_process.stop()
+            self.gateway_process = None
         # Delivery first, so in-flight sends finish while their peers are still up.
         if self.delivery_process is not None:
             await self.delivery_process.stop()
