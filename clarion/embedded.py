@@ -14,7 +14,7 @@ import gc
 import multiprocessing
 import secrets
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -66,6 +66,20 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
+def _run_child(
+    serve: Callable[[], Coroutine[Any, Any, None]], port_out: Connection
+) -> None:
+    """Runs a child process's `serve`; a problem the operator fixes (an OperatorError)
+    is sent to the parent, which says it once as its own: no traceback from here."""
+    try:
+        asyncio.run(serve())
+    except OperatorError as error:
+        if not port_out.closed:
+            port_out.send((type(error).__name__, str(error)))
+            port_out.close()
+        raise SystemExit(1) from None
+
+
 def _serve_delivery(values: dict[str, Any], port_out: Connection, metrics_port: int) -> None:
     """The delivery process: binds its port, reports it and its /metrics URL ("" when
     `metrics_port` is negative; or, for a problem the operator fixes, the
@@ -97,14 +111,7 @@ def _serve_delivery(values: dict[str, Any], port_out: Connection, metrics_port: 
                 await metrics.stop()
             await server.stop()
 
-    try:
-        asyncio.run(serve())
-    except OperatorError as error:
-        # Said once, by the parent, as its own; no traceback from this process.
-        if not port_out.closed:
-            port_out.send((type(error).__name__, str(error)))
-            port_out.close()
-        raise SystemExit(1) from None
+    _run_child(serve, port_out)
 
 
 def _serve_gateway(values: dict[str, Any], port_out: Connection, metrics_port: int) -> None:
@@ -132,13 +139,7 @@ def _serve_gateway(values: dict[str, Any], port_out: Connection, metrics_port: i
         finally:
             await gateway.stop()
 
-    try:
-        asyncio.run(serve())
-    except OperatorError as error:
-        if not port_out.closed:
-            port_out.send((type(error).__name__, str(error)))
-            port_out.close()
-        raise SystemExit(1) from None
+    _run_child(serve, port_out)
 
 
 # What runs in a process of its own: the function it runs, the setting its address goes in.
@@ -309,7 +310,9 @@ class EmbeddedStack:
                 try:
                     stack.gateway = await create_gateway(address, settings)
                 except OSError as error:
-                    raise listen_failed(address, settings.listen_variable("gateway"), error) from None
+                    raise listen_failed(
+                        address, settings.listen_variable("gateway"), error
+                    ) from None
                 await stack.gateway.start()
         except BaseException:
             await stack.stop()
