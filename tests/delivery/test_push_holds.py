@@ -30,8 +30,11 @@ from clarion.campaign.v1 import (
 from clarion.common.v1 import common_pb2
 from clarion.delivery.v1 import delivery_pb2
 from clarion.simulator import Behaviour, PushServiceSimulator
+from services.delivery.domain import worker as worker_module
 from services.delivery.domain.holds import CREDENTIALS_CHECK_SECONDS, FIRST_PROBE_SECONDS
+from services.delivery.domain.payload import endpoint_origin
 from services.delivery.server import create_server as create_delivery_server
+from services.delivery.store import DeliveryStore
 from services.kit.metrics import DELIVERY_AUTH_HOLDS
 from tests.delivery.conftest import (
     FAST_DELIVERY,
@@ -301,6 +304,49 @@ class TestOwnRefusal:
         assert (outcome.status, outcome.reason) == (common_pb2.DELIVERY_STATUS_FAILED, AUTH)
         assert {a.http_status for a in outcome.attempt_history} == {403}
         assert len(fine) == 5
+
+
+class TestAcceptedWhileHolding:
+    async def test_an_acceptance_while_the_hold_is_stored_lifts_it(
+        self, settings_factory, refusing: PushServiceSimulator, monkeypatch  # type: ignore[no-untyped-def]
+    ) -> None:
+        """Two chunks of one site at one push service: the first's recipients are
+        refused, the second's accepted slowly. The first refusal's hold is still being
+        stored when the second chunk's first acceptance comes, which finds no hold to
+        lift: the hold, once stored, is lifted at once (it stood until its probe)."""
+        accepted = asyncio.Event()
+
+        class WatchedCache(worker_module.LRUCache):  # type: ignore[misc,name-defined]
+            def __setitem__(self, key: object, value: object) -> None:
+                super().__setitem__(key, value)
+                if isinstance(key, tuple) and key[-1:] == (endpoint_origin(refusing.base_url),):
+                    accepted.set()  # the worker's record of an acceptance at that origin
+
+        hold_push_service = DeliveryStore.hold_push_service
+
+        async def slow_hold(self: DeliveryStore, *args: object, **kwargs: object) -> object:
+            await asyncio.wait_for(accepted.wait(), 30)
+            return await hold_push_service(self, *args, **kwargs)
+
+        monkeypatch.setattr(worker_module, "LRUCache", WatchedCache)
+        monkeypatch.setattr(DeliveryStore, "hold_push_service", slow_hold)
+        async with running_stack(
+            settings_factory(**SETTINGS), refusing, delivery_clock=JumpClock()
+        ) as stack:
+            site = await stack.new_site()
+            # Registration order is the audience's: the first chunk (20) all refused,
+            # the second accepted, each answer a moment late.
+            refused = await subscribers(stack, site, refusing, SETTINGS["delivery_chunk_size"], refuse=True)
+            fine = await subscribers(stack, site, refusing, 5, refuse=False)
+            for _, endpoint in fine:
+                refusing.set_behaviour(endpoint, Behaviour(delay=0.3))
+            run = await stack.start_run(site)
+
+            finished = await stack.wait_finished(site, run.run_id)
+        assert accepted.is_set()
+        assert not finished.held_push_services
+        # Refused while the push service accepts the site: their own refusals.
+        assert (finished.progress.sent, finished.progress.failed) == (len(fine), len(refused))
 
 
 class TestShownByCampaign:

@@ -1289,7 +1289,16 @@ class DeliveryWorkers:
                                 ),
                             )
                         )
-                        await self._hold(chunk, origin, answer, fingerprint, recipient, now)
+                        if not await self._hold(
+                            chunk, origin, answer, fingerprint, recipient, now
+                        ):
+                            # Accepted meanwhile, so lifted at once: due now.
+                            retries = [
+                                replace(r, not_before=now)
+                                if r.reason == Reason.PUSH_SERVICE_AUTH
+                                else r
+                                for r in retries
+                            ]
                         continue
                     match decide(answer, recipient.attempts + 1, self._policy, now, expires_at):
                         case Sent():
@@ -1468,13 +1477,15 @@ class DeliveryWorkers:
         now: datetime,
         *,
         what: str = "push service refuses the site's VAPID signature",
-    ) -> None:
+    ) -> bool:
         """Holds the site's sends to `origin`, which refused `recipient` (its probe, or
-        the first refusal): stored, so every sender and process holds them too."""
+        the first refusal): stored, so every sender and process holds them too. False
+        when `origin` accepted a request of the site while the hold was being stored
+        (that acceptance found no hold to lift): the hold is lifted again at once."""
         site_holds = self._held.setdefault(chunk.site_id, {})
         known = site_holds.get(origin)
         if known is not None and known.probe_recipient_id != recipient.recipient_id:
-            return
+            return True
         hold = await self._store.hold_push_service(
             chunk.site_id,
             origin,
@@ -1485,7 +1496,10 @@ class DeliveryWorkers:
             probe_seconds=FIRST_PROBE_SECONDS,
             refused_probe=recipient.recipient_id,
         )
-        site_holds[origin] = hold
+        self._held.setdefault(chunk.site_id, {})[origin] = hold
+        if self._accepted_lately(chunk.site_id, origin, fingerprint, now):
+            await self._lift(chunk.site_id, [origin], "accepted while the hold was stored", now)
+            return False
         log.warning(
             f"{what}; its sends there are held",
             push_service=origin,
@@ -1496,6 +1510,7 @@ class DeliveryWorkers:
             probe=known is not None,
         )
         await self._refresh_hold_gauge()
+        return True
 
     async def _lift(self, site_id: str, origins: list[str] | None, why: str, now: datetime) -> None:
         """Lifts the site's holds on `origins` (None: all): its held recipients are due now."""
