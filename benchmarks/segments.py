@@ -41,8 +41,9 @@ Then, each through the public gRPC API of the running stack with the site's key:
   process of its own (as the CLI is), the messages built before the clock starts.
 
 --figures picks which figures to measure (the data is loaded whatever is picked, unless
---profiles 0); --repeat N measures register and import N times each, interleaved, and
-reports the median with every run and the load average before each
+--profiles 0); --repeat N (default 3: one run of either swings by a fifth on this
+shared VM) measures register and import N times each, interleaved, and reports the
+median, as the counts are, with every run and the load average before each
 (`register_runs`, `import_runs`), each with the CPU it cost a row: this process's
 (`process_cpu_us`: the services; `gateway_cpu_us`: the gateway, which runs in a
 process of its own as `clarion up` and compose run it), the PostgreSQL cluster's
@@ -895,7 +896,9 @@ def main() -> int:
         "--figures", default=",".join(FIGURES),
         help=f"comma-separated, of {','.join(FIGURES)} (default: all)",
     )  # fmt: skip
-    parser.add_argument("--repeat", type=int, default=1, help="register/import runs (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="register/import runs (median; default 3)"
+    )
     parser.add_argument(
         "--import-rows", type=int, default=1000, help="rows per ImportSubscribers message"
     )

@@ -56,6 +56,10 @@ class TestSegmentsBenchmarkSmoke:
             value = result[figure]
             assert isinstance(value, int | float) and math.isfinite(value) and value > 0, figure
         assert result["stream_rss_growth_mb"] >= 0
+        # The gateway runs in a process of its own: its CPU is counted apart, and so is
+        # the importing client's.
+        assert result["register_gateway_cpu_us"] > 0 and result["import_client_cpu_us"] > 0
+        assert len(result["register_runs"]) == len(result["import_runs"]) == 3
         assert 0 <= result["estimate_error_pct"] < 100
         # The machine's speed beside the figures, so runs can be compared.
         assert report["reference_loop_s"] > 0
