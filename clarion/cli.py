@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from pydantic_core import PydanticUndefined
 
-from clarion.embedded import tune_gc, until_signalled
+from clarion.embedded import stop_on_signals, tune_gc, until_signalled
 from services.delivery.settings import DeliverySettings
 from services.kit.config import SERVICE_NAMES, Settings
 from services.kit.logging import configure_logging, get_logger
@@ -171,6 +171,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             check_can_listen(address, settings.variable("metrics_port"))
 
     async def run() -> None:
+        # A signal while the processes start stops them all once started: ending here
+        # then would leave delivery's and the gateway's processes behind.
+        stop = stop_on_signals()
         # The gateway in a process of its own too: browsers' requests use the other core.
         stack = await EmbeddedStack.start(settings, metrics=True, gateway_in_process=False)
         log.info(
@@ -182,7 +185,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         # Where Prometheus scrapes each (docs/metrics.md): one URL for this process's.
         log.info("metrics served", **stack.metrics_urls())
         try:
-            await until_signalled()
+            await stop.wait()
         finally:
             await stack.stop()
 

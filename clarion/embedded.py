@@ -57,13 +57,19 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-async def until_signalled() -> None:
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets from now on (instead of ending the process), so a
+    signal that comes while a stack is still starting stops it once started."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def until_signalled() -> None:
+    await stop_on_signals().wait()
 
 
 def _run_child(

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import aiohttp
 
-from clarion.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from clarion.demo import register_browsers
 from clarion.embedded import EmbeddedStack
 from clarion.simulator import PushServiceSimulator
 from services.campaign.admin import create_site
-from services.kit.grpcserver import client_channel
-from tests.e2e.test_platform import _create_campaign, _settled_report, bearer
+from tests.e2e.test_platform import _create_campaign, _send_now, _settled_report
 from tests.kit.test_metrics import scrape
 
 
@@ -31,12 +29,7 @@ async def test_a_campaign_reaches_browsers_registered_through_the_gateways_proce
             ids = await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)
         assert len(set(ids)) == 3
         campaign_id = await _create_campaign(stack, site.api_key)
-        async with client_channel(stack.address("campaign")) as channel:
-            await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
-                campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
-                metadata=bearer(site.api_key),
-                timeout=30,
-            )
+        await _send_now(stack, site.api_key, campaign_id)
         report = await _settled_report(stack, site.api_key, campaign_id)
         assert (report.audience, report.sent) == (3, 3)
         # The gateway's own /metrics, counting the registrations it answered.

@@ -17,7 +17,6 @@ import grpc
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clarion.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from clarion.embedded import EmbeddedStack
 from clarion.simulator import Behaviour, PushServiceSimulator
 from services.campaign.admin import create_site
@@ -26,8 +25,8 @@ from tests.e2e.test_platform import (
     ROOT,
     _create_campaign,
     _free_port,
+    _send_now,
     _settled_report,
-    bearer,
     register_browsers,
 )
 from tests.kit.test_metrics import Samples, scrape, value
@@ -76,12 +75,7 @@ class TestMetrics:
         async with aiohttp.ClientSession() as session:
             await register_browsers(session, metered.gateway_url, site.site_id, subscriptions)
         campaign_id = await _create_campaign(metered, site.api_key)
-        async with client_channel(metered.address("campaign")) as channel:
-            await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
-                campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
-                metadata=bearer(site.api_key),
-                timeout=30,
-            )
+        await _send_now(metered, site.api_key, campaign_id)
         report = await _settled_report(metered, site.api_key, campaign_id)
         assert (report.sent, report.failed) == (3, 1)
 

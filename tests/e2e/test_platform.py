@@ -64,6 +64,15 @@ def bearer(key: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {key}"),)
 
 
+async def _send_now(stack: EmbeddedStack, api_key: str, campaign_id: str) -> None:
+    async with client_channel(stack.address("campaign")) as channel:
+        await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
+            campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
+            metadata=bearer(api_key),
+            timeout=30,
+        )
+
+
 async def _create_campaign(stack: EmbeddedStack, api_key: str, title: str = "Hi") -> str:
     async with client_channel(stack.address("campaign")) as channel:
         response = await campaign_service_pb2_grpc.CampaignServiceStub(channel).CreateCampaign(
@@ -197,12 +206,7 @@ class TestCampaignDelivery:
         async with aiohttp.ClientSession() as session:
             ids = await register_browsers(session, stack.gateway_url, site.site_id, subscriptions)
         campaign_id = await _create_campaign(stack, site.api_key)
-        async with client_channel(stack.address("campaign")) as channel:
-            await campaign_service_pb2_grpc.CampaignServiceStub(channel).SendCampaignNow(
-                campaign_service_pb2.SendCampaignNowRequest(campaign_id=campaign_id),
-                metadata=bearer(site.api_key),
-                timeout=30,
-            )
+        await _send_now(stack, site.api_key, campaign_id)
         report = await _settled_report(stack, site.api_key, campaign_id)
         assert (report.audience, report.sent, report.failed) == (3, 2, 1)
         async with client_channel(stack.address("segment")) as channel:
