@@ -29,8 +29,9 @@ from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsServer, serve_metrics
 from services.kit.operator import OperatorError, listen_failed
 
-# How long a stopping delivery process may take to finish its in-flight sends.
-DELIVERY_STOP_SECONDS = 30.0
+# How long a stopping child process may take to finish its work in flight (delivery's
+# sends, the gateway's requests).
+PROCESS_STOP_SECONDS = 30.0
 
 
 def _factories() -> dict[str, Callable[..., Awaitable[ManagedServer]]]:
@@ -206,7 +207,7 @@ class ServiceProcess:
     async def stop(self) -> None:
         if self.process.is_alive():
             self.process.terminate()  # SIGTERM: finish in-flight work, then exit
-            await asyncio.to_thread(self.process.join, DELIVERY_STOP_SECONDS)
+            await asyncio.to_thread(self.process.join, PROCESS_STOP_SECONDS)
         if self.process.is_alive():
             self.process.kill()
             await asyncio.to_thread(self.process.join, 5)
@@ -306,13 +307,12 @@ class EmbeddedStack:
                     0 if ephemeral_ports else settings.metrics_port_for("campaign"),
                     settings.variable("metrics_port"),
                 )
+            address = "127.0.0.1:0" if ephemeral_ports else settings.gateway_listen
             if with_gateway and not gateway_in_process:
-                address = "127.0.0.1:0" if ephemeral_ports else settings.gateway_listen
                 stack.gateway_process = await ServiceProcess.start(
                     settings, address, service="gateway"
                 )
             elif with_gateway:
-                address = "127.0.0.1:0" if ephemeral_ports else settings.gateway_listen
                 try:
                     stack.gateway = await create_gateway(address, settings)
                 except OSError as error:
