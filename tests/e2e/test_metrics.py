@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,7 +127,7 @@ class TestServeCommand:
     ) -> None:
         """`clarion serve segment` as deployed: /metrics on CLARION_METRICS_PORT + 1,
         showing the calls it answered."""
-        base, listen = _free_port(), f"127.0.0.1:{_free_port()}"
+        base, listen = _free_port_pair(), f"127.0.0.1:{_free_port()}"
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -145,17 +146,44 @@ class TestServeCommand:
             text=True,
         )
         try:
-            samples = asyncio.run(_checked_then_scraped(listen, base + 1))
-        finally:
+            samples = asyncio.run(_checked_then_scraped(listen, base + 1, process))
+        except AssertionError as failed:
+            # Still running but silent: what it logged says where it stands.
             process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=30)
+            raise AssertionError(f"{failed}; its stderr: {process.communicate(timeout=30)[1]}")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
         assert process.returncode == 0, err
         check = {"service": "grpc.health.v1.Health", "method": "Check", "code": "OK"}
         assert value(samples, "clarion_rpc_duration_seconds_count", **check) >= 1
 
 
-async def _checked_then_scraped(address: str, metrics_port: int, timeout: float = 60.0) -> Samples:
+def _free_port_pair() -> int:
+    """A port free together with the next one (the segment service's metrics port is
+    CLARION_METRICS_PORT + 1): both held while chosen, so neither is a client's."""
+    while True:
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            base = int(first.getsockname()[1])
+            try:
+                second.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+            return base
+
+
+async def _checked_then_scraped(
+    address: str, metrics_port: int, process: subprocess.Popen[str], timeout: float = 60.0
+) -> Samples:
     deadline = time.monotonic() + timeout
+
+    def still_running(what: str) -> None:
+        # A service that refused to start says why on stderr: show it, not a timeout.
+        if process.poll() is not None:
+            _, err = process.communicate()
+            raise AssertionError(f"clarion serve exited {process.returncode}: {err}")
+        assert time.monotonic() < deadline, what
+
     async with client_channel(address) as channel:
         while True:
             try:
@@ -164,11 +192,11 @@ async def _checked_then_scraped(address: str, metrics_port: int, timeout: float 
                 )
                 break
             except grpc.aio.AioRpcError:
-                assert time.monotonic() < deadline, f"nothing answered at {address}"
+                still_running(f"nothing answered at {address}")
                 await asyncio.sleep(0.2)
     while True:  # the endpoint starts just after the gRPC server
         try:
             return (await scrape(f"http://127.0.0.1:{metrics_port}/metrics"))[1]
         except aiohttp.ClientConnectionError:
-            assert time.monotonic() < deadline, f"no /metrics on port {metrics_port}"
+            still_running(f"no /metrics on port {metrics_port}")
             await asyncio.sleep(0.1)
