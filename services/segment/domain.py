@@ -1019,10 +1019,10 @@ class Audience:
                 try:
                     for position, (name, value) in enumerate(event.properties):
                         assert value is not None
-                        field = f"properties[{position}].value"
                         key = (scope, name)
                         known_type = types.get(key) or fixed.setdefault(key, value.type.value)
                         if known_type != value.type.value:
+                            field = f"properties[{position}].value"
                             raise _Refused(
                                 "PROPERTY_TYPE_MISMATCH",
                                 field,

@@ -238,9 +238,16 @@ def _event(event: profile_pb2.Event) -> NewEvent:
     )
 
 
+# Most items of a batch are ok: one message each for stored and already-stored, which
+# the response copies, instead of one built per item.
+_OK_RESULTS = {
+    duplicate: profile_pb2.ItemResult(ok=True, duplicate=duplicate) for duplicate in (False, True)
+}
+
+
 def _item_result(result: ItemResult) -> profile_pb2.ItemResult:
-    if result.ok:  # most items of a batch: the two fields an ok result has
-        return profile_pb2.ItemResult(ok=True, duplicate=result.duplicate)
+    if result.ok:
+        return _OK_RESULTS[result.duplicate]
     return profile_pb2.ItemResult(
         ok=result.ok,
         duplicate=result.duplicate,

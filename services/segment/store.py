@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
+import orjson
 from cachetools import LRUCache
 from sqlalchemy import (
     JSON,
@@ -267,15 +268,10 @@ _POSTGRESQL_TRACK_EVENTS = text(
 
 
 def _json_events(rows: Sequence[Mapping[str, Any]]) -> str:
-    # The rows as they are (the plan's keys are the columns): only their times need
-    # converting, which `default` does as the encoder meets them.
-    return json.dumps(rows, default=_iso_time)
-
-
-def _iso_time(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON: {type(value).__name__}")
+    # The rows as they are (the plan's keys are the columns); orjson writes their
+    # aware datetimes as ISO 8601 with the offset. The standard library's encoder with
+    # a `default` for the times was a sixth of the service's CPU per event.
+    return orjson.dumps(rows).decode()
 
 
 class SubscriberStore:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 import psycopg
 from psycopg.adapt import PyFormat
 from psycopg.pq import Format
@@ -308,7 +309,7 @@ async def _write_json(
         await connection.execute(
             _POSTGRESQL_UPSERT,
             {"site_id": site_id, "now": now,
-             "rows": json.dumps([_json_row(w) for w in ordered])},
+             "rows": orjson.dumps([_json_row(w) for w in ordered]).decode()},
         )
     ).all()  # fmt: skip
     offered = {w.subscriber_id: w for w in ordered if w.new}
@@ -322,7 +323,7 @@ async def _write_json(
         await connection.execute(
             _POSTGRESQL_SUBSCRIBED_EVENTS,
             {"site_id": site_id, "now": now, "name": SUBSCRIBED_EVENT,
-             "rows": json.dumps(events)},
+             "rows": orjson.dumps(events).decode()},
         )  # fmt: skip
     # A subscriber written with a profile id belongs to that profile (as after
     # Identify): make sure the profile exists, so GetProfile finds it.
