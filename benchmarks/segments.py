@@ -539,12 +539,19 @@ async def measure(
             result["match_one_profile_ms"] = round(1000 * statistics.median(matches), 2)
 
         if "ingest" in figures:
+            wal_before = wal_bytes(url)
             rate, process_cpu_us, database_cpu_us = await ingest(
                 stub, metadata, generated, quick, database_cpu
             )
             result["ingest_events_per_s"] = rate
             result["ingest_process_cpu_us"] = process_cpu_us
             result["ingest_database_cpu_us"] = database_cpu_us
+            if wal_before is not None:
+                # The log an event wrote: its row, its index entries, and the first
+                # change since the checkpoint of each page it touched (a full image).
+                wal_after = wal_bytes(url)
+                assert wal_after is not None
+                result["ingest_wal_bytes"] = round((wal_after - wal_before) / INGEST_EVENTS[quick])
 
         if "stream" in figures:
             progress(f"{database}: streaming a run's audience")
@@ -640,6 +647,29 @@ def pb_timestamp(moment: datetime) -> Any:
     return stamp
 
 
+INGEST_EVENTS = {False: 200_000, True: 20_000}  # by --quick
+
+
+def wal_bytes(url: str) -> int | None:
+    """Bytes of write-ahead log PostgreSQL has written so far (the cluster's insert
+    position; pg_stat_wal's counters lag, flushed by each backend when it idles); None
+    on SQLite."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return None
+    import psycopg
+
+    with psycopg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, dbname=parsed.database, autocommit=True,
+    ) as connection:  # fmt: skip
+        row = connection.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def ingest(
     stub: Any,
     metadata: Any,
@@ -653,7 +683,7 @@ async def ingest(
     from clarion.segment.v1 import profile_pb2
     from clarion.segment.v1 import segment_service_pb2 as pb
 
-    total = 20_000 if quick else 200_000
+    total = INGEST_EVENTS[quick]
     batch_size, in_flight = 5000, 4
     now = datetime.now(UTC)
     rng = random.Random(7)

@@ -61,6 +61,11 @@ class TestSegmentsBenchmarkSmoke:
         assert result["register_gateway_cpu_us"] > 0 and result["import_client_cpu_us"] > 0
         assert len(result["register_runs"]) == len(result["import_runs"]) == 3
         assert 0 <= result["estimate_error_pct"] < 100
+        if database == "postgres":
+            # The log an ingested event wrote: at least its row and a few index entries.
+            assert result["ingest_wal_bytes"] > 300
+        else:
+            assert "ingest_wal_bytes" not in result
         # The machine's speed beside the figures, so runs can be compared.
         assert report["reference_loop_s"] > 0
 
