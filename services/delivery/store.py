@@ -23,7 +23,7 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
@@ -349,6 +349,9 @@ class Retry:
     # The attempt to be retried, appended to its attempt_log; "": none (deferred
     # before any request was made).
     attempt: str = ""
+    # Held: the push service whose hold it waits on ("": not held). Recorded due now
+    # instead when that hold is gone by the commit (record_progress).
+    held_at: str = ""
 
 
 def attempt_entry(at: datetime, status: int, reason: str, host: str) -> str:
@@ -600,6 +603,12 @@ class _HotSql:
             "AND delivery_recipients.state = 'pending' "
             "RETURNING delivery_recipients.recipient_id AS id"
         )
+        # The site's holds as the commit finds them, locked against a lift until the
+        # commit ends (PostgreSQL; SQLite's one writer runs one transaction at a time).
+        self.holds_of_site = sql(
+            "SELECT push_service FROM delivery_push_service_holds WHERE site_id = {p}"
+            + (" FOR SHARE" if postgres else "")
+        )
         self.record_retry = sql(
             "UPDATE delivery_recipients SET reason = {p}, not_before = {p}, "
             "attempts = attempts + {p}, "
@@ -697,6 +706,23 @@ class _HotSql:
                     copy.write_row(row)
         else:
             cursor.executemany(self.insert_recipients, rows)
+
+
+def _unless_lifted(
+    raw: Any, holds_of_site: str, site_id: str, retries: Sequence[Retry], now: datetime
+) -> list[Retry]:
+    """`retries` with each held one whose hold is gone due now. A lift (another sender,
+    another process) makes the held recipients it finds due, but not one whose retry is
+    still being committed, which would otherwise wait HELD_WAIT_SECONDS. First in the
+    commit: the holds are locked before the chunk and the recipients, as a lift locks
+    them (lift_holds), so the two cannot wait on each other."""
+    cursor = raw.cursor()
+    cursor.execute(holds_of_site, (site_id,))
+    holding = {row[0] for row in cursor.fetchall()}
+    return [
+        replace(r, not_before=now) if r.held_at and r.held_at not in holding else r
+        for r in retries
+    ]
 
 
 def _in_db_thread(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
@@ -1818,6 +1844,8 @@ class DeliveryStore:
             transaction = conn.begin()
             raw = conn.connection.driver_connection
             assert raw is not None
+            if any(r.held_at for r in retries):
+                retries = _unless_lifted(raw, hot.holds_of_site, chunk.site_id, retries, now)
             # On PostgreSQL the statements go out pipelined: a commit waits for the
             # database once, not once per statement (each wait also means taking the
             # GIL back from a busy event loop).
@@ -2305,6 +2333,11 @@ class DeliveryStore:
         site_chunks = select(CHUNKS.c.chunk_id).where(
             CHUNKS.c.site_id == site_id, CHUNKS.c.state == ChunkState.PENDING.value
         )
+        if self._postgres:
+            # The chunks before their recipients, as a commit locks them: a commit of a
+            # chunk whose held recipients this lift would update otherwise waits on
+            # the lift while the lift waits on the commit's chunk.
+            conn.execute(site_chunks.order_by(CHUNKS.c.chunk_id).with_for_update())
         chunk_ids = {
             row[0]
             for row in conn.execute(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -347,6 +348,46 @@ class TestAcceptedWhileHolding:
         assert not finished.held_push_services
         # Refused while the push service accepts the site: their own refusals.
         assert (finished.progress.sent, finished.progress.failed) == (len(fine), len(refused))
+
+
+class TestLiftedWhileCommitting:
+    async def test_a_lift_before_held_retries_commit_leaves_none_of_them_waiting(
+        self, settings_factory, refusing: PushServiceSimulator, monkeypatch  # type: ignore[no-untyped-def]
+    ) -> None:
+        """Another process lifts the hold (its probe was accepted) after a sender made
+        its refused recipients held retries and before it commits them, so the lift's
+        wake-up finds none of them held. They are due at once all the same: on a clock
+        that does not move, a held retry's own wait (HELD_WAIT_SECONDS) never ends."""
+        record_progress = DeliveryStore.record_progress
+        lifted: list[str] = []
+        refused: list[tuple[str, str]] = []
+
+        async def lifted_first(
+            self: DeliveryStore, chunk: Any, campaign_id: str, **kwargs: Any
+        ) -> bool:
+            if not lifted and any(r.held_at for r in kwargs["retries"]):
+                accept_again(refusing, refused)
+                lifted.extend(await self.lift_holds(chunk.site_id, None, kwargs["now"]))
+            return bool(await record_progress(self, chunk, campaign_id, **kwargs))
+
+        monkeypatch.setattr(DeliveryStore, "record_progress", lifted_first)
+        async with running_stack(
+            settings_factory(**SETTINGS), refusing, delivery_clock=JumpClock()
+        ) as stack:
+            site = await stack.new_site()
+            refused[:] = await subscribers(stack, site, refusing, 10, refuse=True)
+            run = await stack.start_run(site, content=_ttl(7200))
+            finished = await stack.wait_finished(site, run.run_id)
+            outcomes = [await stack.outcome(site, run.run_id, s) for s, _ in refused]
+        assert lifted == [endpoint_origin(refusing.base_url)]
+        assert (finished.progress.sent, finished.progress.pending) == (10, 0)
+        assert not finished.held_push_services
+        assert {o.status for o in outcomes} == {SENT}
+        # Those refused before the lift were refused once, then sent once.
+        assert {o.attempt_history[-1].http_status for o in outcomes} == {201}
+        assert any(o.attempt_history[0].http_status == 403 for o in outcomes)
+        for _, endpoint in refused:
+            assert len(refusing.messages(endpoint)) == 1
 
 
 class TestShownByCampaign:

@@ -558,7 +558,9 @@ class DeliveryWorkers:
                 if isinstance(apns_site, ApnsCredentials):
                     if holds and _apns_held_back(holds, recipient):
                         # APNs refuses the site's provider token: it waits, unsent.
-                        deferred.append(self._held_retry(recipient.recipient_id, expires_at))
+                        deferred.append(
+                            self._held_retry(recipient.recipient_id, expires_at, APNS_PUSH_SERVICE)
+                        )
                     else:
                         live.append(recipient)
                 elif apns_site.permanent:
@@ -580,7 +582,11 @@ class DeliveryWorkers:
                 )
             elif holds and _held_back(holds, recipient):
                 # Its push service refuses the site's signature: it waits, unsent.
-                deferred.append(self._held_retry(recipient.recipient_id, expires_at))
+                deferred.append(
+                    self._held_retry(
+                        recipient.recipient_id, expires_at, endpoint_origin(recipient.endpoint)
+                    )
+                )
             else:
                 live.append(recipient)
         if unknown_keys:
@@ -714,7 +720,9 @@ class DeliveryWorkers:
             requests: list[tuple[PendingRecipient, ApnsRequest]] = []
             for recipient, payload in batch:
                 if hold is not None and hold.probe_recipient_id != recipient.recipient_id:
-                    retries.append(self._held_retry(recipient.recipient_id, expires_at))
+                    retries.append(
+                        self._held_retry(recipient.recipient_id, expires_at, APNS_PUSH_SERVICE)
+                    )
                     continue
                 if not valid_device_token(recipient.endpoint):
                     ended.append(
@@ -772,7 +780,7 @@ class DeliveryWorkers:
                     # The site's key or provider token: every device would be refused.
                     retries.append(
                         replace(
-                            self._held_retry(recipient.recipient_id, expires_at),
+                            self._held_retry(recipient.recipient_id, expires_at, APNS_PUSH_SERVICE),
                             attempt=attempt_entry(
                                 attempted_at, 403, Reason.PUSH_SERVICE_AUTH.value, APNS_HOST
                             ),
@@ -1283,7 +1291,7 @@ class DeliveryWorkers:
                         # The site's signature refused: it waits, held, with the rest.
                         retries.append(
                             replace(
-                                self._held_retry(recipient.recipient_id, expires_at),
+                                self._held_retry(recipient.recipient_id, expires_at, origin),
                                 attempt=attempt_entry(
                                     attempted_at, status, Reason.PUSH_SERVICE_AUTH.value, host
                                 ),
@@ -1429,14 +1437,17 @@ class DeliveryWorkers:
 
     # Push services holding a site's sends (domain/holds.py).
 
-    def _held_retry(self, recipient_id: int, expires_at: datetime | None) -> Retry:
-        """A held recipient waits unsent: until its hold is lifted (which makes it due
-        at once), else its TTL (where it ends expired push_service_auth), looking again
-        at most HELD_WAIT_SECONDS later."""
+    def _held_retry(
+        self, recipient_id: int, expires_at: datetime | None, push_service: str
+    ) -> Retry:
+        """A held recipient waits unsent: until its hold at `push_service` is lifted
+        (which makes it due at once, even a lift while this retry is being committed),
+        else its TTL (where it ends expired push_service_auth), looking again at most
+        HELD_WAIT_SECONDS later."""
         until = self._clock.now() + timedelta(seconds=HELD_WAIT_SECONDS)
         if expires_at is not None:
             until = min(until, expires_at)
-        return Retry(recipient_id, Reason.PUSH_SERVICE_AUTH.value, until)
+        return Retry(recipient_id, Reason.PUSH_SERVICE_AUTH.value, until, held_at=push_service)
 
     def _not_held(
         self,
@@ -1451,7 +1462,11 @@ class DeliveryWorkers:
         kept = []
         for recipient, body in launch:
             if _held_back(holds, recipient):
-                retries.append(self._held_retry(recipient.recipient_id, expires_at))
+                retries.append(
+                    self._held_retry(
+                        recipient.recipient_id, expires_at, endpoint_origin(recipient.endpoint)
+                    )
+                )
             else:
                 kept.append((recipient, body))
         return kept
