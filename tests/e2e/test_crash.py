@@ -57,19 +57,23 @@ class Deployment:
     delivery_port: int
     env: dict[str, str]
     api_key: str
+    # Every delivery process's stderr, appended: the fixture prints its end, which
+    # pytest shows for a failed test (a restarted process that exited says why there).
+    log: Path
     process: subprocess.Popen[str] | None = None
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.api_key}"),)
 
     def start_delivery(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "clarion", "serve", "delivery"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "clarion", "serve", "delivery"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
     def kill_delivery(self) -> None:
         assert self.process is not None
@@ -93,7 +97,7 @@ class Deployment:
 
 
 @pytest.fixture
-async def deployment(settings_factory) -> AsyncIterator[Deployment]:  # type: ignore[no-untyped-def]
+async def deployment(settings_factory, tmp_path: Path) -> AsyncIterator[Deployment]:  # type: ignore[no-untyped-def]
     from services.campaign.server import create_server as campaign
     from services.reporting.server import create_server as reporting
     from services.segment.server import create_server as segment
@@ -119,6 +123,8 @@ async def deployment(settings_factory) -> AsyncIterator[Deployment]:  # type: ig
         "CLARION_PUSH_TEST_ENDPOINTS": "true",
         "CLARION_LOG_FORMAT": "json",
         "CLARION_DELIVERY_LISTEN": f"127.0.0.1:{delivery_port}",
+        # Metrics on a free port: the default one may be another process's.
+        "CLARION_METRICS_PORT": "0",
         "CLARION_DELIVERY_CONCURRENCY": str(CONCURRENCY),
         "CLARION_DELIVERY_WORKERS": "2",
         # A killed process's leases are taken over quickly.
@@ -131,12 +137,17 @@ async def deployment(settings_factory) -> AsyncIterator[Deployment]:  # type: ig
         },
     }
     site = await create_site(settings, "Crash", "mailto:crash@clarion.invalid")
-    found = Deployment(settings, servers, simulator, delivery_port, env, site.api_key)
+    found = Deployment(
+        settings, servers, simulator, delivery_port, env, site.api_key, tmp_path / "delivery.log"
+    )
     try:
         yield found
     finally:
         if found.process is not None and found.process.poll() is None:
             found.kill_delivery()
+        if found.log.exists():
+            tail = found.log.read_text().splitlines()[-30:]
+            print("delivery's stderr, last lines:", *tail, sep="\n")
         for server in servers.values():
             await server.stop()
         await simulator.stop()
