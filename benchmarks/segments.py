@@ -598,6 +598,8 @@ async def measure(
                 if figure not in figures:
                     continue
                 progress(f"{database}: {figure} run {repetition + 1} of {options.repeat}")
+                # The VM's speed right before this run: it drifts within a full run.
+                loop_before = reference_loop_seconds()
                 load_before = loadavg()
                 cpu_before, db_before = time.process_time(), database_cpu()
                 gateway_before = gateway_cpu()
@@ -617,6 +619,7 @@ async def measure(
                 # generator, the importing client).
                 runs[figure].append({
                     "per_s": rate, "loadavg_before": load_before,
+                    "reference_loop_s_before": loop_before,
                     "process_cpu_us": round((time.process_time() - cpu_before) * 1e6 / count, 1),
                     "gateway_cpu_us": round((gateway_cpu() - gateway_before) * 1e6 / count, 1),
                     "database_cpu_us": round((database_cpu() - db_before) * 1e6 / count, 1),

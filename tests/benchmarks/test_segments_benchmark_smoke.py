@@ -60,6 +60,9 @@ class TestSegmentsBenchmarkSmoke:
         # the importing client's.
         assert result["register_gateway_cpu_us"] > 0 and result["import_client_cpu_us"] > 0
         assert len(result["register_runs"]) == len(result["import_runs"]) == 3
+        # Each run says how fast the VM was just before it (its speed drifts within a run).
+        for run in result["register_runs"] + result["import_runs"]:
+            assert run["reference_loop_s_before"] > 0
         assert 0 <= result["estimate_error_pct"] < 100
         if database == "postgres":
             # The log an ingested event wrote: at least its row and a few index entries.
