@@ -238,17 +238,22 @@ TYPES = [
 ]  # fmt: skip
 
 
-def load_postgres(url: str, site_id: str, profiles: int, events: int, rng: random.Random) -> Generated:
+def _connect(url: str) -> Any:
+    """A plain psycopg connection (autocommit) to the database of SQLAlchemy URL `url`."""
     import psycopg
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    generated = Generated()
-    now = datetime.now(UTC)
-    with psycopg.connect(
+    return psycopg.connect(
         host=parsed.host, port=parsed.port or 5432, user=parsed.username,
         password=parsed.password, dbname=parsed.database, autocommit=True,
-    ) as connection:  # fmt: skip
+    )  # fmt: skip
+
+
+def load_postgres(url: str, site_id: str, profiles: int, events: int, rng: random.Random) -> Generated:
+    generated = Generated()
+    now = datetime.now(UTC)
+    with _connect(url) as connection:
         def copy(table: str, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]) -> int:
             done, lines = 0, []
             with connection.cursor() as cursor, cursor.copy(
@@ -657,17 +662,9 @@ def wal_bytes(url: str) -> int | None:
     """Bytes of write-ahead log PostgreSQL has written so far (the cluster's insert
     position; pg_stat_wal's counters lag, flushed by each backend when it idles); None
     on SQLite."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("postgresql"):
+    if not url.startswith("postgresql"):
         return None
-    import psycopg
-
-    with psycopg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-        password=parsed.password, dbname=parsed.database, autocommit=True,
-    ) as connection:  # fmt: skip
+    with _connect(url) as connection:
         row = connection.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
     assert row is not None
     return int(row[0])
