@@ -10,7 +10,7 @@ The subscription upsert itself is subscription_writes.py's, shared with registra
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -23,9 +23,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit.db import UTCDateTime
+from services.segment import subscription_writes
 from services.segment.definition import Condition
 from services.segment.models import (
     PROFILE_SCOPE,
@@ -40,11 +41,26 @@ from services.segment.store import (
     SubscriberStore,
     _to_subscriber,
 )
-from services.segment.subscription_writes import SubscriptionWrite, write_subscriptions
+from services.segment.subscription_writes import (
+    SubscriptionWrite,
+    insert_new_subscriptions,
+    write_subscriptions,
+)
 
 _TABLE = cast(Table, SubscriberRow.__table__)
 _COLUMNS = _TABLE.c
 _PROFILES = cast(Table, ProfileRow.__table__)
+
+
+# What an import decides for the endpoints the site already has (or had when it looked):
+# given them and what is stored for each (absent: nothing after all), the writes.
+Merge = Callable[[Sequence[str], Mapping[str, "StoredSubscription"]], list[SubscriptionWrite]]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedWrites:
+    written: int  # subscribers created or changed
+    created: int  # of them, created
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +143,40 @@ class ImportStore:
     def _list(values: Sequence[str]) -> str:
         return json.dumps(list(values))
 
-    async def stored_subscriptions(
-        self, site_id: str, endpoints: Sequence[str]
+    async def import_subscriptions(
+        self, site_id: str, as_new: Sequence[SubscriptionWrite], merge: Merge, now: datetime
+    ) -> ImportedWrites:
+        """One transaction: `as_new` (distinct endpoints, each offered as a new subscriber)
+        stored, each endpoint the site already has replaced by what `merge` decides for
+        it, `Subscribed` recorded for each subscriber created and the named profiles
+        created (see subscription_writes.write_subscriptions).
+
+        A large batch on PostgreSQL inserts first (insert_new_subscriptions) and reads
+        only the endpoints that were there: an import is mostly new browsers. Otherwise
+        every endpoint is read first."""
+        if not as_new:
+            return ImportedWrites(0, 0)
+        async with self._engine.begin() as connection:
+            inserted: set[str] = set()
+            if self._postgresql and len(as_new) >= subscription_writes.STAGED_BATCH:
+                inserted = await insert_new_subscriptions(connection, site_id, as_new, now)
+            existing = [w.endpoint for w in as_new if w.endpoint not in inserted]
+            writes: list[SubscriptionWrite] = []
+            created: list[SubscriptionWrite] = []
+            if existing:
+                stored = await self._stored_subscriptions(connection, site_id, existing)
+                writes = merge(existing, stored)
+                _, created = await write_subscriptions(connection, site_id, writes, now)
+        return ImportedWrites(len(inserted) + len(writes), len(inserted) + len(created))
+
+    async def _stored_subscriptions(
+        self, connection: AsyncConnection, site_id: str, endpoints: Sequence[str]
     ) -> dict[str, StoredSubscription]:
         """What the site has for these endpoints, by endpoint (one statement)."""
-        if not endpoints:
-            return {}
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(
-                self._stored, {"site_id": site_id, "endpoints": self._list(endpoints)}
-            )
-            return {
+        rows = await connection.execute(
+            self._stored, {"site_id": site_id, "endpoints": self._list(endpoints)}
+        )
+        return {
                 row.endpoint: StoredSubscription(
                     subscriber_id=row.subscriber_id,
                     p256dh=bytes(row.p256dh),
@@ -150,20 +189,8 @@ class ImportStore:
                     unsubscribe_reason=row.unsubscribe_reason,
                     unsubscribe_time=row.unsubscribe_time,
                 )
-                for row in rows
-            }
-
-    async def write_subscriptions(
-        self, site_id: str, writes: Sequence[SubscriptionWrite], now: datetime
-    ) -> int:
-        """Upserts the rows (distinct endpoints) in one transaction, recording `Subscribed`
-        for each subscriber created and creating the profiles the rows name (see
-        subscription_writes.write_subscriptions). Returns how many subscribers it created."""
-        if not writes:
-            return 0
-        async with self._engine.begin() as connection:
-            _, created = await write_subscriptions(connection, site_id, writes, now)
-        return len(created)
+            for row in rows
+        }
 
     async def profile_states(
         self, site_id: str, profile_ids: Sequence[str]

@@ -11,7 +11,7 @@ file stores nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -189,22 +189,41 @@ class Imports:
                 )
                 continue
             checked[entry.endpoint] = entry
-        stored = await self._store.stored_subscriptions(site_id, list(checked))
-        fresh_ids = iter(new_ids(SUBSCRIBER_ID_PREFIX, len(checked) - len(stored)))
-        writes = []
-        for entry in checked.values():
-            write = _write_for(entry, stored.get(entry.endpoint), fresh_ids)
-            if write is None:
-                result.unchanged += 1
-            else:
-                writes.append(write)
-        created = await self._store.write_subscriptions(site_id, writes, now)
-        result.stored = len(writes)
+        # Each row offered as a new subscriber; the store asks `merge` what to write for
+        # the endpoints the site already has.
+        as_new = {
+            endpoint: _new_write(entry, subscriber_id)
+            for (endpoint, entry), subscriber_id in zip(
+                checked.items(), new_ids(SUBSCRIBER_ID_PREFIX, len(checked)), strict=True
+            )
+        }
+
+        def merge(
+            endpoints: Sequence[str], stored: Mapping[str, StoredSubscription]
+        ) -> list[SubscriptionWrite]:
+            writes = []
+            for endpoint in endpoints:
+                found = stored.get(endpoint)
+                write = (
+                    as_new[endpoint]
+                    if found is None
+                    else _changed_write(checked[endpoint], found)
+                )
+                if write is None:
+                    result.unchanged += 1
+                else:
+                    writes.append(write)
+            return writes
+
+        written = await self._store.import_subscriptions(
+            site_id, list(as_new.values()), merge, now
+        )
+        result.stored = written.written
         result.rejected.sort(key=lambda r: r.row)
         log.info(
             "subscribers imported",
             rows=len(rows),
-            created=created,
+            created=written.created,
             stored=result.stored,
             unchanged=result.unchanged,
             rejected=len(result.rejected),
@@ -289,27 +308,27 @@ class Imports:
             after = page[-1].profile_id
 
 
-def _write_for(
-    entry: _Checked, stored: StoredSubscription | None, fresh_ids: Iterator[str]
-) -> SubscriptionWrite | None:
-    """What to write for a checked row given what the site has (None: nothing); a new
-    subscriber takes the next of `fresh_ids`."""
-    if stored is None:
-        return SubscriptionWrite(
-            subscriber_id=next(fresh_ids),
-            endpoint=entry.endpoint,
-            p256dh=entry.p256dh,
-            auth=entry.auth,
-            browser=entry.browser or Browser.OTHER.value,
-            timezone=entry.timezone or DEFAULT_TIMEZONE,
-            profile_id=entry.profile_id,
-            vapid_key_id=entry.vapid_key_id,
-            state=SubscriberState.ACTIVE.value,
-            unsubscribe_reason=None,
-            unsubscribe_time=None,
-            create_time=entry.create_time,
-            new=True,
-        )
+def _new_write(entry: _Checked, subscriber_id: str) -> SubscriptionWrite:
+    """A checked row as a new subscriber with this id."""
+    return SubscriptionWrite(
+        subscriber_id=subscriber_id,
+        endpoint=entry.endpoint,
+        p256dh=entry.p256dh,
+        auth=entry.auth,
+        browser=entry.browser or Browser.OTHER.value,
+        timezone=entry.timezone or DEFAULT_TIMEZONE,
+        profile_id=entry.profile_id,
+        vapid_key_id=entry.vapid_key_id,
+        state=SubscriberState.ACTIVE.value,
+        unsubscribe_reason=None,
+        unsubscribe_time=None,
+        create_time=entry.create_time,
+        new=True,
+    )
+
+
+def _changed_write(entry: _Checked, stored: StoredSubscription) -> SubscriptionWrite | None:
+    """What to write for a checked row whose endpoint the site has (None: nothing)."""
     wanted: dict[str, Any] = {
         "p256dh": entry.p256dh,
         "auth": entry.auth,

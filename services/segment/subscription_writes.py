@@ -173,6 +173,27 @@ _POSTGRESQL_WRITE = (
     .bindparams(bindparam("now", type_=UTCDateTime()))
     .columns(create_time=UTCDateTime())
 )
+# Insert-first (imports, whose rows are mostly new): the staged rows, all offered as new
+# subscribers, inserted where the site has no such endpoint yet, with `Subscribed` and
+# the named profiles for those inserted; the endpoints inserted come back. A row whose
+# endpoint exists is left alone (DO NOTHING takes no lock on it) for the caller to
+# compare and merge. A fresh import so skips reading the site's rows first.
+_POSTGRESQL_INSERT_NEW = text(
+    "WITH ins AS ("
+    f"INSERT INTO segment_subscribers ({', '.join(ROW_VALUES)}, site_id, update_time) "
+    f"SELECT {', '.join(ROW_VALUES)}, :site_id, :now FROM {_STAGE} ORDER BY endpoint "
+    "ON CONFLICT (site_id, endpoint) DO NOTHING "
+    "RETURNING subscriber_id, endpoint, create_time, profile_id), "
+    "subscribed AS (INSERT INTO segment_events (site_id, event_id, name, profile_id, "
+    "subscriber_id, occur_time, properties, receive_time) "
+    "SELECT :site_id, :event_prefix || ins.subscriber_id, :name, ins.profile_id, "
+    "ins.subscriber_id, ins.create_time, '{}'::jsonb, :now FROM ins ORDER BY ins.endpoint), "
+    "profiles AS (INSERT INTO segment_profiles (site_id, profile_id, properties, "
+    "test_profile, create_time, update_time) "
+    "SELECT DISTINCT :site_id, profile_id, '{}'::jsonb, false, :now, :now "
+    "FROM ins WHERE profile_id <> '' ORDER BY 2 ON CONFLICT DO NOTHING) "
+    "SELECT endpoint FROM ins"
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def _sqlite_upsert() -> Any:
@@ -224,7 +245,8 @@ async def write_subscriptions(
     row vanished meanwhile); `Subscribed`, occurring at the write's create time, is
     recorded for exactly those. Returns the stored rows (subscriber_id, endpoint,
     create_time first) and the writes that created a subscriber. One call per
-    transaction (the staging table is emptied at the commit).
+    transaction (the staging table is emptied at the commit), or one after
+    insert_new_subscriptions.
     """
     if not writes:
         return [], []
@@ -275,6 +297,35 @@ async def write_subscriptions(
             ],
         )  # fmt: skip
     return rows, created
+
+
+async def insert_new_subscriptions(
+    connection: AsyncConnection, site_id: str, writes: Sequence[SubscriptionWrite], now: datetime
+) -> set[str]:
+    """PostgreSQL only: inserts the writes (distinct endpoints, each a new subscriber
+    with a fresh id) whose endpoint the site does not have, in endpoint order, with
+    `Subscribed` and the named profiles for each; returns the endpoints inserted. The
+    others are untouched, and the staging table is left empty for write_subscriptions
+    to merge them in the same transaction.
+
+    Against a concurrent writer of the same endpoint, DO NOTHING waits for its insert to
+    commit or roll back, so an endpoint not returned is one a later statement of this
+    transaction sees."""
+    if not writes:
+        return set()
+    ordered = sorted(writes, key=lambda write: write.endpoint)
+    await _stage(connection, ordered)
+    rows = await connection.execute(
+        _POSTGRESQL_INSERT_NEW,
+        {"site_id": site_id, "now": now, "name": SUBSCRIBED_EVENT,
+         "event_prefix": subscribed_event_id("")},
+    )  # fmt: skip
+    inserted = {row[0] for row in rows}
+    if len(inserted) < len(ordered):
+        # Emptied now, not at the commit, for the merge's own staging (a truncation,
+        # not a DELETE: see _STAGE).
+        await connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+    return inserted
 
 
 # psycopg's own (C) dumper of bytes. COPY's set_types picks a dumper by type oid, and for

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
-from clarion.segment.v1 import profile_pb2
+from clarion.segment.v1 import profile_pb2, subscriber_pb2
 from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from services.kit.clock import FrozenClock
@@ -130,6 +130,55 @@ class TestImportSubscribers:
         assert after.subscriber_id == before.subscriber_id
         assert after.push_subscription.p256dh == renewed.subscriber.push_subscription.p256dh
         assert after.create_time == before.create_time
+
+    async def test_one_batch_of_new_unchanged_and_changed_endpoints(
+        self, stub: Stub, site: Site, settings: Settings
+    ) -> None:
+        """A file mixing browsers the site has (as given, with new keys after an
+        unsubscribe, with a new time zone) with new ones: each counted and stored as
+        such, existing subscribers keep their ids, only the new ones get `Subscribed`."""
+        kept = await register(stub, site)
+        renewed = await register(stub, site)
+        moved = await register(stub, site)
+        await stub.UnsubscribeSubscriber(
+            pb.UnsubscribeSubscriberRequest(
+                subscriber_id=renewed.subscriber_id, reason="push_service_gone"
+            ),
+            metadata=site.metadata,
+        )
+
+        def same(row: int, subscriber: Any, **overrides: Any) -> pb.ImportedSubscriber:
+            request = {"push_subscription": subscriber.push_subscription, **overrides}
+            return pb.ImportedSubscriber(
+                row=row, subscriber=pb.RegisterSubscriberRequest(**request)
+            )
+
+        new_rows = [subscriber_row(i) for i in (1, 3, 5)]
+        batch = [
+            new_rows[0],
+            same(2, kept),
+            new_rows[1],
+            same(4, renewed, push_subscription=push_subscription(
+                endpoint=renewed.push_subscription.endpoint)),
+            new_rows[2],
+            same(6, moved, timezone="America/Lima"),
+        ]  # fmt: skip
+        (result,) = await import_subscribers(stub, site, batch)
+
+        assert (result.stored, result.unchanged, list(result.rejected)) == (5, 1, [])
+        by_endpoint = {s.push_subscription.endpoint: s for s in await list_all(stub, site)}
+        assert len(by_endpoint) == 6
+        for before in (kept, renewed, moved):
+            after = by_endpoint[before.push_subscription.endpoint]
+            assert after.subscriber_id == before.subscriber_id
+        reactivated = by_endpoint[renewed.push_subscription.endpoint]
+        assert reactivated.state == subscriber_pb2.SUBSCRIBER_STATE_ACTIVE
+        assert by_endpoint[moved.push_subscription.endpoint].timezone == "America/Lima"
+        new_ids = {by_endpoint[r.subscriber.push_subscription.endpoint].subscriber_id
+                   for r in new_rows}  # fmt: skip
+        subscribed = [s for _, name, _, s in await stored_events(settings, site)
+                      if name == "Subscribed"]  # fmt: skip
+        assert len(subscribed) == 6 and new_ids <= set(subscribed)
 
     async def test_empty_cells_keep_what_is_stored(self, stub: Stub, site: Site) -> None:
         subscriber = await register(stub, site, profile_id="user-7", timezone="Asia/Tokyo")
