@@ -38,13 +38,15 @@ Then, each through the public gRPC API of the running stack with the site's key:
   encoded before the clock starts, as wrk would send them);
 - import_per_s: subscriptions imported as `clarion import subscribers` streams them,
   ImportSubscribers with --import-rows rows a message (the CLI's batch size), from a
-  process of its own (as the CLI is), the messages built before the clock starts.
+  process of its own (as the CLI is), the messages built before the clock starts;
+- reimport_per_s: the same file again right after each import run (a re-run after an
+  interrupted import): every row already there as given, so every row `unchanged`.
 
 --figures picks which figures to measure (the data is loaded whatever is picked, unless
 --profiles 0); --repeat N (default 3: one run of either swings by a fifth on this
-shared VM) measures register and import N times each, interleaved, and reports the
-median, as the counts are, with every run and the load average before each
-(`register_runs`, `import_runs`), each with the CPU it cost a row: this process's
+shared VM) measures register, import and reimport N times each, interleaved, and
+reports the median, as the counts are, with every run and the load average before each
+(`register_runs`, `import_runs`, `reimport_runs`), each with the CPU it cost a row: this process's
 (`process_cpu_us`: the services; `gateway_cpu_us`: the gateway, which runs in a
 process of its own as `clarion up` and compose run it), the PostgreSQL cluster's
 (`database_cpu_us`) and the client's (`client_cpu_us`: the registrations' load
@@ -420,7 +422,7 @@ async def timed(call: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-FIGURES = ("counts", "estimate", "match", "ingest", "stream", "register", "import")
+FIGURES = ("counts", "estimate", "match", "ingest", "stream", "register", "import", "reimport")
 
 
 @dataclass(frozen=True)
@@ -461,7 +463,9 @@ async def measure(
     result: dict[str, Any] = {"database": database, "profiles": profiles, "events_loaded": events}
     quick = options.quick
     # Without loaded data only the figures that bring their own can be measured.
-    figures = options.figures if profiles else options.figures & {"register", "import"}
+    figures = (
+        options.figures if profiles else options.figures & {"register", "import", "reimport"}
+    )
     try:
         site = await create_site(settings, "Segments benchmark", "mailto:bench@clarion.invalid")
         metadata = (("authorization", f"Bearer {site.api_key}"),)
@@ -592,14 +596,14 @@ async def measure(
         # with the load average before it (the machine may be shared).
         register_count = options.register_count or (1000 if quick else 10_000)
         import_count = options.import_count or (5000 if quick else 100_000)
-        runs: dict[str, list[dict[str, Any]]] = {"register": [], "import": []}
+        runs: dict[str, list[dict[str, Any]]] = {"register": [], "import": [], "reimport": []}
         gateway_pid = stack.gateway_process.process.pid if stack.gateway_process else None
 
         def gateway_cpu() -> float:
             return process_tree_cpu_seconds(gateway_pid) if gateway_pid is not None else 0.0
 
         for repetition in range(options.repeat):
-            for figure in ("register", "import"):
+            for figure in ("register", "import", "reimport"):
                 if figure not in figures:
                     continue
                 progress(f"{database}: {figure} run {repetition + 1} of {options.repeat}")
@@ -615,8 +619,9 @@ async def measure(
                     )
                 else:
                     rate, client_cpu_us = await import_subscribers(
-                        stack, metadata, import_count, options.import_rows, repetition
-                    )
+                        stack, metadata, import_count, options.import_rows, repetition,
+                        rerun=figure == "reimport",
+                    )  # fmt: skip
                 count = register_count if figure == "register" else import_count
                 # CPU a row, which a shared machine's load changes far less than the
                 # rate: this process (the services), the gateway's, the PostgreSQL
@@ -630,7 +635,8 @@ async def measure(
                     "database_cpu_us": round((database_cpu() - db_before) * 1e6 / count, 1),
                     **({} if client_cpu_us is None else {"client_cpu_us": client_cpu_us}),
                 })  # fmt: skip
-        for figure, name in (("register", "register_per_s"), ("import", "import_per_s")):
+        for figure, name in (("register", "register_per_s"), ("import", "import_per_s"),
+                             ("reimport", "reimport_per_s")):  # fmt: skip
             if runs[figure]:
                 result[name] = round(statistics.median(r["per_s"] for r in runs[figure]), 1)
                 for cpu in ("process_cpu_us", "gateway_cpu_us", "database_cpu_us",
@@ -812,13 +818,19 @@ async def register_through_gateway(
 
 
 def _import_load(
-    address: str, metadata: Any, count: int, rows_per_message: int, repetition: int
+    address: str,
+    metadata: Any,
+    count: int,
+    rows_per_message: int,
+    repetition: int,
+    rerun: bool = False,
 ) -> tuple[float, float]:
     """The importing client's side, run in a process of its own (as `clarion import`
     is): ImportSubscribers with messages of `rows_per_message` rows on one
     bidirectional stream, every answer read; endpoints new to the site (each repetition
-    its own), the messages built before the clock starts. Returns rows a second and the
-    CPU this process spent a row (µs)."""
+    its own: the rows are a function of it), the messages built before the clock
+    starts. `rerun`: that repetition's rows again, each expected `unchanged`. Returns
+    rows a second and the CPU this process spent a row (µs)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -828,7 +840,8 @@ def _import_load(
     from services.kit.grpcserver import client_channel
 
     rng = random.Random(5 + repetition)
-    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+    key = ec.derive_private_key(rng.getrandbits(255) + 1, ec.SECP256R1())
+    point = key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     requests = [
@@ -857,7 +870,7 @@ def _import_load(
         async with client_channel(address) as channel:
             stub = pb_grpc.SegmentServiceStub(channel)
             started, cpu = time.perf_counter(), time.process_time()
-            stored = 0
+            stored = unchanged = 0
             async for response in stub.ImportSubscribers(
                 iter(requests), metadata=metadata, timeout=600
             ):
@@ -867,25 +880,37 @@ def _import_load(
                         f"ImportSubscribers refused row {first.row}: {first.message}"
                     )
                 stored += response.result.stored
+                unchanged += response.result.unchanged
             seconds = time.perf_counter() - started
             client_cpu_us = (time.process_time() - cpu) * 1e6 / count
-        if stored != count:
-            raise RuntimeError(f"ImportSubscribers stored {stored} of {count}")
+        expected = (0, count) if rerun else (count, 0)
+        if (stored, unchanged) != expected:
+            raise RuntimeError(
+                f"ImportSubscribers stored {stored} and left {unchanged} unchanged of "
+                f"{count} rows, expected {expected[0]} and {expected[1]}"
+            )
         return count / seconds, client_cpu_us
 
     return asyncio.run(run())
 
 
 async def import_subscribers(
-    stack: Any, metadata: Any, count: int, rows_per_message: int = 1000, repetition: int = 0
+    stack: Any,
+    metadata: Any,
+    count: int,
+    rows_per_message: int = 1000,
+    repetition: int = 0,
+    *,
+    rerun: bool = False,
 ) -> tuple[float, float]:
     """ImportSubscribers as `clarion import subscribers` streams a file, from another
-    process: the rate and the client's CPU a row (µs)."""
+    process (`rerun`: the file of `repetition` again): the rate and the client's CPU a
+    row (µs)."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
         rate, client_cpu_us = await asyncio.get_running_loop().run_in_executor(
             pool, _import_load, stack.address("segment"), tuple(metadata), count,
-            rows_per_message, repetition,
+            rows_per_message, repetition, rerun,
         )  # fmt: skip
     return round(rate, 1), round(client_cpu_us, 1)
 
@@ -938,6 +963,8 @@ def main() -> int:
     figures = frozenset(f.strip() for f in args.figures.split(",") if f.strip())
     if unknown := figures - set(FIGURES):
         parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    if "reimport" in figures and "import" not in figures:
+        parser.error("reimport imports each import run's file again: pick import too")
     options = Options(
         quick=args.quick, figures=figures, repeat=args.repeat, import_rows=args.import_rows,
         import_count=args.import_count, register_count=args.register_count,

@@ -144,7 +144,13 @@ class ImportStore:
         return json.dumps(list(values))
 
     async def import_subscriptions(
-        self, site_id: str, as_new: Sequence[SubscriptionWrite], merge: Merge, now: datetime
+        self,
+        site_id: str,
+        as_new: Sequence[SubscriptionWrite],
+        merge: Merge,
+        now: datetime,
+        *,
+        insert_first: bool = True,
     ) -> ImportedWrites:
         """One transaction: `as_new` (distinct endpoints, each offered as a new subscriber)
         stored, each endpoint the site already has replaced by what `merge` decides for
@@ -152,13 +158,17 @@ class ImportStore:
         created (see subscription_writes.write_subscriptions).
 
         A large batch on PostgreSQL inserts first (insert_new_subscriptions) and reads
-        only the endpoints that were there: an import is mostly new browsers. Otherwise
-        every endpoint is read first."""
+        only the endpoints that were there, unless told not to (`insert_first`: the
+        caller expects them there, a re-run). Otherwise every endpoint is read first."""
         if not as_new:
             return ImportedWrites(0, 0)
         async with self._engine.begin() as connection:
             inserted: set[str] = set()
-            if self._postgresql and len(as_new) >= subscription_writes.STAGED_BATCH:
+            if (
+                insert_first
+                and self._postgresql
+                and len(as_new) >= subscription_writes.STAGED_BATCH
+            ):
                 inserted = await insert_new_subscriptions(connection, site_id, as_new, now)
             existing = [w.endpoint for w in as_new if w.endpoint not in inserted]
             writes: list[SubscriptionWrite] = []

@@ -68,6 +68,17 @@ class ImportResult:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+@dataclass
+class SubscriberImportStream:
+    """What one ImportSubscribers stream remembers between its batches: whether the
+    last one was mostly new browsers. A fresh import is, and is written insert-first
+    (nothing read for the new rows); a re-run of a file (after an interrupted import)
+    is not, and reading first then skips staging and probing rows that are all there
+    (re-run rows cost 25 µs of CPU each read first against 45 insert-first)."""
+
+    mostly_new: bool = True
+
+
 @dataclass(slots=True)  # not frozen: a frozen init costs ~3 µs a row, slots 0.4
 class ImportedSubscription:
     """One row of ImportSubscribers as the adapter hands it over, not yet validated.
@@ -160,7 +171,10 @@ class Imports:
         )
 
     async def import_subscribers(
-        self, site_id: str, rows: Sequence[ImportedSubscription]
+        self,
+        site_id: str,
+        rows: Sequence[ImportedSubscription],
+        stream: SubscriberImportStream | None = None,
     ) -> ImportResult:
         """One batch: each valid row is upserted by (site, endpoint). A row that gives
         what the site already has for its endpoint is unchanged (nothing is written);
@@ -216,8 +230,11 @@ class Imports:
             return writes
 
         written = await self._store.import_subscriptions(
-            site_id, list(as_new.values()), merge, now
-        )
+            site_id, list(as_new.values()), merge, now,
+            insert_first=stream is None or stream.mostly_new,
+        )  # fmt: skip
+        if stream is not None and checked:
+            stream.mostly_new = 2 * written.created >= len(checked)
         result.stored = written.written
         result.rejected.sort(key=lambda r: r.row)
         log.info(

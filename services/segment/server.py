@@ -42,7 +42,13 @@ from services.segment.domain import (
 from services.segment.feed import EventFeed, FeedEvent
 from services.segment.feed_store import FeedStore
 from services.segment.import_store import ImportStore
-from services.segment.imports import ImportedSubscription, ImportResult, Imports, rejection
+from services.segment.imports import (
+    ImportedSubscription,
+    ImportResult,
+    Imports,
+    SubscriberImportStream,
+    rejection,
+)
 from services.segment.models import Browser, PropertyType, SubscriberState
 from services.segment.reach import Audiences
 from services.segment.segment_store import SegmentStore
@@ -478,6 +484,7 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.ImportSubscribersResponse]:
         site_id = current_site_id()
+        stream = SubscriberImportStream()
 
         async def one(request: pb.ImportSubscribersRequest) -> pb.ImportSubscribersResponse:
             rows, refused = [], []
@@ -486,7 +493,7 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
                     rows.append(_imported_subscription(entry))
                 except InvalidArgument as error:
                     refused.append(rejection(entry.row, error))
-            result = await self._importer().import_subscribers(site_id, rows)
+            result = await self._importer().import_subscribers(site_id, rows, stream)
             result.rejected = sorted([*result.rejected, *refused], key=lambda r: r.row)
             return pb.ImportSubscribersResponse(result=_import_result(result))
 
