@@ -52,8 +52,8 @@ _COLUMNS = _TABLE.c
 _PROFILES = cast(Table, ProfileRow.__table__)
 
 
-# What an import decides for the endpoints the site already has (or had when it looked):
-# given them and what is stored for each (absent: nothing after all), the writes.
+# What an import writes for these endpoints of its batch given what the site has for
+# each (absent: a new subscriber); an endpoint with no write is unchanged.
 Merge = Callable[[Sequence[str], Mapping[str, "StoredSubscription"]], list[SubscriptionWrite]]
 
 
@@ -61,6 +61,7 @@ Merge = Callable[[Sequence[str], Mapping[str, "StoredSubscription"]], list[Subsc
 class ImportedWrites:
     written: int  # subscribers created or changed
     created: int  # of them, created
+    unchanged: int  # rows that gave what the site had
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,32 +153,46 @@ class ImportStore:
         *,
         insert_first: bool = True,
     ) -> ImportedWrites:
-        """One transaction: `as_new` (distinct endpoints, each offered as a new subscriber)
-        stored, each endpoint the site already has replaced by what `merge` decides for
-        it, `Subscribed` recorded for each subscriber created and the named profiles
+        """One transaction: the batch (`as_new`: distinct endpoints, each offered as a
+        new subscriber) written as `merge` decides for each endpoint given what the site
+        has, `Subscribed` recorded for each subscriber created and the named profiles
         created (see subscription_writes.write_subscriptions).
 
-        A large batch on PostgreSQL inserts first (insert_new_subscriptions) and reads
-        only the endpoints that were there, unless told not to (`insert_first`: the
-        caller expects them there, a re-run). Otherwise every endpoint is read first."""
+        A large batch on PostgreSQL is tried insert-first (unless `insert_first` is
+        false: the caller expects its endpoints there, a re-run); otherwise, or when
+        that finds rows to change, every endpoint is read first."""
         if not as_new:
-            return ImportedWrites(0, 0)
+            return ImportedWrites(0, 0, 0)
+        if insert_first and self._postgresql and len(as_new) >= subscription_writes.STAGED_BATCH:
+            written = await self._insert_first(site_id, as_new, merge, now)
+            if written is not None:
+                return written
         async with self._engine.begin() as connection:
-            inserted: set[str] = set()
-            if (
-                insert_first
-                and self._postgresql
-                and len(as_new) >= subscription_writes.STAGED_BATCH
-            ):
+            endpoints = [w.endpoint for w in as_new]
+            stored = await self._stored_subscriptions(connection, site_id, endpoints)
+            writes = merge(endpoints, stored)
+            _, created = await write_subscriptions(connection, site_id, writes, now)
+        return ImportedWrites(len(writes), len(created), len(as_new) - len(writes))
+
+    async def _insert_first(
+        self, site_id: str, as_new: Sequence[SubscriptionWrite], merge: Merge, now: datetime
+    ) -> ImportedWrites | None:
+        """The batch's endpoints new to the site inserted (insert_new_subscriptions) and
+        only the others read, in one transaction; None, with nothing stored, when some of
+        those others need changing. Changing them after the inserts would lock rows out
+        of endpoint order: a concurrent registration (one upsert in endpoint order)
+        holding one of them while it waits for a row just inserted would deadlock with
+        this transaction. A fresh import has none; a re-run's are unchanged."""
+        async with self._engine.connect() as connection:
+            async with connection.begin() as transaction:
                 inserted = await insert_new_subscriptions(connection, site_id, as_new, now)
-            existing = [w.endpoint for w in as_new if w.endpoint not in inserted]
-            writes: list[SubscriptionWrite] = []
-            created: list[SubscriptionWrite] = []
-            if existing:
-                stored = await self._stored_subscriptions(connection, site_id, existing)
-                writes = merge(existing, stored)
-                _, created = await write_subscriptions(connection, site_id, writes, now)
-        return ImportedWrites(len(inserted) + len(writes), len(inserted) + len(created))
+                existing = [w.endpoint for w in as_new if w.endpoint not in inserted]
+                if existing:
+                    stored = await self._stored_subscriptions(connection, site_id, existing)
+                    if merge(existing, stored):
+                        await transaction.rollback()
+                        return None
+        return ImportedWrites(len(inserted), len(inserted), len(existing))
 
     async def _stored_subscriptions(
         self, connection: AsyncConnection, site_id: str, endpoints: Sequence[str]
@@ -187,18 +202,18 @@ class ImportStore:
             self._stored, {"site_id": site_id, "endpoints": self._list(endpoints)}
         )
         return {
-                row.endpoint: StoredSubscription(
-                    subscriber_id=row.subscriber_id,
-                    p256dh=bytes(row.p256dh),
-                    auth=bytes(row.auth),
-                    browser=row.browser,
-                    timezone=row.timezone,
-                    profile_id=row.profile_id,
-                    vapid_key_id=row.vapid_key_id,
-                    state=row.state,
-                    unsubscribe_reason=row.unsubscribe_reason,
-                    unsubscribe_time=row.unsubscribe_time,
-                )
+            row.endpoint: StoredSubscription(
+                subscriber_id=row.subscriber_id,
+                p256dh=bytes(row.p256dh),
+                auth=bytes(row.auth),
+                browser=row.browser,
+                timezone=row.timezone,
+                profile_id=row.profile_id,
+                vapid_key_id=row.vapid_key_id,
+                state=row.state,
+                unsubscribe_reason=row.unsubscribe_reason,
+                unsubscribe_time=row.unsubscribe_time,
+            )
             for row in rows
         }
 

@@ -245,8 +245,7 @@ async def write_subscriptions(
     row vanished meanwhile); `Subscribed`, occurring at the write's create time, is
     recorded for exactly those. Returns the stored rows (subscriber_id, endpoint,
     create_time first) and the writes that created a subscriber. One call per
-    transaction (the staging table is emptied at the commit), or one after
-    insert_new_subscriptions.
+    transaction (the staging table is emptied at the commit).
     """
     if not writes:
         return [], []
@@ -305,8 +304,8 @@ async def insert_new_subscriptions(
     """PostgreSQL only: inserts the writes (distinct endpoints, each a new subscriber
     with a fresh id) whose endpoint the site does not have, in endpoint order, with
     `Subscribed` and the named profiles for each; returns the endpoints inserted. The
-    others are untouched, and the staging table is left empty for write_subscriptions
-    to merge them in the same transaction.
+    others are untouched and not locked. One call per transaction, as write_subscriptions
+    (the staging table).
 
     Against a concurrent writer of the same endpoint, DO NOTHING waits for its insert to
     commit or roll back, so an endpoint not returned is one a later statement of this
@@ -320,12 +319,7 @@ async def insert_new_subscriptions(
         {"site_id": site_id, "now": now, "name": SUBSCRIBED_EVENT,
          "event_prefix": subscribed_event_id("")},
     )  # fmt: skip
-    inserted = {row[0] for row in rows}
-    if len(inserted) < len(ordered):
-        # Emptied now, not at the commit, for the merge's own staging (a truncation,
-        # not a DELETE: see _STAGE).
-        await connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
-    return inserted
+    return {row[0] for row in rows}
 
 
 # psycopg's own (C) dumper of bytes. COPY's set_types picks a dumper by type oid, and for

@@ -3,13 +3,15 @@ ImportResult per batch, per-row rejections, idempotent re-runs."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clarion.common.v1 import common_pb2
@@ -18,9 +20,11 @@ from clarion.segment.v1 import segment_service_pb2 as pb
 from clarion.segment.v1 import segment_service_pb2_grpc as pb_grpc
 from services.kit.clock import FrozenClock
 from services.kit.config import Settings
+from services.kit.db import create_engine_for
 from services.kit.errors import error_info
-from services.segment import subscription_writes
+from services.segment import import_store, subscription_writes
 from services.segment.imports import MAX_IMPORTED_SUBSCRIBERS as MAX_ROWS
+from services.segment.subscription_writes import SubscriptionWrite, write_subscriptions
 from tests.segment.helpers import Site, list_all, push_subscription, register
 from tests.segment.test_events import stored_events
 
@@ -288,6 +292,92 @@ class TestImportSubscribersStaged(TestImportSubscribers):
     @pytest.fixture(autouse=True)
     def every_batch_staged(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(subscription_writes, "STAGED_BATCH", 1)
+
+
+class TestBesideRegistrations:
+    async def test_a_registration_waiting_for_an_imported_browser_does_not_deadlock(
+        self,
+        stub: Stub,
+        site: Site,
+        settings: Settings,
+        database_backend: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A migration's import while browsers register: a registration (one upsert in
+        endpoint order) holds a subscriber the import changes while it waits for a
+        browser the import has just inserted. Both finish, nothing is refused, and the
+        import's row wins as the later write."""
+        if database_backend != "postgresql":
+            pytest.skip("SQLite has one writer at a time: no row locks to wait on")
+        monkeypatch.setattr(subscription_writes, "STAGED_BATCH", 1)  # insert-first
+        changed = await register(
+            stub, site, push_subscription=push_subscription(endpoint="https://fcm.googleapis.com/a")
+        )
+        arriving = "https://fcm.googleapis.com/b"  # after `changed` in endpoint order
+        engine = create_engine_for(settings.database_url_for("segment"))
+        registration: asyncio.Task[Any] | None = None
+
+        async def register_both() -> None:
+            now = datetime.now(UTC)
+            writes = [
+                SubscriptionWrite(
+                    subscriber_id=f"sub_{uuid.uuid4().hex}", endpoint=endpoint,
+                    p256dh=push_subscription().p256dh, auth=b"r" * 16, browser="chrome",
+                    timezone="Asia/Tokyo", profile_id=None, vapid_key_id=None, state="active",
+                    unsubscribe_reason=None, unsubscribe_time=None, create_time=now, new=True,
+                )
+                for endpoint in (changed.push_subscription.endpoint, arriving)
+            ]  # fmt: skip
+            async with engine.begin() as connection:
+                await write_subscriptions(connection, site.site_id, writes, now)
+
+        inserted_by_import = import_store.insert_new_subscriptions
+
+        async def then_a_registration_waits(*args: Any) -> set[str]:
+            nonlocal registration
+            inserted = await inserted_by_import(*args)
+            if registration is None:
+                registration = asyncio.create_task(register_both())
+                async with engine.connect() as connection:
+                    for _ in range(200):
+                        waiting = await connection.scalar(
+                            sa.text(
+                                "SELECT count(*) FROM pg_stat_activity "
+                                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                            )
+                        )
+                        if waiting:
+                            break
+                        await asyncio.sleep(0.05)
+                    assert waiting, "the registration never waited for the imported browser"
+            return inserted
+
+        monkeypatch.setattr(import_store, "insert_new_subscriptions", then_a_registration_waits)
+        rows = [
+            subscriber_row(1, push_subscription=push_subscription(endpoint=arriving)),
+            subscriber_row(
+                2,
+                push_subscription=changed.push_subscription,
+                timezone="America/Lima",
+            ),
+        ]
+        try:
+            (result,) = await import_subscribers(stub, site, rows)
+            assert registration is not None
+            await asyncio.wait_for(registration, 30)
+        finally:
+            await engine.dispose()
+
+        assert (result.stored, result.unchanged, list(result.rejected)) == (2, 0, [])
+        by_endpoint = {s.push_subscription.endpoint: s for s in await list_all(stub, site)}
+        assert set(by_endpoint) == {changed.push_subscription.endpoint, arriving}
+        assert {endpoint: s.timezone for endpoint, s in by_endpoint.items()} == {
+            changed.push_subscription.endpoint: "America/Lima",
+            arriving: "Europe/Paris",
+        }
+        assert by_endpoint[changed.push_subscription.endpoint].subscriber_id == (
+            changed.subscriber_id
+        )
 
 
 class TestFullSizeBatches:
