@@ -151,6 +151,23 @@ _STAGE_TYPES = (
 # an update by ON CONFLICT leaves its lock's xid there; a concurrent writer may have won
 # the insert), and the profiles the rows name (as after Identify, so GetProfile finds
 # them). The rows come back as the upsert returns them, with whether each was inserted.
+def _subscribed_and_profiles(inserted: str, named: str) -> str:
+    """The CTEs both staged statements end with: `Subscribed` for each row of
+    `inserted` (rows of a CTE, with a filter), in endpoint order, and the profiles
+    `named` rows name."""
+    return (
+        "subscribed AS (INSERT INTO segment_events (site_id, event_id, name, profile_id, "
+        "subscriber_id, occur_time, properties, receive_time) "
+        "SELECT :site_id, :event_prefix || r.subscriber_id, :name, r.profile_id, "
+        f"r.subscriber_id, r.create_time, '{{}}'::jsonb, :now FROM {inserted} "
+        "ORDER BY r.endpoint), "
+        "profiles AS (INSERT INTO segment_profiles (site_id, profile_id, properties, "
+        "test_profile, create_time, update_time) "
+        "SELECT DISTINCT :site_id, profile_id, '{}'::jsonb, false, :now, :now "
+        f"FROM {named} WHERE profile_id <> '' ORDER BY 2 ON CONFLICT DO NOTHING) "
+    )
+
+
 _POSTGRESQL_WRITE = (
     text(
         "WITH up AS ("
@@ -159,16 +176,8 @@ _POSTGRESQL_WRITE = (
         "ON CONFLICT (site_id, endpoint) DO UPDATE SET "
         + ", ".join(f"{name} = excluded.{name}" for name in (*_UPDATED, "update_time"))
         + " RETURNING subscriber_id, endpoint, create_time, profile_id, xmax = 0 AS inserted), "
-        "subscribed AS (INSERT INTO segment_events (site_id, event_id, name, profile_id, "
-        "subscriber_id, occur_time, properties, receive_time) "
-        "SELECT :site_id, :event_prefix || up.subscriber_id, :name, up.profile_id, "
-        "up.subscriber_id, up.create_time, '{}'::jsonb, :now "
-        "FROM up WHERE up.inserted ORDER BY up.endpoint), "
-        "profiles AS (INSERT INTO segment_profiles (site_id, profile_id, properties, "
-        "test_profile, create_time, update_time) "
-        "SELECT DISTINCT :site_id, profile_id, '{}'::jsonb, false, :now, :now "
-        f"FROM {_STAGE} WHERE profile_id <> '' ORDER BY 2 ON CONFLICT DO NOTHING) "
-        "SELECT subscriber_id, endpoint, create_time, inserted FROM up"
+        + _subscribed_and_profiles("up AS r WHERE r.inserted", _STAGE)
+        + "SELECT subscriber_id, endpoint, create_time, inserted FROM up"
     )
     .bindparams(bindparam("now", type_=UTCDateTime()))
     .columns(create_time=UTCDateTime())
@@ -184,15 +193,8 @@ _POSTGRESQL_INSERT_NEW = text(
     f"SELECT {', '.join(ROW_VALUES)}, :site_id, :now FROM {_STAGE} ORDER BY endpoint "
     "ON CONFLICT (site_id, endpoint) DO NOTHING "
     "RETURNING subscriber_id, endpoint, create_time, profile_id), "
-    "subscribed AS (INSERT INTO segment_events (site_id, event_id, name, profile_id, "
-    "subscriber_id, occur_time, properties, receive_time) "
-    "SELECT :site_id, :event_prefix || ins.subscriber_id, :name, ins.profile_id, "
-    "ins.subscriber_id, ins.create_time, '{}'::jsonb, :now FROM ins ORDER BY ins.endpoint), "
-    "profiles AS (INSERT INTO segment_profiles (site_id, profile_id, properties, "
-    "test_profile, create_time, update_time) "
-    "SELECT DISTINCT :site_id, profile_id, '{}'::jsonb, false, :now, :now "
-    "FROM ins WHERE profile_id <> '' ORDER BY 2 ON CONFLICT DO NOTHING) "
-    "SELECT endpoint FROM ins"
+    + _subscribed_and_profiles("ins AS r", "ins")
+    + "SELECT endpoint FROM ins"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
