@@ -447,7 +447,9 @@ class GrpcDelivery:
                 ),
                 metadata=self._peers.metadata(run.site_id),
                 # Delivery reads the whole audience from segment, page by page.
-                timeout=max(self._peers.timeout, PREVIEW_TIMEOUT_SECONDS),
+                timeout=self._peers.within_deadline(
+                    max(self._peers.settings.rpc_timeout_seconds, PREVIEW_TIMEOUT_SECONDS)
+                ),
             )
         except grpc.aio.AioRpcError as error:
             raise _failed(self._peers, "delivery.PreviewDeliveryPlan", error) from None

@@ -37,6 +37,9 @@ MAX_REQUEST_ID_LENGTH = 128
 
 _site_id: ContextVar[str | None] = ContextVar("clarion_site_id", default=None)
 _request_id: ContextVar[str | None] = ContextVar("clarion_request_id", default=None)
+# When the call being served must be answered (time.monotonic()), if its caller set a
+# deadline: the peer calls made while serving it end before it (Peers.timeout).
+_deadline: ContextVar[float | None] = ContextVar("clarion_deadline", default=None)
 
 log = get_logger("clarion.auth")
 
@@ -69,6 +72,13 @@ def _missing_site() -> Unauthenticated:
 
 def current_request_id() -> str:
     return _request_id.get() or uuid.uuid4().hex
+
+
+def request_time_left() -> float | None:
+    """Seconds until the deadline of the call being served (negative once passed); None
+    when its caller set none, or outside a call."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def hash_api_key(api_key: str) -> str:
@@ -205,6 +215,8 @@ def _wrap_handler(
         if len(request_id) > MAX_REQUEST_ID_LENGTH:
             request_id = request_id[:MAX_REQUEST_ID_LENGTH]
         _request_id.set(request_id)
+        remaining = context.time_remaining()
+        _deadline.set(None if remaining is None else time.monotonic() + remaining)
         structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
         caller = await authenticate(method, metadata)
         _site_id.set(caller.site_id)

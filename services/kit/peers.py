@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from services.kit.auth import internal_metadata
+from services.kit.auth import internal_metadata, request_time_left
 from services.kit.config import Settings
 from services.kit.grpcserver import client_channel
 
@@ -19,6 +19,14 @@ from services.kit.grpcserver import client_channel
 # (taken for an unknown API key) or PERMISSION_DENIED (an internal-only method). Nothing
 # else answers these to a call that carries the right token.
 TOKEN_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+# Of the time the caller of the call being served has left, the share a peer call made
+# meanwhile may use: the rest is for answering it, with what is known without the peer
+# (a run's last stored progress) or with why the peer failed, before the caller gives up.
+PEER_SHARE_OF_CALLER_DEADLINE = 0.8
+# A call whose caller's deadline has (all but) passed still gets this long, so it fails
+# as a peer call that did not answer in time, the way it would have anyway.
+MIN_PEER_TIMEOUT_SECONDS = 0.05
 
 
 def token_rejected(error: grpc.RpcError) -> bool:
@@ -65,13 +73,30 @@ class Peers:
                 f"({details or 'no details'}); check {self.settings.variable(f'{service}_address')}"
             )
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return f"{service} did not answer within {self.timeout:g} s"
+            return (
+                f"{service} did not answer in time ({self.settings.variable('rpc_timeout_seconds')}"
+                f" is {self.settings.rpc_timeout_seconds:g} s, less when the caller's own"
+                " deadline is nearer)"
+            )
         name = code.name if code is not None else type(error).__name__
         return f"{name}: {details or 'no details'}"
 
     @property
     def timeout(self) -> float:
-        return self.settings.rpc_timeout_seconds
+        """How long a call to a peer may take: the configured RPC timeout, cut short
+        while serving a call whose caller's deadline is nearer (see within_deadline)."""
+        return self.within_deadline(self.settings.rpc_timeout_seconds)
+
+    @staticmethod
+    def within_deadline(seconds: float) -> float:
+        """`seconds`, or less while serving a call whose caller's deadline comes sooner:
+        gRPC does not carry a deadline from an incoming call to the calls made for it,
+        and a peer that accepts connections but does not answer (a process starting
+        or stopped) would otherwise keep the caller waiting past its own deadline."""
+        left = request_time_left()
+        if left is None:
+            return seconds
+        return max(MIN_PEER_TIMEOUT_SECONDS, min(seconds, left * PEER_SHARE_OF_CALLER_DEADLINE))
 
     async def close(self) -> None:
         for channel in self._channels.values():

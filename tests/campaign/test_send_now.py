@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from clarion.campaign.v1 import campaign_pb2, campaign_service_pb2_grpc
 from clarion.campaign.v1 import campaign_service_pb2 as pb
 from clarion.common.v1 import common_pb2
-from clarion.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
+from clarion.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
 from clarion.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
 from clarion.simulator import PushServiceSimulator
 from clarion.simulator.model import SimulatedSubscription
@@ -362,6 +362,17 @@ def received(
     return payloads
 
 
+async def serve_delivery_stand_in(
+    servicer: delivery_service_pb2_grpc.DeliveryServiceServicer,
+) -> tuple[grpc.aio.Server, int]:
+    """A started gRPC server on a free port answering DeliveryService with `servicer`."""
+    server = grpc.aio.server()
+    delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
 class HangingDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
     """A delivery that takes StartDeliveryRun calls and never answers them."""
 
@@ -376,6 +387,80 @@ class HangingDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
         self.started.append(request.run_id)
         await asyncio.Event().wait()  # until the call is cancelled
         raise AssertionError("unreachable")
+
+
+class SilentDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
+    """A delivery that takes runs and then answers nothing about them: a process that
+    accepts calls and does not answer (starting, stopped, overloaded)."""
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    async def StartDeliveryRun(
+        self,
+        request: delivery_service_pb2.StartDeliveryRunRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> delivery_service_pb2.StartDeliveryRunResponse:
+        return delivery_service_pb2.StartDeliveryRunResponse(
+            delivery_run=delivery_pb2.DeliveryRun(
+                run_id=request.run_id, state=delivery_pb2.DELIVERY_RUN_STATE_PREPARING
+            )
+        )
+
+    async def BatchGetDeliveryRuns(
+        self,
+        request: delivery_service_pb2.BatchGetDeliveryRunsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> delivery_service_pb2.BatchGetDeliveryRunsResponse:
+        self.asked.append(list(request.run_ids))
+        await asyncio.Event().wait()  # until the call is cancelled
+        raise AssertionError("unreachable")
+
+
+class TestGetRunWhileDeliveryDoesNotAnswer:
+    async def test_answers_the_last_known_progress_before_the_callers_deadline(
+        self, settings_factory: Callable[..., Settings], start_service: StartService
+    ) -> None:
+        silent = SilentDelivery()
+        silent_server, silent_port = await serve_delivery_stand_in(silent)
+        try:
+            # Peer calls may take 30 s: longer than the caller below waits.
+            settings = peer_settings(
+                settings_factory,
+                delivery_address=f"127.0.0.1:{silent_port}",
+                rpc_timeout_seconds=30.0,
+            )
+            for name in ("segment", "reporting", "campaign"):
+                await start_service(name, settings)
+            site = await create_site(settings, "Silent", "mailto:ops@example.com")
+            auth = bearer(site.api_key)
+            async with client_channel(settings.campaign_address) as channel:
+                stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
+                campaign = await new_campaign(stub, auth, title="Quiet")
+                # SendCampaignNow asks delivery how the run is going too: a short wait.
+                run = (
+                    await stub.SendCampaignNow(
+                        pb.SendCampaignNowRequest(campaign_id=campaign.campaign_id),
+                        metadata=auth,
+                        timeout=3,
+                    )
+                ).run
+                started = time.monotonic()
+                shown = (
+                    await stub.GetRun(
+                        pb.GetRunRequest(run_id=run.run_id), metadata=auth, timeout=3
+                    )
+                ).run
+                elapsed = time.monotonic() - started
+        finally:
+            await silent_server.stop(0)
+
+        # Delivery was asked, did not answer, and the caller got the run as last stored
+        # (not DEADLINE_EXCEEDED) before its 3 s were up.
+        assert silent.asked[-1] == [run.run_id]
+        assert elapsed < 3
+        assert shown.run_id == run.run_id
+        assert shown.state == campaign_pb2.RUN_STATE_PREPARING
 
 
 @pytest.mark.slow
@@ -469,10 +554,7 @@ class TestWithRealPeers:
     ) -> None:
         settings = peer_settings(settings_factory)
         hanging = HangingDelivery()
-        hanging_server = grpc.aio.server()
-        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(hanging, hanging_server)
-        hanging_port = hanging_server.add_insecure_port("127.0.0.1:0")
-        await hanging_server.start()
+        hanging_server, hanging_port = await serve_delivery_stand_in(hanging)
         try:
             for name in ("segment", "reporting"):
                 await start_service(name, settings)

@@ -214,9 +214,18 @@ async def _until(condition: Callable[[], object], what: str, timeout: float = 12
         await asyncio.sleep(0.05)
 
 
-async def _finish(deployment: Deployment, run_id: str, campaign_id: str, endpoints: list[str]) -> dict[str, int]:
+async def _finish(
+    deployment: Deployment, run_id: str, campaign_id: str, endpoints: list[str]
+) -> dict[str, int | float]:
+    # How long each GetRun took: campaign asks the restarted delivery for the run's
+    # progress, and answers what it last stored when delivery cannot say in time.
+    waits: list[float] = []
+
     async def done() -> bool:
-        return (await _run(deployment, run_id)).state == campaign_pb2.RUN_STATE_DONE
+        started = time.monotonic()
+        state = (await _run(deployment, run_id)).state
+        waits.append(time.monotonic() - started)
+        return state == campaign_pb2.RUN_STATE_DONE
 
     await _until(done, "the run to be DONE", timeout=180)
     run = await _run(deployment, run_id)
@@ -244,6 +253,7 @@ async def _finish(deployment: Deployment, run_id: str, campaign_id: str, endpoin
         "terminal": progress.sent + progress.failed + progress.suppressed + progress.expired,
         "lost": lost,
         "duplicates": duplicates,
+        "slowest_get_run_s": round(max(waits), 3),
     }
 
 
