@@ -25,13 +25,15 @@ from services.kit import operator
 from services.kit.clock import Clock
 from services.kit.config import SERVICE_NAMES, Settings
 from services.kit.grpcserver import ManagedServer
-from services.kit.logging import configure_logging
+from services.kit.logging import configure_logging, get_logger
 from services.kit.metrics import MetricsServer, serve_metrics
 from services.kit.operator import OperatorError, listen_failed
 
 # How long a stopping child process may take to finish its work in flight (delivery's
 # sends, the gateway's requests).
 PROCESS_STOP_SECONDS = 30.0
+
+log = get_logger("clarion.embedded")
 
 
 def _factories() -> dict[str, Callable[..., Awaitable[ManagedServer]]]:
@@ -73,6 +75,26 @@ async def until_signalled() -> None:
     await stop_on_signals().wait()
 
 
+async def until_signalled_or_orphaned() -> None:
+    """Until SIGINT or SIGTERM, or until the stack's first process has gone: a child
+    whose parent was killed (kill -9, the OOM killer) stops instead of serving on alone,
+    holding its port and its database against the stack started next."""
+    stop = stop_on_signals()
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a child of a stack
+        await stop.wait()
+        return
+    loop = asyncio.get_running_loop()
+    # Readable once the parent has exited: the pipe's other end was the parent's.
+    loop.add_reader(parent.sentinel, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_reader(parent.sentinel)
+    if not parent.is_alive():
+        log.warning("the stack's first process has gone; stopping", pid=parent.pid)
+
+
 def _run_child(
     serve: Callable[[], Coroutine[Any, Any, None]], port_out: Connection
 ) -> None:
@@ -112,7 +134,7 @@ def _serve_delivery(values: dict[str, Any], port_out: Connection, metrics_port: 
         port_out.close()
         tune_gc()
         try:
-            await until_signalled()
+            await until_signalled_or_orphaned()
         finally:
             if metrics is not None:
                 await metrics.stop()
@@ -142,7 +164,7 @@ def _serve_gateway(values: dict[str, Any], port_out: Connection, metrics_port: i
         port_out.close()
         tune_gc()
         try:
-            await until_signalled()
+            await until_signalled_or_orphaned()
         finally:
             await gateway.stop()
 

@@ -290,18 +290,33 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _accepts(port: int) -> bool:
+    """Whether something on this machine accepts connections on `port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _site_and_ports(
+    tmp_path: Path,
+) -> tuple[dict[str, str], dict[str, int], subprocess.CompletedProcess[str]]:
+    """`clarion site create --json` in a data directory of its own; the environment for
+    `clarion up` there with every service on a free port, the ports, what it printed."""
+    env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    created = subprocess.run(
+        [sys.executable, "-m", "clarion", "site", "create", "Acme", "--json", "--subject", "mailto:ops@example.com"],
+        env=env, capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    ports = {name: _free_port() for name in (*SERVICE_FULL_NAMES, "gateway")}
+    for name, port in ports.items():
+        env[f"CLARION_{name.upper()}_LISTEN"] = f"127.0.0.1:{port}"
+    return env, ports, created
+
+
 class TestCommandLine:
     def test_site_create_then_up_serves_every_service_with_that_key(self, tmp_path: Path) -> None:
-        env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-        created = subprocess.run(
-            [sys.executable, "-m", "clarion", "site", "create", "Acme", "--json", "--subject", "mailto:ops@example.com"],
-            env=env, capture_output=True, text=True, check=True, cwd=ROOT,
-        )
+        env, ports, created = _site_and_ports(tmp_path)
         site = json.loads(created.stdout)
         assert site["api_key"] not in created.stderr
-        ports = {name: _free_port() for name in (*SERVICE_FULL_NAMES, "gateway")}
-        for name, port in ports.items():
-            env[f"CLARION_{name.upper()}_LISTEN"] = f"127.0.0.1:{port}"
         up = subprocess.Popen(
             [sys.executable, "-m", "clarion", "up"], env=env, cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -313,6 +328,28 @@ class TestCommandLine:
             _, err = up.communicate(timeout=30)
         assert up.returncode == 0, err
         assert site["api_key"] not in err  # secrets never reach a log
+
+    def test_after_up_is_killed_its_other_processes_stop_too(self, tmp_path: Path) -> None:
+        env, ports, created = _site_and_ports(tmp_path)
+        site = json.loads(created.stdout)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "clarion", "up"], env=env, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            asyncio.run(self._check_running(ports, site))
+        finally:
+            # kill -9: no SIGTERM reaches the delivery and gateway processes from it.
+            up.kill()
+            up.wait(timeout=30)
+        # Delivery and the gateway run in processes of their own: they notice and stop,
+        # freeing their ports for the stack started next.
+        deadline = time.monotonic() + 30
+        serving = ["delivery", "gateway"]
+        while serving:
+            serving = [name for name in serving if _accepts(ports[name])]
+            assert time.monotonic() < deadline, f"{serving} still serving after up was killed"
+            time.sleep(0.2)
 
     async def _check_running(self, ports: dict[str, int], site: dict[str, str]) -> None:
         deadline = time.monotonic() + 60
