@@ -72,16 +72,13 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def until_signalled() -> None:
-    await stop_on_signals().wait()
-
-
-async def until_signalled_or_orphaned() -> None:
-    """Until SIGINT or SIGTERM, or until the stack's first process has gone: a child
-    whose parent was killed (kill -9, the OOM killer) stops instead of serving on alone,
-    holding its port and its database against the stack started next."""
+    """Until SIGINT or SIGTERM; in a child process of a stack, also until the stack's
+    first process has gone: a child whose parent was killed (kill -9, the OOM killer)
+    stops instead of serving on alone, holding its port and its database against the
+    stack started next."""
     stop = stop_on_signals()
-    parent = multiprocessing.parent_process()
-    if parent is None:  # not a child of a stack
+    parent = multiprocessing.parent_process()  # None outside a stack's child
+    if parent is None:
         await stop.wait()
         return
     loop = asyncio.get_running_loop()
@@ -134,7 +131,7 @@ def _serve_delivery(values: dict[str, Any], port_out: Connection, metrics_port: 
         port_out.close()
         tune_gc()
         try:
-            await until_signalled_or_orphaned()
+            await until_signalled()
         finally:
             if metrics is not None:
                 await metrics.stop()
@@ -164,7 +161,7 @@ def _serve_gateway(values: dict[str, Any], port_out: Connection, metrics_port: i
         port_out.close()
         tune_gc()
         try:
-            await until_signalled_or_orphaned()
+            await until_signalled()
         finally:
             await gateway.stop()
 

@@ -82,18 +82,20 @@ async def new_campaign(
 
 
 async def send_now(
-    stub: Stub, auth: Metadata, campaign_id: str, request_id: str = ""
+    stub: Stub, auth: Metadata, campaign_id: str, request_id: str = "", timeout: float = 30
 ) -> campaign_pb2.Run:
     response = await stub.SendCampaignNow(
         pb.SendCampaignNowRequest(campaign_id=campaign_id, request_id=request_id),
         metadata=auth,
-        timeout=30,
+        timeout=timeout,
     )
     return response.run
 
 
-async def get_run(stub: Stub, auth: Metadata, run_id: str) -> campaign_pb2.Run:
-    return (await stub.GetRun(pb.GetRunRequest(run_id=run_id), metadata=auth, timeout=30)).run
+async def get_run(stub: Stub, auth: Metadata, run_id: str, timeout: float = 30) -> campaign_pb2.Run:
+    return (
+        await stub.GetRun(pb.GetRunRequest(run_id=run_id), metadata=auth, timeout=timeout)
+    ).run
 
 
 def finished(run: campaign_pb2.Run) -> bool:

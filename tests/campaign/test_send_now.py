@@ -438,19 +438,9 @@ class TestGetRunWhileDeliveryDoesNotAnswer:
                 stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
                 campaign = await new_campaign(stub, auth, title="Quiet")
                 # SendCampaignNow asks delivery how the run is going too: a short wait.
-                run = (
-                    await stub.SendCampaignNow(
-                        pb.SendCampaignNowRequest(campaign_id=campaign.campaign_id),
-                        metadata=auth,
-                        timeout=3,
-                    )
-                ).run
+                run = await send_now(stub, auth, campaign.campaign_id, timeout=3)
                 started = time.monotonic()
-                shown = (
-                    await stub.GetRun(
-                        pb.GetRunRequest(run_id=run.run_id), metadata=auth, timeout=3
-                    )
-                ).run
+                shown = await get_run(stub, auth, run.run_id, timeout=3)
                 elapsed = time.monotonic() - started
         finally:
             await silent_server.stop(0)
